@@ -1,0 +1,90 @@
+"""Start, watch and stop the child processes of a run (server under test, wstest, client driver)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from conformance.console import say
+
+LOOPBACK = "127.0.0.1"
+
+
+class StartupFailed(RuntimeError):
+    """A process exited, or never accepted connections, before the run could begin."""
+
+
+def free_port() -> int:
+    """A port that was free a moment ago; the child binds it right after, so a clash is unlikely."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((LOOPBACK, 0))
+        return int(probe.getsockname()[1])
+
+
+def substitute(template: list[str], values: Mapping[str, str]) -> list[str]:
+    """Replace ``{name}`` placeholders in each argument (plain text replace: other braces stay as they are)."""
+    result = []
+    for argument in template:
+        for name, value in values.items():
+            argument = argument.replace("{" + name + "}", value)
+        result.append(argument)
+    return result
+
+
+def start(command: list[str], log_path: Path, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start ``command`` with its output in ``log_path``, in its own process group so stop() reaches its children."""
+    log = log_path.open("wb")
+    try:
+        return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                env=None if env is None else dict(env), start_new_session=True)
+    finally:
+        log.close()  # the child holds its own copy
+
+
+def wait_for_tcp(port: int, process: subprocess.Popen[bytes], name: str, timeout: float = 30.0) -> None:
+    """Return once something accepts TCP on the loopback port; fail early if the process exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise StartupFailed(f"{name} exited with code {process.returncode} before accepting connections")
+        try:
+            with socket.create_connection((LOOPBACK, port), timeout=1.0):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise StartupFailed(f"{name} did not accept connections on {LOOPBACK}:{port} within {timeout:.0f} s")
+
+
+def stop(process: subprocess.Popen[bytes], name: str, grace: float = 10.0) -> None:
+    """SIGINT (a clean shutdown), then SIGKILL once ``grace`` seconds have passed."""
+    if process.poll() is not None:
+        return
+    _signal_group(process, signal.SIGINT)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        say(f"{name} did not stop within {grace:.0f} s of SIGINT; killing it")
+        _signal_group(process, signal.SIGKILL)
+        process.wait()
+
+
+def _signal_group(process: subprocess.Popen[bytes], signum: signal.Signals) -> None:
+    try:
+        os.killpg(process.pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def tail(log_path: Path, lines: int = 20) -> str:
+    """The end of a log, to show next to a failure."""
+    try:
+        text = log_path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    last = text.splitlines()[-lines:]
+    return "\n".join(f"    {line}" for line in last)

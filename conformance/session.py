@@ -1,0 +1,137 @@
+"""What the server run and the client run share: setup, watching children, and the closing summary."""
+
+from __future__ import annotations
+
+import datetime
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from conformance.cases import SuiteInfo, case_patterns, describe_suite
+from conformance.console import say
+from conformance.reports import load_reports
+from conformance.summary import summarize
+from conformance.wstest import Wstest, locate_wstest
+
+AGENT = "rawws"
+PROGRESS_EVERY = 30.0  # seconds between progress lines, so CI shows the run is alive
+CASE_STARTED = b"Running test case ID"  # what wstest logs as each case begins
+SECRET_FLAG = re.compile(r"(password|passwd|secret|token|credential|api[-_]?key)", re.IGNORECASE)
+
+EXIT_PASSED = 0
+EXIT_FAILED = 1
+EXIT_SETUP_ERROR = 2
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Everything a run needs before it starts its processes."""
+
+    wstest: Wstest
+    suite: SuiteInfo
+    workdir: Path
+    started: float
+    started_at: datetime.datetime
+
+
+def prepare(selection: str, side: str) -> Setup:
+    """Install/locate wstest, resolve the case selection, and make a work dir for specs, logs and reports."""
+    started_at = datetime.datetime.now(datetime.timezone.utc)
+    wstest = locate_wstest()
+    suite = describe_suite(wstest, case_patterns(selection))
+    workdir = Path(tempfile.mkdtemp(prefix=f"rawws-conformance-{side}-"))
+    say(f"{len(suite.cases)} cases selected by --cases {selection}; work dir {workdir}")
+    return Setup(wstest=wstest, suite=suite, workdir=workdir, started=time.monotonic(), started_at=started_at)
+
+
+def count_started_cases(logs: Sequence[Path]) -> int:
+    """How many cases wstest has begun, read from its logs."""
+    total = 0
+    for log in logs:
+        try:
+            total += log.read_bytes().count(CASE_STARTED)
+        except OSError:
+            pass
+    return total
+
+
+def watch(workers: Mapping[str, subprocess.Popen[bytes]], peer: tuple[str, subprocess.Popen[bytes]],
+          deadline: float, progress: Callable[[], str]) -> list[str]:
+    """Wait until every worker exits; give up early if ``peer`` (the side under test's partner) dies or time runs out.
+
+    Returns what went wrong, for the summary. The caller stops whatever still runs.
+    """
+    peer_name, peer_process = peer
+    next_progress = time.monotonic() + PROGRESS_EVERY
+    while any(process.poll() is None for process in workers.values()):
+        if peer_process.poll() is not None:
+            return [f"{peer_name} exited with code {peer_process.returncode} during the run"]
+        now = time.monotonic()
+        if now >= deadline:
+            return [f"the run hit its time limit; stopped {', '.join(n for n, p in workers.items() if p.poll() is None)}"]
+        if now >= next_progress:
+            say(progress())
+            next_progress = now + PROGRESS_EVERY
+        time.sleep(0.5)
+    failures = [f"{name} exited with code {process.returncode}"
+                for name, process in workers.items() if process.returncode != 0]
+    if peer_process.poll() is not None:
+        failures.append(f"{peer_name} exited with code {peer_process.returncode} during the run")
+    return failures
+
+
+def display_command(command: Sequence[str]) -> str:
+    """The command as the summary shows it: this interpreter as ``python``, values of secret-looking flags hidden."""
+    shown: list[str] = []
+    hide_next = False
+    for argument in command:
+        if hide_next:
+            shown.append("***")
+            hide_next = False
+        elif argument == sys.executable:
+            shown.append("python")
+        elif SECRET_FLAG.search(argument) and "=" in argument:
+            shown.append(argument.split("=", 1)[0] + "=***")
+        else:
+            shown.append(argument)
+            hide_next = argument.startswith("-") and bool(SECRET_FLAG.search(argument))
+    return shlex.join(shown)
+
+
+def finish(setup: Setup, *, side: str, selection: str, outdirs: Sequence[Path], summary_path: Path,
+           details: Sequence[tuple[str, str]], failures: Sequence[str], keep_reports: bool) -> int:
+    """Summarize the reports, write and print the summary, and return the exit code.
+
+    The work dir goes when the run passed (unless ``keep_reports``); a failed run keeps it for inspection.
+    """
+    index = load_reports(outdirs)
+    elapsed = time.monotonic() - setup.started
+    suite = setup.suite
+    header = [
+        ("Date", setup.started_at.strftime("%Y-%m-%d %H:%M UTC")),
+        ("wstest", f"autobahntestsuite {suite.testsuite_version} (autobahn {suite.autobahn_version}) "
+                   f"on Python {suite.python_version}"),
+        ("Python", sys.version.split()[0]),
+        *details,
+        ("Case selection", f"`--cases {selection}`"),
+        ("Wall time", f"{elapsed:.0f} s"),
+    ]
+    summary = summarize(index, agent=AGENT, expected_cases=suite.cases,
+                        title=f"rawws {side} conformance (Autobahn TestSuite)", header=header,
+                        section_names=suite.section_names, extra_failures=failures)
+    summary_path.write_text(summary.markdown, encoding="utf-8")
+    print(summary.markdown, flush=True)
+    say(f"summary written to {summary_path}")
+    if summary.passed and not keep_reports:
+        shutil.rmtree(setup.workdir, ignore_errors=True)
+        say(f"passed; removed the work dir {setup.workdir} (--keep-reports keeps it)")
+        return EXIT_PASSED
+    say(f"raw reports, specs and logs: {setup.workdir} (per-case JSON: {', '.join(str(d) for d in outdirs)})")
+    return EXIT_PASSED if summary.passed else EXIT_FAILED

@@ -1,0 +1,3 @@
+from rawws.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,111 @@
+"""Server settings: every limit is a named default with its unit in the name.
+
+Settings come from three places, later ones winning: these defaults, ``RAWWS_*``
+environment variables, and command-line flags (``cli.py``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+KiB = 1024
+MiB = 1024 * KiB
+
+# Limits
+DEFAULT_MAX_MESSAGE_BYTES = 1 * MiB  # a bigger message is closed with 1009
+DEFAULT_MAX_HEADER_BYTES = 16 * KiB  # request line + headers; more earns 431
+DEFAULT_MAX_BODY_BYTES = 64 * KiB  # plain HTTP request bodies; more earns 413
+DEFAULT_HANDSHAKE_TIMEOUT_S = 10.0  # a whole request must arrive within this
+DEFAULT_KEEPALIVE_IDLE_S = 30.0  # idle HTTP keep-alive connections are closed
+DEFAULT_PING_INTERVAL_S = 20.0  # WebSocket keepalive ping period (0 disables)
+DEFAULT_PING_TIMEOUT_S = 20.0  # no pong within this: the peer is dead (1011)
+DEFAULT_CLOSE_TIMEOUT_S = 10.0  # wait this long for the peer's close frame
+DEFAULT_SHUTDOWN_TIMEOUT_S = 5.0  # graceful shutdown waits this long for closes
+DEFAULT_OUTBOX_MAX_BYTES = 4 * MiB  # queued, not yet written, per connection
+DEFAULT_OUTBOX_MAX_MESSAGES = 4096  # queued messages per connection
+DEFAULT_WRITE_HIGH_WATER_BYTES = 64 * KiB  # transport buffer that counts as "full"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Everything `rawws serve` can be told; immutable once the server starts."""
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    echo: bool = False
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    compression: bool = True
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    handshake_timeout_s: float = DEFAULT_HANDSHAKE_TIMEOUT_S
+    keepalive_idle_s: float = DEFAULT_KEEPALIVE_IDLE_S
+    ping_interval_s: float = DEFAULT_PING_INTERVAL_S
+    ping_timeout_s: float = DEFAULT_PING_TIMEOUT_S
+    close_timeout_s: float = DEFAULT_CLOSE_TIMEOUT_S
+    shutdown_timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S
+    outbox_max_bytes: int = DEFAULT_OUTBOX_MAX_BYTES
+    outbox_max_messages: int = DEFAULT_OUTBOX_MAX_MESSAGES
+    write_high_water_bytes: int = DEFAULT_WRITE_HIGH_WATER_BYTES
+
+    def __post_init__(self) -> None:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("TLS needs both a certificate and a key")
+        if self.max_message_bytes <= 0 or self.max_header_bytes <= 0:
+            raise ValueError("size limits must be positive")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port out of range: {self.port}")
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
+    def replace(self, **changes: object) -> ServerConfig:
+        """A copy with ``changes`` applied; ``None`` values leave a field alone."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+ENV_PREFIX = "RAWWS_"
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _convert(raw: str, kind: type) -> object:
+    if kind is bool:
+        lowered = raw.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise ValueError(f"not a boolean: {raw!r}")
+    return kind(raw)
+
+
+def from_env(environ: Mapping[str, str] | None = None, base: ServerConfig | None = None) -> ServerConfig:
+    """Apply ``RAWWS_<FIELD>`` variables (e.g. ``RAWWS_PORT=9000``) over ``base``."""
+    environ = os.environ if environ is None else environ
+    config = base or ServerConfig()
+    changes: dict[str, object] = {}
+    for field in dataclasses.fields(ServerConfig):
+        raw = environ.get(ENV_PREFIX + field.name.upper())
+        if raw is None:
+            continue
+        kind = _field_kind(field.type)
+        try:
+            changes[field.name] = _convert(raw, kind)
+        except ValueError as exc:
+            raise ValueError(f"{ENV_PREFIX}{field.name.upper()}: {exc}") from None
+    return dataclasses.replace(config, **changes)
+
+
+def _field_kind(annotation: object) -> type:
+    """The concrete type of a field annotation such as ``"str | None"``."""
+    text = str(annotation)
+    for name, kind in (("bool", bool), ("int", int), ("float", float)):
+        if text.startswith(name):
+            return kind
+    return str

@@ -1,0 +1,19 @@
+"""The `/echo` endpoint: every message goes back as it came. What Autobahn tests.
+
+It is an ordinary ``WebSocketHandler`` on the same session code the chat uses.
+"""
+
+from __future__ import annotations
+
+from rawws.session import WebSocketSession
+
+
+class EchoHandler:
+    def on_open(self, session: WebSocketSession) -> None:
+        pass
+
+    def on_message(self, session: WebSocketSession, data: str | bytes) -> None:
+        session.send(data)
+
+    def on_close(self, session: WebSocketSession, code: int) -> None:
+        pass

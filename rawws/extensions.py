@@ -1,0 +1,144 @@
+"""The wsproto extensions rawws runs: permessage-deflate (RFC 7692) and a message-size limit.
+
+wsproto leaves two gaps that these classes close:
+
+* Its ``PerMessageDeflate`` forgets that a message is compressed when a control
+  frame (a ping) arrives between the fragments of that message, so the next
+  fragment is not inflated (RFC 6455 §5.4 allows control frames there).
+* It enforces no size limit, not even on inflated data, so a small compressed
+  frame can expand to gigabytes. We inflate with a bounded output size and
+  count every message's bytes while it is reassembled.
+"""
+
+from __future__ import annotations
+
+import zlib
+from wsproto.extensions import Extension
+from wsproto.extensions import PerMessageDeflate as _WsprotoPerMessageDeflate
+from wsproto.frame_protocol import CloseReason, FrameDecoder, FrameProtocol, Opcode, RsvBits
+
+NO_RSV = RsvBits(False, False, False)
+DEFLATE_TRAILER = b"\x00\x00\xff\xff"  # RFC 7692 §7.2.2: removed by the sender, added back here
+ZLIB_MIN_WINDOW_BITS = 9  # zlib refuses raw deflate with 8; RFC 7692 lets a server decline it
+ZLIB_MAX_WINDOW_BITS = 15
+
+
+class PerMessageDeflate(_WsprotoPerMessageDeflate):
+    """wsproto's permessage-deflate with control frames kept out of message state and bounded inflation."""
+
+    def __init__(self, *, max_message_bytes: int | None = None, **params: object) -> None:
+        super().__init__(**params)  # type: ignore[arg-type]
+        self.max_message_bytes = max_message_bytes
+        self._in_control_frame = False
+        self._inflated_bytes = 0
+
+    def frame_inbound_header(
+        self,
+        proto: FrameDecoder | FrameProtocol,
+        opcode: Opcode,
+        rsv: RsvBits,
+        payload_length: int,
+    ) -> CloseReason | RsvBits:
+        if opcode.iscontrol():
+            # A control frame may sit between the fragments of a compressed
+            # message; it must not touch that message's inflate state.
+            if rsv.rsv1:
+                return CloseReason.PROTOCOL_ERROR
+            self._in_control_frame = True
+            return NO_RSV
+        self._in_control_frame = False
+        if opcode is not Opcode.CONTINUATION:
+            self._inflated_bytes = 0
+        return super().frame_inbound_header(proto, opcode, rsv, payload_length)
+
+    def frame_inbound_payload_data(
+        self, proto: FrameDecoder | FrameProtocol, data: bytes
+    ) -> bytes | CloseReason:
+        if self._in_control_frame or not self._inbound_compressed:
+            return data
+        return self._inflate(data)
+
+    def frame_inbound_complete(
+        self, proto: FrameDecoder | FrameProtocol, fin: bool
+    ) -> bytes | CloseReason | None:
+        if self._in_control_frame or not fin:
+            return None
+        if not self._inbound_compressed:
+            self._inbound_compressed = None
+            return None
+        tail = self._inflate(DEFLATE_TRAILER)
+        if isinstance(tail, CloseReason):
+            return tail
+        no_context_takeover = (
+            self.server_no_context_takeover if proto.client else self.client_no_context_takeover
+        )
+        if no_context_takeover:
+            self._decompressor = None
+        self._inbound_compressed = None
+        return tail
+
+    def _inflate(self, data: bytes) -> bytes | CloseReason:
+        """Inflate ``data``, never producing more than the message limit leaves room for."""
+        assert self._decompressor is not None
+        limit = self.max_message_bytes
+        try:
+            if limit is None:
+                return self._decompressor.decompress(data)
+            room = limit - self._inflated_bytes
+            output = self._decompressor.decompress(data, room + 1)  # 0 would mean "unbounded"
+        except zlib.error:
+            return CloseReason.INVALID_FRAME_PAYLOAD_DATA
+        self._inflated_bytes += len(output)
+        if self._decompressor.unconsumed_tail or self._inflated_bytes > limit:
+            return CloseReason.MESSAGE_TOO_BIG
+        return output
+
+
+class MessageSizeLimit(Extension):
+    """Counts the bytes of each data message as it arrives and fails it with 1009 past the limit.
+
+    The check on a frame header (declared length) rejects a huge frame before
+    any of its payload is buffered; the running count covers fragmented
+    messages. Inflated sizes are bounded by ``PerMessageDeflate`` itself.
+    """
+
+    name = "rawws-message-size-limit"  # never offered or negotiated
+
+    def __init__(self, max_message_bytes: int) -> None:
+        self.max_message_bytes = max_message_bytes
+        self._message_bytes = 0
+        self._in_control_frame = False
+
+    def enabled(self) -> bool:
+        return True
+
+    def offer(self) -> bool:
+        return False
+
+    def frame_inbound_header(
+        self,
+        proto: FrameDecoder | FrameProtocol,
+        opcode: Opcode,
+        rsv: RsvBits,
+        payload_length: int,
+    ) -> CloseReason | RsvBits:
+        # wsproto may call this twice for one frame (when the masking key was
+        # not there yet), so it only compares, never accumulates.
+        self._in_control_frame = opcode.iscontrol()
+        if self._in_control_frame:
+            return NO_RSV
+        if opcode is not Opcode.CONTINUATION:
+            self._message_bytes = 0
+        if self._message_bytes + payload_length > self.max_message_bytes:
+            return CloseReason.MESSAGE_TOO_BIG
+        return NO_RSV
+
+    def frame_inbound_payload_data(
+        self, proto: FrameDecoder | FrameProtocol, data: bytes
+    ) -> bytes | CloseReason:
+        if self._in_control_frame:
+            return data
+        self._message_bytes += len(data)
+        if self._message_bytes > self.max_message_bytes:
+            return CloseReason.MESSAGE_TOO_BIG
+        return data

@@ -1,0 +1,193 @@
+"""The server's side of the opening handshake (RFC 6455 §4.2): request in, 101 or an HTTP error out.
+
+Every refusal is an ``HttpError`` carrying the status the RFC asks for, so the
+edge answers it over HTTP and never sends a 101 followed by a close.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from dataclasses import dataclass
+
+from wsproto.extensions import Extension
+
+from rawws.errors import HttpError
+from rawws.extensions import (
+    ZLIB_MAX_WINDOW_BITS,
+    ZLIB_MIN_WINDOW_BITS,
+    MessageSizeLimit,
+    PerMessageDeflate,
+)
+from rawws.headers import HeaderSyntaxError, comma_list, get_all, parse_extension, tokens
+from rawws.http import Request
+
+WEBSOCKET_VERSION = "13"
+ACCEPT_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 §1.3
+KEY_BYTES = 16  # the nonce inside Sec-WebSocket-Key
+
+DEFLATE = "permessage-deflate"
+_NO_VALUE_PARAMS = {"server_no_context_takeover", "client_no_context_takeover"}
+
+
+@dataclass(frozen=True, slots=True)
+class UpgradePolicy:
+    """What this endpoint accepts: its subprotocols, compression, and the message size limit."""
+
+    max_message_bytes: int
+    compression: bool = True
+    subprotocols: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptedUpgrade:
+    """The 101 answer's headers and the extensions to run the connection with."""
+
+    headers: list[tuple[str, str]]
+    extensions: list[Extension]
+    subprotocol: str | None
+
+
+def accept_key(key: str) -> str:
+    """``Sec-WebSocket-Accept`` for a ``Sec-WebSocket-Key`` (RFC 6455 §4.2.2 step 5.4)."""
+    digest = hashlib.sha1(key.encode("ascii") + ACCEPT_GUID).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def is_upgrade_request(request: Request) -> bool:
+    """Does the request ask to switch protocols at all (any ``Upgrade`` header)?"""
+    return request.header("upgrade") is not None
+
+
+def decide_upgrade(request: Request, policy: UpgradePolicy) -> AcceptedUpgrade:
+    """Check a request to a WebSocket path; raise ``HttpError`` with the right status when it fails."""
+    if request.method != "GET":
+        raise HttpError(405, "a WebSocket handshake must be a GET", [("Allow", "GET")])
+    if not is_upgrade_request(request):
+        raise HttpError(
+            426,
+            "this resource speaks WebSocket only",
+            [("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Version", WEBSOCKET_VERSION)],
+        )
+    if request.http_version != b"1.1":
+        raise HttpError(400, "a WebSocket handshake needs HTTP/1.1")
+    if "websocket" not in tokens(get_all(request.headers, b"upgrade")):
+        raise HttpError(400, "Upgrade header must name websocket")
+    if "upgrade" not in tokens(get_all(request.headers, b"connection")):
+        raise HttpError(400, "Connection header must include Upgrade")
+    versions = get_all(request.headers, b"sec-websocket-version")
+    if [v.strip() for v in versions] != [WEBSOCKET_VERSION]:
+        raise HttpError(
+            426,
+            "unsupported WebSocket version",
+            [("Sec-WebSocket-Version", WEBSOCKET_VERSION)],
+        )
+    key = _valid_key(get_all(request.headers, b"sec-websocket-key"))
+
+    headers = [
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Accept", accept_key(key)),
+    ]
+    subprotocol = choose_subprotocol(
+        comma_list(get_all(request.headers, b"sec-websocket-protocol")), policy.subprotocols
+    )
+    if subprotocol is not None:
+        headers.append(("Sec-WebSocket-Protocol", subprotocol))
+
+    extensions: list[Extension] = []
+    if policy.compression:
+        offers = get_all(request.headers, b"sec-websocket-extensions")
+        deflate = negotiate_deflate(offers, policy.max_message_bytes)
+        if deflate is not None:
+            extension, answer = deflate
+            extensions.append(extension)
+            headers.append(("Sec-WebSocket-Extensions", answer))
+    extensions.append(MessageSizeLimit(policy.max_message_bytes))
+    return AcceptedUpgrade(headers, extensions, subprotocol)
+
+
+def _valid_key(values: list[str]) -> str:
+    if len(values) != 1:
+        raise HttpError(400, "exactly one Sec-WebSocket-Key is required")
+    key = values[0].strip()
+    try:
+        nonce = base64.b64decode(key.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError):
+        raise HttpError(400, "Sec-WebSocket-Key is not base64") from None
+    if len(nonce) != KEY_BYTES:
+        raise HttpError(400, "Sec-WebSocket-Key must encode 16 bytes")
+    return key
+
+
+def choose_subprotocol(offered: list[str], supported: tuple[str, ...]) -> str | None:
+    """The first subprotocol the client offered that we speak (the client orders by preference)."""
+    for name in offered:
+        if name in supported:
+            return name
+    return None
+
+
+def negotiate_deflate(
+    offer_lines: list[str], max_message_bytes: int
+) -> tuple[PerMessageDeflate, str] | None:
+    """Accept the first acceptable permessage-deflate offer (RFC 7692 §5), each judged afresh.
+
+    Returns the configured extension and the ``Sec-WebSocket-Extensions`` answer,
+    or ``None`` when no offer is acceptable (the connection then runs uncompressed).
+    """
+    try:
+        offers = [parse_extension(item) for item in comma_list(offer_lines)]
+    except HeaderSyntaxError as exc:
+        raise HttpError(400, f"bad Sec-WebSocket-Extensions: {exc}") from None
+    for name, params in offers:
+        if name != DEFLATE:
+            continue
+        answer = deflate_answer(params)
+        if answer is None:
+            continue
+        # A fresh object per connection: settings must never leak between offers.
+        extension = PerMessageDeflate(max_message_bytes=max_message_bytes)
+        extension.finalize(answer)
+        return extension, answer
+    return None
+
+
+def deflate_answer(params: list[tuple[str, str | None]]) -> str | None:
+    """The server's answer to one offer's parameters, or ``None`` to decline that offer."""
+    seen: set[str] = set()
+    answer = [DEFLATE]
+    for key, value in params:
+        if key in seen:
+            return None  # RFC 7692 §7.1: a repeated parameter makes the offer invalid
+        seen.add(key)
+        if key in _NO_VALUE_PARAMS:
+            if value is not None:
+                return None
+            answer.append(key)
+        elif key == "server_max_window_bits":
+            bits = _window_bits(value)
+            if bits is None:
+                return None
+            answer.append(f"{key}={bits}")
+        elif key == "client_max_window_bits":
+            if value is None:
+                continue  # the client can take a limit; we set none, so it uses 15
+            bits = _window_bits(value)
+            if bits is None:
+                return None
+            answer.append(f"{key}={bits}")
+        else:
+            return None  # unknown parameter
+    return "; ".join(answer)
+
+
+def _window_bits(value: str | None) -> int | None:
+    """A window size we can honour: 9..15 (zlib cannot do 8, so such an offer is declined)."""
+    if value is None or not value.isdigit() or (len(value) > 1 and value[0] == "0"):
+        return None
+    bits = int(value)
+    if ZLIB_MIN_WINDOW_BITS <= bits <= ZLIB_MAX_WINDOW_BITS:
+        return bits
+    return None

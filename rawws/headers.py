@@ -1,0 +1,79 @@
+"""Parsing of the comma- and semicolon-separated header values WebSocket uses (RFC 7230 §3.2.6)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+Headers = list[tuple[bytes, bytes]]
+
+_TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_QUOTED = r'"(?:[^"\\]|\\.)*"'
+_PARAM = re.compile(rf"\s*({_TOKEN})\s*(?:=\s*({_TOKEN}|{_QUOTED})\s*)?")
+_TOKEN_RE = re.compile(_TOKEN)
+
+
+class HeaderSyntaxError(ValueError):
+    """A header value that does not follow the grammar it must follow."""
+
+
+def get_all(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> list[str]:
+    """Every value of header ``name`` (lower-case, as h11 gives names), decoded as Latin-1."""
+    return [value.decode("latin-1") for key, value in headers if key == name]
+
+
+def comma_list(values: Iterable[str]) -> list[str]:
+    """Split and join repeated header lines into one list of non-empty, trimmed items."""
+    items: list[str] = []
+    for value in values:
+        items.extend(item.strip() for item in split_outside_quotes(value, ","))
+    return [item for item in items if item]
+
+
+def tokens(values: Iterable[str]) -> set[str]:
+    """The lower-cased tokens of a comma list such as ``Connection: keep-alive, Upgrade``."""
+    return {item.lower() for item in comma_list(values)}
+
+
+def split_outside_quotes(text: str, separator: str) -> list[str]:
+    """Split on ``separator`` except inside a quoted string."""
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = escaped = False
+    for char in text:
+        if escaped:
+            escaped = False
+        elif quoted and char == "\\":
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif char == separator and not quoted:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    if quoted:
+        raise HeaderSyntaxError("unterminated quoted string")
+    parts.append("".join(current))
+    return parts
+
+
+def parse_extension(item: str) -> tuple[str, list[tuple[str, str | None]]]:
+    """Parse one extension offer ``name; p1; p2=v`` into its name and ordered parameters."""
+    name, *raw_params = (part.strip() for part in split_outside_quotes(item, ";"))
+    if not _TOKEN_RE.fullmatch(name):
+        raise HeaderSyntaxError(f"bad extension name {name!r}")
+    params: list[tuple[str, str | None]] = []
+    for raw in raw_params:
+        match = _PARAM.fullmatch(raw)
+        if match is None:
+            raise HeaderSyntaxError(f"bad extension parameter {raw!r}")
+        key, value = match.group(1), match.group(2)
+        if value is not None and value.startswith('"'):
+            value = re.sub(r"\\(.)", r"\1", value[1:-1])
+        params.append((key.lower(), value))
+    return name.lower(), params
+
+
+def is_token(text: str) -> bool:
+    return _TOKEN_RE.fullmatch(text) is not None

@@ -1,0 +1,57 @@
+"""A connection's bounded write queue: frames wait here while the socket is busy.
+
+The outbox is bounded both in bytes and in messages. ``push`` never blocks and
+never drops silently: it answers whether the data fit, and the caller applies
+the slow-consumer policy when it did not. ``take`` hands everything queued over
+as one buffer, so one write carries it all.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+
+class Outbox:
+    __slots__ = ("max_bytes", "max_messages", "_chunks", "_bytes", "overflowed")
+
+    def __init__(self, max_bytes: int, max_messages: int) -> None:
+        self.max_bytes = max_bytes
+        self.max_messages = max_messages
+        self._chunks: deque[bytes] = deque()
+        self._bytes = 0
+        #: Set once a push did not fit; the connection is then being closed.
+        self.overflowed = False
+
+    def __len__(self) -> int:
+        return len(self._chunks)
+
+    def __bool__(self) -> bool:
+        return bool(self._chunks)
+
+    @property
+    def pending_bytes(self) -> int:
+        return self._bytes
+
+    def push(self, data: bytes) -> bool:
+        """Queue ``data``; ``False`` (and nothing queued) when it would pass a bound."""
+        if self._bytes + len(data) > self.max_bytes or len(self._chunks) >= self.max_messages:
+            self.overflowed = True
+            return False
+        self._chunks.append(data)
+        self._bytes += len(data)
+        return True
+
+    def push_control(self, data: bytes) -> None:
+        """Queue a control frame (a close) even past the bounds: it must reach the peer."""
+        self._chunks.append(data)
+        self._bytes += len(data)
+
+    def take(self) -> bytes:
+        """Everything queued, as one buffer, in order."""
+        if len(self._chunks) == 1:
+            data = self._chunks.popleft()
+        else:
+            data = b"".join(self._chunks)
+            self._chunks.clear()
+        self._bytes = 0
+        return data

@@ -1,0 +1,353 @@
+"""The asyncio edge of `rawws serve`: accept TCP, speak HTTP/1.1 through h11, hand upgrades to a session.
+
+Per connection: read a request (bounded header size, a deadline for the whole
+request), answer plain HTTP through the router with keep-alive, or run the
+handshake decision and, on success, write the 101 and hand every byte h11 has
+not consumed to the WebSocket session. Malformed HTTP gets its 4xx and a close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import h11
+
+from rawws.config import ServerConfig
+from rawws.connection import GOING_AWAY, WebSocket
+from rawws.errors import HttpError
+from rawws.extensions import PerMessageDeflate
+from rawws.handshake import AcceptedUpgrade, UpgradePolicy, decide_upgrade
+from rawws.http import Request, Response, Router, error_response, json_response
+from rawws.session import READ_SIZE, WebSocketHandler, WebSocketSession
+
+log = logging.getLogger("rawws.server")
+
+SERVER_HEADER = ("Server", "rawws")
+
+
+@dataclass(frozen=True, slots=True)
+class WebSocketEndpoint:
+    """A path that upgrades: how to judge the handshake and who handles the connection."""
+
+    policy: UpgradePolicy
+    handler: WebSocketHandler
+
+
+class ServerStats:
+    """Counters a health check reports."""
+
+    def __init__(self) -> None:
+        self.http_requests = 0
+        self.websockets_opened = 0
+        self.slow_consumers_closed = 0
+
+
+class _RequestTimeout(Exception):
+    def __init__(self, partial: bool) -> None:
+        self.partial = partial
+
+
+class Server:
+    """`rawws serve`: one listening socket, plain HTTP routes and WebSocket endpoints on it."""
+
+    def __init__(self, config: ServerConfig, router: Router | None = None) -> None:
+        self.config = config
+        self.router = router or Router()
+        self.endpoints: dict[str, WebSocketEndpoint] = {}
+        self.stats = ServerStats()
+        self.sessions: set[WebSocketSession] = set()
+        self._connections: set[asyncio.Task[None]] = set()
+        self._server: asyncio.Server | None = None
+        self._closing = False
+        self.router.add("GET", "/healthz", self._healthz)
+
+    def add_websocket(self, path: str, handler: WebSocketHandler, subprotocols: tuple[str, ...] = ()) -> None:
+        policy = UpgradePolicy(
+            max_message_bytes=self.config.max_message_bytes,
+            compression=self.config.compression,
+            subprotocols=subprotocols,
+        )
+        self.endpoints[path] = WebSocketEndpoint(policy, handler)
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(
+            self._accept,
+            self.config.host,
+            self.config.port,
+            ssl=self._ssl_context(),
+            ssl_handshake_timeout=self.config.handshake_timeout_s if self.config.tls else None,
+            limit=READ_SIZE,
+        )
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "server not started"
+        return self._server.sockets[0].getsockname()[1]
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        if not self.config.tls:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.config.tls_cert, self.config.tls_key)  # type: ignore[arg-type]
+        context.set_alpn_protocols(["http/1.1"])
+        return context
+
+    async def serve_until_signal(self) -> None:
+        """Serve until SIGINT or SIGTERM, then shut down gracefully."""
+        loop = asyncio.get_running_loop()
+        stop = loop.create_future()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+        try:
+            await stop
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+        await self.shutdown()
+
+    async def shutdown(self) -> None:
+        """Stop accepting, close every WebSocket with 1001, wait a bounded time, then drop the rest."""
+        self._closing = True
+        if self._server is not None:
+            self._server.close()
+        log.info("shutting down: %d websocket(s) open", len(self.sessions))
+        for session in list(self.sessions):
+            session.close(GOING_AWAY, "server shutting down")
+        pending = [task for task in self._connections if not task.done()]
+        if pending:
+            _, still_running = await asyncio.wait(pending, timeout=self.config.shutdown_timeout_s)
+            for task in still_running:
+                task.cancel()
+            if still_running:
+                await asyncio.wait(still_running, timeout=1.0)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    # -- one TCP connection ----------------------------------------------------
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        peer = _format_peer(writer.get_extra_info("peername"))
+        try:
+            await self._serve_http(reader, writer, peer)
+        except asyncio.CancelledError:
+            writer.transport.abort()
+        except (ConnectionError, OSError) as exc:
+            log.debug("connection lost peer=%s: %r", peer, exc)
+        except Exception:
+            log.exception("connection failed peer=%s", peer)
+        finally:
+            self._connections.discard(task)
+            if not writer.transport.is_closing():
+                writer.close()
+
+    async def _serve_http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str) -> None:
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.config.max_header_bytes)
+        first = True
+        while not self._closing:
+            try:
+                request = await self._read_request(conn, reader, peer, first)
+            except _RequestTimeout as timeout:
+                if timeout.partial:
+                    self._write_error(conn, writer, HttpError(408, "request timed out"))
+                return
+            except h11.RemoteProtocolError as exc:
+                self._write_error(conn, writer, HttpError(exc.error_status_hint, "malformed HTTP request"))
+                return
+            except HttpError as error:
+                self._write_error(conn, writer, error)
+                return
+            if request is None:
+                return
+            first = False
+            self.stats.http_requests += 1
+
+            endpoint = self.endpoints.get(request.path)
+            if endpoint is not None:
+                try:
+                    accepted = decide_upgrade(request, endpoint.policy)
+                except HttpError as error:
+                    log.debug("upgrade refused peer=%s path=%s status=%d", peer, request.path, error.status)
+                    self._write(conn, writer, error_response(error), request)
+                else:
+                    await self._upgrade(conn, reader, writer, peer, request, endpoint, accepted)
+                    return
+            else:
+                response = await self._respond(request)
+                log.debug("http %s %s -> %d peer=%s", request.method, request.path, response.status, peer)
+                self._write(conn, writer, response, request)
+
+            if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
+                conn.start_next_cycle()
+            else:
+                return
+
+    async def _read_request(
+        self, conn: h11.Connection, reader: asyncio.StreamReader, peer: str, first: bool
+    ) -> Request | None:
+        """The next whole request (head and bounded body), or ``None`` when the client went away."""
+        loop = asyncio.get_running_loop()
+        # The first request must arrive whole within the handshake timeout; a
+        # keep-alive connection may idle longer, but once a request starts it
+        # gets the handshake timeout too, so trickling bytes cannot hold it.
+        wait = self.config.handshake_timeout_s if first else self.config.keepalive_idle_s
+        deadline = loop.time() + wait
+        received_any = False
+        head: h11.Request | None = None
+        body: list[bytes] = []
+        body_bytes = 0
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        data = await reader.read(READ_SIZE)
+                except TimeoutError:
+                    raise _RequestTimeout(partial=received_any) from None
+                if data and not received_any:
+                    received_any = True
+                    if not first:
+                        deadline = loop.time() + self.config.handshake_timeout_s
+                conn.receive_data(data)
+                continue
+            if isinstance(event, h11.Request):
+                head = event
+                self._check_body_size(event)
+            elif isinstance(event, h11.Data):
+                body_bytes += len(event.data)
+                if body_bytes > self.config.max_body_bytes:
+                    raise HttpError(413, "request body too large")
+                body.append(event.data)
+            elif isinstance(event, h11.EndOfMessage):
+                assert head is not None
+                return Request.from_target(
+                    head.method.decode("ascii", "replace").upper(),
+                    head.target.decode("latin-1"),
+                    headers=list(head.headers),
+                    http_version=head.http_version,
+                    body=b"".join(body),
+                    peer=peer,
+                )
+            elif isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
+                return None
+
+    def _check_body_size(self, head: h11.Request) -> None:
+        for name, value in head.headers:
+            if name == b"content-length" and int(value) > self.config.max_body_bytes:
+                raise HttpError(413, "request body too large")
+
+    async def _respond(self, request: Request) -> Response:
+        try:
+            handler = self.router.resolve(request.method, request.path)
+            return await handler(request)
+        except HttpError as error:
+            return error_response(error)
+        except Exception:
+            log.exception("handler failed path=%s", request.path)
+            return error_response(HttpError(500, "internal error"))
+
+    async def _healthz(self, request: Request) -> Response:
+        return json_response(
+            200,
+            {
+                "status": "ok",
+                "websockets": len(self.sessions),
+                "slow_consumers_closed": self.stats.slow_consumers_closed,
+            },
+        )
+
+    # -- writing HTTP ----------------------------------------------------------
+
+    def _write(
+        self,
+        conn: h11.Connection,
+        writer: asyncio.StreamWriter,
+        response: Response,
+        request: Request | None = None,
+        *,
+        close: bool = False,
+    ) -> None:
+        headers = [SERVER_HEADER, *response.headers, ("Content-Length", str(len(response.body)))]
+        if close or self._closing:
+            headers.append(("Connection", "close"))
+        data = conn.send(h11.Response(status_code=response.status, headers=headers, reason=response.reason))
+        if response.body and not (request is not None and request.method == "HEAD"):
+            data += conn.send(h11.Data(data=response.body))
+        data += conn.send(h11.EndOfMessage())
+        writer.write(data)
+
+    def _write_error(self, conn: h11.Connection, writer: asyncio.StreamWriter, error: HttpError) -> None:
+        """Answer a request we cannot go on with, then the caller closes the connection."""
+        if conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+            return
+        log.debug("http error %d: %s", error.status, error.message)
+        try:
+            self._write(conn, writer, error_response(error), close=True)
+        except h11.LocalProtocolError:
+            pass
+
+    # -- the upgrade -----------------------------------------------------------
+
+    async def _upgrade(
+        self,
+        conn: h11.Connection,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        peer: str,
+        request: Request,
+        endpoint: WebSocketEndpoint,
+        accepted: AcceptedUpgrade,
+    ) -> None:
+        assert conn.their_state is h11.MIGHT_SWITCH_PROTOCOL
+        writer.write(
+            conn.send(
+                h11.InformationalResponse(status_code=101, headers=accepted.headers, reason=b"Switching Protocols")
+            )
+        )
+        trailing_data, _ = conn.trailing_data
+        ws = WebSocket(client=False, extensions=accepted.extensions)
+        session = WebSocketSession(
+            reader,
+            writer,
+            ws,
+            endpoint.handler,
+            self.config,
+            path=request.path,
+            peer=peer,
+            subprotocol=accepted.subprotocol,
+            compressed=any(isinstance(ext, PerMessageDeflate) for ext in accepted.extensions),
+            stats=self.stats,
+        )
+        self.stats.websockets_opened += 1
+        self.sessions.add(session)
+        try:
+            await session.run(bytes(trailing_data))
+        finally:
+            self.sessions.discard(session)
+
+
+def _format_peer(peername: object) -> str:
+    if isinstance(peername, tuple) and len(peername) >= 2:
+        host, port = peername[0], peername[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(peername)
+
+
+async def run_server(config: ServerConfig, setup: Callable[[Server], None] | None = None) -> None:
+    """Start a server, announce where it listens, and serve until a signal."""
+    server = Server(config)
+    if setup is not None:
+        setup(server)
+    await server.start()
+    scheme = "https" if config.tls else "http"
+    log.info("listening on %s://%s:%d", scheme, config.host, server.port)
+    await server.serve_until_signal()
