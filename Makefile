@@ -1,0 +1,38 @@
+# Two commands do all the set-up: `make serve` runs the server, `make test` passes the tests.
+# Each bootstraps .venv from pyproject.toml on first use.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: serve test unit conformance conformance-server wstest clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "rawws needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@
+
+## serve: run `rawws serve` on 127.0.0.1:8765 (ARGS="--echo --port 9000" to change it)
+serve: $(STAMP)
+	$(BIN)/rawws serve $(ARGS)
+
+## test: the unit and integration tests, then the Autobahn conformance suite
+test: unit conformance
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest
+
+conformance: conformance-server
+
+conformance-server: $(STAMP)
+	$(BIN)/python -m conformance server
+
+## wstest: install the Autobahn TestSuite (Python 2.7) into its cache, once
+wstest: $(STAMP)
+	$(BIN)/python -m conformance.wstest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,0 +1,46 @@
+"""The bounded per-connection write queue."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rawws.outbox import Outbox
+
+
+def test_everything_queued_leaves_as_one_buffer_in_order():
+    box = Outbox(max_bytes=100, max_messages=10)
+    for chunk in (b"a", b"bc", b"def"):
+        assert box.push(chunk)
+    assert (len(box), box.pending_bytes) == (3, 6)
+    assert box.take() == b"abcdef"
+    assert not box and box.pending_bytes == 0
+
+
+def test_push_past_the_byte_bound_is_refused_and_flagged():
+    box = Outbox(max_bytes=10, max_messages=10)
+    assert box.push(b"x" * 8)
+    assert not box.push(b"yyy")
+    assert box.overflowed
+    assert box.take() == b"x" * 8, "what was accepted is kept; what was refused was never queued"
+
+
+def test_push_past_the_message_bound_is_refused():
+    box = Outbox(max_bytes=1000, max_messages=2)
+    assert box.push(b"1") and box.push(b"2")
+    assert not box.push(b"3")
+
+
+def test_a_close_frame_goes_in_even_when_full():
+    box = Outbox(max_bytes=4, max_messages=1)
+    box.push(b"full")
+    box.push_control(b"\x88\x02\x03\xf0")
+    assert box.take() == b"full\x88\x02\x03\xf0"
+
+
+@given(st.lists(st.binary(max_size=50), max_size=40), st.integers(1, 500), st.integers(1, 20))
+def test_bounds_always_hold_and_accepted_data_is_never_lost(chunks, max_bytes, max_messages):
+    box = Outbox(max_bytes, max_messages)
+    accepted = [chunk for chunk in chunks if box.push(chunk)]
+    assert box.pending_bytes <= max_bytes and len(box) <= max_messages
+    assert box.take() == b"".join(accepted)
