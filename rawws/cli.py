@@ -1,4 +1,4 @@
-"""Command line: `rawws serve …`. The only module that parses arguments or configures logging."""
+"""Command line: `rawws serve|send|chat …`. The only module that parses arguments or configures logging."""
 
 from __future__ import annotations
 
@@ -6,13 +6,17 @@ import argparse
 import asyncio
 import logging
 import re
+import ssl
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 
 from rawws import __version__
-from rawws.config import ServerConfig, from_env
+from rawws.client import OK_CLOSE_CODES, ClientConnection, ConnectionClosed, connect
+from rawws.client_handshake import HandshakeRejected, InvalidHandshake, InvalidURI, parse_uri
+from rawws.config import DEFAULT_MAX_MESSAGE_BYTES, ServerConfig, from_env
 from rawws.echo import EchoHandler
 from rawws.server import Server, run_server
+from rawws.terminal import chat, terminal_for
 
 _SIZE = re.compile(r"(\d+)\s*([kKmMgG]i?[bB]?)?")
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
@@ -28,7 +32,11 @@ def parse_size(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rawws", description="WebSocket chat service on raw asyncio streams.")
+    parser = argparse.ArgumentParser(
+        prog="rawws",
+        description="WebSocket chat service on raw asyncio streams.",
+        epilog="`rawws send --help` and `rawws chat --help` list the client's exit codes.",
+    )
     parser.add_argument("--version", action="version", version=f"rawws {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -59,7 +67,212 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--ping-timeout", dest="ping_timeout_s", type=float, help="seconds to wait for a pong")
     serve.add_argument("--handshake-timeout", dest="handshake_timeout_s", type=float, help="seconds for a whole request")
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    add_client_commands(commands)
     return parser
+
+
+# -- the client commands: `rawws send` and `rawws chat` ----------------------------------
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_CANNOT_CONNECT = 3
+EXIT_REFUSED = 4
+EXIT_TIMEOUT = 5
+EXIT_CLOSED_WITH_ERROR = 6
+EXIT_INTERRUPTED = 130  # Ctrl-C before the connection was open
+
+CLIENT_EXIT_CODES = f"""\
+exit codes:
+  {EXIT_OK}  done; the connection closed normally
+  {EXIT_USAGE}  usage error (bad arguments or URL)
+  {EXIT_CANNOT_CONNECT}  could not connect (name resolution, TCP, TLS)
+  {EXIT_REFUSED}  the server refused the upgrade (HTTP status shown) or answered it wrongly
+  {EXIT_TIMEOUT}  timed out (connecting, the handshake, or the closing handshake)
+  {EXIT_CLOSED_WITH_ERROR}  the connection closed with an error code (shown), or was lost
+"""
+DEFAULT_CLIENT_TIMEOUT_S = 10.0
+
+
+class ClientFailure(Exception):
+    """A client command ends with this exit code and one line on stderr."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def add_client_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    send = commands.add_parser(
+        "send",
+        help="send one message and close",
+        description="Connect to URL, send MESSAGE, close with 1000.",
+        epilog=CLIENT_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    send.add_argument("url", metavar="URL", help="ws:// or wss:// URL")
+    send.add_argument(
+        "message",
+        metavar="MESSAGE",
+        help="the message; '-' reads it from stdin (one trailing newline is dropped from text)",
+    )
+    send.add_argument("--binary", action="store_true", help="send a binary message (MESSAGE as UTF-8, or stdin's bytes)")
+    _add_connection_options(send)
+
+    chat = commands.add_parser(
+        "chat",
+        help="interactive client: type lines, see messages",
+        description="Connect to URL; each typed line is sent as a text message and each message received "
+        "is printed. Ctrl-D, Ctrl-C or /quit close with 1000.",
+        epilog=CLIENT_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    chat.add_argument("url", metavar="URL", help="ws:// or wss:// URL")
+    _add_connection_options(chat)
+
+
+def _add_connection_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "-H",
+        "--header",
+        dest="headers",
+        action="append",
+        default=[],
+        type=parse_header,
+        metavar="'NAME: VALUE'",
+        help="add a header to the upgrade request (repeatable)",
+    )
+    command.add_argument(
+        "--subprotocol",
+        dest="subprotocols",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="offer a subprotocol (repeatable, in order of preference)",
+    )
+    command.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_CLIENT_TIMEOUT_S,
+        help=f"seconds for connecting and the handshake, for sending, and for closing (default {DEFAULT_CLIENT_TIMEOUT_S:g})",
+    )
+    command.add_argument("--insecure", action="store_true", help="wss://: do not check the server's certificate")
+    command.add_argument(
+        "--no-compression", dest="compression", action="store_false", help="do not offer permessage-deflate"
+    )
+    command.add_argument(
+        "--max-message-size",
+        dest="max_message_bytes",
+        type=parse_size,
+        default=None,
+        metavar="SIZE",
+        help="largest message accepted (default 1MiB; more is closed with 1009)",
+    )
+    command.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+
+def parse_header(text: str) -> tuple[str, str]:
+    """``'Authorization: Bearer x'`` → ``("Authorization", "Bearer x")``."""
+    name, colon, value = text.partition(":")
+    name = name.strip()
+    if not colon or not re.fullmatch(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+", name):
+        raise argparse.ArgumentTypeError(f"not a header: {text!r} (try 'Name: value')")
+    return name, value.strip()
+
+
+def _connect_options(args: argparse.Namespace) -> dict[str, object]:
+    return {
+        "subprotocols": args.subprotocols,
+        "additional_headers": args.headers,
+        "compression": "deflate" if args.compression else None,
+        "max_size": args.max_message_bytes or DEFAULT_MAX_MESSAGE_BYTES,
+        "open_timeout": args.timeout,
+        "close_timeout": args.timeout,
+        "insecure": args.insecure and args.url.lower().startswith("wss:"),
+    }
+
+
+def _message_from(args: argparse.Namespace) -> str | bytes:
+    if args.message != "-":
+        return args.message.encode("utf-8") if args.binary else args.message
+    data = sys.stdin.buffer.read()
+    if args.binary:
+        return data
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ClientFailure(EXIT_USAGE, "stdin is not UTF-8 text; use --binary to send bytes") from None
+    return text[:-2] if text.endswith("\r\n") else text[:-1] if text.endswith("\n") else text
+
+
+async def send_command(args: argparse.Namespace, message: str | bytes) -> None:
+    ws = await connect(args.url, **_connect_options(args))  # type: ignore[arg-type]
+    try:
+        async with asyncio.timeout(args.timeout):
+            await ws.send(message)
+    finally:
+        await ws.close()
+    _check_close(ws)
+
+
+async def chat_command(args: argparse.Namespace) -> None:
+    ws = await connect(args.url, **_connect_options(args))  # type: ignore[arg-type]
+    compression = "compressed" if ws.compression else "uncompressed"
+    subprotocol = f", subprotocol {ws.subprotocol}" if ws.subprotocol else ""
+    print(f"connected to {_where(args.url)} ({compression}{subprotocol}); Ctrl-D or /quit to leave", flush=True)
+    try:
+        end = await chat(ws, terminal_for())
+    finally:
+        await ws.close()
+    if end.by_user:
+        _check_close(ws)
+        return
+    if end.code not in OK_CLOSE_CODES:
+        raise ClientFailure(EXIT_CLOSED_WITH_ERROR, f"connection closed: {end.code} {end.reason}".rstrip())
+    print(f"connection closed: {end.code} {end.reason}".rstrip(), file=sys.stderr)
+
+
+def _check_close(ws: ClientConnection) -> None:
+    if ws.close_timed_out:
+        raise ClientFailure(EXIT_TIMEOUT, "timed out: the server did not answer our close frame")
+    if ws.close_code not in OK_CLOSE_CODES:
+        raise ClientFailure(EXIT_CLOSED_WITH_ERROR, f"connection closed: {ws.close_code} {ws.close_reason}".rstrip())
+
+
+def _where(url: str) -> str:
+    return parse_uri(url).display
+
+
+def run_client_command(coroutine: Awaitable[None], url: str, timeout: float) -> int:
+    """Run a client command; every expected failure becomes one line on stderr and its exit code."""
+    try:
+        try:
+            asyncio.run(coroutine)  # type: ignore[arg-type]
+        except InvalidURI as exc:
+            raise ClientFailure(EXIT_USAGE, str(exc)) from None
+        except HandshakeRejected as exc:
+            detail = exc.body.decode("utf-8", "replace").strip().splitlines()
+            body = f": {detail[0][:200]}" if detail else ""
+            raise ClientFailure(EXIT_REFUSED, f"upgrade refused: HTTP {exc.status} {exc.reason}".rstrip() + body) from None
+        except InvalidHandshake as exc:
+            raise ClientFailure(EXIT_REFUSED, f"handshake failed: {exc}") from None
+        except TimeoutError:
+            raise ClientFailure(EXIT_TIMEOUT, f"timed out after {timeout:g}s ({_where(url)})") from None
+        except ConnectionClosed as exc:
+            raise ClientFailure(EXIT_CLOSED_WITH_ERROR, f"connection closed: {exc.code} {exc.reason}".rstrip()) from None
+        except ssl.SSLError as exc:
+            raise ClientFailure(EXIT_CANNOT_CONNECT, f"could not connect to {_where(url)}: TLS: {exc}") from None
+        except OSError as exc:
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            raise ClientFailure(EXIT_CANNOT_CONNECT, f"could not connect to {_where(url)}: {reason}") from None
+        except ValueError as exc:  # e.g. a header the handshake sets itself
+            raise ClientFailure(EXIT_USAGE, str(exc)) from None
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except ClientFailure as failure:
+        print(f"rawws: {failure.message}", file=sys.stderr)
+        return failure.code
+    return EXIT_OK
 
 
 def configure_logging(level: str) -> None:
@@ -106,5 +319,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             logging.getLogger("rawws").error("cannot serve: %s", exc)
             return 1
         return 0
+    if args.command == "send":
+        try:
+            message = _message_from(args)
+        except ClientFailure as failure:
+            print(f"rawws: {failure.message}", file=sys.stderr)
+            return failure.code
+        return run_client_command(send_command(args, message), args.url, args.timeout)
+    if args.command == "chat":
+        return run_client_command(chat_command(args), args.url, args.timeout)
     parser.error(f"unknown command {args.command}")
     return 2

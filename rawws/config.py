@@ -17,6 +17,7 @@ MiB = 1024 * KiB
 # Limits
 DEFAULT_MAX_MESSAGE_BYTES = 1 * MiB  # a bigger message is closed with 1009
 DEFAULT_MAX_HEADER_BYTES = 16 * KiB  # request line + headers; more earns 431
+DEFAULT_MAX_TARGET_BYTES = 8 * KiB  # the request target alone; more earns 414
 DEFAULT_MAX_BODY_BYTES = 64 * KiB  # plain HTTP request bodies; more earns 413
 DEFAULT_HANDSHAKE_TIMEOUT_S = 10.0  # a whole request must arrive within this
 DEFAULT_KEEPALIVE_IDLE_S = 30.0  # idle HTTP keep-alive connections are closed
@@ -41,6 +42,7 @@ class ServerConfig:
     compression: bool = True
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+    max_target_bytes: int = DEFAULT_MAX_TARGET_BYTES
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     handshake_timeout_s: float = DEFAULT_HANDSHAKE_TIMEOUT_S
     keepalive_idle_s: float = DEFAULT_KEEPALIVE_IDLE_S

@@ -97,9 +97,11 @@ class PerMessageDeflate(_WsprotoPerMessageDeflate):
 class MessageSizeLimit(Extension):
     """Counts the bytes of each data message as it arrives and fails it with 1009 past the limit.
 
-    The check on a frame header (declared length) rejects a huge frame before
-    any of its payload is buffered; the running count covers fragmented
-    messages. Inflated sizes are bounded by ``PerMessageDeflate`` itself.
+    For an uncompressed message the check on a frame header (declared length)
+    rejects a huge frame before any of its payload is buffered; the running
+    count covers fragmented and inflated messages. A compressed frame's wire
+    length says nothing about the message size, so only inflated bytes count
+    (``PerMessageDeflate`` bounds inflation itself).
     """
 
     name = "rawws-message-size-limit"  # never offered or negotiated
@@ -107,6 +109,7 @@ class MessageSizeLimit(Extension):
     def __init__(self, max_message_bytes: int) -> None:
         self.max_message_bytes = max_message_bytes
         self._message_bytes = 0
+        self._compressed_message = False
         self._in_control_frame = False
 
     def enabled(self) -> bool:
@@ -129,7 +132,8 @@ class MessageSizeLimit(Extension):
             return NO_RSV
         if opcode is not Opcode.CONTINUATION:
             self._message_bytes = 0
-        if self._message_bytes + payload_length > self.max_message_bytes:
+            self._compressed_message = rsv.rsv1
+        if not self._compressed_message and self._message_bytes + payload_length > self.max_message_bytes:
             return CloseReason.MESSAGE_TOO_BIG
         return NO_RSV
 

@@ -27,6 +27,12 @@ WEBSOCKET_VERSION = "13"
 ACCEPT_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 §1.3
 KEY_BYTES = 16  # the nonce inside Sec-WebSocket-Key
 
+_UPGRADE_REQUIRED_HEADERS = [
+    ("Upgrade", "websocket"),
+    ("Connection", "Upgrade"),
+    ("Sec-WebSocket-Version", WEBSOCKET_VERSION),
+]
+
 DEFLATE = "permessage-deflate"
 _NO_VALUE_PARAMS = {"server_no_context_takeover", "client_no_context_takeover"}
 
@@ -65,11 +71,7 @@ def decide_upgrade(request: Request, policy: UpgradePolicy) -> AcceptedUpgrade:
     if request.method != "GET":
         raise HttpError(405, "a WebSocket handshake must be a GET", [("Allow", "GET")])
     if not is_upgrade_request(request):
-        raise HttpError(
-            426,
-            "this resource speaks WebSocket only",
-            [("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Version", WEBSOCKET_VERSION)],
-        )
+        raise HttpError(426, "this resource speaks WebSocket only", _UPGRADE_REQUIRED_HEADERS)
     if request.http_version != b"1.1":
         raise HttpError(400, "a WebSocket handshake needs HTTP/1.1")
     if "websocket" not in tokens(get_all(request.headers, b"upgrade")):
@@ -77,12 +79,11 @@ def decide_upgrade(request: Request, policy: UpgradePolicy) -> AcceptedUpgrade:
     if "upgrade" not in tokens(get_all(request.headers, b"connection")):
         raise HttpError(400, "Connection header must include Upgrade")
     versions = get_all(request.headers, b"sec-websocket-version")
+    if not versions:
+        raise HttpError(400, "Sec-WebSocket-Version is required", [("Sec-WebSocket-Version", WEBSOCKET_VERSION)])
     if [v.strip() for v in versions] != [WEBSOCKET_VERSION]:
-        raise HttpError(
-            426,
-            "unsupported WebSocket version",
-            [("Sec-WebSocket-Version", WEBSOCKET_VERSION)],
-        )
+        # RFC 6455 §4.4 names the versions we speak; RFC 7231 §6.5.15 wants Upgrade on a 426.
+        raise HttpError(426, "unsupported WebSocket version", _UPGRADE_REQUIRED_HEADERS)
     key = _valid_key(get_all(request.headers, b"sec-websocket-key"))
 
     headers = [

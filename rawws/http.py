@@ -75,6 +75,43 @@ def error_response(error: HttpError) -> Response:
     return json_response(error.status, payload, error.headers)
 
 
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE"})
+SUPPORTED_VERSIONS = (b"1.0", b"1.1")
+
+
+def check_request_head(
+    method: bytes,
+    target: bytes,
+    http_version: bytes,
+    headers: list[tuple[bytes, bytes]],
+    *,
+    max_target_bytes: int,
+    max_head_bytes: int,
+    max_body_bytes: int,
+) -> None:
+    """Refuse a parsed request head that h11 lets through but we must not serve.
+
+    h11 checks the head size only while a head is incomplete, so a large head
+    that arrives in one read is measured here as well.
+    """
+    if http_version not in SUPPORTED_VERSIONS:
+        raise HttpError(505, "only HTTP/1.0 and HTTP/1.1 are spoken here")
+    if len(target) > max_target_bytes:
+        raise HttpError(414, "request target too long")
+    head_bytes = len(method) + len(target) + 12 + sum(len(name) + len(value) + 4 for name, value in headers)
+    if head_bytes > max_head_bytes:
+        raise HttpError(431, "request header fields too large")
+    if method.decode("ascii", "replace") not in KNOWN_METHODS:
+        raise HttpError(501, "method not implemented")  # methods are case-sensitive (RFC 7230 §3.1.1)
+    names = {name for name, _ in headers}
+    if b"content-length" in names and b"transfer-encoding" in names:
+        # RFC 7230 §3.3.3 item 3: the classic request-smuggling ambiguity.
+        raise HttpError(400, "both Content-Length and Transfer-Encoding")
+    for name, value in headers:
+        if name == b"content-length" and int(value) > max_body_bytes:
+            raise HttpError(413, "request body too large")
+
+
 Handler = Callable[[Request], Awaitable[Response]]
 
 

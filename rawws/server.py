@@ -22,7 +22,7 @@ from rawws.connection import GOING_AWAY, WebSocket
 from rawws.errors import HttpError
 from rawws.extensions import PerMessageDeflate
 from rawws.handshake import AcceptedUpgrade, UpgradePolicy, decide_upgrade
-from rawws.http import Request, Response, Router, error_response, json_response
+from rawws.http import Request, Response, Router, check_request_head, error_response, json_response
 from rawws.session import READ_SIZE, WebSocketHandler, WebSocketSession
 
 log = logging.getLogger("rawws.server")
@@ -213,15 +213,27 @@ class Server:
                         data = await reader.read(READ_SIZE)
                 except TimeoutError:
                     raise _RequestTimeout(partial=received_any) from None
-                if data and not received_any:
-                    received_any = True
-                    if not first:
-                        deadline = loop.time() + self.config.handshake_timeout_s
+                if not received_any:
+                    data = data.lstrip(b"\r\n")  # RFC 7230 §3.5: ignore blank lines before a request
+                    if data:
+                        received_any = True
+                        if not first:
+                            deadline = loop.time() + self.config.handshake_timeout_s
+                    elif not reader.at_eof():
+                        continue
                 conn.receive_data(data)
                 continue
             if isinstance(event, h11.Request):
                 head = event
-                self._check_body_size(event)
+                check_request_head(
+                    event.method,
+                    event.target,
+                    event.http_version,
+                    list(event.headers),
+                    max_target_bytes=self.config.max_target_bytes,
+                    max_head_bytes=self.config.max_header_bytes,
+                    max_body_bytes=self.config.max_body_bytes,
+                )
             elif isinstance(event, h11.Data):
                 body_bytes += len(event.data)
                 if body_bytes > self.config.max_body_bytes:
@@ -230,7 +242,7 @@ class Server:
             elif isinstance(event, h11.EndOfMessage):
                 assert head is not None
                 return Request.from_target(
-                    head.method.decode("ascii", "replace").upper(),
+                    head.method.decode("ascii"),
                     head.target.decode("latin-1"),
                     headers=list(head.headers),
                     http_version=head.http_version,
@@ -239,11 +251,6 @@ class Server:
                 )
             elif isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
                 return None
-
-    def _check_body_size(self, head: h11.Request) -> None:
-        for name, value in head.headers:
-            if name == b"content-length" and int(value) > self.config.max_body_bytes:
-                raise HttpError(413, "request body too large")
 
     async def _respond(self, request: Request) -> Response:
         try:

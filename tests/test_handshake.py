@@ -70,7 +70,7 @@ def test_header_tokens_are_case_insensitive_and_listed():
         ("Upgrade names another protocol", request(replace={b"upgrade": b"h2c"}), 400),
         ("Connection lacks upgrade", request(replace={b"connection": b"keep-alive"}), 400),
         ("Connection missing", request(replace={b"connection": None}), 400),
-        ("no version", request(replace={b"sec-websocket-version": None}), 426),
+        ("no version: not a valid handshake (§4.2.1 item 6)", request(replace={b"sec-websocket-version": None}), 400),
         ("version 8", request(replace={b"sec-websocket-version": b"8"}), 426),
         ("two versions", request(replace={b"sec-websocket-version": b"13, 8"}), 426),
         ("no key", request(replace={b"sec-websocket-key": None}), 400),
@@ -90,10 +90,11 @@ def test_plain_get_to_a_websocket_path_is_426_with_upgrade_header():
     assert ("Upgrade", "websocket") in error.headers
 
 
-def test_wrong_version_answer_names_version_13():
-    """§4.4: the answer lists the versions the server speaks."""
+def test_wrong_version_answer_names_version_13_and_the_upgrade():
+    """§4.4: the answer lists the versions the server speaks; RFC 7231 §6.5.15: a 426 names the protocol."""
     error = refusal(request(replace={b"sec-websocket-version": b"7"}))
     assert ("Sec-WebSocket-Version", "13") in error.headers
+    assert ("Upgrade", "websocket") in error.headers
 
 
 def test_post_refusal_says_allow_get():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rawws.errors import HttpError
-from rawws.http import Request, Router, error_response
+from rawws.http import Request, Router, check_request_head, error_response
 
 
 async def ok(request: Request):  # pragma: no cover - only looked up, never awaited here
@@ -45,3 +45,40 @@ def test_error_body_is_json_with_status_and_message():
     assert response.status == 413
     assert response.body == b'{"error":{"status":413,"message":"too big"}}'
     assert ("Content-Type", "application/json") in response.headers
+
+
+LIMITS = {"max_target_bytes": 100, "max_head_bytes": 300, "max_body_bytes": 50}
+
+
+def head_status(method=b"GET", target=b"/", version=b"1.1", headers=((b"host", b"x"),)) -> int | None:
+    try:
+        check_request_head(method, target, version, list(headers), **LIMITS)
+    except HttpError as error:
+        return error.status
+    return None
+
+
+def test_an_ordinary_head_passes():
+    assert head_status() is None
+    assert head_status(version=b"1.0") is None
+
+
+@pytest.mark.parametrize(
+    ("description", "status", "kwargs"),
+    [
+        ("HTTP/2.0 request line", 505, {"version": b"2.0"}),
+        ("HTTP/0.9", 505, {"version": b"0.9"}),
+        ("target over the limit (RFC 7230 §3.1.1)", 414, {"target": b"/" + b"a" * 100}),
+        ("head over the limit even when it came in one read", 431, {"headers": [(b"x-big", b"v" * 300)]}),
+        ("methods are case-sensitive", 501, {"method": b"get"}),
+        ("unknown method", 501, {"method": b"BREW"}),
+        (
+            "Content-Length with Transfer-Encoding (RFC 7230 §3.3.3)",
+            400,
+            {"headers": [(b"content-length", b"3"), (b"transfer-encoding", b"chunked")]},
+        ),
+        ("declared body over the limit", 413, {"headers": [(b"content-length", b"51")]}),
+    ],
+)
+def test_heads_refused_with_their_status(description, status, kwargs):
+    assert head_status(**kwargs) == status, description
