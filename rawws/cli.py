@@ -14,8 +14,8 @@ from rawws import __version__
 from rawws.client import OK_CLOSE_CODES, ClientConnection, ConnectionClosed, connect
 from rawws.client_handshake import HandshakeRejected, InvalidHandshake, InvalidURI, parse_uri
 from rawws.config import DEFAULT_MAX_MESSAGE_BYTES, ServerConfig, from_env
-from rawws.echo import EchoHandler
-from rawws.server import Server, run_server
+from rawws.app import setup_app
+from rawws.server import run_server
 from rawws.terminal import chat, terminal_for
 
 _SIZE = re.compile(r"(\d+)\s*([kKmMgG]i?[bB]?)?")
@@ -66,6 +66,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--ping-interval", dest="ping_interval_s", type=float, help="seconds between keepalive pings (0: off)")
     serve.add_argument("--ping-timeout", dest="ping_timeout_s", type=float, help="seconds to wait for a pong")
     serve.add_argument("--handshake-timeout", dest="handshake_timeout_s", type=float, help="seconds for a whole request")
+    serve.add_argument("--data-dir", help="where the SQLite file and the generated JWT secret live (default ./rawws-data)")
+    serve.add_argument("--db", dest="db_url", help="database URL, e.g. postgresql+asyncpg://user@host/db (default: SQLite)")
+    serve.add_argument(
+        "--allow-origin",
+        dest="allowed_origins",
+        action="append",
+        help="a browser Origin allowed to open /ws besides the server's own (repeatable)",
+    )
+    serve.add_argument("--jwt-public-key", help="PEM public key of an outside identity provider whose tokens to accept")
+    serve.add_argument("--jwt-public-algorithm", choices=["RS256", "ES256", "EdDSA"], help="its algorithm (default RS256)")
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     add_client_commands(commands)
     return parser
@@ -296,12 +306,12 @@ def serve_config(args: argparse.Namespace) -> ServerConfig:
         ping_interval_s=args.ping_interval_s,
         ping_timeout_s=args.ping_timeout_s,
         handshake_timeout_s=args.handshake_timeout_s,
+        data_dir=args.data_dir,
+        db_url=args.db_url,
+        allowed_origins=tuple(args.allowed_origins) if args.allowed_origins else None,
+        jwt_public_key=args.jwt_public_key,
+        jwt_public_algorithm=args.jwt_public_algorithm,
     )
-
-
-def setup_endpoints(server: Server) -> None:
-    if server.config.echo:
-        server.add_websocket("/echo", EchoHandler())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -314,8 +324,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ValueError as exc:
             parser.error(str(exc))
         try:
-            asyncio.run(run_server(config, setup_endpoints))
-        except OSError as exc:
+            asyncio.run(run_server(config, setup_app))
+        except (OSError, ValueError) as exc:
             logging.getLogger("rawws").error("cannot serve: %s", exc)
             return 1
         return 0

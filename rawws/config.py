@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -28,6 +28,8 @@ DEFAULT_SHUTDOWN_TIMEOUT_S = 5.0  # graceful shutdown waits this long for closes
 DEFAULT_OUTBOX_MAX_BYTES = 4 * MiB  # queued, not yet written, per connection
 DEFAULT_OUTBOX_MAX_MESSAGES = 4096  # queued messages per connection
 DEFAULT_WRITE_HIGH_WATER_BYTES = 64 * KiB  # transport buffer that counts as "full"
+DEFAULT_ACCESS_TTL_S = 15 * 60.0  # access tokens from /auth/login
+DEFAULT_TICKET_TTL_S = 30.0  # single-use tickets from /auth/ticket
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,22 @@ class ServerConfig:
     outbox_max_bytes: int = DEFAULT_OUTBOX_MAX_BYTES
     outbox_max_messages: int = DEFAULT_OUTBOX_MAX_MESSAGES
     write_high_water_bytes: int = DEFAULT_WRITE_HIGH_WATER_BYTES
+    # Accounts and tokens
+    data_dir: str = "rawws-data"  # SQLite file and the generated JWT secret live here
+    db_url: str | None = None  # None: SQLite in data_dir; or postgresql+asyncpg://…
+    jwt_secret: str | None = field(default=None, repr=False)  # None: generated once, kept in data_dir
+    jwt_issuer: str = "rawws"
+    jwt_audience: str = "rawws"
+    jwt_public_key: str | None = None  # PEM file of an outside identity provider
+    jwt_public_algorithm: str = "RS256"
+    access_ttl_s: float = DEFAULT_ACCESS_TTL_S
+    ticket_ttl_s: float = DEFAULT_TICKET_TTL_S
+    allowed_origins: tuple[str, ...] = ()  # besides the server's own origin
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 64 * KiB
+    argon2_parallelism: int = 4
+    logins_per_minute_per_user: int = 10
+    logins_per_minute_per_address: int = 30
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -77,6 +95,8 @@ _FALSE = {"0", "false", "no", "off"}
 
 
 def _convert(raw: str, kind: type) -> object:
+    if kind is tuple:
+        return tuple(item.strip() for item in raw.split(",") if item.strip())
     if kind is bool:
         lowered = raw.strip().lower()
         if lowered in _TRUE:
@@ -107,7 +127,7 @@ def from_env(environ: Mapping[str, str] | None = None, base: ServerConfig | None
 def _field_kind(annotation: object) -> type:
     """The concrete type of a field annotation such as ``"str | None"``."""
     text = str(annotation)
-    for name, kind in (("bool", bool), ("int", int), ("float", float)):
+    for name, kind in (("bool", bool), ("int", int), ("float", float), ("tuple", tuple)):
         if text.startswith(name):
             return kind
     return str

@@ -12,11 +12,12 @@ import asyncio
 import logging
 import signal
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import h11
 
+from rawws.auth import Identity
 from rawws.config import ServerConfig
 from rawws.connection import GOING_AWAY, WebSocket
 from rawws.errors import HttpError
@@ -30,12 +31,16 @@ log = logging.getLogger("rawws.server")
 SERVER_HEADER = ("Server", "rawws")
 
 
+Authenticator = Callable[[Request], Identity]
+
+
 @dataclass(frozen=True, slots=True)
 class WebSocketEndpoint:
-    """A path that upgrades: how to judge the handshake and who handles the connection."""
+    """A path that upgrades: how to judge the handshake, who may connect, who handles the connection."""
 
     policy: UpgradePolicy
     handler: WebSocketHandler
+    authenticate: Authenticator | None = None
 
 
 class ServerStats:
@@ -64,15 +69,25 @@ class Server:
         self._connections: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
         self._closing = False
+        #: Run after every connection is gone (closing stores, executors, …).
+        self.on_shutdown: list[Callable[[], Awaitable[None]]] = []
         self.router.add("GET", "/healthz", self._healthz)
 
-    def add_websocket(self, path: str, handler: WebSocketHandler, subprotocols: tuple[str, ...] = ()) -> None:
+    def add_websocket(
+        self,
+        path: str,
+        handler: WebSocketHandler,
+        *,
+        subprotocols: tuple[str, ...] = (),
+        authenticate: Authenticator | None = None,
+    ) -> None:
+        """Serve WebSockets at ``path``; ``authenticate`` refuses (401/403) before any 101."""
         policy = UpgradePolicy(
             max_message_bytes=self.config.max_message_bytes,
             compression=self.config.compression,
             subprotocols=subprotocols,
         )
-        self.endpoints[path] = WebSocketEndpoint(policy, handler)
+        self.endpoints[path] = WebSocketEndpoint(policy, handler, authenticate)
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -129,6 +144,11 @@ class Server:
                 await asyncio.wait(still_running, timeout=1.0)
         if self._server is not None:
             await self._server.wait_closed()
+        for hook in self.on_shutdown:
+            try:
+                await hook()
+            except Exception:
+                log.exception("shutdown hook failed")
 
     # -- one TCP connection ----------------------------------------------------
 
@@ -175,11 +195,12 @@ class Server:
             if endpoint is not None:
                 try:
                     accepted = decide_upgrade(request, endpoint.policy)
+                    identity = endpoint.authenticate(request) if endpoint.authenticate else None
                 except HttpError as error:
                     log.debug("upgrade refused peer=%s path=%s status=%d", peer, request.path, error.status)
                     self._write(conn, writer, error_response(error), request)
                 else:
-                    await self._upgrade(conn, reader, writer, peer, request, endpoint, accepted)
+                    await self._upgrade(conn, reader, writer, peer, request, endpoint, accepted, identity)
                     return
             else:
                 response = await self._respond(request)
@@ -313,6 +334,7 @@ class Server:
         request: Request,
         endpoint: WebSocketEndpoint,
         accepted: AcceptedUpgrade,
+        identity: Identity | None,
     ) -> None:
         assert conn.their_state is h11.MIGHT_SWITCH_PROTOCOL
         writer.write(
@@ -333,6 +355,7 @@ class Server:
             subprotocol=accepted.subprotocol,
             compressed=any(isinstance(ext, PerMessageDeflate) for ext in accepted.extensions),
             stats=self.stats,
+            identity=identity,
         )
         self.stats.websockets_opened += 1
         self.sessions.add(session)
@@ -349,11 +372,11 @@ def _format_peer(peername: object) -> str:
     return str(peername)
 
 
-async def run_server(config: ServerConfig, setup: Callable[[Server], None] | None = None) -> None:
+async def run_server(config: ServerConfig, setup: Callable[[Server], Awaitable[None]] | None = None) -> None:
     """Start a server, announce where it listens, and serve until a signal."""
     server = Server(config)
     if setup is not None:
-        setup(server)
+        await setup(server)
     await server.start()
     scheme = "https" if config.tls else "http"
     log.info("listening on %s://%s:%d", scheme, config.host, server.port)

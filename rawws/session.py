@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Protocol
 
+from rawws.auth import Identity
 from rawws.config import ServerConfig
 from rawws.connection import (
     GOING_AWAY,
@@ -60,6 +62,7 @@ class WebSocketSession:
         subprotocol: str | None = None,
         compressed: bool = False,
         stats: SessionStats | None = None,
+        identity: Identity | None = None,
     ) -> None:
         self.reader = reader
         self.writer = writer
@@ -72,6 +75,8 @@ class WebSocketSession:
         self.subprotocol = subprotocol
         self.compressed = compressed
         self.stats = stats
+        #: Who the token said this is (``None`` on unauthenticated endpoints such as /echo).
+        self.identity = identity
         self.outbox = Outbox(config.outbox_max_bytes, config.outbox_max_messages)
         self._loop = asyncio.get_running_loop()
         self._in_read_batch = False
@@ -81,6 +86,7 @@ class WebSocketSession:
         self._ping_timer: asyncio.TimerHandle | None = None
         self._pong_timer: asyncio.TimerHandle | None = None
         self._close_timer: asyncio.TimerHandle | None = None
+        self._expiry_timer: asyncio.TimerHandle | None = None
         self._opened_at = self._loop.time()
         self._finished = False
         self.transport.set_write_buffer_limits(high=config.write_high_water_bytes)
@@ -89,8 +95,10 @@ class WebSocketSession:
 
     async def run(self, initial_data: bytes = b"") -> None:
         """Serve the connection until it closes; never raises for anything the peer does."""
-        log.info("ws open peer=%s path=%s compression=%s", self.peer, self.path, self.compressed)
+        user = self.identity.user if self.identity else "-"
+        log.info("ws open peer=%s path=%s user=%s compression=%s", self.peer, self.path, user, self.compressed)
         self._schedule_ping()
+        self._schedule_expiry()
         try:
             self.handler.on_open(self)
             if initial_data:
@@ -238,6 +246,15 @@ class WebSocketSession:
             self.ws.abort(1006, "keepalive timeout")
             self.transport.abort()
 
+    def _schedule_expiry(self) -> None:
+        if self.identity is not None:
+            delay = max(0.0, self.identity.expires_at - time.time())
+            self._expiry_timer = self._loop.call_later(delay, self._token_expired)
+
+    def _token_expired(self) -> None:
+        log.info("ws token expired peer=%s path=%s", self.peer, self.path)
+        self.close(POLICY_VIOLATION, "token expired")
+
     def _close_timed_out(self) -> None:
         if self.ws.state is not State.CLOSED:
             self.ws.abort()
@@ -250,7 +267,7 @@ class WebSocketSession:
         if self._finished:
             return
         self._finished = True
-        for timer in (self._ping_timer, self._pong_timer):
+        for timer in (self._ping_timer, self._pong_timer, self._expiry_timer):
             if timer is not None:
                 timer.cancel()
         duration = self._loop.time() - self._opened_at

@@ -7,22 +7,34 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from rawws.cli import setup_endpoints
+from rawws.app import setup_app
 from rawws.config import ServerConfig
 from rawws.server import Server
 
 StartServer = Callable[..., Awaitable[Server]]
 
 
+# argon2id still, but cheap: tests register and log in often.
+CHEAP_ARGON2 = {"argon2_time_cost": 1, "argon2_memory_kib": 8 * 1024, "argon2_parallelism": 1}
+
+
 @pytest.fixture
-async def start_server() -> AsyncIterator[StartServer]:
-    """Start ``Server``s on 127.0.0.1:0 with ``/echo``; every one is shut down after the test."""
+async def start_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[StartServer]:
+    """Start full ``Server``s on 127.0.0.1:0 (with ``/echo``, a fresh SQLite data dir unless told
+    otherwise); every one is shut down after the test."""
     servers: list[Server] = []
 
     async def start(**settings: object) -> Server:
-        config = ServerConfig(**{"host": "127.0.0.1", "port": 0, "echo": True, **settings})  # type: ignore[arg-type]
+        defaults = {
+            "host": "127.0.0.1",
+            "port": 0,
+            "echo": True,
+            "data_dir": str(tmp_path_factory.mktemp("rawws-data")),
+            **CHEAP_ARGON2,
+        }
+        config = ServerConfig(**{**defaults, **settings})  # type: ignore[arg-type]
         server = Server(config)
-        setup_endpoints(server)
+        await setup_app(server)
         await server.start()
         servers.append(server)
         return server

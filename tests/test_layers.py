@@ -11,7 +11,20 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "rawws"
-CORE = ["config", "connection", "errors", "events", "extensions", "handshake", "headers", "http", "outbox"]
+CORE = [
+    "auth",
+    "config",
+    "connection",
+    "errors",
+    "events",
+    "extensions",
+    "handshake",
+    "headers",
+    "http",
+    "outbox",
+    "passwords",
+    "ratelimit",
+]
 FORBIDDEN = {"asyncio", "socket", "ssl", "selectors", "sqlite3", "sqlalchemy", "asyncpg", "redis", "aiosqlite"}
 
 

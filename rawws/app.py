@@ -1,0 +1,87 @@
+"""Wiring: the store, tokens, accounts and endpoints a `rawws serve` runs, built from its config.
+
+This is the edge's composition root: it reads the data directory (the JWT
+secret file) and opens the database, then hangs the routes on the server.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+
+from rawws.accounts import Accounts
+from rawws.auth import SUBPROTOCOL, PublicKey, TicketLedger, Tokens, TokenSettings, WebSocketAuthenticator
+from rawws.config import ServerConfig
+from rawws.echo import EchoHandler
+from rawws.greeter import GreeterHandler
+from rawws.passwords import Passwords
+from rawws.server import Server
+from rawws.store import open_store, sqlite_url
+
+log = logging.getLogger("rawws.server")
+
+SECRET_FILE = "jwt-secret"
+
+
+def load_or_create_secret(data_dir: Path) -> bytes:
+    """The HS256 secret kept in ``data_dir``: generated once (32 random bytes), readable by the owner only."""
+    path = data_dir / SECRET_FILE
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        secret = bytes.fromhex(path.read_text().strip())
+    else:
+        secret = secrets.token_bytes(32)
+        with os.fdopen(fd, "w") as file:
+            file.write(secret.hex() + "\n")
+        log.info("generated a JWT secret in %s", path)
+    if len(secret) < 32:
+        raise ValueError(f"{path} holds a secret shorter than 32 bytes")
+    return secret
+
+
+def token_settings(config: ServerConfig) -> TokenSettings:
+    if config.jwt_secret is not None:
+        secret = config.jwt_secret.encode("utf-8")
+    else:
+        secret = load_or_create_secret(Path(config.data_dir))
+    public_key = None
+    if config.jwt_public_key is not None:
+        public_key = PublicKey(config.jwt_public_algorithm, Path(config.jwt_public_key).read_bytes())
+    return TokenSettings(
+        secret=secret,
+        issuer=config.jwt_issuer,
+        audience=config.jwt_audience,
+        access_ttl_s=config.access_ttl_s,
+        ticket_ttl_s=config.ticket_ttl_s,
+        public_key=public_key,
+    )
+
+
+async def setup_app(server: Server) -> None:
+    """Open the store and register every route and endpoint of the chat service."""
+    config = server.config
+    tokens = Tokens(token_settings(config))
+    store = await open_store(config.db_url or sqlite_url(config.data_dir))
+    passwords = Passwords(config.argon2_time_cost, config.argon2_memory_kib, config.argon2_parallelism)
+    accounts = Accounts(
+        store,
+        passwords,
+        tokens,
+        logins_per_user=config.logins_per_minute_per_user,
+        logins_per_address=config.logins_per_minute_per_address,
+    )
+    accounts.add_routes(server.router)
+    authenticate = WebSocketAuthenticator(tokens, TicketLedger(), frozenset(config.allowed_origins), tls=config.tls)
+    server.add_websocket("/ws", GreeterHandler(), subprotocols=(SUBPROTOCOL,), authenticate=authenticate)
+    if config.echo:
+        server.add_websocket("/echo", EchoHandler())
+
+    async def close() -> None:
+        accounts.close()
+        await store.close()
+
+    server.on_shutdown.append(close)

@@ -1,0 +1,246 @@
+"""Tokens and the decisions made with them, with no I/O: JWTs verified as RFC 8725 asks.
+
+* The algorithm comes from our configuration, never from the token: each key
+  is bound to one algorithm, and a token whose header names another is refused.
+* ``none`` is never accepted; ``exp``, ``iat``, ``sub``, ``iss`` and ``aud``
+  are required and checked, with a small leeway.
+* Access tokens and single-use tickets differ in ``typ``, so neither can stand
+  in for the other; a ticket's ``jti`` is spent on first use.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import jwt
+
+from rawws.errors import HttpError
+from rawws.headers import comma_list, get_all
+from rawws.http import Request
+
+ACCESS = "access"
+TICKET = "ticket"
+
+DEFAULT_ISSUER = "rawws"
+DEFAULT_AUDIENCE = "rawws"
+DEFAULT_ACCESS_TTL_S = 15 * 60
+DEFAULT_TICKET_TTL_S = 30
+DEFAULT_LEEWAY_S = 5
+MAX_TOKEN_BYTES = 8 * 1024  # a longer "token" is refused before it is parsed
+SECRET_BYTES = 32  # generated HS256 secrets (RFC 7518 §3.2: at least the hash size)
+PUBLIC_KEY_ALGORITHMS = ("RS256", "ES256", "EdDSA")
+BEARER_PROTOCOL_PREFIX = "bearer."
+SUBPROTOCOL = "rawws.v1"
+REQUIRED_CLAIMS = ["exp", "iat", "sub", "iss", "aud"]
+
+
+class AuthError(HttpError):
+    """401 with a ``WWW-Authenticate`` challenge (RFC 6750 §3). The message never holds the token."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(401, message, [("WWW-Authenticate", 'Bearer error="invalid_token"')])
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who a verified token speaks for, and until when."""
+
+    user: str
+    expires_at: float
+    token_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PublicKey:
+    """A verification key of an outside identity provider, bound to one algorithm."""
+
+    algorithm: str
+    pem: bytes
+
+    def __post_init__(self) -> None:
+        if self.algorithm not in PUBLIC_KEY_ALGORITHMS:
+            raise ValueError(f"public-key algorithm must be one of {PUBLIC_KEY_ALGORITHMS}")
+
+
+@dataclass(frozen=True, slots=True)
+class TokenSettings:
+    secret: bytes = field(repr=False)
+    issuer: str = DEFAULT_ISSUER
+    audience: str = DEFAULT_AUDIENCE
+    access_ttl_s: float = DEFAULT_ACCESS_TTL_S
+    ticket_ttl_s: float = DEFAULT_TICKET_TTL_S
+    leeway_s: float = DEFAULT_LEEWAY_S
+    public_key: PublicKey | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.secret) < SECRET_BYTES:
+            raise ValueError(f"the HS256 secret must be at least {SECRET_BYTES} bytes")
+
+
+def generate_secret() -> bytes:
+    return secrets.token_bytes(SECRET_BYTES)
+
+
+class Tokens:
+    """Issues HS256 tokens and verifies them (and, if configured, an outside provider's)."""
+
+    def __init__(self, settings: TokenSettings, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.clock = clock
+
+    def issue(self, user: str, typ: str = ACCESS) -> tuple[str, Identity]:
+        now = self.clock()
+        ttl = self.settings.access_ttl_s if typ == ACCESS else self.settings.ticket_ttl_s
+        identity = Identity(user, int(now + ttl), secrets.token_urlsafe(16))
+        claims = {
+            "sub": user,
+            "iat": int(now),
+            "exp": identity.expires_at,
+            "iss": self.settings.issuer,
+            "aud": self.settings.audience,
+            "jti": identity.token_id,
+            "typ": typ,
+        }
+        return jwt.encode(claims, self.settings.secret, algorithm="HS256"), identity
+
+    def verify(self, token: str, typ: str = ACCESS) -> Identity:
+        """The identity a token proves, or ``AuthError``: never anything else."""
+        if len(token) > MAX_TOKEN_BYTES:
+            raise AuthError("token too long")
+        try:
+            algorithm = jwt.get_unverified_header(token).get("alg")
+        except jwt.PyJWTError:
+            raise AuthError("malformed token") from None
+        key, algorithms = self._key_for(algorithm)
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=algorithms,
+                audience=self.settings.audience,
+                issuer=self.settings.issuer,
+                leeway=self.settings.leeway_s,
+                options={"require": REQUIRED_CLAIMS},
+            )
+        except jwt.ExpiredSignatureError:
+            raise AuthError("token expired") from None
+        except jwt.PyJWTError:
+            raise AuthError("invalid token") from None
+        self._check_not_from_the_future(claims)
+        if claims.get("typ", ACCESS) != typ:
+            raise AuthError(f"not an {typ} token" if typ == ACCESS else f"not a {typ}")
+        subject = claims["sub"]
+        if not isinstance(subject, str) or not subject:
+            raise AuthError("invalid subject")
+        token_id = claims.get("jti")
+        if typ == TICKET and not isinstance(token_id, str):
+            raise AuthError("a ticket needs a jti")
+        return Identity(subject, float(claims["exp"]), token_id if isinstance(token_id, str) else "")
+
+    def _key_for(self, algorithm: object) -> tuple[bytes, list[str]]:
+        if algorithm == "HS256":
+            return self.settings.secret, ["HS256"]
+        public = self.settings.public_key
+        if public is not None and algorithm == public.algorithm:
+            return public.pem, [public.algorithm]
+        raise AuthError("token algorithm not accepted")
+
+    def _check_not_from_the_future(self, claims: dict) -> None:
+        issued = claims.get("iat")
+        if not isinstance(issued, (int, float)) or issued > self.clock() + self.settings.leeway_s:
+            raise AuthError("token issued in the future")
+
+
+class TicketLedger:
+    """Remembers spent ticket ids until they expire, so each ticket opens one connection."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self._spent: dict[str, float] = {}
+
+    def spend(self, identity: Identity) -> None:
+        now = self.clock()
+        if len(self._spent) > 1024:
+            self._spent = {jti: exp for jti, exp in self._spent.items() if exp + DEFAULT_LEEWAY_S >= now}
+        if identity.token_id in self._spent:
+            raise AuthError("ticket already used")
+        self._spent[identity.token_id] = identity.expires_at
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    kind: str  # ACCESS or TICKET
+    token: str
+
+
+def extract_credential(request: Request) -> Credential | None:
+    """The token a WebSocket upgrade carries, in order of preference.
+
+    ``Authorization: Bearer`` (non-browser clients), then a ``bearer.<token>``
+    subprotocol (browsers, which cannot set headers), then ``?ticket=`` (single
+    use, the safest thing in a URL), then ``?token=``.
+    """
+    authorization = request.header("authorization")
+    if authorization is not None:
+        scheme, _, token = authorization.strip().partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return Credential(ACCESS, token.strip())
+    for offered in comma_list(get_all(request.headers, b"sec-websocket-protocol")):
+        if offered.startswith(BEARER_PROTOCOL_PREFIX) and len(offered) > len(BEARER_PROTOCOL_PREFIX):
+            return Credential(ACCESS, offered[len(BEARER_PROTOCOL_PREFIX) :])
+    ticket = request.query_param("ticket")
+    if ticket:
+        return Credential(TICKET, ticket)
+    token = request.query_param("token")
+    if token:
+        return Credential(ACCESS, token)
+    return None
+
+
+def bearer_token(request: Request) -> str:
+    """The token of ``Authorization: Bearer <token>`` on a plain HTTP request, or 401."""
+    authorization = request.header("authorization") or ""
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthError("Authorization: Bearer <access token> required")
+    return token.strip()
+
+
+def check_origin(request: Request, allowed: frozenset[str], *, tls: bool) -> None:
+    """403 unless the browser's ``Origin`` is ours or allowed; clients without ``Origin`` pass.
+
+    Browsers always send ``Origin`` on a WebSocket handshake, so this is what
+    stops another site's page from opening a socket with a user's cookie or ticket.
+    """
+    origin = request.header("origin")
+    if origin is None:
+        return
+    origin = origin.strip().rstrip("/").lower()
+    host = (request.header("host") or "").strip().lower()
+    own = f"{'https' if tls else 'http'}://{host}"
+    if origin == own or origin in allowed:
+        return
+    raise HttpError(403, "origin not allowed")
+
+
+class WebSocketAuthenticator:
+    """Decides, before any 101, whether an upgrade request may open a chat connection."""
+
+    def __init__(self, tokens: Tokens, ledger: TicketLedger, allowed_origins: frozenset[str], *, tls: bool) -> None:
+        self.tokens = tokens
+        self.ledger = ledger
+        self.allowed_origins = frozenset(origin.rstrip("/").lower() for origin in allowed_origins)
+        self.tls = tls
+
+    def __call__(self, request: Request) -> Identity:
+        check_origin(request, self.allowed_origins, tls=self.tls)
+        credential = extract_credential(request)
+        if credential is None:
+            raise AuthError("a token or ticket is required")
+        identity = self.tokens.verify(credential.token, credential.kind)
+        if credential.kind == TICKET:
+            self.ledger.spend(identity)
+        return identity
