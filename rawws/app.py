@@ -13,9 +13,9 @@ from pathlib import Path
 
 from rawws.accounts import Accounts
 from rawws.auth import SUBPROTOCOL, PublicKey, TicketLedger, Tokens, TokenSettings, WebSocketAuthenticator
+from rawws.chat_service import ChatHandler
 from rawws.config import ServerConfig
 from rawws.echo import EchoHandler
-from rawws.greeter import GreeterHandler
 from rawws.passwords import Passwords
 from rawws.server import Server
 from rawws.store import open_store, sqlite_url
@@ -76,11 +76,13 @@ async def setup_app(server: Server) -> None:
     )
     accounts.add_routes(server.router)
     authenticate = WebSocketAuthenticator(tokens, TicketLedger(), frozenset(config.allowed_origins), tls=config.tls)
-    server.add_websocket("/ws", GreeterHandler(), subprotocols=(SUBPROTOCOL,), authenticate=authenticate)
+    chat = ChatHandler(store)
+    server.add_websocket("/ws", chat, subprotocols=(SUBPROTOCOL,), authenticate=authenticate)
     if config.echo:
         server.add_websocket("/echo", EchoHandler())
 
     async def close() -> None:
+        await chat.close()  # every accepted message is stored before the store closes
         accounts.close()
         await store.close()
 

@@ -212,11 +212,14 @@ class WebSocketSession:
         self._flush()
 
     async def _wait_resumed(self) -> None:
-        self._resumed = self._loop.create_future()
-        try:
-            await self._resumed
-        finally:
-            self._resumed = None
+        if self._resumed is None or self._resumed.done():
+            self._resumed = self._loop.create_future()
+        await asyncio.shield(self._resumed)
+
+    async def wait_writable(self) -> None:
+        """Return once the socket drains again (at once if it is not backed up)."""
+        while self._paused and not self.ws.close_transport:
+            await self._wait_resumed()
 
     def _slow_consumer(self) -> None:
         """The documented policy: a peer that cannot keep up is closed with 1008 and counted."""

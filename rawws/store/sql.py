@@ -16,10 +16,11 @@ from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from rawws.chat import StoredMessage
 from rawws.errors import RawwsError
-from rawws.store.base import User, UsernameTaken
+from rawws.store.base import NewMessage, User, UsernameTaken
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 1: users; 2: rooms and messages
 SQLITE_FILE = "rawws.db"
 
 metadata = sa.MetaData()
@@ -41,9 +42,34 @@ users = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+rooms = sa.Table(
+    "rooms",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    # The last message id given out in this room: ids come from one atomic
+    # UPDATE … RETURNING, so they stay ordered with several nodes on one database.
+    sa.Column("last_id", sa.BigInteger, nullable=False),
+)
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    sa.Column("room", sa.String(32), primary_key=True),
+    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("user", sa.String(64), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("ts", sa.Float, nullable=False),
+)
+
 Migration = Callable[[AsyncConnection], Awaitable[None]]
+
+
+async def _add_messages(conn: AsyncConnection) -> None:
+    await conn.run_sync(lambda sync: metadata.create_all(sync, tables=[rooms, messages]))
+
+
 #: ``MIGRATIONS[n]`` upgrades a database from version ``n`` to ``n + 1``.
-MIGRATIONS: dict[int, Migration] = {}
+MIGRATIONS: dict[int, Migration] = {1: _add_messages}
 
 
 class SchemaTooNew(RawwsError):
@@ -115,6 +141,68 @@ class SqlStore:
     async def update_password_hash(self, user_id: int, password_hash: str) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(users.update().where(users.c.id == user_id).values(password_hash=password_hash))
+
+    async def append_messages(self, batch: list[NewMessage]) -> list[StoredMessage]:
+        """Store a batch in one transaction (group commit), numbering each room's messages in order."""
+        by_room: dict[str, list[NewMessage]] = {}
+        for item in batch:
+            by_room.setdefault(item.room, []).append(item)
+        stored: dict[int, StoredMessage] = {}
+        positions = {id(item): index for index, item in enumerate(batch)}
+        async with self.engine.begin() as conn:
+            for room, items in by_room.items():
+                await conn.execute(self._insert_room_if_missing(room))
+                last = (
+                    await conn.execute(
+                        rooms.update()
+                        .where(rooms.c.name == room)
+                        .values(last_id=rooms.c.last_id + len(items))
+                        .returning(rooms.c.last_id)
+                    )
+                ).scalar_one()
+                first = last - len(items) + 1
+                rows = []
+                for offset, item in enumerate(items):
+                    message = StoredMessage(room, first + offset, item.user, item.text, item.ts)
+                    stored[positions[id(item)]] = message
+                    rows.append({"room": room, "id": message.id, "user": item.user, "text": item.text, "ts": item.ts})
+                await conn.execute(messages.insert(), rows)
+        return [stored[index] for index in range(len(batch))]
+
+    def _insert_room_if_missing(self, room: str) -> sa.Executable:
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        return insert(rooms).values(name=room, last_id=0).on_conflict_do_nothing(index_elements=["name"])
+
+    async def messages_after(self, room: str, after: int, limit: int) -> list[StoredMessage]:
+        """Up to ``limit`` messages with id > ``after``, oldest first (replay on reconnect)."""
+        query = (
+            sa.select(messages)
+            .where(messages.c.room == room, messages.c.id > after)
+            .order_by(messages.c.id)
+            .limit(limit)
+        )
+        return await self._messages(query)
+
+    async def messages_before(self, room: str, before: int | None, limit: int) -> list[StoredMessage]:
+        """The ``limit`` messages just before id ``before`` (or the newest), oldest first."""
+        query = sa.select(messages).where(messages.c.room == room)
+        if before is not None:
+            query = query.where(messages.c.id < before)
+        rows = await self._messages(query.order_by(messages.c.id.desc()).limit(limit))
+        return rows[::-1]
+
+    async def last_message_id(self, room: str) -> int:
+        async with self.engine.connect() as conn:
+            value = (await conn.execute(sa.select(rooms.c.last_id).where(rooms.c.name == room))).scalar()
+        return value or 0
+
+    async def _messages(self, query: sa.Select) -> list[StoredMessage]:
+        async with self.engine.connect() as conn:
+            result = await conn.execute(query)
+            return [StoredMessage(row.room, row.id, row.user, row.text, row.ts) for row in result]
 
     async def schema_version(self) -> int:
         async with self.engine.connect() as conn:

@@ -1,0 +1,203 @@
+"""The chat wire protocol: one JSON object per text frame, its ``"type"`` naming it. No I/O.
+
+Client → server: ``join {room, since?}``, ``leave {room}``, ``say {room, text, ref?}``,
+``history {room, before?, limit?}``, ``who {room}``.
+
+Server → client: ``welcome {user, rooms}``, ``joined {room, users, last_id}``,
+``left {room}``, ``message {room, id, user, text, ts}``, ``ack {ref, room, id}``,
+``presence {room, user, event}``, ``members {room, users}``,
+``history {room, messages}``, ``error {code, message, ref?}``.
+
+Everything a client sends is checked here; a bad frame becomes a ``ChatError``
+that the connection answers with an ``error`` frame and stays open.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+DEFAULT_ROOM = "lobby"
+ROOM_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+MAX_TEXT_CHARS = 4000
+MAX_REF_CHARS = 64
+MAX_ROOMS_PER_CONNECTION = 32
+DEFAULT_HISTORY_LIMIT = 50
+MAX_HISTORY_LIMIT = 200
+
+# error codes
+BAD_JSON = "bad_json"
+BAD_TYPE = "bad_type"
+BAD_FIELD = "bad_field"
+BAD_ROOM = "bad_room"
+TOO_LONG = "too_long"
+NOT_JOINED = "not_joined"
+TOO_MANY_ROOMS = "too_many_rooms"
+RATE_LIMITED = "rate_limited"
+BINARY = "binary_not_supported"
+UNAVAILABLE = "unavailable"
+
+
+class ChatError(Exception):
+    """A client frame we refuse; the reply is an ``error`` frame and the connection stays open."""
+
+    def __init__(self, code: str, message: str, ref: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.ref = ref
+
+
+@dataclass(frozen=True, slots=True)
+class Join:
+    room: str
+    since: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Leave:
+    room: str
+
+
+@dataclass(frozen=True, slots=True)
+class Say:
+    room: str
+    text: str
+    ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRequest:
+    room: str
+    before: int | None = None
+    limit: int = DEFAULT_HISTORY_LIMIT
+
+
+@dataclass(frozen=True, slots=True)
+class Who:
+    room: str
+
+
+Command = Join | Leave | Say | HistoryRequest | Who
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """A message as stored: ``id`` is its place in its room, increasing without gaps."""
+
+    room: str
+    id: int
+    user: str
+    text: str
+    ts: float
+
+    def as_json(self) -> dict:
+        return {"type": "message", "room": self.room, "id": self.id, "user": self.user, "text": self.text, "ts": self.ts}
+
+
+def parse_command(data: str | bytes) -> Command:
+    """One client frame → a command, or ``ChatError`` saying exactly what is wrong."""
+    if isinstance(data, bytes):
+        raise ChatError(BINARY, "send JSON text frames")
+    try:
+        frame = json.loads(data)
+    except json.JSONDecodeError:
+        raise ChatError(BAD_JSON, "frame is not valid JSON") from None
+    if not isinstance(frame, dict):
+        raise ChatError(BAD_JSON, "frame must be a JSON object")
+    ref = frame.get("ref")
+    if ref is not None and (not isinstance(ref, str) or len(ref) > MAX_REF_CHARS):
+        raise ChatError(BAD_FIELD, f"ref must be a string of at most {MAX_REF_CHARS} characters")
+    kind = frame.get("type")
+    try:
+        if kind == "say":
+            return Say(_room(frame), _text(frame), ref)
+        if kind == "join":
+            return Join(_room(frame), _optional_int(frame, "since", minimum=0))
+        if kind == "leave":
+            return Leave(_room(frame))
+        if kind == "history":
+            limit = _optional_int(frame, "limit", minimum=1)
+            return HistoryRequest(
+                _room(frame),
+                _optional_int(frame, "before", minimum=1),
+                min(limit, MAX_HISTORY_LIMIT) if limit is not None else DEFAULT_HISTORY_LIMIT,
+            )
+        if kind == "who":
+            return Who(_room(frame))
+    except ChatError as error:
+        error.ref = ref
+        raise
+    raise ChatError(BAD_TYPE, f"unknown type {kind!r}" if isinstance(kind, str) else "type is required", ref)
+
+
+def _room(frame: dict) -> str:
+    room = frame.get("room")
+    if not isinstance(room, str) or ROOM_NAME.fullmatch(room) is None:
+        raise ChatError(BAD_ROOM, "room must be 1-32 characters: a-z, 0-9, '_' or '-', starting with a letter or digit")
+    return room
+
+
+def _text(frame: dict) -> str:
+    text = frame.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise ChatError(BAD_FIELD, "text must be a non-empty string")
+    if len(text) > MAX_TEXT_CHARS:
+        raise ChatError(TOO_LONG, f"text is longer than {MAX_TEXT_CHARS} characters")
+    return text
+
+
+def _optional_int(frame: dict, name: str, *, minimum: int) -> int | None:
+    value = frame.get(name)
+    if value is None:
+        return None
+    if type(value) is not int or value < minimum:
+        raise ChatError(BAD_FIELD, f"{name} must be an integer of at least {minimum}")
+    return value
+
+
+# -- server frames -------------------------------------------------------------------
+
+
+def dumps(payload: dict) -> str:
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+
+
+def welcome(user: str, rooms: list[str]) -> str:
+    return dumps({"type": "welcome", "user": user, "rooms": rooms})
+
+
+def joined(room: str, users: list[str], last_id: int) -> str:
+    return dumps({"type": "joined", "room": room, "users": users, "last_id": last_id})
+
+
+def left(room: str) -> str:
+    return dumps({"type": "left", "room": room})
+
+
+def ack(ref: str | None, room: str, message_id: int) -> str:
+    return dumps({"type": "ack", "ref": ref, "room": room, "id": message_id})
+
+
+def presence(room: str, user: str, event: str) -> str:
+    return dumps({"type": "presence", "room": room, "user": user, "event": event})
+
+
+def members(room: str, users: list[str]) -> str:
+    return dumps({"type": "members", "room": room, "users": users})
+
+
+def history(room: str, messages: list[StoredMessage]) -> str:
+    return dumps({"type": "history", "room": room, "messages": [m.as_json() for m in messages]})
+
+
+def error(code: str, message: str, ref: str | None = None) -> str:
+    payload: dict = {"type": "error", "code": code, "message": message}
+    if ref is not None:
+        payload["ref"] = ref
+    return dumps(payload)
+
+
+def message(stored: StoredMessage) -> str:
+    return dumps(stored.as_json())

@@ -1,0 +1,235 @@
+"""The chat endpoint `/ws`: commands from `rawws.chat`, rooms from `rawws.hub`, history in the store.
+
+Ordering guarantees, and how they are kept:
+
+* A ``say`` is acknowledged only after it is stored; stores are batched (group
+  commit) by ``MessageWriter``, and the batch is delivered in id order.
+* A ``join`` puts the connection in the room *before* reading history, and
+  buffers live messages until the replay (``since``) is out; ids already
+  delivered are skipped. So a message is delivered exactly once whether it was
+  committed before, during or after the replay: no gap, no duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rawws import chat
+from rawws.chat import ChatError, HistoryRequest, Join, Leave, Say, StoredMessage, Who
+from rawws.hub import Hub
+from rawws.ratelimit import RateLimiter
+from rawws.session import WebSocketSession
+from rawws.store import NewMessage, Store
+
+log = logging.getLogger("rawws.chat")
+
+MAX_BATCH = 256  # messages per group commit
+REPLAY_PAGE = 500  # messages per replay query; the socket drains between pages
+MESSAGES_PER_SECOND = 10.0  # per connection, with bursts of MESSAGE_BURST
+MESSAGE_BURST = 20
+
+
+@dataclass(slots=True)
+class _Pending:
+    item: NewMessage
+    on_stored: Callable[[StoredMessage], None]
+    on_failed: Callable[[], None]
+
+
+class MessageWriter:
+    """Stores accepted messages in batches: whatever arrived while the last commit ran goes in the next."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._pending: list[_Pending] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def submit(self, item: NewMessage, on_stored: Callable[[StoredMessage], None], on_failed: Callable[[], None]) -> None:
+        self._pending.append(_Pending(item, on_stored, on_failed))
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+            try:
+                stored = await self.store.append_messages([p.item for p in batch])
+            except Exception:
+                log.exception("storing %d message(s) failed", len(batch))
+                for pending in batch:
+                    pending.on_failed()
+                continue
+            for pending, message in zip(batch, stored):
+                pending.on_stored(message)
+
+    async def flush(self) -> None:
+        """Wait until everything submitted is stored (shutdown)."""
+        while self._task is not None and not self._task.done():
+            await asyncio.shield(self._task)
+
+
+class ChatMember:
+    """One connection's chat state: its rooms, the last id it got in each, replays in progress."""
+
+    __slots__ = ("session", "user", "last_ids", "catching_up", "tasks")
+
+    def __init__(self, session: WebSocketSession, user: str) -> None:
+        self.session = session
+        self.user = user
+        self.last_ids: dict[str, int] = {}
+        self.catching_up: dict[str, list[tuple[int | None, str, bytes]]] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def deliver(self, room: str, message_id: int | None, text: str, frame: bytes) -> None:
+        buffer = self.catching_up.get(room)
+        if buffer is not None:
+            buffer.append((message_id, text, frame))  # after the `joined` answer and the replay
+            return
+        if message_id is not None:
+            if message_id <= self.last_ids.get(room, 0):
+                return  # already delivered by a replay
+            self.last_ids[room] = message_id
+        if self.session.compressed:
+            self.session.send(text)  # its own deflate context: it cannot share bytes
+        else:
+            self.session.send_frame(frame)
+
+    def send(self, text: str) -> None:
+        self.session.send(text)
+
+    def spawn(self, coroutine) -> None:  # noqa: ANN001 - a coroutine object
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+
+class ChatHandler:
+    """The `/ws` endpoint's ``WebSocketHandler``."""
+
+    def __init__(self, store: Store, hub: Hub | None = None) -> None:
+        self.store = store
+        self.hub = hub or Hub()
+        self.writer = MessageWriter(store)
+        self._members: dict[WebSocketSession, ChatMember] = {}
+        self._rate = RateLimiter(MESSAGE_BURST, MESSAGE_BURST / MESSAGES_PER_SECOND)
+
+    # -- WebSocketHandler -----------------------------------------------------------
+
+    def on_open(self, session: WebSocketSession) -> None:
+        assert session.identity is not None, "/ws is authenticated"
+        member = ChatMember(session, session.identity.user)
+        self._members[session] = member
+        member.send(chat.welcome(member.user, [chat.DEFAULT_ROOM]))
+
+    def on_message(self, session: WebSocketSession, data: str | bytes) -> None:
+        member = self._members[session]
+        ref = None
+        try:
+            command = chat.parse_command(data)
+            ref = getattr(command, "ref", None)
+            if self._rate.acquire(session, time.monotonic()) > 0:
+                raise ChatError(chat.RATE_LIMITED, "slow down", ref)
+            self._dispatch(member, command)
+        except ChatError as error:
+            member.send(chat.error(error.code, error.message, error.ref if error.ref is not None else ref))
+
+    def on_close(self, session: WebSocketSession, code: int) -> None:
+        member = self._members.pop(session, None)
+        if member is None:
+            return
+        for task in member.tasks:
+            task.cancel()
+        for room in list(member.last_ids):
+            self._leave(member, room)
+
+    # -- commands ---------------------------------------------------------------------
+
+    def _dispatch(self, member: ChatMember, command: chat.Command) -> None:
+        if isinstance(command, Say):
+            self._say(member, command)
+        elif isinstance(command, Join):
+            self._join(member, command)
+        elif isinstance(command, Leave):
+            self._require_member(member, command.room)
+            self._leave(member, command.room)
+            member.send(chat.left(command.room))
+        elif isinstance(command, HistoryRequest):
+            member.spawn(self._history(member, command))
+        elif isinstance(command, Who):
+            member.send(chat.members(command.room, self.hub.users(command.room)))
+
+    def _require_member(self, member: ChatMember, room: str, ref: str | None = None) -> None:
+        if not self.hub.is_member(member, room):
+            raise ChatError(chat.NOT_JOINED, f"join {room} first", ref)
+
+    def _say(self, member: ChatMember, command: Say) -> None:
+        self._require_member(member, command.room, command.ref)
+        item = NewMessage(command.room, member.user, command.text, time.time())
+
+        def stored(message: StoredMessage) -> None:
+            member.send(chat.ack(command.ref, message.room, message.id))
+            self.hub.publish(message.room, chat.message(message), message.id)
+
+        def failed() -> None:
+            member.send(chat.error(chat.UNAVAILABLE, "message not stored; send it again", command.ref))
+
+        self.writer.submit(item, stored, failed)
+
+    def _join(self, member: ChatMember, command: Join) -> None:
+        room = command.room
+        if self.hub.is_member(member, room):
+            raise ChatError(chat.BAD_ROOM, f"already in {room}")
+        if len(member.last_ids) >= chat.MAX_ROOMS_PER_CONNECTION:
+            raise ChatError(chat.TOO_MANY_ROOMS, f"at most {chat.MAX_ROOMS_PER_CONNECTION} rooms per connection")
+        member.catching_up[room] = []  # live messages wait here until the replay is out
+        member.last_ids[room] = 0
+        if self.hub.join(member, room):
+            self.hub.publish(room, chat.presence(room, member.user, "joined"), exclude=member)
+        member.spawn(self._catch_up(member, room, command.since))
+
+    async def _catch_up(self, member: ChatMember, room: str, since: int | None) -> None:
+        try:
+            last_id = await self.store.last_message_id(room)
+            member.send(chat.joined(room, self.hub.users(room), last_id))
+            # Replay what the client missed, up to what was stored when it joined;
+            # anything newer is live and waits in the buffer.
+            after = last_id if since is None else min(since, last_id)
+            member.last_ids[room] = after
+            while after < last_id:
+                page = await self.store.messages_after(room, after, REPLAY_PAGE)
+                if not page:
+                    break
+                for message in page:
+                    member.last_ids[room] = message.id
+                    member.send(chat.message(message))
+                after = page[-1].id
+                await member.session.wait_writable()
+        except Exception:
+            log.exception("replay failed room=%s", room)
+            member.send(chat.error(chat.UNAVAILABLE, f"could not load {room}; join again"))
+        finally:
+            buffered = member.catching_up.pop(room, [])
+            for message_id, text, frame in buffered:
+                member.deliver(room, message_id, text, frame)
+
+    def _leave(self, member: ChatMember, room: str) -> None:
+        member.last_ids.pop(room, None)
+        member.catching_up.pop(room, None)
+        if self.hub.leave(member, room):
+            self.hub.publish(room, chat.presence(room, member.user, "left"))
+
+    async def _history(self, member: ChatMember, command: HistoryRequest) -> None:
+        try:
+            found = await self.store.messages_before(command.room, command.before, command.limit)
+        except Exception:
+            log.exception("history failed room=%s", command.room)
+            member.send(chat.error(chat.UNAVAILABLE, "history unavailable"))
+            return
+        member.send(chat.history(command.room, found))
+
+    async def close(self) -> None:
+        await self.writer.flush()
