@@ -2,7 +2,9 @@
 
 The outbox is bounded both in bytes and in messages. ``push`` never blocks and
 never drops silently: it answers whether the data fit, and the caller applies
-the slow-consumer policy when it did not. ``take`` hands everything queued over
+the slow-consumer policy when it did not. An empty outbox takes any one
+message, however large (the largest is bounded by the message size limit), so
+the bound is ``max_bytes`` plus one message. ``take`` hands everything queued over
 as one buffer, so one write carries it all.
 """
 
@@ -34,7 +36,7 @@ class Outbox:
 
     def push(self, data: bytes) -> bool:
         """Queue ``data``; ``False`` (and nothing queued) when it would pass a bound."""
-        if self._bytes + len(data) > self.max_bytes or len(self._chunks) >= self.max_messages:
+        if self._chunks and (self._bytes + len(data) > self.max_bytes or len(self._chunks) >= self.max_messages):
             self.overflowed = True
             return False
         self._chunks.append(data)
