@@ -15,7 +15,7 @@ from pathlib import Path
 
 from conformance.console import say
 from conformance.processes import StartupFailed, free_port, start, stop, substitute, tail, wait_for_tcp
-from conformance.session import AGENT, count_started_cases, display_command, finish, prepare, watch
+from conformance.session import AGENT, case_progress, display_command, finish, prepare, watch
 from conformance.wstest import python2_env
 
 DEFAULT_CLIENT_COMMAND = [sys.executable, "-m", "conformance.client_driver", "{url}", "{agent}"]
@@ -55,8 +55,7 @@ def run_client_suite(options: ClientRunOptions) -> int:
         say(f"starting the client driver: {display_command(driver_command)} (log {driver_log})")
         driver = start(driver_command, driver_log)
         failures = watch({DRIVER_NAME: driver}, (FUZZER_NAME, fuzzer), setup.started + options.timeout,
-                         progress=lambda: f"{count_started_cases([fuzzer_log])}/{len(setup.suite.cases)} "
-                                          "cases started")
+                         progress=case_progress([fuzzer_log], len(setup.suite.cases)))
     except StartupFailed as error:
         failures = [str(error)]
     finally:

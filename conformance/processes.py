@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -38,12 +39,18 @@ def substitute(template: list[str], values: Mapping[str, str]) -> list[str]:
 
 def start(command: list[str], log_path: Path, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
     """Start ``command`` with its output in ``log_path``, in its own process group so stop() reaches its children."""
-    log = log_path.open("wb")
-    try:
-        return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                env=None if env is None else dict(env), start_new_session=True)
-    finally:
-        log.close()  # the child holds its own copy
+    with log_path.open("wb") as log:  # the child keeps its own copy of the file descriptor
+        try:
+            return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                    env=None if env is None else dict(env), start_new_session=True,
+                                    preexec_fn=_default_sigint)
+        except OSError as error:
+            raise StartupFailed(f"cannot start {command[0]}: {error}") from error
+
+
+def _default_sigint() -> None:
+    """Undo an inherited "ignore SIGINT" (as in background jobs of a script), so stop()'s SIGINT stops the child."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for_tcp(port: int, process: subprocess.Popen[bytes], name: str, timeout: float = 30.0) -> None:
@@ -74,10 +81,8 @@ def stop(process: subprocess.Popen[bytes], name: str, grace: float = 10.0) -> No
 
 
 def _signal_group(process: subprocess.Popen[bytes], signum: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):  # the whole group is already gone
         os.killpg(process.pid, signum)
-    except ProcessLookupError:
-        pass
 
 
 def tail(log_path: Path, lines: int = 20) -> str:
@@ -86,5 +91,5 @@ def tail(log_path: Path, lines: int = 20) -> str:
         text = log_path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return ""
-    last = text.splitlines()[-lines:]
+    last = text.splitlines()[-lines:] or ["(empty)"]
     return "\n".join(f"    {line}" for line in last)

@@ -10,20 +10,20 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from conformance.cases import split_cases
 from conformance.console import say
 from conformance.processes import StartupFailed, free_port, start, stop, substitute, tail, wait_for_tcp
-from conformance.session import AGENT, Setup, count_started_cases, display_command, finish, prepare, watch
+from conformance.session import AGENT, Setup, case_progress, display_command, finish, prepare, watch
 from conformance.wstest import python2_env
 
 DEFAULT_SERVER_COMMAND = [
     sys.executable, "-m", "rawws", "serve", "--echo",
     "--host", "127.0.0.1", "--port", "{port}",
     "--max-message-size", str(64 * 1024 * 1024),
+    "--data-dir", "{datadir}",
 ]
 SERVER_NAME = "the server under test"
 
@@ -43,7 +43,6 @@ class WstestJob:
     """One wstest process with its own share of the cases, spec, report dir and log."""
 
     name: str
-    cases: list[str]
     spec_path: Path
     outdir: Path
     log_path: Path
@@ -53,7 +52,9 @@ def run_server_suite(options: ServerRunOptions) -> int:
     """Run the suite against the server and return the exit code (0 pass, 1 conformance failure)."""
     setup = prepare(options.selection, "server")
     port = free_port()
-    server_command = substitute(options.server_command, {"port": str(port)})
+    # The server keeps its (unused here) store and JWT secret in the run's work dir.
+    datadir = str(setup.workdir / "rawws-data")
+    server_command = substitute(options.server_command, {"port": str(port), "datadir": datadir})
     url = f"ws://127.0.0.1:{port}/echo"
     jobs = _plan_jobs(setup, url, options.jobs)
     server_log = setup.workdir / "server.log"
@@ -68,7 +69,7 @@ def run_server_suite(options: ServerRunOptions) -> int:
             workers[job.name] = start([*setup.wstest.command, "-m", "fuzzingclient", "-s", str(job.spec_path)],
                                       job.log_path, env=python2_env())
         failures = watch(workers, (SERVER_NAME, server), setup.started + options.timeout,
-                         progress=lambda: _progress(setup, jobs))
+                         progress=case_progress([job.log_path for job in jobs], len(setup.suite.cases)))
     except StartupFailed as error:
         failures = [str(error)]
     finally:
@@ -100,7 +101,7 @@ def _plan_jobs(setup: Setup, url: str, jobs: int) -> list[WstestJob]:
     for number, cases in enumerate(split_cases(setup.suite.cases, jobs), start=1):
         job_dir = setup.workdir / f"wstest-{number}"
         job_dir.mkdir()
-        job = WstestJob(name=f"wstest job {number}", cases=cases, spec_path=job_dir / "fuzzingclient.json",
+        job = WstestJob(name=f"wstest job {number}", spec_path=job_dir / "fuzzingclient.json",
                         outdir=job_dir / "reports", log_path=job_dir / "wstest.log")
         spec = {
             "outdir": str(job.outdir),
@@ -112,9 +113,3 @@ def _plan_jobs(setup: Setup, url: str, jobs: int) -> list[WstestJob]:
         job.spec_path.write_text(json.dumps(spec, indent=2), encoding="utf-8")
         planned.append(job)
     return planned
-
-
-def _progress(setup: Setup, jobs: list[WstestJob]) -> str:
-    started = count_started_cases([job.log_path for job in jobs])
-    minutes, seconds = divmod(int(time.monotonic() - setup.started), 60)
-    return f"[{minutes}:{seconds:02d}] {started}/{len(setup.suite.cases)} cases started"

@@ -17,12 +17,13 @@ from pathlib import Path
 from conformance.cases import SuiteInfo, case_patterns, describe_suite
 from conformance.console import say
 from conformance.reports import load_reports
-from conformance.summary import summarize
+from conformance.summary import format_duration, summarize
 from conformance.wstest import Wstest, locate_wstest
 
 AGENT = "rawws"
 PROGRESS_EVERY = 30.0  # seconds between progress lines, so CI shows the run is alive
 CASE_STARTED = b"Running test case ID"  # what wstest logs as each case begins
+PLAIN_ARGUMENT = re.compile(r"[\w@%+=:,./{}-]+")  # shown unquoted, so placeholders read as {port}
 SECRET_FLAG = re.compile(r"(password|passwd|secret|token|credential|api[-_]?key)", re.IGNORECASE)
 
 EXIT_PASSED = 0
@@ -43,23 +44,21 @@ class Setup:
 
 def prepare(selection: str, side: str) -> Setup:
     """Install/locate wstest, resolve the case selection, and make a work dir for specs, logs and reports."""
-    started_at = datetime.datetime.now(datetime.timezone.utc)
+    started_at = datetime.datetime.now(datetime.UTC)
+    patterns = case_patterns(selection)  # before any install, so a typo fails at once
     wstest = locate_wstest()
-    suite = describe_suite(wstest, case_patterns(selection))
+    suite = describe_suite(wstest, patterns)
     workdir = Path(tempfile.mkdtemp(prefix=f"rawws-conformance-{side}-"))
     say(f"{len(suite.cases)} cases selected by --cases {selection}; work dir {workdir}")
     return Setup(wstest=wstest, suite=suite, workdir=workdir, started=time.monotonic(), started_at=started_at)
 
 
-def count_started_cases(logs: Sequence[Path]) -> int:
-    """How many cases wstest has begun, read from its logs."""
-    total = 0
-    for log in logs:
-        try:
-            total += log.read_bytes().count(CASE_STARTED)
-        except OSError:
-            pass
-    return total
+def case_progress(logs: Sequence[Path], total: int) -> Callable[[], str]:
+    """A progress reporter for watch(): how many of ``total`` cases wstest has begun, read from its logs."""
+    def report() -> str:
+        started = sum(log.read_bytes().count(CASE_STARTED) for log in logs if log.exists())
+        return f"{started}/{total} cases started"
+    return report
 
 
 def watch(workers: Mapping[str, subprocess.Popen[bytes]], peer: tuple[str, subprocess.Popen[bytes]],
@@ -69,15 +68,18 @@ def watch(workers: Mapping[str, subprocess.Popen[bytes]], peer: tuple[str, subpr
     Returns what went wrong, for the summary. The caller stops whatever still runs.
     """
     peer_name, peer_process = peer
-    next_progress = time.monotonic() + PROGRESS_EVERY
+    began = time.monotonic()
+    next_progress = began + PROGRESS_EVERY
     while any(process.poll() is None for process in workers.values()):
         if peer_process.poll() is not None:
             return [f"{peer_name} exited with code {peer_process.returncode} during the run"]
         now = time.monotonic()
         if now >= deadline:
-            return [f"the run hit its time limit; stopped {', '.join(n for n, p in workers.items() if p.poll() is None)}"]
+            unfinished = ", ".join(name for name, process in workers.items() if process.poll() is None)
+            return [f"the run hit its time limit; stopped {unfinished}"]
         if now >= next_progress:
-            say(progress())
+            minutes, seconds = divmod(int(now - began), 60)
+            say(f"[{minutes}:{seconds:02d}] {progress()}")
             next_progress = now + PROGRESS_EVERY
         time.sleep(0.5)
     failures = [f"{name} exited with code {process.returncode}"
@@ -102,7 +104,7 @@ def display_command(command: Sequence[str]) -> str:
         else:
             shown.append(argument)
             hide_next = argument.startswith("-") and bool(SECRET_FLAG.search(argument))
-    return shlex.join(shown)
+    return " ".join(arg if PLAIN_ARGUMENT.fullmatch(arg) else shlex.quote(arg) for arg in shown)
 
 
 def finish(setup: Setup, *, side: str, selection: str, outdirs: Sequence[Path], summary_path: Path,
@@ -121,7 +123,7 @@ def finish(setup: Setup, *, side: str, selection: str, outdirs: Sequence[Path], 
         ("Python", sys.version.split()[0]),
         *details,
         ("Case selection", f"`--cases {selection}`"),
-        ("Wall time", f"{elapsed:.0f} s"),
+        ("Wall time", format_duration(elapsed)),
     ]
     summary = summarize(index, agent=AGENT, expected_cases=suite.cases,
                         title=f"rawws {side} conformance (Autobahn TestSuite)", header=header,
@@ -133,5 +135,8 @@ def finish(setup: Setup, *, side: str, selection: str, outdirs: Sequence[Path], 
         shutil.rmtree(setup.workdir, ignore_errors=True)
         say(f"passed; removed the work dir {setup.workdir} (--keep-reports keeps it)")
         return EXIT_PASSED
-    say(f"raw reports, specs and logs: {setup.workdir} (per-case JSON: {', '.join(str(d) for d in outdirs)})")
+    say(f"specs, logs and raw reports kept in {setup.workdir}")
+    for outdir in outdirs:
+        if (outdir / "index.json").exists():
+            say(f"reports (index.json, per-case JSON and HTML): {outdir}")
     return EXIT_PASSED if summary.passed else EXIT_FAILED

@@ -136,9 +136,9 @@ def _markdown_table(columns: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def _plain(text: str) -> str:
-    """Suite descriptions carry HTML after the first sentence(s); keep the text before it, on one line."""
-    before_markup = text.split("<", 1)[0]
-    return re.sub(r"\s+", " ", before_markup).strip().replace("|", "\\|")
+    """Suite descriptions contain HTML markup and line breaks; the table needs one line of plain text."""
+    without_tags = re.sub(r"<[^>]*>", " ", text)
+    return re.sub(r"\s+", " ", without_tags).strip().replace("|", "\\|")
 
 
 def _section(case_id: str) -> str:
@@ -151,7 +151,11 @@ def _duration(entry: CaseEntry) -> int:
 
 
 def _format_ms(milliseconds: int) -> str:
-    seconds = milliseconds / 1000
+    return format_duration(milliseconds / 1000)
+
+
+def format_duration(seconds: float) -> str:
+    """``8.3 s`` or ``14 min 48 s``."""
     if seconds < 60:
         return f"{seconds:.1f} s"
     minutes, rest = divmod(round(seconds), 60)

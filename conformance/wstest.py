@@ -31,7 +31,7 @@ python2.7 on PATH); the Autobahn TestSuite needs one. Either:
   - set WSTEST to the wstest script of an existing Python 2.7 environment
   - or run the suite in the public Docker image crossbario/autobahn-testsuite
     (conformance/README.md, "Without Python 2.7", has the full steps):
-      docker run --rm --network host -v "$PWD/autobahn:/autobahn" \\
+      docker run --rm --network host -v /tmp/rawws-autobahn:/autobahn \\
           crossbario/autobahn-testsuite \\
           wstest -m fuzzingclient -s /autobahn/fuzzingclient.json
 """
@@ -113,8 +113,8 @@ def _install(cache: Path, venv: Path) -> None:
         virtualenv_dir = _ensure_virtualenv_package(python27, cache / "py2-virtualenv")
         say(f"creating a Python 2.7 virtualenv: {python27} -m virtualenv {venv}")
         _run([python27, "-m", "virtualenv", str(venv)], pythonpath=virtualenv_dir)
-    say(f"installing {TESTSUITE_REQUIREMENT} into {venv}")
-    _run([str(venv_python), "-m", "pip", "install", "--disable-pip-version-check", TESTSUITE_REQUIREMENT])
+    say(f"installing {TESTSUITE_REQUIREMENT} into {venv} (builds wsaccel and zope.interface with the C compiler)")
+    _run([str(venv_python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", TESTSUITE_REQUIREMENT])
     (venv / INSTALLED_MARKER).write_text(TESTSUITE_REQUIREMENT + "\n")
     say("wstest is ready")
 
@@ -154,7 +154,7 @@ def _ensure_virtualenv_package(python27: str, target: Path) -> Path:
     if target.exists():
         shutil.rmtree(target)
     say(f"installing '{VIRTUALENV_REQUIREMENT}' for Python 2.7 into {target}")
-    _run([python27, "-m", "pip", "install", "--disable-pip-version-check",
+    _run([python27, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
           "--target", str(target), VIRTUALENV_REQUIREMENT])
     return target
 

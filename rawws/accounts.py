@@ -96,18 +96,19 @@ class Accounts:
         if self.passwords.needs_rehash(user.password_hash):
             await self.store.update_password_hash(user.id, await self._off_loop(self.passwords.hash, password))
         token, identity = self.tokens.issue(user.username, ACCESS)
+        expires_in = int(identity.expires_at - self.tokens.clock())
         return json_response(
             200,
-            {"access_token": token, "token_type": "bearer", "expires_in": int(identity.expires_at - time.time())},
+            {"access_token": token, "token_type": "bearer", "expires_in": expires_in},
             [("Cache-Control", "no-store")],
         )
 
     async def ticket(self, request: Request) -> Response:
         identity = self.tokens.verify(bearer_token(request), ACCESS)
-        ticket, ticket_identity = self.tokens.issue(identity.user, TICKET)
+        ticket, ticket_identity = self.tokens.issue(identity.user, TICKET, session_expires_at=identity.expires_at)
         return json_response(
             200,
-            {"ticket": ticket, "expires_in": int(ticket_identity.expires_at - time.time())},
+            {"ticket": ticket, "expires_in": int(ticket_identity.expires_at - self.tokens.clock())},
             [("Cache-Control", "no-store")],
         )
 

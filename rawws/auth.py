@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import math
 import secrets
 import time
 from collections.abc import Callable
@@ -35,6 +36,7 @@ PUBLIC_KEY_ALGORITHMS = ("RS256", "ES256", "EdDSA")
 BEARER_PROTOCOL_PREFIX = "bearer."
 SUBPROTOCOL = "rawws.v1"
 REQUIRED_CLAIMS = ["exp", "iat", "sub", "iss", "aud"]
+SESSION_EXP_CLAIM = "session_exp"  # in a ticket: the exp of the access token that bought it
 
 
 class AuthError(HttpError):
@@ -91,10 +93,19 @@ class Tokens:
         self.settings = settings
         self.clock = clock
 
-    def issue(self, user: str, typ: str = ACCESS) -> tuple[str, Identity]:
+    def issue(self, user: str, typ: str = ACCESS, *, session_expires_at: float | None = None) -> tuple[str, Identity]:
+        """A signed token and the identity it proves.
+
+        A ticket is bought with an access token: ``session_expires_at`` is that
+        token's ``exp``. The ticket itself is valid ``ticket_ttl_s`` at most and
+        never beyond it, and the connection it opens lasts until it.
+        """
         now = self.clock()
         ttl = self.settings.access_ttl_s if typ == ACCESS else self.settings.ticket_ttl_s
-        identity = Identity(user, int(now + ttl), secrets.token_urlsafe(16))
+        expires_at = int(now + ttl)
+        if session_expires_at is not None:
+            expires_at = min(expires_at, int(session_expires_at))
+        identity = Identity(user, expires_at, secrets.token_urlsafe(16))
         claims = {
             "sub": user,
             "iat": int(now),
@@ -104,12 +115,16 @@ class Tokens:
             "jti": identity.token_id,
             "typ": typ,
         }
+        if typ == TICKET and session_expires_at is not None:
+            claims[SESSION_EXP_CLAIM] = int(session_expires_at)
         return jwt.encode(claims, self.settings.secret, algorithm="HS256"), identity
 
     def verify(self, token: str, typ: str = ACCESS) -> Identity:
         """The identity a token proves, or ``AuthError``: never anything else."""
         if len(token) > MAX_TOKEN_BYTES:
             raise AuthError("token too long")
+        if not token.isascii():  # a compact JWS is base64url and dots (RFC 7515 §7.1)
+            raise AuthError("malformed token")
         try:
             algorithm = jwt.get_unverified_header(token).get("alg")
         except jwt.PyJWTError:
@@ -122,14 +137,12 @@ class Tokens:
                 algorithms=algorithms,
                 audience=self.settings.audience,
                 issuer=self.settings.issuer,
-                leeway=self.settings.leeway_s,
-                options={"require": REQUIRED_CLAIMS},
+                # exp, nbf and iat are judged below by our clock: PyJWT would read the system's.
+                options={"require": REQUIRED_CLAIMS, "verify_exp": False, "verify_nbf": False, "verify_iat": False},
             )
-        except jwt.ExpiredSignatureError:
-            raise AuthError("token expired") from None
         except jwt.PyJWTError:
             raise AuthError("invalid token") from None
-        self._check_not_from_the_future(claims)
+        self._check_times(claims)
         if claims.get("typ", ACCESS) != typ:
             raise AuthError(f"not an {typ} token" if typ == ACCESS else f"not a {typ}")
         subject = claims["sub"]
@@ -138,7 +151,12 @@ class Tokens:
         token_id = claims.get("jti")
         if typ == TICKET and not isinstance(token_id, str):
             raise AuthError("a ticket needs a jti")
-        return Identity(subject, float(claims["exp"]), token_id if isinstance(token_id, str) else "")
+        expires_at = float(claims["exp"])
+        if typ == TICKET:  # the connection lasts as long as the access token that bought the ticket
+            session_expires_at = _numeric_date(claims.get(SESSION_EXP_CLAIM))
+            if session_expires_at is not None and session_expires_at > expires_at:
+                expires_at = session_expires_at
+        return Identity(subject, expires_at, token_id if isinstance(token_id, str) else "")
 
     def _key_for(self, algorithm: object) -> tuple[bytes, list[str]]:
         if algorithm == "HS256":
@@ -148,10 +166,29 @@ class Tokens:
             return public.pem, [public.algorithm]
         raise AuthError("token algorithm not accepted")
 
-    def _check_not_from_the_future(self, claims: dict) -> None:
-        issued = claims.get("iat")
-        if not isinstance(issued, (int, float)) or issued > self.clock() + self.settings.leeway_s:
+    def _check_times(self, claims: dict) -> None:
+        """``exp``, ``nbf`` and ``iat`` (RFC 7519 §4.1.4-6) against ``self.clock``, with the leeway."""
+        times = {name: _numeric_date(claims[name]) for name in ("exp", "iat", "nbf") if name in claims}
+        if None in times.values():
+            raise AuthError("invalid time claim")
+        now, leeway = self.clock(), self.settings.leeway_s
+        if times["exp"] <= now - leeway:
+            raise AuthError("token expired")
+        if times.get("nbf", now) > now + leeway:
+            raise AuthError("token not valid yet")
+        if times["iat"] > now + leeway:
             raise AuthError("token issued in the future")
+
+
+def _numeric_date(value: object) -> float | None:
+    """A JSON number of seconds (RFC 7519 §2 NumericDate) as a finite float, else ``None``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        seconds = float(value)
+    except OverflowError:
+        return None
+    return seconds if math.isfinite(seconds) else None
 
 
 class TicketLedger:

@@ -126,7 +126,9 @@ def add_client_commands(commands: argparse._SubParsersAction) -> None:  # type: 
         metavar="MESSAGE",
         help="the message; '-' reads it from stdin (one trailing newline is dropped from text)",
     )
-    send.add_argument("--binary", action="store_true", help="send a binary message (MESSAGE as UTF-8, or stdin's bytes)")
+    send.add_argument(
+        "--binary", action="store_true", help="send a binary message (MESSAGE as UTF-8, or stdin's bytes)"
+    )
     _add_connection_options(send)
 
     chat = commands.add_parser(
@@ -164,7 +166,8 @@ def _add_connection_options(command: argparse.ArgumentParser) -> None:
         "--timeout",
         type=float,
         default=DEFAULT_CLIENT_TIMEOUT_S,
-        help=f"seconds for connecting and the handshake, for sending, and for closing (default {DEFAULT_CLIENT_TIMEOUT_S:g})",
+        help="seconds for connecting and the handshake, for sending, and for closing "
+        f"(default {DEFAULT_CLIENT_TIMEOUT_S:g})",
     )
     command.add_argument("--insecure", action="store_true", help="wss://: do not check the server's certificate")
     command.add_argument(
@@ -238,15 +241,19 @@ async def chat_command(args: argparse.Namespace) -> None:
         _check_close(ws)
         return
     if end.code not in OK_CLOSE_CODES:
-        raise ClientFailure(EXIT_CLOSED_WITH_ERROR, f"connection closed: {end.code} {end.reason}".rstrip())
-    print(f"connection closed: {end.code} {end.reason}".rstrip(), file=sys.stderr)
+        raise ClientFailure(EXIT_CLOSED_WITH_ERROR, _closed_message(end.code, end.reason))
+    print(_closed_message(end.code, end.reason), file=sys.stderr)
 
 
 def _check_close(ws: ClientConnection) -> None:
     if ws.close_timed_out:
         raise ClientFailure(EXIT_TIMEOUT, "timed out: the server did not answer our close frame")
     if ws.close_code not in OK_CLOSE_CODES:
-        raise ClientFailure(EXIT_CLOSED_WITH_ERROR, f"connection closed: {ws.close_code} {ws.close_reason}".rstrip())
+        raise ClientFailure(EXIT_CLOSED_WITH_ERROR, _closed_message(ws.close_code, ws.close_reason))
+
+
+def _closed_message(code: int | None, reason: str) -> str:
+    return f"connection closed: {code} {reason}".rstrip()
 
 
 def _where(url: str) -> str:
@@ -263,13 +270,14 @@ def run_client_command(coroutine: Awaitable[None], url: str, timeout: float) -> 
         except HandshakeRejected as exc:
             detail = exc.body.decode("utf-8", "replace").strip().splitlines()
             body = f": {detail[0][:200]}" if detail else ""
-            raise ClientFailure(EXIT_REFUSED, f"upgrade refused: HTTP {exc.status} {exc.reason}".rstrip() + body) from None
+            status = f"HTTP {exc.status} {exc.reason}".rstrip()
+            raise ClientFailure(EXIT_REFUSED, f"upgrade refused: {status}{body}") from None
         except InvalidHandshake as exc:
             raise ClientFailure(EXIT_REFUSED, f"handshake failed: {exc}") from None
         except TimeoutError:
             raise ClientFailure(EXIT_TIMEOUT, f"timed out after {timeout:g}s ({_where(url)})") from None
         except ConnectionClosed as exc:
-            raise ClientFailure(EXIT_CLOSED_WITH_ERROR, f"connection closed: {exc.code} {exc.reason}".rstrip()) from None
+            raise ClientFailure(EXIT_CLOSED_WITH_ERROR, _closed_message(exc.code, exc.reason)) from None
         except ssl.SSLError as exc:
             raise ClientFailure(EXIT_CANNOT_CONNECT, f"could not connect to {_where(url)}: TLS: {exc}") from None
         except OSError as exc:
@@ -291,6 +299,9 @@ def configure_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # Database drivers log statements and rows at DEBUG: password hashes among them.
+    for noisy in ("aiosqlite", "sqlalchemy", "asyncpg"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def serve_config(args: argparse.Namespace) -> ServerConfig:

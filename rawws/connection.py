@@ -110,7 +110,8 @@ class WebSocket:
                 if message is not None and self.state is State.OPEN:
                     yield MessageReceived(message)
             elif isinstance(event, Ping):
-                self._outgoing.append(self._proto.send(event.response()))
+                if self._proto.state is ConnectionState.OPEN:  # after our close, a ping gets no pong
+                    self._outgoing.append(self._proto.send(event.response()))
             elif isinstance(event, Pong):
                 if event.payload == self._pending_ping:
                     self._pending_ping = None

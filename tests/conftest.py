@@ -47,3 +47,4 @@ async def start_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterato
 @pytest.fixture
 async def echo_server(start_server: StartServer) -> Server:
     return await start_server()
+from tests.postgres import postgres_cluster, postgres_url  # noqa: E402, F401

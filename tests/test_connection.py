@@ -281,3 +281,12 @@ def test_arbitrary_bytes_never_raise_and_any_failure_closes(data):
     if any(isinstance(e, Closed) for e in events):
         assert ws.close_transport and ws.state is State.CLOSED
         assert reply, "a failure or a peer's close is always answered with a close frame"
+
+
+def test_ping_after_our_close_is_not_answered():
+    """§5.5.1: after sending a Close, an endpoint sends no more data; a pong would be refused by wsproto."""
+    ws = server()
+    ws.close(1001)
+    events, reply = feed(ws, masked_frame(0x9, b"late ping"))
+    assert events == [] and reply == b""
+    assert ws.state is State.CLOSING

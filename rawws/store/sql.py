@@ -223,15 +223,19 @@ def _tune_sqlite(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API ob
 
 
 async def open_store(url: str) -> SqlStore:
-    """Connect, create or upgrade the schema, and hand back a ready store."""
+    """Connect, create or upgrade the schema, and hand back a ready store.
+
+    ``hide_parameters``: SQL parameters (password hashes among them) stay out of
+    SQLAlchemy's log lines and out of its exception text, which rawws logs.
+    """
     if url.startswith("sqlite"):
         path = sa.engine.make_url(url).database
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url)
+        engine = create_async_engine(url, hide_parameters=True)
         event.listen(engine.sync_engine, "connect", _tune_sqlite)
     else:
-        engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+        engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True)
     store = SqlStore(engine)
     try:
         await store.initialize()
