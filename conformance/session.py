@@ -17,7 +17,7 @@ from pathlib import Path
 from conformance.cases import SuiteInfo, case_patterns, describe_suite
 from conformance.console import say
 from conformance.reports import load_reports
-from conformance.summary import format_duration, summarize
+from conformance.summary import format_duration, is_problem, summarize
 from conformance.wstest import Wstest, locate_wstest
 
 AGENT = "rawws"
@@ -107,6 +107,12 @@ def display_command(command: Sequence[str]) -> str:
     return " ".join(arg if PLAIN_ARGUMENT.fullmatch(arg) else shlex.quote(arg) for arg in shown)
 
 
+def closing_line(side: str, results: dict[str, dict], expected: int) -> str:
+    """The plain ``N passed, N failed`` line CI reads; a case that did not run counts as failed."""
+    passed = sum(1 for entry in results.values() if not is_problem(entry))
+    return f"conformance-{side}: {passed} passed, {expected - passed} failed"
+
+
 def finish(setup: Setup, *, side: str, selection: str, outdirs: Sequence[Path], summary_path: Path,
            details: Sequence[tuple[str, str]], failures: Sequence[str], keep_reports: bool) -> int:
     """Summarize the reports, write and print the summary, and return the exit code.
@@ -131,6 +137,7 @@ def finish(setup: Setup, *, side: str, selection: str, outdirs: Sequence[Path], 
     summary_path.write_text(summary.markdown, encoding="utf-8")
     print(summary.markdown, flush=True)
     say(f"summary written to {summary_path}")
+    print(closing_line(side, index.get(AGENT, {}), len(suite.cases)), flush=True)
     if summary.passed and not keep_reports:
         shutil.rmtree(setup.workdir, ignore_errors=True)
         say(f"passed; removed the work dir {setup.workdir} (--keep-reports keeps it)")

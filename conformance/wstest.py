@@ -175,3 +175,11 @@ def _run(command: list[str], pythonpath: Path | None = None) -> None:
         raise WstestUnavailable(f"gave up after {INSTALL_TIMEOUT} s: {shlex.join(command)}") from error
     if result.returncode != 0:
         raise WstestUnavailable(f"command failed with exit code {result.returncode}: {shlex.join(command)}")
+
+
+if __name__ == "__main__":
+    # `python -m conformance.wstest`: install wstest once (CI does it before the tests).
+    try:
+        print(" ".join(locate_wstest().command))
+    except WstestUnavailable as error:
+        raise SystemExit(f"cannot install wstest: {error}") from None
