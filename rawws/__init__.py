@@ -1,3 +1,21 @@
 """rawws: a WebSocket chat service built at the protocol level (h11 + wsproto on asyncio)."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from rawws.client import connect
+
+__all__ = ["__version__", "connect"]
+
+
+def __getattr__(name: str) -> Any:
+    """``rawws.connect`` is imported on first use, so ``import rawws`` stays light."""
+    if name == "connect":
+        from rawws.client import connect
+
+        return connect
+    raise AttributeError(f"module 'rawws' has no attribute {name!r}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import re
 import ssl
 import sys
@@ -256,6 +257,13 @@ def _closed_message(code: int | None, reason: str) -> str:
     return f"connection closed: {code} {reason}".rstrip()
 
 
+def _os_reason(error: OSError) -> str:
+    """``Connection refused`` rather than asyncio's ``Connect call failed ('127.0.0.1', 1)``."""
+    if isinstance(error, ConnectionError) and error.errno:
+        return os.strerror(error.errno)
+    return error.strerror or str(error) or type(error).__name__
+
+
 def _where(url: str) -> str:
     return parse_uri(url).display
 
@@ -281,8 +289,7 @@ def run_client_command(coroutine: Awaitable[None], url: str, timeout: float) -> 
         except ssl.SSLError as exc:
             raise ClientFailure(EXIT_CANNOT_CONNECT, f"could not connect to {_where(url)}: TLS: {exc}") from None
         except OSError as exc:
-            reason = exc.strerror or str(exc) or type(exc).__name__
-            raise ClientFailure(EXIT_CANNOT_CONNECT, f"could not connect to {_where(url)}: {reason}") from None
+            raise ClientFailure(EXIT_CANNOT_CONNECT, f"could not connect to {_where(url)}: {_os_reason(exc)}") from None
         except ValueError as exc:  # e.g. a header the handshake sets itself
             raise ClientFailure(EXIT_USAGE, str(exc)) from None
     except KeyboardInterrupt:

@@ -45,8 +45,6 @@ from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequen
 from types import TracebackType
 from typing import Any
 
-from wsproto.connection import ConnectionState
-from wsproto.events import CloseConnection
 
 from rawws.client_handshake import (
     ClientHandshake,
@@ -117,26 +115,6 @@ def closed_error(code: int, reason: str = "") -> ConnectionClosed:
     return kind(code, reason)
 
 
-class _ClientWebSocket(WebSocket):
-    """The core, also remembering the close frame the server sent.
-
-    When our close crosses the server's (say, it fails our message with 1009
-    as we close with 1000), the core reports our own code; the client wants the
-    server's, as that is how the connection really ended.
-    """
-
-    __slots__ = ("received_close",)
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.received_close: tuple[int, str] | None = None
-
-    def _on_close(self, event: CloseConnection) -> Closed:
-        if self._proto.state is not ConnectionState.OPEN:  # OPEN: a failure wsproto made up, not a frame
-            self.received_close = (event.code, event.reason or "")
-        return super()._on_close(event)
-
-
 class ClientConnection(asyncio.Protocol):
     """One client WebSocket. Made by ``connect``; use ``send``, ``recv``, ``ping``, ``close``."""
 
@@ -158,7 +136,7 @@ class ClientConnection(asyncio.Protocol):
         self.ping_timeout = ping_timeout
         self.close_timeout = close_timeout
         self.transport: asyncio.Transport | None = None
-        self.ws: _ClientWebSocket | None = None
+        self.ws: WebSocket | None = None
         #: The subprotocol the server chose, or ``None``.
         self.subprotocol: str | None = None
         #: The negotiated ``Sec-WebSocket-Extensions`` value, or ``None`` (no compression).
@@ -183,6 +161,7 @@ class ClientConnection(asyncio.Protocol):
         self._reader: asyncio.Future[None] | None = None
         self._process_scheduled = False
         self._reading_paused = False
+        self._draining = False  # the application is done reading: parse to the end, no queue limit
         # Sending.
         self._writing_paused = False
         self._drain_waiters: list[asyncio.Future[None]] = []
@@ -371,7 +350,7 @@ class ClientConnection(asyncio.Protocol):
             self._start(upgrade)
 
     def _start(self, upgrade: ClientUpgrade) -> None:
-        self.ws = _ClientWebSocket(client=True, extensions=upgrade.extensions)
+        self.ws = WebSocket(client=True, extensions=upgrade.extensions)
         self.subprotocol = upgrade.subprotocol
         self.compression = upgrade.compression
         self.response_headers = upgrade.headers
@@ -386,6 +365,13 @@ class ClientConnection(asyncio.Protocol):
 
     async def _wait_open(self) -> None:
         await self._opened
+
+    def _abandon(self) -> None:
+        """The opening handshake was given up (timeout, cancel): drop TCP and silence the pending result."""
+        if not self._opened.done():
+            self._opened.cancel()
+        if self.transport is not None:
+            self.transport.abort()
 
     # -- receiving ---------------------------------------------------------------
 
@@ -403,7 +389,7 @@ class ClientConnection(asyncio.Protocol):
             while True:
                 if self._events is None and not self._next_events(ws):
                     break
-                if ws.state is State.OPEN and len(self._messages) >= self.max_queue:
+                if ws.state is State.OPEN and not self._draining and len(self._messages) >= self.max_queue:
                     break  # backpressure: recv() resumes us
                 assert self._events is not None
                 event = next(self._events, None)
@@ -421,8 +407,7 @@ class ClientConnection(asyncio.Protocol):
                 elif type(event) is PongReceived:
                     self._pong_received(event.payload)
                 elif type(event) is Closed:
-                    code, reason = ws.received_close or (event.code, event.reason)
-                    self._closed(code, reason)
+                    self._closed(event.code, event.reason or "")
         finally:
             if output:
                 self._write(b"".join(output))
@@ -430,7 +415,7 @@ class ClientConnection(asyncio.Protocol):
         if ws.close_transport:
             self._core_closed()
 
-    def _next_events(self, ws: _ClientWebSocket) -> bool:
+    def _next_events(self, ws: WebSocket) -> bool:
         """Start on the next bytes (or the EOF) waiting to be parsed; ``False`` when there are none."""
         if self._backlog:
             data = b"".join(self._backlog)
@@ -461,8 +446,9 @@ class ClientConnection(asyncio.Protocol):
             self._process()
 
     def _finish_receiving(self) -> None:
-        """After TCP is gone, parse what is left (dropped while closing) so the close code is final."""
-        if self.ws is not None and self._work_pending() and self.ws.state is not State.OPEN:
+        """After TCP is gone, parse what is left so the close code is final (1006 if no close frame came)."""
+        self._draining = True
+        if self.ws is not None and self._work_pending():
             self._process()
 
     def _wake_reader(self) -> bool:
@@ -600,7 +586,7 @@ class ClientConnection(asyncio.Protocol):
                 break
 
 
-class connect:  # noqa: N801 - used like a function: `await connect(...)` or `async with connect(...)`
+class connect:  # used like a function: `await connect(...)` or `async with connect(...)`
     """Open a WebSocket client connection to ``uri`` (``ws://`` or ``wss://``).
 
     ``subprotocols`` are offered in order of preference; ``additional_headers``
@@ -677,8 +663,7 @@ class connect:  # noqa: N801 - used like a function: `await connect(...)` or `as
                 )
                 await connection._wait_open()
         except BaseException:
-            if connection.transport is not None:
-                connection.transport.abort()
+            connection._abandon()
             raise
         log.debug(
             "ws client open %s subprotocol=%s compression=%s",

@@ -202,7 +202,14 @@ class ClientHandshake:
     def receive_eof(self) -> ClientUpgrade | None:
         """The server closed TCP: that ends a refusal's body, or the handshake with an error."""
         self._h11.receive_data(b"")
-        result = self._next()
+        try:
+            result = self._next()
+        except HandshakeRejected:
+            raise
+        except InvalidHandshake:
+            result = None  # h11 objects to the cut-short answer; say what happened instead
+        if self._rejection is not None:
+            self._reject()  # the body was cut short: report the refusal with what came
         if result is None:
             raise InvalidHandshake("the server closed the connection before answering the upgrade")
         return result

@@ -148,9 +148,12 @@ class WebSocket:
             self.state = State.CLOSED
             self.close_code, self.close_reason = event.code, event.reason
             return Closed(event.code, event.reason, by_peer=True)
-        # We started it and this is the answer.
+        # We started it and this is the answer. RFC 6455 §7.1.5: the connection's
+        # close code is the one in the close frame received (usually ours, echoed;
+        # not when the peer's own close crossed ours).
         self.state = State.CLOSED
-        return Closed(self.close_code or event.code, self.close_reason, by_peer=False)
+        self.close_code, self.close_reason = event.code, event.reason or ""
+        return Closed(event.code, self.close_reason, by_peer=False)
 
     # -- messages in, bytes out ----------------------------------------------
 

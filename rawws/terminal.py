@@ -58,7 +58,7 @@ class RawText:
     """No protocol yet: every line is a text message, every message is shown as it came."""
 
     def outgoing(self, line: str) -> str | bytes | None:
-        return line
+        return line or None  # Enter on an empty line sends nothing
 
     def incoming(self, message: str | bytes) -> str | None:
         if isinstance(message, str):
@@ -125,6 +125,7 @@ class LineEditor:
         self.cursor = 0
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._escape: str | None = None  # an escape sequence being read
+        self._after_cr = False  # "\r\n" (a paste, some terminals) is one Enter
 
     @property
     def line(self) -> str:
@@ -140,6 +141,9 @@ class LineEditor:
         return actions
 
     def _key(self, char: str) -> InputAction | None:
+        after_cr, self._after_cr = self._after_cr, char == "\r"
+        if char == "\n" and after_cr:
+            return None
         if self._escape is not None:
             self._escape_key(char)
             return None
@@ -265,7 +269,7 @@ class RawTerminal:
         raw[3] &= ~(termios.ECHO | termios.ICANON | termios.ISIG | termios.IEXTEN)  # lflag: no echo, no line
         raw[6][termios.VMIN] = 1
         raw[6][termios.VTIME] = 0
-        termios.tcsetattr(self.input_fd, termios.TCSADRAIN, raw)  # output processing stays: \n → \r\n
+        termios.tcsetattr(self.input_fd, termios.TCSADRAIN, raw)  # output processing stays: "\n" → "\r\n"
         asyncio.get_running_loop().add_reader(self.input_fd, self._readable)
         self._write(self.editor.render())
 
@@ -283,7 +287,7 @@ class RawTerminal:
         for action in actions:
             if isinstance(action, Submit):
                 # Leave the typed line on screen, start a fresh prompt below it.
-                self._write("\r\x1b[K" + self.editor.prompt + printable(action.line) + "\r\n")
+                self._write("\r\x1b[K" + self.editor.prompt + printable(action.line) + "\n")
         self._write(self.editor.render())
         self._emit(actions)
 
@@ -293,8 +297,7 @@ class RawTerminal:
                 self._on_input(action)
 
     def show(self, text: str) -> None:
-        lines = printable(text).split("\n")
-        self._write("\r\x1b[K" + "\r\n".join(lines) + "\r\n" + self.editor.render())
+        self._write("\r\x1b[K" + printable(text) + "\n" + self.editor.render())
 
     def stop(self) -> None:
         import termios

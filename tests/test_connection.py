@@ -136,9 +136,18 @@ def test_locally_started_close_finishes_with_the_peers_answer():
     assert ws.close(1001, "going away") == b"\x88\x0c\x03\xe9going away"
     assert ws.state is State.CLOSING
     events, reply = feed(ws, close_frame(1001))
-    assert events == [Closed(1001, "going away", by_peer=False)]
+    assert events == [Closed(1001, "", by_peer=False)]  # the reason of the frame received
     assert reply == b""
     assert ws.state is State.CLOSED
+
+
+def test_crossing_closes_report_the_code_received():
+    """§7.1.5: the close code is the one in the close frame received, even if ours said otherwise."""
+    ws = server()
+    ws.close(1000)
+    events, _ = feed(ws, close_frame(1009, b"too big"))
+    assert events == [Closed(1009, "too big", by_peer=False)]
+    assert ws.close_code == 1009
 
 
 def test_messages_after_our_close_are_not_delivered():

@@ -13,6 +13,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "rawws"
 CORE = [
     "auth",
+    "chat",
+    "client_handshake",
     "config",
     "connection",
     "errors",
@@ -21,6 +23,7 @@ CORE = [
     "handshake",
     "headers",
     "http",
+    "hub",
     "outbox",
     "passwords",
     "ratelimit",
