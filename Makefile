@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test unit conformance conformance-server wstest clean
+.PHONY: serve test unit conformance conformance-server conformance-client wstest clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "rawws needs Python 3.11 or newer")'
@@ -25,10 +25,13 @@ test: unit conformance
 unit: $(STAMP)
 	$(BIN)/python -m pytest
 
-conformance: conformance-server
+conformance: conformance-server conformance-client
 
 conformance-server: $(STAMP)
 	$(BIN)/python -m conformance server
+
+conformance-client: $(STAMP)
+	$(BIN)/python -m conformance client
 
 ## wstest: install the Autobahn TestSuite (Python 2.7) into its cache, once
 wstest: $(STAMP)
@@ -36,3 +39,14 @@ wstest: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
+
+## bench: the benchmark harness (bench/): every echo server, round by round → bench/RESULTS.md + bench/plots/
+## (ARGS="--quick" for a smoke run; `python -m bench --help` lists the rest)
+.PHONY: bench
+BENCH_STAMP := $(VENV)/.installed-bench
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/pip install --quiet -e '.[bench]'
+	@touch $@
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m bench $(ARGS)
