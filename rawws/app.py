@@ -16,6 +16,7 @@ from rawws.auth import SUBPROTOCOL, PublicKey, TicketLedger, Tokens, TokenSettin
 from rawws.chat_service import ChatHandler
 from rawws.config import ServerConfig
 from rawws.echo import EchoHandler
+from rawws.pages import add_page_routes
 from rawws.passwords import Passwords
 from rawws.server import Server
 from rawws.store import open_store, sqlite_url
@@ -75,6 +76,7 @@ async def setup_app(server: Server) -> None:
         logins_per_address=config.logins_per_minute_per_address,
     )
     accounts.add_routes(server.router)
+    add_page_routes(server.router)
     authenticate = WebSocketAuthenticator(tokens, TicketLedger(), frozenset(config.allowed_origins), tls=config.tls)
     chat = ChatHandler(store)
     server.add_websocket("/ws", chat, subprotocols=(SUBPROTOCOL,), authenticate=authenticate)

@@ -1,0 +1,929 @@
+// The rawws chat page. No framework, no build step, no network but this origin.
+//
+// * The access token lives in memory and in sessionStorage (this tab only), never
+//   in a URL: every (re)connection buys a fresh single-use ticket with
+//   POST /auth/ticket and opens ws(s)://<this host>/ws?ticket=…, offering rawws.v1.
+// * A dropped connection is retried with capped exponential backoff and jitter;
+//   every room is joined again with `since` = the last message id seen there, so
+//   the server replays exactly what was missed. Messages are kept by id per room
+//   and inserted in id order, so nothing is shown twice.
+// * All text from users or the server goes in with textContent, never as HTML.
+"use strict";
+
+(() => {
+  const DEFAULT_ROOM = "lobby";
+  const ROOM_NAME = /^[a-z0-9][a-z0-9_-]{0,31}$/;
+  const MAX_TEXT = 4000;
+  const HISTORY_PAGE = 50;
+  const BACKOFF_BASE_MS = 500;
+  const BACKOFF_CAP_MS = 30000;
+  const OFFLINE_AFTER_ATTEMPTS = 5; // failed attempts in a row before "reconnecting" becomes "offline"
+  const STABLE_CONNECTION_MS = 10000; // a connection that lasted this long resets the backoff
+  const GROUP_WINDOW_S = 5 * 60; // consecutive messages of one author within this are grouped
+  const NOTICE_MS = 7000;
+  const STORAGE = { token: "rawws.token", user: "rawws.user", rooms: "rawws.rooms" };
+  const PALETTE_SIZE = 8;
+
+  const FRIENDLY_ERRORS = {
+    rate_limited: "You're sending messages a little fast. Wait a moment, then try again.",
+    too_long: `That message is too long: the limit is ${MAX_TEXT} characters.`,
+    not_joined: "You're not in that room any more. Join it again to send messages there.",
+    too_many_rooms: "You're in as many rooms as you can be (32). Leave one to join another.",
+    bad_room: "Room names are 1–32 characters: a–z, 0–9, “-” and “_”.",
+    unavailable: "The server couldn't save that just now. Please try again.",
+    bad_field: "That couldn't be sent",
+  };
+
+  const $ = (id) => document.getElementById(id);
+  const el = (tag, className, text) => {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  };
+
+  // -- state ------------------------------------------------------------------------
+
+  const state = {
+    token: null,
+    user: null,
+    rooms: new Map(), // name -> Room, in the order joined
+    current: null,
+    ws: null,
+    socketSeq: 0, // which connection a pending message was sent on
+    connecting: false,
+    connectSeq: 0, // bumped on logout so a late ticket answer is ignored
+    connectedAt: 0,
+    attempt: 0,
+    retryTimer: null,
+    countdownTimer: null,
+    retryAt: 0,
+    connection: "offline",
+    useDefaults: false, // add the server's default rooms at the next welcome (a fresh sign-in)
+    everOnline: false,
+    pending: new Map(), // ref -> {room, text, node, socket}
+    refSeq: 0,
+    noticeTimer: null,
+  };
+
+  class Room {
+    constructor(name) {
+      this.name = name;
+      this.joined = false; // confirmed by `joined` on the current connection
+      this.baseline = false; // got its first `joined` (and asked for the history before it)
+      this.lastId = 0; // the highest id of a `message` frame received in this room
+      this.ids = []; // ids shown, ascending
+      this.nodes = new Map(); // id -> <li>
+      this.orphans = []; // own messages whose connection dropped before their ack
+      this.members = new Set();
+      this.unread = 0;
+      this.historyDone = false;
+      this.historyPending = false;
+      this.list = el("ol", "message-list");
+      this.list.dataset.room = name;
+      this.list.hidden = true;
+      this.earlier = el("li", "load-earlier");
+      const button = el("button", "link-button", "Load earlier messages");
+      button.type = "button";
+      button.addEventListener("click", () => requestHistory(this));
+      this.earlier.append(button);
+      this.earlier.hidden = true;
+      this.empty = el("li", "empty-room", `This is the start of #${name}. Say hello!`);
+      this.empty.hidden = true;
+      this.list.append(this.earlier, this.empty);
+    }
+  }
+
+  // -- small helpers ---------------------------------------------------------------
+
+  function hue(name) {
+    let hash = 0;
+    for (const ch of name) hash = (hash * 31 + ch.codePointAt(0)) >>> 0;
+    return hash % PALETTE_SIZE;
+  }
+
+  function avatar(name, className = "avatar") {
+    const node = el("span", `${className} tone-${hue(name)}`, (name[0] || "?").toUpperCase());
+    node.setAttribute("aria-hidden", "true");
+    return node;
+  }
+
+  const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit" });
+  const dayTimeFormat = new Intl.DateTimeFormat(undefined, {
+    weekday: "short", day: "numeric", month: "short", hour: "numeric", minute: "2-digit",
+  });
+  const fullFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "medium" });
+
+  function timeElement(ts) {
+    const date = new Date(ts * 1000);
+    const node = el("time", "time");
+    const today = new Date();
+    node.textContent = date.toDateString() === today.toDateString() ? timeFormat.format(date) : dayTimeFormat.format(date);
+    node.dateTime = date.toISOString();
+    node.title = fullFormat.format(date);
+    return node;
+  }
+
+  function storage(action, key, value) {
+    try {
+      if (action === "get") return sessionStorage.getItem(key);
+      if (action === "set") sessionStorage.setItem(key, value);
+      if (action === "remove") sessionStorage.removeItem(key);
+    } catch (_) {
+      // private mode or storage disabled: memory only
+    }
+    return null;
+  }
+
+  function saveRooms() {
+    storage("set", STORAGE.rooms, JSON.stringify([...state.rooms.keys()]));
+  }
+
+  function friendlyError(code, message) {
+    const friendly = FRIENDLY_ERRORS[code];
+    if (code === "bad_field") return `${friendly}: ${message}.`;
+    if (friendly) return friendly;
+    return `Something went wrong: ${message || code}.`;
+  }
+
+  function capitalise(text) {
+    return text ? text[0].toUpperCase() + text.slice(1) + (/[.!?]$/.test(text) ? "" : ".") : text;
+  }
+
+  // -- notices ---------------------------------------------------------------------
+
+  function showNotice(text) {
+    $("notice-text").textContent = text;
+    $("notice").hidden = false;
+    clearTimeout(state.noticeTimer);
+    state.noticeTimer = setTimeout(hideNotice, NOTICE_MS);
+  }
+
+  function hideNotice() {
+    $("notice").hidden = true;
+  }
+
+  // -- the account forms -----------------------------------------------------------
+
+  function showAuth(notice) {
+    $("chat-view").hidden = true;
+    $("auth-view").hidden = false;
+    const box = $("auth-notice");
+    box.textContent = notice || "";
+    box.hidden = !notice;
+    selectTab("login");
+    document.title = "rawws chat";
+    const username = $("login-username");
+    if (!username.value) username.value = storage("get", STORAGE.user) || "";
+    (username.value ? $("login-password") : username).focus();
+  }
+
+  function selectTab(which) {
+    for (const name of ["login", "register"]) {
+      const selected = name === which;
+      $(`tab-${name}`).setAttribute("aria-selected", String(selected));
+      $(`${name}-form`).hidden = !selected;
+    }
+  }
+
+  function formError(form, text) {
+    const box = form.querySelector(".form-error");
+    box.textContent = text || "";
+    box.hidden = !text;
+  }
+
+  async function postJson(path, body) {
+    const response = await fetch(path, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+      cache: "no-store",
+      credentials: "omit",
+    });
+    let payload = null;
+    try {
+      payload = await response.json();
+    } catch (_) {
+      // an empty or non-JSON answer
+    }
+    return { response, payload };
+  }
+
+  function serverMessage(payload) {
+    return payload && payload.error && typeof payload.error.message === "string" ? payload.error.message : "";
+  }
+
+  async function logIn(username, password) {
+    const { response, payload } = await postJson("/auth/login", { username, password });
+    if (response.ok && payload && typeof payload.access_token === "string") return payload.access_token;
+    if (response.status === 401) throw new Error("Wrong username or password.");
+    if (response.status === 429) {
+      const wait = Number(response.headers.get("Retry-After")) || 60;
+      throw new Error(`Too many sign-in attempts. Try again in ${wait} seconds.`);
+    }
+    throw new Error(capitalise(serverMessage(payload)) || `Sign-in failed (HTTP ${response.status}).`);
+  }
+
+  async function submitAuth(form, action) {
+    const button = form.querySelector("button[type=submit]");
+    const username = form.elements.username.value.trim();
+    const password = form.elements.password.value;
+    if (!username || !password) {
+      formError(form, "Enter a username and a password.");
+      return;
+    }
+    formError(form, "");
+    button.disabled = true;
+    try {
+      if (action === "register") {
+        const { response, payload } = await postJson("/auth/register", { username, password });
+        if (response.status === 409) throw new Error("That username is taken. Pick another one.");
+        if (!response.ok) throw new Error(capitalise(serverMessage(payload)) || `Registration failed (HTTP ${response.status}).`);
+      }
+      const token = await logIn(username, password);
+      form.elements.password.value = "";
+      startChat(token, username);
+    } catch (error) {
+      const offline = error instanceof TypeError; // fetch itself failed
+      formError(form, offline ? "Can't reach the server. Check your connection and try again." : error.message);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  // -- starting and stopping the chat -------------------------------------------------
+
+  function startChat(token, username) {
+    state.token = token;
+    state.user = username;
+    storage("set", STORAGE.token, token);
+    storage("set", STORAGE.user, username);
+    $("auth-view").hidden = true;
+    $("chat-view").hidden = false;
+    $("me-name").textContent = username;
+    $("me-avatar").replaceWith(Object.assign(avatar(username), { id: "me-avatar" }));
+    let saved = null;
+    try {
+      saved = JSON.parse(storage("get", STORAGE.rooms) || "null");
+    } catch (_) {
+      saved = null;
+    }
+    const names = Array.isArray(saved) ? saved.filter((name) => typeof name === "string" && ROOM_NAME.test(name)) : [];
+    state.useDefaults = !Array.isArray(saved); // a saved list, even an empty one, wins over the defaults
+    state.everOnline = false;
+    for (const name of state.useDefaults ? [DEFAULT_ROOM] : names) ensureRoom(name);
+    selectRoom(state.rooms.keys().next().value || null);
+    state.attempt = 0;
+    connect();
+    $("message-input").focus();
+  }
+
+  function stopChat(notice) {
+    state.connectSeq++;
+    state.token = null;
+    storage("remove", STORAGE.token);
+    storage("remove", STORAGE.rooms);
+    clearTimeout(state.retryTimer);
+    clearInterval(state.countdownTimer);
+    state.retryTimer = null;
+    const ws = state.ws;
+    state.ws = null;
+    state.connecting = false;
+    if (ws) ws.close(1000, "signed out");
+    state.rooms.clear();
+    state.pending.clear();
+    state.current = null;
+    state.useDefaults = false;
+    $("messages").replaceChildren();
+    $("room-list").replaceChildren();
+    $("member-list").replaceChildren();
+    setConnection("offline");
+    hideNotice();
+    showAuth(notice);
+  }
+
+  // -- the connection ----------------------------------------------------------------
+
+  const CONNECTION_LABELS = {
+    connecting: "Connecting…",
+    online: "Online",
+    reconnecting: "Reconnecting…",
+    offline: "Offline",
+  };
+
+  function setConnection(name) {
+    state.connection = name;
+    const box = $("connection");
+    box.dataset.state = name;
+    updateConnectionLabel();
+    $("retry-now").hidden = !(name === "reconnecting" || name === "offline") || !state.token;
+    $("send-button").disabled = name !== "online";
+    document.body.dataset.connection = name;
+  }
+
+  function updateConnectionLabel() {
+    let label = CONNECTION_LABELS[state.connection];
+    if (state.retryTimer !== null && (state.connection === "reconnecting" || state.connection === "offline")) {
+      const seconds = Math.ceil((state.retryAt - Date.now()) / 1000);
+      if (seconds > 1) label = `${state.connection === "offline" ? "Offline" : "Reconnecting"} · retry in ${seconds}s`;
+    }
+    $("connection-label").textContent = label;
+  }
+
+  async function connect() {
+    clearTimeout(state.retryTimer);
+    clearInterval(state.countdownTimer);
+    state.retryTimer = null;
+    if (!state.token || state.ws || state.connecting) return;
+    state.connecting = true;
+    const seq = ++state.connectSeq;
+    if (!state.everOnline) setConnection("connecting");
+    else if (state.connection === "online") setConnection("reconnecting");
+    let ticket;
+    try {
+      const response = await fetch("/auth/ticket", {
+        method: "POST",
+        headers: { Authorization: `Bearer ${state.token}` },
+        cache: "no-store",
+        credentials: "omit",
+      });
+      if (seq !== state.connectSeq) return;
+      if (response.status === 401) {
+        state.connecting = false;
+        stopChat("Your session has expired. Please sign in again.");
+        return;
+      }
+      if (!response.ok) throw new Error(`ticket: HTTP ${response.status}`);
+      ticket = (await response.json()).ticket;
+      if (typeof ticket !== "string") throw new Error("ticket: bad answer");
+    } catch (_) {
+      if (seq === state.connectSeq) {
+        state.connecting = false;
+        scheduleReconnect();
+      }
+      return;
+    }
+    if (seq !== state.connectSeq) return;
+    state.connecting = false;
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    let ws;
+    try {
+      ws = new WebSocket(`${scheme}//${location.host}/ws?ticket=${encodeURIComponent(ticket)}`, ["rawws.v1"]);
+    } catch (_) {
+      scheduleReconnect();
+      return;
+    }
+    state.ws = ws;
+    state.socketSeq++;
+    ws.addEventListener("message", (event) => {
+      if (state.ws === ws) onFrame(event.data);
+    });
+    ws.addEventListener("close", (event) => {
+      if (state.ws === ws) {
+        state.ws = null;
+        onDisconnected(event);
+      }
+    });
+  }
+
+  function scheduleReconnect() {
+    if (!state.token) return;
+    const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** Math.min(state.attempt, 16));
+    const delay = ceiling / 2 + Math.random() * (ceiling / 2); // "equal jitter": spread, never zero
+    state.attempt++;
+    state.retryAt = Date.now() + delay;
+    clearTimeout(state.retryTimer);
+    clearInterval(state.countdownTimer);
+    state.retryTimer = setTimeout(connect, delay);
+    state.countdownTimer = setInterval(updateConnectionLabel, 1000);
+    const offline = state.attempt > OFFLINE_AFTER_ATTEMPTS || navigator.onLine === false;
+    setConnection(offline ? "offline" : "reconnecting");
+  }
+
+  function onDisconnected() {
+    if (Date.now() - state.connectedAt > STABLE_CONNECTION_MS) state.attempt = 0;
+    state.connectedAt = 0;
+    for (const room of state.rooms.values()) room.joined = false;
+    for (const [ref, pending] of state.pending) {
+      // Stored or not? If it was, the replay brings it back and it is adopted then.
+      markFailed(pending, "Not sent: the connection dropped.");
+      state.rooms.get(pending.room)?.orphans.push(pending);
+      state.pending.delete(ref);
+    }
+    scheduleReconnect();
+  }
+
+  function send(frame) {
+    if (!state.ws || state.ws.readyState !== WebSocket.OPEN) return false;
+    state.ws.send(JSON.stringify(frame));
+    return true;
+  }
+
+  function sendJoin(room) {
+    const frame = { type: "join", room: room.name, ref: `join:${room.name}` };
+    if (room.baseline) frame.since = room.lastId;
+    send(frame);
+  }
+
+  function requestHistory(room) {
+    if (room.historyPending || room.historyDone || !room.joined) return;
+    const before = room.ids.length ? room.ids[0] : room.lastId + 1;
+    if (before <= 1) {
+      room.historyDone = true;
+      updateEarlier(room);
+      return;
+    }
+    room.historyPending = true;
+    send({ type: "history", room: room.name, before, limit: HISTORY_PAGE });
+  }
+
+  // -- frames from the server ---------------------------------------------------------
+
+  function onFrame(data) {
+    let frame;
+    try {
+      frame = JSON.parse(data);
+    } catch (_) {
+      return;
+    }
+    if (!frame || typeof frame.type !== "string") return;
+    switch (frame.type) {
+      case "welcome": return onWelcome(frame);
+      case "joined": return onJoined(frame);
+      case "left": return;
+      case "message": return addMessage(frame, { live: true });
+      case "ack": return onAck(frame);
+      case "presence": return onPresence(frame);
+      case "members": return setMembers(frame.room, frame.users);
+      case "history": return onHistory(frame);
+      case "error": return onError(frame);
+      default: return;
+    }
+  }
+
+  function onWelcome(frame) {
+    state.connectedAt = Date.now();
+    if (typeof frame.user === "string" && frame.user) {
+      state.user = frame.user; // the server's spelling of the name
+      $("me-name").textContent = frame.user;
+    }
+    if (state.useDefaults && Array.isArray(frame.rooms)) {
+      for (const name of frame.rooms) if (typeof name === "string" && ROOM_NAME.test(name)) ensureRoom(name);
+      if (!state.current) selectRoom(state.rooms.keys().next().value || null);
+    }
+    state.useDefaults = false;
+    state.everOnline = true;
+    clearTimeout(state.retryTimer);
+    clearInterval(state.countdownTimer);
+    state.retryTimer = null;
+    setConnection("online");
+    for (const room of state.rooms.values()) sendJoin(room);
+  }
+
+  function onJoined(frame) {
+    const room = state.rooms.get(frame.room);
+    if (!room) {
+      send({ type: "leave", room: frame.room }); // left while the join was on its way
+      return;
+    }
+    room.joined = true;
+    setMembers(room.name, frame.users);
+    if (!room.baseline) {
+      room.baseline = true;
+      const lastId = Number.isSafeInteger(frame.last_id) ? frame.last_id : 0;
+      room.lastId = Math.max(room.lastId, lastId);
+      if (lastId > 0 && room.ids.length === 0) {
+        room.historyPending = true;
+        send({ type: "history", room: room.name, before: lastId + 1, limit: HISTORY_PAGE });
+      } else if (lastId === 0) {
+        room.historyDone = true;
+      }
+    }
+    updateEarlier(room);
+  }
+
+  function onHistory(frame) {
+    const room = state.rooms.get(frame.room);
+    if (!room || !Array.isArray(frame.messages)) return;
+    room.historyPending = false;
+    const box = $("messages");
+    const visible = room.name === state.current;
+    const fromBottom = box.scrollHeight - box.scrollTop;
+    const wasEmpty = room.ids.length === 0;
+    for (const message of frame.messages) addMessage(message, { live: false });
+    if (frame.messages.length < HISTORY_PAGE || (room.ids.length && room.ids[0] <= 1)) room.historyDone = true;
+    updateEarlier(room);
+    if (visible) box.scrollTop = wasEmpty ? box.scrollHeight : box.scrollHeight - fromBottom;
+  }
+
+  function onAck(frame) {
+    const pending = state.pending.get(frame.ref);
+    if (!pending) return;
+    state.pending.delete(frame.ref);
+    const room = state.rooms.get(pending.room);
+    const node = pending.node;
+    if (!room || !Number.isSafeInteger(frame.id)) return;
+    if (room.nodes.has(frame.id)) {
+      node.remove(); // the message itself came first
+      return;
+    }
+    node.dataset.state = "sent";
+    node.querySelector(".status").textContent = "";
+    placeMessage(room, frame.id, node);
+  }
+
+  function onPresence(frame) {
+    const room = state.rooms.get(frame.room);
+    if (!room || typeof frame.user !== "string") return;
+    if (frame.event === "joined") room.members.add(frame.user);
+    else if (frame.event === "left") room.members.delete(frame.user);
+    if (room.name === state.current) renderMembers();
+  }
+
+  function onError(frame) {
+    const text = friendlyError(frame.code, typeof frame.message === "string" ? frame.message : "");
+    const ref = typeof frame.ref === "string" ? frame.ref : null;
+    if (ref && state.pending.has(ref)) {
+      const pending = state.pending.get(ref);
+      state.pending.delete(ref);
+      markFailed(pending, "Not sent.", true);
+      state.rooms.get(pending.room)?.orphans.push(pending);
+    } else if (ref && ref.startsWith("join:")) {
+      const room = state.rooms.get(ref.slice(5));
+      if (room && !room.joined) {
+        if (frame.code === "rate_limited") {
+          // Many rooms joined again at once can outrun the frame rate limit: try again shortly.
+          setTimeout(() => {
+            if (state.rooms.get(room.name) === room && !room.joined) sendJoin(room);
+          }, 1000 + Math.random() * 1000);
+          return;
+        }
+        removeRoom(room.name);
+      }
+    }
+    showNotice(text);
+  }
+
+  // -- messages --------------------------------------------------------------------------
+
+  function messageNode(message, own) {
+    const node = el("li", own ? "message own" : "message");
+    node.append(avatar(message.user));
+    const body = el("div", "body");
+    const meta = el("div", "meta");
+    meta.append(el("span", "author", message.user), timeElement(message.ts));
+    body.append(meta, el("p", "text", message.text));
+    node.append(body, el("span", "status"));
+    node.dataset.user = message.user;
+    node.dataset.ts = String(message.ts);
+    return node;
+  }
+
+  function validMessage(m) {
+    return m && typeof m.room === "string" && Number.isSafeInteger(m.id) && typeof m.user === "string"
+      && typeof m.text === "string" && typeof m.ts === "number";
+  }
+
+  function addMessage(message, { live }) {
+    if (!validMessage(message)) return;
+    const room = state.rooms.get(message.room);
+    if (!room) return;
+    if (live) room.lastId = Math.max(room.lastId, message.id);
+    const existing = room.nodes.get(message.id);
+    if (existing) {
+      // Our own message whose ack came first: the server's time replaces the local one.
+      existing.dataset.state = "sent";
+      if (existing.dataset.ts !== String(message.ts)) {
+        existing.dataset.ts = String(message.ts);
+        existing.querySelector("time").replaceWith(timeElement(message.ts));
+      }
+      return;
+    }
+    const own = message.user === state.user;
+    if (own) {
+      const index = room.orphans.findIndex((p) => p.text === message.text);
+      if (index >= 0) {
+        room.orphans[index].node.remove(); // it was stored after all: the replay brought it
+        room.orphans.splice(index, 1);
+      }
+    }
+    const box = $("messages");
+    const visible = room.name === state.current;
+    const nearBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 120;
+    const node = messageNode(message, own);
+    node.dataset.state = "sent";
+    placeMessage(room, message.id, node);
+    if (live && !visible && !own) {
+      room.unread++;
+      renderRoomList();
+    }
+    if (visible && live && nearBottom) box.scrollTop = box.scrollHeight;
+  }
+
+  // Put `node` (a message with this id) in its place in id order, pending ones last.
+  function placeMessage(room, id, node) {
+    node.dataset.id = String(id);
+    node.dataset.key = `${room.name}:${id}`;
+    let low = 0;
+    let high = room.ids.length;
+    while (low < high) {
+      const mid = (low + high) >> 1;
+      if (room.ids[mid] < id) low = mid + 1;
+      else high = mid;
+    }
+    const next = low < room.ids.length ? room.nodes.get(room.ids[low]) : firstUnplaced(room);
+    room.ids.splice(low, 0, id);
+    room.nodes.set(id, node);
+    room.list.insertBefore(node, next || null);
+    regroup(node);
+    if (node.nextElementSibling) regroup(node.nextElementSibling);
+    updateEmpty(room);
+  }
+
+  function firstUnplaced(room) {
+    for (const node of room.list.children) {
+      if (node.classList.contains("message") && !node.dataset.id) return node;
+    }
+    return null;
+  }
+
+  // A message right after one of the same author, within a few minutes, drops its avatar and name.
+  function regroup(node) {
+    if (!node.classList.contains("message")) return;
+    const previous = node.previousElementSibling;
+    const continued = previous && previous.classList.contains("message")
+      && previous.dataset.user === node.dataset.user
+      && Math.abs(Number(node.dataset.ts) - Number(previous.dataset.ts)) < GROUP_WINDOW_S;
+    node.classList.toggle("continued", Boolean(continued));
+  }
+
+  function updateEmpty(room) {
+    room.empty.hidden = !(room.historyDone && room.list.querySelector(".message") === null);
+  }
+
+  function updateEarlier(room) {
+    room.earlier.hidden = room.historyDone || room.ids.length === 0;
+    updateEmpty(room);
+  }
+
+  function markFailed(pending, text, retryable = true) {
+    const node = pending.node;
+    node.dataset.state = "failed";
+    const status = node.querySelector(".status");
+    status.replaceChildren(el("span", "", text));
+    if (retryable) {
+      const retry = el("button", "link-button", "Retry");
+      retry.type = "button";
+      retry.addEventListener("click", () => retryMessage(pending));
+      status.append(" ", retry);
+    }
+  }
+
+  function retryMessage(pending) {
+    if (state.connection !== "online") {
+      showNotice("You're not connected. Your message can be retried once you're back online.");
+      return;
+    }
+    const room = state.rooms.get(pending.room);
+    if (!room) return;
+    room.orphans = room.orphans.filter((p) => p !== pending);
+    pending.node.remove();
+    sendMessage(room, pending.text);
+  }
+
+  function sendMessage(room, text) {
+    const ref = `m${++state.refSeq}-${Math.random().toString(36).slice(2, 8)}`;
+    const node = messageNode({ user: state.user, text, ts: Date.now() / 1000 }, true);
+    node.dataset.state = "pending";
+    node.dataset.ref = ref;
+    node.querySelector(".status").textContent = "Sending…";
+    room.list.append(node);
+    regroup(node);
+    updateEmpty(room);
+    const pending = { room: room.name, text, node, socket: state.socketSeq };
+    state.pending.set(ref, pending);
+    const box = $("messages");
+    box.scrollTop = box.scrollHeight;
+    if (!send({ type: "say", room: room.name, text, ref })) {
+      state.pending.delete(ref);
+      markFailed(pending, "Not sent.", true);
+      room.orphans.push(pending);
+    }
+  }
+
+  // -- rooms ------------------------------------------------------------------------------
+
+  function ensureRoom(name) {
+    let room = state.rooms.get(name);
+    if (!room) {
+      room = new Room(name);
+      state.rooms.set(name, room);
+      $("messages").append(room.list);
+      saveRooms();
+      renderRoomList();
+    }
+    return room;
+  }
+
+  function removeRoom(name) {
+    const room = state.rooms.get(name);
+    if (!room) return;
+    room.list.remove();
+    state.rooms.delete(name);
+    saveRooms();
+    if (state.current === name) selectRoom(state.rooms.keys().next().value || null);
+    renderRoomList();
+  }
+
+  function joinRoom(name) {
+    const existing = state.rooms.get(name);
+    if (existing) {
+      selectRoom(name);
+      return;
+    }
+    const room = ensureRoom(name);
+    if (state.connection === "online") sendJoin(room);
+    selectRoom(name);
+  }
+
+  function leaveRoom(name) {
+    const room = state.rooms.get(name);
+    if (!room) return;
+    if (room.joined) send({ type: "leave", room: name });
+    for (const [ref, pending] of state.pending) if (pending.room === name) state.pending.delete(ref);
+    removeRoom(name);
+  }
+
+  function selectRoom(name) {
+    state.current = name;
+    const room = name ? state.rooms.get(name) : null;
+    for (const other of state.rooms.values()) other.list.hidden = other !== room;
+    $("room-name").textContent = name || "no room";
+    $("message-input").placeholder = name ? `Message #${name}` : "Join a room to chat";
+    $("message-input").disabled = !name;
+    if (room) {
+      room.unread = 0;
+      const box = $("messages");
+      box.scrollTop = box.scrollHeight;
+    }
+    renderRoomList();
+    renderMembers();
+    closeDrawers();
+  }
+
+  function renderRoomList() {
+    const list = $("room-list");
+    const items = [];
+    let unreadTotal = 0;
+    for (const room of state.rooms.values()) {
+      unreadTotal += room.unread;
+      const item = el("li", "room-item");
+      item.dataset.room = room.name;
+      const open = el("button", "room-button");
+      open.type = "button";
+      if (room.name === state.current) open.setAttribute("aria-current", "true");
+      open.append(el("span", "hash", "#"), el("span", "room-label", room.name));
+      if (room.unread > 0) open.append(el("span", "unread", room.unread > 99 ? "99+" : String(room.unread)));
+      open.addEventListener("click", () => selectRoom(room.name));
+      const leave = el("button", "leave-button", "×");
+      leave.type = "button";
+      leave.title = `Leave #${room.name}`;
+      leave.setAttribute("aria-label", `Leave ${room.name}`);
+      leave.addEventListener("click", () => leaveRoom(room.name));
+      item.append(open, leave);
+      items.push(item);
+    }
+    if (items.length === 0) items.push(el("li", "room-empty", "No rooms yet: join one below."));
+    list.replaceChildren(...items);
+    document.title = unreadTotal ? `(${unreadTotal}) rawws chat` : "rawws chat";
+  }
+
+  function setMembers(name, users) {
+    const room = state.rooms.get(name);
+    if (!room || !Array.isArray(users)) return;
+    room.members = new Set(users.filter((u) => typeof u === "string"));
+    if (room.name === state.current) renderMembers();
+  }
+
+  function renderMembers() {
+    const room = state.current ? state.rooms.get(state.current) : null;
+    const names = room ? [...room.members].sort((a, b) => a.localeCompare(b)) : [];
+    const items = names.map((name) => {
+      const item = el("li", "member");
+      item.dataset.user = name;
+      item.append(avatar(name, "avatar small"), el("span", "member-name", name));
+      if (name === state.user) item.append(el("span", "you", "you"));
+      return item;
+    });
+    $("member-list").replaceChildren(...items);
+    $("member-count").textContent = String(names.length);
+    $("member-count-badge").textContent = String(names.length);
+  }
+
+  // -- narrow screens: rooms and people slide in ----------------------------------------
+
+  function toggleDrawer(which) {
+    const view = $("chat-view");
+    const open = !view.classList.contains(`${which}-open`);
+    closeDrawers();
+    if (open) {
+      view.classList.add(`${which}-open`);
+      $(which === "rooms" ? "toggle-rooms" : "toggle-members").setAttribute("aria-expanded", "true");
+      $("scrim").hidden = false;
+    }
+  }
+
+  function closeDrawers() {
+    const view = $("chat-view");
+    view.classList.remove("rooms-open", "members-open");
+    $("toggle-rooms").setAttribute("aria-expanded", "false");
+    $("toggle-members").setAttribute("aria-expanded", "false");
+    $("scrim").hidden = true;
+  }
+
+  // -- wiring -------------------------------------------------------------------------------
+
+  function submitComposer() {
+    const input = $("message-input");
+    const text = input.value;
+    if (!text.trim()) return;
+    const room = state.current ? state.rooms.get(state.current) : null;
+    if (!room) {
+      showNotice("Join a room first.");
+      return;
+    }
+    if (text.length > MAX_TEXT) {
+      showNotice(FRIENDLY_ERRORS.too_long);
+      return;
+    }
+    if (state.connection !== "online") {
+      showNotice("You're not connected right now. Your message is still in the box: send it once you're back online.");
+      return;
+    }
+    sendMessage(room, text);
+    input.value = "";
+  }
+
+  function init() {
+    $("tab-login").addEventListener("click", () => selectTab("login"));
+    $("tab-register").addEventListener("click", () => selectTab("register"));
+    $("login-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      submitAuth(event.currentTarget, "login");
+    });
+    $("register-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      submitAuth(event.currentTarget, "register");
+    });
+    $("logout").addEventListener("click", () => stopChat("You're signed out."));
+    $("retry-now").addEventListener("click", () => {
+      state.attempt = Math.min(state.attempt, OFFLINE_AFTER_ATTEMPTS);
+      connect();
+    });
+    $("notice-close").addEventListener("click", hideNotice);
+    $("composer").addEventListener("submit", (event) => {
+      event.preventDefault();
+      submitComposer();
+    });
+    $("message-input").addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        submitComposer();
+      }
+    });
+    $("join-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const form = event.currentTarget;
+      const input = $("join-room");
+      const name = input.value.trim().replace(/^#/, "").toLowerCase();
+      if (!name) return;
+      if (!ROOM_NAME.test(name)) {
+        formError(form, FRIENDLY_ERRORS.bad_room);
+        return;
+      }
+      formError(form, "");
+      input.value = "";
+      joinRoom(name);
+    });
+    $("toggle-rooms").addEventListener("click", () => toggleDrawer("rooms"));
+    $("toggle-members").addEventListener("click", () => toggleDrawer("members"));
+    $("scrim").addEventListener("click", closeDrawers);
+    document.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") closeDrawers();
+    });
+    window.addEventListener("online", () => {
+      if (state.token && !state.ws) connect();
+    });
+    window.addEventListener("offline", () => {
+      if (state.token && !state.ws) setConnection("offline");
+    });
+
+    const token = storage("get", STORAGE.token);
+    const user = storage("get", STORAGE.user);
+    if (token && user) startChat(token, user);
+    else showAuth();
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
+  else init();
+})();
