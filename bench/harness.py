@@ -1,0 +1,346 @@
+"""`python -m bench`: run every echo server against the one load client, round by round, and report.
+
+Each round starts every server once, in a rotated order (round r starts at
+the r-th server, so no server always runs first or last), as its own process
+on a fresh port; the load client (``bench/client.py``) runs in its own process
+against it and prints one JSON line per scenario; then the server is stopped
+with SIGTERM. Medians over rounds and per-round ratios go to
+``bench/RESULTS.md``, the plots to ``bench/plots/``, the raw numbers to
+``bench/results.json``. Progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+HOST = "127.0.0.1"
+
+PROFILES: dict[str, dict] = {
+    # Sized for a 2-core machine: the whole `python -m bench` (10 servers × 3 rounds + the
+    # overhead study) is meant to finish within ~15 minutes.
+    "default": {
+        "rounds": 3,
+        "memory_rounds": 2,  # memory varies < 1% between rounds and opening 10,000 connections is the slowest part
+        "memory_steps": [2000, 10000],
+        "memory_concurrency": 100,
+        "echo64_connections": 50,
+        "echo64_window": 16,
+        "echo64_max_messages": 2_000_000,
+        "echo16k_connections": 8,
+        "echo16k_window": 4,
+        "echo16k_max_messages": 200_000,
+        "warmup_s": 0.3,
+        "duration_s": 2.0,
+        "rtt_warmup": 200,
+        "rtt_count": 2000,
+        "hs_sequential": 300,
+        "hs_concurrent": 1000,
+        "hs_concurrency": 50,
+    },
+    # A smoke test: tiny counts, one round; the numbers mean nothing.
+    "quick": {
+        "rounds": 1,
+        "memory_rounds": 1,
+        "memory_steps": [20, 100],
+        "memory_concurrency": 20,
+        "echo64_connections": 4,
+        "echo64_window": 8,
+        "echo64_max_messages": 20_000,
+        "echo16k_connections": 2,
+        "echo16k_window": 2,
+        "echo16k_max_messages": 2_000,
+        "warmup_s": 0.05,
+        "duration_s": 0.25,
+        "rtt_warmup": 10,
+        "rtt_count": 100,
+        "hs_sequential": 20,
+        "hs_concurrent": 50,
+        "hs_concurrency": 10,
+    },
+}
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    impl: str  # rawws, websockets, picows, aiohttp, floor
+    loop: str  # asyncio or uvloop
+
+    @property
+    def name(self) -> str:
+        return self.impl if self.loop == "asyncio" else f"{self.impl}+uvloop"
+
+    @property
+    def protocol(self) -> str:
+        return "floor" if self.impl == "floor" else "ws"
+
+    def command(self, port: int, data_dir: str) -> list[str]:
+        py = sys.executable
+        if self.impl == "rawws":
+            launcher = ["-m", "rawws"] if self.loop == "asyncio" else ["-m", "bench.servers.rawws_uvloop"]
+            return [
+                py,
+                *launcher,
+                "serve",
+                "--echo",
+                "--no-compression",
+                "--port",
+                str(port),
+                "--host",
+                HOST,
+                "--log-level",
+                "WARNING",
+                "--data-dir",
+                data_dir,  # rawws opens its SQLite user store here: keep it out of the work tree
+            ]
+        module = {
+            "websockets": "websockets_echo",
+            "picows": "picows_echo",
+            "aiohttp": "aiohttp_echo",
+            "floor": "floor_echo",
+        }[self.impl]
+        cmd = [py, "-m", f"bench.servers.{module}", "--port", str(port), "--host", HOST]
+        return cmd + (["--uvloop"] if self.loop == "uvloop" else [])
+
+
+IMPLS = ("rawws", "websockets", "picows", "aiohttp", "floor")
+LOOPS = ("asyncio", "uvloop")
+ALL_SERVERS = [ServerSpec(impl, loop) for loop in LOOPS for impl in IMPLS]
+REFERENCE = "websockets"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def wait_listening(proc: subprocess.Popen, port: int, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before listening")
+        try:
+            with socket.create_connection((HOST, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"server not listening on {port} after {timeout_s:g}s")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def raise_nofile() -> tuple[int, int]:
+    """Children inherit this: 10,000 idle connections need more than the usual 1,024 descriptors."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
+def loadavg() -> float:
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
+class Progress:
+    def __init__(self, total: int, stream=sys.stderr) -> None:
+        self.total = total
+        self.done = 0
+        self.t0 = time.monotonic()
+        self.stream = stream
+
+    def line(self, text: str) -> None:
+        elapsed = time.monotonic() - self.t0
+        eta = ""
+        if self.done:
+            left = elapsed / self.done * (self.total - self.done)
+            eta = f" eta {int(left // 60)}:{int(left % 60):02d}"
+        print(f"[{self.done}/{self.total} {int(elapsed // 60)}:{int(elapsed % 60):02d}{eta}] {text}", file=self.stream, flush=True)
+
+
+def summarise(result: dict) -> str:
+    if not result.get("ok"):
+        return f"FAILED {result.get('error')}"
+    s = result["scenario"]
+    if s == "memory":
+        return "  ".join(f"{st['connections']}: {st['per_connection_kib']:.1f} KiB/conn" for st in result["steps"])
+    if s == "echo64":
+        return (
+            f"{result['msgs_per_s']:,.0f} msg/s  {result['server_cpu_us_per_msg']:.1f} µs cpu/msg  "
+            f"server {result['server_cpu_util']:.0%} client {result['client_cpu_util']:.0%} "
+            f"others {result['other_cpu_cores']:.2f} cores"
+        )
+    if s == "echo16k":
+        return (
+            f"{result['MB_per_s']:,.1f} MB/s  {result['server_cpu_us_per_msg']:.1f} µs cpu/msg  "
+            f"server {result['server_cpu_util']:.0%} others {result['other_cpu_cores']:.2f} cores"
+        )
+    if s == "rtt":
+        return f"p50 {result['p50_us']:.0f} µs  p99 {result['p99_us']:.0f} µs"
+    if s == "handshakes":
+        return f"{result['sequential_per_s']:,.0f}/s sequential  {result['concurrent_per_s']:,.0f}/s concurrent"
+    if "skipped" in result:
+        return "skipped: " + result["skipped"]
+    return ""
+
+
+def run_one(spec: ServerSpec, round_no: int, params: dict, scenarios: str, progress: Progress, work: Path) -> list[dict]:
+    port = free_port()
+    data_dir = tempfile.mkdtemp(prefix=f"{spec.impl}-", dir=work)
+    log_path = work / f"{spec.name}-round{round_no}.log"
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    results: list[dict] = []
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(spec.command(port, data_dir), cwd=REPO, env=env, stdout=log, stderr=log)
+        try:
+            wait_listening(proc, port)
+            client = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.client",
+                    "--port",
+                    str(port),
+                    "--protocol",
+                    spec.protocol,
+                    "--server-pid",
+                    str(proc.pid),
+                    "--scenarios",
+                    scenarios,
+                    "--params",
+                    json.dumps(params),
+                ],
+                cwd=REPO,
+                env=env,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            assert client.stdout is not None
+            load_before = loadavg()
+            for line in client.stdout:
+                result = json.loads(line)
+                result.update(server=spec.name, impl=spec.impl, loop=spec.loop, round=round_no)
+                results.append(result)
+                progress.line(f"round {round_no} {spec.name:18} {result['scenario']:10} {summarise(result)}")
+            rc = client.wait(timeout=600)
+            if rc != 0:
+                results.append({"server": spec.name, "impl": spec.impl, "loop": spec.loop, "round": round_no,
+                                "scenario": "client", "ok": False, "error": f"load client exited with {rc}"})
+            for r in results:
+                r["loadavg_before"] = load_before
+                r["loadavg_after"] = loadavg()
+            if proc.poll() is not None:
+                results.append({"server": spec.name, "impl": spec.impl, "loop": spec.loop, "round": round_no,
+                                "scenario": "server", "ok": False, "error": f"server died with {proc.returncode}"})
+        except Exception as exc:  # keep going with the other servers; the report lists the failure
+            results.append({"server": spec.name, "impl": spec.impl, "loop": spec.loop, "round": round_no,
+                            "scenario": "start", "ok": False, "error": f"{type(exc).__name__}: {exc}"})
+            progress.line(f"round {round_no} {spec.name}: FAILED {exc}")
+        finally:
+            stop(proc)
+    shutil.rmtree(data_dir, ignore_errors=True)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smoke test: tiny counts, one round")
+    parser.add_argument("--rounds", type=int, help="rounds (default 3; 1 with --quick)")
+    parser.add_argument("--servers", help=f"comma-separated subset of {', '.join(s.name for s in ALL_SERVERS)}")
+    parser.add_argument("--scenarios", default="memory,echo64,echo16k,rtt,handshakes,fanout")
+    parser.add_argument("--no-overhead", action="store_true", help="skip the overhead study (Part 1)")
+    parser.add_argument("--out", type=Path, default=BENCH_DIR / "RESULTS.md")
+    parser.add_argument("--plots", type=Path, help="plot directory (default: plots/ beside --out)")
+    parser.add_argument("--json", type=Path, help="raw results (default: results.json beside --out)")
+    parser.add_argument("--report-only", action="store_true", help="re-render the report and plots from the JSON, run nothing")
+    args = parser.parse_args(argv)
+
+    profile = "quick" if args.quick else "default"
+    params = dict(PROFILES[profile])
+    rounds = args.rounds or params.pop("rounds")
+    params.pop("rounds", None)
+    servers = ALL_SERVERS
+    if args.servers:
+        wanted = args.servers.split(",")
+        unknown = set(wanted) - {s.name for s in ALL_SERVERS}
+        if unknown:
+            parser.error(f"unknown server(s): {', '.join(sorted(unknown))}")
+        servers = [s for s in ALL_SERVERS if s.name in wanted]
+    out: Path = args.out
+    plots_dir = args.plots or out.parent / "plots"
+    json_path = args.json or out.parent / "results.json"
+    command = "python -m bench" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
+    nofile = raise_nofile()
+
+    from bench import report  # matplotlib is imported only when the report is written
+
+    if args.report_only:
+        saved = json.loads(json_path.read_text())
+        report.write_report(out, plots_dir, saved["meta"], saved["results"], saved["overhead"])
+        print(f"wrote {out} and {plots_dir}/ from {json_path}", file=sys.stderr)
+        return 0
+
+    started = datetime.now(timezone.utc)
+    total = rounds * len(servers)
+    progress = Progress(total)
+    progress.line(f"{len(servers)} servers × {rounds} round(s), profile {profile}, RLIMIT_NOFILE {nofile[0]}")
+    results: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="rawws-bench-") as tmp:
+        work = Path(tmp)
+        for r in range(1, rounds + 1):
+            k = (r - 1) % len(servers)
+            scenarios = args.scenarios
+            if r > params["memory_rounds"]:
+                scenarios = ",".join(s for s in scenarios.split(",") if s != "memory")
+            for spec in servers[k:] + servers[:k]:
+                results += run_one(spec, r, params, scenarios, progress, work)
+                progress.done += 1
+            progress.line(f"round {r} done")
+
+    overhead = None
+    if not args.no_overhead:
+        from bench import overhead as overhead_mod
+
+        progress.line("overhead study (Part 1)")
+        overhead = overhead_mod.run_study(quick=args.quick, plots_dir=plots_dir, progress=progress.line, command=command)
+
+    finished = datetime.now(timezone.utc)
+    meta = report.machine_info()
+    meta.update(command=command, profile=profile, params=params, rounds=rounds, started=started.isoformat(),
+                finished=finished.isoformat(), servers=[s.name for s in servers], nofile=list(nofile))
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps({"meta": meta, "results": results, "overhead": overhead}, indent=1, default=str))
+    report.write_report(out, plots_dir, meta, results, overhead)
+    progress.line(f"wrote {out}, {plots_dir}/, {json_path}")
+    failures = [r for r in results if not r.get("ok")]
+    if failures:
+        progress.line(f"{len(failures)} scenario(s) FAILED; see the report")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,420 @@
+"""Turn the harness's raw results into bench/RESULTS.md and PNG plots (matplotlib, Agg backend)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from bench.harness import ALL_SERVERS, IMPLS, LOOPS, REFERENCE  # noqa: E402
+
+PACKAGES = ("rawws", "h11", "wsproto", "websockets", "picows", "aiofastnet", "aiohttp", "uvloop", "matplotlib")
+
+
+def machine_info() -> dict:
+    model = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return {
+        "rawws_commit": _git_state(),
+        "nproc": os.cpu_count(),
+        "cpu_model": model,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "python_impl": platform.python_implementation(),
+        "packages": versions,
+        "loadavg_start": Path("/proc/loadavg").read_text().split()[:3],
+    }
+
+
+def _git_state() -> str:
+    import subprocess
+
+    repo = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "rawws"], cwd=repo, capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + (" with uncommitted changes in rawws/" if dirty.strip() else "")
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    label: str
+    unit: str
+    scenario: str
+    get: Callable[[dict], float | None]
+    higher_is_better: bool
+    fmt: str = "{:,.0f}"
+
+
+def _step(i: int) -> Callable[[dict], float | None]:
+    def get(r: dict) -> float | None:
+        steps = r.get("steps") or []
+        return steps[i]["per_connection_kib"] if len(steps) > i else None
+
+    return get
+
+
+def metrics_for(params: dict) -> list[Metric]:
+    steps = params.get("memory_steps", [2000, 10000])
+    e64 = f"{params['echo64_connections']} conns × {params['echo64_window']} in flight"
+    e16 = f"{params['echo16k_connections']} conns × {params['echo16k_window']} in flight"
+    out = [
+        Metric("echo64", f"echo 64 B ({e64})", "msg/s", "echo64", lambda r: r["msgs_per_s"], True),
+        Metric("echo16k", f"echo 16 KiB ({e16})", "MB/s", "echo16k", lambda r: r["MB_per_s"], True, "{:,.1f}"),
+        Metric("cpu64", "server CPU per 64 B message", "µs", "echo64", lambda r: r["server_cpu_us_per_msg"], False, "{:,.1f}"),
+        Metric("cpu16k", "server CPU per 16 KiB message", "µs", "echo16k", lambda r: r["server_cpu_us_per_msg"], False, "{:,.1f}"),
+        Metric("rtt50", "round trip p50 (64 B, 1 in flight)", "µs", "rtt", lambda r: r["p50_us"], False),
+        Metric("rtt99", "round trip p99 (64 B, 1 in flight)", "µs", "rtt", lambda r: r["p99_us"], False),
+        Metric("hs_seq", "handshakes/s, sequential", "/s", "handshakes", lambda r: r["sequential_per_s"], True),
+        Metric(
+            "hs_conc",
+            f"handshakes/s, {params['hs_concurrency']} concurrent",
+            "/s",
+            "handshakes",
+            lambda r: r["concurrent_per_s"],
+            True,
+        ),
+    ]
+    for i, n in enumerate(steps):
+        tag = f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else str(n)
+        out.append(Metric(f"mem{tag}", f"memory per idle connection at {n:,}", "KiB", "memory", _step(i), False, "{:,.1f}"))
+    return out
+
+
+def collect(results: list[dict], metric: Metric) -> dict[tuple[str, int], float]:
+    """(server name, round) → value, for the runs that succeeded."""
+    out = {}
+    for r in results:
+        if r.get("scenario") == metric.scenario and r.get("ok"):
+            try:
+                value = metric.get(r)
+            except (KeyError, TypeError):
+                value = None
+            if value is not None:
+                out[(r["server"], r["round"])] = value
+    return out
+
+
+def median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def ratio_to(values: dict[tuple[str, int], float], server: str, ref: str) -> list[float]:
+    """Per-round ratios server/ref, over the rounds where both ran."""
+    out = []
+    for (name, rnd), v in values.items():
+        if name == server and (ref, rnd) in values and values[(ref, rnd)]:
+            out.append(v / values[(ref, rnd)])
+    return out
+
+
+def server_name(impl: str, loop: str) -> str:
+    return impl if loop == "asyncio" else f"{impl}+uvloop"
+
+
+def _fmt(metric: Metric, v: float | None) -> str:
+    return "—" if v is None else metric.fmt.format(v)
+
+
+def tables(results: list[dict], metrics: list[Metric], servers: list[str], rounds: int) -> list[str]:
+    lines: list[str] = []
+    for loop in LOOPS:
+        names = [server_name(i, loop) for i in IMPLS if server_name(i, loop) in servers]
+        if not names:
+            continue
+        ref = server_name(REFERENCE, loop)
+        lines += [
+            f"### {loop}: medians over {rounds} round(s), and the median of the per-round ratios to `{ref}`",
+            "",
+            "Cells: median [min–max over rounds] (median of per-round ratio to " + ref + "). "
+            "For rows marked ↑ higher is better, ↓ lower is better.",
+            "",
+            "| figure | " + " | ".join(f"`{n}`" for n in names) + " |",
+            "|---|" + "---:|" * len(names),
+        ]
+        for m in metrics:
+            values = collect(results, m)
+            cells = []
+            for n in names:
+                vs = [v for (s, _), v in values.items() if s == n]
+                if not vs:
+                    cells.append("—")
+                    continue
+                cell = _fmt(m, median(vs))
+                if len(vs) > 1:
+                    cell += f" [{_fmt(m, min(vs))}–{_fmt(m, max(vs))}]"
+                ratios = ratio_to(values, n, ref)
+                if ratios and n != ref:
+                    cell += f" ({median(ratios):.2f}×)"
+                cells.append(cell)
+            arrow = "↑" if m.higher_is_better else "↓"
+            lines.append(f"| {m.label}, {m.unit} {arrow} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
+
+
+def rawws_vs_peers(results: list[dict], metrics: list[Metric], servers: list[str]) -> list[str]:
+    lines = [
+        "### rawws relative to each peer (median of per-round ratios rawws ÷ peer, same event loop)",
+        "",
+        "Above 1 means rawws has more of the figure: better for ↑ rows, worse for ↓ rows.",
+        "",
+    ]
+    peers = [i for i in IMPLS if i != "rawws"]
+    header = "| figure | " + " | ".join(f"÷ {p} ({loop})" for loop in LOOPS for p in peers) + " |"
+    lines += [header, "|---|" + "---:|" * (len(peers) * len(LOOPS))]
+    for m in metrics:
+        values = collect(results, m)
+        cells = []
+        for loop in LOOPS:
+            me = server_name("rawws", loop)
+            for p in peers:
+                ratios = ratio_to(values, me, server_name(p, loop))
+                cells.append(f"{median(ratios):.2f}" if ratios and me in servers else "—")
+        arrow = "↑" if m.higher_is_better else "↓"
+        lines.append(f"| {m.label} {arrow} | " + " | ".join(cells) + " |")
+    lines.append("")
+    return lines
+
+
+# -- plots -------------------------------------------------------------------------------
+
+COLORS = {"asyncio": "#4c72b0", "uvloop": "#dd8452"}
+
+
+def bar_plot(path: Path, results: list[dict], metrics: list[Metric], title: str) -> None:
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 4.0), squeeze=False)
+    for ax, m in zip(axes[0], metrics):
+        values = collect(results, m)
+        width = 0.38
+        for j, loop in enumerate(LOOPS):
+            xs, ys, lo, hi = [], [], [], []
+            for i, impl in enumerate(IMPLS):
+                vs = [v for (s, _), v in values.items() if s == server_name(impl, loop)]
+                if not vs:
+                    continue
+                med = median(vs)
+                xs.append(i + (j - 0.5) * width)
+                ys.append(med)
+                lo.append(med - min(vs))
+                hi.append(max(vs) - med)
+            if xs:
+                ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, label=loop, color=COLORS[loop])
+        ax.set_xticks(range(len(IMPLS)))
+        ax.set_xticklabels(IMPLS, rotation=20)
+        ax.set_title(f"{m.label}\n{m.unit} ({'higher' if m.higher_is_better else 'lower'} is better)", fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title + " — bars: median over rounds, whiskers: min–max", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def ratio_heatmap(path: Path, results: list[dict], metrics: list[Metric], servers: list[str]) -> None:
+    import math
+
+    rows = [s.name for s in ALL_SERVERS if s.name in servers]
+    data = []
+    labels = []
+    for name in rows:
+        loop = "uvloop" if name.endswith("+uvloop") else "asyncio"
+        ref = server_name(REFERENCE, loop)
+        row, lab = [], []
+        for m in metrics:
+            ratios = ratio_to(collect(results, m), name, ref)
+            r = median(ratios) if ratios else None
+            if r is None or r <= 0:
+                row.append(float("nan"))
+                lab.append("—")
+            else:
+                good = math.log2(r) if m.higher_is_better else -math.log2(r)
+                row.append(good)
+                lab.append(f"{r:.2f}")
+        data.append(row)
+        labels.append(lab)
+    fig, ax = plt.subplots(figsize=(1.15 * len(metrics) + 2.5, 0.45 * len(rows) + 1.8))
+    ax.imshow(data, cmap="RdYlGn", vmin=-2, vmax=2, aspect="auto")
+    ax.set_xticks(range(len(metrics)))
+    ax.set_xticklabels([f"{m.key} {'↑' if m.higher_is_better else '↓'}" for m in metrics], rotation=30, ha="right", fontsize=8)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels(rows, fontsize=8)
+    for i, lab in enumerate(labels):
+        for j, text in enumerate(lab):
+            ax.text(j, i, text, ha="center", va="center", fontsize=7)
+    ax.set_title("median per-round ratio to websockets on the same loop (green: better than websockets)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# -- the report --------------------------------------------------------------------------
+
+
+def flags(results: list[dict]) -> list[str]:
+    out = []
+    for r in results:
+        where = f"round {r.get('round')} `{r.get('server')}` {r.get('scenario')}"
+        if not r.get("ok"):
+            out.append(f"- **FAILED** {where}: {r.get('error')}")
+            continue
+        if r.get("scenario") in ("echo64", "echo16k"):
+            if r.get("client_cpu_util", 0) > 0.9:
+                out.append(f"- {where}: the load client used {r['client_cpu_util']:.0%} of a core — client-bound, the server may be faster than shown")
+    return out
+
+
+def contention(results: list[dict]) -> list[str]:
+    """How much of the machine the benchmark actually had, from the echo runs' CPU accounting."""
+    echo = [r for r in results if r.get("ok") and r.get("scenario") in ("echo64", "echo16k") and "other_cpu_cores" in r]
+    if not echo:
+        return []
+    others = sorted(r["other_cpu_cores"] for r in echo)
+    server = sorted(r["server_cpu_util"] for r in echo)
+    client = sorted(r["client_cpu_util"] for r in echo)
+    starved = sum(1 for r in echo if r["server_cpu_util"] < 0.6)
+    return [
+        f"- **Machine contention, measured.** During the {len(echo)} timed echo phases, everything other than the "
+        f"server and the load client used a median {median(others):.2f} cores (range {others[0]:.2f}–{others[-1]:.2f}) "
+        f"of the {os.cpu_count()} (`/proc/stat` busy time minus both processes' own CPU time: other processes, and "
+        "kernel network work done in softirq context that neither process is charged for). The server got a median "
+        f"{median(server):.0%} of a core (range {server[0]:.0%}–{server[-1]:.0%}; under 60% in {starved} of {len(echo)} "
+        f"phases) and the client {median(client):.0%}. Where the server is well under 100% while the client is not "
+        "saturated either, the server was waiting for a CPU, and msg/s and MB/s understate it; CPU time per "
+        "message does not depend on that, which is why it is reported beside every throughput figure.",
+    ]
+
+
+def write_report(out: Path, plots_dir: Path, meta: dict, results: list[dict], overhead: dict | None) -> None:
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    params = meta["params"]
+    metrics = metrics_for(params)
+    by_key = {m.key: m for m in metrics}
+    servers = meta["servers"]
+    rel = os.path.relpath(plots_dir, out.parent)
+    plots = [
+        ("throughput.png", "echo throughput", ["echo64", "echo16k"]),
+        ("cpu.png", "server CPU time per message", ["cpu64", "cpu16k"]),
+        ("latency.png", "round trip, one message in flight", ["rtt50", "rtt99"]),
+        ("handshakes.png", "connect + upgrade + close", ["hs_seq", "hs_conc"]),
+        ("memory.png", "memory per idle connection", [m.key for m in metrics if m.key.startswith("mem")]),
+    ]
+    for name, title, keys in plots:
+        bar_plot(plots_dir / name, results, [by_key[k] for k in keys], title)
+    ratio_heatmap(plots_dir / "ratios.png", results, metrics, servers)
+
+    pk = meta["packages"]
+    lines = [
+        "# rawws benchmarks",
+        "",
+        "Generated by `bench/harness.py`; do not edit by hand (re-run instead).",
+        "",
+        f"- **Command:** `{meta['command']}` (profile `{meta['profile']}`, {meta['rounds']} round(s))",
+        f"- **Date:** {meta['started']} → {meta['finished']} (UTC)",
+        f"- **Machine:** {meta['nproc']} CPUs ({meta['cpu_model']}), Linux {meta['kernel']}, "
+        f"{meta['python_impl']} {meta['python']}; load average at start {' / '.join(meta['loadavg_start'])} "
+        "(the machine is shared: other processes ran during the benchmark, see *Reading the numbers*)",
+        f"- **rawws:** commit {meta.get('rawws_commit', 'unknown')}",
+        "- **Packages:** " + ", ".join(f"{k} {v}" for k, v in pk.items()),
+        f"- **Counts:** `{params}`",
+        "",
+        "## What was measured",
+        "",
+        "Every server runs as its own process on 127.0.0.1 with compression off; one load client "
+        "(`bench/client.py`, raw sockets and epoll, no asyncio) drives it from another process. Servers "
+        "are interleaved round by round (round *r* starts with the *r*-th server) and each round starts "
+        "every server fresh. Client frames are binary, pre-masked and built once; every reply is compared "
+        "byte for byte with the expected echo, and before each timed phase a validation pass sends whole "
+        "windows and checks content and count.",
+        "",
+        f"- **echo 64 B**: {params['echo64_connections']} connections, each with a sliding window of "
+        f"{params['echo64_window']} messages in flight (a reply releases the next message), "
+        f"{params['warmup_s']} s warm-up, then {params['duration_s']} s timed (or {params['echo64_max_messages']:,} replies). "
+        "msg/s counts replies received in the timed phase.",
+        f"- **echo 16 KiB**: the same with {params['echo16k_connections']} connections × {params['echo16k_window']} in flight; "
+        "MB/s is echoed payload (10⁶ bytes) per second, one direction.",
+        "- **server CPU per message**: utime+stime of the server process (`/proc/<pid>/stat`, all threads, "
+        "1/100 s resolution) over the timed phase ÷ messages.",
+        f"- **round trip**: one connection, one 64 B message in flight, {params['rtt_count']:,} timed after "
+        f"{params['rtt_warmup']} warm-up; nearest-rank percentiles.",
+        f"- **handshakes/s**: TCP connect + upgrade request + 101 (checked: `Sec-WebSocket-Accept`, no extension) + "
+        "close frame 1000 + the server's close frame + the server's FIN. Sequential: "
+        f"{params['hs_sequential']} one after another; concurrent: {params['hs_concurrent']:,} with "
+        f"{params['hs_concurrency']} in progress. For the floor: TCP connect + FIN exchange only.",
+        f"- **memory per idle connection**: on the freshly started server, 50 connections are opened and closed "
+        "(first-use allocations), the server's `VmRSS` is read once it is idle (baseline), then connections are opened "
+        f"up to {', '.join(f'{n:,}' for n in params['memory_steps'])} and left idle; (RSS − baseline) ÷ N, KiB. "
+        "RSS counts the process's memory only — kernel socket buffers are not in it. Measured in the first "
+        f"{min(params.get('memory_rounds', meta['rounds']), meta['rounds'])} round(s) only: it varies by less than 1% "
+        "between rounds, and opening 10,000 connections per server is the slowest part of the run.",
+        "- **fan-out (broadcast)**: not measured yet. TODO: the hook is `fanout_benchmark` in `bench/client.py`; "
+        "rawws's broadcast is the chat on `/ws`, which needs a token, and a later task adds it.",
+        "",
+        "## Results",
+        "",
+    ]
+    lines += tables(results, metrics, servers, meta["rounds"])
+    if any(s.startswith("rawws") for s in servers):
+        lines += rawws_vs_peers(results, metrics, servers)
+    lines += [
+        "### Plots",
+        "",
+        f"![ratios to websockets]({rel}/ratios.png)",
+        "",
+    ]
+    for name, title, _ in plots:
+        lines += [f"![{title}]({rel}/{name})", ""]
+    lines += ["## Reading the numbers", ""]
+    lines += [
+        "- The machine has 2 cores; the load client and the server each need most of one, so a benchmark "
+        "here is a duel for two cores, and any other process on the machine (the machine is shared) takes "
+        "from one of them. Medians of interleaved rounds damp that; the server-CPU-per-message figures "
+        "depend least on it and are the most comparable numbers here.",
+    ]
+    lines += contention(results)
+    lines += [
+        "- picows is frame-level: its echo handler sends each frame back without reassembling messages or "
+        "validating UTF-8 (the load is binary, so no server validates UTF-8 here). rawws, websockets and aiohttp "
+        "hand whole messages to application code.",
+        "- picows uses `aiofastnet` for its transport when it is installed (it is, here), instead of the loop's "
+        "own transport; that is its default configuration.",
+        "- The floor parses its own length prefix and does no HTTP, masking or framing: the gap between a "
+        "server and the floor is what that server's WebSocket layer costs on the same event loop.",
+        "",
+    ]
+    flagged = flags(results)
+    if flagged:
+        lines += ["### Flagged runs", ""] + flagged + [""]
+    if overhead is not None:
+        from bench import overhead as overhead_mod
+
+        lines += ["", "# Part 1 — the overhead study", ""]
+        lines += overhead_mod.render_markdown(overhead, plots_rel=rel, heading_level=2)
+    profile_notes = out.parent / "PROFILE.md"
+    if profile_notes.exists():
+        lines += ["", f"Where rawws spends its time under this load: see [PROFILE.md]({os.path.relpath(profile_notes, out.parent)})."]
+    out.write_text("\n".join(lines) + "\n")

@@ -1,0 +1,61 @@
+"""Smoke test for the benchmark harness: `python -m bench --quick` against rawws and websockets.
+
+Checks that the harness runs end to end and writes RESULTS-style output (the
+report, the plots, the raw JSON) — never how fast anything is. Needs the
+`bench` extra (websockets, matplotlib; uvloop is not used here). Takes
+~30 s on the 2-core machine; run with ``pytest bench/test_smoke.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SERVERS = ("rawws", "websockets")
+SCENARIOS = ("memory", "echo64", "echo16k", "rtt", "handshakes")
+
+pytest.importorskip("matplotlib")
+pytest.importorskip("websockets")
+
+
+def test_quick_run_writes_a_report(tmp_path: Path) -> None:
+    out = tmp_path / "RESULTS.md"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--servers", ",".join(SERVERS), "--out", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "round 1 done" in proc.stderr  # the progress display
+
+    report = out.read_text()
+    assert report.startswith("# rawws benchmarks")
+    assert "python -m bench --quick" in report
+    assert "**Machine:**" in report and "**Packages:**" in report and "**Date:**" in report
+    for name in SERVERS:
+        assert f"`{name}`" in report
+    assert "rawws relative to each peer" in report
+    assert "# Part 1 — the overhead study" in report
+    assert "Why the numbers differ from the claims" in report
+
+    plots = tmp_path / "plots"
+    for png in ("throughput.png", "cpu.png", "latency.png", "handshakes.png", "memory.png", "ratios.png",
+                "overhead_bytes.png", "overhead_latency.png", "overhead_ratios.png"):
+        data = (plots / png).read_bytes()
+        assert data.startswith(b"\x89PNG"), png
+        assert f"plots/{png}" in report
+
+    raw = json.loads((tmp_path / "results.json").read_text())
+    seen = {(r["server"], r["scenario"]) for r in raw["results"] if r.get("ok")}
+    for name in SERVERS:
+        for scenario in SCENARIOS:
+            assert (name, scenario) in seen, f"{name} {scenario} did not run"
+    assert not [r for r in raw["results"] if not r.get("ok")]
+    assert raw["overhead"]["raw"]["published"] > 0
