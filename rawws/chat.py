@@ -25,6 +25,7 @@ MAX_REF_CHARS = 64
 MAX_ROOMS_PER_CONNECTION = 32
 DEFAULT_HISTORY_LIMIT = 50
 MAX_HISTORY_LIMIT = 200
+MAX_ID = 2**63 - 1  # ids are SQL BIGINTs: a larger `since` or `before` cannot be a real id
 
 # error codes
 BAD_JSON = "bad_json"
@@ -102,12 +103,12 @@ def parse_command(data: str | bytes) -> Command:
         raise ChatError(BINARY, "send JSON text frames")
     try:
         frame = json.loads(data)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # also an integer of > 4300 digits, or nesting too deep
         raise ChatError(BAD_JSON, "frame is not valid JSON") from None
     if not isinstance(frame, dict):
         raise ChatError(BAD_JSON, "frame must be a JSON object")
     ref = frame.get("ref")
-    if ref is not None and (not isinstance(ref, str) or len(ref) > MAX_REF_CHARS):
+    if ref is not None and (not isinstance(ref, str) or len(ref) > MAX_REF_CHARS or not _encodable(ref)):
         raise ChatError(BAD_FIELD, f"ref must be a string of at most {MAX_REF_CHARS} characters")
     kind = frame.get("type")
     try:
@@ -129,7 +130,7 @@ def parse_command(data: str | bytes) -> Command:
     except ChatError as error:
         error.ref = ref
         raise
-    raise ChatError(BAD_TYPE, f"unknown type {kind!r}" if isinstance(kind, str) else "type is required", ref)
+    raise ChatError(BAD_TYPE, f"unknown type {kind[:32]!r}" if isinstance(kind, str) else "type is required", ref)
 
 
 def _room(frame: dict) -> str:
@@ -145,15 +146,27 @@ def _text(frame: dict) -> str:
         raise ChatError(BAD_FIELD, "text must be a non-empty string")
     if len(text) > MAX_TEXT_CHARS:
         raise ChatError(TOO_LONG, f"text is longer than {MAX_TEXT_CHARS} characters")
+    # A JSON escape can make a lone surrogate, which no UTF-8 frame or database can hold;
+    # PostgreSQL text cannot hold NUL. Either would fail the whole stored batch.
+    if "\x00" in text or not _encodable(text):
+        raise ChatError(BAD_FIELD, "text must be valid Unicode without NUL characters")
     return text
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _optional_int(frame: dict, name: str, *, minimum: int) -> int | None:
     value = frame.get(name)
     if value is None:
         return None
-    if type(value) is not int or value < minimum:
-        raise ChatError(BAD_FIELD, f"{name} must be an integer of at least {minimum}")
+    if type(value) is not int or not minimum <= value <= MAX_ID:
+        raise ChatError(BAD_FIELD, f"{name} must be an integer from {minimum} to {MAX_ID}")
     return value
 
 

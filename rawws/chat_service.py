@@ -4,15 +4,19 @@ Ordering guarantees, and how they are kept:
 
 * A ``say`` is acknowledged only after it is stored; stores are batched (group
   commit) by ``MessageWriter``, and the batch is delivered in id order.
-* A ``join`` puts the connection in the room *before* reading history, and
-  buffers live messages until the replay (``since``) is out; ids already
-  delivered are skipped. So a message is delivered exactly once whether it was
-  committed before, during or after the replay: no gap, no duplicate.
+* A ``join`` puts the connection in the room *before* reading history. While
+  the replay (``since``) runs, live messages of that room are not queued, only
+  their highest id is noted; the replay reads the store until it has passed
+  both the room's last id at join time and that highest id, then live delivery
+  resumes, skipping ids already delivered. A message is published only after it
+  is stored, so it is delivered exactly once whether it was committed before,
+  during or after the replay: no gap, no duplicate, and no unbounded buffer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -31,6 +35,7 @@ MAX_BATCH = 256  # messages per group commit
 REPLAY_PAGE = 500  # messages per replay query; the socket drains between pages
 MESSAGES_PER_SECOND = 10.0  # per connection, with bursts of MESSAGE_BURST
 MESSAGE_BURST = 20
+CLOSE_TASKS_TIMEOUT_S = 5.0  # shutdown waits this long for replays and history queries to unwind
 
 
 @dataclass(slots=True)
@@ -64,7 +69,10 @@ class MessageWriter:
                     pending.on_failed()
                 continue
             for pending, message in zip(batch, stored):
-                pending.on_stored(message)
+                try:
+                    pending.on_stored(message)
+                except Exception:  # one bad callback must not strand the rest of the queue
+                    log.exception("delivering message %s/%d failed", message.room, message.id)
 
     async def flush(self) -> None:
         """Wait until everything submitted is stored (shutdown)."""
@@ -72,22 +80,36 @@ class MessageWriter:
             await asyncio.shield(self._task)
 
 
+class _CatchUp:
+    """A replay in progress in one room: what arrived live meanwhile."""
+
+    __slots__ = ("newest", "frames")
+
+    def __init__(self) -> None:
+        self.newest = 0  # the highest message id published while replaying: the replay reads up to it
+        self.frames: list[tuple[str, bytes]] = []  # other frames (presence), sent after the replay
+
+
 class ChatMember:
     """One connection's chat state: its rooms, the last id it got in each, replays in progress."""
 
-    __slots__ = ("session", "user", "last_ids", "catching_up", "tasks")
+    __slots__ = ("session", "user", "rate_key", "last_ids", "catching_up", "tasks")
 
-    def __init__(self, session: WebSocketSession, user: str) -> None:
+    def __init__(self, session: WebSocketSession, user: str, rate_key: int = 0) -> None:
         self.session = session
         self.user = user
+        self.rate_key = rate_key  # not the session: the rate limiter outlives it
         self.last_ids: dict[str, int] = {}
-        self.catching_up: dict[str, list[tuple[int | None, str, bytes]]] = {}
+        self.catching_up: dict[str, _CatchUp] = {}
         self.tasks: set[asyncio.Task[None]] = set()
 
     def deliver(self, room: str, message_id: int | None, text: str, frame: bytes) -> None:
-        buffer = self.catching_up.get(room)
-        if buffer is not None:
-            buffer.append((message_id, text, frame))  # after the `joined` answer and the replay
+        catch_up = self.catching_up.get(room)
+        if catch_up is not None:
+            if message_id is None:
+                catch_up.frames.append((text, frame))  # after the `joined` answer and the replay
+            else:
+                catch_up.newest = max(catch_up.newest, message_id)  # the replay will read it from the store
             return
         if message_id is not None:
             if message_id <= self.last_ids.get(room, 0):
@@ -101,10 +123,23 @@ class ChatMember:
     def send(self, text: str) -> None:
         self.session.send(text)
 
-    def spawn(self, coroutine) -> None:  # noqa: ANN001 - a coroutine object
+    async def make_room(self) -> None:
+        """Before queueing more of a replay: wait while the outbox is half full, so a replay
+        never trips the slow-consumer bound by itself."""
+        session, outbox = self.session, self.session.outbox
+        while (
+            session.open
+            and not session.transport.is_closing()
+            and (len(outbox) * 2 >= outbox.max_messages or outbox.pending_bytes * 2 >= outbox.max_bytes)
+        ):
+            await asyncio.sleep(0)  # the flush scheduled by the last send runs
+            await session.wait_writable()
+
+    def spawn(self, coroutine) -> asyncio.Task[None]:  # noqa: ANN001 - a coroutine object
         task = asyncio.get_running_loop().create_task(coroutine)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+        return task
 
 
 class ChatHandler:
@@ -116,12 +151,14 @@ class ChatHandler:
         self.writer = MessageWriter(store)
         self._members: dict[WebSocketSession, ChatMember] = {}
         self._rate = RateLimiter(MESSAGE_BURST, MESSAGE_BURST / MESSAGES_PER_SECOND)
+        self._rate_keys = itertools.count(1)
+        self._tasks: set[asyncio.Task[None]] = set()  # every member's replays and queries, until done
 
     # -- WebSocketHandler -----------------------------------------------------------
 
     def on_open(self, session: WebSocketSession) -> None:
         assert session.identity is not None, "/ws is authenticated"
-        member = ChatMember(session, session.identity.user)
+        member = ChatMember(session, session.identity.user, next(self._rate_keys))
         self._members[session] = member
         member.send(chat.welcome(member.user, [chat.DEFAULT_ROOM]))
 
@@ -131,7 +168,7 @@ class ChatHandler:
         try:
             command = chat.parse_command(data)
             ref = getattr(command, "ref", None)
-            if self._rate.acquire(session, time.monotonic()) > 0:
+            if self._rate.acquire(member.rate_key, time.monotonic()) > 0:
                 raise ChatError(chat.RATE_LIMITED, "slow down", ref)
             self._dispatch(member, command)
         except ChatError as error:
@@ -158,7 +195,7 @@ class ChatHandler:
             self._leave(member, command.room)
             member.send(chat.left(command.room))
         elif isinstance(command, HistoryRequest):
-            member.spawn(self._history(member, command))
+            self._spawn(member, self._history(member, command))
         elif isinstance(command, Who):
             member.send(chat.members(command.room, self.hub.users(command.room)))
 
@@ -185,36 +222,53 @@ class ChatHandler:
             raise ChatError(chat.BAD_ROOM, f"already in {room}")
         if len(member.last_ids) >= chat.MAX_ROOMS_PER_CONNECTION:
             raise ChatError(chat.TOO_MANY_ROOMS, f"at most {chat.MAX_ROOMS_PER_CONNECTION} rooms per connection")
-        member.catching_up[room] = []  # live messages wait here until the replay is out
+        catch_up = member.catching_up[room] = _CatchUp()  # live delivery waits until the replay is out
         member.last_ids[room] = 0
         if self.hub.join(member, room):
             self.hub.publish(room, chat.presence(room, member.user, "joined"), exclude=member)
-        member.spawn(self._catch_up(member, room, command.since))
+        self._spawn(member, self._catch_up(member, room, command.since, catch_up))
 
-    async def _catch_up(self, member: ChatMember, room: str, since: int | None) -> None:
+    def _spawn(self, member: ChatMember, coroutine) -> None:  # noqa: ANN001 - a coroutine object
+        task = member.spawn(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _catch_up(self, member: ChatMember, room: str, since: int | None, catch_up: _CatchUp) -> None:
+        def current() -> bool:  # False once the client left the room (and maybe joined again)
+            return member.catching_up.get(room) is catch_up
+
         try:
             last_id = await self.store.last_message_id(room)
+            if not current():
+                return
             member.send(chat.joined(room, self.hub.users(room), last_id))
-            # Replay what the client missed, up to what was stored when it joined;
-            # anything newer is live and waits in the buffer.
+            # Replay what the client missed, up to what was stored when it joined and
+            # what was published since; then live delivery takes over.
             after = last_id if since is None else min(since, last_id)
             member.last_ids[room] = after
-            while after < last_id:
+            while after < max(last_id, catch_up.newest):
                 page = await self.store.messages_after(room, after, REPLAY_PAGE)
+                if not current():
+                    return
                 if not page:
                     break
                 for message in page:
+                    await member.make_room()
+                    if not current() or not member.session.open:
+                        return
                     member.last_ids[room] = message.id
                     member.send(chat.message(message))
                 after = page[-1].id
-                await member.session.wait_writable()
         except Exception:
             log.exception("replay failed room=%s", room)
-            member.send(chat.error(chat.UNAVAILABLE, f"could not load {room}; join again"))
+            if current():
+                self._leave(member, room)  # out of the room, so that joining again is possible
+                member.send(chat.error(chat.UNAVAILABLE, f"could not load {room}; join again"))
         finally:
-            buffered = member.catching_up.pop(room, [])
-            for message_id, text, frame in buffered:
-                member.deliver(room, message_id, text, frame)
+            if current():
+                del member.catching_up[room]
+                for text, frame in catch_up.frames:
+                    member.deliver(room, None, text, frame)
 
     def _leave(self, member: ChatMember, room: str) -> None:
         member.last_ids.pop(room, None)
@@ -232,4 +286,16 @@ class ChatHandler:
         member.send(chat.history(command.room, found))
 
     async def close(self) -> None:
+        """Before the store closes: everything accepted is stored, and no query is still running.
+
+        A replay or history query cancelled when its connection closed is still unwinding
+        its database connection (SQLAlchemy terminates it); closing the store under it, or
+        cancelling it a second time, can leave that task hanging so the process never exits.
+        """
         await self.writer.flush()
+        pending = [task for task in self._tasks if not task.done()]
+        for task in pending:
+            if not task.cancelling():
+                task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=CLOSE_TASKS_TIMEOUT_S)
