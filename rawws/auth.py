@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import jwt
 
+from rawws.config import DEFAULT_ACCESS_TTL_S, DEFAULT_TICKET_TTL_S
 from rawws.errors import HttpError
 from rawws.headers import comma_list, get_all
 from rawws.http import Request
@@ -27,8 +28,6 @@ TICKET = "ticket"
 
 DEFAULT_ISSUER = "rawws"
 DEFAULT_AUDIENCE = "rawws"
-DEFAULT_ACCESS_TTL_S = 15 * 60
-DEFAULT_TICKET_TTL_S = 30
 DEFAULT_LEEWAY_S = 5
 MAX_TOKEN_BYTES = 8 * 1024  # a longer "token" is refused before it is parsed
 SECRET_BYTES = 32  # generated HS256 secrets (RFC 7518 §3.2: at least the hash size)

@@ -68,7 +68,7 @@ class MessageWriter:
                 for pending in batch:
                     pending.on_failed()
                 continue
-            for pending, message in zip(batch, stored):
+            for pending, message in zip(batch, stored, strict=True):
                 try:
                     pending.on_stored(message)
                 except Exception:  # one bad callback must not strand the rest of the queue

@@ -112,15 +112,15 @@ def from_env(environ: Mapping[str, str] | None = None, base: ServerConfig | None
     environ = os.environ if environ is None else environ
     config = base or ServerConfig()
     changes: dict[str, object] = {}
-    for field in dataclasses.fields(ServerConfig):
-        raw = environ.get(ENV_PREFIX + field.name.upper())
+    for setting in dataclasses.fields(ServerConfig):
+        raw = environ.get(ENV_PREFIX + setting.name.upper())
         if raw is None:
             continue
-        kind = _field_kind(field.type)
+        kind = _field_kind(setting.type)
         try:
-            changes[field.name] = _convert(raw, kind)
+            changes[setting.name] = _convert(raw, kind)
         except ValueError as exc:
-            raise ValueError(f"{ENV_PREFIX}{field.name.upper()}: {exc}") from None
+            raise ValueError(f"{ENV_PREFIX}{setting.name.upper()}: {exc}") from None
     return dataclasses.replace(config, **changes)
 
 

@@ -20,12 +20,3 @@ class HttpError(RawwsError):
         self.status = status
         self.message = message
         self.headers = headers or []
-
-
-class ProtocolFailure(RawwsError):
-    """The peer broke RFC 6455 (or a limit): fail the connection with ``code``."""
-
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(f"{code}: {reason}")
-        self.code = code
-        self.reason = reason

@@ -73,7 +73,3 @@ def parse_extension(item: str) -> tuple[str, list[tuple[str, str | None]]]:
             value = re.sub(r"\\(.)", r"\1", value[1:-1])
         params.append((key.lower(), value))
     return name.lower(), params
-
-
-def is_token(text: str) -> bool:
-    return _TOKEN_RE.fullmatch(text) is not None
