@@ -1,14 +1,16 @@
-"""A sans-I/O WebSocket connection on top of wsproto: bytes in, events out; messages in, bytes out.
+"""A sans-I/O WebSocket connection on wsproto's frame engine: bytes in, events out; messages in, bytes out.
 
-What this layer adds to wsproto:
+wsproto's ``FrameProtocol`` parses and builds every frame (RFC 6455 §5, RFC
+7692 through its extensions); this class is the connection around it, in
+place of wsproto's ``Connection``, whose event objects cost more per frame
+than the rest of the edge. What it adds:
 
-* whole messages: fragments are joined here (their size is bounded by
-  ``extensions.MessageSizeLimit`` before they are buffered);
+* whole messages: fragments are joined here (their size is bounded on frame
+  headers by ``rawws.frames`` before they are buffered);
 * automatic pongs and the closing handshake's answer, produced in the order
   the frames arrived, so an echo of a message is never sent after our close;
 * a failure (protocol error, bad UTF-8, too big) becomes our close frame with
-  the code wsproto chose and a request to drop TCP: wsproto reports it as a
-  ``CloseConnection`` while its state is still OPEN and then parses nothing more;
+  the code wsproto chose and a request to drop TCP; nothing more is parsed;
 * keepalive bookkeeping: which ping is outstanding and since when.
 """
 
@@ -18,14 +20,13 @@ import enum
 import os
 from collections.abc import Iterator
 
-from wsproto import ConnectionType
-from wsproto.connection import Connection as _WsprotoConnection
-from wsproto.connection import ConnectionState
-from wsproto.events import BytesMessage, CloseConnection, Message, Ping, Pong, TextMessage
 from wsproto.extensions import Extension
+from wsproto.frame_protocol import Opcode, ParseFailed
 
 from rawws.errors import RawwsError
 from rawws.events import Closed, Event, MessageReceived, PongReceived
+from rawws.extensions import MessageSizeLimit
+from rawws.frames import TunedFrameProtocol
 
 NORMAL_CLOSURE = 1000
 GOING_AWAY = 1001
@@ -53,7 +54,7 @@ class WebSocket:
     """One WebSocket connection's protocol state, for either role, with no I/O."""
 
     __slots__ = (
-        "_proto",
+        "_frames",
         "_outgoing",
         "_fragments",
         "_pending_ping",
@@ -69,9 +70,10 @@ class WebSocket:
         client: bool,
         extensions: list[Extension] | None = None,
     ) -> None:
-        role = ConnectionType.CLIENT if client else ConnectionType.SERVER
-        self._proto = _WsprotoConnection(role, extensions)
-        self._outgoing: list[bytes] = []
+        extensions = extensions or []
+        limits = [e.max_message_bytes for e in extensions if isinstance(e, MessageSizeLimit)]
+        self._frames = TunedFrameProtocol(client, extensions, min(limits) if limits else None)
+        self._outgoing: list[bytes | bytearray] = []
         self._fragments: list[str | bytes] = []
         self._pending_ping: bytes | None = None
         self.state = State.OPEN
@@ -90,70 +92,77 @@ class WebSocket:
         """
         if self.state is State.CLOSED:
             return
-        self._proto.receive_data(data)
+        self._frames.receive_bytes(data)
         yield from self._events()
 
     def receive_eof(self) -> Iterator[Event]:
         """The peer closed TCP. Without a close frame first, that is 1006."""
         if self.state is State.CLOSED:
             return
-        self._proto.receive_data(None)
         self.state = State.CLOSED
         self.close_transport = True
         self.close_code = self.close_code if self.close_code is not None else ABNORMAL_CLOSURE
         yield Closed(ABNORMAL_CLOSURE, "connection lost", by_peer=True)
 
     def _events(self) -> Iterator[Event]:
-        for event in self._proto.events():
-            if isinstance(event, Message):
-                message = self._reassemble(event)
-                if message is not None and self.state is State.OPEN:
-                    yield MessageReceived(message)
-            elif isinstance(event, Ping):
-                if self._proto.state is ConnectionState.OPEN:  # after our close, a ping gets no pong
-                    self._outgoing.append(self._proto.send(event.response()))
-            elif isinstance(event, Pong):
-                if event.payload == self._pending_ping:
-                    self._pending_ping = None
-                yield PongReceived(bytes(event.payload))
-            elif isinstance(event, CloseConnection):
-                yield self._on_close(event)
-                return
+        try:
+            for frame in self._frames.received_frames():
+                opcode = frame.opcode
+                if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+                    if frame.message_finished and not self._fragments:
+                        message = frame.payload
+                    else:
+                        message = self._reassemble(frame.payload, frame.message_finished)
+                    if message is not None and self.state is State.OPEN:
+                        yield MessageReceived(message)  # type: ignore[arg-type]
+                elif opcode is Opcode.PING:
+                    if self.state is State.OPEN:  # after our close, a ping gets no pong
+                        self._outgoing.append(self._frames.pong(frame.payload))  # type: ignore[arg-type]
+                elif opcode is Opcode.PONG:
+                    if frame.payload == self._pending_ping:
+                        self._pending_ping = None
+                    yield PongReceived(bytes(frame.payload))  # type: ignore[arg-type]
+                elif opcode is Opcode.CLOSE:
+                    code, reason = frame.payload  # type: ignore[misc]
+                    yield self._on_close(code, reason)
+                    return
+        except ParseFailed as exc:
+            yield self._on_failure(exc.code, str(exc))
 
-    def _reassemble(self, event: Message) -> str | bytes | None:
-        if event.message_finished and not self._fragments:
-            data = event.data
-            return data if isinstance(event, TextMessage) else bytes(data)
-        self._fragments.append(event.data)
-        if not event.message_finished:
+    def _reassemble(self, data: str | bytes, finished: bool) -> str | bytes | None:
+        self._fragments.append(data)
+        if not finished:
             return None
         parts, self._fragments = self._fragments, []
-        if isinstance(event, BytesMessage):
-            return b"".join(parts)  # type: ignore[arg-type]
-        return "".join(parts)  # type: ignore[arg-type]
+        if isinstance(data, str):
+            return "".join(parts)  # type: ignore[arg-type]
+        return b"".join(parts)  # type: ignore[arg-type]
 
-    def _on_close(self, event: CloseConnection) -> Closed:
-        wsproto_state = self._proto.state
+    def _on_close(self, code: int, reason: str) -> Closed:
         self.close_transport = True
         self._fragments = []
-        if wsproto_state is ConnectionState.OPEN:
-            # wsproto failed to parse: fail the connection with its code (RFC 6455 §7.1.7).
-            self._outgoing.append(self._proto.send(CloseConnection(event.code, _short(event.reason))))
-            self.state = State.CLOSED
-            self.close_code, self.close_reason = event.code, event.reason
-            return Closed(event.code, event.reason, by_peer=False)
-        if wsproto_state is ConnectionState.REMOTE_CLOSING:
+        if self.state is State.OPEN:
             # The peer started the closing handshake: echo its code (§5.5.1).
-            self._outgoing.append(self._proto.send(event.response()))
+            self._outgoing.append(self._frames.close(code, reason))
             self.state = State.CLOSED
-            self.close_code, self.close_reason = event.code, event.reason
-            return Closed(event.code, event.reason, by_peer=True)
+            self.close_code, self.close_reason = code, reason
+            return Closed(code, reason, by_peer=True)
         # We started it and this is the answer. RFC 6455 §7.1.5: the connection's
         # close code is the one in the close frame received (usually ours, echoed;
         # not when the peer's own close crossed ours).
         self.state = State.CLOSED
-        self.close_code, self.close_reason = event.code, event.reason or ""
-        return Closed(event.code, self.close_reason, by_peer=False)
+        self.close_code, self.close_reason = code, reason
+        return Closed(code, reason, by_peer=False)
+
+    def _on_failure(self, code: int, reason: str) -> Closed:
+        """wsproto could not parse what the peer sent: fail the connection with its code (§7.1.7)."""
+        self.close_transport = True
+        self._fragments = []
+        if self.state is State.OPEN:
+            self._outgoing.append(self._frames.close(code, _short(reason)))
+        self.state = State.CLOSED
+        self.close_code, self.close_reason = code, reason
+        return Closed(code, reason, by_peer=False)
 
     # -- messages in, bytes out ----------------------------------------------
 
@@ -166,10 +175,10 @@ class WebSocket:
         return data
 
     def send(self, message: str | bytes) -> bytes:
-        """The frame bytes of one whole message."""
+        """The frame bytes of one whole message (a ``bytearray``: it goes straight to a transport)."""
         if self.state is not State.OPEN:
             raise ConnectionClosed(f"cannot send: connection is {self.state.value}")
-        return bytes(self._proto.send(Message(data=message)))
+        return self._frames.send_data(message, True)  # type: ignore[return-value]
 
     def ping(self, payload: bytes | None = None) -> bytes:
         """A ping frame; its payload is remembered so the matching pong clears it."""
@@ -177,7 +186,7 @@ class WebSocket:
             raise ConnectionClosed(f"cannot ping: connection is {self.state.value}")
         payload = os.urandom(4) if payload is None else payload
         self._pending_ping = payload
-        return bytes(self._proto.send(Ping(payload=payload)))
+        return bytes(self._frames.ping(payload))
 
     @property
     def awaiting_pong(self) -> bool:
@@ -189,7 +198,7 @@ class WebSocket:
             return b""
         self.state = State.CLOSING
         self.close_code, self.close_reason = code, reason
-        return bytes(self._proto.send(CloseConnection(code, _short(reason) or None)))
+        return bytes(self._frames.close(code, _short(reason) or None))
 
     def abort(self, code: int = ABNORMAL_CLOSURE, reason: str = "") -> None:
         """Give up on the connection without a handshake (timeouts, dead peers)."""

@@ -6,8 +6,8 @@ wsproto leaves two gaps that these classes close:
   frame (a ping) arrives between the fragments of that message, so the next
   fragment is not inflated (RFC 6455 §5.4 allows control frames there).
 * It enforces no size limit, not even on inflated data, so a small compressed
-  frame can expand to gigabytes. We inflate with a bounded output size and
-  count every message's bytes while it is reassembled.
+  frame can expand to gigabytes. We inflate with a bounded output size; the
+  limit on uncompressed messages is checked on frame headers (``rawws.frames``).
 """
 
 from __future__ import annotations
@@ -95,54 +95,21 @@ class PerMessageDeflate(_WsprotoPerMessageDeflate):
 
 
 class MessageSizeLimit(Extension):
-    """Counts the bytes of each data message as it arrives and fails it with 1009 past the limit.
+    """The largest message a connection accepts, handed over with the negotiated extensions.
 
-    For an uncompressed message the check on a frame header (declared length)
-    rejects a huge frame before any of its payload is buffered; the running
-    count covers fragmented and inflated messages. A compressed frame's wire
-    length says nothing about the message size, so only inflated bytes count
-    (``PerMessageDeflate`` bounds inflation itself).
+    It rides in the extension list so the handshake hands the connection one
+    list, but it is inert as a wsproto extension (``enabled()`` is False, so
+    wsproto never runs it per frame): ``rawws.connection.WebSocket`` takes its
+    limit out and ``rawws.frames`` checks it on every data frame's header.
     """
 
     name = "rawws-message-size-limit"  # never offered or negotiated
 
     def __init__(self, max_message_bytes: int) -> None:
         self.max_message_bytes = max_message_bytes
-        self._message_bytes = 0
-        self._compressed_message = False
-        self._in_control_frame = False
 
     def enabled(self) -> bool:
-        return True
+        return False
 
     def offer(self) -> bool:
         return False
-
-    def frame_inbound_header(
-        self,
-        proto: FrameDecoder | FrameProtocol,
-        opcode: Opcode,
-        rsv: RsvBits,
-        payload_length: int,
-    ) -> CloseReason | RsvBits:
-        # wsproto may call this twice for one frame (when the masking key was
-        # not there yet), so it only compares, never accumulates.
-        self._in_control_frame = opcode.iscontrol()
-        if self._in_control_frame:
-            return NO_RSV
-        if opcode is not Opcode.CONTINUATION:
-            self._message_bytes = 0
-            self._compressed_message = rsv.rsv1
-        if not self._compressed_message and self._message_bytes + payload_length > self.max_message_bytes:
-            return CloseReason.MESSAGE_TOO_BIG
-        return NO_RSV
-
-    def frame_inbound_payload_data(
-        self, proto: FrameDecoder | FrameProtocol, data: bytes
-    ) -> bytes | CloseReason:
-        if self._in_control_frame:
-            return data
-        self._message_bytes += len(data)
-        if self._message_bytes > self.max_message_bytes:
-            return CloseReason.MESSAGE_TOO_BIG
-        return data

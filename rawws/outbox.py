@@ -10,8 +10,6 @@ as one buffer, so one write carries it all.
 
 from __future__ import annotations
 
-from collections import deque
-
 
 class Outbox:
     __slots__ = ("max_bytes", "max_messages", "_chunks", "_bytes", "overflowed")
@@ -19,7 +17,9 @@ class Outbox:
     def __init__(self, max_bytes: int, max_messages: int) -> None:
         self.max_bytes = max_bytes
         self.max_messages = max_messages
-        self._chunks: deque[bytes] = deque()
+        # A list, not a deque: chunks are only appended and taken all at once, and an
+        # empty list is 56 bytes where an empty deque is 600 (this is per connection).
+        self._chunks: list[bytes] = []
         self._bytes = 0
         #: Set once a push did not fit; the connection is then being closed.
         self.overflowed = False
@@ -50,10 +50,8 @@ class Outbox:
 
     def take(self) -> bytes:
         """Everything queued, as one buffer, in order."""
-        if len(self._chunks) == 1:
-            data = self._chunks.popleft()
-        else:
-            data = b"".join(self._chunks)
-            self._chunks.clear()
+        chunks = self._chunks
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
         self._bytes = 0
         return data

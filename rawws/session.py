@@ -3,7 +3,8 @@
 One task per connection reads; writes are coalesced: everything one read
 produces leaves in one ``transport.write``, and anything pushed from outside a
 read (fan-out from another connection, a keepalive ping) is flushed once per
-event-loop turn. When the socket stops draining, frames wait in the bounded
+event-loop turn, by one callback for all the connections that have something
+pending (a fan-out to 1,000 receivers schedules one callback, not 1,000). When the socket stops draining, frames wait in the bounded
 ``Outbox`` and this connection's own reading pauses; a push that does not fit
 applies the slow-consumer policy (close 1008) instead of growing memory.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from typing import Protocol
 
 from rawws.auth import Identity
@@ -46,8 +48,73 @@ class SessionStats(Protocol):
     slow_consumers_closed: int
 
 
+class _Flusher:
+    """Per event loop: the sessions pushed to outside their own read, flushed together once per turn."""
+
+    __slots__ = ("_loop", "_dirty", "__weakref__")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._dirty: list[WebSocketSession] = []
+
+    def add(self, session: WebSocketSession) -> None:
+        if not self._dirty:
+            self._loop.call_soon(self._flush_all)
+        self._dirty.append(session)
+
+    def _flush_all(self) -> None:
+        dirty, self._dirty = self._dirty, []
+        for session in dirty:
+            try:
+                session._flush()
+            except Exception:  # one broken transport must not keep the others' frames back
+                log.exception("ws flush failed peer=%s", session.peer)
+                session.ws.abort(INTERNAL_ERROR, "flush failed")
+                session.transport.abort()
+
+
+_flushers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Flusher] = weakref.WeakKeyDictionary()
+
+
+def _flusher_for(loop: asyncio.AbstractEventLoop) -> _Flusher:
+    flusher = _flushers.get(loop)
+    if flusher is None:
+        flusher = _flushers[loop] = _Flusher(loop)
+    return flusher
+
+
 class WebSocketSession:
     """One accepted WebSocket on an asyncio stream pair."""
+
+    # Slots, not a __dict__: this object exists once per open connection.
+    __slots__ = (
+        "reader",
+        "writer",
+        "transport",
+        "ws",
+        "handler",
+        "config",
+        "path",
+        "peer",
+        "subprotocol",
+        "compressed",
+        "stats",
+        "identity",
+        "outbox",
+        "_loop",
+        "_flusher",
+        "_in_read_batch",
+        "_flush_scheduled",
+        "_paused",
+        "_resumed",
+        "_ping_timer",
+        "_pong_timer",
+        "_close_timer",
+        "_expiry_timer",
+        "_opened_at",
+        "_finished",
+        "__weakref__",
+    )
 
     def __init__(
         self,
@@ -79,6 +146,7 @@ class WebSocketSession:
         self.identity = identity
         self.outbox = Outbox(config.outbox_max_bytes, config.outbox_max_messages)
         self._loop = asyncio.get_running_loop()
+        self._flusher = _flusher_for(self._loop)
         self._in_read_batch = False
         self._flush_scheduled = False
         self._paused = False
@@ -187,7 +255,7 @@ class WebSocketSession:
             return False
         if not self._in_read_batch and not self._flush_scheduled:
             self._flush_scheduled = True
-            self._loop.call_soon(self._flush)
+            self._flusher.add(self)
         return True
 
     def _flush(self) -> None:
