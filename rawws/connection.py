@@ -175,7 +175,7 @@ class WebSocket:
         return data
 
     def send(self, message: str | bytes) -> bytes:
-        """The frame bytes of one whole message (a ``bytearray``: it goes straight to a transport)."""
+        """The frame bytes of one whole message (possibly a ``bytearray``: it goes straight to a transport)."""
         if self.state is not State.OPEN:
             raise ConnectionClosed(f"cannot send: connection is {self.state.value}")
         return self._frames.send_data(message, True)  # type: ignore[return-value]

@@ -1,7 +1,8 @@
-"""wsproto's frame engine, fitted for a busy server: C unmasking, and the message limit on frame headers.
+"""wsproto's frame engine, fitted for a busy server: C unmasking, the message limit on headers, fewer copies.
 
-wsproto parses and builds every frame; these subclasses change two things
-around its ``FrameDecoder``, both visible only as speed:
+wsproto parses and builds every frame; these subclasses change three things,
+all visible only as speed (tests/test_frames.py checks them byte for byte
+against wsproto's own classes):
 
 * the payload of a masked frame is unmasked by ``rawws.masking.Unmasker`` (C)
   instead of wsproto's pure-Python masker;
@@ -10,16 +11,28 @@ around its ``FrameDecoder``, both visible only as speed:
   over a fragmented message. Running it as a wsproto ``Extension`` cost two
   payload copies and three calls per frame. A compressed message's wire
   length says nothing about its size: ``PerMessageDeflate`` bounds its
-  inflated bytes instead.
+  inflated bytes instead;
+* an unmasked frame that no extension touches (every server frame on a
+  connection without compression) is built as header + payload: one copy of
+  the payload where wsproto's generic path makes three, and no extension
+  plumbing. Everything else (masked client frames, compressed messages) goes
+  through wsproto's ``_serialize_frame`` unchanged.
 """
 
 from __future__ import annotations
 
+import struct
+
 from wsproto.extensions import Extension
 from wsproto.frame_protocol import (
+    MAX_PAYLOAD_NORMAL,
+    MAX_PAYLOAD_TWO_BYTE,
+    PAYLOAD_LENGTH_EIGHT_BYTE,
+    PAYLOAD_LENGTH_TWO_BYTE,
     CloseReason,
     FrameDecoder,
     FrameProtocol,
+    Opcode,
     ParseFailed,
     XorMaskerSimple,
 )
@@ -27,6 +40,9 @@ from wsproto.frame_protocol import (
 from rawws.masking import FAST_MASKING, Unmasker
 
 CONTROL_BIT = 0x08  # opcodes 0x8–0xF are control frames
+FIN_BIT = 0x80
+_LENGTH_16 = struct.Struct("!BBH")
+_LENGTH_64 = struct.Struct("!BBQ")
 
 
 class LimitedFrameDecoder(FrameDecoder):
@@ -65,3 +81,19 @@ class TunedFrameProtocol(FrameProtocol):
         super().__init__(client, extensions)
         # The parsing generator has not started yet, so it will read from this decoder.
         self._frame_decoder = LimitedFrameDecoder(client, self.extensions, max_message_bytes)
+
+    def _serialize_frame(
+        self, opcode: Opcode, payload: bytes | bytearray = b"", fin: bool = True
+    ) -> bytearray | bytes:
+        if self.client or self.extensions:
+            return super()._serialize_frame(opcode, payload, fin)
+        # RFC 6455 §5.2: FIN and opcode, then the length in 7 bits, or 126 + 16 bits, or 127 + 64 bits.
+        first = FIN_BIT | opcode if fin else int(opcode)
+        length = len(payload)
+        if length <= MAX_PAYLOAD_NORMAL:
+            return bytes((first, length)) + payload
+        if opcode & CONTROL_BIT:
+            raise ValueError("payload too long for control frame")
+        if length <= MAX_PAYLOAD_TWO_BYTE:
+            return _LENGTH_16.pack(first, PAYLOAD_LENGTH_TWO_BYTE, length) + payload
+        return _LENGTH_64.pack(first, PAYLOAD_LENGTH_EIGHT_BYTE, length) + payload

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Protocol
 
-from wsproto.frame_protocol import FrameProtocol
+from rawws.frames import TunedFrameProtocol
 
 
 class Member(Protocol):
@@ -24,7 +24,7 @@ class Member(Protocol):
         ...
 
 
-_ENCODER = FrameProtocol(client=False, extensions=[])
+_ENCODER = TunedFrameProtocol(client=False, extensions=[])
 
 
 def text_frame(text: str) -> bytes:

@@ -133,11 +133,15 @@ class Server:
         if self._server is not None:
             self._server.close()
         log.info("shutting down: %d websocket(s) open", len(self.sessions))
-        for session in list(self.sessions):
+        sessions = list(self.sessions)
+        for session in sessions:
             session.close(GOING_AWAY, "server shutting down")
-        pending = [task for task in self._connections if not task.done()]
+        pending: list[asyncio.Future[object]] = [task for task in self._connections if not task.done()]
+        pending += [asyncio.ensure_future(session.wait_closed()) for session in sessions]
         if pending:
             _, still_running = await asyncio.wait(pending, timeout=self.config.shutdown_timeout_s)
+            for session in list(self.sessions):
+                session.abort(GOING_AWAY, "server shutting down")
             for task in still_running:
                 task.cancel()
             if still_running:
@@ -157,8 +161,9 @@ class Server:
         assert task is not None
         self._connections.add(task)
         peer = _format_peer(writer.get_extra_info("peername"))
+        handed_off = False
         try:
-            await self._serve_http(reader, writer, peer)
+            handed_off = await self._serve_http(reader, writer, peer)
         except asyncio.CancelledError:
             writer.transport.abort()
         except (ConnectionError, OSError) as exc:
@@ -167,10 +172,11 @@ class Server:
             log.exception("connection failed peer=%s", peer)
         finally:
             self._connections.discard(task)
-            if not writer.transport.is_closing():
+            if not handed_off and not writer.transport.is_closing():
                 writer.close()
 
-    async def _serve_http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str) -> None:
+    async def _serve_http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str) -> bool:
+        """Answer HTTP requests; ``True`` when the connection became a WebSocket (the session owns it now)."""
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.config.max_header_bytes)
         first = True
         while not self._closing:
@@ -179,15 +185,15 @@ class Server:
             except _RequestTimeout as timeout:
                 if timeout.partial:
                     self._write_error(conn, writer, HttpError(408, "request timed out"))
-                return
+                return False
             except h11.RemoteProtocolError as exc:
                 self._write_error(conn, writer, HttpError(exc.error_status_hint, "malformed HTTP request"))
-                return
+                return False
             except HttpError as error:
                 self._write_error(conn, writer, error)
-                return
+                return False
             if request is None:
-                return
+                return False
             first = False
             self.stats.http_requests += 1
 
@@ -200,8 +206,8 @@ class Server:
                     log.debug("upgrade refused peer=%s path=%s status=%d", peer, request.path, error.status)
                     self._write(conn, writer, error_response(error), request)
                 else:
-                    await self._upgrade(conn, reader, writer, peer, request, endpoint, accepted, identity)
-                    return
+                    self._upgrade(conn, reader, writer, peer, request, endpoint, accepted, identity)
+                    return True
             else:
                 response = await self._respond(request)
                 log.debug("http %s %s -> %d peer=%s", request.method, request.path, response.status, peer)
@@ -210,7 +216,8 @@ class Server:
             if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
                 conn.start_next_cycle()
             else:
-                return
+                return False
+        return False
 
     async def _read_request(
         self, conn: h11.Connection, reader: asyncio.StreamReader, peer: str, first: bool
@@ -325,7 +332,7 @@ class Server:
 
     # -- the upgrade -----------------------------------------------------------
 
-    async def _upgrade(
+    def _upgrade(
         self,
         conn: h11.Connection,
         reader: asyncio.StreamReader,
@@ -336,6 +343,7 @@ class Server:
         accepted: AcceptedUpgrade,
         identity: Identity | None,
     ) -> None:
+        """Answer 101 and hand the transport to a ``WebSocketSession``; the HTTP task then ends."""
         assert conn.their_state is h11.MIGHT_SWITCH_PROTOCOL
         writer.write(
             conn.send(
@@ -343,10 +351,10 @@ class Server:
             )
         )
         trailing_data, _ = conn.trailing_data
+        initial_data = bytes(trailing_data) + _take_buffered(reader)
         ws = WebSocket(client=False, extensions=accepted.extensions)
         session = WebSocketSession(
-            reader,
-            writer,
+            writer.transport,
             ws,
             endpoint.handler,
             self.config,
@@ -356,13 +364,26 @@ class Server:
             compressed=any(isinstance(ext, PerMessageDeflate) for ext in accepted.extensions),
             stats=self.stats,
             identity=identity,
+            on_finished=self._session_finished,
+            stream=writer,
         )
         self.stats.websockets_opened += 1
         self.sessions.add(session)
-        try:
-            await session.run(bytes(trailing_data))
-        finally:
-            self.sessions.discard(session)
+        session.start(initial_data, eof=reader.at_eof())
+
+    def _session_finished(self, session: WebSocketSession) -> None:
+        self.sessions.discard(session)
+
+
+def _take_buffered(reader: asyncio.StreamReader) -> bytes:
+    """What the stream reader holds beyond the upgrade request: a client may send frames right behind it.
+
+    StreamReader has no public non-blocking read, hence ``_buffer``.
+    """
+    buffered = reader._buffer
+    data = bytes(buffered)
+    buffered.clear()
+    return data
 
 
 def _format_peer(peername: object) -> str:

@@ -1,12 +1,22 @@
-"""The edge of one open WebSocket: read → feed the core → dispatch → write what it produced.
+"""The edge of one open WebSocket: bytes from the transport → the core → dispatch → bytes to the transport.
 
-One task per connection reads; writes are coalesced: everything one read
-produces leaves in one ``transport.write``, and anything pushed from outside a
-read (fan-out from another connection, a keepalive ping) is flushed once per
-event-loop turn, by one callback for all the connections that have something
-pending (a fan-out to 1,000 receivers schedules one callback, not 1,000). When the socket stops draining, frames wait in the bounded
-``Outbox`` and this connection's own reading pauses; a push that does not fit
-applies the slow-consumer policy (close 1008) instead of growing memory.
+Once the upgrade is answered, the server hands the connection's transport to
+its ``WebSocketSession``, which is the transport's protocol from then on:
+``data_received`` feeds the sans-I/O core and dispatches its events at once.
+No task waits on a read per connection, so an idle WebSocket costs a few
+objects, not a task with its coroutine frames and a stream pair, and a
+message is answered in the same loop turn it arrived in.
+
+Writes are coalesced: everything one ``data_received`` produces leaves in one
+``transport.write``, and anything pushed from outside it (fan-out from another
+connection, a keepalive ping) is flushed once per event-loop turn, by one
+callback for all the connections that have something pending (a fan-out to
+1,000 receivers schedules one callback, not 1,000).
+
+Backpressure: when the transport's buffer passes the high-water mark it calls
+``pause_writing``; frames then wait in the bounded ``Outbox`` and this
+connection's reading pauses; a push that does not fit applies the
+slow-consumer policy (close 1008) instead of growing memory.
 """
 
 from __future__ import annotations
@@ -15,6 +25,7 @@ import asyncio
 import logging
 import time
 import weakref
+from collections.abc import Callable
 from typing import Protocol
 
 from rawws.auth import Identity
@@ -69,8 +80,7 @@ class _Flusher:
                 session._flush()
             except Exception:  # one broken transport must not keep the others' frames back
                 log.exception("ws flush failed peer=%s", session.peer)
-                session.ws.abort(INTERNAL_ERROR, "flush failed")
-                session.transport.abort()
+                session.abort(INTERNAL_ERROR, "flush failed")
 
 
 _flushers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Flusher] = weakref.WeakKeyDictionary()
@@ -83,13 +93,11 @@ def _flusher_for(loop: asyncio.AbstractEventLoop) -> _Flusher:
     return flusher
 
 
-class WebSocketSession:
-    """One accepted WebSocket on an asyncio stream pair."""
+class WebSocketSession(asyncio.Protocol):
+    """One accepted WebSocket: the protocol of its transport once the upgrade is answered."""
 
     # Slots, not a __dict__: this object exists once per open connection.
     __slots__ = (
-        "reader",
-        "writer",
         "transport",
         "ws",
         "handler",
@@ -103,23 +111,26 @@ class WebSocketSession:
         "outbox",
         "_loop",
         "_flusher",
+        "_on_finished",
+        "_stream",
         "_in_read_batch",
         "_flush_scheduled",
         "_paused",
         "_resumed",
+        "_closed",
         "_ping_timer",
         "_pong_timer",
         "_close_timer",
         "_expiry_timer",
         "_opened_at",
         "_finished",
+        "_lost",
         "__weakref__",
     )
 
     def __init__(
         self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        transport: asyncio.Transport,
         ws: WebSocket,
         handler: WebSocketHandler,
         config: ServerConfig,
@@ -130,10 +141,10 @@ class WebSocketSession:
         compressed: bool = False,
         stats: SessionStats | None = None,
         identity: Identity | None = None,
+        on_finished: Callable[[WebSocketSession], None] | None = None,
+        stream: object | None = None,
     ) -> None:
-        self.reader = reader
-        self.writer = writer
-        self.transport = writer.transport
+        self.transport = transport
         self.ws = ws
         self.handler = handler
         self.config = config
@@ -147,56 +158,101 @@ class WebSocketSession:
         self.outbox = Outbox(config.outbox_max_bytes, config.outbox_max_messages)
         self._loop = asyncio.get_running_loop()
         self._flusher = _flusher_for(self._loop)
+        self._on_finished = on_finished
+        # asyncio's StreamWriter closes its transport when it is garbage-collected,
+        # so the HTTP side's writer must live as long as the WebSocket does.
+        self._stream = stream
         self._in_read_batch = False
         self._flush_scheduled = False
         self._paused = False
         self._resumed: asyncio.Future[None] | None = None
+        self._closed: asyncio.Future[None] | None = None
         self._ping_timer: asyncio.TimerHandle | None = None
         self._pong_timer: asyncio.TimerHandle | None = None
         self._close_timer: asyncio.TimerHandle | None = None
         self._expiry_timer: asyncio.TimerHandle | None = None
         self._opened_at = self._loop.time()
         self._finished = False
-        self.transport.set_write_buffer_limits(high=config.write_high_water_bytes)
+        self._lost = False
 
-    # -- the read loop --------------------------------------------------------
+    # -- taking over the transport ---------------------------------------------
 
-    async def run(self, initial_data: bytes = b"") -> None:
-        """Serve the connection until it closes; never raises for anything the peer does."""
+    def start(self, initial_data: bytes = b"", *, eof: bool = False) -> None:
+        """Become the transport's protocol and process what arrived with the upgrade request.
+
+        ``eof``: the peer had already closed its side before the hand-off.
+        """
         user = self.identity.user if self.identity else "-"
         log.info("ws open peer=%s path=%s user=%s compression=%s", self.peer, self.path, user, self.compressed)
+        self.transport.set_write_buffer_limits(high=self.config.write_high_water_bytes)
+        self.transport.set_protocol(self)
         self._schedule_ping()
         self._schedule_expiry()
-        try:
-            self.handler.on_open(self)
-            if initial_data:
-                self._feed(initial_data)
-            while not self.ws.close_transport:
-                if self._paused:
-                    await self._wait_resumed()
-                    continue
-                data = await self.reader.read(READ_SIZE)
-                if not data:
-                    self._feed_eof()
-                    break
-                self._feed(data)
-        except (ConnectionError, OSError) as exc:
-            log.debug("ws read failed peer=%s: %r", self.peer, exc)
-            self._finish_closed(self.ws.close_code or 1006)
-        except asyncio.CancelledError:
-            self.ws.abort(GOING_AWAY, "cancelled")
-            self._finish_closed(GOING_AWAY)
-            raise
-        except Exception:
-            log.exception("ws handler failed peer=%s path=%s", self.peer, self.path)
-            self._push(self.ws.close(INTERNAL_ERROR, "internal error"), control=True)
-            self.ws.abort(INTERNAL_ERROR, "internal error")
-            self._finish_closed(INTERNAL_ERROR)
-        finally:
-            await self._close_transport()
+        if self.transport.is_closing():
+            self._lost = True
+            self._finish_closed(1006)
+            self._done()
+            return
+        self._guarded(self.handler.on_open, self)
+        if initial_data:
+            self.data_received(initial_data)
+        if eof:
+            self.eof_received()
+        self._after_input()
+        if not self._paused and not self.transport.is_closing():
+            self.transport.resume_reading()  # the HTTP reader may have paused it
+
+    async def wait_closed(self) -> None:
+        """Return once the connection is over and its transport is gone."""
+        if self._lost:
+            return
+        if self._closed is None:
+            self._closed = self._loop.create_future()
+        await asyncio.shield(self._closed)
+
+    # -- asyncio.Protocol ------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        """Process everything one read brought, then write all replies at once."""
+        if self.ws.close_transport:
+            return
+        self._guarded(self._feed, data)
+        self._after_input()
+
+    def eof_received(self) -> bool:
+        if self.ws.close_transport:
+            return False
+        for event in self.ws.receive_eof():
+            if type(event) is Closed:
+                self._finish_closed(event.code)
+        self._after_input()
+        return False  # let the transport close itself
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None:
+            log.debug("ws connection lost peer=%s: %r", self.peer, exc)
+        self._lost = True
+        self.ws.abort()
+        self._finish_closed(self.ws.close_code or 1006)
+        self._wake_writers()
+        self._done()
+
+    def pause_writing(self) -> None:
+        """The socket stopped draining: hold frames in the outbox, and stop reading this peer."""
+        self._paused = True
+        if not self.transport.is_closing():
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        if not self.transport.is_closing():
+            self.transport.resume_reading()
+        self._wake_writers()
+        self._flush()
+
+    # -- reading ---------------------------------------------------------------
 
     def _feed(self, data: bytes) -> None:
-        """Process everything one read brought, then write all replies at once."""
         self._in_read_batch = True
         ws = self.ws
         try:
@@ -213,12 +269,21 @@ class WebSocketSession:
                 self._push(pending, control=True)
         finally:
             self._in_read_batch = False
-        self._flush()
 
-    def _feed_eof(self) -> None:
-        for event in self.ws.receive_eof():
-            if type(event) is Closed:
-                self._finish_closed(event.code)
+    def _guarded(self, call: Callable[..., None], *args: object) -> None:
+        """Run handler code; if it raises, the peer gets 1011 and the connection ends (the server goes on)."""
+        try:
+            call(*args)
+        except Exception:
+            log.exception("ws handler failed peer=%s path=%s", self.peer, self.path)
+            self._push(self.ws.close(INTERNAL_ERROR, "internal error"), control=True)
+            self.ws.abort(INTERNAL_ERROR, "internal error")
+            self._finish_closed(INTERNAL_ERROR)
+
+    def _after_input(self) -> None:
+        self._flush()
+        if self.ws.close_transport:
+            self._close_transport()
 
     # -- sending ---------------------------------------------------------------
 
@@ -245,6 +310,11 @@ class WebSocketSession:
         self._push(self.ws.close(code, reason), control=True)
         self._close_timer = self._loop.call_later(self.config.close_timeout_s, self._close_timed_out)
 
+    def abort(self, code: int = 1006, reason: str = "") -> None:
+        """Drop the connection now, without a closing handshake (shutdown's last resort, broken transports)."""
+        self.ws.abort(code, reason)
+        self.transport.abort()
+
     def _push(self, data: bytes, *, control: bool = False) -> bool:
         if not data:
             return True
@@ -262,32 +332,18 @@ class WebSocketSession:
         self._flush_scheduled = False
         if self._paused or not self.outbox or self.transport.is_closing():
             return
-        self.transport.write(self.outbox.take())
-        if self.transport.get_write_buffer_size() > self.config.write_high_water_bytes:
-            self._paused = True
-            self._loop.create_task(self._drain())
+        self.transport.write(self.outbox.take())  # may call pause_writing() before it returns
 
-    async def _drain(self) -> None:
-        try:
-            await self.writer.drain()
-        except (ConnectionError, OSError):
-            self.ws.abort()
-            return
-        finally:
-            self._paused = False
-            if self._resumed is not None and not self._resumed.done():
-                self._resumed.set_result(None)
-        self._flush()
-
-    async def _wait_resumed(self) -> None:
-        if self._resumed is None or self._resumed.done():
-            self._resumed = self._loop.create_future()
-        await asyncio.shield(self._resumed)
+    def _wake_writers(self) -> None:
+        if self._resumed is not None and not self._resumed.done():
+            self._resumed.set_result(None)
 
     async def wait_writable(self) -> None:
         """Return once the socket drains again (at once if it is not backed up)."""
-        while self._paused and not self.ws.close_transport:
-            await self._wait_resumed()
+        while self._paused and not self.ws.close_transport and not self._lost:
+            if self._resumed is None or self._resumed.done():
+                self._resumed = self._loop.create_future()
+            await asyncio.shield(self._resumed)
 
     def _slow_consumer(self) -> None:
         """The documented policy: a peer that cannot keep up is closed with 1008 and counted."""
@@ -314,8 +370,7 @@ class WebSocketSession:
     def _check_pong(self) -> None:
         if self.ws.awaiting_pong and self.ws.state is State.OPEN:
             log.info("ws keepalive timeout peer=%s path=%s", self.peer, self.path)
-            self.ws.abort(1006, "keepalive timeout")
-            self.transport.abort()
+            self.abort(1006, "keepalive timeout")
 
     def _schedule_expiry(self) -> None:
         if self.identity is not None:
@@ -334,7 +389,7 @@ class WebSocketSession:
     # -- the end -----------------------------------------------------------------
 
     def _finish_closed(self, code: int) -> None:
-        """Runs once: tell the handler, stop the timers, log the close line."""
+        """Runs once: tell the handler, stop the keepalive timers, log the close line."""
         if self._finished:
             return
         self._finished = True
@@ -348,17 +403,30 @@ class WebSocketSession:
         except Exception:
             log.exception("ws close handler failed peer=%s path=%s", self.peer, self.path)
 
-    async def _close_transport(self) -> None:
-        """Write what is pending, close TCP, and wait a bounded time for it to go."""
+    def _close_transport(self) -> None:
+        """The WebSocket is over: write what is pending (it ends with our close frame, if any), close TCP.
+
+        ``transport.close`` sends the FIN once the buffer is out; a peer that
+        stops reading cannot hold the socket past the close timeout.
+        """
         self._finish_closed(self.ws.close_code or 1006)
+        if self.transport.is_closing():
+            return
+        if self.outbox:
+            self.transport.write(self.outbox.take())
+        self.transport.close()
         if self._close_timer is not None:
             self._close_timer.cancel()
-        if not self.transport.is_closing():
-            if self.outbox:
-                self.transport.write(self.outbox.take())  # ends with our close frame, if any
-            self.writer.close()
-        try:
-            async with asyncio.timeout(self.config.close_timeout_s):
-                await self.writer.wait_closed()
-        except (TimeoutError, ConnectionError, OSError):
-            self.transport.abort()
+        self._close_timer = self._loop.call_later(self.config.close_timeout_s, self.transport.abort)
+
+    def _done(self) -> None:
+        """The transport is gone: release the timers and whoever waits for the end."""
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+            self._close_timer = None
+        if self._closed is not None and not self._closed.done():
+            self._closed.set_result(None)
+        self._stream = None
+        if self._on_finished is not None:
+            on_finished, self._on_finished = self._on_finished, None
+            on_finished(self)

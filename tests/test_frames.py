@@ -147,3 +147,43 @@ def test_limit_counts_declared_lengths_over_fragments_and_resets_per_message():
     with pytest.raises(ParseFailed) as failure:
         list(proto.received_frames())
     assert failure.value.code == 1009
+
+
+# -- building frames: the same bytes as wsproto's ------------------------------------
+
+BOUNDARY_SIZES = [0, 1, 125, 126, 127, 65535, 65536, 70000]
+
+
+@pytest.mark.parametrize("size", BOUNDARY_SIZES)
+@pytest.mark.parametrize("opcode", [0x0, 0x1, 0x2])
+@pytest.mark.parametrize("fin", [True, False])
+def test_server_data_frames_are_byte_for_byte_wsprotos(size: int, opcode: int, fin: bool):
+    from wsproto.frame_protocol import Opcode
+
+    payload = os.urandom(size)
+    ours = TunedFrameProtocol(client=False, extensions=[])._serialize_frame(Opcode(opcode), payload, fin)
+    theirs = FrameProtocol(client=False, extensions=[])._serialize_frame(Opcode(opcode), payload, fin)
+    assert ours == theirs
+
+
+@given(text=st.text(max_size=300), data=st.binary(max_size=300), ping=st.binary(max_size=125))
+def test_public_sends_match_wsproto(text: str, data: bytes, ping: bytes):
+    ours, theirs = TunedFrameProtocol(client=False, extensions=[]), FrameProtocol(client=False, extensions=[])
+    assert ours.send_data(text, True) == theirs.send_data(text, True)
+    assert ours.send_data(data, False) == theirs.send_data(data, False)  # then a continuation
+    assert ours.send_data(data, True) == theirs.send_data(data, True)
+    assert ours.ping(ping) == theirs.ping(ping)
+    assert ours.pong(ping) == theirs.pong(ping)
+    assert ours.close(1001, text[:40]) == theirs.close(1001, text[:40])
+    assert ours.close() == theirs.close()
+
+
+def test_oversize_control_frames_are_refused_like_wsproto():
+    for proto in (TunedFrameProtocol(client=False, extensions=[]), FrameProtocol(client=False, extensions=[])):
+        with pytest.raises(ValueError):
+            proto.ping(bytes(126))
+
+
+def test_client_frames_still_go_through_wsproto_masking():
+    frame = TunedFrameProtocol(client=True, extensions=[]).send_data(b"abc", True)
+    assert frame[0] == 0x82 and frame[1] == 0x80 | 3 and len(frame) == 2 + 4 + 3
