@@ -51,6 +51,12 @@ PROFILES: dict[str, dict] = {
         "hs_sequential": 300,
         "hs_concurrent": 1000,
         "hs_concurrency": 50,
+        # fan-out: one sender, N receivers on /fanout; a burst of K messages per N (same order)
+        "fanout_receivers": [100, 1000],
+        "fanout_burst": [50, 20],
+        "fanout_size": 64,
+        "fanout_duration_s": 0.6,  # each of the burst and lock-step phases
+        "fanout_max_deliveries": 2_000_000,
     },
     # A smoke test: tiny counts, one round; the numbers mean nothing.
     "quick": {
@@ -71,6 +77,11 @@ PROFILES: dict[str, dict] = {
         "hs_sequential": 20,
         "hs_concurrent": 50,
         "hs_concurrency": 10,
+        "fanout_receivers": [10, 50],
+        "fanout_burst": [5, 5],
+        "fanout_size": 64,
+        "fanout_duration_s": 0.1,
+        "fanout_max_deliveries": 20_000,
     },
 }
 
@@ -91,7 +102,8 @@ class ServerSpec:
     def command(self, port: int, data_dir: str) -> list[str]:
         py = sys.executable
         if self.impl == "rawws":
-            launcher = ["-m", "rawws"] if self.loop == "asyncio" else ["-m", "bench.servers.rawws_uvloop"]
+            # `rawws serve` itself (same parser, config and routes) plus the /fanout endpoint
+            launcher = ["-m", "bench.servers.rawws_server"] + (["--uvloop"] if self.loop == "uvloop" else [])
             return [
                 py,
                 *launcher,
@@ -199,6 +211,13 @@ def summarise(result: dict) -> str:
         )
     if s == "rtt":
         return f"p50 {result['p50_us']:.0f} µs  p99 {result['p99_us']:.0f} µs"
+    if s == "fanout":
+        b, l = result["burst"], result["lockstep"]
+        return (
+            f"N={result['receivers']:,}: burst {b['deliveries_per_s']:,.0f}/s {b['server_cpu_us_per_delivery']:.2f} µs cpu  "
+            f"lock-step {l['deliveries_per_s']:,.0f}/s {l['server_cpu_us_per_delivery']:.2f} µs cpu  "
+            f"client {b['client_cpu_util']:.0%}/{l['client_cpu_util']:.0%}"
+        )
     if s == "handshakes":
         return f"{result['sequential_per_s']:,.0f}/s sequential  {result['concurrent_per_s']:,.0f}/s concurrent"
     if "skipped" in result:
@@ -260,6 +279,11 @@ def run_one(spec: ServerSpec, round_no: int, params: dict, scenarios: str, progr
             progress.line(f"round {round_no} {spec.name}: FAILED {exc}")
         finally:
             stop(proc)
+    if any(not r.get("ok") for r in results):  # the work directory goes away: keep what the server said
+        tail = log_path.read_text(errors="replace")[-3000:]
+        for r in results:
+            if not r.get("ok"):
+                r["server_log_tail"] = tail
     shutil.rmtree(data_dir, ignore_errors=True)
     return results
 

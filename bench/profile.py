@@ -2,7 +2,7 @@
 
     python -m bench.profile [--duration 10] [--loop asyncio|uvloop]
 
-For 64 B echo, 16 KiB echo and handshakes (connect + upgrade + close), starts `rawws serve --echo --no-compression`,
+For 64 B echo, 16 KiB echo and handshakes (connect + upgrade + close), starts rawws's bench server (`bench/servers/rawws_server.py`: `rawws serve --echo --no-compression` plus /fanout),
 drives it with the load client (the same scenario as `python -m bench`, made
 longer), and samples the server with ``py-spy record`` (100 Hz, idle frames
 dropped) for ``--duration`` seconds in the middle of the load. Writes
@@ -125,7 +125,7 @@ def render(profiles: list[dict], command: str) -> str:
         "# Where rawws spends its time under echo load",
         "",
         f"Command: `{command}` — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. "
-        "`py-spy record` at 100 Hz on the `rawws serve --echo --no-compression` process while the load client "
+        "`py-spy record` at 100 Hz on the rawws server process (`rawws serve --echo --no-compression` via `bench/servers/rawws_server.py`) while the load client "
         "runs the benchmark's echo scenario (idle samples — the loop waiting in epoll — are dropped by py-spy, "
         "so percentages are of busy time). The machine is shared, and py-spy pauses the process for each "
         "sample, so the load figures here are lower than in RESULTS.md; the shares are what matters. "

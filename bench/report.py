@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import math
 import os
 import platform
 import statistics
@@ -99,9 +100,40 @@ def metrics_for(params: dict) -> list[Metric]:
             True,
         ),
     ]
+    out += fanout_metrics(params)
     for i, n in enumerate(steps):
-        tag = f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else str(n)
-        out.append(Metric(f"mem{tag}", f"memory per idle connection at {n:,}", "KiB", "memory", _step(i), False, "{:,.1f}"))
+        out.append(Metric(f"mem{_tag(n)}", f"memory per idle connection at {n:,}", "KiB", "memory", _step(i), False, "{:,.1f}"))
+    return out
+
+
+def _tag(n: int) -> str:
+    return f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else str(n)
+
+
+def _fanout(receivers: int, phase: str, field: str) -> Callable[[dict], float | None]:
+    """One figure of one phase of the fan-out line for ``receivers`` (the client emits one line per count)."""
+
+    def get(r: dict) -> float | None:
+        return r[phase][field] if r.get("receivers") == receivers else None
+
+    return get
+
+
+def fanout_metrics(params: dict) -> list[Metric]:
+    """For each receiver count: deliveries/s and server CPU per delivery, burst and lock-step."""
+    out = []
+    for n, k in zip(params.get("fanout_receivers", []), params.get("fanout_burst", [])):
+        tag = _tag(n)
+        out += [
+            Metric(f"fan{tag}", f"fan-out to {n:,}, bursts of {k}", "deliveries/s", "fanout",
+                   _fanout(n, "burst", "deliveries_per_s"), True),
+            Metric(f"fan{tag}cpu", f"server CPU per delivery, fan-out to {n:,}, bursts of {k}", "µs", "fanout",
+                   _fanout(n, "burst", "server_cpu_us_per_delivery"), False, "{:,.2f}"),
+            Metric(f"fan{tag}ls", f"fan-out to {n:,}, lock-step", "deliveries/s", "fanout",
+                   _fanout(n, "lockstep", "deliveries_per_s"), True),
+            Metric(f"fan{tag}lscpu", f"server CPU per delivery, fan-out to {n:,}, lock-step", "µs", "fanout",
+                   _fanout(n, "lockstep", "server_cpu_us_per_delivery"), False, "{:,.2f}"),
+        ]
     return out
 
 
@@ -206,9 +238,16 @@ def rawws_vs_peers(results: list[dict], metrics: list[Metric], servers: list[str
 COLORS = {"asyncio": "#4c72b0", "uvloop": "#dd8452"}
 
 
-def bar_plot(path: Path, results: list[dict], metrics: list[Metric], title: str) -> None:
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 4.0), squeeze=False)
-    for ax, m in zip(axes[0], metrics):
+def bar_plot(
+    path: Path, results: list[dict], metrics: list[Metric], title: str, *, cols: int | None = None, log: frozenset[str] = frozenset()
+) -> None:
+    """One panel per metric, ``cols`` panels a row (default: all in one row); metrics named in ``log`` on a log scale."""
+    cols = cols or len(metrics)
+    rows = -(-len(metrics) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 4.0 * rows), squeeze=False)
+    for ax in axes.flat[len(metrics):]:
+        ax.set_visible(False)
+    for ax, m in zip(axes.flat, metrics):
         values = collect(results, m)
         width = 0.38
         for j, loop in enumerate(LOOPS):
@@ -226,9 +265,14 @@ def bar_plot(path: Path, results: list[dict], metrics: list[Metric], title: str)
                 ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, label=loop, color=COLORS[loop])
         ax.set_xticks(range(len(IMPLS)))
         ax.set_xticklabels(IMPLS, rotation=20)
-        ax.set_title(f"{m.label}\n{m.unit} ({'higher' if m.higher_is_better else 'lower'} is better)", fontsize=9)
+        scale = ", log scale" if m.key in log else ""
+        if m.key in log and values:
+            ax.set_yscale("log")  # bars start at the decade below the smallest value, so heights compare as ratios
+            ax.set_ylim(bottom=10 ** math.floor(math.log10(min(values.values()) / 2)))
+        ax.set_title(f"{m.label}\n{m.unit} ({'higher' if m.higher_is_better else 'lower'} is better{scale})", fontsize=9)
         ax.grid(axis="y", alpha=0.3)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     fig.suptitle(title + " — bars: median over rounds, whiskers: min–max", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -236,8 +280,6 @@ def bar_plot(path: Path, results: list[dict], metrics: list[Metric], title: str)
 
 
 def ratio_heatmap(path: Path, results: list[dict], metrics: list[Metric], servers: list[str]) -> None:
-    import math
-
     rows = [s.name for s in ALL_SERVERS if s.name in servers]
     data = []
     labels = []
@@ -280,12 +322,44 @@ def flags(results: list[dict]) -> list[str]:
     for r in results:
         where = f"round {r.get('round')} `{r.get('server')}` {r.get('scenario')}"
         if not r.get("ok"):
-            out.append(f"- **FAILED** {where}: {r.get('error')}")
+            receivers = f" to {r['receivers']:,}" if r.get("receivers") else ""
+            logged = [line for line in (r.get("server_log_tail") or "").splitlines() if line.strip()]
+            said = f" (server log: `{logged[-1].strip()[:200]}`)" if logged else ""
+            out.append(f"- **FAILED** {where}{receivers}: {r.get('error')}{said}")
             continue
         if r.get("scenario") in ("echo64", "echo16k"):
             if r.get("client_cpu_util", 0) > 0.9:
                 out.append(f"- {where}: the load client used {r['client_cpu_util']:.0%} of a core — client-bound, the server may be faster than shown")
+        if r.get("scenario") == "fanout" and "burst" in r:
+            busy = [(phase, r[phase]["client_cpu_util"]) for phase in ("burst", "lockstep") if r[phase]["client_cpu_util"] > 0.9]
+            if busy:
+                which = ", ".join(f"{'lock-step' if phase == 'lockstep' else phase} {util:.0%}" for phase, util in busy)
+                out.append(f"- {where} to {r['receivers']:,}: the load client used {which} of a core — client-bound, "
+                           "deliveries/s may understate the server")
     return out
+
+
+def fanout_targets(results: list[dict], metrics: list[Metric], servers: list[str]) -> list[str]:
+    """The fan-out figures the issue set targets for, against the targets (rawws on the stdlib loop)."""
+    keys = {m.key: m for m in metrics}
+    if "fan1k" not in keys or "rawws" not in servers:
+        return []
+    lines = []
+    burst = keys["fan1k"]
+    if REFERENCE in servers:
+        ratios = ratio_to(collect(results, burst), "rawws", REFERENCE)
+        if ratios:
+            lines.append(f"- {burst.label}: rawws ÷ websockets = **{median(ratios):.1f}×** (median of "
+                         f"{len(ratios)} per-round ratio(s); range {min(ratios):.1f}–{max(ratios):.1f}×); target ≥ 20×.")
+    for key in ("fan100lscpu", "fan1klscpu"):
+        if key in keys:
+            values = [v for (s, _), v in collect(results, keys[key]).items() if s == "rawws"]
+            if values:
+                lines.append(f"- {keys[key].label}: rawws **{median(values):.2f} µs** (median over rounds; range "
+                             f"{min(values):.2f}–{max(values):.2f}); target ≤ 6 µs.")
+    if not lines:
+        return []
+    return ["### Fan-out against the targets set for it", ""] + lines + [""]
 
 
 def contention(results: list[dict]) -> list[str]:
@@ -309,6 +383,28 @@ def contention(results: list[dict]) -> list[str]:
     ]
 
 
+def fanout_measured(params: dict) -> str:
+    if "fanout_receivers" not in params:
+        return "- **fan-out (broadcast)**: not measured in this run."
+    counts = " and ".join(f"{n:,}" for n in params["fanout_receivers"])
+    bursts = ", ".join(f"{k} for {n:,}" for n, k in zip(params["fanout_receivers"], params["fanout_burst"]))
+    return (
+        f"- **fan-out (broadcast)**: one sender and N receivers ({counts}) on each server's `/fanout`, which sends every "
+        "message it receives, unchanged, to every other open `/fanout` connection, written the library's documented way: "
+        "rawws frames it once and queues the same bytes on every session (`send_frame`, the chat's path, `rawws.hub`); "
+        "websockets calls `broadcast()`; picows calls `transport.send` per receiver (its broadcast example); aiohttp "
+        "awaits `send_bytes` per receiver (its chat example); the floor writes the length-prefixed bytes to each "
+        "receiver's transport (a connection joins its group by sending `FANO` first). All N + 1 connections are opened and "
+        "upgraded, the server is left to settle, and a validation pass of 2 bursts is checked on every receiver. "
+        f"*Burst*: K {params['fanout_size']} B messages back to back (K = {bursts}), wait until every receiver has all K, "
+        f"again for {params['fanout_duration_s']} s. *Lock-step*: one message, wait until all N receivers have it, the "
+        f"next, for {params['fanout_duration_s']} s. Every copy is compared byte for byte, in order; the sender must get "
+        "nothing back. Deliveries/s = messages × N ÷ wall time of the phase; server CPU per delivery = utime+stime of "
+        "the server (`/proc/<pid>/stat`) over the phase ÷ deliveries. (`bench/fanout.py` measures rawws's authenticated "
+        "chat broadcast on `/ws` on its own: `FANOUT.md`.)"
+    )
+
+
 def write_report(out: Path, plots_dir: Path, meta: dict, results: list[dict], overhead: dict | None) -> None:
     plots_dir.mkdir(parents=True, exist_ok=True)
     params = meta["params"]
@@ -325,6 +421,13 @@ def write_report(out: Path, plots_dir: Path, meta: dict, results: list[dict], ov
     ]
     for name, title, keys in plots:
         bar_plot(plots_dir / name, results, [by_key[k] for k in keys], title)
+    fan = [m for m in metrics if m.scenario == "fanout"]
+    if fan:
+        # top row deliveries/s (log scale: the spread is wide), bottom row server CPU per delivery
+        fan = [m for m in fan if m.higher_is_better] + [m for m in fan if not m.higher_is_better]
+        log = frozenset(m.key for m in fan if m.higher_is_better)
+        bar_plot(plots_dir / "fanout.png", results, fan, "fan-out: one sender, N receivers", cols=len(fan) // 2, log=log)
+        plots.append(("fanout.png", "fan-out", [m.key for m in fan]))
     ratio_heatmap(plots_dir / "ratios.png", results, metrics, servers)
 
     pk = meta["packages"]
@@ -371,8 +474,7 @@ def write_report(out: Path, plots_dir: Path, meta: dict, results: list[dict], ov
         "RSS counts the process's memory only — kernel socket buffers are not in it. Measured in the first "
         f"{min(params.get('memory_rounds', meta['rounds']), meta['rounds'])} round(s) only: it varies by less than 1% "
         "between rounds, and opening 10,000 connections per server is the slowest part of the run.",
-        "- **fan-out (broadcast)**: not measured yet. TODO: the hook is `fanout_benchmark` in `bench/client.py`; "
-        "rawws's broadcast is the chat on `/ws`, which needs a token, and a later task adds it.",
+        fanout_measured(params),
         "",
         "## Results",
         "",
@@ -380,6 +482,7 @@ def write_report(out: Path, plots_dir: Path, meta: dict, results: list[dict], ov
     lines += tables(results, metrics, servers, meta["rounds"])
     if any(s.startswith("rawws") for s in servers):
         lines += rawws_vs_peers(results, metrics, servers)
+    lines += fanout_targets(results, metrics, servers)
     lines += [
         "### Plots",
         "",
@@ -404,6 +507,12 @@ def write_report(out: Path, plots_dir: Path, meta: dict, results: list[dict], ov
         "own transport; that is its default configuration.",
         "- The floor parses its own length prefix and does no HTTP, masking or framing: the gap between a "
         "server and the floor is what that server's WebSocket layer costs on the same event loop.",
+        "- Fan-out: in a burst, a server that queues a receiver's frames and writes them together (rawws, one write per "
+        "receiver per event-loop turn; the floor, one write per receiver per read) makes one system call per receiver "
+        "per burst, where one that writes every frame as it is sent (websockets' `broadcast`, picows, aiohttp) makes one "
+        "per frame — that is most of the burst gap. Lock-step has one message per cycle, so every server writes once per "
+        "receiver per message; there the load client reads N sockets per message and often needs as much CPU as the "
+        "server, so lock-step deliveries/s says as much about the client as about the server: compare CPU per delivery.",
         "",
     ]
     flagged = flags(results)

@@ -17,7 +17,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SERVERS = ("rawws", "websockets")
-SCENARIOS = ("memory", "echo64", "echo16k", "rtt", "handshakes")
+SCENARIOS = ("memory", "echo64", "echo16k", "rtt", "handshakes", "fanout")
 
 pytest.importorskip("matplotlib")
 pytest.importorskip("websockets")
@@ -42,11 +42,12 @@ def test_quick_run_writes_a_report(tmp_path: Path) -> None:
     for name in SERVERS:
         assert f"`{name}`" in report
     assert "rawws relative to each peer" in report
+    assert "fan-out to 50, lock-step" in report and "server CPU per delivery" in report
     assert "# Part 1 — the overhead study" in report
     assert "Why the numbers differ from the claims" in report
 
     plots = tmp_path / "plots"
-    for png in ("throughput.png", "cpu.png", "latency.png", "handshakes.png", "memory.png", "ratios.png",
+    for png in ("throughput.png", "cpu.png", "latency.png", "handshakes.png", "memory.png", "fanout.png", "ratios.png",
                 "overhead_bytes.png", "overhead_latency.png", "overhead_ratios.png"):
         data = (plots / png).read_bytes()
         assert data.startswith(b"\x89PNG"), png
@@ -57,5 +58,12 @@ def test_quick_run_writes_a_report(tmp_path: Path) -> None:
     for name in SERVERS:
         for scenario in SCENARIOS:
             assert (name, scenario) in seen, f"{name} {scenario} did not run"
+    fanout = {(r["server"], r["receivers"]): r for r in raw["results"] if r["scenario"] == "fanout"}
+    for name in SERVERS:
+        for n in raw["meta"]["params"]["fanout_receivers"]:
+            run = fanout[(name, n)]
+            for phase in ("burst", "lockstep"):
+                assert run[phase]["deliveries"] == run[phase]["messages"] * n > 0
+                assert run[phase]["server_cpu_us_per_delivery"] >= 0
     assert not [r for r in raw["results"] if not r.get("ok")]
     assert raw["overhead"]["raw"]["published"] > 0
