@@ -39,6 +39,9 @@ MESSAGE_TOO_BIG = 1009
 INTERNAL_ERROR = 1011
 TRY_AGAIN_LATER = 1013
 
+# Looked up once: these are compared for every frame.
+_TEXT, _BINARY, _PING, _PONG, _CLOSE = Opcode.TEXT, Opcode.BINARY, Opcode.PING, Opcode.PONG, Opcode.CLOSE
+
 
 class State(enum.Enum):
     OPEN = "open"
@@ -108,21 +111,21 @@ class WebSocket:
         try:
             for frame in self._frames.received_frames():
                 opcode = frame.opcode
-                if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+                if opcode is _BINARY or opcode is _TEXT:
                     if frame.message_finished and not self._fragments:
                         message = frame.payload
                     else:
                         message = self._reassemble(frame.payload, frame.message_finished)
                     if message is not None and self.state is State.OPEN:
                         yield MessageReceived(message)  # type: ignore[arg-type]
-                elif opcode is Opcode.PING:
+                elif opcode is _PING:
                     if self.state is State.OPEN:  # after our close, a ping gets no pong
                         self._outgoing.append(self._frames.pong(frame.payload))  # type: ignore[arg-type]
-                elif opcode is Opcode.PONG:
+                elif opcode is _PONG:
                     if frame.payload == self._pending_ping:
                         self._pending_ping = None
                     yield PongReceived(bytes(frame.payload))  # type: ignore[arg-type]
-                elif opcode is Opcode.CLOSE:
+                elif opcode is _CLOSE:
                     code, reason = frame.payload  # type: ignore[misc]
                     yield self._on_close(code, reason)
                     return

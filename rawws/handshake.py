@@ -20,7 +20,7 @@ from rawws.extensions import (
     MessageSizeLimit,
     PerMessageDeflate,
 )
-from rawws.headers import HeaderSyntaxError, comma_list, get_all, parse_extension, tokens
+from rawws.headers import HeaderSyntaxError, by_name, comma_list, parse_extension, tokens
 from rawws.http import Request
 
 WEBSOCKET_VERSION = "13"
@@ -35,6 +35,7 @@ _UPGRADE_REQUIRED_HEADERS = [
 
 DEFLATE = "permessage-deflate"
 _NO_VALUE_PARAMS = {"server_no_context_takeover", "client_no_context_takeover"}
+_NONE: list[str] = []  # the values of a header that is absent (never mutated)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,38 +69,45 @@ def is_upgrade_request(request: Request) -> bool:
 
 def decide_upgrade(request: Request, policy: UpgradePolicy) -> AcceptedUpgrade:
     """Check a request to a WebSocket path; raise ``HttpError`` with the right status when it fails."""
+    try:
+        return _decide(request, policy)
+    except HeaderSyntaxError as exc:  # e.g. an unterminated quoted string in a comma list
+        raise HttpError(400, f"malformed header: {exc}") from None
+
+
+def _decide(request: Request, policy: UpgradePolicy) -> AcceptedUpgrade:
     if request.method != "GET":
         raise HttpError(405, "a WebSocket handshake must be a GET", [("Allow", "GET")])
-    if not is_upgrade_request(request):
+    values = by_name(request.headers)  # one pass: every check below looks at a header or two
+    if b"upgrade" not in values:
         raise HttpError(426, "this resource speaks WebSocket only", _UPGRADE_REQUIRED_HEADERS)
     if request.http_version != b"1.1":
         raise HttpError(400, "a WebSocket handshake needs HTTP/1.1")
-    if "websocket" not in tokens(get_all(request.headers, b"upgrade")):
+    if "websocket" not in tokens(values[b"upgrade"]):
         raise HttpError(400, "Upgrade header must name websocket")
-    if "upgrade" not in tokens(get_all(request.headers, b"connection")):
+    if "upgrade" not in tokens(values.get(b"connection", _NONE)):
         raise HttpError(400, "Connection header must include Upgrade")
-    versions = get_all(request.headers, b"sec-websocket-version")
+    versions = values.get(b"sec-websocket-version")
     if not versions:
         raise HttpError(400, "Sec-WebSocket-Version is required", [("Sec-WebSocket-Version", WEBSOCKET_VERSION)])
-    if [v.strip() for v in versions] != [WEBSOCKET_VERSION]:
+    if len(versions) != 1 or versions[0].strip() != WEBSOCKET_VERSION:
         # RFC 6455 §4.4 names the versions we speak; RFC 7231 §6.5.15 wants Upgrade on a 426.
         raise HttpError(426, "unsupported WebSocket version", _UPGRADE_REQUIRED_HEADERS)
-    key = _valid_key(get_all(request.headers, b"sec-websocket-key"))
+    key = _valid_key(values.get(b"sec-websocket-key", _NONE))
 
     headers = [
         ("Upgrade", "websocket"),
         ("Connection", "Upgrade"),
         ("Sec-WebSocket-Accept", accept_key(key)),
     ]
-    subprotocol = choose_subprotocol(
-        comma_list(get_all(request.headers, b"sec-websocket-protocol")), policy.subprotocols
-    )
+    offered_protocols = values.get(b"sec-websocket-protocol")
+    subprotocol = choose_subprotocol(comma_list(offered_protocols), policy.subprotocols) if offered_protocols else None
     if subprotocol is not None:
         headers.append(("Sec-WebSocket-Protocol", subprotocol))
 
     extensions: list[Extension] = []
     if policy.compression:
-        offers = get_all(request.headers, b"sec-websocket-extensions")
+        offers = values.get(b"sec-websocket-extensions", _NONE)
         deflate = negotiate_deflate(offers, policy.max_message_bytes)
         if deflate is not None:
             extension, answer = deflate

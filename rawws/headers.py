@@ -17,9 +17,30 @@ class HeaderSyntaxError(ValueError):
     """A header value that does not follow the grammar it must follow."""
 
 
+def is_token(text: str) -> bool:
+    """Is ``text`` an RFC 7230 token (what header names, subprotocols and extension names are)?"""
+    return _TOKEN_RE.fullmatch(text) is not None
+
+
 def get_all(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> list[str]:
     """Every value of header ``name`` (lower-case, as h11 gives names), decoded as Latin-1."""
     return [value.decode("latin-1") for key, value in headers if key == name]
+
+
+def by_name(headers: Iterable[tuple[bytes, bytes]]) -> dict[bytes, list[str]]:
+    """Every header's values under its (lower-case) name, decoded as Latin-1, in one pass.
+
+    For code that asks about several headers of one message: ``get_all`` per
+    name walks the whole list each time.
+    """
+    values: dict[bytes, list[str]] = {}
+    for key, value in headers:
+        found = values.get(key)
+        if found is None:
+            values[key] = [value.decode("latin-1")]
+        else:
+            found.append(value.decode("latin-1"))
+    return values
 
 
 def comma_list(values: Iterable[str]) -> list[str]:
@@ -37,6 +58,8 @@ def tokens(values: Iterable[str]) -> set[str]:
 
 def split_outside_quotes(text: str, separator: str) -> list[str]:
     """Split on ``separator`` except inside a quoted string."""
+    if '"' not in text:
+        return text.split(separator)  # nothing quoted (the usual case): no character walk needed
     parts: list[str] = []
     current: list[str] = []
     quoted = escaped = False

@@ -23,6 +23,7 @@ from rawws.connection import GOING_AWAY, WebSocket
 from rawws.errors import HttpError
 from rawws.extensions import PerMessageDeflate
 from rawws.handshake import AcceptedUpgrade, UpgradePolicy, decide_upgrade
+from rawws.headers import is_token
 from rawws.http import Request, Response, Router, check_request_head, error_response, json_response
 from rawws.session import READ_SIZE, WebSocketHandler, WebSocketSession
 
@@ -67,6 +68,8 @@ class Server:
         self.stats = ServerStats()
         self.sessions: set[WebSocketSession] = set()
         self._connections: set[asyncio.Task[None]] = set()
+        #: Readers of keep-alive connections waiting for their next request (shutdown ends those at once).
+        self._idle_readers: set[asyncio.StreamReader] = set()
         self._server: asyncio.Server | None = None
         self._closing = False
         #: Run after every connection is gone (closing stores, executors, …).
@@ -82,6 +85,11 @@ class Server:
         authenticate: Authenticator | None = None,
     ) -> None:
         """Serve WebSockets at ``path``; ``authenticate`` refuses (401/403) before any 101."""
+        for name in subprotocols:
+            # RFC 6455 §4.1: a subprotocol is a token. Checked once here, so the 101
+            # (which may echo one of these names) needs no validation per handshake.
+            if not is_token(name):
+                raise ValueError(f"subprotocol {name!r} is not an HTTP token")
         policy = UpgradePolicy(
             max_message_bytes=self.config.max_message_bytes,
             compression=self.config.compression,
@@ -133,6 +141,8 @@ class Server:
         if self._server is not None:
             self._server.close()
         log.info("shutting down: %d websocket(s) open", len(self.sessions))
+        for reader in list(self._idle_readers):
+            reader.feed_eof()  # between requests: nothing is lost by closing now
         sessions = list(self.sessions)
         for session in sessions:
             session.close(GOING_AWAY, "server shutting down")
@@ -198,7 +208,10 @@ class Server:
             self.stats.http_requests += 1
 
             endpoint = self.endpoints.get(request.path)
-            if endpoint is not None:
+            if endpoint is not None and self._closing:
+                # The open WebSockets were already told 1001; a new one would be left behind.
+                self._write(conn, writer, error_response(HttpError(503, "server shutting down")), request)
+            elif endpoint is not None:
                 try:
                     accepted = decide_upgrade(request, endpoint.policy)
                     identity = endpoint.authenticate(request) if endpoint.authenticate else None
@@ -236,11 +249,17 @@ class Server:
         while True:
             event = conn.next_event()
             if event is h11.NEED_DATA:
+                idle = not first and not received_any
+                if idle:
+                    self._idle_readers.add(reader)
                 try:
                     async with asyncio.timeout_at(deadline):
                         data = await reader.read(READ_SIZE)
                 except TimeoutError:
                     raise _RequestTimeout(partial=received_any) from None
+                finally:
+                    if idle:
+                        self._idle_readers.discard(reader)
                 if not received_any:
                     data = data.lstrip(b"\r\n")  # RFC 7230 §3.5: ignore blank lines before a request
                     if data:

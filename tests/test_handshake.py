@@ -77,6 +77,9 @@ def test_header_tokens_are_case_insensitive_and_listed():
         ("key not base64", request(replace={b"sec-websocket-key": b"not base64!!"}), 400),
         ("key of 15 bytes", request(replace={b"sec-websocket-key": b"AAAAAAAAAAAAAAAAAAAA"}), 400),
         ("two keys", request(add=[(b"sec-websocket-key", b"dGhlIHNhbXBsZSBub25jZQ==")]), 400),
+        ("unterminated quote in Connection", request(replace={b"connection": b'Upgrade, "open'}), 400),
+        ("unterminated quote in Upgrade", request(replace={b"upgrade": b'websocket, "open'}), 400),
+        ("unterminated quote in Sec-WebSocket-Protocol", request(add=[(b"sec-websocket-protocol", b'a, "b')]), 400),
     ],
 )
 def test_faulty_requests_get_the_status_the_rfc_asks_for(description, req, status):
