@@ -417,7 +417,9 @@ class WebSocketSession(asyncio.Protocol):
         self.transport.close()
         if self._close_timer is not None:
             self._close_timer.cancel()
-        self._close_timer = self._loop.call_later(self.config.close_timeout_s, self.transport.abort)
+            self._close_timer = None
+        if self.transport.get_write_buffer_size():  # else the socket is already closing: nothing can hold it
+            self._close_timer = self._loop.call_later(self.config.close_timeout_s, self.transport.abort)
 
     def _done(self) -> None:
         """The transport is gone: release the timers and whoever waits for the end."""
