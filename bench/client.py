@@ -157,6 +157,23 @@ def payloads(size: int, count: int, seed: int) -> list[bytes]:
     return out
 
 
+def prebuilt_frames(target: Target, size: int, count: int, seed: int) -> tuple[list[bytes], list[bytes]]:
+    """``count`` distinct requests (masked client frames, or floor frames) and the exact replies expected.
+
+    All requests have one length and all replies another, so a stream of them is checked by offset.
+    """
+    msgs = payloads(size, count, seed)
+    rng = random.Random(seed + 1)
+    if target.protocol == "ws":
+        requests = [ws_client_frame(m, rng=rng) for m in msgs]
+        replies = [ws_server_frame(m) for m in msgs]
+    else:
+        requests = [floor_frame(m) for m in msgs]
+        replies = list(requests)
+    assert len({len(r) for r in requests}) == 1 and len({len(r) for r in replies}) == 1
+    return requests, replies
+
+
 @dataclass(frozen=True)
 class Target:
     host: str
@@ -392,17 +409,9 @@ class EchoLoad:
     def __init__(self, target: Target, socks: list[socket.socket], size: int, window: int, seed: int) -> None:
         self.socks = socks
         self.window = window
-        msgs = payloads(size, window, seed)
-        rng = random.Random(seed + 1)
-        if target.protocol == "ws":
-            requests = [ws_client_frame(m, rng=rng) for m in msgs]
-            replies = [ws_server_frame(m) for m in msgs]
-        else:
-            requests = [floor_frame(m) for m in msgs]
-            replies = list(requests)
+        requests, replies = prebuilt_frames(target, size, window, seed)
         self.req_len = len(requests[0])
         self.rep_len = len(replies[0])
-        assert all(len(r) == self.req_len for r in requests) and all(len(r) == self.rep_len for r in replies)
         self.req2 = memoryview(b"".join(requests) * 2)
         self.exp2 = b"".join(replies) * 2
         n = len(socks)
@@ -594,14 +603,7 @@ def rtt_benchmark(target: Target, *, size: int, warmup: int, count: int, timeout
     s = socks[0]
     s.setblocking(True)
     s.settimeout(5.0)
-    msgs = payloads(size, 16, seed=99)
-    rng = random.Random(100)
-    if target.protocol == "ws":
-        requests = [ws_client_frame(m, rng=rng) for m in msgs]
-        replies = [ws_server_frame(m) for m in msgs]
-    else:
-        requests = [floor_frame(m) for m in msgs]
-        replies = list(requests)
+    requests, replies = prebuilt_frames(target, size, 16, seed=99)
     rep_len = len(replies[0])
     samples: list[int] = []
     deadline = time.monotonic() + timeout_s
@@ -705,18 +707,10 @@ class FanoutLoad:
     """
 
     def __init__(self, target: Target, sender: socket.socket, receivers: list[socket.socket], size: int, k: int, seed: int) -> None:
-        msgs = payloads(size, k, seed)
-        rng = random.Random(seed + 1)
         self.ws = target.protocol == "ws"
-        if self.ws:
-            requests = [ws_client_frame(m, rng=rng) for m in msgs]
-            replies = [ws_server_frame(m) for m in msgs]
-        else:
-            requests = [floor_frame(m) for m in msgs]
-            replies = list(requests)
+        requests, replies = prebuilt_frames(target, size, k, seed)
         self.req_len = len(requests[0])
         self.rep_len = len(replies[0])
-        assert all(len(r) == self.req_len for r in requests) and all(len(r) == self.rep_len for r in replies)
         self.k = k
         self.req2 = memoryview(b"".join(requests) * 2)
         self.exp2 = memoryview(b"".join(replies) * 2)

@@ -20,7 +20,7 @@ from rawws.chat_client import DEFAULT_BACKOFF, AuthFailed, Backoff, ChatState, C
 from rawws.client import OK_CLOSE_CODES, ClientConnection, ConnectionClosed, connect
 from rawws.client_handshake import HandshakeRejected, InvalidHandshake, InvalidURI, parse_uri
 from rawws.config import DEFAULT_MAX_MESSAGE_BYTES, ServerConfig, from_env
-from rawws.server import run_server
+from rawws.server import Server, run_server
 from rawws.terminal import chat, chat_session, terminal_for
 
 _SIZE = re.compile(r"(\d+)\s*([kKmMgG]i?[bB]?)?")
@@ -645,21 +645,30 @@ def serve_config(args: argparse.Namespace) -> ServerConfig:
     )
 
 
+def serve(
+    parser: argparse.ArgumentParser,
+    args: argparse.Namespace,
+    setup: Callable[[Server], Awaitable[None]],
+) -> int:
+    """`rawws serve`: build the config from the flags, run until a signal; 1 when it cannot listen."""
+    try:
+        config = serve_config(args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    try:
+        asyncio.run(run_server(config, setup))
+    except (OSError, ValueError) as exc:
+        logging.getLogger("rawws").error("cannot serve: %s", exc)
+        return 1
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.log_level)
     if args.command == "serve":
-        try:
-            config = serve_config(args)
-        except ValueError as exc:
-            parser.error(str(exc))
-        try:
-            asyncio.run(run_server(config, setup_app))
-        except (OSError, ValueError) as exc:
-            logging.getLogger("rawws").error("cannot serve: %s", exc)
-            return 1
-        return 0
+        return serve(parser, args, setup_app)
     if args.command in ("send", "chat"):
         try:
             coroutine = _client_coroutine(args)

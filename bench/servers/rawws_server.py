@@ -20,14 +20,13 @@ leaves in one write per event-loop turn.
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 from collections.abc import Sequence
 
 from rawws.app import setup_app
-from rawws.cli import build_parser, configure_logging, serve_config
+from rawws.cli import build_parser, configure_logging, serve
 from rawws.frames import TunedFrameProtocol
-from rawws.server import Server, run_server
+from rawws.server import Server
 from rawws.session import WebSocketSession
 
 FANOUT_PATH = "/fanout"
@@ -76,17 +75,7 @@ def main(argv: Sequence[str]) -> int:
     if args.command != "serve":
         parser.error("only `serve` is supported here")
     configure_logging(args.log_level)
-    try:
-        config = serve_config(args)
-    except ValueError as exc:
-        parser.error(str(exc))
-    try:
-        asyncio.run(run_server(config, setup))
-    except (OSError, ValueError) as exc:
-        logging.getLogger("rawws").error("cannot serve: %s", exc)
-        return 1
-    return 0
-
+    return serve(parser, args, setup)
 
 if __name__ == "__main__":
     raise SystemExit(main(sys.argv[1:]))
