@@ -166,9 +166,12 @@ class ChatHandler:
         member = self._members[session]
         ref = None
         try:
+            # Every frame takes a token, malformed ones too: otherwise a stream of bad
+            # JSON would cost a parse and an answer each without ever being limited.
+            limited = self._rate.acquire(member.rate_key, time.monotonic()) > 0
             command = chat.parse_command(data)
             ref = getattr(command, "ref", None)
-            if self._rate.acquire(member.rate_key, time.monotonic()) > 0:
+            if limited:
                 raise ChatError(chat.RATE_LIMITED, "slow down", ref)
             self._dispatch(member, command)
         except ChatError as error:

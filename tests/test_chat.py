@@ -368,6 +368,23 @@ async def test_a_text_no_database_can_hold_does_not_fail_other_messages(start_ch
 # -- rate limit ------------------------------------------------------------------------------
 
 
+async def test_malformed_frames_take_rate_limit_tokens_too(start_chat: StartChat) -> None:
+    """A stream of bad JSON is answered, but it spends the bucket: the say right behind it is limited."""
+    server = await start_chat()
+    tokens = await make_users(server, "ann")
+    ann = await connect_chat(server, tokens["ann"], "ann")
+    try:
+        await ann.join("lobby")
+        for _ in range(chat_service.MESSAGE_BURST * 2):
+            await ann.send_raw("{not json")
+        await ann.say("lobby", "behind the garbage", ref="after")
+        await ann.wait_until(lambda: "after" in ann.acks or "after" in ann.errors, what="an answer to the say")
+        assert ann.errors.get("after", {}).get("code") == chat.RATE_LIMITED
+        assert not ann.done
+    finally:
+        await ann.close()
+
+
 async def test_a_burst_beyond_the_bucket_is_rate_limited_and_the_connection_stays(start_chat: StartChat) -> None:
     server = await start_chat()
     tokens = await make_users(server, "ann")
