@@ -25,9 +25,11 @@ from rawws.extensions import PerMessageDeflate
 from rawws.handshake import AcceptedUpgrade, UpgradePolicy, decide_upgrade
 from rawws.headers import is_token
 from rawws.http import Request, Response, Router, check_request_head, error_response, json_response
-from rawws.session import READ_SIZE, WebSocketHandler, WebSocketSession
+from rawws.session import WebSocketHandler, WebSocketSession
 
 log = logging.getLogger("rawws.server")
+
+READ_SIZE = 64 * 1024  # what the HTTP side reads at once (a WebSocket then reads what its transport gives)
 
 SERVER_HEADER = ("Server", "rawws")
 

@@ -31,7 +31,6 @@ from typing import Protocol
 from rawws.auth import Identity
 from rawws.config import ServerConfig
 from rawws.connection import (
-    GOING_AWAY,
     INTERNAL_ERROR,
     POLICY_VIOLATION,
     State,
@@ -41,8 +40,6 @@ from rawws.events import Closed, MessageReceived
 from rawws.outbox import Outbox
 
 log = logging.getLogger("rawws.server")
-
-READ_SIZE = 64 * 1024
 
 
 class WebSocketHandler(Protocol):
