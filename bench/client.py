@@ -993,32 +993,19 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.scenarios.split(","):
         if name == "memory":
             emit(name, lambda: memory_benchmark(target, pid, steps=p["memory_steps"], concurrency=p["memory_concurrency"]))
-        elif name == "echo64":
+        elif name in ("echo64", "echo16k"):
+            size = 64 if name == "echo64" else 16 * 1024
             emit(
                 name,
                 lambda: echo_benchmark(
                     target,
                     pid,
-                    size=64,
-                    connections=p["echo64_connections"],
-                    window=p["echo64_window"],
+                    size=size,
+                    connections=p[f"{name}_connections"],
+                    window=p[f"{name}_window"],
                     warmup_s=p["warmup_s"],
                     duration_s=p["duration_s"],
-                    max_messages=p["echo64_max_messages"],
-                ),
-            )
-        elif name == "echo16k":
-            emit(
-                name,
-                lambda: echo_benchmark(
-                    target,
-                    pid,
-                    size=16 * 1024,
-                    connections=p["echo16k_connections"],
-                    window=p["echo16k_window"],
-                    warmup_s=p["warmup_s"],
-                    duration_s=p["duration_s"],
-                    max_messages=p["echo16k_max_messages"],
+                    max_messages=p[f"{name}_max_messages"],
                 ),
             )
         elif name == "rtt":
