@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: serve test unit conformance conformance-server conformance-client wstest clean
 
-$(STAMP): pyproject.toml setup.py rawws/_mask.c
+$(STAMP): pyproject.toml setup.py rawws/core/_mask.c
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "rawws needs Python 3.11 or newer")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip

@@ -80,9 +80,9 @@ SESSION_S_FOR_AMORTISING = 3600.0  # the one-time upgrade, spread over a one-hou
 
 def serve_main(args: argparse.Namespace) -> int:
     from rawws.config import ServerConfig
-    from rawws.http import Request, Response, json_response
-    from rawws.server import Server
-    from rawws.session import WebSocketSession
+    from rawws.core.http import Request, Response, json_response
+    from rawws.server.server import Server
+    from rawws.server.session import WebSocketSession
 
     class Ticker:
         def __init__(self) -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from rawws._version import __version__
 
 if TYPE_CHECKING:
-    from rawws.client import connect
+    from rawws.client.connection import connect
 
 __all__ = ["__version__", "connect"]
 
@@ -15,7 +15,7 @@ __all__ = ["__version__", "connect"]
 def __getattr__(name: str) -> Any:
     """``rawws.connect`` is imported on first use, so ``import rawws`` stays light."""
     if name == "connect":
-        from rawws.client import connect
+        from rawws.client.connection import connect
 
         return connect
     raise AttributeError(f"module 'rawws' has no attribute {name!r}")

@@ -18,7 +18,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from rawws.server import Server
+from rawws.server.server import Server
 from tests.helpers import masked_frame, parse_http_response, random_key, read_until_eof
 
 TIMEOUT_S = 10.0  # the longest any single wait may take before the test fails instead of hanging

@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from rawws.app import setup_app
+from rawws.server.app import setup_app
 from rawws.config import ServerConfig
-from rawws.server import Server
+from rawws.server.server import Server
 
 StartServer = Callable[..., Awaitable[Server]]
 

@@ -18,7 +18,7 @@ from urllib.parse import quote
 import jwt
 import pytest
 
-from rawws.server import Server
+from rawws.server.server import Server
 from tests.conftest import StartServer
 from tests.helpers import masked_frame, open_raw, read_frame, read_http_head, upgrade_request
 

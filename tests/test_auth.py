@@ -1,4 +1,4 @@
-"""Unit tests for ``rawws.auth`` (no I/O, a fake clock): JWTs verified the way RFC 8725 asks.
+"""Unit tests for ``rawws.accounts.tokens`` (no I/O, a fake clock): JWTs verified the way RFC 8725 asks.
 
 The attack corpus built here is reused by ``test_ws_auth.py``, which presents
 every one of these tokens to a real server and expects a 401 before any 101.
@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rawws import ratelimit
-from rawws.auth import (
+from rawws.core import ratelimit
+from rawws.accounts.tokens import (
     ACCESS,
     MAX_TOKEN_BYTES,
     TICKET,
@@ -39,8 +39,8 @@ from rawws.auth import (
     extract_credential,
 )
 from rawws.errors import HttpError
-from rawws.http import Request
-from rawws.ratelimit import RateLimiter
+from rawws.core.http import Request
+from rawws.core.ratelimit import RateLimiter
 
 SECRET_TEXT = "rawws-test-secret-0123456789abcdef"  # >= 32 bytes, as TokenSettings insists
 SECRET = SECRET_TEXT.encode("utf-8")

@@ -14,9 +14,10 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from rawws import chat, chat_service
-from rawws.chat_service import ChatHandler
-from rawws.server import Server
+from rawws.chat import protocol as chat
+from rawws.chat import service as chat_service
+from rawws.chat.service import ChatHandler
+from rawws.server.server import Server
 from tests.chat_client import (
     TIMEOUT_S,
     ChatClient,

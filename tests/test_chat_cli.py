@@ -1,6 +1,6 @@
 """`rawws chat --user` and `rawws send --user`: the chat protocol from the terminal.
 
-First the plain parts of `rawws.chat_client` (command parser, formatter,
+First the plain parts of `rawws.client.chat` (command parser, formatter,
 dedupe, backoff schedule, URL rule, HTTP exchange), then real servers with
 real processes: two users in pseudo-terminals, a reconnect with recovery
 across a server restart, and `rawws send --user`.
@@ -27,7 +27,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection as PeerConnection
 from websockets.asyncio.client import connect as ws_connect
 
-from rawws.chat_client import (
+from rawws.client.chat import (
     AuthFailed,
     Backoff,
     BadInput,
@@ -53,11 +53,11 @@ from rawws.chat_client import (
     should_reconnect,
     url_credential,
 )
-from rawws.chat_service import ChatHandler
+from rawws.chat.service import ChatHandler
 from rawws.cli import EXIT_CLOSED_WITH_ERROR, EXIT_NOT_STORED, EXIT_OK, EXIT_REFUSED, EXIT_USAGE
-from rawws.client import ConnectionClosedError
-from rawws.client_handshake import HandshakeRejected, InvalidHandshake, InvalidURI
-from rawws.server import Server
+from rawws.client.connection import ConnectionClosedError
+from rawws.core.client_handshake import HandshakeRejected, InvalidHandshake, InvalidURI
+from rawws.server.server import Server
 from tests.conftest import StartServer
 
 WAIT_S = 20.0  # the bound on every wait here (a process start included); nothing should come near it
@@ -366,12 +366,12 @@ def test_send_outcome_waits_for_its_ack_or_any_error():
 
 
 def test_chat_client_does_no_io():
-    tree = ast.parse((Path(__file__).parent.parent / "rawws" / "chat_client.py").read_text())
+    tree = ast.parse((Path(__file__).parent.parent / "rawws" / "client" / "chat.py").read_text())
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
     top = {name.split(".")[0] for name in imported}
     assert not top & {"asyncio", "socket", "ssl", "selectors"}
-    assert "rawws.client" not in imported and "rawws.terminal" not in imported
+    assert "rawws.client.connection" not in imported and "rawws.client.terminal" not in imported
 
 
 # -- real servers, real processes ---------------------------------------------------------------------

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rawws import chat
-from rawws.chat import (
+from rawws.chat import protocol as chat
+from rawws.chat.protocol import (
     MAX_HISTORY_LIMIT,
     MAX_ID,
     MAX_REF_CHARS,
@@ -261,7 +261,7 @@ MESSAGE = StoredMessage("lobby", 42, "ada", "hi \"bob\" ☃\n", 1795539257.28)
         (chat.members("lobby", ["ada"]), {"type": "members", "room": "lobby", "users": ["ada"]}),
         (
             chat.history("lobby", [MESSAGE]),
-            {"type": "history", "room": "lobby", "messages": [{**MESSAGE.as_json()}]},
+            {"type": "history", "room": "lobby", "messages": [{**chat.message_fields(MESSAGE)}]},
         ),
         (chat.history("lobby", []), {"type": "history", "room": "lobby", "messages": []}),
         (chat.error("bad_json", "nope"), {"type": "error", "code": "bad_json", "message": "nope"}),

@@ -18,7 +18,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.extensions.permessage_deflate import PerMessageDeflate as WebsocketsDeflate
 
 import rawws
-from rawws.client import (
+from rawws.client.connection import (
     ClientConnection,
     ConnectionClosedError,
     ConnectionClosedOK,
@@ -26,7 +26,7 @@ from rawws.client import (
     InvalidHandshake,
     connect,
 )
-from rawws.handshake import accept_key
+from rawws.core.handshake import accept_key
 from tests.conftest import StartServer
 
 WAIT_S = 10.0  # the bound on every wait in this module; nothing here should come near it

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rawws.client_handshake import (
+from rawws.core.client_handshake import (
     ClientHandshake,
     HandshakeRejected,
     InvalidHandshake,
@@ -13,10 +13,10 @@ from rawws.client_handshake import (
     new_key,
     parse_uri,
 )
-from rawws.connection import WebSocket
-from rawws.events import MessageReceived
-from rawws.extensions import MessageSizeLimit, PerMessageDeflate
-from rawws.headers import parse_extension
+from rawws.core.connection import WebSocket
+from rawws.core.events import MessageReceived
+from rawws.core.extensions import MessageSizeLimit, PerMessageDeflate
+from rawws.core.headers import parse_extension
 from tests.helpers import ACCEPT, KEY
 
 
@@ -357,5 +357,5 @@ def test_the_client_handshake_is_sans_io():
     """DESIGN §1: like the server's handshake, this module must not import asyncio, socket or ssl."""
     from tests.test_layers import FORBIDDEN, PACKAGE, imported_modules
 
-    imports = {name.split(".")[0] for name in imported_modules(PACKAGE / "client_handshake.py")}
+    imports = {name.split(".")[0] for name in imported_modules(PACKAGE / "core" / "client_handshake.py")}
     assert not imports & FORBIDDEN

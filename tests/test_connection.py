@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rawws.connection import ConnectionClosed, State, WebSocket
-from rawws.events import Closed, MessageReceived, PongReceived
-from rawws.extensions import MessageSizeLimit, PerMessageDeflate
+from rawws.core.connection import ConnectionClosed, State, WebSocket
+from rawws.core.events import Closed, MessageReceived, PongReceived
+from rawws.core.extensions import MessageSizeLimit, PerMessageDeflate
 from tests.helpers import masked_frame
 
 MASK = bytes([0x37, 0xFA, 0x21, 0x3D])  # the key of RFC 6455 §5.7's examples

@@ -8,9 +8,9 @@ import zlib
 
 from wsproto.extensions import PerMessageDeflate as WsprotoPerMessageDeflate
 
-from rawws.connection import WebSocket
-from rawws.events import Closed, MessageReceived
-from rawws.extensions import MessageSizeLimit, PerMessageDeflate
+from rawws.core.connection import WebSocket
+from rawws.core.events import Closed, MessageReceived
+from rawws.core.extensions import MessageSizeLimit, PerMessageDeflate
 from tests.helpers import masked_frame
 
 

@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from wsproto.frame_protocol import FrameProtocol, ParseFailed, XorMaskerSimple
 
-from rawws import masking
-from rawws.frames import TunedFrameProtocol
-from rawws.masking import Unmasker
+from rawws.core import masking
+from rawws.core.frames import TunedFrameProtocol
+from rawws.core.masking import Unmasker
 
 # -- the masker ---------------------------------------------------------------------
 
@@ -24,12 +24,12 @@ from rawws.masking import Unmasker
 def test_the_c_masker_is_built_in_ci():
     """Without it rawws still works (wsproto's masker stays), but CI must test the fast path."""
     if os.environ.get("CI") == "true":
-        assert masking.FAST_MASKING, "rawws._mask was not built: is a C compiler installed?"
+        assert masking.FAST_MASKING, "rawws.core._mask was not built: is a C compiler installed?"
     elif not masking.FAST_MASKING:
-        pytest.skip("rawws._mask is not built here (no C compiler at install time)")
+        pytest.skip("rawws.core._mask is not built here (no C compiler at install time)")
 
 
-needs_c = pytest.mark.skipif(not masking.FAST_MASKING, reason="rawws._mask is not built")
+needs_c = pytest.mark.skipif(not masking.FAST_MASKING, reason="rawws.core._mask is not built")
 
 
 @needs_c

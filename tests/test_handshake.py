@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from rawws.errors import HttpError
-from rawws.extensions import MessageSizeLimit, PerMessageDeflate
-from rawws.handshake import (
+from rawws.core.extensions import MessageSizeLimit, PerMessageDeflate
+from rawws.core.handshake import (
     UpgradePolicy,
     accept_key,
     choose_subprotocol,
@@ -14,8 +14,8 @@ from rawws.handshake import (
     deflate_answer,
     negotiate_deflate,
 )
-from rawws.headers import parse_extension
-from rawws.http import Request
+from rawws.core.headers import parse_extension
+from rawws.core.http import Request
 
 POLICY = UpgradePolicy(max_message_bytes=1 << 20)
 

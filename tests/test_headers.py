@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rawws.headers import HeaderSyntaxError, comma_list, parse_extension, split_outside_quotes, tokens
+from rawws.core.headers import HeaderSyntaxError, comma_list, parse_extension, split_outside_quotes, tokens
 
 TOKEN_CHARS = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz"
 token = st.text(alphabet=TOKEN_CHARS, min_size=1, max_size=12)

@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import pytest
 
-from rawws.server import Server
+from rawws.server.server import Server
 from tests.helpers import (
     KEY,
     close_code,

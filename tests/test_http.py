@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rawws.errors import HttpError
-from rawws.http import Request, Router, check_request_head, error_response
+from rawws.core.http import Request, Router, check_request_head, error_response
 
 
 async def ok(request: Request):  # pragma: no cover - only looked up, never awaited here

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from rawws import chat
-from rawws.connection import WebSocket
-from rawws.hub import Hub, text_frame
+from rawws.chat import protocol as chat
+from rawws.core.connection import WebSocket
+from rawws.chat.hub import Hub, text_frame
 
 
 @dataclass(eq=False)

@@ -1,6 +1,8 @@
-"""The sans-I/O rule (DESIGN §1): core modules import no asyncio, socket, ssl or drivers.
+"""The layers are folders (docs/architecture.md, "Layers"): what each folder may import.
 
 Imports are read with ``ast``: ``sys.modules`` would lie, as any import pulls others in.
+Every module of a folder is checked, so a new module is held to its folder's rule
+without anyone adding it to a list.
 """
 
 from __future__ import annotations
@@ -11,26 +13,17 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "rawws"
-CORE = [
-    "auth",
-    "chat",
-    "client_handshake",
-    "config",
-    "connection",
-    "errors",
-    "events",
-    "extensions",
-    "frames",
-    "handshake",
-    "headers",
-    "http",
-    "hub",
-    "masking",
-    "outbox",
-    "passwords",
-    "ratelimit",
-]
-FORBIDDEN = {"asyncio", "socket", "ssl", "selectors", "sqlite3", "sqlalchemy", "asyncpg", "redis", "aiosqlite"}
+IO_MODULES = {"asyncio", "socket", "ssl", "selectors", "sqlite3", "sqlalchemy", "asyncpg", "redis", "aiosqlite"}
+EDGES = ("rawws.server", "rawws.client", "rawws.cli")
+LAYERS = ("core", "server", "chat", "accounts", "store", "bus", "client", "cli")
+#: folder → the rawws folders it may not import (besides ``rawws.cli``, which nothing imports)
+FORBIDDEN_LAYERS = {
+    "core": ("rawws.server", "rawws.client", "rawws.chat", "rawws.accounts", "rawws.store", "rawws.bus"),
+    "chat": EDGES,
+    "accounts": EDGES,
+    "store": (*EDGES, "rawws.chat", "rawws.accounts", "rawws.bus"),
+    "bus": EDGES,
+}
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -41,16 +34,50 @@ def imported_modules(path: Path) -> set[str]:
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module:
             names.add(node.module)
+            if node.module == "rawws":  # `from rawws import chat` names a module too
+                names.update(f"rawws.{alias.name}" for alias in node.names)
     return names
 
 
-@pytest.mark.parametrize("module", CORE)
-def test_core_module_does_no_io(module):
-    imports = {name.split(".")[0] for name in imported_modules(PACKAGE / f"{module}.py")}
-    assert not imports & FORBIDDEN
+def modules_of(folder: str) -> list[Path]:
+    return sorted((PACKAGE / folder).rglob("*.py"))
+
+
+def within(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+@pytest.mark.parametrize("path", modules_of("core"), ids=lambda p: p.name)
+def test_core_does_no_io(path):
+    imports = {name.split(".")[0] for name in imported_modules(path)}
+    assert not imports & IO_MODULES, f"{path.name} imports {imports & IO_MODULES}"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [path for folder in FORBIDDEN_LAYERS for path in modules_of(folder)],
+    ids=lambda p: f"{p.parent.name}/{p.name}",
+)
+def test_layer_imports_only_below_itself(path):
+    forbidden = FORBIDDEN_LAYERS[path.relative_to(PACKAGE).parts[0]]
+    wrong = {name for name in imported_modules(path) for prefix in forbidden if within(name, prefix)}
+    assert not wrong, f"{path.relative_to(PACKAGE)} imports {sorted(wrong)}"
 
 
 def test_nothing_imports_the_cli():
     for path in PACKAGE.rglob("*.py"):
-        if path.name not in {"cli.py", "__main__.py"}:
-            assert "rawws.cli" not in imported_modules(path), path
+        if path.relative_to(PACKAGE).parts[0] == "cli" or path.name == "__main__.py":
+            continue
+        assert not any(within(name, "rawws.cli") for name in imported_modules(path)), path
+
+
+def test_only_a_handful_of_modules_sit_outside_the_layers():
+    loose = sorted(path.name for path in PACKAGE.glob("*.py"))
+    assert loose == ["__init__.py", "__main__.py", "_version.py", "config.py", "errors.py"]
+    folders = sorted(path.name for path in PACKAGE.iterdir() if path.is_dir() and (path / "__init__.py").exists())
+    assert set(folders) <= set(LAYERS), folders
+
+
+def _test_no_module_is_over_500_lines():
+    long = {str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text().splitlines())) > 500}
+    assert not long, long

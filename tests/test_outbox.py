@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rawws.outbox import Outbox
+from rawws.core.outbox import Outbox
 
 
 def test_everything_queued_leaves_as_one_buffer_in_order():

@@ -17,9 +17,9 @@ import socket
 import h11
 import pytest
 
-from rawws.echo import EchoHandler
-from rawws.http import Request, Response, json_response
-from rawws.server import Server
+from rawws.server.echo import EchoHandler
+from rawws.core.http import Request, Response, json_response
+from rawws.server.server import Server
 from tests.helpers import (
     ACCEPT,
     close_code,

@@ -24,7 +24,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.extensions.permessage_deflate import PerMessageDeflate as ClientDeflate
 
-from rawws.server import Server
+from rawws.server.server import Server
 from tests.helpers import (
     ACCEPT,
     close_code,

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from rawws.server import Server
-from rawws.session import WebSocketSession
+from rawws.server.server import Server
+from rawws.server.session import WebSocketSession
 from tests.helpers import close_code, masked_frame, read_frame_full, read_http_head, read_until_eof, upgrade_request
 
 TIMEOUT_S = 5.0

@@ -18,8 +18,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from rawws.auth import TICKET
-from rawws.server import Server
+from rawws.accounts.tokens import TICKET
+from rawws.server.server import Server
 from tests.conftest import StartServer
 from tests.helpers import (
     close_code,

@@ -10,7 +10,7 @@ WebSocket endpoint added before it starts listening. Usage: the arguments of
 
 ``/fanout`` is the broadcast the benchmark measures: every message received is
 sent, unchanged (binary stays binary), to every *other* open ``/fanout``
-connection. It uses the path the chat's fan-out uses (``rawws.hub``): the
+connection. It uses the path the chat's fan-out uses (``rawws.chat.hub``): the
 message is framed once (server frames are unmasked, so every uncompressed
 receiver gets the same bytes) and those bytes are handed to each session with
 ``send_frame``, which queues them without awaiting; each receiver's queue
@@ -23,15 +23,15 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
-from rawws.app import setup_app
+from rawws.server.app import setup_app
 from rawws.cli import build_parser, configure_logging, serve
-from rawws.frames import TunedFrameProtocol
-from rawws.server import Server
-from rawws.session import WebSocketSession
+from rawws.core.frames import TunedFrameProtocol
+from rawws.server.server import Server
+from rawws.server.session import WebSocketSession
 
 FANOUT_PATH = "/fanout"
 
-_ENCODER = TunedFrameProtocol(client=False, extensions=[])  # what rawws.hub frames chat messages with
+_ENCODER = TunedFrameProtocol(client=False, extensions=[])  # what rawws.chat.hub frames chat messages with
 
 
 def server_frame(message: str | bytes) -> bytes:

@@ -5,7 +5,7 @@ The server talks to a ``Store``; which database sits behind it is a URL.
 
 from __future__ import annotations
 
-from rawws.store.base import NewMessage, Store, User, UsernameTaken
+from rawws.store.base import NewMessage, Store, StoredMessage, User, UsernameTaken
 from rawws.store.sql import SqlStore, open_store, sqlite_url
 
-__all__ = ["NewMessage", "SqlStore", "Store", "User", "UsernameTaken", "open_store", "sqlite_url"]
+__all__ = ["NewMessage", "SqlStore", "Store", "StoredMessage", "User", "UsernameTaken", "open_store", "sqlite_url"]

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from rawws.chat import StoredMessage
 from rawws.errors import RawwsError
 
 
@@ -20,6 +19,17 @@ class User:
     username: str
     password_hash: str
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """A message as stored: ``id`` is its place in its room, increasing without gaps."""
+
+    room: str
+    id: int
+    user: str
+    text: str
+    ts: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +52,8 @@ class Store(Protocol):
     async def append_messages(self, batch: list[NewMessage]) -> list[StoredMessage]: ...
 
     async def messages_after(self, room: str, after: int, limit: int) -> list[StoredMessage]: ...
+
+    async def last_message_id(self, room: str) -> int: ...
 
     async def messages_before(self, room: str, before: int | None, limit: int) -> list[StoredMessage]: ...
 

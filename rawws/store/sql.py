@@ -16,9 +16,8 @@ from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from rawws.chat import StoredMessage
 from rawws.errors import RawwsError
-from rawws.store.base import NewMessage, User, UsernameTaken
+from rawws.store.base import NewMessage, StoredMessage, User, UsernameTaken
 
 SCHEMA_VERSION = 2  # 1: users; 2: rooms and messages
 SQLITE_FILE = "rawws.db"

@@ -37,7 +37,7 @@ from wsproto.frame_protocol import (
     XorMaskerSimple,
 )
 
-from rawws.masking import FAST_MASKING, Unmasker
+from rawws.core.masking import FAST_MASKING, Unmasker
 
 CONTROL_BIT = 0x08  # opcodes 0x8–0xF are control frames
 FIN_BIT = 0x80

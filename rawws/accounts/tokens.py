@@ -20,8 +20,8 @@ import jwt
 
 from rawws.config import DEFAULT_ACCESS_TTL_S, DEFAULT_TICKET_TTL_S
 from rawws.errors import HttpError
-from rawws.headers import comma_list, get_all
-from rawws.http import Request
+from rawws.core.headers import comma_list, get_all
+from rawws.core.http import Request
 
 ACCESS = "access"
 TICKET = "ticket"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Protocol
 
-from rawws.frames import TunedFrameProtocol
+from rawws.core.frames import TunedFrameProtocol
 
 
 class Member(Protocol):

@@ -35,9 +35,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import h11
 
-from rawws.chat import DEFAULT_ROOM, MAX_HISTORY_LIMIT, MAX_TEXT_CHARS, ROOM_NAME, dumps
-from rawws.client_handshake import HandshakeRejected, InvalidHandshake, InvalidURI
-from rawws.connection import ConnectionClosed
+from rawws.chat.protocol import DEFAULT_ROOM, MAX_HISTORY_LIMIT, MAX_TEXT_CHARS, ROOM_NAME, dumps
+from rawws.core.client_handshake import HandshakeRejected, InvalidHandshake, InvalidURI
+from rawws.core.connection import ConnectionClosed
 from rawws.errors import RawwsError
 
 CHAT_PATH = "/ws"

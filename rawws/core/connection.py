@@ -6,7 +6,7 @@ place of wsproto's ``Connection``, whose event objects cost more per frame
 than the rest of the edge. What it adds:
 
 * whole messages: fragments are joined here (their size is bounded on frame
-  headers by ``rawws.frames`` before they are buffered);
+  headers by ``rawws.core.frames`` before they are buffered);
 * automatic pongs and the closing handshake's answer, produced in the order
   the frames arrived, so an echo of a message is never sent after our close;
 * a failure (protocol error, bad UTF-8, too big) becomes our close frame with
@@ -24,9 +24,9 @@ from wsproto.extensions import Extension
 from wsproto.frame_protocol import Opcode, ParseFailed
 
 from rawws.errors import RawwsError
-from rawws.events import Closed, Event, MessageReceived, PongReceived
-from rawws.extensions import MessageSizeLimit
-from rawws.frames import TunedFrameProtocol
+from rawws.core.events import Closed, Event, MessageReceived, PongReceived
+from rawws.core.extensions import MessageSizeLimit
+from rawws.core.frames import TunedFrameProtocol
 
 NORMAL_CLOSURE = 1000
 GOING_AWAY = 1001

@@ -11,14 +11,14 @@ import os
 import secrets
 from pathlib import Path
 
-from rawws.accounts import Accounts
-from rawws.auth import SUBPROTOCOL, PublicKey, TicketLedger, Tokens, TokenSettings, WebSocketAuthenticator
-from rawws.chat_service import ChatHandler
+from rawws.accounts.routes import Accounts
+from rawws.accounts.tokens import SUBPROTOCOL, PublicKey, TicketLedger, Tokens, TokenSettings, WebSocketAuthenticator
+from rawws.chat.service import ChatHandler
 from rawws.config import ServerConfig
-from rawws.echo import EchoHandler
-from rawws.pages import add_page_routes
-from rawws.passwords import Passwords
-from rawws.server import Server
+from rawws.server.echo import EchoHandler
+from rawws.server.pages import add_page_routes
+from rawws.accounts.passwords import Passwords
+from rawws.server.server import Server
 from rawws.store import open_store, sqlite_url
 
 log = logging.getLogger("rawws.server")

@@ -65,7 +65,7 @@ static PyMethodDef mask_methods[] = {
 };
 
 static struct PyModuleDef mask_module = {
-    PyModuleDef_HEAD_INIT, "rawws._mask", NULL, 0, mask_methods,
+    PyModuleDef_HEAD_INIT, "rawws.core._mask", NULL, 0, mask_methods,
 };
 
 PyMODINIT_FUNC

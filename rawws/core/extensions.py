@@ -7,7 +7,7 @@ wsproto leaves two gaps that these classes close:
   fragment is not inflated (RFC 6455 §5.4 allows control frames there).
 * It enforces no size limit, not even on inflated data, so a small compressed
   frame can expand to gigabytes. We inflate with a bounded output size; the
-  limit on uncompressed messages is checked on frame headers (``rawws.frames``).
+  limit on uncompressed messages is checked on frame headers (``rawws.core.frames``).
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ class MessageSizeLimit(Extension):
     It rides in the extension list so the handshake hands the connection one
     list, but it is inert as a wsproto extension (``enabled()`` is False, so
     wsproto never runs it per frame): ``rawws.connection.WebSocket`` takes its
-    limit out and ``rawws.frames`` checks it on every data frame's header.
+    limit out and ``rawws.core.frames`` checks it on every data frame's header.
     """
 
     name = "rawws-message-size-limit"  # never offered or negotiated

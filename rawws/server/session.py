@@ -28,16 +28,15 @@ import weakref
 from collections.abc import Callable
 from typing import Protocol
 
-from rawws.auth import Identity
 from rawws.config import ServerConfig
-from rawws.connection import (
+from rawws.core.connection import (
     INTERNAL_ERROR,
     POLICY_VIOLATION,
     State,
     WebSocket,
 )
-from rawws.events import Closed, MessageReceived
-from rawws.outbox import Outbox
+from rawws.core.events import Closed, MessageReceived
+from rawws.core.outbox import Outbox
 
 log = logging.getLogger("rawws.server")
 
@@ -105,6 +104,8 @@ class WebSocketSession(asyncio.Protocol):
         "compressed",
         "stats",
         "identity",
+        "user",
+        "expires_at",
         "outbox",
         "_loop",
         "_flusher",
@@ -137,7 +138,9 @@ class WebSocketSession(asyncio.Protocol):
         subprotocol: str | None = None,
         compressed: bool = False,
         stats: SessionStats | None = None,
-        identity: Identity | None = None,
+        identity: object | None = None,
+        user: str | None = None,
+        expires_at: float | None = None,
         on_finished: Callable[[WebSocketSession], None] | None = None,
         stream: object | None = None,
     ) -> None:
@@ -150,8 +153,12 @@ class WebSocketSession(asyncio.Protocol):
         self.subprotocol = subprotocol
         self.compressed = compressed
         self.stats = stats
-        #: Who the token said this is (``None`` on unauthenticated endpoints such as /echo).
+        #: Whatever the endpoint's authenticator returned, opaque here (``None`` on /echo).
         self.identity = identity
+        #: Who the credential says this is, for the chat and the log lines.
+        self.user = user
+        #: When the credential expires (epoch seconds): the connection is closed with 1008 then.
+        self.expires_at = expires_at
         self.outbox = Outbox(config.outbox_max_bytes, config.outbox_max_messages)
         self._loop = asyncio.get_running_loop()
         self._flusher = _flusher_for(self._loop)
@@ -179,8 +186,9 @@ class WebSocketSession(asyncio.Protocol):
 
         ``eof``: the peer had already closed its side before the hand-off.
         """
-        user = self.identity.user if self.identity else "-"
-        log.info("ws open peer=%s path=%s user=%s compression=%s", self.peer, self.path, user, self.compressed)
+        log.info(
+            "ws open peer=%s path=%s user=%s compression=%s", self.peer, self.path, self.user or "-", self.compressed
+        )
         self.transport.set_write_buffer_limits(high=self.config.write_high_water_bytes)
         self.transport.set_protocol(self)
         self._schedule_ping()
@@ -300,6 +308,24 @@ class WebSocketSession(asyncio.Protocol):
             return False
         return self._push(frame)
 
+    def send_shared(self, text: str, frame: bytes) -> bool:
+        """Queue ``text`` framed once for many receivers as the plain ``frame``.
+
+        The one place that knows a compressed connection cannot share those bytes:
+        its deflate context is its own, so it encodes ``text`` itself.
+        """
+        if self.compressed:
+            return self.send(text)
+        return self.send_frame(frame)
+
+    @property
+    def backed_up(self) -> bool:
+        """The outbox is half full (by messages or bytes) and the transport is still draining it."""
+        outbox = self.outbox
+        if self.transport.is_closing():
+            return False
+        return len(outbox) * 2 >= outbox.max_messages or outbox.pending_bytes * 2 >= outbox.max_bytes
+
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake; TCP is dropped if the peer does not finish it in time."""
         if self.ws.state is not State.OPEN:
@@ -370,8 +396,8 @@ class WebSocketSession(asyncio.Protocol):
             self.abort(1006, "keepalive timeout")
 
     def _schedule_expiry(self) -> None:
-        if self.identity is not None:
-            delay = max(0.0, self.identity.expires_at - time.time())
+        if self.expires_at is not None:
+            delay = max(0.0, self.expires_at - time.time())
             self._expiry_timer = self._loop.call_later(delay, self._token_expired)
 
     def _token_expired(self) -> None:

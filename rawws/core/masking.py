@@ -2,7 +2,7 @@
 
 wsproto XORs a frame's payload with four strided ``bytes.translate`` calls:
 about 18 µs per 16 KiB here, the largest single cost of a large echo. rawws
-ships a ten-line C loop (``rawws/_mask.c``, built by ``pip install``) and hands
+ships a ten-line C loop (``rawws/core/_mask.c``, built by ``pip install``) and hands
 wsproto an ``Unmasker`` with the same ``process`` interface as its
 ``XorMaskerSimple``. Without a C compiler the extension is skipped and
 wsproto's own masker stays in place: slower, identical bytes.
@@ -11,7 +11,7 @@ wsproto's own masker stays in place: slower, identical bytes.
 from __future__ import annotations
 
 try:
-    from rawws._mask import apply_mask
+    from rawws.core._mask import apply_mask
 except ImportError:  # pragma: no cover - exercised only where no compiler was available
     apply_mask = None
 

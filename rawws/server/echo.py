@@ -5,7 +5,7 @@ It is an ordinary ``WebSocketHandler`` on the same session code the chat uses.
 
 from __future__ import annotations
 
-from rawws.session import WebSocketSession
+from rawws.server.session import WebSocketSession
 
 
 class EchoHandler:

@@ -8,11 +8,11 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from rawws.auth import ACCESS, TICKET, Tokens, bearer_token
+from rawws.accounts.tokens import ACCESS, TICKET, Tokens, bearer_token
 from rawws.errors import HttpError
-from rawws.http import Request, Response, Router, json_response
-from rawws.passwords import Passwords, check_password, check_username
-from rawws.ratelimit import RateLimiter
+from rawws.core.http import Request, Response, Router, json_response
+from rawws.accounts.passwords import Passwords, check_password, check_username
+from rawws.core.ratelimit import RateLimiter
 from rawws.store import Store, UsernameTaken
 
 log = logging.getLogger("rawws.accounts")

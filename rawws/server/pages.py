@@ -18,7 +18,7 @@ import hashlib
 from dataclasses import dataclass
 from importlib import resources
 
-from rawws.http import Request, Response, Router
+from rawws.core.http import Request, Response, Router
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; "
@@ -34,7 +34,7 @@ SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
 NO_CACHE = "no-cache"
 IMMUTABLE = "public, max-age=31536000, immutable"
 
-# (file in rawws/static, URL path, Content-Type)
+# (file in rawws/server/static, URL path, Content-Type)
 ASSETS = (
     ("app.js", "/static/app.js", "text/javascript; charset=utf-8"),
     ("app.css", "/static/app.css", "text/css; charset=utf-8"),
@@ -50,8 +50,8 @@ class _Asset:
 
 
 def read_static(name: str) -> bytes:
-    """One file of ``rawws/static`` (from the installed package, wheel or checkout)."""
-    return resources.files("rawws").joinpath("static", name).read_bytes()
+    """One file of ``rawws/server/static`` (from the installed package, wheel or checkout)."""
+    return resources.files("rawws.server").joinpath("static", name).read_bytes()
 
 
 def _version(body: bytes) -> str:

@@ -46,7 +46,7 @@ from types import TracebackType
 from typing import Any
 
 
-from rawws.client_handshake import (
+from rawws.core.client_handshake import (
     ClientHandshake,
     ClientUpgrade,
     HandshakeRejected,
@@ -56,7 +56,7 @@ from rawws.client_handshake import (
     parse_uri,
 )
 from rawws.config import DEFAULT_MAX_MESSAGE_BYTES, KiB
-from rawws.connection import (
+from rawws.core.connection import (
     ABNORMAL_CLOSURE,
     GOING_AWAY,
     INTERNAL_ERROR,
@@ -65,8 +65,8 @@ from rawws.connection import (
     State,
     WebSocket,
 )
-from rawws.connection import ConnectionClosed as _CoreConnectionClosed
-from rawws.events import Closed, Event, MessageReceived, PongReceived
+from rawws.core.connection import ConnectionClosed as _CoreConnectionClosed
+from rawws.core.events import Closed, Event, MessageReceived, PongReceived
 
 __all__ = [
     "ClientConnection",

@@ -16,7 +16,7 @@ Three parts, so each can be replaced or tested alone:
 close with 1000; a connection that ends on its own is reported by the caller.
 
 ``chat_session()`` does the same for the chat protocol (``rawws chat --user``),
-whose rules live in ``rawws.chat_client`` (``ChatState``): it sends what the
+whose rules live in ``rawws.client.chat`` (``ChatState``): it sends what the
 state answers, shows what it says, and after a dropped connection opens a new
 one on a backoff schedule while the user can still type ``/quit``.
 """
@@ -36,9 +36,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol, TextIO
 
-from rawws.chat_client import Backoff, ChatState, Output, Quit, describe, parse_input, retryable, should_reconnect
-from rawws.client import ClientConnection, ConnectionClosed
-from rawws.connection import ABNORMAL_CLOSURE, NORMAL_CLOSURE
+from rawws.client.chat import Backoff, ChatState, Output, Quit, describe, parse_input, retryable, should_reconnect
+from rawws.client.connection import ClientConnection, ConnectionClosed
+from rawws.core.connection import ABNORMAL_CLOSURE, NORMAL_CLOSURE
 
 PROMPT = "> "
 INCOMING = "< "

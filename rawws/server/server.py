@@ -17,15 +17,15 @@ from dataclasses import dataclass
 
 import h11
 
-from rawws.auth import Identity
+from rawws.accounts.tokens import Identity
 from rawws.config import ServerConfig
-from rawws.connection import GOING_AWAY, WebSocket
+from rawws.core.connection import GOING_AWAY, WebSocket
 from rawws.errors import HttpError
-from rawws.extensions import PerMessageDeflate
-from rawws.handshake import AcceptedUpgrade, UpgradePolicy, decide_upgrade
-from rawws.headers import is_token
-from rawws.http import Request, Response, Router, check_request_head, error_response, json_response
-from rawws.session import WebSocketHandler, WebSocketSession
+from rawws.core.extensions import PerMessageDeflate
+from rawws.core.handshake import AcceptedUpgrade, UpgradePolicy, decide_upgrade
+from rawws.core.headers import is_token
+from rawws.core.http import Request, Response, Router, check_request_head, error_response, json_response
+from rawws.server.session import WebSocketHandler, WebSocketSession
 
 log = logging.getLogger("rawws.server")
 
@@ -385,6 +385,8 @@ class Server:
             compressed=any(isinstance(ext, PerMessageDeflate) for ext in accepted.extensions),
             stats=self.stats,
             identity=identity,
+            user=identity.user if identity else None,
+            expires_at=identity.expires_at if identity else None,
             on_finished=self._session_finished,
             stream=writer,
         )

@@ -18,6 +18,8 @@ import json
 import re
 from dataclasses import dataclass
 
+from rawws.store.base import StoredMessage
+
 DEFAULT_ROOM = "lobby"
 ROOM_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 MAX_TEXT_CHARS = 4000
@@ -81,20 +83,6 @@ class Who:
 
 
 Command = Join | Leave | Say | HistoryRequest | Who
-
-
-@dataclass(frozen=True, slots=True)
-class StoredMessage:
-    """A message as stored: ``id`` is its place in its room, increasing without gaps."""
-
-    room: str
-    id: int
-    user: str
-    text: str
-    ts: float
-
-    def as_json(self) -> dict:
-        return {"type": "message", "room": self.room, "id": self.id, "user": self.user, "text": self.text, "ts": self.ts}
 
 
 def parse_command(data: str | bytes) -> Command:
@@ -202,7 +190,7 @@ def members(room: str, users: list[str]) -> str:
 
 
 def history(room: str, messages: list[StoredMessage]) -> str:
-    return dumps({"type": "history", "room": room, "messages": [m.as_json() for m in messages]})
+    return dumps({"type": "history", "room": room, "messages": [message_fields(m) for m in messages]})
 
 
 def error(code: str, message: str, ref: str | None = None) -> str:
@@ -213,4 +201,9 @@ def error(code: str, message: str, ref: str | None = None) -> str:
 
 
 def message(stored: StoredMessage) -> str:
-    return dumps(stored.as_json())
+    return dumps(message_fields(stored))
+
+
+def message_fields(stored: StoredMessage) -> dict[str, object]:
+    """The ``message`` object of the wire protocol for one stored message."""
+    return {"type": "message", "room": stored.room, "id": stored.id, "user": stored.user, "text": stored.text, "ts": stored.ts}

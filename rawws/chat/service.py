@@ -1,4 +1,4 @@
-"""The chat endpoint `/ws`: commands from `rawws.chat`, rooms from `rawws.hub`, history in the store.
+"""The chat endpoint `/ws`: commands from `rawws.chat.protocol`, rooms from `rawws.chat.hub`, history in the store.
 
 Ordering guarantees, and how they are kept:
 
@@ -22,11 +22,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from rawws import chat
-from rawws.chat import ChatError, HistoryRequest, Join, Leave, Say, StoredMessage, Who
-from rawws.hub import Hub
-from rawws.ratelimit import RateLimiter
-from rawws.session import WebSocketSession
+from rawws.chat import protocol as chat
+from rawws.chat.protocol import ChatError, HistoryRequest, Join, Leave, Say, StoredMessage, Who
+from rawws.chat.hub import Hub
+from rawws.chat.peer import Peer
+from rawws.core.ratelimit import RateLimiter
 from rawws.store import NewMessage, Store
 
 log = logging.getLogger("rawws.chat")
@@ -93,12 +93,12 @@ class _CatchUp:
 class ChatMember:
     """One connection's chat state: its rooms, the last id it got in each, replays in progress."""
 
-    __slots__ = ("session", "user", "rate_key", "last_ids", "catching_up", "tasks")
+    __slots__ = ("peer", "user", "rate_key", "last_ids", "catching_up", "tasks")
 
-    def __init__(self, session: WebSocketSession, user: str, rate_key: int = 0) -> None:
-        self.session = session
+    def __init__(self, peer: Peer, user: str, rate_key: int = 0) -> None:
+        self.peer = peer
         self.user = user
-        self.rate_key = rate_key  # not the session: the rate limiter outlives it
+        self.rate_key = rate_key  # not the peer: the rate limiter outlives it
         self.last_ids: dict[str, int] = {}
         self.catching_up: dict[str, _CatchUp] = {}
         self.tasks: set[asyncio.Task[None]] = set()
@@ -115,25 +115,18 @@ class ChatMember:
             if message_id <= self.last_ids.get(room, 0):
                 return  # already delivered by a replay
             self.last_ids[room] = message_id
-        if self.session.compressed:
-            self.session.send(text)  # its own deflate context: it cannot share bytes
-        else:
-            self.session.send_frame(frame)
+        self.peer.send_shared(text, frame)
 
     def send(self, text: str) -> None:
-        self.session.send(text)
+        self.peer.send(text)
 
     async def make_room(self) -> None:
         """Before queueing more of a replay: wait while the outbox is half full, so a replay
         never trips the slow-consumer bound by itself."""
-        session, outbox = self.session, self.session.outbox
-        while (
-            session.open
-            and not session.transport.is_closing()
-            and (len(outbox) * 2 >= outbox.max_messages or outbox.pending_bytes * 2 >= outbox.max_bytes)
-        ):
+        peer = self.peer
+        while peer.open and peer.backed_up:
             await asyncio.sleep(0)  # the flush scheduled by the last send runs
-            await session.wait_writable()
+            await peer.wait_writable()
 
     def spawn(self, coroutine) -> asyncio.Task[None]:  # noqa: ANN001 - a coroutine object
         task = asyncio.get_running_loop().create_task(coroutine)
@@ -149,21 +142,21 @@ class ChatHandler:
         self.store = store
         self.hub = hub or Hub()
         self.writer = MessageWriter(store)
-        self._members: dict[WebSocketSession, ChatMember] = {}
+        self._members: dict[Peer, ChatMember] = {}
         self._rate = RateLimiter(MESSAGE_BURST, MESSAGE_BURST / MESSAGES_PER_SECOND)
         self._rate_keys = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()  # every member's replays and queries, until done
 
     # -- WebSocketHandler -----------------------------------------------------------
 
-    def on_open(self, session: WebSocketSession) -> None:
-        assert session.identity is not None, "/ws is authenticated"
-        member = ChatMember(session, session.identity.user, next(self._rate_keys))
-        self._members[session] = member
+    def on_open(self, peer: Peer) -> None:
+        assert peer.user is not None, "/ws is authenticated"
+        member = ChatMember(peer, peer.user, next(self._rate_keys))
+        self._members[peer] = member
         member.send(chat.welcome(member.user, [chat.DEFAULT_ROOM]))
 
-    def on_message(self, session: WebSocketSession, data: str | bytes) -> None:
-        member = self._members[session]
+    def on_message(self, peer: Peer, data: str | bytes) -> None:
+        member = self._members[peer]
         ref = None
         try:
             # Every frame takes a token, malformed ones too: otherwise a stream of bad
@@ -177,8 +170,8 @@ class ChatHandler:
         except ChatError as error:
             member.send(chat.error(error.code, error.message, error.ref if error.ref is not None else ref))
 
-    def on_close(self, session: WebSocketSession, code: int) -> None:
-        member = self._members.pop(session, None)
+    def on_close(self, peer: Peer, code: int) -> None:
+        member = self._members.pop(peer, None)
         if member is None:
             return
         for task in member.tasks:
@@ -257,7 +250,7 @@ class ChatHandler:
                     break
                 for message in page:
                     await member.make_room()
-                    if not current() or not member.session.open:
+                    if not current() or not member.peer.open:
                         return
                     member.last_ids[room] = message.id
                     member.send(chat.message(message))

@@ -1,0 +1,43 @@
+"""What the chat needs from one connection: the ``Peer`` protocol.
+
+The chat never sees a socket, a transport or an outbox: it queues text, asks
+whether the connection can take more, and waits until it can. The server's
+``WebSocketSession`` is one ``Peer``; tests use small fakes.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class Peer(Protocol):
+    @property
+    def user(self) -> str | None:
+        """Who the credential says this is (``None`` on unauthenticated endpoints)."""
+        ...
+
+    @property
+    def open(self) -> bool:
+        """Still open and not closed for being too slow: sending makes sense."""
+        ...
+
+    @property
+    def backed_up(self) -> bool:
+        """Its queue is half full while its socket is still draining: wait before a burst."""
+        ...
+
+    def send(self, message: str) -> bool:
+        """Queue one message; ``False`` when the connection is closing or was too slow."""
+        ...
+
+    def send_shared(self, text: str, frame: bytes) -> bool:
+        """Queue ``text`` that was framed once for many receivers as ``frame``.
+
+        The peer decides whether those bytes fit it: one with its own compression
+        context encodes ``text`` itself.
+        """
+        ...
+
+    async def wait_writable(self) -> None:
+        """Return once the socket drains again (at once if it is not backed up)."""
+        ...

@@ -1,0 +1,3 @@
+"""The C unmasker (``_mask.c``): built by ``pip install`` where a C compiler exists."""
+
+def apply_mask(data: bytes | bytearray | memoryview, key: bytes) -> bytes: ...

@@ -1,0 +1,1 @@
+"""The asyncio edge of `rawws serve`: accept, the h11 request loop, the upgrade hand-off, sessions, pages, wiring."""
