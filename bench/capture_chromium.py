@@ -28,7 +28,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 CAPTURE_DIR = Path(__file__).resolve().parent / "captured"
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {
         "browser": version,
         "mode": "headless (--headless=new), page served from http://127.0.0.1:<port>/, no cookies",
-        "captured": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "captured": datetime.now(UTC).isoformat(timespec="seconds"),
         "bytes": {name: len(head) for name, head in heads.items()},
     }
     (CAPTURE_DIR / "chromium.json").write_text(json.dumps(meta, indent=1) + "\n")

@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -327,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {out} and {plots_dir}/ from {json_path}", file=sys.stderr)
         return 0
 
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     total = rounds * len(servers)
     progress = Progress(total)
     progress.line(f"{len(servers)} servers × {rounds} round(s), profile {profile}, RLIMIT_NOFILE {nofile[0]}")
@@ -351,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         progress.line("overhead study (Part 1)")
         overhead = overhead_mod.run_study(quick=args.quick, plots_dir=plots_dir, progress=progress.line, command=command)
 
-    finished = datetime.now(timezone.utc)
+    finished = datetime.now(UTC)
     meta = report.machine_info()
     meta.update(command=command, profile=profile, params=params, rounds=rounds, started=started.isoformat(),
                 finished=finished.isoformat(), servers=[s.name for s in servers], nofile=list(nofile))

@@ -14,9 +14,9 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from bench.harness import ALL_SERVERS, IMPLS, LOOPS, REFERENCE  # noqa: E402
+from bench.harness import ALL_SERVERS, IMPLS, LOOPS, REFERENCE
 
 PACKAGES = ("rawws", "h11", "wsproto", "websockets", "picows", "aiofastnet", "aiohttp", "uvloop", "matplotlib")
 

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from rawws.server.app import setup_app
 from rawws.config import ServerConfig
+from rawws.server.app import setup_app
 from rawws.server.server import Server
 
 StartServer = Callable[..., Awaitable[Server]]

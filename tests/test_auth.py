@@ -21,7 +21,6 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rawws.core import ratelimit
 from rawws.accounts.tokens import (
     ACCESS,
     MAX_TOKEN_BYTES,
@@ -38,9 +37,10 @@ from rawws.accounts.tokens import (
     check_origin,
     extract_credential,
 )
-from rawws.errors import HttpError
+from rawws.core import ratelimit
 from rawws.core.http import Request
 from rawws.core.ratelimit import RateLimiter
+from rawws.errors import HttpError
 
 SECRET_TEXT = "rawws-test-secret-0123456789abcdef"  # >= 32 bytes, as TokenSettings insists
 SECRET = SECRET_TEXT.encode("utf-8")
@@ -75,7 +75,7 @@ def segment(value: object) -> str:
     return b64url(json.dumps(value, separators=(",", ":")).encode("utf-8"))
 
 
-def sign_hmac(header: dict, payload: dict, key: bytes, digest=hashlib.sha256) -> str:  # noqa: ANN001
+def sign_hmac(header: dict, payload: dict, key: bytes, digest=hashlib.sha256) -> str:
     """A JWS in compact form (RFC 7515 §7.1) signed with HMAC by hand, whatever the key looks like.
 
     PyJWT would refuse a PEM as an HMAC key; an attacker's tooling would not.

@@ -29,11 +29,11 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import websockets
 
-from rawws.server import pages
-from rawws.server.app import token_settings
 from rawws.accounts.tokens import Tokens
 from rawws.chat.service import ChatHandler
 from rawws.core.connection import GOING_AWAY
+from rawws.server import pages
+from rawws.server.app import token_settings
 from rawws.server.server import Server
 from tests.helpers import parse_http_response, read_until_eof
 

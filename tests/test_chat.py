@@ -48,7 +48,7 @@ def db_url(request: pytest.FixtureRequest) -> str | None:
 
 
 @pytest.fixture
-def start_chat(start_server, db_url: str | None) -> StartChat:  # noqa: ANN001 - the conftest fixture
+def start_chat(start_server, db_url: str | None) -> StartChat:
     """Start a full server on the parametrized database; logins are not rate-limited here."""
 
     async def start(**settings: object) -> Server:
@@ -718,7 +718,7 @@ async def test_shutdown_stores_every_accepted_message(start_chat: StartChat, no_
     real_append = store.append_messages
     commits_started = asyncio.Event()
 
-    async def slow_append(batch):  # noqa: ANN001, ANN202 - wraps SqlStore.append_messages
+    async def slow_append(batch):
         commits_started.set()
         await asyncio.sleep(0.02)  # commits take a while: submissions pile up behind them
         return await real_append(batch)
@@ -727,7 +727,7 @@ async def test_shutdown_stores_every_accepted_message(start_chat: StartChat, no_
     accepted: list[str] = []
     real_submit = handler.writer.submit
 
-    def counting_submit(item, on_stored, on_failed):  # noqa: ANN001, ANN202
+    def counting_submit(item, on_stored, on_failed):
         accepted.append(item.text)
         real_submit(item, on_stored, on_failed)
 
@@ -788,7 +788,7 @@ async def test_a_failed_replay_can_be_joined_again(start_chat: StartChat, no_rat
         real = store.messages_after
         failures = [RuntimeError("the database is down")]
 
-        async def failing_once(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        async def failing_once(*args, **kwargs):
             if failures:
                 raise failures.pop()
             return await real(*args, **kwargs)
@@ -852,7 +852,7 @@ async def test_shutdown_waits_for_a_replay_query_cut_short(start_chat: StartChat
         else "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000000) SELECT count(*) FROM c"
     )
 
-    async def slow_messages_after(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    async def slow_messages_after(*args, **kwargs):
         started.set()
         async with store.engine.connect() as conn:  # a query that is still running at shutdown
             await conn.execute(sa.text(slow_sql))

@@ -27,6 +27,8 @@ import pytest
 from websockets.asyncio.client import ClientConnection as PeerConnection
 from websockets.asyncio.client import connect as ws_connect
 
+from rawws.chat.service import ChatHandler
+from rawws.cli import EXIT_CLOSED_WITH_ERROR, EXIT_NOT_STORED, EXIT_OK, EXIT_REFUSED, EXIT_USAGE
 from rawws.client.chat import (
     AuthFailed,
     Backoff,
@@ -53,8 +55,6 @@ from rawws.client.chat import (
     should_reconnect,
     url_credential,
 )
-from rawws.chat.service import ChatHandler
-from rawws.cli import EXIT_CLOSED_WITH_ERROR, EXIT_NOT_STORED, EXIT_OK, EXIT_REFUSED, EXIT_USAGE
 from rawws.client.connection import ConnectionClosedError
 from rawws.core.client_handshake import HandshakeRejected, InvalidHandshake, InvalidURI
 from rawws.server.server import Server

@@ -21,10 +21,10 @@ from rawws.cli import (
     EXIT_TIMEOUT,
     EXIT_USAGE,
 )
+from rawws.client.terminal import EndOfInput, Interrupt, LineEditor, RawText, Submit, printable
 from rawws.core.handshake import accept_key
 from rawws.server.server import Server
 from rawws.server.session import WebSocketSession
-from rawws.client.terminal import EndOfInput, Interrupt, LineEditor, RawText, Submit, printable
 from tests.conftest import StartServer
 
 WAIT_S = 20.0  # the bound on every wait here (a process start included); nothing should come near it

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from rawws.errors import HttpError
 from rawws.core.extensions import MessageSizeLimit, PerMessageDeflate
 from rawws.core.handshake import (
     UpgradePolicy,
@@ -16,6 +15,7 @@ from rawws.core.handshake import (
 )
 from rawws.core.headers import parse_extension
 from rawws.core.http import Request
+from rawws.errors import HttpError
 
 POLICY = UpgradePolicy(max_message_bytes=1 << 20)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rawws.errors import HttpError
 from rawws.core.http import Request, Router, check_request_head, error_response
+from rawws.errors import HttpError
 
 
 async def ok(request: Request):  # pragma: no cover - only looked up, never awaited here

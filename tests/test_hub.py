@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 import pytest
 
 from rawws.chat import protocol as chat
-from rawws.core.connection import WebSocket
 from rawws.chat.hub import Hub, text_frame
+from rawws.core.connection import WebSocket
 
 
 @dataclass(eq=False)

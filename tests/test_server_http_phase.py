@@ -17,8 +17,8 @@ import socket
 import h11
 import pytest
 
-from rawws.server.echo import EchoHandler
 from rawws.core.http import Request, Response, json_response
+from rawws.server.echo import EchoHandler
 from rawws.server.server import Server
 from tests.helpers import (
     ACCEPT,

@@ -132,7 +132,7 @@ async def test_a_version_1_database_is_upgraded_and_keeps_its_users(store_url: s
         await store.close()
 
 
-def _engine_for(url: str):  # noqa: ANN202 - a bare engine, no schema checks
+def _engine_for(url: str):
     from sqlalchemy.ext.asyncio import create_async_engine
 
     return create_async_engine(url)
@@ -229,7 +229,7 @@ async def test_database_errors_carry_no_sql_parameters(store: SqlStore) -> None:
         store.create_user("grace", secret_hash),
         store.update_password_hash(1, secret_hash),
     ):
-        with pytest.raises(Exception) as failed:  # noqa: PT011 - whatever the driver raises
+        with pytest.raises(Exception) as failed:
             await attempt
         assert not isinstance(failed.value, UsernameTaken)
         failures.append(failed.value)

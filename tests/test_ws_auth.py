@@ -54,7 +54,7 @@ async def try_upgrade(server: Server, target: str = "/ws", extra: str = "") -> t
     return status, headers, body, (reader, writer)
 
 
-async def welcome_of(reader) -> dict:  # noqa: ANN001
+async def welcome_of(reader) -> dict:
     opcode, payload, fin = await read_frame(reader, TIMEOUT_S)
     assert (opcode, fin) == (TEXT, True)
     message = json.loads(payload)
@@ -62,7 +62,7 @@ async def welcome_of(reader) -> dict:  # noqa: ANN001
     return message
 
 
-async def close_politely(reader, writer) -> None:  # noqa: ANN001
+async def close_politely(reader, writer) -> None:
     writer.write(masked_frame(CLOSE, b"\x03\xe8"))
     while True:
         opcode, _, _ = await read_frame(reader, TIMEOUT_S)

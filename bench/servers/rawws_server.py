@@ -23,9 +23,9 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
-from rawws.server.app import setup_app
 from rawws.cli import build_parser, configure_logging, serve
 from rawws.core.frames import TunedFrameProtocol
+from rawws.server.app import setup_app
 from rawws.server.server import Server
 from rawws.server.session import WebSocketSession
 

@@ -8,11 +8,11 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from rawws.accounts.tokens import ACCESS, TICKET, Tokens, bearer_token
-from rawws.errors import HttpError
-from rawws.core.http import Request, Response, Router, json_response
 from rawws.accounts.passwords import Passwords, check_password, check_username
+from rawws.accounts.tokens import ACCESS, TICKET, Tokens, bearer_token
+from rawws.core.http import Request, Response, Router, json_response
 from rawws.core.ratelimit import RateLimiter
+from rawws.errors import HttpError
 from rawws.store import Store, UsernameTaken
 
 log = logging.getLogger("rawws.accounts")
@@ -68,7 +68,7 @@ class Accounts:
         router.add("POST", "/auth/login", self.login)
         router.add("POST", "/auth/ticket", self.ticket)
 
-    async def _off_loop(self, function, *args):  # noqa: ANN001, ANN202 - a thin executor call
+    async def _off_loop(self, function, *args):
         return await asyncio.get_running_loop().run_in_executor(self._hashing, function, *args)
 
     async def register(self, request: Request) -> Response:

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 import jwt
 
 from rawws.config import DEFAULT_ACCESS_TTL_S, DEFAULT_TICKET_TTL_S
-from rawws.errors import HttpError
 from rawws.core.headers import comma_list, get_all
 from rawws.core.http import Request
+from rawws.errors import HttpError
 
 ACCESS = "access"
 TICKET = "ticket"

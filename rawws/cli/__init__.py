@@ -14,15 +14,15 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 
 from rawws._version import __version__
-from rawws.client import chat as chat_client
-from rawws.server.app import setup_app
 from rawws.chat.protocol import DEFAULT_ROOM
+from rawws.client import chat as chat_client
 from rawws.client.chat import DEFAULT_BACKOFF, AuthFailed, Backoff, ChatState, ChatTarget, HttpExchange, NotStored
 from rawws.client.connection import OK_CLOSE_CODES, ClientConnection, ConnectionClosed, connect
-from rawws.core.client_handshake import HandshakeRejected, InvalidHandshake, InvalidURI, parse_uri
-from rawws.config import DEFAULT_MAX_MESSAGE_BYTES, ServerConfig, from_env
-from rawws.server.server import Server, run_server
 from rawws.client.terminal import chat, chat_session, terminal_for
+from rawws.config import DEFAULT_MAX_MESSAGE_BYTES, ServerConfig, from_env
+from rawws.core.client_handshake import HandshakeRejected, InvalidHandshake, InvalidURI, parse_uri
+from rawws.server.app import setup_app
+from rawws.server.server import Server, run_server
 
 _SIZE = re.compile(r"(\d+)\s*([kKmMgG]i?[bB]?)?")
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}

@@ -45,7 +45,7 @@ from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequen
 from types import TracebackType
 from typing import Any
 
-
+from rawws.config import DEFAULT_MAX_MESSAGE_BYTES, KiB
 from rawws.core.client_handshake import (
     ClientHandshake,
     ClientUpgrade,
@@ -55,7 +55,6 @@ from rawws.core.client_handshake import (
     WebSocketURI,
     parse_uri,
 )
-from rawws.config import DEFAULT_MAX_MESSAGE_BYTES, KiB
 from rawws.core.connection import (
     ABNORMAL_CLOSURE,
     GOING_AWAY,

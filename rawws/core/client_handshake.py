@@ -26,10 +26,10 @@ import h11
 from wsproto.extensions import Extension
 
 from rawws._version import __version__
-from rawws.errors import RawwsError
 from rawws.core.extensions import ZLIB_MIN_WINDOW_BITS, MessageSizeLimit, PerMessageDeflate
 from rawws.core.handshake import DEFLATE, KEY_BYTES, WEBSOCKET_VERSION, accept_key
 from rawws.core.headers import HeaderSyntaxError, comma_list, get_all, parse_extension, tokens
+from rawws.errors import RawwsError
 
 # Limits
 MAX_RESPONSE_HEAD_BYTES = 16 * 1024  # status line + headers of the server's answer

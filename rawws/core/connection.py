@@ -23,10 +23,10 @@ from collections.abc import Iterator
 from wsproto.extensions import Extension
 from wsproto.frame_protocol import Opcode, ParseFailed
 
-from rawws.errors import RawwsError
 from rawws.core.events import Closed, Event, MessageReceived, PongReceived
 from rawws.core.extensions import MessageSizeLimit
 from rawws.core.frames import TunedFrameProtocol
+from rawws.errors import RawwsError
 
 NORMAL_CLOSURE = 1000
 GOING_AWAY = 1001

@@ -13,6 +13,7 @@ wsproto leaves two gaps that these classes close:
 from __future__ import annotations
 
 import zlib
+
 from wsproto.extensions import Extension
 from wsproto.extensions import PerMessageDeflate as _WsprotoPerMessageDeflate
 from wsproto.frame_protocol import CloseReason, FrameDecoder, FrameProtocol, Opcode, RsvBits

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 from wsproto.extensions import Extension
 
-from rawws.errors import HttpError
 from rawws.core.extensions import (
     ZLIB_MAX_WINDOW_BITS,
     ZLIB_MIN_WINDOW_BITS,
@@ -22,6 +21,7 @@ from rawws.core.extensions import (
 )
 from rawws.core.headers import HeaderSyntaxError, by_name, comma_list, parse_extension, tokens
 from rawws.core.http import Request
+from rawws.errors import HttpError
 
 WEBSOCKET_VERSION = "13"
 ACCEPT_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 §1.3

@@ -11,13 +11,13 @@ import os
 import secrets
 from pathlib import Path
 
+from rawws.accounts.passwords import Passwords
 from rawws.accounts.routes import Accounts
 from rawws.accounts.tokens import SUBPROTOCOL, PublicKey, TicketLedger, Tokens, TokenSettings, WebSocketAuthenticator
 from rawws.chat.service import ChatHandler
 from rawws.config import ServerConfig
 from rawws.server.echo import EchoHandler
 from rawws.server.pages import add_page_routes
-from rawws.accounts.passwords import Passwords
 from rawws.server.server import Server
 from rawws.store import open_store, sqlite_url
 

@@ -20,11 +20,11 @@ import h11
 from rawws.accounts.tokens import Identity
 from rawws.config import ServerConfig
 from rawws.core.connection import GOING_AWAY, WebSocket
-from rawws.errors import HttpError
 from rawws.core.extensions import PerMessageDeflate
 from rawws.core.handshake import AcceptedUpgrade, UpgradePolicy, decide_upgrade
 from rawws.core.headers import is_token
 from rawws.core.http import Request, Response, Router, check_request_head, error_response, json_response
+from rawws.errors import HttpError
 from rawws.server.session import WebSocketHandler, WebSocketSession
 
 log = logging.getLogger("rawws.server")

@@ -211,7 +211,7 @@ class SqlStore:
         await self.engine.dispose()
 
 
-def _tune_sqlite(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API objects
+def _tune_sqlite(dbapi_connection, _record) -> None:
     """WAL lets readers go on while one writer commits; wait rather than fail on a busy file."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
