@@ -353,9 +353,4 @@ def test_quoted_window_bits_are_accepted():
     assert negotiated == "permessage-deflate; client_max_window_bits=10"
 
 
-def test_the_client_handshake_is_sans_io():
-    """DESIGN §1: like the server's handshake, this module must not import asyncio, socket or ssl."""
-    from tests.test_layers import FORBIDDEN, PACKAGE, imported_modules
-
-    imports = {name.split(".")[0] for name in imported_modules(PACKAGE / "core" / "client_handshake.py")}
-    assert not imports & FORBIDDEN
+# That this module imports no asyncio, socket or ssl is checked with the rest of core/ in test_layers.py.
