@@ -55,15 +55,8 @@ from rawws.core.client_handshake import (
     WebSocketURI,
     parse_uri,
 )
-from rawws.core.connection import (
-    ABNORMAL_CLOSURE,
-    GOING_AWAY,
-    INTERNAL_ERROR,
-    NO_STATUS_RECEIVED,
-    NORMAL_CLOSURE,
-    State,
-    WebSocket,
-)
+from rawws.core.closecodes import ABNORMAL_CLOSURE, GOING_AWAY, INTERNAL_ERROR, NO_STATUS_RECEIVED, NORMAL_CLOSURE
+from rawws.core.connection import State, WebSocket
 from rawws.core.connection import ConnectionClosed as _CoreConnectionClosed
 from rawws.core.events import Closed, Event, MessageReceived, PongReceived
 
@@ -349,7 +342,7 @@ class ClientConnection(asyncio.Protocol):
             self._start(upgrade)
 
     def _start(self, upgrade: ClientUpgrade) -> None:
-        self.ws = WebSocket(client=True, extensions=upgrade.extensions)
+        self.ws = WebSocket(client=True, extensions=upgrade.extensions, max_message_bytes=upgrade.max_message_bytes)
         self.subprotocol = upgrade.subprotocol
         self.compression = upgrade.compression
         self.response_headers = upgrade.headers

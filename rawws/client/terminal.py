@@ -38,7 +38,7 @@ from typing import Protocol, TextIO
 
 from rawws.client.chat import Backoff, ChatState, Output, Quit, describe, parse_input, retryable, should_reconnect
 from rawws.client.connection import ClientConnection, ConnectionClosed
-from rawws.core.connection import ABNORMAL_CLOSURE, NORMAL_CLOSURE
+from rawws.core.closecodes import ABNORMAL_CLOSURE, NORMAL_CLOSURE
 
 PROMPT = "> "
 INCOMING = "< "

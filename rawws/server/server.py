@@ -19,7 +19,8 @@ import h11
 
 from rawws.accounts.tokens import Identity
 from rawws.config import ServerConfig
-from rawws.core.connection import GOING_AWAY, WebSocket
+from rawws.core.closecodes import GOING_AWAY
+from rawws.core.connection import WebSocket
 from rawws.core.extensions import PerMessageDeflate
 from rawws.core.handshake import AcceptedUpgrade, UpgradePolicy, decide_upgrade
 from rawws.core.headers import is_token
@@ -373,7 +374,7 @@ class Server:
         )
         trailing_data, _ = conn.trailing_data
         initial_data = bytes(trailing_data) + _take_buffered(reader)
-        ws = WebSocket(client=False, extensions=accepted.extensions)
+        ws = WebSocket(client=False, extensions=accepted.extensions, max_message_bytes=accepted.max_message_bytes)
         session = WebSocketSession(
             writer.transport,
             ws,
