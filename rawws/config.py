@@ -10,6 +10,7 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -86,7 +87,8 @@ class ServerConfig:
 
     def replace(self, **changes: object) -> ServerConfig:
         """A copy with ``changes`` applied; ``None`` values leave a field alone."""
-        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+        kept: dict[str, Any] = {k: v for k, v in changes.items() if v is not None}
+        return dataclasses.replace(self, **kept)
 
 
 ENV_PREFIX = "RAWWS_"
@@ -111,7 +113,7 @@ def from_env(environ: Mapping[str, str] | None = None, base: ServerConfig | None
     """Apply ``RAWWS_<FIELD>`` variables (e.g. ``RAWWS_PORT=9000``) over ``base``."""
     environ = os.environ if environ is None else environ
     config = base or ServerConfig()
-    changes: dict[str, object] = {}
+    changes: dict[str, Any] = {}  # values converted to each field's own type by _convert
     for setting in dataclasses.fields(ServerConfig):
         raw = environ.get(ENV_PREFIX + setting.name.upper())
         if raw is None:

@@ -15,6 +15,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import jwt
 
@@ -165,11 +166,15 @@ class Tokens:
             return public.pem, [public.algorithm]
         raise AuthError("token algorithm not accepted")
 
-    def _check_times(self, claims: dict) -> None:
+    def _check_times(self, claims: dict[str, Any]) -> None:
         """``exp``, ``nbf`` and ``iat`` (RFC 7519 §4.1.4-6) against ``self.clock``, with the leeway."""
-        times = {name: _numeric_date(claims[name]) for name in ("exp", "iat", "nbf") if name in claims}
-        if None in times.values():
-            raise AuthError("invalid time claim")
+        times: dict[str, float] = {}
+        for name in ("exp", "iat", "nbf"):
+            if name in claims:
+                value = _numeric_date(claims[name])
+                if value is None:
+                    raise AuthError("invalid time claim")
+                times[name] = value
         now, leeway = self.clock(), self.settings.leeway_s
         if times["exp"] <= now - leeway:
             raise AuthError("token expired")
@@ -230,9 +235,9 @@ def extract_credential(request: Request) -> Credential | None:
     ticket = request.query_param("ticket")
     if ticket:
         return Credential(TICKET, ticket)
-    token = request.query_param("token")
-    if token:
-        return Credential(ACCESS, token)
+    query_token = request.query_param("token")
+    if query_token:
+        return Credential(ACCESS, query_token)
     return None
 
 

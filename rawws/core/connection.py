@@ -102,12 +102,13 @@ class WebSocket:
             for frame in self._frames.received_frames():
                 opcode = frame.opcode
                 if opcode is _BINARY or opcode is _TEXT:
+                    payload: str | bytes = frame.payload  # type: ignore[assignment]  # wsproto: str for TEXT, bytes for BINARY
                     if frame.message_finished and not self._fragments:
-                        message = frame.payload
+                        message: str | bytes | None = payload
                     else:
-                        message = self._reassemble(frame.payload, frame.message_finished)
+                        message = self._reassemble(payload, frame.message_finished)
                     if message is not None and self.state is State.OPEN:
-                        yield MessageReceived(message)  # type: ignore[arg-type]
+                        yield MessageReceived(message)
                 elif opcode is _PING:
                     if self.state is State.OPEN:  # after our close, a ping gets no pong
                         self._outgoing.append(self._frames.pong(frame.payload))  # type: ignore[arg-type]
@@ -116,7 +117,8 @@ class WebSocket:
                         self._pending_ping = None
                     yield PongReceived(bytes(frame.payload))  # type: ignore[arg-type]
                 elif opcode is _CLOSE:
-                    code, reason = frame.payload  # type: ignore[misc]
+                    close: tuple[int, str] = frame.payload  # type: ignore[assignment]  # wsproto: (code, reason) for CLOSE
+                    code, reason = close
                     yield self._on_close(code, reason)
                     return
         except ParseFailed as exc:
