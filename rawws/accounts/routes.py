@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from rawws.accounts.passwords import Passwords, check_password, check_username
 from rawws.accounts.tokens import ACCESS, TICKET, Tokens, bearer_token
+from rawws.config import DEFAULT_LOGINS_PER_MINUTE_PER_ADDRESS, DEFAULT_LOGINS_PER_MINUTE_PER_USER
 from rawws.core.http import Request, Response, Router, json_response
 from rawws.core.ratelimit import RateLimiter
 from rawws.errors import HttpError
@@ -20,8 +21,6 @@ from rawws.store import Store, UsernameTaken
 log = logging.getLogger("rawws.accounts")
 
 # Login attempts: a burst of this many, refilled over the period.
-DEFAULT_LOGINS_PER_USER = 10
-DEFAULT_LOGINS_PER_ADDRESS = 30
 LOGIN_PERIOD_S = 60.0
 HASHING_THREADS = 2  # each argon2 hash holds 64 MiB: bound how many run at once
 
@@ -57,8 +56,8 @@ class Accounts:
         passwords: Passwords,
         tokens: Tokens,
         *,
-        logins_per_user: int = DEFAULT_LOGINS_PER_USER,
-        logins_per_address: int = DEFAULT_LOGINS_PER_ADDRESS,
+        logins_per_user: int = DEFAULT_LOGINS_PER_MINUTE_PER_USER,
+        logins_per_address: int = DEFAULT_LOGINS_PER_MINUTE_PER_ADDRESS,
     ) -> None:
         self.store = store
         self.passwords = passwords

@@ -19,7 +19,13 @@ from typing import Any
 
 import jwt
 
-from rawws.config import DEFAULT_ACCESS_TTL_S, DEFAULT_TICKET_TTL_S
+from rawws.config import (
+    DEFAULT_ACCESS_TTL_S,
+    DEFAULT_JWT_AUDIENCE,
+    DEFAULT_JWT_ISSUER,
+    DEFAULT_JWT_LEEWAY_S,
+    DEFAULT_TICKET_TTL_S,
+)
 from rawws.core.headers import comma_list, get_all
 from rawws.core.http import Request
 from rawws.errors import HttpError
@@ -27,9 +33,6 @@ from rawws.errors import HttpError
 ACCESS = "access"
 TICKET = "ticket"
 
-DEFAULT_ISSUER = "rawws"
-DEFAULT_AUDIENCE = "rawws"
-DEFAULT_LEEWAY_S = 5
 MAX_TOKEN_BYTES = 8 * 1024  # a longer "token" is refused before it is parsed
 SECRET_BYTES = 32  # generated HS256 secrets (RFC 7518 §3.2: at least the hash size)
 PUBLIC_KEY_ALGORITHMS = ("RS256", "ES256", "EdDSA")
@@ -70,11 +73,11 @@ class PublicKey:
 @dataclass(frozen=True, slots=True)
 class TokenSettings:
     secret: bytes = field(repr=False)
-    issuer: str = DEFAULT_ISSUER
-    audience: str = DEFAULT_AUDIENCE
+    issuer: str = DEFAULT_JWT_ISSUER
+    audience: str = DEFAULT_JWT_AUDIENCE
     access_ttl_s: float = DEFAULT_ACCESS_TTL_S
     ticket_ttl_s: float = DEFAULT_TICKET_TTL_S
-    leeway_s: float = DEFAULT_LEEWAY_S
+    leeway_s: float = DEFAULT_JWT_LEEWAY_S
     public_key: PublicKey | None = None
 
     def __post_init__(self) -> None:
@@ -205,7 +208,7 @@ class TicketLedger:
     def spend(self, identity: Identity) -> None:
         now = self.clock()
         if len(self._spent) > 1024:
-            self._spent = {jti: exp for jti, exp in self._spent.items() if exp + DEFAULT_LEEWAY_S >= now}
+            self._spent = {jti: exp for jti, exp in self._spent.items() if exp + DEFAULT_JWT_LEEWAY_S >= now}
         if identity.token_id in self._spent:
             raise AuthError("ticket already used")
         self._spent[identity.token_id] = identity.expires_at
