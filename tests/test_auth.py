@@ -28,6 +28,7 @@ from rawws.accounts.tokens import (
     AuthError,
     Credential,
     Identity,
+    MemoryTicketSpender,
     PublicKey,
     TicketLedger,
     Tokens,
@@ -253,13 +254,13 @@ def test_the_corpus_is_not_refused_by_accident() -> None:
     assert tokens.verify(hs256(claims(NOW, typ=TICKET, exp=int(NOW) + 30)), TICKET).user == "ada"
 
 
-def test_replayed_ticket_is_refused() -> None:
+async def test_replayed_ticket_is_refused() -> None:
     clock = FakeClock()
     tokens, ledger = Tokens(TokenSettings(secret=SECRET), clock=clock), TicketLedger(clock=clock)
     ticket, _ = tokens.issue("ada", TICKET)
-    ledger.spend(tokens.verify(ticket, TICKET))
+    await ledger.spend(tokens.verify(ticket, TICKET))
     with pytest.raises(AuthError, match="already used"):
-        ledger.spend(tokens.verify(ticket, TICKET))
+        await ledger.spend(tokens.verify(ticket, TICKET))
 
 
 def test_issued_access_token_and_ticket_do_not_stand_in_for_each_other() -> None:
@@ -367,7 +368,7 @@ def test_outside_identity_provider_token_accepted_with_its_public_key(algorithm:
     private, public = (rsa_private_pem(), rsa_public_pem()) if algorithm == "RS256" else ed25519_keys()
     token = idp_token(private, algorithm)
     configured = Tokens(TokenSettings(secret=SECRET, public_key=PublicKey(algorithm, public)), clock=FakeClock())
-    assert configured.verify(token).user == "grace"
+    assert configured.verify(token).user == "ext:grace"  # the provider's grace, never the local account
 
     unconfigured = Tokens(TokenSettings(secret=SECRET), clock=FakeClock())
     with pytest.raises(AuthError, match="algorithm"):
@@ -476,31 +477,32 @@ def test_unusual_characters_are_refused_with_auth_error(token: str) -> None:
 # -- the ticket ledger ---------------------------------------------------------
 
 
-def test_ledger_spends_each_ticket_once_and_keeps_live_ones_through_cleanup() -> None:
+async def test_ledger_spends_each_ticket_once_and_keeps_live_ones_through_cleanup() -> None:
     clock = FakeClock()
     ledger = TicketLedger(clock=clock)
     first = Identity("ada", NOW + 30, "first")
-    ledger.spend(first)
-    ledger.spend(Identity("ada", NOW + 30, "second"))
+    await ledger.spend(first)
+    await ledger.spend(Identity("ada", NOW + 30, "second"))
     # Enough other tickets to trigger the ledger's cleanup of expired entries.
     for n in range(1100):
-        ledger.spend(Identity("bob", NOW + 30, f"filler-{n}"))
+        await ledger.spend(Identity("bob", NOW + 30, f"filler-{n}"))
     with pytest.raises(AuthError):
-        ledger.spend(first)
+        await ledger.spend(first)
 
 
-def test_ledger_forgets_expired_tickets_only() -> None:
+async def test_ledger_forgets_expired_tickets_only() -> None:
     clock = FakeClock()
-    ledger = TicketLedger(clock=clock)
+    spender = MemoryTicketSpender()
+    ledger = TicketLedger(spender, clock=clock)
     for n in range(1100):
-        ledger.spend(Identity("bob", NOW + 30, f"old-{n}"))
+        await ledger.spend(Identity("bob", NOW + 30, f"old-{n}"))
     clock.advance(3600)
     live = Identity("ada", clock.now + 30, "live")
-    ledger.spend(live)
-    ledger.spend(Identity("ada", clock.now + 30, "another"))  # triggers the cleanup
-    assert len(ledger._spent) <= 3
+    await ledger.spend(live)
+    await ledger.spend(Identity("ada", clock.now + 30, "another"))  # triggers the cleanup
+    assert len(spender._spent) <= 3
     with pytest.raises(AuthError):
-        ledger.spend(live)
+        await ledger.spend(live)
 
 
 # -- where the credential comes from -------------------------------------------
@@ -587,7 +589,7 @@ def test_origin_refused_with_403(origin: str, host: str, tls: bool) -> None:
     assert refused.value.status == 403
 
 
-def test_authenticator_checks_origin_then_credential_then_spends_tickets() -> None:
+async def test_authenticator_checks_origin_then_credential_then_spends_tickets() -> None:
     clock = FakeClock()
     tokens = Tokens(TokenSettings(secret=SECRET), clock=clock)
     allowed = frozenset({"https://Chat.Example/"})  # normalised by the authenticator
@@ -596,14 +598,14 @@ def test_authenticator_checks_origin_then_credential_then_spends_tickets() -> No
     ticket, _ = tokens.issue("ada", TICKET)
 
     with pytest.raises(HttpError) as refused:
-        authenticate(upgrade(f"/ws?token={access}", host="chat.local", origin="https://evil.example"))
+        await authenticate(upgrade(f"/ws?token={access}", host="chat.local", origin="https://evil.example"))
     assert refused.value.status == 403
     with pytest.raises(AuthError):
-        authenticate(upgrade("/ws", host="chat.local"))
-    assert authenticate(upgrade(f"/ws?token={access}", host="chat.local", origin="https://chat.example")).user == "ada"
-    assert authenticate(upgrade(f"/ws?ticket={ticket}", host="chat.local")).user == "ada"
+        await authenticate(upgrade("/ws", host="chat.local"))
+    assert (await authenticate(upgrade(f"/ws?token={access}", host="chat.local", origin="https://chat.example"))).user == "ada"
+    assert (await authenticate(upgrade(f"/ws?ticket={ticket}", host="chat.local"))).user == "ada"
     with pytest.raises(AuthError, match="already used"):
-        authenticate(upgrade(f"/ws?ticket={ticket}", host="chat.local"))
+        await authenticate(upgrade(f"/ws?ticket={ticket}", host="chat.local"))
 
 
 # -- RateLimiter ---------------------------------------------------------------
@@ -647,3 +649,38 @@ def test_rate_limiter_forgets_only_idle_keys(monkeypatch: pytest.MonkeyPatch) ->
 def test_rate_limiter_rejects_nonsense_settings(capacity: int, period: float) -> None:
     with pytest.raises(ValueError):
         RateLimiter(capacity, period)
+
+
+# -- a ticket's lifetime and the outside namespace -------------------------------------
+
+
+@pytest.mark.parametrize("started", [NOW, NOW + 0.25, NOW + 0.999])
+def test_a_ticket_lives_exactly_its_ttl_with_no_leeway_added(started: float) -> None:
+    """Documented 30 s means 30 s: the 5 s clock leeway is for outside clocks, not for our own tickets."""
+    clock = FakeClock(started)
+    tokens = Tokens(TokenSettings(secret=SECRET, ticket_ttl_s=30, leeway_s=5), clock=clock)
+    ticket, _ = tokens.issue("ada", TICKET)
+    clock.advance(29.99)
+    assert tokens.verify(ticket, TICKET).user == "ada"
+    clock.advance(0.01)
+    with pytest.raises(AuthError, match="expired"):
+        tokens.verify(ticket, TICKET)
+    access, _ = tokens.issue("ada")  # access tokens keep the leeway (outside providers' clocks drift)
+    clock.advance(900 + 4)
+    assert tokens.verify(access).user == "ada"
+
+
+def test_outside_subjects_get_the_configured_namespace_and_bounded_length() -> None:
+    settings = TokenSettings(secret=SECRET, public_key=PublicKey("RS256", rsa_public_pem()), public_namespace="corp")
+    tokens = Tokens(settings, clock=FakeClock())
+    assert tokens.verify(idp_token(rsa_private_pem(), "RS256")).user == "corp:grace"
+    with pytest.raises(AuthError, match="subject"):
+        tokens.verify(jwt.encode(claims(NOW, typ=None, sub="g" * 80), rsa_private_pem(), algorithm="RS256"))
+    # A provider cannot issue tickets: only we do, and they carry the namespaced name.
+    with pytest.raises(AuthError):
+        tokens.verify(jwt.encode(claims(NOW, typ=TICKET), rsa_private_pem(), algorithm="RS256"), TICKET)
+    # Our own HS256 tokens are local names, never namespaced.
+    local, _ = tokens.issue("grace")
+    assert tokens.verify(local).user == "grace"
+    with pytest.raises(ValueError):
+        TokenSettings(secret=SECRET, public_namespace="a:b")

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from rawws.accounts.passwords import Passwords
-from rawws.accounts.routes import Accounts
+from rawws.accounts.routes import Accounts, StoredTickets
 from rawws.accounts.tokens import (
     SECRET_BYTES,
     SUBPROTOCOL,
@@ -28,6 +28,7 @@ from rawws.server.echo import EchoHandler
 from rawws.server.pages import add_page_routes
 from rawws.server.server import Server
 from rawws.store import open_store, sqlite_url
+from rawws.store.health import StoreHealth
 
 log = logging.getLogger("rawws.server")
 
@@ -67,6 +68,7 @@ def token_settings(config: ServerConfig) -> TokenSettings:
         access_ttl_s=config.access_ttl_s,
         ticket_ttl_s=config.ticket_ttl_s,
         public_key=public_key,
+        public_namespace=config.jwt_public_namespace,
     )
 
 
@@ -76,16 +78,22 @@ async def setup_app(server: Server) -> None:
     tokens = Tokens(token_settings(config))
     store = await open_store(config.db_url or sqlite_url(config.data_dir))
     passwords = Passwords(config.argon2_time_cost, config.argon2_memory_kib, config.argon2_parallelism)
+    health = StoreHealth()
     accounts = Accounts(
         store,
         passwords,
         tokens,
         logins_per_user=config.logins_per_minute_per_user,
         logins_per_address=config.logins_per_minute_per_address,
+        registrations_per_address=config.registrations_per_hour_per_address,
+        tickets_per_user=config.tickets_per_minute_per_user,
+        refresh_ttl_s=config.refresh_ttl_s,
+        health=health,
     )
     accounts.add_routes(server.router)
     add_page_routes(server.router)
-    authenticate = WebSocketAuthenticator(tokens, TicketLedger(), frozenset(config.allowed_origins), tls=config.tls)
+    ledger = TicketLedger(StoredTickets(store, health))
+    authenticate = WebSocketAuthenticator(tokens, ledger, frozenset(config.allowed_origins), tls=config.tls)
     chat = ChatHandler(store)
     server.add_websocket("/ws", chat, subprotocols=(SUBPROTOCOL,), authenticate=authenticate)
     if config.echo:
