@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from rawws.server.server import Server
 from rawws.store import sqlite_url
+from tests.chat_client import connect_chat
 from tests.conftest import StartServer
 from tests.test_accounts import PASSWORD, Reply, http, login, raw_upgrade_status, register, ticket
 from tests.test_auth import claims, rsa_private_pem, rsa_public_pem
@@ -234,6 +235,8 @@ async def test_a_postgresql_outage_is_503_with_retry_after_and_two_log_lines(
 
     server = await start_server(db_url=postgres_url)
     assert (await register(server.port, "Ada")).status == 201
+    ada = await connect_chat(server, str((await signed_in(server.port))["access_token"]), "Ada")
+    await ada.join("lobby")
     url = sa.engine.make_url(postgres_url)
     admin = await asyncpg.connect(host=url.host, port=url.port, user=url.username, database="postgres")
     try:
@@ -242,7 +245,10 @@ async def test_a_postgresql_outage_is_503_with_retry_after_and_two_log_lines(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", url.database
         )
         caplog.set_level(logging.INFO, logger="rawws.store")
-        refused = [await login(server.port, "Ada") for _ in range(3)]
+        refused = [await login(server.port, "Ada") for _ in range(2)]
+        await ada.say("lobby", "during the outage", ref="down")  # the chat side: `unavailable`, as before
+        assert (await ada.wait_frame("error", ref="down"))["code"] == "unavailable"
+        refused.append(await login(server.port, "Ada"))
         assert [reply.status for reply in refused] == [503, 503, 503]
         assert all(reply.headers["retry-after"].isdigit() for reply in refused)
         assert "unavailable" in refused[0].error
@@ -250,8 +256,11 @@ async def test_a_postgresql_outage_is_503_with_retry_after_and_two_log_lines(
         await admin.execute(f'ALTER DATABASE "{url.database}" ALLOW_CONNECTIONS true')
         await admin.close()
     assert (await login(server.port, "Ada")).status == 200
+    await ada.say("lobby", "after it", ref="up")
+    assert (await ada.wait_ack("up"))["id"] == 1
+    await ada.close()
     lines = [record for record in caplog.records if record.name == "rawws.store"]
     assert len(lines) == 2, [record.getMessage() for record in lines]
     assert "unavailable" in lines[0].getMessage()
-    assert "available again" in lines[1].getMessage() and "3 operation(s) refused" in lines[1].getMessage()
+    assert "available again" in lines[1].getMessage() and "4 operation(s) refused" in lines[1].getMessage()
     assert all(record.exc_info is None for record in caplog.records)  # no traceback

@@ -29,6 +29,7 @@ from rawws.chat.peer import Peer
 from rawws.chat.protocol import ChatError, HistoryRequest, Join, Leave, Say, Who
 from rawws.core.ratelimit import RateLimiter
 from rawws.store import NewMessage, Store, StoredMessage
+from rawws.store.health import StoreHealth, StoreUnavailable
 
 log = logging.getLogger("rawws.chat")
 
@@ -49,8 +50,9 @@ class _Pending:
 class MessageWriter:
     """Stores accepted messages in batches: whatever arrived while the last commit ran goes in the next."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, health: StoreHealth | None = None) -> None:
         self.store = store
+        self.health = health if health is not None else StoreHealth()
         self._pending: list[_Pending] = []
         self._task: asyncio.Task[None] | None = None
 
@@ -63,9 +65,10 @@ class MessageWriter:
         while self._pending:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             try:
-                stored = await self.store.append_messages([p.item for p in batch])
-            except Exception:
-                log.exception("storing %d message(s) failed", len(batch))
+                stored = await self.health.call("storing messages", self.store.append_messages([p.item for p in batch]))
+            except Exception as exc:
+                if not isinstance(exc, StoreUnavailable):  # an outage is logged once, when it starts
+                    log.exception("storing %d message(s) failed", len(batch))
                 for pending in batch:
                     pending.on_failed()
                 continue
@@ -139,10 +142,11 @@ class ChatMember:
 class ChatHandler:
     """The `/ws` endpoint's ``WebSocketHandler``."""
 
-    def __init__(self, store: Store, hub: Hub | None = None) -> None:
+    def __init__(self, store: Store, hub: Hub | None = None, health: StoreHealth | None = None) -> None:
         self.store = store
         self.hub = hub or Hub()
-        self.writer = MessageWriter(store)
+        self.health = health if health is not None else StoreHealth()
+        self.writer = MessageWriter(store, self.health)
         self._members: dict[Peer, ChatMember] = {}
         self._rate = RateLimiter(MESSAGE_BURST, MESSAGE_BURST / MESSAGES_PER_SECOND)
         self._rate_keys = itertools.count(1)
@@ -235,7 +239,7 @@ class ChatHandler:
             return member.catching_up.get(room) is catch_up
 
         try:
-            last_id = await self.store.last_message_id(room)
+            last_id = await self.health.call("joining", self.store.last_message_id(room))
             if not current():
                 return
             member.send(chat.joined(room, self.hub.users(room), last_id))
@@ -244,7 +248,7 @@ class ChatHandler:
             after = last_id if since is None else min(since, last_id)
             member.last_ids[room] = after
             while after < max(last_id, catch_up.newest):
-                page = await self.store.messages_after(room, after, REPLAY_PAGE)
+                page = await self.health.call("replay", self.store.messages_after(room, after, REPLAY_PAGE))
                 if not current():
                     return
                 if not page:
@@ -256,8 +260,9 @@ class ChatHandler:
                     member.last_ids[room] = message.id
                     member.send(chat.message(message))
                 after = page[-1].id
-        except Exception:
-            log.exception("replay failed room=%s", room)
+        except Exception as exc:
+            if not isinstance(exc, StoreUnavailable):
+                log.exception("replay failed room=%s", room)
             if current():
                 self._leave(member, room)  # out of the room, so that joining again is possible
                 member.send(chat.error(chat.UNAVAILABLE, f"could not load {room}; join again"))
@@ -275,9 +280,12 @@ class ChatHandler:
 
     async def _history(self, member: ChatMember, command: HistoryRequest) -> None:
         try:
-            found = await self.store.messages_before(command.room, command.before, command.limit)
-        except Exception:
-            log.exception("history failed room=%s", command.room)
+            found = await self.health.call(
+                "history", self.store.messages_before(command.room, command.before, command.limit)
+            )
+        except Exception as exc:
+            if not isinstance(exc, StoreUnavailable):
+                log.exception("history failed room=%s", command.room)
             member.send(chat.error(chat.UNAVAILABLE, "history unavailable"))
             return
         member.send(chat.history(command.room, found))

@@ -94,7 +94,7 @@ async def setup_app(server: Server) -> None:
     add_page_routes(server.router)
     ledger = TicketLedger(StoredTickets(store, health))
     authenticate = WebSocketAuthenticator(tokens, ledger, frozenset(config.allowed_origins), tls=config.tls)
-    chat = ChatHandler(store)
+    chat = ChatHandler(store, health=health)
     server.add_websocket("/ws", chat, subprotocols=(SUBPROTOCOL,), authenticate=authenticate)
     if config.echo:
         server.add_websocket("/echo", EchoHandler())
