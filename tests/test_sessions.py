@@ -264,3 +264,24 @@ async def test_a_postgresql_outage_is_503_with_retry_after_and_two_log_lines(
     assert "unavailable" in lines[0].getMessage()
     assert "available again" in lines[1].getMessage() and "4 operation(s) refused" in lines[1].getMessage()
     assert all(record.exc_info is None for record in caplog.records)  # no traceback
+
+
+# -- the terminal client renews without the password ----------------------------------------
+
+
+async def test_rawws_chat_renews_its_access_token_with_the_refresh_token(server: Server) -> None:
+    from rawws.client.chat_login import ChatLogin
+    from rawws.client.target import chat_target
+
+    client = ChatLogin(chat_target(f"ws://127.0.0.1:{server.port}/ws"), "Ada", PASSWORD, 10.0, False)
+    assert (await raw_upgrade_status(server.port, f"/ws?ticket={await client.ticket()}"))[0] == 101
+    assert (client.logins, client.refreshes) == (1, 0)
+    first_refresh = client._refresh_token
+    assert first_refresh is not None
+
+    client._password = "no-longer-the-Passw0rd"  # a login now would fail: only the refresh token can work
+    client._expires_at = 0.0  # the access token is about to expire
+    assert (await raw_upgrade_status(server.port, f"/ws?ticket={await client.ticket()}"))[0] == 101
+    assert (client.logins, client.refreshes) == (1, 1)
+    assert client._refresh_token not in (None, first_refresh)  # rotated
+    assert (await refresh(server.port, first_refresh)).status == 401  # and the old one is spent
