@@ -38,6 +38,8 @@ class AuthFailed(RawwsError):
 
 @dataclass(frozen=True, slots=True)
 class HttpAnswer:
+    """A whole HTTP answer (status, headers, body): the login and ticket requests read nothing else."""
+
     status: int
     headers: list[tuple[str, str]]
     body: bytes
@@ -118,10 +120,12 @@ class HttpExchange:
 
 
 def login_exchange(target: ChatTarget, user: str, password: str) -> HttpExchange:
+    """``POST /auth/login``: the password goes in the body, never in a URL that might be logged."""
     return HttpExchange("POST", LOGIN_PATH, target.host_header, {"username": user, "password": password})
 
 
 def ticket_exchange(target: ChatTarget, token: str) -> HttpExchange:
+    """``POST /auth/ticket``: a single-use ticket for one WebSocket, so the token itself never goes in a URL."""
     return HttpExchange("POST", TICKET_PATH, target.host_header, bearer=token)
 
 
