@@ -17,8 +17,8 @@ from rawws.server.server import Server
 from rawws.store import sqlite_url
 from tests.chat_client import connect_chat
 from tests.conftest import StartServer
-from tests.test_accounts import PASSWORD, Reply, http, login, raw_upgrade_status, register, ticket
-from tests.test_auth import claims, rsa_private_pem, rsa_public_pem
+from tests.helpers import PASSWORD, Reply, claims, http, login, register, rsa_private_pem, rsa_public_pem, ticket
+from tests.test_accounts import raw_upgrade_status
 
 
 async def refresh(port: int, token: str) -> Reply:
@@ -43,13 +43,6 @@ async def signed_in(port: int, username: str = "Ada") -> dict[str, object]:
     reply = await login(port, username)
     assert reply.status == 200, reply.body
     return reply.json
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest) -> str | None:
-    if request.param == "sqlite":
-        return None
-    return request.getfixturevalue("postgres_url")
 
 
 @pytest.fixture

@@ -19,7 +19,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from rawws.accounts.tokens import ACCESS, AuthError, Tokens
+from rawws.accounts.tokens import ACCESS, Tokens
+from rawws.errors import AuthError
 from rawws.store.base import REUSED, ROTATED, Store
 
 REFRESH_TOKEN_BYTES = 32

@@ -27,8 +27,8 @@ from rawws.config import (
 )
 from rawws.core.http import Request, Response, Router, json_response
 from rawws.core.ratelimit import RateLimiter
-from rawws.errors import HttpError
-from rawws.store import Store, UsernameTaken
+from rawws.errors import HttpError, UsernameTaken
+from rawws.store import Store
 from rawws.store.health import RETRY_AFTER_S, StoreHealth, StoreUnavailable
 
 log = logging.getLogger("rawws.accounts")

@@ -33,7 +33,7 @@ from rawws.config import (
 )
 from rawws.core.headers import comma_list, get_all
 from rawws.core.http import Request
-from rawws.errors import HttpError
+from rawws.errors import AuthError, HttpError
 
 ACCESS = "access"
 TICKET = "ticket"
@@ -50,11 +50,6 @@ DEFAULT_PUBLIC_NAMESPACE = "ext"
 MAX_USER_CHARS = 64  # what the store keeps as a message's author
 
 
-class AuthError(HttpError):
-    """401 with a ``WWW-Authenticate`` challenge (RFC 6750 §3). The message never holds the token."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(401, message, [("WWW-Authenticate", 'Bearer error="invalid_token"')])
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,8 +26,9 @@ from typing import Any
 from rawws.chat import protocol as chat
 from rawws.chat.hub import Hub
 from rawws.chat.peer import Peer
-from rawws.chat.protocol import ChatError, HistoryRequest, Join, Leave, Say, Who
+from rawws.chat.protocol import HistoryRequest, Join, Leave, Say, Who
 from rawws.core.ratelimit import RateLimiter
+from rawws.errors import ChatError
 from rawws.store import NewMessage, Store, StoredMessage
 from rawws.store.health import StoreHealth, StoreUnavailable
 

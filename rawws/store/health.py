@@ -14,16 +14,14 @@ from typing import TypeVar
 
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from rawws.errors import RawwsError
+from rawws.errors import StoreUnavailable
 
 log = logging.getLogger("rawws.store")
 
+__all__ = ["RETRY_AFTER_S", "StoreHealth", "StoreUnavailable", "is_outage"]
+
 T = TypeVar("T")
 RETRY_AFTER_S = 5  # what a refused HTTP client is told to wait
-
-
-class StoreUnavailable(RawwsError):
-    """The store did not answer: the operation was not done and may be tried again."""
 
 
 def is_outage(exc: BaseException) -> bool:

@@ -17,8 +17,8 @@ from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from rawws.errors import RawwsError
-from rawws.store.base import INVALID, REUSED, ROTATED, NewMessage, Rotation, StoredMessage, User, UsernameTaken
+from rawws.errors import SchemaTooNew, UsernameTaken
+from rawws.store.base import INVALID, REUSED, ROTATED, NewMessage, Rotation, StoredMessage, User
 
 SCHEMA_VERSION = 3  # 1: users; 2: rooms and messages; 3: refresh tokens and spent tickets
 SQLITE_FILE = "rawws.db"
@@ -99,10 +99,6 @@ async def _add_grants(conn: AsyncConnection) -> None:
 
 #: ``MIGRATIONS[n]`` upgrades a database from version ``n`` to ``n + 1``.
 MIGRATIONS: dict[int, Migration] = {1: _add_messages, 2: _add_grants}
-
-
-class SchemaTooNew(RawwsError):
-    pass
 
 
 def sqlite_url(data_dir: str | Path) -> str:
