@@ -28,6 +28,7 @@ from rawws.core.handshake import AcceptedUpgrade, UpgradePolicy, decide_upgrade
 from rawws.core.headers import is_token
 from rawws.core.http import Request, Response, Router, check_request_head, error_response, json_response
 from rawws.errors import HttpError
+from rawws.server.limits import ConnectionLimits
 from rawws.server.session import WebSocketHandler, WebSocketSession
 
 log = logging.getLogger("rawws.server")
@@ -72,6 +73,8 @@ class Server:
         self.endpoints: dict[str, WebSocketEndpoint] = {}
         self.stats = ServerStats()
         self.sessions: set[WebSocketSession] = set()
+        self.limits = ConnectionLimits(config.websockets_per_user, config.websockets_per_address)
+        self._releases: dict[WebSocketSession, Callable[[], None]] = {}
         self._connections: set[asyncio.Task[None]] = set()
         #: Readers of keep-alive connections waiting for their next request (shutdown ends those at once).
         self._idle_readers: set[asyncio.StreamReader] = set()
@@ -229,11 +232,16 @@ class Server:
                     identity = endpoint.authenticate(request) if endpoint.authenticate else None
                     if inspect.isawaitable(identity):  # e.g. a ticket spent in the store
                         identity = await identity
+                    release = self.limits.admit(identity.user if identity else None, peer)  # or 429
                 except HttpError as error:
                     log.debug("upgrade refused peer=%s path=%s status=%d", peer, request.path, error.status)
                     self._write(conn, writer, error_response(error), request)
                 else:
-                    self._upgrade(conn, reader, writer, peer, request, endpoint, accepted, identity)
+                    try:
+                        self._upgrade(conn, reader, writer, peer, request, endpoint, accepted, identity, release)
+                    except BaseException:
+                        release()
+                        raise
                     return True
             else:
                 response = await self._respond(request)
@@ -375,6 +383,7 @@ class Server:
         endpoint: WebSocketEndpoint,
         accepted: AcceptedUpgrade,
         identity: Identity | None,
+        release: Callable[[], None],
     ) -> None:
         """Answer 101 and hand the transport to a ``WebSocketSession``; the HTTP task then ends."""
         assert conn.their_state is h11.MIGHT_SWITCH_PROTOCOL  # type: ignore[attr-defined]  # h11 exports it, without __all__
@@ -405,10 +414,14 @@ class Server:
         )
         self.stats.websockets_opened += 1
         self.sessions.add(session)
+        self._releases[session] = release
         session.start(initial_data, eof=reader.at_eof())
 
     def _session_finished(self, session: WebSocketSession) -> None:
         self.sessions.discard(session)
+        release = self._releases.pop(session, None)
+        if release is not None:
+            release()
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
