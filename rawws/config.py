@@ -48,7 +48,7 @@ DEFAULT_REGISTRATIONS_PER_HOUR_PER_ADDRESS = 20  # each one is a full argon2 has
 DEFAULT_TICKETS_PER_MINUTE_PER_USER = 30
 DEFAULT_WEBSOCKETS_PER_USER = 20  # open chat connections; one more earns 429 before the 101
 DEFAULT_WEBSOCKETS_PER_ADDRESS = 200
-DEFAULT_SEND_BUFFER_BYTES = 64 * KiB  # SO_SNDBUF of each WebSocket socket (0: the kernel's default)
+DEFAULT_SEND_BUFFER_BYTES = 256 * KiB  # SO_SNDBUF of each WebSocket socket (0: the kernel's default)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,9 +9,11 @@ not consumed to the WebSocket session. Malformed HTTP gets its 4xx and a close.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import signal
+import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -392,6 +394,7 @@ class Server:
                 h11.InformationalResponse(status_code=101, headers=accepted.headers, reason=b"Switching Protocols")
             )
         )
+        _set_send_buffer(writer, self.config.send_buffer_bytes)
         trailing_data, _ = conn.trailing_data
         initial_data = bytes(trailing_data) + _take_buffered(reader)
         ws = WebSocket(client=False, extensions=accepted.extensions, max_message_bytes=accepted.max_message_bytes)
@@ -427,6 +430,15 @@ class Server:
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
+
+
+def _set_send_buffer(writer: asyncio.StreamWriter, size: int) -> None:
+    """``SO_SNDBUF`` of a WebSocket's socket, so the outbox (not the kernel's autotuned few MiB)
+    is what a slow reader fills first; 0 leaves the kernel's default."""
+    sock = writer.get_extra_info("socket")
+    if size > 0 and sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
 
 
 def _take_buffered(reader: asyncio.StreamReader) -> bytes:
