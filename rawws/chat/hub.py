@@ -66,6 +66,10 @@ class Hub:
     def is_member(self, member: Member, room: str) -> bool:
         return member in self._rooms.get(room, ())
 
+    def occupied(self, room: str) -> bool:
+        """Some member is in ``room``."""
+        return room in self._rooms
+
     def users(self, room: str) -> list[str]:
         return sorted(self._present.get(room, ()))
 

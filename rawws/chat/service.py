@@ -22,7 +22,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from rawws.bus.base import Bus
 from rawws.chat import protocol as chat
+from rawws.chat.feed import RoomFeed
 from rawws.chat.hub import Hub
 from rawws.chat.peer import Peer
 from rawws.chat.protocol import ChatError, HistoryRequest, Join, Leave, Say, StoredMessage, Who
@@ -138,14 +140,24 @@ class ChatMember:
 class ChatHandler:
     """The `/ws` endpoint's ``WebSocketHandler``."""
 
-    def __init__(self, store: Store, hub: Hub | None = None) -> None:
+    def __init__(self, store: Store, hub: Hub | None = None, bus: Bus | None = None, node: str = "local") -> None:
         self.store = store
         self.hub = hub or Hub()
         self.writer = MessageWriter(store)
+        # Every stored message reaches the hub through the feed: in id order, once,
+        # whether this node stored it or another one did (through the bus).
+        self.feed = RoomFeed(store, self._publish_message, bus, node)
         self._members: dict[Peer, ChatMember] = {}
         self._rate = RateLimiter(MESSAGE_BURST, MESSAGE_BURST / MESSAGES_PER_SECOND)
         self._rate_keys = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()  # every member's replays and queries, until done
+
+    def _publish_message(self, room: str, text: str, message_id: int) -> None:
+        self.hub.publish(room, text, message_id)
+
+    async def start(self) -> None:
+        """Connect the bus (``BusUnavailable`` when it cannot be reached)."""
+        await self.feed.start()
 
     # -- WebSocketHandler -----------------------------------------------------------
 
@@ -205,7 +217,7 @@ class ChatHandler:
 
         def stored(message: StoredMessage) -> None:
             member.send(chat.ack(command.ref, message.room, message.id))
-            self.hub.publish(message.room, chat.message(message), message.id)
+            self.feed.stored_here(message)
 
         def failed() -> None:
             member.send(chat.error(chat.UNAVAILABLE, "message not stored; send it again", command.ref))
@@ -220,6 +232,7 @@ class ChatHandler:
             raise ChatError(chat.TOO_MANY_ROOMS, f"at most {chat.MAX_ROOMS_PER_CONNECTION} rooms per connection")
         catch_up = member.catching_up[room] = _CatchUp()  # live delivery waits until the replay is out
         member.last_ids[room] = 0
+        self.feed.open_room(room)
         if self.hub.join(member, room):
             self.hub.publish(room, chat.presence(room, member.user, "joined"), exclude=member)
         self._spawn(member, self._catch_up(member, room, command.since, catch_up))
@@ -237,12 +250,14 @@ class ChatHandler:
             last_id = await self.store.last_message_id(room)
             if not current():
                 return
+            self.feed.start_room(room, last_id)  # the first member here: live delivery goes on after last_id
             member.send(chat.joined(room, self.hub.users(room), last_id))
-            # Replay what the client missed, up to what was stored when it joined and
-            # what was published since; then live delivery takes over.
+            # Replay what the client missed, up to what was stored when it joined, what
+            # the hub delivered since and what this node's feed had delivered before it
+            # joined; then live delivery takes over.
             after = last_id if since is None else min(since, last_id)
             member.last_ids[room] = after
-            while after < max(last_id, catch_up.newest):
+            while after < max(last_id, catch_up.newest, self.feed.delivered_upto(room)):
                 page = await self.store.messages_after(room, after, REPLAY_PAGE)
                 if not current():
                     return
@@ -271,6 +286,8 @@ class ChatHandler:
         member.catching_up.pop(room, None)
         if self.hub.leave(member, room):
             self.hub.publish(room, chat.presence(room, member.user, "left"))
+        if not self.hub.occupied(room):
+            self.feed.close_room(room)
 
     async def _history(self, member: ChatMember, command: HistoryRequest) -> None:
         try:
@@ -289,6 +306,7 @@ class ChatHandler:
         cancelling it a second time, can leave that task hanging so the process never exits.
         """
         await self.writer.flush()
+        await self.feed.close()
         pending = [task for task in self._tasks if not task.done()]
         for task in pending:
             if not task.cancelling():
