@@ -421,7 +421,7 @@ async def raw_upgrade_status(port: int, target: str, extra: str = "") -> tuple[i
 async def test_no_secret_reaches_any_log_record(
     start_server: StartServer, every_log_record: list[logging.LogRecord]
 ) -> None:
-    """DESIGN §3: tokens, query strings and passwords never reach a log line, whatever happens."""
+    """README "Accounts and tokens" and "Logging": tokens, query strings and passwords never reach a log line."""
     server = await start_server(logins_per_minute_per_user=3)
     port = server.port
     password, wrong_password, weak_password = "Sesame-0pen-7f3k9", "Not-Sesame-q8w2", "Zq7!x"
@@ -498,7 +498,7 @@ async def test_no_secret_reaches_any_log_record(
         for what, secret in secrets.items()
         if secret in text
     ]
-    # Not on DESIGN §3's list, but a password hash is what an offline guesser wants: none at INFO or above
+    # Not on the README's list, but a password hash is what an offline guesser wants: none at INFO or above
     # (at DEBUG, aiosqlite's traces and SQLAlchemy's row dumps show them, when an operator turns those on).
     leaks += [
         f"password hash in {record.name}:{record.levelname}: {text[:300]!r}"

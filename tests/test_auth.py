@@ -313,7 +313,7 @@ def test_issued_access_token_verifies() -> None:
     header = jwt.get_unverified_header(token)
     assert header["alg"] == "HS256"
     payload = jwt.decode(token, options={"verify_signature": False})
-    assert {"sub", "exp", "iat", "iss", "aud", "jti"} <= payload.keys()  # DESIGN §3
+    assert {"sub", "exp", "iat", "iss", "aud", "jti"} <= payload.keys()  # the claims README "Accounts and tokens" requires, and the jti
     assert payload["exp"] - payload["iat"] == 900
     identity = tokens.verify(token)
     assert identity == Identity("ada", float(issued.expires_at), issued.token_id)

@@ -31,7 +31,7 @@ import websockets
 
 from rawws.accounts.tokens import Tokens
 from rawws.chat.service import ChatHandler
-from rawws.core.connection import GOING_AWAY
+from rawws.core.closecodes import GOING_AWAY
 from rawws.server import pages
 from rawws.server.app import token_settings
 from rawws.server.server import Server

@@ -77,7 +77,7 @@ def chat_handler(server: Server) -> ChatHandler:
 
 async def make_users(server: Server, *names: str) -> dict[str, str]:
     tokens = await asyncio.gather(*(new_user(server.port, name) for name in names))
-    return dict(zip(names, tokens))
+    return dict(zip(names, tokens, strict=True))
 
 
 async def history(client: ChatClient, room: str, **fields: object) -> list[dict]:
@@ -407,9 +407,10 @@ async def test_a_burst_beyond_the_bucket_is_rate_limited_and_the_connection_stay
         # refused messages were not stored; the connection is still served once tokens come back
         assert len(await all_history_retrying(ann, "lobby")) == len(acked)
         for attempt in range(200):
-            await ann.say("lobby", "later", ref=f"later{attempt}")
-            await ann.wait_until(lambda: f"later{attempt}" in ann.acks or f"later{attempt}" in ann.errors)
-            if f"later{attempt}" in ann.acks:
+            ref = f"later{attempt}"
+            await ann.say("lobby", "later", ref=ref)
+            await ann.wait_until(lambda ref=ref: ref in ann.acks or ref in ann.errors)
+            if ref in ann.acks:
                 break
             await asyncio.sleep(0.05)
         else:
@@ -424,7 +425,7 @@ async def all_history_retrying(client: ChatClient, room: str) -> list[dict]:
         start = len(client.frames)
         await client.send(type="history", room=room, limit=chat.MAX_HISTORY_LIMIT)
         answer = await client.wait_until(
-            lambda: client.of_type("history", start) or client.of_type("error", start, code=chat.RATE_LIMITED)
+            lambda start=start: client.of_type("history", start) or client.of_type("error", start, code=chat.RATE_LIMITED)
         )
         if answer[0]["type"] == "history":
             return answer[0]["messages"]

@@ -15,7 +15,7 @@ from rawws.core.client_handshake import (
 )
 from rawws.core.connection import WebSocket
 from rawws.core.events import MessageReceived
-from rawws.core.extensions import MessageSizeLimit, PerMessageDeflate
+from rawws.core.extensions import PerMessageDeflate
 from rawws.core.headers import parse_extension
 from tests.helpers import ACCEPT, KEY
 
@@ -150,8 +150,8 @@ def test_the_101_and_the_first_frame_in_one_read_keep_the_frame():
     upgrade = hs.receive_data(answer() + b"\x81\x05hello\x89\x00")
     assert upgrade is not None
     assert upgrade.trailing_data == b"\x81\x05hello\x89\x00"
-    assert [type(e) for e in upgrade.extensions] == [MessageSizeLimit]
-    ws = WebSocket(client=True, extensions=upgrade.extensions)
+    assert upgrade.extensions == [] and upgrade.max_message_bytes == 1000
+    ws = WebSocket(client=True, extensions=upgrade.extensions, max_message_bytes=upgrade.max_message_bytes)
     events = list(ws.receive_data(upgrade.trailing_data))
     assert MessageReceived("hello") in events
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from rawws.core.connection import ConnectionClosed, State, WebSocket
 from rawws.core.events import Closed, MessageReceived, PongReceived
-from rawws.core.extensions import MessageSizeLimit, PerMessageDeflate
+from rawws.core.extensions import PerMessageDeflate
 from tests.helpers import masked_frame
 
 MASK = bytes([0x37, 0xFA, 0x21, 0x3D])  # the key of RFC 6455 §5.7's examples
@@ -22,8 +22,7 @@ def server(max_message_bytes: int = 1 << 20, deflate: bool = False) -> WebSocket
         extension = PerMessageDeflate(max_message_bytes=max_message_bytes)
         extension.finalize("permessage-deflate")
         extensions.append(extension)
-    extensions.append(MessageSizeLimit(max_message_bytes))
-    return WebSocket(client=False, extensions=extensions)
+    return WebSocket(client=False, extensions=extensions, max_message_bytes=max_message_bytes)
 
 
 def client(deflate: bool = False) -> WebSocket:

@@ -10,7 +10,7 @@ from wsproto.extensions import PerMessageDeflate as WsprotoPerMessageDeflate
 
 from rawws.core.connection import WebSocket
 from rawws.core.events import Closed, MessageReceived
-from rawws.core.extensions import MessageSizeLimit, PerMessageDeflate
+from rawws.core.extensions import PerMessageDeflate
 from tests.helpers import masked_frame
 
 
@@ -28,7 +28,7 @@ def deflate_server(extension_class=PerMessageDeflate, max_message_bytes: int = 1
     else:
         extension = extension_class()
     extension.finalize("permessage-deflate")
-    return WebSocket(client=False, extensions=[extension, MessageSizeLimit(max_message_bytes)])
+    return WebSocket(client=False, extensions=[extension], max_message_bytes=max_message_bytes)
 
 
 def events_of(ws: WebSocket, data: bytes) -> list:
@@ -120,7 +120,7 @@ def test_limit_resets_between_messages():
 
 
 def test_size_limit_ignores_control_frames_inside_a_message():
-    ws = WebSocket(client=False, extensions=[MessageSizeLimit(10)])
+    ws = WebSocket(client=False, max_message_bytes=10)
     data = masked_frame(0x2, bytes(6), fin=False) + masked_frame(0x9, bytes(100)) + masked_frame(0x0, bytes(4))
     assert events_of(ws, data) == [MessageReceived(bytes(10))]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rawws.core.extensions import MessageSizeLimit, PerMessageDeflate
+from rawws.core.extensions import PerMessageDeflate
 from rawws.core.handshake import (
     UpgradePolicy,
     accept_key,
@@ -53,7 +53,8 @@ def test_valid_request_is_accepted_with_the_101_headers():
         ("Sec-WebSocket-Accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
     ]
     assert accepted.subprotocol is None
-    assert [type(e) for e in accepted.extensions] == [MessageSizeLimit]
+    assert accepted.extensions == []
+    assert accepted.max_message_bytes == 100
 
 
 def test_header_tokens_are_case_insensitive_and_listed():
@@ -191,7 +192,7 @@ def test_repeated_extension_header_lines_are_joined():
     accepted = decide_upgrade(req, POLICY)
     assert ("Sec-WebSocket-Extensions", "permessage-deflate") in accepted.headers
     assert isinstance(accepted.extensions[0], PerMessageDeflate)
-    assert isinstance(accepted.extensions[-1], MessageSizeLimit)
+    assert accepted.max_message_bytes == POLICY.max_message_bytes
 
 
 def test_no_acceptable_offer_means_no_extension_header():

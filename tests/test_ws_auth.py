@@ -286,7 +286,7 @@ async def test_allowed_origins_open_the_socket(start_server: StartServer, which:
 
 
 async def test_connection_is_closed_with_1008_when_its_token_expires(start_server: StartServer) -> None:
-    """DESIGN §3: the token's ``exp`` ends the connection, with 1008 (RFC 6455 §7.4.1: policy violation)."""
+    """README "Accounts and tokens": the token's ``exp`` ends the connection, with 1008 (RFC 6455 §7.4.1: policy violation)."""
     server = await start_server(access_ttl_s=1)
     token = await registered_token(server.port, "Ada")
     status, _, _, (reader, writer) = await try_upgrade(server, f"/ws?token={token}")

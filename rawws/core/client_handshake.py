@@ -26,7 +26,7 @@ import h11
 from wsproto.extensions import Extension
 
 from rawws._version import __version__
-from rawws.core.extensions import ZLIB_MIN_WINDOW_BITS, MessageSizeLimit, PerMessageDeflate
+from rawws.core.extensions import ZLIB_MIN_WINDOW_BITS, PerMessageDeflate
 from rawws.core.handshake import DEFLATE, KEY_BYTES, WEBSOCKET_VERSION, accept_key
 from rawws.core.headers import HeaderSyntaxError, comma_list, get_all, parse_extension, tokens
 from rawws.errors import RawwsError
@@ -141,6 +141,8 @@ class ClientUpgrade:
     subprotocol: str | None
     #: The negotiated ``Sec-WebSocket-Extensions`` value, or ``None`` when uncompressed.
     compression: str | None
+    #: The largest message we accept (``None``: no limit), for the WebSocket's constructor.
+    max_message_bytes: int | None = None
     #: Bytes after the 101 (the first frames): feed them to the WebSocket first.
     trailing_data: bytes = field(default=b"", repr=False)
 
@@ -268,10 +270,10 @@ class ClientHandshake:
         if deflate is not None:
             extension, compression = deflate
             extensions.append(extension)
-        if self.max_message_bytes is not None:
-            extensions.append(MessageSizeLimit(self.max_message_bytes))
         trailing, _ = self._h11.trailing_data
-        return ClientUpgrade(_decoded(headers), extensions, subprotocol, compression, bytes(trailing))
+        return ClientUpgrade(
+            _decoded(headers), extensions, subprotocol, compression, self.max_message_bytes, bytes(trailing)
+        )
 
     def _check_subprotocol(self, headers: list[tuple[bytes, bytes]]) -> str | None:
         chosen = comma_list(get_all(headers, b"sec-websocket-protocol"))

@@ -23,21 +23,10 @@ from collections.abc import Iterator
 from wsproto.extensions import Extension
 from wsproto.frame_protocol import Opcode, ParseFailed
 
+from rawws.core.closecodes import ABNORMAL_CLOSURE, NORMAL_CLOSURE
 from rawws.core.events import Closed, Event, MessageReceived, PongReceived
-from rawws.core.extensions import MessageSizeLimit
 from rawws.core.frames import TunedFrameProtocol
 from rawws.errors import RawwsError
-
-NORMAL_CLOSURE = 1000
-GOING_AWAY = 1001
-PROTOCOL_ERROR = 1002
-NO_STATUS_RECEIVED = 1005
-ABNORMAL_CLOSURE = 1006
-INVALID_PAYLOAD = 1007
-POLICY_VIOLATION = 1008
-MESSAGE_TOO_BIG = 1009
-INTERNAL_ERROR = 1011
-TRY_AGAIN_LATER = 1013
 
 # Looked up once: these are compared for every frame.
 _TEXT, _BINARY, _PING, _PONG, _CLOSE = Opcode.TEXT, Opcode.BINARY, Opcode.PING, Opcode.PONG, Opcode.CLOSE
@@ -72,10 +61,11 @@ class WebSocket:
         *,
         client: bool,
         extensions: list[Extension] | None = None,
+        max_message_bytes: int | None = None,
     ) -> None:
-        extensions = extensions or []
-        limits = [e.max_message_bytes for e in extensions if isinstance(e, MessageSizeLimit)]
-        self._frames = TunedFrameProtocol(client, extensions, min(limits) if limits else None)
+        # The limit is checked on frame headers (``rawws.core.frames``) and on inflated bytes
+        # (``PerMessageDeflate``, which the handshake built with the same limit).
+        self._frames = TunedFrameProtocol(client, extensions or [], max_message_bytes)
         self._outgoing: list[bytes | bytearray] = []
         self._fragments: list[str | bytes] = []
         self._pending_ping: bytes | None = None
@@ -112,12 +102,13 @@ class WebSocket:
             for frame in self._frames.received_frames():
                 opcode = frame.opcode
                 if opcode is _BINARY or opcode is _TEXT:
+                    payload: str | bytes = frame.payload  # type: ignore[assignment]  # wsproto: str for TEXT, bytes for BINARY
                     if frame.message_finished and not self._fragments:
-                        message = frame.payload
+                        message: str | bytes | None = payload
                     else:
-                        message = self._reassemble(frame.payload, frame.message_finished)
+                        message = self._reassemble(payload, frame.message_finished)
                     if message is not None and self.state is State.OPEN:
-                        yield MessageReceived(message)  # type: ignore[arg-type]
+                        yield MessageReceived(message)
                 elif opcode is _PING:
                     if self.state is State.OPEN:  # after our close, a ping gets no pong
                         self._outgoing.append(self._frames.pong(frame.payload))  # type: ignore[arg-type]
@@ -126,7 +117,8 @@ class WebSocket:
                         self._pending_ping = None
                     yield PongReceived(bytes(frame.payload))  # type: ignore[arg-type]
                 elif opcode is _CLOSE:
-                    code, reason = frame.payload  # type: ignore[misc]
+                    close: tuple[int, str] = frame.payload  # type: ignore[assignment]  # wsproto: (code, reason) for CLOSE
+                    code, reason = close
                     yield self._on_close(code, reason)
                     return
         except ParseFailed as exc:

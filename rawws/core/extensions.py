@@ -1,4 +1,4 @@
-"""The wsproto extensions rawws runs: permessage-deflate (RFC 7692) and a message-size limit.
+"""The wsproto extension rawws runs: permessage-deflate (RFC 7692), with two gaps closed.
 
 wsproto leaves two gaps that these classes close:
 
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import zlib
 
-from wsproto.extensions import Extension
 from wsproto.extensions import PerMessageDeflate as _WsprotoPerMessageDeflate
 from wsproto.frame_protocol import CloseReason, FrameDecoder, FrameProtocol, Opcode, RsvBits
 
@@ -94,23 +93,3 @@ class PerMessageDeflate(_WsprotoPerMessageDeflate):
             return CloseReason.MESSAGE_TOO_BIG
         return output
 
-
-class MessageSizeLimit(Extension):
-    """The largest message a connection accepts, handed over with the negotiated extensions.
-
-    It rides in the extension list so the handshake hands the connection one
-    list, but it is inert as a wsproto extension (``enabled()`` is False, so
-    wsproto never runs it per frame): ``rawws.connection.WebSocket`` takes its
-    limit out and ``rawws.core.frames`` checks it on every data frame's header.
-    """
-
-    name = "rawws-message-size-limit"  # never offered or negotiated
-
-    def __init__(self, max_message_bytes: int) -> None:
-        self.max_message_bytes = max_message_bytes
-
-    def enabled(self) -> bool:
-        return False
-
-    def offer(self) -> bool:
-        return False

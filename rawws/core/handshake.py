@@ -16,7 +16,6 @@ from wsproto.extensions import Extension
 from rawws.core.extensions import (
     ZLIB_MAX_WINDOW_BITS,
     ZLIB_MIN_WINDOW_BITS,
-    MessageSizeLimit,
     PerMessageDeflate,
 )
 from rawws.core.headers import HeaderSyntaxError, by_name, comma_list, parse_extension, tokens
@@ -54,6 +53,8 @@ class AcceptedUpgrade:
     headers: list[tuple[str, str]]
     extensions: list[Extension]
     subprotocol: str | None
+    #: The largest message the connection accepts (after inflation): a constructor argument of the WebSocket.
+    max_message_bytes: int
 
 
 def accept_key(key: str) -> str:
@@ -113,8 +114,7 @@ def _decide(request: Request, policy: UpgradePolicy) -> AcceptedUpgrade:
             extension, answer = deflate
             extensions.append(extension)
             headers.append(("Sec-WebSocket-Extensions", answer))
-    extensions.append(MessageSizeLimit(policy.max_message_bytes))
-    return AcceptedUpgrade(headers, extensions, subprotocol)
+    return AcceptedUpgrade(headers, extensions, subprotocol, policy.max_message_bytes)
 
 
 def _valid_key(values: list[str]) -> str:

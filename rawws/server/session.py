@@ -29,12 +29,8 @@ from collections.abc import Callable
 from typing import Protocol
 
 from rawws.config import ServerConfig
-from rawws.core.connection import (
-    INTERNAL_ERROR,
-    POLICY_VIOLATION,
-    State,
-    WebSocket,
-)
+from rawws.core.closecodes import INTERNAL_ERROR, POLICY_VIOLATION
+from rawws.core.connection import State, WebSocket
 from rawws.core.events import Closed, MessageReceived
 from rawws.core.outbox import Outbox
 

@@ -1,0 +1,269 @@
+"""`rawws send` and `rawws chat`: connect, log in, talk, and turn every expected failure into an exit code.
+
+Each command raises `ClientFailure` (or lets a known exception through) and `run_client_command` maps it
+to one line on stderr and its exit code: a user never sees a traceback for a bad URL or a refused upgrade.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import ssl
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from rawws.chat.protocol import DEFAULT_ROOM, join_frame, say_frame
+from rawws.cli.exits import (
+    EXIT_CANNOT_CONNECT,
+    EXIT_CLOSED_WITH_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_NOT_STORED,
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_TIMEOUT,
+    EXIT_USAGE,
+    ClientFailure,
+)
+from rawws.cli.parser import PASSWORD_VARIABLE
+from rawws.client.chat_login import ChatLogin
+from rawws.client.commands import check_text
+from rawws.client.connection import OK_CLOSE_CODES, ClientConnection, ConnectionClosed, ConnectOptions, connect
+from rawws.client.login import AuthFailed
+from rawws.client.reconnect import Backoff, describe
+from rawws.client.session import chat, chat_session
+from rawws.client.state import ChatState, NotStored, send_outcome
+from rawws.client.target import chat_target, url_credential
+from rawws.client.terminal import terminal_for
+from rawws.config import DEFAULT_MAX_MESSAGE_BYTES
+from rawws.core.client_handshake import HandshakeRejected, InvalidHandshake, InvalidURI, parse_uri
+
+
+def _connect_options(args: argparse.Namespace, secure: bool | None = None) -> ConnectOptions:
+    if secure is None:
+        secure = args.url.lower().startswith("wss:")
+    return {
+        "subprotocols": args.subprotocols,
+        "additional_headers": args.headers,
+        "compression": "deflate" if args.compression else None,
+        "max_size": args.max_message_bytes or DEFAULT_MAX_MESSAGE_BYTES,
+        "open_timeout": args.timeout,
+        "close_timeout": args.timeout,
+        "insecure": args.insecure and secure,
+    }
+
+
+def _message_from(args: argparse.Namespace) -> str | bytes:
+    given: str = args.message
+    if given != "-":
+        return given.encode("utf-8") if args.binary else given
+    data = sys.stdin.buffer.read()
+    if args.binary:
+        return data
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ClientFailure(EXIT_USAGE, "stdin is not UTF-8 text; use --binary to send bytes") from None
+    return text[:-2] if text.endswith("\r\n") else text[:-1] if text.endswith("\n") else text
+
+
+async def send_command(args: argparse.Namespace, message: str | bytes) -> None:
+    ws = await connect(args.url, **_connect_options(args))
+    try:
+        async with asyncio.timeout(args.timeout):
+            await ws.send(message)
+    finally:
+        await ws.close()
+    _check_close(ws)
+
+
+async def chat_command(args: argparse.Namespace) -> None:
+    ws = await connect(args.url, **_connect_options(args))
+    compression = "compressed" if ws.compression else "uncompressed"
+    subprotocol = f", subprotocol {ws.subprotocol}" if ws.subprotocol else ""
+    print(f"connected to {_where(args.url)} ({compression}{subprotocol}); Ctrl-D or /quit to leave", flush=True)
+    try:
+        end = await chat(ws, terminal_for())
+    finally:
+        await ws.close()
+    if end.by_user:
+        _check_close(ws)
+        return
+    if end.code not in OK_CLOSE_CODES:
+        raise ClientFailure(EXIT_CLOSED_WITH_ERROR, _closed_message(end.code, end.reason))
+    print(_closed_message(end.code, end.reason), file=sys.stderr)
+
+
+# -- the chat protocol: logging in, tickets, `send --user`, `chat --user` ------------------------
+
+
+def speaks_chat(args: argparse.Namespace) -> bool:
+    """``--user``, or (``rawws chat`` only, without ``--raw``) a token or ticket in the URL."""
+    if args.user:
+        return True
+    return args.command == "chat" and not args.raw and url_credential(args.url) is not None
+
+
+def read_password(user: str) -> str:
+    """``$RAWWS_PASSWORD``, else a prompt on the terminal without echo. Never printed, never logged."""
+    password = os.environ.get(PASSWORD_VARIABLE)
+    if password is None:
+        try:
+            os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
+        except OSError:
+            message = f"no terminal to ask for {user}'s password on: set {PASSWORD_VARIABLE}"
+            raise ClientFailure(EXIT_USAGE, message) from None
+        try:
+            password = getpass.getpass(f"password for {user}: ")
+        except EOFError:
+            password = ""
+    if not password:
+        raise ClientFailure(EXIT_USAGE, f"no password given for {user}")
+    return password
+
+
+def _chat_opener(
+    args: argparse.Namespace, password: str | None
+) -> tuple[Callable[[], Awaitable[ClientConnection]], bool, str]:
+    """How to open the chat WebSocket; whether it can be opened again; where it goes (printable)."""
+    if args.user:
+        target = chat_target(args.url)
+        assert password is not None
+        login = ChatLogin(target, args.user, password, args.timeout, args.insecure)
+        options = _connect_options(args, secure=target.secure)
+        return (lambda: login.open(options)), True, f"{target.display} as {args.user}"
+    options = _connect_options(args)
+    reusable = url_credential(args.url) == "token"
+    return (lambda: connect(args.url, **options)), reusable, _where(args.url)
+
+
+async def send_chat_command(args: argparse.Namespace, text: str, password: str) -> None:
+    """``rawws send --user``: log in, join, say, wait for the ack, close with 1000."""
+    open_ws, _, _ = _chat_opener(args, password)
+    room = args.room or DEFAULT_ROOM
+    ref = "send"
+    ws = await open_ws()
+    try:
+        async with asyncio.timeout(args.timeout):
+            await ws.send(join_frame(room))
+            await ws.send(say_frame(room, text, ref))
+            outcome = None
+            while outcome is None:
+                outcome = send_outcome(await ws.recv(), ref)
+    finally:
+        await ws.close()
+    if isinstance(outcome, NotStored):
+        raise ClientFailure(EXIT_NOT_STORED, f"message not stored in {room}: {outcome.message} ({outcome.code})")
+    _check_close(ws)
+
+
+async def chat_protocol_command(args: argparse.Namespace, password: str | None) -> None:
+    """``rawws chat --user`` (or with a token in the URL): rooms, commands, reconnects."""
+    open_ws, reusable, where = _chat_opener(args, password)
+    state = ChatState(args.room or DEFAULT_ROOM)  # before connecting: a bad room is a usage error
+    backoff = Backoff(
+        initial_s=args.reconnect_delay,
+        cap_s=max(args.reconnect_max_delay, args.reconnect_delay),
+        attempts=args.reconnect_attempts,
+    )
+    ws = await open_ws()
+    compression = "compressed" if ws.compression else "uncompressed"
+    print(f"connected to {where} ({compression}); /help lists commands, Ctrl-D or /quit to leave", flush=True)
+    end = await chat_session(ws, terminal_for(), state, open_ws if reusable else None, backoff)
+    if end.by_user:
+        if end.close_timed_out:
+            raise ClientFailure(EXIT_TIMEOUT, "timed out: the server did not answer our close frame")
+        return
+    if end.gave_up is not None:
+        raise ClientFailure(
+            EXIT_CLOSED_WITH_ERROR,
+            f"{_closed_message(end.code, end.reason)}; gave up reconnecting after "
+            f"{backoff.attempts} attempt{'s' if backoff.attempts != 1 else ''} ({end.gave_up})",
+        )
+    if end.code not in OK_CLOSE_CODES:
+        raise ClientFailure(EXIT_CLOSED_WITH_ERROR, _closed_message(end.code, end.reason))
+    print(_closed_message(end.code, end.reason), file=sys.stderr)
+
+
+def _check_close(ws: ClientConnection) -> None:
+    if ws.close_timed_out:
+        raise ClientFailure(EXIT_TIMEOUT, "timed out: the server did not answer our close frame")
+    if ws.close_code not in OK_CLOSE_CODES:
+        raise ClientFailure(EXIT_CLOSED_WITH_ERROR, _closed_message(ws.close_code, ws.close_reason))
+
+
+def _closed_message(code: int | None, reason: str) -> str:
+    return f"connection closed: {code} {reason}".rstrip()
+
+
+def _where(url: str) -> str:
+    """The URL to show: scheme, host, port and path, never the query (it may hold a token)."""
+    try:
+        return parse_uri(url).display
+    except InvalidURI:
+        pass
+    try:
+        return chat_target(url).display
+    except InvalidURI:
+        return url.partition("?")[0]
+
+
+def run_client_command(coroutine: Coroutine[Any, Any, None], url: str, timeout: float) -> int:
+    """Run a client command; every expected failure becomes one line on stderr and its exit code."""
+    try:
+        try:
+            asyncio.run(coroutine)
+        except InvalidURI as exc:
+            raise ClientFailure(EXIT_USAGE, str(exc)) from None
+        except HandshakeRejected as exc:
+            detail = exc.body.decode("utf-8", "replace").strip().splitlines()
+            body = f": {detail[0][:200]}" if detail else ""
+            status = f"HTTP {exc.status} {exc.reason}".rstrip()
+            raise ClientFailure(EXIT_REFUSED, f"upgrade refused: {status}{body}") from None
+        except InvalidHandshake as exc:
+            raise ClientFailure(EXIT_REFUSED, f"handshake failed: {exc}") from None
+        except AuthFailed as exc:
+            raise ClientFailure(EXIT_REFUSED, exc.message) from None
+        except TimeoutError:
+            raise ClientFailure(EXIT_TIMEOUT, f"timed out after {timeout:g}s ({_where(url)})") from None
+        except ConnectionClosed as exc:
+            raise ClientFailure(EXIT_CLOSED_WITH_ERROR, _closed_message(exc.code, exc.reason)) from None
+        except ssl.SSLError as exc:
+            raise ClientFailure(EXIT_CANNOT_CONNECT, f"could not connect to {_where(url)}: TLS: {exc}") from None
+        except OSError as exc:
+            raise ClientFailure(EXIT_CANNOT_CONNECT, f"could not connect to {_where(url)}: {describe(exc)}") from None
+        except ValueError as exc:  # e.g. a header the handshake sets itself
+            raise ClientFailure(EXIT_USAGE, str(exc)) from None
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except ClientFailure as failure:
+        print(f"rawws: {failure.message}", file=sys.stderr)
+        return failure.code
+    return EXIT_OK
+
+
+def client_coroutine(args: argparse.Namespace) -> Coroutine[Any, Any, None]:
+    """Check the arguments, read the message and the password (before any connection), pick the command."""
+    chat_mode = speaks_chat(args)
+    if args.room is not None and not chat_mode:
+        raise ClientFailure(EXIT_USAGE, "--room needs --user (or a chat URL with a token)")
+    if args.user:
+        try:
+            chat_target(args.url)
+        except InvalidURI as exc:
+            raise ClientFailure(EXIT_USAGE, str(exc)) from None
+    if args.command == "send":
+        message = _message_from(args)
+        if not chat_mode:
+            return send_command(args, message)
+        if args.binary or isinstance(message, bytes):
+            raise ClientFailure(EXIT_USAGE, "--binary cannot be used with --user: chat messages are text")
+        problem = check_text(message)
+        if problem:
+            raise ClientFailure(EXIT_USAGE, problem)
+        return send_chat_command(args, message, read_password(args.user))
+    if not chat_mode:
+        return chat_command(args)
+    return chat_protocol_command(args, read_password(args.user) if args.user else None)

@@ -1,0 +1,270 @@
+"""Argument parsing for `rawws serve|send|chat`: the flags, their types and the `--help` texts.
+
+Kept apart from what the commands do so a new flag is one edit here (plus the config field it feeds),
+and so the parsing rules (sizes, headers, room names) can be tested without running anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+from rawws._version import __version__
+from rawws.chat.protocol import DEFAULT_ROOM
+from rawws.cli.exits import CLIENT_EXIT_CODES, SEND_EXIT_CODES
+from rawws.client.commands import ROOM_RULE, valid_room
+from rawws.client.reconnect import DEFAULT_BACKOFF
+from rawws.core.headers import is_token
+
+_SIZE = re.compile(r"(\d+)\s*([kKmMgG]i?[bB]?)?")
+_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def parse_size(text: str) -> int:
+    """``1048576``, ``1MiB``, ``64k`` → bytes."""
+    match = _SIZE.fullmatch(text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (try 1048576, 64KiB or 16MiB)")
+    unit = (match.group(2) or "")[:1].lower()
+    return int(match.group(1)) * _UNITS[unit]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rawws",
+        description="WebSocket chat service on raw asyncio streams.",
+        epilog="`rawws send --help` and `rawws chat --help` list the client's exit codes.",
+    )
+    parser.add_argument("--version", action="version", version=f"rawws {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the server",
+        description="Run the server. Every flag can also be set as RAWWS_<NAME> (e.g. RAWWS_PORT=9000).",
+    )
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 8765; 0 picks a free one)")
+    serve.add_argument("--echo", action="store_true", default=None, help="add the unauthenticated /echo endpoint")
+    serve.add_argument("--tls-cert", help="PEM certificate chain: serve wss:// and https://")
+    serve.add_argument("--tls-key", help="PEM private key for --tls-cert")
+    serve.add_argument(
+        "--no-compression",
+        dest="compression",
+        action="store_false",
+        default=None,
+        help="do not negotiate permessage-deflate",
+    )
+    serve.add_argument(
+        "--max-message-size",
+        dest="max_message_bytes",
+        type=parse_size,
+        help="largest message accepted, after decompression (default 1MiB; more is closed with 1009)",
+    )
+    serve.add_argument("--ping-interval", dest="ping_interval_s", type=float, help="seconds between keepalive pings (0: off)")
+    serve.add_argument("--ping-timeout", dest="ping_timeout_s", type=float, help="seconds to wait for a pong")
+    serve.add_argument("--handshake-timeout", dest="handshake_timeout_s", type=float, help="seconds for a whole request")
+    serve.add_argument("--data-dir", help="where the SQLite file and the generated JWT secret live (default ./rawws-data)")
+    serve.add_argument("--db", dest="db_url", help="database URL, e.g. postgresql+asyncpg://user@host/db (default: SQLite)")
+    serve.add_argument(
+        "--allow-origin",
+        dest="allowed_origins",
+        action="append",
+        help="a browser Origin allowed to open /ws besides the server's own (repeatable)",
+    )
+    serve.add_argument("--jwt-public-key", help="PEM public key of an outside identity provider whose tokens to accept")
+    serve.add_argument("--jwt-public-algorithm", choices=["RS256", "ES256", "EdDSA"], help="its algorithm (default RS256)")
+    serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    add_client_commands(commands)
+    return parser
+
+
+DEFAULT_CLIENT_TIMEOUT_S = 10.0
+PASSWORD_VARIABLE = "RAWWS_PASSWORD"
+
+CHAT_URL_RULE = """\
+URL and mode:
+  with --user NAME   URL names the server: ws://HOST:PORT, wss://HOST:PORT, http://HOST:PORT
+                     or https://HOST:PORT, or a full ws://HOST:PORT/ws. The chat endpoint is
+                     /ws (or the path given); the login (POST /auth/login) and a fresh
+                     single-use ticket per connection (POST /auth/ticket) are asked over
+                     http:// or https:// (matching ws:// or wss://) on the same host and port.
+                     The password comes from $RAWWS_PASSWORD, else it is asked for on the
+                     terminal (not echoed). No token or ticket is ever printed.
+  without --user     URL is a ws:// or wss:// URL, used as given. If its query holds
+                     token= or ticket=, the chat protocol is spoken on it (a token= URL is
+                     reopened after a drop, a ticket= one cannot be); otherwise every line
+                     is sent as a raw text message (e.g. the /echo endpoint).
+"""
+
+SEND_URL_RULE = CHAT_URL_RULE.split("  without --user")[0] + """\
+  without --user     URL is a ws:// or wss:// URL, used as given, and MESSAGE is sent on it
+                     as one raw message (no chat protocol).
+"""
+
+CHAT_BEHAVIOUR = """\
+chat protocol:
+  Joins --room (default lobby). Messages show as "HH:MM [room] user: text", presence as
+  "* user joined room", errors as "! message". A typed line is said in the current room
+  (it shows once the server delivers it back); commands: /join ROOM (and talk there),
+  /leave [ROOM], /who [ROOM], /history [N], /rooms, /help, /quit.
+  After a dropped connection (close 1001, 1006, 1008, 1011-1014 -- not 1000, not a refused
+  upgrade) it reconnects with a fresh ticket after a jittered, capped exponential backoff,
+  re-joins every room with `since` = the last message id seen, and prints each missed
+  message once. Ctrl-D, Ctrl-C or /quit close with 1000 (Ctrl-D and /quit first wait up to
+  5 s for the acks of what was just said).
+"""
+
+
+
+def add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    send = commands.add_parser(
+        "send",
+        help="send one message and close",
+        description="Connect to URL, send MESSAGE, close with 1000. With --user NAME: log in, join "
+        "--room (default lobby), say MESSAGE there, wait for the server's ack, close with 1000.",
+        epilog=SEND_URL_RULE + "\n" + SEND_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    send.add_argument("url", metavar="URL", help="the server (with --user) or a ws:// or wss:// URL")
+    send.add_argument(
+        "message",
+        metavar="MESSAGE",
+        help="the message; '-' reads it from stdin (one trailing newline is dropped from text)",
+    )
+    send.add_argument(
+        "--binary", action="store_true", help="send a binary message (MESSAGE as UTF-8, or stdin's bytes)"
+    )
+    _add_user_options(send)
+    _add_connection_options(send)
+
+    chat = commands.add_parser(
+        "chat",
+        help="interactive client: type lines, see messages",
+        description="Connect to URL and chat: with --user (or a token in the URL) in the rooms of the chat "
+        "protocol, else as a raw text client that sends each typed line and prints each message received. "
+        "Ctrl-D, Ctrl-C or /quit close with 1000.",
+        epilog=CHAT_URL_RULE + "\n" + CHAT_BEHAVIOUR + "\n" + CLIENT_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    chat.add_argument("url", metavar="URL", help="the server (with --user) or a ws:// or wss:// URL")
+    _add_user_options(chat)
+    chat.add_argument(
+        "--raw", action="store_true", help="raw text client even when the URL holds a token (no chat protocol)"
+    )
+    chat.add_argument(
+        "--reconnect-attempts",
+        type=_non_negative_int,
+        default=DEFAULT_BACKOFF.attempts,
+        metavar="N",
+        help=f"attempts to reconnect after a drop before giving up (default {DEFAULT_BACKOFF.attempts}; 0: never)",
+    )
+    chat.add_argument(
+        "--reconnect-delay",
+        type=_positive_float,
+        default=DEFAULT_BACKOFF.initial_s,
+        metavar="SECONDS",
+        help="the first attempt's delay, doubled per attempt, half of it random "
+        f"(default {DEFAULT_BACKOFF.initial_s:g})",
+    )
+    chat.add_argument(
+        "--reconnect-max-delay",
+        type=_positive_float,
+        default=DEFAULT_BACKOFF.cap_s,
+        metavar="SECONDS",
+        help=f"the longest delay between attempts (default {DEFAULT_BACKOFF.cap_s:g})",
+    )
+    _add_connection_options(chat)
+
+
+def _add_user_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "-u",
+        "--user",
+        metavar="NAME",
+        help=f"log in as NAME and speak the chat protocol (password: ${PASSWORD_VARIABLE} or a prompt)",
+    )
+    command.add_argument(
+        "--room",
+        type=_room_name,
+        default=None,
+        metavar="NAME",
+        help=f"the room to join (default {DEFAULT_ROOM})",
+    )
+
+
+def _room_name(text: str) -> str:
+    if not valid_room(text):
+        raise argparse.ArgumentTypeError(ROOM_RULE)
+    return text
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"not a count: {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"not a positive number of seconds: {text!r}")
+    return value
+
+
+def _add_connection_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "-H",
+        "--header",
+        dest="headers",
+        action="append",
+        default=[],
+        type=parse_header,
+        metavar="'NAME: VALUE'",
+        help="add a header to the upgrade request (repeatable)",
+    )
+    command.add_argument(
+        "--subprotocol",
+        dest="subprotocols",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="offer a subprotocol (repeatable, in order of preference)",
+    )
+    command.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_CLIENT_TIMEOUT_S,
+        help="seconds for connecting and the handshake, for sending, and for closing "
+        f"(default {DEFAULT_CLIENT_TIMEOUT_S:g})",
+    )
+    command.add_argument("--insecure", action="store_true", help="wss://: do not check the server's certificate")
+    command.add_argument(
+        "--no-compression", dest="compression", action="store_false", help="do not offer permessage-deflate"
+    )
+    command.add_argument(
+        "--max-message-size",
+        dest="max_message_bytes",
+        type=parse_size,
+        default=None,
+        metavar="SIZE",
+        help="largest message accepted (default 1MiB; more is closed with 1009)",
+    )
+    command.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+
+def parse_header(text: str) -> tuple[str, str]:
+    """``'Authorization: Bearer x'`` → ``("Authorization", "Bearer x")``."""
+    name, colon, value = text.partition(":")
+    name = name.strip()
+    if not colon or not is_token(name):
+        raise argparse.ArgumentTypeError(f"not a header: {text!r} (try 'Name: value')")
+    return name, value.strip()
+
