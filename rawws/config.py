@@ -43,6 +43,10 @@ DEFAULT_ARGON2_PARALLELISM = 4
 DEFAULT_LOGINS_PER_MINUTE_PER_USER = 10  # a burst of this many, refilled over a minute
 DEFAULT_LOGINS_PER_MINUTE_PER_ADDRESS = 30
 
+# Several nodes
+DEFAULT_BUS_HEARTBEAT_S = 1.0  # each node announces its rooms' newest ids this often (finds lost tails)
+DEFAULT_BUS_TIMEOUT_S = 1.0  # any one call to the bus; a stalled Redis costs at most this
+
 
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
@@ -83,6 +87,10 @@ class ServerConfig:
     argon2_parallelism: int = DEFAULT_ARGON2_PARALLELISM
     logins_per_minute_per_user: int = DEFAULT_LOGINS_PER_MINUTE_PER_USER
     logins_per_minute_per_address: int = DEFAULT_LOGINS_PER_MINUTE_PER_ADDRESS
+    # Several nodes
+    bus_url: str | None = field(default=None, repr=False)  # None: one node; or redis://host:port/db
+    bus_heartbeat_s: float = DEFAULT_BUS_HEARTBEAT_S
+    bus_timeout_s: float = DEFAULT_BUS_TIMEOUT_S
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):

@@ -25,7 +25,7 @@ from typing import Any
 
 from rawws.bus.base import Bus
 from rawws.chat import protocol as chat
-from rawws.chat.feed import RoomFeed
+from rawws.chat.feed import DEFAULT_HEARTBEAT_S, RoomFeed
 from rawws.chat.hub import Hub
 from rawws.chat.peer import Peer
 from rawws.chat.protocol import ChatError, HistoryRequest, Join, Leave, Say, Who
@@ -141,13 +141,20 @@ class ChatMember:
 class ChatHandler:
     """The `/ws` endpoint's ``WebSocketHandler``."""
 
-    def __init__(self, store: Store, hub: Hub | None = None, bus: Bus | None = None, node: str = "local") -> None:
+    def __init__(
+        self,
+        store: Store,
+        hub: Hub | None = None,
+        bus: Bus | None = None,
+        node: str = "local",
+        heartbeat_s: float = DEFAULT_HEARTBEAT_S,
+    ) -> None:
         self.store = store
         self.hub = hub or Hub()
         self.writer = MessageWriter(store)
         # Every stored message reaches the hub through the feed: in id order, once,
         # whether this node stored it or another one did (through the bus).
-        self.feed = RoomFeed(store, self._publish_message, bus, node)
+        self.feed = RoomFeed(store, self._publish_message, bus, node, heartbeat_s=heartbeat_s)
         self._members: dict[Peer, ChatMember] = {}
         self._rate = RateLimiter(MESSAGE_BURST, MESSAGE_BURST / MESSAGES_PER_SECOND)
         self._rate_keys = itertools.count(1)

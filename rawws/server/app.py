@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
+import socket
 from pathlib import Path
 
 from rawws.accounts.passwords import Passwords
@@ -22,6 +24,8 @@ from rawws.accounts.tokens import (
     WebSocketAuthenticator,
     generate_secret,
 )
+from rawws.bus.base import Bus
+from rawws.bus.redis import RedisBus
 from rawws.chat.service import ChatHandler
 from rawws.config import ServerConfig
 from rawws.server.echo import EchoHandler
@@ -32,6 +36,18 @@ from rawws.store import open_store, sqlite_url
 log = logging.getLogger("rawws.server")
 
 SECRET_FILE = "jwt-secret"
+
+
+def node_name() -> str:
+    """This process among the nodes of one chat: host, pid and a random tail (pids are reused)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def open_bus(config: ServerConfig) -> Bus | None:
+    """The Redis bus when ``bus_url`` is set; ``None`` (one node) otherwise."""
+    if config.bus_url is None:
+        return None
+    return RedisBus(config.bus_url, call_timeout_s=config.bus_timeout_s)
 
 
 def load_or_create_secret(data_dir: Path) -> bytes:
@@ -86,7 +102,12 @@ async def setup_app(server: Server) -> None:
     accounts.add_routes(server.router)
     add_page_routes(server.router)
     authenticate = WebSocketAuthenticator(tokens, TicketLedger(), frozenset(config.allowed_origins), tls=config.tls)
-    chat = ChatHandler(store)
+    chat = ChatHandler(store, bus=open_bus(config), node=node_name(), heartbeat_s=config.bus_heartbeat_s)
+    try:
+        await chat.start()  # BusUnavailable: a node never starts cut off from the others
+    except BaseException:
+        await store.close()
+        raise
     server.add_websocket("/ws", chat, subprotocols=(SUBPROTOCOL,), authenticate=authenticate)
     if config.echo:
         server.add_websocket("/echo", EchoHandler())
