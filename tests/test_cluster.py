@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import pytest
 import redis.asyncio as aioredis
@@ -195,3 +196,57 @@ async def test_an_unreachable_bus_at_start_is_refused(start_server, postgres_url
     redis_server.kill()
     with pytest.raises(BusUnavailable, match="cannot reach the bus"):
         await start_server(db_url=postgres_url, bus_url=redis_server.url, bus_timeout_s=0.2)
+
+
+# -- state the nodes share ---------------------------------------------------------------
+
+
+async def test_a_ticket_spent_on_one_node_is_refused_on_every_other(start_node) -> None:
+    from tests.test_accounts import registered_token, ticket
+    from tests.test_ws_auth import close_politely, try_upgrade, welcome_of
+
+    a, b, c = await start_node(), await start_node(), await start_node()
+    token = await registered_token(a.port, "Ada")
+    issued = (await ticket(a.port, token)).json["ticket"]
+    status, _, _, (reader, writer) = await try_upgrade(b, f"/ws?ticket={issued}")  # spent on B (issued by A)
+    assert status == 101
+    assert (await welcome_of(reader))["user"] == "Ada"
+    await close_politely(reader, writer)
+    for node in (a, c, b):
+        status, _, body, _ = await try_upgrade(node, f"/ws?ticket={issued}")
+        assert status == 401, (node.port, status, body)
+        assert b"already used" in body
+    # a fresh ticket still works anywhere
+    fresh = (await ticket(c.port, token)).json["ticket"]
+    status, _, _, (reader, writer) = await try_upgrade(a, f"/ws?ticket={fresh}")
+    assert status == 101
+    await close_politely(reader, writer)
+
+
+async def test_a_ticket_is_refused_while_its_shared_record_is_unreachable(start_node, redis_server: RedisServer) -> None:  # noqa: F811
+    from tests.test_accounts import registered_token, ticket
+    from tests.test_ws_auth import try_upgrade
+
+    a = await start_node()
+    token = await registered_token(a.port, "Ada")
+    issued = (await ticket(a.port, token)).json["ticket"]
+    redis_server.kill()
+    status, _, body, _ = await try_upgrade(a, f"/ws?ticket={issued}")
+    assert status == 503, body  # spent nowhere, or it could be spent once per node
+
+
+async def test_login_attempts_are_counted_across_nodes(start_node) -> None:
+    from tests.test_accounts import login, register
+
+    per_user = 4
+    nodes = [await start_node(logins_per_minute_per_user=per_user) for _ in range(3)]
+    assert (await register(nodes[0].port, "Ada", "right password here")).status == 201
+    # The shared counters are per minute (fixed windows): keep clear of a window's end.
+    while time.time() % 60 > 50:
+        await asyncio.sleep(0.5)
+    statuses = []
+    for attempt in range(per_user * 2):  # wrong passwords, spread over the nodes: at most 3 per node
+        reply = await login(nodes[attempt % 3].port, "Ada", "wrong password!!")
+        statuses.append(reply.status)
+    # each node alone would allow all of them; the cluster allows per_user
+    assert statuses == [401] * per_user + [429] * per_user, statuses

@@ -24,8 +24,8 @@ from rawws.accounts.tokens import (
     WebSocketAuthenticator,
     generate_secret,
 )
-from rawws.bus.base import Bus
 from rawws.bus.redis import RedisBus
+from rawws.bus.shared import SharedState
 from rawws.chat.service import ChatHandler
 from rawws.config import ServerConfig
 from rawws.server.echo import EchoHandler
@@ -43,7 +43,7 @@ def node_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
-def open_bus(config: ServerConfig) -> Bus | None:
+def open_bus(config: ServerConfig) -> RedisBus | None:
     """The Redis bus when ``bus_url`` is set; ``None`` (one node) otherwise."""
     if config.bus_url is None:
         return None
@@ -92,17 +92,26 @@ async def setup_app(server: Server) -> None:
     tokens = Tokens(token_settings(config))
     store = await open_store(config.db_url or sqlite_url(config.data_dir))
     passwords = Passwords(config.argon2_time_cost, config.argon2_memory_kib, config.argon2_parallelism)
+    bus = open_bus(config)
+    shared = SharedState(bus.client, config.bus_timeout_s) if bus is not None else None
     accounts = Accounts(
         store,
         passwords,
         tokens,
         logins_per_user=config.logins_per_minute_per_user,
         logins_per_address=config.logins_per_minute_per_address,
+        shared_limit=shared.take_login if shared else None,
     )
     accounts.add_routes(server.router)
     add_page_routes(server.router)
-    authenticate = WebSocketAuthenticator(tokens, TicketLedger(), frozenset(config.allowed_origins), tls=config.tls)
-    chat = ChatHandler(store, bus=open_bus(config), node=node_name(), heartbeat_s=config.bus_heartbeat_s)
+    authenticate = WebSocketAuthenticator(
+        tokens,
+        TicketLedger(),
+        frozenset(config.allowed_origins),
+        tls=config.tls,
+        shared_spend=shared.spend_ticket if shared else None,
+    )
+    chat = ChatHandler(store, bus=bus, node=node_name(), heartbeat_s=config.bus_heartbeat_s)
     try:
         await chat.start()  # BusUnavailable: a node never starts cut off from the others
     except BaseException:

@@ -9,6 +9,7 @@ not consumed to the WebSocket session. Malformed HTTP gets its 4xx and a close.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import signal
 import ssl
@@ -36,7 +37,7 @@ READ_SIZE = 64 * 1024  # what the HTTP side reads at once (a WebSocket then read
 SERVER_HEADER = ("Server", "rawws")
 
 
-Authenticator = Callable[[Request], Identity]
+Authenticator = Callable[[Request], Identity | Awaitable[Identity]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +227,8 @@ class Server:
                 try:
                     accepted = decide_upgrade(request, endpoint.policy)
                     identity = endpoint.authenticate(request) if endpoint.authenticate else None
+                    if inspect.isawaitable(identity):  # e.g. a ticket spent in a record shared by nodes
+                        identity = await identity
                 except HttpError as error:
                     log.debug("upgrade refused peer=%s path=%s status=%d", peer, request.path, error.status)
                     self._write(conn, writer, error_response(error), request)
