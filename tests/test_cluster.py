@@ -7,6 +7,7 @@ each once, in order, whichever node stored them and whatever the bus lost.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 
@@ -17,9 +18,21 @@ from rawws.bus.redis import BusUnavailable, RedisBus
 from rawws.chat import service as chat_service
 from rawws.chat.service import ChatHandler
 from rawws.server.server import Server
-from tests.chat_client import ChatClient, close_quietly, connect_chat, login, register
-from tests.redis_server import RedisServer, redis_server  # noqa: F401
-from tests.test_chat import assert_gapless
+from tests.chat_client import ChatClient, close_quietly, connect_chat, new_user
+from tests.helpers import (
+    TIMEOUT_S,
+    close_writer,
+    login,
+    masked_frame,
+    open_raw,
+    read_frame,
+    read_http_head,
+    register,
+    registered_token,
+    ticket,
+    upgrade_request,
+)
+from tests.redis_server import RedisServer
 
 SECRET = "cluster-test-secret-" + "x" * 32
 WAIT_S = 30.0  # the longest a catch-up may take before the test fails
@@ -32,7 +45,7 @@ def no_rate_limit(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def start_node(start_server, postgres_url: str, redis_server: RedisServer):  # noqa: F811
+def start_node(start_server, postgres_url: str, redis_server: RedisServer):
     async def start(**settings: object) -> Server:
         defaults: dict[str, object] = {
             "db_url": postgres_url,
@@ -45,6 +58,36 @@ def start_node(start_server, postgres_url: str, redis_server: RedisServer):  # n
         return await start_server(**{**defaults, **settings})
 
     return start
+
+
+def assert_gapless(ids: list[int], first: int, last: int, who: str = "") -> None:
+    expected = list(range(first, last + 1))
+    assert ids == expected, (
+        f"{who}: expected ids {first}..{last} once each, in order; got {len(ids)}"
+        f" (duplicates: {len(ids) - len(set(ids))}, missing: {sorted(set(expected) - set(ids))[:10]})"
+    )
+
+
+async def try_upgrade(server: Server, target: str) -> tuple[int, bytes, tuple[asyncio.StreamReader, asyncio.StreamWriter] | None]:
+    """An upgrade request: the status, the body, and on a 101 the open connection."""
+    reader, writer = await open_raw(server.port)
+    writer.write(upgrade_request(target, host=f"127.0.0.1:{server.port}"))
+    status, _, body = await read_http_head(reader, TIMEOUT_S)
+    if status != 101:
+        await close_writer(writer)
+        return status, body, None
+    return status, body, (reader, writer)
+
+
+async def welcome_user(connection: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None) -> str:
+    assert connection is not None
+    reader, writer = connection
+    _, payload, _ = await read_frame(reader, TIMEOUT_S)
+    frame = json.loads(payload)
+    assert frame["type"] == "welcome"
+    writer.write(masked_frame(0x8, b"\x03\xe8"))
+    await close_writer(writer)
+    return str(frame["user"])
 
 
 def handler(server: Server) -> ChatHandler:
@@ -65,8 +108,7 @@ async def members(nodes: list[Server], per_node: int, room: str = "lobby") -> li
     for n, node in enumerate(nodes):
         for i in range(per_node):
             name = f"u{n}x{i}"
-            await register(node.port, name)
-            token = await login(node.port, name)
+            token = await new_user(node.port, name)
             client = await connect_chat(node, token, name, keep_messages=False)
             await client.join(room)
             clients.append((node, client))
@@ -98,7 +140,7 @@ async def test_three_nodes_every_member_gets_every_message_once_in_order(start_n
 
 
 async def test_redis_killed_and_restarted_mid_traffic_loses_and_doubles_nothing(
-    start_node, no_rate_limit, redis_server: RedisServer, caplog: pytest.LogCaptureFixture  # noqa: F811
+    start_node, no_rate_limit, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="rawws.bus")
     nodes = [await start_node() for _ in range(3)]
@@ -164,7 +206,7 @@ async def test_a_lost_tail_in_a_quiet_room_is_found_by_the_heartbeat(start_node,
 
 
 async def test_garbage_on_the_channel_is_counted_logged_once_and_never_delivered(
-    start_node, redis_server: RedisServer, caplog: pytest.LogCaptureFixture  # noqa: F811
+    start_node, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="rawws.bus")
     a, b = await start_node(), await start_node()
@@ -192,7 +234,7 @@ def redis_server_client(server: RedisServer) -> aioredis.Redis:
     return aioredis.Redis.from_url(server.url)
 
 
-async def test_an_unreachable_bus_at_start_is_refused(start_server, postgres_url: str, redis_server: RedisServer) -> None:  # noqa: F811
+async def test_an_unreachable_bus_at_start_is_refused(start_server, postgres_url: str, redis_server: RedisServer) -> None:
     redis_server.kill()
     with pytest.raises(BusUnavailable, match="cannot reach the bus"):
         await start_server(db_url=postgres_url, bus_url=redis_server.url, bus_timeout_s=0.2)
@@ -202,42 +244,33 @@ async def test_an_unreachable_bus_at_start_is_refused(start_server, postgres_url
 
 
 async def test_a_ticket_spent_on_one_node_is_refused_on_every_other(start_node) -> None:
-    from tests.test_accounts import registered_token, ticket
-    from tests.test_ws_auth import close_politely, try_upgrade, welcome_of
-
     a, b, c = await start_node(), await start_node(), await start_node()
     token = await registered_token(a.port, "Ada")
     issued = (await ticket(a.port, token)).json["ticket"]
-    status, _, _, (reader, writer) = await try_upgrade(b, f"/ws?ticket={issued}")  # spent on B (issued by A)
+    status, _, connection = await try_upgrade(b, f"/ws?ticket={issued}")  # spent on B (issued by A)
     assert status == 101
-    assert (await welcome_of(reader))["user"] == "Ada"
-    await close_politely(reader, writer)
+    assert await welcome_user(connection) == "Ada"
     for node in (a, c, b):
-        status, _, body, _ = await try_upgrade(node, f"/ws?ticket={issued}")
+        status, body, _ = await try_upgrade(node, f"/ws?ticket={issued}")
         assert status == 401, (node.port, status, body)
         assert b"already used" in body
     # a fresh ticket still works anywhere
     fresh = (await ticket(c.port, token)).json["ticket"]
-    status, _, _, (reader, writer) = await try_upgrade(a, f"/ws?ticket={fresh}")
+    status, _, connection = await try_upgrade(a, f"/ws?ticket={fresh}")
     assert status == 101
-    await close_politely(reader, writer)
+    assert await welcome_user(connection) == "Ada"  # a fresh ticket still works anywhere
 
 
-async def test_a_ticket_is_refused_while_its_shared_record_is_unreachable(start_node, redis_server: RedisServer) -> None:  # noqa: F811
-    from tests.test_accounts import registered_token, ticket
-    from tests.test_ws_auth import try_upgrade
-
+async def test_a_ticket_is_refused_while_its_shared_record_is_unreachable(start_node, redis_server: RedisServer) -> None:
     a = await start_node()
     token = await registered_token(a.port, "Ada")
     issued = (await ticket(a.port, token)).json["ticket"]
     redis_server.kill()
-    status, _, body, _ = await try_upgrade(a, f"/ws?ticket={issued}")
+    status, body, _ = await try_upgrade(a, f"/ws?ticket={issued}")
     assert status == 503, body  # spent nowhere, or it could be spent once per node
 
 
 async def test_login_attempts_are_counted_across_nodes(start_node) -> None:
-    from tests.test_accounts import login, register
-
     per_user = 4
     nodes = [await start_node(logins_per_minute_per_user=per_user) for _ in range(3)]
     assert (await register(nodes[0].port, "Ada", "right password here")).status == 201

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import free_port
-from tests.redis_server import RedisServer, redis_server  # noqa: F401
 
 RUN_TIMEOUT_S = 30
 

@@ -15,8 +15,8 @@ from rawws.accounts.tokens import ACCESS, TICKET, Tokens, bearer_token
 from rawws.config import DEFAULT_LOGINS_PER_MINUTE_PER_ADDRESS, DEFAULT_LOGINS_PER_MINUTE_PER_USER
 from rawws.core.http import Request, Response, Router, json_response
 from rawws.core.ratelimit import RateLimiter
-from rawws.errors import HttpError, RawwsError
-from rawws.store import Store, UsernameTaken
+from rawws.errors import HttpError, RawwsError, UsernameTaken
+from rawws.store import Store
 
 log = logging.getLogger("rawws.accounts")
 

@@ -28,7 +28,7 @@ from rawws.config import (
 )
 from rawws.core.headers import comma_list, get_all
 from rawws.core.http import Request
-from rawws.errors import HttpError, RawwsError
+from rawws.errors import AuthError, HttpError, RawwsError
 
 ACCESS = "access"
 TICKET = "ticket"
@@ -42,11 +42,6 @@ REQUIRED_CLAIMS = ["exp", "iat", "sub", "iss", "aud"]
 SESSION_EXP_CLAIM = "session_exp"  # in a ticket: the exp of the access token that bought it
 
 
-class AuthError(HttpError):
-    """401 with a ``WWW-Authenticate`` challenge (RFC 6750 §3). The message never holds the token."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(401, message, [("WWW-Authenticate", 'Bearer error="invalid_token"')])
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from rawws.errors import ChatError
 from rawws.store.base import StoredMessage as StoredMessage  # re-exported: what the protocol sends
 
 DEFAULT_ROOM = "lobby"
@@ -43,14 +44,6 @@ BINARY = "binary_not_supported"
 UNAVAILABLE = "unavailable"
 
 
-class ChatError(Exception):
-    """A client frame we refuse; the reply is an ``error`` frame and the connection stays open."""
-
-    def __init__(self, code: str, message: str, ref: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.ref = ref
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,8 +28,9 @@ from rawws.chat import protocol as chat
 from rawws.chat.feed import DEFAULT_HEARTBEAT_S, RoomFeed
 from rawws.chat.hub import Hub
 from rawws.chat.peer import Peer
-from rawws.chat.protocol import ChatError, HistoryRequest, Join, Leave, Say, Who
+from rawws.chat.protocol import HistoryRequest, Join, Leave, Say, Who
 from rawws.core.ratelimit import RateLimiter
+from rawws.errors import ChatError
 from rawws.store import NewMessage, Store, StoredMessage
 
 log = logging.getLogger("rawws.chat")

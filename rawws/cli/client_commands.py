@@ -25,20 +25,19 @@ from rawws.cli.exits import (
     EXIT_REFUSED,
     EXIT_TIMEOUT,
     EXIT_USAGE,
-    ClientFailure,
 )
 from rawws.cli.parser import PASSWORD_VARIABLE
 from rawws.client.chat_login import ChatLogin
 from rawws.client.commands import check_text
 from rawws.client.connection import OK_CLOSE_CODES, ClientConnection, ConnectionClosed, ConnectOptions, connect
-from rawws.client.login import AuthFailed
 from rawws.client.reconnect import Backoff, describe
 from rawws.client.session import chat, chat_session
 from rawws.client.state import ChatState, NotStored, send_outcome
 from rawws.client.target import chat_target, url_credential
 from rawws.client.terminal import terminal_for
 from rawws.config import DEFAULT_MAX_MESSAGE_BYTES
-from rawws.core.client_handshake import HandshakeRejected, InvalidHandshake, InvalidURI, parse_uri
+from rawws.core.client_handshake import parse_uri
+from rawws.errors import AuthFailed, ClientFailure, HandshakeRejected, InvalidHandshake, InvalidURI
 
 
 def _connect_options(args: argparse.Namespace, secure: bool | None = None) -> ConnectOptions:
@@ -70,6 +69,7 @@ def _message_from(args: argparse.Namespace) -> str | bytes:
 
 
 async def send_command(args: argparse.Namespace, message: str | bytes) -> None:
+    """``rawws send`` without ``--user``: one raw message, then a normal close (checked, for the exit code)."""
     ws = await connect(args.url, **_connect_options(args))
     try:
         async with asyncio.timeout(args.timeout):
@@ -80,6 +80,7 @@ async def send_command(args: argparse.Namespace, message: str | bytes) -> None:
 
 
 async def chat_command(args: argparse.Namespace) -> None:
+    """``rawws chat`` without the chat protocol: typed lines out, messages in, as raw text."""
     ws = await connect(args.url, **_connect_options(args))
     compression = "compressed" if ws.compression else "uncompressed"
     subprotocol = f", subprotocol {ws.subprotocol}" if ws.subprotocol else ""

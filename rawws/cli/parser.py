@@ -30,6 +30,7 @@ def parse_size(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """Every command and flag; the bench server builds its flags from here too, so both read alike."""
     parser = argparse.ArgumentParser(
         prog="rawws",
         description="WebSocket chat service on raw asyncio streams.",
@@ -123,6 +124,7 @@ chat protocol:
 
 
 def add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``send`` and ``chat``: their --help ends with the URL rule and the exit codes a script relies on."""
     send = commands.add_parser(
         "send",
         help="send one message and close",

@@ -16,6 +16,7 @@ ROOM_RULE = "room names are 1-32 characters of a-z, 0-9, '_' and '-', starting w
 
 
 def valid_room(name: str) -> bool:
+    """The server's room-name rule, checked before a join is sent."""
     return ROOM_NAME.fullmatch(name) is not None
 
 

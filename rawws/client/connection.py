@@ -43,13 +43,7 @@ from collections.abc import Generator, Sequence
 from types import TracebackType
 from typing import Any, TypedDict
 
-from rawws.client.closed import (
-    OK_CLOSE_CODES,
-    ConnectionClosed,
-    ConnectionClosedError,
-    ConnectionClosedOK,
-    closed_error,
-)
+from rawws.client.closed import OK_CLOSE_CODES, closed_error
 from rawws.client.protocol import (
     DEFAULT_CLOSE_TIMEOUT_S,
     DEFAULT_MAX_QUEUE,
@@ -58,13 +52,14 @@ from rawws.client.protocol import (
     ClientConnection,
 )
 from rawws.config import DEFAULT_MAX_MESSAGE_BYTES
-from rawws.core.client_handshake import (
-    ClientHandshake,
+from rawws.core.client_handshake import ClientHandshake, WebSocketURI, parse_uri
+from rawws.errors import (
+    ConnectionClosed,
+    ConnectionClosedError,
+    ConnectionClosedOK,
     HandshakeRejected,
     InvalidHandshake,
     InvalidURI,
-    WebSocketURI,
-    parse_uri,
 )
 
 __all__ = [

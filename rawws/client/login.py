@@ -14,30 +14,20 @@ from dataclasses import dataclass
 import h11
 
 from rawws.client.target import ChatTarget
-from rawws.errors import RawwsError
+from rawws.errors import AuthFailed
 
 LOGIN_PATH = "/auth/login"
 TICKET_PATH = "/auth/ticket"
 MAX_HTTP_ANSWER_BYTES = 64 * 1024
 
 
-class AuthFailed(RawwsError):
-    """``/auth/login`` or ``/auth/ticket`` said no (``status``), or answered something unreadable (``None``)."""
-
-    def __init__(self, status: int | None, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-    @property
-    def retryable(self) -> bool:
-        """Too many logins (429) or a server error may pass; a wrong password does not."""
-        return self.status is not None and (self.status == 429 or self.status >= 500)
 
 
 
 @dataclass(frozen=True, slots=True)
 class HttpAnswer:
+    """A whole HTTP answer (status, headers, body): the login and ticket requests read nothing else."""
+
     status: int
     headers: list[tuple[str, str]]
     body: bytes
@@ -118,10 +108,12 @@ class HttpExchange:
 
 
 def login_exchange(target: ChatTarget, user: str, password: str) -> HttpExchange:
+    """``POST /auth/login``: the password goes in the body, never in a URL that might be logged."""
     return HttpExchange("POST", LOGIN_PATH, target.host_header, {"username": user, "password": password})
 
 
 def ticket_exchange(target: ChatTarget, token: str) -> HttpExchange:
+    """``POST /auth/ticket``: a single-use ticket for one WebSocket, so the token itself never goes in a URL."""
     return HttpExchange("POST", TICKET_PATH, target.host_header, bearer=token)
 
 

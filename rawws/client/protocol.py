@@ -10,12 +10,13 @@ import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from types import TracebackType
 
-from rawws.client.closed import ConnectionClosedOK, closed_error
+from rawws.client.closed import closed_error
 from rawws.config import KiB
-from rawws.core.client_handshake import ClientHandshake, ClientUpgrade, InvalidHandshake
+from rawws.core.client_handshake import ClientHandshake, ClientUpgrade
 from rawws.core.closecodes import ABNORMAL_CLOSURE, INTERNAL_ERROR, NORMAL_CLOSURE
 from rawws.core.connection import State, WebSocket
 from rawws.core.events import Closed, Event, MessageReceived, PongReceived
+from rawws.errors import ConnectionClosedOK, InvalidHandshake
 
 log = logging.getLogger("rawws.client")
 

@@ -10,9 +10,7 @@ import os
 import random
 from dataclasses import dataclass
 
-from rawws.client.login import AuthFailed
-from rawws.core.client_handshake import HandshakeRejected, InvalidHandshake
-from rawws.core.connection import ConnectionClosed
+from rawws.errors import AuthFailed, ConnectionClosed, HandshakeRejected, InvalidHandshake
 
 # Reconnect after these close codes (going away, lost, policy such as "slow consumer" or
 # "token expired", server error, restart, try again later, bad gateway); never after 1000,

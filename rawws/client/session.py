@@ -18,7 +18,6 @@ import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from rawws.client.closed import ConnectionClosed
 from rawws.client.commands import Quit, parse_input
 from rawws.client.protocol import ClientConnection
 from rawws.client.reconnect import Backoff, describe, retryable, should_reconnect
@@ -34,6 +33,7 @@ from rawws.client.terminal import (
     Terminal,
 )
 from rawws.core.closecodes import ABNORMAL_CLOSURE, NORMAL_CLOSURE
+from rawws.errors import ConnectionClosed
 
 # -- the chat session ------------------------------------------------------------------------
 

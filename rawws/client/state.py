@@ -46,6 +46,7 @@ TEXT_PREVIEW_CHARS = 40
 
 
 def preview(text: str) -> str:
+    """A say on one short line, for an error that names it without flooding the screen."""
     one_line = " ".join(text.split())
     return one_line if len(one_line) <= TEXT_PREVIEW_CHARS else one_line[: TEXT_PREVIEW_CHARS - 1] + "…"
 
@@ -142,6 +143,8 @@ class Output:
 
 @dataclass(frozen=True, slots=True)
 class PendingSay:
+    """A say sent and not yet acknowledged: what an ``error`` with its ref is reported against."""
+
     room: str
     text: str
 
@@ -370,12 +373,16 @@ class ChatState:
 
 @dataclass(frozen=True, slots=True)
 class Stored:
+    """``rawws send --user``: the server stored the message (its room and id)."""
+
     room: str
     id: int
 
 
 @dataclass(frozen=True, slots=True)
 class NotStored:
+    """``rawws send --user``: the server refused the join or the say (its error code and message)."""
+
     code: str
     message: str
 

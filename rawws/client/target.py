@@ -13,7 +13,8 @@ import dataclasses
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from rawws.core.client_handshake import InvalidURI, WebSocketURI, parse_uri
+from rawws.core.client_handshake import WebSocketURI, parse_uri
+from rawws.errors import InvalidURI
 
 CHAT_PATH = "/ws"
 CREDENTIAL_PARAMS = ("token", "ticket")
@@ -65,13 +66,23 @@ def chat_target(url: str) -> ChatTarget:
     ws_scheme = CHAT_SCHEMES.get(scheme.lower()) if colon else None
     if ws_scheme is None:
         raise InvalidURI(f"{url!r}: use ws://, wss://, http:// or https://HOST[:PORT]")
-    uri = parse_uri(f"{ws_scheme}:{rest}")  # host, port, user info, fragment: the WebSocket URL rule
+    if _has_user_info(url):
+        raise InvalidURI(f"{url!r} has user info; use --user")
+    uri = parse_uri(f"{ws_scheme}:{rest}")  # host, port, fragment: the WebSocket URL rule
     path, _, query_string = uri.target.partition("?")
     query = tuple(parse_qsl(query_string, keep_blank_values=True))
     if any(name in CREDENTIAL_PARAMS for name, _ in query):
         raise InvalidURI("--user logs in by itself: leave token= and ticket= out of the URL")
     endpoint = dataclasses.replace(uri, target=path if path != "/" else CHAT_PATH)
     return ChatTarget(endpoint, query)
+
+
+def _has_user_info(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False  # parse_uri says what is wrong with it
+    return parts.username is not None or parts.password is not None
 
 
 def url_credential(url: str) -> str | None:

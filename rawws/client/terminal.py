@@ -237,6 +237,8 @@ def display_width(chars: list[str]) -> int:
 
 
 class Terminal(Protocol):
+    """What a chat needs of a terminal, so a test or another front end can stand in for the tty."""
+
     def start(self, on_input: Callable[[InputAction], None]) -> None: ...
 
     def show(self, text: str) -> None: ...

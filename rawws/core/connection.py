@@ -26,7 +26,7 @@ from wsproto.frame_protocol import Opcode, ParseFailed
 from rawws.core.closecodes import ABNORMAL_CLOSURE, NORMAL_CLOSURE
 from rawws.core.events import Closed, Event, MessageReceived, PongReceived
 from rawws.core.frames import TunedFrameProtocol
-from rawws.errors import RawwsError
+from rawws.errors import ConnectionClosed
 
 # Looked up once: these are compared for every frame.
 _TEXT, _BINARY, _PING, _PONG, _CLOSE = Opcode.TEXT, Opcode.BINARY, Opcode.PING, Opcode.PONG, Opcode.CLOSE
@@ -38,8 +38,6 @@ class State(enum.Enum):
     CLOSED = "closed"
 
 
-class ConnectionClosed(RawwsError):
-    """Raised when sending on a WebSocket that is closing or closed."""
 
 
 class WebSocket:
@@ -172,13 +170,13 @@ class WebSocket:
     def send(self, message: str | bytes) -> bytes:
         """The frame bytes of one whole message (possibly a ``bytearray``: it goes straight to a transport)."""
         if self.state is not State.OPEN:
-            raise ConnectionClosed(f"cannot send: connection is {self.state.value}")
+            raise ConnectionClosed(self.close_code, f"cannot send: connection is {self.state.value}")
         return self._frames.send_data(message, True)  # type: ignore[return-value]
 
     def ping(self, payload: bytes | None = None) -> bytes:
         """A ping frame; its payload is remembered so the matching pong clears it."""
         if self.state is not State.OPEN:
-            raise ConnectionClosed(f"cannot ping: connection is {self.state.value}")
+            raise ConnectionClosed(self.close_code, f"cannot ping: connection is {self.state.value}")
         payload = os.urandom(4) if payload is None else payload
         self._pending_ping = payload
         return bytes(self._frames.ping(payload))

@@ -17,8 +17,8 @@ from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from rawws.errors import RawwsError
-from rawws.store.base import NewMessage, StoredMessage, User, UsernameTaken
+from rawws.errors import SchemaTooNew, UsernameTaken
+from rawws.store.base import NewMessage, StoredMessage, User
 
 SCHEMA_VERSION = 2  # 1: users; 2: rooms and messages
 SQLITE_FILE = "rawws.db"
@@ -72,8 +72,6 @@ async def _add_messages(conn: AsyncConnection) -> None:
 MIGRATIONS: dict[int, Migration] = {1: _add_messages}
 
 
-class SchemaTooNew(RawwsError):
-    pass
 
 
 def sqlite_url(data_dir: str | Path) -> str:
