@@ -46,6 +46,7 @@ DEFAULT_LOGINS_PER_MINUTE_PER_ADDRESS = 30
 # Several nodes
 DEFAULT_BUS_HEARTBEAT_S = 1.0  # each node announces its rooms' newest ids this often (finds lost tails)
 DEFAULT_BUS_TIMEOUT_S = 1.0  # any one call to the bus; a stalled Redis costs at most this
+DEFAULT_PRESENCE_TTL_S = 5.0  # a node not heard from this long is dead: its users leave (+ one heartbeat)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +92,7 @@ class ServerConfig:
     bus_url: str | None = field(default=None, repr=False)  # None: one node; or redis://host:port/db
     bus_heartbeat_s: float = DEFAULT_BUS_HEARTBEAT_S
     bus_timeout_s: float = DEFAULT_BUS_TIMEOUT_S
+    presence_ttl_s: float = DEFAULT_PRESENCE_TTL_S
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):

@@ -19,6 +19,7 @@ from rawws.chat import service as chat_service
 from rawws.chat.service import ChatHandler
 from rawws.server.server import Server
 from tests.chat_client import ChatClient, close_quietly, connect_chat, new_user
+from tests.chat_client import login as chat_login
 from tests.helpers import (
     TIMEOUT_S,
     close_writer,
@@ -283,3 +284,37 @@ async def test_login_attempts_are_counted_across_nodes(start_node) -> None:
         statuses.append(reply.status)
     # each node alone would allow all of them; the cluster allows per_user
     assert statuses == [401] * per_user + [429] * per_user, statuses
+
+
+# -- presence across nodes ---------------------------------------------------------------
+
+
+async def connect_as(node: Server, name: str) -> ChatClient:
+    return await connect_chat(node, await new_user(node.port, name), name)
+
+
+async def test_who_and_joined_list_users_on_every_node_and_presence_crosses_nodes(start_node) -> None:
+    a, b = await start_node(), await start_node()
+    ann = await connect_as(a, "ann")
+    bob = await connect_as(b, "bob")
+    try:
+        await ann.join("lobby")
+        joined = await bob.join("lobby")
+        assert joined["users"] == ["ann", "bob"]  # ann is on the other node
+        await ann.wait_frame("presence", room="lobby", user="bob", event="joined")
+        start = len(ann.frames)
+        await ann.send(type="who", room="lobby")
+        assert (await ann.wait_frame("members", start=start, room="lobby"))["users"] == ["ann", "bob"]
+        # a second tab of bob on the other node: nobody is told bob joined again
+        bob2 = await connect_chat(a, await chat_login(a.port, "bob"), "bob")
+        await bob2.join("lobby")
+        await bob.send(type="leave", room="lobby")  # bob is still there through bob2
+        await bob.wait_frame("left", room="lobby")
+        await bob2.send(type="leave", room="lobby")
+        await ann.wait_frame("presence", room="lobby", user="bob", event="left")
+        await asyncio.sleep(0.6)  # three heartbeats: snapshots must not invent another joined/left
+        about_bob = [f["event"] for f in ann.of_type("presence", room="lobby", user="bob")]
+        assert about_bob == ["joined", "left"], about_bob
+        await close_quietly(bob2)
+    finally:
+        await close_quietly(ann, bob)

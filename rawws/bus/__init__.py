@@ -6,7 +6,7 @@ lose anything (Redis pub/sub is fire-and-forget): ``sequencer`` notices the
 gaps and the node fills them from the shared store.
 """
 
-from rawws.bus.base import Bus, BusEvent, Heads, LocalBus, Posted, decode_event, encode_event
+from rawws.bus.base import Bus, BusEvent, Heads, LocalBus, Posted, Presence, decode_event, encode_event
 from rawws.bus.sequencer import RoomSequencer
 
-__all__ = ["Bus", "BusEvent", "Heads", "LocalBus", "Posted", "RoomSequencer", "decode_event", "encode_event"]
+__all__ = ["Bus", "BusEvent", "Heads", "LocalBus", "Posted", "Presence", "RoomSequencer", "decode_event", "encode_event"]

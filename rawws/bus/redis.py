@@ -234,6 +234,11 @@ class RedisBus:
                     self.published += len(batch)
 
     async def close(self) -> None:
+        """Send what is queued (bounded by the call timeout), then disconnect."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.call_timeout_s):
+                while self._connected and self._queue and self._tasks:
+                    await asyncio.sleep(0.01)
         tasks = [*self._tasks, *self._reconnects]
         for task in tasks:
             task.cancel()

@@ -13,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 
-from rawws.bus.base import Bus, BusEvent, Heads, LocalBus, Posted
+from rawws.bus.base import Bus, BusEvent, Heads, LocalBus, Posted, Presence
 from rawws.bus.sequencer import DEFAULT_HOLD_LIMIT, RoomSequencer
 from rawws.chat import protocol as chat
+from rawws.chat.presence import DEFAULT_PRESENCE_TTL_S, Change, ClusterPresence
 from rawws.store import Store, StoredMessage
 
 log = logging.getLogger("rawws.chat")
@@ -28,6 +30,7 @@ DEFAULT_HEARTBEAT_S = 1.0
 MAX_HEAD_ROOMS = 1000  # rooms in one heartbeat: the ones this node wrote to most recently
 
 Deliver = Callable[[str, str, int], object]  # (room, text, id): the hub's publish
+Announce = Callable[[Change], object]  # a user appeared in / left a room, cluster-wide
 
 
 class RoomFeed:
@@ -40,6 +43,9 @@ class RoomFeed:
         *,
         hold_limit: int = DEFAULT_HOLD_LIMIT,
         heartbeat_s: float = DEFAULT_HEARTBEAT_S,
+        presence: ClusterPresence | None = None,
+        announce: Announce | None = None,
+        local_presence: Callable[[], dict[str, list[str]]] | None = None,
     ) -> None:
         self.store = store
         self.bus: Bus = bus or LocalBus()
@@ -52,6 +58,9 @@ class RoomFeed:
         self._written: dict[str, int] = {}  # room → newest id this node stored (most recent last)
         self._heartbeat: asyncio.Task[None] | None = None
         self.fetched = 0  # messages read from the store to fill gaps
+        self.presence = presence or ClusterPresence(lambda room: (), DEFAULT_PRESENCE_TTL_S)
+        self._announce: Announce = announce or (lambda change: None)
+        self._local_presence = local_presence or dict
 
     # -- rooms with local members ---------------------------------------------------------
 
@@ -97,11 +106,25 @@ class RoomFeed:
         if isinstance(event, Posted):
             self._offer(event.message)
             return
+        now = time.monotonic()
+        if isinstance(event, Presence):
+            self._tell(self.presence.event(event.node, event.room, event.user, event.joined, now))
+            return
+        present = {room: frozenset(users) for room, users in event.present.items()}
+        self._tell(self.presence.snapshot(event.node, present, now))
         for room, newest in event.newest.items():
             sequencer = self._rooms.get(room)
             if sequencer is not None:
                 sequencer.note_newest(newest)
                 self._repair(room)
+
+    def _tell(self, changes: list[Change]) -> None:
+        for change in changes:
+            self._announce(change)
+
+    def here(self, room: str, user: str, joined: bool) -> None:
+        """``user``'s first connection on this node joined ``room`` (or its last one left)."""
+        self.bus.publish(Presence(self.node, room, user, joined))
 
     def _offer(self, message: StoredMessage) -> None:
         sequencer = self._rooms.get(message.room)
@@ -165,15 +188,17 @@ class RoomFeed:
             self._heartbeat = asyncio.get_running_loop().create_task(self._beats())
 
     def _beat(self) -> None:
-        if self._written:
-            self.bus.publish(Heads(self.node, dict(self._written)))
+        self.bus.publish(Heads(self.node, dict(self._written), self._local_presence()))
 
     async def _beats(self) -> None:
         while True:
             await asyncio.sleep(self.heartbeat_s)
             self._beat()
+            self._tell(self.presence.expire(time.monotonic()))
 
     async def close(self) -> None:
+        if not isinstance(self.bus, LocalBus):
+            self.bus.publish(Heads(self.node, {}, {}))  # goodbye: nobody is here any more
         tasks = [t for t in (self._heartbeat, *self._fetching.values()) if t is not None]
         for task in tasks:
             task.cancel()

@@ -73,6 +73,10 @@ class Hub:
     def users(self, room: str) -> list[str]:
         return sorted(self._present.get(room, ()))
 
+    def presence(self) -> dict[str, list[str]]:
+        """Every room with members here and its users (a node's heartbeat carries this)."""
+        return {room: sorted(users) for room, users in self._present.items()}
+
     def rooms(self) -> list[str]:
         return sorted(self._rooms)
 

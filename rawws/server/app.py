@@ -111,7 +111,13 @@ async def setup_app(server: Server) -> None:
         tls=config.tls,
         shared_spend=shared.spend_ticket if shared else None,
     )
-    chat = ChatHandler(store, bus=bus, node=node_name(), heartbeat_s=config.bus_heartbeat_s)
+    chat = ChatHandler(
+        store,
+        bus=bus,
+        node=node_name(),
+        heartbeat_s=config.bus_heartbeat_s,
+        presence_ttl_s=config.presence_ttl_s,
+    )
     try:
         await chat.start()  # BusUnavailable: a node never starts cut off from the others
     except BaseException:
