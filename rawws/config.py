@@ -50,6 +50,11 @@ DEFAULT_WEBSOCKETS_PER_USER = 20  # open chat connections; one more earns 429 be
 DEFAULT_WEBSOCKETS_PER_ADDRESS = 200
 DEFAULT_SEND_BUFFER_BYTES = 256 * KiB  # SO_SNDBUF of each WebSocket socket (0: the kernel's default)
 
+# Several nodes
+DEFAULT_BUS_HEARTBEAT_S = 1.0  # each node announces its rooms' newest ids this often (finds lost tails)
+DEFAULT_BUS_TIMEOUT_S = 1.0  # any one call to the bus; a stalled Redis costs at most this
+DEFAULT_PRESENCE_TTL_S = 5.0  # a node not heard from this long is dead: its users leave (+ one heartbeat)
+
 
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
@@ -97,6 +102,11 @@ class ServerConfig:
     websockets_per_user: int = DEFAULT_WEBSOCKETS_PER_USER
     websockets_per_address: int = DEFAULT_WEBSOCKETS_PER_ADDRESS
     send_buffer_bytes: int = DEFAULT_SEND_BUFFER_BYTES
+    # Several nodes
+    bus_url: str | None = field(default=None, repr=False)  # None: one node; or redis://host:port/db
+    bus_heartbeat_s: float = DEFAULT_BUS_HEARTBEAT_S
+    bus_timeout_s: float = DEFAULT_BUS_TIMEOUT_S
+    presence_ttl_s: float = DEFAULT_PRESENCE_TTL_S
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):

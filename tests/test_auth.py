@@ -21,7 +21,6 @@ from rawws.accounts.tokens import (
     TICKET,
     Credential,
     Identity,
-    MemoryTicketSpender,
     PublicKey,
     TicketLedger,
     Tokens,
@@ -109,13 +108,13 @@ def test_the_corpus_is_not_refused_by_accident() -> None:
     assert tokens.verify(hs256(claims(NOW, typ=TICKET, exp=int(NOW) + 30)), TICKET).user == "ada"
 
 
-async def test_replayed_ticket_is_refused() -> None:
+def test_replayed_ticket_is_refused() -> None:
     clock = FakeClock()
     tokens, ledger = Tokens(TokenSettings(secret=SECRET), clock=clock), TicketLedger(clock=clock)
     ticket, _ = tokens.issue("ada", TICKET)
-    await ledger.spend(tokens.verify(ticket, TICKET))
+    ledger.spend(tokens.verify(ticket, TICKET))
     with pytest.raises(AuthError, match="already used"):
-        await ledger.spend(tokens.verify(ticket, TICKET))
+        ledger.spend(tokens.verify(ticket, TICKET))
 
 
 def test_issued_access_token_and_ticket_do_not_stand_in_for_each_other() -> None:
@@ -332,32 +331,31 @@ def test_unusual_characters_are_refused_with_auth_error(token: str) -> None:
 # -- the ticket ledger ---------------------------------------------------------
 
 
-async def test_ledger_spends_each_ticket_once_and_keeps_live_ones_through_cleanup() -> None:
+def test_ledger_spends_each_ticket_once_and_keeps_live_ones_through_cleanup() -> None:
     clock = FakeClock()
     ledger = TicketLedger(clock=clock)
     first = Identity("ada", NOW + 30, "first")
-    await ledger.spend(first)
-    await ledger.spend(Identity("ada", NOW + 30, "second"))
+    ledger.spend(first)
+    ledger.spend(Identity("ada", NOW + 30, "second"))
     # Enough other tickets to trigger the ledger's cleanup of expired entries.
     for n in range(1100):
-        await ledger.spend(Identity("bob", NOW + 30, f"filler-{n}"))
+        ledger.spend(Identity("bob", NOW + 30, f"filler-{n}"))
     with pytest.raises(AuthError):
-        await ledger.spend(first)
+        ledger.spend(first)
 
 
-async def test_ledger_forgets_expired_tickets_only() -> None:
+def test_ledger_forgets_expired_tickets_only() -> None:
     clock = FakeClock()
-    spender = MemoryTicketSpender()
-    ledger = TicketLedger(spender, clock=clock)
+    ledger = TicketLedger(clock=clock)
     for n in range(1100):
-        await ledger.spend(Identity("bob", NOW + 30, f"old-{n}"))
+        ledger.spend(Identity("bob", NOW + 30, f"old-{n}"))
     clock.advance(3600)
     live = Identity("ada", clock.now + 30, "live")
-    await ledger.spend(live)
-    await ledger.spend(Identity("ada", clock.now + 30, "another"))  # triggers the cleanup
-    assert len(spender._spent) <= 3
+    ledger.spend(live)
+    ledger.spend(Identity("ada", clock.now + 30, "another"))  # triggers the cleanup
+    assert len(ledger._spent) <= 3
     with pytest.raises(AuthError):
-        await ledger.spend(live)
+        ledger.spend(live)
 
 
 # -- where the credential comes from -------------------------------------------
@@ -444,7 +442,7 @@ def test_origin_refused_with_403(origin: str, host: str, tls: bool) -> None:
     assert refused.value.status == 403
 
 
-async def test_authenticator_checks_origin_then_credential_then_spends_tickets() -> None:
+def test_authenticator_checks_origin_then_credential_then_spends_tickets() -> None:
     clock = FakeClock()
     tokens = Tokens(TokenSettings(secret=SECRET), clock=clock)
     allowed = frozenset({"https://Chat.Example/"})  # normalised by the authenticator
@@ -453,14 +451,14 @@ async def test_authenticator_checks_origin_then_credential_then_spends_tickets()
     ticket, _ = tokens.issue("ada", TICKET)
 
     with pytest.raises(HttpError) as refused:
-        await authenticate(upgrade(f"/ws?token={access}", host="chat.local", origin="https://evil.example"))
+        authenticate(upgrade(f"/ws?token={access}", host="chat.local", origin="https://evil.example"))
     assert refused.value.status == 403
     with pytest.raises(AuthError):
-        await authenticate(upgrade("/ws", host="chat.local"))
-    assert (await authenticate(upgrade(f"/ws?token={access}", host="chat.local", origin="https://chat.example"))).user == "ada"
-    assert (await authenticate(upgrade(f"/ws?ticket={ticket}", host="chat.local"))).user == "ada"
+        authenticate(upgrade("/ws", host="chat.local"))
+    assert authenticate(upgrade(f"/ws?token={access}", host="chat.local", origin="https://chat.example")).user == "ada"
+    assert authenticate(upgrade(f"/ws?ticket={ticket}", host="chat.local")).user == "ada"
     with pytest.raises(AuthError, match="already used"):
-        await authenticate(upgrade(f"/ws?ticket={ticket}", host="chat.local"))
+        authenticate(upgrade(f"/ws?ticket={ticket}", host="chat.local"))
 
 
 # -- RateLimiter ---------------------------------------------------------------

@@ -27,7 +27,7 @@ from rawws.config import (
 )
 from rawws.core.http import Request, Response, Router, json_response
 from rawws.core.ratelimit import RateLimiter
-from rawws.errors import HttpError, UsernameTaken
+from rawws.errors import HttpError, RawwsError, UsernameTaken
 from rawws.store import Store
 from rawws.store.health import RETRY_AFTER_S, StoreHealth, StoreUnavailable
 
@@ -37,6 +37,9 @@ log = logging.getLogger("rawws.accounts")
 LOGIN_PERIOD_S = 60.0
 REGISTRATION_PERIOD_S = 3600.0
 TICKET_PERIOD_S = 60.0
+
+#: (kind, key, limit, period_s) → seconds to wait (0.0: allowed); counts across every node
+SharedLimit = Callable[[str, str, int, float], Awaitable[float]]
 HASHING_THREADS = 2  # each argon2 hash holds 64 MiB: bound how many run at once
 
 T = TypeVar("T")
@@ -77,8 +80,12 @@ class Accounts:
         tickets_per_user: int = DEFAULT_TICKETS_PER_MINUTE_PER_USER,
         refresh_ttl_s: float = DEFAULT_REFRESH_TTL_S,
         health: StoreHealth | None = None,
+        shared_limit: SharedLimit | None = None,
     ) -> None:
         self.store = store
+        self.logins_per_user = logins_per_user
+        self.logins_per_address = logins_per_address
+        self.shared_limit = shared_limit  # several nodes: attempts counted across all of them
         self.passwords = passwords
         self.tokens = tokens
         self.refresh_tokens = RefreshTokens(store, tokens, refresh_ttl_s)
@@ -125,7 +132,7 @@ class Accounts:
         username, password = body.get("username"), body.get("password")
         if not isinstance(username, str) or not isinstance(password, str) or len(username) > 64:
             raise HttpError(400, "username and password are required strings")
-        self._rate_limit(username.lower(), client_host(request.peer))
+        await self._rate_limit(username.lower(), client_host(request.peer))
         user = await self._stored("login", self.store.get_user(username))
         ok = await self._off_loop(self.passwords.verify, user.password_hash if user else None, password)
         if user is None or not ok:
@@ -159,7 +166,7 @@ class Accounts:
         current, new = body.get("current_password"), body.get("new_password")
         if not isinstance(current, str) or not isinstance(new, str):
             raise HttpError(400, "current_password and new_password are required strings")
-        self._rate_limit(identity.user.lower(), client_host(request.peer))
+        await self._rate_limit(identity.user.lower(), client_host(request.peer))
         user = await self._stored("password", self.store.get_user(identity.user))
         if user is None:
             raise HttpError(403, "this account has no password here")  # e.g. an outside provider's user
@@ -182,9 +189,17 @@ class Accounts:
             [("Cache-Control", "no-store")],
         )
 
-    def _rate_limit(self, user_key: str, address: str) -> None:
+    async def _rate_limit(self, user_key: str, address: str) -> None:
         now = time.monotonic()
         wait = max(self._user_limit.acquire(user_key, now), self._address_limit.acquire(address, now))
+        if wait <= 0 and self.shared_limit is not None:
+            try:
+                wait = max(
+                    await self.shared_limit("user", user_key, self.logins_per_user, LOGIN_PERIOD_S),
+                    await self.shared_limit("address", address, self.logins_per_address, LOGIN_PERIOD_S),
+                )
+            except RawwsError:  # the shared counter is unreachable: this node's own limit still holds
+                log.debug("shared login limit unavailable; the node's own limit applies")
         if wait > 0:
             raise HttpError(429, "too many login attempts", _retry_after(wait))
 
@@ -193,20 +208,17 @@ class Accounts:
 
 
 class StoredTickets:
-    """Spent tickets kept in the store (a ``TicketSpender``): a spent ticket stays spent across a restart.
+    """A ``SharedSpend`` over the store's ``spent_tickets``: a spent ticket stays spent across a restart
+    (and across nodes on one database). An outage raises ``StoreUnavailable``: the upgrade is refused
+    with 503 rather than letting a ticket be spent twice."""
 
-    An outage refuses the upgrade with 503 rather than letting a ticket be spent twice.
-    """
-
-    def __init__(self, store: Store, health: StoreHealth) -> None:
+    def __init__(self, store: Store, health: StoreHealth, clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.health = health
+        self.clock = clock
 
-    async def spend_ticket(self, token_id: str, expires_at: float, now: float) -> bool:
-        try:
-            return await self.health.call("ticket", self.store.spend_ticket(token_id, expires_at, now))
-        except StoreUnavailable:
-            raise HttpError(503, "the database is unavailable; try again shortly", _retry_after(RETRY_AFTER_S)) from None
+    async def __call__(self, token_id: str, expires_at: float) -> bool:
+        return await self.health.call("ticket", self.store.spend_ticket(token_id, expires_at, self.clock()))
 
 
 def _retry_after(wait_s: float) -> list[tuple[str, str]]:

@@ -20,7 +20,6 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import jwt
 
@@ -33,7 +32,7 @@ from rawws.config import (
 )
 from rawws.core.headers import comma_list, get_all
 from rawws.core.http import Request
-from rawws.errors import AuthError, HttpError
+from rawws.errors import AuthError, HttpError, RawwsError
 
 ACCESS = "access"
 TICKET = "ticket"
@@ -188,11 +187,6 @@ class Tokens:
             subject, expires_at, token_id if isinstance(token_id, str) else "", session if isinstance(session, str) else ""
         )
 
-    def ticket_expiry(self, ticket: str) -> float:
-        """A verified ticket's own ``exp`` (its identity carries the session's)."""
-        value = _numeric_date(jwt.decode(ticket, options={"verify_signature": False}).get("exp"))
-        return value if value is not None else self.clock()
-
     def _key_for(self, algorithm: object) -> tuple[bytes, list[str]]:
         if algorithm == "HS256":
             return self.settings.secret, ["HS256"]
@@ -230,46 +224,24 @@ def _numeric_date(value: object) -> float | None:
     return seconds if math.isfinite(seconds) else None
 
 
-class TicketSpender(Protocol):
-    """Where spent ticket ids are kept: ``True`` the first time an id is spent, ``False`` after.
-
-    The one interface a ticket's single use goes through: the store (survives a
-    restart), or anything shared by several nodes.
-    """
-
-    def spend_ticket(self, token_id: str, expires_at: float, now: float) -> Awaitable[bool]: ...
-
-
 class TicketLedger:
-    """Spends each ticket id once, through a ``TicketSpender``; expired ones are never looked up.
+    """Remembers spent ticket ids on this node until they expire (a replay here is refused without a round trip).
 
-    ``expires_at`` recorded is the ticket's own (not the session's): the id need
-    only be remembered while the ticket could still be presented.
+    Across a restart and across nodes a ticket is spent once by the ``SharedSpend``
+    the authenticator is given: the store's ``spent_tickets`` table, or the bus.
     """
 
-    def __init__(self, spender: TicketSpender | None = None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
-        self.spender = spender if spender is not None else MemoryTicketSpender()
-
-    async def spend(self, identity: Identity, ticket_expires_at: float | None = None) -> None:
-        expires_at = identity.expires_at if ticket_expires_at is None else ticket_expires_at
-        if not await self.spender.spend_ticket(identity.token_id, expires_at, self.clock()):
-            raise AuthError("ticket already used")
-
-
-class MemoryTicketSpender:
-    """Spent ids in this process only (a restart forgets them): for tests and tools without a store."""
-
-    def __init__(self) -> None:
         self._spent: dict[str, float] = {}
 
-    async def spend_ticket(self, token_id: str, expires_at: float, now: float) -> bool:
+    def spend(self, identity: Identity) -> None:
+        now = self.clock()
         if len(self._spent) > 1024:
             self._spent = {jti: exp for jti, exp in self._spent.items() if exp >= now}
-        if token_id in self._spent:
-            return False
-        self._spent[token_id] = expires_at
-        return True
+        if identity.token_id in self._spent:
+            raise AuthError("ticket already used")
+        self._spent[identity.token_id] = identity.expires_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,21 +300,48 @@ def check_origin(request: Request, allowed: frozenset[str], *, tls: bool) -> Non
     raise HttpError(403, "origin not allowed")
 
 
+#: (ticket id, its expiry) → ``True`` the first time it is spent on any node
+SharedSpend = Callable[[str, float], Awaitable[bool]]
+
+
 class WebSocketAuthenticator:
     """Decides, before any 101, whether an upgrade request may open a chat connection."""
 
-    def __init__(self, tokens: Tokens, ledger: TicketLedger, allowed_origins: frozenset[str], *, tls: bool) -> None:
+    def __init__(
+        self,
+        tokens: Tokens,
+        ledger: TicketLedger,
+        allowed_origins: frozenset[str],
+        *,
+        tls: bool,
+        shared_spend: SharedSpend | None = None,
+    ) -> None:
         self.tokens = tokens
         self.ledger = ledger
+        self.shared_spend = shared_spend  # several nodes: a ticket is spent once across all of them
         self.allowed_origins = frozenset(origin.rstrip("/").lower() for origin in allowed_origins)
         self.tls = tls
 
-    async def __call__(self, request: Request) -> Identity:
+    def __call__(self, request: Request) -> Identity | Awaitable[Identity]:
+        """The identity, or (a ticket on a node of several) an awaitable of it: the
+        ticket is spent in the shared record before the upgrade is accepted."""
         check_origin(request, self.allowed_origins, tls=self.tls)
         credential = extract_credential(request)
         if credential is None:
             raise AuthError("a token or ticket is required")
         identity = self.tokens.verify(credential.token, credential.kind)
         if credential.kind == TICKET:
-            await self.ledger.spend(identity, self.tokens.ticket_expiry(credential.token))
+            self.ledger.spend(identity)  # a replay on this node is refused without a round trip
+            if self.shared_spend is not None:
+                return self._spend_shared(identity, self.shared_spend)
+        return identity
+
+    async def _spend_shared(self, identity: Identity, spend: SharedSpend) -> Identity:
+        try:
+            first = await spend(identity.token_id, identity.expires_at)
+        except RawwsError:
+            # Without the shared record a ticket could be spent once per node: refuse it.
+            raise HttpError(503, "tickets are unavailable for a moment; try again", [("Retry-After", "5")]) from None
+        if not first:
+            raise AuthError("ticket already used")
         return identity

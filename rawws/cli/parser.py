@@ -68,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--data-dir", help="where the SQLite file and the generated JWT secret live (default ./rawws-data)")
     serve.add_argument("--db", dest="db_url", help="database URL, e.g. postgresql+asyncpg://user@host/db (default: SQLite)")
     serve.add_argument(
+        "--bus",
+        dest="bus_url",
+        help="Redis URL shared by several nodes, e.g. redis://127.0.0.1:6379/0 (default: one node, no bus)",
+    )
+    serve.add_argument(
         "--allow-origin",
         dest="allowed_origins",
         action="append",

@@ -11,7 +11,9 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable
 
+from rawws.bus.redis import check_bus_url
 from rawws.config import ServerConfig, from_env
+from rawws.errors import RawwsError
 from rawws.server.server import Server, run_server
 
 
@@ -43,6 +45,7 @@ def serve_config(args: argparse.Namespace) -> ServerConfig:
         handshake_timeout_s=args.handshake_timeout_s,
         data_dir=args.data_dir,
         db_url=args.db_url,
+        bus_url=args.bus_url,
         allowed_origins=tuple(args.allowed_origins) if args.allowed_origins else None,
         jwt_public_key=args.jwt_public_key,
         jwt_public_algorithm=args.jwt_public_algorithm,
@@ -61,14 +64,17 @@ def serve(
     args: argparse.Namespace,
     setup: Callable[[Server], Awaitable[None]],
 ) -> int:
-    """`rawws serve`: build the config from the flags, run until a signal; 1 when it cannot listen."""
+    """`rawws serve`: build the config from the flags, run until a signal; 1 when it cannot listen,
+    open its store or reach its bus."""
     try:
         config = serve_config(args)
     except ValueError as exc:
         parser.error(str(exc))
     try:
+        if config.bus_url is not None:
+            check_bus_url(config.bus_url)
         asyncio.run(run_server(config, setup))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RawwsError) as exc:
         logging.getLogger("rawws").error("cannot serve: %s", exc)
         return 1
     return 0

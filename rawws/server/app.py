@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
+import socket
 from pathlib import Path
 
 from rawws.accounts.passwords import Passwords
@@ -22,6 +24,8 @@ from rawws.accounts.tokens import (
     WebSocketAuthenticator,
     generate_secret,
 )
+from rawws.bus.redis import RedisBus
+from rawws.bus.shared import SharedState
 from rawws.chat.service import ChatHandler
 from rawws.config import ServerConfig
 from rawws.server.echo import EchoHandler
@@ -33,6 +37,18 @@ from rawws.store.health import StoreHealth
 log = logging.getLogger("rawws.server")
 
 SECRET_FILE = "jwt-secret"
+
+
+def node_name() -> str:
+    """This process among the nodes of one chat: host, pid and a random tail (pids are reused)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def open_bus(config: ServerConfig) -> RedisBus | None:
+    """The Redis bus when ``bus_url`` is set; ``None`` (one node) otherwise."""
+    if config.bus_url is None:
+        return None
+    return RedisBus(config.bus_url, call_timeout_s=config.bus_timeout_s)
 
 
 def load_or_create_secret(data_dir: Path) -> bytes:
@@ -79,6 +95,8 @@ async def setup_app(server: Server) -> None:
     store = await open_store(config.db_url or sqlite_url(config.data_dir))
     passwords = Passwords(config.argon2_time_cost, config.argon2_memory_kib, config.argon2_parallelism)
     health = StoreHealth()
+    bus = open_bus(config)
+    shared = SharedState(bus.client, config.bus_timeout_s) if bus is not None else None
     accounts = Accounts(
         store,
         passwords,
@@ -89,12 +107,32 @@ async def setup_app(server: Server) -> None:
         tickets_per_user=config.tickets_per_minute_per_user,
         refresh_ttl_s=config.refresh_ttl_s,
         health=health,
+        shared_limit=shared.take_login if shared else None,
     )
     accounts.add_routes(server.router)
     add_page_routes(server.router)
-    ledger = TicketLedger(StoredTickets(store, health))
-    authenticate = WebSocketAuthenticator(tokens, ledger, frozenset(config.allowed_origins), tls=config.tls)
-    chat = ChatHandler(store, health=health)
+    # A ticket is spent once: in the bus's shared record when there are several nodes,
+    # else in the store (so a spent ticket stays spent across a restart).
+    authenticate = WebSocketAuthenticator(
+        tokens,
+        TicketLedger(),
+        frozenset(config.allowed_origins),
+        tls=config.tls,
+        shared_spend=shared.spend_ticket if shared else StoredTickets(store, health),
+    )
+    chat = ChatHandler(
+        store,
+        bus=bus,
+        node=node_name(),
+        heartbeat_s=config.bus_heartbeat_s,
+        presence_ttl_s=config.presence_ttl_s,
+        health=health,
+    )
+    try:
+        await chat.start()  # BusUnavailable: a node never starts cut off from the others
+    except BaseException:
+        await store.close()
+        raise
     server.add_websocket("/ws", chat, subprotocols=(SUBPROTOCOL,), authenticate=authenticate)
     if config.echo:
         server.add_websocket("/echo", EchoHandler())
