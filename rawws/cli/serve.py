@@ -12,7 +12,7 @@ import sys
 from collections.abc import Awaitable, Callable
 
 from rawws.bus.redis import check_bus_url
-from rawws.config import ServerConfig, from_env
+from rawws.config import ServerConfig, from_env, unknown_variables
 from rawws.errors import RawwsError
 from rawws.server.server import Server, run_server
 
@@ -31,7 +31,7 @@ def configure_logging(level: str) -> None:
 
 def serve_config(args: argparse.Namespace) -> ServerConfig:
     """The environment's RAWWS_* settings, overridden by the flags given (an unset flag is ``None``)."""
-    config = from_env()
+    config = from_env(aliases=getattr(args, "env_aliases", None))
     return config.replace(
         host=args.host,
         port=args.port,
@@ -70,6 +70,8 @@ def serve(
         config = serve_config(args)
     except ValueError as exc:
         parser.error(str(exc))
+    for name in unknown_variables(aliases=getattr(args, "env_aliases", None)):
+        logging.getLogger("rawws").warning("%s is not a rawws setting and is ignored (see `rawws serve --help`)", name)
     try:
         if config.bus_url is not None:
             check_bus_url(config.bus_url)
