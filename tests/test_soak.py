@@ -7,6 +7,7 @@ stopped with SIGTERM and SIGKILL and started again. The table is printed (-s sho
 from __future__ import annotations
 
 import dataclasses
+import os
 
 from soak.profiles import PROFILES
 from soak.run import run, table
@@ -14,9 +15,13 @@ from soak.run import run, table
 
 async def test_the_short_soak_loses_doubles_and_reorders_nothing(db_url: str | None) -> None:
     """``db_url``: the shared fixture, SQLite and then a fresh PostgreSQL database."""
-    profile = dataclasses.replace(PROFILES["short"], duration_s=30.0)
+    chosen = os.environ.get("RAWWS_SOAK_PROFILE", "short")  # `long` for a release run on the fixtures' databases
+    profile = PROFILES[chosen] if chosen != "short" else dataclasses.replace(PROFILES["short"], duration_s=30.0)
     outcome = await run(profile, db_url)
     print(table(outcome))
+    if os.environ.get("RAWWS_SOAK_TABLE"):
+        with open(os.environ["RAWWS_SOAK_TABLE"], "a") as file:
+            file.write(table(outcome) + "\n\n")
     figures = outcome.figures
     assert outcome.failures == []
     assert figures["acked"] > 1000 and figures["deliveries"] > figures["acked"]
