@@ -97,6 +97,8 @@ class Server:
             max_message_bytes=self.config.max_message_bytes,
             compression=self.config.compression,
             subprotocols=subprotocols,
+            window_bits=self.config.compression_window_bits,
+            memory_level=self.config.compression_memory_level,
         )
         self.endpoints[path] = WebSocketEndpoint(policy, handler, authenticate)
 

@@ -31,6 +31,7 @@ from typing import Protocol
 from rawws.config import ServerConfig
 from rawws.core.closecodes import INTERNAL_ERROR, POLICY_VIOLATION
 from rawws.core.connection import State, WebSocket
+from rawws.core.deflate import SharedFrame
 from rawws.core.events import Closed, MessageReceived
 from rawws.core.outbox import Outbox
 
@@ -98,6 +99,7 @@ class WebSocketSession(asyncio.Protocol):
         "peer",
         "subprotocol",
         "compressed",
+        "_shared_deflate_bits",
         "stats",
         "identity",
         "user",
@@ -148,6 +150,7 @@ class WebSocketSession(asyncio.Protocol):
         self.peer = peer
         self.subprotocol = subprotocol
         self.compressed = compressed
+        self._shared_deflate_bits = ws.shared_deflate_bits if compressed else None
         self.stats = stats
         #: Whatever the endpoint's authenticator returned, opaque here (``None`` on /echo).
         self.identity = identity
@@ -307,12 +310,17 @@ class WebSocketSession(asyncio.Protocol):
     def send_shared(self, text: str, frame: bytes) -> bool:
         """Queue ``text`` framed once for many receivers as the plain ``frame``.
 
-        The one place that knows a compressed connection cannot share those bytes:
-        its deflate context is its own, so it encodes ``text`` itself.
+        The one place that knows which bytes fit this connection: uncompressed, the
+        plain frame; in shared compression, the ``SharedFrame``'s compressed frame for
+        this window size (deflated once for every such receiver); with a deflate
+        context of its own, it encodes ``text`` itself.
         """
-        if self.compressed:
-            return self.send(text)
-        return self.send_frame(frame)
+        if not self.compressed:
+            return self.send_frame(frame)
+        bits = self._shared_deflate_bits
+        if bits is not None and type(frame) is SharedFrame:
+            return self.send_frame(frame.deflated(bits))
+        return self.send(text)
 
     @property
     def backed_up(self) -> bool:
