@@ -1,6 +1,6 @@
 """Handshakes side by side: server CPU per connect + upgrade (+ welcome) + close, rawws against websockets.
 
-    python -m bench.auth_handshake [--quick] [--rounds 5] [--handshakes 3000] [--concurrency 50]
+    python -m bench.auth_handshake [--quick] [--rounds 5] [--handshakes 3000] [--concurrency 50] [--base-tree DIR]
 
 * echo: ``/echo`` on ``rawws serve --echo`` against websockets' echo server:
   connect, upgrade, close handshake, EOF.
@@ -12,6 +12,10 @@
   then closes.
 * the auth step alone: rawws's ``Tokens.verify`` and the peer's ``jwt.decode``
   timed in this process, CPU per call.
+
+``--base-tree DIR`` adds ``rawws@base``: rawws run from an unpacked earlier
+commit (``bench/base_tree.py``), to show a change against the code before it
+in the same run.
 
 A fresh server process per measurement, rounds in rotating order, 10% of
 the handshakes first as a warm-up; figures are server CPU (utime + stime) ÷
@@ -64,6 +68,17 @@ SCENARIOS = {
                              {"RAWWS_BENCH_JWT_SECRET": PEER_SECRET}, "/ws", False),
     },
 }
+
+
+PEERS = {"echo": "websockets", "auth": "websockets+PyJWT"}
+
+
+def add_base_tree(tree: str) -> None:
+    """``rawws@base`` in every scenario: the same command, importing rawws from ``tree``."""
+    for servers in SCENARIOS.values():
+        command, env, path, token = servers["rawws"]
+        base = [sys.executable, "-m", "bench.base_tree", tree, *command[3:]]
+        servers["rawws@base"] = (base, env, path, token)
 
 
 async def one_handshake(port: int, path: str, token: str | None, welcome: bool) -> None:
@@ -144,17 +159,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--handshakes", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS))
+    parser.add_argument("--base-tree", help="also run rawws from this unpacked source tree, as rawws@base")
     parser.add_argument("--json", help="write the raw figures here")
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.handshakes = 1, 300
+    if args.base_tree:
+        add_base_tree(args.base_tree)
     raise_fd_limit()
     results: dict[str, dict[str, list[dict[str, float]]]] = {}
     for scenario in args.scenarios:
         names = list(SCENARIOS[scenario])
         results[scenario] = {name: [] for name in names}
         for round_index in range(args.rounds):
-            for name in names[round_index % 2:] + names[:round_index % 2]:
+            shift = round_index % len(names)
+            for name in names[shift:] + names[:shift]:
                 figure = measure(scenario, name, args.handshakes, args.concurrency)
                 results[scenario][name].append(figure)
                 print(f"  {scenario} round {round_index + 1} {name}: {figure['cpu_us']:.0f} µs CPU, "
@@ -163,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---:|---:|---:|---:|")
     for scenario, by_name in results.items():
         names = list(by_name)
-        peer = median([r["cpu_us"] for r in by_name[names[1]]])
+        peer = median([r["cpu_us"] for r in by_name[PEERS[scenario]]])
         for name in names:
             cpu = median([r["cpu_us"] for r in by_name[name]])
             rate = median([r["per_s"] for r in by_name[name]])
