@@ -26,6 +26,7 @@ from rawws.chat import protocol as chat
 from rawws.chat.hub import Hub
 from rawws.chat.peer import Peer
 from rawws.chat.protocol import ChatError, HistoryRequest, Join, Leave, Say, StoredMessage, Who
+from rawws.chat.replay import SharedReads
 from rawws.core.ratelimit import RateLimiter
 from rawws.store import NewMessage, Store
 
@@ -142,6 +143,7 @@ class ChatHandler:
         self.store = store
         self.hub = hub or Hub()
         self.writer = MessageWriter(store)
+        self.reads = SharedReads(store)  # replay queries shared by members who rejoin at once
         self._members: dict[Peer, ChatMember] = {}
         self._rate = RateLimiter(MESSAGE_BURST, MESSAGE_BURST / MESSAGES_PER_SECOND)
         self._rate_keys = itertools.count(1)
@@ -234,7 +236,7 @@ class ChatHandler:
             return member.catching_up.get(room) is catch_up
 
         try:
-            last_id = await self.store.last_message_id(room)
+            last_id = await self.reads.last_message_id(room)
             if not current():
                 return
             member.send(chat.joined(room, self.hub.users(room), last_id))
@@ -243,7 +245,7 @@ class ChatHandler:
             after = last_id if since is None else min(since, last_id)
             member.last_ids[room] = after
             while after < max(last_id, catch_up.newest):
-                page = await self.store.messages_after(room, after, REPLAY_PAGE)
+                page = await self.reads.messages_after(room, after, REPLAY_PAGE)
                 if not current():
                     return
                 if not page:
@@ -295,3 +297,4 @@ class ChatHandler:
                 task.cancel()
         if pending:
             await asyncio.wait(pending, timeout=CLOSE_TASKS_TIMEOUT_S)
+        await asyncio.wait_for(self.reads.wait_idle(), CLOSE_TASKS_TIMEOUT_S)
