@@ -52,6 +52,7 @@ class Member:
         self.caught_up_at: float | None = None
         self.errors = 0
         self.client: RawClient | None = None
+        self.reconnected_at: float | None = None  # when its second 101 arrived
 
     def on_message(self, text: str, now: float) -> None:
         if text.startswith('{"type":"message"'):
@@ -126,6 +127,7 @@ async def storm(port: int, pid: int, clients: int, rooms: int, rate: float, user
         member.target = acked[-1] if acked else 0
         try:
             await member.connect(port)
+            member.reconnected_at = time.perf_counter()
         except (OSError, RuntimeError):
             member.errors += 1
 
@@ -140,6 +142,8 @@ async def storm(port: int, pid: int, clients: int, rooms: int, rate: float, user
     cpu = cpu_seconds(pid) - cpu0
     caught_up = [m.caught_up_at for m in members if m.caught_up_at is not None]
     all_caught_up_s = max(caught_up) - dropped_at if len(caught_up) == len([m for m in members if m.target]) else None
+    delays = sorted(t - dropped_at for t in caught_up)
+    reconnected = sorted(m.reconnected_at - dropped_at for m in members if m.reconnected_at is not None)
     stop.set()
     await asyncio.gather(*sending)
     await asyncio.sleep(2.0)  # the last acks and deliveries
@@ -159,7 +163,10 @@ async def storm(port: int, pid: int, clients: int, rooms: int, rate: float, user
         sender.client.close()
     return {
         "clients": clients, "rooms": rooms, "messages": sum(len(s.acked) for s in senders),
-        "all_caught_up_s": all_caught_up_s, "cpu_s": cpu, "peak_rss_mib": peak_rss / 1024,
+        "all_caught_up_s": all_caught_up_s,
+        "caught_up_p50_s": delays[len(delays) // 2] if delays else None,
+        "caught_up_p90_s": delays[len(delays) * 9 // 10] if delays else None,
+        "last_reconnected_s": reconnected[-1] if reconnected else None, "cpu_s": cpu, "peak_rss_mib": peak_rss / 1024,
         "errors": sum(m.errors for m in members), "duplicates": duplicates, "missing": missing,
     }
 
