@@ -32,6 +32,13 @@ DEFAULT_OUTBOX_MAX_BYTES = 4 * MiB  # queued, not yet written, per connection
 DEFAULT_OUTBOX_MAX_MESSAGES = 4096  # queued messages per connection
 DEFAULT_WRITE_HIGH_WATER_BYTES = 64 * KiB  # transport buffer that counts as "full"
 
+# Chat (the text limit is part of the wire protocol: rawws.chat.protocol.MAX_TEXT_CHARS)
+DEFAULT_CHAT_MESSAGES_PER_S = 10.0  # frames a connection may send per second, sustained
+DEFAULT_CHAT_MESSAGE_BURST = 20  # frames a connection may send at once
+DEFAULT_CHAT_MAX_ROOMS_PER_CONNECTION = 32
+DEFAULT_CHAT_MAX_BATCH_MESSAGES = 256  # messages per group commit
+DEFAULT_CHAT_REPLAY_PAGE_MESSAGES = 500  # messages per replay query; the socket drains between pages
+
 # Accounts and tokens
 DEFAULT_ACCESS_TTL_S = 15 * 60.0  # access tokens from /auth/login
 DEFAULT_TICKET_TTL_S = 30.0  # single-use tickets from /auth/ticket
@@ -85,6 +92,12 @@ class ServerConfig:
     outbox_max_bytes: int = DEFAULT_OUTBOX_MAX_BYTES
     outbox_max_messages: int = DEFAULT_OUTBOX_MAX_MESSAGES
     write_high_water_bytes: int = DEFAULT_WRITE_HIGH_WATER_BYTES
+    # Chat
+    chat_messages_per_s: float = DEFAULT_CHAT_MESSAGES_PER_S
+    chat_message_burst: int = DEFAULT_CHAT_MESSAGE_BURST
+    chat_max_rooms_per_connection: int = DEFAULT_CHAT_MAX_ROOMS_PER_CONNECTION
+    chat_max_batch_messages: int = DEFAULT_CHAT_MAX_BATCH_MESSAGES
+    chat_replay_page_messages: int = DEFAULT_CHAT_REPLAY_PAGE_MESSAGES
     # Accounts and tokens
     data_dir: str = "rawws-data"  # SQLite file and the generated JWT secret live here
     db_url: str | None = None  # None: SQLite in data_dir; or postgresql+asyncpg://…
