@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from rawws.core.deflate import DEFAULT_MEMORY_LEVEL, DEFAULT_WINDOW_BITS, SHARED, compression_mode
+
 KiB = 1024
 MiB = 1024 * KiB
 
@@ -29,6 +31,13 @@ DEFAULT_SHUTDOWN_TIMEOUT_S = 5.0  # graceful shutdown waits this long for closes
 DEFAULT_OUTBOX_MAX_BYTES = 4 * MiB  # queued, not yet written, per connection
 DEFAULT_OUTBOX_MAX_MESSAGES = 4096  # queued messages per connection
 DEFAULT_WRITE_HIGH_WATER_BYTES = 64 * KiB  # transport buffer that counts as "full"
+
+# Chat (the text limit is part of the wire protocol: rawws.chat.protocol.MAX_TEXT_CHARS)
+DEFAULT_CHAT_MESSAGES_PER_S = 10.0  # frames a connection may send per second, sustained
+DEFAULT_CHAT_MESSAGE_BURST = 20  # frames a connection may send at once
+DEFAULT_CHAT_MAX_ROOMS_PER_CONNECTION = 32
+DEFAULT_CHAT_MAX_BATCH_MESSAGES = 256  # messages per group commit
+DEFAULT_CHAT_REPLAY_PAGE_MESSAGES = 500  # messages per replay query; the socket drains between pages
 
 # Accounts and tokens
 DEFAULT_ACCESS_TTL_S = 15 * 60.0  # access tokens from /auth/login
@@ -65,7 +74,11 @@ class ServerConfig:
     echo: bool = False
     tls_cert: str | None = None
     tls_key: str | None = None
-    compression: bool = True
+    # permessage-deflate: "shared" (no context takeover, one deflate per fanned-out message),
+    # "dedicated" (a compression context per connection) or "off"; True/False mean shared/off.
+    compression: str = SHARED
+    compression_window_bits: int = DEFAULT_WINDOW_BITS  # 9..15; a client's offer may lower it
+    compression_memory_level: int = DEFAULT_MEMORY_LEVEL  # zlib memLevel 1..9 of a dedicated context
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     max_target_bytes: int = DEFAULT_MAX_TARGET_BYTES
@@ -79,6 +92,12 @@ class ServerConfig:
     outbox_max_bytes: int = DEFAULT_OUTBOX_MAX_BYTES
     outbox_max_messages: int = DEFAULT_OUTBOX_MAX_MESSAGES
     write_high_water_bytes: int = DEFAULT_WRITE_HIGH_WATER_BYTES
+    # Chat
+    chat_messages_per_s: float = DEFAULT_CHAT_MESSAGES_PER_S
+    chat_message_burst: int = DEFAULT_CHAT_MESSAGE_BURST
+    chat_max_rooms_per_connection: int = DEFAULT_CHAT_MAX_ROOMS_PER_CONNECTION
+    chat_max_batch_messages: int = DEFAULT_CHAT_MAX_BATCH_MESSAGES
+    chat_replay_page_messages: int = DEFAULT_CHAT_REPLAY_PAGE_MESSAGES
     # Accounts and tokens
     data_dir: str = "rawws-data"  # SQLite file and the generated JWT secret live here
     db_url: str | None = None  # None: SQLite in data_dir; or postgresql+asyncpg://…
@@ -109,6 +128,9 @@ class ServerConfig:
     presence_ttl_s: float = DEFAULT_PRESENCE_TTL_S
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "compression", compression_mode(self.compression))
+        if not 9 <= self.compression_window_bits <= 15 or not 1 <= self.compression_memory_level <= 9:
+            raise ValueError("compression window bits must be 9..15 and memory level 1..9")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("TLS needs both a certificate and a key")
         if self.max_message_bytes <= 0 or self.max_header_bytes <= 0:

@@ -26,6 +26,7 @@ from tests.helpers import (
     login,
     masked_frame,
     open_raw,
+    raw_upgrade_status,
     read_frame,
     read_http_head,
     register,
@@ -333,23 +334,6 @@ def rendered(record: logging.LogRecord) -> str:
     if record.stack_info:
         parts.append(record.stack_info)
     return "\n".join(parts)
-
-
-async def raw_upgrade_status(port: int, target: str, extra: str = "") -> tuple[int, dict[str, str]]:
-    """Try an upgrade; on a 101 read the welcome and close politely. The status and headers."""
-    reader, writer = await open_raw(port)
-    try:
-        writer.write(upgrade_request(target, host=f"127.0.0.1:{port}", extra=extra))
-        status, headers, _ = await read_http_head(reader, TIMEOUT_S)
-        if status == 101:
-            opcode, _, _ = await read_frame(reader, TIMEOUT_S)
-            assert opcode == TEXT  # the welcome
-            writer.write(masked_frame(CLOSE, b"\x03\xe8"))
-            opcode, _, _ = await read_frame(reader, TIMEOUT_S)
-            assert opcode == CLOSE
-        return status, headers
-    finally:
-        writer.close()
 
 
 async def test_no_secret_reaches_any_log_record(

@@ -17,8 +17,18 @@ from rawws.server.server import Server
 from rawws.store import sqlite_url
 from tests.chat_client import connect_chat
 from tests.conftest import StartServer
-from tests.helpers import PASSWORD, Reply, claims, http, login, register, rsa_private_pem, rsa_public_pem, ticket
-from tests.test_accounts import raw_upgrade_status
+from tests.helpers import (
+    PASSWORD,
+    Reply,
+    claims,
+    http,
+    login,
+    raw_upgrade_status,
+    register,
+    rsa_private_pem,
+    rsa_public_pem,
+    ticket,
+)
 
 
 async def refresh(port: int, token: str) -> Reply:

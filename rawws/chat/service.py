@@ -30,6 +30,14 @@ from rawws.chat.hub import Hub
 from rawws.chat.peer import Peer
 from rawws.chat.presence import DEFAULT_PRESENCE_TTL_S, Change, ClusterPresence
 from rawws.chat.protocol import HistoryRequest, Join, Leave, Say, Who
+from rawws.chat.replay import SharedReads
+from rawws.config import (
+    DEFAULT_CHAT_MAX_BATCH_MESSAGES,
+    DEFAULT_CHAT_MAX_ROOMS_PER_CONNECTION,
+    DEFAULT_CHAT_MESSAGE_BURST,
+    DEFAULT_CHAT_MESSAGES_PER_S,
+    DEFAULT_CHAT_REPLAY_PAGE_MESSAGES,
+)
 from rawws.core.ratelimit import RateLimiter
 from rawws.errors import ChatError
 from rawws.store import NewMessage, Store, StoredMessage
@@ -37,10 +45,17 @@ from rawws.store.health import StoreHealth, StoreUnavailable
 
 log = logging.getLogger("rawws.chat")
 
-MAX_BATCH = 256  # messages per group commit
-REPLAY_PAGE = 500  # messages per replay query; the socket drains between pages
-MESSAGES_PER_SECOND = 10.0  # per connection, with bursts of MESSAGE_BURST
-MESSAGE_BURST = 20
+
+
+@dataclass(frozen=True, slots=True)
+class ChatLimits:
+    """The chat's limits, handed to the handler that enforces them (defaults: ``rawws.config``)."""
+
+    messages_per_s: float = DEFAULT_CHAT_MESSAGES_PER_S  # per connection, with bursts of message_burst
+    message_burst: int = DEFAULT_CHAT_MESSAGE_BURST
+    max_rooms_per_connection: int = DEFAULT_CHAT_MAX_ROOMS_PER_CONNECTION
+    max_batch_messages: int = DEFAULT_CHAT_MAX_BATCH_MESSAGES  # per group commit
+    replay_page_messages: int = DEFAULT_CHAT_REPLAY_PAGE_MESSAGES  # per replay query
 CLOSE_TASKS_TIMEOUT_S = 5.0  # shutdown waits this long for replays and history queries to unwind
 
 
@@ -54,8 +69,11 @@ class _Pending:
 class MessageWriter:
     """Stores accepted messages in batches: whatever arrived while the last commit ran goes in the next."""
 
-    def __init__(self, store: Store, health: StoreHealth | None = None) -> None:
+    def __init__(
+        self, store: Store, health: StoreHealth | None = None, max_batch: int = DEFAULT_CHAT_MAX_BATCH_MESSAGES
+    ) -> None:
         self.store = store
+        self.max_batch = max_batch
         self.health = health if health is not None else StoreHealth()
         self._pending: list[_Pending] = []
         self._task: asyncio.Task[None] | None = None
@@ -67,7 +85,7 @@ class MessageWriter:
 
     async def _run(self) -> None:
         while self._pending:
-            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+            batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
             try:
                 stored = await self.health.call("storing messages", self.store.append_messages([p.item for p in batch]))
             except Exception as exc:
@@ -155,11 +173,13 @@ class ChatHandler:
         heartbeat_s: float = DEFAULT_HEARTBEAT_S,
         presence_ttl_s: float = DEFAULT_PRESENCE_TTL_S,
         health: StoreHealth | None = None,
+        limits: ChatLimits | None = None,
     ) -> None:
         self.store = store
+        self.limits = limits = limits if limits is not None else ChatLimits()
         self.hub = hub or Hub()
         self.health = health if health is not None else StoreHealth()
-        self.writer = MessageWriter(store, self.health)
+        self.writer = MessageWriter(store, self.health, limits.max_batch_messages)
         # Every stored message reaches the hub through the feed: in id order, once,
         # whether this node stored it or another one did (through the bus).
         self.presence = ClusterPresence(self.hub.users, presence_ttl_s)
@@ -173,8 +193,9 @@ class ChatHandler:
             announce=self._announce,
             local_presence=self.hub.presence,
         )
+        self.reads = SharedReads(store)  # replay queries shared by members who rejoin at once
         self._members: dict[Peer, ChatMember] = {}
-        self._rate = RateLimiter(MESSAGE_BURST, MESSAGE_BURST / MESSAGES_PER_SECOND)
+        self._rate = RateLimiter(limits.message_burst, limits.message_burst / limits.messages_per_s)
         self._rate_keys = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()  # every member's replays and queries, until done
 
@@ -258,8 +279,9 @@ class ChatHandler:
         room = command.room
         if self.hub.is_member(member, room):
             raise ChatError(chat.BAD_ROOM, f"already in {room}")
-        if len(member.last_ids) >= chat.MAX_ROOMS_PER_CONNECTION:
-            raise ChatError(chat.TOO_MANY_ROOMS, f"at most {chat.MAX_ROOMS_PER_CONNECTION} rooms per connection")
+        most = self.limits.max_rooms_per_connection
+        if len(member.last_ids) >= most:
+            raise ChatError(chat.TOO_MANY_ROOMS, f"at most {most} rooms per connection")
         catch_up = member.catching_up[room] = _CatchUp()  # live delivery waits until the replay is out
         member.last_ids[room] = 0
         self.feed.open_room(room)
@@ -279,7 +301,7 @@ class ChatHandler:
             return member.catching_up.get(room) is catch_up
 
         try:
-            last_id = await self.health.call("joining", self.store.last_message_id(room))
+            last_id = await self.health.call("joining", self.reads.last_message_id(room))
             if not current():
                 return
             self.feed.start_room(room, last_id)  # the first member here: live delivery goes on after last_id
@@ -290,7 +312,7 @@ class ChatHandler:
             after = last_id if since is None else min(since, last_id)
             member.last_ids[room] = after
             while after < max(last_id, catch_up.newest, self.feed.delivered_upto(room)):
-                page = await self.health.call("replay", self.store.messages_after(room, after, REPLAY_PAGE))
+                page = await self.health.call("replay", self.reads.messages_after(room, after, self.limits.replay_page_messages))
                 if not current():
                     return
                 if not page:
@@ -351,3 +373,4 @@ class ChatHandler:
                 task.cancel()
         if pending:
             await asyncio.wait(pending, timeout=CLOSE_TASKS_TIMEOUT_S)
+        await asyncio.wait_for(self.reads.wait_idle(), CLOSE_TASKS_TIMEOUT_S)

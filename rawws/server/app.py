@@ -28,7 +28,7 @@ from rawws.accounts.tokens import (
 )
 from rawws.bus.redis import RedisBus
 from rawws.bus.shared import SharedState
-from rawws.chat.service import ChatHandler
+from rawws.chat.service import ChatHandler, ChatLimits
 from rawws.config import ServerConfig
 from rawws.server.echo import EchoHandler
 from rawws.server.pages import add_page_routes
@@ -145,6 +145,13 @@ async def setup_app(server: Server) -> None:
         heartbeat_s=config.bus_heartbeat_s,
         presence_ttl_s=config.presence_ttl_s,
         health=health,
+        limits=ChatLimits(
+            messages_per_s=config.chat_messages_per_s,
+            message_burst=config.chat_message_burst,
+            max_rooms_per_connection=config.chat_max_rooms_per_connection,
+            max_batch_messages=config.chat_max_batch_messages,
+            replay_page_messages=config.chat_replay_page_messages,
+        ),
     )
     try:
         await chat.start()  # BusUnavailable: a node never starts cut off from the others
