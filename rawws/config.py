@@ -11,6 +11,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from rawws.core.forwarded import TrustedProxies
+
 KiB = 1024
 MiB = 1024 * KiB
 
@@ -66,6 +68,8 @@ class ServerConfig:
     access_ttl_s: float = DEFAULT_ACCESS_TTL_S
     ticket_ttl_s: float = DEFAULT_TICKET_TTL_S
     allowed_origins: tuple[str, ...] = ()  # besides the server's own origin
+    # Peers whose X-Forwarded-For / Forwarded / X-Forwarded-Proto are believed (addresses, CIDRs, "*")
+    forwarded_allow_ips: tuple[str, ...] = ()
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 64 * KiB
     argon2_parallelism: int = 4
@@ -79,6 +83,7 @@ class ServerConfig:
             raise ValueError("size limits must be positive")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port out of range: {self.port}")
+        TrustedProxies(self.forwarded_allow_ips)  # a bad entry is refused here, with its text
 
     @property
     def tls(self) -> bool:

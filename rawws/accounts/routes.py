@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from rawws.accounts.passwords import Passwords, check_password, check_username
 from rawws.accounts.tokens import ACCESS, TICKET, Tokens, bearer_token
+from rawws.core.forwarded import parse_address
 from rawws.core.http import Request, Response, Router, json_response
 from rawws.core.ratelimit import RateLimiter
 from rawws.errors import HttpError
@@ -41,9 +42,11 @@ def read_json_object(request: Request) -> dict:
 
 
 def client_host(peer: str) -> str:
-    """``"1.2.3.4:5678"`` → ``"1.2.3.4"``; ``"[::1]:5678"`` → ``"::1"``."""
-    host = peer.rsplit(":", 1)[0]
-    return host.strip("[]")
+    """``"1.2.3.4:5678"`` → ``"1.2.3.4"``; ``"[::1]:5678"`` and ``"[::1]"`` (a forwarded client) → ``"::1"``."""
+    address = parse_address(peer)
+    if address is not None:
+        return str(address)
+    return peer.rsplit(":", 1)[0].strip("[]")
 
 
 class Accounts:

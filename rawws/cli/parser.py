@@ -73,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--jwt-public-key", help="PEM public key of an outside identity provider whose tokens to accept")
     serve.add_argument("--jwt-public-algorithm", choices=["RS256", "ES256", "EdDSA"], help="its algorithm (default RS256)")
+    serve.add_argument(
+        "--forwarded-allow-ips",
+        dest="forwarded_allow_ips",
+        help="comma list of proxy addresses/CIDRs (or *) whose X-Forwarded-For, Forwarded and "
+        "X-Forwarded-Proto are believed (default: none)",
+    )
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     add_client_commands(commands)
     return parser

@@ -42,9 +42,16 @@ def serve_config(args: argparse.Namespace) -> ServerConfig:
         data_dir=args.data_dir,
         db_url=args.db_url,
         allowed_origins=tuple(args.allowed_origins) if args.allowed_origins else None,
+        forwarded_allow_ips=_comma_list(args.forwarded_allow_ips),
         jwt_public_key=args.jwt_public_key,
         jwt_public_algorithm=args.jwt_public_algorithm,
     )
+
+
+def _comma_list(text: str | None) -> tuple[str, ...] | None:
+    if text is None:
+        return None
+    return tuple(item.strip() for item in text.split(",") if item.strip())
 
 
 def serve(

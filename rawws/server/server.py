@@ -9,6 +9,7 @@ not consumed to the WebSocket session. Malformed HTTP gets its 4xx and a close.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 import ssl
@@ -22,6 +23,7 @@ from rawws.config import ServerConfig
 from rawws.core.closecodes import GOING_AWAY
 from rawws.core.connection import WebSocket
 from rawws.core.extensions import PerMessageDeflate
+from rawws.core.forwarded import TrustedProxies, parse_address, resolve_client
 from rawws.core.handshake import AcceptedUpgrade, UpgradePolicy, decide_upgrade
 from rawws.core.headers import is_token
 from rawws.core.http import Request, Response, Router, check_request_head, error_response, json_response
@@ -77,6 +79,7 @@ class Server:
         self._closing = False
         #: Run after every connection is gone (closing stores, executors, …).
         self.on_shutdown: list[Callable[[], Awaitable[None]]] = []
+        self._trusted_proxies = TrustedProxies(config.forwarded_allow_ips)
         self.router.add("GET", "/healthz", self._healthz)
 
     def add_websocket(
@@ -209,6 +212,8 @@ class Server:
                 return False
             first = False
             self.stats.http_requests += 1
+            if self._trusted_proxies:
+                request = self._forwarded_client(request)
 
             endpoint = self.endpoints.get(request.path)
             if endpoint is not None and self._closing:
@@ -219,14 +224,14 @@ class Server:
                     accepted = decide_upgrade(request, endpoint.policy)
                     identity = endpoint.authenticate(request) if endpoint.authenticate else None
                 except HttpError as error:
-                    log.debug("upgrade refused peer=%s path=%s status=%d", peer, request.path, error.status)
+                    log.debug("upgrade refused peer=%s path=%s status=%d", request.peer, request.path, error.status)
                     self._write(conn, writer, error_response(error), request)
                 else:
-                    self._upgrade(conn, reader, writer, peer, request, endpoint, accepted, identity)
+                    self._upgrade(conn, reader, writer, request.peer, request, endpoint, accepted, identity)
                     return True
             else:
                 response = await self._respond(request)
-                log.debug("http %s %s -> %d peer=%s", request.method, request.path, response.status, peer)
+                log.debug("http %s %s -> %d peer=%s", request.method, request.path, response.status, request.peer)
                 self._write(conn, writer, response, request)
 
             if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
@@ -298,9 +303,19 @@ class Server:
                     http_version=head.http_version,
                     body=b"".join(body),
                     peer=peer,
+                    scheme="https" if self.config.tls else "http",
                 )
             elif isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
                 return None
+
+    def _forwarded_client(self, request: Request) -> Request:
+        """The request as its client made it, when a trusted proxy says who that is (else as it came)."""
+        client = resolve_client(
+            parse_address(request.peer), request.headers, self._trusted_proxies, scheme=request.scheme
+        )
+        if not client.forwarded and client.scheme == request.scheme:
+            return request
+        return dataclasses.replace(request, peer=client.host if client.forwarded else request.peer, scheme=client.scheme)
 
     async def _respond(self, request: Request) -> Response:
         try:
