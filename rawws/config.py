@@ -10,6 +10,7 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from rawws.core.forwarded import TrustedProxies
 
@@ -70,6 +71,9 @@ class ServerConfig:
     allowed_origins: tuple[str, ...] = ()  # besides the server's own origin
     # Peers whose X-Forwarded-For / Forwarded / X-Forwarded-Proto are believed (addresses, CIDRs, "*")
     forwarded_allow_ips: tuple[str, ...] = ()
+    # Operations
+    metrics_port: int | None = None  # None: no /metrics listener; 0 picks a free port
+    metrics_host: str = "127.0.0.1"  # the /metrics listener is never public by accident
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 64 * KiB
     argon2_parallelism: int = 4
@@ -83,6 +87,8 @@ class ServerConfig:
             raise ValueError("size limits must be positive")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port out of range: {self.port}")
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise ValueError(f"metrics port out of range: {self.metrics_port}")
         TrustedProxies(self.forwarded_allow_ips)  # a bad entry is refused here, with its text
 
     @property
@@ -91,7 +97,8 @@ class ServerConfig:
 
     def replace(self, **changes: object) -> ServerConfig:
         """A copy with ``changes`` applied; ``None`` values leave a field alone."""
-        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+        kept: dict[str, Any] = {k: v for k, v in changes.items() if v is not None}
+        return dataclasses.replace(self, **kept)
 
 
 ENV_PREFIX = "RAWWS_"
@@ -116,7 +123,7 @@ def from_env(environ: Mapping[str, str] | None = None, base: ServerConfig | None
     """Apply ``RAWWS_<FIELD>`` variables (e.g. ``RAWWS_PORT=9000``) over ``base``."""
     environ = os.environ if environ is None else environ
     config = base or ServerConfig()
-    changes: dict[str, object] = {}
+    changes: dict[str, Any] = {}
     for setting in dataclasses.fields(ServerConfig):
         raw = environ.get(ENV_PREFIX + setting.name.upper())
         if raw is None:

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from rawws.accounts.passwords import Passwords, check_password, check_username
 from rawws.accounts.tokens import ACCESS, TICKET, Tokens, bearer_token
+from rawws.core.counters import Counters
 from rawws.core.forwarded import parse_address
 from rawws.core.http import Request, Response, Router, json_response
 from rawws.core.ratelimit import RateLimiter
@@ -58,7 +59,9 @@ class Accounts:
         *,
         logins_per_user: int = DEFAULT_LOGINS_PER_USER,
         logins_per_address: int = DEFAULT_LOGINS_PER_ADDRESS,
+        counters: Counters | None = None,
     ) -> None:
+        self.counters = counters if counters is not None else Counters()
         self.store = store
         self.passwords = passwords
         self.tokens = tokens
@@ -87,6 +90,19 @@ class Accounts:
         return json_response(201, {"id": user.id, "username": user.username, "created_at": user.created_at.isoformat()})
 
     async def login(self, request: Request) -> Response:
+        try:
+            response = await self._login(request)
+        except HttpError as error:
+            outcome = {401: "bad_credentials", 429: "rate_limited"}.get(error.status, "bad_request")
+            self.counters.login(outcome)
+            raise
+        except Exception:
+            self.counters.login("error")
+            raise
+        self.counters.login("ok")
+        return response
+
+    async def _login(self, request: Request) -> Response:
         body = read_json_object(request)
         username, password = body.get("username"), body.get("password")
         if not isinstance(username, str) or not isinstance(password, str) or len(username) > 64:

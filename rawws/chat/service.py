@@ -26,6 +26,7 @@ from rawws.chat import protocol as chat
 from rawws.chat.hub import Hub
 from rawws.chat.peer import Peer
 from rawws.chat.protocol import ChatError, HistoryRequest, Join, Leave, Say, StoredMessage, Who
+from rawws.core.counters import Counters
 from rawws.core.ratelimit import RateLimiter
 from rawws.store import NewMessage, Store
 
@@ -48,8 +49,9 @@ class _Pending:
 class MessageWriter:
     """Stores accepted messages in batches: whatever arrived while the last commit ran goes in the next."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, counters: Counters | None = None) -> None:
         self.store = store
+        self.counters = counters if counters is not None else Counters()
         self._pending: list[_Pending] = []
         self._task: asyncio.Task[None] | None = None
 
@@ -61,13 +63,17 @@ class MessageWriter:
     async def _run(self) -> None:
         while self._pending:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+            began = time.perf_counter()
             try:
                 stored = await self.store.append_messages([p.item for p in batch])
             except Exception:
+                self.counters.store_commit_failures += 1
                 log.exception("storing %d message(s) failed", len(batch))
                 for pending in batch:
                     pending.on_failed()
                 continue
+            self.counters.store_commit_seconds.observe(time.perf_counter() - began)
+            self.counters.store_batch_messages.observe(len(batch))
             for pending, message in zip(batch, stored, strict=True):
                 try:
                     pending.on_stored(message)
@@ -138,10 +144,11 @@ class ChatMember:
 class ChatHandler:
     """The `/ws` endpoint's ``WebSocketHandler``."""
 
-    def __init__(self, store: Store, hub: Hub | None = None) -> None:
+    def __init__(self, store: Store, hub: Hub | None = None, counters: Counters | None = None) -> None:
         self.store = store
         self.hub = hub or Hub()
-        self.writer = MessageWriter(store)
+        self.counters = counters if counters is not None else Counters()
+        self.writer = MessageWriter(store, self.counters)
         self._members: dict[Peer, ChatMember] = {}
         self._rate = RateLimiter(MESSAGE_BURST, MESSAGE_BURST / MESSAGES_PER_SECOND)
         self._rate_keys = itertools.count(1)
@@ -205,7 +212,7 @@ class ChatHandler:
 
         def stored(message: StoredMessage) -> None:
             member.send(chat.ack(command.ref, message.room, message.id))
-            self.hub.publish(message.room, chat.message(message), message.id)
+            self.counters.fanout_deliveries += self.hub.publish(message.room, chat.message(message), message.id)
 
         def failed() -> None:
             member.send(chat.error(chat.UNAVAILABLE, "message not stored; send it again", command.ref))
@@ -242,6 +249,8 @@ class ChatHandler:
             # what was published since; then live delivery takes over.
             after = last_id if since is None else min(since, last_id)
             member.last_ids[room] = after
+            if since is not None:
+                self.counters.catchups += 1
             while after < max(last_id, catch_up.newest):
                 page = await self.store.messages_after(room, after, REPLAY_PAGE)
                 if not current():
@@ -254,6 +263,7 @@ class ChatHandler:
                         return
                     member.last_ids[room] = message.id
                     member.send(chat.message(message))
+                    self.counters.catchup_messages += 1
                 after = page[-1].id
         except Exception:
             log.exception("replay failed room=%s", room)

@@ -79,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma list of proxy addresses/CIDRs (or *) whose X-Forwarded-For, Forwarded and "
         "X-Forwarded-Proto are believed (default: none)",
     )
+    serve.add_argument(
+        "--metrics-port", type=int, help="serve Prometheus /metrics on this port (default: off; 0 picks a free one)"
+    )
+    serve.add_argument("--metrics-host", help="address of the /metrics listener (default 127.0.0.1)")
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     add_client_commands(commands)
     return parser

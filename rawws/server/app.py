@@ -17,6 +17,7 @@ from rawws.accounts.tokens import SUBPROTOCOL, PublicKey, TicketLedger, Tokens, 
 from rawws.chat.service import ChatHandler
 from rawws.config import ServerConfig
 from rawws.server.echo import EchoHandler
+from rawws.server.metrics import MetricsListener
 from rawws.server.pages import add_page_routes
 from rawws.server.server import Server
 from rawws.store import open_store, sqlite_url
@@ -74,11 +75,12 @@ async def setup_app(server: Server) -> None:
         tokens,
         logins_per_user=config.logins_per_minute_per_user,
         logins_per_address=config.logins_per_minute_per_address,
+        counters=server.stats,
     )
     accounts.add_routes(server.router)
     add_page_routes(server.router)
     authenticate = WebSocketAuthenticator(tokens, TicketLedger(), frozenset(config.allowed_origins), tls=config.tls)
-    chat = ChatHandler(store)
+    chat = ChatHandler(store, counters=server.stats)
     server.add_websocket("/ws", chat, subprotocols=(SUBPROTOCOL,), authenticate=authenticate)
     if config.echo:
         server.add_websocket("/echo", EchoHandler())
@@ -89,3 +91,8 @@ async def setup_app(server: Server) -> None:
         await store.close()
 
     server.on_shutdown.append(close)
+    if config.metrics_port is not None:
+        metrics = MetricsListener(server, config.metrics_host, config.metrics_port)
+        await metrics.start()
+        server.metrics_port = metrics.port
+        server.on_shutdown.append(metrics.close)

@@ -22,6 +22,7 @@ from rawws.accounts.tokens import Identity
 from rawws.config import ServerConfig
 from rawws.core.closecodes import GOING_AWAY
 from rawws.core.connection import WebSocket
+from rawws.core.counters import Counters
 from rawws.core.extensions import PerMessageDeflate
 from rawws.core.forwarded import TrustedProxies, parse_address, resolve_client
 from rawws.core.handshake import AcceptedUpgrade, UpgradePolicy, decide_upgrade
@@ -49,13 +50,10 @@ class WebSocketEndpoint:
     authenticate: Authenticator | None = None
 
 
-class ServerStats:
-    """Counters a health check reports."""
+class ServerStats(Counters):
+    """The totals a health check reports and the metrics listener exports (see ``rawws.core.counters``)."""
 
-    def __init__(self) -> None:
-        self.http_requests = 0
-        self.websockets_opened = 0
-        self.slow_consumers_closed = 0
+    __slots__ = ()
 
 
 class _RequestTimeout(Exception):
@@ -80,6 +78,8 @@ class Server:
         #: Run after every connection is gone (closing stores, executors, …).
         self.on_shutdown: list[Callable[[], Awaitable[None]]] = []
         self._trusted_proxies = TrustedProxies(config.forwarded_allow_ips)
+        #: Where ``/metrics`` answers once started (``--metrics-port``), else ``None``.
+        self.metrics_port: int | None = None
         self.router.add("GET", "/healthz", self._healthz)
 
     def add_websocket(
@@ -218,6 +218,7 @@ class Server:
             endpoint = self.endpoints.get(request.path)
             if endpoint is not None and self._closing:
                 # The open WebSockets were already told 1001; a new one would be left behind.
+                self.stats.handshake(503)
                 self._write(conn, writer, error_response(HttpError(503, "server shutting down")), request)
             elif endpoint is not None:
                 try:
@@ -225,6 +226,7 @@ class Server:
                     identity = endpoint.authenticate(request) if endpoint.authenticate else None
                 except HttpError as error:
                     log.debug("upgrade refused peer=%s path=%s status=%d", request.peer, request.path, error.status)
+                    self.stats.handshake(error.status)
                     self._write(conn, writer, error_response(error), request)
                 else:
                     self._upgrade(conn, reader, writer, request.peer, request, endpoint, accepted, identity)
@@ -407,6 +409,7 @@ class Server:
             stream=writer,
         )
         self.stats.websockets_opened += 1
+        self.stats.handshake(101)
         self.sessions.add(session)
         session.start(initial_data, eof=reader.at_eof())
 

@@ -31,6 +31,7 @@ from typing import Protocol
 from rawws.config import ServerConfig
 from rawws.core.closecodes import INTERNAL_ERROR, POLICY_VIOLATION
 from rawws.core.connection import State, WebSocket
+from rawws.core.counters import Counters
 from rawws.core.events import Closed, MessageReceived
 from rawws.core.outbox import Outbox
 
@@ -47,8 +48,7 @@ class WebSocketHandler(Protocol):
     def on_close(self, session: WebSocketSession, code: int) -> None: ...
 
 
-class SessionStats(Protocol):
-    slow_consumers_closed: int
+SessionStats = Counters  # what a session adds to: messages, bytes, close codes, slow consumers
 
 
 class _Flusher:
@@ -148,7 +148,7 @@ class WebSocketSession(asyncio.Protocol):
         self.peer = peer
         self.subprotocol = subprotocol
         self.compressed = compressed
-        self.stats = stats
+        self.stats = stats if stats is not None else Counters()
         #: Whatever the endpoint's authenticator returned, opaque here (``None`` on /echo).
         self.identity = identity
         #: Who the credential says this is, for the chat and the log lines.
@@ -217,6 +217,7 @@ class WebSocketSession(asyncio.Protocol):
         """Process everything one read brought, then write all replies at once."""
         if self.ws.close_transport:
             return
+        self.stats.bytes_received += len(data)
         self._guarded(self._feed, data)
         self._after_input()
 
@@ -262,6 +263,7 @@ class WebSocketSession(asyncio.Protocol):
                 if pending:
                     self._push(pending, control=True)
                 if type(event) is MessageReceived:
+                    self.stats.messages_received += 1
                     self.handler.on_message(self, event.data)
                 elif type(event) is Closed:
                     self._finish_closed(event.code)
@@ -342,6 +344,8 @@ class WebSocketSession(asyncio.Protocol):
         elif not self.outbox.push(data):
             self._slow_consumer()
             return False
+        else:
+            self.stats.messages_sent += 1
         if not self._in_read_batch and not self._flush_scheduled:
             self._flush_scheduled = True
             self._flusher.add(self)
@@ -351,7 +355,9 @@ class WebSocketSession(asyncio.Protocol):
         self._flush_scheduled = False
         if self._paused or not self.outbox or self.transport.is_closing():
             return
-        self.transport.write(self.outbox.take())  # may call pause_writing() before it returns
+        data = self.outbox.take()
+        self.stats.bytes_sent += len(data)
+        self.transport.write(data)  # may call pause_writing() before it returns
 
     def _wake_writers(self) -> None:
         if self._resumed is not None and not self._resumed.done():
@@ -366,8 +372,7 @@ class WebSocketSession(asyncio.Protocol):
 
     def _slow_consumer(self) -> None:
         """The documented policy: a peer that cannot keep up is closed with 1008 and counted."""
-        if self.stats is not None:
-            self.stats.slow_consumers_closed += 1
+        self.stats.slow_consumers_closed += 1
         log.warning(
             "ws slow consumer peer=%s path=%s queued_bytes=%d", self.peer, self.path, self.outbox.pending_bytes
         )
@@ -416,6 +421,7 @@ class WebSocketSession(asyncio.Protocol):
             if timer is not None:
                 timer.cancel()
         duration = self._loop.time() - self._opened_at
+        self.stats.closed(code)
         log.info("ws close peer=%s path=%s code=%d duration=%.3fs", self.peer, self.path, code, duration)
         try:
             self.handler.on_close(self, code)
@@ -432,7 +438,9 @@ class WebSocketSession(asyncio.Protocol):
         if self.transport.is_closing():
             return
         if self.outbox:
-            self.transport.write(self.outbox.take())
+            data = self.outbox.take()
+            self.stats.bytes_sent += len(data)
+            self.transport.write(data)
         self.transport.close()
         if self._close_timer is not None:
             self._close_timer.cancel()
