@@ -2,7 +2,7 @@
 
 Each round starts every server once, in a rotated order (round r starts at
 the r-th server, so no server always runs first or last), as its own process
-on a fresh port; the load client (``bench/client.py``) runs in its own process
+on a fresh port; the load client (``bench/client/``) runs in its own process
 against it and prints one JSON line per scenario; then the server is stopped
 with SIGTERM. Medians over rounds and per-round ratios go to
 ``bench/RESULTS.md``, the plots to ``bench/plots/``, the raw numbers to
@@ -22,13 +22,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.overhead.study import run_study
+from bench.servers.registry import ALL_SERVERS, HOST, ServerSpec
+
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
-HOST = "127.0.0.1"
 
 PROFILES: dict[str, dict] = {
     # Sized for a 2-core machine: the whole `python -m bench` (10 servers × 3 rounds + the
@@ -86,53 +87,6 @@ PROFILES: dict[str, dict] = {
 }
 
 
-@dataclass(frozen=True)
-class ServerSpec:
-    impl: str  # rawws, websockets, picows, aiohttp, floor
-    loop: str  # asyncio or uvloop
-
-    @property
-    def name(self) -> str:
-        return self.impl if self.loop == "asyncio" else f"{self.impl}+uvloop"
-
-    @property
-    def protocol(self) -> str:
-        return "floor" if self.impl == "floor" else "ws"
-
-    def command(self, port: int, data_dir: str) -> list[str]:
-        py = sys.executable
-        if self.impl == "rawws":
-            # `rawws serve` itself (same parser, config and routes) plus the /fanout endpoint
-            launcher = ["-m", "bench.servers.rawws_server"] + (["--uvloop"] if self.loop == "uvloop" else [])
-            return [
-                py,
-                *launcher,
-                "serve",
-                "--echo",
-                "--no-compression",
-                "--port",
-                str(port),
-                "--host",
-                HOST,
-                "--log-level",
-                "WARNING",
-                "--data-dir",
-                data_dir,  # rawws opens its SQLite user store here: keep it out of the work tree
-            ]
-        module = {
-            "websockets": "websockets_echo",
-            "picows": "picows_echo",
-            "aiohttp": "aiohttp_echo",
-            "floor": "floor_echo",
-        }[self.impl]
-        cmd = [py, "-m", f"bench.servers.{module}", "--port", str(port), "--host", HOST]
-        return cmd + (["--uvloop"] if self.loop == "uvloop" else [])
-
-
-IMPLS = ("rawws", "websockets", "picows", "aiohttp", "floor")
-LOOPS = ("asyncio", "uvloop")
-ALL_SERVERS = [ServerSpec(impl, loop) for loop in LOOPS for impl in IMPLS]
-REFERENCE = "websockets"
 
 
 def free_port() -> int:
@@ -212,11 +166,11 @@ def summarise(result: dict) -> str:
     if s == "rtt":
         return f"p50 {result['p50_us']:.0f} µs  p99 {result['p99_us']:.0f} µs"
     if s == "fanout":
-        b, l = result["burst"], result["lockstep"]
+        b, lock = result["burst"], result["lockstep"]
         return (
             f"N={result['receivers']:,}: burst {b['deliveries_per_s']:,.0f}/s {b['server_cpu_us_per_delivery']:.2f} µs cpu  "
-            f"lock-step {l['deliveries_per_s']:,.0f}/s {l['server_cpu_us_per_delivery']:.2f} µs cpu  "
-            f"client {b['client_cpu_util']:.0%}/{l['client_cpu_util']:.0%}"
+            f"lock-step {lock['deliveries_per_s']:,.0f}/s {lock['server_cpu_us_per_delivery']:.2f} µs cpu  "
+            f"client {b['client_cpu_util']:.0%}/{lock['client_cpu_util']:.0%}"
         )
     if s == "handshakes":
         return f"{result['sequential_per_s']:,.0f}/s sequential  {result['concurrent_per_s']:,.0f}/s concurrent"
@@ -346,10 +300,8 @@ def main(argv: list[str] | None = None) -> int:
 
     overhead = None
     if not args.no_overhead:
-        from bench import overhead as overhead_mod
-
         progress.line("overhead study (Part 1)")
-        overhead = overhead_mod.run_study(quick=args.quick, plots_dir=plots_dir, progress=progress.line, command=command)
+        overhead = run_study(quick=args.quick, plots_dir=plots_dir, progress=progress.line, command=command)
 
     finished = datetime.now(UTC)
     meta = report.machine_info()

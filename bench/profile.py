@@ -25,7 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.harness import BENCH_DIR, PROFILES, REPO, ServerSpec, free_port, raise_nofile, stop, wait_listening
+from bench.harness import BENCH_DIR, PROFILES, REPO, free_port, raise_nofile, stop, wait_listening
+from bench.servers.registry import ServerSpec
 
 PROFILE_DIR = BENCH_DIR / "profiles"
 

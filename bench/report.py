@@ -16,7 +16,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from bench.harness import ALL_SERVERS, IMPLS, LOOPS, REFERENCE
+from bench.overhead.markdown import render_markdown
+from bench.servers.registry import ALL_SERVERS, IMPLS, LOOPS, REFERENCE
 
 PACKAGES = ("rawws", "h11", "wsproto", "websockets", "picows", "aiofastnet", "aiohttp", "uvloop", "matplotlib")
 
@@ -122,7 +123,8 @@ def _fanout(receivers: int, phase: str, field: str) -> Callable[[dict], float | 
 def fanout_metrics(params: dict) -> list[Metric]:
     """For each receiver count: deliveries/s and server CPU per delivery, burst and lock-step."""
     out = []
-    for n, k in zip(params.get("fanout_receivers", []), params.get("fanout_burst", [])):
+    # strict=False, like the .get defaults: params without the burst sizes give no fan-out metrics, not an error
+    for n, k in zip(params.get("fanout_receivers", []), params.get("fanout_burst", []), strict=False):
         tag = _tag(n)
         out += [
             Metric(f"fan{tag}", f"fan-out to {n:,}, bursts of {k}", "deliveries/s", "fanout",
@@ -247,7 +249,7 @@ def bar_plot(
     fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 4.0 * rows), squeeze=False)
     for ax in axes.flat[len(metrics):]:
         ax.set_visible(False)
-    for ax, m in zip(axes.flat, metrics):
+    for ax, m in zip(axes.flat, metrics, strict=False):  # the grid may have more cells than metrics (hidden above)
         values = collect(results, m)
         width = 0.38
         for j, loop in enumerate(LOOPS):
@@ -436,7 +438,7 @@ def fanout_measured(params: dict) -> str:
     if "fanout_receivers" not in params:
         return "- **fan-out (broadcast)**: not measured in this run."
     counts = " and ".join(f"{n:,}" for n in params["fanout_receivers"])
-    bursts = ", ".join(f"{k} for {n:,}" for n, k in zip(params["fanout_receivers"], params["fanout_burst"]))
+    bursts = ", ".join(f"{k} for {n:,}" for n, k in zip(params["fanout_receivers"], params["fanout_burst"], strict=True))
     return (
         f"- **fan-out (broadcast)**: one sender and N receivers ({counts}) on each server's `/fanout`, which sends every "
         "message it receives, unchanged, to every other open `/fanout` connection, written the library's documented way: "
@@ -497,7 +499,7 @@ def write_report(out: Path, plots_dir: Path, meta: dict, results: list[dict], ov
         "## What was measured",
         "",
         "Every server runs as its own process on 127.0.0.1 with compression off; one load client "
-        "(`bench/client.py`, raw sockets and epoll, no asyncio) drives it from another process. Servers "
+        "(`bench/client/`, raw sockets and epoll, no asyncio) drives it from another process. Servers "
         "are interleaved round by round (round *r* starts with the *r*-th server) and each round starts "
         "every server fresh. Client frames are binary, pre-masked and built once; every reply is compared "
         "byte for byte with the expected echo, and before each timed phase a validation pass sends whole "
@@ -568,10 +570,8 @@ def write_report(out: Path, plots_dir: Path, meta: dict, results: list[dict], ov
     if flagged:
         lines += ["### Flagged runs", ""] + flagged + [""]
     if overhead is not None:
-        from bench import overhead as overhead_mod
-
         lines += ["", "# Part 1 — the overhead study", ""]
-        lines += overhead_mod.render_markdown(overhead, plots_rel=rel, heading_level=2)
+        lines += render_markdown(overhead, plots_rel=rel, heading_level=2)
     limits = Path(__file__).resolve().parent / "LIMITS.md"  # written by hand from PROFILE.md
     if limits.exists():
         lines += ["", limits.read_text().rstrip()]

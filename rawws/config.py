@@ -25,14 +25,25 @@ DEFAULT_MAX_BODY_BYTES = 64 * KiB  # plain HTTP request bodies; more earns 413
 DEFAULT_HANDSHAKE_TIMEOUT_S = 10.0  # a whole request must arrive within this
 DEFAULT_KEEPALIVE_IDLE_S = 30.0  # idle HTTP keep-alive connections are closed
 DEFAULT_PING_INTERVAL_S = 20.0  # WebSocket keepalive ping period (0 disables)
-DEFAULT_PING_TIMEOUT_S = 20.0  # no pong within this: the peer is dead (1011)
+DEFAULT_PING_TIMEOUT_S = 20.0  # no pong within this: the peer is dead (TCP dropped, 1006 in the log)
 DEFAULT_CLOSE_TIMEOUT_S = 10.0  # wait this long for the peer's close frame
 DEFAULT_SHUTDOWN_TIMEOUT_S = 5.0  # graceful shutdown waits this long for closes
 DEFAULT_OUTBOX_MAX_BYTES = 4 * MiB  # queued, not yet written, per connection
 DEFAULT_OUTBOX_MAX_MESSAGES = 4096  # queued messages per connection
 DEFAULT_WRITE_HIGH_WATER_BYTES = 64 * KiB  # transport buffer that counts as "full"
+
+# Accounts and tokens
 DEFAULT_ACCESS_TTL_S = 15 * 60.0  # access tokens from /auth/login
 DEFAULT_TICKET_TTL_S = 30.0  # single-use tickets from /auth/ticket
+DEFAULT_JWT_LEEWAY_S = 5.0  # clock skew allowed on exp, nbf and iat
+DEFAULT_JWT_ISSUER = "rawws"
+DEFAULT_JWT_AUDIENCE = "rawws"
+# RFC 9106 §4 "second recommended option" (64 MiB, 3 passes, 4 lanes): argon2-cffi's default.
+DEFAULT_ARGON2_TIME_COST = 3
+DEFAULT_ARGON2_MEMORY_KIB = 64 * KiB
+DEFAULT_ARGON2_PARALLELISM = 4
+DEFAULT_LOGINS_PER_MINUTE_PER_USER = 10  # a burst of this many, refilled over a minute
+DEFAULT_LOGINS_PER_MINUTE_PER_ADDRESS = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +73,8 @@ class ServerConfig:
     data_dir: str = "rawws-data"  # SQLite file and the generated JWT secret live here
     db_url: str | None = None  # None: SQLite in data_dir; or postgresql+asyncpg://…
     jwt_secret: str | None = field(default=None, repr=False)  # None: generated once, kept in data_dir
-    jwt_issuer: str = "rawws"
-    jwt_audience: str = "rawws"
+    jwt_issuer: str = DEFAULT_JWT_ISSUER
+    jwt_audience: str = DEFAULT_JWT_AUDIENCE
     jwt_public_key: str | None = None  # PEM file of an outside identity provider
     jwt_public_algorithm: str = "RS256"
     access_ttl_s: float = DEFAULT_ACCESS_TTL_S
@@ -74,11 +85,11 @@ class ServerConfig:
     # Operations
     metrics_port: int | None = None  # None: no /metrics listener; 0 picks a free port
     metrics_host: str = "127.0.0.1"  # the /metrics listener is never public by accident
-    argon2_time_cost: int = 3
-    argon2_memory_kib: int = 64 * KiB
-    argon2_parallelism: int = 4
-    logins_per_minute_per_user: int = 10
-    logins_per_minute_per_address: int = 30
+    argon2_time_cost: int = DEFAULT_ARGON2_TIME_COST
+    argon2_memory_kib: int = DEFAULT_ARGON2_MEMORY_KIB
+    argon2_parallelism: int = DEFAULT_ARGON2_PARALLELISM
+    logins_per_minute_per_user: int = DEFAULT_LOGINS_PER_MINUTE_PER_USER
+    logins_per_minute_per_address: int = DEFAULT_LOGINS_PER_MINUTE_PER_ADDRESS
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -123,7 +134,7 @@ def from_env(environ: Mapping[str, str] | None = None, base: ServerConfig | None
     """Apply ``RAWWS_<FIELD>`` variables (e.g. ``RAWWS_PORT=9000``) over ``base``."""
     environ = os.environ if environ is None else environ
     config = base or ServerConfig()
-    changes: dict[str, Any] = {}
+    changes: dict[str, Any] = {}  # values converted to each field's own type by _convert
     for setting in dataclasses.fields(ServerConfig):
         raw = environ.get(ENV_PREFIX + setting.name.upper())
         if raw is None:

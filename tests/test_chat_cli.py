@@ -1,6 +1,6 @@
 """`rawws chat --user` and `rawws send --user`: the chat protocol from the terminal.
 
-First the plain parts of `rawws.client.chat` (command parser, formatter,
+First the plain, sans-I/O parts of `rawws.client` (command parser, formatter,
 dedupe, backoff schedule, URL rule, HTTP exchange), then real servers with
 real processes: two users in pseudo-terminals, a reconnect with recovery
 across a server restart, and `rawws send --user`.
@@ -29,33 +29,23 @@ from websockets.asyncio.client import connect as ws_connect
 
 from rawws.chat.service import ChatHandler
 from rawws.cli import EXIT_CLOSED_WITH_ERROR, EXIT_NOT_STORED, EXIT_OK, EXIT_REFUSED, EXIT_USAGE
-from rawws.client.chat import (
-    AuthFailed,
-    Backoff,
+from rawws.client.commands import (
     BadInput,
-    ChatState,
-    Formatter,
     Help,
-    HttpExchange,
     JoinRoom,
     LeaveRoom,
     ListRooms,
-    NotStored,
     Quit,
-    RoomLog,
     Say,
     ShowHistory,
-    Stored,
     WhoIsHere,
-    chat_target,
-    describe,
     parse_input,
-    retryable,
-    send_outcome,
-    should_reconnect,
-    url_credential,
 )
 from rawws.client.connection import ConnectionClosedError
+from rawws.client.login import AuthFailed, HttpExchange
+from rawws.client.reconnect import Backoff, describe, retryable, should_reconnect
+from rawws.client.state import ChatState, Formatter, NotStored, RoomLog, Stored, send_outcome
+from rawws.client.target import chat_target, url_credential
 from rawws.core.client_handshake import HandshakeRejected, InvalidHandshake, InvalidURI
 from rawws.server.server import Server
 from tests.conftest import StartServer
@@ -365,13 +355,18 @@ def test_send_outcome_waits_for_its_ack_or_any_error():
     )
 
 
-def test_chat_client_does_no_io():
-    tree = ast.parse((Path(__file__).parent.parent / "rawws" / "client" / "chat.py").read_text())
+SANS_IO_CLIENT_MODULES = ("commands", "state", "target", "login", "reconnect")
+CLIENT_IO_MODULES = {f"rawws.client.{name}" for name in ("connection", "protocol", "terminal", "session", "chat_login")}
+
+
+@pytest.mark.parametrize("module", SANS_IO_CLIENT_MODULES)
+def test_chat_client_does_no_io(module: str):
+    tree = ast.parse((Path(__file__).parent.parent / "rawws" / "client" / f"{module}.py").read_text())
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
     top = {name.split(".")[0] for name in imported}
     assert not top & {"asyncio", "socket", "ssl", "selectors"}
-    assert "rawws.client.connection" not in imported and "rawws.client.terminal" not in imported
+    assert not imported & CLIENT_IO_MODULES
 
 
 # -- real servers, real processes ---------------------------------------------------------------------

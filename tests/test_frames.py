@@ -6,6 +6,7 @@ the same codes as wsproto's own decoder, for any bytes split any way.
 
 from __future__ import annotations
 
+import itertools
 import os
 import struct
 
@@ -61,7 +62,7 @@ def test_unmasker_matches_wsproto_across_chunk_boundaries(data: bytes, key: byte
     """A frame's payload arrives in pieces; the key must continue where the last piece stopped."""
     bounds = sorted({0, len(data), *(c for c in cuts if c <= len(data))})
     ours, theirs = Unmasker(key), XorMaskerSimple(bytearray(key))
-    for start, end in zip(bounds, bounds[1:]):
+    for start, end in itertools.pairwise(bounds):
         chunk = bytearray(data[start:end])
         assert ours.process(chunk) == theirs.process(chunk)
 
@@ -129,7 +130,7 @@ def outcome(proto: FrameProtocol, chunks: list[bytes]) -> list:
 def test_decoder_parses_exactly_like_wsproto(stream: list[bytes], cuts: list[int]):
     data = b"".join(stream)
     bounds = sorted({0, len(data), *(c for c in cuts if c <= len(data))})
-    chunks = [data[a:b] for a, b in zip(bounds, bounds[1:])]
+    chunks = [data[a:b] for a, b in itertools.pairwise(bounds)]
     expected = outcome(FrameProtocol(client=False, extensions=[]), chunks)
     assert outcome(TunedFrameProtocol(client=False, extensions=[], max_message_bytes=1 << 20), chunks) == expected
     assert outcome(TunedFrameProtocol(client=False, extensions=[]), chunks) == expected

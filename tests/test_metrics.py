@@ -8,9 +8,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 
 from rawws.server.server import Server
-from tests.chat_client import close_quietly, connect_chat, http_request, login, new_user, wait_for_condition
+from tests.chat_client import close_quietly, connect_chat, login, new_user, wait_for_condition
 from tests.conftest import StartServer
-from tests.helpers import read_until_eof
+from tests.helpers import http, read_until_eof
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -44,11 +44,9 @@ async def metrics_server(start_server: StartServer) -> Server:
 async def test_metrics_are_off_by_default_and_not_on_the_public_port(start_server: StartServer) -> None:
     server = await start_server()
     assert server.metrics_port is None
-    status, _ = await http_request(server.port, "GET", "/metrics")
-    assert status == 404
+    assert (await http(server.port, "GET", "/metrics")).status == 404
     with_metrics = await metrics_server(start_server)
-    status, _ = await http_request(with_metrics.port, "GET", "/metrics")
-    assert status == 404
+    assert (await http(with_metrics.port, "GET", "/metrics")).status == 404
 
 
 async def test_echo_traffic_moves_message_byte_handshake_and_close_counters(start_server: StartServer) -> None:
@@ -83,8 +81,7 @@ async def test_chat_traffic_moves_login_fanout_store_and_refusal_counters(start_
     port = server.port
     ada = await new_user(port, "ada")
     bob = await new_user(port, "bob")
-    status, _ = await http_request(port, "POST", "/auth/login", {"username": "ada", "password": "wrong one!"})
-    assert status == 401
+    assert (await http(port, "POST", "/auth/login", {"username": "ada", "password": "wrong one!"})).status == 401
     # Refused upgrades: no credential (401), a foreign origin (403), a wrong version (426).
     for extra, expected in (("", 401), ("Origin: http://evil.example\r\n", 403), ("", 426)):
         version = "8" if expected == 426 else "13"

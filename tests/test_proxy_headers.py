@@ -8,8 +8,7 @@ import logging
 import pytest
 
 from tests.conftest import StartServer
-from tests.helpers import open_raw, read_http_head, upgrade_request
-from tests.test_accounts import http
+from tests.helpers import http, open_raw, read_http_head, upgrade_request
 
 WRONG = {"username": "nobody", "password": "wrong-Passw0rd"}
 

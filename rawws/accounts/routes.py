@@ -6,29 +6,32 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from rawws.accounts.passwords import Passwords, check_password, check_username
 from rawws.accounts.tokens import ACCESS, TICKET, Tokens, bearer_token
+from rawws.config import DEFAULT_LOGINS_PER_MINUTE_PER_ADDRESS, DEFAULT_LOGINS_PER_MINUTE_PER_USER
 from rawws.core.counters import Counters
 from rawws.core.forwarded import parse_address
 from rawws.core.http import Request, Response, Router, json_response
 from rawws.core.ratelimit import RateLimiter
-from rawws.errors import HttpError
-from rawws.store import Store, UsernameTaken
+from rawws.errors import HttpError, UsernameTaken
+from rawws.store import Store
 
 log = logging.getLogger("rawws.accounts")
 
 # Login attempts: a burst of this many, refilled over the period.
-DEFAULT_LOGINS_PER_USER = 10
-DEFAULT_LOGINS_PER_ADDRESS = 30
 LOGIN_PERIOD_S = 60.0
 HASHING_THREADS = 2  # each argon2 hash holds 64 MiB: bound how many run at once
+
+T = TypeVar("T")
 
 BAD_CREDENTIALS = "invalid username or password"
 
 
-def read_json_object(request: Request) -> dict:
+def read_json_object(request: Request) -> dict[str, Any]:
     """The request body as a JSON object: 415 for another content type, 400 for anything malformed."""
     content_type = (request.header("content-type") or "").split(";")[0].strip().lower()
     if content_type != "application/json":
@@ -57,8 +60,8 @@ class Accounts:
         passwords: Passwords,
         tokens: Tokens,
         *,
-        logins_per_user: int = DEFAULT_LOGINS_PER_USER,
-        logins_per_address: int = DEFAULT_LOGINS_PER_ADDRESS,
+        logins_per_user: int = DEFAULT_LOGINS_PER_MINUTE_PER_USER,
+        logins_per_address: int = DEFAULT_LOGINS_PER_MINUTE_PER_ADDRESS,
         counters: Counters | None = None,
     ) -> None:
         self.counters = counters if counters is not None else Counters()
@@ -74,7 +77,7 @@ class Accounts:
         router.add("POST", "/auth/login", self.login)
         router.add("POST", "/auth/ticket", self.ticket)
 
-    async def _off_loop(self, function, *args):
+    async def _off_loop(self, function: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._hashing, function, *args)
 
     async def register(self, request: Request) -> Response:

@@ -19,16 +19,18 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from rawws.chat import protocol as chat
 from rawws.chat.hub import Hub
 from rawws.chat.peer import Peer
-from rawws.chat.protocol import ChatError, HistoryRequest, Join, Leave, Say, StoredMessage, Who
+from rawws.chat.protocol import HistoryRequest, Join, Leave, Say, Who
 from rawws.core.counters import Counters
 from rawws.core.ratelimit import RateLimiter
-from rawws.store import NewMessage, Store
+from rawws.errors import ChatError
+from rawws.store import NewMessage, Store, StoredMessage
 
 log = logging.getLogger("rawws.chat")
 
@@ -134,7 +136,7 @@ class ChatMember:
             await asyncio.sleep(0)  # the flush scheduled by the last send runs
             await peer.wait_writable()
 
-    def spawn(self, coroutine) -> asyncio.Task[None]:
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coroutine)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
@@ -231,7 +233,7 @@ class ChatHandler:
             self.hub.publish(room, chat.presence(room, member.user, "joined"), exclude=member)
         self._spawn(member, self._catch_up(member, room, command.since, catch_up))
 
-    def _spawn(self, member: ChatMember, coroutine) -> None:
+    def _spawn(self, member: ChatMember, coroutine: Coroutine[Any, Any, None]) -> None:
         task = member.spawn(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -49,6 +49,7 @@ __all__ = [
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """`rawws …`: parse, configure logging once, run the command; the exit code is returned, not raised."""
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.log_level)

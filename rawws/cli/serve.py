@@ -16,6 +16,7 @@ from rawws.server.server import Server, run_server
 
 
 def configure_logging(level: str) -> None:
+    """Log lines to stderr; database drivers are held at WARNING because at DEBUG they log rows."""
     logging.basicConfig(
         level=getattr(logging, level),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -27,6 +28,7 @@ def configure_logging(level: str) -> None:
 
 
 def serve_config(args: argparse.Namespace) -> ServerConfig:
+    """The environment's RAWWS_* settings, overridden by the flags given (an unset flag is ``None``)."""
     config = from_env()
     return config.replace(
         host=args.host,

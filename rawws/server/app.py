@@ -8,12 +8,20 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 from pathlib import Path
 
 from rawws.accounts.passwords import Passwords
 from rawws.accounts.routes import Accounts
-from rawws.accounts.tokens import SUBPROTOCOL, PublicKey, TicketLedger, Tokens, TokenSettings, WebSocketAuthenticator
+from rawws.accounts.tokens import (
+    SECRET_BYTES,
+    SUBPROTOCOL,
+    PublicKey,
+    TicketLedger,
+    Tokens,
+    TokenSettings,
+    WebSocketAuthenticator,
+    generate_secret,
+)
 from rawws.chat.service import ChatHandler
 from rawws.config import ServerConfig
 from rawws.server.echo import EchoHandler
@@ -28,7 +36,7 @@ SECRET_FILE = "jwt-secret"
 
 
 def load_or_create_secret(data_dir: Path) -> bytes:
-    """The HS256 secret kept in ``data_dir``: generated once (32 random bytes), readable by the owner only."""
+    """The HS256 secret kept in ``data_dir``: generated once (``SECRET_BYTES`` random bytes), owner-readable only."""
     path = data_dir / SECRET_FILE
     data_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -36,12 +44,12 @@ def load_or_create_secret(data_dir: Path) -> bytes:
     except FileExistsError:
         secret = bytes.fromhex(path.read_text().strip())
     else:
-        secret = secrets.token_bytes(32)
+        secret = generate_secret()
         with os.fdopen(fd, "w") as file:
             file.write(secret.hex() + "\n")
         log.info("generated a JWT secret in %s", path)
-    if len(secret) < 32:
-        raise ValueError(f"{path} holds a secret shorter than 32 bytes")
+    if len(secret) < SECRET_BYTES:
+        raise ValueError(f"{path} holds a secret shorter than {SECRET_BYTES} bytes")
     return secret
 
 
