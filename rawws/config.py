@@ -28,6 +28,8 @@ DEFAULT_PING_INTERVAL_S = 20.0  # WebSocket keepalive ping period (0 disables)
 DEFAULT_PING_TIMEOUT_S = 20.0  # no pong within this: the peer is dead (TCP dropped, 1006 in the log)
 DEFAULT_CLOSE_TIMEOUT_S = 10.0  # wait this long for the peer's close frame
 DEFAULT_SHUTDOWN_TIMEOUT_S = 5.0  # graceful shutdown waits this long for closes
+DEFAULT_DRAIN_DELAY_S = 0.0  # on SIGTERM, /readyz answers 503 this long before WebSockets get 1001
+DEFAULT_READINESS_TIMEOUT_S = 2.0  # /readyz: the store (and bus) must answer within this
 DEFAULT_OUTBOX_MAX_BYTES = 4 * MiB  # queued, not yet written, per connection
 DEFAULT_OUTBOX_MAX_MESSAGES = 4096  # queued messages per connection
 DEFAULT_WRITE_HIGH_WATER_BYTES = 64 * KiB  # transport buffer that counts as "full"
@@ -66,6 +68,8 @@ class ServerConfig:
     ping_timeout_s: float = DEFAULT_PING_TIMEOUT_S
     close_timeout_s: float = DEFAULT_CLOSE_TIMEOUT_S
     shutdown_timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S
+    drain_delay_s: float = DEFAULT_DRAIN_DELAY_S
+    readiness_timeout_s: float = DEFAULT_READINESS_TIMEOUT_S
     outbox_max_bytes: int = DEFAULT_OUTBOX_MAX_BYTES
     outbox_max_messages: int = DEFAULT_OUTBOX_MAX_MESSAGES
     write_high_water_bytes: int = DEFAULT_WRITE_HIGH_WATER_BYTES

@@ -82,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
         "X-Forwarded-Proto are believed (default: none)",
     )
     serve.add_argument(
+        "--drain-delay",
+        dest="drain_delay_s",
+        type=float,
+        help="on SIGTERM, seconds /readyz answers 503 before WebSockets get 1001 (default 0)",
+    )
+    serve.add_argument(
         "--metrics-port", type=int, help="serve Prometheus /metrics on this port (default: off; 0 picks a free one)"
     )
     serve.add_argument("--metrics-host", help="address of the /metrics listener (default 127.0.0.1)")

@@ -46,6 +46,7 @@ def serve_config(args: argparse.Namespace) -> ServerConfig:
         allowed_origins=tuple(args.allowed_origins) if args.allowed_origins else None,
         forwarded_allow_ips=_comma_list(args.forwarded_allow_ips),
         metrics_port=args.metrics_port,
+        drain_delay_s=args.drain_delay_s,
         metrics_host=args.metrics_host,
         jwt_public_key=args.jwt_public_key,
         jwt_public_algorithm=args.jwt_public_algorithm,

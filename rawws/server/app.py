@@ -99,6 +99,8 @@ async def setup_app(server: Server) -> None:
         await store.close()
 
     server.on_shutdown.append(close)
+    server.readiness.add("store", store.ping)
+    server.on_shutdown.append(server.readiness.close)
     if config.metrics_port is not None:
         metrics = MetricsListener(server, config.metrics_host, config.metrics_port)
         await metrics.start()

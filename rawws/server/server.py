@@ -9,6 +9,7 @@ not consumed to the WebSocket session. Malformed HTTP gets its 4xx and a close.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import signal
@@ -30,6 +31,7 @@ from rawws.core.handshake import AcceptedUpgrade, UpgradePolicy, decide_upgrade
 from rawws.core.headers import is_token
 from rawws.core.http import Request, Response, Router, check_request_head, error_response, json_response
 from rawws.errors import HttpError
+from rawws.server.health import Readiness
 from rawws.server.session import WebSocketHandler, WebSocketSession
 
 log = logging.getLogger("rawws.server")
@@ -82,6 +84,9 @@ class Server:
         #: Where ``/metrics`` answers once started (``--metrics-port``), else ``None``.
         self.metrics_port: int | None = None
         self.router.add("GET", "/healthz", self._healthz)
+        #: ``/readyz``: the checks the app registers (store, bus) and the draining flag.
+        self.readiness = Readiness(config.readiness_timeout_s)
+        self.router.add("GET", "/readyz", self.readiness.handle)
 
     def add_websocket(
         self,
@@ -144,14 +149,31 @@ class Server:
             loop.add_signal_handler(sig, _resolve, stop)
         try:
             await stop
+            await self.drain(loop)
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
         await self.shutdown()
 
+    async def drain(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Say "not ready" for the drain delay while still serving, so the proxy moves new clients elsewhere.
+
+        A second signal ends the wait at once.
+        """
+        if self.config.drain_delay_s <= 0:
+            return
+        self.readiness.draining = True
+        log.info("draining: /readyz answers 503 for %gs before websockets get 1001", self.config.drain_delay_s)
+        again = loop.create_future()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, _resolve, again)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(again, self.config.drain_delay_s)
+
     async def shutdown(self) -> None:
         """Stop accepting, close every WebSocket with 1001, wait a bounded time, then drop the rest."""
         self._closing = True
+        self.readiness.draining = True
         if self._server is not None:
             self._server.close()
         log.info("shutting down: %d websocket(s) open", len(self.sessions))
