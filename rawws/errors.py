@@ -14,7 +14,9 @@
     ├── InvalidHandshake           the server's answer is not a WebSocket we can run
     │   └── HandshakeRejected      the upgrade was answered with another status: status, headers, body
     ├── UsernameTaken              registration of a name that exists (case-insensitively)
-    └── SchemaTooNew               the database was written by a newer rawws
+    ├── SchemaTooNew               the database was written by a newer rawws
+    ├── AuthFailed                 the client's login or ticket request was refused: status, message
+    └── ClientFailure              a client command ends with this exit code and one line on stderr
 
 Errors that carry their wire answer (h11's ``error_status_hint``, wsproto's
 ``ParseFailed``): the code that refuses raises, and the edge writes the answer
@@ -25,6 +27,8 @@ from __future__ import annotations
 
 __all__ = [
     "AuthError",
+    "AuthFailed",
+    "ClientFailure",
     "ChatError",
     "ConnectionClosed",
     "ConnectionClosedError",
@@ -129,3 +133,26 @@ class UsernameTaken(RawwsError):
 
 class SchemaTooNew(RawwsError):
     """The database's schema version is newer than this rawws knows: refuse rather than guess."""
+
+
+class AuthFailed(RawwsError):
+    """``/auth/login`` or ``/auth/ticket`` said no (``status``), or answered something unreadable (``None``)."""
+
+    def __init__(self, status: int | None, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+    @property
+    def retryable(self) -> bool:
+        """Too many logins (429) or a server error may pass; a wrong password does not."""
+        return self.status is not None and (self.status == 429 or self.status >= 500)
+
+
+class ClientFailure(RawwsError):
+    """A client command ends with this exit code and one line on stderr."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message

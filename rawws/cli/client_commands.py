@@ -25,13 +25,11 @@ from rawws.cli.exits import (
     EXIT_REFUSED,
     EXIT_TIMEOUT,
     EXIT_USAGE,
-    ClientFailure,
 )
 from rawws.cli.parser import PASSWORD_VARIABLE
 from rawws.client.chat_login import ChatLogin
 from rawws.client.commands import check_text
 from rawws.client.connection import OK_CLOSE_CODES, ClientConnection, ConnectionClosed, ConnectOptions, connect
-from rawws.client.login import AuthFailed
 from rawws.client.reconnect import Backoff, describe
 from rawws.client.session import chat, chat_session
 from rawws.client.state import ChatState, NotStored, send_outcome
@@ -39,7 +37,7 @@ from rawws.client.target import chat_target, url_credential
 from rawws.client.terminal import terminal_for
 from rawws.config import DEFAULT_MAX_MESSAGE_BYTES
 from rawws.core.client_handshake import parse_uri
-from rawws.errors import HandshakeRejected, InvalidHandshake, InvalidURI
+from rawws.errors import AuthFailed, ClientFailure, HandshakeRejected, InvalidHandshake, InvalidURI
 
 
 def _connect_options(args: argparse.Namespace, secure: bool | None = None) -> ConnectOptions:

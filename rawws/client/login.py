@@ -14,25 +14,13 @@ from dataclasses import dataclass
 import h11
 
 from rawws.client.target import ChatTarget
-from rawws.errors import RawwsError
+from rawws.errors import AuthFailed
 
 LOGIN_PATH = "/auth/login"
 TICKET_PATH = "/auth/ticket"
 MAX_HTTP_ANSWER_BYTES = 64 * 1024
 
 
-class AuthFailed(RawwsError):
-    """``/auth/login`` or ``/auth/ticket`` said no (``status``), or answered something unreadable (``None``)."""
-
-    def __init__(self, status: int | None, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-    @property
-    def retryable(self) -> bool:
-        """Too many logins (429) or a server error may pass; a wrong password does not."""
-        return self.status is not None and (self.status == 429 or self.status >= 500)
 
 
 

@@ -10,8 +10,7 @@ import os
 import random
 from dataclasses import dataclass
 
-from rawws.client.login import AuthFailed
-from rawws.errors import ConnectionClosed, HandshakeRejected, InvalidHandshake
+from rawws.errors import AuthFailed, ConnectionClosed, HandshakeRejected, InvalidHandshake
 
 # Reconnect after these close codes (going away, lost, policy such as "slow consumer" or
 # "token expired", server error, restart, try again later, bad gateway); never after 1000,
