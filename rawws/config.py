@@ -70,6 +70,7 @@ class ServerConfig:
     shutdown_timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S
     drain_delay_s: float = DEFAULT_DRAIN_DELAY_S
     readiness_timeout_s: float = DEFAULT_READINESS_TIMEOUT_S
+    log_format: str = "text"  # or "json": one object per line
     outbox_max_bytes: int = DEFAULT_OUTBOX_MAX_BYTES
     outbox_max_messages: int = DEFAULT_OUTBOX_MAX_MESSAGES
     write_high_water_bytes: int = DEFAULT_WRITE_HIGH_WATER_BYTES
@@ -102,6 +103,8 @@ class ServerConfig:
             raise ValueError("size limits must be positive")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port out of range: {self.port}")
+        if self.log_format not in ("text", "json"):
+            raise ValueError(f"log format must be text or json, not {self.log_format!r}")
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
             raise ValueError(f"metrics port out of range: {self.metrics_port}")
         TrustedProxies(self.forwarded_allow_ips)  # a bad entry is refused here, with its text

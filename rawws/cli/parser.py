@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--metrics-host", help="address of the /metrics listener (default 127.0.0.1)")
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    serve.add_argument(
+        "--log-format", choices=["text", "json"], help="log lines as text or one JSON object per line (default text)"
+    )
     add_client_commands(commands)
     return parser
 

@@ -8,23 +8,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import sys
 from collections.abc import Awaitable, Callable
 
+from rawws.cli.logs import configure_logging
 from rawws.config import ServerConfig, from_env
 from rawws.server.server import Server, run_server
-
-
-def configure_logging(level: str) -> None:
-    """Log lines to stderr; database drivers are held at WARNING because at DEBUG they log rows."""
-    logging.basicConfig(
-        level=getattr(logging, level),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # Database drivers log statements and rows at DEBUG: password hashes among them.
-    for noisy in ("aiosqlite", "sqlalchemy", "asyncpg"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def serve_config(args: argparse.Namespace) -> ServerConfig:
@@ -47,6 +35,7 @@ def serve_config(args: argparse.Namespace) -> ServerConfig:
         forwarded_allow_ips=_comma_list(args.forwarded_allow_ips),
         metrics_port=args.metrics_port,
         drain_delay_s=args.drain_delay_s,
+        log_format=args.log_format,
         metrics_host=args.metrics_host,
         jwt_public_key=args.jwt_public_key,
         jwt_public_algorithm=args.jwt_public_algorithm,
@@ -69,10 +58,13 @@ def serve(
         config = serve_config(args)
     except ValueError as exc:
         parser.error(str(exc))
+    stop_logging = configure_logging(args.log_level, config.log_format, queued=True)
     try:
         asyncio.run(run_server(config, setup))
     except (OSError, ValueError) as exc:
         logging.getLogger("rawws").error("cannot serve: %s", exc)
         return 1
+    finally:
+        stop_logging()
     return 0
 

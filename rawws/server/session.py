@@ -183,7 +183,12 @@ class WebSocketSession(asyncio.Protocol):
         ``eof``: the peer had already closed its side before the hand-off.
         """
         log.info(
-            "ws open peer=%s path=%s user=%s compression=%s", self.peer, self.path, self.user or "-", self.compressed
+            "ws open peer=%s path=%s user=%s compression=%s",
+            self.peer,
+            self.path,
+            self.user or "-",
+            self.compressed,
+            extra={"peer": self.peer, "path": self.path, "user": self.user, "compression": self.compressed},
         )
         self.transport.set_write_buffer_limits(high=self.config.write_high_water_bytes)
         self.transport.set_protocol(self)
@@ -422,7 +427,15 @@ class WebSocketSession(asyncio.Protocol):
                 timer.cancel()
         duration = self._loop.time() - self._opened_at
         self.stats.closed(code)
-        log.info("ws close peer=%s path=%s code=%d duration=%.3fs", self.peer, self.path, code, duration)
+        log.info(
+            "ws close peer=%s path=%s code=%d duration=%.3fs user=%s",
+            self.peer,
+            self.path,
+            code,
+            duration,
+            self.user or "-",
+            extra={"peer": self.peer, "path": self.path, "code": code, "duration_s": round(duration, 3), "user": self.user},
+        )
         try:
             self.handler.on_close(self, code)
         except Exception:
