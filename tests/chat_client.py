@@ -20,6 +20,7 @@ from websockets.exceptions import ConnectionClosed
 
 from rawws.chat import protocol as chat
 from rawws.chat.protocol import MAX_ID, MAX_REF_CHARS, MAX_TEXT_CHARS
+from rawws.chat.service import ChatHandler
 from rawws.server.server import Server
 from tests.helpers import (
     TIMEOUT_S,
@@ -382,19 +383,17 @@ def parse_server_frames(data: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
     return frames, data[at:]
 
 
+def chat_handler(server: Server) -> ChatHandler:
+    """The server's ``/ws`` handler: the chat service itself."""
+    handler = server.endpoints["/ws"].handler
+    assert isinstance(handler, ChatHandler)
+    return handler
+
+
 async def close_quietly(*clients: ChatClient) -> None:
     await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
 
 
-async def wait_for_condition(predicate: Callable[[], Any], *, timeout: float = TIMEOUT_S, what: str = "") -> Any:
-    """Poll ``predicate`` (a server-side condition) until it is truthy, bounded by ``timeout``."""
-    try:
-        async with asyncio.timeout(timeout):
-            while not (result := predicate()):
-                await asyncio.sleep(0.01)
-            return result
-    except TimeoutError:
-        raise AssertionError(f"{what or predicate} not reached within {timeout}s") from None
 
 
 # -- the malformed-frame corpus (the protocol's unit tests, and a live server in test_chat) -------------

@@ -16,7 +16,9 @@ import os
 import socket
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -225,14 +227,30 @@ async def http(
         data, closed = await read_until_eof(reader, timeout)
         assert closed, f"{method} {path}: no complete answer within {timeout}s"
     finally:
-        writer.close()
-        with contextlib.suppress(ConnectionError, OSError, TimeoutError):
-            await asyncio.wait_for(writer.wait_closed(), timeout)
+        await close_writer(writer, timeout)
     status, response_headers, content, _ = parse_http_response(data)
     if method != "HEAD":
         expected = int(response_headers.get("content-length", "0"))
         assert len(content) == expected, f"{method} {path}: {len(content)} of {expected} body bytes"
     return Reply(status, response_headers, content)
+
+
+async def close_writer(writer: asyncio.StreamWriter, timeout: float = TIMEOUT_S) -> None:
+    """Close our side and wait, bounded, until the connection is gone (a peer that already left is fine)."""
+    writer.close()
+    with contextlib.suppress(ConnectionError, OSError, TimeoutError):
+        await asyncio.wait_for(writer.wait_closed(), timeout)
+
+
+async def wait_for_condition(predicate: Callable[[], Any], *, timeout: float = TIMEOUT_S, what: str = "") -> Any:
+    """Poll ``predicate`` (a server-side condition) until it is truthy, bounded by ``timeout``."""
+    try:
+        async with asyncio.timeout(timeout):
+            while not (result := predicate()):
+                await asyncio.sleep(0.01)
+            return result
+    except TimeoutError:
+        raise AssertionError(f"{what or predicate} not reached within {timeout}s") from None
 
 
 # -- the account flow over that client ---------------------------------------------

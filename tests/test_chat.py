@@ -16,12 +16,12 @@ import pytest
 
 from rawws.chat import protocol as chat
 from rawws.chat import service as chat_service
-from rawws.chat.service import ChatHandler
 from rawws.server.server import Server
 from tests.chat_client import (
     BAD_CASES,
     TIMEOUT_S,
     ChatClient,
+    chat_handler,
     chatting,
     client_text_frame,
     close_quietly,
@@ -60,12 +60,6 @@ def no_rate_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     """For floods: the per-connection limit (read when the server starts) made huge."""
     monkeypatch.setattr(chat_service, "MESSAGE_BURST", 10**9)
     monkeypatch.setattr(chat_service, "MESSAGES_PER_SECOND", 10.0**9)
-
-
-def chat_handler(server: Server) -> ChatHandler:
-    handler = server.endpoints["/ws"].handler
-    assert isinstance(handler, ChatHandler)
-    return handler
 
 
 async def history(client: ChatClient, room: str, **fields: object) -> list[dict]:

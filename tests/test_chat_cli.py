@@ -27,7 +27,6 @@ import pytest
 from websockets.asyncio.client import ClientConnection as PeerConnection
 from websockets.asyncio.client import connect as ws_connect
 
-from rawws.chat.service import ChatHandler
 from rawws.cli import EXIT_CLOSED_WITH_ERROR, EXIT_NOT_STORED, EXIT_OK, EXIT_REFUSED, EXIT_USAGE
 from rawws.client.commands import (
     BadInput,
@@ -42,13 +41,15 @@ from rawws.client.commands import (
     parse_input,
 )
 from rawws.client.connection import ConnectionClosedError
-from rawws.client.login import AuthFailed, HttpExchange
+from rawws.client.login import HttpExchange
 from rawws.client.reconnect import Backoff, describe, retryable, should_reconnect
 from rawws.client.state import ChatState, Formatter, NotStored, RoomLog, Stored, send_outcome
 from rawws.client.target import chat_target, url_credential
-from rawws.core.client_handshake import HandshakeRejected, InvalidHandshake, InvalidURI
+from rawws.errors import AuthFailed, HandshakeRejected, InvalidHandshake, InvalidURI
 from rawws.server.server import Server
+from tests.chat_client import chat_handler
 from tests.conftest import StartServer
+from tests.helpers import registered_token
 
 WAIT_S = 20.0  # the bound on every wait here (a process start included); nothing should come near it
 PASSWORD = "correct horse battery"
@@ -372,34 +373,9 @@ def test_chat_client_does_no_io(module: str):
 # -- real servers, real processes ---------------------------------------------------------------------
 
 
-async def http_json(port: int, path: str, body: object | None = None, token: str | None = None) -> tuple[int, Any]:
-    """One POST on its own connection: (status, parsed JSON)."""
-    payload = json.dumps(body).encode() if body is not None else b""
-    head = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Connection: close", f"Content-Length: {len(payload)}"]
-    if body is not None:
-        head.append("Content-Type: application/json")
-    if token is not None:
-        head.append(f"Authorization: Bearer {token}")
-    async with asyncio.timeout(WAIT_S):
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + payload)
-        data = await reader.read()
-        writer.close()
-    status_line, _, rest = data.partition(b"\r\n")
-    content = rest.partition(b"\r\n\r\n")[2]
-    return int(status_line.split()[1]), (json.loads(content) if content else None)
-
-
 async def register(server: Server, *names: str) -> dict[str, str]:
-    """Register users over HTTP; their access tokens."""
-    tokens = {}
-    for name in names:
-        status, body = await http_json(server.port, "/auth/register", {"username": name, "password": PASSWORD})
-        assert status == 201, body
-        status, body = await http_json(server.port, "/auth/login", {"username": name, "password": PASSWORD})
-        assert status == 200, body
-        tokens[name] = body["access_token"]
-    return tokens
+    """Register users over HTTP, one after the other; their access tokens."""
+    return {name: await registered_token(server.port, name, PASSWORD) for name in names}
 
 
 class Peer:
@@ -494,12 +470,6 @@ async def rawws(*args: str, stdin: bytes | None = None, password: str | None = P
         raise
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
-
-
-def chat_handler(server: Server) -> ChatHandler:
-    handler = server.endpoints["/ws"].handler
-    assert isinstance(handler, ChatHandler)
-    return handler
 
 
 async def test_two_users_chat_join_who_and_history_in_terminals(start_server: StartServer):
