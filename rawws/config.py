@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from rawws.core.deflate import DEFAULT_MEMORY_LEVEL, DEFAULT_WINDOW_BITS, SHARED, compression_mode
 from rawws.core.forwarded import TrustedProxies
 
 KiB = 1024
@@ -47,6 +48,11 @@ DEFAULT_ARGON2_PARALLELISM = 4
 DEFAULT_LOGINS_PER_MINUTE_PER_USER = 10  # a burst of this many, refilled over a minute
 DEFAULT_LOGINS_PER_MINUTE_PER_ADDRESS = 30
 
+# Several nodes
+DEFAULT_BUS_HEARTBEAT_S = 1.0  # each node announces its rooms' newest ids this often (finds lost tails)
+DEFAULT_BUS_TIMEOUT_S = 1.0  # any one call to the bus; a stalled Redis costs at most this
+DEFAULT_PRESENCE_TTL_S = 5.0  # a node not heard from this long is dead: its users leave (+ one heartbeat)
+
 
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
@@ -57,7 +63,11 @@ class ServerConfig:
     echo: bool = False
     tls_cert: str | None = None
     tls_key: str | None = None
-    compression: bool = True
+    # permessage-deflate: "shared" (no context takeover, one deflate per fanned-out message),
+    # "dedicated" (a compression context per connection) or "off"; True/False mean shared/off.
+    compression: str = SHARED
+    compression_window_bits: int = DEFAULT_WINDOW_BITS  # 9..15; a client's offer may lower it
+    compression_memory_level: int = DEFAULT_MEMORY_LEVEL  # zlib memLevel 1..9 of a dedicated context
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     max_target_bytes: int = DEFAULT_MAX_TARGET_BYTES
@@ -95,8 +105,16 @@ class ServerConfig:
     argon2_parallelism: int = DEFAULT_ARGON2_PARALLELISM
     logins_per_minute_per_user: int = DEFAULT_LOGINS_PER_MINUTE_PER_USER
     logins_per_minute_per_address: int = DEFAULT_LOGINS_PER_MINUTE_PER_ADDRESS
+    # Several nodes
+    bus_url: str | None = field(default=None, repr=False)  # None: one node; or redis://host:port/db
+    bus_heartbeat_s: float = DEFAULT_BUS_HEARTBEAT_S
+    bus_timeout_s: float = DEFAULT_BUS_TIMEOUT_S
+    presence_ttl_s: float = DEFAULT_PRESENCE_TTL_S
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "compression", compression_mode(self.compression))
+        if not 9 <= self.compression_window_bits <= 15 or not 1 <= self.compression_memory_level <= 9:
+            raise ValueError("compression window bits must be 9..15 and memory level 1..9")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("TLS needs both a certificate and a key")
         if self.max_message_bytes <= 0 or self.max_header_bytes <= 0:

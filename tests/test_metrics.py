@@ -8,9 +8,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 
 from rawws.server.server import Server
-from tests.chat_client import close_quietly, connect_chat, login, new_user, wait_for_condition
+from tests.chat_client import close_quietly, connect_chat, login, new_user
 from tests.conftest import StartServer
-from tests.helpers import http, read_until_eof
+from tests.helpers import http, read_until_eof, wait_for_condition
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

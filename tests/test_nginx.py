@@ -1,19 +1,17 @@
 """deploy/nginx.conf, run by a real nginx in front of two real `rawws serve` nodes on one PostgreSQL.
 
 A chat goes through the proxy as a browser's would: register, login, ticket,
-join, say, receive. Without a bus between the nodes two clients only see each
-other on the same node, so the test that runs today puts both there (and checks
-that it did); the cross-node and rolling-restart tests need `rawws serve --bus`.
+join, say, receive: on one node, and across the two through the bus (real
+Redis), and across a rolling restart (SIGTERM: drain, 1001, the client comes
+back through nginx on the other node and resumes with `since`). Where each
+connection landed is checked on the nodes themselves (`/healthz`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import signal
-import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -21,9 +19,10 @@ from websockets.asyncio.client import connect
 
 from rawws.cli import build_parser
 from tests.chat_client import ChatClient, close_quietly
-from tests.helpers import free_port, http, register, registered_token, ticket
+from tests.helpers import http, register, registered_token, ticket
 from tests.nginx import Nginx, nginx
 from tests.nodes import Node, start_node
+from tests.redis_server import RedisServer
 
 __all__ = ["nginx"]  # the fixture, imported to be found
 
@@ -97,6 +96,7 @@ async def client_on(
         if len(landed) == 1 and wanted in (None, landed[0]):
             return client, landed[0]
         await client.close()
+        await http(proxy_port, "GET", "/healthz")  # one more request: round-robin's next turn is the other node
     raise AssertionError(f"round-robin never put {user} on node {wanted.port if wanted else '?'}")
 
 
@@ -157,23 +157,8 @@ needs_bus = pytest.mark.skipif(not has_bus_flag(), reason="rawws serve has no --
 
 
 @pytest.fixture
-def redis_url(tmp_path: Path) -> Iterator[str]:
-    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-    if not os.path.exists(binary):
-        if os.environ.get("CI") == "true":
-            pytest.fail("redis-server is required in CI")
-        pytest.skip("redis-server not installed")
-    port = free_port()
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        process.terminate()
-        process.wait(10)
+def redis_url(redis_server: RedisServer) -> str:
+    return redis_server.url
 
 
 @needs_bus
@@ -190,7 +175,7 @@ async def test_chat_across_two_nodes_through_nginx(
     try:
         await alice.join("lobby")
         await bobby.join("lobby")
-        ids = await alice.flood("lobby", 20, prefix="x")
+        ids = await alice.flood("lobby", 15, prefix="x")  # within the per-connection burst
         await bobby.wait_message_id("lobby", ids[-1])
         assert bobby.message_ids("lobby") == ids  # every one, once, in order, from the other node
     finally:

@@ -10,8 +10,10 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from rawws.bus.redis import check_bus_url
 from rawws.cli.logs import configure_logging
 from rawws.config import ServerConfig, from_env
+from rawws.errors import RawwsError
 from rawws.server.server import Server, run_server
 
 
@@ -25,12 +27,14 @@ def serve_config(args: argparse.Namespace) -> ServerConfig:
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         compression=args.compression,
+        compression_window_bits=args.compression_window_bits,
         max_message_bytes=args.max_message_bytes,
         ping_interval_s=args.ping_interval_s,
         ping_timeout_s=args.ping_timeout_s,
         handshake_timeout_s=args.handshake_timeout_s,
         data_dir=args.data_dir,
         db_url=args.db_url,
+        bus_url=args.bus_url,
         allowed_origins=tuple(args.allowed_origins) if args.allowed_origins else None,
         forwarded_allow_ips=_comma_list(args.forwarded_allow_ips),
         metrics_port=args.metrics_port,
@@ -53,15 +57,18 @@ def serve(
     args: argparse.Namespace,
     setup: Callable[[Server], Awaitable[None]],
 ) -> int:
-    """`rawws serve`: build the config from the flags, run until a signal; 1 when it cannot listen."""
+    """`rawws serve`: build the config from the flags, run until a signal; 1 when it cannot listen,
+    open its store or reach its bus."""
     try:
         config = serve_config(args)
     except ValueError as exc:
         parser.error(str(exc))
     stop_logging = configure_logging(args.log_level, config.log_format, queued=True)
     try:
+        if config.bus_url is not None:
+            check_bus_url(config.bus_url)
         asyncio.run(run_server(config, setup))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RawwsError) as exc:
         logging.getLogger("rawws").error("cannot serve: %s", exc)
         return 1
     finally:

@@ -11,7 +11,7 @@ Prometheus, so every layer may count into it.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 #: Seconds: a store commit, a loop lag sample (Prometheus' default buckets, cut at 10 s)
 LATENCY_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -48,11 +48,13 @@ class Histogram:
 class BusCounters:
     """What a message bus between nodes reports; the bus calls these, the exporter reads them."""
 
-    __slots__ = ("configured", "connected", "published", "received", "gaps_repaired")
+    __slots__ = ("configured", "connected", "connected_probe", "published", "received", "gaps_repaired")
 
     def __init__(self) -> None:
         self.configured = False
         self.connected = False
+        #: Asked at scrape time when set (a bus that knows its own state), instead of ``connected``.
+        self.connected_probe: Callable[[], bool] | None = None
         self.published = 0
         self.received = 0
         self.gaps_repaired = 0

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
+import socket
 from pathlib import Path
 
 from rawws.accounts.passwords import Passwords
@@ -22,6 +24,8 @@ from rawws.accounts.tokens import (
     WebSocketAuthenticator,
     generate_secret,
 )
+from rawws.bus.redis import RedisBus
+from rawws.bus.shared import SharedState
 from rawws.chat.service import ChatHandler
 from rawws.config import ServerConfig
 from rawws.server.echo import EchoHandler
@@ -33,6 +37,18 @@ from rawws.store import open_store, sqlite_url
 log = logging.getLogger("rawws.server")
 
 SECRET_FILE = "jwt-secret"
+
+
+def node_name() -> str:
+    """This process among the nodes of one chat: host, pid and a random tail (pids are reused)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def open_bus(config: ServerConfig) -> RedisBus | None:
+    """The Redis bus when ``bus_url`` is set; ``None`` (one node) otherwise."""
+    if config.bus_url is None:
+        return None
+    return RedisBus(config.bus_url, call_timeout_s=config.bus_timeout_s)
 
 
 def load_or_create_secret(data_dir: Path) -> bytes:
@@ -77,18 +93,39 @@ async def setup_app(server: Server) -> None:
     tokens = Tokens(token_settings(config))
     store = await open_store(config.db_url or sqlite_url(config.data_dir))
     passwords = Passwords(config.argon2_time_cost, config.argon2_memory_kib, config.argon2_parallelism)
+    bus = open_bus(config)
+    shared = SharedState(bus.client, config.bus_timeout_s) if bus is not None else None
     accounts = Accounts(
         store,
         passwords,
         tokens,
         logins_per_user=config.logins_per_minute_per_user,
         logins_per_address=config.logins_per_minute_per_address,
+        shared_limit=shared.take_login if shared else None,
         counters=server.stats,
     )
     accounts.add_routes(server.router)
     add_page_routes(server.router)
-    authenticate = WebSocketAuthenticator(tokens, TicketLedger(), frozenset(config.allowed_origins), tls=config.tls)
-    chat = ChatHandler(store, counters=server.stats)
+    authenticate = WebSocketAuthenticator(
+        tokens,
+        TicketLedger(),
+        frozenset(config.allowed_origins),
+        tls=config.tls,
+        shared_spend=shared.spend_ticket if shared else None,
+    )
+    chat = ChatHandler(
+        store,
+        bus=bus,
+        node=node_name(),
+        heartbeat_s=config.bus_heartbeat_s,
+        presence_ttl_s=config.presence_ttl_s,
+        counters=server.stats,
+    )
+    try:
+        await chat.start()  # BusUnavailable: a node never starts cut off from the others
+    except BaseException:
+        await store.close()
+        raise
     server.add_websocket("/ws", chat, subprotocols=(SUBPROTOCOL,), authenticate=authenticate)
     if config.echo:
         server.add_websocket("/echo", EchoHandler())
@@ -100,6 +137,10 @@ async def setup_app(server: Server) -> None:
 
     server.on_shutdown.append(close)
     server.readiness.add("store", store.ping)
+    if bus is not None:
+        server.readiness.add("bus", bus.client.ping)
+        server.stats.bus.configured = True
+        server.stats.bus.connected_probe = lambda: bus.connected
     server.on_shutdown.append(server.readiness.close)
     if config.metrics_port is not None:
         metrics = MetricsListener(server, config.metrics_host, config.metrics_port)

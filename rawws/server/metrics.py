@@ -91,8 +91,9 @@ class RawwsCollector:
         yield _counter("rawws_store_commit_failures", "Group commits that failed", stats.store_commit_failures)
         yield _histogram("rawws_event_loop_lag_seconds", "How late a timer ran on the event loop", stats.loop_lag_seconds)
         bus = stats.bus
+        connected = bus.connected_probe() if bus.connected_probe is not None else bus.connected
         yield GaugeMetricFamily(
-            "rawws_bus_connected", "1 while the bus between nodes is connected (0 without a bus)", value=int(bus.connected)
+            "rawws_bus_connected", "1 while the bus between nodes is connected (0 without a bus)", value=int(connected)
         )
         yield _counter("rawws_bus_published_messages", "Messages published to the bus", bus.published)
         yield _counter("rawws_bus_received_messages", "Messages received from the bus", bus.received)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
+import inspect
 import logging
 import signal
 import ssl
@@ -41,7 +43,7 @@ READ_SIZE = 64 * 1024  # what the HTTP side reads at once (a WebSocket then read
 SERVER_HEADER = ("Server", "rawws")
 
 
-Authenticator = Callable[[Request], Identity]
+Authenticator = Callable[[Request], Identity | Awaitable[Identity]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +108,8 @@ class Server:
             max_message_bytes=self.config.max_message_bytes,
             compression=self.config.compression,
             subprotocols=subprotocols,
+            window_bits=self.config.compression_window_bits,
+            memory_level=self.config.compression_memory_level,
         )
         self.endpoints[path] = WebSocketEndpoint(policy, handler, authenticate)
 
@@ -254,6 +258,8 @@ class Server:
                 try:
                     accepted = decide_upgrade(request, endpoint.policy)
                     identity = endpoint.authenticate(request) if endpoint.authenticate else None
+                    if inspect.isawaitable(identity):  # e.g. a ticket spent in a record shared by nodes
+                        identity = await identity
                 except HttpError as error:
                     log.debug("upgrade refused peer=%s path=%s status=%d", request.peer, request.path, error.status)
                     self.stats.handshake(error.status)
@@ -477,6 +483,9 @@ async def run_server(config: ServerConfig, setup: Callable[[Server], Awaitable[N
     if setup is not None:
         await setup(server)
     await server.start()
+    # Everything built so far (modules, routes, the store's engine) lives as long as the process:
+    # frozen, the collector's full passes skip it and scan only what connections create.
+    gc.freeze()
     scheme = "https" if config.tls else "http"
     log.info("listening on %s://%s:%d", scheme, config.host, server.port)
     await server.serve_until_signal()
