@@ -1,12 +1,13 @@
 """What counting costs: server CPU per echoed message and per fan-out delivery, metrics on, off, and not built in.
 
-    python -m bench.metrics_cost [--rounds 3] [--duration 3] [--baseline main] [--write bench/METRICS.md]
+    python -m bench.metrics_cost [--rounds 3] [--duration 3] [--baseline REV] [--write bench/METRICS.md]
 
 Three builds of the same server (``bench.servers.rawws_server``: `rawws serve`
 plus ``/fanout``), each in its own process, interleaved round by round:
 
 * ``without``: the code of ``--baseline`` (a git revision without the
-  counters), extracted with ``git archive`` into a temporary directory;
+  counters; by default the last ``main`` merged here, so the only difference
+  is this branch's work), extracted with ``git archive`` into a temporary directory;
 * ``off``: this tree, no ``--metrics-port`` (the counters still count: they
   are plain ints in the hot path whether anyone scrapes them or not);
 * ``on``: this tree with ``--metrics-port``, scraped once a second during the
@@ -134,7 +135,7 @@ def report(results: dict[str, list[dict[str, float]]], args: argparse.Namespace,
         f"`python -m bench.metrics_cost --rounds {args.rounds} --duration {args.duration}` "
         f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {os.cpu_count()} cores, shared).",
         "",
-        f"*without*: the code of `{baseline}` (no counters); *off*: counters counting, no `--metrics-port`; "
+        f"*without*: the code of `{baseline[:12]}` (no counters); *off*: counters counting, no `--metrics-port`; "
         "*on*: `--metrics-port`, scraped every second. Median of the rounds, builds interleaved; "
         f"echo: {args.connections} connections × {args.window} in flight; fan-out: the `/fanout` broadcast "
         "(framed once, `send_frame` to each receiver), 10-message bursts and lock-step.",
@@ -163,10 +164,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--window", type=int, default=8)
     parser.add_argument("--receivers", type=int, default=200)
-    parser.add_argument("--baseline", default="main", help="git revision without the counters")
+    parser.add_argument(
+        "--baseline", help="git revision without the counters (default: where this branch last merged main)"
+    )
     parser.add_argument("--write", type=Path, help="also write the report here (e.g. bench/METRICS.md)")
     args = parser.parse_args(argv)
     raise_nofile()
+    if args.baseline is None:
+        merge_base = ["git", "merge-base", "HEAD", "main"]
+        args.baseline = subprocess.run(merge_base, cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
     baseline_tree = extract(args.baseline)
     work = Path(tempfile.mkdtemp(prefix="rawws-metrics-data-"))
     results: dict[str, list[dict[str, float]]] = {build: [] for build in BUILDS}
