@@ -35,6 +35,13 @@ DEFAULT_OUTBOX_MAX_BYTES = 4 * MiB  # queued, not yet written, per connection
 DEFAULT_OUTBOX_MAX_MESSAGES = 4096  # queued messages per connection
 DEFAULT_WRITE_HIGH_WATER_BYTES = 64 * KiB  # transport buffer that counts as "full"
 
+# Chat (the text limit is part of the wire protocol: rawws.chat.protocol.MAX_TEXT_CHARS)
+DEFAULT_CHAT_MESSAGES_PER_S = 10.0  # frames a connection may send per second, sustained
+DEFAULT_CHAT_MESSAGE_BURST = 20  # frames a connection may send at once
+DEFAULT_CHAT_MAX_ROOMS_PER_CONNECTION = 32
+DEFAULT_CHAT_MAX_BATCH_MESSAGES = 256  # messages per group commit
+DEFAULT_CHAT_REPLAY_PAGE_MESSAGES = 500  # messages per replay query; the socket drains between pages
+
 # Accounts and tokens
 DEFAULT_ACCESS_TTL_S = 15 * 60.0  # access tokens from /auth/login
 DEFAULT_TICKET_TTL_S = 30.0  # single-use tickets from /auth/ticket
@@ -47,6 +54,13 @@ DEFAULT_ARGON2_MEMORY_KIB = 64 * KiB
 DEFAULT_ARGON2_PARALLELISM = 4
 DEFAULT_LOGINS_PER_MINUTE_PER_USER = 10  # a burst of this many, refilled over a minute
 DEFAULT_LOGINS_PER_MINUTE_PER_ADDRESS = 30
+DEFAULT_REFRESH_TTL_S = 30 * 24 * 3600.0  # refresh tokens: a login lasts this long unused (rotated on every use)
+DEFAULT_JWT_PUBLIC_NAMESPACE = "ext"  # outside provider's subject "ada" is the user "ext:ada"
+DEFAULT_REGISTRATIONS_PER_HOUR_PER_ADDRESS = 20  # each one is a full argon2 hash
+DEFAULT_TICKETS_PER_MINUTE_PER_USER = 30
+DEFAULT_WEBSOCKETS_PER_USER = 20  # open chat connections; one more earns 429 before the 101
+DEFAULT_WEBSOCKETS_PER_ADDRESS = 200
+DEFAULT_SEND_BUFFER_BYTES = 256 * KiB  # SO_SNDBUF of each WebSocket socket (0: the kernel's default)
 
 # Several nodes
 DEFAULT_BUS_HEARTBEAT_S = 1.0  # each node announces its rooms' newest ids this often (finds lost tails)
@@ -84,6 +98,12 @@ class ServerConfig:
     outbox_max_bytes: int = DEFAULT_OUTBOX_MAX_BYTES
     outbox_max_messages: int = DEFAULT_OUTBOX_MAX_MESSAGES
     write_high_water_bytes: int = DEFAULT_WRITE_HIGH_WATER_BYTES
+    # Chat
+    chat_messages_per_s: float = DEFAULT_CHAT_MESSAGES_PER_S
+    chat_message_burst: int = DEFAULT_CHAT_MESSAGE_BURST
+    chat_max_rooms_per_connection: int = DEFAULT_CHAT_MAX_ROOMS_PER_CONNECTION
+    chat_max_batch_messages: int = DEFAULT_CHAT_MAX_BATCH_MESSAGES
+    chat_replay_page_messages: int = DEFAULT_CHAT_REPLAY_PAGE_MESSAGES
     # Accounts and tokens
     data_dir: str = "rawws-data"  # SQLite file and the generated JWT secret live here
     db_url: str | None = None  # None: SQLite in data_dir; or postgresql+asyncpg://…
@@ -92,8 +112,10 @@ class ServerConfig:
     jwt_audience: str = DEFAULT_JWT_AUDIENCE
     jwt_public_key: str | None = None  # PEM file of an outside identity provider
     jwt_public_algorithm: str = "RS256"
+    jwt_public_namespace: str = DEFAULT_JWT_PUBLIC_NAMESPACE
     access_ttl_s: float = DEFAULT_ACCESS_TTL_S
     ticket_ttl_s: float = DEFAULT_TICKET_TTL_S
+    refresh_ttl_s: float = DEFAULT_REFRESH_TTL_S
     allowed_origins: tuple[str, ...] = ()  # besides the server's own origin
     # Peers whose X-Forwarded-For / Forwarded / X-Forwarded-Proto are believed (addresses, CIDRs, "*")
     forwarded_allow_ips: tuple[str, ...] = ()
@@ -105,6 +127,11 @@ class ServerConfig:
     argon2_parallelism: int = DEFAULT_ARGON2_PARALLELISM
     logins_per_minute_per_user: int = DEFAULT_LOGINS_PER_MINUTE_PER_USER
     logins_per_minute_per_address: int = DEFAULT_LOGINS_PER_MINUTE_PER_ADDRESS
+    registrations_per_hour_per_address: int = DEFAULT_REGISTRATIONS_PER_HOUR_PER_ADDRESS
+    tickets_per_minute_per_user: int = DEFAULT_TICKETS_PER_MINUTE_PER_USER
+    websockets_per_user: int = DEFAULT_WEBSOCKETS_PER_USER
+    websockets_per_address: int = DEFAULT_WEBSOCKETS_PER_ADDRESS
+    send_buffer_bytes: int = DEFAULT_SEND_BUFFER_BYTES
     # Several nodes
     bus_url: str | None = field(default=None, repr=False)  # None: one node; or redis://host:port/db
     bus_heartbeat_s: float = DEFAULT_BUS_HEARTBEAT_S

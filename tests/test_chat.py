@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from rawws.chat import protocol as chat
-from rawws.chat import service as chat_service
+from rawws.config import DEFAULT_CHAT_MESSAGE_BURST, DEFAULT_CHAT_REPLAY_PAGE_MESSAGES
 from rawws.server.server import Server
 from tests.chat_client import (
     BAD_CASES,
@@ -41,8 +41,9 @@ StartChat = Callable[..., Awaitable[Server]]
 
 
 @pytest.fixture
-def start_chat(start_server, db_url: str | None) -> StartChat:
-    """Start a full server on the parametrized database; logins are not rate-limited here."""
+def start_chat(start_server, db_url: str | None, request: pytest.FixtureRequest) -> StartChat:
+    """Start a full server on the parametrized database; logins are not rate-limited here,
+    and chat frames are not either in a test that asks for ``no_rate_limit``."""
 
     async def start(**settings: object) -> Server:
         defaults: dict[str, object] = {
@@ -50,16 +51,20 @@ def start_chat(start_server, db_url: str | None) -> StartChat:
             "logins_per_minute_per_address": 100_000,
             "logins_per_minute_per_user": 100_000,
         }
+        if "no_rate_limit" in request.fixturenames:
+            defaults.update(UNLIMITED_CHAT)
         return await start_server(**{**defaults, **settings})
 
     return start
 
 
+#: For floods: the per-connection frame limit made huge.
+UNLIMITED_CHAT: dict[str, object] = {"chat_message_burst": 10**9, "chat_messages_per_s": 10.0**9}
+
+
 @pytest.fixture
-def no_rate_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    """For floods: the per-connection limit (read when the server starts) made huge."""
-    monkeypatch.setattr(chat_service, "MESSAGE_BURST", 10**9)
-    monkeypatch.setattr(chat_service, "MESSAGES_PER_SECOND", 10.0**9)
+def no_rate_limit() -> None:
+    """Asked for by flood tests: ``start_chat`` then lifts the frame limit."""
 
 
 async def history(client: ChatClient, room: str, **fields: object) -> list[dict]:
@@ -202,9 +207,8 @@ async def test_say_needs_a_join_and_a_member_is_told_its_own_rooms(start_chat: S
         await ann.wait_message_id("lobby", 1)
 
 
-async def test_too_many_rooms(start_chat: StartChat, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(chat, "MAX_ROOMS_PER_CONNECTION", 3)
-    server = await start_chat()
+async def test_too_many_rooms(start_chat: StartChat) -> None:
+    server = await start_chat(chat_max_rooms_per_connection=3)
     async with chatting(server, "ann") as (ann,):
         for room in ("r1", "r2", "r3"):
             await ann.join(room)
@@ -322,7 +326,7 @@ async def test_malformed_frames_take_rate_limit_tokens_too(start_chat: StartChat
     ann = await connect_chat(server, tokens["ann"], "ann")
     try:
         await ann.join("lobby")
-        for _ in range(chat_service.MESSAGE_BURST * 2):
+        for _ in range(DEFAULT_CHAT_MESSAGE_BURST * 2):
             await ann.send_raw("{not json")
         await ann.say("lobby", "behind the garbage", ref="after")
         await ann.wait_until(lambda: "after" in ann.acks or "after" in ann.errors, what="an answer to the say")
@@ -336,7 +340,7 @@ async def test_a_burst_beyond_the_bucket_is_rate_limited_and_the_connection_stay
     server = await start_chat()
     async with chatting(server, "ann") as (ann,):
         await ann.join("lobby")  # one token
-        burst = chat_service.MESSAGE_BURST * 3
+        burst = DEFAULT_CHAT_MESSAGE_BURST * 3
         for i in range(burst):
             await ann.say("lobby", f"burst {i}", ref=f"b{i}")
         await ann.wait_until(
@@ -346,7 +350,7 @@ async def test_a_burst_beyond_the_bucket_is_rate_limited_and_the_connection_stay
         acked = [f"b{i}" for i in range(burst) if f"b{i}" in ann.acks]
         assert limited, "a burst three times the bucket was not limited"
         assert len(acked) + len(limited) == burst
-        assert len(acked) >= chat_service.MESSAGE_BURST - 1
+        assert len(acked) >= DEFAULT_CHAT_MESSAGE_BURST - 1
         assert not ann.done
         # refused messages were not stored; the connection is still served once tokens come back
         assert len(await all_history_retrying(ann, "lobby")) == len(acked)
@@ -415,12 +419,11 @@ async def test_history_pagination(start_chat: StartChat, no_rate_limit: None) ->
 # -- joining with `since`: replay, then live, no gap, no duplicate ------------------------------
 
 
-@pytest.mark.parametrize("replay_page", [7, chat_service.REPLAY_PAGE])
+@pytest.mark.parametrize("replay_page", [7, DEFAULT_CHAT_REPLAY_PAGE_MESSAGES])
 async def test_join_with_since_during_a_flood_gets_every_id_once(
-    start_chat: StartChat, no_rate_limit: None, monkeypatch: pytest.MonkeyPatch, replay_page: int
+    start_chat: StartChat, no_rate_limit: None, replay_page: int
 ) -> None:
-    monkeypatch.setattr(chat_service, "REPLAY_PAGE", replay_page)  # small pages: many store round trips
-    server = await start_chat()
+    server = await start_chat(chat_replay_page_messages=replay_page)  # small pages: many store round trips
     tokens = await new_users(server, "ann", "bob")
     bob = await connect_chat(server, tokens["bob"], "bob", keep_messages=False)
     await bob.join("lobby")

@@ -90,3 +90,19 @@ def test_forwarded_allow_ips_from_flag_and_environment(monkeypatch: pytest.Monke
     assert serve_config(args).forwarded_allow_ips == ("127.0.0.1", "::1")
     with pytest.raises(ValueError, match="not an address or network: 'proxy.local'"):
         ServerConfig(forwarded_allow_ips=("proxy.local",))
+
+
+async def test_connection_limit_counts_each_forwarded_client(start_server: StartServer) -> None:
+    server = await start_server(websockets_per_address=1, forwarded_allow_ips=("127.0.0.1",))
+    held = []
+    try:
+        for client, expected in (("198.51.100.1", 101), ("198.51.100.2", 101), ("198.51.100.1", 429)):
+            reader, writer = await open_raw(server.port)
+            writer.write(upgrade_request("/echo", extra=f"X-Forwarded-For: {client}\r\n"))
+            await writer.drain()
+            status, _, _ = await read_http_head(reader)
+            assert status == expected, client
+            held.append(writer)
+    finally:
+        for writer in held:
+            writer.close()

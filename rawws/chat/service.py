@@ -31,17 +31,32 @@ from rawws.chat.peer import Peer
 from rawws.chat.presence import DEFAULT_PRESENCE_TTL_S, Change, ClusterPresence
 from rawws.chat.protocol import HistoryRequest, Join, Leave, Say, Who
 from rawws.chat.replay import SharedReads
+from rawws.config import (
+    DEFAULT_CHAT_MAX_BATCH_MESSAGES,
+    DEFAULT_CHAT_MAX_ROOMS_PER_CONNECTION,
+    DEFAULT_CHAT_MESSAGE_BURST,
+    DEFAULT_CHAT_MESSAGES_PER_S,
+    DEFAULT_CHAT_REPLAY_PAGE_MESSAGES,
+)
 from rawws.core.counters import Counters
 from rawws.core.ratelimit import RateLimiter
 from rawws.errors import ChatError
 from rawws.store import NewMessage, Store, StoredMessage
+from rawws.store.health import StoreHealth, StoreUnavailable
 
 log = logging.getLogger("rawws.chat")
 
-MAX_BATCH = 256  # messages per group commit
-REPLAY_PAGE = 500  # messages per replay query; the socket drains between pages
-MESSAGES_PER_SECOND = 10.0  # per connection, with bursts of MESSAGE_BURST
-MESSAGE_BURST = 20
+
+
+@dataclass(frozen=True, slots=True)
+class ChatLimits:
+    """The chat's limits, handed to the handler that enforces them (defaults: ``rawws.config``)."""
+
+    messages_per_s: float = DEFAULT_CHAT_MESSAGES_PER_S  # per connection, with bursts of message_burst
+    message_burst: int = DEFAULT_CHAT_MESSAGE_BURST
+    max_rooms_per_connection: int = DEFAULT_CHAT_MAX_ROOMS_PER_CONNECTION
+    max_batch_messages: int = DEFAULT_CHAT_MAX_BATCH_MESSAGES  # per group commit
+    replay_page_messages: int = DEFAULT_CHAT_REPLAY_PAGE_MESSAGES  # per replay query
 CLOSE_TASKS_TIMEOUT_S = 5.0  # shutdown waits this long for replays and history queries to unwind
 
 
@@ -55,9 +70,17 @@ class _Pending:
 class MessageWriter:
     """Stores accepted messages in batches: whatever arrived while the last commit ran goes in the next."""
 
-    def __init__(self, store: Store, counters: Counters | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        health: StoreHealth | None = None,
+        max_batch: int = DEFAULT_CHAT_MAX_BATCH_MESSAGES,
+        counters: Counters | None = None,
+    ) -> None:
         self.store = store
         self.counters = counters if counters is not None else Counters()
+        self.max_batch = max_batch
+        self.health = health if health is not None else StoreHealth()
         self._pending: list[_Pending] = []
         self._task: asyncio.Task[None] | None = None
 
@@ -68,13 +91,14 @@ class MessageWriter:
 
     async def _run(self) -> None:
         while self._pending:
-            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+            batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
             began = time.perf_counter()
             try:
-                stored = await self.store.append_messages([p.item for p in batch])
-            except Exception:
+                stored = await self.health.call("storing messages", self.store.append_messages([p.item for p in batch]))
+            except Exception as exc:
                 self.counters.store_commit_failures += 1
-                log.exception("storing %d message(s) failed", len(batch))
+                if not isinstance(exc, StoreUnavailable):  # an outage is logged once, when it starts
+                    log.exception("storing %d message(s) failed", len(batch))
                 for pending in batch:
                     pending.on_failed()
                 continue
@@ -158,12 +182,16 @@ class ChatHandler:
         node: str = "local",
         heartbeat_s: float = DEFAULT_HEARTBEAT_S,
         presence_ttl_s: float = DEFAULT_PRESENCE_TTL_S,
+        health: StoreHealth | None = None,
+        limits: ChatLimits | None = None,
         counters: Counters | None = None,
     ) -> None:
         self.store = store
+        self.limits = limits = limits if limits is not None else ChatLimits()
         self.hub = hub or Hub()
         self.counters = counters if counters is not None else Counters()
-        self.writer = MessageWriter(store, self.counters)
+        self.health = health if health is not None else StoreHealth()
+        self.writer = MessageWriter(store, self.health, limits.max_batch_messages, self.counters)
         # Every stored message reaches the hub through the feed: in id order, once,
         # whether this node stored it or another one did (through the bus).
         self.presence = ClusterPresence(self.hub.users, presence_ttl_s)
@@ -179,7 +207,7 @@ class ChatHandler:
         )
         self.reads = SharedReads(store)  # replay queries shared by members who rejoin at once
         self._members: dict[Peer, ChatMember] = {}
-        self._rate = RateLimiter(MESSAGE_BURST, MESSAGE_BURST / MESSAGES_PER_SECOND)
+        self._rate = RateLimiter(limits.message_burst, limits.message_burst / limits.messages_per_s)
         self._rate_keys = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()  # every member's replays and queries, until done
 
@@ -263,8 +291,9 @@ class ChatHandler:
         room = command.room
         if self.hub.is_member(member, room):
             raise ChatError(chat.BAD_ROOM, f"already in {room}")
-        if len(member.last_ids) >= chat.MAX_ROOMS_PER_CONNECTION:
-            raise ChatError(chat.TOO_MANY_ROOMS, f"at most {chat.MAX_ROOMS_PER_CONNECTION} rooms per connection")
+        most = self.limits.max_rooms_per_connection
+        if len(member.last_ids) >= most:
+            raise ChatError(chat.TOO_MANY_ROOMS, f"at most {most} rooms per connection")
         catch_up = member.catching_up[room] = _CatchUp()  # live delivery waits until the replay is out
         member.last_ids[room] = 0
         self.feed.open_room(room)
@@ -284,7 +313,7 @@ class ChatHandler:
             return member.catching_up.get(room) is catch_up
 
         try:
-            last_id = await self.reads.last_message_id(room)
+            last_id = await self.health.call("joining", self.reads.last_message_id(room))
             if not current():
                 return
             self.feed.start_room(room, last_id)  # the first member here: live delivery goes on after last_id
@@ -297,7 +326,7 @@ class ChatHandler:
             if since is not None:
                 self.counters.catchups += 1
             while after < max(last_id, catch_up.newest, self.feed.delivered_upto(room)):
-                page = await self.reads.messages_after(room, after, REPLAY_PAGE)
+                page = await self.health.call("replay", self.reads.messages_after(room, after, self.limits.replay_page_messages))
                 if not current():
                     return
                 if not page:
@@ -310,8 +339,9 @@ class ChatHandler:
                     member.send(chat.message(message))
                     self.counters.catchup_messages += 1
                 after = page[-1].id
-        except Exception:
-            log.exception("replay failed room=%s", room)
+        except Exception as exc:
+            if not isinstance(exc, StoreUnavailable):
+                log.exception("replay failed room=%s", room)
             if current():
                 self._leave(member, room)  # out of the room, so that joining again is possible
                 member.send(chat.error(chat.UNAVAILABLE, f"could not load {room}; join again"))
@@ -333,9 +363,12 @@ class ChatHandler:
 
     async def _history(self, member: ChatMember, command: HistoryRequest) -> None:
         try:
-            found = await self.store.messages_before(command.room, command.before, command.limit)
-        except Exception:
-            log.exception("history failed room=%s", command.room)
+            found = await self.health.call(
+                "history", self.store.messages_before(command.room, command.before, command.limit)
+            )
+        except Exception as exc:
+            if not isinstance(exc, StoreUnavailable):
+                log.exception("history failed room=%s", command.room)
             member.send(chat.error(chat.UNAVAILABLE, "history unavailable"))
             return
         member.send(chat.history(command.room, found))

@@ -15,9 +15,12 @@ client" in a log or a rate-limit key. The walk looks at no more than
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+
+from rawws.core.http import Request
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -198,3 +201,11 @@ def resolve_client(
         if not trusted.trusts(address):
             break
     return client
+
+
+def forwarded_request(request: Request, trusted: TrustedProxies) -> Request:
+    """``request`` as its client made it, when a trusted proxy says who that is (else as it came)."""
+    client = resolve_client(parse_address(request.peer), request.headers, trusted, scheme=request.scheme)
+    if not client.forwarded and client.scheme == request.scheme:
+        return request
+    return dataclasses.replace(request, peer=client.host if client.forwarded else request.peer, scheme=client.scheme)

@@ -17,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+import signal
+from collections.abc import Awaitable, Callable, Iterable
 
 from rawws.core.http import Request, Response, json_response
 
@@ -78,3 +79,24 @@ class Readiness:
             if future.done() and not future.cancelled():
                 with contextlib.suppress(Exception):
                     future.exception()  # retrieved: no "never retrieved" warning at exit
+
+
+async def drain(readiness: Readiness, delay_s: float, signals: Iterable[signal.Signals]) -> None:
+    """Say "not ready" for ``delay_s`` while still serving, so the proxy moves new clients elsewhere.
+
+    One more of ``signals`` ends the wait at once (the caller removes the handlers).
+    """
+    if delay_s <= 0:
+        return
+    readiness.draining = True
+    log.info("draining: /readyz answers 503 for %gs before websockets get 1001", delay_s)
+    loop = asyncio.get_running_loop()
+    again: asyncio.Future[None] = loop.create_future()
+    def again_now() -> None:
+        if not again.done():
+            again.set_result(None)
+
+    for sig in signals:
+        loop.add_signal_handler(sig, again_now)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(again, delay_s)

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import gc
 import inspect
 import logging
 import signal
+import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -28,12 +28,13 @@ from rawws.core.closecodes import GOING_AWAY
 from rawws.core.connection import WebSocket
 from rawws.core.counters import Counters
 from rawws.core.extensions import PerMessageDeflate
-from rawws.core.forwarded import TrustedProxies, parse_address, resolve_client
+from rawws.core.forwarded import TrustedProxies, forwarded_request
 from rawws.core.handshake import AcceptedUpgrade, UpgradePolicy, decide_upgrade
 from rawws.core.headers import is_token
 from rawws.core.http import Request, Response, Router, check_request_head, error_response, json_response
 from rawws.errors import HttpError
-from rawws.server.health import Readiness
+from rawws.server.health import Readiness, drain
+from rawws.server.limits import ConnectionLimits
 from rawws.server.session import WebSocketHandler, WebSocketSession
 
 log = logging.getLogger("rawws.server")
@@ -75,6 +76,8 @@ class Server:
         self.endpoints: dict[str, WebSocketEndpoint] = {}
         self.stats = ServerStats()
         self.sessions: set[WebSocketSession] = set()
+        self.limits = ConnectionLimits(config.websockets_per_user, config.websockets_per_address)
+        self._releases: dict[WebSocketSession, Callable[[], None]] = {}
         self._connections: set[asyncio.Task[None]] = set()
         #: Readers of keep-alive connections waiting for their next request (shutdown ends those at once).
         self._idle_readers: set[asyncio.StreamReader] = set()
@@ -153,26 +156,11 @@ class Server:
             loop.add_signal_handler(sig, _resolve, stop)
         try:
             await stop
-            await self.drain(loop)
+            await drain(self.readiness, self.config.drain_delay_s, (signal.SIGINT, signal.SIGTERM))
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
         await self.shutdown()
-
-    async def drain(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Say "not ready" for the drain delay while still serving, so the proxy moves new clients elsewhere.
-
-        A second signal ends the wait at once.
-        """
-        if self.config.drain_delay_s <= 0:
-            return
-        self.readiness.draining = True
-        log.info("draining: /readyz answers 503 for %gs before websockets get 1001", self.config.drain_delay_s)
-        again = loop.create_future()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, _resolve, again)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(again, self.config.drain_delay_s)
 
     async def shutdown(self) -> None:
         """Stop accepting, close every WebSocket with 1001, wait a bounded time, then drop the rest."""
@@ -247,7 +235,7 @@ class Server:
             first = False
             self.stats.http_requests += 1
             if self._trusted_proxies:
-                request = self._forwarded_client(request)
+                request = forwarded_request(request, self._trusted_proxies)
 
             endpoint = self.endpoints.get(request.path)
             if endpoint is not None and self.shutting_down:
@@ -258,14 +246,19 @@ class Server:
                 try:
                     accepted = decide_upgrade(request, endpoint.policy)
                     identity = endpoint.authenticate(request) if endpoint.authenticate else None
-                    if inspect.isawaitable(identity):  # e.g. a ticket spent in a record shared by nodes
+                    if inspect.isawaitable(identity):  # e.g. a ticket spent in the store
                         identity = await identity
+                    release = self.limits.admit(identity.user if identity else None, request.peer)  # or 429
                 except HttpError as error:
                     log.debug("upgrade refused peer=%s path=%s status=%d", request.peer, request.path, error.status)
                     self.stats.handshake(error.status)
                     self._write(conn, writer, error_response(error), request)
                 else:
-                    self._upgrade(conn, reader, writer, request.peer, request, endpoint, accepted, identity)
+                    try:
+                        self._upgrade(conn, reader, writer, request.peer, request, endpoint, accepted, identity, release)
+                    except BaseException:
+                        release()
+                        raise
                     return True
             else:
                 response = await self._respond(request)
@@ -346,15 +339,6 @@ class Server:
             elif isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
                 return None
 
-    def _forwarded_client(self, request: Request) -> Request:
-        """The request as its client made it, when a trusted proxy says who that is (else as it came)."""
-        client = resolve_client(
-            parse_address(request.peer), request.headers, self._trusted_proxies, scheme=request.scheme
-        )
-        if not client.forwarded and client.scheme == request.scheme:
-            return request
-        return dataclasses.replace(request, peer=client.host if client.forwarded else request.peer, scheme=client.scheme)
-
     async def _respond(self, request: Request) -> Response:
         try:
             handler = self.router.resolve(request.method, request.path)
@@ -417,6 +401,7 @@ class Server:
         endpoint: WebSocketEndpoint,
         accepted: AcceptedUpgrade,
         identity: Identity | None,
+        release: Callable[[], None],
     ) -> None:
         """Answer 101 and hand the transport to a ``WebSocketSession``; the HTTP task then ends."""
         assert conn.their_state is h11.MIGHT_SWITCH_PROTOCOL  # type: ignore[attr-defined]  # h11 exports it, without __all__
@@ -425,6 +410,7 @@ class Server:
                 h11.InformationalResponse(status_code=101, headers=accepted.headers, reason=b"Switching Protocols")
             )
         )
+        _set_send_buffer(writer, self.config.send_buffer_bytes)
         trailing_data, _ = conn.trailing_data
         initial_data = bytes(trailing_data) + _take_buffered(reader)
         ws = WebSocket(client=False, extensions=accepted.extensions, max_message_bytes=accepted.max_message_bytes)
@@ -448,15 +434,28 @@ class Server:
         self.stats.websockets_opened += 1
         self.stats.handshake(101)
         self.sessions.add(session)
+        self._releases[session] = release
         session.start(initial_data, eof=reader.at_eof())
 
     def _session_finished(self, session: WebSocketSession) -> None:
         self.sessions.discard(session)
+        release = self._releases.pop(session, None)
+        if release is not None:
+            release()
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
+
+
+def _set_send_buffer(writer: asyncio.StreamWriter, size: int) -> None:
+    """``SO_SNDBUF`` of a WebSocket's socket, so the outbox (not the kernel's autotuned few MiB)
+    is what a slow reader fills first; 0 leaves the kernel's default."""
+    sock = writer.get_extra_info("socket")
+    if size > 0 and sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
 
 
 def _take_buffered(reader: asyncio.StreamReader) -> bytes:
