@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rawws.core.deflate import DEFAULT_MEMORY_LEVEL, DEFAULT_WINDOW_BITS, SHARED, compression_mode
+from rawws.core.forwarded import TrustedProxies
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -28,6 +29,8 @@ DEFAULT_PING_INTERVAL_S = 20.0  # WebSocket keepalive ping period (0 disables)
 DEFAULT_PING_TIMEOUT_S = 20.0  # no pong within this: the peer is dead (TCP dropped, 1006 in the log)
 DEFAULT_CLOSE_TIMEOUT_S = 10.0  # wait this long for the peer's close frame
 DEFAULT_SHUTDOWN_TIMEOUT_S = 5.0  # graceful shutdown waits this long for closes
+DEFAULT_DRAIN_DELAY_S = 0.0  # on SIGTERM, /readyz answers 503 this long before WebSockets get 1001
+DEFAULT_READINESS_TIMEOUT_S = 2.0  # /readyz: the store (and bus) must answer within this
 DEFAULT_OUTBOX_MAX_BYTES = 4 * MiB  # queued, not yet written, per connection
 DEFAULT_OUTBOX_MAX_MESSAGES = 4096  # queued messages per connection
 DEFAULT_WRITE_HIGH_WATER_BYTES = 64 * KiB  # transport buffer that counts as "full"
@@ -89,6 +92,9 @@ class ServerConfig:
     ping_timeout_s: float = DEFAULT_PING_TIMEOUT_S
     close_timeout_s: float = DEFAULT_CLOSE_TIMEOUT_S
     shutdown_timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S
+    drain_delay_s: float = DEFAULT_DRAIN_DELAY_S
+    readiness_timeout_s: float = DEFAULT_READINESS_TIMEOUT_S
+    log_format: str = "text"  # or "json": one object per line
     outbox_max_bytes: int = DEFAULT_OUTBOX_MAX_BYTES
     outbox_max_messages: int = DEFAULT_OUTBOX_MAX_MESSAGES
     write_high_water_bytes: int = DEFAULT_WRITE_HIGH_WATER_BYTES
@@ -111,6 +117,11 @@ class ServerConfig:
     ticket_ttl_s: float = DEFAULT_TICKET_TTL_S
     refresh_ttl_s: float = DEFAULT_REFRESH_TTL_S
     allowed_origins: tuple[str, ...] = ()  # besides the server's own origin
+    # Peers whose X-Forwarded-For / Forwarded / X-Forwarded-Proto are believed (addresses, CIDRs, "*")
+    forwarded_allow_ips: tuple[str, ...] = ()
+    # Operations
+    metrics_port: int | None = None  # None: no /metrics listener; 0 picks a free port
+    metrics_host: str = "127.0.0.1"  # the /metrics listener is never public by accident
     argon2_time_cost: int = DEFAULT_ARGON2_TIME_COST
     argon2_memory_kib: int = DEFAULT_ARGON2_MEMORY_KIB
     argon2_parallelism: int = DEFAULT_ARGON2_PARALLELISM
@@ -137,6 +148,11 @@ class ServerConfig:
             raise ValueError("size limits must be positive")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port out of range: {self.port}")
+        if self.log_format not in ("text", "json"):
+            raise ValueError(f"log format must be text or json, not {self.log_format!r}")
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise ValueError(f"metrics port out of range: {self.metrics_port}")
+        TrustedProxies(self.forwarded_allow_ips)  # a bad entry is refused here, with its text
 
     @property
     def tls(self) -> bool:

@@ -38,6 +38,7 @@ from rawws.config import (
     DEFAULT_CHAT_MESSAGES_PER_S,
     DEFAULT_CHAT_REPLAY_PAGE_MESSAGES,
 )
+from rawws.core.counters import Counters
 from rawws.core.ratelimit import RateLimiter
 from rawws.errors import ChatError
 from rawws.store import NewMessage, Store, StoredMessage
@@ -71,9 +72,14 @@ class MessageWriter:
     """Stores accepted messages in batches: whatever arrived while the last commit ran goes in the next."""
 
     def __init__(
-        self, store: Store, health: StoreHealth | None = None, max_batch: int = DEFAULT_CHAT_MAX_BATCH_MESSAGES
+        self,
+        store: Store,
+        health: StoreHealth | None = None,
+        max_batch: int = DEFAULT_CHAT_MAX_BATCH_MESSAGES,
+        counters: Counters | None = None,
     ) -> None:
         self.store = store
+        self.counters = counters if counters is not None else Counters()
         self.max_batch = max_batch
         self.health = health if health is not None else StoreHealth()
         self._pending: list[_Pending] = []
@@ -87,14 +93,18 @@ class MessageWriter:
     async def _run(self) -> None:
         while self._pending:
             batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+            began = time.perf_counter()
             try:
                 stored = await self.health.call("storing messages", self.store.append_messages([p.item for p in batch]))
             except Exception as exc:
+                self.counters.store_commit_failures += 1
                 if not isinstance(exc, StoreUnavailable):  # an outage is logged once, when it starts
                     log.exception("storing %d message(s) failed", len(batch))
                 for pending in batch:
                     pending.on_failed()
                 continue
+            self.counters.store_commit_seconds.observe(time.perf_counter() - began)
+            self.counters.store_batch_messages.observe(len(batch))
             for pending, message in zip(batch, stored, strict=True):
                 try:
                     pending.on_stored(message)
@@ -176,12 +186,14 @@ class ChatHandler:
         presence_ttl_s: float = DEFAULT_PRESENCE_TTL_S,
         health: StoreHealth | None = None,
         limits: ChatLimits | None = None,
+        counters: Counters | None = None,
     ) -> None:
         self.store = store
         self.limits = limits = limits if limits is not None else ChatLimits()
         self.hub = hub or Hub()
+        self.counters = counters if counters is not None else Counters()
         self.health = health if health is not None else StoreHealth()
-        self.writer = MessageWriter(store, self.health, limits.max_batch_messages)
+        self.writer = MessageWriter(store, self.health, limits.max_batch_messages, self.counters)
         # Every stored message reaches the hub through the feed: in id order, once,
         # whether this node stored it or another one did (through the bus).
         self.presence = ClusterPresence(self.hub.users, presence_ttl_s)
@@ -202,7 +214,7 @@ class ChatHandler:
         self._tasks: set[asyncio.Task[None]] = set()  # every member's replays and queries, until done
 
     def _publish_message(self, room: str, text: str, message_id: int) -> None:
-        self.hub.publish(room, text, message_id)
+        self.counters.fanout_deliveries += self.hub.publish(room, text, message_id)
 
     def _announce(self, change: Change) -> None:
         """A user appeared on / vanished from every other node's view: tell this node's members."""
@@ -318,6 +330,8 @@ class ChatHandler:
             # joined; then live delivery takes over.
             after = last_id if since is None else min(since, last_id)
             member.last_ids[room] = after
+            if since is not None:
+                self.counters.catchups += 1
             while after < max(last_id, catch_up.newest, self.feed.delivered_upto(room)):
                 page = await self.health.call("replay", self.reads.messages_after(room, after, self.limits.replay_page_messages))
                 if not current():
@@ -330,6 +344,7 @@ class ChatHandler:
                         return
                     member.last_ids[room] = message.id
                     member.send(chat.message(message))
+                    self.counters.catchup_messages += 1
                 after = page[-1].id
         except Exception as exc:
             if not isinstance(exc, StoreUnavailable):

@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--websockets-per-address",
         type=int,
-        help="open WebSockets per client address (default 200; behind a proxy every client shares its address)",
+        help="open WebSockets per client address (default 200; behind a proxy: the forwarded client, see --forwarded-allow-ips)",
     )
     serve.add_argument(
         "--registrations-per-hour-per-address", type=int, help="account registrations per client address (default 20)"
@@ -137,7 +137,26 @@ def build_parser() -> argparse.ArgumentParser:
         type=parse_size,
         help="SO_SNDBUF of each WebSocket socket (default 256KiB; 0: the kernel's), so the outbox bound decides",
     )
+    serve.add_argument(
+        "--forwarded-allow-ips",
+        dest="forwarded_allow_ips",
+        help="comma list of proxy addresses/CIDRs (or *) whose X-Forwarded-For, Forwarded and "
+        "X-Forwarded-Proto are believed (default: none)",
+    )
+    serve.add_argument(
+        "--drain-delay",
+        dest="drain_delay_s",
+        type=float,
+        help="on SIGTERM, seconds /readyz answers 503 before WebSockets get 1001 (default 0)",
+    )
+    serve.add_argument(
+        "--metrics-port", type=int, help="serve Prometheus /metrics on this port (default: off; 0 picks a free one)"
+    )
+    serve.add_argument("--metrics-host", help="address of the /metrics listener (default 127.0.0.1)")
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    serve.add_argument(
+        "--log-format", choices=["text", "json"], help="log lines as text or one JSON object per line (default text)"
+    )
     serve.set_defaults(env_aliases=flag_variables(serve))
     add_client_commands(commands)
     return parser

@@ -31,6 +31,7 @@ from rawws.bus.shared import SharedState
 from rawws.chat.service import ChatHandler, ChatLimits
 from rawws.config import ServerConfig
 from rawws.server.echo import EchoHandler
+from rawws.server.metrics import MetricsListener
 from rawws.server.pages import add_page_routes
 from rawws.server.server import Server
 from rawws.store import open_store, sqlite_url
@@ -126,6 +127,7 @@ async def setup_app(server: Server) -> None:
         refresh_ttl_s=config.refresh_ttl_s,
         health=health,
         shared_limit=shared.take_login if shared else None,
+        counters=server.stats,
     )
     accounts.add_routes(server.router)
     add_page_routes(server.router)
@@ -144,6 +146,7 @@ async def setup_app(server: Server) -> None:
         node=node_name(),
         heartbeat_s=config.bus_heartbeat_s,
         presence_ttl_s=config.presence_ttl_s,
+        counters=server.stats,
         health=health,
         limits=ChatLimits(
             messages_per_s=config.chat_messages_per_s,
@@ -168,3 +171,14 @@ async def setup_app(server: Server) -> None:
         await store.close()
 
     server.on_shutdown.append(close)
+    server.readiness.add("store", store.ping)
+    if bus is not None:
+        server.readiness.add("bus", bus.client.ping)
+        server.stats.bus.configured = True
+        server.stats.bus.connected_probe = lambda: bus.connected
+    server.on_shutdown.append(server.readiness.close)
+    if config.metrics_port is not None:
+        metrics = MetricsListener(server, config.metrics_host, config.metrics_port)
+        await metrics.start()
+        server.metrics_port = metrics.port
+        server.on_shutdown.append(metrics.close)

@@ -222,6 +222,11 @@ class SqlStore:
         rows = await self._messages(query.order_by(messages.c.id.desc()).limit(limit))
         return rows[::-1]
 
+    async def ping(self) -> None:
+        """One round trip to the database (readiness)."""
+        async with self.engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
     async def last_message_id(self, room: str) -> int:
         async with self.engine.connect() as conn:
             value = (await conn.execute(sa.select(rooms.c.last_id).where(rooms.c.name == room))).scalar()
