@@ -93,6 +93,8 @@ class ServerConfig:
     bus_heartbeat_s: float = DEFAULT_BUS_HEARTBEAT_S
     bus_timeout_s: float = DEFAULT_BUS_TIMEOUT_S
     presence_ttl_s: float = DEFAULT_PRESENCE_TTL_S
+    workers: int = 1  # processes sharing the port (SO_REUSEPORT); above 1 needs bus_url
+    reuse_port: bool = False  # listen with SO_REUSEPORT (each worker of --workers does)
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -101,6 +103,8 @@ class ServerConfig:
             raise ValueError("size limits must be positive")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port out of range: {self.port}")
+        if self.workers < 1:
+            raise ValueError(f"workers must be at least 1: {self.workers}")
 
     @property
     def tls(self) -> bool:
