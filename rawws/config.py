@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from rawws.core.deflate import DEFAULT_MEMORY_LEVEL, DEFAULT_WINDOW_BITS, SHARED, compression_mode
+
 KiB = 1024
 MiB = 1024 * KiB
 
@@ -58,7 +60,11 @@ class ServerConfig:
     echo: bool = False
     tls_cert: str | None = None
     tls_key: str | None = None
-    compression: bool = True
+    # permessage-deflate: "shared" (no context takeover, one deflate per fanned-out message),
+    # "dedicated" (a compression context per connection) or "off"; True/False mean shared/off.
+    compression: str = SHARED
+    compression_window_bits: int = DEFAULT_WINDOW_BITS  # 9..15; a client's offer may lower it
+    compression_memory_level: int = DEFAULT_MEMORY_LEVEL  # zlib memLevel 1..9 of a dedicated context
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     max_target_bytes: int = DEFAULT_MAX_TARGET_BYTES
@@ -97,6 +103,9 @@ class ServerConfig:
     reuse_port: bool = False  # listen with SO_REUSEPORT (each worker of --workers does)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "compression", compression_mode(self.compression))
+        if not 9 <= self.compression_window_bits <= 15 or not 1 <= self.compression_memory_level <= 9:
+            raise ValueError("compression window bits must be 9..15 and memory level 1..9")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("TLS needs both a certificate and a key")
         if self.max_message_bytes <= 0 or self.max_header_bytes <= 0:

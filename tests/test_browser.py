@@ -359,6 +359,11 @@ async def test_two_users_chat_render_text_inertly_and_catch_up_after_a_restart(
     await expect(alice.member("bob")).to_be_visible()
     await expect(bob.member("alice")).to_be_visible()
     await expect(alice.page.locator("#member-count")).to_have_text("2")
+    # Chromium offers permessage-deflate; both pages run in shared compression (no
+    # context takeover either way), so the room's messages below reach them as shared frames.
+    chat_sessions = [session for session in server.sessions if session.path == "/ws"]
+    assert len(chat_sessions) == 2
+    assert all(session.compressed and session.ws.shared_deflate_bits == 12 for session in chat_sessions)
 
     # A message in a room Alice is not looking at counts as unread there.
     await bob.page.click('#room-list [data-room="lobby"] .room-button')

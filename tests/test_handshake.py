@@ -127,22 +127,53 @@ def params(text: str):
     return parse_extension(text)[1]
 
 
+NCT = "server_no_context_takeover; client_no_context_takeover"
+
+
+@pytest.mark.parametrize(
+    ("offer", "answer"),
+    [
+        # What browsers offer: both contexts dropped, both windows bounded to 12 bits.
+        ("permessage-deflate; client_max_window_bits",
+         f"permessage-deflate; {NCT}; server_max_window_bits=12; client_max_window_bits=12"),
+        ("permessage-deflate", f"permessage-deflate; {NCT}; server_max_window_bits=12"),
+        ("permessage-deflate; server_max_window_bits=9", f"permessage-deflate; {NCT}; server_max_window_bits=9"),
+        (
+            "permessage-deflate; client_max_window_bits=10; server_no_context_takeover",
+            f"permessage-deflate; {NCT}; server_max_window_bits=12; client_max_window_bits=10",
+        ),
+        ('permessage-deflate; server_max_window_bits="15"', f"permessage-deflate; {NCT}; server_max_window_bits=12"),
+        ("permessage-deflate; client_no_context_takeover", f"permessage-deflate; {NCT}; server_max_window_bits=12"),
+    ],
+)
+def test_shared_mode_answers_no_context_takeover_both_ways(offer, answer):
+    """RFC 7692 §7.1.1.1/§7.1.1.2: a server may add both no-context-takeover parameters unasked."""
+    assert deflate_answer(params(offer)) == answer
+
+
 @pytest.mark.parametrize(
     ("offer", "answer"),
     [
         ("permessage-deflate", "permessage-deflate"),
-        ("permessage-deflate; client_max_window_bits", "permessage-deflate"),
+        ("permessage-deflate; client_max_window_bits", "permessage-deflate; client_max_window_bits=15"),
         ("permessage-deflate; server_max_window_bits=9", "permessage-deflate; server_max_window_bits=9"),
         (
             "permessage-deflate; client_max_window_bits=10; server_no_context_takeover",
-            "permessage-deflate; client_max_window_bits=10; server_no_context_takeover",
+            "permessage-deflate; server_no_context_takeover; client_max_window_bits=10",
         ),
         ('permessage-deflate; server_max_window_bits="12"', "permessage-deflate; server_max_window_bits=12"),
         ("permessage-deflate; client_no_context_takeover", "permessage-deflate; client_no_context_takeover"),
     ],
 )
-def test_acceptable_deflate_offers(offer, answer):
-    assert deflate_answer(params(offer)) == answer
+def test_dedicated_mode_keeps_contexts_unless_asked(offer, answer):
+    assert deflate_answer(params(offer), "dedicated", 15) == answer
+
+
+def test_dedicated_mode_bounds_both_windows():
+    offer = params("permessage-deflate; client_max_window_bits")
+    assert deflate_answer(offer, "dedicated", 12) == (
+        "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12"
+    )
 
 
 @pytest.mark.parametrize(
@@ -170,9 +201,10 @@ def test_first_acceptable_offer_is_taken_and_settings_do_not_leak_between_offers
     )
     assert negotiated is not None
     extension, answer = negotiated
-    assert answer == "permessage-deflate"
-    assert extension.server_max_window_bits == 15
+    assert answer == f"permessage-deflate; {NCT}; server_max_window_bits=12; client_max_window_bits=12"
+    assert extension.server_max_window_bits == 12
     assert extension.enabled()
+    assert extension.shared and extension.shared_window_bits == 12
 
 
 def test_window_bits_of_the_accepted_offer_are_applied():
@@ -182,15 +214,24 @@ def test_window_bits_of_the_accepted_offer_are_applied():
     )
     assert negotiated is not None
     extension, answer = negotiated
-    assert answer == "permessage-deflate; server_max_window_bits=9; client_max_window_bits=10"
+    assert answer == f"permessage-deflate; {NCT}; server_max_window_bits=9; client_max_window_bits=10"
     assert (extension.server_max_window_bits, extension.client_max_window_bits) == (9, 10)
+    assert extension.server_no_context_takeover and extension.client_no_context_takeover
     assert extension.max_message_bytes == 1000
+
+
+def test_dedicated_extension_has_no_shared_frames_and_a_bounded_memory_level():
+    negotiated = negotiate_deflate(["permessage-deflate"], 1000, "dedicated", 12, 5)
+    assert negotiated is not None
+    extension, _ = negotiated
+    assert not extension.shared and extension.shared_window_bits is None
+    assert not extension.server_no_context_takeover and extension.memory_level == 5
 
 
 def test_repeated_extension_header_lines_are_joined():
     req = request(add=[(b"sec-websocket-extensions", b"foo"), (b"sec-websocket-extensions", b"permessage-deflate")])
     accepted = decide_upgrade(req, POLICY)
-    assert ("Sec-WebSocket-Extensions", "permessage-deflate") in accepted.headers
+    assert ("Sec-WebSocket-Extensions", f"permessage-deflate; {NCT}; server_max_window_bits=12") in accepted.headers
     assert isinstance(accepted.extensions[0], PerMessageDeflate)
     assert accepted.max_message_bytes == POLICY.max_message_bytes
 
@@ -205,6 +246,15 @@ def test_compression_switched_off_ignores_offers():
     req = request(add=[(b"sec-websocket-extensions", b"permessage-deflate")])
     accepted = decide_upgrade(req, UpgradePolicy(max_message_bytes=10, compression=False))
     assert not any(name == "Sec-WebSocket-Extensions" for name, _ in accepted.headers)
+    accepted = decide_upgrade(req, UpgradePolicy(max_message_bytes=10, compression="off"))
+    assert not any(name == "Sec-WebSocket-Extensions" for name, _ in accepted.headers)
+
+
+def test_policy_refuses_an_unknown_mode_and_unbounded_windows():
+    with pytest.raises(ValueError):
+        UpgradePolicy(max_message_bytes=10, compression="sometimes")
+    with pytest.raises(ValueError):
+        UpgradePolicy(max_message_bytes=10, window_bits=8)
 
 
 def test_malformed_extension_header_is_400():

@@ -357,13 +357,15 @@ async def test_ping_between_compressed_fragments(echo_server: Server, opcode: in
 
 
 async def test_peer_that_never_answers_pings_is_dropped(start_server) -> None:
-    """No pong within the timeout: the peer is dead and the server drops TCP."""
+    """No pong within the timeout: the peer is dead; the server fails it with 1011 and drops TCP."""
     server = await start_server(ping_interval_s=0.2, ping_timeout_s=0.2)
     reader, writer, _ = await raw_upgrade(server.port)
     try:
         data, closed = await read_until_eof(reader, TIMEOUT_S)  # pings arrive; we never answer
         assert closed, "a peer that never answers pings was not disconnected"
         assert data.startswith(bytes([0x80 | PING])), "the server should have pinged first"
+        # It fails the connection with 1011 (rawws.core.keepalive): the close frame is sent as a courtesy.
+        assert bytes([0x88, 24]) + (1011).to_bytes(2, "big") + b"keepalive ping timeout" in data
     finally:
         await close_writer(writer)
     await assert_serves_echo(server)

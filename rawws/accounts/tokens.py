@@ -10,6 +10,9 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import math
 import secrets
 import time
@@ -123,11 +126,7 @@ class Tokens:
             raise AuthError("token too long")
         if not token.isascii():  # a compact JWS is base64url and dots (RFC 7515 §7.1)
             raise AuthError("malformed token")
-        try:
-            algorithm = jwt.get_unverified_header(token).get("alg")
-        except jwt.PyJWTError:
-            raise AuthError("malformed token") from None
-        key, algorithms = self._key_for(algorithm)
+        key, algorithms = self._key_for(_unverified_algorithm(token))
         try:
             claims = jwt.decode(
                 token,
@@ -180,6 +179,23 @@ class Tokens:
             raise AuthError("token not valid yet")
         if times["iat"] > now + leeway:
             raise AuthError("token issued in the future")
+
+
+def _unverified_algorithm(token: str) -> object:
+    """The ``alg`` of a compact JWS header, only to pick the key: ``jwt.decode`` checks everything after.
+
+    Read here with base64 and json directly: PyJWT's ``get_unverified_header``
+    validates the segment character by character in Python, which made it half
+    the cost of checking a token (the signature check validates it again anyway).
+    """
+    segment = token.split(".", 1)[0]
+    try:
+        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, binascii.Error):
+        raise AuthError("malformed token") from None
+    if not isinstance(header, dict):
+        raise AuthError("malformed token")
+    return header.get("alg")
 
 
 def _numeric_date(value: object) -> float | None:

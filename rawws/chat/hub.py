@@ -1,8 +1,10 @@
 """Rooms and fan-out, with no I/O: who is in which room, who is present, who receives a message.
 
 A message is encoded to frame bytes **once** and the same bytes are offered to
-every uncompressed member (server frames are unmasked, so they are identical);
-a member with permessage-deflate has its own compressor and encodes for
+every uncompressed member (server frames are unmasked, so they are identical).
+Those bytes are a ``SharedFrame``: a member in shared compression (no context
+takeover) takes its compressed frame, deflated once per window size for the
+whole room; only a member with a deflate context of its own encodes for
 itself. Delivery never awaits: members queue into their bounded outboxes.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Protocol
 
+from rawws.core.deflate import SharedFrame
 from rawws.core.frames import TunedFrameProtocol
 
 
@@ -27,9 +30,12 @@ class Member(Protocol):
 _ENCODER = TunedFrameProtocol(client=False, extensions=[])
 
 
-def text_frame(text: str) -> bytes:
-    """An unmasked, uncompressed server text frame: what every plain connection would send."""
-    return bytes(_ENCODER.send_data(text, True))
+def text_frame(text: str) -> SharedFrame:
+    """An unmasked, uncompressed server text frame: what every plain connection would send.
+
+    It also gives the compressed frame of the same text (``SharedFrame.deflated``), built on first use.
+    """
+    return SharedFrame(_ENCODER.send_data(text, True), text)
 
 
 class Hub:

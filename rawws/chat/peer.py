@@ -33,8 +33,10 @@ class Peer(Protocol):
     def send_shared(self, text: str, frame: bytes) -> bool:
         """Queue ``text`` that was framed once for many receivers as ``frame``.
 
-        The peer decides whether those bytes fit it: one with its own compression
-        context encodes ``text`` itself.
+        The peer decides which bytes fit it: the plain frame, the compressed frame a
+        ``rawws.core.deflate.SharedFrame`` builds once per window size for every
+        receiver in shared compression, or (with a compression context of its own)
+        ``text`` encoded by itself.
         """
         ...
 

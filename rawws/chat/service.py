@@ -30,6 +30,7 @@ from rawws.chat.hub import Hub
 from rawws.chat.peer import Peer
 from rawws.chat.presence import DEFAULT_PRESENCE_TTL_S, Change, ClusterPresence
 from rawws.chat.protocol import HistoryRequest, Join, Leave, Say, Who
+from rawws.chat.replay import SharedReads
 from rawws.core.ratelimit import RateLimiter
 from rawws.errors import ChatError
 from rawws.store import NewMessage, Store, StoredMessage
@@ -168,6 +169,7 @@ class ChatHandler:
             announce=self._announce,
             local_presence=self.hub.presence,
         )
+        self.reads = SharedReads(store)  # replay queries shared by members who rejoin at once
         self._members: dict[Peer, ChatMember] = {}
         self._rate = RateLimiter(MESSAGE_BURST, MESSAGE_BURST / MESSAGES_PER_SECOND)
         self._rate_keys = itertools.count(1)
@@ -274,7 +276,7 @@ class ChatHandler:
             return member.catching_up.get(room) is catch_up
 
         try:
-            last_id = await self.store.last_message_id(room)
+            last_id = await self.reads.last_message_id(room)
             if not current():
                 return
             self.feed.start_room(room, last_id)  # the first member here: live delivery goes on after last_id
@@ -285,7 +287,7 @@ class ChatHandler:
             after = last_id if since is None else min(since, last_id)
             member.last_ids[room] = after
             while after < max(last_id, catch_up.newest, self.feed.delivered_upto(room)):
-                page = await self.store.messages_after(room, after, REPLAY_PAGE)
+                page = await self.reads.messages_after(room, after, REPLAY_PAGE)
                 if not current():
                     return
                 if not page:
@@ -342,3 +344,4 @@ class ChatHandler:
                 task.cancel()
         if pending:
             await asyncio.wait(pending, timeout=CLOSE_TASKS_TIMEOUT_S)
+        await asyncio.wait_for(self.reads.wait_idle(), CLOSE_TASKS_TIMEOUT_S)

@@ -50,11 +50,26 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-cert", help="PEM certificate chain: serve wss:// and https://")
     serve.add_argument("--tls-key", help="PEM private key for --tls-cert")
     serve.add_argument(
+        "--compression",
+        choices=("shared", "dedicated", "off"),
+        default=None,
+        help="permessage-deflate: shared (default; no context takeover, one deflate per fanned-out message), "
+        "dedicated (a compression context per connection) or off",
+    )
+    serve.add_argument(
         "--no-compression",
         dest="compression",
-        action="store_false",
-        default=None,
-        help="do not negotiate permessage-deflate",
+        action="store_const",
+        const="off",
+        help="the same as --compression off",
+    )
+    serve.add_argument(
+        "--compression-window-bits",
+        dest="compression_window_bits",
+        type=int,
+        choices=range(9, 16),
+        metavar="9..15",
+        help="largest deflate window either side may use (default 12; a client may ask for less)",
     )
     serve.add_argument(
         "--max-message-size",

@@ -42,6 +42,7 @@ def serve_config(args: argparse.Namespace) -> ServerConfig:
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         compression=args.compression,
+        compression_window_bits=args.compression_window_bits,
         max_message_bytes=args.max_message_bytes,
         ping_interval_s=args.ping_interval_s,
         ping_timeout_s=args.ping_timeout_s,

@@ -182,6 +182,19 @@ class WebSocket:
         return bytes(self._frames.ping(payload))
 
     @property
+    def shared_deflate_bits(self) -> int | None:
+        """The window size of the shared compressed frames this connection can send as they are, or ``None``.
+
+        ``None`` without compression or with a context of its own (``dedicated``):
+        such a connection must compress each message itself.
+        """
+        for extension in self._frames.extensions:
+            bits = getattr(extension, "shared_window_bits", None)
+            if bits is not None:
+                return int(bits)
+        return None
+
+    @property
     def awaiting_pong(self) -> bool:
         return self._pending_ping is not None
 

@@ -17,18 +17,35 @@ import zlib
 from wsproto.extensions import PerMessageDeflate as _WsprotoPerMessageDeflate
 from wsproto.frame_protocol import CloseReason, FrameDecoder, FrameProtocol, Opcode, RsvBits
 
+from rawws.core.deflate import DEFAULT_LEVEL, DEFAULT_MEMORY_LEVEL, DEFLATE_TRAILER, deflate_message
+
 NO_RSV = RsvBits(False, False, False)
-DEFLATE_TRAILER = b"\x00\x00\xff\xff"  # RFC 7692 §7.2.2: removed by the sender, added back here
 ZLIB_MIN_WINDOW_BITS = 9  # zlib refuses raw deflate with 8; RFC 7692 lets a server decline it
 ZLIB_MAX_WINDOW_BITS = 15
 
 
 class PerMessageDeflate(_WsprotoPerMessageDeflate):
-    """wsproto's permessage-deflate with control frames kept out of message state and bounded inflation."""
+    """wsproto's permessage-deflate with control frames kept out of message state and bounded inflation.
 
-    def __init__(self, *, max_message_bytes: int | None = None, **params: object) -> None:
+    ``shared``: the server negotiated ``server_no_context_takeover``, so each whole
+    message it sends is compressed by the per-thread shared compressor
+    (``rawws.core.deflate``) and this connection never holds a compressor.
+    Otherwise the connection's own compressor uses ``memory_level`` (zlib's
+    default 8 costs 128 KiB of hash per context; 5 costs 16 KiB).
+    """
+
+    def __init__(
+        self,
+        *,
+        max_message_bytes: int | None = None,
+        shared: bool = False,
+        memory_level: int = DEFAULT_MEMORY_LEVEL,
+        **params: object,
+    ) -> None:
         super().__init__(**params)  # type: ignore[arg-type]
         self.max_message_bytes = max_message_bytes
+        self.shared = shared
+        self.memory_level = memory_level
         self._in_control_frame = False
         self._inflated_bytes = 0
 
@@ -76,6 +93,37 @@ class PerMessageDeflate(_WsprotoPerMessageDeflate):
             self._decompressor = None
         self._inbound_compressed = None
         return tail
+
+    def frame_outbound(
+        self,
+        proto: FrameDecoder | FrameProtocol,
+        opcode: Opcode,
+        rsv: RsvBits,
+        data: bytes,
+        fin: bool,
+    ) -> tuple[RsvBits, bytes]:
+        whole_message = fin and (opcode is Opcode.TEXT or opcode is Opcode.BINARY)
+        if self.shared and whole_message and self._compressor is None and self._no_outbound_context(proto):
+            return RsvBits(True, rsv.rsv2, rsv.rsv3), deflate_message(data, self._outbound_bits(proto), self.memory_level)
+        if self._compressor is None and self._compressible_opcode(opcode) and opcode is not Opcode.CONTINUATION:
+            # wsproto's own would use memory level 8; the bounded one is set up here instead.
+            self._compressor = zlib.compressobj(
+                DEFAULT_LEVEL, zlib.DEFLATED, -self._outbound_bits(proto), self.memory_level
+            )
+        return super().frame_outbound(proto, opcode, rsv, data, fin)
+
+    def _outbound_bits(self, proto: FrameDecoder | FrameProtocol) -> int:
+        return self.client_max_window_bits if proto.client else self.server_max_window_bits
+
+    def _no_outbound_context(self, proto: FrameDecoder | FrameProtocol) -> bool:
+        return self.client_no_context_takeover if proto.client else self.server_no_context_takeover
+
+    @property
+    def shared_window_bits(self) -> int | None:
+        """The window size of the shared compressed frames this (server) connection can send, or ``None``."""
+        if self.shared and self.server_no_context_takeover:
+            return self.server_max_window_bits
+        return None
 
     def _inflate(self, data: bytes) -> bytes | CloseReason:
         """Inflate ``data``, never producing more than the message limit leaves room for."""

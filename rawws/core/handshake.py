@@ -13,6 +13,13 @@ from dataclasses import dataclass
 
 from wsproto.extensions import Extension
 
+from rawws.core.deflate import (
+    DEFAULT_MEMORY_LEVEL,
+    DEFAULT_WINDOW_BITS,
+    OFF,
+    SHARED,
+    compression_mode,
+)
 from rawws.core.extensions import (
     ZLIB_MAX_WINDOW_BITS,
     ZLIB_MIN_WINDOW_BITS,
@@ -39,11 +46,25 @@ _NONE: list[str] = []  # the values of a header that is absent (never mutated)
 
 @dataclass(frozen=True, slots=True)
 class UpgradePolicy:
-    """What this endpoint accepts: its subprotocols, compression, and the message size limit."""
+    """What this endpoint accepts: its subprotocols, compression, and the message size limit.
+
+    ``compression`` is ``shared``, ``dedicated`` or ``off`` (``rawws.core.deflate``; a bool
+    means shared/off); ``window_bits`` and ``memory_level`` bound what a compressed
+    connection may use (the client's own offer can only lower the window).
+    """
 
     max_message_bytes: int
-    compression: bool = True
+    compression: str | bool = SHARED
     subprotocols: tuple[str, ...] = ()
+    window_bits: int = DEFAULT_WINDOW_BITS
+    memory_level: int = DEFAULT_MEMORY_LEVEL
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "compression", compression_mode(self.compression))
+        if not ZLIB_MIN_WINDOW_BITS <= self.window_bits <= ZLIB_MAX_WINDOW_BITS:
+            raise ValueError(f"window bits must be {ZLIB_MIN_WINDOW_BITS}..{ZLIB_MAX_WINDOW_BITS}")
+        if not 1 <= self.memory_level <= 9:
+            raise ValueError("memory level must be 1..9")
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,9 +128,11 @@ def _decide(request: Request, policy: UpgradePolicy) -> AcceptedUpgrade:
         headers.append(("Sec-WebSocket-Protocol", subprotocol))
 
     extensions: list[Extension] = []
-    if policy.compression:
+    if policy.compression != OFF:
         offers = values.get(b"sec-websocket-extensions", _NONE)
-        deflate = negotiate_deflate(offers, policy.max_message_bytes)
+        deflate = negotiate_deflate(
+            offers, policy.max_message_bytes, str(policy.compression), policy.window_bits, policy.memory_level
+        )
         if deflate is not None:
             extension, answer = deflate
             extensions.append(extension)
@@ -139,7 +162,11 @@ def choose_subprotocol(offered: list[str], supported: tuple[str, ...]) -> str | 
 
 
 def negotiate_deflate(
-    offer_lines: list[str], max_message_bytes: int
+    offer_lines: list[str],
+    max_message_bytes: int,
+    mode: str = SHARED,
+    window_bits: int = DEFAULT_WINDOW_BITS,
+    memory_level: int = DEFAULT_MEMORY_LEVEL,
 ) -> tuple[PerMessageDeflate, str] | None:
     """Accept the first acceptable permessage-deflate offer (RFC 7692 §5), each judged afresh.
 
@@ -153,20 +180,35 @@ def negotiate_deflate(
     for name, params in offers:
         if name != DEFLATE:
             continue
-        answer = deflate_answer(params)
+        answer = deflate_answer(params, mode, window_bits)
         if answer is None:
             continue
         # A fresh object per connection: settings must never leak between offers.
-        extension = PerMessageDeflate(max_message_bytes=max_message_bytes)
+        extension = PerMessageDeflate(
+            max_message_bytes=max_message_bytes, shared=mode == SHARED, memory_level=memory_level
+        )
         extension.finalize(answer)
         return extension, answer
     return None
 
 
-def deflate_answer(params: list[tuple[str, str | None]]) -> str | None:
-    """The server's answer to one offer's parameters, or ``None`` to decline that offer."""
+def deflate_answer(
+    params: list[tuple[str, str | None]], mode: str = SHARED, window_bits: int = DEFAULT_WINDOW_BITS
+) -> str | None:
+    """The server's answer to one offer's parameters, or ``None`` to decline that offer.
+
+    Shared mode always answers ``server_no_context_takeover`` (so one compressed frame
+    fits every member) and ``client_no_context_takeover`` (so no inflate state outlives
+    a message): RFC 7692 §7.1.1.1 and §7.1.1.2 let a server include both even when the
+    client did not offer them. Dedicated mode keeps contexts unless the client asked
+    otherwise. Either way the windows are at most ``window_bits``: ``server_max_window_bits``
+    may be answered unasked (§7.1.2.1), ``client_max_window_bits`` only when offered (§7.1.2.2).
+    """
     seen: set[str] = set()
-    answer = [DEFLATE]
+    no_context = {"server_no_context_takeover": mode == SHARED, "client_no_context_takeover": mode == SHARED}
+    server_bits: int | None = None
+    client_bits: int | None = None
+    client_bits_offered = False
     for key, value in params:
         if key in seen:
             return None  # RFC 7692 §7.1: a repeated parameter makes the offer invalid
@@ -174,21 +216,27 @@ def deflate_answer(params: list[tuple[str, str | None]]) -> str | None:
         if key in _NO_VALUE_PARAMS:
             if value is not None:
                 return None
-            answer.append(key)
+            no_context[key] = True
         elif key == "server_max_window_bits":
-            bits = _window_bits(value)
-            if bits is None:
+            server_bits = _window_bits(value)
+            if server_bits is None:
                 return None
-            answer.append(f"{key}={bits}")
         elif key == "client_max_window_bits":
+            client_bits_offered = True
             if value is None:
-                continue  # the client can take a limit; we set none, so it uses 15
-            bits = _window_bits(value)
-            if bits is None:
+                continue  # the client can take a limit: we set ours
+            client_bits = _window_bits(value)
+            if client_bits is None:
                 return None
-            answer.append(f"{key}={bits}")
         else:
             return None  # unknown parameter
+    answer = [DEFLATE]
+    answer.extend(key for key, wanted in no_context.items() if wanted)
+    server_window = min(window_bits, server_bits or ZLIB_MAX_WINDOW_BITS)
+    if server_bits is not None or server_window < ZLIB_MAX_WINDOW_BITS:
+        answer.append(f"server_max_window_bits={server_window}")
+    if client_bits_offered:
+        answer.append(f"client_max_window_bits={min(window_bits, client_bits or ZLIB_MAX_WINDOW_BITS)}")
     return "; ".join(answer)
 
 

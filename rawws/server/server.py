@@ -9,6 +9,7 @@ not consumed to the WebSocket session. Malformed HTTP gets its 4xx and a close.
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 import logging
 import signal
@@ -99,6 +100,8 @@ class Server:
             max_message_bytes=self.config.max_message_bytes,
             compression=self.config.compression,
             subprotocols=subprotocols,
+            window_bits=self.config.compression_window_bits,
+            memory_level=self.config.compression_memory_level,
         )
         self.endpoints[path] = WebSocketEndpoint(policy, handler, authenticate)
 
@@ -441,6 +444,9 @@ async def run_server(config: ServerConfig, setup: Callable[[Server], Awaitable[N
     if setup is not None:
         await setup(server)
     await server.start()
+    # Everything built so far (modules, routes, the store's engine) lives as long as the process:
+    # frozen, the collector's full passes skip it and scan only what connections create.
+    gc.freeze()
     scheme = "https" if config.tls else "http"
     log.info("listening on %s://%s:%d", scheme, config.host, server.port)
     await server.serve_until_signal()

@@ -31,8 +31,11 @@ from typing import Protocol
 from rawws.config import ServerConfig
 from rawws.core.closecodes import INTERNAL_ERROR, POLICY_VIOLATION
 from rawws.core.connection import State, WebSocket
+from rawws.core.deflate import SharedFrame
 from rawws.core.events import Closed, MessageReceived
+from rawws.core.keepalive import KEEPALIVE_FAILURE_CODE, KEEPALIVE_FAILURE_REASON, Due, Keepalive
 from rawws.core.outbox import Outbox
+from rawws.server.sweep import sweep_period, sweeper_for
 
 log = logging.getLogger("rawws.server")
 
@@ -98,6 +101,7 @@ class WebSocketSession(asyncio.Protocol):
         "peer",
         "subprotocol",
         "compressed",
+        "_shared_deflate_bits",
         "stats",
         "identity",
         "user",
@@ -112,10 +116,10 @@ class WebSocketSession(asyncio.Protocol):
         "_paused",
         "_resumed",
         "_closed",
-        "_ping_timer",
-        "_pong_timer",
+        "keepalive",
+        "_sweeper",
+        "_expires_at_loop",
         "_close_timer",
-        "_expiry_timer",
         "_opened_at",
         "_finished",
         "_lost",
@@ -148,6 +152,7 @@ class WebSocketSession(asyncio.Protocol):
         self.peer = peer
         self.subprotocol = subprotocol
         self.compressed = compressed
+        self._shared_deflate_bits = ws.shared_deflate_bits if compressed else None
         self.stats = stats
         #: Whatever the endpoint's authenticator returned, opaque here (``None`` on /echo).
         self.identity = identity
@@ -167,11 +172,13 @@ class WebSocketSession(asyncio.Protocol):
         self._paused = False
         self._resumed: asyncio.Future[None] | None = None
         self._closed: asyncio.Future[None] | None = None
-        self._ping_timer: asyncio.TimerHandle | None = None
-        self._pong_timer: asyncio.TimerHandle | None = None
+        self._opened_at = now = self._loop.time()
+        #: Pings and pong deadlines, decided in the core; checked by one sweep per loop (``rawws.server.sweep``).
+        self.keepalive = Keepalive(config.ping_interval_s, config.ping_timeout_s, now)
+        self._sweeper = sweeper_for(self._loop, sweep_period(config.ping_interval_s, config.ping_timeout_s))
+        # The credential's expiry on the loop's clock (the sweep compares loop times).
+        self._expires_at_loop = None if expires_at is None else now + max(0.0, expires_at - time.time())
         self._close_timer: asyncio.TimerHandle | None = None
-        self._expiry_timer: asyncio.TimerHandle | None = None
-        self._opened_at = self._loop.time()
         self._finished = False
         self._lost = False
 
@@ -187,8 +194,8 @@ class WebSocketSession(asyncio.Protocol):
         )
         self.transport.set_write_buffer_limits(high=self.config.write_high_water_bytes)
         self.transport.set_protocol(self)
-        self._schedule_ping()
-        self._schedule_expiry()
+        if self.next_deadline is not None:
+            self._sweeper.add(self)
         if self.transport.is_closing():
             self._lost = True
             self._finish_closed(1006)
@@ -307,12 +314,17 @@ class WebSocketSession(asyncio.Protocol):
     def send_shared(self, text: str, frame: bytes) -> bool:
         """Queue ``text`` framed once for many receivers as the plain ``frame``.
 
-        The one place that knows a compressed connection cannot share those bytes:
-        its deflate context is its own, so it encodes ``text`` itself.
+        The one place that knows which bytes fit this connection: uncompressed, the
+        plain frame; in shared compression, the ``SharedFrame``'s compressed frame for
+        this window size (deflated once for every such receiver); with a deflate
+        context of its own, it encodes ``text`` itself.
         """
-        if self.compressed:
-            return self.send(text)
-        return self.send_frame(frame)
+        if not self.compressed:
+            return self.send_frame(frame)
+        bits = self._shared_deflate_bits
+        if bits is not None and type(frame) is SharedFrame:
+            return self.send_frame(frame.deflated(bits))
+        return self.send(text)
 
     @property
     def backed_up(self) -> bool:
@@ -375,26 +387,42 @@ class WebSocketSession(asyncio.Protocol):
 
     # -- keepalive and timeouts ------------------------------------------------
 
-    def _schedule_ping(self) -> None:
-        if self.config.ping_interval_s > 0:
-            self._ping_timer = self._loop.call_later(self.config.ping_interval_s, self._send_ping)
+    @property
+    def next_deadline(self) -> float | None:
+        """When the sweep next has something to check here: a ping, a pong deadline or the token's expiry."""
+        deadline = self.keepalive.next_deadline
+        expiry = self._expires_at_loop
+        if expiry is not None and (deadline is None or expiry < deadline):
+            return expiry
+        return deadline
 
-    def _send_ping(self) -> None:
-        if self.ws.state is not State.OPEN:
+    def sweep(self, now: float) -> None:
+        """Called by the loop's sweep once ``next_deadline`` has passed."""
+        ws = self.ws
+        if ws.state is not State.OPEN:
+            self.keepalive.stop()
+            self._expires_at_loop = None
             return
-        self._push(self.ws.ping(), control=True)
-        self._pong_timer = self._loop.call_later(self.config.ping_timeout_s, self._check_pong)
-        self._schedule_ping()
+        if self._expires_at_loop is not None and now >= self._expires_at_loop:
+            self._expires_at_loop = None
+            self._token_expired()
+            return
+        due = self.keepalive.due(now, awaiting_pong=ws.awaiting_pong)
+        if due is Due.PING:
+            self._push(ws.ping(), control=True)
+            self.keepalive.ping_sent(now)
+        elif due is Due.PONG_OVERDUE:
+            self._keepalive_failed()
 
-    def _check_pong(self) -> None:
-        if self.ws.awaiting_pong and self.ws.state is State.OPEN:
-            log.info("ws keepalive timeout peer=%s path=%s", self.peer, self.path)
-            self.abort(1006, "keepalive timeout")
-
-    def _schedule_expiry(self) -> None:
-        if self.expires_at is not None:
-            delay = max(0.0, self.expires_at - time.time())
-            self._expiry_timer = self._loop.call_later(delay, self._token_expired)
+    def _keepalive_failed(self) -> None:
+        """No pong in time: fail with 1011, the close frame as a courtesy, TCP dropped at once (core/keepalive.py)."""
+        log.info("ws keepalive timeout peer=%s path=%s", self.peer, self.path)
+        self.keepalive.stop()
+        self._push(self.ws.close(KEEPALIVE_FAILURE_CODE, KEEPALIVE_FAILURE_REASON), control=True)
+        self._flush()
+        self.ws.abort(KEEPALIVE_FAILURE_CODE, KEEPALIVE_FAILURE_REASON)
+        self._finish_closed(KEEPALIVE_FAILURE_CODE)
+        self.transport.abort()
 
     def _token_expired(self) -> None:
         log.info("ws token expired peer=%s path=%s", self.peer, self.path)
@@ -412,9 +440,8 @@ class WebSocketSession(asyncio.Protocol):
         if self._finished:
             return
         self._finished = True
-        for timer in (self._ping_timer, self._pong_timer, self._expiry_timer):
-            if timer is not None:
-                timer.cancel()
+        self.keepalive.stop()
+        self._sweeper.discard(self)
         duration = self._loop.time() - self._opened_at
         log.info("ws close peer=%s path=%s code=%d duration=%.3fs", self.peer, self.path, code, duration)
         try:
