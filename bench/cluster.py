@@ -228,7 +228,9 @@ def start_redis(directory: str) -> tuple[subprocess.Popen[bytes], int]:
 def run_setup(name: str, receivers: int, senders_per_port: int, bursts: int, probes: int) -> dict[str, float]:
     data_dir = tempfile.mkdtemp(prefix="rawws-cluster-bench-")
     env = {**os.environ, "RAWWS_LOGINS_PER_MINUTE_PER_USER": "100000", "RAWWS_JWT_SECRET": SECRET,
-           "RAWWS_DATA_DIR": data_dir, "RAWWS_ARGON2_TIME_COST": "1", "RAWWS_ARGON2_MEMORY_KIB": "8192"}
+           "RAWWS_DATA_DIR": data_dir, "RAWWS_ARGON2_TIME_COST": "1", "RAWWS_ARGON2_MEMORY_KIB": "8192",
+           # every connection is one user from 127.0.0.1
+           "RAWWS_WEBSOCKETS_PER_USER": "100000", "RAWWS_WEBSOCKETS_PER_ADDRESS": "100000"}
     redis = None
     servers: list[subprocess.Popen[bytes]] = []
     try:

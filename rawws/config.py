@@ -44,6 +44,13 @@ DEFAULT_ARGON2_MEMORY_KIB = 64 * KiB
 DEFAULT_ARGON2_PARALLELISM = 4
 DEFAULT_LOGINS_PER_MINUTE_PER_USER = 10  # a burst of this many, refilled over a minute
 DEFAULT_LOGINS_PER_MINUTE_PER_ADDRESS = 30
+DEFAULT_REFRESH_TTL_S = 30 * 24 * 3600.0  # refresh tokens: a login lasts this long unused (rotated on every use)
+DEFAULT_JWT_PUBLIC_NAMESPACE = "ext"  # outside provider's subject "ada" is the user "ext:ada"
+DEFAULT_REGISTRATIONS_PER_HOUR_PER_ADDRESS = 20  # each one is a full argon2 hash
+DEFAULT_TICKETS_PER_MINUTE_PER_USER = 30
+DEFAULT_WEBSOCKETS_PER_USER = 20  # open chat connections; one more earns 429 before the 101
+DEFAULT_WEBSOCKETS_PER_ADDRESS = 200
+DEFAULT_SEND_BUFFER_BYTES = 256 * KiB  # SO_SNDBUF of each WebSocket socket (0: the kernel's default)
 
 # Several nodes
 DEFAULT_BUS_HEARTBEAT_S = 1.0  # each node announces its rooms' newest ids this often (finds lost tails)
@@ -86,14 +93,21 @@ class ServerConfig:
     jwt_audience: str = DEFAULT_JWT_AUDIENCE
     jwt_public_key: str | None = None  # PEM file of an outside identity provider
     jwt_public_algorithm: str = "RS256"
+    jwt_public_namespace: str = DEFAULT_JWT_PUBLIC_NAMESPACE
     access_ttl_s: float = DEFAULT_ACCESS_TTL_S
     ticket_ttl_s: float = DEFAULT_TICKET_TTL_S
+    refresh_ttl_s: float = DEFAULT_REFRESH_TTL_S
     allowed_origins: tuple[str, ...] = ()  # besides the server's own origin
     argon2_time_cost: int = DEFAULT_ARGON2_TIME_COST
     argon2_memory_kib: int = DEFAULT_ARGON2_MEMORY_KIB
     argon2_parallelism: int = DEFAULT_ARGON2_PARALLELISM
     logins_per_minute_per_user: int = DEFAULT_LOGINS_PER_MINUTE_PER_USER
     logins_per_minute_per_address: int = DEFAULT_LOGINS_PER_MINUTE_PER_ADDRESS
+    registrations_per_hour_per_address: int = DEFAULT_REGISTRATIONS_PER_HOUR_PER_ADDRESS
+    tickets_per_minute_per_user: int = DEFAULT_TICKETS_PER_MINUTE_PER_USER
+    websockets_per_user: int = DEFAULT_WEBSOCKETS_PER_USER
+    websockets_per_address: int = DEFAULT_WEBSOCKETS_PER_ADDRESS
+    send_buffer_bytes: int = DEFAULT_SEND_BUFFER_BYTES
     # Several nodes
     bus_url: str | None = field(default=None, repr=False)  # None: one node; or redis://host:port/db
     bus_heartbeat_s: float = DEFAULT_BUS_HEARTBEAT_S

@@ -33,6 +33,8 @@ async def nodes(tmp_path: Path, postgres_url: str, redis_server: RedisServer) ->
         "RAWWS_ARGON2_TIME_COST": "1",
         "RAWWS_ARGON2_MEMORY_KIB": "8192",
         "RAWWS_ARGON2_PARALLELISM": "1",
+        "RAWWS_REGISTRATIONS_PER_HOUR_PER_ADDRESS": "100000",  # every test client is 127.0.0.1
+        "RAWWS_WEBSOCKETS_PER_ADDRESS": "100000",
     }
 
     async def start(*flags: str) -> Node:

@@ -34,6 +34,7 @@ from rawws.chat.replay import SharedReads
 from rawws.core.ratelimit import RateLimiter
 from rawws.errors import ChatError
 from rawws.store import NewMessage, Store, StoredMessage
+from rawws.store.health import StoreHealth, StoreUnavailable
 
 log = logging.getLogger("rawws.chat")
 
@@ -54,8 +55,9 @@ class _Pending:
 class MessageWriter:
     """Stores accepted messages in batches: whatever arrived while the last commit ran goes in the next."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, health: StoreHealth | None = None) -> None:
         self.store = store
+        self.health = health if health is not None else StoreHealth()
         self._pending: list[_Pending] = []
         self._task: asyncio.Task[None] | None = None
 
@@ -68,9 +70,10 @@ class MessageWriter:
         while self._pending:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             try:
-                stored = await self.store.append_messages([p.item for p in batch])
-            except Exception:
-                log.exception("storing %d message(s) failed", len(batch))
+                stored = await self.health.call("storing messages", self.store.append_messages([p.item for p in batch]))
+            except Exception as exc:
+                if not isinstance(exc, StoreUnavailable):  # an outage is logged once, when it starts
+                    log.exception("storing %d message(s) failed", len(batch))
                 for pending in batch:
                     pending.on_failed()
                 continue
@@ -152,10 +155,12 @@ class ChatHandler:
         node: str = "local",
         heartbeat_s: float = DEFAULT_HEARTBEAT_S,
         presence_ttl_s: float = DEFAULT_PRESENCE_TTL_S,
+        health: StoreHealth | None = None,
     ) -> None:
         self.store = store
         self.hub = hub or Hub()
-        self.writer = MessageWriter(store)
+        self.health = health if health is not None else StoreHealth()
+        self.writer = MessageWriter(store, self.health)
         # Every stored message reaches the hub through the feed: in id order, once,
         # whether this node stored it or another one did (through the bus).
         self.presence = ClusterPresence(self.hub.users, presence_ttl_s)
@@ -276,7 +281,7 @@ class ChatHandler:
             return member.catching_up.get(room) is catch_up
 
         try:
-            last_id = await self.reads.last_message_id(room)
+            last_id = await self.health.call("joining", self.reads.last_message_id(room))
             if not current():
                 return
             self.feed.start_room(room, last_id)  # the first member here: live delivery goes on after last_id
@@ -287,7 +292,7 @@ class ChatHandler:
             after = last_id if since is None else min(since, last_id)
             member.last_ids[room] = after
             while after < max(last_id, catch_up.newest, self.feed.delivered_upto(room)):
-                page = await self.reads.messages_after(room, after, REPLAY_PAGE)
+                page = await self.health.call("replay", self.reads.messages_after(room, after, REPLAY_PAGE))
                 if not current():
                     return
                 if not page:
@@ -299,8 +304,9 @@ class ChatHandler:
                     member.last_ids[room] = message.id
                     member.send(chat.message(message))
                 after = page[-1].id
-        except Exception:
-            log.exception("replay failed room=%s", room)
+        except Exception as exc:
+            if not isinstance(exc, StoreUnavailable):
+                log.exception("replay failed room=%s", room)
             if current():
                 self._leave(member, room)  # out of the room, so that joining again is possible
                 member.send(chat.error(chat.UNAVAILABLE, f"could not load {room}; join again"))
@@ -322,9 +328,12 @@ class ChatHandler:
 
     async def _history(self, member: ChatMember, command: HistoryRequest) -> None:
         try:
-            found = await self.store.messages_before(command.room, command.before, command.limit)
-        except Exception:
-            log.exception("history failed room=%s", command.room)
+            found = await self.health.call(
+                "history", self.store.messages_before(command.room, command.before, command.limit)
+            )
+        except Exception as exc:
+            if not isinstance(exc, StoreUnavailable):
+                log.exception("history failed room=%s", command.room)
             member.send(chat.error(chat.UNAVAILABLE, "history unavailable"))
             return
         member.send(chat.history(command.room, found))

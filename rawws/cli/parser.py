@@ -100,6 +100,31 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="processes sharing the port, one core each (default 1; more needs --bus)",
     )
+    serve.add_argument(
+        "--jwt-public-namespace",
+        help="prefix of the outside provider's users: its subject ada is the user <prefix>:ada (default ext)",
+    )
+    serve.add_argument(
+        "--refresh-ttl", dest="refresh_ttl_s", type=float, help="seconds a refresh token lasts unused (default 30 days)"
+    )
+    serve.add_argument(
+        "--websockets-per-user", type=int, help="open chat connections per user (default 20; one more earns 429)"
+    )
+    serve.add_argument(
+        "--websockets-per-address",
+        type=int,
+        help="open WebSockets per client address (default 200; behind a proxy every client shares its address)",
+    )
+    serve.add_argument(
+        "--registrations-per-hour-per-address", type=int, help="account registrations per client address (default 20)"
+    )
+    serve.add_argument("--tickets-per-minute-per-user", type=int, help="POST /auth/ticket per user (default 30)")
+    serve.add_argument(
+        "--send-buffer",
+        dest="send_buffer_bytes",
+        type=parse_size,
+        help="SO_SNDBUF of each WebSocket socket (default 256KiB; 0: the kernel's), so the outbox bound decides",
+    )
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     add_client_commands(commands)
     return parser

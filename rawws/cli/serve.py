@@ -54,6 +54,13 @@ def serve_config(args: argparse.Namespace) -> ServerConfig:
         allowed_origins=tuple(args.allowed_origins) if args.allowed_origins else None,
         jwt_public_key=args.jwt_public_key,
         jwt_public_algorithm=args.jwt_public_algorithm,
+        jwt_public_namespace=args.jwt_public_namespace,
+        refresh_ttl_s=args.refresh_ttl_s,
+        websockets_per_user=args.websockets_per_user,
+        websockets_per_address=args.websockets_per_address,
+        registrations_per_hour_per_address=args.registrations_per_hour_per_address,
+        tickets_per_minute_per_user=args.tickets_per_minute_per_user,
+        send_buffer_bytes=args.send_buffer_bytes,
     )
 
 

@@ -13,7 +13,7 @@ import socket
 from pathlib import Path
 
 from rawws.accounts.passwords import Passwords
-from rawws.accounts.routes import Accounts
+from rawws.accounts.routes import Accounts, StoredTickets
 from rawws.accounts.tokens import (
     SECRET_BYTES,
     SUBPROTOCOL,
@@ -32,6 +32,7 @@ from rawws.server.echo import EchoHandler
 from rawws.server.pages import add_page_routes
 from rawws.server.server import Server
 from rawws.store import open_store, sqlite_url
+from rawws.store.health import StoreHealth
 
 log = logging.getLogger("rawws.server")
 
@@ -83,6 +84,7 @@ def token_settings(config: ServerConfig) -> TokenSettings:
         access_ttl_s=config.access_ttl_s,
         ticket_ttl_s=config.ticket_ttl_s,
         public_key=public_key,
+        public_namespace=config.jwt_public_namespace,
     )
 
 
@@ -92,6 +94,7 @@ async def setup_app(server: Server) -> None:
     tokens = Tokens(token_settings(config))
     store = await open_store(config.db_url or sqlite_url(config.data_dir))
     passwords = Passwords(config.argon2_time_cost, config.argon2_memory_kib, config.argon2_parallelism)
+    health = StoreHealth()
     bus = open_bus(config)
     shared = SharedState(bus.client, config.bus_timeout_s) if bus is not None else None
     accounts = Accounts(
@@ -100,16 +103,22 @@ async def setup_app(server: Server) -> None:
         tokens,
         logins_per_user=config.logins_per_minute_per_user,
         logins_per_address=config.logins_per_minute_per_address,
+        registrations_per_address=config.registrations_per_hour_per_address,
+        tickets_per_user=config.tickets_per_minute_per_user,
+        refresh_ttl_s=config.refresh_ttl_s,
+        health=health,
         shared_limit=shared.take_login if shared else None,
     )
     accounts.add_routes(server.router)
     add_page_routes(server.router)
+    # A ticket is spent once: in the bus's shared record when there are several nodes,
+    # else in the store (so a spent ticket stays spent across a restart).
     authenticate = WebSocketAuthenticator(
         tokens,
         TicketLedger(),
         frozenset(config.allowed_origins),
         tls=config.tls,
-        shared_spend=shared.spend_ticket if shared else None,
+        shared_spend=shared.spend_ticket if shared else StoredTickets(store, health),
     )
     chat = ChatHandler(
         store,
@@ -117,6 +126,7 @@ async def setup_app(server: Server) -> None:
         node=node_name(),
         heartbeat_s=config.bus_heartbeat_s,
         presence_ttl_s=config.presence_ttl_s,
+        health=health,
     )
     try:
         await chat.start()  # BusUnavailable: a node never starts cut off from the others

@@ -9,10 +9,12 @@ not consumed to the WebSocket session. Malformed HTTP gets its 4xx and a close.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import inspect
 import logging
 import signal
+import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -29,6 +31,7 @@ from rawws.core.handshake import AcceptedUpgrade, UpgradePolicy, decide_upgrade
 from rawws.core.headers import is_token
 from rawws.core.http import Request, Response, Router, check_request_head, error_response, json_response
 from rawws.errors import HttpError
+from rawws.server.limits import ConnectionLimits
 from rawws.server.session import WebSocketHandler, WebSocketSession
 
 log = logging.getLogger("rawws.server")
@@ -73,6 +76,8 @@ class Server:
         self.endpoints: dict[str, WebSocketEndpoint] = {}
         self.stats = ServerStats()
         self.sessions: set[WebSocketSession] = set()
+        self.limits = ConnectionLimits(config.websockets_per_user, config.websockets_per_address)
+        self._releases: dict[WebSocketSession, Callable[[], None]] = {}
         self._connections: set[asyncio.Task[None]] = set()
         #: Readers of keep-alive connections waiting for their next request (shutdown ends those at once).
         self._idle_readers: set[asyncio.StreamReader] = set()
@@ -231,13 +236,18 @@ class Server:
                 try:
                     accepted = decide_upgrade(request, endpoint.policy)
                     identity = endpoint.authenticate(request) if endpoint.authenticate else None
-                    if inspect.isawaitable(identity):  # e.g. a ticket spent in a record shared by nodes
+                    if inspect.isawaitable(identity):  # e.g. a ticket spent in the store
                         identity = await identity
+                    release = self.limits.admit(identity.user if identity else None, peer)  # or 429
                 except HttpError as error:
                     log.debug("upgrade refused peer=%s path=%s status=%d", peer, request.path, error.status)
                     self._write(conn, writer, error_response(error), request)
                 else:
-                    self._upgrade(conn, reader, writer, peer, request, endpoint, accepted, identity)
+                    try:
+                        self._upgrade(conn, reader, writer, peer, request, endpoint, accepted, identity, release)
+                    except BaseException:
+                        release()
+                        raise
                     return True
             else:
                 response = await self._respond(request)
@@ -379,6 +389,7 @@ class Server:
         endpoint: WebSocketEndpoint,
         accepted: AcceptedUpgrade,
         identity: Identity | None,
+        release: Callable[[], None],
     ) -> None:
         """Answer 101 and hand the transport to a ``WebSocketSession``; the HTTP task then ends."""
         assert conn.their_state is h11.MIGHT_SWITCH_PROTOCOL  # type: ignore[attr-defined]  # h11 exports it, without __all__
@@ -387,6 +398,7 @@ class Server:
                 h11.InformationalResponse(status_code=101, headers=accepted.headers, reason=b"Switching Protocols")
             )
         )
+        _set_send_buffer(writer, self.config.send_buffer_bytes)
         trailing_data, _ = conn.trailing_data
         initial_data = bytes(trailing_data) + _take_buffered(reader)
         ws = WebSocket(client=False, extensions=accepted.extensions, max_message_bytes=accepted.max_message_bytes)
@@ -409,15 +421,28 @@ class Server:
         )
         self.stats.websockets_opened += 1
         self.sessions.add(session)
+        self._releases[session] = release
         session.start(initial_data, eof=reader.at_eof())
 
     def _session_finished(self, session: WebSocketSession) -> None:
         self.sessions.discard(session)
+        release = self._releases.pop(session, None)
+        if release is not None:
+            release()
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
+
+
+def _set_send_buffer(writer: asyncio.StreamWriter, size: int) -> None:
+    """``SO_SNDBUF`` of a WebSocket's socket, so the outbox (not the kernel's autotuned few MiB)
+    is what a slow reader fills first; 0 leaves the kernel's default."""
+    sock = writer.get_extra_info("socket")
+    if size > 0 and sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
 
 
 def _take_buffered(reader: asyncio.StreamReader) -> bytes:
