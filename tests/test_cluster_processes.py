@@ -112,3 +112,45 @@ async def test_three_processes_every_member_gets_every_message_once_in_order(nod
             assert_gapless(client.ids["lobby"], 1, total, client.user)
     finally:
         await close_quietly(*clients)
+
+
+async def test_redis_killed_and_restarted_under_three_processes(nodes: StartNode, redis_server: RedisServer) -> None:
+    started = [await nodes() for _ in range(3)]
+    clients: list[ChatClient] = []
+    try:
+        for n, node in enumerate(started):
+            for i in range(2):
+                name = f"r{n}m{i}"
+                client = await connect_chat(node.port, await new_user(node.port, name), name, keep_messages=False)
+                await client.join("lobby")
+                clients.append(client)
+        per_sender = 40
+
+        async def talk(client: ChatClient) -> list[int]:
+            ids = []
+            for i in range(per_sender):  # 8 a second: under the per-connection rate limit
+                ref = f"{client.user}-{i}"
+                await client.say("lobby", f"{ref} text", ref=ref)
+                ids.append((await client.wait_ack(ref, timeout=WAIT_S))["id"])
+                await asyncio.sleep(0.125)
+            return ids
+
+        traffic = [asyncio.ensure_future(talk(c)) for c in clients]
+        await asyncio.sleep(1.0)
+        redis_server.kill()
+        await asyncio.sleep(1.5)
+        redis_server.start()
+        acked = await asyncio.gather(*traffic)
+        total = per_sender * len(clients)
+        assert sorted(i for ids in acked for i in ids) == list(range(1, total + 1))
+        await asyncio.gather(*(c.wait_message_id("lobby", total, timeout=WAIT_S) for c in clients))
+        for client in clients:
+            assert_gapless(client.ids["lobby"], 1, total, client.user)
+        await asyncio.sleep(HEARTBEAT_S * 2)
+        for node in started:
+            log = node.log.decode(errors="replace")
+            assert log.count("bus is down") == 1 and log.count("bus is back") == 1, log[-3000:]
+        print(f"\nredis restart under 3 processes: {total} acked, {total * len(clients)} delivered"
+              f" to {len(clients)} members, 0 lost, 0 duplicated")
+    finally:
+        await close_quietly(*clients)
