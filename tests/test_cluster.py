@@ -309,6 +309,7 @@ async def test_who_and_joined_list_users_on_every_node_and_presence_crosses_node
     bob = await connect_as(b, "bob")
     try:
         await ann.join("lobby")
+        await wait_for_condition(lambda: handler(b).presence.users("lobby") == ["ann"], what="ann seen on b")
         joined = await bob.join("lobby")
         assert joined["users"] == ["ann", "bob"]  # ann is on the other node
         await ann.wait_frame("presence", room="lobby", user="bob", event="joined")
