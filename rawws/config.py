@@ -137,6 +137,8 @@ class ServerConfig:
     bus_heartbeat_s: float = DEFAULT_BUS_HEARTBEAT_S
     bus_timeout_s: float = DEFAULT_BUS_TIMEOUT_S
     presence_ttl_s: float = DEFAULT_PRESENCE_TTL_S
+    workers: int = 1  # processes sharing the port (SO_REUSEPORT); above 1 needs bus_url
+    reuse_port: bool = False  # listen with SO_REUSEPORT (each worker of --workers does)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "compression", compression_mode(self.compression))
@@ -153,6 +155,8 @@ class ServerConfig:
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
             raise ValueError(f"metrics port out of range: {self.metrics_port}")
         TrustedProxies(self.forwarded_allow_ips)  # a bad entry is refused here, with its text
+        if self.workers < 1:
+            raise ValueError(f"workers must be at least 1: {self.workers}")
 
     @property
     def tls(self) -> bool:

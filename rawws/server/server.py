@@ -123,6 +123,7 @@ class Server:
             self._accept,
             self.config.host,
             self.config.port,
+            reuse_port=self.config.reuse_port or None,
             ssl=self._ssl_context(),
             ssl_handshake_timeout=self.config.handshake_timeout_s if self.config.tls else None,
             limit=READ_SIZE,
