@@ -186,21 +186,47 @@ def _convert(raw: str, kind: type) -> object:
     return kind(raw)
 
 
-def from_env(environ: Mapping[str, str] | None = None, base: ServerConfig | None = None) -> ServerConfig:
-    """Apply ``RAWWS_<FIELD>`` variables (e.g. ``RAWWS_PORT=9000``) over ``base``."""
+#: ``RAWWS_*`` variables that are not server settings but are known (the clients' password).
+KNOWN_OTHER_VARIABLES = frozenset({"RAWWS_PASSWORD"})
+
+
+def from_env(
+    environ: Mapping[str, str] | None = None,
+    base: ServerConfig | None = None,
+    aliases: Mapping[str, str] | None = None,
+) -> ServerConfig:
+    """Apply ``RAWWS_<FIELD>`` variables (e.g. ``RAWWS_PORT=9000``) over ``base``.
+
+    ``aliases`` maps other names to fields: `rawws serve` passes each flag's own
+    spelling (``RAWWS_DB`` for ``db_url``, ``RAWWS_PING_INTERVAL`` for ``ping_interval_s``).
+    The field's name wins when both are set.
+    """
     environ = os.environ if environ is None else environ
     config = base or ServerConfig()
+    by_field: dict[str, list[str]] = {setting.name: [ENV_PREFIX + setting.name.upper()] for setting in dataclasses.fields(ServerConfig)}
+    for alias, name in (aliases or {}).items():
+        if name in by_field and ENV_PREFIX + alias.upper() not in by_field[name]:
+            by_field[name].append(ENV_PREFIX + alias.upper())
     changes: dict[str, Any] = {}  # values converted to each field's own type by _convert
     for setting in dataclasses.fields(ServerConfig):
-        raw = environ.get(ENV_PREFIX + setting.name.upper())
-        if raw is None:
+        variable = next((name for name in by_field[setting.name] if name in environ), None)
+        if variable is None:
             continue
         kind = _field_kind(setting.type)
         try:
-            changes[setting.name] = _convert(raw, kind)
+            changes[setting.name] = _convert(environ[variable], kind)
         except ValueError as exc:
-            raise ValueError(f"{ENV_PREFIX}{setting.name.upper()}: {exc}") from None
+            raise ValueError(f"{variable}: {exc}") from None
     return dataclasses.replace(config, **changes)
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None, aliases: Mapping[str, str] | None = None) -> list[str]:
+    """``RAWWS_*`` variables that set nothing (a misspelling): the server warns about each at start."""
+    environ = os.environ if environ is None else environ
+    known = {ENV_PREFIX + setting.name.upper() for setting in dataclasses.fields(ServerConfig)}
+    known |= {ENV_PREFIX + alias.upper() for alias in (aliases or {})}
+    known |= KNOWN_OTHER_VARIABLES
+    return sorted(name for name in environ if name.startswith(ENV_PREFIX) and name not in known)
 
 
 def _field_kind(annotation: object) -> type:

@@ -45,6 +45,7 @@ from rawws.store import NewMessage, Store, StoredMessage
 from rawws.store.health import StoreHealth, StoreUnavailable
 
 log = logging.getLogger("rawws.chat")
+RATE_LIMITED_MESSAGE = "slow down: frames are dropped unread until the rate allows; send them again"
 
 
 
@@ -129,7 +130,7 @@ class _CatchUp:
 class ChatMember:
     """One connection's chat state: its rooms, the last id it got in each, replays in progress."""
 
-    __slots__ = ("peer", "user", "rate_key", "last_ids", "catching_up", "tasks")
+    __slots__ = ("peer", "user", "rate_key", "last_ids", "catching_up", "tasks", "dropping")
 
     def __init__(self, peer: Peer, user: str, rate_key: int = 0) -> None:
         self.peer = peer
@@ -138,6 +139,7 @@ class ChatMember:
         self.last_ids: dict[str, int] = {}
         self.catching_up: dict[str, _CatchUp] = {}
         self.tasks: set[asyncio.Task[None]] = set()
+        self.dropping = False  # over the frame rate: frames are dropped unread until a token is back
 
     def deliver(self, room: str, message_id: int | None, text: str, frame: bytes) -> None:
         catch_up = self.catching_up.get(room)
@@ -233,14 +235,19 @@ class ChatHandler:
     def on_message(self, peer: Peer, data: str | bytes) -> None:
         member = self._members[peer]
         ref = None
+        # Every frame takes a token, malformed ones too. Over the rate a frame is
+        # dropped without being parsed, and one `rate_limited` (no ref: the frame
+        # was not read) tells the client, once per stretch of dropping: a flood of
+        # frames costs neither a parse nor an answer each.
+        if self._rate.acquire(member.rate_key, time.monotonic()) > 0:
+            if not member.dropping:
+                member.dropping = True
+                member.send(chat.error(chat.RATE_LIMITED, RATE_LIMITED_MESSAGE))
+            return
+        member.dropping = False
         try:
-            # Every frame takes a token, malformed ones too: otherwise a stream of bad
-            # JSON would cost a parse and an answer each without ever being limited.
-            limited = self._rate.acquire(member.rate_key, time.monotonic()) > 0
             command = chat.parse_command(data)
             ref = getattr(command, "ref", None)
-            if limited:
-                raise ChatError(chat.RATE_LIMITED, "slow down", ref)
             self._dispatch(member, command)
         except ChatError as error:
             member.send(chat.error(error.code, error.message, error.ref if error.ref is not None else ref))

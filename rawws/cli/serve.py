@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from rawws.bus.redis import check_bus_url
 from rawws.cli.logs import configure_logging
 from rawws.cli.workers import run_workers
-from rawws.config import ServerConfig, from_env
+from rawws.config import ServerConfig, from_env, unknown_variables
 from rawws.errors import RawwsError
 from rawws.server.app import token_settings
 from rawws.server.server import Server, run_server
@@ -22,7 +22,7 @@ from rawws.store import open_store, sqlite_url
 
 def serve_config(args: argparse.Namespace) -> ServerConfig:
     """The environment's RAWWS_* settings, overridden by the flags given (an unset flag is ``None``)."""
-    config = from_env()
+    config = from_env(aliases=getattr(args, "env_aliases", None))
     return config.replace(
         host=args.host,
         port=args.port,
@@ -83,6 +83,8 @@ def serve(
     except ValueError as exc:
         parser.error(str(exc))
     stop_logging = configure_logging(args.log_level, config.log_format, queued=True)
+    for name in unknown_variables(aliases=getattr(args, "env_aliases", None)):
+        logging.getLogger("rawws").warning("%s is not a rawws setting and is ignored (see `rawws serve --help`)", name)
     try:
         if config.bus_url is not None:
             check_bus_url(config.bus_url)

@@ -12,6 +12,8 @@ import secrets
 import socket
 from pathlib import Path
 
+import jwt
+
 from rawws.accounts.passwords import Passwords
 from rawws.accounts.routes import Accounts, StoredTickets
 from rawws.accounts.tokens import (
@@ -55,11 +57,14 @@ def open_bus(config: ServerConfig) -> RedisBus | None:
 def load_or_create_secret(data_dir: Path) -> bytes:
     """The HS256 secret kept in ``data_dir``: generated once (``SECRET_BYTES`` random bytes), owner-readable only."""
     path = data_dir / SECRET_FILE
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # the mode applies when it is created
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        secret = bytes.fromhex(path.read_text().strip())
+        try:
+            secret = bytes.fromhex(path.read_text().strip())
+        except ValueError:
+            raise ValueError(f"{path}: not a hex-encoded secret") from None
     else:
         secret = generate_secret()
         with os.fdopen(fd, "w") as file:
@@ -70,6 +75,19 @@ def load_or_create_secret(data_dir: Path) -> bytes:
     return secret
 
 
+def read_public_key(path: str, algorithm: str) -> bytes:
+    """The PEM of ``--jwt-public-key``, checked now: one line naming the file when it is missing or not a key."""
+    try:
+        pem = Path(path).read_bytes()
+    except OSError as exc:
+        raise ValueError(f"--jwt-public-key {path}: {exc.strerror or exc}") from None
+    try:
+        jwt.get_algorithm_by_name(algorithm).prepare_key(pem)
+    except (ValueError, TypeError, jwt.PyJWTError):
+        raise ValueError(f"--jwt-public-key {path}: not a PEM public key for {algorithm}") from None
+    return pem
+
+
 def token_settings(config: ServerConfig) -> TokenSettings:
     if config.jwt_secret is not None:
         secret = config.jwt_secret.encode("utf-8")
@@ -77,7 +95,7 @@ def token_settings(config: ServerConfig) -> TokenSettings:
         secret = load_or_create_secret(Path(config.data_dir))
     public_key = None
     if config.jwt_public_key is not None:
-        public_key = PublicKey(config.jwt_public_algorithm, Path(config.jwt_public_key).read_bytes())
+        public_key = PublicKey(config.jwt_public_algorithm, read_public_key(config.jwt_public_key, config.jwt_public_algorithm))
     return TokenSettings(
         secret=secret,
         issuer=config.jwt_issuer,

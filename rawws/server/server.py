@@ -13,6 +13,7 @@ import contextlib
 import gc
 import inspect
 import logging
+import os
 import signal
 import socket
 import ssl
@@ -145,7 +146,16 @@ class Server:
             return None
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         assert self.config.tls_cert is not None and self.config.tls_key is not None
-        context.load_cert_chain(self.config.tls_cert, self.config.tls_key)
+        for what, path in (("certificate", self.config.tls_cert), ("key", self.config.tls_key)):
+            if not os.path.isfile(path):
+                raise ValueError(f"TLS {what} {path}: no such file")
+        try:
+            context.load_cert_chain(self.config.tls_cert, self.config.tls_key)
+        except (OSError, ssl.SSLError) as exc:  # the ssl module's errors name neither file
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else getattr(exc, "reason", None) or exc
+            raise ValueError(
+                f"TLS certificate {self.config.tls_cert} / key {self.config.tls_key}: {reason}"
+            ) from None
         context.set_alpn_protocols(["http/1.1"])
         return context
 
