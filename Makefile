@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test unit conformance conformance-server conformance-client wstest clean
+.PHONY: serve test lint unit conformance conformance-server conformance-client wstest clean
 
 $(STAMP): pyproject.toml setup.py rawws/core/_mask.c
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "rawws needs Python 3.11 or newer")'
@@ -19,8 +19,13 @@ $(STAMP): pyproject.toml setup.py rawws/core/_mask.c
 serve: $(STAMP)
 	$(BIN)/rawws serve $(ARGS)
 
-## test: the unit and integration tests, then the Autobahn conformance suite
-test: unit conformance
+## test: lint and types, the unit and integration tests, then the Autobahn conformance suites
+test: lint unit conformance
+
+## lint: ruff over the tree and mypy --strict over the package
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy --strict rawws
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest

@@ -6,7 +6,7 @@ Serves a page on 127.0.0.1 whose script does what a polling client and a
 WebSocket client do (``fetch('/poll?since=0', {cache: 'no-store'})`` and
 ``new WebSocket('ws://…/ticker')``), runs headless Chromium against it, and
 records every request head as it arrived on the socket. The captures go to
-``bench/captured/`` with the browser's version; ``bench/overhead.py`` replays
+``bench/captured/`` with the browser's version; ``bench/overhead/`` replays
 them byte for byte (with the target and ``Host`` adapted), so the study needs
 no browser at run time.
 

@@ -1,23 +1,16 @@
-"""Turn the harness's raw results into bench/RESULTS.md and PNG plots (matplotlib, Agg backend)."""
+"""Turn the harness's raw results into bench/RESULTS.md and PNG plots (the plots in bench/report_plots.py)."""
 
 from __future__ import annotations
 
 import importlib.metadata
-import math
 import os
 import platform
-import statistics
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-
+from bench.metrics import Metric, collect, formatted, median, metrics_for, ratio_to, server_name
 from bench.overhead.markdown import render_markdown
-from bench.servers.registry import ALL_SERVERS, IMPLS, LOOPS, REFERENCE
+from bench.report_plots import bar_plot, ratio_heatmap
+from bench.servers.registry import IMPLS, LOOPS, REFERENCE
 
 PACKAGES = ("rawws", "h11", "wsproto", "websockets", "picows", "aiofastnet", "aiohttp", "uvloop", "matplotlib")
 
@@ -61,119 +54,6 @@ def _git_state() -> str:
     return head + (" with uncommitted changes in rawws/" if dirty.strip() else "")
 
 
-@dataclass(frozen=True)
-class Metric:
-    key: str
-    label: str
-    unit: str
-    scenario: str
-    get: Callable[[dict], float | None]
-    higher_is_better: bool
-    fmt: str = "{:,.0f}"
-
-
-def _step(i: int) -> Callable[[dict], float | None]:
-    def get(r: dict) -> float | None:
-        steps = r.get("steps") or []
-        return steps[i]["per_connection_kib"] if len(steps) > i else None
-
-    return get
-
-
-def metrics_for(params: dict) -> list[Metric]:
-    steps = params.get("memory_steps", [2000, 10000])
-    e64 = f"{params['echo64_connections']} conns × {params['echo64_window']} in flight"
-    e16 = f"{params['echo16k_connections']} conns × {params['echo16k_window']} in flight"
-    out = [
-        Metric("echo64", f"echo 64 B ({e64})", "msg/s", "echo64", lambda r: r["msgs_per_s"], True),
-        Metric("echo16k", f"echo 16 KiB ({e16})", "MB/s", "echo16k", lambda r: r["MB_per_s"], True, "{:,.1f}"),
-        Metric("cpu64", "server CPU per 64 B message", "µs", "echo64", lambda r: r["server_cpu_us_per_msg"], False, "{:,.1f}"),
-        Metric("cpu16k", "server CPU per 16 KiB message", "µs", "echo16k", lambda r: r["server_cpu_us_per_msg"], False, "{:,.1f}"),
-        Metric("rtt50", "round trip p50 (64 B, 1 in flight)", "µs", "rtt", lambda r: r["p50_us"], False),
-        Metric("rtt99", "round trip p99 (64 B, 1 in flight)", "µs", "rtt", lambda r: r["p99_us"], False),
-        Metric("hs_seq", "handshakes/s, sequential", "/s", "handshakes", lambda r: r["sequential_per_s"], True),
-        Metric(
-            "hs_conc",
-            f"handshakes/s, {params['hs_concurrency']} concurrent",
-            "/s",
-            "handshakes",
-            lambda r: r["concurrent_per_s"],
-            True,
-        ),
-    ]
-    out += fanout_metrics(params)
-    for i, n in enumerate(steps):
-        out.append(Metric(f"mem{_tag(n)}", f"memory per idle connection at {n:,}", "KiB", "memory", _step(i), False, "{:,.1f}"))
-    return out
-
-
-def _tag(n: int) -> str:
-    return f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else str(n)
-
-
-def _fanout(receivers: int, phase: str, field: str) -> Callable[[dict], float | None]:
-    """One figure of one phase of the fan-out line for ``receivers`` (the client emits one line per count)."""
-
-    def get(r: dict) -> float | None:
-        return r[phase][field] if r.get("receivers") == receivers else None
-
-    return get
-
-
-def fanout_metrics(params: dict) -> list[Metric]:
-    """For each receiver count: deliveries/s and server CPU per delivery, burst and lock-step."""
-    out = []
-    # strict=False, like the .get defaults: params without the burst sizes give no fan-out metrics, not an error
-    for n, k in zip(params.get("fanout_receivers", []), params.get("fanout_burst", []), strict=False):
-        tag = _tag(n)
-        out += [
-            Metric(f"fan{tag}", f"fan-out to {n:,}, bursts of {k}", "deliveries/s", "fanout",
-                   _fanout(n, "burst", "deliveries_per_s"), True),
-            Metric(f"fan{tag}cpu", f"server CPU per delivery, fan-out to {n:,}, bursts of {k}", "µs", "fanout",
-                   _fanout(n, "burst", "server_cpu_us_per_delivery"), False, "{:,.2f}"),
-            Metric(f"fan{tag}ls", f"fan-out to {n:,}, lock-step", "deliveries/s", "fanout",
-                   _fanout(n, "lockstep", "deliveries_per_s"), True),
-            Metric(f"fan{tag}lscpu", f"server CPU per delivery, fan-out to {n:,}, lock-step", "µs", "fanout",
-                   _fanout(n, "lockstep", "server_cpu_us_per_delivery"), False, "{:,.2f}"),
-        ]
-    return out
-
-
-def collect(results: list[dict], metric: Metric) -> dict[tuple[str, int], float]:
-    """(server name, round) → value, for the runs that succeeded."""
-    out = {}
-    for r in results:
-        if r.get("scenario") == metric.scenario and r.get("ok"):
-            try:
-                value = metric.get(r)
-            except (KeyError, TypeError):
-                value = None
-            if value is not None:
-                out[(r["server"], r["round"])] = value
-    return out
-
-
-def median(values: list[float]) -> float | None:
-    return statistics.median(values) if values else None
-
-
-def ratio_to(values: dict[tuple[str, int], float], server: str, ref: str) -> list[float]:
-    """Per-round ratios server/ref, over the rounds where both ran."""
-    out = []
-    for (name, rnd), v in values.items():
-        if name == server and (ref, rnd) in values and values[(ref, rnd)]:
-            out.append(v / values[(ref, rnd)])
-    return out
-
-
-def server_name(impl: str, loop: str) -> str:
-    return impl if loop == "asyncio" else f"{impl}+uvloop"
-
-
-def _fmt(metric: Metric, v: float | None) -> str:
-    return "—" if v is None else metric.fmt.format(v)
-
-
 def tables(results: list[dict], metrics: list[Metric], servers: list[str], rounds: int) -> list[str]:
     lines: list[str] = []
     for loop in LOOPS:
@@ -198,9 +78,9 @@ def tables(results: list[dict], metrics: list[Metric], servers: list[str], round
                 if not vs:
                     cells.append("—")
                     continue
-                cell = _fmt(m, median(vs))
+                cell = formatted(m, median(vs))
                 if len(vs) > 1:
-                    cell += f" [{_fmt(m, min(vs))}–{_fmt(m, max(vs))}]"
+                    cell += f" [{formatted(m, min(vs))}–{formatted(m, max(vs))}]"
                 ratios = ratio_to(values, n, ref)
                 if ratios and n != ref:
                     cell += f" ({median(ratios):.2f}×)"
@@ -236,87 +116,6 @@ def rawws_vs_peers(results: list[dict], metrics: list[Metric], servers: list[str
 
 
 # -- plots -------------------------------------------------------------------------------
-
-COLORS = {"asyncio": "#4c72b0", "uvloop": "#dd8452"}
-
-
-def bar_plot(
-    path: Path, results: list[dict], metrics: list[Metric], title: str, *, cols: int | None = None, log: frozenset[str] = frozenset()
-) -> None:
-    """One panel per metric, ``cols`` panels a row (default: all in one row); metrics named in ``log`` on a log scale."""
-    cols = cols or len(metrics)
-    rows = -(-len(metrics) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 4.0 * rows), squeeze=False)
-    for ax in axes.flat[len(metrics):]:
-        ax.set_visible(False)
-    for ax, m in zip(axes.flat, metrics, strict=False):  # the grid may have more cells than metrics (hidden above)
-        values = collect(results, m)
-        width = 0.38
-        for j, loop in enumerate(LOOPS):
-            xs, ys, lo, hi = [], [], [], []
-            for i, impl in enumerate(IMPLS):
-                vs = [v for (s, _), v in values.items() if s == server_name(impl, loop)]
-                if not vs:
-                    continue
-                med = median(vs)
-                xs.append(i + (j - 0.5) * width)
-                ys.append(med)
-                lo.append(med - min(vs))
-                hi.append(max(vs) - med)
-            if xs:
-                ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, label=loop, color=COLORS[loop])
-        ax.set_xticks(range(len(IMPLS)))
-        ax.set_xticklabels(IMPLS, rotation=20)
-        scale = ", log scale" if m.key in log else ""
-        if m.key in log and values:
-            ax.set_yscale("log")  # bars start at the decade below the smallest value, so heights compare as ratios
-            ax.set_ylim(bottom=10 ** math.floor(math.log10(min(values.values()) / 2)))
-        ax.set_title(f"{m.label}\n{m.unit} ({'higher' if m.higher_is_better else 'lower'} is better{scale})", fontsize=9)
-        ax.grid(axis="y", alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8)
-    fig.suptitle(title + " — bars: median over rounds, whiskers: min–max", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def ratio_heatmap(path: Path, results: list[dict], metrics: list[Metric], servers: list[str]) -> None:
-    rows = [s.name for s in ALL_SERVERS if s.name in servers]
-    data = []
-    labels = []
-    for name in rows:
-        loop = "uvloop" if name.endswith("+uvloop") else "asyncio"
-        ref = server_name(REFERENCE, loop)
-        row, lab = [], []
-        for m in metrics:
-            ratios = ratio_to(collect(results, m), name, ref)
-            r = median(ratios) if ratios else None
-            if r is None or r <= 0:
-                row.append(float("nan"))
-                lab.append("—")
-            else:
-                good = math.log2(r) if m.higher_is_better else -math.log2(r)
-                row.append(good)
-                lab.append(f"{r:.2f}")
-        data.append(row)
-        labels.append(lab)
-    fig, ax = plt.subplots(figsize=(1.15 * len(metrics) + 2.5, 0.45 * len(rows) + 1.8))
-    ax.imshow(data, cmap="RdYlGn", vmin=-2, vmax=2, aspect="auto")
-    ax.set_xticks(range(len(metrics)))
-    ax.set_xticklabels([f"{m.key} {'↑' if m.higher_is_better else '↓'}" for m in metrics], rotation=30, ha="right", fontsize=8)
-    ax.set_yticks(range(len(rows)))
-    ax.set_yticklabels(rows, fontsize=8)
-    for i, lab in enumerate(labels):
-        for j, text in enumerate(lab):
-            ax.text(j, i, text, ha="center", va="center", fontsize=7)
-    ax.set_title("median per-round ratio to websockets on the same loop (green: better than websockets)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-# -- the report --------------------------------------------------------------------------
 
 
 def flags(results: list[dict]) -> list[str]:

@@ -10,6 +10,7 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from rawws.core.deflate import DEFAULT_MEMORY_LEVEL, DEFAULT_WINDOW_BITS, SHARED, compression_mode
 
@@ -24,14 +25,30 @@ DEFAULT_MAX_BODY_BYTES = 64 * KiB  # plain HTTP request bodies; more earns 413
 DEFAULT_HANDSHAKE_TIMEOUT_S = 10.0  # a whole request must arrive within this
 DEFAULT_KEEPALIVE_IDLE_S = 30.0  # idle HTTP keep-alive connections are closed
 DEFAULT_PING_INTERVAL_S = 20.0  # WebSocket keepalive ping period (0 disables)
-DEFAULT_PING_TIMEOUT_S = 20.0  # no pong within this: the peer is dead (1011)
+DEFAULT_PING_TIMEOUT_S = 20.0  # no pong within this: the peer is dead (TCP dropped, 1006 in the log)
 DEFAULT_CLOSE_TIMEOUT_S = 10.0  # wait this long for the peer's close frame
 DEFAULT_SHUTDOWN_TIMEOUT_S = 5.0  # graceful shutdown waits this long for closes
 DEFAULT_OUTBOX_MAX_BYTES = 4 * MiB  # queued, not yet written, per connection
 DEFAULT_OUTBOX_MAX_MESSAGES = 4096  # queued messages per connection
 DEFAULT_WRITE_HIGH_WATER_BYTES = 64 * KiB  # transport buffer that counts as "full"
+
+# Accounts and tokens
 DEFAULT_ACCESS_TTL_S = 15 * 60.0  # access tokens from /auth/login
 DEFAULT_TICKET_TTL_S = 30.0  # single-use tickets from /auth/ticket
+DEFAULT_JWT_LEEWAY_S = 5.0  # clock skew allowed on exp, nbf and iat
+DEFAULT_JWT_ISSUER = "rawws"
+DEFAULT_JWT_AUDIENCE = "rawws"
+# RFC 9106 §4 "second recommended option" (64 MiB, 3 passes, 4 lanes): argon2-cffi's default.
+DEFAULT_ARGON2_TIME_COST = 3
+DEFAULT_ARGON2_MEMORY_KIB = 64 * KiB
+DEFAULT_ARGON2_PARALLELISM = 4
+DEFAULT_LOGINS_PER_MINUTE_PER_USER = 10  # a burst of this many, refilled over a minute
+DEFAULT_LOGINS_PER_MINUTE_PER_ADDRESS = 30
+
+# Several nodes
+DEFAULT_BUS_HEARTBEAT_S = 1.0  # each node announces its rooms' newest ids this often (finds lost tails)
+DEFAULT_BUS_TIMEOUT_S = 1.0  # any one call to the bus; a stalled Redis costs at most this
+DEFAULT_PRESENCE_TTL_S = 5.0  # a node not heard from this long is dead: its users leave (+ one heartbeat)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,18 +82,23 @@ class ServerConfig:
     data_dir: str = "rawws-data"  # SQLite file and the generated JWT secret live here
     db_url: str | None = None  # None: SQLite in data_dir; or postgresql+asyncpg://…
     jwt_secret: str | None = field(default=None, repr=False)  # None: generated once, kept in data_dir
-    jwt_issuer: str = "rawws"
-    jwt_audience: str = "rawws"
+    jwt_issuer: str = DEFAULT_JWT_ISSUER
+    jwt_audience: str = DEFAULT_JWT_AUDIENCE
     jwt_public_key: str | None = None  # PEM file of an outside identity provider
     jwt_public_algorithm: str = "RS256"
     access_ttl_s: float = DEFAULT_ACCESS_TTL_S
     ticket_ttl_s: float = DEFAULT_TICKET_TTL_S
     allowed_origins: tuple[str, ...] = ()  # besides the server's own origin
-    argon2_time_cost: int = 3
-    argon2_memory_kib: int = 64 * KiB
-    argon2_parallelism: int = 4
-    logins_per_minute_per_user: int = 10
-    logins_per_minute_per_address: int = 30
+    argon2_time_cost: int = DEFAULT_ARGON2_TIME_COST
+    argon2_memory_kib: int = DEFAULT_ARGON2_MEMORY_KIB
+    argon2_parallelism: int = DEFAULT_ARGON2_PARALLELISM
+    logins_per_minute_per_user: int = DEFAULT_LOGINS_PER_MINUTE_PER_USER
+    logins_per_minute_per_address: int = DEFAULT_LOGINS_PER_MINUTE_PER_ADDRESS
+    # Several nodes
+    bus_url: str | None = field(default=None, repr=False)  # None: one node; or redis://host:port/db
+    bus_heartbeat_s: float = DEFAULT_BUS_HEARTBEAT_S
+    bus_timeout_s: float = DEFAULT_BUS_TIMEOUT_S
+    presence_ttl_s: float = DEFAULT_PRESENCE_TTL_S
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "compression", compression_mode(self.compression))
@@ -95,7 +117,8 @@ class ServerConfig:
 
     def replace(self, **changes: object) -> ServerConfig:
         """A copy with ``changes`` applied; ``None`` values leave a field alone."""
-        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+        kept: dict[str, Any] = {k: v for k, v in changes.items() if v is not None}
+        return dataclasses.replace(self, **kept)
 
 
 ENV_PREFIX = "RAWWS_"
@@ -120,7 +143,7 @@ def from_env(environ: Mapping[str, str] | None = None, base: ServerConfig | None
     """Apply ``RAWWS_<FIELD>`` variables (e.g. ``RAWWS_PORT=9000``) over ``base``."""
     environ = os.environ if environ is None else environ
     config = base or ServerConfig()
-    changes: dict[str, object] = {}
+    changes: dict[str, Any] = {}  # values converted to each field's own type by _convert
     for setting in dataclasses.fields(ServerConfig):
         raw = environ.get(ENV_PREFIX + setting.name.upper())
         if raw is None:

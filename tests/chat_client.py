@@ -12,68 +12,52 @@ import asyncio
 import contextlib
 import json
 import socket
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from rawws.chat import protocol as chat
+from rawws.chat.protocol import MAX_ID, MAX_REF_CHARS, MAX_TEXT_CHARS
+from rawws.chat.service import ChatHandler
 from rawws.server.server import Server
-from tests.helpers import masked_frame, parse_http_response, random_key, read_until_eof
+from tests.helpers import (
+    TIMEOUT_S,
+    access_token,
+    http,
+    masked_frame,
+    random_key,
+    registered_token,
+)
 
-TIMEOUT_S = 10.0  # the longest any single wait may take before the test fails instead of hanging
 PASSWORD = "correct horse battery"
 
 Frame = dict[str, Any]
 
 
-# -- plain HTTP ------------------------------------------------------------------------
-
-
-async def http_request(
-    port: int, method: str, path: str, body: object | None = None, headers: dict[str, str] | None = None
-) -> tuple[int, Any]:
-    """One request on its own connection: (status, parsed JSON body or None)."""
-    payload = b"" if body is None else json.dumps(body).encode("utf-8")
-    head = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Connection: close"]
-    if body is not None:
-        head.append("Content-Type: application/json")
-    head.append(f"Content-Length: {len(payload)}")
-    head.extend(f"{name}: {value}" for name, value in (headers or {}).items())
-    reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), TIMEOUT_S)
-    try:
-        writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + payload)
-        data, closed = await read_until_eof(reader, TIMEOUT_S)
-        assert closed, f"{method} {path}: no complete answer within {TIMEOUT_S}s"
-    finally:
-        writer.close()
-        with contextlib.suppress(ConnectionError, OSError, TimeoutError):
-            await asyncio.wait_for(writer.wait_closed(), TIMEOUT_S)
-    status, _, content, _ = parse_http_response(data)
-    return status, (json.loads(content) if content else None)
-
-
-async def register(port: int, username: str, password: str = PASSWORD) -> None:
-    status, body = await http_request(port, "POST", "/auth/register", {"username": username, "password": password})
-    assert status == 201, f"register {username}: {status} {body}"
-
-
-async def login(port: int, username: str, password: str = PASSWORD) -> str:
-    status, body = await http_request(port, "POST", "/auth/login", {"username": username, "password": password})
-    assert status == 200, f"login {username}: {status} {body}"
-    return body["access_token"]
+# -- accounts and health, over the shared HTTP client ------------------------------------
 
 
 async def new_user(port: int, username: str) -> str:
     """Register ``username`` and log in: its access token."""
-    await register(port, username)
-    return await login(port, username)
+    return await registered_token(port, username, PASSWORD)
+
+
+async def login(port: int, username: str, password: str = PASSWORD) -> str:
+    return await access_token(port, username, password)
+
+
+async def new_users(server: Server, *names: str) -> dict[str, str]:
+    """Register every one of ``names`` at once: name → access token."""
+    tokens = await asyncio.gather(*(new_user(server.port, name) for name in names))
+    return dict(zip(names, tokens, strict=True))
 
 
 async def healthz(port: int) -> dict:
-    status, body = await http_request(port, "GET", "/healthz")
-    assert status == 200
-    return body
+    reply = await http(port, "GET", "/healthz")
+    assert reply.status == 200
+    return reply.json
 
 
 # -- the chat client -----------------------------------------------------------------
@@ -266,6 +250,23 @@ async def connect_chat(
     return client
 
 
+@contextlib.asynccontextmanager
+async def chatting(server: Server, *names: str, **options: Any) -> AsyncIterator[list[ChatClient]]:
+    """Register each of ``names`` once, connect a client for each name in that order, close them all at the end.
+
+    A name given twice is one user with two connections (two tabs). ``options``
+    go to every ``connect_chat``.
+    """
+    tokens = await new_users(server, *dict.fromkeys(names))
+    clients: list[ChatClient] = []
+    try:
+        for name in names:
+            clients.append(await connect_chat(server, tokens[name], name, **options))
+        yield clients
+    finally:
+        await close_quietly(*clients)
+
+
 # -- a raw socket that never reads -----------------------------------------------------
 
 
@@ -382,16 +383,79 @@ def parse_server_frames(data: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
     return frames, data[at:]
 
 
+def chat_handler(server: Server) -> ChatHandler:
+    """The server's ``/ws`` handler: the chat service itself."""
+    handler = server.endpoints["/ws"].handler
+    assert isinstance(handler, ChatHandler)
+    return handler
+
+
 async def close_quietly(*clients: ChatClient) -> None:
     await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
 
 
-async def wait_for_condition(predicate: Callable[[], Any], *, timeout: float = TIMEOUT_S, what: str = "") -> Any:
-    """Poll ``predicate`` (a server-side condition) until it is truthy, bounded by ``timeout``."""
-    try:
-        async with asyncio.timeout(timeout):
-            while not (result := predicate()):
-                await asyncio.sleep(0.01)
-            return result
-    except TimeoutError:
-        raise AssertionError(f"{what or predicate} not reached within {timeout}s") from None
+
+
+# -- the malformed-frame corpus (the protocol's unit tests, and a live server in test_chat) -------------
+
+
+def chat_frame(**fields: object) -> str:
+    """A client frame's text: ``fields`` as one JSON object."""
+    return json.dumps(fields)
+
+
+# (name, the frame, its exact error code, the ref echoed)
+BAD_CASES: list[tuple[str, str | bytes, str, str | None]] = [
+    ("invalid json", "{not json", chat.BAD_JSON, None),
+    ("truncated json", '{"type": "say", "room": "lobby"', chat.BAD_JSON, None),
+    ("empty frame", "", chat.BAD_JSON, None),
+    ("json array", "[1, 2, 3]", chat.BAD_JSON, None),
+    ("json string", '"say hi"', chat.BAD_JSON, None),
+    ("json number", "42", chat.BAD_JSON, None),
+    ("json null", "null", chat.BAD_JSON, None),
+    ("NaN", "NaN", chat.BAD_JSON, None),
+    ("integer of 5000 digits", '{"type":"join","room":"lobby","since":1' + "0" * 5000 + "}", chat.BAD_JSON, None),
+    ("nesting too deep", "[" * 100_000 + "]" * 100_000, chat.BAD_JSON, None),
+    ("binary frame", b'{"type":"say","room":"lobby","text":"hi"}', chat.BINARY, None),
+    ("unknown type", chat_frame(type="dance", room="lobby", ref="r1"), chat.BAD_TYPE, "r1"),
+    ("type of another case", chat_frame(type="SAY", room="lobby", text="hi", ref="r2"), chat.BAD_TYPE, "r2"),
+    ("missing type", chat_frame(room="lobby", text="hi", ref="r3"), chat.BAD_TYPE, "r3"),
+    ("type not a string", chat_frame(type=5, room="lobby"), chat.BAD_TYPE, None),
+    ("type null", chat_frame(type=None, room="lobby"), chat.BAD_TYPE, None),
+    ("missing room", chat_frame(type="join", ref="r4"), chat.BAD_ROOM, "r4"),
+    ("room null", chat_frame(type="say", room=None, text="hi"), chat.BAD_ROOM, None),
+    ("room not a string", chat_frame(type="join", room=7), chat.BAD_ROOM, None),
+    ("room uppercase", chat_frame(type="say", room="Lobby", text="hi", ref="r5"), chat.BAD_ROOM, "r5"),
+    ("room too long", chat_frame(type="join", room="a" * 33), chat.BAD_ROOM, None),
+    ("room with a space", chat_frame(type="join", room="the lobby"), chat.BAD_ROOM, None),
+    ("room empty", chat_frame(type="leave", room=""), chat.BAD_ROOM, None),
+    ("room starting with -", chat_frame(type="join", room="-lobby"), chat.BAD_ROOM, None),
+    ("room with a slash", chat_frame(type="history", room="a/b"), chat.BAD_ROOM, None),
+    ("room with a newline", chat_frame(type="join", room="lobby\n"), chat.BAD_ROOM, None),
+    ("room non-ascii", chat_frame(type="who", room="lobbý"), chat.BAD_ROOM, None),
+    ("missing text", chat_frame(type="say", room="lobby", ref="r6"), chat.BAD_FIELD, "r6"),
+    ("text null", chat_frame(type="say", room="lobby", text=None), chat.BAD_FIELD, None),
+    ("text not a string", chat_frame(type="say", room="lobby", text=123, ref="r7"), chat.BAD_FIELD, "r7"),
+    ("text a list", chat_frame(type="say", room="lobby", text=["hi"]), chat.BAD_FIELD, None),
+    ("empty text", chat_frame(type="say", room="lobby", text=""), chat.BAD_FIELD, None),
+    ("whitespace text", chat_frame(type="say", room="lobby", text=" \t\n\u3000 ", ref="r8"), chat.BAD_FIELD, "r8"),
+    ("text too long", chat_frame(type="say", room="lobby", text="x" * (MAX_TEXT_CHARS + 1), ref="r9"), chat.TOO_LONG, "r9"),
+    ("text with NUL", chat_frame(type="say", room="lobby", text="a\x00b", ref="r10"), chat.BAD_FIELD, "r10"),
+    ("text with a lone surrogate", '{"type":"say","room":"lobby","text":"a\\ud800b","ref":"r11"}', chat.BAD_FIELD, "r11"),
+    ("ref not a string", chat_frame(type="say", room="lobby", text="hi", ref=5), chat.BAD_FIELD, None),
+    ("ref a list", chat_frame(type="say", room="lobby", text="hi", ref=["a"]), chat.BAD_FIELD, None),
+    ("ref too long", chat_frame(type="say", room="lobby", text="hi", ref="r" * (MAX_REF_CHARS + 1)), chat.BAD_FIELD, None),
+    ("ref with a lone surrogate", '{"type":"say","room":"lobby","text":"hi","ref":"\\udfff"}', chat.BAD_FIELD, None),
+    ("since negative", chat_frame(type="join", room="lobby", since=-1, ref="r12"), chat.BAD_FIELD, "r12"),
+    ("since a string", chat_frame(type="join", room="lobby", since="3"), chat.BAD_FIELD, None),
+    ("since a bool", chat_frame(type="join", room="lobby", since=True), chat.BAD_FIELD, None),
+    ("since a float", chat_frame(type="join", room="lobby", since=1.5), chat.BAD_FIELD, None),
+    ("since an integral float", chat_frame(type="join", room="lobby", since=3.0), chat.BAD_FIELD, None),
+    ("since beyond BIGINT", chat_frame(type="join", room="lobby", since=MAX_ID + 1), chat.BAD_FIELD, None),
+    ("limit 0", chat_frame(type="history", room="lobby", limit=0), chat.BAD_FIELD, None),
+    ("limit negative", chat_frame(type="history", room="lobby", limit=-5), chat.BAD_FIELD, None),
+    ("limit a string", chat_frame(type="history", room="lobby", limit="10"), chat.BAD_FIELD, None),
+    ("before 0", chat_frame(type="history", room="lobby", before=0, ref="r13"), chat.BAD_FIELD, "r13"),
+    ("before a bool", chat_frame(type="history", room="lobby", before=False), chat.BAD_FIELD, None),
+    ("before beyond BIGINT", chat_frame(type="history", room="lobby", before=10**30), chat.BAD_FIELD, None),
+]

@@ -1,4 +1,4 @@
-"""Shared fixtures: a real rawws server on a free loopback port, per test."""
+"""Shared fixtures: a real rawws server on a free loopback port, per test; the database to run it on."""
 
 from __future__ import annotations
 
@@ -10,6 +10,11 @@ import pytest
 from rawws.config import ServerConfig
 from rawws.server.app import setup_app
 from rawws.server.server import Server
+
+# the PostgreSQL fixtures, found by pytest under these names here (the aliases mark them re-exported)
+from tests.postgres import postgres_cluster as postgres_cluster
+from tests.postgres import postgres_url as postgres_url
+from tests.redis_server import redis_server as redis_server
 
 StartServer = Callable[..., Awaitable[Server]]
 
@@ -47,4 +52,11 @@ async def start_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterato
 @pytest.fixture
 async def echo_server(start_server: StartServer) -> Server:
     return await start_server()
-from tests.postgres import postgres_cluster, postgres_url  # noqa: E402, F401
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest) -> str | None:
+    """``None`` (SQLite in the server's data dir) or a fresh PostgreSQL database: a test taking it runs on both."""
+    if request.param == "sqlite":
+        return None
+    return request.getfixturevalue("postgres_url")

@@ -1,11 +1,29 @@
-"""Small helpers for tests that speak raw bytes to a server."""
+"""What the tests share: raw bytes for a server, one small HTTP client, the account flow, built JWTs.
+
+Every test module takes these from here; no test module imports another.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import functools
+import hashlib
+import hmac
+import json
 import os
+import socket
 import struct
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from rawws.accounts.tokens import ACCESS, MAX_TOKEN_BYTES, TICKET
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 §1.3's sample key
 ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="  # and its accept value
@@ -80,10 +98,7 @@ def close_code(payload: bytes) -> int:
     return struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
 
 
-# -- added for the integration and hostile-request suites ----------------------
-
-import socket  # noqa: E402
-import zlib  # noqa: E402
+# -- compressed messages, whole responses --------------------------------------
 
 DEFLATE_TAIL = b"\x00\x00\xff\xff"  # RFC 7692 §7.2.1: stripped by the sender, added back to inflate
 
@@ -157,3 +172,268 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+# -- one small HTTP client --------------------------------------------------------
+
+TIMEOUT_S = 10.0  # the longest any single exchange may take before the test fails instead of hanging
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def json(self) -> dict:
+        return json.loads(self.body)
+
+    @property
+    def error(self) -> str:
+        """The message of rawws's error body ``{"error": {"status", "message"}}``."""
+        payload = self.json
+        assert payload["error"]["status"] == self.status
+        return payload["error"]["message"]
+
+
+async def http(
+    port: int,
+    method: str,
+    path: str,
+    payload: object = None,
+    *,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = TIMEOUT_S,
+) -> Reply:
+    """One request on its own connection (``Connection: close``), read until the server closes it.
+
+    JSON ``payload`` unless raw ``body`` is given; ``headers`` are added last
+    and may replace the defaults. ``Content-Length`` goes with every body
+    unless a ``Transfer-Encoding`` header is given.
+    """
+    all_headers = {"Host": f"127.0.0.1:{port}", "Connection": "close"}
+    if body is None and payload is not None:
+        body = json.dumps(payload).encode("utf-8")
+        all_headers["Content-Type"] = "application/json"
+    all_headers.update(headers or {})
+    if body is not None and "Transfer-Encoding" not in all_headers:
+        all_headers["Content-Length"] = str(len(body))
+    head = f"{method} {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in all_headers.items()) + "\r\n"
+    reader, writer = await asyncio.wait_for(open_raw(port), timeout)
+    try:
+        writer.write(head.encode("latin-1") + (body or b""))
+        data, closed = await read_until_eof(reader, timeout)
+        assert closed, f"{method} {path}: no complete answer within {timeout}s"
+    finally:
+        await close_writer(writer, timeout)
+    status, response_headers, content, _ = parse_http_response(data)
+    if method != "HEAD":
+        expected = int(response_headers.get("content-length", "0"))
+        assert len(content) == expected, f"{method} {path}: {len(content)} of {expected} body bytes"
+    return Reply(status, response_headers, content)
+
+
+async def close_writer(writer: asyncio.StreamWriter, timeout: float = TIMEOUT_S) -> None:
+    """Close our side and wait, bounded, until the connection is gone (a peer that already left is fine)."""
+    writer.close()
+    with contextlib.suppress(ConnectionError, OSError, TimeoutError):
+        await asyncio.wait_for(writer.wait_closed(), timeout)
+
+
+async def wait_for_condition(predicate: Callable[[], Any], *, timeout: float = TIMEOUT_S, what: str = "") -> Any:
+    """Poll ``predicate`` (a server-side condition) until it is truthy, bounded by ``timeout``."""
+    try:
+        async with asyncio.timeout(timeout):
+            while not (result := predicate()):
+                await asyncio.sleep(0.01)
+            return result
+    except TimeoutError:
+        raise AssertionError(f"{what or predicate} not reached within {timeout}s") from None
+
+
+# -- the account flow over that client ---------------------------------------------
+
+PASSWORD = "Tr0ub4dor&3-horse"
+
+
+async def register(port: int, username: str, password: str = PASSWORD) -> Reply:
+    return await http(port, "POST", "/auth/register", {"username": username, "password": password})
+
+
+async def login(port: int, username: str, password: str = PASSWORD) -> Reply:
+    return await http(port, "POST", "/auth/login", {"username": username, "password": password})
+
+
+async def ticket(port: int, access_token: str) -> Reply:
+    return await http(port, "POST", "/auth/ticket", headers={"Authorization": f"Bearer {access_token}"})
+
+
+async def access_token(port: int, username: str, password: str = PASSWORD) -> str:
+    """Log in: the access token (the login must succeed)."""
+    reply = await login(port, username, password)
+    assert reply.status == 200, f"login {username}: {reply.status} {reply.body!r}"
+    return reply.json["access_token"]
+
+
+async def registered_token(port: int, username: str = "Ada", password: str = PASSWORD) -> str:
+    """Register ``username`` and log in: the access token."""
+    reply = await register(port, username, password)
+    assert reply.status == 201, f"register {username}: {reply.status} {reply.body!r}"
+    return await access_token(port, username, password)
+
+
+# -- JWTs built by hand, and the attack corpus every verifier must refuse -----------
+
+SECRET_TEXT = "rawws-test-secret-0123456789abcdef"  # >= 32 bytes, as TokenSettings insists
+SECRET = SECRET_TEXT.encode("utf-8")
+OTHER_SECRET = b"an-entirely-different-secret-0123456789"
+ISSUER = "rawws"
+AUDIENCE = "rawws"
+NOW = 1_700_000_000.0  # the fake clock's start: far from the real time on purpose
+
+
+def b64url(data: bytes) -> str:
+    """RFC 7515 §2: base64url without padding."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def segment(value: object) -> str:
+    return b64url(json.dumps(value, separators=(",", ":")).encode("utf-8"))
+
+
+def sign_hmac(header: dict, payload: dict, key: bytes, digest=hashlib.sha256) -> str:
+    """A JWS in compact form (RFC 7515 §7.1) signed with HMAC by hand, whatever the key looks like.
+
+    PyJWT would refuse a PEM as an HMAC key; an attacker's tooling would not.
+    """
+    signing_input = f"{segment(header)}.{segment(payload)}"
+    signature = hmac.new(key, signing_input.encode("ascii"), digest).digest()
+    return f"{signing_input}.{b64url(signature)}"
+
+
+def unsigned(payload: dict, alg: str = "none") -> str:
+    """RFC 7519 §6.1's unsecured JWT: empty signature."""
+    return f"{segment({'alg': alg, 'typ': 'JWT'})}.{segment(payload)}."
+
+
+def claims(now: float = NOW, **overrides: object) -> dict:
+    """The claims rawws issues; an override of ``None`` removes that claim."""
+    base: dict[str, object] = {
+        "sub": "ada",
+        "iat": int(now),
+        "exp": int(now) + 600,
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "jti": "jti-0123456789",
+        "typ": ACCESS,
+    }
+    base.update(overrides)
+    return {key: value for key, value in base.items() if value is not None}
+
+
+def hs256(payload: dict, key: bytes = SECRET) -> str:
+    return sign_hmac({"alg": "HS256", "typ": "JWT"}, payload, key)
+
+
+@functools.cache
+def rsa_private_pem() -> bytes:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+@functools.cache
+def rsa_public_pem() -> bytes:
+    key = serialization.load_pem_private_key(rsa_private_pem(), password=None)
+    return key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+@dataclass(frozen=True)
+class Attack:
+    name: str
+    token: str
+    kind: str = ACCESS  # what it is presented as: an access token (``?token=``) or a ticket (``?ticket=``)
+
+
+def attack_corpus(secret: bytes, public_pem: bytes, now: float) -> list[Attack]:
+    """Tokens a server with HS256 ``secret`` and RS256 ``public_pem`` configured must refuse at time ``now``.
+
+    Each would be accepted if one check were missing (or names a parser-level
+    failure that must still end as a 401, never a 500).
+    """
+    valid = hs256(claims(now), secret)
+    header, payload, signature = valid.split(".")
+    tampered_payload = segment(claims(now, sub="admin"))
+    flipped = ("A" if signature[0] != "A" else "B") + signature[1:]
+    attacks = [
+        # RFC 8725 §2.1 / §3.1: the algorithm comes from us, never from the token.
+        Attack("alg-none", unsigned(claims(now))),
+        Attack("alg-None-mixed-case", unsigned(claims(now), alg="None")),
+        Attack("alg-none-with-signature", unsigned(claims(now)) + signature),
+        Attack(
+            "alg-confusion-hs256-with-rs-public-key",
+            sign_hmac({"alg": "HS256", "typ": "JWT"}, claims(now), public_pem),
+        ),
+        Attack(
+            "alg-confusion-hs256-with-rs-public-key-claiming-rs256",
+            sign_hmac({"alg": "RS256", "typ": "JWT"}, claims(now), public_pem),
+        ),
+        Attack("alg-hs512", sign_hmac({"alg": "HS512", "typ": "JWT"}, claims(now), secret, hashlib.sha512)),
+        Attack("alg-hs384", sign_hmac({"alg": "HS384", "typ": "JWT"}, claims(now), secret, hashlib.sha384)),
+        Attack("alg-missing", sign_hmac({"typ": "JWT"}, claims(now), secret)),
+        # RFC 7519 §4.1: time claims, with only a small leeway.
+        Attack("expired", hs256(claims(now, iat=int(now) - 3600, exp=int(now) - 60), secret)),
+        Attack("nbf-in-future", hs256(claims(now, nbf=int(now) + 600), secret)),
+        Attack("iat-in-future", hs256(claims(now, iat=int(now) + 600, exp=int(now) + 1200), secret)),
+        # RFC 8725 §3.9 / §3.10: audience and issuer are checked.
+        Attack("wrong-aud", hs256(claims(now, aud="someone-else"), secret)),
+        Attack("wrong-aud-list", hs256(claims(now, aud=["someone-else", "another"]), secret)),
+        Attack("wrong-iss", hs256(claims(now, iss="https://evil.example"), secret)),
+        # Signatures.
+        Attack("bad-signature", f"{header}.{payload}.{flipped}"),
+        Attack("tampered-payload", f"{header}.{tampered_payload}.{signature}"),
+        Attack("empty-signature", f"{header}.{payload}."),
+        Attack("signed-with-another-secret", hs256(claims(now), OTHER_SECRET)),
+        Attack("truncated", valid[:-12]),
+        Attack("two-segments", f"{header}.{payload}"),
+        # RFC 8725 §3.11 would have us bound what we parse: 8 KiB at most.
+        Attack("over-8-KiB", hs256(claims(now, pad="x" * MAX_TOKEN_BYTES), secret)),
+        # Required claims.
+        Attack("missing-sub", hs256(claims(now, sub=None), secret)),
+        Attack("missing-exp", hs256(claims(now, exp=None), secret)),
+        Attack("missing-iat", hs256(claims(now, iat=None), secret)),
+        Attack("missing-iss", hs256(claims(now, iss=None), secret)),
+        Attack("missing-aud", hs256(claims(now, aud=None), secret)),
+        Attack("empty-sub", hs256(claims(now, sub=""), secret)),
+        Attack("non-string-sub", hs256(claims(now, sub=42), secret)),
+        # RFC 7519 §2: a NumericDate is a finite JSON number (Python's json reads NaN and Infinity too).
+        Attack("exp-string", hs256(claims(now, exp="never"), secret)),
+        Attack("exp-true", hs256(claims(now, exp=True), secret)),
+        Attack("exp-nan", hs256(claims(now, exp=float("nan")), secret)),
+        Attack("exp-infinity", hs256(claims(now, exp=float("inf")), secret)),
+        Attack("exp-huge-integer", hs256(claims(now, exp=10**400), secret)),
+        Attack("iat-nan", hs256(claims(now, iat=float("nan")), secret)),
+        Attack("nbf-nan", hs256(claims(now, nbf=float("nan")), secret)),
+        Attack("nbf-null", hs256(claims(now, nbf=[]), secret)),
+        # RFC 8725 §3.11 / §2.8: one kind of token must not stand in for another.
+        Attack("access-token-as-ticket", hs256(claims(now), secret), kind=TICKET),
+        Attack("ticket-as-access-token", hs256(claims(now, typ=TICKET, exp=int(now) + 30), secret)),
+        Attack("ticket-without-jti", hs256(claims(now, typ=TICKET, jti=None, exp=int(now) + 30), secret), kind=TICKET),
+        # Garbage.
+        Attack("empty-string", ""),
+        Attack("garbage-word", "garbage"),
+        Attack("garbage-dots", "...."),
+        Attack("garbage-abc", "a.b.c"),
+        Attack("garbage-header-not-json", f"{b64url(b'not json')}.{payload}.{signature}"),
+        Attack("garbage-header-json-list", f"{segment(['HS256'])}.{payload}.{signature}"),
+        Attack("garbage-payload-not-json", f"{header}.{b64url(b'not json')}.{signature}"),
+        Attack("garbage-payload-json-list", hs256([1, 2, 3], secret)),  # type: ignore[arg-type]
+        Attack("garbage-non-base64", "!!!!.????.****"),
+        Attack("garbage-bearer-prefix", "Bearer " + valid),
+    ]
+    names = [attack.name for attack in attacks]
+    assert len(names) == len(set(names))
+    return attacks

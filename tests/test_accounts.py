@@ -12,7 +12,6 @@ import json
 import logging
 import traceback
 from collections.abc import Iterator
-from dataclasses import dataclass
 from urllib.parse import quote
 
 import jwt
@@ -20,91 +19,25 @@ import pytest
 
 from rawws.server.server import Server
 from tests.conftest import StartServer
-from tests.helpers import masked_frame, open_raw, read_frame, read_http_head, upgrade_request
+from tests.helpers import (
+    PASSWORD,
+    TIMEOUT_S,
+    http,
+    login,
+    masked_frame,
+    open_raw,
+    read_frame,
+    read_http_head,
+    register,
+    registered_token,
+    ticket,
+    upgrade_request,
+)
 
-TIMEOUT_S = 10.0  # the longest any single exchange may take before the test fails instead of hanging
-PASSWORD = "Tr0ub4dor&3-horse"
 TEXT, CLOSE = 0x1, 0x8
 
 
-# -- a tiny HTTP client ----------------------------------------------------------
-
-
-@dataclass
-class Reply:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    @property
-    def json(self) -> dict:
-        return json.loads(self.body)
-
-    @property
-    def error(self) -> str:
-        """The message of rawws's error body ``{"error": {"status", "message"}}``."""
-        payload = self.json
-        assert payload["error"]["status"] == self.status
-        return payload["error"]["message"]
-
-
-async def http(
-    port: int,
-    method: str,
-    path: str,
-    payload: object = None,
-    *,
-    body: bytes | None = None,
-    headers: dict[str, str] | None = None,
-) -> Reply:
-    """One request on a fresh connection (``Connection: close``); JSON ``payload`` unless ``body`` is given."""
-    all_headers = {"Host": f"127.0.0.1:{port}", "Connection": "close"}
-    if body is None and payload is not None:
-        body = json.dumps(payload).encode("utf-8")
-        all_headers["Content-Type"] = "application/json"
-    all_headers.update(headers or {})
-    if body is not None and "Transfer-Encoding" not in all_headers:
-        all_headers["Content-Length"] = str(len(body))
-    head = f"{method} {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in all_headers.items()) + "\r\n"
-    reader, writer = await open_raw(port)
-    try:
-        writer.write(head.encode("latin-1") + (body or b""))
-        await writer.drain()
-        status, response_headers, response_body = await read_http_head(reader, TIMEOUT_S)
-        return Reply(status, response_headers, response_body)
-    finally:
-        writer.close()
-
-
-async def register(port: int, username: str, password: str = PASSWORD) -> Reply:
-    return await http(port, "POST", "/auth/register", {"username": username, "password": password})
-
-
-async def login(port: int, username: str, password: str = PASSWORD) -> Reply:
-    return await http(port, "POST", "/auth/login", {"username": username, "password": password})
-
-
-async def ticket(port: int, access_token: str) -> Reply:
-    return await http(port, "POST", "/auth/ticket", headers={"Authorization": f"Bearer {access_token}"})
-
-
-async def registered_token(port: int, username: str = "Ada", password: str = PASSWORD) -> str:
-    """Register ``username`` and log in: the access token."""
-    assert (await register(port, username, password)).status == 201
-    reply = await login(port, username, password)
-    assert reply.status == 200, reply.body
-    return reply.json["access_token"]
-
-
 # -- servers on either database --------------------------------------------------
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest) -> str | None:
-    """``None`` (SQLite in the server's data dir) or a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        return None
-    return request.getfixturevalue("postgres_url")
 
 
 @pytest.fixture

@@ -1,18 +1,13 @@
 """Unit tests for ``rawws.accounts.tokens`` (no I/O, a fake clock): JWTs verified the way RFC 8725 asks.
 
-The attack corpus built here is reused by ``test_ws_auth.py``, which presents
-every one of these tokens to a real server and expects a 401 before any 101.
+The attack corpus (built in ``tests/helpers.py``) is also presented by
+``test_ws_auth.py``, token by token, to a real server, which must answer 401 before any 101.
 """
 
 from __future__ import annotations
 
-import base64
 import functools
-import hashlib
-import hmac
-import json
 import string
-from dataclasses import dataclass
 
 import jwt
 import pytest
@@ -23,9 +18,7 @@ from hypothesis import strategies as st
 
 from rawws.accounts.tokens import (
     ACCESS,
-    MAX_TOKEN_BYTES,
     TICKET,
-    AuthError,
     Credential,
     Identity,
     PublicKey,
@@ -40,19 +33,26 @@ from rawws.accounts.tokens import (
 from rawws.core import ratelimit
 from rawws.core.http import Request
 from rawws.core.ratelimit import RateLimiter
-from rawws.errors import HttpError
+from rawws.errors import AuthError, HttpError
+from tests.helpers import (
+    AUDIENCE,
+    NOW,
+    SECRET,
+    Attack,
+    attack_corpus,
+    b64url,
+    claims,
+    hs256,
+    rsa_private_pem,
+    rsa_public_pem,
+    segment,
+)
 
-SECRET_TEXT = "rawws-test-secret-0123456789abcdef"  # >= 32 bytes, as TokenSettings insists
-SECRET = SECRET_TEXT.encode("utf-8")
-OTHER_SECRET = b"an-entirely-different-secret-0123456789"
-ISSUER = "rawws"
-AUDIENCE = "rawws"
 LEEWAY_S = 5
-NOW = 1_700_000_000.0  # the fake clock's start: far from the real time on purpose
 BASE64URL = string.ascii_letters + string.digits + "-_"
 
 
-# -- building tokens by hand ---------------------------------------------------
+# -- a fake clock, another kind of key ------------------------------------------
 
 
 class FakeClock:
@@ -66,63 +66,6 @@ class FakeClock:
         self.now += seconds
 
 
-def b64url(data: bytes) -> str:
-    """RFC 7515 §2: base64url without padding."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def segment(value: object) -> str:
-    return b64url(json.dumps(value, separators=(",", ":")).encode("utf-8"))
-
-
-def sign_hmac(header: dict, payload: dict, key: bytes, digest=hashlib.sha256) -> str:
-    """A JWS in compact form (RFC 7515 §7.1) signed with HMAC by hand, whatever the key looks like.
-
-    PyJWT would refuse a PEM as an HMAC key; an attacker's tooling would not.
-    """
-    signing_input = f"{segment(header)}.{segment(payload)}"
-    signature = hmac.new(key, signing_input.encode("ascii"), digest).digest()
-    return f"{signing_input}.{b64url(signature)}"
-
-
-def unsigned(payload: dict, alg: str = "none") -> str:
-    """RFC 7519 §6.1's unsecured JWT: empty signature."""
-    return f"{segment({'alg': alg, 'typ': 'JWT'})}.{segment(payload)}."
-
-
-def claims(now: float = NOW, **overrides: object) -> dict:
-    """The claims rawws issues; an override of ``None`` removes that claim."""
-    base: dict[str, object] = {
-        "sub": "ada",
-        "iat": int(now),
-        "exp": int(now) + 600,
-        "iss": ISSUER,
-        "aud": AUDIENCE,
-        "jti": "jti-0123456789",
-        "typ": ACCESS,
-    }
-    base.update(overrides)
-    return {key: value for key, value in base.items() if value is not None}
-
-
-def hs256(payload: dict, key: bytes = SECRET) -> str:
-    return sign_hmac({"alg": "HS256", "typ": "JWT"}, payload, key)
-
-
-@functools.cache
-def rsa_private_pem() -> bytes:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-
-
-@functools.cache
-def rsa_public_pem() -> bytes:
-    key = serialization.load_pem_private_key(rsa_private_pem(), password=None)
-    return key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-
-
 @functools.cache
 def ed25519_keys() -> tuple[bytes, bytes]:
     key = ed25519.Ed25519PrivateKey.generate()
@@ -134,94 +77,6 @@ def ed25519_keys() -> tuple[bytes, bytes]:
 
 
 # -- the attack corpus ---------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Attack:
-    name: str
-    token: str
-    kind: str = ACCESS  # what it is presented as: an access token (``?token=``) or a ticket (``?ticket=``)
-
-
-def attack_corpus(secret: bytes, public_pem: bytes, now: float) -> list[Attack]:
-    """Tokens a server with HS256 ``secret`` and RS256 ``public_pem`` configured must refuse at time ``now``.
-
-    Each would be accepted if one check were missing (or names a parser-level
-    failure that must still end as a 401, never a 500).
-    """
-    valid = hs256(claims(now), secret)
-    header, payload, signature = valid.split(".")
-    tampered_payload = segment(claims(now, sub="admin"))
-    flipped = ("A" if signature[0] != "A" else "B") + signature[1:]
-    attacks = [
-        # RFC 8725 §2.1 / §3.1: the algorithm comes from us, never from the token.
-        Attack("alg-none", unsigned(claims(now))),
-        Attack("alg-None-mixed-case", unsigned(claims(now), alg="None")),
-        Attack("alg-none-with-signature", unsigned(claims(now)) + signature),
-        Attack(
-            "alg-confusion-hs256-with-rs-public-key",
-            sign_hmac({"alg": "HS256", "typ": "JWT"}, claims(now), public_pem),
-        ),
-        Attack(
-            "alg-confusion-hs256-with-rs-public-key-claiming-rs256",
-            sign_hmac({"alg": "RS256", "typ": "JWT"}, claims(now), public_pem),
-        ),
-        Attack("alg-hs512", sign_hmac({"alg": "HS512", "typ": "JWT"}, claims(now), secret, hashlib.sha512)),
-        Attack("alg-hs384", sign_hmac({"alg": "HS384", "typ": "JWT"}, claims(now), secret, hashlib.sha384)),
-        Attack("alg-missing", sign_hmac({"typ": "JWT"}, claims(now), secret)),
-        # RFC 7519 §4.1: time claims, with only a small leeway.
-        Attack("expired", hs256(claims(now, iat=int(now) - 3600, exp=int(now) - 60), secret)),
-        Attack("nbf-in-future", hs256(claims(now, nbf=int(now) + 600), secret)),
-        Attack("iat-in-future", hs256(claims(now, iat=int(now) + 600, exp=int(now) + 1200), secret)),
-        # RFC 8725 §3.9 / §3.10: audience and issuer are checked.
-        Attack("wrong-aud", hs256(claims(now, aud="someone-else"), secret)),
-        Attack("wrong-aud-list", hs256(claims(now, aud=["someone-else", "another"]), secret)),
-        Attack("wrong-iss", hs256(claims(now, iss="https://evil.example"), secret)),
-        # Signatures.
-        Attack("bad-signature", f"{header}.{payload}.{flipped}"),
-        Attack("tampered-payload", f"{header}.{tampered_payload}.{signature}"),
-        Attack("empty-signature", f"{header}.{payload}."),
-        Attack("signed-with-another-secret", hs256(claims(now), OTHER_SECRET)),
-        Attack("truncated", valid[:-12]),
-        Attack("two-segments", f"{header}.{payload}"),
-        # RFC 8725 §3.11 would have us bound what we parse: 8 KiB at most.
-        Attack("over-8-KiB", hs256(claims(now, pad="x" * MAX_TOKEN_BYTES), secret)),
-        # Required claims.
-        Attack("missing-sub", hs256(claims(now, sub=None), secret)),
-        Attack("missing-exp", hs256(claims(now, exp=None), secret)),
-        Attack("missing-iat", hs256(claims(now, iat=None), secret)),
-        Attack("missing-iss", hs256(claims(now, iss=None), secret)),
-        Attack("missing-aud", hs256(claims(now, aud=None), secret)),
-        Attack("empty-sub", hs256(claims(now, sub=""), secret)),
-        Attack("non-string-sub", hs256(claims(now, sub=42), secret)),
-        # RFC 7519 §2: a NumericDate is a finite JSON number (Python's json reads NaN and Infinity too).
-        Attack("exp-string", hs256(claims(now, exp="never"), secret)),
-        Attack("exp-true", hs256(claims(now, exp=True), secret)),
-        Attack("exp-nan", hs256(claims(now, exp=float("nan")), secret)),
-        Attack("exp-infinity", hs256(claims(now, exp=float("inf")), secret)),
-        Attack("exp-huge-integer", hs256(claims(now, exp=10**400), secret)),
-        Attack("iat-nan", hs256(claims(now, iat=float("nan")), secret)),
-        Attack("nbf-nan", hs256(claims(now, nbf=float("nan")), secret)),
-        Attack("nbf-null", hs256(claims(now, nbf=[]), secret)),
-        # RFC 8725 §3.11 / §2.8: one kind of token must not stand in for another.
-        Attack("access-token-as-ticket", hs256(claims(now), secret), kind=TICKET),
-        Attack("ticket-as-access-token", hs256(claims(now, typ=TICKET, exp=int(now) + 30), secret)),
-        Attack("ticket-without-jti", hs256(claims(now, typ=TICKET, jti=None, exp=int(now) + 30), secret), kind=TICKET),
-        # Garbage.
-        Attack("empty-string", ""),
-        Attack("garbage-word", "garbage"),
-        Attack("garbage-dots", "...."),
-        Attack("garbage-abc", "a.b.c"),
-        Attack("garbage-header-not-json", f"{b64url(b'not json')}.{payload}.{signature}"),
-        Attack("garbage-header-json-list", f"{segment(['HS256'])}.{payload}.{signature}"),
-        Attack("garbage-payload-not-json", f"{header}.{b64url(b'not json')}.{signature}"),
-        Attack("garbage-payload-json-list", hs256([1, 2, 3], secret)),  # type: ignore[arg-type]
-        Attack("garbage-non-base64", "!!!!.????.****"),
-        Attack("garbage-bearer-prefix", "Bearer " + valid),
-    ]
-    names = [attack.name for attack in attacks]
-    assert len(names) == len(set(names))
-    return attacks
 
 
 def confusion_settings(**overrides: object) -> TokenSettings:

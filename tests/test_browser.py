@@ -35,7 +35,7 @@ from rawws.core.closecodes import GOING_AWAY
 from rawws.server import pages
 from rawws.server.app import token_settings
 from rawws.server.server import Server
-from tests.helpers import parse_http_response, read_until_eof
+from tests.helpers import access_token, http
 
 try:
     from playwright.async_api import (
@@ -237,27 +237,12 @@ def base_url(server: Server) -> str:
 async def http_get(port: int, target: str, method: str = "GET", body: dict | None = None,
                    headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
     """One request on its own connection: status, headers (lower-case names), body."""
-    payload = json.dumps(body).encode() if body is not None else b""
-    head = [f"{method} {target} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Connection: close",
-            f"Content-Length: {len(payload)}"]
-    if body is not None:
-        head.append("Content-Type: application/json")
-    head += [f"{name}: {value}" for name, value in (headers or {}).items()]
-    reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), TIMEOUT_S)
-    try:
-        writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + payload)
-        data, closed = await read_until_eof(reader, TIMEOUT_S)
-        assert closed, f"{method} {target}: no complete answer within {TIMEOUT_S}s"
-    finally:
-        writer.close()
-    status, response_headers, content, _ = parse_http_response(data)
-    return status, response_headers, content
+    reply = await http(port, method, target, body, headers=headers, timeout=TIMEOUT_S)
+    return reply.status, reply.headers, reply.body
 
 
 async def login(port: int, user: str) -> str:
-    status, _, content = await http_get(port, "/auth/login", "POST", {"username": user, "password": PASSWORD})
-    assert status == 200, content
-    return json.loads(content)["access_token"]
+    return await access_token(port, user, PASSWORD)
 
 
 async def say_directly(port: int, user: str, room: str, texts: list[str]) -> list[int]:

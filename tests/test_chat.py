@@ -16,35 +16,28 @@ import pytest
 
 from rawws.chat import protocol as chat
 from rawws.chat import service as chat_service
-from rawws.chat.service import ChatHandler
 from rawws.server.server import Server
 from tests.chat_client import (
+    BAD_CASES,
     TIMEOUT_S,
     ChatClient,
+    chat_handler,
+    chatting,
     client_text_frame,
     close_quietly,
     connect_chat,
     flood_text,
     healthz,
     login,
-    new_user,
+    new_users,
     raw_chat_socket,
 )
 from tests.helpers import close_code, masked_frame
-from tests.test_chat_protocol import BAD_CASES
 
 StartChat = Callable[..., Awaitable[Server]]
 
 
 # -- fixtures --------------------------------------------------------------------------
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest) -> str | None:
-    """``None`` for SQLite in the server's data dir, or a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        return None
-    return request.getfixturevalue("postgres_url")
 
 
 @pytest.fixture
@@ -67,17 +60,6 @@ def no_rate_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     """For floods: the per-connection limit (read when the server starts) made huge."""
     monkeypatch.setattr(chat_service, "MESSAGE_BURST", 10**9)
     monkeypatch.setattr(chat_service, "MESSAGES_PER_SECOND", 10.0**9)
-
-
-def chat_handler(server: Server) -> ChatHandler:
-    handler = server.endpoints["/ws"].handler
-    assert isinstance(handler, ChatHandler)
-    return handler
-
-
-async def make_users(server: Server, *names: str) -> dict[str, str]:
-    tokens = await asyncio.gather(*(new_user(server.port, name) for name in names))
-    return dict(zip(names, tokens, strict=True))
 
 
 async def history(client: ChatClient, room: str, **fields: object) -> list[dict]:
@@ -121,10 +103,9 @@ def assert_gapless(ids: list[int], first: int, last: int, who: str = "") -> None
 async def test_every_member_gets_every_message_of_its_room_once_in_order(start_chat: StartChat) -> None:
     server = await start_chat()
     names = ["ann", "ben", "cat", "dan", "eve", "fay"]
-    tokens = await make_users(server, *names)
     rooms_of = {"ann": ["lobby"], "ben": ["lobby"], "cat": ["lobby", "dev"], "dan": ["dev"], "eve": ["dev"], "fay": ["lobby"]}
-    clients = {name: await connect_chat(server, tokens[name], name) for name in names}
-    try:
+    async with chatting(server, *names) as connected:
+        clients = dict(zip(names, connected, strict=True))
         for name, rooms in rooms_of.items():
             for room in rooms:
                 await clients[name].join(room)
@@ -175,14 +156,12 @@ async def test_every_member_gets_every_message_of_its_room_once_in_order(start_c
         # each (room, id) is one message: all members agree, and every sent text is there once
         for room in ("lobby", "dev"):
             assert sorted(m["text"] for m in stored[room].values()) == sorted(sent[room].values())
-    finally:
-        await close_quietly(*clients.values())
 
 
 async def test_a_compressed_member_gets_the_same_messages(start_chat: StartChat) -> None:
     """A permessage-deflate member gets its own frames; the content is the same as for the others."""
     server = await start_chat()
-    tokens = await make_users(server, "ann", "ben")
+    tokens = await new_users(server, "ann", "ben")
     plain = await connect_chat(server, tokens["ann"], "ann")
     deflated = await connect_chat(server, tokens["ben"], "ben", compression="deflate")
     try:
@@ -200,9 +179,7 @@ async def test_a_compressed_member_gets_the_same_messages(start_chat: StartChat)
 
 async def test_say_needs_a_join_and_a_member_is_told_its_own_rooms(start_chat: StartChat) -> None:
     server = await start_chat()
-    tokens = await make_users(server, "ann")
-    ann = await connect_chat(server, tokens["ann"], "ann")
-    try:
+    async with chatting(server, "ann") as (ann,):
         assert ann.frames[0] == {"type": "welcome", "user": "ann", "rooms": ["lobby"]}
         await ann.say("lobby", "hi", ref="early")
         error = await ann.wait_frame("error", ref="early")
@@ -223,16 +200,12 @@ async def test_say_needs_a_join_and_a_member_is_told_its_own_rooms(start_chat: S
         assert (await ann.wait_frame("error", ref="gone"))["code"] == chat.NOT_JOINED
         await ann.join("lobby", since=0)
         await ann.wait_message_id("lobby", 1)
-    finally:
-        await close_quietly(ann)
 
 
 async def test_too_many_rooms(start_chat: StartChat, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(chat, "MAX_ROOMS_PER_CONNECTION", 3)
     server = await start_chat()
-    tokens = await make_users(server, "ann")
-    ann = await connect_chat(server, tokens["ann"], "ann")
-    try:
+    async with chatting(server, "ann") as (ann,):
         for room in ("r1", "r2", "r3"):
             await ann.join(room)
         start = len(ann.frames)
@@ -240,8 +213,6 @@ async def test_too_many_rooms(start_chat: StartChat, monkeypatch: pytest.MonkeyP
         assert (await ann.wait_frame("error", start=start))["code"] == chat.TOO_MANY_ROOMS
         await ann.send(type="leave", room="r1")
         await ann.join("r4")  # leaving makes room for another
-    finally:
-        await close_quietly(ann)
 
 
 # -- presence ---------------------------------------------------------------------------
@@ -249,11 +220,7 @@ async def test_too_many_rooms(start_chat: StartChat, monkeypatch: pytest.MonkeyP
 
 async def test_presence_with_two_tabs(start_chat: StartChat) -> None:
     server = await start_chat()
-    tokens = await make_users(server, "ann", "bob")
-    bob = await connect_chat(server, tokens["bob"], "bob")
-    tab1 = await connect_chat(server, tokens["ann"], "ann")
-    tab2 = await connect_chat(server, tokens["ann"], "ann")
-    try:
+    async with chatting(server, "bob", "ann", "ann") as (bob, tab1, tab2):
         assert (await bob.join("lobby"))["users"] == ["bob"]
         assert (await tab1.join("lobby"))["users"] == ["ann", "bob"]
         await bob.wait_frame("presence", room="lobby", user="ann", event="joined")
@@ -279,23 +246,16 @@ async def test_presence_with_two_tabs(start_chat: StartChat) -> None:
         await bob.wait_frame("presence", start=start, room="lobby", user="ann", event="left")
         assert await sync(bob) == ["bob"]
         assert len(bob.of_type("presence", start=start)) == 1
-    finally:
-        await close_quietly(bob, tab1, tab2)
 
 
 async def test_presence_stays_in_its_room(start_chat: StartChat) -> None:
     server = await start_chat()
-    tokens = await make_users(server, "ann", "bob")
-    bob = await connect_chat(server, tokens["bob"], "bob")
-    ann = await connect_chat(server, tokens["ann"], "ann")
-    try:
+    async with chatting(server, "bob", "ann") as (bob, ann):
         await bob.join("lobby")
         await ann.join("dev")
         assert await sync(bob, "lobby") == ["bob"]
         assert await sync(bob, "dev") == ["ann"]  # who works for any room
         assert bob.of_type("presence") == []
-    finally:
-        await close_quietly(bob, ann)
 
 
 # -- malformed frames over the wire --------------------------------------------------------
@@ -305,10 +265,7 @@ async def test_each_malformed_frame_gets_its_error_and_the_connection_goes_on(
     start_chat: StartChat, no_rate_limit: None
 ) -> None:
     server = await start_chat()
-    tokens = await make_users(server, "ann", "bob")
-    ann = await connect_chat(server, tokens["ann"], "ann")
-    bob = await connect_chat(server, tokens["bob"], "bob")
-    try:
+    async with chatting(server, "ann", "bob") as (ann, bob):
         await ann.join("lobby")
         await bob.join("lobby")
         for name, data, code, ref in BAD_CASES:
@@ -324,31 +281,22 @@ async def test_each_malformed_frame_gets_its_error_and_the_connection_goes_on(
         # nothing malformed was stored or sent to others: bob got exactly the good messages
         await bob.wait_message_id("lobby", len(BAD_CASES))
         assert [m["text"] for m in bob.messages("lobby")] == [f"after {name}" for name, *_ in BAD_CASES]
-    finally:
-        await close_quietly(ann, bob)
 
 
 async def test_history_with_an_id_beyond_bigint_is_a_bad_field_not_a_store_failure(start_chat: StartChat) -> None:
     server = await start_chat()
-    tokens = await make_users(server, "ann")
-    ann = await connect_chat(server, tokens["ann"], "ann")
-    try:
+    async with chatting(server, "ann") as (ann,):
         for fields in ({"before": 2**63}, {"before": 10**30}):
             start = len(ann.frames)
             await ann.send(type="history", room="lobby", **fields)
             assert (await ann.wait_frame("error", start=start))["code"] == chat.BAD_FIELD
         assert await history(ann, "lobby", before=2**63 - 1) == []
-    finally:
-        await close_quietly(ann)
 
 
 async def test_a_text_no_database_can_hold_does_not_fail_other_messages(start_chat: StartChat) -> None:
     """NUL (PostgreSQL) or a lone surrogate (any UTF-8): refused at once, never part of a stored batch."""
     server = await start_chat()
-    tokens = await make_users(server, "ann", "bob")
-    ann = await connect_chat(server, tokens["ann"], "ann")
-    bob = await connect_chat(server, tokens["bob"], "bob")
-    try:
+    async with chatting(server, "ann", "bob") as (ann, bob):
         await ann.join("lobby")
         await bob.join("lobby")
         await asyncio.gather(
@@ -362,8 +310,6 @@ async def test_a_text_no_database_can_hold_does_not_fail_other_messages(start_ch
         await ann.say("lobby", "still here", ref="after")
         assert (await ann.wait_ack("after"))["id"] == 2
         assert [m["text"] for m in await history(ann, "lobby")] == ["fine", "still here"]
-    finally:
-        await close_quietly(ann, bob)
 
 
 # -- rate limit ------------------------------------------------------------------------------
@@ -372,7 +318,7 @@ async def test_a_text_no_database_can_hold_does_not_fail_other_messages(start_ch
 async def test_malformed_frames_take_rate_limit_tokens_too(start_chat: StartChat) -> None:
     """A stream of bad JSON is answered, but it spends the bucket: the say right behind it is limited."""
     server = await start_chat()
-    tokens = await make_users(server, "ann")
+    tokens = await new_users(server, "ann")
     ann = await connect_chat(server, tokens["ann"], "ann")
     try:
         await ann.join("lobby")
@@ -388,9 +334,7 @@ async def test_malformed_frames_take_rate_limit_tokens_too(start_chat: StartChat
 
 async def test_a_burst_beyond_the_bucket_is_rate_limited_and_the_connection_stays(start_chat: StartChat) -> None:
     server = await start_chat()
-    tokens = await make_users(server, "ann")
-    ann = await connect_chat(server, tokens["ann"], "ann")
-    try:
+    async with chatting(server, "ann") as (ann,):
         await ann.join("lobby")  # one token
         burst = chat_service.MESSAGE_BURST * 3
         for i in range(burst):
@@ -415,8 +359,6 @@ async def test_a_burst_beyond_the_bucket_is_rate_limited_and_the_connection_stay
             await asyncio.sleep(0.05)
         else:
             raise AssertionError("the rate limit never let a message through again")
-    finally:
-        await close_quietly(ann)
 
 
 async def all_history_retrying(client: ChatClient, room: str) -> list[dict]:
@@ -438,10 +380,7 @@ async def all_history_retrying(client: ChatClient, room: str) -> list[dict]:
 
 async def test_history_pagination(start_chat: StartChat, no_rate_limit: None) -> None:
     server = await start_chat()
-    tokens = await make_users(server, "ann", "bob")
-    ann = await connect_chat(server, tokens["ann"], "ann")
-    bob = await connect_chat(server, tokens["bob"], "bob")
-    try:
+    async with chatting(server, "ann", "bob") as (ann, bob):
         await ann.join("lobby")
         await bob.join("dev")
         ids = await ann.flood("lobby", 25, prefix="h", window=25)
@@ -471,8 +410,6 @@ async def test_history_pagination(start_chat: StartChat, no_rate_limit: None) ->
         # a history answer equals what members got live
         await ann.wait_message_id("lobby", 25 + chat.MAX_HISTORY_LIMIT)
         assert await all_history(ann, "lobby") == ann.messages("lobby")
-    finally:
-        await close_quietly(ann, bob)
 
 
 # -- joining with `since`: replay, then live, no gap, no duplicate ------------------------------
@@ -484,7 +421,7 @@ async def test_join_with_since_during_a_flood_gets_every_id_once(
 ) -> None:
     monkeypatch.setattr(chat_service, "REPLAY_PAGE", replay_page)  # small pages: many store round trips
     server = await start_chat()
-    tokens = await make_users(server, "ann", "bob")
+    tokens = await new_users(server, "ann", "bob")
     bob = await connect_chat(server, tokens["bob"], "bob", keep_messages=False)
     await bob.join("lobby")
     sent = 0
@@ -514,7 +451,7 @@ async def test_join_with_since_during_a_flood_gets_every_id_once(
 
 async def test_reconnect_and_resume(start_chat: StartChat, no_rate_limit: None) -> None:
     server = await start_chat()
-    tokens = await make_users(server, "ann", "bob")
+    tokens = await new_users(server, "ann", "bob")
     bob = await connect_chat(server, tokens["bob"], "bob")
     ann = await connect_chat(server, tokens["ann"], "ann")
     try:
@@ -545,10 +482,7 @@ async def test_reconnect_and_resume(start_chat: StartChat, no_rate_limit: None) 
 async def test_join_leave_join_at_once_replays_once(start_chat: StartChat, no_rate_limit: None) -> None:
     """A replay still running when its client leaves (and joins again) must stop, not replay twice."""
     server = await start_chat()
-    tokens = await make_users(server, "ann", "bob")
-    bob = await connect_chat(server, tokens["bob"], "bob")
-    ann = await connect_chat(server, tokens["ann"], "ann")
-    try:
+    async with chatting(server, "bob", "ann") as (bob, ann):
         await bob.join("lobby")
         await bob.flood("lobby", 50, prefix="x", window=50)
         for round_ in range(3):
@@ -570,8 +504,6 @@ async def test_join_leave_join_at_once_replays_once(start_chat: StartChat, no_ra
             start = len(ann.frames)
             await ann.send(type="leave", room="lobby")
             await ann.wait_frame("left", start=start)
-    finally:
-        await close_quietly(ann, bob)
 
 
 # -- slow consumer ------------------------------------------------------------------------------
@@ -597,7 +529,7 @@ async def test_a_slow_consumer_is_closed_and_fast_ones_get_everything(start_chat
         close_timeout_s=120,  # the 1008 close frame waits (queued) until the slow one reads at last
     )
     names = [f"reader{i}" for i in range(5)] + ["sender", "slow"]
-    tokens = await make_users(server, *names)
+    tokens = await new_users(server, *names)
     sender = await connect_chat(server, tokens["sender"], "sender", keep_messages=False)
     await sender.join("lobby")
     # the slow one: a raw socket with a small receive buffer that joins and never reads
@@ -655,7 +587,7 @@ async def test_a_replay_larger_than_the_outbox_does_not_close_the_client(
 ) -> None:
     """A reconnecting client with a long backlog is fed at the pace of its socket, not closed as slow."""
     server = await start_chat(outbox_max_bytes=64 * 1024, outbox_max_messages=64, write_high_water_bytes=16 * 1024)
-    tokens = await make_users(server, "ann", "bob")
+    tokens = await new_users(server, "ann", "bob")
     bob = await connect_chat(server, tokens["bob"], "bob", keep_messages=False)
     await bob.join("lobby")
     await bob.flood("lobby", 2000, prefix="p", size=512, window=32, timeout=TIMEOUT_S * 3)
@@ -675,7 +607,7 @@ async def test_a_replay_larger_than_the_outbox_does_not_close_the_client(
 async def test_messages_survive_a_restart_and_ids_continue(start_chat: StartChat, no_rate_limit: None) -> None:
     server = await start_chat()
     data_dir = server.config.data_dir
-    tokens = await make_users(server, "ann", "bob")
+    tokens = await new_users(server, "ann", "bob")
     ann = await connect_chat(server, tokens["ann"], "ann")
     bob = await connect_chat(server, tokens["bob"], "bob")
     await ann.join("lobby")
@@ -734,7 +666,7 @@ async def test_shutdown_stores_every_accepted_message(start_chat: StartChat, no_
 
     handler.writer.submit = counting_submit  # type: ignore[method-assign]
 
-    tokens = await make_users(server, "ann", "bob")
+    tokens = await new_users(server, "ann", "bob")
     clients = [await connect_chat(server, tokens[name], name) for name in ("ann", "bob")]
     for client in clients:
         await client.join("lobby")
@@ -780,10 +712,7 @@ async def test_a_failed_replay_can_be_joined_again(start_chat: StartChat, no_rat
     """`could not load …; join again` must be true: the failed join leaves the room."""
     server = await start_chat()
     store = chat_handler(server).store
-    tokens = await make_users(server, "ann", "bob")
-    bob = await connect_chat(server, tokens["bob"], "bob")
-    ann = await connect_chat(server, tokens["ann"], "ann")
-    try:
+    async with chatting(server, "bob", "ann") as (bob, ann):
         await bob.join("lobby")
         await bob.flood("lobby", 10, prefix="m")
         real = store.messages_after
@@ -804,8 +733,6 @@ async def test_a_failed_replay_can_be_joined_again(start_chat: StartChat, no_rat
         await ann.join("lobby", since=0)  # not "already in lobby"
         await ann.wait_message_id("lobby", 10)
         assert_gapless(ann.message_ids("lobby"), 1, 10, "joined again")
-    finally:
-        await close_quietly(ann, bob)
 
 
 async def test_a_closed_connection_is_not_kept_alive_by_the_rate_limiter(start_chat: StartChat) -> None:
@@ -814,7 +741,7 @@ async def test_a_closed_connection_is_not_kept_alive_by_the_rate_limiter(start_c
     import weakref
 
     server = await start_chat()
-    tokens = await make_users(server, "ann")
+    tokens = await new_users(server, "ann")
     ann = await connect_chat(server, tokens["ann"], "ann", compression="deflate")
     await ann.join("lobby")  # takes a token: the connection has a bucket now
     (session,) = server.sessions
@@ -860,7 +787,7 @@ async def test_shutdown_waits_for_a_replay_query_cut_short(start_chat: StartChat
         return await real(*args, **kwargs)
 
     store.messages_after = slow_messages_after  # type: ignore[method-assign]
-    tokens = await make_users(server, "ann", "bob")
+    tokens = await new_users(server, "ann", "bob")
     bob = await connect_chat(server, tokens["bob"], "bob")
     await bob.join("lobby")
     await bob.flood("lobby", 3, prefix="m")

@@ -1,6 +1,6 @@
 """`rawws chat --user` and `rawws send --user`: the chat protocol from the terminal.
 
-First the plain parts of `rawws.client.chat` (command parser, formatter,
+First the plain, sans-I/O parts of `rawws.client` (command parser, formatter,
 dedupe, backoff schedule, URL rule, HTTP exchange), then real servers with
 real processes: two users in pseudo-terminals, a reconnect with recovery
 across a server restart, and `rawws send --user`.
@@ -27,38 +27,29 @@ import pytest
 from websockets.asyncio.client import ClientConnection as PeerConnection
 from websockets.asyncio.client import connect as ws_connect
 
-from rawws.chat.service import ChatHandler
 from rawws.cli import EXIT_CLOSED_WITH_ERROR, EXIT_NOT_STORED, EXIT_OK, EXIT_REFUSED, EXIT_USAGE
-from rawws.client.chat import (
-    AuthFailed,
-    Backoff,
+from rawws.client.commands import (
     BadInput,
-    ChatState,
-    Formatter,
     Help,
-    HttpExchange,
     JoinRoom,
     LeaveRoom,
     ListRooms,
-    NotStored,
     Quit,
-    RoomLog,
     Say,
     ShowHistory,
-    Stored,
     WhoIsHere,
-    chat_target,
-    describe,
     parse_input,
-    retryable,
-    send_outcome,
-    should_reconnect,
-    url_credential,
 )
 from rawws.client.connection import ConnectionClosedError
-from rawws.core.client_handshake import HandshakeRejected, InvalidHandshake, InvalidURI
+from rawws.client.login import HttpExchange
+from rawws.client.reconnect import Backoff, describe, retryable, should_reconnect
+from rawws.client.state import ChatState, Formatter, NotStored, RoomLog, Stored, send_outcome
+from rawws.client.target import chat_target, url_credential
+from rawws.errors import AuthFailed, HandshakeRejected, InvalidHandshake, InvalidURI
 from rawws.server.server import Server
+from tests.chat_client import chat_handler
 from tests.conftest import StartServer
+from tests.helpers import registered_token
 
 WAIT_S = 20.0  # the bound on every wait here (a process start included); nothing should come near it
 PASSWORD = "correct horse battery"
@@ -365,46 +356,26 @@ def test_send_outcome_waits_for_its_ack_or_any_error():
     )
 
 
-def test_chat_client_does_no_io():
-    tree = ast.parse((Path(__file__).parent.parent / "rawws" / "client" / "chat.py").read_text())
+SANS_IO_CLIENT_MODULES = ("commands", "state", "target", "login", "reconnect")
+CLIENT_IO_MODULES = {f"rawws.client.{name}" for name in ("connection", "protocol", "terminal", "session", "chat_login")}
+
+
+@pytest.mark.parametrize("module", SANS_IO_CLIENT_MODULES)
+def test_chat_client_does_no_io(module: str):
+    tree = ast.parse((Path(__file__).parent.parent / "rawws" / "client" / f"{module}.py").read_text())
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
     top = {name.split(".")[0] for name in imported}
     assert not top & {"asyncio", "socket", "ssl", "selectors"}
-    assert "rawws.client.connection" not in imported and "rawws.client.terminal" not in imported
+    assert not imported & CLIENT_IO_MODULES
 
 
 # -- real servers, real processes ---------------------------------------------------------------------
 
 
-async def http_json(port: int, path: str, body: object | None = None, token: str | None = None) -> tuple[int, Any]:
-    """One POST on its own connection: (status, parsed JSON)."""
-    payload = json.dumps(body).encode() if body is not None else b""
-    head = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Connection: close", f"Content-Length: {len(payload)}"]
-    if body is not None:
-        head.append("Content-Type: application/json")
-    if token is not None:
-        head.append(f"Authorization: Bearer {token}")
-    async with asyncio.timeout(WAIT_S):
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + payload)
-        data = await reader.read()
-        writer.close()
-    status_line, _, rest = data.partition(b"\r\n")
-    content = rest.partition(b"\r\n\r\n")[2]
-    return int(status_line.split()[1]), (json.loads(content) if content else None)
-
-
 async def register(server: Server, *names: str) -> dict[str, str]:
-    """Register users over HTTP; their access tokens."""
-    tokens = {}
-    for name in names:
-        status, body = await http_json(server.port, "/auth/register", {"username": name, "password": PASSWORD})
-        assert status == 201, body
-        status, body = await http_json(server.port, "/auth/login", {"username": name, "password": PASSWORD})
-        assert status == 200, body
-        tokens[name] = body["access_token"]
-    return tokens
+    """Register users over HTTP, one after the other; their access tokens."""
+    return {name: await registered_token(server.port, name, PASSWORD) for name in names}
 
 
 class Peer:
@@ -499,12 +470,6 @@ async def rawws(*args: str, stdin: bytes | None = None, password: str | None = P
         raise
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
-
-
-def chat_handler(server: Server) -> ChatHandler:
-    handler = server.endpoints["/ws"].handler
-    assert isinstance(handler, ChatHandler)
-    return handler
 
 
 async def test_two_users_chat_join_who_and_history_in_terminals(start_server: StartServer):

@@ -1,4 +1,4 @@
-"""The chat wire protocol with no I/O: every command, a malformed-frame corpus, property tests."""
+"""The chat wire protocol with no I/O: every command, the malformed-frame corpus, property tests."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from rawws.chat.protocol import (
     MAX_ID,
     MAX_REF_CHARS,
     MAX_TEXT_CHARS,
-    ChatError,
     HistoryRequest,
     Join,
     Leave,
@@ -23,11 +22,8 @@ from rawws.chat.protocol import (
     Who,
     parse_command,
 )
-
-
-def frame(**fields: object) -> str:
-    return json.dumps(fields)
-
+from rawws.errors import ChatError
+from tests.chat_client import BAD_CASES, chat_frame
 
 # -- every command -------------------------------------------------------------------
 
@@ -35,28 +31,28 @@ def frame(**fields: object) -> str:
 @pytest.mark.parametrize(
     ("data", "expected"),
     [
-        (frame(type="join", room="lobby"), Join("lobby", None)),
-        (frame(type="join", room="lobby", since=0), Join("lobby", 0)),
-        (frame(type="join", room="lobby", since=41), Join("lobby", 41)),
-        (frame(type="join", room="lobby", since=MAX_ID), Join("lobby", MAX_ID)),
-        (frame(type="join", room="lobby", since=None), Join("lobby", None)),
-        (frame(type="leave", room="r-1_x"), Leave("r-1_x")),
-        (frame(type="say", room="lobby", text="hi"), Say("lobby", "hi", None)),
-        (frame(type="say", room="lobby", text="hi", ref="c1"), Say("lobby", "hi", "c1")),
-        (frame(type="say", room="lobby", text="hi", ref=""), Say("lobby", "hi", "")),
-        (frame(type="say", room="lobby", text=" spaced ", ref="r" * MAX_REF_CHARS), Say("lobby", " spaced ", "r" * 64)),
-        (frame(type="say", room="lobby", text="x" * MAX_TEXT_CHARS), Say("lobby", "x" * MAX_TEXT_CHARS)),
-        (frame(type="say", room="lobby", text="😀" * MAX_TEXT_CHARS), Say("lobby", "😀" * MAX_TEXT_CHARS)),
-        (frame(type="say", room="lobby", text="ünïcödé ☃ 日本"), Say("lobby", "ünïcödé ☃ 日本")),
-        (frame(type="history", room="lobby"), HistoryRequest("lobby", None, chat.DEFAULT_HISTORY_LIMIT)),
-        (frame(type="history", room="lobby", before=10, limit=5), HistoryRequest("lobby", 10, 5)),
-        (frame(type="history", room="lobby", before=1, limit=1), HistoryRequest("lobby", 1, 1)),
-        (frame(type="history", room="lobby", limit=10_000), HistoryRequest("lobby", None, MAX_HISTORY_LIMIT)),
-        (frame(type="who", room="lobby"), Who("lobby")),
+        (chat_frame(type="join", room="lobby"), Join("lobby", None)),
+        (chat_frame(type="join", room="lobby", since=0), Join("lobby", 0)),
+        (chat_frame(type="join", room="lobby", since=41), Join("lobby", 41)),
+        (chat_frame(type="join", room="lobby", since=MAX_ID), Join("lobby", MAX_ID)),
+        (chat_frame(type="join", room="lobby", since=None), Join("lobby", None)),
+        (chat_frame(type="leave", room="r-1_x"), Leave("r-1_x")),
+        (chat_frame(type="say", room="lobby", text="hi"), Say("lobby", "hi", None)),
+        (chat_frame(type="say", room="lobby", text="hi", ref="c1"), Say("lobby", "hi", "c1")),
+        (chat_frame(type="say", room="lobby", text="hi", ref=""), Say("lobby", "hi", "")),
+        (chat_frame(type="say", room="lobby", text=" spaced ", ref="r" * MAX_REF_CHARS), Say("lobby", " spaced ", "r" * 64)),
+        (chat_frame(type="say", room="lobby", text="x" * MAX_TEXT_CHARS), Say("lobby", "x" * MAX_TEXT_CHARS)),
+        (chat_frame(type="say", room="lobby", text="😀" * MAX_TEXT_CHARS), Say("lobby", "😀" * MAX_TEXT_CHARS)),
+        (chat_frame(type="say", room="lobby", text="ünïcödé ☃ 日本"), Say("lobby", "ünïcödé ☃ 日本")),
+        (chat_frame(type="history", room="lobby"), HistoryRequest("lobby", None, chat.DEFAULT_HISTORY_LIMIT)),
+        (chat_frame(type="history", room="lobby", before=10, limit=5), HistoryRequest("lobby", 10, 5)),
+        (chat_frame(type="history", room="lobby", before=1, limit=1), HistoryRequest("lobby", 1, 1)),
+        (chat_frame(type="history", room="lobby", limit=10_000), HistoryRequest("lobby", None, MAX_HISTORY_LIMIT)),
+        (chat_frame(type="who", room="lobby"), Who("lobby")),
         # unknown fields are ignored, and so is a "user" (the server stamps it)
-        (frame(type="say", room="lobby", text="hi", user="someone-else", extra=[1]), Say("lobby", "hi", None)),
+        (chat_frame(type="say", room="lobby", text="hi", user="someone-else", extra=[1]), Say("lobby", "hi", None)),
         # the longest room name, digits first
-        (frame(type="join", room="0" + "a" * 31), Join("0" + "a" * 31)),
+        (chat_frame(type="join", room="0" + "a" * 31), Join("0" + "a" * 31)),
     ],
 )
 def test_every_command_is_parsed(data: str, expected: chat.Command) -> None:
@@ -65,65 +61,7 @@ def test_every_command_is_parsed(data: str, expected: chat.Command) -> None:
 
 def test_room_names() -> None:
     for good in ("a", "lobby", "0", "a-b_c", "9" * 32):
-        assert parse_command(frame(type="join", room=good)).room == good
-
-
-# -- the malformed corpus: (frame, exact error code, the ref echoed) ---------------------
-
-BAD_CASES: list[tuple[str, str | bytes, str, str | None]] = [
-    ("invalid json", "{not json", chat.BAD_JSON, None),
-    ("truncated json", '{"type": "say", "room": "lobby"', chat.BAD_JSON, None),
-    ("empty frame", "", chat.BAD_JSON, None),
-    ("json array", "[1, 2, 3]", chat.BAD_JSON, None),
-    ("json string", '"say hi"', chat.BAD_JSON, None),
-    ("json number", "42", chat.BAD_JSON, None),
-    ("json null", "null", chat.BAD_JSON, None),
-    ("NaN", "NaN", chat.BAD_JSON, None),
-    ("integer of 5000 digits", '{"type":"join","room":"lobby","since":1' + "0" * 5000 + "}", chat.BAD_JSON, None),
-    ("nesting too deep", "[" * 100_000 + "]" * 100_000, chat.BAD_JSON, None),
-    ("binary frame", b'{"type":"say","room":"lobby","text":"hi"}', chat.BINARY, None),
-    ("unknown type", frame(type="dance", room="lobby", ref="r1"), chat.BAD_TYPE, "r1"),
-    ("type of another case", frame(type="SAY", room="lobby", text="hi", ref="r2"), chat.BAD_TYPE, "r2"),
-    ("missing type", frame(room="lobby", text="hi", ref="r3"), chat.BAD_TYPE, "r3"),
-    ("type not a string", frame(type=5, room="lobby"), chat.BAD_TYPE, None),
-    ("type null", frame(type=None, room="lobby"), chat.BAD_TYPE, None),
-    ("missing room", frame(type="join", ref="r4"), chat.BAD_ROOM, "r4"),
-    ("room null", frame(type="say", room=None, text="hi"), chat.BAD_ROOM, None),
-    ("room not a string", frame(type="join", room=7), chat.BAD_ROOM, None),
-    ("room uppercase", frame(type="say", room="Lobby", text="hi", ref="r5"), chat.BAD_ROOM, "r5"),
-    ("room too long", frame(type="join", room="a" * 33), chat.BAD_ROOM, None),
-    ("room with a space", frame(type="join", room="the lobby"), chat.BAD_ROOM, None),
-    ("room empty", frame(type="leave", room=""), chat.BAD_ROOM, None),
-    ("room starting with -", frame(type="join", room="-lobby"), chat.BAD_ROOM, None),
-    ("room with a slash", frame(type="history", room="a/b"), chat.BAD_ROOM, None),
-    ("room with a newline", frame(type="join", room="lobby\n"), chat.BAD_ROOM, None),
-    ("room non-ascii", frame(type="who", room="lobbý"), chat.BAD_ROOM, None),
-    ("missing text", frame(type="say", room="lobby", ref="r6"), chat.BAD_FIELD, "r6"),
-    ("text null", frame(type="say", room="lobby", text=None), chat.BAD_FIELD, None),
-    ("text not a string", frame(type="say", room="lobby", text=123, ref="r7"), chat.BAD_FIELD, "r7"),
-    ("text a list", frame(type="say", room="lobby", text=["hi"]), chat.BAD_FIELD, None),
-    ("empty text", frame(type="say", room="lobby", text=""), chat.BAD_FIELD, None),
-    ("whitespace text", frame(type="say", room="lobby", text=" \t\n\u3000 ", ref="r8"), chat.BAD_FIELD, "r8"),
-    ("text too long", frame(type="say", room="lobby", text="x" * (MAX_TEXT_CHARS + 1), ref="r9"), chat.TOO_LONG, "r9"),
-    ("text with NUL", frame(type="say", room="lobby", text="a\x00b", ref="r10"), chat.BAD_FIELD, "r10"),
-    ("text with a lone surrogate", '{"type":"say","room":"lobby","text":"a\\ud800b","ref":"r11"}', chat.BAD_FIELD, "r11"),
-    ("ref not a string", frame(type="say", room="lobby", text="hi", ref=5), chat.BAD_FIELD, None),
-    ("ref a list", frame(type="say", room="lobby", text="hi", ref=["a"]), chat.BAD_FIELD, None),
-    ("ref too long", frame(type="say", room="lobby", text="hi", ref="r" * (MAX_REF_CHARS + 1)), chat.BAD_FIELD, None),
-    ("ref with a lone surrogate", '{"type":"say","room":"lobby","text":"hi","ref":"\\udfff"}', chat.BAD_FIELD, None),
-    ("since negative", frame(type="join", room="lobby", since=-1, ref="r12"), chat.BAD_FIELD, "r12"),
-    ("since a string", frame(type="join", room="lobby", since="3"), chat.BAD_FIELD, None),
-    ("since a bool", frame(type="join", room="lobby", since=True), chat.BAD_FIELD, None),
-    ("since a float", frame(type="join", room="lobby", since=1.5), chat.BAD_FIELD, None),
-    ("since an integral float", frame(type="join", room="lobby", since=3.0), chat.BAD_FIELD, None),
-    ("since beyond BIGINT", frame(type="join", room="lobby", since=MAX_ID + 1), chat.BAD_FIELD, None),
-    ("limit 0", frame(type="history", room="lobby", limit=0), chat.BAD_FIELD, None),
-    ("limit negative", frame(type="history", room="lobby", limit=-5), chat.BAD_FIELD, None),
-    ("limit a string", frame(type="history", room="lobby", limit="10"), chat.BAD_FIELD, None),
-    ("before 0", frame(type="history", room="lobby", before=0, ref="r13"), chat.BAD_FIELD, "r13"),
-    ("before a bool", frame(type="history", room="lobby", before=False), chat.BAD_FIELD, None),
-    ("before beyond BIGINT", frame(type="history", room="lobby", before=10**30), chat.BAD_FIELD, None),
-]
+        assert parse_command(chat_frame(type="join", room=good)).room == good
 
 
 def test_the_corpus_is_big_enough() -> None:
@@ -146,7 +84,7 @@ def test_malformed_frames_get_their_exact_error(name: str, data: str | bytes, co
 
 def test_unknown_type_message_is_bounded() -> None:
     with pytest.raises(ChatError) as caught:
-        parse_command(frame(type="x" * 100_000, room="lobby"))
+        parse_command(chat_frame(type="x" * 100_000, room="lobby"))
     assert caught.value.code == chat.BAD_TYPE
     assert len(caught.value.message) < 100
 

@@ -7,7 +7,7 @@ import http
 import os
 import socket
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pexpect
 import pytest
@@ -26,6 +26,7 @@ from rawws.core.handshake import accept_key
 from rawws.server.server import Server
 from rawws.server.session import WebSocketSession
 from tests.conftest import StartServer
+from tests.helpers import wait_for_condition
 
 WAIT_S = 20.0  # the bound on every wait here (a process start included); nothing should come near it
 
@@ -74,12 +75,6 @@ async def rawws(*args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
     return process.returncode, out.decode(), err.decode()
 
 
-async def wait_for_condition(check: Callable[[], bool]) -> None:
-    async with asyncio.timeout(WAIT_S):
-        while not check():
-            await asyncio.sleep(0.01)
-
-
 @pytest.fixture
 async def silent_port() -> AsyncIterator[int]:
     """A port that accepts TCP and never says a word."""
@@ -110,7 +105,7 @@ async def test_send_delivers_the_message_and_closes_with_1000(start_server: Star
     server, recorder = await recording_server(start_server)
     code, _, err = await rawws("send", f"ws://127.0.0.1:{server.port}/record", "hello, server")
     assert (code, err) == (EXIT_OK, "")
-    await wait_for_condition(lambda: recorder.close_codes == [1000])
+    await wait_for_condition(lambda: recorder.close_codes == [1000], timeout=WAIT_S)
     assert recorder.messages == ["hello, server"]
 
 
@@ -119,7 +114,7 @@ async def test_send_reads_the_message_from_stdin(start_server: StartServer):
     url = f"ws://127.0.0.1:{server.port}/record"
     code, _, err = await rawws("send", url, "-", stdin=b"line one\nline two\n")
     assert (code, err) == (EXIT_OK, "")
-    await wait_for_condition(lambda: recorder.close_codes == [1000])
+    await wait_for_condition(lambda: recorder.close_codes == [1000], timeout=WAIT_S)
     assert recorder.messages == ["line one\nline two"]
 
 
@@ -127,7 +122,7 @@ async def test_send_binary_from_stdin(start_server: StartServer):
     server, recorder = await recording_server(start_server)
     code, _, _ = await rawws("send", "--binary", f"ws://127.0.0.1:{server.port}/record", "-", stdin=b"\x00\xff\n")
     assert code == EXIT_OK
-    await wait_for_condition(lambda: recorder.close_codes == [1000])
+    await wait_for_condition(lambda: recorder.close_codes == [1000], timeout=WAIT_S)
     assert recorder.messages == [b"\x00\xff\n"]
 
 
@@ -241,7 +236,7 @@ async def test_chat_in_a_terminal_sends_lines_shows_messages_and_quits_on_ctrl_d
         assert await finish(child) == EXIT_OK
     finally:
         child.terminate(force=True)
-    await wait_for_condition(lambda: recorder.close_codes == [1000])
+    await wait_for_condition(lambda: recorder.close_codes == [1000], timeout=WAIT_S)
     assert recorder.messages == ["hello there"]
 
 
@@ -250,7 +245,7 @@ async def test_chat_redraws_the_line_being_typed_after_an_incoming_message(start
     child = spawn_chat(f"ws://127.0.0.1:{server.port}/record")
     try:
         await expect(child, "> ")
-        await wait_for_condition(lambda: len(recorder.sessions) == 1)
+        await wait_for_condition(lambda: len(recorder.sessions) == 1, timeout=WAIT_S)
         child.send("half a li")
         await expect(child, "half a li")
         recorder.sessions[0].send("news from elsewhere")
@@ -262,7 +257,7 @@ async def test_chat_redraws_the_line_being_typed_after_an_incoming_message(start
         assert await finish(child) == EXIT_OK
     finally:
         child.terminate(force=True)
-    await wait_for_condition(lambda: recorder.close_codes == [1000])
+    await wait_for_condition(lambda: recorder.close_codes == [1000], timeout=WAIT_S)
     assert recorder.messages == ["half a line"]
 
 
@@ -301,7 +296,7 @@ async def test_chat_without_a_terminal_reads_plain_lines(start_server: StartServ
     server, recorder = await recording_server(start_server)
     code, out, err = await rawws("chat", f"ws://127.0.0.1:{server.port}/record", stdin=b"first\nsecond\n")
     assert code == EXIT_OK, err
-    await wait_for_condition(lambda: recorder.close_codes == [1000])
+    await wait_for_condition(lambda: recorder.close_codes == [1000], timeout=WAIT_S)
     assert recorder.messages == ["first", "second"]
     assert "\x1b" not in out  # no terminal codes when not on a terminal
 

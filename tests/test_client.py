@@ -28,6 +28,7 @@ from rawws.client.connection import (
 )
 from rawws.core.handshake import accept_key
 from tests.conftest import StartServer
+from tests.helpers import wait_for_condition
 
 WAIT_S = 10.0  # the bound on every wait in this module; nothing here should come near it
 
@@ -100,12 +101,6 @@ async def read_client_frame(reader: asyncio.StreamReader) -> tuple[int, bytes, b
     return first & 0x0F, payload, mask
 
 
-async def wait_for_condition(check: Callable[[], bool]) -> None:
-    async with asyncio.timeout(WAIT_S):
-        while not check():
-            await asyncio.sleep(0.005)
-
-
 # -- against the rawws server --------------------------------------------------------------------
 
 
@@ -133,7 +128,7 @@ async def test_compression_is_negotiated_with_the_rawws_server_and_can_be_turned
         assert await ws.recv() == big
     async with connect(url, compression=None) as ws:
         assert ws.compression is None
-        await wait_for_condition(lambda: len(server.sessions) == 1)
+        await wait_for_condition(lambda: len(server.sessions) == 1, timeout=WAIT_S)
         (session,) = server.sessions
         assert not session.compressed
         await ws.send("plain")
@@ -151,7 +146,7 @@ async def test_refused_upgrade_from_the_rawws_server_shows_the_status(start_serv
 async def test_server_shutdown_is_a_normal_close_with_1001(start_server: StartServer):
     server = await start_server()
     ws = await connect(f"ws://127.0.0.1:{server.port}/echo")
-    await wait_for_condition(lambda: len(server.sessions) == 1)
+    await wait_for_condition(lambda: len(server.sessions) == 1, timeout=WAIT_S)
     await asyncio.wait_for(server.shutdown(), WAIT_S)
     with pytest.raises(ConnectionClosedOK) as info:
         await asyncio.wait_for(ws.recv(), WAIT_S)
@@ -421,7 +416,7 @@ async def test_an_unread_receive_queue_stops_reading_instead_of_growing(raw_serv
 
     port = await raw_server(flooder)
     ws = await connect(f"ws://127.0.0.1:{port}/", max_queue=8, compression=None, close_timeout=0.2)
-    await wait_for_condition(lambda: ws.queued_messages >= 8)
+    await wait_for_condition(lambda: ws.queued_messages >= 8, timeout=WAIT_S)
     for _ in range(50):  # many event-loop turns with data waiting on the socket
         await asyncio.sleep(0)
     assert ws.queued_messages == 8

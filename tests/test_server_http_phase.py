@@ -10,7 +10,6 @@ that nothing of it outlives the upgrade.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import socket
 
@@ -23,6 +22,7 @@ from rawws.server.server import Server
 from tests.helpers import (
     ACCEPT,
     close_code,
+    close_writer,
     masked_frame,
     open_raw,
     parse_http_response,
@@ -34,12 +34,6 @@ from tests.helpers import (
 
 TIMEOUT_S = 5.0
 TEXT, CLOSE = 0x1, 0x8
-
-
-async def close_writer(writer: asyncio.StreamWriter) -> None:
-    writer.close()
-    with contextlib.suppress(ConnectionError, OSError, TimeoutError):
-        await asyncio.wait_for(writer.wait_closed(), TIMEOUT_S)
 
 
 @pytest.mark.parametrize("name", ["", "two words", "bad\r\nInjected: yes", "ünïcode"])

@@ -28,6 +28,7 @@ from rawws.server.server import Server
 from tests.helpers import (
     ACCEPT,
     close_code,
+    close_writer,
     deflate_message,
     free_port,
     inflate_message,
@@ -96,12 +97,6 @@ async def expect_close(reader: asyncio.StreamReader, code: int) -> None:
     rest, closed = await read_until_eof(reader, TIMEOUT_S)
     assert closed, "the server kept TCP open after failing the connection"
     assert rest == b"", f"data after the close frame: {rest[:60]!r}"
-
-
-async def close_writer(writer: asyncio.StreamWriter) -> None:
-    writer.close()
-    with contextlib.suppress(ConnectionError, OSError, TimeoutError):
-        await asyncio.wait_for(writer.wait_closed(), TIMEOUT_S)
 
 
 async def wait_for_port(port: int, timeout: float) -> None:

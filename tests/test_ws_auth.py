@@ -22,16 +22,22 @@ from rawws.accounts.tokens import TICKET
 from rawws.server.server import Server
 from tests.conftest import StartServer
 from tests.helpers import (
+    SECRET_TEXT,
+    TIMEOUT_S,
+    Attack,
+    attack_corpus,
     close_code,
+    http,
     masked_frame,
     open_raw,
     read_frame,
     read_http_head,
     read_until_eof,
+    registered_token,
+    rsa_public_pem,
+    ticket,
     upgrade_request,
 )
-from tests.test_accounts import TIMEOUT_S, http, registered_token, ticket
-from tests.test_auth import SECRET_TEXT, Attack, attack_corpus, rsa_public_pem
 
 TEXT, CLOSE, PING, PONG = 0x1, 0x8, 0x9, 0xA
 EXPIRY_WAIT_S = 15.0  # bound on waiting for the expiry close (the token lives ~1 s)

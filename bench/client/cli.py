@@ -20,7 +20,11 @@ SCENARIOS = ("memory", "echo64", "echo16k", "rtt", "handshakes", "fanout")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.client", description=bench.client.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.client",
+        description=bench.client.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--protocol", choices=["ws", "floor"], default="ws")
@@ -49,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.scenarios.split(","):
         # each scenario's call is bound now (functools.partial), not looked up when it runs
         if name == "memory":
-            emit(name, partial(memory_benchmark, target, pid, steps=p["memory_steps"], concurrency=p["memory_concurrency"]))
+            steps, concurrency = p["memory_steps"], p["memory_concurrency"]
+            emit(name, partial(memory_benchmark, target, pid, steps=steps, concurrency=concurrency))
         elif name in ("echo64", "echo16k"):
             emit(
                 name,
@@ -66,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
                 ),
             )
         elif name == "rtt":
-            emit(name, partial(rtt_benchmark, target, size=64, warmup=p["rtt_warmup"], count=p["rtt_count"], timeout_s=30.0))
+            warmup, count = p["rtt_warmup"], p["rtt_count"]
+            emit(name, partial(rtt_benchmark, target, size=64, warmup=warmup, count=count, timeout_s=30.0))
         elif name == "handshakes":
             emit(
                 name,

@@ -7,16 +7,13 @@ import re
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from rawws.config import DEFAULT_ARGON2_MEMORY_KIB, DEFAULT_ARGON2_PARALLELISM, DEFAULT_ARGON2_TIME_COST
 from rawws.errors import HttpError
 
 USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{2,31}")
 MIN_PASSWORD_CHARS = 8
 MAX_PASSWORD_CHARS = 256  # argon2 takes any length; this bounds the work a request can ask for
 
-# RFC 9106 §4 "second recommended option" (64 MiB, 3 passes, 4 lanes): argon2-cffi's default.
-DEFAULT_TIME_COST = 3
-DEFAULT_MEMORY_KIB = 64 * 1024
-DEFAULT_PARALLELISM = 4
 
 
 def check_username(username: object) -> str:
@@ -45,9 +42,9 @@ class Passwords:
 
     def __init__(
         self,
-        time_cost: int = DEFAULT_TIME_COST,
-        memory_kib: int = DEFAULT_MEMORY_KIB,
-        parallelism: int = DEFAULT_PARALLELISM,
+        time_cost: int = DEFAULT_ARGON2_TIME_COST,
+        memory_kib: int = DEFAULT_ARGON2_MEMORY_KIB,
+        parallelism: int = DEFAULT_ARGON2_PARALLELISM,
     ) -> None:
         self._hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism)
         # Verified when a user does not exist, so that case costs the same time.

@@ -6,27 +6,33 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from rawws.accounts.passwords import Passwords, check_password, check_username
 from rawws.accounts.tokens import ACCESS, TICKET, Tokens, bearer_token
+from rawws.config import DEFAULT_LOGINS_PER_MINUTE_PER_ADDRESS, DEFAULT_LOGINS_PER_MINUTE_PER_USER
 from rawws.core.http import Request, Response, Router, json_response
 from rawws.core.ratelimit import RateLimiter
-from rawws.errors import HttpError
-from rawws.store import Store, UsernameTaken
+from rawws.errors import HttpError, RawwsError, UsernameTaken
+from rawws.store import Store
 
 log = logging.getLogger("rawws.accounts")
 
 # Login attempts: a burst of this many, refilled over the period.
-DEFAULT_LOGINS_PER_USER = 10
-DEFAULT_LOGINS_PER_ADDRESS = 30
 LOGIN_PERIOD_S = 60.0
+
+#: (kind, key, limit, period_s) → seconds to wait (0.0: allowed); counts across every node
+SharedLimit = Callable[[str, str, int, float], Awaitable[float]]
 HASHING_THREADS = 2  # each argon2 hash holds 64 MiB: bound how many run at once
+
+T = TypeVar("T")
 
 BAD_CREDENTIALS = "invalid username or password"
 
 
-def read_json_object(request: Request) -> dict:
+def read_json_object(request: Request) -> dict[str, Any]:
     """The request body as a JSON object: 415 for another content type, 400 for anything malformed."""
     content_type = (request.header("content-type") or "").split(";")[0].strip().lower()
     if content_type != "application/json":
@@ -53,10 +59,14 @@ class Accounts:
         passwords: Passwords,
         tokens: Tokens,
         *,
-        logins_per_user: int = DEFAULT_LOGINS_PER_USER,
-        logins_per_address: int = DEFAULT_LOGINS_PER_ADDRESS,
+        logins_per_user: int = DEFAULT_LOGINS_PER_MINUTE_PER_USER,
+        logins_per_address: int = DEFAULT_LOGINS_PER_MINUTE_PER_ADDRESS,
+        shared_limit: SharedLimit | None = None,
     ) -> None:
         self.store = store
+        self.logins_per_user = logins_per_user
+        self.logins_per_address = logins_per_address
+        self.shared_limit = shared_limit  # several nodes: attempts counted across all of them
         self.passwords = passwords
         self.tokens = tokens
         self._user_limit = RateLimiter(logins_per_user, LOGIN_PERIOD_S)
@@ -68,7 +78,7 @@ class Accounts:
         router.add("POST", "/auth/login", self.login)
         router.add("POST", "/auth/ticket", self.ticket)
 
-    async def _off_loop(self, function, *args):
+    async def _off_loop(self, function: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._hashing, function, *args)
 
     async def register(self, request: Request) -> Response:
@@ -88,7 +98,7 @@ class Accounts:
         username, password = body.get("username"), body.get("password")
         if not isinstance(username, str) or not isinstance(password, str) or len(username) > 64:
             raise HttpError(400, "username and password are required strings")
-        self._rate_limit(username.lower(), client_host(request.peer))
+        await self._rate_limit(username.lower(), client_host(request.peer))
         user = await self.store.get_user(username)
         ok = await self._off_loop(self.passwords.verify, user.password_hash if user else None, password)
         if user is None or not ok:
@@ -112,9 +122,17 @@ class Accounts:
             [("Cache-Control", "no-store")],
         )
 
-    def _rate_limit(self, user_key: str, address: str) -> None:
+    async def _rate_limit(self, user_key: str, address: str) -> None:
         now = time.monotonic()
         wait = max(self._user_limit.acquire(user_key, now), self._address_limit.acquire(address, now))
+        if wait <= 0 and self.shared_limit is not None:
+            try:
+                wait = max(
+                    await self.shared_limit("user", user_key, self.logins_per_user, LOGIN_PERIOD_S),
+                    await self.shared_limit("address", address, self.logins_per_address, LOGIN_PERIOD_S),
+                )
+            except RawwsError:  # the shared counter is unreachable: this node's own limit still holds
+                log.debug("shared login limit unavailable; the node's own limit applies")
         if wait > 0:
             raise HttpError(429, "too many login attempts", [("Retry-After", str(int(wait) + 1))])
 

@@ -16,22 +16,26 @@ import json
 import math
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import jwt
 
-from rawws.config import DEFAULT_ACCESS_TTL_S, DEFAULT_TICKET_TTL_S
+from rawws.config import (
+    DEFAULT_ACCESS_TTL_S,
+    DEFAULT_JWT_AUDIENCE,
+    DEFAULT_JWT_ISSUER,
+    DEFAULT_JWT_LEEWAY_S,
+    DEFAULT_TICKET_TTL_S,
+)
 from rawws.core.headers import comma_list, get_all
 from rawws.core.http import Request
-from rawws.errors import HttpError
+from rawws.errors import AuthError, HttpError, RawwsError
 
 ACCESS = "access"
 TICKET = "ticket"
 
-DEFAULT_ISSUER = "rawws"
-DEFAULT_AUDIENCE = "rawws"
-DEFAULT_LEEWAY_S = 5
 MAX_TOKEN_BYTES = 8 * 1024  # a longer "token" is refused before it is parsed
 SECRET_BYTES = 32  # generated HS256 secrets (RFC 7518 §3.2: at least the hash size)
 PUBLIC_KEY_ALGORITHMS = ("RS256", "ES256", "EdDSA")
@@ -41,11 +45,6 @@ REQUIRED_CLAIMS = ["exp", "iat", "sub", "iss", "aud"]
 SESSION_EXP_CLAIM = "session_exp"  # in a ticket: the exp of the access token that bought it
 
 
-class AuthError(HttpError):
-    """401 with a ``WWW-Authenticate`` challenge (RFC 6750 §3). The message never holds the token."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(401, message, [("WWW-Authenticate", 'Bearer error="invalid_token"')])
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,11 +71,11 @@ class PublicKey:
 @dataclass(frozen=True, slots=True)
 class TokenSettings:
     secret: bytes = field(repr=False)
-    issuer: str = DEFAULT_ISSUER
-    audience: str = DEFAULT_AUDIENCE
+    issuer: str = DEFAULT_JWT_ISSUER
+    audience: str = DEFAULT_JWT_AUDIENCE
     access_ttl_s: float = DEFAULT_ACCESS_TTL_S
     ticket_ttl_s: float = DEFAULT_TICKET_TTL_S
-    leeway_s: float = DEFAULT_LEEWAY_S
+    leeway_s: float = DEFAULT_JWT_LEEWAY_S
     public_key: PublicKey | None = None
 
     def __post_init__(self) -> None:
@@ -164,11 +163,15 @@ class Tokens:
             return public.pem, [public.algorithm]
         raise AuthError("token algorithm not accepted")
 
-    def _check_times(self, claims: dict) -> None:
+    def _check_times(self, claims: dict[str, Any]) -> None:
         """``exp``, ``nbf`` and ``iat`` (RFC 7519 §4.1.4-6) against ``self.clock``, with the leeway."""
-        times = {name: _numeric_date(claims[name]) for name in ("exp", "iat", "nbf") if name in claims}
-        if None in times.values():
-            raise AuthError("invalid time claim")
+        times: dict[str, float] = {}
+        for name in ("exp", "iat", "nbf"):
+            if name in claims:
+                value = _numeric_date(claims[name])
+                if value is None:
+                    raise AuthError("invalid time claim")
+                times[name] = value
         now, leeway = self.clock(), self.settings.leeway_s
         if times["exp"] <= now - leeway:
             raise AuthError("token expired")
@@ -216,7 +219,7 @@ class TicketLedger:
     def spend(self, identity: Identity) -> None:
         now = self.clock()
         if len(self._spent) > 1024:
-            self._spent = {jti: exp for jti, exp in self._spent.items() if exp + DEFAULT_LEEWAY_S >= now}
+            self._spent = {jti: exp for jti, exp in self._spent.items() if exp + DEFAULT_JWT_LEEWAY_S >= now}
         if identity.token_id in self._spent:
             raise AuthError("ticket already used")
         self._spent[identity.token_id] = identity.expires_at
@@ -246,9 +249,9 @@ def extract_credential(request: Request) -> Credential | None:
     ticket = request.query_param("ticket")
     if ticket:
         return Credential(TICKET, ticket)
-    token = request.query_param("token")
-    if token:
-        return Credential(ACCESS, token)
+    query_token = request.query_param("token")
+    if query_token:
+        return Credential(ACCESS, query_token)
     return None
 
 
@@ -278,21 +281,48 @@ def check_origin(request: Request, allowed: frozenset[str], *, tls: bool) -> Non
     raise HttpError(403, "origin not allowed")
 
 
+#: (ticket id, its expiry) → ``True`` the first time it is spent on any node
+SharedSpend = Callable[[str, float], Awaitable[bool]]
+
+
 class WebSocketAuthenticator:
     """Decides, before any 101, whether an upgrade request may open a chat connection."""
 
-    def __init__(self, tokens: Tokens, ledger: TicketLedger, allowed_origins: frozenset[str], *, tls: bool) -> None:
+    def __init__(
+        self,
+        tokens: Tokens,
+        ledger: TicketLedger,
+        allowed_origins: frozenset[str],
+        *,
+        tls: bool,
+        shared_spend: SharedSpend | None = None,
+    ) -> None:
         self.tokens = tokens
         self.ledger = ledger
+        self.shared_spend = shared_spend  # several nodes: a ticket is spent once across all of them
         self.allowed_origins = frozenset(origin.rstrip("/").lower() for origin in allowed_origins)
         self.tls = tls
 
-    def __call__(self, request: Request) -> Identity:
+    def __call__(self, request: Request) -> Identity | Awaitable[Identity]:
+        """The identity, or (a ticket on a node of several) an awaitable of it: the
+        ticket is spent in the shared record before the upgrade is accepted."""
         check_origin(request, self.allowed_origins, tls=self.tls)
         credential = extract_credential(request)
         if credential is None:
             raise AuthError("a token or ticket is required")
         identity = self.tokens.verify(credential.token, credential.kind)
         if credential.kind == TICKET:
-            self.ledger.spend(identity)
+            self.ledger.spend(identity)  # a replay on this node is refused without a round trip
+            if self.shared_spend is not None:
+                return self._spend_shared(identity, self.shared_spend)
+        return identity
+
+    async def _spend_shared(self, identity: Identity, spend: SharedSpend) -> Identity:
+        try:
+            first = await spend(identity.token_id, identity.expires_at)
+        except RawwsError:
+            # Without the shared record a ticket could be spent once per node: refuse it.
+            raise HttpError(503, "tickets are unavailable for a moment; try again") from None
+        if not first:
+            raise AuthError("ticket already used")
         return identity

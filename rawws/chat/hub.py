@@ -72,8 +72,16 @@ class Hub:
     def is_member(self, member: Member, room: str) -> bool:
         return member in self._rooms.get(room, ())
 
+    def occupied(self, room: str) -> bool:
+        """Some member is in ``room``."""
+        return room in self._rooms
+
     def users(self, room: str) -> list[str]:
         return sorted(self._present.get(room, ()))
+
+    def presence(self) -> dict[str, list[str]]:
+        """Every room with members here and its users (a node's heartbeat carries this)."""
+        return {room: sorted(users) for room, users in self._present.items()}
 
     def rooms(self) -> list[str]:
         return sorted(self._rooms)

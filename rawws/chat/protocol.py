@@ -17,8 +17,10 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from typing import Any
 
-from rawws.store.base import StoredMessage
+from rawws.errors import ChatError
+from rawws.store.base import StoredMessage as StoredMessage  # re-exported: what the protocol sends
 
 DEFAULT_ROOM = "lobby"
 ROOM_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
@@ -42,14 +44,6 @@ BINARY = "binary_not_supported"
 UNAVAILABLE = "unavailable"
 
 
-class ChatError(Exception):
-    """A client frame we refuse; the reply is an ``error`` frame and the connection stays open."""
-
-    def __init__(self, code: str, message: str, ref: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.ref = ref
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,14 +115,14 @@ def parse_command(data: str | bytes) -> Command:
     raise ChatError(BAD_TYPE, f"unknown type {kind[:32]!r}" if isinstance(kind, str) else "type is required", ref)
 
 
-def _room(frame: dict) -> str:
+def _room(frame: dict[str, Any]) -> str:
     room = frame.get("room")
     if not isinstance(room, str) or ROOM_NAME.fullmatch(room) is None:
         raise ChatError(BAD_ROOM, "room must be 1-32 characters: a-z, 0-9, '_' or '-', starting with a letter or digit")
     return room
 
 
-def _text(frame: dict) -> str:
+def _text(frame: dict[str, Any]) -> str:
     text = frame.get("text")
     if not isinstance(text, str) or not text.strip():
         raise ChatError(BAD_FIELD, "text must be a non-empty string")
@@ -149,7 +143,7 @@ def _encodable(value: str) -> bool:
     return True
 
 
-def _optional_int(frame: dict, name: str, *, minimum: int) -> int | None:
+def _optional_int(frame: dict[str, Any], name: str, *, minimum: int) -> int | None:
     value = frame.get(name)
     if value is None:
         return None
@@ -161,7 +155,7 @@ def _optional_int(frame: dict, name: str, *, minimum: int) -> int | None:
 # -- server frames -------------------------------------------------------------------
 
 
-def dumps(payload: dict) -> str:
+def dumps(payload: dict[str, Any]) -> str:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -194,7 +188,7 @@ def history(room: str, messages: list[StoredMessage]) -> str:
 
 
 def error(code: str, message: str, ref: str | None = None) -> str:
-    payload: dict = {"type": "error", "code": code, "message": message}
+    payload: dict[str, Any] = {"type": "error", "code": code, "message": message}
     if ref is not None:
         payload["ref"] = ref
     return dumps(payload)
@@ -207,3 +201,26 @@ def message(stored: StoredMessage) -> str:
 def message_fields(stored: StoredMessage) -> dict[str, object]:
     """The ``message`` object of the wire protocol for one stored message."""
     return {"type": "message", "room": stored.room, "id": stored.id, "user": stored.user, "text": stored.text, "ts": stored.ts}
+
+
+# -- client frames: what a client sends, built here so both sides read one definition --
+
+
+def join_frame(room: str, since: int | None = None) -> str:
+    return dumps({"type": "join", "room": room} if since is None else {"type": "join", "room": room, "since": since})
+
+
+def leave_frame(room: str) -> str:
+    return dumps({"type": "leave", "room": room})
+
+
+def say_frame(room: str, text: str, ref: str) -> str:
+    return dumps({"type": "say", "room": room, "text": text, "ref": ref})
+
+
+def who_frame(room: str) -> str:
+    return dumps({"type": "who", "room": room})
+
+
+def history_frame(room: str, limit: int) -> str:
+    return dumps({"type": "history", "room": room, "limit": limit})

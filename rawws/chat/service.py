@@ -19,16 +19,21 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
+from rawws.bus.base import Bus
 from rawws.chat import protocol as chat
+from rawws.chat.feed import DEFAULT_HEARTBEAT_S, RoomFeed
 from rawws.chat.hub import Hub
 from rawws.chat.peer import Peer
-from rawws.chat.protocol import ChatError, HistoryRequest, Join, Leave, Say, StoredMessage, Who
+from rawws.chat.presence import DEFAULT_PRESENCE_TTL_S, Change, ClusterPresence
+from rawws.chat.protocol import HistoryRequest, Join, Leave, Say, Who
 from rawws.chat.replay import SharedReads
 from rawws.core.ratelimit import RateLimiter
-from rawws.store import NewMessage, Store
+from rawws.errors import ChatError
+from rawws.store import NewMessage, Store, StoredMessage
 
 log = logging.getLogger("rawws.chat")
 
@@ -129,7 +134,7 @@ class ChatMember:
             await asyncio.sleep(0)  # the flush scheduled by the last send runs
             await peer.wait_writable()
 
-    def spawn(self, coroutine) -> asyncio.Task[None]:
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coroutine)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
@@ -139,15 +144,47 @@ class ChatMember:
 class ChatHandler:
     """The `/ws` endpoint's ``WebSocketHandler``."""
 
-    def __init__(self, store: Store, hub: Hub | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        hub: Hub | None = None,
+        bus: Bus | None = None,
+        node: str = "local",
+        heartbeat_s: float = DEFAULT_HEARTBEAT_S,
+        presence_ttl_s: float = DEFAULT_PRESENCE_TTL_S,
+    ) -> None:
         self.store = store
         self.hub = hub or Hub()
         self.writer = MessageWriter(store)
+        # Every stored message reaches the hub through the feed: in id order, once,
+        # whether this node stored it or another one did (through the bus).
+        self.presence = ClusterPresence(self.hub.users, presence_ttl_s)
+        self.feed = RoomFeed(
+            store,
+            self._publish_message,
+            bus,
+            node,
+            heartbeat_s=heartbeat_s,
+            presence=self.presence,
+            announce=self._announce,
+            local_presence=self.hub.presence,
+        )
         self.reads = SharedReads(store)  # replay queries shared by members who rejoin at once
         self._members: dict[Peer, ChatMember] = {}
         self._rate = RateLimiter(MESSAGE_BURST, MESSAGE_BURST / MESSAGES_PER_SECOND)
         self._rate_keys = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()  # every member's replays and queries, until done
+
+    def _publish_message(self, room: str, text: str, message_id: int) -> None:
+        self.hub.publish(room, text, message_id)
+
+    def _announce(self, change: Change) -> None:
+        """A user appeared on / vanished from every other node's view: tell this node's members."""
+        self.hub.publish(change.room, chat.presence(change.room, change.user, "joined" if change.joined else "left"))
+
+    async def start(self) -> None:
+        """Connect the bus (``BusUnavailable`` when it cannot be reached)."""
+        await self.feed.start()
 
     # -- WebSocketHandler -----------------------------------------------------------
 
@@ -195,7 +232,7 @@ class ChatHandler:
         elif isinstance(command, HistoryRequest):
             self._spawn(member, self._history(member, command))
         elif isinstance(command, Who):
-            member.send(chat.members(command.room, self.hub.users(command.room)))
+            member.send(chat.members(command.room, self.presence.users(command.room)))
 
     def _require_member(self, member: ChatMember, room: str, ref: str | None = None) -> None:
         if not self.hub.is_member(member, room):
@@ -207,7 +244,7 @@ class ChatHandler:
 
         def stored(message: StoredMessage) -> None:
             member.send(chat.ack(command.ref, message.room, message.id))
-            self.hub.publish(message.room, chat.message(message), message.id)
+            self.feed.stored_here(message)
 
         def failed() -> None:
             member.send(chat.error(chat.UNAVAILABLE, "message not stored; send it again", command.ref))
@@ -222,11 +259,14 @@ class ChatHandler:
             raise ChatError(chat.TOO_MANY_ROOMS, f"at most {chat.MAX_ROOMS_PER_CONNECTION} rooms per connection")
         catch_up = member.catching_up[room] = _CatchUp()  # live delivery waits until the replay is out
         member.last_ids[room] = 0
-        if self.hub.join(member, room):
-            self.hub.publish(room, chat.presence(room, member.user, "joined"), exclude=member)
+        self.feed.open_room(room)
+        if self.hub.join(member, room):  # the user's first connection here
+            self.feed.here(room, member.user, True)
+            if not self.presence.elsewhere(room, member.user):
+                self.hub.publish(room, chat.presence(room, member.user, "joined"), exclude=member)
         self._spawn(member, self._catch_up(member, room, command.since, catch_up))
 
-    def _spawn(self, member: ChatMember, coroutine) -> None:
+    def _spawn(self, member: ChatMember, coroutine: Coroutine[Any, Any, None]) -> None:
         task = member.spawn(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -239,12 +279,14 @@ class ChatHandler:
             last_id = await self.reads.last_message_id(room)
             if not current():
                 return
-            member.send(chat.joined(room, self.hub.users(room), last_id))
-            # Replay what the client missed, up to what was stored when it joined and
-            # what was published since; then live delivery takes over.
+            self.feed.start_room(room, last_id)  # the first member here: live delivery goes on after last_id
+            member.send(chat.joined(room, self.presence.users(room), last_id))
+            # Replay what the client missed, up to what was stored when it joined, what
+            # the hub delivered since and what this node's feed had delivered before it
+            # joined; then live delivery takes over.
             after = last_id if since is None else min(since, last_id)
             member.last_ids[room] = after
-            while after < max(last_id, catch_up.newest):
+            while after < max(last_id, catch_up.newest, self.feed.delivered_upto(room)):
                 page = await self.reads.messages_after(room, after, REPLAY_PAGE)
                 if not current():
                     return
@@ -271,8 +313,12 @@ class ChatHandler:
     def _leave(self, member: ChatMember, room: str) -> None:
         member.last_ids.pop(room, None)
         member.catching_up.pop(room, None)
-        if self.hub.leave(member, room):
-            self.hub.publish(room, chat.presence(room, member.user, "left"))
+        if self.hub.leave(member, room):  # the user's last connection here
+            self.feed.here(room, member.user, False)
+            if not self.presence.elsewhere(room, member.user):
+                self.hub.publish(room, chat.presence(room, member.user, "left"))
+        if not self.hub.occupied(room):
+            self.feed.close_room(room)
 
     async def _history(self, member: ChatMember, command: HistoryRequest) -> None:
         try:
@@ -291,6 +337,7 @@ class ChatHandler:
         cancelling it a second time, can leave that task hanging so the process never exits.
         """
         await self.writer.flush()
+        await self.feed.close()
         pending = [task for task in self._tasks if not task.done()]
         for task in pending:
             if not task.cancelling():

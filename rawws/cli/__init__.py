@@ -23,10 +23,10 @@ from rawws.cli.exits import (
     EXIT_REFUSED,
     EXIT_TIMEOUT,
     EXIT_USAGE,
-    ClientFailure,
 )
 from rawws.cli.parser import build_parser, parse_header, parse_size
 from rawws.cli.serve import configure_logging, serve, serve_config
+from rawws.errors import ClientFailure
 from rawws.server.app import setup_app
 
 __all__ = [
@@ -49,6 +49,7 @@ __all__ = [
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """`rawws …`: parse, configure logging once, run the command; the exit code is returned, not raised."""
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.log_level)

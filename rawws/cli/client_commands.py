@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import getpass
 import os
 import ssl
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
-from rawws.chat.protocol import DEFAULT_ROOM
+from rawws.chat.protocol import DEFAULT_ROOM, join_frame, say_frame
 from rawws.cli.exits import (
     EXIT_CANNOT_CONNECT,
     EXIT_CLOSED_WITH_ERROR,
@@ -25,18 +25,22 @@ from rawws.cli.exits import (
     EXIT_REFUSED,
     EXIT_TIMEOUT,
     EXIT_USAGE,
-    ClientFailure,
 )
 from rawws.cli.parser import PASSWORD_VARIABLE
-from rawws.client import chat as chat_client
-from rawws.client.chat import AuthFailed, Backoff, ChatState, ChatTarget, HttpExchange, NotStored
-from rawws.client.connection import OK_CLOSE_CODES, ClientConnection, ConnectionClosed, connect
-from rawws.client.terminal import chat, chat_session, terminal_for
+from rawws.client.chat_login import ChatLogin
+from rawws.client.commands import check_text
+from rawws.client.connection import OK_CLOSE_CODES, ClientConnection, ConnectionClosed, ConnectOptions, connect
+from rawws.client.reconnect import Backoff, describe
+from rawws.client.session import chat, chat_session
+from rawws.client.state import ChatState, NotStored, send_outcome
+from rawws.client.target import chat_target, url_credential
+from rawws.client.terminal import terminal_for
 from rawws.config import DEFAULT_MAX_MESSAGE_BYTES
-from rawws.core.client_handshake import HandshakeRejected, InvalidHandshake, InvalidURI, parse_uri
+from rawws.core.client_handshake import parse_uri
+from rawws.errors import AuthFailed, ClientFailure, HandshakeRejected, InvalidHandshake, InvalidURI
 
 
-def _connect_options(args: argparse.Namespace, secure: bool | None = None) -> dict[str, object]:
+def _connect_options(args: argparse.Namespace, secure: bool | None = None) -> ConnectOptions:
     if secure is None:
         secure = args.url.lower().startswith("wss:")
     return {
@@ -65,7 +69,8 @@ def _message_from(args: argparse.Namespace) -> str | bytes:
 
 
 async def send_command(args: argparse.Namespace, message: str | bytes) -> None:
-    ws = await connect(args.url, **_connect_options(args))  # type: ignore[arg-type]
+    """``rawws send`` without ``--user``: one raw message, then a normal close (checked, for the exit code)."""
+    ws = await connect(args.url, **_connect_options(args))
     try:
         async with asyncio.timeout(args.timeout):
             await ws.send(message)
@@ -75,7 +80,8 @@ async def send_command(args: argparse.Namespace, message: str | bytes) -> None:
 
 
 async def chat_command(args: argparse.Namespace) -> None:
-    ws = await connect(args.url, **_connect_options(args))  # type: ignore[arg-type]
+    """``rawws chat`` without the chat protocol: typed lines out, messages in, as raw text."""
+    ws = await connect(args.url, **_connect_options(args))
     compression = "compressed" if ws.compression else "uncompressed"
     subprotocol = f", subprotocol {ws.subprotocol}" if ws.subprotocol else ""
     print(f"connected to {_where(args.url)} ({compression}{subprotocol}); Ctrl-D or /quit to leave", flush=True)
@@ -98,7 +104,7 @@ def speaks_chat(args: argparse.Namespace) -> bool:
     """``--user``, or (``rawws chat`` only, without ``--raw``) a token or ticket in the URL."""
     if args.user:
         return True
-    return args.command == "chat" and not args.raw and chat_client.url_credential(args.url) is not None
+    return args.command == "chat" and not args.raw and url_credential(args.url) is not None
 
 
 def read_password(user: str) -> str:
@@ -119,89 +125,19 @@ def read_password(user: str) -> str:
     return password
 
 
-def _ssl_context(target: ChatTarget, insecure: bool) -> ssl.SSLContext | None:
-    if not target.secure:
-        return None
-    context = ssl.create_default_context()
-    if insecure:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
-
-
-async def http_exchange(
-    target: ChatTarget, exchange: HttpExchange, timeout: float, insecure: bool
-) -> chat_client.HttpAnswer:
-    """One HTTP request to the server, on its own connection, within ``timeout``."""
-    context = _ssl_context(target, insecure)
-    async with asyncio.timeout(timeout):
-        reader, writer = await asyncio.open_connection(
-            target.host, target.port, ssl=context, server_hostname=target.host if context else None
-        )
-        try:
-            writer.write(exchange.request())
-            while True:
-                answer = exchange.receive_data(await reader.read(65536))
-                if answer is not None:
-                    return answer
-        finally:
-            writer.close()
-            with contextlib.suppress(OSError, ssl.SSLError):
-                await writer.wait_closed()
-
-
-class ChatLogin:
-    """``--user``: one login, then a fresh single-use ticket per connection; logs in again if the token
-    is refused (it expired). The password stays in this object only."""
-
-    def __init__(self, target: ChatTarget, user: str, password: str, timeout: float, insecure: bool) -> None:
-        self.target = target
-        self.user = user
-        self._password = password
-        self._timeout = timeout
-        self._insecure = insecure
-        self._token: str | None = None
-
-    def __repr__(self) -> str:
-        return f"ChatLogin({self.target.display!r}, user={self.user!r})"
-
-    async def _login(self) -> None:
-        exchange = chat_client.login_exchange(self.target, self.user, self._password)
-        answer = await http_exchange(self.target, exchange, self._timeout, self._insecure)
-        self._token = chat_client.access_token(answer)
-
-    async def ticket(self) -> str:
-        if self._token is None:
-            await self._login()
-        answer = await self._ask_ticket()
-        if answer.status == 401:  # the access token expired: log in again, once
-            await self._login()
-            answer = await self._ask_ticket()
-        return chat_client.ticket(answer)
-
-    async def _ask_ticket(self) -> chat_client.HttpAnswer:
-        assert self._token is not None
-        exchange = chat_client.ticket_exchange(self.target, self._token)
-        return await http_exchange(self.target, exchange, self._timeout, self._insecure)
-
-    async def open(self, options: dict[str, object]) -> ClientConnection:
-        ticket = await self.ticket()
-        return await connect(self.target.ws_url(ticket), **options)  # type: ignore[arg-type]
-
-
 def _chat_opener(
     args: argparse.Namespace, password: str | None
 ) -> tuple[Callable[[], Awaitable[ClientConnection]], bool, str]:
     """How to open the chat WebSocket; whether it can be opened again; where it goes (printable)."""
     if args.user:
-        target = chat_client.chat_target(args.url)
+        target = chat_target(args.url)
         assert password is not None
         login = ChatLogin(target, args.user, password, args.timeout, args.insecure)
         options = _connect_options(args, secure=target.secure)
         return (lambda: login.open(options)), True, f"{target.display} as {args.user}"
     options = _connect_options(args)
-    reusable = chat_client.url_credential(args.url) == "token"
-    return (lambda: connect(args.url, **options)), reusable, _where(args.url)  # type: ignore[arg-type]
+    reusable = url_credential(args.url) == "token"
+    return (lambda: connect(args.url, **options)), reusable, _where(args.url)
 
 
 async def send_chat_command(args: argparse.Namespace, text: str, password: str) -> None:
@@ -212,11 +148,11 @@ async def send_chat_command(args: argparse.Namespace, text: str, password: str) 
     ws = await open_ws()
     try:
         async with asyncio.timeout(args.timeout):
-            await ws.send(chat_client.join_frame(room))
-            await ws.send(chat_client.say_frame(room, text, ref))
+            await ws.send(join_frame(room))
+            await ws.send(say_frame(room, text, ref))
             outcome = None
             while outcome is None:
-                outcome = chat_client.send_outcome(await ws.recv(), ref)
+                outcome = send_outcome(await ws.recv(), ref)
     finally:
         await ws.close()
     if isinstance(outcome, NotStored):
@@ -263,13 +199,6 @@ def _closed_message(code: int | None, reason: str) -> str:
     return f"connection closed: {code} {reason}".rstrip()
 
 
-def _os_reason(error: OSError) -> str:
-    """``Connection refused`` rather than asyncio's ``Connect call failed ('127.0.0.1', 1)``."""
-    if isinstance(error, ConnectionError) and error.errno:
-        return os.strerror(error.errno)
-    return error.strerror or str(error) or type(error).__name__
-
-
 def _where(url: str) -> str:
     """The URL to show: scheme, host, port and path, never the query (it may hold a token)."""
     try:
@@ -277,16 +206,16 @@ def _where(url: str) -> str:
     except InvalidURI:
         pass
     try:
-        return chat_client.chat_target(url).display
+        return chat_target(url).display
     except InvalidURI:
         return url.partition("?")[0]
 
 
-def run_client_command(coroutine: Awaitable[None], url: str, timeout: float) -> int:
+def run_client_command(coroutine: Coroutine[Any, Any, None], url: str, timeout: float) -> int:
     """Run a client command; every expected failure becomes one line on stderr and its exit code."""
     try:
         try:
-            asyncio.run(coroutine)  # type: ignore[arg-type]
+            asyncio.run(coroutine)
         except InvalidURI as exc:
             raise ClientFailure(EXIT_USAGE, str(exc)) from None
         except HandshakeRejected as exc:
@@ -305,7 +234,7 @@ def run_client_command(coroutine: Awaitable[None], url: str, timeout: float) -> 
         except ssl.SSLError as exc:
             raise ClientFailure(EXIT_CANNOT_CONNECT, f"could not connect to {_where(url)}: TLS: {exc}") from None
         except OSError as exc:
-            raise ClientFailure(EXIT_CANNOT_CONNECT, f"could not connect to {_where(url)}: {_os_reason(exc)}") from None
+            raise ClientFailure(EXIT_CANNOT_CONNECT, f"could not connect to {_where(url)}: {describe(exc)}") from None
         except ValueError as exc:  # e.g. a header the handshake sets itself
             raise ClientFailure(EXIT_USAGE, str(exc)) from None
     except KeyboardInterrupt:
@@ -316,14 +245,14 @@ def run_client_command(coroutine: Awaitable[None], url: str, timeout: float) -> 
     return EXIT_OK
 
 
-def client_coroutine(args: argparse.Namespace) -> Awaitable[None]:
+def client_coroutine(args: argparse.Namespace) -> Coroutine[Any, Any, None]:
     """Check the arguments, read the message and the password (before any connection), pick the command."""
     chat_mode = speaks_chat(args)
     if args.room is not None and not chat_mode:
         raise ClientFailure(EXIT_USAGE, "--room needs --user (or a chat URL with a token)")
     if args.user:
         try:
-            chat_client.chat_target(args.url)
+            chat_target(args.url)
         except InvalidURI as exc:
             raise ClientFailure(EXIT_USAGE, str(exc)) from None
     if args.command == "send":
@@ -332,7 +261,7 @@ def client_coroutine(args: argparse.Namespace) -> Awaitable[None]:
             return send_command(args, message)
         if args.binary or isinstance(message, bytes):
             raise ClientFailure(EXIT_USAGE, "--binary cannot be used with --user: chat messages are text")
-        problem = chat_client.check_text(message)
+        problem = check_text(message)
         if problem:
             raise ClientFailure(EXIT_USAGE, problem)
         return send_chat_command(args, message, read_password(args.user))

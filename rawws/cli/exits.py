@@ -1,4 +1,4 @@
-"""Exit codes of `rawws send` and `rawws chat`, and the failure that carries one.
+"""Exit codes of `rawws send` and `rawws chat` (``rawws.errors.ClientFailure`` carries one).
 
 A script tells "could not connect" from "refused" from "timed out" by the code alone, so the codes are
 part of the interface: they live in one place, and the `--help` epilogs are built from them.
@@ -29,12 +29,3 @@ exit codes:
 SEND_EXIT_CODES = CLIENT_EXIT_CODES + f"""\
   {EXIT_NOT_STORED}  --user: the server did not store the message (its error shown)
 """
-
-
-class ClientFailure(Exception):
-    """A client command ends with this exit code and one line on stderr."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message

@@ -12,8 +12,9 @@ import re
 from rawws._version import __version__
 from rawws.chat.protocol import DEFAULT_ROOM
 from rawws.cli.exits import CLIENT_EXIT_CODES, SEND_EXIT_CODES
-from rawws.client import chat as chat_client
-from rawws.client.chat import DEFAULT_BACKOFF
+from rawws.client.commands import ROOM_RULE, valid_room
+from rawws.client.reconnect import DEFAULT_BACKOFF
+from rawws.core.headers import is_token
 
 _SIZE = re.compile(r"(\d+)\s*([kKmMgG]i?[bB]?)?")
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
@@ -29,6 +30,7 @@ def parse_size(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """Every command and flag; the bench server builds its flags from here too, so both read alike."""
     parser = argparse.ArgumentParser(
         prog="rawws",
         description="WebSocket chat service on raw asyncio streams.",
@@ -81,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--data-dir", help="where the SQLite file and the generated JWT secret live (default ./rawws-data)")
     serve.add_argument("--db", dest="db_url", help="database URL, e.g. postgresql+asyncpg://user@host/db (default: SQLite)")
     serve.add_argument(
+        "--bus",
+        dest="bus_url",
+        help="Redis URL shared by several nodes, e.g. redis://127.0.0.1:6379/0 (default: one node, no bus)",
+    )
+    serve.add_argument(
         "--allow-origin",
         dest="allowed_origins",
         action="append",
@@ -131,7 +138,8 @@ chat protocol:
 
 
 
-def add_client_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``send`` and ``chat``: their --help ends with the URL rule and the exit codes a script relies on."""
     send = commands.add_parser(
         "send",
         help="send one message and close",
@@ -208,8 +216,8 @@ def _add_user_options(command: argparse.ArgumentParser) -> None:
 
 
 def _room_name(text: str) -> str:
-    if not chat_client.valid_room(text):
-        raise argparse.ArgumentTypeError(chat_client.ROOM_RULE)
+    if not valid_room(text):
+        raise argparse.ArgumentTypeError(ROOM_RULE)
     return text
 
 
@@ -278,7 +286,7 @@ def parse_header(text: str) -> tuple[str, str]:
     """``'Authorization: Bearer x'`` → ``("Authorization", "Bearer x")``."""
     name, colon, value = text.partition(":")
     name = name.strip()
-    if not colon or not re.fullmatch(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+", name):
+    if not colon or not is_token(name):
         raise argparse.ArgumentTypeError(f"not a header: {text!r} (try 'Name: value')")
     return name, value.strip()
 

@@ -11,11 +11,14 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable
 
+from rawws.bus.redis import check_bus_url
 from rawws.config import ServerConfig, from_env
+from rawws.errors import RawwsError
 from rawws.server.server import Server, run_server
 
 
 def configure_logging(level: str) -> None:
+    """Log lines to stderr; database drivers are held at WARNING because at DEBUG they log rows."""
     logging.basicConfig(
         level=getattr(logging, level),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -27,6 +30,7 @@ def configure_logging(level: str) -> None:
 
 
 def serve_config(args: argparse.Namespace) -> ServerConfig:
+    """The environment's RAWWS_* settings, overridden by the flags given (an unset flag is ``None``)."""
     config = from_env()
     return config.replace(
         host=args.host,
@@ -42,6 +46,7 @@ def serve_config(args: argparse.Namespace) -> ServerConfig:
         handshake_timeout_s=args.handshake_timeout_s,
         data_dir=args.data_dir,
         db_url=args.db_url,
+        bus_url=args.bus_url,
         allowed_origins=tuple(args.allowed_origins) if args.allowed_origins else None,
         jwt_public_key=args.jwt_public_key,
         jwt_public_algorithm=args.jwt_public_algorithm,
@@ -53,14 +58,17 @@ def serve(
     args: argparse.Namespace,
     setup: Callable[[Server], Awaitable[None]],
 ) -> int:
-    """`rawws serve`: build the config from the flags, run until a signal; 1 when it cannot listen."""
+    """`rawws serve`: build the config from the flags, run until a signal; 1 when it cannot listen,
+    open its store or reach its bus."""
     try:
         config = serve_config(args)
     except ValueError as exc:
         parser.error(str(exc))
     try:
+        if config.bus_url is not None:
+            check_bus_url(config.bus_url)
         asyncio.run(run_server(config, setup))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RawwsError) as exc:
         logging.getLogger("rawws").error("cannot serve: %s", exc)
         return 1
     return 0

@@ -28,8 +28,8 @@ from wsproto.extensions import Extension
 from rawws._version import __version__
 from rawws.core.extensions import ZLIB_MIN_WINDOW_BITS, PerMessageDeflate
 from rawws.core.handshake import DEFLATE, KEY_BYTES, WEBSOCKET_VERSION, accept_key
-from rawws.core.headers import HeaderSyntaxError, comma_list, get_all, parse_extension, tokens
-from rawws.errors import RawwsError
+from rawws.core.headers import comma_list, get_all, parse_extension, tokens
+from rawws.errors import HandshakeRejected, HeaderSyntaxError, InvalidHandshake, InvalidURI
 
 # Limits
 MAX_RESPONSE_HEAD_BYTES = 16 * 1024  # status line + headers of the server's answer
@@ -54,29 +54,10 @@ _HEADERS_WE_WRITE = {
 }
 
 
-class InvalidURI(RawwsError, ValueError):
-    """Not a ``ws://`` or ``wss://`` URL we can connect to."""
 
 
-class InvalidHandshake(RawwsError):
-    """The opening handshake failed: the server's answer is not a WebSocket we can run."""
 
 
-class HandshakeRejected(InvalidHandshake):
-    """The server answered the upgrade with an HTTP status other than 101 (e.g. 401, 403, 404)."""
-
-    def __init__(self, status: int, reason: str, headers: list[tuple[str, str]], body: bytes) -> None:
-        super().__init__(f"server rejected the WebSocket upgrade: HTTP {status} {reason}".rstrip())
-        self.status = status
-        self.reason = reason
-        self.headers = headers
-        #: The answer's body, cut at ``MAX_REJECTION_BODY_BYTES``.
-        self.body = body
-
-    def header(self, name: str) -> str | None:
-        """The first value of header ``name`` (any case), or ``None``."""
-        wanted = name.lower()
-        return next((value for key, value in self.headers if key.lower() == wanted), None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ from wsproto.frame_protocol import Opcode, ParseFailed
 from rawws.core.closecodes import ABNORMAL_CLOSURE, NORMAL_CLOSURE
 from rawws.core.events import Closed, Event, MessageReceived, PongReceived
 from rawws.core.frames import TunedFrameProtocol
-from rawws.errors import RawwsError
+from rawws.errors import ConnectionClosed
 
 # Looked up once: these are compared for every frame.
 _TEXT, _BINARY, _PING, _PONG, _CLOSE = Opcode.TEXT, Opcode.BINARY, Opcode.PING, Opcode.PONG, Opcode.CLOSE
@@ -38,8 +38,6 @@ class State(enum.Enum):
     CLOSED = "closed"
 
 
-class ConnectionClosed(RawwsError):
-    """Raised when sending on a WebSocket that is closing or closed."""
 
 
 class WebSocket:
@@ -102,12 +100,13 @@ class WebSocket:
             for frame in self._frames.received_frames():
                 opcode = frame.opcode
                 if opcode is _BINARY or opcode is _TEXT:
+                    payload: str | bytes = frame.payload  # type: ignore[assignment]  # wsproto: str for TEXT, bytes for BINARY
                     if frame.message_finished and not self._fragments:
-                        message = frame.payload
+                        message: str | bytes | None = payload
                     else:
-                        message = self._reassemble(frame.payload, frame.message_finished)
+                        message = self._reassemble(payload, frame.message_finished)
                     if message is not None and self.state is State.OPEN:
-                        yield MessageReceived(message)  # type: ignore[arg-type]
+                        yield MessageReceived(message)
                 elif opcode is _PING:
                     if self.state is State.OPEN:  # after our close, a ping gets no pong
                         self._outgoing.append(self._frames.pong(frame.payload))  # type: ignore[arg-type]
@@ -116,7 +115,8 @@ class WebSocket:
                         self._pending_ping = None
                     yield PongReceived(bytes(frame.payload))  # type: ignore[arg-type]
                 elif opcode is _CLOSE:
-                    code, reason = frame.payload  # type: ignore[misc]
+                    close: tuple[int, str] = frame.payload  # type: ignore[assignment]  # wsproto: (code, reason) for CLOSE
+                    code, reason = close
                     yield self._on_close(code, reason)
                     return
         except ParseFailed as exc:
@@ -170,13 +170,13 @@ class WebSocket:
     def send(self, message: str | bytes) -> bytes:
         """The frame bytes of one whole message (possibly a ``bytearray``: it goes straight to a transport)."""
         if self.state is not State.OPEN:
-            raise ConnectionClosed(f"cannot send: connection is {self.state.value}")
+            raise ConnectionClosed(self.close_code, f"cannot send: connection is {self.state.value}")
         return self._frames.send_data(message, True)  # type: ignore[return-value]
 
     def ping(self, payload: bytes | None = None) -> bytes:
         """A ping frame; its payload is remembered so the matching pong clears it."""
         if self.state is not State.OPEN:
-            raise ConnectionClosed(f"cannot ping: connection is {self.state.value}")
+            raise ConnectionClosed(self.close_code, f"cannot ping: connection is {self.state.value}")
         payload = os.urandom(4) if payload is None else payload
         self._pending_ping = payload
         return bytes(self._frames.ping(payload))

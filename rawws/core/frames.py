@@ -58,7 +58,7 @@ class LimitedFrameDecoder(FrameDecoder):
         if not super().parse_header():
             return False
         if FAST_MASKING and type(self.masker) is XorMaskerSimple:
-            self.masker = Unmasker(self.masker._masking_key)
+            self.masker = Unmasker(self.masker._masking_key)  # type: ignore[assignment]  # same process() interface
         limit = self.max_message_bytes
         header = self.header
         if limit is not None and header is not None and not header.opcode & CONTROL_BIT:
@@ -82,7 +82,7 @@ class TunedFrameProtocol(FrameProtocol):
         # The parsing generator has not started yet, so it will read from this decoder.
         self._frame_decoder = LimitedFrameDecoder(client, self.extensions, max_message_bytes)
 
-    def _serialize_frame(
+    def _serialize_frame(  # type: ignore[override]  # wsproto only sends the result on: bytes do as well
         self, opcode: Opcode, payload: bytes | bytearray = b"", fin: bool = True
     ) -> bytearray | bytes:
         if self.client or self.extensions:

@@ -25,9 +25,9 @@ from rawws.core.extensions import (
     ZLIB_MIN_WINDOW_BITS,
     PerMessageDeflate,
 )
-from rawws.core.headers import HeaderSyntaxError, by_name, comma_list, parse_extension, tokens
+from rawws.core.headers import by_name, comma_list, parse_extension, tokens
 from rawws.core.http import Request
-from rawws.errors import HttpError
+from rawws.errors import HeaderSyntaxError, HttpError
 
 WEBSOCKET_VERSION = "13"
 ACCEPT_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 §1.3

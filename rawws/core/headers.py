@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from rawws.errors import HeaderSyntaxError
+
 Headers = list[tuple[bytes, bytes]]
 
 _TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
@@ -13,8 +15,6 @@ _PARAM = re.compile(rf"\s*({_TOKEN})\s*(?:=\s*({_TOKEN}|{_QUOTED})\s*)?")
 _TOKEN_RE = re.compile(_TOKEN)
 
 
-class HeaderSyntaxError(ValueError):
-    """A header value that does not follow the grammar it must follow."""
 
 
 def is_token(text: str) -> bool:

@@ -10,6 +10,9 @@ wsproto's own masker stays in place: slower, identical bytes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+apply_mask: Callable[[bytes | bytearray | memoryview, bytes | bytearray], bytes] | None
 try:
     from rawws.core._mask import apply_mask
 except ImportError:  # pragma: no cover - exercised only where no compiler was available
@@ -34,4 +37,4 @@ class Unmasker:
         rotation = len(data) & 3
         if rotation:  # the next chunk of this frame starts mid-key
             self._key = key[rotation:] + key[:rotation]
-        return apply_mask(data, key)  # type: ignore[misc]
+        return apply_mask(data, key)  # type: ignore[misc]  # Unmasker is only made when FAST_MASKING: never None

@@ -9,11 +9,23 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import socket
 from pathlib import Path
 
 from rawws.accounts.passwords import Passwords
 from rawws.accounts.routes import Accounts
-from rawws.accounts.tokens import SUBPROTOCOL, PublicKey, TicketLedger, Tokens, TokenSettings, WebSocketAuthenticator
+from rawws.accounts.tokens import (
+    SECRET_BYTES,
+    SUBPROTOCOL,
+    PublicKey,
+    TicketLedger,
+    Tokens,
+    TokenSettings,
+    WebSocketAuthenticator,
+    generate_secret,
+)
+from rawws.bus.redis import RedisBus
+from rawws.bus.shared import SharedState
 from rawws.chat.service import ChatHandler
 from rawws.config import ServerConfig
 from rawws.server.echo import EchoHandler
@@ -26,8 +38,20 @@ log = logging.getLogger("rawws.server")
 SECRET_FILE = "jwt-secret"
 
 
+def node_name() -> str:
+    """This process among the nodes of one chat: host, pid and a random tail (pids are reused)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def open_bus(config: ServerConfig) -> RedisBus | None:
+    """The Redis bus when ``bus_url`` is set; ``None`` (one node) otherwise."""
+    if config.bus_url is None:
+        return None
+    return RedisBus(config.bus_url, call_timeout_s=config.bus_timeout_s)
+
+
 def load_or_create_secret(data_dir: Path) -> bytes:
-    """The HS256 secret kept in ``data_dir``: generated once (32 random bytes), readable by the owner only."""
+    """The HS256 secret kept in ``data_dir``: generated once (``SECRET_BYTES`` random bytes), owner-readable only."""
     path = data_dir / SECRET_FILE
     data_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -35,12 +59,12 @@ def load_or_create_secret(data_dir: Path) -> bytes:
     except FileExistsError:
         secret = bytes.fromhex(path.read_text().strip())
     else:
-        secret = secrets.token_bytes(32)
+        secret = generate_secret()
         with os.fdopen(fd, "w") as file:
             file.write(secret.hex() + "\n")
         log.info("generated a JWT secret in %s", path)
-    if len(secret) < 32:
-        raise ValueError(f"{path} holds a secret shorter than 32 bytes")
+    if len(secret) < SECRET_BYTES:
+        raise ValueError(f"{path} holds a secret shorter than {SECRET_BYTES} bytes")
     return secret
 
 
@@ -68,17 +92,37 @@ async def setup_app(server: Server) -> None:
     tokens = Tokens(token_settings(config))
     store = await open_store(config.db_url or sqlite_url(config.data_dir))
     passwords = Passwords(config.argon2_time_cost, config.argon2_memory_kib, config.argon2_parallelism)
+    bus = open_bus(config)
+    shared = SharedState(bus.client, config.bus_timeout_s) if bus is not None else None
     accounts = Accounts(
         store,
         passwords,
         tokens,
         logins_per_user=config.logins_per_minute_per_user,
         logins_per_address=config.logins_per_minute_per_address,
+        shared_limit=shared.take_login if shared else None,
     )
     accounts.add_routes(server.router)
     add_page_routes(server.router)
-    authenticate = WebSocketAuthenticator(tokens, TicketLedger(), frozenset(config.allowed_origins), tls=config.tls)
-    chat = ChatHandler(store)
+    authenticate = WebSocketAuthenticator(
+        tokens,
+        TicketLedger(),
+        frozenset(config.allowed_origins),
+        tls=config.tls,
+        shared_spend=shared.spend_ticket if shared else None,
+    )
+    chat = ChatHandler(
+        store,
+        bus=bus,
+        node=node_name(),
+        heartbeat_s=config.bus_heartbeat_s,
+        presence_ttl_s=config.presence_ttl_s,
+    )
+    try:
+        await chat.start()  # BusUnavailable: a node never starts cut off from the others
+    except BaseException:
+        await store.close()
+        raise
     server.add_websocket("/ws", chat, subprotocols=(SUBPROTOCOL,), authenticate=authenticate)
     if config.echo:
         server.add_websocket("/echo", EchoHandler())

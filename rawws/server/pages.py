@@ -15,6 +15,7 @@ immutable for a year, asked for any other way it is ``no-cache``.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 
@@ -69,7 +70,7 @@ def _page_response(body: bytes, content_type: str, cache_control: str) -> Respon
 class Pages:
     """The page's files, read once, and the handlers that serve them."""
 
-    def __init__(self, read=read_static) -> None:
+    def __init__(self, read: Callable[[str], bytes] = read_static) -> None:
         self.assets: dict[str, _Asset] = {}
         index = read(INDEX[0]).decode("utf-8")
         for name, path, content_type in ASSETS:

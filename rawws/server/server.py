@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import inspect
 import logging
 import signal
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import cast
 
 import h11
 
@@ -36,7 +38,7 @@ READ_SIZE = 64 * 1024  # what the HTTP side reads at once (a WebSocket then read
 SERVER_HEADER = ("Server", "rawws")
 
 
-Authenticator = Callable[[Request], Identity]
+Authenticator = Callable[[Request], Identity | Awaitable[Identity]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,15 +118,22 @@ class Server:
         )
 
     @property
+    def shutting_down(self) -> bool:
+        """Set once shutdown began (a property, so a loop that checked it once reads it again)."""
+        return self._closing
+
+    @property
     def port(self) -> int:
         assert self._server is not None, "server not started"
-        return self._server.sockets[0].getsockname()[1]
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
 
     def _ssl_context(self) -> ssl.SSLContext | None:
         if not self.config.tls:
             return None
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(self.config.tls_cert, self.config.tls_key)  # type: ignore[arg-type]
+        assert self.config.tls_cert is not None and self.config.tls_key is not None
+        context.load_cert_chain(self.config.tls_cert, self.config.tls_key)
         context.set_alpn_protocols(["http/1.1"])
         return context
 
@@ -133,7 +142,7 @@ class Server:
         loop = asyncio.get_running_loop()
         stop = loop.create_future()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+            loop.add_signal_handler(sig, _resolve, stop)
         try:
             await stop
         finally:
@@ -152,7 +161,7 @@ class Server:
         sessions = list(self.sessions)
         for session in sessions:
             session.close(GOING_AWAY, "server shutting down")
-        pending: list[asyncio.Future[object]] = [task for task in self._connections if not task.done()]
+        pending: list[asyncio.Future[None]] = [task for task in self._connections if not task.done()]
         pending += [asyncio.ensure_future(session.wait_closed()) for session in sessions]
         if pending:
             _, still_running = await asyncio.wait(pending, timeout=self.config.shutdown_timeout_s)
@@ -214,13 +223,15 @@ class Server:
             self.stats.http_requests += 1
 
             endpoint = self.endpoints.get(request.path)
-            if endpoint is not None and self._closing:
+            if endpoint is not None and self.shutting_down:
                 # The open WebSockets were already told 1001; a new one would be left behind.
                 self._write(conn, writer, error_response(HttpError(503, "server shutting down")), request)
             elif endpoint is not None:
                 try:
                     accepted = decide_upgrade(request, endpoint.policy)
                     identity = endpoint.authenticate(request) if endpoint.authenticate else None
+                    if inspect.isawaitable(identity):  # e.g. a ticket spent in a record shared by nodes
+                        identity = await identity
                 except HttpError as error:
                     log.debug("upgrade refused peer=%s path=%s status=%d", peer, request.path, error.status)
                     self._write(conn, writer, error_response(error), request)
@@ -369,7 +380,7 @@ class Server:
         identity: Identity | None,
     ) -> None:
         """Answer 101 and hand the transport to a ``WebSocketSession``; the HTTP task then ends."""
-        assert conn.their_state is h11.MIGHT_SWITCH_PROTOCOL
+        assert conn.their_state is h11.MIGHT_SWITCH_PROTOCOL  # type: ignore[attr-defined]  # h11 exports it, without __all__
         writer.write(
             conn.send(
                 h11.InformationalResponse(status_code=101, headers=accepted.headers, reason=b"Switching Protocols")
@@ -378,8 +389,9 @@ class Server:
         trailing_data, _ = conn.trailing_data
         initial_data = bytes(trailing_data) + _take_buffered(reader)
         ws = WebSocket(client=False, extensions=accepted.extensions, max_message_bytes=accepted.max_message_bytes)
+        # A stream's transport reads as well as writes (selector and SSL transports alike).
         session = WebSocketSession(
-            writer.transport,
+            cast(asyncio.Transport, writer.transport),
             ws,
             endpoint.handler,
             self.config,
@@ -402,12 +414,17 @@ class Server:
         self.sessions.discard(session)
 
 
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 def _take_buffered(reader: asyncio.StreamReader) -> bytes:
     """What the stream reader holds beyond the upgrade request: a client may send frames right behind it.
 
-    StreamReader has no public non-blocking read, hence ``_buffer``.
+    StreamReader has no public non-blocking read, hence ``_buffer`` (a bytearray since Python 3.4).
     """
-    buffered = reader._buffer
+    buffered: bytearray = reader._buffer  # type: ignore[attr-defined]  # private, no public equivalent
     data = bytes(buffered)
     buffered.clear()
     return data

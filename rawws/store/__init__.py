@@ -5,7 +5,8 @@ The server talks to a ``Store``; which database sits behind it is a URL.
 
 from __future__ import annotations
 
-from rawws.store.base import NewMessage, Store, StoredMessage, User, UsernameTaken
+from rawws.errors import UsernameTaken
+from rawws.store.base import NewMessage, Store, StoredMessage, User
 from rawws.store.sql import SqlStore, open_store, sqlite_url
 
 __all__ = ["NewMessage", "SqlStore", "Store", "StoredMessage", "User", "UsernameTaken", "open_store", "sqlite_url"]

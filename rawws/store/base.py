@@ -6,12 +6,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from rawws.errors import RawwsError
-
-
-class UsernameTaken(RawwsError):
-    """Registration of a name that exists already (case-insensitively)."""
-
 
 @dataclass(frozen=True, slots=True)
 class User:

@@ -10,14 +10,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from rawws.errors import RawwsError
-from rawws.store.base import NewMessage, StoredMessage, User, UsernameTaken
+from rawws.errors import SchemaTooNew, UsernameTaken
+from rawws.store.base import NewMessage, StoredMessage, User
 
 SCHEMA_VERSION = 2  # 1: users; 2: rooms and messages
 SQLITE_FILE = "rawws.db"
@@ -71,8 +72,6 @@ async def _add_messages(conn: AsyncConnection) -> None:
 MIGRATIONS: dict[int, Migration] = {1: _add_messages}
 
 
-class SchemaTooNew(RawwsError):
-    pass
 
 
 def sqlite_url(data_dir: str | Path) -> str:
@@ -170,10 +169,12 @@ class SqlStore:
 
     def _insert_room_if_missing(self, room: str) -> sa.Executable:
         if self.dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        return insert(rooms).values(name=room, last_id=0).on_conflict_do_nothing(index_elements=["name"])
+            from sqlalchemy.dialects import postgresql
+
+            return postgresql.insert(rooms).values(name=room, last_id=0).on_conflict_do_nothing(index_elements=["name"])
+        from sqlalchemy.dialects import sqlite
+
+        return sqlite.insert(rooms).values(name=room, last_id=0).on_conflict_do_nothing(index_elements=["name"])
 
     async def messages_after(self, room: str, after: int, limit: int) -> list[StoredMessage]:
         """Up to ``limit`` messages with id > ``after``, oldest first (replay on reconnect)."""
@@ -196,22 +197,22 @@ class SqlStore:
     async def last_message_id(self, room: str) -> int:
         async with self.engine.connect() as conn:
             value = (await conn.execute(sa.select(rooms.c.last_id).where(rooms.c.name == room))).scalar()
-        return value or 0
+        return int(value or 0)
 
-    async def _messages(self, query: sa.Select) -> list[StoredMessage]:
+    async def _messages(self, query: sa.Select[Any]) -> list[StoredMessage]:
         async with self.engine.connect() as conn:
             result = await conn.execute(query)
             return [StoredMessage(row.room, row.id, row.user, row.text, row.ts) for row in result]
 
     async def schema_version(self) -> int:
         async with self.engine.connect() as conn:
-            return (await conn.execute(sa.select(schema_version.c.version))).scalar_one()
+            return int((await conn.execute(sa.select(schema_version.c.version))).scalar_one())
 
     async def close(self) -> None:
         await self.engine.dispose()
 
 
-def _tune_sqlite(dbapi_connection, _record) -> None:
+def _tune_sqlite(dbapi_connection: Any, _record: object) -> None:
     """WAL lets readers go on while one writer commits; wait rather than fail on a busy file."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")

@@ -1,0 +1,250 @@
+"""The Redis bus: one pub/sub channel that every node publishes to and subscribes to.
+
+Redis pub/sub is fire-and-forget, and that is all this needs: nothing here
+must arrive, because every receiver repairs a gap from the store. What this
+module must do is never stall the event loop and never flood the log:
+
+* every call has a timeout (``call_timeout_s``);
+* publishing only queues (bounded); one task sends the queue in pipelines;
+* the subscription is watched with PINGs; when it fails it is made again with
+  backoff, and ``on_reconnect`` runs so the node catches up from the store;
+* an outage is logged once when it starts and once when it ends.
+
+At start the server refuses to run when Redis cannot be reached
+(``BusUnavailable``): a node that starts cut off would serve a split chat
+without anyone noticing. Outages after the start are ridden out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine
+from typing import Any
+from urllib.parse import urlsplit
+
+import redis.asyncio as aioredis
+
+from rawws.bus.base import BusEvent, Receiver, decode_event, encode_event
+from rawws.errors import RawwsError
+
+log = logging.getLogger("rawws.bus")
+
+CHANNEL = "rawws:events"
+DEFAULT_CALL_TIMEOUT_S = 1.0  # any one Redis call; a stalled Redis costs at most this
+PING_INTERVAL_S = 1.0  # the subscription is checked this often
+BACKOFF_MIN_S = 0.05
+BACKOFF_MAX_S = 2.0
+QUEUE_LIMIT = 10_000  # events waiting to be published; beyond, new ones are dropped (receivers repair)
+PIPELINE_MAX = 512  # events per pipeline round trip
+SCHEMES = ("redis", "rediss", "unix")
+
+
+class BusUnavailable(RawwsError):
+    """The bus could not be reached at start."""
+
+
+def redacted(url: str) -> str:
+    """``url`` without its password, for log lines and error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return parts._replace(netloc=f"{user}:***@{netloc}").geturl()
+
+
+def check_bus_url(url: str) -> str:
+    """``url`` if it names a Redis server, else ``ValueError`` with a one-line reason."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises on a port that is not a number or out of range
+    except ValueError:
+        raise ValueError(f"bus URL is malformed: {redacted(url)!r}") from None
+    if parts.scheme not in SCHEMES:
+        raise ValueError(f"bus URL must start with redis://, rediss:// or unix://: {redacted(url)!r}")
+    if parts.scheme != "unix" and not parts.hostname:
+        raise ValueError(f"bus URL has no host: {redacted(url)!r}")
+    if parts.scheme != "unix":
+        database = parts.path.lstrip("/")
+        if database and not database.isdigit():
+            raise ValueError(f"bus URL database must be a number: {redacted(url)!r}")
+    del port
+    return url
+
+
+class RedisBus:
+    """A ``Bus`` over one Redis server (``redis://host:port/db``)."""
+
+    def __init__(self, url: str, *, call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S, channel: str = CHANNEL) -> None:
+        self.url = check_bus_url(url)
+        self.channel = channel
+        self.call_timeout_s = call_timeout_s
+        self.client: aioredis.Redis = aioredis.Redis.from_url(
+            url, socket_timeout=call_timeout_s, socket_connect_timeout=call_timeout_s
+        )
+        self._sub_client: aioredis.Redis = aioredis.Redis.from_url(url, socket_connect_timeout=call_timeout_s)
+        self._connected = False
+        self._down_since: float | None = None
+        self._queue: deque[bytes] = deque()
+        self._queued = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._receive: Receiver | None = None
+        self._on_reconnect: Callable[[], Coroutine[Any, Any, None]] | None = None
+        self._reconnects: set[asyncio.Task[None]] = set()
+        self._subscribed = asyncio.Event()
+        # Counters (exposed for tests and for /healthz-like reporting)
+        self.published = 0
+        self.dropped = 0  # not published: bus down, queue full or a failed pipeline
+        self.received = 0
+        self.garbage = 0  # bus messages that were not ours
+        self.outages = 0
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    def publish(self, event: BusEvent) -> None:
+        if not self._connected or len(self._queue) >= QUEUE_LIMIT:
+            self.dropped += 1
+            return
+        self._queue.append(encode_event(event))
+        self._queued.set()
+
+    async def start(self, receive: Receiver, on_reconnect: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Reach Redis (``BusUnavailable`` if it does not answer) and subscribe."""
+        self._receive = receive
+        self._on_reconnect = on_reconnect
+        try:
+            async with asyncio.timeout(self.call_timeout_s * 3):
+                await self.client.ping()
+        except (OSError, TimeoutError, aioredis.RedisError) as exc:
+            await self.close()
+            raise BusUnavailable(f"cannot reach the bus at {redacted(self.url)}: {exc or type(exc).__name__}") from None
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._subscription()), loop.create_task(self._publisher())]
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.call_timeout_s * 3):
+                await self._subscribed.wait()
+
+    # -- the subscription ---------------------------------------------------------------
+
+    async def _subscription(self) -> None:
+        backoff = BACKOFF_MIN_S
+        while True:
+            pubsub = self._sub_client.pubsub()
+            try:
+                async with asyncio.timeout(self.call_timeout_s):
+                    await pubsub.subscribe(self.channel)
+                self._up()
+                backoff = BACKOFF_MIN_S
+                await self._read(pubsub)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # connection refused, reset, timeout, protocol error
+                self._down(exc)
+            finally:
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(self.call_timeout_s):
+                        await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, BACKOFF_MAX_S)
+
+    async def _read(self, pubsub: aioredis.client.PubSub) -> None:
+        last_heard = last_ping = time.monotonic()
+        while True:
+            async with asyncio.timeout(self.call_timeout_s + PING_INTERVAL_S):
+                message = await pubsub.get_message(timeout=PING_INTERVAL_S / 2)
+            now = time.monotonic()
+            if message is not None:
+                last_heard = now
+                if message.get("type") == "message":
+                    self._dispatch(message.get("data"))
+            if now - last_ping >= PING_INTERVAL_S:
+                async with asyncio.timeout(self.call_timeout_s):
+                    await pubsub.ping()
+                last_ping = now
+            if now - last_heard > PING_INTERVAL_S + self.call_timeout_s:
+                raise TimeoutError("the subscription stopped answering")
+
+    def _dispatch(self, data: object) -> None:
+        event = decode_event(data) if isinstance(data, bytes | str) else None
+        if event is None:
+            self.garbage += 1
+            if self.garbage == 1:
+                log.warning("ignoring a bus message that is not ours (further ones are counted, not logged)")
+            return
+        self.received += 1
+        assert self._receive is not None
+        try:
+            self._receive(event)
+        except Exception:
+            log.exception("handling a bus event failed")
+
+    def _up(self) -> None:
+        self._connected = True
+        self._subscribed.set()
+        if self._down_since is None:
+            return
+        log.warning(
+            "bus is back after %.1f s (%d event(s) were not published; rooms are caught up from the store)",
+            time.monotonic() - self._down_since,
+            self.dropped,
+        )
+        self._down_since = None
+        if self._on_reconnect is not None:
+            task = asyncio.get_running_loop().create_task(self._on_reconnect())
+            self._reconnects.add(task)
+            task.add_done_callback(self._reconnects.discard)
+
+    def _down(self, exc: BaseException) -> None:
+        self._connected = False
+        if self._down_since is not None:
+            return
+        self._down_since = time.monotonic()
+        self.outages += 1
+        log.warning(
+            "bus is down (%s): serving local members only, reconnecting",
+            str(exc) or type(exc).__name__,
+        )
+
+    # -- publishing ---------------------------------------------------------------------
+
+    async def _publisher(self) -> None:
+        while True:
+            await self._queued.wait()
+            self._queued.clear()
+            while self._queue:
+                count = min(len(self._queue), PIPELINE_MAX)
+                batch = [self._queue.popleft() for _ in range(count)]
+                try:
+                    async with asyncio.timeout(self.call_timeout_s):
+                        pipe = self.client.pipeline(transaction=False)
+                        for data in batch:
+                            pipe.publish(self.channel, data)
+                        await pipe.execute()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # the subscription's watch logs the outage; receivers repair
+                    self.dropped += len(batch)
+                else:
+                    self.published += len(batch)
+
+    async def close(self) -> None:
+        """Send what is queued (bounded by the call timeout), then disconnect."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.call_timeout_s):
+                while self._connected and self._queue and self._tasks:
+                    await asyncio.sleep(0.01)
+        tasks = [*self._tasks, *self._reconnects]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=self.call_timeout_s * 2)
+        for client in (self.client, self._sub_client):
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(self.call_timeout_s):
+                    await client.aclose()
