@@ -156,6 +156,9 @@ async def latency_run(port: int, pid: int, members: int, senders: int, rate: flo
         "server_cpu_us_per_delivery": cpu / max(1, len(latencies)) * 1e6, "server_cpu_share": cpu / wall,
         "client_cpu_share": client_cpu / wall,
         "burst_median": bursts[len(bursts) // 2] if bursts else 0, "burst_max": bursts[-1] if bursts else 0,
+        # 200 evenly spaced quantiles of every delivery's latency, for the plot
+        "quantiles_ms": [latencies[min(len(latencies) - 1, len(latencies) * q // 200)] * 1e3 for q in range(201)]
+        if latencies else [],
     }
 
 
