@@ -1,8 +1,9 @@
 """Delivery latency under load: ``say`` → delivered to every member of a big room, with the store in the path.
 
-    python -m bench.latency [--quick] [--members 1000] [--rate 200] [--duration 20] [--db URL]
+    python -m bench.latency [--quick] [--members 1000] [--rate 200] [--duration 20] [--db URL | --postgres]
 
-``rawws serve`` (SQLite by default, PostgreSQL with ``--db``), ``--members``
+``rawws serve`` (SQLite by default; PostgreSQL with ``--db``, or ``--postgres``
+to start a throwaway cluster the way the tests do, fsync off), ``--members``
 receivers in one room and ``--senders`` connections posting ``--rate``
 messages/s in total (each under the chat's own limit of 10/s) for
 ``--duration`` seconds. Every message carries its sequence number; the
@@ -21,12 +22,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import pwd
 import re
 import resource
+import shutil
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 from bench.perfkit import (
     CHAT_ENV,
@@ -34,6 +41,7 @@ from bench.perfkit import (
     ServerProcess,
     chat_token,
     cpu_seconds,
+    free_port,
     masked,
     raise_fd_limit,
     rawws_command,
@@ -162,6 +170,37 @@ async def latency_run(port: int, pid: int, members: int, senders: int, rate: flo
     }
 
 
+@contextlib.contextmanager
+def postgres_cluster() -> Iterator[str]:
+    """A throwaway PostgreSQL on a free loopback port (``tests/postgres.py``'s recipe); its asyncpg URL."""
+    from tests import postgres as pg
+
+    bin_dir = pg._find_bin_dir()
+    if bin_dir is None:
+        raise SystemExit("no PostgreSQL binaries (initdb, pg_ctl)")
+    runner = pg._runner()
+    root = Path(tempfile.mkdtemp(prefix="rawws-bench-pg-"))
+    data = root / "data"
+    if runner:
+        owner = pwd.getpwnam("postgres")
+        os.chown(root, owner.pw_uid, owner.pw_gid)
+    init = pg._run([*runner, str(bin_dir / "initdb"), "-D", str(data), "-U", pg.SUPERUSER, "--auth=trust",
+                    "--no-locale", "-E", "UTF8", "--no-sync"], root)
+    if init.returncode != 0:
+        raise SystemExit(f"initdb failed: {init.stderr}")
+    port = free_port()
+    options = f"-k {root} -h 127.0.0.1 -p {port} -F -c max_connections=200"
+    start = pg._run([*runner, str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log"), "-o",
+                     options, "-w", "start"], root)
+    if start.returncode != 0:
+        raise SystemExit(f"pg_ctl start failed: {start.stderr}")
+    try:
+        yield f"postgresql+asyncpg://{pg.SUPERUSER}@127.0.0.1:{port}/postgres"
+    finally:
+        pg._run([*runner, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"], root)
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.latency", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="100 members, 50 msg/s for 5 s (a smoke run)")
@@ -170,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=200.0, help="messages/s over all senders")
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--db", help="database URL (default: SQLite in a fresh data dir)")
+    parser.add_argument("--postgres", action="store_true", help="start a throwaway PostgreSQL and use it")
     parser.add_argument("--no-uvloop", action="store_true", help="run the load client on asyncio's loop")
     parser.add_argument("--json", help="write the raw figures here")
     args = parser.parse_args(argv)
@@ -182,13 +222,16 @@ def main(argv: list[str] | None = None) -> int:
         import uvloop  # the load client's own loop: reading 1,000 sockets costs it less than asyncio's
 
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    command = rawws_command(*(["--db", args.db] if args.db else []))
-    server = ServerProcess("rawws", command, CHAT_ENV).start()
-    try:
-        result = asyncio.run(latency_run(server.port, server.pid, args.members, args.senders, args.rate,
-                                         args.duration))
-    finally:
-        server.stop()
+    with contextlib.ExitStack() as stack:
+        if args.postgres:
+            args.db = stack.enter_context(postgres_cluster())
+        command = rawws_command(*(["--db", args.db] if args.db else []))
+        server = ServerProcess("rawws", command, CHAT_ENV).start()
+        try:
+            result = asyncio.run(latency_run(server.port, server.pid, args.members, args.senders, args.rate,
+                                             args.duration))
+        finally:
+            server.stop()
     result["store"] = "PostgreSQL" if args.db else "SQLite"
     print("| store | members | msg/s | deliveries | missing | dup | p50 ms | p99 ms | max ms | server CPU µs / delivery "
           "| server CPU share | client CPU share | burst median / max |")
