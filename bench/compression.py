@@ -161,7 +161,7 @@ FANOUT_MODES = {  # name: (server flag, members offer deflate)
 SENDERS, BURST = 10, 20  # the chat's per-connection burst
 
 
-async def add_base_tree(tree: str) -> None:
+def add_base_tree(tree: str) -> None:
     base = [sys.executable, "-m", "bench.base_tree", tree]
     MEMORY_SERVERS["rawws@base"] = [*base, *rawws_command("--echo")[3:]]
     FANOUT_MODES["compressed members, rawws@base"] = ("base:" + tree, True)
