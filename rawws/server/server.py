@@ -381,10 +381,9 @@ class Server:
     ) -> None:
         """Answer 101 and hand the transport to a ``WebSocketSession``; the HTTP task then ends."""
         assert conn.their_state is h11.MIGHT_SWITCH_PROTOCOL  # type: ignore[attr-defined]  # h11 exports it, without __all__
-        writer.write(
-            conn.send(
-                h11.InformationalResponse(status_code=101, headers=accepted.headers, reason=b"Switching Protocols")
-            )
+        # Not written here: the session writes it with the first frames (the chat's welcome), one send.
+        response = conn.send(
+            h11.InformationalResponse(status_code=101, headers=accepted.headers, reason=b"Switching Protocols")
         )
         trailing_data, _ = conn.trailing_data
         initial_data = bytes(trailing_data) + _take_buffered(reader)
@@ -408,7 +407,7 @@ class Server:
         )
         self.stats.websockets_opened += 1
         self.sessions.add(session)
-        session.start(initial_data, eof=reader.at_eof())
+        session.start(initial_data, eof=reader.at_eof(), response=response or b"")
 
     def _session_finished(self, session: WebSocketSession) -> None:
         self.sessions.discard(session)
