@@ -34,7 +34,7 @@ import urllib.request
 
 TICKS = os.sysconf("SC_CLK_TCK")
 MARK = b'"type":"message"'
-BURST_PER_SENDER = 20  # the chat's per-connection burst (rawws.chat_service.MESSAGE_BURST)
+BURST_PER_SENDER = 20  # the chat's per-connection burst (rawws.config.DEFAULT_CHAT_MESSAGE_BURST)
 
 
 def masked(payload: bytes) -> bytes:

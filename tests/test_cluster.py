@@ -17,7 +17,6 @@ import redis.asyncio as aioredis
 
 from rawws.bus.base import BusEvent, Posted
 from rawws.bus.redis import BusUnavailable, RedisBus
-from rawws.chat import service as chat_service
 from rawws.chat.service import ChatHandler
 from rawws.server.server import Server
 from tests.chat_client import ChatClient, close_quietly, connect_chat, new_user
@@ -43,13 +42,16 @@ WAIT_S = 30.0  # the longest a catch-up may take before the test fails
 
 
 @pytest.fixture
-def no_rate_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(chat_service, "MESSAGE_BURST", 10**9)
-    monkeypatch.setattr(chat_service, "MESSAGES_PER_SECOND", 10.0**9)
+def no_rate_limit() -> dict[str, object]:
+    """Settings for floods: the per-connection frame limit made huge."""
+    return {"chat_message_burst": 10**9, "chat_messages_per_s": 10.0**9}
 
 
 @pytest.fixture
-def start_node(start_server, postgres_url: str, redis_server: RedisServer):
+def start_node(start_server, postgres_url: str, redis_server: RedisServer, request: pytest.FixtureRequest):
+    """A node on the shared PostgreSQL and Redis; without a frame limit when the test asks for ``no_rate_limit``."""
+    unlimited = request.getfixturevalue("no_rate_limit") if "no_rate_limit" in request.fixturenames else {}
+
     async def start(**settings: object) -> Server:
         defaults: dict[str, object] = {
             "db_url": postgres_url,
@@ -58,6 +60,7 @@ def start_node(start_server, postgres_url: str, redis_server: RedisServer):
             "bus_heartbeat_s": 0.2,
             "logins_per_minute_per_address": 100_000,
             "logins_per_minute_per_user": 100_000,
+            **unlimited,
         }
         return await start_server(**{**defaults, **settings})
 

@@ -16,7 +16,6 @@ import termios
 
 import pytest
 
-from rawws.chat import service as chat_service
 from rawws.server.server import Server
 from rawws.server.session import WebSocketSession
 from tests.chat_client import client_text_frame, connect_chat, new_users, raw_chat_socket
@@ -51,15 +50,16 @@ def slow_session(server: Server) -> WebSocketSession | None:
 
 
 @pytest.fixture
-def no_rate_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(chat_service, "MESSAGE_BURST", 10**9)
-    monkeypatch.setattr(chat_service, "MESSAGES_PER_SECOND", 10.0**9)
+def no_rate_limit() -> dict[str, object]:
+    """Settings for floods: the per-connection frame limit made huge."""
+    return {"chat_message_burst": 10**9, "chat_messages_per_s": 10.0**9}
 
 
 async def test_a_slow_reader_is_bounded_by_the_outbox_and_dropped_after_the_close_timeout(
-    start_server: StartServer, no_rate_limit: None
+    start_server: StartServer, no_rate_limit: dict[str, object]
 ) -> None:
     server = await start_server(
+        **no_rate_limit,
         outbox_max_bytes=OUTBOX_BYTES,
         write_high_water_bytes=HIGH_WATER,
         send_buffer_bytes=SEND_BUFFER,

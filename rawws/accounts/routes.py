@@ -25,6 +25,8 @@ from rawws.config import (
     DEFAULT_REGISTRATIONS_PER_HOUR_PER_ADDRESS,
     DEFAULT_TICKETS_PER_MINUTE_PER_USER,
 )
+from rawws.core.counters import Counters
+from rawws.core.forwarded import parse_address
 from rawws.core.http import Request, Response, Router, json_response
 from rawws.core.ratelimit import RateLimiter
 from rawws.errors import HttpError, RawwsError, UsernameTaken
@@ -62,9 +64,11 @@ def read_json_object(request: Request) -> dict[str, Any]:
 
 
 def client_host(peer: str) -> str:
-    """``"1.2.3.4:5678"`` → ``"1.2.3.4"``; ``"[::1]:5678"`` → ``"::1"``."""
-    host = peer.rsplit(":", 1)[0]
-    return host.strip("[]")
+    """``"1.2.3.4:5678"`` → ``"1.2.3.4"``; ``"[::1]:5678"`` and ``"[::1]"`` (a forwarded client) → ``"::1"``."""
+    address = parse_address(peer)
+    if address is not None:
+        return str(address)
+    return peer.rsplit(":", 1)[0].strip("[]")
 
 
 class Accounts:
@@ -81,7 +85,9 @@ class Accounts:
         refresh_ttl_s: float = DEFAULT_REFRESH_TTL_S,
         health: StoreHealth | None = None,
         shared_limit: SharedLimit | None = None,
+        counters: Counters | None = None,
     ) -> None:
+        self.counters = counters if counters is not None else Counters()
         self.store = store
         self.logins_per_user = logins_per_user
         self.logins_per_address = logins_per_address
@@ -128,6 +134,19 @@ class Accounts:
         return json_response(201, {"id": user.id, "username": user.username, "created_at": user.created_at.isoformat()})
 
     async def login(self, request: Request) -> Response:
+        try:
+            response = await self._login(request)
+        except HttpError as error:
+            outcome = {401: "bad_credentials", 429: "rate_limited"}.get(error.status, "bad_request")
+            self.counters.login(outcome)
+            raise
+        except Exception:
+            self.counters.login("error")
+            raise
+        self.counters.login("ok")
+        return response
+
+    async def _login(self, request: Request) -> Response:
         body = read_json_object(request)
         username, password = body.get("username"), body.get("password")
         if not isinstance(username, str) or not isinstance(password, str) or len(username) > 64:

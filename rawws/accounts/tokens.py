@@ -311,7 +311,8 @@ def check_origin(request: Request, allowed: frozenset[str], *, tls: bool) -> Non
         return
     origin = origin.strip().rstrip("/").lower()
     host = (request.header("host") or "").strip().lower()
-    own = f"{'https' if tls else 'http'}://{host}"
+    secure = tls or request.scheme == "https"  # behind a trusted TLS-terminating proxy, the page was https
+    own = f"{'https' if secure else 'http'}://{host}"
     if origin == own or origin in allowed:
         return
     raise HttpError(403, "origin not allowed")

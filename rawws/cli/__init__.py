@@ -25,8 +25,9 @@ from rawws.cli.exits import (
     EXIT_TIMEOUT,
     EXIT_USAGE,
 )
+from rawws.cli.logs import configure_logging
 from rawws.cli.parser import build_parser, parse_header, parse_size
-from rawws.cli.serve import configure_logging, serve, serve_config
+from rawws.cli.serve import serve, serve_config
 from rawws.errors import ClientFailure
 from rawws.server.app import setup_app
 
@@ -53,9 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """`rawws …`: parse, configure logging once, run the command; the exit code is returned, not raised."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    configure_logging(args.log_level)
-    if args.command == "serve":
+    if args.command == "serve":  # configures logging once its settings are read
         return serve(parser, args, setup_app, list(argv) if argv is not None else sys.argv[1:])
+    configure_logging(args.log_level)
     if args.command in ("send", "chat"):
         try:
             coroutine = client_coroutine(args)

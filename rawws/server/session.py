@@ -31,6 +31,7 @@ from typing import Protocol
 from rawws.config import ServerConfig
 from rawws.core.closecodes import INTERNAL_ERROR, POLICY_VIOLATION
 from rawws.core.connection import State, WebSocket
+from rawws.core.counters import Counters
 from rawws.core.deflate import SharedFrame
 from rawws.core.events import Closed, MessageReceived
 from rawws.core.keepalive import KEEPALIVE_FAILURE_CODE, KEEPALIVE_FAILURE_REASON, Due, Keepalive
@@ -50,8 +51,7 @@ class WebSocketHandler(Protocol):
     def on_close(self, session: WebSocketSession, code: int) -> None: ...
 
 
-class SessionStats(Protocol):
-    slow_consumers_closed: int
+SessionStats = Counters  # what a session adds to: messages, bytes, close codes, slow consumers
 
 
 class _Flusher:
@@ -153,7 +153,7 @@ class WebSocketSession(asyncio.Protocol):
         self.subprotocol = subprotocol
         self.compressed = compressed
         self._shared_deflate_bits = ws.shared_deflate_bits if compressed else None
-        self.stats = stats
+        self.stats = stats if stats is not None else Counters()
         #: Whatever the endpoint's authenticator returned, opaque here (``None`` on /echo).
         self.identity = identity
         #: Who the credential says this is, for the chat and the log lines.
@@ -184,14 +184,15 @@ class WebSocketSession(asyncio.Protocol):
 
     # -- taking over the transport ---------------------------------------------
 
-    def start(self, initial_data: bytes = b"", *, eof: bool = False) -> None:
+    def start(self, initial_data: bytes = b"", *, eof: bool = False, response: bytes = b"") -> None:
         """Become the transport's protocol and process what arrived with the upgrade request.
 
-        ``eof``: the peer had already closed its side before the hand-off.
+        ``eof``: the peer had already closed its side before the hand-off. ``response``:
+        the 101's bytes, written with whatever ``on_open`` and the first frames queue (one
+        ``send`` for the 101 and the chat's welcome instead of two).
         """
-        log.info(
-            "ws open peer=%s path=%s user=%s compression=%s", self.peer, self.path, self.user or "-", self.compressed
-        )
+        fields = {"peer": self.peer, "path": self.path, "user": self.user or "-", "compression": self.compressed}
+        log.info("ws open peer=%(peer)s path=%(path)s user=%(user)s compression=%(compression)s", fields, extra=fields)
         self.transport.set_write_buffer_limits(high=self.config.write_high_water_bytes)
         self.transport.set_protocol(self)
         if self.next_deadline is not None:
@@ -201,7 +202,13 @@ class WebSocketSession(asyncio.Protocol):
             self._finish_closed(1006)
             self._done()
             return
-        self._guarded(self.handler.on_open, self)
+        if response:
+            self.outbox.push_control(response)
+        self._in_read_batch = True  # what on_open queues leaves below, not in a flush scheduled for later
+        try:
+            self._guarded(self.handler.on_open, self)
+        finally:
+            self._in_read_batch = False
         if initial_data:
             self.data_received(initial_data)
         if eof:
@@ -224,6 +231,7 @@ class WebSocketSession(asyncio.Protocol):
         """Process everything one read brought, then write all replies at once."""
         if self.ws.close_transport:
             return
+        self.stats.bytes_received += len(data)
         self._guarded(self._feed, data)
         self._after_input()
 
@@ -269,6 +277,7 @@ class WebSocketSession(asyncio.Protocol):
                 if pending:
                     self._push(pending, control=True)
                 if type(event) is MessageReceived:
+                    self.stats.messages_received += 1
                     self.handler.on_message(self, event.data)
                 elif type(event) is Closed:
                     self._finish_closed(event.code)
@@ -354,6 +363,8 @@ class WebSocketSession(asyncio.Protocol):
         elif not self.outbox.push(data):
             self._slow_consumer()
             return False
+        else:
+            self.stats.messages_sent += 1
         if not self._in_read_batch and not self._flush_scheduled:
             self._flush_scheduled = True
             self._flusher.add(self)
@@ -363,7 +374,9 @@ class WebSocketSession(asyncio.Protocol):
         self._flush_scheduled = False
         if self._paused or not self.outbox or self.transport.is_closing():
             return
-        self.transport.write(self.outbox.take())  # may call pause_writing() before it returns
+        data = self.outbox.take()
+        self.stats.bytes_sent += len(data)
+        self.transport.write(data)  # may call pause_writing() before it returns
 
     def _wake_writers(self) -> None:
         if self._resumed is not None and not self._resumed.done():
@@ -383,8 +396,7 @@ class WebSocketSession(asyncio.Protocol):
         client catches up with ``since``), so the close frame is next in line and
         the memory is given back now, not when the close timeout ends it.
         """
-        if self.stats is not None:
-            self.stats.slow_consumers_closed += 1
+        self.stats.slow_consumers_closed += 1
         dropped = self.outbox.discard()
         log.warning("ws slow consumer peer=%s path=%s dropped_bytes=%d", self.peer, self.path, dropped)
         self.close(POLICY_VIOLATION, "slow consumer")
@@ -447,7 +459,9 @@ class WebSocketSession(asyncio.Protocol):
         self.keepalive.stop()
         self._sweeper.discard(self)
         duration = self._loop.time() - self._opened_at
-        log.info("ws close peer=%s path=%s code=%d duration=%.3fs", self.peer, self.path, code, duration)
+        self.stats.closed(code)
+        fields = {"peer": self.peer, "path": self.path, "code": code, "duration_s": round(duration, 3), "user": self.user or "-"}
+        log.info("ws close peer=%(peer)s path=%(path)s code=%(code)d duration=%(duration_s).3fs user=%(user)s", fields, extra=fields)
         try:
             self.handler.on_close(self, code)
         except Exception:
@@ -463,7 +477,9 @@ class WebSocketSession(asyncio.Protocol):
         if self.transport.is_closing():
             return
         if self.outbox:
-            self.transport.write(self.outbox.take())
+            data = self.outbox.take()
+            self.stats.bytes_sent += len(data)
+            self.transport.write(data)
         self.transport.close()
         if self._close_timer is not None:
             self._close_timer.cancel()

@@ -7,6 +7,7 @@ versions add their tables through ``MIGRATIONS``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -221,6 +222,11 @@ class SqlStore:
         rows = await self._messages(query.order_by(messages.c.id.desc()).limit(limit))
         return rows[::-1]
 
+    async def ping(self) -> None:
+        """One round trip to the database (readiness)."""
+        async with self.engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
     async def last_message_id(self, room: str) -> int:
         async with self.engine.connect() as conn:
             value = (await conn.execute(sa.select(rooms.c.last_id).where(rooms.c.name == room))).scalar()
@@ -339,16 +345,48 @@ def _tune_sqlite(dbapi_connection: Any, _record: object) -> None:
     cursor.close()
 
 
+SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
+
+
+def check_db_url(url: str) -> None:
+    """A ``ValueError`` with one line naming what is wrong, before SQLAlchemy tries (and prints 30 lines)."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except (sa.exc.ArgumentError, ValueError):
+        raise ValueError("--db: not a database URL (e.g. postgresql+asyncpg://user@host/db)") from None
+    driver = parsed.drivername
+    if driver in ("postgresql", "postgres", "postgresql+psycopg2", "postgresql+psycopg"):
+        raise ValueError(f"--db: {driver}:// is not asynchronous: use postgresql+asyncpg://")
+    if driver in ("sqlite", "sqlite+pysqlite"):
+        raise ValueError(f"--db: {driver}:// is not asynchronous: use sqlite+aiosqlite:///path/to/rawws.db")
+    if driver not in SUPPORTED_DRIVERS:
+        raise ValueError(f"--db: unsupported database {driver!r}: use one of {', '.join(SUPPORTED_DRIVERS)}")
+    if driver.startswith("postgresql") and not parsed.host and not parsed.query.get("host"):
+        raise ValueError("--db: the PostgreSQL URL names no host")
+
+
+def _private_file(path: Path) -> None:
+    """The SQLite file (password hashes) is the owner's alone: created 0600 in a 0700 directory.
+
+    SQLite gives its -wal and -shm files the database file's mode.
+    """
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+
+
 async def open_store(url: str) -> SqlStore:
     """Connect, create or upgrade the schema, and hand back a ready store.
 
     ``hide_parameters``: SQL parameters (password hashes among them) stay out of
     SQLAlchemy's log lines and out of its exception text, which rawws logs.
     """
+    check_db_url(url)
     if url.startswith("sqlite"):
         path = sa.engine.make_url(url).database
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _private_file(Path(path))
         engine = create_async_engine(url, hide_parameters=True)
         event.listen(engine.sync_engine, "connect", _tune_sqlite)
     else:

@@ -631,6 +631,25 @@
   function onError(frame) {
     const text = friendlyError(frame.code, typeof frame.message === "string" ? frame.message : "");
     const ref = typeof frame.ref === "string" ? frame.ref : null;
+    if (!ref && frame.code === "rate_limited") {
+      // Over the frame rate the server drops frames unread and says so once, without a ref:
+      // whatever is still pending may have been dropped. Mark it not sent (an ack or the
+      // message itself still adopts it if it was read), and ask again for rooms not joined yet.
+      for (const [pendingRef, pending] of state.pending) {
+        state.pending.delete(pendingRef);
+        markFailed(pending, "Not sent.", true);
+        state.rooms.get(pending.room)?.orphans.push(pending);
+      }
+      for (const room of state.rooms.values()) {
+        if (!room.joined) {
+          setTimeout(() => {
+            if (state.rooms.get(room.name) === room && !room.joined) sendJoin(room);
+          }, 1000 + Math.random() * 1000);
+        }
+      }
+      showNotice(text);
+      return;
+    }
     if (ref && state.pending.has(ref)) {
       const pending = state.pending.get(ref);
       state.pending.delete(ref);
