@@ -91,10 +91,13 @@ async def test_two_workers_share_the_port_and_the_chat(workers: Node) -> None:
         await asyncio.gather(*(c.wait_message_id("lobby", total, timeout=WAIT_S) for c in clients))
         for client in clients:
             assert client.ids["lobby"] == list(range(1, total + 1)), client.user
+        # SIGTERM to the parent stops both workers gracefully: every open connection is told 1001
+        assert await workers.stop(signal.SIGTERM) == 0
+        for client in clients:
+            await client.wait_closed()
+            assert client.close_code == 1001, (client.user, client.close_code)
     finally:
         await close_quietly(*clients)
-    # SIGTERM to the parent stops both workers gracefully
-    assert await workers.stop(signal.SIGTERM) == 0
     for pid in pids:
         assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
 
