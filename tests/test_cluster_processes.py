@@ -11,7 +11,7 @@ import pytest
 
 from tests.chat_client import ChatClient, close_quietly, connect_chat, new_user
 from tests.chat_client import login as chat_login
-from tests.cluster_nodes import Node, start_node
+from tests.nodes import Node, start_node
 from tests.redis_server import RedisServer
 
 PRESENCE_TTL_S = 2.0
@@ -38,7 +38,7 @@ async def nodes(tmp_path: Path, postgres_url: str, redis_server: RedisServer) ->
     }
 
     async def start(*flags: str) -> Node:
-        node = await start_node(tmp_path / f"node{len(started)}", *flags, env=env)
+        node = await start_node(tmp_path / f"node{len(started)}", *flags, port=0, env=env)
         started.append(node)
         return node
 
@@ -148,7 +148,7 @@ async def test_redis_killed_and_restarted_under_three_processes(nodes: StartNode
             assert_gapless(client.ids["lobby"], 1, total, client.user)
         await asyncio.sleep(HEARTBEAT_S * 2)
         for node in started:
-            log = node.log.decode(errors="replace")
+            log = node.log()
             assert log.count("bus is down") == 1 and log.count("bus is back") == 1, log[-3000:]
         print(f"\nredis restart under 3 processes: {total} acked, {total * len(clients)} delivered"
               f" to {len(clients)} members, 0 lost, 0 duplicated")

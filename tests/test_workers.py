@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.chat_client import ChatClient, close_quietly, connect_chat, new_user
-from tests.cluster_nodes import Node, start_node
+from tests.nodes import Node, start_node
 from tests.redis_server import RedisServer
 
 WAIT_S = 30.0
@@ -61,14 +61,15 @@ def client_port(client: ChatClient) -> int:
 
 @pytest.fixture
 async def workers(tmp_path: Path, redis_server: RedisServer) -> AsyncIterator[Node]:
-    node = await start_node(tmp_path, "--workers", "2", "--bus", redis_server.url, env=ENV)
+    # port=0: the kernel picks, the parent binds it with SO_REUSEPORT and both workers share it
+    node = await start_node(tmp_path, "--workers", "2", "--bus", redis_server.url, port=0, env=ENV)
     yield node
     await node.stop()
 
 
 async def test_two_workers_share_the_port_and_the_chat(workers: Node) -> None:
-    found = re.search(rb"2 workers on \S+ \(pids (\d+) (\d+)\)", workers.log)
-    assert found, workers.log.decode(errors="replace")
+    found = re.search(r"2 workers on \S+ \(pids (\d+) (\d+)\)", workers.log())
+    assert found, workers.log()
     pids = [int(found.group(1)), int(found.group(2))]
     clients: list[ChatClient] = []
     try:
