@@ -30,6 +30,7 @@ class Node:
     process: asyncio.subprocess.Process
     log_path: Path
     args: list[str] = field(default_factory=list)
+    metrics_port: int | None = None
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -47,10 +48,13 @@ class Node:
 
 
 async def start_node(
-    directory: Path, *args: str, port: int | None = None, env: dict[str, str] | None = None
+    directory: Path, *args: str, port: int | None = None, env: dict[str, str] | None = None, metrics: bool = False
 ) -> Node:
-    """A `rawws serve` on 127.0.0.1 with ``args``, ready once ``/healthz`` answers."""
+    """A `rawws serve` on 127.0.0.1 with ``args`` (and ``/metrics`` on a port of its own), ready once ``/healthz`` answers."""
     port = port or free_port()
+    metrics_port = free_port() if metrics else None
+    if metrics_port is not None:
+        args = (*args, "--metrics-port", str(metrics_port))
     directory.mkdir(parents=True, exist_ok=True)
     clean = {k: v for k, v in os.environ.items() if not k.startswith("RAWWS_")}
     environment = {**clean, **CHEAP_ARGON2_FLAGS, **(env or {})}
@@ -63,7 +67,7 @@ async def start_node(
         process = await asyncio.create_subprocess_exec(
             *command, cwd=REPO_ROOT, env=environment, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file
         )
-    node = Node(port, process, log_path, command)
+    node = Node(port, process, log_path, command, metrics_port)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + START_TIMEOUT_S
     while True:
