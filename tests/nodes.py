@@ -38,6 +38,7 @@ class Node:
     process: asyncio.subprocess.Process
     log_path: Path
     args: list[str] = field(default_factory=list)
+    metrics_port: int | None = None
 
     def log(self) -> str:
         """Everything the node wrote so far (stdout and stderr)."""
@@ -73,15 +74,19 @@ def new_log_path(directory: Path) -> Path:
 
 
 async def start_node(
-    directory: Path, *args: str, port: int | None = None, env: dict[str, str] | None = None
+    directory: Path, *args: str, port: int | None = None, env: dict[str, str] | None = None, metrics: bool = False
 ) -> Node:
-    """A `rawws serve` on 127.0.0.1 with ``args``, ready once ``/healthz`` answers.
+    """A `rawws serve` on 127.0.0.1 with ``args`` (and ``/metrics`` on a port of its own when ``metrics``),
+    ready once ``/healthz`` answers.
 
     ``port``: None picks a free one; 0 lets the kernel pick (read from the log).
     The environment is this one without any RAWWS_* variable, plus cheap argon2 and ``env``.
     """
     if port is None:
         port = free_port()
+    metrics_port = free_port() if metrics else None
+    if metrics_port is not None:
+        args = (*args, "--metrics-port", str(metrics_port))
     directory.mkdir(parents=True, exist_ok=True)
     clean = {k: v for k, v in os.environ.items() if not k.startswith("RAWWS_")}
     environment = {**clean, **CHEAP_ARGON2_FLAGS, **(env or {})}
@@ -94,7 +99,7 @@ async def start_node(
         process = await asyncio.create_subprocess_exec(
             *command, cwd=REPO_ROOT, env=environment, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file
         )
-    node = Node(port, process, log_path, command)
+    node = Node(port, process, log_path, command, metrics_port)
     try:
         await wait_ready(node)
     except BaseException:

@@ -47,13 +47,23 @@ def reserve_port(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _metrics_port(config: ServerConfig, index: int) -> list[str]:
+    """Each worker's counters are its own: worker ``index`` serves /metrics on ``--metrics-port`` + ``index``."""
+    if config.metrics_port is None or config.metrics_port == 0:
+        return []
+    return ["--metrics-port", str(config.metrics_port + index)]
+
+
 def run_workers(config: ServerConfig, argv: Sequence[str]) -> int:
     """Start ``config.workers`` copies of `rawws serve` ``argv`` on one port; wait for a signal."""
     reserved = reserve_port(config.host, config.port)
     port = reserved.getsockname()[1]
     command = [sys.executable, "-m", "rawws", *argv, "--port", str(port), "--workers", "1"]
     env = {**os.environ, "RAWWS_REUSE_PORT": "1"}
-    workers = [subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL) for _ in range(config.workers)]
+    workers = [
+        subprocess.Popen(command + _metrics_port(config, index), env=env, stdin=subprocess.DEVNULL)
+        for index in range(config.workers)
+    ]
     stopping = False
 
     def stop(signum: int, _frame: FrameType | None) -> None:
