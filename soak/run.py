@@ -157,7 +157,8 @@ def account(books: list[Books], stored: dict[tuple[str, int], str], outcome: Out
             delivered += len(ids)
             duplicates += len(ids) - len(set(ids))
             out_of_order += sum(1 for earlier, later in zip(ids, ids[1:], strict=False) if later <= earlier)
-            owed = {mid for mid in by_room.get(room, []) if mid > b.base.get(room, 0) and mid <= max(ids)}
+            base, top = b.base.get(room, 0), max(ids)
+            owed = {mid for mid in by_room.get(room, []) if base < mid <= top}
             missed += len(owed - set(ids))
             wrong_text = sum(1 for mid in set(ids) if b.texts[(room, mid)] != stored.get((room, mid)))
             duplicates += wrong_text  # a delivered text that is not the stored one counts as a corruption
