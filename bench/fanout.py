@@ -34,7 +34,7 @@ import urllib.request
 
 TICKS = os.sysconf("SC_CLK_TCK")
 MARK = b'"type":"message"'
-BURST_PER_SENDER = 20  # the chat's per-connection burst (rawws.chat_service.MESSAGE_BURST)
+BURST_PER_SENDER = 20  # the chat's per-connection burst (rawws.config.DEFAULT_CHAT_MESSAGE_BURST)
 
 
 def masked(payload: bytes) -> bytes:
@@ -158,7 +158,12 @@ def run(receivers: int, burst_senders: int, rounds: int) -> dict:
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "rawws", "serve", "--port", str(port), "--data-dir", data_dir, "--log-level", "WARNING"],
-        env={**os.environ, "RAWWS_LOGINS_PER_MINUTE_PER_USER": "1000"},
+        env={
+            **os.environ,
+            "RAWWS_LOGINS_PER_MINUTE_PER_USER": "1000",
+            "RAWWS_WEBSOCKETS_PER_USER": "1000000",  # every receiver is the one bench user
+            "RAWWS_WEBSOCKETS_PER_ADDRESS": "1000000",  # and comes from 127.0.0.1
+        },
     )
     try:
         for _ in range(100):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rawws.core.deflate import DEFAULT_MEMORY_LEVEL, DEFAULT_WINDOW_BITS, SHARED, compression_mode
+from rawws.core.forwarded import TrustedProxies
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -28,9 +29,18 @@ DEFAULT_PING_INTERVAL_S = 20.0  # WebSocket keepalive ping period (0 disables)
 DEFAULT_PING_TIMEOUT_S = 20.0  # no pong within this: the peer is dead (TCP dropped, 1006 in the log)
 DEFAULT_CLOSE_TIMEOUT_S = 10.0  # wait this long for the peer's close frame
 DEFAULT_SHUTDOWN_TIMEOUT_S = 5.0  # graceful shutdown waits this long for closes
+DEFAULT_DRAIN_DELAY_S = 0.0  # on SIGTERM, /readyz answers 503 this long before WebSockets get 1001
+DEFAULT_READINESS_TIMEOUT_S = 2.0  # /readyz: the store (and bus) must answer within this
 DEFAULT_OUTBOX_MAX_BYTES = 4 * MiB  # queued, not yet written, per connection
 DEFAULT_OUTBOX_MAX_MESSAGES = 4096  # queued messages per connection
 DEFAULT_WRITE_HIGH_WATER_BYTES = 64 * KiB  # transport buffer that counts as "full"
+
+# Chat (the text limit is part of the wire protocol: rawws.chat.protocol.MAX_TEXT_CHARS)
+DEFAULT_CHAT_MESSAGES_PER_S = 10.0  # frames a connection may send per second, sustained
+DEFAULT_CHAT_MESSAGE_BURST = 20  # frames a connection may send at once
+DEFAULT_CHAT_MAX_ROOMS_PER_CONNECTION = 32
+DEFAULT_CHAT_MAX_BATCH_MESSAGES = 256  # messages per group commit
+DEFAULT_CHAT_REPLAY_PAGE_MESSAGES = 500  # messages per replay query; the socket drains between pages
 
 # Accounts and tokens
 DEFAULT_ACCESS_TTL_S = 15 * 60.0  # access tokens from /auth/login
@@ -44,6 +54,13 @@ DEFAULT_ARGON2_MEMORY_KIB = 64 * KiB
 DEFAULT_ARGON2_PARALLELISM = 4
 DEFAULT_LOGINS_PER_MINUTE_PER_USER = 10  # a burst of this many, refilled over a minute
 DEFAULT_LOGINS_PER_MINUTE_PER_ADDRESS = 30
+DEFAULT_REFRESH_TTL_S = 30 * 24 * 3600.0  # refresh tokens: a login lasts this long unused (rotated on every use)
+DEFAULT_JWT_PUBLIC_NAMESPACE = "ext"  # outside provider's subject "ada" is the user "ext:ada"
+DEFAULT_REGISTRATIONS_PER_HOUR_PER_ADDRESS = 20  # each one is a full argon2 hash
+DEFAULT_TICKETS_PER_MINUTE_PER_USER = 30
+DEFAULT_WEBSOCKETS_PER_USER = 20  # open chat connections; one more earns 429 before the 101
+DEFAULT_WEBSOCKETS_PER_ADDRESS = 200
+DEFAULT_SEND_BUFFER_BYTES = 256 * KiB  # SO_SNDBUF of each WebSocket socket (0: the kernel's default)
 
 # Several nodes
 DEFAULT_BUS_HEARTBEAT_S = 1.0  # each node announces its rooms' newest ids this often (finds lost tails)
@@ -75,9 +92,18 @@ class ServerConfig:
     ping_timeout_s: float = DEFAULT_PING_TIMEOUT_S
     close_timeout_s: float = DEFAULT_CLOSE_TIMEOUT_S
     shutdown_timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S
+    drain_delay_s: float = DEFAULT_DRAIN_DELAY_S
+    readiness_timeout_s: float = DEFAULT_READINESS_TIMEOUT_S
+    log_format: str = "text"  # or "json": one object per line
     outbox_max_bytes: int = DEFAULT_OUTBOX_MAX_BYTES
     outbox_max_messages: int = DEFAULT_OUTBOX_MAX_MESSAGES
     write_high_water_bytes: int = DEFAULT_WRITE_HIGH_WATER_BYTES
+    # Chat
+    chat_messages_per_s: float = DEFAULT_CHAT_MESSAGES_PER_S
+    chat_message_burst: int = DEFAULT_CHAT_MESSAGE_BURST
+    chat_max_rooms_per_connection: int = DEFAULT_CHAT_MAX_ROOMS_PER_CONNECTION
+    chat_max_batch_messages: int = DEFAULT_CHAT_MAX_BATCH_MESSAGES
+    chat_replay_page_messages: int = DEFAULT_CHAT_REPLAY_PAGE_MESSAGES
     # Accounts and tokens
     data_dir: str = "rawws-data"  # SQLite file and the generated JWT secret live here
     db_url: str | None = None  # None: SQLite in data_dir; or postgresql+asyncpg://…
@@ -86,19 +112,33 @@ class ServerConfig:
     jwt_audience: str = DEFAULT_JWT_AUDIENCE
     jwt_public_key: str | None = None  # PEM file of an outside identity provider
     jwt_public_algorithm: str = "RS256"
+    jwt_public_namespace: str = DEFAULT_JWT_PUBLIC_NAMESPACE
     access_ttl_s: float = DEFAULT_ACCESS_TTL_S
     ticket_ttl_s: float = DEFAULT_TICKET_TTL_S
+    refresh_ttl_s: float = DEFAULT_REFRESH_TTL_S
     allowed_origins: tuple[str, ...] = ()  # besides the server's own origin
+    # Peers whose X-Forwarded-For / Forwarded / X-Forwarded-Proto are believed (addresses, CIDRs, "*")
+    forwarded_allow_ips: tuple[str, ...] = ()
+    # Operations
+    metrics_port: int | None = None  # None: no /metrics listener; 0 picks a free port
+    metrics_host: str = "127.0.0.1"  # the /metrics listener is never public by accident
     argon2_time_cost: int = DEFAULT_ARGON2_TIME_COST
     argon2_memory_kib: int = DEFAULT_ARGON2_MEMORY_KIB
     argon2_parallelism: int = DEFAULT_ARGON2_PARALLELISM
     logins_per_minute_per_user: int = DEFAULT_LOGINS_PER_MINUTE_PER_USER
     logins_per_minute_per_address: int = DEFAULT_LOGINS_PER_MINUTE_PER_ADDRESS
+    registrations_per_hour_per_address: int = DEFAULT_REGISTRATIONS_PER_HOUR_PER_ADDRESS
+    tickets_per_minute_per_user: int = DEFAULT_TICKETS_PER_MINUTE_PER_USER
+    websockets_per_user: int = DEFAULT_WEBSOCKETS_PER_USER
+    websockets_per_address: int = DEFAULT_WEBSOCKETS_PER_ADDRESS
+    send_buffer_bytes: int = DEFAULT_SEND_BUFFER_BYTES
     # Several nodes
     bus_url: str | None = field(default=None, repr=False)  # None: one node; or redis://host:port/db
     bus_heartbeat_s: float = DEFAULT_BUS_HEARTBEAT_S
     bus_timeout_s: float = DEFAULT_BUS_TIMEOUT_S
     presence_ttl_s: float = DEFAULT_PRESENCE_TTL_S
+    workers: int = 1  # processes sharing the port (SO_REUSEPORT); above 1 needs bus_url
+    reuse_port: bool = False  # listen with SO_REUSEPORT (each worker of --workers does)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "compression", compression_mode(self.compression))
@@ -110,6 +150,13 @@ class ServerConfig:
             raise ValueError("size limits must be positive")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port out of range: {self.port}")
+        if self.log_format not in ("text", "json"):
+            raise ValueError(f"log format must be text or json, not {self.log_format!r}")
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise ValueError(f"metrics port out of range: {self.metrics_port}")
+        TrustedProxies(self.forwarded_allow_ips)  # a bad entry is refused here, with its text
+        if self.workers < 1:
+            raise ValueError(f"workers must be at least 1: {self.workers}")
 
     @property
     def tls(self) -> bool:
@@ -139,21 +186,47 @@ def _convert(raw: str, kind: type) -> object:
     return kind(raw)
 
 
-def from_env(environ: Mapping[str, str] | None = None, base: ServerConfig | None = None) -> ServerConfig:
-    """Apply ``RAWWS_<FIELD>`` variables (e.g. ``RAWWS_PORT=9000``) over ``base``."""
+#: ``RAWWS_*`` variables that are not server settings but are known (the clients' password).
+KNOWN_OTHER_VARIABLES = frozenset({"RAWWS_PASSWORD"})
+
+
+def from_env(
+    environ: Mapping[str, str] | None = None,
+    base: ServerConfig | None = None,
+    aliases: Mapping[str, str] | None = None,
+) -> ServerConfig:
+    """Apply ``RAWWS_<FIELD>`` variables (e.g. ``RAWWS_PORT=9000``) over ``base``.
+
+    ``aliases`` maps other names to fields: `rawws serve` passes each flag's own
+    spelling (``RAWWS_DB`` for ``db_url``, ``RAWWS_PING_INTERVAL`` for ``ping_interval_s``).
+    The field's name wins when both are set.
+    """
     environ = os.environ if environ is None else environ
     config = base or ServerConfig()
+    by_field: dict[str, list[str]] = {setting.name: [ENV_PREFIX + setting.name.upper()] for setting in dataclasses.fields(ServerConfig)}
+    for alias, name in (aliases or {}).items():
+        if name in by_field and ENV_PREFIX + alias.upper() not in by_field[name]:
+            by_field[name].append(ENV_PREFIX + alias.upper())
     changes: dict[str, Any] = {}  # values converted to each field's own type by _convert
     for setting in dataclasses.fields(ServerConfig):
-        raw = environ.get(ENV_PREFIX + setting.name.upper())
-        if raw is None:
+        variable = next((name for name in by_field[setting.name] if name in environ), None)
+        if variable is None:
             continue
         kind = _field_kind(setting.type)
         try:
-            changes[setting.name] = _convert(raw, kind)
+            changes[setting.name] = _convert(environ[variable], kind)
         except ValueError as exc:
-            raise ValueError(f"{ENV_PREFIX}{setting.name.upper()}: {exc}") from None
+            raise ValueError(f"{variable}: {exc}") from None
     return dataclasses.replace(config, **changes)
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None, aliases: Mapping[str, str] | None = None) -> list[str]:
+    """``RAWWS_*`` variables that set nothing (a misspelling): the server warns about each at start."""
+    environ = os.environ if environ is None else environ
+    known = {ENV_PREFIX + setting.name.upper() for setting in dataclasses.fields(ServerConfig)}
+    known |= {ENV_PREFIX + alias.upper() for alias in (aliases or {})}
+    known |= KNOWN_OTHER_VARIABLES
+    return sorted(name for name in environ if name.startswith(ENV_PREFIX) and name not in known)
 
 
 def _field_kind(annotation: object) -> type:

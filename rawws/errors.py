@@ -15,6 +15,7 @@
     │   └── HandshakeRejected      the upgrade was answered with another status: status, headers, body
     ├── UsernameTaken              registration of a name that exists (case-insensitively)
     ├── SchemaTooNew               the database was written by a newer rawws
+    ├── StoreUnavailable           the database did not answer: not done, may be tried again
     ├── AuthFailed                 the client's login or ticket request was refused: status, message
     └── ClientFailure              a client command ends with this exit code and one line on stderr
 
@@ -40,6 +41,7 @@ __all__ = [
     "InvalidURI",
     "RawwsError",
     "SchemaTooNew",
+    "StoreUnavailable",
     "UsernameTaken",
 ]
 
@@ -133,6 +135,10 @@ class UsernameTaken(RawwsError):
 
 class SchemaTooNew(RawwsError):
     """The database's schema version is newer than this rawws knows: refuse rather than guess."""
+
+
+class StoreUnavailable(RawwsError):
+    """The store did not answer (an outage): the operation was not done and may be tried again."""
 
 
 class AuthFailed(RawwsError):

@@ -21,6 +21,8 @@ StartServer = Callable[..., Awaitable[Server]]
 
 # argon2id still, but cheap: tests register and log in often.
 CHEAP_ARGON2 = {"argon2_time_cost": 1, "argon2_memory_kib": 8 * 1024, "argon2_parallelism": 1}
+# Every test client comes from 127.0.0.1: the per-address limits are tested on their own, with small values.
+ONE_ADDRESS = {"registrations_per_hour_per_address": 100_000, "websockets_per_address": 100_000}
 
 
 @pytest.fixture
@@ -36,6 +38,7 @@ async def start_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterato
             "echo": True,
             "data_dir": str(tmp_path_factory.mktemp("rawws-data")),
             **CHEAP_ARGON2,
+            **ONE_ADDRESS,
         }
         config = ServerConfig(**{**defaults, **settings})  # type: ignore[arg-type]
         server = Server(config)

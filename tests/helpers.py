@@ -284,6 +284,23 @@ async def registered_token(port: int, username: str = "Ada", password: str = PAS
     return await access_token(port, username, password)
 
 
+async def raw_upgrade_status(port: int, target: str, extra: str = "") -> tuple[int, dict[str, str]]:
+    """Try an upgrade; on a 101 read the welcome and close politely. The status and headers."""
+    reader, writer = await open_raw(port)
+    try:
+        writer.write(upgrade_request(target, host=f"127.0.0.1:{port}", extra=extra))
+        status, headers, _ = await read_http_head(reader, TIMEOUT_S)
+        if status == 101:
+            opcode, _, _ = await read_frame(reader, TIMEOUT_S)
+            assert opcode == 0x1  # the welcome, a text frame
+            writer.write(masked_frame(0x8, b"\x03\xe8"))  # close, 1000
+            opcode, _, _ = await read_frame(reader, TIMEOUT_S)
+            assert opcode == 0x8
+        return status, headers
+    finally:
+        writer.close()
+
+
 # -- JWTs built by hand, and the attack corpus every verifier must refuse -----------
 
 SECRET_TEXT = "rawws-test-secret-0123456789abcdef"  # >= 32 bytes, as TokenSettings insists

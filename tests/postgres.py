@@ -155,3 +155,21 @@ async def postgres_url(postgres_cluster: PostgresCluster) -> AsyncIterator[str]:
     finally:
         await admin.close()
     yield postgres_cluster.url(name)
+
+
+def _pg_ctl(cluster: PostgresCluster, *arguments: str) -> None:
+    bin_dir = _find_bin_dir()
+    assert bin_dir is not None
+    root = cluster.directory
+    result = _run([*_runner(), str(bin_dir / "pg_ctl"), "-D", str(root / "data"), *arguments], root)
+    assert result.returncode == 0, f"pg_ctl {arguments}: {result.stdout}\n{result.stderr}"
+
+
+def stop_cluster(cluster: PostgresCluster) -> None:
+    """Stop the session's cluster (a database outage); ``start_cluster`` brings it back on the same port."""
+    _pg_ctl(cluster, "-m", "fast", "-w", "stop")
+
+
+def start_cluster(cluster: PostgresCluster) -> None:
+    options = f"-k {cluster.directory} -h 127.0.0.1 -p {cluster.port} -F -c max_connections=200"
+    _pg_ctl(cluster, "-l", str(cluster.directory / "server.log"), "-o", options, "-w", "-t", str(START_TIMEOUT_S), "start")

@@ -222,7 +222,7 @@ def test_outside_identity_provider_token_accepted_with_its_public_key(algorithm:
     private, public = (rsa_private_pem(), rsa_public_pem()) if algorithm == "RS256" else ed25519_keys()
     token = idp_token(private, algorithm)
     configured = Tokens(TokenSettings(secret=SECRET, public_key=PublicKey(algorithm, public)), clock=FakeClock())
-    assert configured.verify(token).user == "grace"
+    assert configured.verify(token).user == "ext:grace"  # the provider's grace, never the local account
 
     unconfigured = Tokens(TokenSettings(secret=SECRET), clock=FakeClock())
     with pytest.raises(AuthError, match="algorithm"):
@@ -502,3 +502,38 @@ def test_rate_limiter_forgets_only_idle_keys(monkeypatch: pytest.MonkeyPatch) ->
 def test_rate_limiter_rejects_nonsense_settings(capacity: int, period: float) -> None:
     with pytest.raises(ValueError):
         RateLimiter(capacity, period)
+
+
+# -- a ticket's lifetime and the outside namespace -------------------------------------
+
+
+@pytest.mark.parametrize("started", [NOW, NOW + 0.25, NOW + 0.999])
+def test_a_ticket_lives_exactly_its_ttl_with_no_leeway_added(started: float) -> None:
+    """Documented 30 s means 30 s: the 5 s clock leeway is for outside clocks, not for our own tickets."""
+    clock = FakeClock(started)
+    tokens = Tokens(TokenSettings(secret=SECRET, ticket_ttl_s=30, leeway_s=5), clock=clock)
+    ticket, _ = tokens.issue("ada", TICKET)
+    clock.advance(29.99)
+    assert tokens.verify(ticket, TICKET).user == "ada"
+    clock.advance(0.01)
+    with pytest.raises(AuthError, match="expired"):
+        tokens.verify(ticket, TICKET)
+    access, _ = tokens.issue("ada")  # access tokens keep the leeway (outside providers' clocks drift)
+    clock.advance(900 + 4)
+    assert tokens.verify(access).user == "ada"
+
+
+def test_outside_subjects_get_the_configured_namespace_and_bounded_length() -> None:
+    settings = TokenSettings(secret=SECRET, public_key=PublicKey("RS256", rsa_public_pem()), public_namespace="corp")
+    tokens = Tokens(settings, clock=FakeClock())
+    assert tokens.verify(idp_token(rsa_private_pem(), "RS256")).user == "corp:grace"
+    with pytest.raises(AuthError, match="subject"):
+        tokens.verify(jwt.encode(claims(NOW, typ=None, sub="g" * 80), rsa_private_pem(), algorithm="RS256"))
+    # A provider cannot issue tickets: only we do, and they carry the namespaced name.
+    with pytest.raises(AuthError):
+        tokens.verify(jwt.encode(claims(NOW, typ=TICKET), rsa_private_pem(), algorithm="RS256"), TICKET)
+    # Our own HS256 tokens are local names, never namespaced.
+    local, _ = tokens.issue("grace")
+    assert tokens.verify(local).user == "grace"
+    with pytest.raises(ValueError):
+        TokenSettings(secret=SECRET, public_namespace="a:b")

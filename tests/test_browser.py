@@ -550,6 +550,32 @@ async def test_expired_session_shows_the_sign_in_form_again(start_server: StartS
     assert page.page_errors == []
 
 
+async def test_the_page_renews_its_session_and_reconnects_without_a_prompt(
+    start_server: StartServer, open_page: OpenPage
+) -> None:
+    """Access tokens of 8 s: the page renews with its refresh token before expiry; the socket bought with the
+    old token ends (1008) when it expires, and the page reconnects with the new one and ``since``."""
+    server = await start_server(access_ttl_s=8)
+    page = await open_page(base_url(server), "fran")
+    refreshes: list[int] = []
+    page.page.on("response", lambda r: refreshes.append(r.status) if r.url.endswith("/auth/refresh") else None)
+    await page.register()
+    refresh_before = await page.page.evaluate("sessionStorage.getItem('rawws.refresh')")
+    assert refresh_before
+
+    deadline = time.monotonic() + 30
+    while (len(page.websocket_urls) < 3 or len(refreshes) < 2) and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)  # two renewals and two reconnections after expiry: a page left open stays in
+    assert len(refreshes) >= 2 and set(refreshes) == {200}, refreshes
+    assert len(page.websocket_urls) >= 3, page.websocket_urls
+    await expect(page.connection).to_have_attribute("data-state", "online")
+    await expect(page.page.locator("#auth-view")).to_be_hidden()
+    assert await page.page.evaluate("sessionStorage.getItem('rawws.refresh')") != refresh_before  # rotated
+
+    await page.say("a message after the renewals")
+    assert page.dialogs == [] and page.page_errors == []
+
+
 async def test_phone_sized_viewport(start_server: StartServer, open_page: OpenPage, tmp_path: Path) -> None:
     server = await start_server()
     page = await open_page(base_url(server), "erin", viewport={"width": 390, "height": 844}, mobile=True)

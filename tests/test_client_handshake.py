@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from rawws.core.client_handshake import (
-    ClientHandshake,
-    HandshakeRejected,
-    InvalidHandshake,
-    InvalidURI,
-    deflate_from_answer,
-    new_key,
-    parse_uri,
-)
+from rawws.core.client_handshake import ClientHandshake, deflate_from_answer, new_key, parse_uri
 from rawws.core.connection import WebSocket
 from rawws.core.events import MessageReceived
 from rawws.core.extensions import PerMessageDeflate
 from rawws.core.headers import parse_extension
+from rawws.errors import HandshakeRejected, InvalidHandshake, InvalidURI
 from tests.helpers import ACCEPT, KEY
 
 

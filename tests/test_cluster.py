@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import signal
 import time
 
 import pytest
 import redis.asyncio as aioredis
 
 from rawws.bus.redis import BusUnavailable, RedisBus
-from rawws.chat import service as chat_service
 from rawws.chat.service import ChatHandler
 from rawws.server.server import Server
 from tests.chat_client import ChatClient, close_quietly, connect_chat, new_user
@@ -32,6 +32,7 @@ from tests.helpers import (
     registered_token,
     ticket,
     upgrade_request,
+    wait_for_condition,
 )
 from tests.redis_server import RedisServer
 
@@ -40,13 +41,16 @@ WAIT_S = 30.0  # the longest a catch-up may take before the test fails
 
 
 @pytest.fixture
-def no_rate_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(chat_service, "MESSAGE_BURST", 10**9)
-    monkeypatch.setattr(chat_service, "MESSAGES_PER_SECOND", 10.0**9)
+def no_rate_limit() -> dict[str, object]:
+    """Settings for floods: the per-connection frame limit made huge."""
+    return {"chat_message_burst": 10**9, "chat_messages_per_s": 10.0**9}
 
 
 @pytest.fixture
-def start_node(start_server, postgres_url: str, redis_server: RedisServer):
+def start_node(start_server, postgres_url: str, redis_server: RedisServer, request: pytest.FixtureRequest):
+    """A node on the shared PostgreSQL and Redis; without a frame limit when the test asks for ``no_rate_limit``."""
+    unlimited = request.getfixturevalue("no_rate_limit") if "no_rate_limit" in request.fixturenames else {}
+
     async def start(**settings: object) -> Server:
         defaults: dict[str, object] = {
             "db_url": postgres_url,
@@ -55,6 +59,7 @@ def start_node(start_server, postgres_url: str, redis_server: RedisServer):
             "bus_heartbeat_s": 0.2,
             "logins_per_minute_per_address": 100_000,
             "logins_per_minute_per_user": 100_000,
+            **unlimited,
         }
         return await start_server(**{**defaults, **settings})
 
@@ -318,3 +323,29 @@ async def test_who_and_joined_list_users_on_every_node_and_presence_crosses_node
         await close_quietly(bob2)
     finally:
         await close_quietly(ann, bob)
+
+
+async def test_a_stalled_redis_does_not_stall_a_node(
+    start_node, no_rate_limit, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="rawws.bus")
+    a, b = await start_node(), await start_node()
+    clients = await members([a, b], 1)
+    (_, on_a), (_, on_b) = clients
+    assert redis_server.process is not None
+    try:
+        redis_server.process.send_signal(signal.SIGSTOP)  # connections stay open, nothing answers
+        # node A goes on: stored, acked, delivered to its own member, while Redis hangs
+        assert await on_a.flood("lobby", 5, prefix="stalled-", timeout=WAIT_S) == [1, 2, 3, 4, 5]
+        await on_a.wait_message_id("lobby", 5)
+        await wait_for_condition(lambda: not bus(a).connected and not bus(b).connected, timeout=WAIT_S,
+                                 what="the stall noticed")
+        redis_server.process.send_signal(signal.SIGCONT)
+        await wait_for_condition(lambda: bus(a).connected and bus(b).connected, timeout=WAIT_S, what="back")
+        await on_b.wait_message_id("lobby", 5, timeout=WAIT_S)
+        for _, member in clients:
+            assert_gapless(member.ids["lobby"], 1, 5, member.user)
+        assert len([r for r in caplog.records if "bus is down" in r.getMessage()]) == 2
+    finally:
+        redis_server.process.send_signal(signal.SIGCONT)
+        await close_quietly(on_a, on_b)

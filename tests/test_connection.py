@@ -8,9 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rawws.core.connection import ConnectionClosed, State, WebSocket
+from rawws.core.connection import State, WebSocket
 from rawws.core.events import Closed, MessageReceived, PongReceived
 from rawws.core.extensions import PerMessageDeflate
+from rawws.errors import ConnectionClosed
 from tests.helpers import masked_frame
 
 MASK = bytes([0x37, 0xFA, 0x21, 0x3D])  # the key of RFC 6455 §5.7's examples

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rawws.core.headers import HeaderSyntaxError, comma_list, parse_extension, split_outside_quotes, tokens
+from rawws.core.headers import comma_list, parse_extension, split_outside_quotes, tokens
+from rawws.errors import HeaderSyntaxError
 
 TOKEN_CHARS = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz"
 token = st.text(alphabet=TOKEN_CHARS, min_size=1, max_size=12)

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from rawws.store import SqlStore, User, UsernameTaken, open_store, sqlite_url
-from rawws.store.sql import SCHEMA_VERSION, SchemaTooNew
+from rawws.errors import SchemaTooNew, UsernameTaken
+from rawws.store import SqlStore, User, open_store, sqlite_url
+from rawws.store.sql import SCHEMA_VERSION
 
 HASH = "$argon2id$v=19$m=8192,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo"  # shape only: the store never checks it
 TIMEOUT_S = 30.0

@@ -44,6 +44,8 @@ class ServerSpec:
                 "WARNING",
                 "--data-dir",
                 data_dir,  # rawws opens its SQLite user store here: keep it out of the work tree
+                "--websockets-per-address",  # every load client comes from 127.0.0.1
+                "1000000",
             ]
         module = {
             "websockets": "websockets_echo",

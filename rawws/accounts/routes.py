@@ -1,4 +1,9 @@
-"""`POST /auth/register`, `/auth/login`, `/auth/ticket`: JSON in, JSON out, hashing off the event loop."""
+"""`POST /auth/register`, `/auth/login`, `/auth/ticket`, `/auth/refresh`, `/auth/logout`, `/auth/password`.
+
+JSON in, JSON out, hashing off the event loop. Every action an outsider can
+repeat cheaply is limited (logins per user and per address, registrations per
+address, tickets per user), and a store outage is a 503 with ``Retry-After``.
+"""
 
 from __future__ import annotations
 
@@ -11,17 +16,29 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from rawws.accounts.passwords import Passwords, check_password, check_username
+from rawws.accounts.refresh import RefreshTokens
 from rawws.accounts.tokens import ACCESS, TICKET, Tokens, bearer_token
-from rawws.config import DEFAULT_LOGINS_PER_MINUTE_PER_ADDRESS, DEFAULT_LOGINS_PER_MINUTE_PER_USER
+from rawws.config import (
+    DEFAULT_LOGINS_PER_MINUTE_PER_ADDRESS,
+    DEFAULT_LOGINS_PER_MINUTE_PER_USER,
+    DEFAULT_REFRESH_TTL_S,
+    DEFAULT_REGISTRATIONS_PER_HOUR_PER_ADDRESS,
+    DEFAULT_TICKETS_PER_MINUTE_PER_USER,
+)
+from rawws.core.counters import Counters
+from rawws.core.forwarded import parse_address
 from rawws.core.http import Request, Response, Router, json_response
 from rawws.core.ratelimit import RateLimiter
 from rawws.errors import HttpError, RawwsError, UsernameTaken
 from rawws.store import Store
+from rawws.store.health import RETRY_AFTER_S, StoreHealth, StoreUnavailable
 
 log = logging.getLogger("rawws.accounts")
 
 # Login attempts: a burst of this many, refilled over the period.
 LOGIN_PERIOD_S = 60.0
+REGISTRATION_PERIOD_S = 3600.0
+TICKET_PERIOD_S = 60.0
 
 #: (kind, key, limit, period_s) → seconds to wait (0.0: allowed); counts across every node
 SharedLimit = Callable[[str, str, int, float], Awaitable[float]]
@@ -47,9 +64,11 @@ def read_json_object(request: Request) -> dict[str, Any]:
 
 
 def client_host(peer: str) -> str:
-    """``"1.2.3.4:5678"`` → ``"1.2.3.4"``; ``"[::1]:5678"`` → ``"::1"``."""
-    host = peer.rsplit(":", 1)[0]
-    return host.strip("[]")
+    """``"1.2.3.4:5678"`` → ``"1.2.3.4"``; ``"[::1]:5678"`` and ``"[::1]"`` (a forwarded client) → ``"::1"``."""
+    address = parse_address(peer)
+    if address is not None:
+        return str(address)
+    return peer.rsplit(":", 1)[0].strip("[]")
 
 
 class Accounts:
@@ -61,60 +80,127 @@ class Accounts:
         *,
         logins_per_user: int = DEFAULT_LOGINS_PER_MINUTE_PER_USER,
         logins_per_address: int = DEFAULT_LOGINS_PER_MINUTE_PER_ADDRESS,
+        registrations_per_address: int = DEFAULT_REGISTRATIONS_PER_HOUR_PER_ADDRESS,
+        tickets_per_user: int = DEFAULT_TICKETS_PER_MINUTE_PER_USER,
+        refresh_ttl_s: float = DEFAULT_REFRESH_TTL_S,
+        health: StoreHealth | None = None,
         shared_limit: SharedLimit | None = None,
+        counters: Counters | None = None,
     ) -> None:
+        self.counters = counters if counters is not None else Counters()
         self.store = store
         self.logins_per_user = logins_per_user
         self.logins_per_address = logins_per_address
         self.shared_limit = shared_limit  # several nodes: attempts counted across all of them
         self.passwords = passwords
         self.tokens = tokens
+        self.refresh_tokens = RefreshTokens(store, tokens, refresh_ttl_s)
+        self.health = health if health is not None else StoreHealth()
         self._user_limit = RateLimiter(logins_per_user, LOGIN_PERIOD_S)
         self._address_limit = RateLimiter(logins_per_address, LOGIN_PERIOD_S)
+        self._registration_limit = RateLimiter(registrations_per_address, REGISTRATION_PERIOD_S)
+        self._ticket_limit = RateLimiter(tickets_per_user, TICKET_PERIOD_S)
         self._hashing = ThreadPoolExecutor(HASHING_THREADS, thread_name_prefix="rawws-argon2")
 
     def add_routes(self, router: Router) -> None:
         router.add("POST", "/auth/register", self.register)
         router.add("POST", "/auth/login", self.login)
         router.add("POST", "/auth/ticket", self.ticket)
+        router.add("POST", "/auth/refresh", self.refresh)
+        router.add("POST", "/auth/logout", self.logout)
+        router.add("POST", "/auth/password", self.change_password)
 
     async def _off_loop(self, function: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._hashing, function, *args)
+
+    async def _stored(self, operation: str, awaitable: Awaitable[T]) -> T:
+        """A store call; an outage is a 503 with ``Retry-After`` (logged once by ``StoreHealth``)."""
+        try:
+            return await self.health.call(operation, awaitable)
+        except StoreUnavailable:
+            raise HttpError(503, "the database is unavailable; try again shortly", _retry_after(RETRY_AFTER_S)) from None
 
     async def register(self, request: Request) -> Response:
         body = read_json_object(request)
         username = check_username(body.get("username"))
         password = check_password(body.get("password"), username)
+        _limit(self._registration_limit, client_host(request.peer), "too many registrations from this address")
         password_hash = await self._off_loop(self.passwords.hash, password)
         try:
-            user = await self.store.create_user(username, password_hash)
+            user = await self._stored("register", self.store.create_user(username, password_hash))
         except UsernameTaken:
             raise HttpError(409, "username already taken") from None
         log.info("user registered id=%d", user.id)
         return json_response(201, {"id": user.id, "username": user.username, "created_at": user.created_at.isoformat()})
 
     async def login(self, request: Request) -> Response:
+        try:
+            response = await self._login(request)
+        except HttpError as error:
+            outcome = {401: "bad_credentials", 429: "rate_limited"}.get(error.status, "bad_request")
+            self.counters.login(outcome)
+            raise
+        except Exception:
+            self.counters.login("error")
+            raise
+        self.counters.login("ok")
+        return response
+
+    async def _login(self, request: Request) -> Response:
         body = read_json_object(request)
         username, password = body.get("username"), body.get("password")
         if not isinstance(username, str) or not isinstance(password, str) or len(username) > 64:
             raise HttpError(400, "username and password are required strings")
         await self._rate_limit(username.lower(), client_host(request.peer))
-        user = await self.store.get_user(username)
+        user = await self._stored("login", self.store.get_user(username))
         ok = await self._off_loop(self.passwords.verify, user.password_hash if user else None, password)
         if user is None or not ok:
             raise HttpError(401, BAD_CREDENTIALS)  # the same answer for an unknown user and a wrong password
         if self.passwords.needs_rehash(user.password_hash):
-            await self.store.update_password_hash(user.id, await self._off_loop(self.passwords.hash, password))
-        token, identity = self.tokens.issue(user.username, ACCESS)
-        expires_in = int(identity.expires_at - self.tokens.clock())
-        return json_response(
-            200,
-            {"access_token": token, "token_type": "bearer", "expires_in": expires_in},
-            [("Cache-Control", "no-store")],
-        )
+            new_hash = await self._off_loop(self.passwords.hash, password)
+            await self._stored("login", self.store.update_password_hash(user.id, new_hash))
+        pair = await self._stored("login", self.refresh_tokens.start(user.id, user.username))
+        return json_response(200, pair.as_json(), [("Cache-Control", "no-store")])
+
+    async def refresh(self, request: Request) -> Response:
+        """A refresh token for a new access token and the refresh token's successor (rotation)."""
+        body = read_json_object(request)
+        pair = await self._stored("refresh", self.refresh_tokens.rotate(body.get("refresh_token")))
+        return json_response(200, pair.as_json(), [("Cache-Control", "no-store")])
+
+    async def logout(self, request: Request) -> Response:
+        """Revoke the refresh token's family: that login cannot be refreshed again. Idempotent."""
+        body = read_json_object(request)
+        revoked = await self._stored("logout", self.refresh_tokens.revoke(body.get("refresh_token")))
+        return json_response(200, {"revoked": revoked}, [("Cache-Control", "no-store")])
+
+    async def change_password(self, request: Request) -> Response:
+        """Needs the access token and the current password; revokes every other login of the user.
+
+        Access tokens already handed to other logins stay valid until they expire
+        (``access_ttl_s`` at most): they are checked by signature, not looked up.
+        """
+        identity = self.tokens.verify(bearer_token(request), ACCESS)
+        body = read_json_object(request)
+        current, new = body.get("current_password"), body.get("new_password")
+        if not isinstance(current, str) or not isinstance(new, str):
+            raise HttpError(400, "current_password and new_password are required strings")
+        await self._rate_limit(identity.user.lower(), client_host(request.peer))
+        user = await self._stored("password", self.store.get_user(identity.user))
+        if user is None:
+            raise HttpError(403, "this account has no password here")  # e.g. an outside provider's user
+        new = check_password(new, user.username)
+        if not await self._off_loop(self.passwords.verify, user.password_hash, current):
+            raise HttpError(401, BAD_CREDENTIALS)
+        new_hash = await self._off_loop(self.passwords.hash, new)
+        await self._stored("password", self.store.update_password_hash(user.id, new_hash))
+        revoked = await self._stored("password", self.refresh_tokens.revoke_others(user.id, identity.session or None))
+        log.info("password changed id=%d; %d other refresh token(s) revoked", user.id, revoked)
+        return json_response(200, {"other_sessions_revoked": revoked}, [("Cache-Control", "no-store")])
 
     async def ticket(self, request: Request) -> Response:
         identity = self.tokens.verify(bearer_token(request), ACCESS)
+        _limit(self._ticket_limit, identity.user, "too many tickets requested")
         ticket, ticket_identity = self.tokens.issue(identity.user, TICKET, session_expires_at=identity.expires_at)
         return json_response(
             200,
@@ -134,7 +220,32 @@ class Accounts:
             except RawwsError:  # the shared counter is unreachable: this node's own limit still holds
                 log.debug("shared login limit unavailable; the node's own limit applies")
         if wait > 0:
-            raise HttpError(429, "too many login attempts", [("Retry-After", str(int(wait) + 1))])
+            raise HttpError(429, "too many login attempts", _retry_after(wait))
 
     def close(self) -> None:
         self._hashing.shutdown(wait=False, cancel_futures=True)
+
+
+class StoredTickets:
+    """A ``SharedSpend`` over the store's ``spent_tickets``: a spent ticket stays spent across a restart
+    (and across nodes on one database). An outage raises ``StoreUnavailable``: the upgrade is refused
+    with 503 rather than letting a ticket be spent twice."""
+
+    def __init__(self, store: Store, health: StoreHealth, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.health = health
+        self.clock = clock
+
+    async def __call__(self, token_id: str, expires_at: float) -> bool:
+        return await self.health.call("ticket", self.store.spend_ticket(token_id, expires_at, self.clock()))
+
+
+def _retry_after(wait_s: float) -> list[tuple[str, str]]:
+    """``Retry-After`` as whole delay-seconds (RFC 9110 §10.2.3), rounded up, at least 1."""
+    return [("Retry-After", str(max(1, int(wait_s) + (0 if float(wait_s).is_integer() else 1))))]
+
+
+def _limit(limiter: RateLimiter, key: object, message: str) -> None:
+    wait = limiter.acquire(key, time.monotonic())
+    if wait > 0:
+        raise HttpError(429, message, _retry_after(wait))

@@ -5,7 +5,12 @@
 * ``none`` is never accepted; ``exp``, ``iat``, ``sub``, ``iss`` and ``aud``
   are required and checked, with a small leeway.
 * Access tokens and single-use tickets differ in ``typ``, so neither can stand
-  in for the other; a ticket's ``jti`` is spent on first use.
+  in for the other; a ticket's ``jti`` is spent on first use, in the store, so
+  it stays spent across a restart. A ticket lives exactly ``ticket_ttl_s``: we
+  issue it and judge it by one clock, so no leeway is added to its expiry.
+* A token signed by an outside provider (``public_key``) names a user of that
+  provider: its ``sub`` is put in the provider's namespace (``ext:ada``), which
+  no local account can have (local names have no ``:``). It is never the local ``ada``.
 """
 
 from __future__ import annotations
@@ -18,7 +23,6 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import jwt
 
@@ -43,6 +47,9 @@ BEARER_PROTOCOL_PREFIX = "bearer."
 SUBPROTOCOL = "rawws.v1"
 REQUIRED_CLAIMS = ["exp", "iat", "sub", "iss", "aud"]
 SESSION_EXP_CLAIM = "session_exp"  # in a ticket: the exp of the access token that bought it
+SESSION_CLAIM = "sid"  # in an access token: the refresh-token family (login) it belongs to
+DEFAULT_PUBLIC_NAMESPACE = "ext"
+MAX_USER_CHARS = 64  # what the store keeps as a message's author
 
 
 
@@ -54,6 +61,7 @@ class Identity:
     user: str
     expires_at: float
     token_id: str
+    session: str = ""  # the login (refresh-token family) an access token belongs to, if any
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,10 +85,15 @@ class TokenSettings:
     ticket_ttl_s: float = DEFAULT_TICKET_TTL_S
     leeway_s: float = DEFAULT_JWT_LEEWAY_S
     public_key: PublicKey | None = None
+    public_namespace: str = DEFAULT_PUBLIC_NAMESPACE
 
     def __post_init__(self) -> None:
         if len(self.secret) < SECRET_BYTES:
             raise ValueError(f"the HS256 secret must be at least {SECRET_BYTES} bytes")
+        if not self.public_namespace or not self.public_namespace.isascii() or ":" in self.public_namespace:
+            raise ValueError("the outside identity namespace must be a non-empty ASCII word without ':'")
+        if len(self.public_namespace) > 16:
+            raise ValueError("the outside identity namespace must have at most 16 characters")
 
 
 def generate_secret() -> bytes:
@@ -94,20 +107,26 @@ class Tokens:
         self.settings = settings
         self.clock = clock
 
-    def issue(self, user: str, typ: str = ACCESS, *, session_expires_at: float | None = None) -> tuple[str, Identity]:
+    def issue(
+        self, user: str, typ: str = ACCESS, *, session_expires_at: float | None = None, session: str = ""
+    ) -> tuple[str, Identity]:
         """A signed token and the identity it proves.
 
         A ticket is bought with an access token: ``session_expires_at`` is that
         token's ``exp``. The ticket itself is valid ``ticket_ttl_s`` at most and
-        never beyond it, and the connection it opens lasts until it.
+        never beyond it, and the connection it opens lasts until it. A ticket's
+        ``exp`` keeps its fraction of a second: it lives exactly ``ticket_ttl_s``.
         """
         now = self.clock()
-        ttl = self.settings.access_ttl_s if typ == ACCESS else self.settings.ticket_ttl_s
-        expires_at = int(now + ttl)
+        expires_at: float
+        if typ == ACCESS:
+            expires_at = int(now + self.settings.access_ttl_s)
+        else:
+            expires_at = round(now + self.settings.ticket_ttl_s, 3)
         if session_expires_at is not None:
             expires_at = min(expires_at, int(session_expires_at))
-        identity = Identity(user, expires_at, secrets.token_urlsafe(16))
-        claims = {
+        identity = Identity(user, expires_at, secrets.token_urlsafe(16), session)
+        claims: dict[str, object] = {
             "sub": user,
             "iat": int(now),
             "exp": identity.expires_at,
@@ -118,6 +137,8 @@ class Tokens:
         }
         if typ == TICKET and session_expires_at is not None:
             claims[SESSION_EXP_CLAIM] = int(session_expires_at)
+        if session:
+            claims[SESSION_CLAIM] = session
         return jwt.encode(claims, self.settings.secret, algorithm="HS256"), identity
 
     def verify(self, token: str, typ: str = ACCESS) -> Identity:
@@ -126,7 +147,9 @@ class Tokens:
             raise AuthError("token too long")
         if not token.isascii():  # a compact JWS is base64url and dots (RFC 7515 §7.1)
             raise AuthError("malformed token")
-        key, algorithms = self._key_for(_unverified_algorithm(token))
+        algorithm = _unverified_algorithm(token)
+        key, algorithms = self._key_for(algorithm)
+        outside = algorithm != "HS256"
         try:
             claims = jwt.decode(
                 token,
@@ -139,12 +162,18 @@ class Tokens:
             )
         except jwt.PyJWTError:
             raise AuthError("invalid token") from None
-        self._check_times(claims)
+        self._check_times(claims, exp_leeway=typ != TICKET)
         if claims.get("typ", ACCESS) != typ:
             raise AuthError(f"not an {typ} token" if typ == ACCESS else f"not a {typ}")
         subject = claims["sub"]
         if not isinstance(subject, str) or not subject:
             raise AuthError("invalid subject")
+        if outside:  # the provider's users live in their own namespace
+            if typ != ACCESS:
+                raise AuthError("an outside provider issues access tokens only")
+            subject = f"{self.settings.public_namespace}:{subject}"
+            if len(subject) > MAX_USER_CHARS or not subject.isprintable():
+                raise AuthError("invalid subject")
         token_id = claims.get("jti")
         if typ == TICKET and not isinstance(token_id, str):
             raise AuthError("a ticket needs a jti")
@@ -153,7 +182,10 @@ class Tokens:
             session_expires_at = _numeric_date(claims.get(SESSION_EXP_CLAIM))
             if session_expires_at is not None and session_expires_at > expires_at:
                 expires_at = session_expires_at
-        return Identity(subject, expires_at, token_id if isinstance(token_id, str) else "")
+        session = claims.get(SESSION_CLAIM) if not outside else None
+        return Identity(
+            subject, expires_at, token_id if isinstance(token_id, str) else "", session if isinstance(session, str) else ""
+        )
 
     def _key_for(self, algorithm: object) -> tuple[bytes, list[str]]:
         if algorithm == "HS256":
@@ -163,17 +195,17 @@ class Tokens:
             return public.pem, [public.algorithm]
         raise AuthError("token algorithm not accepted")
 
-    def _check_times(self, claims: dict[str, Any]) -> None:
-        """``exp``, ``nbf`` and ``iat`` (RFC 7519 §4.1.4-6) against ``self.clock``, with the leeway."""
-        times: dict[str, float] = {}
-        for name in ("exp", "iat", "nbf"):
-            if name in claims:
-                value = _numeric_date(claims[name])
-                if value is None:
-                    raise AuthError("invalid time claim")
-                times[name] = value
+    def _check_times(self, claims: dict[str, object], *, exp_leeway: bool = True) -> None:
+        """``exp``, ``nbf`` and ``iat`` (RFC 7519 §4.1.4-6) against ``self.clock``, with the leeway.
+
+        ``exp_leeway=False`` for tickets: we issue them and judge them by one clock.
+        """
+        parsed = {name: _numeric_date(claims[name]) for name in ("exp", "iat", "nbf") if name in claims}
+        times = {name: value for name, value in parsed.items() if value is not None}
+        if len(times) != len(parsed):
+            raise AuthError("invalid time claim")
         now, leeway = self.clock(), self.settings.leeway_s
-        if times["exp"] <= now - leeway:
+        if times["exp"] <= now - (leeway if exp_leeway else 0.0):
             raise AuthError("token expired")
         if times.get("nbf", now) > now + leeway:
             raise AuthError("token not valid yet")
@@ -191,7 +223,7 @@ def _unverified_algorithm(token: str) -> object:
     segment = token.split(".", 1)[0]
     try:
         header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    except (ValueError, binascii.Error):
+    except (ValueError, binascii.Error, RecursionError):  # RecursionError: a header nested thousands deep
         raise AuthError("malformed token") from None
     if not isinstance(header, dict):
         raise AuthError("malformed token")
@@ -210,7 +242,11 @@ def _numeric_date(value: object) -> float | None:
 
 
 class TicketLedger:
-    """Remembers spent ticket ids until they expire, so each ticket opens one connection."""
+    """Remembers spent ticket ids on this node until they expire (a replay here is refused without a round trip).
+
+    Across a restart and across nodes a ticket is spent once by the ``SharedSpend``
+    the authenticator is given: the store's ``spent_tickets`` table, or the bus.
+    """
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
@@ -219,7 +255,7 @@ class TicketLedger:
     def spend(self, identity: Identity) -> None:
         now = self.clock()
         if len(self._spent) > 1024:
-            self._spent = {jti: exp for jti, exp in self._spent.items() if exp + DEFAULT_JWT_LEEWAY_S >= now}
+            self._spent = {jti: exp for jti, exp in self._spent.items() if exp >= now}
         if identity.token_id in self._spent:
             raise AuthError("ticket already used")
         self._spent[identity.token_id] = identity.expires_at
@@ -275,7 +311,8 @@ def check_origin(request: Request, allowed: frozenset[str], *, tls: bool) -> Non
         return
     origin = origin.strip().rstrip("/").lower()
     host = (request.header("host") or "").strip().lower()
-    own = f"{'https' if tls else 'http'}://{host}"
+    secure = tls or request.scheme == "https"  # behind a trusted TLS-terminating proxy, the page was https
+    own = f"{'https' if secure else 'http'}://{host}"
     if origin == own or origin in allowed:
         return
     raise HttpError(403, "origin not allowed")
@@ -322,7 +359,7 @@ class WebSocketAuthenticator:
             first = await spend(identity.token_id, identity.expires_at)
         except RawwsError:
             # Without the shared record a ticket could be spent once per node: refuse it.
-            raise HttpError(503, "tickets are unavailable for a moment; try again") from None
+            raise HttpError(503, "tickets are unavailable for a moment; try again", [("Retry-After", "5")]) from None
         if not first:
             raise AuthError("ticket already used")
         return identity

@@ -26,7 +26,6 @@ DEFAULT_ROOM = "lobby"
 ROOM_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 MAX_TEXT_CHARS = 4000
 MAX_REF_CHARS = 64
-MAX_ROOMS_PER_CONNECTION = 32
 DEFAULT_HISTORY_LIMIT = 50
 MAX_HISTORY_LIMIT = 200
 MAX_ID = 2**63 - 1  # ids are SQL BIGINTs: a larger `since` or `before` cannot be a real id

@@ -31,16 +31,33 @@ from rawws.chat.peer import Peer
 from rawws.chat.presence import DEFAULT_PRESENCE_TTL_S, Change, ClusterPresence
 from rawws.chat.protocol import HistoryRequest, Join, Leave, Say, Who
 from rawws.chat.replay import SharedReads
+from rawws.config import (
+    DEFAULT_CHAT_MAX_BATCH_MESSAGES,
+    DEFAULT_CHAT_MAX_ROOMS_PER_CONNECTION,
+    DEFAULT_CHAT_MESSAGE_BURST,
+    DEFAULT_CHAT_MESSAGES_PER_S,
+    DEFAULT_CHAT_REPLAY_PAGE_MESSAGES,
+)
+from rawws.core.counters import Counters
 from rawws.core.ratelimit import RateLimiter
 from rawws.errors import ChatError
 from rawws.store import NewMessage, Store, StoredMessage
+from rawws.store.health import StoreHealth, StoreUnavailable
 
 log = logging.getLogger("rawws.chat")
+RATE_LIMITED_MESSAGE = "slow down: frames are dropped unread until the rate allows; send them again"
 
-MAX_BATCH = 256  # messages per group commit
-REPLAY_PAGE = 500  # messages per replay query; the socket drains between pages
-MESSAGES_PER_SECOND = 10.0  # per connection, with bursts of MESSAGE_BURST
-MESSAGE_BURST = 20
+
+
+@dataclass(frozen=True, slots=True)
+class ChatLimits:
+    """The chat's limits, handed to the handler that enforces them (defaults: ``rawws.config``)."""
+
+    messages_per_s: float = DEFAULT_CHAT_MESSAGES_PER_S  # per connection, with bursts of message_burst
+    message_burst: int = DEFAULT_CHAT_MESSAGE_BURST
+    max_rooms_per_connection: int = DEFAULT_CHAT_MAX_ROOMS_PER_CONNECTION
+    max_batch_messages: int = DEFAULT_CHAT_MAX_BATCH_MESSAGES  # per group commit
+    replay_page_messages: int = DEFAULT_CHAT_REPLAY_PAGE_MESSAGES  # per replay query
 CLOSE_TASKS_TIMEOUT_S = 5.0  # shutdown waits this long for replays and history queries to unwind
 
 
@@ -54,8 +71,17 @@ class _Pending:
 class MessageWriter:
     """Stores accepted messages in batches: whatever arrived while the last commit ran goes in the next."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(
+        self,
+        store: Store,
+        health: StoreHealth | None = None,
+        max_batch: int = DEFAULT_CHAT_MAX_BATCH_MESSAGES,
+        counters: Counters | None = None,
+    ) -> None:
         self.store = store
+        self.counters = counters if counters is not None else Counters()
+        self.max_batch = max_batch
+        self.health = health if health is not None else StoreHealth()
         self._pending: list[_Pending] = []
         self._task: asyncio.Task[None] | None = None
 
@@ -66,14 +92,19 @@ class MessageWriter:
 
     async def _run(self) -> None:
         while self._pending:
-            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+            batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+            began = time.perf_counter()
             try:
-                stored = await self.store.append_messages([p.item for p in batch])
-            except Exception:
-                log.exception("storing %d message(s) failed", len(batch))
+                stored = await self.health.call("storing messages", self.store.append_messages([p.item for p in batch]))
+            except Exception as exc:
+                self.counters.store_commit_failures += 1
+                if not isinstance(exc, StoreUnavailable):  # an outage is logged once, when it starts
+                    log.exception("storing %d message(s) failed", len(batch))
                 for pending in batch:
                     pending.on_failed()
                 continue
+            self.counters.store_commit_seconds.observe(time.perf_counter() - began)
+            self.counters.store_batch_messages.observe(len(batch))
             for pending, message in zip(batch, stored, strict=True):
                 try:
                     pending.on_stored(message)
@@ -99,7 +130,7 @@ class _CatchUp:
 class ChatMember:
     """One connection's chat state: its rooms, the last id it got in each, replays in progress."""
 
-    __slots__ = ("peer", "user", "rate_key", "last_ids", "catching_up", "tasks")
+    __slots__ = ("peer", "user", "rate_key", "last_ids", "catching_up", "tasks", "dropping")
 
     def __init__(self, peer: Peer, user: str, rate_key: int = 0) -> None:
         self.peer = peer
@@ -108,6 +139,7 @@ class ChatMember:
         self.last_ids: dict[str, int] = {}
         self.catching_up: dict[str, _CatchUp] = {}
         self.tasks: set[asyncio.Task[None]] = set()
+        self.dropping = False  # over the frame rate: frames are dropped unread until a token is back
 
     def deliver(self, room: str, message_id: int | None, text: str, frame: bytes) -> None:
         catch_up = self.catching_up.get(room)
@@ -152,10 +184,16 @@ class ChatHandler:
         node: str = "local",
         heartbeat_s: float = DEFAULT_HEARTBEAT_S,
         presence_ttl_s: float = DEFAULT_PRESENCE_TTL_S,
+        health: StoreHealth | None = None,
+        limits: ChatLimits | None = None,
+        counters: Counters | None = None,
     ) -> None:
         self.store = store
+        self.limits = limits = limits if limits is not None else ChatLimits()
         self.hub = hub or Hub()
-        self.writer = MessageWriter(store)
+        self.counters = counters if counters is not None else Counters()
+        self.health = health if health is not None else StoreHealth()
+        self.writer = MessageWriter(store, self.health, limits.max_batch_messages, self.counters)
         # Every stored message reaches the hub through the feed: in id order, once,
         # whether this node stored it or another one did (through the bus).
         self.presence = ClusterPresence(self.hub.users, presence_ttl_s)
@@ -171,12 +209,12 @@ class ChatHandler:
         )
         self.reads = SharedReads(store)  # replay queries shared by members who rejoin at once
         self._members: dict[Peer, ChatMember] = {}
-        self._rate = RateLimiter(MESSAGE_BURST, MESSAGE_BURST / MESSAGES_PER_SECOND)
+        self._rate = RateLimiter(limits.message_burst, limits.message_burst / limits.messages_per_s)
         self._rate_keys = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()  # every member's replays and queries, until done
 
     def _publish_message(self, room: str, text: str, message_id: int) -> None:
-        self.hub.publish(room, text, message_id)
+        self.counters.fanout_deliveries += self.hub.publish(room, text, message_id)
 
     def _announce(self, change: Change) -> None:
         """A user appeared on / vanished from every other node's view: tell this node's members."""
@@ -197,14 +235,19 @@ class ChatHandler:
     def on_message(self, peer: Peer, data: str | bytes) -> None:
         member = self._members[peer]
         ref = None
+        # Every frame takes a token, malformed ones too. Over the rate a frame is
+        # dropped without being parsed, and one `rate_limited` (no ref: the frame
+        # was not read) tells the client, once per stretch of dropping: a flood of
+        # frames costs neither a parse nor an answer each.
+        if self._rate.acquire(member.rate_key, time.monotonic()) > 0:
+            if not member.dropping:
+                member.dropping = True
+                member.send(chat.error(chat.RATE_LIMITED, RATE_LIMITED_MESSAGE))
+            return
+        member.dropping = False
         try:
-            # Every frame takes a token, malformed ones too: otherwise a stream of bad
-            # JSON would cost a parse and an answer each without ever being limited.
-            limited = self._rate.acquire(member.rate_key, time.monotonic()) > 0
             command = chat.parse_command(data)
             ref = getattr(command, "ref", None)
-            if limited:
-                raise ChatError(chat.RATE_LIMITED, "slow down", ref)
             self._dispatch(member, command)
         except ChatError as error:
             member.send(chat.error(error.code, error.message, error.ref if error.ref is not None else ref))
@@ -255,8 +298,9 @@ class ChatHandler:
         room = command.room
         if self.hub.is_member(member, room):
             raise ChatError(chat.BAD_ROOM, f"already in {room}")
-        if len(member.last_ids) >= chat.MAX_ROOMS_PER_CONNECTION:
-            raise ChatError(chat.TOO_MANY_ROOMS, f"at most {chat.MAX_ROOMS_PER_CONNECTION} rooms per connection")
+        most = self.limits.max_rooms_per_connection
+        if len(member.last_ids) >= most:
+            raise ChatError(chat.TOO_MANY_ROOMS, f"at most {most} rooms per connection")
         catch_up = member.catching_up[room] = _CatchUp()  # live delivery waits until the replay is out
         member.last_ids[room] = 0
         self.feed.open_room(room)
@@ -276,7 +320,7 @@ class ChatHandler:
             return member.catching_up.get(room) is catch_up
 
         try:
-            last_id = await self.reads.last_message_id(room)
+            last_id = await self.health.call("joining", self.reads.last_message_id(room))
             if not current():
                 return
             self.feed.start_room(room, last_id)  # the first member here: live delivery goes on after last_id
@@ -286,8 +330,10 @@ class ChatHandler:
             # joined; then live delivery takes over.
             after = last_id if since is None else min(since, last_id)
             member.last_ids[room] = after
+            if since is not None:
+                self.counters.catchups += 1
             while after < max(last_id, catch_up.newest, self.feed.delivered_upto(room)):
-                page = await self.reads.messages_after(room, after, REPLAY_PAGE)
+                page = await self.health.call("replay", self.reads.messages_after(room, after, self.limits.replay_page_messages))
                 if not current():
                     return
                 if not page:
@@ -298,9 +344,11 @@ class ChatHandler:
                         return
                     member.last_ids[room] = message.id
                     member.send(chat.message(message))
+                    self.counters.catchup_messages += 1
                 after = page[-1].id
-        except Exception:
-            log.exception("replay failed room=%s", room)
+        except Exception as exc:
+            if not isinstance(exc, StoreUnavailable):
+                log.exception("replay failed room=%s", room)
             if current():
                 self._leave(member, room)  # out of the room, so that joining again is possible
                 member.send(chat.error(chat.UNAVAILABLE, f"could not load {room}; join again"))
@@ -322,9 +370,12 @@ class ChatHandler:
 
     async def _history(self, member: ChatMember, command: HistoryRequest) -> None:
         try:
-            found = await self.store.messages_before(command.room, command.before, command.limit)
-        except Exception:
-            log.exception("history failed room=%s", command.room)
+            found = await self.health.call(
+                "history", self.store.messages_before(command.room, command.before, command.limit)
+            )
+        except Exception as exc:
+            if not isinstance(exc, StoreUnavailable):
+                log.exception("history failed room=%s", command.room)
             member.send(chat.error(chat.UNAVAILABLE, "history unavailable"))
             return
         member.send(chat.history(command.room, found))

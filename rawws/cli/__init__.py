@@ -2,6 +2,7 @@
 
   parser.py           the flags, their types and the --help texts
   serve.py            `rawws serve`: flags → ServerConfig, logging, run until a signal
+  workers.py          `rawws serve --workers N`: N processes on one port (SO_REUSEPORT)
   client_commands.py  `rawws send` and `rawws chat`: the commands and their failures
   exits.py            the client commands' exit codes
 
@@ -24,8 +25,9 @@ from rawws.cli.exits import (
     EXIT_TIMEOUT,
     EXIT_USAGE,
 )
+from rawws.cli.logs import configure_logging
 from rawws.cli.parser import build_parser, parse_header, parse_size
-from rawws.cli.serve import configure_logging, serve, serve_config
+from rawws.cli.serve import serve, serve_config
 from rawws.errors import ClientFailure
 from rawws.server.app import setup_app
 
@@ -52,9 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """`rawws …`: parse, configure logging once, run the command; the exit code is returned, not raised."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "serve":  # configures logging once its settings are read
+        return serve(parser, args, setup_app, list(argv) if argv is not None else sys.argv[1:])
     configure_logging(args.log_level)
-    if args.command == "serve":
-        return serve(parser, args, setup_app)
     if args.command in ("send", "chat"):
         try:
             coroutine = client_coroutine(args)

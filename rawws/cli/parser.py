@@ -29,6 +29,19 @@ def parse_size(text: str) -> int:
     return int(match.group(1)) * _UNITS[unit]
 
 
+def flag_variables(command: argparse.ArgumentParser) -> dict[str, str]:
+    """Each setting flag's own spelling as an environment name: ``--db`` → ``DB`` → ``db_url``."""
+    aliases: dict[str, str] = {}
+    for action in command._actions:
+        for option in action.option_strings:
+            if option.startswith("--") and action.dest not in ("help", "log_level"):
+                name = option[2:].replace("-", "_").upper()
+                if name.startswith("NO_"):
+                    continue  # --no-compression: the variable is RAWWS_COMPRESSION=false
+                aliases[name] = action.dest
+    return aliases
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Every command and flag; the bench server builds its flags from here too, so both read alike."""
     parser = argparse.ArgumentParser(
@@ -42,7 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser(
         "serve",
         help="run the server",
-        description="Run the server. Every flag can also be set as RAWWS_<NAME> (e.g. RAWWS_PORT=9000).",
+        description=(
+            "Run the server. Every setting can also be set in the environment, as RAWWS_<SETTING> "
+            "(the names of the README's table, e.g. RAWWS_DB_URL, RAWWS_PING_INTERVAL_S) or as the flag's "
+            "own spelling (RAWWS_DB, RAWWS_PING_INTERVAL); flags win. An unknown RAWWS_* is warned about."
+        ),
     )
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8765; 0 picks a free one)")
@@ -95,7 +112,57 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--jwt-public-key", help="PEM public key of an outside identity provider whose tokens to accept")
     serve.add_argument("--jwt-public-algorithm", choices=["RS256", "ES256", "EdDSA"], help="its algorithm (default RS256)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="processes sharing the port, one core each (default 1; more needs --bus)",
+    )
+    serve.add_argument(
+        "--jwt-public-namespace",
+        help="prefix of the outside provider's users: its subject ada is the user <prefix>:ada (default ext)",
+    )
+    serve.add_argument(
+        "--refresh-ttl", dest="refresh_ttl_s", type=float, help="seconds a refresh token lasts unused (default 30 days)"
+    )
+    serve.add_argument(
+        "--websockets-per-user", type=int, help="open chat connections per user (default 20; one more earns 429)"
+    )
+    serve.add_argument(
+        "--websockets-per-address",
+        type=int,
+        help="open WebSockets per client address (default 200; behind a proxy: the forwarded client, see --forwarded-allow-ips)",
+    )
+    serve.add_argument(
+        "--registrations-per-hour-per-address", type=int, help="account registrations per client address (default 20)"
+    )
+    serve.add_argument("--tickets-per-minute-per-user", type=int, help="POST /auth/ticket per user (default 30)")
+    serve.add_argument(
+        "--send-buffer",
+        dest="send_buffer_bytes",
+        type=parse_size,
+        help="SO_SNDBUF of each WebSocket socket (default 256KiB; 0: the kernel's), so the outbox bound decides",
+    )
+    serve.add_argument(
+        "--forwarded-allow-ips",
+        dest="forwarded_allow_ips",
+        help="comma list of proxy addresses/CIDRs (or *) whose X-Forwarded-For, Forwarded and "
+        "X-Forwarded-Proto are believed (default: none)",
+    )
+    serve.add_argument(
+        "--drain-delay",
+        dest="drain_delay_s",
+        type=float,
+        help="on SIGTERM, seconds /readyz answers 503 before WebSockets get 1001 (default 0)",
+    )
+    serve.add_argument(
+        "--metrics-port", type=int, help="serve Prometheus /metrics on this port (default: off; 0 picks a free one)"
+    )
+    serve.add_argument("--metrics-host", help="address of the /metrics listener (default 127.0.0.1)")
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    serve.add_argument(
+        "--log-format", choices=["text", "json"], help="log lines as text or one JSON object per line (default text)"
+    )
+    serve.set_defaults(env_aliases=flag_variables(serve))
     add_client_commands(commands)
     return parser
 

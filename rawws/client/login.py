@@ -1,4 +1,5 @@
-"""Logging in over HTTP, sans I/O: the ``/auth/login`` and ``/auth/ticket`` requests and their answers.
+"""Logging in over HTTP, sans I/O: the ``/auth/login``, ``/auth/refresh`` and ``/auth/ticket`` requests
+and their answers.
 
 h11 writes each request and reads its answer; the bytes move elsewhere
 (``rawws.client.chat_login``), so the parsing and every refusal are tested
@@ -18,6 +19,7 @@ from rawws.errors import AuthFailed
 
 LOGIN_PATH = "/auth/login"
 TICKET_PATH = "/auth/ticket"
+REFRESH_PATH = "/auth/refresh"
 MAX_HTTP_ANSWER_BYTES = 64 * 1024
 
 
@@ -115,6 +117,33 @@ def login_exchange(target: ChatTarget, user: str, password: str) -> HttpExchange
 def ticket_exchange(target: ChatTarget, token: str) -> HttpExchange:
     """``POST /auth/ticket``: a single-use ticket for one WebSocket, so the token itself never goes in a URL."""
     return HttpExchange("POST", TICKET_PATH, target.host_header, bearer=token)
+
+
+def refresh_exchange(target: ChatTarget, refresh_token: str) -> HttpExchange:
+    return HttpExchange("POST", REFRESH_PATH, target.host_header, {"refresh_token": refresh_token})
+
+
+@dataclass(frozen=True, slots=True)
+class Tokens:
+    """What ``/auth/login`` and ``/auth/refresh`` hand back: the access token, its lifetime, the next refresh token."""
+
+    access_token: str
+    expires_in: float
+    refresh_token: str | None
+
+
+def tokens_of(answer: HttpAnswer) -> Tokens:
+    """The tokens of a login or refresh answer, or ``AuthFailed`` (a server without refresh tokens gives ``None``)."""
+    token = _field(answer, "access_token", "login refused")
+    payload = answer.json()
+    assert isinstance(payload, dict)
+    expires_in = payload.get("expires_in")
+    refresh = payload.get("refresh_token")
+    return Tokens(
+        token,
+        float(expires_in) if isinstance(expires_in, (int, float)) and not isinstance(expires_in, bool) else 0.0,
+        refresh if isinstance(refresh, str) and refresh else None,
+    )
 
 
 def access_token(answer: HttpAnswer) -> str:

@@ -27,6 +27,8 @@ class Request:
     http_version: bytes = b"1.1"
     body: bytes = b""
     peer: str = ""
+    #: How the client reached us: "https" under TLS here or behind a trusted TLS-terminating proxy.
+    scheme: str = "http"
 
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (any case), or ``None``."""

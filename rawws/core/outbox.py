@@ -48,6 +48,18 @@ class Outbox:
         self._chunks.append(data)
         self._bytes += len(data)
 
+    def discard(self) -> int:
+        """Drop every queued frame (the peer is being closed as too slow): how many bytes were dropped.
+
+        Frames are whole here (``take`` hands them to the transport whole), so the
+        close frame pushed next still lands on a frame boundary, with nothing
+        waiting before it but what the transport already holds.
+        """
+        dropped = self._bytes
+        self._chunks.clear()
+        self._bytes = 0
+        return dropped
+
     def take(self) -> bytes:
         """Everything queued, as one buffer, in order."""
         chunks = self._chunks

@@ -12,8 +12,10 @@ import secrets
 import socket
 from pathlib import Path
 
+import jwt
+
 from rawws.accounts.passwords import Passwords
-from rawws.accounts.routes import Accounts
+from rawws.accounts.routes import Accounts, StoredTickets
 from rawws.accounts.tokens import (
     SECRET_BYTES,
     SUBPROTOCOL,
@@ -26,12 +28,14 @@ from rawws.accounts.tokens import (
 )
 from rawws.bus.redis import RedisBus
 from rawws.bus.shared import SharedState
-from rawws.chat.service import ChatHandler
+from rawws.chat.service import ChatHandler, ChatLimits
 from rawws.config import ServerConfig
 from rawws.server.echo import EchoHandler
+from rawws.server.metrics import MetricsListener
 from rawws.server.pages import add_page_routes
 from rawws.server.server import Server
 from rawws.store import open_store, sqlite_url
+from rawws.store.health import StoreHealth
 
 log = logging.getLogger("rawws.server")
 
@@ -53,11 +57,14 @@ def open_bus(config: ServerConfig) -> RedisBus | None:
 def load_or_create_secret(data_dir: Path) -> bytes:
     """The HS256 secret kept in ``data_dir``: generated once (``SECRET_BYTES`` random bytes), owner-readable only."""
     path = data_dir / SECRET_FILE
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # the mode applies when it is created
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        secret = bytes.fromhex(path.read_text().strip())
+        try:
+            secret = bytes.fromhex(path.read_text().strip())
+        except ValueError:
+            raise ValueError(f"{path}: not a hex-encoded secret") from None
     else:
         secret = generate_secret()
         with os.fdopen(fd, "w") as file:
@@ -68,6 +75,19 @@ def load_or_create_secret(data_dir: Path) -> bytes:
     return secret
 
 
+def read_public_key(path: str, algorithm: str) -> bytes:
+    """The PEM of ``--jwt-public-key``, checked now: one line naming the file when it is missing or not a key."""
+    try:
+        pem = Path(path).read_bytes()
+    except OSError as exc:
+        raise ValueError(f"--jwt-public-key {path}: {exc.strerror or exc}") from None
+    try:
+        jwt.get_algorithm_by_name(algorithm).prepare_key(pem)
+    except (ValueError, TypeError, jwt.PyJWTError):
+        raise ValueError(f"--jwt-public-key {path}: not a PEM public key for {algorithm}") from None
+    return pem
+
+
 def token_settings(config: ServerConfig) -> TokenSettings:
     if config.jwt_secret is not None:
         secret = config.jwt_secret.encode("utf-8")
@@ -75,7 +95,7 @@ def token_settings(config: ServerConfig) -> TokenSettings:
         secret = load_or_create_secret(Path(config.data_dir))
     public_key = None
     if config.jwt_public_key is not None:
-        public_key = PublicKey(config.jwt_public_algorithm, Path(config.jwt_public_key).read_bytes())
+        public_key = PublicKey(config.jwt_public_algorithm, read_public_key(config.jwt_public_key, config.jwt_public_algorithm))
     return TokenSettings(
         secret=secret,
         issuer=config.jwt_issuer,
@@ -83,6 +103,7 @@ def token_settings(config: ServerConfig) -> TokenSettings:
         access_ttl_s=config.access_ttl_s,
         ticket_ttl_s=config.ticket_ttl_s,
         public_key=public_key,
+        public_namespace=config.jwt_public_namespace,
     )
 
 
@@ -92,6 +113,7 @@ async def setup_app(server: Server) -> None:
     tokens = Tokens(token_settings(config))
     store = await open_store(config.db_url or sqlite_url(config.data_dir))
     passwords = Passwords(config.argon2_time_cost, config.argon2_memory_kib, config.argon2_parallelism)
+    health = StoreHealth()
     bus = open_bus(config)
     shared = SharedState(bus.client, config.bus_timeout_s) if bus is not None else None
     accounts = Accounts(
@@ -100,16 +122,23 @@ async def setup_app(server: Server) -> None:
         tokens,
         logins_per_user=config.logins_per_minute_per_user,
         logins_per_address=config.logins_per_minute_per_address,
+        registrations_per_address=config.registrations_per_hour_per_address,
+        tickets_per_user=config.tickets_per_minute_per_user,
+        refresh_ttl_s=config.refresh_ttl_s,
+        health=health,
         shared_limit=shared.take_login if shared else None,
+        counters=server.stats,
     )
     accounts.add_routes(server.router)
     add_page_routes(server.router)
+    # A ticket is spent once: in the bus's shared record when there are several nodes,
+    # else in the store (so a spent ticket stays spent across a restart).
     authenticate = WebSocketAuthenticator(
         tokens,
         TicketLedger(),
         frozenset(config.allowed_origins),
         tls=config.tls,
-        shared_spend=shared.spend_ticket if shared else None,
+        shared_spend=shared.spend_ticket if shared else StoredTickets(store, health),
     )
     chat = ChatHandler(
         store,
@@ -117,6 +146,15 @@ async def setup_app(server: Server) -> None:
         node=node_name(),
         heartbeat_s=config.bus_heartbeat_s,
         presence_ttl_s=config.presence_ttl_s,
+        counters=server.stats,
+        health=health,
+        limits=ChatLimits(
+            messages_per_s=config.chat_messages_per_s,
+            message_burst=config.chat_message_burst,
+            max_rooms_per_connection=config.chat_max_rooms_per_connection,
+            max_batch_messages=config.chat_max_batch_messages,
+            replay_page_messages=config.chat_replay_page_messages,
+        ),
     )
     try:
         await chat.start()  # BusUnavailable: a node never starts cut off from the others
@@ -133,3 +171,14 @@ async def setup_app(server: Server) -> None:
         await store.close()
 
     server.on_shutdown.append(close)
+    server.readiness.add("store", store.ping)
+    if bus is not None:
+        server.readiness.add("bus", bus.client.ping)
+        server.stats.bus.configured = True
+        server.stats.bus.connected_probe = lambda: bus.connected
+    server.on_shutdown.append(server.readiness.close)
+    if config.metrics_port is not None:
+        metrics = MetricsListener(server, config.metrics_host, config.metrics_port)
+        await metrics.start()
+        server.metrics_port = metrics.port
+        server.on_shutdown.append(metrics.close)

@@ -9,10 +9,13 @@ not consumed to the WebSocket session. Malformed HTTP gets its 4xx and a close.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import inspect
 import logging
+import os
 import signal
+import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -24,11 +27,15 @@ from rawws.accounts.tokens import Identity
 from rawws.config import ServerConfig
 from rawws.core.closecodes import GOING_AWAY
 from rawws.core.connection import WebSocket
+from rawws.core.counters import Counters
 from rawws.core.extensions import PerMessageDeflate
+from rawws.core.forwarded import TrustedProxies, forwarded_request
 from rawws.core.handshake import AcceptedUpgrade, UpgradePolicy, decide_upgrade
 from rawws.core.headers import is_token
 from rawws.core.http import Request, Response, Router, check_request_head, error_response, json_response
 from rawws.errors import HttpError
+from rawws.server.health import Readiness, drain
+from rawws.server.limits import ConnectionLimits
 from rawws.server.session import WebSocketHandler, WebSocketSession
 
 log = logging.getLogger("rawws.server")
@@ -50,13 +57,10 @@ class WebSocketEndpoint:
     authenticate: Authenticator | None = None
 
 
-class ServerStats:
-    """Counters a health check reports."""
+class ServerStats(Counters):
+    """The totals a health check reports and the metrics listener exports (see ``rawws.core.counters``)."""
 
-    def __init__(self) -> None:
-        self.http_requests = 0
-        self.websockets_opened = 0
-        self.slow_consumers_closed = 0
+    __slots__ = ()
 
 
 class _RequestTimeout(Exception):
@@ -73,6 +77,8 @@ class Server:
         self.endpoints: dict[str, WebSocketEndpoint] = {}
         self.stats = ServerStats()
         self.sessions: set[WebSocketSession] = set()
+        self.limits = ConnectionLimits(config.websockets_per_user, config.websockets_per_address)
+        self._releases: dict[WebSocketSession, Callable[[], None]] = {}
         self._connections: set[asyncio.Task[None]] = set()
         #: Readers of keep-alive connections waiting for their next request (shutdown ends those at once).
         self._idle_readers: set[asyncio.StreamReader] = set()
@@ -80,7 +86,13 @@ class Server:
         self._closing = False
         #: Run after every connection is gone (closing stores, executors, …).
         self.on_shutdown: list[Callable[[], Awaitable[None]]] = []
+        self._trusted_proxies = TrustedProxies(config.forwarded_allow_ips)
+        #: Where ``/metrics`` answers once started (``--metrics-port``), else ``None``.
+        self.metrics_port: int | None = None
         self.router.add("GET", "/healthz", self._healthz)
+        #: ``/readyz``: the checks the app registers (store, bus) and the draining flag.
+        self.readiness = Readiness(config.readiness_timeout_s)
+        self.router.add("GET", "/readyz", self.readiness.handle)
 
     def add_websocket(
         self,
@@ -112,6 +124,7 @@ class Server:
             self._accept,
             self.config.host,
             self.config.port,
+            reuse_port=self.config.reuse_port or None,
             ssl=self._ssl_context(),
             ssl_handshake_timeout=self.config.handshake_timeout_s if self.config.tls else None,
             limit=READ_SIZE,
@@ -133,7 +146,16 @@ class Server:
             return None
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         assert self.config.tls_cert is not None and self.config.tls_key is not None
-        context.load_cert_chain(self.config.tls_cert, self.config.tls_key)
+        for what, path in (("certificate", self.config.tls_cert), ("key", self.config.tls_key)):
+            if not os.path.isfile(path):
+                raise ValueError(f"TLS {what} {path}: no such file")
+        try:
+            context.load_cert_chain(self.config.tls_cert, self.config.tls_key)
+        except (OSError, ssl.SSLError) as exc:  # the ssl module's errors name neither file
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else getattr(exc, "reason", None) or exc
+            raise ValueError(
+                f"TLS certificate {self.config.tls_cert} / key {self.config.tls_key}: {reason}"
+            ) from None
         context.set_alpn_protocols(["http/1.1"])
         return context
 
@@ -145,6 +167,7 @@ class Server:
             loop.add_signal_handler(sig, _resolve, stop)
         try:
             await stop
+            await drain(self.readiness, self.config.drain_delay_s, (signal.SIGINT, signal.SIGTERM))
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
@@ -153,6 +176,7 @@ class Server:
     async def shutdown(self) -> None:
         """Stop accepting, close every WebSocket with 1001, wait a bounded time, then drop the rest."""
         self._closing = True
+        self.readiness.draining = True
         if self._server is not None:
             self._server.close()
         log.info("shutting down: %d websocket(s) open", len(self.sessions))
@@ -221,26 +245,35 @@ class Server:
                 return False
             first = False
             self.stats.http_requests += 1
+            if self._trusted_proxies:
+                request = forwarded_request(request, self._trusted_proxies)
 
             endpoint = self.endpoints.get(request.path)
             if endpoint is not None and self.shutting_down:
                 # The open WebSockets were already told 1001; a new one would be left behind.
+                self.stats.handshake(503)
                 self._write(conn, writer, error_response(HttpError(503, "server shutting down")), request)
             elif endpoint is not None:
                 try:
                     accepted = decide_upgrade(request, endpoint.policy)
                     identity = endpoint.authenticate(request) if endpoint.authenticate else None
-                    if inspect.isawaitable(identity):  # e.g. a ticket spent in a record shared by nodes
+                    if inspect.isawaitable(identity):  # e.g. a ticket spent in the store
                         identity = await identity
+                    release = self.limits.admit(identity.user if identity else None, request.peer)  # or 429
                 except HttpError as error:
-                    log.debug("upgrade refused peer=%s path=%s status=%d", peer, request.path, error.status)
+                    log.debug("upgrade refused peer=%s path=%s status=%d", request.peer, request.path, error.status)
+                    self.stats.handshake(error.status)
                     self._write(conn, writer, error_response(error), request)
                 else:
-                    self._upgrade(conn, reader, writer, peer, request, endpoint, accepted, identity)
+                    try:
+                        self._upgrade(conn, reader, writer, request.peer, request, endpoint, accepted, identity, release)
+                    except BaseException:
+                        release()
+                        raise
                     return True
             else:
                 response = await self._respond(request)
-                log.debug("http %s %s -> %d peer=%s", request.method, request.path, response.status, peer)
+                log.debug("http %s %s -> %d peer=%s", request.method, request.path, response.status, request.peer)
                 self._write(conn, writer, response, request)
 
             if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
@@ -312,6 +345,7 @@ class Server:
                     http_version=head.http_version,
                     body=b"".join(body),
                     peer=peer,
+                    scheme="https" if self.config.tls else "http",
                 )
             elif isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
                 return None
@@ -378,6 +412,7 @@ class Server:
         endpoint: WebSocketEndpoint,
         accepted: AcceptedUpgrade,
         identity: Identity | None,
+        release: Callable[[], None],
     ) -> None:
         """Answer 101 and hand the transport to a ``WebSocketSession``; the HTTP task then ends."""
         assert conn.their_state is h11.MIGHT_SWITCH_PROTOCOL  # type: ignore[attr-defined]  # h11 exports it, without __all__
@@ -385,6 +420,7 @@ class Server:
         response = conn.send(
             h11.InformationalResponse(status_code=101, headers=accepted.headers, reason=b"Switching Protocols")
         )
+        _set_send_buffer(writer, self.config.send_buffer_bytes)
         trailing_data, _ = conn.trailing_data
         initial_data = bytes(trailing_data) + _take_buffered(reader)
         ws = WebSocket(client=False, extensions=accepted.extensions, max_message_bytes=accepted.max_message_bytes)
@@ -406,16 +442,30 @@ class Server:
             stream=writer,
         )
         self.stats.websockets_opened += 1
+        self.stats.handshake(101)
         self.sessions.add(session)
+        self._releases[session] = release
         session.start(initial_data, eof=reader.at_eof(), response=response or b"")
 
     def _session_finished(self, session: WebSocketSession) -> None:
         self.sessions.discard(session)
+        release = self._releases.pop(session, None)
+        if release is not None:
+            release()
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
+
+
+def _set_send_buffer(writer: asyncio.StreamWriter, size: int) -> None:
+    """``SO_SNDBUF`` of a WebSocket's socket, so the outbox (not the kernel's autotuned few MiB)
+    is what a slow reader fills first; 0 leaves the kernel's default."""
+    sock = writer.get_extra_info("socket")
+    if size > 0 and sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
 
 
 def _take_buffered(reader: asyncio.StreamReader) -> bytes:

@@ -31,6 +31,7 @@ from typing import Protocol
 from rawws.config import ServerConfig
 from rawws.core.closecodes import INTERNAL_ERROR, POLICY_VIOLATION
 from rawws.core.connection import State, WebSocket
+from rawws.core.counters import Counters
 from rawws.core.deflate import SharedFrame
 from rawws.core.events import Closed, MessageReceived
 from rawws.core.keepalive import KEEPALIVE_FAILURE_CODE, KEEPALIVE_FAILURE_REASON, Due, Keepalive
@@ -50,8 +51,7 @@ class WebSocketHandler(Protocol):
     def on_close(self, session: WebSocketSession, code: int) -> None: ...
 
 
-class SessionStats(Protocol):
-    slow_consumers_closed: int
+SessionStats = Counters  # what a session adds to: messages, bytes, close codes, slow consumers
 
 
 class _Flusher:
@@ -153,7 +153,7 @@ class WebSocketSession(asyncio.Protocol):
         self.subprotocol = subprotocol
         self.compressed = compressed
         self._shared_deflate_bits = ws.shared_deflate_bits if compressed else None
-        self.stats = stats
+        self.stats = stats if stats is not None else Counters()
         #: Whatever the endpoint's authenticator returned, opaque here (``None`` on /echo).
         self.identity = identity
         #: Who the credential says this is, for the chat and the log lines.
@@ -191,9 +191,8 @@ class WebSocketSession(asyncio.Protocol):
         the 101's bytes, written with whatever ``on_open`` and the first frames queue (one
         ``send`` for the 101 and the chat's welcome instead of two).
         """
-        log.info(
-            "ws open peer=%s path=%s user=%s compression=%s", self.peer, self.path, self.user or "-", self.compressed
-        )
+        fields = {"peer": self.peer, "path": self.path, "user": self.user or "-", "compression": self.compressed}
+        log.info("ws open peer=%(peer)s path=%(path)s user=%(user)s compression=%(compression)s", fields, extra=fields)
         self.transport.set_write_buffer_limits(high=self.config.write_high_water_bytes)
         self.transport.set_protocol(self)
         if self.next_deadline is not None:
@@ -232,6 +231,7 @@ class WebSocketSession(asyncio.Protocol):
         """Process everything one read brought, then write all replies at once."""
         if self.ws.close_transport:
             return
+        self.stats.bytes_received += len(data)
         self._guarded(self._feed, data)
         self._after_input()
 
@@ -277,6 +277,7 @@ class WebSocketSession(asyncio.Protocol):
                 if pending:
                     self._push(pending, control=True)
                 if type(event) is MessageReceived:
+                    self.stats.messages_received += 1
                     self.handler.on_message(self, event.data)
                 elif type(event) is Closed:
                     self._finish_closed(event.code)
@@ -362,6 +363,8 @@ class WebSocketSession(asyncio.Protocol):
         elif not self.outbox.push(data):
             self._slow_consumer()
             return False
+        else:
+            self.stats.messages_sent += 1
         if not self._in_read_batch and not self._flush_scheduled:
             self._flush_scheduled = True
             self._flusher.add(self)
@@ -371,7 +374,9 @@ class WebSocketSession(asyncio.Protocol):
         self._flush_scheduled = False
         if self._paused or not self.outbox or self.transport.is_closing():
             return
-        self.transport.write(self.outbox.take())  # may call pause_writing() before it returns
+        data = self.outbox.take()
+        self.stats.bytes_sent += len(data)
+        self.transport.write(data)  # may call pause_writing() before it returns
 
     def _wake_writers(self) -> None:
         if self._resumed is not None and not self._resumed.done():
@@ -385,12 +390,15 @@ class WebSocketSession(asyncio.Protocol):
             await asyncio.shield(self._resumed)
 
     def _slow_consumer(self) -> None:
-        """The documented policy: a peer that cannot keep up is closed with 1008 and counted."""
-        if self.stats is not None:
-            self.stats.slow_consumers_closed += 1
-        log.warning(
-            "ws slow consumer peer=%s path=%s queued_bytes=%d", self.peer, self.path, self.outbox.pending_bytes
-        )
+        """The documented policy: a peer that cannot keep up is closed with 1008 and counted.
+
+        What it has not been sent yet is dropped (it will miss it anyway; a chat
+        client catches up with ``since``), so the close frame is next in line and
+        the memory is given back now, not when the close timeout ends it.
+        """
+        self.stats.slow_consumers_closed += 1
+        dropped = self.outbox.discard()
+        log.warning("ws slow consumer peer=%s path=%s dropped_bytes=%d", self.peer, self.path, dropped)
         self.close(POLICY_VIOLATION, "slow consumer")
 
     # -- keepalive and timeouts ------------------------------------------------
@@ -451,7 +459,9 @@ class WebSocketSession(asyncio.Protocol):
         self.keepalive.stop()
         self._sweeper.discard(self)
         duration = self._loop.time() - self._opened_at
-        log.info("ws close peer=%s path=%s code=%d duration=%.3fs", self.peer, self.path, code, duration)
+        self.stats.closed(code)
+        fields = {"peer": self.peer, "path": self.path, "code": code, "duration_s": round(duration, 3), "user": self.user or "-"}
+        log.info("ws close peer=%(peer)s path=%(path)s code=%(code)d duration=%(duration_s).3fs user=%(user)s", fields, extra=fields)
         try:
             self.handler.on_close(self, code)
         except Exception:
@@ -467,7 +477,9 @@ class WebSocketSession(asyncio.Protocol):
         if self.transport.is_closing():
             return
         if self.outbox:
-            self.transport.write(self.outbox.take())
+            data = self.outbox.take()
+            self.stats.bytes_sent += len(data)
+            self.transport.write(data)
         self.transport.close()
         if self._close_timer is not None:
             self._close_timer.cancel()

@@ -36,7 +36,39 @@ class NewMessage:
     ts: float
 
 
-class Store(Protocol):
+ROTATED, REUSED, INVALID = "rotated", "reused", "invalid"
+
+
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    """What presenting a refresh token did: ``ROTATED`` (a successor was stored), ``REUSED``
+    (it was spent already: its family is revoked now) or ``INVALID`` (unknown, expired or revoked)."""
+
+    outcome: str
+    user_id: int = 0
+    username: str = ""
+    family: str = ""
+
+
+class Grants(Protocol):
+    """Refresh tokens (by SHA-256) and spent tickets: the store side of sessions that outlive a restart."""
+
+    async def add_refresh_token(
+        self, token_hash: str, family: str, user_id: int, username: str, expires_at: float
+    ) -> None: ...
+
+    async def rotate_refresh_token(
+        self, token_hash: str, successor_hash: str, successor_expires_at: float, now: float
+    ) -> Rotation: ...
+
+    async def revoke_refresh_family(self, token_hash: str) -> bool: ...
+
+    async def revoke_user_families(self, user_id: int, keep_family: str | None) -> int: ...
+
+    async def spend_ticket(self, token_id: str, expires_at: float, now: float) -> bool: ...
+
+
+class Store(Grants, Protocol):
     async def create_user(self, username: str, password_hash: str) -> User: ...
 
     async def get_user(self, username: str) -> User | None: ...
@@ -50,5 +82,7 @@ class Store(Protocol):
     async def last_message_id(self, room: str) -> int: ...
 
     async def messages_before(self, room: str, before: int | None, limit: int) -> list[StoredMessage]: ...
+
+    async def ping(self) -> None: ...
 
     async def close(self) -> None: ...

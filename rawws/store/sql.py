@@ -7,6 +7,7 @@ versions add their tables through ``MIGRATIONS``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,9 +19,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from rawws.errors import SchemaTooNew, UsernameTaken
-from rawws.store.base import NewMessage, StoredMessage, User
+from rawws.store.base import INVALID, REUSED, ROTATED, NewMessage, Rotation, StoredMessage, User
 
-SCHEMA_VERSION = 2  # 1: users; 2: rooms and messages
+SCHEMA_VERSION = 3  # 1: users; 2: rooms and messages; 3: refresh tokens and spent tickets
 SQLITE_FILE = "rawws.db"
 
 metadata = sa.MetaData()
@@ -61,6 +62,31 @@ messages = sa.Table(
     sa.Column("ts", sa.Float, nullable=False),
 )
 
+# A refresh token is stored as the SHA-256 of its random value: a copy of the
+# database does not hold a token that works. Tokens of one login share a family;
+# each use marks the token used and adds its successor (rotation).
+refresh_tokens = sa.Table(
+    "refresh_tokens",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("family", sa.String(64), nullable=False, index=True),
+    sa.Column("user_id", sa.Integer, nullable=False, index=True),
+    sa.Column("username", sa.String(32), nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Column("used_at", sa.Float, nullable=True),
+    sa.Column("revoked", sa.Boolean, nullable=False),
+)
+
+# Ticket ids spent on a WebSocket upgrade, kept until the ticket would have
+# expired, so a spent ticket stays spent across a restart (and across nodes
+# on one database).
+spent_tickets = sa.Table(
+    "spent_tickets",
+    metadata,
+    sa.Column("token_id", sa.String(64), primary_key=True),
+    sa.Column("expires_at", sa.Float, nullable=False, index=True),
+)
+
 Migration = Callable[[AsyncConnection], Awaitable[None]]
 
 
@@ -68,10 +94,12 @@ async def _add_messages(conn: AsyncConnection) -> None:
     await conn.run_sync(lambda sync: metadata.create_all(sync, tables=[rooms, messages]))
 
 
+async def _add_grants(conn: AsyncConnection) -> None:
+    await conn.run_sync(lambda sync: metadata.create_all(sync, tables=[refresh_tokens, spent_tickets]))
+
+
 #: ``MIGRATIONS[n]`` upgrades a database from version ``n`` to ``n + 1``.
-MIGRATIONS: dict[int, Migration] = {1: _add_messages}
-
-
+MIGRATIONS: dict[int, Migration] = {1: _add_messages, 2: _add_grants}
 
 
 def sqlite_url(data_dir: str | Path) -> str:
@@ -194,6 +222,11 @@ class SqlStore:
         rows = await self._messages(query.order_by(messages.c.id.desc()).limit(limit))
         return rows[::-1]
 
+    async def ping(self) -> None:
+        """One round trip to the database (readiness)."""
+        async with self.engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
     async def last_message_id(self, room: str) -> int:
         async with self.engine.connect() as conn:
             value = (await conn.execute(sa.select(rooms.c.last_id).where(rooms.c.name == room))).scalar()
@@ -203,6 +236,96 @@ class SqlStore:
         async with self.engine.connect() as conn:
             result = await conn.execute(query)
             return [StoredMessage(row.room, row.id, row.user, row.text, row.ts) for row in result]
+
+    # -- refresh tokens and tickets --------------------------------------------
+
+    async def add_refresh_token(
+        self, token_hash: str, family: str, user_id: int, username: str, expires_at: float
+    ) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                refresh_tokens.insert().values(
+                    token_hash=token_hash,
+                    family=family,
+                    user_id=user_id,
+                    username=username,
+                    expires_at=expires_at,
+                    used_at=None,
+                    revoked=False,
+                )
+            )
+
+    async def rotate_refresh_token(
+        self, token_hash: str, successor_hash: str, successor_expires_at: float, now: float
+    ) -> Rotation:
+        """Spend a refresh token and store its successor, in one transaction.
+
+        The spend is one conditional UPDATE, so of two uses of one token only one
+        can win; the loser (or any later replay) finds it used and revokes the family.
+        """
+        table = refresh_tokens
+        async with self.engine.begin() as conn:
+            spent = (
+                await conn.execute(
+                    table.update()
+                    .where(
+                        table.c.token_hash == token_hash,
+                        table.c.used_at.is_(None),
+                        table.c.revoked.is_(False),
+                        table.c.expires_at > now,
+                    )
+                    .values(used_at=now)
+                    .returning(table.c.family, table.c.user_id, table.c.username)
+                )
+            ).first()
+            if spent is not None:
+                await conn.execute(
+                    table.insert().values(
+                        token_hash=successor_hash,
+                        family=spent.family,
+                        user_id=spent.user_id,
+                        username=spent.username,
+                        expires_at=successor_expires_at,
+                        used_at=None,
+                        revoked=False,
+                    )
+                )
+                return Rotation(ROTATED, spent.user_id, spent.username, spent.family)
+            known = (await conn.execute(sa.select(table).where(table.c.token_hash == token_hash))).first()
+            if known is None or known.used_at is None:
+                return Rotation(INVALID)  # unknown, expired, or revoked before it was ever used
+            await conn.execute(table.update().where(table.c.family == known.family).values(revoked=True))
+            return Rotation(REUSED, known.user_id, known.username, known.family)
+
+    async def revoke_refresh_family(self, token_hash: str) -> bool:
+        """Revoke the family of a token (logout); ``False`` when the token is unknown."""
+        table = refresh_tokens
+        async with self.engine.begin() as conn:
+            family = (await conn.execute(sa.select(table.c.family).where(table.c.token_hash == token_hash))).scalar()
+            if family is None:
+                return False
+            await conn.execute(table.update().where(table.c.family == family).values(revoked=True))
+            return True
+
+    async def revoke_user_families(self, user_id: int, keep_family: str | None) -> int:
+        """Revoke every refresh token of a user but those of ``keep_family``; how many were live."""
+        table = refresh_tokens
+        condition = sa.and_(table.c.user_id == user_id, table.c.revoked.is_(False))
+        if keep_family is not None:
+            condition = sa.and_(condition, table.c.family != keep_family)
+        async with self.engine.begin() as conn:
+            result = await conn.execute(table.update().where(condition).values(revoked=True))
+            return int(result.rowcount or 0)
+
+    async def spend_ticket(self, token_id: str, expires_at: float, now: float) -> bool:
+        """``True`` the first time a ticket id is spent; expired entries are swept on the way."""
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(spent_tickets.delete().where(spent_tickets.c.expires_at < now))
+                await conn.execute(spent_tickets.insert().values(token_id=token_id, expires_at=expires_at))
+        except IntegrityError:
+            return False
+        return True
 
     async def schema_version(self) -> int:
         async with self.engine.connect() as conn:
@@ -222,16 +345,48 @@ def _tune_sqlite(dbapi_connection: Any, _record: object) -> None:
     cursor.close()
 
 
+SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
+
+
+def check_db_url(url: str) -> None:
+    """A ``ValueError`` with one line naming what is wrong, before SQLAlchemy tries (and prints 30 lines)."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except (sa.exc.ArgumentError, ValueError):
+        raise ValueError("--db: not a database URL (e.g. postgresql+asyncpg://user@host/db)") from None
+    driver = parsed.drivername
+    if driver in ("postgresql", "postgres", "postgresql+psycopg2", "postgresql+psycopg"):
+        raise ValueError(f"--db: {driver}:// is not asynchronous: use postgresql+asyncpg://")
+    if driver in ("sqlite", "sqlite+pysqlite"):
+        raise ValueError(f"--db: {driver}:// is not asynchronous: use sqlite+aiosqlite:///path/to/rawws.db")
+    if driver not in SUPPORTED_DRIVERS:
+        raise ValueError(f"--db: unsupported database {driver!r}: use one of {', '.join(SUPPORTED_DRIVERS)}")
+    if driver.startswith("postgresql") and not parsed.host and not parsed.query.get("host"):
+        raise ValueError("--db: the PostgreSQL URL names no host")
+
+
+def _private_file(path: Path) -> None:
+    """The SQLite file (password hashes) is the owner's alone: created 0600 in a 0700 directory.
+
+    SQLite gives its -wal and -shm files the database file's mode.
+    """
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+
+
 async def open_store(url: str) -> SqlStore:
     """Connect, create or upgrade the schema, and hand back a ready store.
 
     ``hide_parameters``: SQL parameters (password hashes among them) stay out of
     SQLAlchemy's log lines and out of its exception text, which rawws logs.
     """
+    check_db_url(url)
     if url.startswith("sqlite"):
         path = sa.engine.make_url(url).database
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _private_file(Path(path))
         engine = create_async_engine(url, hide_parameters=True)
         event.listen(engine.sync_engine, "connect", _tune_sqlite)
     else:

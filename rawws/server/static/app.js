@@ -3,6 +3,11 @@
 // * The access token lives in memory and in sessionStorage (this tab only), never
 //   in a URL: every (re)connection buys a fresh single-use ticket with
 //   POST /auth/ticket and opens ws(s)://<this host>/ws?ticket=…, offering rawws.v1.
+// * The refresh token (sessionStorage too) renews the access token a minute before
+//   it expires (POST /auth/refresh, rotated on every use), so a tab left open for a
+//   working day stays signed in. A socket opened with the old token still ends with
+//   1008 when that token expires; the page reconnects with the new one and `since`,
+//   without a prompt. Only a refused refresh (revoked, replayed, expired) signs out.
 // * A dropped connection is retried with capped exponential backoff and jitter;
 //   every room is joined again with `since` = the last message id seen there, so
 //   the server replays exactly what was missed. Messages are kept by id per room
@@ -21,7 +26,14 @@
   const STABLE_CONNECTION_MS = 10000; // a connection that lasted this long resets the backoff
   const GROUP_WINDOW_S = 5 * 60; // consecutive messages of one author within this are grouped
   const NOTICE_MS = 7000;
-  const STORAGE = { token: "rawws.token", user: "rawws.user", rooms: "rawws.rooms" };
+  const STORAGE = {
+    token: "rawws.token",
+    refresh: "rawws.refresh",
+    expiresAt: "rawws.expiresAt",
+    user: "rawws.user",
+    rooms: "rawws.rooms",
+  };
+  const REFRESH_MARGIN_MS = 60000; // renew the access token when it has less than this left
   const PALETTE_SIZE = 8;
 
   const FRIENDLY_ERRORS = {
@@ -46,6 +58,10 @@
 
   const state = {
     token: null,
+    refresh: null, // the refresh token: single use, replaced by every renewal
+    expiresAt: 0, // Date.now() when the access token expires
+    refreshTimer: null,
+    refreshing: null, // the renewal in flight, shared by everyone who needs it
     user: null,
     rooms: new Map(), // name -> Room, in the order joined
     current: null,
@@ -215,7 +231,7 @@
 
   async function logIn(username, password) {
     const { response, payload } = await postJson("/auth/login", { username, password });
-    if (response.ok && payload && typeof payload.access_token === "string") return payload.access_token;
+    if (response.ok && payload && typeof payload.access_token === "string") return payload;
     if (response.status === 401) throw new Error("Wrong username or password.");
     if (response.status === 429) {
       const wait = Number(response.headers.get("Retry-After")) || 60;
@@ -240,9 +256,9 @@
         if (response.status === 409) throw new Error("That username is taken. Pick another one.");
         if (!response.ok) throw new Error(capitalise(serverMessage(payload)) || `Registration failed (HTTP ${response.status}).`);
       }
-      const token = await logIn(username, password);
+      const tokens = await logIn(username, password);
       form.elements.password.value = "";
-      startChat(token, username);
+      startChat(tokens, username);
     } catch (error) {
       const offline = error instanceof TypeError; // fetch itself failed
       formError(form, offline ? "Can't reach the server. Check your connection and try again." : error.message);
@@ -253,10 +269,60 @@
 
   // -- starting and stopping the chat -------------------------------------------------
 
-  function startChat(token, username) {
-    state.token = token;
+  function keepTokens(tokens) {
+    state.token = tokens.access_token;
+    state.refresh = typeof tokens.refresh_token === "string" ? tokens.refresh_token : null;
+    const lifetime = Number(tokens.expires_in);
+    state.expiresAt = Number.isFinite(lifetime) && lifetime > 0 ? Date.now() + lifetime * 1000 : 0;
+    storage("set", STORAGE.token, state.token);
+    if (state.refresh) storage("set", STORAGE.refresh, state.refresh);
+    else storage("remove", STORAGE.refresh);
+    storage("set", STORAGE.expiresAt, String(state.expiresAt));
+    scheduleRefresh();
+  }
+
+  function scheduleRefresh() {
+    clearTimeout(state.refreshTimer);
+    state.refreshTimer = null;
+    if (!state.refresh || !state.expiresAt) return;
+    const lifetime = state.expiresAt - Date.now();
+    const delay = Math.max(0, lifetime - Math.min(REFRESH_MARGIN_MS, lifetime / 3));
+    state.refreshTimer = setTimeout(() => {
+      renewTokens().catch(() => {}); // a failure is handled where a token is next needed
+    }, delay);
+  }
+
+  // Trade the refresh token for a new pair. true: renewed; false: refused (the session is over).
+  // A network or server error throws, so the caller retries later instead of signing out.
+  function renewTokens() {
+    if (state.refreshing) return state.refreshing;
+    const presented = state.refresh;
+    if (!presented) return Promise.resolve(false);
+    state.refreshing = (async () => {
+      try {
+        const { response, payload } = await postJson("/auth/refresh", { refresh_token: presented });
+        if (state.refresh !== presented) return Boolean(state.token); // signed out or renewed meanwhile
+        if (response.ok && payload && typeof payload.access_token === "string") {
+          keepTokens(payload);
+          return true;
+        }
+        if (response.status === 401 || response.status === 400) {
+          state.refresh = null;
+          storage("remove", STORAGE.refresh);
+          return false;
+        }
+        state.refreshTimer = setTimeout(() => renewTokens().catch(() => {}), 5000 + Math.random() * 5000);
+        throw new Error(`refresh: HTTP ${response.status}`);
+      } finally {
+        state.refreshing = null;
+      }
+    })();
+    return state.refreshing;
+  }
+
+  function startChat(tokens, username) {
+    keepTokens(tokens);
     state.user = username;
-    storage("set", STORAGE.token, token);
     storage("set", STORAGE.user, username);
     $("auth-view").hidden = true;
     $("chat-view").hidden = false;
@@ -278,10 +344,19 @@
     $("message-input").focus();
   }
 
-  function stopChat(notice) {
+  function stopChat(notice, { logout = false } = {}) {
     state.connectSeq++;
+    if (logout && state.refresh) {
+      postJson("/auth/logout", { refresh_token: state.refresh }).catch(() => {}); // revoke this login
+    }
     state.token = null;
+    state.refresh = null;
+    state.expiresAt = 0;
+    clearTimeout(state.refreshTimer);
+    state.refreshTimer = null;
     storage("remove", STORAGE.token);
+    storage("remove", STORAGE.refresh);
+    storage("remove", STORAGE.expiresAt);
     storage("remove", STORAGE.rooms);
     clearTimeout(state.retryTimer);
     clearInterval(state.countdownTimer);
@@ -341,13 +416,17 @@
     else if (state.connection === "online") setConnection("reconnecting");
     let ticket;
     try {
-      const response = await fetch("/auth/ticket", {
-        method: "POST",
-        headers: { Authorization: `Bearer ${state.token}` },
-        cache: "no-store",
-        credentials: "omit",
-      });
+      if (state.refresh && state.expiresAt && Date.now() >= state.expiresAt - REFRESH_MARGIN_MS) {
+        await renewTokens(); // about to expire: renew first (a refusal shows up as the ticket's 401)
+        if (seq !== state.connectSeq) return;
+      }
+      let response = await askTicket();
       if (seq !== state.connectSeq) return;
+      if (response.status === 401 && (await renewTokens())) {
+        if (seq !== state.connectSeq) return;
+        response = await askTicket();
+        if (seq !== state.connectSeq) return;
+      }
       if (response.status === 401) {
         state.connecting = false;
         stopChat("Your session has expired. Please sign in again.");
@@ -383,6 +462,15 @@
         state.ws = null;
         onDisconnected(event);
       }
+    });
+  }
+
+  function askTicket() {
+    return fetch("/auth/ticket", {
+      method: "POST",
+      headers: { Authorization: `Bearer ${state.token}` },
+      cache: "no-store",
+      credentials: "omit",
     });
   }
 
@@ -543,6 +631,25 @@
   function onError(frame) {
     const text = friendlyError(frame.code, typeof frame.message === "string" ? frame.message : "");
     const ref = typeof frame.ref === "string" ? frame.ref : null;
+    if (!ref && frame.code === "rate_limited") {
+      // Over the frame rate the server drops frames unread and says so once, without a ref:
+      // whatever is still pending may have been dropped. Mark it not sent (an ack or the
+      // message itself still adopts it if it was read), and ask again for rooms not joined yet.
+      for (const [pendingRef, pending] of state.pending) {
+        state.pending.delete(pendingRef);
+        markFailed(pending, "Not sent.", true);
+        state.rooms.get(pending.room)?.orphans.push(pending);
+      }
+      for (const room of state.rooms.values()) {
+        if (!room.joined) {
+          setTimeout(() => {
+            if (state.rooms.get(room.name) === room && !room.joined) sendJoin(room);
+          }, 1000 + Math.random() * 1000);
+        }
+      }
+      showNotice(text);
+      return;
+    }
     if (ref && state.pending.has(ref)) {
       const pending = state.pending.get(ref);
       state.pending.delete(ref);
@@ -875,7 +982,7 @@
       event.preventDefault();
       submitAuth(event.currentTarget, "register");
     });
-    $("logout").addEventListener("click", () => stopChat("You're signed out."));
+    $("logout").addEventListener("click", () => stopChat("You're signed out.", { logout: true }));
     $("retry-now").addEventListener("click", () => {
       state.attempt = Math.min(state.attempt, OFFLINE_AFTER_ATTEMPTS);
       connect();
@@ -920,7 +1027,10 @@
 
     const token = storage("get", STORAGE.token);
     const user = storage("get", STORAGE.user);
-    if (token && user) startChat(token, user);
+    const expiresAt = Number(storage("get", STORAGE.expiresAt)) || 0;
+    const refresh = storage("get", STORAGE.refresh);
+    const expiresIn = expiresAt ? Math.max(1, (expiresAt - Date.now()) / 1000) : 0;
+    if (token && user) startChat({ access_token: token, refresh_token: refresh, expires_in: expiresIn }, user);
     else showAuth();
   }
 

@@ -1,0 +1,68 @@
+"""Open WebSockets counted per user and per client address, so neither can hold the server's sockets alone.
+
+Counted at the upgrade, after authentication and before the 101: one over a
+limit earns ``429 Too Many Requests`` with ``Retry-After`` (RFC 6585 §4), and
+the slot is given back when the session ends, whichever way it ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from rawws.errors import HttpError
+
+RETRY_AFTER_S = 10  # a connection slot frees when another connection ends: there is no exact time
+
+
+def client_host(peer: str) -> str:
+    """``"1.2.3.4:5678"`` → ``"1.2.3.4"``; ``"[::1]:5678"`` → ``"::1"``."""
+    return peer.rsplit(":", 1)[0].strip("[]")
+
+
+class ConnectionLimits:
+    """``admit`` counts a connection in (or raises 429); the function it returns counts it out, once."""
+
+    def __init__(self, per_user: int, per_address: int) -> None:
+        if per_user <= 0 or per_address <= 0:
+            raise ValueError("connection limits must be positive")
+        self.per_user = per_user
+        self.per_address = per_address
+        self._users: dict[str, int] = {}
+        self._addresses: dict[str, int] = {}
+
+    def admit(self, user: str | None, peer: str) -> Callable[[], None]:
+        address = client_host(peer)
+        if self._addresses.get(address, 0) >= self.per_address:
+            raise _too_many("too many connections from this address")
+        if user is not None and self._users.get(user, 0) >= self.per_user:
+            raise _too_many("too many connections for this user")
+        _add(self._addresses, address, 1)
+        if user is not None:
+            _add(self._users, user, 1)
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if released:
+                return
+            released = True
+            _add(self._addresses, address, -1)
+            if user is not None:
+                _add(self._users, user, -1)
+
+        return release
+
+    def open_for(self, user: str) -> int:
+        return self._users.get(user, 0)
+
+
+def _add(counts: dict[str, int], key: str, delta: int) -> None:
+    value = counts.get(key, 0) + delta
+    if value > 0:
+        counts[key] = value
+    else:
+        counts.pop(key, None)  # an idle key costs nothing
+
+
+def _too_many(message: str) -> HttpError:
+    return HttpError(429, message, [("Retry-After", str(RETRY_AFTER_S))])
