@@ -142,7 +142,7 @@ def memory_rounds(rounds: int, count: int) -> dict[str, list[float]]:
     for round_index in range(rounds):
         order = names[round_index % len(names):] + names[:round_index % len(names)]
         for name in order:
-            server = ServerProcess(name, MEMORY_SERVERS[name]).start()
+            server = ServerProcess(name, MEMORY_SERVERS[name], CHAT_ENV).start()
             try:
                 results[name].append(asyncio.run(_idle_connections(server, count, message)))
             finally:

@@ -232,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             server.stop()
     result["store"] = "PostgreSQL" if args.db else "SQLite"
+    result["rate"] = args.rate
     print("| store | members | msg/s | deliveries | missing | dup | p50 ms | p99 ms | max ms | server CPU µs / delivery "
           "| server CPU share | client CPU share | burst median / max |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")

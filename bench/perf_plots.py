@@ -88,7 +88,8 @@ def latency(runs: list[dict]) -> None:
         quantiles = run.get("quantiles_ms") or []
         if quantiles:
             ax.plot(quantiles, [q / 200 for q in range(len(quantiles))],
-                    label=f"{run['store']}: {run['members']:,} members, {run['messages']:,} messages")
+                    label=f"{run['store']}: {run['members']:,} members, {run.get('rate', '?')} msg/s, "
+                          f"{run['messages']:,} messages")
     ax.set_xscale("log")
     ax.set_xlabel("say → delivered, ms (log)")
     ax.set_ylabel("fraction of deliveries")
@@ -107,7 +108,7 @@ def main() -> int:
         handshakes(data)
     if (data := _load("storm.json")) is not None:
         storm(data)
-    runs = [run for name in ("latency_sqlite.json", "latency_postgresql.json") if (run := _load(name)) is not None]
+    runs = [run for name in ("latency_sqlite.json", "latency_postgresql.json", "latency_sqlite_50.json") if (run := _load(name)) is not None]
     if runs:
         latency(runs)
     return 0
