@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import secrets
 import sys
 import time
 
@@ -51,8 +52,10 @@ CLOSE_1000 = masked(b"\x03\xe8", 0x8)
 
 
 def peer_token(user: str = "bench") -> str:
+    """The same claims, in the same order and sizes, as the access tokens rawws issues."""
     now = int(time.time())
-    claims = {"sub": user, "iat": now, "exp": now + 3600, "iss": "rawws", "aud": "rawws", "jti": "x", "typ": "access"}
+    claims = {"sub": user, "iat": now, "exp": now + 3600, "iss": "rawws", "aud": "rawws",
+              "jti": secrets.token_urlsafe(16), "typ": "access"}
     return jwt.encode(claims, PEER_SECRET, algorithm="HS256")
 
 

@@ -1,6 +1,9 @@
 """Compressed connections side by side: idle memory, ratio on chat JSON, chat fan-out CPU.
 
-    python -m bench.compression [--quick] [--rounds 3] [--parts memory ratio fanout] [--json out.json]
+    python -m bench.compression [--quick] [--rounds 3] [--parts memory ratio fanout] [--base-tree DIR] [--json out.json]
+
+``--base-tree DIR`` adds rawws run from an unpacked earlier commit (``bench/base_tree.py``)
+with its default compression, to show the change in the same run.
 
 * memory: N connections to an echo endpoint, each offering permessage-deflate
   as browsers do (``permessage-deflate; client_max_window_bits``), each sending
@@ -139,7 +142,7 @@ def memory_rounds(rounds: int, count: int) -> dict[str, list[float]]:
     for round_index in range(rounds):
         order = names[round_index % len(names):] + names[:round_index % len(names)]
         for name in order:
-            server = ServerProcess(name, MEMORY_SERVERS[name]).start()
+            server = ServerProcess(name, MEMORY_SERVERS[name], CHAT_ENV).start()
             try:
                 results[name].append(asyncio.run(_idle_connections(server, count, message)))
             finally:
@@ -156,6 +159,18 @@ FANOUT_MODES = {  # name: (server flag, members offer deflate)
     "dedicated compression": ("dedicated", True),
 }
 SENDERS, BURST = 10, 20  # the chat's per-connection burst
+
+
+def add_base_tree(tree: str) -> None:
+    base = [sys.executable, "-m", "bench.base_tree", tree]
+    MEMORY_SERVERS["rawws@base"] = [*base, *rawws_command("--echo")[3:]]
+    FANOUT_MODES["compressed members, rawws@base"] = ("base:" + tree, True)
+
+
+def _server_command(flag: str) -> list[str]:
+    if flag.startswith("base:"):
+        return [sys.executable, "-m", "bench.base_tree", flag[5:], *rawws_command()[3:]]
+    return rawws_command("--compression", flag)
 
 
 async def _fanout(server: ServerProcess, members: int, offer: bool) -> float:
@@ -197,7 +212,7 @@ def fanout_rounds(rounds: int, sizes: list[int]) -> dict[str, dict[int, list[flo
             order = names[round_index % len(names):] + names[:round_index % len(names)]
             for name in order:
                 flag, offer = FANOUT_MODES[name]
-                server = ServerProcess(name, rawws_command("--compression", flag), CHAT_ENV).start()
+                server = ServerProcess(name, _server_command(flag), CHAT_ENV).start()
                 try:
                     results[name][size].append(asyncio.run(_fanout(server, size, offer)))
                 finally:
@@ -214,8 +229,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=500)
     parser.add_argument("--members", type=int, nargs="+", default=[300, 1000])
     parser.add_argument("--parts", nargs="+", default=["ratio", "memory", "fanout"])
+    parser.add_argument("--base-tree", help="also run rawws from this unpacked source tree, as rawws@base")
     parser.add_argument("--json", help="write the raw figures here")
     args = parser.parse_args(argv)
+    if args.base_tree:
+        add_base_tree(args.base_tree)
     if args.quick:
         args.rounds, args.connections, args.members = 1, 100, [100]
     raise_fd_limit()

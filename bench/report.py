@@ -374,7 +374,35 @@ def write_report(out: Path, plots_dir: Path, meta: dict, results: list[dict], ov
     limits = Path(__file__).resolve().parent / "LIMITS.md"  # written by hand from PROFILE.md
     if limits.exists():
         lines += ["", limits.read_text().rstrip()]
+    lines += further_studies(out.parent)
     profile_notes = out.parent / "PROFILE.md"
     if profile_notes.exists():
         lines += ["", f"Where rawws spends its time under this load: see [PROFILE.md]({os.path.relpath(profile_notes, out.parent)})."]
     out.write_text("\n".join(lines) + "\n")
+
+
+
+#: Studies run on their own (each with its command and raw figures in its file), linked from the report.
+FURTHER_STUDIES = [
+    ("PERF.md", "compressed connections, handshakes (plain and authenticated), reconnect storm, delivery latency",
+     ["perf_compression.png", "perf_handshakes.png", "perf_storm.png", "perf_latency.png"]),
+    ("CLUSTER.md", "several nodes through the Redis bus, and --workers", []),
+    ("METRICS.md", "what the Prometheus counters cost on echo and fan-out", []),
+    ("FANOUT.md", "the chat's own fan-out, burst and lock-step", []),
+]
+
+
+def further_studies(folder: Path) -> list[str]:
+    """Links to the studies beside this report, with their plots, for the ones present."""
+    present = [(name, what, plots) for name, what, plots in FURTHER_STUDIES if (folder / name).exists()]
+    if not present:
+        return []
+    lines = ["", "# Further studies", ""]
+    for name, what, _plots in present:
+        lines.append(f"- [{name}]({name}): {what}.")
+    for name, _, plots in present:
+        for plot in plots:
+            if (folder / "plots" / plot).exists():
+                lines += ["", f"![{name}: {plot}](plots/{plot})"]
+    return lines
+

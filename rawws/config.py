@@ -26,7 +26,7 @@ DEFAULT_MAX_BODY_BYTES = 64 * KiB  # plain HTTP request bodies; more earns 413
 DEFAULT_HANDSHAKE_TIMEOUT_S = 10.0  # a whole request must arrive within this
 DEFAULT_KEEPALIVE_IDLE_S = 30.0  # idle HTTP keep-alive connections are closed
 DEFAULT_PING_INTERVAL_S = 20.0  # WebSocket keepalive ping period (0 disables)
-DEFAULT_PING_TIMEOUT_S = 20.0  # no pong within this: the peer is dead (TCP dropped, 1006 in the log)
+DEFAULT_PING_TIMEOUT_S = 20.0  # no pong within this: the peer is dead (1011, TCP dropped; core/keepalive.py)
 DEFAULT_CLOSE_TIMEOUT_S = 10.0  # wait this long for the peer's close frame
 DEFAULT_SHUTDOWN_TIMEOUT_S = 5.0  # graceful shutdown waits this long for closes
 DEFAULT_DRAIN_DELAY_S = 0.0  # on SIGTERM, /readyz answers 503 this long before WebSockets get 1001
@@ -137,6 +137,8 @@ class ServerConfig:
     bus_heartbeat_s: float = DEFAULT_BUS_HEARTBEAT_S
     bus_timeout_s: float = DEFAULT_BUS_TIMEOUT_S
     presence_ttl_s: float = DEFAULT_PRESENCE_TTL_S
+    workers: int = 1  # processes sharing the port (SO_REUSEPORT); above 1 needs bus_url
+    reuse_port: bool = False  # listen with SO_REUSEPORT (each worker of --workers does)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "compression", compression_mode(self.compression))
@@ -153,6 +155,8 @@ class ServerConfig:
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
             raise ValueError(f"metrics port out of range: {self.metrics_port}")
         TrustedProxies(self.forwarded_allow_ips)  # a bad entry is refused here, with its text
+        if self.workers < 1:
+            raise ValueError(f"workers must be at least 1: {self.workers}")
 
     @property
     def tls(self) -> bool:

@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import signal
 import time
 
 import pytest
 import redis.asyncio as aioredis
 
+from rawws.bus.base import BusEvent, Posted
 from rawws.bus.redis import BusUnavailable, RedisBus
 from rawws.chat.service import ChatHandler
 from rawws.server.server import Server
@@ -31,6 +33,7 @@ from tests.helpers import (
     registered_token,
     ticket,
     upgrade_request,
+    wait_for_condition,
 )
 from tests.redis_server import RedisServer
 
@@ -197,11 +200,18 @@ async def test_a_lost_tail_in_a_quiet_room_is_found_by_the_heartbeat(start_node,
         await on_a.flood("lobby", 3, prefix="a-")
         await on_b.wait_message_id("lobby", 3)
         # the next publish of node A is lost on the way (as pub/sub may): nothing else is said
-        lost: list[object] = []
+        lost: list[Posted] = []
         real_publish = bus(a).publish
-        bus(a).publish = lambda event: lost.append(event) if not lost else real_publish(event)  # type: ignore[method-assign]
+
+        def lose_first_message(event: BusEvent) -> None:
+            if isinstance(event, Posted) and not lost:
+                lost.append(event)  # heartbeats and presence still go out
+            else:
+                real_publish(event)
+
+        bus(a).publish = lose_first_message  # type: ignore[method-assign]
         await on_a.flood("lobby", 1, prefix="late-")
-        assert len(lost) == 1
+        assert [event.message.id for event in lost] == [4]
         await on_b.wait_message_id("lobby", 4, timeout=WAIT_S)  # from the store, after A's heartbeat
         assert_gapless(on_b.ids["lobby"], 1, 4, "b")
         assert handler(b).feed.fetched >= 1
@@ -302,6 +312,7 @@ async def test_who_and_joined_list_users_on_every_node_and_presence_crosses_node
     bob = await connect_as(b, "bob")
     try:
         await ann.join("lobby")
+        await wait_for_condition(lambda: handler(b).presence.users("lobby") == ["ann"], what="ann seen on b")
         joined = await bob.join("lobby")
         assert joined["users"] == ["ann", "bob"]  # ann is on the other node
         await ann.wait_frame("presence", room="lobby", user="bob", event="joined")
@@ -321,3 +332,29 @@ async def test_who_and_joined_list_users_on_every_node_and_presence_crosses_node
         await close_quietly(bob2)
     finally:
         await close_quietly(ann, bob)
+
+
+async def test_a_stalled_redis_does_not_stall_a_node(
+    start_node, no_rate_limit, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="rawws.bus")
+    a, b = await start_node(), await start_node()
+    clients = await members([a, b], 1)
+    (_, on_a), (_, on_b) = clients
+    assert redis_server.process is not None
+    try:
+        redis_server.process.send_signal(signal.SIGSTOP)  # connections stay open, nothing answers
+        # node A goes on: stored, acked, delivered to its own member, while Redis hangs
+        assert await on_a.flood("lobby", 5, prefix="stalled-", timeout=WAIT_S) == [1, 2, 3, 4, 5]
+        await on_a.wait_message_id("lobby", 5)
+        await wait_for_condition(lambda: not bus(a).connected and not bus(b).connected, timeout=WAIT_S,
+                                 what="the stall noticed")
+        redis_server.process.send_signal(signal.SIGCONT)
+        await wait_for_condition(lambda: bus(a).connected and bus(b).connected, timeout=WAIT_S, what="back")
+        await on_b.wait_message_id("lobby", 5, timeout=WAIT_S)
+        for _, member in clients:
+            assert_gapless(member.ids["lobby"], 1, 5, member.user)
+        assert len([r for r in caplog.records if "bus is down" in r.getMessage()]) == 2
+    finally:
+        redis_server.process.send_signal(signal.SIGCONT)
+        await close_quietly(on_a, on_b)

@@ -42,3 +42,28 @@ def test_tls_needs_cert_and_key():
 @pytest.mark.parametrize(("text", "size"), [("100", 100), ("64k", 65536), ("1MiB", 1 << 20), ("16MB", 16 << 20)])
 def test_sizes(text, size):
     assert parse_size(text) == size
+
+
+@pytest.mark.parametrize(
+    ("flags", "mode"),
+    [([], "shared"), (["--compression", "dedicated"], "dedicated"), (["--compression", "off"], "off"),
+     (["--no-compression"], "off")],
+)
+def test_compression_mode_flags(monkeypatch, flags, mode):
+    monkeypatch.delenv("RAWWS_COMPRESSION", raising=False)
+    assert serve_config(build_parser().parse_args(["serve", *flags])).compression == mode
+
+
+@pytest.mark.parametrize(("value", "mode"), [("dedicated", "dedicated"), ("0", "off"), ("true", "shared")])
+def test_compression_from_the_environment(value, mode):
+    assert from_env({"RAWWS_COMPRESSION": value}).compression == mode
+
+
+def test_compression_settings_are_bounded():
+    with pytest.raises(ValueError):
+        ServerConfig(compression="sometimes")
+    with pytest.raises(ValueError):
+        ServerConfig(compression_window_bits=8)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--compression-window-bits", "16"])
+    assert ServerConfig(compression=False).compression == "off"

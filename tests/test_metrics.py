@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
@@ -10,7 +12,9 @@ from websockets.asyncio.client import connect
 from rawws.server.server import Server
 from tests.chat_client import close_quietly, connect_chat, login, new_user
 from tests.conftest import StartServer
-from tests.helpers import http, read_until_eof, wait_for_condition
+from tests.helpers import free_port, http, read_until_eof, wait_for_condition
+from tests.nodes import start_node
+from tests.redis_server import RedisServer
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -133,3 +137,27 @@ async def test_event_loop_lag_is_sampled(start_server: StartServer) -> None:
     await asyncio.sleep(0.6)
     _, samples = await scrape(server.metrics_port or 0)
     assert value(samples, "rawws_event_loop_lag_seconds_count") >= 1
+
+
+async def test_each_worker_serves_its_own_metrics_port(tmp_path: Path, redis_server: RedisServer) -> None:
+    base = free_port()
+    while not _free(base + 1):
+        base = free_port()
+    node = await start_node(tmp_path, "--workers", "2", "--bus", redis_server.url, "--metrics-port", str(base))
+    try:
+        for port in (base, base + 1):
+            await wait_for_condition(lambda port=port: not _free(port), what=f"a listener on {port}")
+            _, samples = await scrape(port)
+            assert value(samples, "process_resident_memory_bytes") > 0
+            assert ("rawws_http_requests_total", ()) in samples
+    finally:
+        assert await node.stop() == 0
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 
 from rawws.cli import build_parser
@@ -40,7 +41,7 @@ def _serve_actions() -> list:  # type: ignore[type-arg]
     return list(commands.choices["serve"]._actions)  # type: ignore[union-attr]
 
 
-async def start_nodes(base: Path, db_url: str, count: int, *extra: str) -> list[Node]:
+async def start_nodes(base: Path, db_url: str, count: int, *extra: str, metrics: bool = False) -> list[Node]:
     nodes = []
     for n in range(count):
         nodes.append(
@@ -48,6 +49,7 @@ async def start_nodes(base: Path, db_url: str, count: int, *extra: str) -> list[
                 base / f"node{n}",
                 "--db", db_url, "--forwarded-allow-ips", "127.0.0.1", "--drain-delay", "1", *extra,
                 env={"RAWWS_JWT_SECRET": JWT_SECRET},
+                metrics=metrics,
             )
         )
     return nodes
@@ -151,6 +153,14 @@ async def test_readyz_and_healthz_through_nginx(
     assert (await http(port, "GET", "/metrics")).status == 404
 
 
+async def bus_samples(node: Node) -> dict[str, float]:
+    assert node.metrics_port is not None
+    reply = await http(node.metrics_port, "GET", "/metrics")
+    assert reply.status == 200
+    families = text_string_to_metric_families(reply.body.decode())
+    return {s.name: s.value for family in families for s in family.samples if s.name.startswith("rawws_bus_")}
+
+
 # -- across nodes: needs the bus ----------------------------------------------------------------------
 
 needs_bus = pytest.mark.skipif(not has_bus_flag(), reason="rawws serve has no --bus option in this build")
@@ -165,7 +175,7 @@ def redis_url(redis_server: RedisServer) -> str:
 async def test_chat_across_two_nodes_through_nginx(
     nginx: Nginx, postgres_url: str, redis_url: str, tmp_path: Path, stop_after: list[Node]
 ) -> None:
-    nodes = await start_nodes(tmp_path, postgres_url, 2, "--bus", redis_url)
+    nodes = await start_nodes(tmp_path, postgres_url, 2, "--bus", redis_url, metrics=True)
     stop_after.extend(nodes)
     port = await nginx.start([node.port for node in nodes])
     ada = await registered_token(port, "ada")
@@ -180,6 +190,10 @@ async def test_chat_across_two_nodes_through_nginx(
         assert bobby.message_ids("lobby") == ids  # every one, once, in order, from the other node
     finally:
         await close_quietly(alice, bobby)
+    # The bus families count what crossed: 15 published by alice's node, 15 received by bob's.
+    sender, receiver = [await bus_samples(node) for node in nodes]
+    assert sender["rawws_bus_published_messages_total"] == 15 and receiver["rawws_bus_received_messages_total"] == 15
+    assert sender["rawws_bus_connected"] == receiver["rawws_bus_connected"] == 1
 
 
 @needs_bus

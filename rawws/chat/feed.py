@@ -20,6 +20,7 @@ from rawws.bus.base import Bus, BusEvent, Heads, LocalBus, Posted, Presence
 from rawws.bus.sequencer import DEFAULT_HOLD_LIMIT, RoomSequencer
 from rawws.chat import protocol as chat
 from rawws.chat.presence import DEFAULT_PRESENCE_TTL_S, Change, ClusterPresence
+from rawws.core.counters import BusCounters
 from rawws.store import Store, StoredMessage
 
 log = logging.getLogger("rawws.chat")
@@ -46,8 +47,10 @@ class RoomFeed:
         presence: ClusterPresence | None = None,
         announce: Announce | None = None,
         local_presence: Callable[[], dict[str, list[str]]] | None = None,
+        bus_counters: BusCounters | None = None,
     ) -> None:
         self.store = store
+        self.bus_counters = bus_counters if bus_counters is not None else BusCounters()
         self.bus: Bus = bus or LocalBus()
         self.node = node
         self._deliver = deliver
@@ -97,6 +100,7 @@ class RoomFeed:
         if len(self._written) > MAX_HEAD_ROOMS:
             del self._written[next(iter(self._written))]
         self.bus.publish(Posted(self.node, message))
+        self.bus_counters.on_publish()
         self._offer(message)
 
     def receive(self, event: BusEvent) -> None:
@@ -104,6 +108,7 @@ class RoomFeed:
         if event.node == self.node:
             return
         if isinstance(event, Posted):
+            self.bus_counters.on_receive()
             self._offer(event.message)
             return
         now = time.monotonic()
@@ -159,6 +164,7 @@ class RoomFeed:
                 if self._rooms.get(room) is not sequencer or not page:
                     return
                 self.fetched += len(page)
+                self.bus_counters.on_gap_repaired(len(page))
                 self._send(room, sequencer.fetched([(m.id, m) for m in page]))
         except asyncio.CancelledError:
             raise

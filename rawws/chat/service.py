@@ -206,6 +206,7 @@ class ChatHandler:
             presence=self.presence,
             announce=self._announce,
             local_presence=self.hub.presence,
+            bus_counters=self.counters.bus if bus is not None else None,
         )
         self.reads = SharedReads(store)  # replay queries shared by members who rejoin at once
         self._members: dict[Peer, ChatMember] = {}

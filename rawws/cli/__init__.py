@@ -2,6 +2,7 @@
 
   parser.py           the flags, their types and the --help texts
   serve.py            `rawws serve`: flags → ServerConfig, logging, run until a signal
+  workers.py          `rawws serve --workers N`: N processes on one port (SO_REUSEPORT)
   client_commands.py  `rawws send` and `rawws chat`: the commands and their failures
   exits.py            the client commands' exit codes
 
@@ -54,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "serve":  # configures logging once its settings are read
-        return serve(parser, args, setup_app)
+        return serve(parser, args, setup_app, list(argv) if argv is not None else sys.argv[1:])
     configure_logging(args.log_level)
     if args.command in ("send", "chat"):
         try:

@@ -113,6 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--jwt-public-key", help="PEM public key of an outside identity provider whose tokens to accept")
     serve.add_argument("--jwt-public-algorithm", choices=["RS256", "ES256", "EdDSA"], help="its algorithm (default RS256)")
     serve.add_argument(
+        "--workers",
+        type=int,
+        help="processes sharing the port, one core each (default 1; more needs --bus)",
+    )
+    serve.add_argument(
         "--jwt-public-namespace",
         help="prefix of the outside provider's users: its subject ada is the user <prefix>:ada (default ext)",
     )

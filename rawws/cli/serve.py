@@ -8,13 +8,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from rawws.bus.redis import check_bus_url
 from rawws.cli.logs import configure_logging
+from rawws.cli.workers import run_workers
 from rawws.config import ServerConfig, from_env, unknown_variables
 from rawws.errors import RawwsError
+from rawws.server.app import token_settings
 from rawws.server.server import Server, run_server
+from rawws.store import open_store, sqlite_url
 
 
 def serve_config(args: argparse.Namespace) -> ServerConfig:
@@ -35,6 +38,7 @@ def serve_config(args: argparse.Namespace) -> ServerConfig:
         data_dir=args.data_dir,
         db_url=args.db_url,
         bus_url=args.bus_url,
+        workers=args.workers,
         allowed_origins=tuple(args.allowed_origins) if args.allowed_origins else None,
         forwarded_allow_ips=_comma_list(args.forwarded_allow_ips),
         metrics_port=args.metrics_port,
@@ -59,10 +63,18 @@ def _comma_list(text: str | None) -> tuple[str, ...] | None:
     return tuple(item.strip() for item in text.split(",") if item.strip())
 
 
+async def prepare_shared_files(config: ServerConfig) -> None:
+    """What every worker would otherwise create at once: the JWT secret file and the schema."""
+    token_settings(config)
+    store = await open_store(config.db_url or sqlite_url(config.data_dir))
+    await store.close()
+
+
 def serve(
     parser: argparse.ArgumentParser,
     args: argparse.Namespace,
     setup: Callable[[Server], Awaitable[None]],
+    argv: Sequence[str] = (),
 ) -> int:
     """`rawws serve`: build the config from the flags, run until a signal; 1 when it cannot listen,
     open its store or reach its bus."""
@@ -76,6 +88,12 @@ def serve(
     try:
         if config.bus_url is not None:
             check_bus_url(config.bus_url)
+        if config.workers > 1:
+            if config.bus_url is None:
+                raise ValueError(f"--workers {config.workers} needs --bus redis://…: without a bus the"
+                                 " workers would not see each other's messages")
+            asyncio.run(prepare_shared_files(config))  # once, before the workers race for them
+            return run_workers(config, argv)
         asyncio.run(run_server(config, setup))
     except (OSError, ValueError, RawwsError) as exc:
         logging.getLogger("rawws").error("cannot serve: %s", exc)

@@ -13,9 +13,10 @@ from types import TracebackType
 from rawws.client.closed import closed_error
 from rawws.config import KiB
 from rawws.core.client_handshake import ClientHandshake, ClientUpgrade
-from rawws.core.closecodes import ABNORMAL_CLOSURE, INTERNAL_ERROR, NORMAL_CLOSURE
+from rawws.core.closecodes import ABNORMAL_CLOSURE, NORMAL_CLOSURE
 from rawws.core.connection import State, WebSocket
 from rawws.core.events import Closed, Event, MessageReceived, PongReceived
+from rawws.core.keepalive import KEEPALIVE_FAILURE_CODE, KEEPALIVE_FAILURE_REASON, Due, Keepalive
 from rawws.errors import ConnectionClosedOK, InvalidHandshake
 
 log = logging.getLogger("rawws.client")
@@ -83,6 +84,8 @@ class ClientConnection(asyncio.Protocol):
         self._pings: collections.OrderedDict[bytes, tuple[float, asyncio.Future[float] | None]] = (
             collections.OrderedDict()
         )
+        self._keepalive: Keepalive | None = None  # from the 101 on
+        self._keepalive_ping: bytes | None = None
         self._keepalive_timer: asyncio.TimerHandle | None = None
         self._drop_timer: asyncio.TimerHandle | None = None
 
@@ -269,6 +272,7 @@ class ClientConnection(asyncio.Protocol):
         self.compression = upgrade.compression
         self.response_headers = upgrade.headers
         self._opened.set_result(None)
+        self._keepalive = Keepalive(self.ping_interval, self.ping_timeout, self._loop.time())
         self._arm_keepalive()
         if upgrade.trailing_data:
             # Frames that came with the 101: parse them once the application holds the
@@ -455,38 +459,33 @@ class ClientConnection(asyncio.Protocol):
     # -- keepalive -----------------------------------------------------------------------
 
     def _arm_keepalive(self) -> None:
-        if self.ping_interval:
-            self._keepalive_timer = self._loop.call_later(self.ping_interval, self._keepalive)
+        """One timer, at the next deadline the core keepalive (``rawws.core.keepalive``) names."""
+        deadline = self._keepalive.next_deadline if self._keepalive is not None else None
+        if deadline is not None:
+            self._keepalive_timer = self._loop.call_at(deadline, self._keepalive_due)
 
-    def _keepalive(self) -> None:
-        ws = self.ws
-        if ws is None or ws.state is not State.OPEN or self._transport_closing():
+    def _keepalive_due(self) -> None:
+        ws, keepalive = self.ws, self._keepalive
+        if ws is None or keepalive is None or ws.state is not State.OPEN or self._transport_closing():
             return
-        payload = os.urandom(4)
-        self._pings[payload] = (self._loop.time(), None)
-        self._write(ws.ping(payload))
-        if self.ping_timeout:
-            self._keepalive_timer = self._loop.call_later(self.ping_timeout, self._check_pong, payload)
-        else:
-            self._arm_keepalive()
-
-    def _check_pong(self, payload: bytes) -> None:
-        ws = self.ws
-        if ws is None or ws.state is not State.OPEN:
+        now = self._loop.time()
+        # The pong may sit behind messages nobody read yet: data is flowing, so the server is alive.
+        alive = self._reading_paused or self._work_pending()
+        due = keepalive.due(now, awaiting_pong=self._keepalive_ping in self._pings, peer_alive=alive)
+        if due is Due.PONG_OVERDUE:
+            log.info("ws client keepalive timeout: no pong within %ss", self.ping_timeout)
+            self._write(ws.close(KEEPALIVE_FAILURE_CODE, KEEPALIVE_FAILURE_REASON))
+            ws.abort(KEEPALIVE_FAILURE_CODE, KEEPALIVE_FAILURE_REASON)
+            self._closed(KEEPALIVE_FAILURE_CODE, KEEPALIVE_FAILURE_REASON)
+            assert self.transport is not None
+            self.transport.abort()
             return
-        if payload not in self._pings:
-            self._arm_keepalive()  # answered; the next ping is due ping_interval after this one's deadline
-            return
-        if self._reading_paused or self._work_pending():
-            # The pong may sit behind messages nobody read yet: data is flowing, so the server is alive.
-            self._keepalive_timer = self._loop.call_later(self.ping_timeout or 1.0, self._check_pong, payload)
-            return
-        log.info("ws client keepalive timeout: no pong within %ss", self.ping_timeout)
-        self._write(ws.close(INTERNAL_ERROR, "keepalive ping timeout"))
-        ws.abort(INTERNAL_ERROR, "keepalive ping timeout")
-        self._closed(INTERNAL_ERROR, "keepalive ping timeout")
-        assert self.transport is not None
-        self.transport.abort()
+        if due is Due.PING:
+            self._keepalive_ping = payload = os.urandom(4)
+            self._pings[payload] = (now, None)
+            self._write(ws.ping(payload))
+            keepalive.ping_sent(now)
+        self._arm_keepalive()
 
     def _pong_received(self, payload: bytes) -> None:
         if payload not in self._pings:

@@ -11,7 +11,8 @@ it sends is then compressed as if no message came before. Two things follow.
   holds no zlib state at all, and no message pays for a compressor's
   allocation (about 256 KiB at window 15, memory level 8).
 * Two connections with the same window size would send a message as the very
-  same bytes. ``SharedFrame`` is the uncompressed frame of one fanned-out
+  same bytes (the memory level is the server's own choice, the same for all:
+  ``DEFAULT_MEMORY_LEVEL``; ``RAWWS_COMPRESSION_MEMORY_LEVEL`` is for dedicated contexts). ``SharedFrame`` is the uncompressed frame of one fanned-out
   message that also builds, on first use, its compressed frame per window
   size, so a room of compressed members costs one deflate per message, not
   one per member.
@@ -112,7 +113,7 @@ class SharedFrame(bytes):
     """
 
     text: str
-    _deflated: dict[tuple[int, int], bytes]
+    _deflated: dict[int, bytes]
 
     def __new__(cls, plain_frame: bytes | bytearray, text: str) -> SharedFrame:
         frame = super().__new__(cls, plain_frame)
@@ -120,9 +121,10 @@ class SharedFrame(bytes):
         frame._deflated = {}
         return frame
 
-    def deflated(self, window_bits: int, memory_level: int = DEFAULT_MEMORY_LEVEL) -> bytes:
-        key = (window_bits, memory_level)
-        frame = self._deflated.get(key)
-        if frame is None:
-            frame = self._deflated[key] = deflated_text_frame(self.text, window_bits, memory_level)
-        return frame
+    def deflated(self, window_bits: int) -> bytes:
+        """The compressed frame for receivers with this window size (built by the first of them)."""
+        try:
+            return self._deflated[window_bits]  # every receiver after the first: one dict lookup
+        except KeyError:
+            frame = self._deflated[window_bits] = deflated_text_frame(self.text, window_bits)
+            return frame

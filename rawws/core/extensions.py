@@ -104,7 +104,9 @@ class PerMessageDeflate(_WsprotoPerMessageDeflate):
     ) -> tuple[RsvBits, bytes]:
         whole_message = fin and (opcode is Opcode.TEXT or opcode is Opcode.BINARY)
         if self.shared and whole_message and self._compressor is None and self._no_outbound_context(proto):
-            return RsvBits(True, rsv.rsv2, rsv.rsv3), deflate_message(data, self._outbound_bits(proto), self.memory_level)
+            # The shared compressor's memory level, not this connection's: its frames must be the
+            # very bytes a ``SharedFrame`` gives every receiver with the same window.
+            return RsvBits(True, rsv.rsv2, rsv.rsv3), deflate_message(data, self._outbound_bits(proto))
         if self._compressor is None and self._compressible_opcode(opcode) and opcode is not Opcode.CONTINUATION:
             # wsproto's own would use memory level 8; the bounded one is set up here instead.
             self._compressor = zlib.compressobj(

@@ -124,6 +124,7 @@ class Server:
             self._accept,
             self.config.host,
             self.config.port,
+            reuse_port=self.config.reuse_port or None,
             ssl=self._ssl_context(),
             ssl_handshake_timeout=self.config.handshake_timeout_s if self.config.tls else None,
             limit=READ_SIZE,
@@ -415,10 +416,9 @@ class Server:
     ) -> None:
         """Answer 101 and hand the transport to a ``WebSocketSession``; the HTTP task then ends."""
         assert conn.their_state is h11.MIGHT_SWITCH_PROTOCOL  # type: ignore[attr-defined]  # h11 exports it, without __all__
-        writer.write(
-            conn.send(
-                h11.InformationalResponse(status_code=101, headers=accepted.headers, reason=b"Switching Protocols")
-            )
+        # Not written here: the session writes it with the first frames (the chat's welcome), one send.
+        response = conn.send(
+            h11.InformationalResponse(status_code=101, headers=accepted.headers, reason=b"Switching Protocols")
         )
         _set_send_buffer(writer, self.config.send_buffer_bytes)
         trailing_data, _ = conn.trailing_data
@@ -445,7 +445,7 @@ class Server:
         self.stats.handshake(101)
         self.sessions.add(session)
         self._releases[session] = release
-        session.start(initial_data, eof=reader.at_eof())
+        session.start(initial_data, eof=reader.at_eof(), response=response or b"")
 
     def _session_finished(self, session: WebSocketSession) -> None:
         self.sessions.discard(session)

@@ -184,10 +184,12 @@ class WebSocketSession(asyncio.Protocol):
 
     # -- taking over the transport ---------------------------------------------
 
-    def start(self, initial_data: bytes = b"", *, eof: bool = False) -> None:
+    def start(self, initial_data: bytes = b"", *, eof: bool = False, response: bytes = b"") -> None:
         """Become the transport's protocol and process what arrived with the upgrade request.
 
-        ``eof``: the peer had already closed its side before the hand-off.
+        ``eof``: the peer had already closed its side before the hand-off. ``response``:
+        the 101's bytes, written with whatever ``on_open`` and the first frames queue (one
+        ``send`` for the 101 and the chat's welcome instead of two).
         """
         fields = {"peer": self.peer, "path": self.path, "user": self.user or "-", "compression": self.compressed}
         log.info("ws open peer=%(peer)s path=%(path)s user=%(user)s compression=%(compression)s", fields, extra=fields)
@@ -200,7 +202,13 @@ class WebSocketSession(asyncio.Protocol):
             self._finish_closed(1006)
             self._done()
             return
-        self._guarded(self.handler.on_open, self)
+        if response:
+            self.outbox.push_control(response)
+        self._in_read_batch = True  # what on_open queues leaves below, not in a flush scheduled for later
+        try:
+            self._guarded(self.handler.on_open, self)
+        finally:
+            self._in_read_batch = False
         if initial_data:
             self.data_received(initial_data)
         if eof:

@@ -12,6 +12,7 @@ shortest timeout it serves (and at most one second).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import weakref
 from typing import Protocol
@@ -32,6 +33,7 @@ class Swept(Protocol):
     def sweep(self, now: float) -> None: ...
 
 
+@functools.lru_cache(maxsize=64)  # asked once per connection, with the same few settings
 def sweep_period(*timeouts_s: float | None) -> float:
     """The period that keeps every positive timeout within a quarter of itself."""
     positive = [t for t in timeouts_s if t is not None and t > 0]
@@ -80,11 +82,19 @@ class Sweeper:
 _sweepers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[float, Sweeper]] = weakref.WeakKeyDictionary()
 
 
+_last: Sweeper | None = None  # the one asked for last: almost always the one asked for next
+
+
 def sweeper_for(loop: asyncio.AbstractEventLoop, period_s: float) -> Sweeper:
+    global _last
+    last = _last
+    if last is not None and last._loop is loop and last.period_s == period_s:
+        return last
     by_period = _sweepers.get(loop)
     if by_period is None:
         by_period = _sweepers[loop] = {}
     sweeper = by_period.get(period_s)
     if sweeper is None:
         sweeper = by_period[period_s] = Sweeper(loop, period_s)
+    _last = sweeper
     return sweeper

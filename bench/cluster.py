@@ -1,0 +1,315 @@
+"""Cross-node fan-out: several `rawws serve` nodes through Redis, beside one node, and --workers 2 vs 1.
+
+    python -m bench.cluster [--quick] [--receivers 1000] [--output bench/CLUSTER.md]
+
+Every setup runs on this machine, on one SQLite file and (where there is more
+than one process) one throwaway ``redis-server``:
+
+* ``single``: one node, no bus (today's figure);
+* ``3 nodes``: three nodes on three ports, receivers spread over them, senders on every node;
+* ``workers 1`` / ``workers 2``: ``--workers N --bus`` on one port (the kernel spreads connections).
+
+In each, every sender sends its rate-limit burst (20) at once, a few times;
+receivers count ``"type":"message"`` frames, and a few probe receivers per
+port parse every message to time it from the ``say`` leaving the client to
+the message arriving (publish → deliver, through the bus when the receiver
+is on another node). Reported: deliveries per second over the bursts, server
+CPU (utime + stime of every server process, from ``/proc``) per delivery, and
+the latency p50 / p99. The machine is shared and has two cores: compare the
+rows of one run, not runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import resource
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+TICKS = os.sysconf("SC_CLK_TCK")
+MARK = b'"type":"message"'
+BURST = 20  # the chat's per-connection burst
+PASSWORD = "bench password 1"
+SECRET = "bench-cluster-secret-" + "b" * 32
+
+
+def masked(payload: bytes) -> bytes:
+    mask = os.urandom(4)
+    n = len(payload)
+    header = struct.pack("!BB", 0x81, 0x80 | n) if n < 126 else struct.pack("!BBH", 0x81, 0x80 | 126, n)
+    return header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / TICKS
+    return total
+
+
+def children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        found.extend(int(p) for p in text)
+    return found
+
+
+def post(port: int, path: str, body: dict[str, str]) -> dict[str, object]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", json.dumps(body).encode(), {"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        result: dict[str, object] = json.load(response)
+        return result
+
+
+def wait_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+@dataclass
+class Peer:
+    """A raw `/ws` connection; counts messages, and (``probe``) times each one."""
+
+    probe: bool = False
+    count: int = 0
+    latencies_ns: list[int] = field(default_factory=list)
+    writer: asyncio.StreamWriter | None = None
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    _tail: bytes = b""
+    _buffer: bytes = b""
+
+    async def open(self, port: int, token: str) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        key = base64.b64encode(os.urandom(16)).decode()
+        writer.write(
+            (
+                f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer {token}\r\n\r\n"
+            ).encode()
+        )
+        head = await reader.readuntil(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.1 101"):
+            raise RuntimeError(head.split(b"\r\n")[0].decode())
+        self.writer = writer
+        self.send({"type": "join", "room": "bench"})
+        asyncio.get_running_loop().create_task(self._read(reader))
+
+    def send(self, frame: dict[str, object]) -> None:
+        assert self.writer is not None
+        self.writer.write(masked(json.dumps(frame).encode()))
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        while data := await reader.read(65536):
+            if self.probe:
+                self._parse(data)
+            else:
+                window = self._tail + data
+                self.count += window.count(MARK)
+                self._tail = window[-(len(MARK) - 1) :]
+            self.changed.set()
+
+    def _parse(self, data: bytes) -> None:
+        now = time.monotonic_ns()
+        buffer = self._buffer + data
+        while len(buffer) >= 2:
+            length, offset = buffer[1] & 0x7F, 2
+            if length == 126:
+                if len(buffer) < 4:
+                    break
+                length, offset = struct.unpack("!H", buffer[2:4])[0], 4
+            elif length == 127:
+                if len(buffer) < 10:
+                    break
+                length, offset = struct.unpack("!Q", buffer[2:10])[0], 10
+            if len(buffer) < offset + length:
+                break
+            payload, buffer = buffer[offset : offset + length], buffer[offset + length :]
+            if MARK in payload:
+                self.count += 1
+                text = json.loads(payload)["text"]
+                self.latencies_ns.append(now - int(text.split(":", 1)[0]))
+        self._buffer = buffer
+
+
+async def wait_all(peers: list[Peer], target: int, timeout: float = 180.0) -> None:
+    deadline = time.monotonic() + timeout
+    for peer in peers:
+        while peer.count < target:
+            peer.changed.clear()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"a receiver has {peer.count} of {target} messages")
+            await asyncio.wait_for(peer.changed.wait(), remaining)
+
+
+async def measure(ports: list[int], pids: list[int], token: str, receivers: int, senders_per_port: int,
+                  bursts: int, probes_per_port: int) -> dict[str, float]:
+    peers = [Peer() for _ in range(receivers)]
+    probes = [Peer(probe=True) for _ in range(probes_per_port * len(ports))]
+    listeners = peers + probes
+    for start in range(0, len(listeners), 100):
+        chunk = listeners[start : start + 100]
+        await asyncio.gather(*(p.open(ports[(start + i) % len(ports)], token) for i, p in enumerate(chunk)))
+    senders = [Peer() for _ in range(senders_per_port * len(ports))]
+    await asyncio.gather(*(s.open(ports[i % len(ports)], token) for i, s in enumerate(senders)))
+    await asyncio.sleep(1.5)  # joins done, presence settled
+    base = [p.count for p in listeners]
+    assert len(set(base)) <= 1, "receivers saw different histories before the bench"
+    delivered, busy_s, cpu_s = 0, 0.0, 0.0
+    for _ in range(bursts):
+        cpu0, wall0 = cpu_seconds(pids), time.perf_counter()
+        for sender in senders:
+            for i in range(BURST):
+                sender.send({"type": "say", "room": "bench", "text": f"{time.monotonic_ns()}:{i}"})
+        delivered += BURST * len(senders)
+        await wait_all(listeners, base[0] + delivered)
+        busy_s += time.perf_counter() - wall0
+        cpu_s += cpu_seconds(pids) - cpu0
+        await asyncio.sleep(2.5)  # the senders' buckets refill
+    for peer in listeners + senders:
+        assert peer.writer is not None
+        peer.writer.close()
+    deliveries = delivered * len(listeners)
+    latencies = sorted(lat for p in probes for lat in p.latencies_ns)
+    return {
+        "messages": delivered,
+        "deliveries": deliveries,
+        "deliveries_per_s": deliveries / busy_s,
+        "us_per_delivery": cpu_s / deliveries * 1e6,
+        "p50_ms": latencies[len(latencies) // 2] / 1e6,
+        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] / 1e6,
+    }
+
+
+def start_redis(directory: str) -> tuple[subprocess.Popen[bytes], int]:
+    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", directory],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_port(port)
+    return process, port
+
+
+def run_setup(name: str, receivers: int, senders_per_port: int, bursts: int, probes: int) -> dict[str, float]:
+    data_dir = tempfile.mkdtemp(prefix="rawws-cluster-bench-")
+    env = {**os.environ, "RAWWS_LOGINS_PER_MINUTE_PER_USER": "100000", "RAWWS_JWT_SECRET": SECRET,
+           "RAWWS_DATA_DIR": data_dir, "RAWWS_ARGON2_TIME_COST": "1", "RAWWS_ARGON2_MEMORY_KIB": "8192",
+           # every connection is one user from 127.0.0.1
+           "RAWWS_WEBSOCKETS_PER_USER": "100000", "RAWWS_WEBSOCKETS_PER_ADDRESS": "100000"}
+    redis = None
+    servers: list[subprocess.Popen[bytes]] = []
+    try:
+        flags: list[list[str]]
+        if name == "single":
+            flags = [[]]
+        else:
+            redis, redis_port = start_redis(data_dir)
+            bus = ["--bus", f"redis://127.0.0.1:{redis_port}/0"]
+            flags = {"3 nodes": [bus] * 3, "workers 1": [[*bus, "--workers", "1"]],
+                     "workers 2": [[*bus, "--workers", "2"]]}[name]
+        ports = []
+        for extra in flags:
+            port = free_port()
+            servers.append(subprocess.Popen(
+                [sys.executable, "-m", "rawws", "serve", "--port", str(port), "--log-level", "WARNING", *extra],
+                env=env,
+            ))
+            wait_port(port)
+            ports.append(port)
+            time.sleep(0.5)  # the schema is made by the first node, before the next starts
+        pids = [s.pid for s in servers]
+        if name == "workers 2":
+            time.sleep(1.0)
+            pids = pids + [c for s in servers for c in children(s.pid)]
+        post(ports[0], "/auth/register", {"username": "bench", "password": PASSWORD})
+        token = str(post(ports[0], "/auth/login", {"username": "bench", "password": PASSWORD})["access_token"])
+        return asyncio.run(measure(ports, pids, token, receivers, senders_per_port, bursts, probes))
+    finally:
+        for server in servers:
+            server.send_signal(signal.SIGTERM)
+        for server in servers:
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+        if redis is not None:
+            redis.kill()
+            redis.wait()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.cluster", description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="60 receivers, 2 bursts: a smoke run")
+    parser.add_argument("--receivers", type=int, default=1000)
+    parser.add_argument("--bursts", type=int, default=3)
+    parser.add_argument("--output", default=str(Path(__file__).with_name("CLUSTER.md")))
+    args = parser.parse_args(argv)
+    receivers, bursts = (60, 2) if args.quick else (args.receivers, args.bursts)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    rows = []
+    for name, senders in (("single", 6), ("3 nodes", 2), ("workers 1", 6), ("workers 2", 6)):
+        result = run_setup(name, receivers, senders, bursts, probes=2)
+        rows.append(
+            f"| {name} | {result['messages']:.0f} | {result['deliveries']:.0f} | {result['deliveries_per_s']:,.0f} |"
+            f" {result['us_per_delivery']:.2f} | {result['p50_ms']:.1f} | {result['p99_ms']:.1f} |"
+        )
+        print(rows[-1], flush=True)
+    table = "\n".join([
+        "| setup | messages | deliveries | deliveries/s | server CPU µs / delivery | latency p50 ms | p99 ms |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+        *rows,
+    ])
+    text = (
+        "# Cross-node fan-out\n\n"
+        f"`python -m bench.cluster{' --quick' if args.quick else ''}` on {os.cpu_count()} cores,"
+        f" {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {receivers} receivers (+2 probes per port) in one"
+        f" room, 6 senders in all (2 per node for 3 nodes), each sending its burst of {BURST} at once, {bursts} times;"
+        " SQLite store; Redis bus where there is more than one process. Latency: from the `say` leaving the"
+        " client to the message arriving at a probe (on another node than the sender for two thirds of the"
+        " messages with 3 nodes). Server CPU: every server process, Redis not included.\n\n"
+        f"{table}\n"
+    )
+    Path(args.output).write_text(text)
+    print(f"written to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
