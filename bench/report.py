@@ -386,7 +386,7 @@ def write_report(out: Path, plots_dir: Path, meta: dict, results: list[dict], ov
 FURTHER_STUDIES = [
     ("PERF.md", "compressed connections, handshakes (plain and authenticated), reconnect storm, delivery latency",
      ["perf_compression.png", "perf_handshakes.png", "perf_storm.png", "perf_latency.png"]),
-    ("CLUSTER.md", "several nodes through the Redis bus, and --workers", []),
+    ("CLUSTER.md", "several nodes through the Redis bus, and --workers", ["cluster.png"]),
     ("METRICS.md", "what the Prometheus counters cost on echo and fan-out", []),
     ("FANOUT.md", "the chat's own fan-out, burst and lock-step", []),
 ]
