@@ -23,51 +23,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import os
-import resource
 import shutil
 import signal
-import socket
 import struct
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
 
-TICKS = os.sysconf("SC_CLK_TCK")
-MARK = b'"type":"message"'
+from bench import fanout
+from bench.fanout import MARK, wait_all
+from bench.perfkit import chat_token, cpu_seconds_total, free_port, raise_fd_limit, wait_port
+
 BURST = 20  # the chat's per-connection burst
-PASSWORD = "bench password 1"
 SECRET = "bench-cluster-secret-" + "b" * 32
-
-
-def masked(payload: bytes) -> bytes:
-    mask = os.urandom(4)
-    n = len(payload)
-    header = struct.pack("!BB", 0x81, 0x80 | n) if n < 126 else struct.pack("!BBH", 0x81, 0x80 | 126, n)
-    return header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / TICKS
-    return total
 
 
 def children(pid: int) -> list[int]:
@@ -78,67 +50,20 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def post(port: int, path: str, body: dict[str, str]) -> dict[str, object]:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}{path}", json.dumps(body).encode(), {"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        result: dict[str, object] = json.load(response)
-        return result
+class Peer(fanout.Peer):
+    """``bench.fanout``'s counting connection; a ``probe`` parses every frame instead, to time each message."""
 
+    def __init__(self, probe: bool = False) -> None:
+        super().__init__()
+        self.probe = probe
+        self.latencies_ns: list[int] = []
+        self._buffer = b""
 
-def wait_port(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on {port}")
-
-
-@dataclass
-class Peer:
-    """A raw `/ws` connection; counts messages, and (``probe``) times each one."""
-
-    probe: bool = False
-    count: int = 0
-    latencies_ns: list[int] = field(default_factory=list)
-    writer: asyncio.StreamWriter | None = None
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-    _tail: bytes = b""
-    _buffer: bytes = b""
-
-    async def open(self, port: int, token: str) -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        key = base64.b64encode(os.urandom(16)).decode()
-        writer.write(
-            (
-                f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer {token}\r\n\r\n"
-            ).encode()
-        )
-        head = await reader.readuntil(b"\r\n\r\n")
-        if not head.startswith(b"HTTP/1.1 101"):
-            raise RuntimeError(head.split(b"\r\n")[0].decode())
-        self.writer = writer
-        self.send({"type": "join", "room": "bench"})
-        asyncio.get_running_loop().create_task(self._read(reader))
-
-    def send(self, frame: dict[str, object]) -> None:
-        assert self.writer is not None
-        self.writer.write(masked(json.dumps(frame).encode()))
-
-    async def _read(self, reader: asyncio.StreamReader) -> None:
-        while data := await reader.read(65536):
-            if self.probe:
-                self._parse(data)
-            else:
-                window = self._tail + data
-                self.count += window.count(MARK)
-                self._tail = window[-(len(MARK) - 1) :]
-            self.changed.set()
+    def _received(self, data: bytes) -> None:
+        if self.probe:
+            self._parse(data)
+        else:
+            super()._received(data)
 
     def _parse(self, data: bytes) -> None:
         now = time.monotonic_ns()
@@ -163,17 +88,6 @@ class Peer:
         self._buffer = buffer
 
 
-async def wait_all(peers: list[Peer], target: int, timeout: float = 180.0) -> None:
-    deadline = time.monotonic() + timeout
-    for peer in peers:
-        while peer.count < target:
-            peer.changed.clear()
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"a receiver has {peer.count} of {target} messages")
-            await asyncio.wait_for(peer.changed.wait(), remaining)
-
-
 async def measure(ports: list[int], pids: list[int], token: str, receivers: int, senders_per_port: int,
                   bursts: int, probes_per_port: int) -> dict[str, float]:
     peers = [Peer() for _ in range(receivers)]
@@ -189,14 +103,14 @@ async def measure(ports: list[int], pids: list[int], token: str, receivers: int,
     assert len(set(base)) <= 1, "receivers saw different histories before the bench"
     delivered, busy_s, cpu_s = 0, 0.0, 0.0
     for _ in range(bursts):
-        cpu0, wall0 = cpu_seconds(pids), time.perf_counter()
+        cpu0, wall0 = cpu_seconds_total(pids), time.perf_counter()
         for sender in senders:
             for i in range(BURST):
                 sender.send({"type": "say", "room": "bench", "text": f"{time.monotonic_ns()}:{i}"})
         delivered += BURST * len(senders)
-        await wait_all(listeners, base[0] + delivered)
+        await wait_all(listeners, base[0] + delivered, timeout=180.0)
         busy_s += time.perf_counter() - wall0
-        cpu_s += cpu_seconds(pids) - cpu0
+        cpu_s += cpu_seconds_total(pids) - cpu0
         await asyncio.sleep(2.5)  # the senders' buckets refill
     for peer in listeners + senders:
         assert peer.writer is not None
@@ -256,8 +170,7 @@ def run_setup(name: str, receivers: int, senders_per_port: int, bursts: int, pro
         if name == "workers 2":
             time.sleep(1.0)
             pids = pids + [c for s in servers for c in children(s.pid)]
-        post(ports[0], "/auth/register", {"username": "bench", "password": PASSWORD})
-        token = str(post(ports[0], "/auth/login", {"username": "bench", "password": PASSWORD})["access_token"])
+        token = chat_token(ports[0], "bench")
         return asyncio.run(measure(ports, pids, token, receivers, senders_per_port, bursts, probes))
     finally:
         for server in servers:
@@ -281,8 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default=str(Path(__file__).with_name("CLUSTER.md")))
     args = parser.parse_args(argv)
     receivers, bursts = (60, 2) if args.quick else (args.receivers, args.bursts)
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    raise_fd_limit()
     rows = []
     for name, senders in (("single", 6), ("3 nodes", 2), ("workers 1", 6), ("workers 2", 6)):
         result = run_setup(name, receivers, senders, bursts, probes=2)

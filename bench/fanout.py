@@ -23,49 +23,24 @@ import asyncio
 import base64
 import json
 import os
-import resource
-import socket
-import struct
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
+from collections.abc import Sequence
 
-TICKS = os.sysconf("SC_CLK_TCK")
+from bench.perfkit import chat_token, cpu_seconds, free_port, masked, raise_fd_limit, wait_port
+
 MARK = b'"type":"message"'
 BURST_PER_SENDER = 20  # the chat's per-connection burst (rawws.config.DEFAULT_CHAT_MESSAGE_BURST)
 
 
-def masked(payload: bytes) -> bytes:
-    mask = os.urandom(4)
-    header = struct.pack("!BB", 0x81, 0x80 | len(payload)) if len(payload) < 126 else struct.pack(
-        "!BBH", 0x81, 0x80 | 126, len(payload)
-    )
-    return header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def post(port: int, path: str, body: dict) -> dict:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}{path}", json.dumps(body).encode(), {"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.load(response)
-
-
 class Peer:
-    """A raw WebSocket connection that counts chat messages delivered to it."""
+    """A raw WebSocket connection in room ``bench`` that counts chat messages delivered to it.
+
+    It only counts ``MARK`` in the byte stream (a window keeps a mark split over two reads), so a
+    thousand of them cost the load client little; ``bench.cluster`` builds its timing probe on it.
+    """
 
     def __init__(self) -> None:
         self.count = 0
@@ -89,19 +64,22 @@ class Peer:
         self.send({"type": "join", "room": "bench"})
         asyncio.get_running_loop().create_task(self._read(reader))
 
-    def send(self, frame: dict) -> None:
+    def send(self, frame: dict[str, object]) -> None:
         assert self.writer is not None
         self.writer.write(masked(json.dumps(frame).encode()))
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
         while data := await reader.read(65536):
-            window = self._tail + data
-            self.count += window.count(MARK)
-            self._tail = window[-(len(MARK) - 1) :]
+            self._received(data)
             self.changed.set()
 
+    def _received(self, data: bytes) -> None:
+        window = self._tail + data
+        self.count += window.count(MARK)
+        self._tail = window[-(len(MARK) - 1) :]
 
-async def wait_all(peers: list[Peer], target: int, timeout: float = 120.0) -> None:
+
+async def wait_all(peers: Sequence[Peer], target: int, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     for peer in peers:
         while peer.count < target:
@@ -166,14 +144,8 @@ def run(receivers: int, burst_senders: int, rounds: int) -> dict:
         },
     )
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        post(port, "/auth/register", {"username": "bench", "password": "bench password 1"})
-        token = post(port, "/auth/login", {"username": "bench", "password": "bench password 1"})["access_token"]
+        wait_port(port)
+        token = chat_token(port, "bench")
         return asyncio.run(measure(port, server.pid, token, receivers, burst_senders, rounds))
     finally:
         server.terminate()
@@ -186,8 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--burst-senders", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=50)
     args = parser.parse_args(argv)
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    raise_fd_limit()
     print("| receivers | phase | messages | deliveries | server CPU µs / delivery |")
     print("|---|---|---|---|---|")
     for receivers in args.receivers:

@@ -1,7 +1,10 @@
 """What the side-by-side scenarios share: server processes, their CPU and RSS, a raw chat client.
 
-Used by ``bench.compression``, ``bench.storm``, ``bench.latency`` and
-``bench.auth_handshake``. Every server is a real process on 127.0.0.1 with a
+Used by ``bench.compression``, ``bench.storm``, ``bench.latency``,
+``bench.auth_handshake``, ``bench.fanout``, ``bench.cluster`` and by the soak
+suite (``soak.run`` takes ``free_port`` and ``chat_token`` from here: the
+module is standard library only, so importing it costs the soak nothing, and
+one copy of each helper means one behaviour to trust). Every server is a real process on 127.0.0.1 with a
 fresh data dir; CPU is read from ``/proc/<pid>/stat`` (utime + stime) and
 memory from ``/proc/<pid>/status`` (``VmRSS``), so the figures are the
 server's own, whatever the load client costs. Rounds are interleaved and
@@ -49,6 +52,28 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def cpu_seconds_total(pids: list[int]) -> float:
+    """CPU of several processes (a node and its workers); one that has gone counts nothing."""
+    total = 0.0
+    for pid in pids:
+        try:
+            total += cpu_seconds(pid)
+        except OSError:
+            continue
+    return total
+
+
+def wait_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((HOST, port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {port}")
 
 
 def rss_kib(pid: int) -> int:
@@ -128,10 +153,10 @@ def post(port: int, path: str, body: dict[str, object], token: str | None = None
         return answer
 
 
-def chat_token(port: int, user: str) -> str:
+def chat_token(port: int, user: str, password: str = PASSWORD) -> str:
     """Register ``user`` and log in: its access token."""
-    post(port, "/auth/register", {"username": user, "password": PASSWORD})
-    return str(post(port, "/auth/login", {"username": user, "password": PASSWORD})["access_token"])
+    post(port, "/auth/register", {"username": user, "password": password})
+    return str(post(port, "/auth/login", {"username": user, "password": password})["access_token"])
 
 
 def masked(payload: bytes, opcode: int = 0x1) -> bytes:

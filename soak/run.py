@@ -16,6 +16,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.perfkit import chat_token, free_port
 from soak.attacks import HeldSockets, Hostile, SlowReader, drain_slow_reader, hold, hostile, slow_reader
 from soak.clients import Books, ChatClient
 from soak.profiles import Profile
@@ -27,13 +28,6 @@ SERVER_FLAGS = [
     "--websockets-per-address", "1000000",
     "--tickets-per-minute-per-user", "1000000",
 ]  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -84,20 +78,6 @@ class Server:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=5) as answer:
             payload: dict[str, int] = json.load(answer)
             return payload
-
-
-def post(port: int, path: str, payload: dict[str, str]) -> dict[str, object]:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}{path}", json.dumps(payload).encode(), {"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        result: dict[str, object] = json.load(answer)
-        return result
-
-
-def new_user(port: int, name: str) -> str:
-    post(port, "/auth/register", {"username": name, "password": PASSWORD})
-    return str(post(port, "/auth/login", {"username": name, "password": PASSWORD})["access_token"])
 
 
 @dataclass
@@ -200,19 +180,19 @@ async def _run(profile: Profile, server: Server, outcome: Outcome) -> None:
     loop = asyncio.get_running_loop()
     rooms = [f"room{n}" for n in range(profile.rooms)]
     names = [f"soak{n}" for n in range(profile.clients)]
-    tokens = await asyncio.gather(*(loop.run_in_executor(None, new_user, server.port, n) for n in names))
+    tokens = await asyncio.gather(*(loop.run_in_executor(None, chat_token, server.port, n, PASSWORD) for n in names))
     clients = [
         ChatClient(name, token, server.port, [rooms[i % len(rooms)], rooms[(i + 1) % len(rooms)]])
         for i, (name, token) in enumerate(zip(names, tokens, strict=True))
     ]
     flood_room = "flood"
-    flooder_tokens = [await loop.run_in_executor(None, new_user, server.port, f"flood{n}") for n in range(profile.flooders)]
+    flooder_tokens = [await loop.run_in_executor(None, chat_token, server.port, f"flood{n}", PASSWORD) for n in range(profile.flooders)]
     flooders = [
         ChatClient(f"flood{n}", token, server.port, [flood_room], text_chars=BIG_TEXT_CHARS)
         for n, token in enumerate(flooder_tokens)
     ]
-    slow_token = await loop.run_in_executor(None, new_user, server.port, "slowreader")
-    hostile_token = await loop.run_in_executor(None, new_user, server.port, "hostile")
+    slow_token = await loop.run_in_executor(None, chat_token, server.port, "slowreader", PASSWORD)
+    hostile_token = await loop.run_in_executor(None, chat_token, server.port, "hostile", PASSWORD)
 
     stop, flood_on = asyncio.Event(), asyncio.Event()
     tasks = [asyncio.create_task(c.run(stop, profile.say_interval_s)) for c in clients]
