@@ -18,7 +18,6 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 
-from rawws.cli import build_parser
 from tests.chat_client import ChatClient, close_quietly
 from tests.helpers import http, register, registered_token, ticket
 from tests.nginx import Nginx, nginx
@@ -29,16 +28,6 @@ __all__ = ["nginx"]  # the fixture, imported to be found
 
 JWT_SECRET = "a-secret-the-two-nodes-share-0123456789"  # tokens from one node are good on the other
 TIMEOUT_S = 10.0
-
-
-def has_bus_flag() -> bool:
-    return any("--bus" in action.option_strings for action in _serve_actions())
-
-
-def _serve_actions() -> list:  # type: ignore[type-arg]
-    parser = build_parser()
-    commands = next(a for a in parser._actions if a.dest == "command")
-    return list(commands.choices["serve"]._actions)  # type: ignore[union-attr]
 
 
 async def start_nodes(base: Path, db_url: str, count: int, *extra: str, metrics: bool = False) -> list[Node]:
@@ -161,9 +150,7 @@ async def bus_samples(node: Node) -> dict[str, float]:
     return {s.name: s.value for family in families for s in family.samples if s.name.startswith("rawws_bus_")}
 
 
-# -- across nodes: needs the bus ----------------------------------------------------------------------
-
-needs_bus = pytest.mark.skipif(not has_bus_flag(), reason="rawws serve has no --bus option in this build")
+# -- across nodes, through the Redis bus -------------------------------------------------------------
 
 
 @pytest.fixture
@@ -171,7 +158,6 @@ def redis_url(redis_server: RedisServer) -> str:
     return redis_server.url
 
 
-@needs_bus
 async def test_chat_across_two_nodes_through_nginx(
     nginx: Nginx, postgres_url: str, redis_url: str, tmp_path: Path, stop_after: list[Node]
 ) -> None:
@@ -196,7 +182,6 @@ async def test_chat_across_two_nodes_through_nginx(
     assert sender["rawws_bus_connected"] == receiver["rawws_bus_connected"] == 1
 
 
-@needs_bus
 async def test_rolling_restart_through_nginx_loses_no_message(
     nginx: Nginx, postgres_url: str, redis_url: str, tmp_path: Path, stop_after: list[Node]
 ) -> None:
