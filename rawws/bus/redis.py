@@ -149,7 +149,7 @@ class RedisBus:
             finally:
                 with contextlib.suppress(Exception):
                     async with asyncio.timeout(self.call_timeout_s):
-                        await pubsub.aclose()  # type: ignore[no-untyped-call]
+                        await pubsub.aclose()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, BACKOFF_MAX_S)
 
