@@ -7,6 +7,7 @@ the user's cache dir, built once and reused by every later run.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import shlex
 import shutil
@@ -18,10 +19,12 @@ from pathlib import Path
 
 from conformance.console import say
 
-TESTSUITE_REQUIREMENT = "autobahntestsuite==0.8.2"
-# virtualenv 20.16 stopped running on Python 2.7; 20.22 stopped creating 2.7 environments.
-VIRTUALENV_REQUIREMENT = "virtualenv<20.22"
-INSTALLED_MARKER = ".rawws-autobahntestsuite-0.8.2-installed"
+REQUIREMENTS = Path(__file__).resolve().parent.parent / "requirements"
+# wstest 0.8.2 and everything it runs on, every version pinned and every file hashed (scripts/lock_py27.py).
+TESTSUITE_LOCK = REQUIREMENTS / "wstest-py27.txt"
+# virtualenv for Python 2.7 (which ships none), pinned the same way: 20.16 stopped running on 2.7.
+VIRTUALENV_LOCK = REQUIREMENTS / "virtualenv-py27.txt"
+PIP_LOCKED = ["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--require-hashes", "--no-deps"]
 INSTALL_TIMEOUT = 900  # seconds for one install step, so a stuck download cannot hang CI
 
 DOCKER_HINT = """\
@@ -79,15 +82,21 @@ def _cache_dir() -> Path:
     return Path(base) / "rawws"
 
 
+def _lock_digest() -> str:
+    """A venv installed from other pins than today's lock is installed again."""
+    return hashlib.sha256(TESTSUITE_LOCK.read_bytes() + VIRTUALENV_LOCK.read_bytes()).hexdigest()[:16]
+
+
 def _ensure_virtualenv(cache: Path) -> Wstest:
     venv = cache / "wstest-venv"
     ready = Wstest(command=[str(venv / "bin" / "wstest")], python=[str(venv / "bin" / "python")])
-    if (venv / INSTALLED_MARKER).exists():
+    marker = venv / f".rawws-wstest-lock-{_lock_digest()}"
+    if marker.exists():
         return ready
     cache.mkdir(parents=True, exist_ok=True)
     with _exclusive_lock(cache / "wstest-venv.lock"):
-        if not (venv / INSTALLED_MARKER).exists():  # another run may have finished it meanwhile
-            _install(cache, venv)
+        if not marker.exists():  # another run may have finished it meanwhile
+            _install(cache, venv, marker)
     return ready
 
 
@@ -102,20 +111,18 @@ def _exclusive_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _install(cache: Path, venv: Path) -> None:
+def _install(cache: Path, venv: Path, marker: Path) -> None:
     python27 = _find_python27()
     say(f"setting up wstest in {venv} (once; later runs reuse it)")
-    venv_python = venv / "bin" / "python"
-    if not venv_python.exists():
-        if venv.exists():
-            say(f"removing the incomplete virtualenv {venv}")
-            shutil.rmtree(venv)
-        virtualenv_dir = _ensure_virtualenv_package(python27, cache / "py2-virtualenv")
-        say(f"creating a Python 2.7 virtualenv: {python27} -m virtualenv {venv}")
-        _run([python27, "-m", "virtualenv", str(venv)], pythonpath=virtualenv_dir)
-    say(f"installing {TESTSUITE_REQUIREMENT} into {venv} (builds wsaccel and zope.interface with the C compiler)")
-    _run([str(venv_python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", TESTSUITE_REQUIREMENT])
-    (venv / INSTALLED_MARKER).write_text(TESTSUITE_REQUIREMENT + "\n")
+    if venv.exists():  # incomplete, or installed from other pins
+        say(f"removing {venv}: it was not installed from {TESTSUITE_LOCK.name} as it is now")
+        shutil.rmtree(venv)
+    virtualenv_dir = _ensure_virtualenv_package(python27, cache / "py2-virtualenv")
+    say(f"creating a Python 2.7 virtualenv: {python27} -m virtualenv {venv}")
+    _run([python27, "-m", "virtualenv", str(venv)], pythonpath=virtualenv_dir)
+    say(f"installing wstest 0.8.2 into {venv} from {TESTSUITE_LOCK.name} (builds wsaccel with the C compiler)")
+    _run([str(venv / "bin" / "python"), *PIP_LOCKED, "-r", str(TESTSUITE_LOCK)])
+    marker.write_text(TESTSUITE_LOCK.read_text())
     say("wstest is ready")
 
 
@@ -148,14 +155,15 @@ def _runs(python: Path) -> bool:
 
 
 def _ensure_virtualenv_package(python27: str, target: Path) -> Path:
-    """Install virtualenv for Python 2.7 into a private dir: a fresh 2.7 does not ship it."""
-    if (target / "virtualenv").is_dir():
+    """Install virtualenv for Python 2.7 into a private dir (a fresh 2.7 ships none), from its lock."""
+    marker = target / f".rawws-lock-{_lock_digest()}"
+    if marker.exists():
         return target
     if target.exists():
         shutil.rmtree(target)
-    say(f"installing '{VIRTUALENV_REQUIREMENT}' for Python 2.7 into {target}")
-    _run([python27, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-          "--target", str(target), VIRTUALENV_REQUIREMENT])
+    say(f"installing virtualenv for Python 2.7 into {target} from {VIRTUALENV_LOCK.name}")
+    _run([python27, *PIP_LOCKED, "--target", str(target), "-r", str(VIRTUALENV_LOCK)])
+    marker.write_text(VIRTUALENV_LOCK.read_text())
     return target
 
 

@@ -2,7 +2,7 @@
 
 The list is pyproject.toml's ``Programming Language :: Python :: 3.X`` classifiers, its one home.
 An interpreter is looked for as pyenv installs it (``$(pyenv root)/versions/3.X.*``, newest
-first), then as ``python3.X`` on ``PATH``; a candidate counts only if it runs and says it is
+first), then as ``python3.X`` on ``PATH``, then where `uv python install` puts one; a candidate counts only if it runs and says it is
 3.X (a pyenv shim exists even where no such version is installed behind it).
 
     python scripts/pythons.py            # every supported version, one a line
@@ -44,12 +44,21 @@ def _patch_level(path: Path) -> tuple[int, ...]:
     return tuple(int(part) if part.isdigit() else -1 for part in path.parent.parent.name.split("."))
 
 
+def uv_python_dir() -> Path:
+    """Where `uv python install` puts interpreters (.ci/run's last resort)."""
+    if os.environ.get("UV_PYTHON_INSTALL_DIR"):
+        return Path(os.environ["UV_PYTHON_INSTALL_DIR"])
+    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data) / "uv" / "python"
+
+
 def candidates(version: str) -> list[Path]:
-    """Where a Python ``version`` may be, most preferred first."""
+    """Where a Python ``version`` may be, most preferred first: pyenv's, PATH's, uv's."""
     found = sorted(pyenv_root().glob(f"versions/{version}.*/bin/python{version}"), key=_patch_level, reverse=True)
     on_path = shutil.which(f"python{version}")
     if on_path:
         found.append(Path(on_path))
+    found.extend(sorted(uv_python_dir().glob(f"cpython-{version}.*/bin/python{version}"), reverse=True))
     return found
 
 

@@ -2,43 +2,33 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from rawws.config import ServerConfig, from_env
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-UNIT = REPO_ROOT / "deploy" / "rawws.service"
-
-
-def directives(text: str) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith(("#", "[")):
-            name, _, value = line.partition("=")
-            found.setdefault(name, []).append(value)
-    return found
+from tests.systemd import INSTALL_PREFIX, REPO_ROOT, UNIT, directives, verify
 
 
 def test_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
-    analyze = shutil.which("systemd-analyze")
-    if analyze is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("systemd-analyze is required in CI (Debian's systemd package)")
-        pytest.skip("systemd-analyze not installed")
-    # The unit as shipped, with ExecStart pointing at this checkout's rawws (verify checks it exists).
-    rawws = Path(sys.executable).with_name("rawws")
-    assert rawws.exists(), "the rawws script of this environment"
+    # The unit as shipped, with the venv it runs from (/opt/rawws) being this environment's (verify checks
+    # that ExecStart exists; tests/test_wheel.py does the same with a venv the wheel was installed into).
+    assert Path(sys.prefix, "bin", "rawws").exists(), "the rawws script of this environment"
     unit = tmp_path / "rawws.service"
-    unit.write_text(UNIT.read_text().replace("/usr/local/bin/rawws", str(rawws)))
-    result = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60, check=False)
-    assert result.returncode == 0 and not result.stderr.strip(), result.stderr
+    unit.write_text(UNIT.read_text().replace(INSTALL_PREFIX, sys.prefix))
+    verify(unit)
+
+
+def test_the_unit_and_the_docs_install_the_same_way() -> None:
+    """The unit runs the venv the docs install into, and the docs install the unit the way its header says."""
+    unit = UNIT.read_text()
+    found = directives(unit)
+    assert found["ExecStart"] == [f"{INSTALL_PREFIX}/bin/rawws serve"]
+    assert found["Documentation"] == [f"file://{INSTALL_PREFIX}/share/doc/rawws/deploying.md"]
+    guide = (REPO_ROOT / "docs" / "deploying.md").read_text()
+    assert f"python3 -m venv {INSTALL_PREFIX}\n" in guide
+    install_line = f"install -m 644 {INSTALL_PREFIX}/share/rawws/rawws.service /etc/systemd/system/rawws.service"
+    assert install_line in guide and f"#   {install_line}\n" in unit
+    assert "@.service" not in unit  # it is no template
 
 
 def test_unit_hardening_and_settings() -> None:

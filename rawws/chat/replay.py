@@ -84,8 +84,8 @@ class SharedReads:
             del self._running[key]
             if task.cancelled():
                 future.cancel()
-            elif task.exception() is not None:
-                future.set_exception(task.exception())  # type: ignore[arg-type]
+            elif (failure := task.exception()) is not None:
+                future.set_exception(failure)
             else:
                 future.set_result(task.result())
             queued = self._next.pop(key, None)

@@ -100,7 +100,7 @@ class WebSocket:
             for frame in self._frames.received_frames():
                 opcode = frame.opcode
                 if opcode is _BINARY or opcode is _TEXT:
-                    payload: str | bytes = frame.payload  # type: ignore[assignment]  # wsproto: str for TEXT, bytes for BINARY
+                    payload: str | bytes = frame.payload  # type: ignore[assignment]  # wsproto 1.3: str for TEXT, bytes for BINARY
                     if frame.message_finished and not self._fragments:
                         message: str | bytes | None = payload
                     else:
@@ -109,13 +109,13 @@ class WebSocket:
                         yield MessageReceived(message)
                 elif opcode is _PING:
                     if self.state is State.OPEN:  # after our close, a ping gets no pong
-                        self._outgoing.append(self._frames.pong(frame.payload))  # type: ignore[arg-type]
+                        self._outgoing.append(self._frames.pong(frame.payload))  # type: ignore[arg-type]  # wsproto 1.3 (pinned in uv.lock) types Frame.payload as the union for every opcode
                 elif opcode is _PONG:
                     if frame.payload == self._pending_ping:
                         self._pending_ping = None
-                    yield PongReceived(bytes(frame.payload))  # type: ignore[arg-type]
+                    yield PongReceived(bytes(frame.payload))  # type: ignore[arg-type]  # wsproto 1.3 (pinned in uv.lock) types Frame.payload as the union for every opcode
                 elif opcode is _CLOSE:
-                    close: tuple[int, str] = frame.payload  # type: ignore[assignment]  # wsproto: (code, reason) for CLOSE
+                    close: tuple[int, str] = frame.payload  # type: ignore[assignment]  # wsproto 1.3: (code, reason) for CLOSE
                     code, reason = close
                     yield self._on_close(code, reason)
                     return
@@ -128,8 +128,8 @@ class WebSocket:
             return None
         parts, self._fragments = self._fragments, []
         if isinstance(data, str):
-            return "".join(parts)  # type: ignore[arg-type]
-        return b"".join(parts)  # type: ignore[arg-type]
+            return "".join(parts)  # type: ignore[arg-type]  # one message's fragments are all str or all bytes
+        return b"".join(parts)  # type: ignore[arg-type]  # (the list is typed for both)
 
     def _on_close(self, code: int, reason: str) -> Closed:
         self.close_transport = True
@@ -171,7 +171,7 @@ class WebSocket:
         """The frame bytes of one whole message (possibly a ``bytearray``: it goes straight to a transport)."""
         if self.state is not State.OPEN:
             raise ConnectionClosed(self.close_code, f"cannot send: connection is {self.state.value}")
-        return self._frames.send_data(message, True)  # type: ignore[return-value]
+        return self._frames.send_data(message, True)  # type: ignore[return-value]  # wsproto 1.3 says bytearray; frames.py's override may give bytes
 
     def ping(self, payload: bytes | None = None) -> bytes:
         """A ping frame; its payload is remembered so the matching pong clears it."""

@@ -42,7 +42,7 @@ class PerMessageDeflate(_WsprotoPerMessageDeflate):
         memory_level: int = DEFAULT_MEMORY_LEVEL,
         **params: object,
     ) -> None:
-        super().__init__(**params)  # type: ignore[arg-type]
+        super().__init__(**params)  # type: ignore[arg-type]  # wsproto 1.3 (pinned in uv.lock) types each keyword; we pass them through
         self.max_message_bytes = max_message_bytes
         self.shared = shared
         self.memory_level = memory_level

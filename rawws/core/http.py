@@ -11,6 +11,7 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
+from typing import Any
 from urllib.parse import parse_qs
 
 from rawws.errors import HttpError
@@ -43,9 +44,9 @@ class Request:
         return values[0] if values else None
 
     @classmethod
-    def from_target(cls, method: str, target: str, **fields: object) -> Request:
+    def from_target(cls, method: str, target: str, **fields: Any) -> Request:
         path, _, query = target.partition("?")
-        return cls(method=method, path=path, query=query, **fields)  # type: ignore[arg-type]
+        return cls(method=method, path=path, query=query, **fields)
 
 
 @dataclass(frozen=True, slots=True)

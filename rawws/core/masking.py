@@ -10,16 +10,17 @@ wsproto's own masker stays in place: slower, identical bytes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-apply_mask: Callable[[bytes | bytearray | memoryview, bytes | bytearray], bytes] | None
 try:
     from rawws.core._mask import apply_mask
-except ImportError:  # pragma: no cover - exercised only where no compiler was available
-    apply_mask = None
 
-#: True when the C masker is built; tests require it under CI=true.
-FAST_MASKING = apply_mask is not None
+    #: True when the C masker is built; tests require it under CI=true.
+    FAST_MASKING = True
+except ImportError:  # exercised where no compiler was available (tests/test_wheel.py)
+    FAST_MASKING = False
+
+    def apply_mask(data: bytes | bytearray | memoryview, key: bytes | bytearray) -> bytes:
+        """Never called: an ``Unmasker`` is only made when ``FAST_MASKING``."""
+        raise RuntimeError("rawws's C unmasker is not built")
 
 
 class Unmasker:
@@ -37,4 +38,4 @@ class Unmasker:
         rotation = len(data) & 3
         if rotation:  # the next chunk of this frame starts mid-key
             self._key = key[rotation:] + key[:rotation]
-        return apply_mask(data, key)  # type: ignore[misc]  # Unmasker is only made when FAST_MASKING: never None
+        return apply_mask(data, key)
