@@ -104,6 +104,15 @@ async def test_send_prints_what_the_server_said_first_then_the_reply(start_serve
     )
 
 
+async def test_chat_from_a_pipe_shows_the_replies_to_the_last_lines(start_server: StartServer):
+    """The end of input closes the chat; the echoes that come before the server answers the close are shown."""
+    server = await start_server()
+    url = f"ws://127.0.0.1:{server.port}/echo"
+    result = await rawws("chat", url, stdin=b"first\nsecond\n")
+    out = f"connected to {url} (compressed); Ctrl-D or /quit to leave\n< first\n< second\n"
+    assert result == (EXIT_OK, out, "")
+
+
 async def test_send_verbose_traces_each_frame_on_stderr(start_server: StartServer):
     server = await start_server()
     result = await rawws("send", "-v", f"ws://127.0.0.1:{server.port}/echo", "hello")

@@ -115,7 +115,9 @@ def _trace_for(terminal: Terminal) -> FrameTrace:
 async def chat_command(args: argparse.Namespace) -> None:
     """``rawws chat`` without the chat protocol: typed lines out, messages in, as raw text."""
     terminal = terminal_for()
-    ws = await connect(args.url, **_connect_options(args, trace=_trace_for(terminal)))
+    options = _connect_options(args, trace=_trace_for(terminal))
+    options["read_while_closing"] = True  # the replies to the last lines typed (or piped) are shown
+    ws = await connect(args.url, **options)
     compression = "compressed" if ws.compression else "uncompressed"
     subprotocol = f", subprotocol {ws.subprotocol}" if ws.subprotocol else ""
     print(f"connected to {where(args.url)} ({compression}{subprotocol}); Ctrl-D or /quit to leave", flush=True)

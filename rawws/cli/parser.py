@@ -249,7 +249,8 @@ def add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
         "chat",
         help="interactive client: type lines, see messages",
         description="Connect to URL and chat: with --user (or a token in the URL) in the rooms of the chat "
-        "protocol, else as a raw text client that sends each typed line and prints each message received. "
+        "protocol, else as a raw text client that sends each typed line and prints each message received "
+        "(those that arrive before the server answers our close too: the replies to piped lines). "
         "Ctrl-D, Ctrl-C or /quit close with 1000.",
         epilog=CHAT_URL_RULE + "\n" + CHAT_BEHAVIOUR + "\n" + TRACE_RULE + "\n" + CLIENT_EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -1,7 +1,8 @@
 """`rawws chat`'s sessions: a terminal tied to a connection, and, for the chat protocol, to its successors.
 
 ``chat()`` ties a terminal to a ``ClientConnection``: Ctrl-D, Ctrl-C or ``/quit``
-close with 1000; a connection that ends on its own is reported by the caller.
+close with 1000 (and every message received until the server answers is shown);
+a connection that ends on its own is reported by the caller.
 
 ``chat_session()`` does the same for the chat protocol (``rawws chat --user``),
 whose rules live in ``rawws.client.state`` (``ChatState``): it sends what the
@@ -75,6 +76,9 @@ async def chat(ws: ClientConnection, terminal: Terminal, message_format: Message
                 isinstance(item, Submit) and item.line.strip() == QUIT_COMMAND
             ):
                 await ws.close(NORMAL_CLOSURE)
+                # What came before the server's answer to our close is shown too (the replies
+                # to the last lines, with ``read_while_closing``): the receiver ends on its own.
+                await asyncio.wait([receiver])
                 return ChatEnd(ws.close_code or 1006, ws.close_reason, by_user=True)
             message = message_format.outgoing(item.line)
             if message is not None:
