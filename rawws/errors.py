@@ -17,6 +17,7 @@
     ├── SchemaTooNew               the database was written by a newer rawws
     ├── StoreUnavailable           the database did not answer: not done, may be tried again
     ├── AuthFailed                 the client's login or ticket request was refused: status, message
+    ├── NotTheChat                 a chat client's WebSocket did not open with the chat's welcome
     └── ClientFailure              a client command ends with this exit code and one line on stderr
 
 Errors that carry their wire answer (h11's ``error_status_hint``, wsproto's
@@ -39,6 +40,7 @@ __all__ = [
     "HttpError",
     "InvalidHandshake",
     "InvalidURI",
+    "NotTheChat",
     "RawwsError",
     "SchemaTooNew",
     "StoreUnavailable",
@@ -153,6 +155,15 @@ class AuthFailed(RawwsError):
     def retryable(self) -> bool:
         """Too many logins (429) or a server error may pass; a wrong password does not."""
         return self.status is not None and (self.status == 429 or self.status >= 500)
+
+
+class NotTheChat(RawwsError):
+    """The chat opens every connection with a ``welcome``; this one opened with ``first`` instead
+    (``None``: nothing within the timeout), so it is another WebSocket, such as ``/echo``."""
+
+    def __init__(self, first: str | bytes | None) -> None:
+        super().__init__("the WebSocket did not open with the chat's welcome")
+        self.first = first
 
 
 class ClientFailure(RawwsError):

@@ -15,6 +15,7 @@ import json
 import os
 import socket
 import struct
+import sys
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -251,6 +252,42 @@ async def wait_for_condition(predicate: Callable[[], Any], *, timeout: float = T
             return result
     except TimeoutError:
         raise AssertionError(f"{what or predicate} not reached within {timeout}s") from None
+
+
+# -- the rawws command, as a user runs it ------------------------------------------------
+
+CLI_WAIT_S = 20.0  # the bound on one `python -m rawws …` run, its start included; nothing should come near it
+
+
+def client_env(password: str | None = None) -> dict[str, str]:
+    """This environment with ``RAWWS_PASSWORD`` set to ``password`` (or unset), for a client process."""
+    env = {key: value for key, value in os.environ.items() if key != "RAWWS_PASSWORD"}
+    env.update(TERM="xterm", PYTHONUNBUFFERED="1")
+    if password is not None:
+        env["RAWWS_PASSWORD"] = password
+    return env
+
+
+async def rawws(
+    *args: str, stdin: bytes | None = None, password: str | None = None, wait: float = CLI_WAIT_S
+) -> tuple[int, str, str]:
+    """Run ``python -m rawws ARGS`` without a terminal, within ``wait`` seconds; exit code, stdout and stderr."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "rawws", *args,
+        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=client_env(password),
+        start_new_session=True,  # no controlling terminal: a password prompt cannot hang the test
+    )  # fmt: skip
+    try:
+        out, err = await asyncio.wait_for(process.communicate(stdin), wait)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
 
 
 # -- the account flow over that client ---------------------------------------------

@@ -49,7 +49,8 @@ from rawws.errors import AuthFailed, HandshakeRejected, InvalidHandshake, Invali
 from rawws.server.server import Server
 from tests.chat_client import chat_handler
 from tests.conftest import StartServer
-from tests.helpers import registered_token
+from tests.helpers import client_env, registered_token
+from tests.helpers import rawws as run_rawws
 
 WAIT_S = 20.0  # the bound on every wait here (a process start included); nothing should come near it
 PASSWORD = "correct horse battery"
@@ -412,14 +413,6 @@ class Peer:
         return (await self.wait_for("history", room=room))["messages"]
 
 
-def client_env(password: str | None = PASSWORD) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if key != "RAWWS_PASSWORD"}
-    env.update(TERM="xterm", PYTHONUNBUFFERED="1")
-    if password is not None:
-        env["RAWWS_PASSWORD"] = password
-    return env
-
-
 def spawn_chat(*args: str, password: str | None = PASSWORD) -> pexpect.spawn:
     child = pexpect.spawn(
         sys.executable,
@@ -453,23 +446,8 @@ async def finish(child: pexpect.spawn) -> int:
 
 
 async def rawws(*args: str, stdin: bytes | None = None, password: str | None = PASSWORD) -> tuple[int, str, str]:
-    """Run ``python -m rawws ARGS`` without a terminal; exit code, stdout and stderr."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "rawws", *args,
-        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=client_env(password),
-        start_new_session=True,  # no controlling terminal: a password prompt cannot hang the test
-    )  # fmt: skip
-    try:
-        out, err = await asyncio.wait_for(process.communicate(stdin), WAIT_S)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    """``tests.helpers.rawws``, logged in as the test users are unless told otherwise."""
+    return await run_rawws(*args, stdin=stdin, password=password, wait=WAIT_S)
 
 
 async def test_two_users_chat_join_who_and_history_in_terminals(start_server: StartServer):

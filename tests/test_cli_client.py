@@ -26,7 +26,7 @@ from rawws.core.handshake import accept_key
 from rawws.server.server import Server
 from rawws.server.session import WebSocketSession
 from tests.conftest import StartServer
-from tests.helpers import wait_for_condition
+from tests.helpers import rawws, wait_for_condition
 
 WAIT_S = 20.0  # the bound on every wait here (a process start included); nothing should come near it
 
@@ -55,24 +55,6 @@ async def recording_server(start_server: StartServer, **settings: object) -> tup
     recorder = Recorder()
     server.add_websocket("/record", recorder)
     return server, recorder
-
-
-async def rawws(*args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
-    """Run ``python -m rawws ARGS``; exit code, stdout and stderr."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "rawws", *args,
-        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        out, err = await asyncio.wait_for(process.communicate(stdin), WAIT_S)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 @pytest.fixture

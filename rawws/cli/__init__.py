@@ -4,6 +4,8 @@
   serve.py            `rawws serve`: flags → ServerConfig, logging, run until a signal
   workers.py          `rawws serve --workers N`: N processes on one port (SO_REUSEPORT)
   client_commands.py  `rawws send` and `rawws chat`: the commands and their failures
+  mistakes.py         the one line each failure prints: what is wrong, and what to type instead
+  output.py           what `rawws send` prints of its replies, and the -v frame trace
   exits.py            the client commands' exit codes
 
 This module only dispatches; the names others use (the bench server, the tests) are re-exported here.
@@ -66,5 +68,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:  # at the password prompt
             print(file=sys.stderr)
             return EXIT_INTERRUPTED
-        return run_client_command(coroutine, args.url, args.timeout)
+        return run_client_command(coroutine, args)
     parser.error(f"unknown command {args.command}")

@@ -1,7 +1,9 @@
 """`rawws send` and `rawws chat`: connect, log in, talk, and turn every expected failure into an exit code.
 
 Each command raises `ClientFailure` (or lets a known exception through) and `run_client_command` maps it
-to one line on stderr and its exit code: a user never sees a traceback for a bad URL or a refused upgrade.
+to one line on stderr and its exit code: a user never sees a traceback for a bad URL or a refused upgrade,
+and the line names the fix (`rawws.cli.mistakes`). `rawws send` prints what comes back, `-v` every frame
+(`rawws.cli.output`).
 """
 
 from __future__ import annotations
@@ -10,12 +12,12 @@ import argparse
 import asyncio
 import getpass
 import os
-import ssl
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from rawws.chat.protocol import DEFAULT_ROOM, join_frame, say_frame
+from rawws.cli import mistakes
 from rawws.cli.exits import (
     EXIT_CANNOT_CONNECT,
     EXIT_CLOSED_WITH_ERROR,
@@ -26,21 +28,26 @@ from rawws.cli.exits import (
     EXIT_TIMEOUT,
     EXIT_USAGE,
 )
+from rawws.cli.mistakes import closed_message, where
+from rawws.cli.output import Replies, trace_line, trace_to_stderr
 from rawws.cli.parser import PASSWORD_VARIABLE
 from rawws.client.chat_login import ChatLogin
 from rawws.client.commands import check_text
 from rawws.client.connection import OK_CLOSE_CODES, ClientConnection, ConnectionClosed, ConnectOptions, connect
-from rawws.client.reconnect import Backoff, describe
+from rawws.client.reconnect import Backoff
 from rawws.client.session import chat, chat_session
-from rawws.client.state import ChatState, NotStored, send_outcome
+from rawws.client.state import ChatState, NotStored, is_welcome, send_outcome
 from rawws.client.target import chat_target, url_credential
-from rawws.client.terminal import terminal_for
+from rawws.client.terminal import RawTerminal, Terminal, terminal_for
 from rawws.config import DEFAULT_MAX_MESSAGE_BYTES
-from rawws.core.client_handshake import parse_uri
-from rawws.errors import AuthFailed, ClientFailure, HandshakeRejected, InvalidHandshake, InvalidURI
+from rawws.core.trace import FrameTrace
+from rawws.errors import AuthFailed, ClientFailure, HandshakeRejected, InvalidHandshake, InvalidURI, NotTheChat
 
 
-def _connect_options(args: argparse.Namespace, secure: bool | None = None) -> ConnectOptions:
+def _connect_options(
+    args: argparse.Namespace, secure: bool | None = None, trace: FrameTrace = trace_to_stderr
+) -> ConnectOptions:
+    """``connect``'s options from the flags; ``-v`` traces every frame to ``trace``."""
     if secure is None:
         secure = args.url.lower().startswith("wss:")
     return {
@@ -51,6 +58,7 @@ def _connect_options(args: argparse.Namespace, secure: bool | None = None) -> Co
         "open_timeout": args.timeout,
         "close_timeout": args.timeout,
         "insecure": args.insecure and secure,
+        "trace": trace if args.verbose else None,
     }
 
 
@@ -69,32 +77,60 @@ def _message_from(args: argparse.Namespace) -> str | bytes:
 
 
 async def send_command(args: argparse.Namespace, message: str | bytes) -> None:
-    """``rawws send`` without ``--user``: one raw message, then a normal close (checked, for the exit code)."""
-    ws = await connect(args.url, **_connect_options(args))
+    """``rawws send`` without ``--user``: one raw message, then a normal close (checked, for the exit code).
+
+    Every message received until the server answers our close is printed: the
+    replies to MESSAGE (an echo arrives before the close's answer, since a
+    server answers frames in order) and anything the server said first.
+    """
+    options = _connect_options(args)
+    options["read_while_closing"] = True
+    ws = await connect(args.url, **options)
+    printer = asyncio.create_task(_print_replies(ws, Replies()))
     try:
         async with asyncio.timeout(args.timeout):
             await ws.send(message)
     finally:
         await ws.close()
+        await printer  # it ends once the last message received is printed
     _check_close(ws)
+
+
+async def _print_replies(ws: ClientConnection, replies: Replies) -> None:
+    """Every message, as it comes, until the connection is over (``recv`` keeps those that came after our close)."""
+    while True:
+        try:
+            replies.show(await ws.recv())
+        except ConnectionClosed:
+            return
+
+
+def _trace_for(terminal: Terminal) -> FrameTrace:
+    """``chat -v``: on a terminal in raw mode, frames print above the prompt line like messages do."""
+    if isinstance(terminal, RawTerminal) and sys.stderr.isatty():
+        return lambda frame: terminal.show(trace_line(frame))
+    return trace_to_stderr
 
 
 async def chat_command(args: argparse.Namespace) -> None:
     """``rawws chat`` without the chat protocol: typed lines out, messages in, as raw text."""
-    ws = await connect(args.url, **_connect_options(args))
+    terminal = terminal_for()
+    options = _connect_options(args, trace=_trace_for(terminal))
+    options["read_while_closing"] = True  # the replies to the last lines typed (or piped) are shown
+    ws = await connect(args.url, **options)
     compression = "compressed" if ws.compression else "uncompressed"
     subprotocol = f", subprotocol {ws.subprotocol}" if ws.subprotocol else ""
-    print(f"connected to {_where(args.url)} ({compression}{subprotocol}); Ctrl-D or /quit to leave", flush=True)
+    print(f"connected to {where(args.url)} ({compression}{subprotocol}); Ctrl-D or /quit to leave", flush=True)
     try:
-        end = await chat(ws, terminal_for())
+        end = await chat(ws, terminal)
     finally:
         await ws.close()
     if end.by_user:
         _check_close(ws)
         return
     if end.code not in OK_CLOSE_CODES:
-        raise ClientFailure(EXIT_CLOSED_WITH_ERROR, _closed_message(end.code, end.reason))
-    print(_closed_message(end.code, end.reason), file=sys.stderr)
+        raise ClientFailure(EXIT_CLOSED_WITH_ERROR, closed_message(end.code, end.reason))
+    print(closed_message(end.code, end.reason), file=sys.stderr)
 
 
 # -- the chat protocol: logging in, tickets, `send --user`, `chat --user` ------------------------
@@ -126,29 +162,41 @@ def read_password(user: str) -> str:
 
 
 def _chat_opener(
-    args: argparse.Namespace, password: str | None
+    args: argparse.Namespace, password: str | None, trace: FrameTrace = trace_to_stderr
 ) -> tuple[Callable[[], Awaitable[ClientConnection]], bool, str]:
     """How to open the chat WebSocket; whether it can be opened again; where it goes (printable)."""
     if args.user:
         target = chat_target(args.url)
         assert password is not None
         login = ChatLogin(target, args.user, password, args.timeout, args.insecure)
-        options = _connect_options(args, secure=target.secure)
+        options = _connect_options(args, secure=target.secure, trace=trace)
         return (lambda: login.open(options)), True, f"{target.display} as {args.user}"
-    options = _connect_options(args)
+    options = _connect_options(args, trace=trace)
     reusable = url_credential(args.url) == "token"
-    return (lambda: connect(args.url, **options)), reusable, _where(args.url)
+    return (lambda: connect(args.url, **options)), reusable, where(args.url)
 
 
 async def send_chat_command(args: argparse.Namespace, text: str, password: str) -> None:
-    """``rawws send --user``: log in, join, say, wait for the ack, close with 1000."""
+    """``rawws send --user``: log in, join, check the welcome came first, say, wait for the ack, close with 1000.
+
+    The chat's welcome comes with the 101, so checking for it costs nothing; a
+    URL that names another WebSocket fails at once with ``NotTheChat`` (``/echo``
+    echoes the join back) instead of timing out, and MESSAGE is not sent there.
+    """
     open_ws, _, _ = _chat_opener(args, password)
     room = args.room or DEFAULT_ROOM
     ref = "send"
     ws = await open_ws()
     try:
+        await ws.send(join_frame(room))
+        try:
+            async with asyncio.timeout(args.timeout):
+                first = await ws.recv()
+        except TimeoutError:
+            raise NotTheChat(None) from None
+        if not is_welcome(first):
+            raise NotTheChat(first)
         async with asyncio.timeout(args.timeout):
-            await ws.send(join_frame(room))
             await ws.send(say_frame(room, text, ref))
             outcome = None
             while outcome is None:
@@ -162,7 +210,8 @@ async def send_chat_command(args: argparse.Namespace, text: str, password: str) 
 
 async def chat_protocol_command(args: argparse.Namespace, password: str | None) -> None:
     """``rawws chat --user`` (or with a token in the URL): rooms, commands, reconnects."""
-    open_ws, reusable, where = _chat_opener(args, password)
+    terminal = terminal_for()
+    open_ws, reusable, place = _chat_opener(args, password, _trace_for(terminal))
     state = ChatState(args.room or DEFAULT_ROOM)  # before connecting: a bad room is a usage error
     backoff = Backoff(
         initial_s=args.reconnect_delay,
@@ -171,8 +220,8 @@ async def chat_protocol_command(args: argparse.Namespace, password: str | None) 
     )
     ws = await open_ws()
     compression = "compressed" if ws.compression else "uncompressed"
-    print(f"connected to {where} ({compression}); /help lists commands, Ctrl-D or /quit to leave", flush=True)
-    end = await chat_session(ws, terminal_for(), state, open_ws if reusable else None, backoff)
+    print(f"connected to {place} ({compression}); /help lists commands, Ctrl-D or /quit to leave", flush=True)
+    end = await chat_session(ws, terminal, state, open_ws if reusable else None, backoff)
     if end.by_user:
         if end.close_timed_out:
             raise ClientFailure(EXIT_TIMEOUT, "timed out: the server did not answer our close frame")
@@ -180,61 +229,42 @@ async def chat_protocol_command(args: argparse.Namespace, password: str | None) 
     if end.gave_up is not None:
         raise ClientFailure(
             EXIT_CLOSED_WITH_ERROR,
-            f"{_closed_message(end.code, end.reason)}; gave up reconnecting after "
+            f"{closed_message(end.code, end.reason)}; gave up reconnecting after "
             f"{backoff.attempts} attempt{'s' if backoff.attempts != 1 else ''} ({end.gave_up})",
         )
     if end.code not in OK_CLOSE_CODES:
-        raise ClientFailure(EXIT_CLOSED_WITH_ERROR, _closed_message(end.code, end.reason))
-    print(_closed_message(end.code, end.reason), file=sys.stderr)
+        raise ClientFailure(EXIT_CLOSED_WITH_ERROR, closed_message(end.code, end.reason))
+    print(closed_message(end.code, end.reason), file=sys.stderr)
 
 
 def _check_close(ws: ClientConnection) -> None:
     if ws.close_timed_out:
         raise ClientFailure(EXIT_TIMEOUT, "timed out: the server did not answer our close frame")
     if ws.close_code not in OK_CLOSE_CODES:
-        raise ClientFailure(EXIT_CLOSED_WITH_ERROR, _closed_message(ws.close_code, ws.close_reason))
+        raise ClientFailure(EXIT_CLOSED_WITH_ERROR, closed_message(ws.close_code, ws.close_reason))
 
 
-def _closed_message(code: int | None, reason: str) -> str:
-    return f"connection closed: {code} {reason}".rstrip()
-
-
-def _where(url: str) -> str:
-    """The URL to show: scheme, host, port and path, never the query (it may hold a token)."""
-    try:
-        return parse_uri(url).display
-    except InvalidURI:
-        pass
-    try:
-        return chat_target(url).display
-    except InvalidURI:
-        return url.partition("?")[0]
-
-
-def run_client_command(coroutine: Coroutine[Any, Any, None], url: str, timeout: float) -> int:
-    """Run a client command; every expected failure becomes one line on stderr and its exit code."""
+def run_client_command(coroutine: Coroutine[Any, Any, None], args: argparse.Namespace) -> int:
+    """Run a client command; every expected failure becomes one line on stderr (naming the fix) and its exit code."""
     try:
         try:
             asyncio.run(coroutine)
         except InvalidURI as exc:
-            raise ClientFailure(EXIT_USAGE, str(exc)) from None
+            raise ClientFailure(EXIT_USAGE, mistakes.bad_url(exc, args)) from None
         except HandshakeRejected as exc:
-            detail = exc.body.decode("utf-8", "replace").strip().splitlines()
-            body = f": {detail[0][:200]}" if detail else ""
-            status = f"HTTP {exc.status} {exc.reason}".rstrip()
-            raise ClientFailure(EXIT_REFUSED, f"upgrade refused: {status}{body}") from None
+            raise ClientFailure(EXIT_REFUSED, mistakes.refused(exc, args)) from None
         except InvalidHandshake as exc:
-            raise ClientFailure(EXIT_REFUSED, f"handshake failed: {exc}") from None
+            raise ClientFailure(EXIT_REFUSED, mistakes.no_answer(exc, args)) from None
+        except NotTheChat as exc:
+            raise ClientFailure(EXIT_REFUSED, mistakes.not_the_chat(exc, args)) from None
         except AuthFailed as exc:
-            raise ClientFailure(EXIT_REFUSED, exc.message) from None
+            raise ClientFailure(EXIT_REFUSED, mistakes.login_refused(exc, args)) from None
         except TimeoutError:
-            raise ClientFailure(EXIT_TIMEOUT, f"timed out after {timeout:g}s ({_where(url)})") from None
+            raise ClientFailure(EXIT_TIMEOUT, f"timed out after {args.timeout:g}s ({where(args.url)})") from None
         except ConnectionClosed as exc:
-            raise ClientFailure(EXIT_CLOSED_WITH_ERROR, _closed_message(exc.code, exc.reason)) from None
-        except ssl.SSLError as exc:
-            raise ClientFailure(EXIT_CANNOT_CONNECT, f"could not connect to {_where(url)}: TLS: {exc}") from None
-        except OSError as exc:
-            raise ClientFailure(EXIT_CANNOT_CONNECT, f"could not connect to {_where(url)}: {describe(exc)}") from None
+            raise ClientFailure(EXIT_CLOSED_WITH_ERROR, closed_message(exc.code, exc.reason)) from None
+        except OSError as exc:  # ssl.SSLError included
+            raise ClientFailure(EXIT_CANNOT_CONNECT, mistakes.cannot_connect(exc, args)) from None
         except ValueError as exc:  # e.g. a header the handshake sets itself
             raise ClientFailure(EXIT_USAGE, str(exc)) from None
     except KeyboardInterrupt:

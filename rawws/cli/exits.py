@@ -21,7 +21,7 @@ exit codes:
   {EXIT_USAGE}  usage error (bad arguments or URL)
   {EXIT_CANNOT_CONNECT}  could not connect (name resolution, TCP, TLS)
   {EXIT_REFUSED}  the server refused the upgrade (HTTP status shown) or answered it wrongly,
-     or refused the login (--user)
+     or refused the login (--user), or is not the chat (--user: no welcome)
   {EXIT_TIMEOUT}  timed out (connecting, the handshake, or the closing handshake)
   {EXIT_CLOSED_WITH_ERROR}  the connection closed with an error code (shown), or was lost
      (chat: and reconnecting gave up)

@@ -190,6 +190,23 @@ SEND_URL_RULE = CHAT_URL_RULE.split("  without --user")[0] + """\
                      as one raw message (no chat protocol).
 """
 
+SEND_OUTPUT = """\
+output (without --user):
+  Every message received before the connection ends -- the replies to MESSAGE, which
+  arrive before the server answers our close, and anything the server said first -- is
+  printed on stdout, one per line: text as it came (control characters shown as ^X when
+  stdout is a terminal), binary as hex (`xxd -r -p` gives back the bytes). Nothing else
+  goes to stdout. With --user nothing is printed: the exit code says whether the message
+  was stored.
+"""
+
+TRACE_RULE = """\
+-v, --verbose:
+  Each frame, as it is sent (>) or received (<), on stderr: "> text 5 B: hello",
+  "< binary 3 B: 00 ff 0a", "> ping 4 B: 1a 2b 3c 4d", "< close 1000 (normal closure)".
+  Sizes are of the data (after inflating, before compressing); long data is cut short.
+"""
+
 CHAT_BEHAVIOUR = """\
 chat protocol:
   Joins --room (default lobby). Messages show as "HH:MM [room] user: text", presence as
@@ -210,9 +227,10 @@ def add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     send = commands.add_parser(
         "send",
         help="send one message and close",
-        description="Connect to URL, send MESSAGE, close with 1000. With --user NAME: log in, join "
-        "--room (default lobby), say MESSAGE there, wait for the server's ack, close with 1000.",
-        epilog=SEND_URL_RULE + "\n" + SEND_EXIT_CODES,
+        description="Connect to URL, send MESSAGE, close with 1000, and print every message received "
+        "meanwhile (the replies). With --user NAME: log in, join --room (default lobby), say MESSAGE there, "
+        "wait for the server's ack, close with 1000.",
+        epilog=SEND_URL_RULE + "\n" + SEND_OUTPUT + "\n" + TRACE_RULE + "\n" + SEND_EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     send.add_argument("url", metavar="URL", help="the server (with --user) or a ws:// or wss:// URL")
@@ -231,9 +249,10 @@ def add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
         "chat",
         help="interactive client: type lines, see messages",
         description="Connect to URL and chat: with --user (or a token in the URL) in the rooms of the chat "
-        "protocol, else as a raw text client that sends each typed line and prints each message received. "
+        "protocol, else as a raw text client that sends each typed line and prints each message received "
+        "(those that arrive before the server answers our close too: the replies to piped lines). "
         "Ctrl-D, Ctrl-C or /quit close with 1000.",
-        epilog=CHAT_URL_RULE + "\n" + CHAT_BEHAVIOUR + "\n" + CLIENT_EXIT_CODES,
+        epilog=CHAT_URL_RULE + "\n" + CHAT_BEHAVIOUR + "\n" + TRACE_RULE + "\n" + CLIENT_EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     chat.add_argument("url", metavar="URL", help="the server (with --user) or a ws:// or wss:// URL")
@@ -345,6 +364,9 @@ def _add_connection_options(command: argparse.ArgumentParser) -> None:
         default=None,
         metavar="SIZE",
         help="largest message accepted (default 1MiB; more is closed with 1009)",
+    )
+    command.add_argument(
+        "-v", "--verbose", action="store_true", help="show each frame sent and received on stderr (see below)"
     )
     command.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 

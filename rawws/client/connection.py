@@ -24,7 +24,12 @@ events. This module only moves bytes and keeps time:
   queued ahead of the pong, which shows the server is alive).
 * **Closing.** ``close()`` sends a close frame and waits up to ``close_timeout``
   for the server's answer and for the server to close TCP (RFC 6455 §7.1.1),
-  then drops the connection itself.
+  then drops the connection itself. Messages that arrive after our close frame
+  are dropped, unless ``read_while_closing``: then ``recv()`` returns them
+  (the replies to what was sent before the close, as ``rawws send`` prints
+  them); read them while ``close()`` runs, since their queue has no bound then.
+* **Tracing.** ``trace`` is called with each frame sent or received
+  (``rawws.core.trace.TracedFrame``), as ``rawws send -v`` shows them.
 
 Errors: ``HandshakeRejected`` (HTTP status, headers, body) and
 ``InvalidHandshake`` from ``client_handshake``; ``ConnectionClosedOK`` after a
@@ -52,7 +57,8 @@ from rawws.client.protocol import (
     ClientConnection,
 )
 from rawws.config import DEFAULT_MAX_MESSAGE_BYTES
-from rawws.core.client_handshake import ClientHandshake, WebSocketURI, parse_uri
+from rawws.core.client_handshake import ClientHandshake, ClientUpgrade, WebSocketURI, parse_uri
+from rawws.core.trace import FrameTrace
 from rawws.errors import (
     ConnectionClosed,
     ConnectionClosedError,
@@ -110,6 +116,30 @@ class ConnectOptions(TypedDict, total=False):
     close_timeout: float
     ssl: ssl_module.SSLContext | None
     insecure: bool
+    read_while_closing: bool
+    trace: FrameTrace | None
+
+
+class _WatchedConnection(ClientConnection):
+    """A ``ClientConnection`` whose core keeps the messages that come after our close, or traces its frames.
+
+    Set on the core as soon as it exists: ``_start`` leaves the frames that came
+    with the 101 to a later turn of the loop, so none is parsed before this.
+    """
+
+    def __init__(
+        self, handshake: ClientHandshake, *, read_while_closing: bool, trace: FrameTrace | None, **options: Any
+    ) -> None:
+        super().__init__(handshake, **options)
+        self._read_while_closing = read_while_closing
+        self._trace = trace
+
+    def _start(self, upgrade: ClientUpgrade) -> None:
+        super()._start(upgrade)
+        assert self.ws is not None
+        self.ws.receive_while_closing = self._read_while_closing
+        if self._trace is not None:
+            self.ws.trace_frames(self._trace)
 
 
 class connect:  # used like a function: `await connect(...)` or `async with connect(...)`
@@ -122,6 +152,7 @@ class connect:  # used like a function: `await connect(...)` or `async with conn
     inflation (more is closed with 1009; ``None``: no limit). For ``wss://``
     the server's certificate is checked against the system CAs; pass
     ``ssl=`` a context of your own, or ``insecure=True`` to check nothing.
+    ``read_while_closing`` and ``trace``: see the module's docstring.
     """
 
     def __init__(
@@ -139,6 +170,8 @@ class connect:  # used like a function: `await connect(...)` or `async with conn
         close_timeout: float = DEFAULT_CLOSE_TIMEOUT_S,
         ssl: ssl_module.SSLContext | None = None,
         insecure: bool = False,
+        read_while_closing: bool = False,
+        trace: FrameTrace | None = None,
     ) -> None:
         if compression not in ("deflate", None):
             raise ValueError(f"unsupported compression {compression!r}: use 'deflate' or None")
@@ -159,6 +192,8 @@ class connect:  # used like a function: `await connect(...)` or `async with conn
         self.open_timeout = open_timeout
         self._ssl = ssl
         self._insecure = insecure
+        self._read_while_closing = read_while_closing
+        self._trace = trace
         self._connection: ClientConnection | None = None
 
     def _handshake(self) -> ClientHandshake:
@@ -178,13 +213,18 @@ class connect:  # used like a function: `await connect(...)` or `async with conn
 
     async def _open(self) -> ClientConnection:
         loop = asyncio.get_running_loop()
-        connection = ClientConnection(
-            self._handshake(),
-            max_queue=self._max_queue,
-            ping_interval=self._ping_interval,
-            ping_timeout=self._ping_timeout,
-            close_timeout=self._close_timeout,
-        )
+        options: dict[str, Any] = {
+            "max_queue": self._max_queue,
+            "ping_interval": self._ping_interval,
+            "ping_timeout": self._ping_timeout,
+            "close_timeout": self._close_timeout,
+        }
+        if self._read_while_closing or self._trace is not None:
+            connection: ClientConnection = _WatchedConnection(
+                self._handshake(), read_while_closing=self._read_while_closing, trace=self._trace, **options
+            )
+        else:
+            connection = ClientConnection(self._handshake(), **options)
         context = self._ssl_context()
         try:
             async with asyncio.timeout(self.open_timeout):

@@ -1,7 +1,8 @@
 """`rawws chat`'s sessions: a terminal tied to a connection, and, for the chat protocol, to its successors.
 
 ``chat()`` ties a terminal to a ``ClientConnection``: Ctrl-D, Ctrl-C or ``/quit``
-close with 1000; a connection that ends on its own is reported by the caller.
+close with 1000 (and every message received until the server answers is shown);
+a connection that ends on its own is reported by the caller.
 
 ``chat_session()`` does the same for the chat protocol (``rawws chat --user``),
 whose rules live in ``rawws.client.state`` (``ChatState``): it sends what the
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from rawws.client.commands import Quit, parse_input
 from rawws.client.protocol import ClientConnection
 from rawws.client.reconnect import Backoff, describe, retryable, should_reconnect
-from rawws.client.state import ChatState, Output
+from rawws.client.state import ChatState, Output, is_welcome
 from rawws.client.terminal import (
     QUIT_COMMAND,
     EndOfInput,
@@ -33,7 +34,7 @@ from rawws.client.terminal import (
     Terminal,
 )
 from rawws.core.closecodes import ABNORMAL_CLOSURE, NORMAL_CLOSURE
-from rawws.errors import ConnectionClosed
+from rawws.errors import ConnectionClosed, NotTheChat
 
 # -- the chat session ------------------------------------------------------------------------
 
@@ -75,6 +76,9 @@ async def chat(ws: ClientConnection, terminal: Terminal, message_format: Message
                 isinstance(item, Submit) and item.line.strip() == QUIT_COMMAND
             ):
                 await ws.close(NORMAL_CLOSURE)
+                # What came before the server's answer to our close is shown too (the replies
+                # to the last lines, with ``read_while_closing``): the receiver ends on its own.
+                await asyncio.wait([receiver])
                 return ChatEnd(ws.close_code or 1006, ws.close_reason, by_user=True)
             message = message_format.outgoing(item.line)
             if message is not None:
@@ -141,7 +145,8 @@ class ChatSession:
     ``should_reconnect`` accepts, on ``backoff``'s schedule; the count of
     attempts starts over once a new connection has every room re-joined.
     A failure that ``retryable`` refuses (a refused upgrade, a wrong password)
-    is raised from ``run``.
+    is raised from ``run``, and so is ``NotTheChat`` when a connection's first
+    frame is not the chat's welcome (the URL names another WebSocket, e.g. ``/echo``).
     """
 
     def __init__(
@@ -167,6 +172,7 @@ class ChatSession:
         self._reconnector: asyncio.Task[None] | None = None
         self._acked = asyncio.Event()
         self._last_close: tuple[int, str] = (ABNORMAL_CLOSURE, "")
+        self._not_the_chat: NotTheChat | None = None  # raised even by a quit already under way
 
     async def run(self, ws: ClientConnection) -> ChatEnd:
         loop = asyncio.get_running_loop()
@@ -217,8 +223,14 @@ class ChatSession:
         await self._apply(self.state.on_connected())
 
     async def _receive(self, ws: ClientConnection) -> None:
+        first = True
         try:
             async for message in ws:
+                if first and not is_welcome(message):
+                    self._not_the_chat = NotTheChat(message)
+                    self._inbox.put_nowait(_ReconnectFailed(self._not_the_chat))
+                    return
+                first = False
                 self._show(self.state.receive(message).show)
                 if not self.state.pending:
                     self._acked.set()
@@ -296,6 +308,8 @@ class ChatSession:
                     async with asyncio.timeout(self.quit_ack_timeout):
                         await self._acked.wait()
         await ws.close(NORMAL_CLOSURE)
+        if self._not_the_chat is not None:  # found while waiting for acks that will never come
+            raise self._not_the_chat
         self._show(self.state.on_disconnected(quitting=True).show)  # says still without an ack
         return ChatEnd(
             ws.close_code or ABNORMAL_CLOSURE, ws.close_reason, by_user=True, close_timed_out=ws.close_timed_out

@@ -9,6 +9,8 @@ screen lines out, so every rule is tested without a server. The asyncio edge is
   and the ``since`` to re-join with after a dropped connection.
 * ``ChatState``: the client's state machine over all of the above.
 * ``send_outcome``: the one answer `rawws send --user` waits for.
+* ``is_welcome``: the chat's first frame on every connection, which tells the
+  chat from another WebSocket (``/echo`` would echo our join back instead).
 
 Own messages are not echoed locally: a typed line shows up when the server's
 ``message`` with its id arrives (the ``ack`` before it only clears it from the
@@ -385,6 +387,17 @@ class NotStored:
 
     code: str
     message: str
+
+
+def is_welcome(data: str | bytes) -> bool:
+    """The chat's ``welcome``, which it sends first on every connection, before anything we send is answered."""
+    if isinstance(data, bytes):
+        return False
+    try:
+        frame = json.loads(data)
+    except ValueError:
+        return False
+    return isinstance(frame, dict) and frame.get("type") == "welcome"
 
 
 def send_outcome(data: str | bytes, ref: str) -> Stored | NotStored | None:

@@ -11,7 +11,10 @@ than the rest of the edge. What it adds:
   the frames arrived, so an echo of a message is never sent after our close;
 * a failure (protocol error, bad UTF-8, too big) becomes our close frame with
   the code wsproto chose and a request to drop TCP; nothing more is parsed;
-* keepalive bookkeeping: which ping is outstanding and since when.
+* keepalive bookkeeping: which ping is outstanding and since when;
+* for a client that asks: the messages that arrive after its close frame
+  (``receive_while_closing``), and every frame reported (``trace_frames``,
+  ``rawws.core.trace``).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from wsproto.frame_protocol import Opcode, ParseFailed
 from rawws.core.closecodes import ABNORMAL_CLOSURE, NORMAL_CLOSURE
 from rawws.core.events import Closed, Event, MessageReceived, PongReceived
 from rawws.core.frames import TunedFrameProtocol
+from rawws.core.trace import FrameEngine, FrameTrace, TracingFrames
 from rawws.errors import ConnectionClosed
 
 # Looked up once: these are compared for every frame.
@@ -52,6 +56,7 @@ class WebSocket:
         "close_code",
         "close_reason",
         "close_transport",
+        "receive_while_closing",
     )
 
     def __init__(
@@ -63,7 +68,7 @@ class WebSocket:
     ) -> None:
         # The limit is checked on frame headers (``rawws.core.frames``) and on inflated bytes
         # (``PerMessageDeflate``, which the handshake built with the same limit).
-        self._frames = TunedFrameProtocol(client, extensions or [], max_message_bytes)
+        self._frames: FrameEngine = TunedFrameProtocol(client, extensions or [], max_message_bytes)
         self._outgoing: list[bytes | bytearray] = []
         self._fragments: list[str | bytes] = []
         self._pending_ping: bytes | None = None
@@ -72,6 +77,13 @@ class WebSocket:
         self.close_reason = ""
         #: True once the edge should drop TCP (after writing what is pending).
         self.close_transport = False
+        #: Messages that arrive after our close frame are delivered too (they answer what was sent
+        #: before it), not dropped; the edge that sets this reads them while it waits for the close.
+        self.receive_while_closing = False
+
+    def trace_frames(self, trace: FrameTrace) -> None:
+        """Report every frame sent or received from now on to ``trace`` (``rawws send -v``)."""
+        self._frames = TracingFrames(self._frames, trace)
 
     # -- bytes in, events out -------------------------------------------------
 
@@ -105,7 +117,7 @@ class WebSocket:
                         message: str | bytes | None = payload
                     else:
                         message = self._reassemble(payload, frame.message_finished)
-                    if message is not None and self.state is State.OPEN:
+                    if message is not None and (self.state is State.OPEN or self.receive_while_closing):
                         yield MessageReceived(message)
                 elif opcode is _PING:
                     if self.state is State.OPEN:  # after our close, a ping gets no pong
