@@ -82,7 +82,7 @@ def require_browser() -> None:
     """Skip without Playwright or Chromium, except in CI (``CI=true``), where that is a failure."""
     missing = []
     if async_playwright is None:
-        missing.append("the playwright package (pip install -e '.[test]')")
+        missing.append("the playwright package (`make sync-dev` installs the locked test group)")
     if not os.access(CHROMIUM, os.X_OK):
         missing.append(f"{CHROMIUM} (apt-get install chromium)")
     if missing:
