@@ -16,6 +16,10 @@
     ├── UsernameTaken              registration of a name that exists (case-insensitively)
     ├── SchemaTooNew               the database was written by a newer rawws
     ├── StoreUnavailable           the database did not answer: not done, may be tried again
+    ├── StoreOpenFailed            at start: the database refused, is missing, is silent, or lacks a privilege
+    ├── SettingError               a setting's value cannot be used: which setting, its value, why (also a ValueError)
+    ├── UsageError                 a command line that does not parse: names the flag (also a ValueError)
+    ├── StartInterrupted           SIGINT or SIGTERM came before the server listened: which signal
     ├── AuthFailed                 the client's login or ticket request was refused: status, message
     ├── NotTheChat                 a chat client's WebSocket did not open with the chat's welcome
     └── ClientFailure              a client command ends with this exit code and one line on stderr
@@ -43,7 +47,11 @@ __all__ = [
     "NotTheChat",
     "RawwsError",
     "SchemaTooNew",
+    "SettingError",
+    "StartInterrupted",
+    "StoreOpenFailed",
     "StoreUnavailable",
+    "UsageError",
     "UsernameTaken",
 ]
 
@@ -141,6 +149,48 @@ class SchemaTooNew(RawwsError):
 
 class StoreUnavailable(RawwsError):
     """The store did not answer (an outage): the operation was not done and may be tried again."""
+
+
+class StoreOpenFailed(RawwsError):
+    """The store could not be opened at start: ``url`` (its password redacted) and ``reason``, which says what
+    to do. Raised where the driver's error is understood (``rawws.store.opening``), so no caller sees a driver's."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"database {url}: {reason}")
+        self.url = url
+        self.reason = reason
+
+
+class SettingError(RawwsError, ValueError):
+    """A setting whose value cannot be used: ``setting`` (the ``ServerConfig`` field), ``value`` as it may be
+    shown (passwords redacted), ``reason`` (what is wrong and what to do).
+
+    The code that finds the problem knows the field, not where its value came from; `rawws serve` names
+    the flag or ``RAWWS_*`` variable that set it (``head``), so one line says what to change.
+    """
+
+    def __init__(self, setting: str, value: str, reason: str, head: str | None = None) -> None:
+        self.setting = setting
+        self.value = value
+        self.reason = reason
+        self.head = head or f"{setting} {value}"
+        super().__init__(f"{self.head}: {reason}")
+
+    def named(self, head: str) -> SettingError:
+        """The same problem, said of ``head`` (``--port 99999``, ``RAWWS_PORT=99999``)."""
+        return SettingError(self.setting, self.value, self.reason, head)
+
+
+class UsageError(RawwsError, ValueError):
+    """`rawws serve`'s command line does not parse (an unknown flag, a missing value): the message names the flag."""
+
+
+class StartInterrupted(RawwsError):
+    """A stop signal came while the server was starting: the start was undone, nothing was served."""
+
+    def __init__(self, signal_name: str) -> None:
+        super().__init__(f"interrupted by {signal_name} while starting; nothing was served")
+        self.signal_name = signal_name
 
 
 class AuthFailed(RawwsError):

@@ -8,6 +8,11 @@ parent binds with SO_REUSEPORT and the workers share it). stdout and stderr
 (the log) go to a file, so a test can read every line, even after a SIGKILL.
 ``stop`` sends a signal and waits, killing the node only if it hangs;
 ``kill`` is the SIGKILL a crash test wants, without waiting.
+
+``serve_once`` runs a `rawws serve` that is expected to stop by itself (a
+refused start) and hands back its whole output; ``spawn_serve`` starts one
+whose stdout and stderr the test reads whole after it ends (a start the test
+interrupts).
 """
 
 from __future__ import annotations
@@ -73,6 +78,35 @@ def new_log_path(directory: Path) -> Path:
     return path
 
 
+def serve_command(directory: Path, *args: str) -> list[str]:
+    """``python -m rawws serve --data-dir DIRECTORY/data ARGS`` (a later flag wins over an earlier one)."""
+    return [sys.executable, "-m", "rawws", "serve", "--data-dir", str(directory / "data"), *args]
+
+
+def serve_environment(env: dict[str, str] | None = None) -> dict[str, str]:
+    """This environment without any RAWWS_* variable, plus cheap argon2 and ``env``."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("RAWWS_")}
+    return {**clean, **CHEAP_ARGON2_FLAGS, **(env or {})}
+
+
+def serve_once(
+    directory: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """A `rawws serve --port 0 ARGS` that ends by itself (a refused start): its exit code, stdout and stderr."""
+    return subprocess.run(
+        serve_command(directory, "--port", "0", *args), cwd=REPO_ROOT, env=serve_environment(env),
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout, check=False,
+    )
+
+
+async def spawn_serve(directory: Path, *args: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
+    """A `rawws serve --port 0 ARGS` whose stdout and stderr are pipes (``communicate`` reads them whole)."""
+    return await asyncio.create_subprocess_exec(
+        *serve_command(directory, "--port", "0", *args), cwd=REPO_ROOT, env=serve_environment(env),
+        stdin=subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+
+
 async def start_node(
     directory: Path, *args: str, port: int | None = None, env: dict[str, str] | None = None, metrics: bool = False
 ) -> Node:
@@ -88,16 +122,12 @@ async def start_node(
     if metrics_port is not None:
         args = (*args, "--metrics-port", str(metrics_port))
     directory.mkdir(parents=True, exist_ok=True)
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("RAWWS_")}
-    environment = {**clean, **CHEAP_ARGON2_FLAGS, **(env or {})}
-    command = [
-        sys.executable, "-m", "rawws", "serve", "--host", "127.0.0.1", "--port", str(port),
-        "--data-dir", str(directory / "data"), *args,
-    ]
+    command = serve_command(directory, "--host", "127.0.0.1", "--port", str(port), *args)
     log_path = new_log_path(directory)
     with log_path.open("wb") as log_file:
         process = await asyncio.create_subprocess_exec(
-            *command, cwd=REPO_ROOT, env=environment, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file
+            *command, cwd=REPO_ROOT, env=serve_environment(env), stdin=subprocess.DEVNULL, stdout=log_file,
+            stderr=log_file,
         )
     node = Node(port, process, log_path, command, metrics_port)
     try:

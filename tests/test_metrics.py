@@ -146,12 +146,21 @@ async def test_each_worker_serves_its_own_metrics_port(tmp_path: Path, redis_ser
     node = await start_node(tmp_path, "--workers", "2", "--bus", redis_server.url, "--metrics-port", str(base))
     try:
         for port in (base, base + 1):
-            await wait_for_condition(lambda port=port: not _free(port), what=f"a listener on {port}")
+            await wait_for_condition(lambda port=port: _accepting(port), what=f"a listener on {port}")
             _, samples = await scrape(port)
             assert value(samples, "process_resident_memory_bytes") > 0
             assert ("rawws_http_requests_total", ()) in samples
     finally:
         assert await node.stop() == 0
+
+
+def _accepting(port: int) -> bool:
+    """Something listens on ``port`` (bound is not enough: a server binds its ports first, listens once set up)."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
 
 
 def _free(port: int) -> bool:

@@ -3,17 +3,15 @@ file is one line that names it and exit 1; environment names as documented, miss
 
 from __future__ import annotations
 
-import os
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from rawws.config import from_env, unknown_variables
-from rawws.store.sql import check_db_url
+from rawws.store.opening import check_db_url
 from tests.conftest import StartServer
+from tests.nodes import serve_once
 
 
 def mode(path: Path) -> int:
@@ -29,18 +27,6 @@ async def test_data_dir_database_and_secret_are_private(start_server: StartServe
     assert mode(data_dir / "jwt-secret") == 0o600
 
 
-def serve(tmp_path: Path, *flags: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("RAWWS_")}
-    return subprocess.run(
-        [sys.executable, "-m", "rawws", "serve", "--port", "0", "--data-dir", str(tmp_path / "d"), *flags],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**clean, **(env or {})},
-        check=False,
-    )
-
-
 @pytest.mark.parametrize(
     ("flags", "named"),
     [
@@ -54,23 +40,23 @@ def serve(tmp_path: Path, *flags: str, env: dict[str, str] | None = None) -> sub
     ],
 )
 def test_a_bad_url_or_file_is_one_line_and_exit_1(tmp_path: Path, flags: list[str], named: str) -> None:
-    result = serve(tmp_path, *flags)
+    result = serve_once(tmp_path, *flags)
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
-    problem = [line for line in result.stderr.splitlines() if "ERROR" in line]
-    assert len(problem) == 1 and named in problem[0], result.stderr
+    problem = result.stderr.splitlines()
+    assert len(problem) == 1 and problem[0].startswith("rawws: ") and named in problem[0], result.stderr
 
 
 def test_a_file_that_is_not_a_key_is_named(tmp_path: Path) -> None:
     not_a_key = tmp_path / "idp.pem"
     not_a_key.write_text("hello\n")
-    result = serve(tmp_path, "--jwt-public-key", str(not_a_key))
+    result = serve_once(tmp_path, "--jwt-public-key", str(not_a_key))
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert f"{not_a_key}: not a PEM public key for RS256" in result.stderr
 
 
 def test_an_unknown_rawws_variable_is_warned_about(tmp_path: Path) -> None:
-    result = serve(tmp_path, "--db", "foo://x", env={"RAWWS_PROT": "9000", "RAWWS_PASSWORD": "x"})
+    result = serve_once(tmp_path, "--db", "foo://x", env={"RAWWS_PROT": "9000", "RAWWS_PASSWORD": "x"})
     warnings = [line for line in result.stderr.splitlines() if "WARNING" in line]
     assert len(warnings) == 1 and "RAWWS_PROT is not a rawws setting" in warnings[0], result.stderr
 

@@ -29,7 +29,8 @@ from urllib.parse import urlsplit
 import redis.asyncio as aioredis
 
 from rawws.bus.base import BusEvent, Receiver, decode_event, encode_event
-from rawws.errors import RawwsError
+from rawws.core.redact import redact_url
+from rawws.errors import RawwsError, SettingError
 
 log = logging.getLogger("rawws.bus")
 
@@ -44,34 +45,37 @@ SCHEMES = ("redis", "rediss", "unix")
 
 
 class BusUnavailable(RawwsError):
-    """The bus could not be reached at start."""
+    """The bus could not be reached at start: ``url`` (its password hidden) and ``reason``."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"cannot reach the bus at {url}: {reason}")
+        self.url = url
+        self.reason = reason
 
 
 def redacted(url: str) -> str:
     """``url`` without its password, for log lines and error messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return parts._replace(netloc=f"{user}:***@{netloc}").geturl()
+    return redact_url(url)
 
 
 def check_bus_url(url: str) -> str:
-    """``url`` if it names a Redis server, else ``ValueError`` with a one-line reason."""
+    """``url`` if it names a Redis server, else ``SettingError`` (a ``ValueError``) with a one-line reason."""
+    def refuse(reason: str) -> SettingError:
+        return SettingError("bus_url", redacted(url), reason)
+
     try:
         parts = urlsplit(url)
         port = parts.port  # raises on a port that is not a number or out of range
     except ValueError:
-        raise ValueError(f"bus URL is malformed: {redacted(url)!r}") from None
+        raise refuse("the bus URL is malformed (e.g. redis://127.0.0.1:6379/0)") from None
     if parts.scheme not in SCHEMES:
-        raise ValueError(f"bus URL must start with redis://, rediss:// or unix://: {redacted(url)!r}")
+        raise refuse("a bus URL must start with redis://, rediss:// or unix://")
     if parts.scheme != "unix" and not parts.hostname:
-        raise ValueError(f"bus URL has no host: {redacted(url)!r}")
+        raise refuse("the bus URL names no host")
     if parts.scheme != "unix":
         database = parts.path.lstrip("/")
         if database and not database.isdigit():
-            raise ValueError(f"bus URL database must be a number: {redacted(url)!r}")
+            raise refuse("the bus URL's database must be a number (redis://host:port/0)")
     del port
     return url
 
@@ -123,7 +127,11 @@ class RedisBus:
                 await self.client.ping()
         except (OSError, TimeoutError, aioredis.RedisError) as exc:
             await self.close()
-            raise BusUnavailable(f"cannot reach the bus at {redacted(self.url)}: {exc or type(exc).__name__}") from None
+            if isinstance(exc, TimeoutError | aioredis.TimeoutError):
+                reason = f"it did not answer within {self.call_timeout_s:g} s: is Redis running there?"
+            else:
+                reason = f"{str(exc).rstrip('.') or type(exc).__name__}: is Redis running there?"
+            raise BusUnavailable(redacted(self.url), reason) from None
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._subscription()), loop.create_task(self._publisher())]
         with contextlib.suppress(TimeoutError):

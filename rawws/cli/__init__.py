@@ -1,12 +1,12 @@
 """Command line: `rawws serve|send|chat …`. The only package that parses arguments or configures logging.
 
   parser.py           the flags, their types and the --help texts
-  serve.py            `rawws serve`: flags → ServerConfig, logging, run until a signal
+  serve.py            `rawws serve`: flags → ServerConfig, logging, run until a signal; every failure one line
   workers.py          `rawws serve --workers N`: N processes on one port (SO_REUSEPORT)
   client_commands.py  `rawws send` and `rawws chat`: the commands and their failures
   mistakes.py         the one line each failure prints: what is wrong, and what to type instead
   output.py           what `rawws send` prints of its replies, and the -v frame trace
-  exits.py            the client commands' exit codes
+  exits.py            the exit codes (the client commands', and `rawws serve`'s)
 
 This module only dispatches; the names others use (the bench server, the tests) are re-exported here.
 """
@@ -16,22 +16,28 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from rawws.cli.client_commands import client_coroutine, run_client_command
-from rawws.cli.exits import (
-    EXIT_CANNOT_CONNECT,
-    EXIT_CLOSED_WITH_ERROR,
-    EXIT_INTERRUPTED,
-    EXIT_NOT_STORED,
-    EXIT_OK,
-    EXIT_REFUSED,
-    EXIT_TIMEOUT,
-    EXIT_USAGE,
-)
-from rawws.cli.logs import configure_logging
-from rawws.cli.parser import build_parser, parse_header, parse_size
-from rawws.cli.serve import serve, serve_config
-from rawws.errors import ClientFailure
-from rawws.server.app import setup_app
+from rawws.errors import ClientFailure, StartInterrupted
+
+try:  # loading the command line takes a moment (SQLAlchemy, redis, cryptography): a Ctrl-C then is one line too
+    from rawws.cli.client_commands import client_coroutine, run_client_command
+    from rawws.cli.exits import (
+        EXIT_CANNOT_CONNECT,
+        EXIT_CLOSED_WITH_ERROR,
+        EXIT_INTERRUPTED,
+        EXIT_NOT_STORED,
+        EXIT_OK,
+        EXIT_REFUSED,
+        EXIT_TIMEOUT,
+        EXIT_USAGE,
+    )
+    from rawws.cli.logs import configure_logging
+    from rawws.cli.parser import build_parser, parse_header, parse_size
+    from rawws.cli.serve import serve, serve_command, serve_config
+    from rawws.server.app import setup_app
+except KeyboardInterrupt:
+    _SERVING = sys.argv[1:2] == ["serve"]
+    print(f"rawws: {StartInterrupted('SIGINT') if _SERVING else 'interrupted by SIGINT while starting'}", file=sys.stderr)
+    raise SystemExit(130) from None  # EXIT_INTERRUPTED, which was being imported
 
 __all__ = [
     "EXIT_CANNOT_CONNECT",
@@ -54,10 +60,11 @@ __all__ = [
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`rawws …`: parse, configure logging once, run the command; the exit code is returned, not raised."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["serve"]:  # its own parser (a bad flag is one line); configures logging once its settings are read
+        return serve_command(argv, setup_app)
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "serve":  # configures logging once its settings are read
-        return serve(parser, args, setup_app, list(argv) if argv is not None else sys.argv[1:])
     configure_logging(args.log_level)
     if args.command in ("send", "chat"):
         try:

@@ -7,14 +7,19 @@ and so the parsing rules (sizes, headers, room names) can be tested without runn
 from __future__ import annotations
 
 import argparse
+import difflib
 import re
+from collections.abc import Sequence
+from typing import NoReturn
 
 from rawws._version import __version__
 from rawws.chat.protocol import DEFAULT_ROOM
-from rawws.cli.exits import CLIENT_EXIT_CODES, SEND_EXIT_CODES
+from rawws.cli.exits import CLIENT_EXIT_CODES, SEND_EXIT_CODES, SERVE_EXIT_CODES
 from rawws.client.commands import ROOM_RULE, valid_room
 from rawws.client.reconnect import DEFAULT_BACKOFF
+from rawws.config import DEFAULT_DB_TIMEOUT_S
 from rawws.core.headers import is_token
+from rawws.errors import UsageError
 
 _SIZE = re.compile(r"(\d+)\s*([kKmMgG]i?[bB]?)?")
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
@@ -52,119 +57,165 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"rawws {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser(
-        "serve",
-        help="run the server",
-        description=(
-            "Run the server. Every setting can also be set in the environment, as RAWWS_<SETTING> "
-            "(the names of the README's table, e.g. RAWWS_DB_URL, RAWWS_PING_INTERVAL_S) or as the flag's "
-            "own spelling (RAWWS_DB, RAWWS_PING_INTERVAL); flags win. An unknown RAWWS_* is warned about."
-        ),
-    )
-    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port to listen on (default 8765; 0 picks a free one)")
-    serve.add_argument("--echo", action="store_true", default=None, help="add the unauthenticated /echo endpoint")
-    serve.add_argument("--tls-cert", help="PEM certificate chain: serve wss:// and https://")
-    serve.add_argument("--tls-key", help="PEM private key for --tls-cert")
-    serve.add_argument(
+    serve = commands.add_parser("serve", help="run the server", description=SERVE_DESCRIPTION, epilog=SERVE_EXIT_CODES)
+    add_serve_flags(serve)
+    add_client_commands(commands)
+    return parser
+
+
+SERVE_DESCRIPTION = (
+    "Run the server. Every setting can also be set in the environment, as RAWWS_<SETTING> "
+    "(the names of the README's table, e.g. RAWWS_DB_URL, RAWWS_PING_INTERVAL_S) or as the flag's "
+    "own spelling (RAWWS_DB, RAWWS_PING_INTERVAL); flags win. An unknown RAWWS_* is warned about."
+)
+SEE_SERVE_HELP = "see `rawws serve --help`"
+
+
+class ServeParser(argparse.ArgumentParser):
+    """`rawws serve`'s own parser: a flag that does not parse is one line naming it and exit 1 (``UsageError``),
+    the rule for every first mistake of `rawws serve`, rather than argparse's usage text and exit 2.
+
+    Numbers are taken as text here and converted by the config (``rawws.config.convert``), so a flag and its
+    ``RAWWS_*`` variable get the same type and range checks and the same words.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message.removeprefix('argument ')} ({SEE_SERVE_HELP})")
+
+    def parse_serve(self, argv: Sequence[str]) -> argparse.Namespace:
+        """The flags of ``argv``; an unknown one is refused by name, with the closest real one if any."""
+        args, extras = self.parse_known_args(argv)
+        if extras:
+            unknown = next((extra for extra in extras if extra.startswith("-")), extras[0])
+            name = unknown.split("=", 1)[0]
+            close = difflib.get_close_matches(name, self._option_string_actions, n=1)
+            hint = f"did you mean {close[0]}? " if close and name.startswith("--") else ""
+            raise UsageError(f"{name}: not a flag of rawws serve ({hint}{SEE_SERVE_HELP})")
+        return args
+
+
+def build_serve_parser() -> ServeParser:
+    """What `rawws serve …` is parsed with (``build_parser``'s ``serve`` has the same flags, for the bench)."""
+    parser = ServeParser(prog="rawws serve", description=SERVE_DESCRIPTION, epilog=SERVE_EXIT_CODES)
+    add_serve_flags(parser)
+    return parser
+
+
+def flag_names(command: argparse.ArgumentParser) -> dict[str, str]:
+    """Each setting's flag, as a message names it: ``db_url`` → ``--db`` (``--compression``, not ``--no-…``)."""
+    names: dict[str, str] = {}
+    for action in command._actions:
+        for option in action.option_strings:
+            if option.startswith("--") and not option.startswith("--no-") and action.dest not in names:
+                names[action.dest] = option
+    return names
+
+
+def add_serve_flags(command: argparse.ArgumentParser) -> None:
+    """`rawws serve`'s flags; each ``dest`` is the ``ServerConfig`` field it sets."""
+    command.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    command.add_argument("--port", help="port to listen on (default 8765; 0 picks a free one)")
+    command.add_argument("--echo", action="store_true", default=None, help="add the unauthenticated /echo endpoint")
+    command.add_argument("--tls-cert", help="PEM certificate chain: serve wss:// and https://")
+    command.add_argument("--tls-key", help="PEM private key for --tls-cert")
+    command.add_argument(
         "--compression",
         choices=("shared", "dedicated", "off"),
         default=None,
         help="permessage-deflate: shared (default; no context takeover, one deflate per fanned-out message), "
         "dedicated (a compression context per connection) or off",
     )
-    serve.add_argument(
+    command.add_argument(
         "--no-compression",
         dest="compression",
         action="store_const",
         const="off",
         help="the same as --compression off",
     )
-    serve.add_argument(
+    command.add_argument(
         "--compression-window-bits",
         dest="compression_window_bits",
-        type=int,
-        choices=range(9, 16),
         metavar="9..15",
         help="largest deflate window either side may use (default 12; a client may ask for less)",
     )
-    serve.add_argument(
+    command.add_argument(
         "--max-message-size",
         dest="max_message_bytes",
         type=parse_size,
         help="largest message accepted, after decompression (default 1MiB; more is closed with 1009)",
     )
-    serve.add_argument("--ping-interval", dest="ping_interval_s", type=float, help="seconds between keepalive pings (0: off)")
-    serve.add_argument("--ping-timeout", dest="ping_timeout_s", type=float, help="seconds to wait for a pong")
-    serve.add_argument("--handshake-timeout", dest="handshake_timeout_s", type=float, help="seconds for a whole request")
-    serve.add_argument("--data-dir", help="where the SQLite file and the generated JWT secret live (default ./rawws-data)")
-    serve.add_argument("--db", dest="db_url", help="database URL, e.g. postgresql+asyncpg://user@host/db (default: SQLite)")
-    serve.add_argument(
+    command.add_argument("--ping-interval", metavar="SECONDS", dest="ping_interval_s", help="seconds between keepalive pings (0: off)")
+    command.add_argument("--ping-timeout", metavar="SECONDS", dest="ping_timeout_s", help="seconds to wait for a pong")
+    command.add_argument("--handshake-timeout", metavar="SECONDS", dest="handshake_timeout_s", help="seconds for a whole request")
+    command.add_argument("--data-dir", help="where the SQLite file and the generated JWT secret live (default ./rawws-data)")
+    command.add_argument("--db", dest="db_url", help="database URL, e.g. postgresql+asyncpg://user@host/db (default: SQLite)")
+    command.add_argument(
+        "--db-timeout",
+        dest="db_timeout_s",
+        metavar="SECONDS",
+        help=f"at start, the database must be connected to and its schema made within this (default {DEFAULT_DB_TIMEOUT_S:g})",
+    )
+    command.add_argument(
         "--bus",
         dest="bus_url",
         help="Redis URL shared by several nodes, e.g. redis://127.0.0.1:6379/0 (default: one node, no bus)",
     )
-    serve.add_argument(
+    command.add_argument(
         "--allow-origin",
         dest="allowed_origins",
         action="append",
         help="a browser Origin allowed to open /ws besides the server's own (repeatable)",
     )
-    serve.add_argument("--jwt-public-key", help="PEM public key of an outside identity provider whose tokens to accept")
-    serve.add_argument("--jwt-public-algorithm", choices=["RS256", "ES256", "EdDSA"], help="its algorithm (default RS256)")
-    serve.add_argument(
+    command.add_argument("--jwt-public-key", help="PEM public key of an outside identity provider whose tokens to accept")
+    command.add_argument("--jwt-public-algorithm", choices=["RS256", "ES256", "EdDSA"], help="its algorithm (default RS256)")
+    command.add_argument(
         "--workers",
-        type=int,
         help="processes sharing the port, one core each (default 1; more needs --bus)",
     )
-    serve.add_argument(
+    command.add_argument(
         "--jwt-public-namespace",
         help="prefix of the outside provider's users: its subject ada is the user <prefix>:ada (default ext)",
     )
-    serve.add_argument(
-        "--refresh-ttl", dest="refresh_ttl_s", type=float, help="seconds a refresh token lasts unused (default 30 days)"
+    command.add_argument(
+        "--refresh-ttl", dest="refresh_ttl_s", help="seconds a refresh token lasts unused (default 30 days)"
     )
-    serve.add_argument(
-        "--websockets-per-user", type=int, help="open chat connections per user (default 20; one more earns 429)"
+    command.add_argument(
+        "--websockets-per-user", help="open chat connections per user (default 20; one more earns 429)"
     )
-    serve.add_argument(
+    command.add_argument(
         "--websockets-per-address",
-        type=int,
         help="open WebSockets per client address (default 200; behind a proxy: the forwarded client, see --forwarded-allow-ips)",
     )
-    serve.add_argument(
-        "--registrations-per-hour-per-address", type=int, help="account registrations per client address (default 20)"
+    command.add_argument(
+        "--registrations-per-hour-per-address", help="account registrations per client address (default 20)"
     )
-    serve.add_argument("--tickets-per-minute-per-user", type=int, help="POST /auth/ticket per user (default 30)")
-    serve.add_argument(
+    command.add_argument("--tickets-per-minute-per-user", help="POST /auth/ticket per user (default 30)")
+    command.add_argument(
         "--send-buffer",
         dest="send_buffer_bytes",
         type=parse_size,
         help="SO_SNDBUF of each WebSocket socket (default 256KiB; 0: the kernel's), so the outbox bound decides",
     )
-    serve.add_argument(
+    command.add_argument(
         "--forwarded-allow-ips",
         dest="forwarded_allow_ips",
         help="comma list of proxy addresses/CIDRs (or *) whose X-Forwarded-For, Forwarded and "
         "X-Forwarded-Proto are believed (default: none)",
     )
-    serve.add_argument(
+    command.add_argument(
         "--drain-delay",
         dest="drain_delay_s",
-        type=float,
         help="on SIGTERM, seconds /readyz answers 503 before WebSockets get 1001 (default 0)",
     )
-    serve.add_argument(
-        "--metrics-port", type=int, help="serve Prometheus /metrics on this port (default: off; 0 picks a free one)"
+    command.add_argument(
+        "--metrics-port", help="serve Prometheus /metrics on this port (default: off; 0 picks a free one)"
     )
-    serve.add_argument("--metrics-host", help="address of the /metrics listener (default 127.0.0.1)")
-    serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    serve.add_argument(
+    command.add_argument("--metrics-host", help="address of the /metrics listener (default 127.0.0.1)")
+    command.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    command.add_argument(
         "--log-format", choices=["text", "json"], help="log lines as text or one JSON object per line (default text)"
     )
-    serve.set_defaults(env_aliases=flag_variables(serve))
-    add_client_commands(commands)
-    return parser
+    command.set_defaults(env_aliases=flag_variables(command), flag_names=flag_names(command))
 
 
 DEFAULT_CLIENT_TIMEOUT_S = 10.0

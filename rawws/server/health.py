@@ -9,7 +9,7 @@ answering, so slow probes never pile up.
 
 Draining is the first step of a graceful stop: ``/readyz`` answers 503 while
 the node still serves, so the proxy stops sending new clients before the
-WebSockets are told 1001.
+WebSockets are told 1001. The stop itself is a signal (``stop_signals``).
 """
 
 from __future__ import annotations
@@ -18,13 +18,14 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 
 from rawws.core.http import Request, Response, json_response
 
 log = logging.getLogger("rawws.server")
 
 Check = Callable[[], Awaitable[object]]
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class Readiness:
@@ -100,3 +101,23 @@ async def drain(readiness: Readiness, delay_s: float, signals: Iterable[signal.S
         loop.add_signal_handler(sig, again_now)
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(again, delay_s)
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[asyncio.Future[signal.Signals]]:
+    """A future set to the first of ``STOP_SIGNALS`` received while the block runs (later ones are ignored),
+    handled by the event loop, so no ``KeyboardInterrupt`` is raised wherever the code happens to be."""
+    loop = asyncio.get_running_loop()
+    stopped: asyncio.Future[signal.Signals] = loop.create_future()
+
+    def stop(sig: signal.Signals) -> None:
+        if not stopped.done():
+            stopped.set_result(sig)
+
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, stop, sig)
+    try:
+        yield stopped
+    finally:
+        for sig in STOP_SIGNALS:
+            loop.remove_signal_handler(sig)

@@ -25,6 +25,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 from rawws.core.counters import Histogram
 from rawws.core.http import Request, Response, Router
+from rawws.errors import SettingError
 from rawws.server.server import Server
 
 log = logging.getLogger("rawws.server")
@@ -138,10 +139,20 @@ class MetricsListener:
         config = dataclasses.replace(server.config, host=host, port=port, tls_cert=None, tls_key=None)
         self.listener = Server(config, router)
         self.lag = LoopLagMonitor(server.stats.loop_lag_seconds)
+        self._serving = False
+
+    async def listen(self) -> None:
+        """Bind its port (not serving yet): done first at start, so a taken one is said before anything is made."""
+        try:
+            await self.listener.listen()
+        except SettingError as exc:  # said of --host or --port: it is --metrics-host or --metrics-port
+            raise SettingError(f"metrics_{exc.setting}", exc.value, exc.reason) from None
 
     async def start(self) -> None:
+        await self.listen()
         await self.listener.start()
         self.lag.start()
+        self._serving = True
         log.info("metrics on http://%s:%d/metrics", self.listener.config.host, self.port)
 
     @property
@@ -150,6 +161,9 @@ class MetricsListener:
 
     async def close(self) -> None:
         self.lag.stop()
+        if not self._serving:  # a start that failed after ``listen``
+            self.listener.stop_listening()
+            return
         await self.listener.shutdown()
 
     async def _metrics(self, request: Request) -> Response:

@@ -10,13 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import inspect
 import logging
-import os
-import signal
 import socket
-import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import cast
@@ -34,8 +30,9 @@ from rawws.core.handshake import AcceptedUpgrade, UpgradePolicy, decide_upgrade
 from rawws.core.headers import is_token
 from rawws.core.http import Request, Response, Router, check_request_head, error_response, json_response
 from rawws.errors import HttpError
-from rawws.server.health import Readiness, drain
+from rawws.server.health import STOP_SIGNALS, Readiness, drain, stop_signals
 from rawws.server.limits import ConnectionLimits
+from rawws.server.listening import bind_failure, server_ssl_context
 from rawws.server.session import WebSocketHandler, WebSocketSession
 
 log = logging.getLogger("rawws.server")
@@ -119,16 +116,36 @@ class Server:
 
     # -- lifecycle -------------------------------------------------------------
 
+    async def listen(self) -> None:
+        """Bind, not listening yet (a client is refused until ``start``, as before it): the first step of a start,
+        so a host or port that cannot be had (or TLS files that are wrong) is a ``SettingError`` naming it
+        before anything else is made."""
+        if self._server is not None:
+            return
+        cert, key = self.config.tls_cert, self.config.tls_key
+        context = server_ssl_context(cert, key) if cert is not None and key is not None else None
+        try:
+            self._server = await asyncio.start_server(
+                self._accept,
+                self.config.host,
+                self.config.port,
+                reuse_port=self.config.reuse_port or None,
+                ssl=context,
+                ssl_handshake_timeout=self.config.handshake_timeout_s if self.config.tls else None,
+                limit=READ_SIZE,
+                start_serving=False,
+            )
+        except OSError as exc:
+            raise bind_failure(exc, self.config.host, self.config.port) or exc from None
+
     async def start(self) -> None:
-        self._server = await asyncio.start_server(
-            self._accept,
-            self.config.host,
-            self.config.port,
-            reuse_port=self.config.reuse_port or None,
-            ssl=self._ssl_context(),
-            ssl_handshake_timeout=self.config.handshake_timeout_s if self.config.tls else None,
-            limit=READ_SIZE,
-        )
+        """Bind (if ``listen`` was not called), listen and accept connections."""
+        await self.listen()
+        assert self._server is not None
+        try:
+            await self._server.start_serving()
+        except OSError as exc:  # another process began listening on the port since it was bound
+            raise bind_failure(exc, self.config.host, self.config.port) or exc from None
 
     @property
     def shutting_down(self) -> bool:
@@ -141,37 +158,17 @@ class Server:
         port: int = self._server.sockets[0].getsockname()[1]
         return port
 
-    def _ssl_context(self) -> ssl.SSLContext | None:
-        if not self.config.tls:
-            return None
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        assert self.config.tls_cert is not None and self.config.tls_key is not None
-        for what, path in (("certificate", self.config.tls_cert), ("key", self.config.tls_key)):
-            if not os.path.isfile(path):
-                raise ValueError(f"TLS {what} {path}: no such file")
-        try:
-            context.load_cert_chain(self.config.tls_cert, self.config.tls_key)
-        except (OSError, ssl.SSLError) as exc:  # the ssl module's errors name neither file
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else getattr(exc, "reason", None) or exc
-            raise ValueError(
-                f"TLS certificate {self.config.tls_cert} / key {self.config.tls_key}: {reason}"
-            ) from None
-        context.set_alpn_protocols(["http/1.1"])
-        return context
-
     async def serve_until_signal(self) -> None:
-        """Serve until SIGINT or SIGTERM, then shut down gracefully."""
-        loop = asyncio.get_running_loop()
-        stop = loop.create_future()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, _resolve, stop)
-        try:
-            await stop
-            await drain(self.readiness, self.config.drain_delay_s, (signal.SIGINT, signal.SIGTERM))
-        finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
+        """Serve until SIGINT or SIGTERM, then shut down gracefully (``rawws.server.lifecycle`` runs a whole start)."""
+        with stop_signals() as stopped:
+            await stopped
+            await drain(self.readiness, self.config.drain_delay_s, STOP_SIGNALS)
         await self.shutdown()
+
+    def stop_listening(self) -> None:
+        """Close the listening socket (after a failed start; ``shutdown`` does it for a started server)."""
+        if self._server is not None:
+            self._server.close()
 
     async def shutdown(self) -> None:
         """Stop accepting, close every WebSocket with 1001, wait a bounded time, then drop the rest."""
@@ -197,11 +194,16 @@ class Server:
                 await asyncio.wait(still_running, timeout=1.0)
         if self._server is not None:
             await self._server.wait_closed()
+        await self.run_shutdown_hooks()
+
+    async def run_shutdown_hooks(self, *, quietly: bool = False) -> None:
+        """Close what the set-up opened (store, bus, metrics); ``quietly`` after a failed start, whose one line
+        is the failure itself."""
         for hook in self.on_shutdown:
             try:
                 await hook()
             except Exception:
-                log.exception("shutdown hook failed")
+                log.log(logging.DEBUG if quietly else logging.ERROR, "shutdown hook failed", exc_info=not quietly)
 
     # -- one TCP connection ----------------------------------------------------
 
@@ -454,11 +456,6 @@ class Server:
             release()
 
 
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
 def _set_send_buffer(writer: asyncio.StreamWriter, size: int) -> None:
     """``SO_SNDBUF`` of a WebSocket's socket, so the outbox (not the kernel's autotuned few MiB)
     is what a slow reader fills first; 0 leaves the kernel's default."""
@@ -484,17 +481,3 @@ def _format_peer(peername: object) -> str:
         host, port = peername[0], peername[1]
         return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
     return str(peername)
-
-
-async def run_server(config: ServerConfig, setup: Callable[[Server], Awaitable[None]] | None = None) -> None:
-    """Start a server, announce where it listens, and serve until a signal."""
-    server = Server(config)
-    if setup is not None:
-        await setup(server)
-    await server.start()
-    # Everything built so far (modules, routes, the store's engine) lives as long as the process:
-    # frozen, the collector's full passes skip it and scan only what connections create.
-    gc.freeze()
-    scheme = "https" if config.tls else "http"
-    log.info("listening on %s://%s:%d", scheme, config.host, server.port)
-    await server.serve_until_signal()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from rawws.errors import UsernameTaken
 from rawws.store.base import NewMessage, Store, StoredMessage, User
-from rawws.store.sql import SqlStore, open_store, sqlite_url
+from rawws.store.opening import open_store
+from rawws.store.sql import SqlStore, sqlite_url
 
 __all__ = ["NewMessage", "SqlStore", "Store", "StoredMessage", "User", "UsernameTaken", "open_store", "sqlite_url"]

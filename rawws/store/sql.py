@@ -2,21 +2,21 @@
 
 The schema is created on start and its version recorded in ``schema_version``;
 a database written by a newer rawws is refused rather than misread. Later
-versions add their tables through ``MIGRATIONS``.
+versions add their tables through ``MIGRATIONS``. Opening one (the URL checked,
+the SQLite file made private, the driver's errors said in one line) is
+``rawws.store.opening``.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from rawws.errors import SchemaTooNew, UsernameTaken
 from rawws.store.base import INVALID, REUSED, ROTATED, NewMessage, Rotation, StoredMessage, User
@@ -333,68 +333,3 @@ class SqlStore:
 
     async def close(self) -> None:
         await self.engine.dispose()
-
-
-def _tune_sqlite(dbapi_connection: Any, _record: object) -> None:
-    """WAL lets readers go on while one writer commits; wait rather than fail on a busy file."""
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
-
-
-SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
-
-
-def check_db_url(url: str) -> None:
-    """A ``ValueError`` with one line naming what is wrong, before SQLAlchemy tries (and prints 30 lines)."""
-    try:
-        parsed = sa.engine.make_url(url)
-    except (sa.exc.ArgumentError, ValueError):
-        raise ValueError("--db: not a database URL (e.g. postgresql+asyncpg://user@host/db)") from None
-    driver = parsed.drivername
-    if driver in ("postgresql", "postgres", "postgresql+psycopg2", "postgresql+psycopg"):
-        raise ValueError(f"--db: {driver}:// is not asynchronous: use postgresql+asyncpg://")
-    if driver in ("sqlite", "sqlite+pysqlite"):
-        raise ValueError(f"--db: {driver}:// is not asynchronous: use sqlite+aiosqlite:///path/to/rawws.db")
-    if driver not in SUPPORTED_DRIVERS:
-        raise ValueError(f"--db: unsupported database {driver!r}: use one of {', '.join(SUPPORTED_DRIVERS)}")
-    if driver.startswith("postgresql") and not parsed.host and not parsed.query.get("host"):
-        raise ValueError("--db: the PostgreSQL URL names no host")
-
-
-def _private_file(path: Path) -> None:
-    """The SQLite file (password hashes) is the owner's alone: created 0600 in a 0700 directory.
-
-    SQLite gives its -wal and -shm files the database file's mode.
-    """
-    if not path.parent.exists():
-        path.parent.mkdir(mode=0o700, parents=True)
-    if not path.exists():
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-
-
-async def open_store(url: str) -> SqlStore:
-    """Connect, create or upgrade the schema, and hand back a ready store.
-
-    ``hide_parameters``: SQL parameters (password hashes among them) stay out of
-    SQLAlchemy's log lines and out of its exception text, which rawws logs.
-    """
-    check_db_url(url)
-    if url.startswith("sqlite"):
-        path = sa.engine.make_url(url).database
-        if path and path != ":memory:":
-            _private_file(Path(path))
-        engine = create_async_engine(url, hide_parameters=True)
-        event.listen(engine.sync_engine, "connect", _tune_sqlite)
-    else:
-        engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True)
-    store = SqlStore(engine)
-    try:
-        await store.initialize()
-    except BaseException:
-        await engine.dispose()
-        raise
-    return store
