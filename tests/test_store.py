@@ -56,6 +56,25 @@ async def test_schema_is_created_on_start_and_its_version_recorded(store_url: st
         await store.close()
 
 
+async def test_stores_opened_at_once_on_a_fresh_database_all_open_with_one_schema(store_url: str) -> None:
+    """Nodes started together race between "does this table exist" and "create it" unless the schema is
+    made under a database lock (before it, on PostgreSQL: "duplicate key … pg_type_typname_nsp_index")."""
+    from rawws.store.sql import metadata
+
+    for _round in range(3):
+        stores = await asyncio.gather(*(open_store(store_url) for _ in range(5)), return_exceptions=True)
+        opened = [store for store in stores if isinstance(store, SqlStore)]
+        try:
+            assert len(opened) == 5, [repr(store) for store in stores if not isinstance(store, SqlStore)]
+            async with opened[0].engine.begin() as conn:
+                rows = (await conn.execute(sa.text("SELECT version FROM schema_version"))).all()
+                assert rows == [(SCHEMA_VERSION,)]
+                await conn.run_sync(metadata.drop_all)  # a fresh database again for the next round
+        finally:
+            for store in opened:
+                await store.close()
+
+
 async def test_sqlite_database_is_a_real_file(tmp_path: Path) -> None:
     store = await open_store(sqlite_url(tmp_path / "nested" / "dir"))
     try:

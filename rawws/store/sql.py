@@ -102,6 +102,18 @@ async def _add_grants(conn: AsyncConnection) -> None:
 MIGRATIONS: dict[int, Migration] = {1: _add_messages, 2: _add_grants}
 
 
+# PostgreSQL: an advisory lock held by the transaction that makes or migrates the schema.
+SCHEMA_LOCK_KEY = 0x72617777735F7363  # "rawws_sc": any constant every rawws uses alike
+
+
+async def _lock_schema(conn: AsyncConnection) -> None:
+    """One schema maker at a time: PostgreSQL's advisory lock; SQLite's write lock, taken up front."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+    elif conn.dialect.name == "sqlite":
+        await conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def sqlite_url(data_dir: str | Path) -> str:
     return f"sqlite+aiosqlite:///{Path(data_dir) / SQLITE_FILE}"
 
@@ -121,8 +133,14 @@ class SqlStore:
         return self.engine.dialect.name
 
     async def initialize(self) -> None:
-        """Create what is missing and bring the schema up to ``SCHEMA_VERSION``."""
+        """Create what is missing and bring the schema up to ``SCHEMA_VERSION``, under a database lock.
+
+        Nodes (and ``--workers``) started together on one database would otherwise race between
+        "does this table exist" and "create it": one of them failed with a duplicate key. The lock
+        is held to the end of this transaction, so the others wait, then find the schema made.
+        """
         async with self.engine.begin() as conn:
+            await _lock_schema(conn)
             await conn.run_sync(metadata.create_all)
             version = (await conn.execute(sa.select(schema_version.c.version))).scalar()
             if version is None:
