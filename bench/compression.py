@@ -42,9 +42,9 @@ from bench.perfkit import (
     rawws_command,
     rss_kib,
 )
-from rawws.core.connection import WebSocket
 from rawws.core.deflate import deflated_text_frame
 from rawws.core.handshake import negotiate_deflate
+from rawws.core.protocol import WebSocket
 
 WORDS = ("the deploy is done", "anyone around?", "lunch at noon", "see the dev room", "ok", "thanks!",
          "reconnects with since=<last id>", "ship it", "what broke?", "the tests are green again", "👍")
@@ -52,7 +52,7 @@ USERS = ("alice", "bob", "carol", "dave", "erin")
 
 
 def chat_events(count: int, seed: int = 7) -> list[str]:
-    """``message`` events as the chat sends them (``rawws.chat.protocol.message``)."""
+    """``message`` events as the chat sends them (``rawws.chat.wire.message``)."""
     rng = random.Random(seed)
     events = []
     for index in range(count):

@@ -171,8 +171,8 @@ async def latency_run(port: int, pid: int, members: int, senders: int, rate: flo
 
 @contextlib.contextmanager
 def postgres_cluster() -> Iterator[str]:
-    """A throwaway PostgreSQL on a free loopback port (``tests/postgres.py``'s recipe); its asyncpg URL."""
-    from tests import postgres as pg
+    """A throwaway PostgreSQL on a free loopback port (``tests/support/postgres.py``'s recipe); its asyncpg URL."""
+    from tests.support import postgres as pg
 
     bin_dir = pg._find_bin_dir()
     if bin_dir is None:

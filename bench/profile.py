@@ -72,7 +72,7 @@ def parse_collapsed(path: Path) -> dict:
 
 
 def short(frame: str) -> str:
-    """``send (rawws/server/session.py:123)`` → keep the function and file, drop the site-packages prefix."""
+    """``send (rawws/server/connection.py:123)`` → keep the function and file, drop the site-packages prefix."""
     frame = frame.replace(str(REPO) + "/", "")
     for marker in ("site-packages/", "lib/python3.11/"):
         if marker in frame:

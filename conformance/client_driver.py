@@ -18,7 +18,7 @@ import asyncio
 import sys
 from urllib.parse import quote
 
-from rawws.client.connection import ConnectionClosed, connect
+from rawws.client.connect import ConnectionClosed, connect
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 OPEN_TIMEOUT_S = 30.0

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from rawws._version import __version__
 
 if TYPE_CHECKING:
-    from rawws.client.connection import connect
+    from rawws.client.connect import connect
 
 __all__ = ["__version__", "connect"]
 
@@ -15,7 +15,7 @@ __all__ = ["__version__", "connect"]
 def __getattr__(name: str) -> Any:
     """``rawws.connect`` is imported on first use, so ``import rawws`` stays light."""
     if name == "connect":
-        from rawws.client.connection import connect
+        from rawws.client.connect import connect
 
         return connect
     raise AttributeError(f"module 'rawws' has no attribute {name!r}")

@@ -47,7 +47,7 @@ DEFAULT_OUTBOX_MAX_BYTES = 4 * MiB  # queued, not yet written, per connection
 DEFAULT_OUTBOX_MAX_MESSAGES = 4096  # queued messages per connection
 DEFAULT_WRITE_HIGH_WATER_BYTES = 64 * KiB  # transport buffer that counts as "full"
 
-# Chat (the text limit is part of the wire protocol: rawws.chat.protocol.MAX_TEXT_CHARS)
+# Chat (the text limit is part of the wire protocol: rawws.chat.wire.MAX_TEXT_CHARS)
 DEFAULT_CHAT_MESSAGES_PER_S = 10.0  # frames a connection may send per second, sustained
 DEFAULT_CHAT_MESSAGE_BURST = 20  # frames a connection may send at once
 DEFAULT_CHAT_MAX_ROOMS_PER_CONNECTION = 32
@@ -211,7 +211,7 @@ _BYTES = _at_least(1, " byte")
 _COUNT = _at_least(1)
 
 #: The range of every number a server can be told; a field that is a number and is missing here fails a
-#: test (``tests/test_config.py``), so a new setting cannot skip its check.
+#: test (``tests/cli/test_config.py``), so a new setting cannot skip its check.
 RULES: dict[str, Rule] = {
     "port": _PORT,
     "metrics_port": _PORT,

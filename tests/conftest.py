@@ -7,14 +7,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
+from rawws.chat.app import setup_app
 from rawws.config import ServerConfig
-from rawws.server.app import setup_app
 from rawws.server.server import Server
 
 # the PostgreSQL fixtures, found by pytest under these names here (the aliases mark them re-exported)
-from tests.postgres import postgres_cluster as postgres_cluster
-from tests.postgres import postgres_url as postgres_url
-from tests.redis_server import redis_server as redis_server
+from tests.support.postgres import postgres_cluster as postgres_cluster
+from tests.support.postgres import postgres_url as postgres_url
+from tests.support.redis_server import redis_server as redis_server
 
 StartServer = Callable[..., Awaitable[Server]]
 

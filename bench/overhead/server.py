@@ -13,26 +13,26 @@ from bench.overhead.common import LONGPOLL_TIMEOUT_S
 def serve_main(args: argparse.Namespace) -> int:
     from rawws.config import ServerConfig
     from rawws.core.http import Request, Response, json_response
+    from rawws.server.connection import ServerConnection
     from rawws.server.server import Server
-    from rawws.server.session import WebSocketSession
 
     class Ticker:
         def __init__(self) -> None:
             self.messages: list[bytes] = []
             self.published_ns: list[int] = []
-            self.sessions: set[WebSocketSession] = set()
+            self.sessions: set[ServerConnection] = set()
             self.waiters: list[asyncio.Future[None]] = []
             self.price = 100.0
             self.running: asyncio.Task[None] | None = None
 
         # -- the WebSocket side: rawws's handler API, as /echo uses it
-        def on_open(self, session: WebSocketSession) -> None:
+        def on_open(self, session: ServerConnection) -> None:
             self.sessions.add(session)
 
-        def on_message(self, session: WebSocketSession, data: str | bytes) -> None:
+        def on_message(self, session: ServerConnection, data: str | bytes) -> None:
             pass
 
-        def on_close(self, session: WebSocketSession, code: int) -> None:
+        def on_close(self, session: ServerConnection, code: int) -> None:
             self.sessions.discard(session)
 
         def publish(self) -> None:

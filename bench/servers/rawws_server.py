@@ -23,11 +23,11 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
+from rawws.chat.app import setup_app
 from rawws.cli import build_parser, configure_logging, serve
 from rawws.core.frames import TunedFrameProtocol
-from rawws.server.app import setup_app
+from rawws.server.connection import ServerConnection
 from rawws.server.server import Server
-from rawws.server.session import WebSocketSession
 
 FANOUT_PATH = "/fanout"
 
@@ -43,18 +43,18 @@ class FanoutHandler:
     """Every message goes to every other open connection on the endpoint, framed once."""
 
     def __init__(self) -> None:
-        self.sessions: dict[WebSocketSession, None] = {}  # an insertion-ordered set
+        self.sessions: dict[ServerConnection, None] = {}  # an insertion-ordered set
 
-    def on_open(self, session: WebSocketSession) -> None:
+    def on_open(self, session: ServerConnection) -> None:
         self.sessions[session] = None
 
-    def on_message(self, session: WebSocketSession, data: str | bytes) -> None:
+    def on_message(self, session: ServerConnection, data: str | bytes) -> None:
         frame = server_frame(data)
         for other in list(self.sessions):  # a copy: a slow receiver may be closed while we iterate
             if other is not session:
                 other.send_frame(frame)
 
-    def on_close(self, session: WebSocketSession, code: int) -> None:
+    def on_close(self, session: ServerConnection, code: int) -> None:
         self.sessions.pop(session, None)
 
 

@@ -31,7 +31,7 @@ from rawws.core.http import Request, Response, Router, json_response
 from rawws.core.ratelimit import RateLimiter
 from rawws.errors import HttpError, RawwsError, UsernameTaken
 from rawws.store import Store
-from rawws.store.health import RETRY_AFTER_S, StoreHealth, StoreUnavailable
+from rawws.store.outage import RETRY_AFTER_S, StoreHealth, StoreUnavailable
 
 log = logging.getLogger("rawws.accounts")
 

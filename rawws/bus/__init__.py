@@ -1,12 +1,12 @@
-"""The bus: how the nodes of one chat see each other's stored messages.
+"""The bus: how the nodes of one chat reach each other. Transport only: it carries bytes.
 
-A node publishes every message after its commit; every node delivers what it
-receives to its own members, in id order, exactly once. The bus itself may
-lose anything (Redis pub/sub is fire-and-forget): ``sequencer`` notices the
-gaps and the node fills them from the shared store.
+``base`` holds the ``Bus`` protocol and the single-node ``LocalBus``; ``redis``
+the Redis pub/sub transport. What travels on it is the chat's
+(``rawws.chat.codec``), and how a node copes with what the bus loses is the
+chat's too (``rawws.chat.sequencer`` notices gaps, the feed fills them from the
+store): the bus itself may lose anything.
 """
 
-from rawws.bus.base import Bus, BusEvent, Heads, LocalBus, Posted, Presence, decode_event, encode_event
-from rawws.bus.sequencer import RoomSequencer
+from rawws.bus.base import Bus, LocalBus, Receiver
 
-__all__ = ["Bus", "BusEvent", "Heads", "LocalBus", "Posted", "Presence", "RoomSequencer", "decode_event", "encode_event"]
+__all__ = ["Bus", "LocalBus", "Receiver"]

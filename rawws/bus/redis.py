@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 
-from rawws.bus.base import BusEvent, Receiver, decode_event, encode_event
+from rawws.bus.base import Receiver
 from rawws.core.redact import redact_url
 from rawws.errors import RawwsError, SettingError
 
@@ -104,18 +104,17 @@ class RedisBus:
         self.published = 0
         self.dropped = 0  # not published: bus down, queue full or a failed pipeline
         self.received = 0
-        self.garbage = 0  # bus messages that were not ours
         self.outages = 0
 
     @property
     def connected(self) -> bool:
         return self._connected
 
-    def publish(self, event: BusEvent) -> None:
+    def publish(self, data: bytes) -> None:
         if not self._connected or len(self._queue) >= QUEUE_LIMIT:
             self.dropped += 1
             return
-        self._queue.append(encode_event(event))
+        self._queue.append(data)
         self._queued.set()
 
     async def start(self, receive: Receiver, on_reconnect: Callable[[], Coroutine[Any, Any, None]]) -> None:
@@ -179,18 +178,16 @@ class RedisBus:
                 raise TimeoutError("the subscription stopped answering")
 
     def _dispatch(self, data: object) -> None:
-        event = decode_event(data) if isinstance(data, bytes | str) else None
-        if event is None:
-            self.garbage += 1
-            if self.garbage == 1:
-                log.warning("ignoring a bus message that is not ours (further ones are counted, not logged)")
+        if isinstance(data, str):
+            data = data.encode("utf-8", "surrogatepass")
+        if not isinstance(data, bytes):
             return
         self.received += 1
         assert self._receive is not None
         try:
-            self._receive(event)
+            self._receive(data)
         except Exception:
-            log.exception("handling a bus event failed")
+            log.exception("handling a bus message failed")
 
     def _up(self) -> None:
         self._connected = True

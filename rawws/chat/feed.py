@@ -16,10 +16,11 @@ import logging
 import time
 from collections.abc import Callable
 
-from rawws.bus.base import Bus, BusEvent, Heads, LocalBus, Posted, Presence
-from rawws.bus.sequencer import DEFAULT_HOLD_LIMIT, RoomSequencer
-from rawws.chat import protocol as chat
+from rawws.bus.base import Bus, LocalBus
+from rawws.chat import wire as chat
+from rawws.chat.codec import BusEvent, Heads, Posted, Presence, decode_event, encode_event
 from rawws.chat.presence import DEFAULT_PRESENCE_TTL_S, Change, ClusterPresence
+from rawws.chat.sequencer import DEFAULT_HOLD_LIMIT, RoomSequencer
 from rawws.core.counters import BusCounters
 from rawws.store import Store, StoredMessage
 
@@ -51,6 +52,7 @@ class RoomFeed:
     ) -> None:
         self.store = store
         self.bus_counters = bus_counters if bus_counters is not None else BusCounters()
+        self.garbage = 0  # bus messages that were not ours
         self.bus: Bus = bus or LocalBus()
         self.node = node
         self._deliver = deliver
@@ -99,9 +101,19 @@ class RoomFeed:
         self._written[message.room] = message.id
         if len(self._written) > MAX_HEAD_ROOMS:
             del self._written[next(iter(self._written))]
-        self.bus.publish(Posted(self.node, message))
+        self.bus.publish(encode_event(Posted(self.node, message)))
         self.bus_counters.on_publish()
         self._offer(message)
+
+    def receive_bytes(self, data: bytes) -> None:
+        """A message on the bus: one of ours (``rawws.chat.codec``), or garbage, counted and logged once."""
+        event = decode_event(data)
+        if event is None:
+            self.garbage += 1
+            if self.garbage == 1:
+                log.warning("ignoring a bus message that is not ours (further ones are counted, not logged)")
+            return
+        self.receive(event)
 
     def receive(self, event: BusEvent) -> None:
         """An event from another node."""
@@ -129,7 +141,7 @@ class RoomFeed:
 
     def here(self, room: str, user: str, joined: bool) -> None:
         """``user``'s first connection on this node joined ``room`` (or its last one left)."""
-        self.bus.publish(Presence(self.node, room, user, joined))
+        self.bus.publish(encode_event(Presence(self.node, room, user, joined)))
 
     def _offer(self, message: StoredMessage) -> None:
         sequencer = self._rooms.get(message.room)
@@ -189,12 +201,12 @@ class RoomFeed:
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self.bus.start(self.receive, self.catch_up)
+        await self.bus.start(self.receive_bytes, self.catch_up)
         if not isinstance(self.bus, LocalBus):
             self._heartbeat = asyncio.get_running_loop().create_task(self._beats())
 
     def _beat(self) -> None:
-        self.bus.publish(Heads(self.node, dict(self._written), self._local_presence()))
+        self.bus.publish(encode_event(Heads(self.node, dict(self._written), self._local_presence())))
 
     async def _beats(self) -> None:
         while True:
@@ -204,7 +216,7 @@ class RoomFeed:
 
     async def close(self) -> None:
         if not isinstance(self.bus, LocalBus):
-            self.bus.publish(Heads(self.node, {}, {}))  # goodbye: nobody is here any more
+            self.bus.publish(encode_event(Heads(self.node, {}, {})))  # goodbye: nobody is here any more
         tasks = [t for t in (self._heartbeat, *self._fetching.values()) if t is not None]
         for task in tasks:
             task.cancel()

@@ -2,7 +2,7 @@
 
 The chat never sees a socket, a transport or an outbox: it queues text, asks
 whether the connection can take more, and waits until it can. The server's
-``WebSocketSession`` is one ``Peer``; tests use small fakes.
+``ServerConnection`` is one ``Peer``; tests use small fakes.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The chat endpoint `/ws`: commands from `rawws.chat.protocol`, rooms from `rawws.chat.hub`, history in the store.
+"""The chat endpoint `/ws`: commands from `rawws.chat.wire`, rooms from `rawws.chat.hub`, history in the store.
 
 Ordering guarantees, and how they are kept:
 
@@ -24,13 +24,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from rawws.bus.base import Bus
-from rawws.chat import protocol as chat
+from rawws.chat import wire as chat
 from rawws.chat.feed import DEFAULT_HEARTBEAT_S, RoomFeed
 from rawws.chat.hub import Hub
 from rawws.chat.peer import Peer
 from rawws.chat.presence import DEFAULT_PRESENCE_TTL_S, Change, ClusterPresence
-from rawws.chat.protocol import HistoryRequest, Join, Leave, Say, Who
 from rawws.chat.replay import SharedReads
+from rawws.chat.wire import HistoryRequest, Join, Leave, Say, Who
 from rawws.config import (
     DEFAULT_CHAT_MAX_BATCH_MESSAGES,
     DEFAULT_CHAT_MAX_ROOMS_PER_CONNECTION,
@@ -42,7 +42,7 @@ from rawws.core.counters import Counters
 from rawws.core.ratelimit import RateLimiter
 from rawws.errors import ChatError
 from rawws.store import NewMessage, Store, StoredMessage
-from rawws.store.health import StoreHealth, StoreUnavailable
+from rawws.store.outage import StoreHealth, StoreUnavailable
 
 log = logging.getLogger("rawws.chat")
 RATE_LIMITED_MESSAGE = "slow down: frames are dropped unread until the rate allows; send them again"

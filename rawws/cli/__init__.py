@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from rawws.errors import ClientFailure, StartInterrupted
 
 try:  # loading the command line takes a moment (SQLAlchemy, redis, cryptography): a Ctrl-C then is one line too
+    from rawws.chat.app import setup_app
     from rawws.cli.client_commands import client_coroutine, run_client_command
     from rawws.cli.exits import (
         EXIT_CANNOT_CONNECT,
@@ -33,7 +34,6 @@ try:  # loading the command line takes a moment (SQLAlchemy, redis, cryptography
     from rawws.cli.logs import configure_logging
     from rawws.cli.parser import build_parser, parse_header, parse_size
     from rawws.cli.serve import serve, serve_command, serve_config
-    from rawws.server.app import setup_app
 except KeyboardInterrupt:
     _SERVING = sys.argv[1:2] == ["serve"]
     print(f"rawws: {StartInterrupted('SIGINT') if _SERVING else 'interrupted by SIGINT while starting'}", file=sys.stderr)

@@ -16,7 +16,14 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from rawws.chat.protocol import DEFAULT_ROOM, join_frame, say_frame
+from rawws.chat.wire import DEFAULT_ROOM, join_frame, say_frame
+from rawws.chatclient.chat_login import ChatLogin
+from rawws.chatclient.commands import check_text
+from rawws.chatclient.reconnect import Backoff
+from rawws.chatclient.session import chat, chat_session
+from rawws.chatclient.state import ChatState, NotStored, is_welcome, send_outcome
+from rawws.chatclient.target import chat_target, url_credential
+from rawws.chatclient.terminal import RawTerminal, Terminal, terminal_for
 from rawws.cli import mistakes
 from rawws.cli.exits import (
     EXIT_CANNOT_CONNECT,
@@ -31,14 +38,7 @@ from rawws.cli.exits import (
 from rawws.cli.mistakes import closed_message, where
 from rawws.cli.output import Replies, trace_line, trace_to_stderr
 from rawws.cli.parser import PASSWORD_VARIABLE
-from rawws.client.chat_login import ChatLogin
-from rawws.client.commands import check_text
-from rawws.client.connection import OK_CLOSE_CODES, ClientConnection, ConnectionClosed, ConnectOptions, connect
-from rawws.client.reconnect import Backoff
-from rawws.client.session import chat, chat_session
-from rawws.client.state import ChatState, NotStored, is_welcome, send_outcome
-from rawws.client.target import chat_target, url_credential
-from rawws.client.terminal import RawTerminal, Terminal, terminal_for
+from rawws.client.connect import OK_CLOSE_CODES, ClientConnection, ConnectionClosed, ConnectOptions, connect
 from rawws.config import DEFAULT_MAX_MESSAGE_BYTES
 from rawws.core.trace import FrameTrace
 from rawws.errors import AuthFailed, ClientFailure, HandshakeRejected, InvalidHandshake, InvalidURI, NotTheChat

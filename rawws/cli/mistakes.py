@@ -18,8 +18,8 @@ import shlex
 import ssl
 from urllib.parse import urlsplit
 
-from rawws.client.reconnect import describe
-from rawws.client.target import chat_target, url_credential
+from rawws.chatclient.reconnect import describe
+from rawws.chatclient.target import chat_target, url_credential
 from rawws.core.client_handshake import WebSocketURI, parse_uri
 from rawws.core.closecodes import CloseCode
 from rawws.errors import AuthFailed, HandshakeRejected, InvalidHandshake, InvalidURI, NotTheChat

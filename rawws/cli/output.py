@@ -16,7 +16,7 @@ import os
 import sys
 from typing import TextIO
 
-from rawws.client.terminal import printable
+from rawws.chatclient.terminal import printable
 from rawws.core.closecodes import CloseCode
 from rawws.core.trace import TracedFrame
 

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from rawws._version import __version__
-from rawws.chat.protocol import DEFAULT_ROOM
+from rawws.chat.wire import DEFAULT_ROOM
+from rawws.chatclient.commands import ROOM_RULE, valid_room
+from rawws.chatclient.reconnect import DEFAULT_BACKOFF
 from rawws.cli.exits import CLIENT_EXIT_CODES, SEND_EXIT_CODES, SERVE_EXIT_CODES
-from rawws.client.commands import ROOM_RULE, valid_room
-from rawws.client.reconnect import DEFAULT_BACKOFF
 from rawws.config import DEFAULT_DB_TIMEOUT_S
 from rawws.core.headers import is_token
 from rawws.errors import UsageError

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from rawws.bus.redis import BusUnavailable, check_bus_url
+from rawws.chat.app import open_app_store, token_settings
 from rawws.cli.exits import EXIT_CANNOT_SERVE, EXIT_INTERRUPTED, EXIT_OK
 from rawws.cli.logs import configure_logging
 from rawws.cli.parser import SEE_SERVE_HELP, build_serve_parser
@@ -39,9 +40,8 @@ from rawws.config import (
     variable_of,
 )
 from rawws.errors import RawwsError, SchemaTooNew, SettingError, StartInterrupted, StoreOpenFailed, UsageError
-from rawws.server.app import open_app_store, token_settings
-from rawws.server.health import stop_signals
 from rawws.server.lifecycle import run_server, unless_stopped
+from rawws.server.readiness import stop_signals
 from rawws.server.server import Server
 
 Setup = Callable[[Server], Awaitable[None]]

@@ -1,6 +1,6 @@
 """The asyncio client: `rawws.connect`, and the chat client behind `rawws chat --user` and `rawws send --user`.
 
-Sans I/O (tested without a socket; tests/test_chat_cli.py keeps them free of asyncio, socket and ssl):
+Sans I/O (tested without a socket; tests/e2e/test_chat_cli.py keeps them free of asyncio, socket and ssl):
   commands.py    a typed line → ``Say`` or a ``/command``, checked by the server's own rules
   state.py       ``ChatState``: rooms, dedupe by room:id, recovery with ``since``; the screen lines
   target.py      the URL rule of a ``--user`` client, built on the client handshake's ``parse_uri``

@@ -1,261 +1,499 @@
-"""The asyncio WebSocket client: ``async with rawws.connect(url) as ws`` on the same sans-I/O core as the server.
-
-    async with rawws.connect("wss://example.com/ws") as ws:
-        await ws.send("hello")
-        reply = await ws.recv()
-        async for message in ws:
-            ...
-
-How it is put together: ``ClientHandshake`` (h11) writes the upgrade request
-and judges the answer; the ``WebSocket`` core (wsproto) then turns bytes into
-events. This module only moves bytes and keeps time:
-
-* **Coalesced writes.** Whatever the core produces while handling what was read
-  (pongs, the close answer) leaves in one ``transport.write``.
-* **Ordered replies.** When a message is handed to a ``recv()`` that was
-  waiting, parsing stops until that task has run, so a reply it sends goes out
-  before anything the following frames make us send (say, a close for a bad
-  frame that came in the same packet).
-* **Backpressure.** At most ``max_queue`` received messages wait for ``recv()``.
-  When the queue is full, parsing stops and the socket is no longer read, so
-  TCP slows the server down instead of our memory growing.
-* **Keepalive.** A ping every ``ping_interval`` seconds; no pong within
-  ``ping_timeout`` fails the connection with 1011 (unless unread data is
-  queued ahead of the pong, which shows the server is alive).
-* **Closing.** ``close()`` sends a close frame and waits up to ``close_timeout``
-  for the server's answer and for the server to close TCP (RFC 6455 §7.1.1),
-  then drops the connection itself. Messages that arrive after our close frame
-  are dropped, unless ``read_while_closing``: then ``recv()`` returns them
-  (the replies to what was sent before the close, as ``rawws send`` prints
-  them); read them while ``close()`` runs, since their queue has no bound then.
-* **Tracing.** ``trace`` is called with each frame sent or received
-  (``rawws.core.trace.TracedFrame``), as ``rawws send -v`` shows them.
-
-Errors: ``HandshakeRejected`` (HTTP status, headers, body) and
-``InvalidHandshake`` from ``client_handshake``; ``ConnectionClosedOK`` after a
-normal close (1000, 1001, or a close frame without a code) and
-``ConnectionClosedError`` after anything else, both carrying ``code`` and
-``reason``; ``OSError`` when TCP or TLS cannot be set up; ``TimeoutError``
-when the opening handshake takes longer than ``open_timeout``.
-"""
+"""``ClientConnection``, the asyncio protocol of one client WebSocket: it moves bytes and keeps time, the
+sans-I/O core parses them (how it writes, reads, keeps alive and closes: ``rawws.client.connect``)."""
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
-import ssl as ssl_module
-from collections.abc import Generator, Sequence
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
 from types import TracebackType
-from typing import Any, TypedDict
 
-from rawws.client.closed import OK_CLOSE_CODES, closed_error
-from rawws.client.protocol import (
-    DEFAULT_CLOSE_TIMEOUT_S,
-    DEFAULT_MAX_QUEUE,
-    DEFAULT_PING_INTERVAL_S,
-    DEFAULT_PING_TIMEOUT_S,
-    ClientConnection,
-)
-from rawws.config import DEFAULT_MAX_MESSAGE_BYTES
-from rawws.core.client_handshake import ClientHandshake, ClientUpgrade, WebSocketURI, parse_uri
-from rawws.core.trace import FrameTrace
-from rawws.errors import (
-    ConnectionClosed,
-    ConnectionClosedError,
-    ConnectionClosedOK,
-    HandshakeRejected,
-    InvalidHandshake,
-    InvalidURI,
-)
-
-__all__ = [
-    "OK_CLOSE_CODES",
-    "ClientConnection",
-    "ConnectOptions",
-    "ConnectionClosed",
-    "ConnectionClosedError",
-    "ConnectionClosedOK",
-    "HandshakeRejected",
-    "InvalidHandshake",
-    "InvalidURI",
-    "closed_error",
-    "connect",
-    "ssl_context",
-]
+from rawws.client.closed import closed_error
+from rawws.config import KiB
+from rawws.core.client_handshake import ClientHandshake, ClientUpgrade
+from rawws.core.closecodes import ABNORMAL_CLOSURE, NORMAL_CLOSURE
+from rawws.core.events import Closed, Event, MessageReceived, PongReceived
+from rawws.core.keepalive import KEEPALIVE_FAILURE_CODE, KEEPALIVE_FAILURE_REASON, Due, Keepalive
+from rawws.core.protocol import State, WebSocket
+from rawws.errors import ConnectionClosedOK, InvalidHandshake
 
 log = logging.getLogger("rawws.client")
 
-DEFAULT_OPEN_TIMEOUT_S = 10.0  # TCP + TLS + the opening handshake
+# Limits (per connection)
+DEFAULT_MAX_QUEUE = 16  # received messages waiting for recv(); then the socket is not read
+DEFAULT_PING_INTERVAL_S = 20.0  # keepalive ping period (None or 0: no keepalive)
+DEFAULT_PING_TIMEOUT_S = 20.0  # no pong within this: fail with 1011
+DEFAULT_CLOSE_TIMEOUT_S = 10.0  # the closing handshake and the server's TCP close
+BACKLOG_MAX_BYTES = 64 * KiB  # read but not yet parsed while a reader catches up; then stop reading
+WRITE_HIGH_WATER_BYTES = 64 * KiB  # send() waits while more than this is unsent
 
 
-def ssl_context(insecure: bool = False) -> ssl_module.SSLContext:
-    """The TLS settings of every client connection (the WebSocket and the login requests alike).
-
-    The system CAs and host name are checked unless ``insecure`` (a test server's
-    self-signed certificate); ALPN says HTTP/1.1, the only HTTP the client speaks.
-    """
-    context = ssl_module.create_default_context()
-    if insecure:
-        context.check_hostname = False
-        context.verify_mode = ssl_module.CERT_NONE
-    context.set_alpn_protocols(["http/1.1"])
-    return context
-
-
-class ConnectOptions(TypedDict, total=False):
-    """``connect``'s keyword arguments, for callers that build them once and connect several times."""
-
-    subprotocols: Sequence[str]
-    additional_headers: Sequence[tuple[str, str]] | dict[str, str]
-    compression: str | None
-    max_size: int | None
-    max_queue: int
-    open_timeout: float | None
-    ping_interval: float | None
-    ping_timeout: float | None
-    close_timeout: float
-    ssl: ssl_module.SSLContext | None
-    insecure: bool
-    read_while_closing: bool
-    trace: FrameTrace | None
-
-
-class _WatchedConnection(ClientConnection):
-    """A ``ClientConnection`` whose core keeps the messages that come after our close, or traces its frames.
-
-    Set on the core as soon as it exists: ``_start`` leaves the frames that came
-    with the 101 to a later turn of the loop, so none is parsed before this.
-    """
-
-    def __init__(
-        self, handshake: ClientHandshake, *, read_while_closing: bool, trace: FrameTrace | None, **options: Any
-    ) -> None:
-        super().__init__(handshake, **options)
-        self._read_while_closing = read_while_closing
-        self._trace = trace
-
-    def _start(self, upgrade: ClientUpgrade) -> None:
-        super()._start(upgrade)
-        assert self.ws is not None
-        self.ws.receive_while_closing = self._read_while_closing
-        if self._trace is not None:
-            self.ws.trace_frames(self._trace)
-
-
-class connect:  # used like a function: `await connect(...)` or `async with connect(...)`
-    """Open a WebSocket client connection to ``uri`` (``ws://`` or ``wss://``).
-
-    ``subprotocols`` are offered in order of preference; ``additional_headers``
-    go on the upgrade request (``Authorization``, ``Origin``, ...).
-    ``compression="deflate"`` (the default) offers permessage-deflate; ``None``
-    turns it off. ``max_size`` bounds a received message in bytes after
-    inflation (more is closed with 1009; ``None``: no limit). For ``wss://``
-    the server's certificate is checked against the system CAs; pass
-    ``ssl=`` a context of your own, or ``insecure=True`` to check nothing.
-    ``read_while_closing`` and ``trace``: see the module's docstring.
-    """
+class ClientConnection(asyncio.Protocol):
+    """One client WebSocket. Made by ``connect``; use ``send``, ``recv``, ``ping``, ``close``."""
 
     def __init__(
         self,
-        uri: str,
+        handshake: ClientHandshake,
         *,
-        subprotocols: Sequence[str] = (),
-        additional_headers: Sequence[tuple[str, str]] | dict[str, str] = (),
-        compression: str | None = "deflate",
-        max_size: int | None = DEFAULT_MAX_MESSAGE_BYTES,
         max_queue: int = DEFAULT_MAX_QUEUE,
-        open_timeout: float | None = DEFAULT_OPEN_TIMEOUT_S,
         ping_interval: float | None = DEFAULT_PING_INTERVAL_S,
         ping_timeout: float | None = DEFAULT_PING_TIMEOUT_S,
         close_timeout: float = DEFAULT_CLOSE_TIMEOUT_S,
-        ssl: ssl_module.SSLContext | None = None,
-        insecure: bool = False,
-        read_while_closing: bool = False,
-        trace: FrameTrace | None = None,
     ) -> None:
-        if compression not in ("deflate", None):
-            raise ValueError(f"unsupported compression {compression!r}: use 'deflate' or None")
-        self.uri: WebSocketURI = parse_uri(uri)
-        if not self.uri.secure and (ssl is not None or insecure):
-            raise ValueError("ssl and insecure apply to wss:// URLs only")
-        self._subprotocols = tuple(subprotocols)
-        self._headers = (
-            list(additional_headers.items()) if isinstance(additional_headers, dict) else list(additional_headers)
+        if max_queue < 1:
+            raise ValueError("max_queue must be at least 1")
+        self._loop = asyncio.get_running_loop()
+        self._handshake = handshake
+        self.max_queue = max_queue
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.close_timeout = close_timeout
+        self.transport: asyncio.Transport | None = None
+        self.ws: WebSocket | None = None
+        #: The subprotocol the server chose, or ``None``.
+        self.subprotocol: str | None = None
+        #: The negotiated ``Sec-WebSocket-Extensions`` value, or ``None`` (no compression).
+        self.compression: str | None = None
+        #: The 101 answer's headers (names in lower case).
+        self.response_headers: list[tuple[str, str]] = []
+        #: How the connection ended: the close code (1006: lost without a closing handshake).
+        self.close_code: int | None = None
+        self.close_reason = ""
+        #: True when our close frame was not answered within ``close_timeout``.
+        self.close_timed_out = False
+
+        self._opened: asyncio.Future[None] = self._loop.create_future()
+        self._lost: asyncio.Future[None] = self._loop.create_future()
+        # Receiving: events of the core not yet handled, bytes not yet parsed, messages not yet read.
+        self._events: Iterator[Event] | None = None
+        self._backlog: list[bytes] = []
+        self._backlog_bytes = 0
+        self._eof = False
+        self._eof_fed = False
+        self._messages: collections.deque[str | bytes] = collections.deque()
+        self._reader: asyncio.Future[None] | None = None
+        self._process_scheduled = False
+        self._reading_paused = False
+        self._draining = False  # the application is done reading: parse to the end, no queue limit
+        # Sending.
+        self._writing_paused = False
+        self._drain_waiters: list[asyncio.Future[None]] = []
+        # Pings: payload -> (sent at, future for ping() callers or None for keepalive), oldest first.
+        self._pings: collections.OrderedDict[bytes, tuple[float, asyncio.Future[float] | None]] = (
+            collections.OrderedDict()
         )
-        self._compression = compression is not None
-        self._max_size = max_size
-        self._handshake()  # reject bad headers now, before any connection
-        self._max_queue = max_queue
-        self._ping_interval = ping_interval
-        self._ping_timeout = ping_timeout
-        self._close_timeout = close_timeout
-        self.open_timeout = open_timeout
-        self._ssl = ssl
-        self._insecure = insecure
-        self._read_while_closing = read_while_closing
-        self._trace = trace
-        self._connection: ClientConnection | None = None
+        self._keepalive: Keepalive | None = None  # from the 101 on
+        self._keepalive_ping: bytes | None = None
+        self._keepalive_timer: asyncio.TimerHandle | None = None
+        self._drop_timer: asyncio.TimerHandle | None = None
 
-    def _handshake(self) -> ClientHandshake:
-        """A fresh handshake (a fresh key) for each opening."""
-        return ClientHandshake(
-            self.uri,
-            subprotocols=self._subprotocols,
-            extra_headers=self._headers,
-            compression=self._compression,
-            max_message_bytes=self._max_size,
-        )
+    # -- the public API ----------------------------------------------------------
 
-    def _ssl_context(self) -> ssl_module.SSLContext | None:
-        if not self.uri.secure:
-            return None
-        return self._ssl if self._ssl is not None else ssl_context(self._insecure)
+    @property
+    def closed(self) -> bool:
+        """True once the WebSocket is over (``close_code`` is set)."""
+        return self.close_code is not None
 
-    async def _open(self) -> ClientConnection:
-        loop = asyncio.get_running_loop()
-        options: dict[str, Any] = {
-            "max_queue": self._max_queue,
-            "ping_interval": self._ping_interval,
-            "ping_timeout": self._ping_timeout,
-            "close_timeout": self._close_timeout,
-        }
-        if self._read_while_closing or self._trace is not None:
-            connection: ClientConnection = _WatchedConnection(
-                self._handshake(), read_while_closing=self._read_while_closing, trace=self._trace, **options
-            )
+    @property
+    def queued_messages(self) -> int:
+        """Messages received and not yet taken by ``recv()`` (never more than ``max_queue`` past one read)."""
+        return len(self._messages)
+
+    async def send(self, message: str | bytes | bytearray | memoryview) -> None:
+        """Send one message: ``str`` as text, bytes-like as binary. Waits while the socket is backed up."""
+        if isinstance(message, (bytearray, memoryview)):
+            message = bytes(message)
+        elif not isinstance(message, (str, bytes)):
+            raise TypeError(f"a message is str or bytes, not {type(message).__name__}")
+        ws = self._open_ws()
+        self._write(ws.send(message))
+        await self._drain()
+
+    async def recv(self) -> str | bytes:
+        """The next message; ``ConnectionClosedOK``/``ConnectionClosedError`` once none is left and it is closed."""
+        while not self._messages:
+            if self.close_code is not None:
+                raise closed_error(self.close_code, self.close_reason)
+            if self._reader is not None:
+                raise RuntimeError("recv() is already waiting in another task")
+            self._reader = self._loop.create_future()
+            try:
+                await self._reader
+            finally:
+                self._reader = None
+        message = self._messages.popleft()
+        if self._work_pending():
+            self._schedule_process()
+        self._update_reading()
+        return message
+
+    def __aiter__(self) -> AsyncIterator[str | bytes]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[str | bytes]:
+        """Messages until a normal close; a close with an error code raises ``ConnectionClosedError``."""
+        while True:
+            try:
+                yield await self.recv()
+            except ConnectionClosedOK:
+                return
+
+    async def ping(self, data: str | bytes | None = None) -> asyncio.Future[float]:
+        """Send a ping; the returned future resolves to the round-trip time in seconds when the pong is in.
+
+        ``pong_waiter = await ws.ping(); latency = await pong_waiter``. A pong
+        also answers every earlier ping (RFC 6455 §5.5.3 lets a peer skip some).
+        """
+        ws = self._open_ws()
+        if data is None:
+            payload = os.urandom(4)
+            while payload in self._pings:
+                payload = os.urandom(4)
         else:
-            connection = ClientConnection(self._handshake(), **options)
-        context = self._ssl_context()
-        try:
-            async with asyncio.timeout(self.open_timeout):
-                await loop.create_connection(
-                    lambda: connection,
-                    self.uri.host,
-                    self.uri.port,
-                    ssl=context,
-                    server_hostname=self.uri.host if context is not None else None,
-                )
-                await connection._wait_open()
-        except BaseException:
-            connection._abandon()
-            raise
-        log.debug(
-            "ws client open %s subprotocol=%s compression=%s",
-            self.uri.display,
-            connection.subprotocol,
-            connection.compression,
-        )
-        return connection
+            payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+            if payload in self._pings:
+                raise RuntimeError("a ping with this payload is already waiting for its pong")
+        waiter: asyncio.Future[float] = self._loop.create_future()
+        self._pings[payload] = (self._loop.time(), waiter)
+        self._write(ws.ping(payload))
+        await self._drain()
+        return waiter
 
-    def __await__(self) -> Generator[Any, None, ClientConnection]:
-        return self._open().__await__()
+    async def close(self, code: int = NORMAL_CLOSURE, reason: str = "") -> None:
+        """Start (or join) the closing handshake and wait, at most ``close_timeout``, until TCP is closed."""
+        ws = self.ws
+        if ws is not None and ws.state is State.OPEN and not self._transport_closing():
+            self._write(ws.close(code, reason))
+            self._update_reading()  # messages arriving now are dropped: read on to the server's close
+            if self._work_pending():
+                self._schedule_process()
+        if self._lost.done():
+            self._finish_receiving()
+            return
+        try:
+            async with asyncio.timeout(self.close_timeout):
+                await asyncio.shield(self._lost)
+        except TimeoutError:
+            if self.close_code is None:
+                self.close_timed_out = True
+            log.debug("ws client close timed out; dropping the connection")
+            if self.transport is not None:
+                self.transport.abort()
+            await asyncio.shield(self._lost)
+        self._finish_receiving()
+
+    async def wait_closed(self) -> None:
+        """Wait until TCP is closed, however the connection ends."""
+        await asyncio.shield(self._lost)
 
     async def __aenter__(self) -> ClientConnection:
-        self._connection = await self._open()
-        return self._connection
+        return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        assert self._connection is not None
-        await self._connection.close()
+        await self.close()
+
+    # -- asyncio.Protocol: the handshake, then frames ---------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER_BYTES)
+        transport.write(self._handshake.request())
+
+    def data_received(self, data: bytes) -> None:
+        if self.ws is None:
+            if not self._opened.done():
+                self._handshake_step(lambda: self._handshake.receive_data(data))
+            return
+        if self._events is not None or self._backlog:
+            # Still handling earlier bytes (a reader is catching up): keep these in order.
+            self._backlog.append(data)
+            self._backlog_bytes += len(data)
+            self._update_reading()
+            return
+        self._events = self.ws.receive_data(data)
+        self._process()
+
+    def eof_received(self) -> bool | None:
+        if self.ws is None:
+            if not self._opened.done():
+                self._handshake_step(self._handshake.receive_eof)
+            return None
+        self._eof = True
+        if not self._parsing_pending():
+            self._process()
+        return None  # let the transport close; what is still unparsed is parsed afterwards
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._keepalive_timer is not None:
+            self._keepalive_timer.cancel()
+        if self._drop_timer is not None:
+            self._drop_timer.cancel()
+        self._writing_paused = False
+        self._wake_drainers()
+        if not self._opened.done():
+            reason = f": {exc}" if exc is not None else ""
+            self._opened.set_exception(InvalidHandshake(f"connection lost during the opening handshake{reason}"))
+        elif self.ws is not None:
+            self._eof = True
+            if not self._parsing_pending():
+                self._process()
+        if not self._lost.done():
+            self._lost.set_result(None)
+        log.debug("ws client connection lost code=%s", self.close_code)
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        self._wake_drainers()
+
+    # -- the opening handshake ---------------------------------------------------
+
+    def _handshake_step(self, step: Callable[[], ClientUpgrade | None]) -> None:
+        try:
+            upgrade = step()
+        except InvalidHandshake as exc:
+            self._opened.set_exception(exc)
+            assert self.transport is not None
+            self.transport.close()
+            return
+        if upgrade is not None:
+            self._start(upgrade)
+
+    def _start(self, upgrade: ClientUpgrade) -> None:
+        self.ws = WebSocket(client=True, extensions=upgrade.extensions, max_message_bytes=upgrade.max_message_bytes)
+        self.subprotocol = upgrade.subprotocol
+        self.compression = upgrade.compression
+        self.response_headers = upgrade.headers
+        self._opened.set_result(None)
+        self._keepalive = Keepalive(self.ping_interval, self.ping_timeout, self._loop.time())
+        self._arm_keepalive()
+        if upgrade.trailing_data:
+            # Frames that came with the 101: parse them once the application holds the
+            # connection, so a reply to the first message goes out before what follows it.
+            self._backlog.append(upgrade.trailing_data)
+            self._backlog_bytes += len(upgrade.trailing_data)
+            self._schedule_process()
+
+    async def _wait_open(self) -> None:
+        await self._opened
+
+    def _abandon(self) -> None:
+        """The opening handshake was given up (timeout, cancel): drop TCP and silence the pending result."""
+        if not self._opened.done():
+            self._opened.cancel()
+        if self.transport is not None:
+            self.transport.abort()
+
+    # -- receiving ---------------------------------------------------------------
+
+    def _process(self) -> None:
+        """Run the core's events until they are done, a waiting reader got a message, or the queue is full.
+
+        ``close_code`` is the code of the server's close frame when there was one
+        (normally the echo of ours), else the code we failed with, else 1006.
+        """
+        self._process_scheduled = False
+        ws = self.ws
+        assert ws is not None
+        output: list[bytes] = []
+        try:
+            while True:
+                if self._events is None and not self._next_events(ws):
+                    break
+                if ws.state is State.OPEN and not self._draining and len(self._messages) >= self.max_queue:
+                    break  # backpressure: recv() resumes us
+                assert self._events is not None
+                event = next(self._events, None)
+                pending = ws.data_to_send()
+                if pending:
+                    output.append(pending)
+                if event is None:
+                    self._events = None
+                elif type(event) is MessageReceived:
+                    self._messages.append(event.data)
+                    if self._wake_reader():
+                        # Let that reader run (and maybe reply) before the next frame is handled.
+                        self._schedule_process()
+                        break
+                elif type(event) is PongReceived:
+                    self._pong_received(event.payload)
+                elif type(event) is Closed:
+                    self._closed(event.code, event.reason or "")
+        finally:
+            if output:
+                self._write(b"".join(output))
+        self._update_reading()
+        if ws.close_transport:
+            self._core_closed()
+
+    def _next_events(self, ws: WebSocket) -> bool:
+        """Start on the next bytes (or the EOF) waiting to be parsed; ``False`` when there are none."""
+        if self._backlog:
+            data = b"".join(self._backlog)
+            self._backlog.clear()
+            self._backlog_bytes = 0
+            self._events = ws.receive_data(data)
+            return True
+        if self._eof and not self._eof_fed:
+            self._eof_fed = True
+            self._events = ws.receive_eof()
+            return True
+        return False
+
+    def _parsing_pending(self) -> bool:
+        """Bytes (or events) are waiting for a reader to catch up."""
+        return self._events is not None or bool(self._backlog)
+
+    def _work_pending(self) -> bool:
+        return self._parsing_pending() or (self._eof and not self._eof_fed)
+
+    def _schedule_process(self) -> None:
+        if not self._process_scheduled:
+            self._process_scheduled = True
+            self._loop.call_soon(self._process_if_scheduled)
+
+    def _process_if_scheduled(self) -> None:
+        if self._process_scheduled:
+            self._process()
+
+    def _finish_receiving(self) -> None:
+        """After TCP is gone, parse what is left so the close code is final (1006 if no close frame came)."""
+        self._draining = True
+        if self.ws is not None and self._work_pending():
+            self._process()
+
+    def _wake_reader(self) -> bool:
+        reader = self._reader
+        if reader is not None and not reader.done():
+            reader.set_result(None)
+            return True
+        return False
+
+    def _update_reading(self) -> None:
+        """Read the socket only while the queue and the unparsed bytes have room."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        # Once closing, messages are dropped, so only the unparsed bytes count.
+        is_open = self.ws is not None and self.ws.state is State.OPEN
+        backlog_full = self._backlog_bytes > BACKLOG_MAX_BYTES
+        if (backlog_full or (is_open and len(self._messages) >= self.max_queue)) and not self._reading_paused:
+            self._reading_paused = True
+            transport.pause_reading()
+        elif (
+            self._reading_paused
+            and not backlog_full
+            and (not is_open or len(self._messages) <= self.max_queue // 2)  # hysteresis: no pause/resume per message
+        ):
+            self._reading_paused = False
+            transport.resume_reading()
+
+    # -- the end of the connection -------------------------------------------------
+
+    def _closed(self, code: int, reason: str) -> None:
+        """The WebSocket is over: record how, wake the reader, fail what waits for pongs."""
+        if self.close_code is not None:
+            return
+        self.close_code, self.close_reason = code, reason
+        log.debug("ws client closed code=%d", code)
+        if self._keepalive_timer is not None:
+            self._keepalive_timer.cancel()
+        self._wake_reader()
+        pings, self._pings = self._pings, collections.OrderedDict()
+        for _, waiter in pings.values():
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(closed_error(code, reason))
+                waiter.exception()  # retrieved here: a caller that never awaits it gets no warning
+
+    def _core_closed(self) -> None:
+        """The core is done: RFC 6455 §7.1.1 lets the server close TCP first; we wait ``close_timeout`` for it."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if self._eof:
+            transport.close()
+        elif self._drop_timer is None:
+            self._drop_timer = self._loop.call_later(self.close_timeout, transport.abort)
+
+    def _transport_closing(self) -> bool:
+        return self.transport is None or self.transport.is_closing()
+
+    # -- sending -----------------------------------------------------------------------
+
+    def _open_ws(self) -> WebSocket:
+        """The core, if messages may still be sent; else the ``ConnectionClosed`` to raise."""
+        ws = self.ws
+        if ws is None:
+            raise RuntimeError("the connection is not open yet")
+        if ws.state is not State.OPEN or self._transport_closing():
+            code = self.close_code if self.close_code is not None else (ws.close_code or ABNORMAL_CLOSURE)
+            raise closed_error(code, self.close_reason or ws.close_reason)
+        return ws
+
+    def _write(self, data: bytes) -> None:
+        if data and not self._transport_closing():
+            assert self.transport is not None
+            self.transport.write(data)
+
+    async def _drain(self) -> None:
+        if self._writing_paused and not self._lost.done():
+            waiter = self._loop.create_future()
+            self._drain_waiters.append(waiter)
+            await waiter
+        if self._lost.done() and self.close_code is None:
+            raise closed_error(ABNORMAL_CLOSURE, "connection lost")
+
+    def _wake_drainers(self) -> None:
+        waiters, self._drain_waiters = self._drain_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- keepalive -----------------------------------------------------------------------
+
+    def _arm_keepalive(self) -> None:
+        """One timer, at the next deadline the core keepalive (``rawws.core.keepalive``) names."""
+        deadline = self._keepalive.next_deadline if self._keepalive is not None else None
+        if deadline is not None:
+            self._keepalive_timer = self._loop.call_at(deadline, self._keepalive_due)
+
+    def _keepalive_due(self) -> None:
+        ws, keepalive = self.ws, self._keepalive
+        if ws is None or keepalive is None or ws.state is not State.OPEN or self._transport_closing():
+            return
+        now = self._loop.time()
+        # The pong may sit behind messages nobody read yet: data is flowing, so the server is alive.
+        alive = self._reading_paused or self._work_pending()
+        due = keepalive.due(now, awaiting_pong=self._keepalive_ping in self._pings, peer_alive=alive)
+        if due is Due.PONG_OVERDUE:
+            log.info("ws client keepalive timeout: no pong within %ss", self.ping_timeout)
+            self._write(ws.close(KEEPALIVE_FAILURE_CODE, KEEPALIVE_FAILURE_REASON))
+            ws.abort(KEEPALIVE_FAILURE_CODE, KEEPALIVE_FAILURE_REASON)
+            self._closed(KEEPALIVE_FAILURE_CODE, KEEPALIVE_FAILURE_REASON)
+            assert self.transport is not None
+            self.transport.abort()
+            return
+        if due is Due.PING:
+            self._keepalive_ping = payload = os.urandom(4)
+            self._pings[payload] = (now, None)
+            self._write(ws.ping(payload))
+            keepalive.ping_sent(now)
+        self._arm_keepalive()
+
+    def _pong_received(self, payload: bytes) -> None:
+        if payload not in self._pings:
+            return  # unsolicited pongs are allowed (RFC 6455 §5.5.3) and mean nothing
+        now = self._loop.time()
+        while self._pings:
+            key, (sent_at, waiter) = self._pings.popitem(last=False)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(now - sent_at)
+            if key == payload:
+                break

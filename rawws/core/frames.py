@@ -1,7 +1,7 @@
 """wsproto's frame engine, fitted for a busy server: C unmasking, the message limit on headers, fewer copies.
 
 wsproto parses and builds every frame; these subclasses change three things,
-all visible only as speed (tests/test_frames.py checks them byte for byte
+all visible only as speed (tests/core/test_frames.py checks them byte for byte
 against wsproto's own classes):
 
 * the payload of a masked frame is unmasked by ``rawws.masking.Unmasker`` (C)

@@ -15,7 +15,7 @@ try:
 
     #: True when the C masker is built; tests require it under CI=true.
     FAST_MASKING = True
-except ImportError:  # exercised where no compiler was available (tests/test_wheel.py)
+except ImportError:  # exercised where no compiler was available (tests/e2e/test_wheel.py)
     FAST_MASKING = False
 
     def apply_mask(data: bytes | bytearray | memoryview, key: bytes | bytearray) -> bytes:

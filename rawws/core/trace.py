@@ -44,7 +44,7 @@ FrameTrace = Callable[[TracedFrame], None]
 
 
 class FrameEngine(Protocol):
-    """What ``rawws.core.connection.WebSocket`` asks of its frame engine (wsproto's ``FrameProtocol``)."""
+    """What ``rawws.core.protocol.WebSocket`` asks of its frame engine (wsproto's ``FrameProtocol``)."""
 
     extensions: list[Extension]
 

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from rawws.config import ServerConfig
 from rawws.errors import StartInterrupted
-from rawws.server.health import STOP_SIGNALS, drain, stop_signals
+from rawws.server.readiness import STOP_SIGNALS, drain, stop_signals
 from rawws.server.server import Server
 
 log = logging.getLogger("rawws.server")

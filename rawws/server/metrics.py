@@ -63,7 +63,7 @@ class RawwsCollector:
 
     def collect(self) -> Iterator[Metric]:
         server = self.server
-        stats = server.stats
+        counters = server.counters
         open_by_path = GaugeMetricFamily(
             "rawws_websocket_connections", "WebSocket connections open now, by endpoint", labels=["endpoint"]
         )
@@ -73,25 +73,25 @@ class RawwsCollector:
         for path, count in sorted(counts.items()):
             open_by_path.add_metric([path], count)
         yield open_by_path
-        yield _counter("rawws_http_requests", "HTTP requests read (upgrades included)", stats.http_requests)
-        yield _by("rawws_handshakes", "WebSocket upgrade requests by the HTTP status answered", "status", stats.handshakes)
-        yield _by("rawws_websocket_closes", "WebSocket connections ended, by close code", "code", stats.close_codes)
-        yield _counter("rawws_messages_received", "WebSocket data messages received", stats.messages_received)
-        yield _counter("rawws_messages_sent", "WebSocket data messages queued to peers", stats.messages_sent)
-        yield _counter("rawws_received_bytes", "WebSocket bytes read off the wire", stats.bytes_received)
-        yield _counter("rawws_sent_bytes", "WebSocket bytes written to the wire", stats.bytes_sent)
-        yield _counter("rawws_fanout_deliveries", "Chat messages offered to a room member", stats.fanout_deliveries)
+        yield _counter("rawws_http_requests", "HTTP requests read (upgrades included)", counters.http_requests)
+        yield _by("rawws_handshakes", "WebSocket upgrade requests by the HTTP status answered", "status", counters.handshakes)
+        yield _by("rawws_websocket_closes", "WebSocket connections ended, by close code", "code", counters.close_codes)
+        yield _counter("rawws_messages_received", "WebSocket data messages received", counters.messages_received)
+        yield _counter("rawws_messages_sent", "WebSocket data messages queued to peers", counters.messages_sent)
+        yield _counter("rawws_received_bytes", "WebSocket bytes read off the wire", counters.bytes_received)
+        yield _counter("rawws_sent_bytes", "WebSocket bytes written to the wire", counters.bytes_sent)
+        yield _counter("rawws_fanout_deliveries", "Chat messages offered to a room member", counters.fanout_deliveries)
         yield _counter(
-            "rawws_slow_consumer_closes", "Connections closed (1008) for not reading fast enough", stats.slow_consumers_closed
+            "rawws_slow_consumer_closes", "Connections closed (1008) for not reading fast enough", counters.slow_consumers_closed
         )
-        yield _counter("rawws_catchups", "Joins with `since` that replayed missed messages", stats.catchups)
-        yield _counter("rawws_catchup_messages", "Messages sent by `since` replays", stats.catchup_messages)
-        yield _by("rawws_login_attempts", "POST /auth/login by outcome", "outcome", stats.logins)
-        yield _histogram("rawws_store_commit_seconds", "Time to store one group commit", stats.store_commit_seconds)
-        yield _histogram("rawws_store_commit_batch_messages", "Messages per group commit", stats.store_batch_messages)
-        yield _counter("rawws_store_commit_failures", "Group commits that failed", stats.store_commit_failures)
-        yield _histogram("rawws_event_loop_lag_seconds", "How late a timer ran on the event loop", stats.loop_lag_seconds)
-        bus = stats.bus
+        yield _counter("rawws_catchups", "Joins with `since` that replayed missed messages", counters.catchups)
+        yield _counter("rawws_catchup_messages", "Messages sent by `since` replays", counters.catchup_messages)
+        yield _by("rawws_login_attempts", "POST /auth/login by outcome", "outcome", counters.logins)
+        yield _histogram("rawws_store_commit_seconds", "Time to store one group commit", counters.store_commit_seconds)
+        yield _histogram("rawws_store_commit_batch_messages", "Messages per group commit", counters.store_batch_messages)
+        yield _counter("rawws_store_commit_failures", "Group commits that failed", counters.store_commit_failures)
+        yield _histogram("rawws_event_loop_lag_seconds", "How late a timer ran on the event loop", counters.loop_lag_seconds)
+        bus = counters.bus
         connected = bus.connected_probe() if bus.connected_probe is not None else bus.connected
         yield GaugeMetricFamily(
             "rawws_bus_connected", "1 while the bus between nodes is connected (0 without a bus)", value=int(connected)
@@ -138,7 +138,7 @@ class MetricsListener:
         router.add("GET", "/metrics", self._metrics)
         config = dataclasses.replace(server.config, host=host, port=port, tls_cert=None, tls_key=None)
         self.listener = Server(config, router)
-        self.lag = LoopLagMonitor(server.stats.loop_lag_seconds)
+        self.lag = LoopLagMonitor(server.counters.loop_lag_seconds)
         self._serving = False
 
     async def listen(self) -> None:

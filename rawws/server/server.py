@@ -15,31 +15,42 @@ import logging
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import cast
+from typing import Protocol, cast
 
 import h11
 
-from rawws.accounts.tokens import Identity
 from rawws.config import ServerConfig
 from rawws.core.closecodes import GOING_AWAY
-from rawws.core.connection import WebSocket
 from rawws.core.counters import Counters
 from rawws.core.extensions import PerMessageDeflate
 from rawws.core.forwarded import TrustedProxies, forwarded_request
 from rawws.core.handshake import AcceptedUpgrade, UpgradePolicy, decide_upgrade
 from rawws.core.headers import is_token
 from rawws.core.http import Request, Response, Router, check_request_head, error_response, json_response
+from rawws.core.protocol import WebSocket
 from rawws.errors import HttpError
-from rawws.server.health import STOP_SIGNALS, Readiness, drain, stop_signals
+from rawws.server.connection import ServerConnection, WebSocketHandler
 from rawws.server.limits import ConnectionLimits
 from rawws.server.listening import bind_failure, server_ssl_context
-from rawws.server.session import WebSocketHandler, WebSocketSession
+from rawws.server.readiness import STOP_SIGNALS, Readiness, drain, stop_signals
 
 log = logging.getLogger("rawws.server")
 
 READ_SIZE = 64 * 1024  # what the HTTP side reads at once (a WebSocket then reads what its transport gives)
 
 SERVER_HEADER = ("Server", "rawws")
+
+
+class Identity(Protocol):
+    """Who a credential speaks for, as the server needs it: the per-user connection limit and the log
+    lines take ``user``; the connection is closed with 1008 at ``expires_at`` (epoch seconds). The app's
+    authenticator returns its own richer object (the chat's is ``rawws.accounts.tokens.Identity``)."""
+
+    @property
+    def user(self) -> str: ...
+
+    @property
+    def expires_at(self) -> float | None: ...
 
 
 Authenticator = Callable[[Request], Identity | Awaitable[Identity]]
@@ -54,12 +65,6 @@ class WebSocketEndpoint:
     authenticate: Authenticator | None = None
 
 
-class ServerStats(Counters):
-    """The totals a health check reports and the metrics listener exports (see ``rawws.core.counters``)."""
-
-    __slots__ = ()
-
-
 class _RequestTimeout(Exception):
     def __init__(self, partial: bool) -> None:
         self.partial = partial
@@ -72,10 +77,10 @@ class Server:
         self.config = config
         self.router = router or Router()
         self.endpoints: dict[str, WebSocketEndpoint] = {}
-        self.stats = ServerStats()
-        self.sessions: set[WebSocketSession] = set()
+        self.counters = Counters()
+        self.sessions: set[ServerConnection] = set()
         self.limits = ConnectionLimits(config.websockets_per_user, config.websockets_per_address)
-        self._releases: dict[WebSocketSession, Callable[[], None]] = {}
+        self._releases: dict[ServerConnection, Callable[[], None]] = {}
         self._connections: set[asyncio.Task[None]] = set()
         #: Readers of keep-alive connections waiting for their next request (shutdown ends those at once).
         self._idle_readers: set[asyncio.StreamReader] = set()
@@ -246,14 +251,14 @@ class Server:
             if request is None:
                 return False
             first = False
-            self.stats.http_requests += 1
+            self.counters.http_requests += 1
             if self._trusted_proxies:
                 request = forwarded_request(request, self._trusted_proxies)
 
             endpoint = self.endpoints.get(request.path)
             if endpoint is not None and self.shutting_down:
                 # The open WebSockets were already told 1001; a new one would be left behind.
-                self.stats.handshake(503)
+                self.counters.handshake(503)
                 self._write(conn, writer, error_response(HttpError(503, "server shutting down")), request)
             elif endpoint is not None:
                 try:
@@ -264,7 +269,7 @@ class Server:
                     release = self.limits.admit(identity.user if identity else None, request.peer)  # or 429
                 except HttpError as error:
                     log.debug("upgrade refused peer=%s path=%s status=%d", request.peer, request.path, error.status)
-                    self.stats.handshake(error.status)
+                    self.counters.handshake(error.status)
                     self._write(conn, writer, error_response(error), request)
                 else:
                     try:
@@ -368,7 +373,7 @@ class Server:
             {
                 "status": "ok",
                 "websockets": len(self.sessions),
-                "slow_consumers_closed": self.stats.slow_consumers_closed,
+                "slow_consumers_closed": self.counters.slow_consumers_closed,
             },
         )
 
@@ -416,7 +421,7 @@ class Server:
         identity: Identity | None,
         release: Callable[[], None],
     ) -> None:
-        """Answer 101 and hand the transport to a ``WebSocketSession``; the HTTP task then ends."""
+        """Answer 101 and hand the transport to a ``ServerConnection``; the HTTP task then ends."""
         assert conn.their_state is h11.MIGHT_SWITCH_PROTOCOL  # type: ignore[attr-defined]  # h11 exports it, without __all__
         # Not written here: the session writes it with the first frames (the chat's welcome), one send.
         response = conn.send(
@@ -427,7 +432,7 @@ class Server:
         initial_data = bytes(trailing_data) + _take_buffered(reader)
         ws = WebSocket(client=False, extensions=accepted.extensions, max_message_bytes=accepted.max_message_bytes)
         # A stream's transport reads as well as writes (selector and SSL transports alike).
-        session = WebSocketSession(
+        session = ServerConnection(
             cast(asyncio.Transport, writer.transport),
             ws,
             endpoint.handler,
@@ -436,20 +441,20 @@ class Server:
             peer=peer,
             subprotocol=accepted.subprotocol,
             compressed=any(isinstance(ext, PerMessageDeflate) for ext in accepted.extensions),
-            stats=self.stats,
+            counters=self.counters,
             identity=identity,
             user=identity.user if identity else None,
             expires_at=identity.expires_at if identity else None,
             on_finished=self._session_finished,
             stream=writer,
         )
-        self.stats.websockets_opened += 1
-        self.stats.handshake(101)
+        self.counters.websockets_opened += 1
+        self.counters.handshake(101)
         self.sessions.add(session)
         self._releases[session] = release
         session.start(initial_data, eof=reader.at_eof(), response=response or b"")
 
-    def _session_finished(self, session: WebSocketSession) -> None:
+    def _session_finished(self, session: ServerConnection) -> None:
         self.sessions.discard(session)
         release = self._releases.pop(session, None)
         if release is not None:

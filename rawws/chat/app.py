@@ -1,0 +1,227 @@
+"""Wiring: the store, tokens, accounts and endpoints a `rawws serve` runs, built from its config.
+
+This is the edge's composition root: it reads the data directory (the JWT
+secret file) and opens the database, then hangs the routes on the server.
+It knows which setting each file and URL came from, so what is wrong with one
+is a ``SettingError`` naming it. The secret is made last, once the database and
+the bus have answered: a start that fails on either leaves no new file behind
+(and its one line is the only line).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+from pathlib import Path
+
+import jwt
+
+from rawws.accounts.passwords import Passwords
+from rawws.accounts.routes import Accounts, StoredTickets
+from rawws.accounts.shared import SharedState
+from rawws.accounts.tokens import (
+    SECRET_BYTES,
+    SUBPROTOCOL,
+    PublicKey,
+    TicketLedger,
+    Tokens,
+    TokenSettings,
+    WebSocketAuthenticator,
+    generate_secret,
+)
+from rawws.bus.redis import RedisBus
+from rawws.chat.page import add_page_routes
+from rawws.chat.service import ChatHandler, ChatLimits
+from rawws.config import ServerConfig
+from rawws.errors import SettingError
+from rawws.server.echo import EchoHandler
+from rawws.server.metrics import MetricsListener
+from rawws.server.server import Server
+from rawws.store import SqlStore, open_store, sqlite_url
+from rawws.store.outage import StoreHealth
+
+log = logging.getLogger("rawws.server")
+
+SECRET_FILE = "jwt-secret"
+
+
+def node_name() -> str:
+    """This process among the nodes of one chat: host, pid and a random tail (pids are reused)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def open_bus(config: ServerConfig) -> RedisBus | None:
+    """The Redis bus when ``bus_url`` is set; ``None`` (one node) otherwise."""
+    if config.bus_url is None:
+        return None
+    return RedisBus(config.bus_url, call_timeout_s=config.bus_timeout_s)
+
+
+def prepare_data_dir(data_dir: Path) -> None:
+    """The data directory, created owner-only if missing; ``SettingError`` (``data_dir``) when it cannot be one."""
+    if data_dir.is_dir():
+        if not os.access(data_dir, os.W_OK | os.X_OK):
+            raise SettingError("data_dir", str(data_dir), "not writable by this user: name a directory it may write")
+        return
+    if data_dir.exists():
+        raise SettingError("data_dir", str(data_dir), "a file, not a directory: name a directory (it is created if missing)")
+    try:
+        data_dir.mkdir(mode=0o700, parents=True)  # the mode applies when it is created
+    except OSError as exc:
+        raise SettingError("data_dir", str(data_dir), f"cannot create it ({exc.strerror or exc})") from None
+
+
+def load_or_create_secret(data_dir: Path) -> bytes:
+    """The HS256 secret kept in ``data_dir``: generated once (``SECRET_BYTES`` random bytes), owner-readable only."""
+    path = data_dir / SECRET_FILE
+    prepare_data_dir(data_dir)
+    replace = f"delete {SECRET_FILE} to have a new one made (tokens signed with the old one stop working)"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        try:
+            secret = bytes.fromhex(path.read_text().strip())
+        except (ValueError, UnicodeDecodeError):
+            raise SettingError("data_dir", str(data_dir), f"{SECRET_FILE} is not a hex-encoded secret: {replace}") from None
+        except OSError as exc:
+            raise SettingError("data_dir", str(data_dir), f"cannot read {SECRET_FILE} ({exc.strerror or exc})") from None
+    except OSError as exc:
+        raise SettingError("data_dir", str(data_dir), f"cannot create {SECRET_FILE} ({exc.strerror or exc})") from None
+    else:
+        secret = generate_secret()
+        with os.fdopen(fd, "w") as file:
+            file.write(secret.hex() + "\n")
+        log.info("generated a JWT secret in %s", path)
+    if len(secret) < SECRET_BYTES:
+        raise SettingError("data_dir", str(data_dir), f"{SECRET_FILE} is shorter than {SECRET_BYTES} bytes: {replace}")
+    return secret
+
+
+async def open_app_store(config: ServerConfig) -> SqlStore:
+    """The store of ``config``: ``db_url``, else SQLite in ``data_dir`` (prepared first, so a bad one is named)."""
+    if config.db_url:
+        return await open_store(config.db_url, config.db_timeout_s)
+    prepare_data_dir(Path(config.data_dir))
+    return await open_store(sqlite_url(config.data_dir), config.db_timeout_s)
+
+
+def read_public_key(path: str, algorithm: str) -> bytes:
+    """The PEM of ``--jwt-public-key``, checked now: one line naming the file when it is missing or not a key."""
+    try:
+        pem = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise SettingError("jwt_public_key", path, "no such file") from None
+    except OSError as exc:
+        raise SettingError("jwt_public_key", path, f"cannot read it ({exc.strerror or exc})") from None
+    try:
+        jwt.get_algorithm_by_name(algorithm).prepare_key(pem)
+    except (ValueError, TypeError, jwt.PyJWTError):
+        raise SettingError("jwt_public_key", path, f"not a PEM public key for {algorithm}") from None
+    return pem
+
+
+def token_settings(config: ServerConfig) -> TokenSettings:
+    """The token settings of ``config``: the outside key read first, so a bad one leaves no new secret behind."""
+    public_key = None
+    if config.jwt_public_key is not None:
+        public_key = PublicKey(config.jwt_public_algorithm, read_public_key(config.jwt_public_key, config.jwt_public_algorithm))
+    if config.jwt_secret is not None:
+        secret = config.jwt_secret.encode("utf-8")
+    else:
+        secret = load_or_create_secret(Path(config.data_dir))
+    return TokenSettings(
+        secret=secret,
+        issuer=config.jwt_issuer,
+        audience=config.jwt_audience,
+        access_ttl_s=config.access_ttl_s,
+        ticket_ttl_s=config.ticket_ttl_s,
+        public_key=public_key,
+        public_namespace=config.jwt_public_namespace,
+    )
+
+
+async def setup_app(server: Server) -> None:
+    """Open the store and register every route and endpoint of the chat service."""
+    config = server.config
+    metrics = None
+    if config.metrics_port is not None:  # its port is had first too, like the server's
+        metrics = MetricsListener(server, config.metrics_host, config.metrics_port)
+        await metrics.listen()
+        server.on_shutdown.append(metrics.close)
+    store = await open_app_store(config)
+    health = StoreHealth()
+    bus = open_bus(config)
+    chat = ChatHandler(
+        store,
+        bus=bus,
+        node=node_name(),
+        heartbeat_s=config.bus_heartbeat_s,
+        presence_ttl_s=config.presence_ttl_s,
+        counters=server.counters,
+        health=health,
+        limits=ChatLimits(
+            messages_per_s=config.chat_messages_per_s,
+            message_burst=config.chat_message_burst,
+            max_rooms_per_connection=config.chat_max_rooms_per_connection,
+            max_batch_messages=config.chat_max_batch_messages,
+            replay_page_messages=config.chat_replay_page_messages,
+        ),
+    )
+    try:
+        await chat.start()  # BusUnavailable: a node never starts cut off from the others
+    except BaseException:
+        await store.close()
+        raise
+    try:  # the secret is made once the database and the bus have answered: a failed start leaves no new file
+        tokens = Tokens(token_settings(config))
+    except BaseException:
+        await chat.close()
+        await store.close()
+        raise
+    passwords = Passwords(config.argon2_time_cost, config.argon2_memory_kib, config.argon2_parallelism)
+    shared = SharedState(bus.client, config.bus_timeout_s) if bus is not None else None
+    accounts = Accounts(
+        store,
+        passwords,
+        tokens,
+        logins_per_user=config.logins_per_minute_per_user,
+        logins_per_address=config.logins_per_minute_per_address,
+        registrations_per_address=config.registrations_per_hour_per_address,
+        tickets_per_user=config.tickets_per_minute_per_user,
+        refresh_ttl_s=config.refresh_ttl_s,
+        health=health,
+        shared_limit=shared.take_login if shared else None,
+        counters=server.counters,
+    )
+    accounts.add_routes(server.router)
+    add_page_routes(server.router)
+    # A ticket is spent once: in the bus's shared record when there are several nodes,
+    # else in the store (so a spent ticket stays spent across a restart).
+    authenticate = WebSocketAuthenticator(
+        tokens,
+        TicketLedger(),
+        frozenset(config.allowed_origins),
+        tls=config.tls,
+        shared_spend=shared.spend_ticket if shared else StoredTickets(store, health),
+    )
+    server.add_websocket("/ws", chat, subprotocols=(SUBPROTOCOL,), authenticate=authenticate)
+    if config.echo:
+        server.add_websocket("/echo", EchoHandler())
+
+    async def close() -> None:
+        await chat.close()  # every accepted message is stored before the store closes
+        accounts.close()
+        await store.close()
+
+    server.on_shutdown.append(close)
+    server.readiness.add("store", store.ping)
+    if bus is not None:
+        server.readiness.add("bus", bus.client.ping)
+        server.counters.bus.configured = True
+        server.counters.bus.connected_probe = lambda: bus.connected
+    server.on_shutdown.append(server.readiness.close)
+    if metrics is not None:
+        await metrics.start()
+        server.metrics_port = metrics.port

@@ -1,0 +1,118 @@
+"""What the chat says to the other nodes over the bus, and how it is encoded (the bus carries bytes).
+
+Three kinds of event, as compact JSON (one object per bus message):
+
+* ``Posted``: a stored message (room, id, user, text, ts) and the node that stored it;
+* ``Heads``: a node's heartbeat, the newest id it stored in each room it wrote
+  to lately, so a node that missed a room's last message finds the gap
+  without waiting for the next one, and who is present on it in each room;
+* ``Presence``: a user appeared in a room on a node, or left it there.
+
+``decode_event`` checks every field's type and bounds: anything else on the
+channel is ``None`` (the caller counts it and logs once), never a delivery.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from rawws.store.base import StoredMessage
+
+FORMAT_VERSION = 1
+MAX_ID = 2**63 - 1  # a BIGINT
+MAX_ROOM_CHARS = 32
+MAX_USER_CHARS = 64
+MAX_HEADS = 10_000  # rooms in one heartbeat
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    node: str
+    message: StoredMessage
+
+
+@dataclass(frozen=True, slots=True)
+class Heads:
+    node: str
+    newest: dict[str, int]  # room → newest id this node stored
+    present: dict[str, list[str]] = field(default_factory=dict)  # room → users on this node
+
+
+@dataclass(frozen=True, slots=True)
+class Presence:
+    """A user's first connection on ``node`` joined ``room`` (or its last one left)."""
+
+    node: str
+    room: str
+    user: str
+    joined: bool
+
+
+BusEvent = Posted | Heads | Presence
+
+
+def encode_event(event: BusEvent) -> bytes:
+    if isinstance(event, Posted):
+        m = event.message
+        body: dict[str, object] = {
+            "v": FORMAT_VERSION, "k": "m", "n": event.node, "r": m.room, "i": m.id, "u": m.user, "t": m.text, "s": m.ts,
+        }
+    elif isinstance(event, Heads):
+        body = {"v": FORMAT_VERSION, "k": "h", "n": event.node, "h": event.newest, "p": event.present}
+    else:
+        body = {"v": FORMAT_VERSION, "k": "p", "n": event.node, "r": event.room, "u": event.user, "j": event.joined}
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _is_id(value: object) -> bool:
+    return type(value) is int and 1 <= value <= MAX_ID
+
+
+def _is_room(value: object) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= MAX_ROOM_CHARS
+
+
+def _is_user(value: object) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= MAX_USER_CHARS
+
+
+def decode_event(data: bytes | str) -> BusEvent | None:
+    """The event in ``data``, or ``None`` when it is not one of ours (wrong JSON, types or bounds)."""
+    try:
+        body = json.loads(data)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    if not isinstance(body, dict) or body.get("v") != FORMAT_VERSION or not isinstance(body.get("n"), str):
+        return None
+    node = body["n"]
+    kind = body.get("k")
+    if kind == "m":
+        room, message_id, user, text, ts = (body.get(key) for key in ("r", "i", "u", "t", "s"))
+        if not (_is_room(room) and _is_id(message_id) and isinstance(user, str) and isinstance(text, str)):
+            return None
+        if type(ts) not in (int, float):
+            return None
+        assert isinstance(room, str) and isinstance(message_id, int) and isinstance(user, str)
+        assert isinstance(text, str) and isinstance(ts, int | float)
+        return Posted(node, StoredMessage(room, message_id, user, text, float(ts)))
+    if kind == "h":
+        heads = body.get("h")
+        if not isinstance(heads, dict) or len(heads) > MAX_HEADS:
+            return None
+        if not all(_is_room(room) and _is_id(newest) for room, newest in heads.items()):
+            return None
+        present = body.get("p", {})
+        if not isinstance(present, dict) or len(present) > MAX_HEADS:
+            return None
+        for room, users in present.items():
+            if not _is_room(room) or not isinstance(users, list) or not all(_is_user(u) for u in users):
+                return None
+        return Heads(node, heads, present)
+    if kind == "p":
+        room, user, joined = body.get("r"), body.get("u"), body.get("j")
+        if not (_is_room(room) and _is_user(user) and type(joined) is bool):
+            return None
+        assert isinstance(room, str) and isinstance(user, str) and isinstance(joined, bool)
+        return Presence(node, room, user, joined)
+    return None

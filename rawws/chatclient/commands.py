@@ -1,0 +1,137 @@
+"""What a typed line means in `rawws chat --user`: a ``SayLine`` or a ``/command``. No I/O.
+
+The rules a line must meet (room names, text length) are the server's own, read from
+``rawws.chat.wire``, so a line the server would refuse is refused here, before it is sent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rawws.chat.wire import MAX_HISTORY_LIMIT, MAX_TEXT_CHARS, ROOM_NAME
+
+DEFAULT_HISTORY_COUNT = 20
+
+ROOM_RULE = "room names are 1-32 characters of a-z, 0-9, '_' and '-', starting with a letter or digit"
+
+
+def valid_room(name: str) -> bool:
+    """The server's room-name rule, checked before a join is sent."""
+    return ROOM_NAME.fullmatch(name) is not None
+
+
+def check_text(text: str) -> str | None:
+    """Why the server would refuse this text, or ``None``."""
+    if not text.strip():
+        return "empty message"
+    if len(text) > MAX_TEXT_CHARS:
+        return f"message too long: {len(text)} characters, at most {MAX_TEXT_CHARS}"
+    return None
+
+
+# -- typed lines -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SayLine:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class JoinRoom:
+    room: str
+
+
+@dataclass(frozen=True, slots=True)
+class LeaveRoom:
+    room: str | None = None  # None: the current room
+
+
+@dataclass(frozen=True, slots=True)
+class WhoIsHere:
+    room: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ShowHistory:
+    count: int = DEFAULT_HISTORY_COUNT
+
+
+@dataclass(frozen=True, slots=True)
+class ListRooms:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Help:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Quit:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class BadInput:
+    message: str
+
+
+InputCommand = SayLine | JoinRoom | LeaveRoom | WhoIsHere | ShowHistory | ListRooms | Help | Quit | BadInput
+
+HELP = (
+    "* type a line to say it in the current room; a line starting with / is a command ('//' sends a '/'):",
+    "*   /join ROOM     join ROOM (or switch to it) and talk there",
+    "*   /leave [ROOM]  leave ROOM (default: the current room)",
+    "*   /who [ROOM]    who is in the room now",
+    (
+        f"*   /history [N]   the last N messages of the current room (default {DEFAULT_HISTORY_COUNT}, "
+        f"at most {MAX_HISTORY_LIMIT})"
+    ),
+    "*   /rooms         the rooms you are in",
+    "*   /quit          leave (also Ctrl-D or Ctrl-C)",
+)
+
+
+def parse_input(line: str) -> InputCommand | None:
+    """A typed line → what to do; ``None`` for a blank line."""
+    if not line.strip():
+        return None
+    if line.startswith("//"):
+        text = line[1:]
+    elif line.startswith("/"):
+        return _parse_command(line)
+    else:
+        text = line
+    problem = check_text(text)
+    return BadInput(problem) if problem else SayLine(text)
+
+
+def _parse_command(line: str) -> InputCommand:
+    name, *args = line[1:].split()
+    name = name.lower()
+    if name in ("quit", "exit"):
+        return Quit() if not args else BadInput(f"/{name} takes no arguments")
+    if name in ("help", "?"):
+        return Help()
+    if name == "rooms":
+        return ListRooms() if not args else BadInput("/rooms takes no arguments")
+    if name == "join":
+        if len(args) != 1:
+            return BadInput("usage: /join ROOM")
+        return JoinRoom(args[0]) if valid_room(args[0]) else BadInput(ROOM_RULE)
+    if name in ("leave", "who"):
+        if len(args) > 1:
+            return BadInput(f"usage: /{name} [ROOM]")
+        room = args[0] if args else None
+        if room is not None and not valid_room(room):
+            return BadInput(ROOM_RULE)
+        return LeaveRoom(room) if name == "leave" else WhoIsHere(room)
+    if name == "history":
+        if not args:
+            return ShowHistory()
+        if len(args) == 1 and args[0].isdigit() and 1 <= int(args[0]) <= MAX_HISTORY_LIMIT:
+            return ShowHistory(int(args[0]))
+        return BadInput(f"usage: /history [N], N from 1 to {MAX_HISTORY_LIMIT}")
+    return BadInput(f"unknown command /{name} (/help lists them)")
+

@@ -1,0 +1,344 @@
+"""`rawws chat`'s sessions: a terminal tied to a connection, and, for the chat protocol, to its successors.
+
+``chat()`` ties a terminal to a ``ClientConnection``: Ctrl-D, Ctrl-C or ``/quit``
+close with 1000 (and every message received until the server answers is shown);
+a connection that ends on its own is reported by the caller.
+
+``chat_session()`` does the same for the chat protocol (``rawws chat --user``),
+whose rules live in ``rawws.chatclient.state`` (``ChatState``): it sends what the
+state answers, shows what it says, and after a dropped connection opens a new
+one on a backoff schedule while the user can still type ``/quit``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from rawws.chatclient.commands import Quit, parse_input
+from rawws.chatclient.reconnect import Backoff, describe, retryable, should_reconnect
+from rawws.chatclient.state import ChatState, Output, is_welcome
+from rawws.chatclient.terminal import (
+    QUIT_COMMAND,
+    EndOfInput,
+    InputAction,
+    Interrupt,
+    MessageFormat,
+    RawText,
+    Submit,
+    Terminal,
+)
+from rawws.client.connection import ClientConnection
+from rawws.core.closecodes import ABNORMAL_CLOSURE, NORMAL_CLOSURE
+from rawws.errors import ConnectionClosed, NotTheChat
+
+# -- the chat session ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ChatEnd:
+    """How a chat ended: ``by_user`` when the user quit (we closed with 1000).
+
+    ``gave_up`` says why the last reconnection attempt failed when all were
+    used up; ``close_timed_out`` that our close frame was not answered in time.
+    """
+
+    code: int
+    reason: str
+    by_user: bool
+    gave_up: str | None = None
+    close_timed_out: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Disconnected:
+    pass
+
+
+async def chat(ws: ClientConnection, terminal: Terminal, message_format: MessageFormat | None = None) -> ChatEnd:
+    """Send typed lines and show incoming messages at the same time, until the user quits or the connection ends."""
+    message_format = message_format or RawText()
+    loop = asyncio.get_running_loop()
+    inbox: asyncio.Queue[InputAction | _Disconnected] = asyncio.Queue()
+    receiver = asyncio.create_task(_show_incoming(ws, terminal, message_format, inbox))
+    terminal.start(inbox.put_nowait)
+    loop.add_signal_handler(signal.SIGINT, inbox.put_nowait, Interrupt())
+    try:
+        while True:
+            item = await inbox.get()
+            if isinstance(item, _Disconnected):
+                return ChatEnd(ws.close_code or 1006, ws.close_reason, by_user=False)
+            if isinstance(item, (EndOfInput, Interrupt)) or (
+                isinstance(item, Submit) and item.line.strip() == QUIT_COMMAND
+            ):
+                await ws.close(NORMAL_CLOSURE)
+                # What came before the server's answer to our close is shown too (the replies
+                # to the last lines, with ``read_while_closing``): the receiver ends on its own.
+                await asyncio.wait([receiver])
+                return ChatEnd(ws.close_code or 1006, ws.close_reason, by_user=True)
+            message = message_format.outgoing(item.line)
+            if message is not None:
+                with contextlib.suppress(ConnectionClosed):  # the receiver reports the close
+                    await ws.send(message)
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+        receiver.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await receiver
+        terminal.stop()
+
+
+async def _show_incoming(
+    ws: ClientConnection,
+    terminal: Terminal,
+    message_format: MessageFormat,
+    inbox: asyncio.Queue[InputAction | _Disconnected],
+) -> None:
+    try:
+        async for message in ws:
+            text = message_format.incoming(message)
+            if text is not None:
+                terminal.show(text)
+    except ConnectionClosed:
+        pass
+    inbox.put_nowait(_Disconnected())
+
+
+# -- the chat protocol session: reconnects with recovery ---------------------------------------
+
+QUIT_ACK_TIMEOUT_S = 5.0  # /quit or the end of input waits this long for acks of what was just said
+
+
+@dataclass(frozen=True, slots=True)
+class _Lost:
+    ws: ClientConnection
+
+
+@dataclass(frozen=True, slots=True)
+class _Reconnected:
+    ws: ClientConnection
+
+
+@dataclass(frozen=True, slots=True)
+class _ReconnectFailed:
+    error: BaseException
+
+
+@dataclass(frozen=True, slots=True)
+class _GaveUp:
+    reason: str
+
+
+_SessionEvent = InputAction | _Lost | _Reconnected | _ReconnectFailed | _GaveUp
+
+
+class ChatSession:
+    """The asyncio edge of ``ChatState``: one connection at a time, a new one after a drop.
+
+    ``open_connection`` opens an authenticated ``/ws`` (a fresh ticket each
+    time); ``None`` means the connection cannot be opened again (the URL held a
+    single-use ticket). The connection is reopened after a close whose code
+    ``should_reconnect`` accepts, on ``backoff``'s schedule; the count of
+    attempts starts over once a new connection has every room re-joined.
+    A failure that ``retryable`` refuses (a refused upgrade, a wrong password)
+    is raised from ``run``, and so is ``NotTheChat`` when a connection's first
+    frame is not the chat's welcome (the URL names another WebSocket, e.g. ``/echo``).
+    """
+
+    def __init__(
+        self,
+        terminal: Terminal,
+        state: ChatState,
+        open_connection: Callable[[], Awaitable[ClientConnection]] | None,
+        backoff: Backoff,
+        *,
+        rng: random.Random | None = None,
+        quit_ack_timeout: float = QUIT_ACK_TIMEOUT_S,
+    ) -> None:
+        self.terminal = terminal
+        self.state = state
+        self.open_connection = open_connection
+        self.backoff = backoff
+        self.rng = rng or random.Random()
+        self.quit_ack_timeout = quit_ack_timeout
+        self.ws: ClientConnection | None = None
+        self.failed_attempts = 0  # since the last recovered connection
+        self._inbox: asyncio.Queue[_SessionEvent] = asyncio.Queue()
+        self._receiver: asyncio.Task[None] | None = None
+        self._reconnector: asyncio.Task[None] | None = None
+        self._acked = asyncio.Event()
+        self._last_close: tuple[int, str] = (ABNORMAL_CLOSURE, "")
+        self._not_the_chat: NotTheChat | None = None  # raised even by a quit already under way
+
+    async def run(self, ws: ClientConnection) -> ChatEnd:
+        loop = asyncio.get_running_loop()
+        self.terminal.start(self._inbox.put_nowait)
+        loop.add_signal_handler(signal.SIGINT, self._inbox.put_nowait, Interrupt())
+        try:
+            await self._attach(ws)
+            while True:
+                end = await self._handle(await self._inbox.get())
+                if end is not None:
+                    return end
+        finally:
+            loop.remove_signal_handler(signal.SIGINT)
+            await self._cleanup()
+            self.terminal.stop()
+
+    async def _handle(self, item: _SessionEvent) -> ChatEnd | None:
+        if isinstance(item, Interrupt):
+            return await self._quit(wait_for_acks=False)
+        if isinstance(item, EndOfInput):
+            return await self._quit(wait_for_acks=True)
+        if isinstance(item, Submit):
+            command = parse_input(item.line)
+            if command is None:
+                return None
+            if isinstance(command, Quit):
+                return await self._quit(wait_for_acks=True)
+            await self._apply(self.state.command(command))
+            return None
+        if isinstance(item, _Lost):
+            return self._lost(item.ws) if item.ws is self.ws else None
+        if isinstance(item, _Reconnected):
+            self._reconnector = None
+            await self._attach(item.ws)
+            return None
+        if isinstance(item, _ReconnectFailed):
+            raise item.error
+        if isinstance(item, _GaveUp):
+            code, reason = self._last_close
+            return ChatEnd(code, reason, by_user=False, gave_up=item.reason)
+        raise TypeError(f"unexpected event {item!r}")
+
+    # -- one connection --
+
+    async def _attach(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self._receiver = asyncio.create_task(self._receive(ws))
+        await self._apply(self.state.on_connected())
+
+    async def _receive(self, ws: ClientConnection) -> None:
+        first = True
+        try:
+            async for message in ws:
+                if first and not is_welcome(message):
+                    self._not_the_chat = NotTheChat(message)
+                    self._inbox.put_nowait(_ReconnectFailed(self._not_the_chat))
+                    return
+                first = False
+                self._show(self.state.receive(message).show)
+                if not self.state.pending:
+                    self._acked.set()
+                if self.failed_attempts and self.state.recovered:
+                    self.failed_attempts = 0
+        except ConnectionClosed:
+            pass
+        finally:
+            self._acked.set()  # a quit waiting for acks waits no more
+            self._inbox.put_nowait(_Lost(ws))
+
+    async def _apply(self, output: Output) -> None:
+        self._show(output.show)
+        ws = self.ws
+        if ws is None:
+            return
+        for frame in output.send:
+            try:
+                await ws.send(frame)
+            except ConnectionClosed:
+                return  # the receiver reports the close
+
+    def _show(self, lines: list[str]) -> None:
+        for line in lines:
+            self.terminal.show(line)
+
+    # -- losing it and getting it back --
+
+    def _lost(self, ws: ClientConnection) -> ChatEnd | None:
+        self.ws = None
+        code = ws.close_code if ws.close_code is not None else ABNORMAL_CLOSURE
+        self._last_close = (code, ws.close_reason)
+        self._show(self.state.on_disconnected().show)
+        self._acked.set()
+        if self.open_connection is None or self.backoff.attempts == 0 or not should_reconnect(code):
+            return ChatEnd(code, ws.close_reason, by_user=False)
+        if self.failed_attempts >= self.backoff.attempts:
+            return ChatEnd(code, ws.close_reason, by_user=False, gave_up="the new connections kept dropping")
+        how = f"{code} {ws.close_reason}".rstrip()
+        self._show([f"! connection lost ({how}); reconnecting"])
+        self._reconnector = asyncio.create_task(self._reconnect(self.open_connection))
+        return None
+
+    async def _reconnect(self, open_connection: Callable[[], Awaitable[ClientConnection]]) -> None:
+        last = "no attempt made"
+        while self.failed_attempts < self.backoff.attempts:
+            self.failed_attempts += 1
+            delay = self.backoff.delay(self.failed_attempts, self.rng)
+            self._show([f"! attempt {self.failed_attempts} of {self.backoff.attempts} in {delay:.1f}s"])
+            await asyncio.sleep(delay)
+            try:
+                ws = await open_connection()
+            except Exception as exc:
+                if not retryable(exc):
+                    self._inbox.put_nowait(_ReconnectFailed(exc))
+                    return
+                last = describe(exc)
+                self._show([f"! reconnecting failed: {last}"])
+                continue
+            self._inbox.put_nowait(_Reconnected(ws))
+            return
+        self._inbox.put_nowait(_GaveUp(last))
+
+    # -- the end --
+
+    async def _quit(self, *, wait_for_acks: bool) -> ChatEnd:
+        ws = self.ws
+        if ws is None:
+            code, reason = self._last_close
+            return ChatEnd(code, reason, by_user=True)
+        if wait_for_acks and self.state.pending:
+            self._acked.clear()
+            if self.state.pending:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.quit_ack_timeout):
+                        await self._acked.wait()
+        await ws.close(NORMAL_CLOSURE)
+        if self._not_the_chat is not None:  # found while waiting for acks that will never come
+            raise self._not_the_chat
+        self._show(self.state.on_disconnected(quitting=True).show)  # says still without an ack
+        return ChatEnd(
+            ws.close_code or ABNORMAL_CLOSURE, ws.close_reason, by_user=True, close_timed_out=ws.close_timed_out
+        )
+
+    async def _cleanup(self) -> None:
+        for task in (self._reconnector, self._receiver):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        while not self._inbox.empty():  # a connection opened while we were quitting
+            item = self._inbox.get_nowait()
+            if isinstance(item, _Reconnected):
+                await item.ws.close()
+        if self.ws is not None and not self.ws.closed:
+            await self.ws.close()
+
+
+async def chat_session(
+    ws: ClientConnection,
+    terminal: Terminal,
+    state: ChatState,
+    open_connection: Callable[[], Awaitable[ClientConnection]] | None,
+    backoff: Backoff,
+    *,
+    rng: random.Random | None = None,
+    quit_ack_timeout: float = QUIT_ACK_TIMEOUT_S,
+) -> ChatEnd:
+    """Speak the chat protocol on ``ws`` (and on its successors) until the user quits or reconnecting ends."""
+    session = ChatSession(terminal, state, open_connection, backoff, rng=rng, quit_ack_timeout=quit_ack_timeout)
+    return await session.run(ws)

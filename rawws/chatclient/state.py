@@ -1,0 +1,421 @@
+"""The chat protocol from the client's side (`rawws chat --user`, `rawws send --user`), as plain code.
+
+No sockets, no asyncio, no clock here: frames and typed commands in, frames and
+screen lines out, so every rule is tested without a server. The asyncio edge is
+``rawws.chatclient.session`` (the reconnecting terminal loop).
+
+* ``Formatter``: server frames → one line each (``[room] user: text``).
+* ``RoomLog``: the message ids of one room already shown (dedupe by room:id)
+  and the ``since`` to re-join with after a dropped connection.
+* ``ChatState``: the client's state machine over all of the above.
+* ``send_outcome``: the one answer `rawws send --user` waits for.
+* ``is_welcome``: the chat's first frame on every connection, which tells the
+  chat from another WebSocket (``/echo`` would echo our join back instead).
+
+Own messages are not echoed locally: a typed line shows up when the server's
+``message`` with its id arrives (the ``ack`` before it only clears it from the
+pending set, which is what an ``error`` with its ``ref`` is matched against).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from rawws.chat.wire import DEFAULT_ROOM, history_frame, join_frame, leave_frame, say_frame, who_frame
+from rawws.chatclient.commands import (
+    HELP,
+    ROOM_RULE,
+    BadInput,
+    Help,
+    InputCommand,
+    JoinRoom,
+    LeaveRoom,
+    ListRooms,
+    Quit,
+    SayLine,
+    ShowHistory,
+    WhoIsHere,
+    valid_room,
+)
+
+Frame = dict[str, Any]  # one decoded server frame
+TEXT_PREVIEW_CHARS = 40
+
+
+def preview(text: str) -> str:
+    """A say on one short line, for an error that names it without flooding the screen."""
+    one_line = " ".join(text.split())
+    return one_line if len(one_line) <= TEXT_PREVIEW_CHARS else one_line[: TEXT_PREVIEW_CHARS - 1] + "…"
+
+
+class Formatter:
+    """Screen lines: ``12:34 [lobby] ada: hi``, ``* bob joined lobby``, ``! slow down``.
+
+    ``localtime`` turns a message's ``ts`` (seconds since the epoch) into local
+    time; tests pass ``time.gmtime``.
+    """
+
+    def __init__(self, localtime: Callable[[float], time.struct_time] = time.localtime) -> None:
+        self.localtime = localtime
+
+    def message(self, frame: Frame) -> str:
+        stamp = ""
+        ts = frame.get("ts")
+        if isinstance(ts, (int, float)) and not isinstance(ts, bool):
+            try:
+                stamp = time.strftime("%H:%M ", self.localtime(ts))
+            except (OverflowError, OSError, ValueError):
+                stamp = ""
+        return f"{stamp}[{frame.get('room')}] {frame.get('user')}: {frame.get('text')}"
+
+    @staticmethod
+    def presence(frame: Frame) -> str:
+        return f"* {frame.get('user')} {frame.get('event')} {frame.get('room')}"
+
+    @staticmethod
+    def info(text: str) -> str:
+        return f"* {text}"
+
+    @staticmethod
+    def error(text: str) -> str:
+        return f"! {text}"
+
+
+# -- dedupe: message ids already shown ---------------------------------------------------------
+
+
+class RoomLog:
+    """The ids of one room's messages that were shown (or were history when we joined).
+
+    Everything up to ``floor`` is done; ``above`` holds ids past it that came out
+    of order. Ids increase by one per room, so in the normal case ``above`` stays
+    empty and this is a per-room high-water mark; a gap is re-fetched on
+    recovery because ``since`` is the floor, and the ids past it are not shown twice.
+    """
+
+    __slots__ = ("above", "floor")
+
+    def __init__(self, floor: int | None = None) -> None:
+        self.floor = floor  # None until the server's ``joined`` says where the room was
+        self.above: set[int] = set()
+
+    @property
+    def since(self) -> int | None:
+        """What to re-join with: every id above it is wanted."""
+        return self.floor
+
+    def joined(self, last_id: int) -> bool:
+        """The server's ``joined``; ``False`` when the room went back in time (its data was reset)."""
+        if self.floor is None:
+            self.floor = last_id  # a fresh join: what came before is history, not news
+            return True
+        if last_id >= self.floor:
+            return True  # a re-join: the replay brings what is past the floor
+        self.floor, self.above = last_id, set()
+        return False
+
+    def first_sight(self, message_id: int) -> bool:
+        """Record ``message_id``; ``True`` the first time only."""
+        floor = self.floor or 0
+        if message_id <= floor or message_id in self.above:
+            return False
+        self.above.add(message_id)
+        while floor + 1 in self.above:
+            floor += 1
+            self.above.remove(floor)
+        self.floor = floor
+        return True
+
+
+# -- the client's state ------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Output:
+    """What one event makes the client do: frames to send, lines to show."""
+
+    send: list[str] = field(default_factory=list)
+    show: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingSay:
+    """A say sent and not yet acknowledged: what an ``error`` with its ref is reported against."""
+
+    room: str
+    text: str
+
+
+class ChatState:
+    """One user's chat across connections: rooms, the current room, ids seen, says not yet acknowledged.
+
+    The edge calls ``on_connected()`` for every new connection (it answers the
+    join frames, with ``since`` on a re-join), ``receive()`` for every frame,
+    ``command()`` for every typed command and ``on_disconnected()`` when the
+    connection is gone. Nothing here blocks or reads a clock.
+    """
+
+    def __init__(self, room: str = DEFAULT_ROOM, formatter: Formatter | None = None) -> None:
+        if not valid_room(room):
+            raise ValueError(ROOM_RULE)
+        self.formatter = formatter or Formatter()
+        self.user: str | None = None
+        self.rooms: dict[str, RoomLog] = {room: RoomLog()}  # joined (or being joined), in join order
+        self.current: str | None = room
+        self.pending: dict[str, PendingSay] = {}  # ref -> say not yet acknowledged
+        self.connected = False
+        self.connections = 0
+        self.duplicates = 0  # messages received again (a replay overlapping what was shown)
+        self._awaiting: set[str] = set()  # rooms whose ``joined`` has not come on this connection
+        self._unconfirmed_joins: list[tuple[str, str | None]] = []  # (room, current before) of /join in flight
+        self._refs = itertools.count(1)
+
+    @property
+    def recovered(self) -> bool:
+        """Connected, and every room answered its (re-)join."""
+        return self.connected and not self._awaiting
+
+    # -- connection events --
+
+    def on_connected(self) -> Output:
+        self.connected = True
+        self.connections += 1
+        self._awaiting = set(self.rooms)
+        self._unconfirmed_joins.clear()
+        out = Output(send=[join_frame(room, log.since) for room, log in self.rooms.items()])
+        if self.connections > 1:
+            rooms = ", ".join(self.rooms) or "no room"
+            out.show.append(self.formatter.info(f"reconnected; rejoining {rooms} (missed messages follow)"))
+        return out
+
+    def on_disconnected(self, *, quitting: bool = False) -> Output:
+        """The connection is gone: says without an ack are reported (never sent again: no duplicates)."""
+        self.connected = False
+        self._awaiting.clear()
+        out = Output()
+        for say in self.pending.values():
+            if quitting:
+                line = f"no ack for “{preview(say.text)}” in {say.room} before quitting; it may not be stored"
+            else:
+                line = (
+                    f"no ack for “{preview(say.text)}” in {say.room} before the connection dropped; "
+                    "if it was stored it shows up after reconnecting"
+                )
+            out.show.append(self.formatter.error(line))
+        self.pending.clear()
+        return out
+
+    # -- frames from the server --
+
+    def receive(self, data: str | bytes) -> Output:
+        if isinstance(data, bytes):
+            return Output(show=[self.formatter.error("the server sent a binary frame; ignored")])
+        try:
+            frame = json.loads(data)
+        except ValueError:
+            return Output(show=[self.formatter.error("the server sent a frame that is not JSON; ignored")])
+        if not isinstance(frame, dict):
+            return Output(show=[self.formatter.error("the server sent a frame that is not a JSON object; ignored")])
+        kind = frame.get("type")
+        handler: Callable[[Frame], Output] | None = getattr(self, f"_on_{kind}", None) if isinstance(kind, str) else None
+        if handler is None:
+            return Output()  # a frame type from a newer server: nothing to show
+        try:
+            return handler(frame)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return Output(show=[self.formatter.error(f"malformed {frame.get('type')} frame from the server; ignored")])
+
+    def _on_welcome(self, frame: Frame) -> Output:
+        first = self.user is None
+        self.user = str(frame["user"])
+        return Output(show=[self.formatter.info(f"signed in as {self.user}")] if first else [])
+
+    def _on_joined(self, frame: Frame) -> Output:
+        room = frame["room"]
+        log = self.rooms.get(room)
+        if log is None:
+            return Output()  # left again meanwhile
+        rejoin = log.floor is not None  # joined on an earlier connection: this is a recovery
+        self._awaiting.discard(room)
+        self._unconfirmed_joins = [entry for entry in self._unconfirmed_joins if entry[0] != room]
+        last_id = frame["last_id"]
+        if not isinstance(last_id, int):
+            raise TypeError("last_id")
+        out = Output()
+        if not log.joined(last_id):
+            out.show.append(self.formatter.error(f"{room} has fewer messages than before: the server's data was reset"))
+        if not rejoin:
+            users = ", ".join(str(user) for user in frame.get("users") or [])
+            out.show.append(self.formatter.info(f"joined {room}" + (f"; here: {users}" if users else "")))
+        return out
+
+    def _on_left(self, frame: Frame) -> Output:
+        return Output(show=[self.formatter.info(f"left {frame['room']}")])
+
+    def _on_message(self, frame: Frame) -> Output:
+        room, message_id = frame["room"], frame["id"]
+        log = self.rooms.get(room)
+        if log is None or not isinstance(message_id, int):
+            return Output()
+        if not log.first_sight(message_id):
+            self.duplicates += 1
+            return Output()
+        return Output(show=[self.formatter.message(frame)])
+
+    def _on_ack(self, frame: Frame) -> Output:
+        ref = frame.get("ref")
+        if ref is not None:
+            self.pending.pop(ref, None)
+        return Output()
+
+    def _on_presence(self, frame: Frame) -> Output:
+        if frame["room"] not in self.rooms:
+            return Output()
+        return Output(show=[self.formatter.presence(frame)])
+
+    def _on_members(self, frame: Frame) -> Output:
+        users = ", ".join(str(user) for user in frame["users"])
+        room = frame["room"]
+        return Output(show=[self.formatter.info(f"in {room}: {users}" if users else f"nobody in {room}")])
+
+    def _on_history(self, frame: Frame) -> Output:
+        messages = [m for m in frame["messages"] if isinstance(m, dict)]
+        room = frame["room"]
+        if not messages:
+            return Output(show=[self.formatter.info(f"no messages in {room} yet")])
+        head = self.formatter.info(f"the last {len(messages)} message{'s' if len(messages) != 1 else ''} of {room}:")
+        return Output(show=[head, *(self.formatter.message(m) for m in messages)])
+
+    def _on_error(self, frame: Frame) -> Output:
+        message = str(frame.get("message") or frame.get("code") or "error")
+        say = self.pending.pop(frame["ref"], None) if isinstance(frame.get("ref"), str) else None
+        out = Output()
+        if say is not None:
+            out.show.append(self.formatter.error(f"not sent to {say.room}: {message}: “{preview(say.text)}”"))
+            return out
+        out.show.append(self.formatter.error(message))
+        if frame.get("code") == "too_many_rooms" and self._unconfirmed_joins:
+            room, before = self._unconfirmed_joins.pop()
+            self.rooms.pop(room, None)
+            self._awaiting.discard(room)
+            if self.current == room:
+                self.current = before if before in self.rooms else None
+                out.show.append(self._talking_in())
+        return out
+
+    # -- typed commands --
+
+    def command(self, command: InputCommand) -> Output:
+        if isinstance(command, BadInput):
+            return Output(show=[self.formatter.error(command.message)])
+        if isinstance(command, Help):
+            return Output(show=list(HELP))
+        if isinstance(command, ListRooms):
+            return Output(show=[self._rooms_line()])
+        if isinstance(command, Quit):
+            return Output()
+        if isinstance(command, JoinRoom) and command.room in self.rooms:
+            self.current = command.room
+            return Output(show=[self._talking_in()])
+        if not self.connected:
+            return Output(show=[self.formatter.error("not connected (reconnecting); nothing sent")])
+        if isinstance(command, SayLine):
+            return self._say(command.text)
+        if isinstance(command, JoinRoom):
+            self._unconfirmed_joins.append((command.room, self.current))
+            self.rooms[command.room] = RoomLog()
+            self._awaiting.add(command.room)
+            self.current = command.room
+            return Output(send=[join_frame(command.room)])
+        room = getattr(command, "room", None) or self.current
+        if room is None:
+            return Output(show=[self.formatter.error("you are in no room: /join ROOM first")])
+        if isinstance(command, LeaveRoom):
+            if room not in self.rooms:
+                return Output(show=[self.formatter.error(f"you are not in {room}")])
+            del self.rooms[room]
+            self._awaiting.discard(room)
+            out = Output(send=[leave_frame(room)])
+            if self.current == room:
+                self.current = next(reversed(self.rooms), None)
+                out.show.append(self._talking_in())
+            return out
+        if isinstance(command, WhoIsHere):
+            return Output(send=[who_frame(room)])
+        if isinstance(command, ShowHistory):
+            return Output(send=[history_frame(room, command.count)])
+        raise TypeError(f"not a command: {command!r}")
+
+    def _say(self, text: str) -> Output:
+        if self.current is None:
+            return Output(show=[self.formatter.error("you are in no room: /join ROOM first")])
+        ref = f"c{next(self._refs)}"
+        self.pending[ref] = PendingSay(self.current, text)
+        return Output(send=[say_frame(self.current, text, ref)])
+
+    def _talking_in(self) -> str:
+        if self.current is None:
+            return self.formatter.info("you are in no room now: /join ROOM")
+        return self.formatter.info(f"talking in {self.current}")
+
+    def _rooms_line(self) -> str:
+        if not self.rooms:
+            return self.formatter.info("you are in no room")
+        names = [f"{room} (current)" if room == self.current else room for room in self.rooms]
+        return self.formatter.info("rooms: " + ", ".join(names))
+
+
+# -- `rawws send --user`: the one answer that matters ------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """``rawws send --user``: the server stored the message (its room and id)."""
+
+    room: str
+    id: int
+
+
+@dataclass(frozen=True, slots=True)
+class NotStored:
+    """``rawws send --user``: the server refused the join or the say (its error code and message)."""
+
+    code: str
+    message: str
+
+
+def is_welcome(data: str | bytes) -> bool:
+    """The chat's ``welcome``, which it sends first on every connection, before anything we send is answered."""
+    if isinstance(data, bytes):
+        return False
+    try:
+        frame = json.loads(data)
+    except ValueError:
+        return False
+    return isinstance(frame, dict) and frame.get("type") == "welcome"
+
+
+def send_outcome(data: str | bytes, ref: str) -> Stored | NotStored | None:
+    """A frame received after ``join`` + ``say(ref)``: the outcome once it is known, else ``None``.
+
+    Any ``error`` ends it: the only frames sent are the join and the say, so an
+    error without our ref is the join's (and the say then fails as ``not_joined``).
+    """
+    if isinstance(data, bytes):
+        return None
+    try:
+        frame = json.loads(data)
+    except ValueError:
+        return None
+    if not isinstance(frame, dict):
+        return None
+    if frame.get("type") == "ack" and frame.get("ref") == ref and isinstance(frame.get("id"), int):
+        return Stored(str(frame.get("room")), frame["id"])
+    if frame.get("type") == "error":
+        return NotStored(str(frame.get("code") or "error"), str(frame.get("message") or "refused"))
+    return None
