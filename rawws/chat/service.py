@@ -25,8 +25,10 @@ from typing import Any
 
 from rawws.bus.base import Bus
 from rawws.chat import wire as chat
+from rawws.chat.access import authorize
 from rawws.chat.feed import DEFAULT_HEARTBEAT_S, RoomFeed
 from rawws.chat.hub import Hub
+from rawws.chat.member import CatchUp, ChatMember
 from rawws.chat.peer import Peer
 from rawws.chat.presence import DEFAULT_PRESENCE_TTL_S, Change, ClusterPresence
 from rawws.chat.replay import SharedReads
@@ -115,62 +117,6 @@ class MessageWriter:
         """Wait until everything submitted is stored (shutdown)."""
         while self._task is not None and not self._task.done():
             await asyncio.shield(self._task)
-
-
-class _CatchUp:
-    """A replay in progress in one room: what arrived live meanwhile."""
-
-    __slots__ = ("newest", "frames")
-
-    def __init__(self) -> None:
-        self.newest = 0  # the highest message id published while replaying: the replay reads up to it
-        self.frames: list[tuple[str, bytes]] = []  # other frames (presence), sent after the replay
-
-
-class ChatMember:
-    """One connection's chat state: its rooms, the last id it got in each, replays in progress."""
-
-    __slots__ = ("peer", "user", "rate_key", "last_ids", "catching_up", "tasks", "dropping")
-
-    def __init__(self, peer: Peer, user: str, rate_key: int = 0) -> None:
-        self.peer = peer
-        self.user = user
-        self.rate_key = rate_key  # not the peer: the rate limiter outlives it
-        self.last_ids: dict[str, int] = {}
-        self.catching_up: dict[str, _CatchUp] = {}
-        self.tasks: set[asyncio.Task[None]] = set()
-        self.dropping = False  # over the frame rate: frames are dropped unread until a token is back
-
-    def deliver(self, room: str, message_id: int | None, text: str, frame: bytes) -> None:
-        catch_up = self.catching_up.get(room)
-        if catch_up is not None:
-            if message_id is None:
-                catch_up.frames.append((text, frame))  # after the `joined` answer and the replay
-            else:
-                catch_up.newest = max(catch_up.newest, message_id)  # the replay will read it from the store
-            return
-        if message_id is not None:
-            if message_id <= self.last_ids.get(room, 0):
-                return  # already delivered by a replay
-            self.last_ids[room] = message_id
-        self.peer.send_shared(text, frame)
-
-    def send(self, text: str) -> None:
-        self.peer.send(text)
-
-    async def make_room(self) -> None:
-        """Before queueing more of a replay: wait while the outbox is half full, so a replay
-        never trips the slow-consumer bound by itself."""
-        peer = self.peer
-        while peer.open and peer.backed_up:
-            await asyncio.sleep(0)  # the flush scheduled by the last send runs
-            await peer.wait_writable()
-
-    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-        return task
 
 
 class ChatHandler:
@@ -265,12 +211,13 @@ class ChatHandler:
     # -- commands ---------------------------------------------------------------------
 
     def _dispatch(self, member: ChatMember, command: chat.Command) -> None:
+        """Authorize (``rawws.chat.access``, the one place that decides), then run the command."""
+        authorize(command, lambda room: self.hub.is_member(member, room))
         if isinstance(command, Say):
             self._say(member, command)
         elif isinstance(command, Join):
             self._join(member, command)
         elif isinstance(command, Leave):
-            self._require_member(member, command.room)
             self._leave(member, command.room)
             member.send(chat.left(command.room))
         elif isinstance(command, HistoryRequest):
@@ -278,12 +225,7 @@ class ChatHandler:
         elif isinstance(command, Who):
             member.send(chat.members(command.room, self.presence.users(command.room)))
 
-    def _require_member(self, member: ChatMember, room: str, ref: str | None = None) -> None:
-        if not self.hub.is_member(member, room):
-            raise ChatError(chat.NOT_JOINED, f"join {room} first", ref)
-
     def _say(self, member: ChatMember, command: Say) -> None:
-        self._require_member(member, command.room, command.ref)
         item = NewMessage(command.room, member.user, command.text, time.time())
 
         def stored(message: StoredMessage) -> None:
@@ -297,12 +239,10 @@ class ChatHandler:
 
     def _join(self, member: ChatMember, command: Join) -> None:
         room = command.room
-        if self.hub.is_member(member, room):
-            raise ChatError(chat.BAD_ROOM, f"already in {room}")
         most = self.limits.max_rooms_per_connection
         if len(member.last_ids) >= most:
             raise ChatError(chat.TOO_MANY_ROOMS, f"at most {most} rooms per connection")
-        catch_up = member.catching_up[room] = _CatchUp()  # live delivery waits until the replay is out
+        catch_up = member.catching_up[room] = CatchUp()  # live delivery waits until the replay is out
         member.last_ids[room] = 0
         self.feed.open_room(room)
         if self.hub.join(member, room):  # the user's first connection here
@@ -316,7 +256,7 @@ class ChatHandler:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _catch_up(self, member: ChatMember, room: str, since: int | None, catch_up: _CatchUp) -> None:
+    async def _catch_up(self, member: ChatMember, room: str, since: int | None, catch_up: CatchUp) -> None:
         def current() -> bool:  # False once the client left the room (and maybe joined again)
             return member.catching_up.get(room) is catch_up
 

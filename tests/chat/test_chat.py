@@ -258,8 +258,26 @@ async def test_presence_stays_in_its_room(start_chat: StartChat) -> None:
         await bob.join("lobby")
         await ann.join("dev")
         assert await sync(bob, "lobby") == ["bob"]
-        assert await sync(bob, "dev") == ["ann"]  # who works for any room
+        assert await sync(ann, "dev") == ["ann"]
         assert bob.of_type("presence") == []
+
+
+async def test_a_non_member_learns_nothing_of_a_room_neither_its_members_nor_its_history(
+    start_chat: StartChat,
+) -> None:
+    """``who`` and ``history`` are authorized like ``say`` (rawws.chat.access): join the room first."""
+    server = await start_chat()
+    async with chatting(server, "bob", "ann") as (bob, ann):
+        await ann.join("secret")
+        await ann.say("secret", "the plan", ref="p")
+        await ann.wait_ack("p")
+        for asked in ({"type": "who", "room": "secret"}, {"type": "history", "room": "secret"}):
+            start = len(bob.frames)
+            await bob.send(**asked)
+            refused = await bob.wait_frame("error", start=start)
+            assert refused["code"] == "not_joined", refused
+        assert bob.of_type("members") == [] and bob.of_type("history") == []
+        assert not [frame for frame in bob.frames if "the plan" in str(frame) or "ann" in str(frame.get("users", ""))]
 
 
 # -- malformed frames over the wire --------------------------------------------------------
@@ -290,6 +308,7 @@ async def test_each_malformed_frame_gets_its_error_and_the_connection_goes_on(
 async def test_history_with_an_id_beyond_bigint_is_a_bad_field_not_a_store_failure(start_chat: StartChat) -> None:
     server = await start_chat()
     async with chatting(server, "ann") as (ann,):
+        await ann.join("lobby")
         for fields in ({"before": 2**63}, {"before": 10**30}):
             start = len(ann.frames)
             await ann.send(type="history", room="lobby", **fields)
@@ -403,7 +422,8 @@ async def test_history_pagination(start_chat: StartChat, no_rate_limit: None) ->
         def texts(messages: list[dict]) -> list[str]:
             return [m["text"] for m in messages]
 
-        newest = await history(bob, "lobby", limit=10)  # history needs no join
+        await bob.join("lobby")  # history is for members (rawws.chat.access)
+        newest = await history(bob, "lobby", limit=10)
         assert [m["id"] for m in newest] == list(range(16, 26))
         assert texts(newest) == [flood_text("h", i, 64) for i in range(15, 25)]
         assert all(m["user"] == "ann" and m["room"] == "lobby" and m["type"] == "message" for m in newest)
@@ -412,6 +432,8 @@ async def test_history_pagination(start_chat: StartChat, no_rate_limit: None) ->
         assert await history(ann, "lobby", before=1, limit=10) == []
         assert [m["id"] for m in await history(ann, "lobby")] == list(range(1, 26))  # default limit 50
         assert [m["id"] for m in await history(ann, "lobby", before=1000)] == list(range(1, 26))
+        await ann.join("dev")
+        await ann.join("nowhere")
         assert [m["id"] for m in await history(ann, "dev")] == [1, 2, 3]
         assert await history(ann, "nowhere") == []
         # the newest page of a long room is capped at MAX_HISTORY_LIMIT
@@ -626,6 +648,7 @@ async def test_messages_survive_a_restart_and_ids_continue(start_chat: StartChat
     await bob.join("dev")
     lobby_ids = await ann.flood("lobby", 12, prefix="l")
     dev_ids = await bob.flood("dev", 5, prefix="d")
+    await ann.join("dev")  # history is for members
     before = {"lobby": await history(ann, "lobby"), "dev": await history(ann, "dev")}
     await asyncio.wait_for(server.shutdown(), TIMEOUT_S * 2)
     for client in (ann, bob):
@@ -637,14 +660,15 @@ async def test_messages_survive_a_restart_and_ids_continue(start_chat: StartChat
     ann = await connect_chat(server, token, "ann")
     bob = await connect_chat(server, tokens["bob"], "bob")  # and the signing secret: old tokens still work
     try:
-        assert await history(ann, "lobby") == before["lobby"]
-        assert await history(ann, "dev") == before["dev"]
-        assert [m["id"] for m in before["lobby"]] == lobby_ids == list(range(1, 13))
-        assert [m["id"] for m in before["dev"]] == dev_ids == list(range(1, 6))
         joined = await ann.join("lobby", since=10)
         assert joined["last_id"] == 12
         await ann.wait_message_id("lobby", 12)
         assert ann.message_ids("lobby") == [11, 12]
+        await ann.join("dev")
+        assert await history(ann, "lobby") == before["lobby"]
+        assert await history(ann, "dev") == before["dev"]
+        assert [m["id"] for m in before["lobby"]] == lobby_ids == list(range(1, 13))
+        assert [m["id"] for m in before["dev"]] == dev_ids == list(range(1, 6))
         await ann.say("lobby", "after the restart", ref="new")
         assert (await ann.wait_ack("new"))["id"] == 13
         await bob.join("dev")
@@ -703,6 +727,7 @@ async def test_shutdown_stores_every_accepted_message(start_chat: StartChat, no_
     server = await start_chat(data_dir=data_dir)
     reader = await connect_chat(server, await login(server.port, "ann"), "ann")
     try:
+        await reader.join("lobby")
         stored = await all_history(reader, "lobby")
         assert [m["id"] for m in stored] == list(range(1, len(stored) + 1))
         by_id = {m["id"]: m for m in stored}

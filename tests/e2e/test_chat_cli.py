@@ -411,6 +411,8 @@ class Peer:
         return (await self.wait_for("ack", ref=ref))["id"]
 
     async def history(self, room: str) -> list[dict]:
+        """The room's history (members only: this joins it first)."""
+        await self.join(room)
         await self.ws.send(json.dumps({"type": "history", "room": room}))
         return (await self.wait_for("history", room=room))["messages"]
 

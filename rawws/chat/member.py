@@ -1,0 +1,70 @@
+"""One connection's chat state: the ``Member`` the hub delivers to (``rawws.chat.hub``).
+
+It lives beside the hub it serves, so a delivery never climbs back into the
+service: the hub calls ``deliver``, which either queues the frame on the peer or,
+while that room's replay is running, notes the id for the replay to read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any
+
+from rawws.chat.peer import Peer
+
+
+class CatchUp:
+    """A replay in progress in one room: what arrived live meanwhile."""
+
+    __slots__ = ("newest", "frames")
+
+    def __init__(self) -> None:
+        self.newest = 0  # the highest message id published while replaying: the replay reads up to it
+        self.frames: list[tuple[str, bytes]] = []  # other frames (presence), sent after the replay
+
+
+class ChatMember:
+    """One connection's chat state: its rooms, the last id it got in each, replays in progress."""
+
+    __slots__ = ("peer", "user", "rate_key", "last_ids", "catching_up", "tasks", "dropping")
+
+    def __init__(self, peer: Peer, user: str, rate_key: int = 0) -> None:
+        self.peer = peer
+        self.user = user
+        self.rate_key = rate_key  # not the peer: the rate limiter outlives it
+        self.last_ids: dict[str, int] = {}
+        self.catching_up: dict[str, CatchUp] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.dropping = False  # over the frame rate: frames are dropped unread until a token is back
+
+    def deliver(self, room: str, message_id: int | None, text: str, frame: bytes) -> None:
+        catch_up = self.catching_up.get(room)
+        if catch_up is not None:
+            if message_id is None:
+                catch_up.frames.append((text, frame))  # after the `joined` answer and the replay
+            else:
+                catch_up.newest = max(catch_up.newest, message_id)  # the replay will read it from the store
+            return
+        if message_id is not None:
+            if message_id <= self.last_ids.get(room, 0):
+                return  # already delivered by a replay
+            self.last_ids[room] = message_id
+        self.peer.send_shared(text, frame)
+
+    def send(self, text: str) -> None:
+        self.peer.send(text)
+
+    async def make_room(self) -> None:
+        """Before queueing more of a replay: wait while the outbox is half full, so a replay
+        never trips the slow-consumer bound by itself."""
+        peer = self.peer
+        while peer.open and peer.backed_up:
+            await asyncio.sleep(0)  # the flush scheduled by the last send runs
+            await peer.wait_writable()
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task

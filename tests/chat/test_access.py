@@ -1,0 +1,59 @@
+"""The chat's one authorization point (``rawws.chat.access``): every command × membership, with no I/O."""
+
+from __future__ import annotations
+
+import typing
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rawws.chat import wire
+from rawws.chat.access import RULES, authorize
+from rawws.errors import ChatError
+
+ROOM = "lobby"
+COMMANDS: dict[str, wire.Command] = {
+    "join": wire.Join(ROOM),
+    "leave": wire.Leave(ROOM),
+    "say": wire.Say(ROOM, "hi", "r1"),
+    "history": wire.HistoryRequest(ROOM),
+    "who": wire.Who(ROOM),
+}
+# command → (the answer when the connection is in the room, the answer when it is not); None: allowed
+MATRIX: dict[str, tuple[str | None, str | None]] = {
+    "join": (wire.BAD_ROOM, None),
+    "leave": (None, wire.NOT_JOINED),
+    "say": (None, wire.NOT_JOINED),
+    "history": (None, wire.NOT_JOINED),
+    "who": (None, wire.NOT_JOINED),
+}
+
+
+def test_every_command_of_the_wire_protocol_has_a_rule_and_a_row() -> None:
+    assert set(RULES) == set(typing.get_args(wire.Command))
+    assert {type(command) for command in COMMANDS.values()} == set(RULES) and set(MATRIX) == set(COMMANDS)
+
+
+@pytest.mark.parametrize("joined", [True, False], ids=["member", "non-member"])
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_the_matrix(name: str, joined: bool) -> None:
+    expected = MATRIX[name][0 if joined else 1]
+    if expected is None:
+        authorize(COMMANDS[name], lambda room: joined)
+        return
+    with pytest.raises(ChatError) as refused:
+        authorize(COMMANDS[name], lambda room: joined)
+    assert refused.value.code == expected
+    assert refused.value.ref == getattr(COMMANDS[name], "ref", None)  # a say's ref comes back with the refusal
+
+
+@given(rooms=st.sets(st.sampled_from(["a", "b", "c", "d"])), room=st.sampled_from(["a", "b", "c", "d"]))
+def test_a_non_member_never_reads_a_room(rooms: set[str], room: str) -> None:
+    """Whatever else the connection joined, history, who and say of a room it is not in are refused."""
+    for command in (wire.HistoryRequest(room), wire.Who(room), wire.Say(room, "x")):
+        if room in rooms:
+            authorize(command, rooms.__contains__)
+        else:
+            with pytest.raises(ChatError):
+                authorize(command, rooms.__contains__)
