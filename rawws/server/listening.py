@@ -52,9 +52,28 @@ def server_ssl_context(cert: str, key: str) -> ssl.SSLContext:
     return context
 
 
+def _bind_probe(host: str, port: int) -> OSError | None:
+    """Bind (``host``, ``port``) once more, by hand, to learn why it fails: Python 3.13's asyncio reports a
+    failed bind on every address as one ``OSError`` with no errno ("could not bind on any address out of …")."""
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        return exc
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                return exc
+    return None
+
+
 def bind_failure(exc: OSError, host: str, port: int, prefix: str = "") -> SettingError | None:
     """What a failed listen on (``host``, ``port``) was the fault of: ``{prefix}host`` or ``{prefix}port``
     (``metrics_`` for the metrics listener); ``None`` for an error that is neither's."""
+    if not exc.errno and not isinstance(exc, socket.gaierror):
+        exc = _bind_probe(host, port) or exc
     # asyncio words a failed bind its own way ("error while attempting to bind on address …"): the errno's is plainer
     said = exc.strerror if isinstance(exc, socket.gaierror) or not exc.errno else os.strerror(exc.errno)
     if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
