@@ -39,8 +39,9 @@ serve: sync-serve
 ## test: lint and types, the tests on this Python, the tests on 3.12 and 3.13, then both Autobahn suites
 test: lint unit test-pythons conformance
 
-## lint: ruff over the tree and mypy --strict over the package
+## lint: ruff format --check and ruff check over the tree, mypy --strict over the package
 lint: sync-dev
+	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy --strict rawws
 

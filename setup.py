@@ -6,4 +6,6 @@ unmasks in pure Python (``rawws.masking`` picks whichever is there).
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("rawws.core._mask", ["rawws/core/_mask.c"], optional=True)])
+setup(
+    ext_modules=[Extension("rawws.core._mask", ["rawws/core/_mask.c"], optional=True)]
+)

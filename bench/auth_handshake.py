@@ -54,8 +54,15 @@ CLOSE_1000 = masked(b"\x03\xe8", 0x8)
 def peer_token(user: str = "bench") -> str:
     """The same claims, in the same order and sizes, as the access tokens rawws issues."""
     now = int(time.time())
-    claims = {"sub": user, "iat": now, "exp": now + 3600, "iss": "rawws", "aud": "rawws",
-              "jti": secrets.token_urlsafe(16), "typ": "access"}
+    claims = {
+        "sub": user,
+        "iat": now,
+        "exp": now + 3600,
+        "iss": "rawws",
+        "aud": "rawws",
+        "jti": secrets.token_urlsafe(16),
+        "typ": "access",
+    }
     return jwt.encode(claims, PEER_SECRET, algorithm="HS256")
 
 
@@ -63,12 +70,21 @@ SCENARIOS = {
     # name: {server: (command, env, path, needs a rawws token)}
     "echo": {
         "rawws": (rawws_command("--echo"), {}, "/echo", False),
-        "websockets": ([sys.executable, "-m", "bench.servers.websockets_echo", "--port", "{port}"], {}, "/echo", False),
+        "websockets": (
+            [sys.executable, "-m", "bench.servers.websockets_echo", "--port", "{port}"],
+            {},
+            "/echo",
+            False,
+        ),
     },
     "auth": {
         "rawws": (rawws_command(), CHAT_ENV, "/ws", True),
-        "websockets+PyJWT": ([sys.executable, "-m", "bench.servers.websockets_jwt", "--port", "{port}"],
-                             {"RAWWS_BENCH_JWT_SECRET": PEER_SECRET}, "/ws", False),
+        "websockets+PyJWT": (
+            [sys.executable, "-m", "bench.servers.websockets_jwt", "--port", "{port}"],
+            {"RAWWS_BENCH_JWT_SECRET": PEER_SECRET},
+            "/ws",
+            False,
+        ),
     },
 }
 
@@ -103,8 +119,9 @@ async def one_handshake(port: int, path: str, token: str | None, welcome: bool) 
         writer.close()
 
 
-async def handshake_load(port: int, path: str, token: str | None, welcome: bool, count: int,
-                         concurrency: int) -> int:
+async def handshake_load(
+    port: int, path: str, token: str | None, welcome: bool, count: int, concurrency: int
+) -> int:
     errors = 0
     remaining = count
 
@@ -129,9 +146,15 @@ def measure(scenario: str, name: str, count: int, concurrency: int) -> dict[str,
         if scenario == "auth":
             token = chat_token(server.port, "bench") if rawws_token else peer_token()
         welcome = scenario == "auth"
-        asyncio.run(handshake_load(server.port, path, token, welcome, max(50, count // 10), concurrency))
+        asyncio.run(
+            handshake_load(
+                server.port, path, token, welcome, max(50, count // 10), concurrency
+            )
+        )
         cpu0, wall0 = cpu_seconds(server.pid), time.perf_counter()
-        errors = asyncio.run(handshake_load(server.port, path, token, welcome, count, concurrency))
+        errors = asyncio.run(
+            handshake_load(server.port, path, token, welcome, count, concurrency)
+        )
         cpu, wall = cpu_seconds(server.pid) - cpu0, time.perf_counter() - wall0
     finally:
         server.stop()
@@ -140,7 +163,9 @@ def measure(scenario: str, name: str, count: int, concurrency: int) -> dict[str,
 
 def auth_step_alone(calls: int = 5000) -> dict[str, float]:
     """CPU per token check in this process: rawws's ``Tokens.verify`` and the peer's ``jwt.decode``."""
-    tokens = Tokens(TokenSettings(secret=PEER_SECRET.encode(), issuer="rawws", audience="rawws"))
+    tokens = Tokens(
+        TokenSettings(secret=PEER_SECRET.encode(), issuer="rawws", audience="rawws")
+    )
     rawws_token, _ = tokens.issue("bench")
     start = time.process_time()
     for _ in range(calls):
@@ -149,20 +174,33 @@ def auth_step_alone(calls: int = 5000) -> dict[str, float]:
     token = peer_token()
     start = time.process_time()
     for _ in range(calls):
-        jwt.decode(token, PEER_SECRET.encode(), algorithms=["HS256"], audience="rawws", issuer="rawws",
-                   options={"require": ["exp", "iat", "sub", "iss", "aud"]})
+        jwt.decode(
+            token,
+            PEER_SECRET.encode(),
+            algorithms=["HS256"],
+            audience="rawws",
+            issuer="rawws",
+            options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+        )
     peer_us = (time.process_time() - start) / calls * 1e6
     return {"rawws Tokens.verify": rawws_us, "jwt.decode (websockets peer)": peer_us}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.auth_handshake", description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="one round of 300 handshakes (a smoke run)")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.auth_handshake", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="one round of 300 handshakes (a smoke run)"
+    )
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--handshakes", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS))
-    parser.add_argument("--base-tree", help="also run rawws from this unpacked source tree, as rawws@base")
+    parser.add_argument(
+        "--base-tree",
+        help="also run rawws from this unpacked source tree, as rawws@base",
+    )
     parser.add_argument("--json", help="write the raw figures here")
     args = parser.parse_args(argv)
     if args.quick:
@@ -179,9 +217,14 @@ def main(argv: list[str] | None = None) -> int:
             for name in names[shift:] + names[:shift]:
                 figure = measure(scenario, name, args.handshakes, args.concurrency)
                 results[scenario][name].append(figure)
-                print(f"  {scenario} round {round_index + 1} {name}: {figure['cpu_us']:.0f} µs CPU, "
-                      f"{figure['per_s']:.0f}/s, {figure['errors']:.0f} errors", flush=True)
-    print("| scenario | server | server CPU µs / handshake (median) | vs peer | handshakes/s | errors |")
+                print(
+                    f"  {scenario} round {round_index + 1} {name}: {figure['cpu_us']:.0f} µs CPU, "
+                    f"{figure['per_s']:.0f}/s, {figure['errors']:.0f} errors",
+                    flush=True,
+                )
+    print(
+        "| scenario | server | server CPU µs / handshake (median) | vs peer | handshakes/s | errors |"
+    )
     print("|---|---|---:|---:|---:|---:|")
     for scenario, by_name in results.items():
         names = list(by_name)
@@ -190,7 +233,9 @@ def main(argv: list[str] | None = None) -> int:
             cpu = median([r["cpu_us"] for r in by_name[name]])
             rate = median([r["per_s"] for r in by_name[name]])
             errors = sum(r["errors"] for r in by_name[name])
-            print(f"| {scenario} | {name} | {cpu:.0f} | {cpu / peer:.2f}× | {rate:.0f} | {errors:.0f} |")
+            print(
+                f"| {scenario} | {name} | {cpu:.0f} | {cpu / peer:.2f}× | {rate:.0f} | {errors:.0f} |"
+            )
     alone = auth_step_alone()
     print("| auth step alone | CPU µs / check |\n|---|---:|")
     for name, value in alone.items():

@@ -14,9 +14,17 @@ import sys
 
 def main() -> None:
     tree = sys.argv[1]
-    sys.meta_path[:] = [finder for finder in sys.meta_path if "__editable__" not in getattr(finder, "__module__", "")]
+    sys.meta_path[:] = [
+        finder
+        for finder in sys.meta_path
+        if "__editable__" not in getattr(finder, "__module__", "")
+    ]
     sys.path.insert(0, tree)
-    for name in [module for module in sys.modules if module == "rawws" or module.startswith("rawws.")]:
+    for name in [
+        module
+        for module in sys.modules
+        if module == "rawws" or module.startswith("rawws.")
+    ]:
         del sys.modules[name]
     from rawws.cli import main as rawws_main
 

@@ -48,7 +48,9 @@ async def capture(chromium: str, timeout_s: float) -> dict[str, bytes]:
     heads: dict[str, bytes] = {}
     done = asyncio.Event()
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handle(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -61,7 +63,9 @@ async def capture(chromium: str, timeout_s: float) -> dict[str, bytes]:
                     )
                 elif target.startswith("/poll"):
                     heads["poll"] = head
-                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok")
+                    writer.write(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
+                    )
                 elif target.startswith("/ticker"):
                     heads["websocket"] = head
                     key = next(
@@ -118,11 +122,20 @@ async def capture(chromium: str, timeout_s: float) -> dict[str, bytes]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--chromium", default=shutil.which("chromium") or shutil.which("chromium-browser") or "chromium")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--chromium",
+        default=shutil.which("chromium")
+        or shutil.which("chromium-browser")
+        or "chromium",
+    )
     parser.add_argument("--timeout", type=float, default=60.0)
     args = parser.parse_args(argv)
-    version = subprocess.run([args.chromium, "--version"], capture_output=True, text=True, check=True).stdout.strip()
+    version = subprocess.run(
+        [args.chromium, "--version"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     heads = asyncio.run(capture(args.chromium, args.timeout))
     CAPTURE_DIR.mkdir(exist_ok=True)
     for name, head in heads.items():

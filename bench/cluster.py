@@ -36,7 +36,13 @@ from pathlib import Path
 
 from bench import fanout
 from bench.fanout import MARK, wait_all
-from bench.perfkit import chat_token, cpu_seconds_total, free_port, raise_fd_limit, wait_port
+from bench.perfkit import (
+    chat_token,
+    cpu_seconds_total,
+    free_port,
+    raise_fd_limit,
+    wait_port,
+)
 
 BURST = 20  # the chat's per-connection burst
 SECRET = "bench-cluster-secret-" + "b" * 32
@@ -80,7 +86,10 @@ class Peer(fanout.Peer):
                 length, offset = struct.unpack("!Q", buffer[2:10])[0], 10
             if len(buffer) < offset + length:
                 break
-            payload, buffer = buffer[offset : offset + length], buffer[offset + length :]
+            payload, buffer = (
+                buffer[offset : offset + length],
+                buffer[offset + length :],
+            )
             if MARK in payload:
                 self.count += 1
                 text = json.loads(payload)["text"]
@@ -88,16 +97,30 @@ class Peer(fanout.Peer):
         self._buffer = buffer
 
 
-async def measure(ports: list[int], pids: list[int], token: str, receivers: int, senders_per_port: int,
-                  bursts: int, probes_per_port: int) -> dict[str, float]:
+async def measure(
+    ports: list[int],
+    pids: list[int],
+    token: str,
+    receivers: int,
+    senders_per_port: int,
+    bursts: int,
+    probes_per_port: int,
+) -> dict[str, float]:
     peers = [Peer() for _ in range(receivers)]
     probes = [Peer(probe=True) for _ in range(probes_per_port * len(ports))]
     listeners = peers + probes
     for start in range(0, len(listeners), 100):
         chunk = listeners[start : start + 100]
-        await asyncio.gather(*(p.open(ports[(start + i) % len(ports)], token) for i, p in enumerate(chunk)))
+        await asyncio.gather(
+            *(
+                p.open(ports[(start + i) % len(ports)], token)
+                for i, p in enumerate(chunk)
+            )
+        )
     senders = [Peer() for _ in range(senders_per_port * len(ports))]
-    await asyncio.gather(*(s.open(ports[i % len(ports)], token) for i, s in enumerate(senders)))
+    await asyncio.gather(
+        *(s.open(ports[i % len(ports)], token) for i, s in enumerate(senders))
+    )
     await asyncio.sleep(1.5)  # joins done, presence settled
     base = [p.count for p in listeners]
     assert len(set(base)) <= 1, "receivers saw different histories before the bench"
@@ -106,7 +129,13 @@ async def measure(ports: list[int], pids: list[int], token: str, receivers: int,
         cpu0, wall0 = cpu_seconds_total(pids), time.perf_counter()
         for sender in senders:
             for i in range(BURST):
-                sender.send({"type": "say", "room": "bench", "text": f"{time.monotonic_ns()}:{i}"})
+                sender.send(
+                    {
+                        "type": "say",
+                        "room": "bench",
+                        "text": f"{time.monotonic_ns()}:{i}",
+                    }
+                )
         delivered += BURST * len(senders)
         await wait_all(listeners, base[0] + delivered, timeout=180.0)
         busy_s += time.perf_counter() - wall0
@@ -131,7 +160,19 @@ def start_redis(directory: str) -> tuple[subprocess.Popen[bytes], int]:
     binary = shutil.which("redis-server") or "/usr/bin/redis-server"
     port = free_port()
     process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", directory],
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            directory,
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -139,12 +180,21 @@ def start_redis(directory: str) -> tuple[subprocess.Popen[bytes], int]:
     return process, port
 
 
-def run_setup(name: str, receivers: int, senders_per_port: int, bursts: int, probes: int) -> dict[str, float]:
+def run_setup(
+    name: str, receivers: int, senders_per_port: int, bursts: int, probes: int
+) -> dict[str, float]:
     data_dir = tempfile.mkdtemp(prefix="rawws-cluster-bench-")
-    env = {**os.environ, "RAWWS_LOGINS_PER_MINUTE_PER_USER": "100000", "RAWWS_JWT_SECRET": SECRET,
-           "RAWWS_DATA_DIR": data_dir, "RAWWS_ARGON2_TIME_COST": "1", "RAWWS_ARGON2_MEMORY_KIB": "8192",
-           # every connection is one user from 127.0.0.1
-           "RAWWS_WEBSOCKETS_PER_USER": "100000", "RAWWS_WEBSOCKETS_PER_ADDRESS": "100000"}
+    env = {
+        **os.environ,
+        "RAWWS_LOGINS_PER_MINUTE_PER_USER": "100000",
+        "RAWWS_JWT_SECRET": SECRET,
+        "RAWWS_DATA_DIR": data_dir,
+        "RAWWS_ARGON2_TIME_COST": "1",
+        "RAWWS_ARGON2_MEMORY_KIB": "8192",
+        # every connection is one user from 127.0.0.1
+        "RAWWS_WEBSOCKETS_PER_USER": "100000",
+        "RAWWS_WEBSOCKETS_PER_ADDRESS": "100000",
+    }
     redis = None
     servers: list[subprocess.Popen[bytes]] = []
     try:
@@ -154,24 +204,43 @@ def run_setup(name: str, receivers: int, senders_per_port: int, bursts: int, pro
         else:
             redis, redis_port = start_redis(data_dir)
             bus = ["--bus", f"redis://127.0.0.1:{redis_port}/0"]
-            flags = {"3 nodes": [bus] * 3, "workers 1": [[*bus, "--workers", "1"]],
-                     "workers 2": [[*bus, "--workers", "2"]]}[name]
+            flags = {
+                "3 nodes": [bus] * 3,
+                "workers 1": [[*bus, "--workers", "1"]],
+                "workers 2": [[*bus, "--workers", "2"]],
+            }[name]
         ports = []
         for extra in flags:
             port = free_port()
-            servers.append(subprocess.Popen(
-                [sys.executable, "-m", "rawws", "serve", "--port", str(port), "--log-level", "WARNING", *extra],
-                env=env,
-            ))
+            servers.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "rawws",
+                        "serve",
+                        "--port",
+                        str(port),
+                        "--log-level",
+                        "WARNING",
+                        *extra,
+                    ],
+                    env=env,
+                )
+            )
             wait_port(port)
             ports.append(port)
-            time.sleep(0.5)  # the schema is made by the first node, before the next starts
+            time.sleep(
+                0.5
+            )  # the schema is made by the first node, before the next starts
         pids = [s.pid for s in servers]
         if name == "workers 2":
             time.sleep(1.0)
             pids = pids + [c for s in servers for c in children(s.pid)]
         token = chat_token(ports[0], "bench")
-        return asyncio.run(measure(ports, pids, token, receivers, senders_per_port, bursts, probes))
+        return asyncio.run(
+            measure(ports, pids, token, receivers, senders_per_port, bursts, probes)
+        )
     finally:
         for server in servers:
             server.send_signal(signal.SIGTERM)
@@ -187,8 +256,12 @@ def run_setup(name: str, receivers: int, senders_per_port: int, bursts: int, pro
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.cluster", description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="60 receivers, 2 bursts: a smoke run")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.cluster", description=(__doc__ or "").split("\n")[0]
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="60 receivers, 2 bursts: a smoke run"
+    )
     parser.add_argument("--receivers", type=int, default=1000)
     parser.add_argument("--bursts", type=int, default=3)
     parser.add_argument("--output", default=str(Path(__file__).with_name("CLUSTER.md")))
@@ -196,18 +269,25 @@ def main(argv: list[str] | None = None) -> int:
     receivers, bursts = (60, 2) if args.quick else (args.receivers, args.bursts)
     raise_fd_limit()
     rows = []
-    for name, senders in (("single", 6), ("3 nodes", 2), ("workers 1", 6), ("workers 2", 6)):
+    for name, senders in (
+        ("single", 6),
+        ("3 nodes", 2),
+        ("workers 1", 6),
+        ("workers 2", 6),
+    ):
         result = run_setup(name, receivers, senders, bursts, probes=2)
         rows.append(
             f"| {name} | {result['messages']:.0f} | {result['deliveries']:.0f} | {result['deliveries_per_s']:,.0f} |"
             f" {result['us_per_delivery']:.2f} | {result['p50_ms']:.1f} | {result['p99_ms']:.1f} |"
         )
         print(rows[-1], flush=True)
-    table = "\n".join([
-        "| setup | messages | deliveries | deliveries/s | server CPU µs / delivery | latency p50 ms | p99 ms |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-        *rows,
-    ])
+    table = "\n".join(
+        [
+            "| setup | messages | deliveries | deliveries/s | server CPU µs / delivery | latency p50 ms | p99 ms |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+            *rows,
+        ]
+    )
     text = (
         "# Cross-node fan-out\n\n"
         f"`python -m bench.cluster{' --quick' if args.quick else ''}` on {os.cpu_count()} cores,"

@@ -12,7 +12,15 @@ import argparse
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-COLUMNS = ("setup", "messages", "deliveries", "deliveries/s", "cpu_us", "p50_ms", "p99_ms")
+COLUMNS = (
+    "setup",
+    "messages",
+    "deliveries",
+    "deliveries/s",
+    "cpu_us",
+    "p50_ms",
+    "p99_ms",
+)
 
 
 def read_table(markdown: str) -> list[dict[str, str]]:
@@ -45,12 +53,24 @@ def plot(rows: list[dict[str, str]], output: Path) -> None:
     cpu.set_title("server CPU per delivery (µs)")
     width = 0.38
     positions = range(len(rows))
-    latency.bar([p - width / 2 for p in positions], [float(row["p50_ms"]) for row in rows], width, label="p50")
-    latency.bar([p + width / 2 for p in positions], [float(row["p99_ms"]) for row in rows], width, label="p99")
+    latency.bar(
+        [p - width / 2 for p in positions],
+        [float(row["p50_ms"]) for row in rows],
+        width,
+        label="p50",
+    )
+    latency.bar(
+        [p + width / 2 for p in positions],
+        [float(row["p99_ms"]) for row in rows],
+        width,
+        label="p99",
+    )
     latency.set_xticks(list(positions), names)
     latency.set_title("say → delivered at a probe (ms)")
     latency.legend()
-    fig.suptitle("Fan-out to 1,000 receivers: one node, three nodes on the Redis bus, --workers")
+    fig.suptitle(
+        "Fan-out to 1,000 receivers: one node, three nodes on the Redis bus, --workers"
+    )
     fig.tight_layout()
     output.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(output, dpi=110)

@@ -46,8 +46,19 @@ from rawws.core.deflate import deflated_text_frame
 from rawws.core.handshake import negotiate_deflate
 from rawws.core.protocol import WebSocket
 
-WORDS = ("the deploy is done", "anyone around?", "lunch at noon", "see the dev room", "ok", "thanks!",
-         "reconnects with since=<last id>", "ship it", "what broke?", "the tests are green again", "👍")
+WORDS = (
+    "the deploy is done",
+    "anyone around?",
+    "lunch at noon",
+    "see the dev room",
+    "ok",
+    "thanks!",
+    "reconnects with since=<last id>",
+    "ship it",
+    "what broke?",
+    "the tests are green again",
+    "👍",
+)
 USERS = ("alice", "bob", "carol", "dave", "erin")
 
 
@@ -57,8 +68,14 @@ def chat_events(count: int, seed: int = 7) -> list[str]:
     events = []
     for index in range(count):
         text = " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 6)))
-        event = {"type": "message", "room": "lobby", "id": 1000 + index, "user": rng.choice(USERS),
-                 "text": text, "ts": round(1_764_650_000 + index * 1.7, 3)}
+        event = {
+            "type": "message",
+            "room": "lobby",
+            "id": 1000 + index,
+            "user": rng.choice(USERS),
+            "text": text,
+            "ts": round(1_764_650_000 + index * 1.7, 3),
+        }
         events.append(json.dumps(event, separators=(",", ":"), ensure_ascii=False))
     return events
 
@@ -66,7 +83,9 @@ def chat_events(count: int, seed: int = 7) -> list[str]:
 # -- ratio ------------------------------------------------------------------------
 
 
-def _connection_encoder(mode: str, bits: int, memory_level: int) -> Callable[[str], bytes]:
+def _connection_encoder(
+    mode: str, bits: int, memory_level: int
+) -> Callable[[str], bytes]:
     negotiated = negotiate_deflate([BROWSER_OFFER], 1 << 20, mode, bits, memory_level)
     assert negotiated is not None
     ws = WebSocket(client=False, extensions=[negotiated[0]])
@@ -88,8 +107,14 @@ def ratio_table(events: list[str]) -> list[dict[str, object]]:
         start = time.process_time()
         wire = sum(len(encode(text)) for text in events)
         cpu = time.process_time() - start
-        rows.append({"mode": name, "bytes_per_message": wire / len(events), "vs_plain": wire / base,
-                     "encode_us": cpu / len(events) * 1e6})
+        rows.append(
+            {
+                "mode": name,
+                "bytes_per_message": wire / len(events),
+                "vs_plain": wire / base,
+                "encode_us": cpu / len(events) * 1e6,
+            }
+        )
     return rows
 
 
@@ -99,7 +124,13 @@ MEMORY_SERVERS = {
     "rawws shared": rawws_command("--echo", "--compression", "shared"),
     "rawws dedicated": rawws_command("--echo", "--compression", "dedicated"),
     "rawws off": rawws_command("--echo", "--compression", "off"),
-    "websockets": [sys.executable, "-m", "bench.servers.websockets_deflate", "--port", "{port}"],
+    "websockets": [
+        sys.executable,
+        "-m",
+        "bench.servers.websockets_deflate",
+        "--port",
+        "{port}",
+    ],
 }
 
 
@@ -113,7 +144,9 @@ async def _idle_connections(server: ServerProcess, count: int, message: str) -> 
         if echoed == count:
             done.set()
 
-    warm = [RawClient() for _ in range(50)]  # first-use allocations (imports, zlib tables) out of the figure
+    warm = [
+        RawClient() for _ in range(50)
+    ]  # first-use allocations (imports, zlib tables) out of the figure
     await open_many(warm, server.port, "/echo", offer=BROWSER_OFFER)
     for client in warm:
         client.send_text(message, compress=True)
@@ -140,14 +173,19 @@ def memory_rounds(rounds: int, count: int) -> dict[str, list[float]]:
     results: dict[str, list[float]] = {name: [] for name in MEMORY_SERVERS}
     names = list(MEMORY_SERVERS)
     for round_index in range(rounds):
-        order = names[round_index % len(names):] + names[:round_index % len(names)]
+        order = names[round_index % len(names) :] + names[: round_index % len(names)]
         for name in order:
             server = ServerProcess(name, MEMORY_SERVERS[name], CHAT_ENV).start()
             try:
-                results[name].append(asyncio.run(_idle_connections(server, count, message)))
+                results[name].append(
+                    asyncio.run(_idle_connections(server, count, message))
+                )
             finally:
                 server.stop()
-            print(f"  memory round {round_index + 1} {name}: {results[name][-1]:.1f} KiB", flush=True)
+            print(
+                f"  memory round {round_index + 1} {name}: {results[name][-1]:.1f} KiB",
+                flush=True,
+            )
     return results
 
 
@@ -182,7 +220,13 @@ async def _fanout(server: ServerProcess, members: int, offer: bool) -> float:
             counts[0] += 1
 
     receivers = [RawClient(on_message) for _ in range(members)]
-    await open_many(receivers, server.port, "/ws", token=token, offer=BROWSER_OFFER if offer else None)
+    await open_many(
+        receivers,
+        server.port,
+        "/ws",
+        token=token,
+        offer=BROWSER_OFFER if offer else None,
+    )
     senders = [RawClient() for _ in range(SENDERS)]
     await open_many(senders, server.port, "/ws", token=token)
     for client in receivers + senders:
@@ -192,7 +236,9 @@ async def _fanout(server: ServerProcess, members: int, offer: bool) -> float:
     cpu0 = cpu_seconds(server.pid)
     for sender in senders:
         for index in range(BURST):
-            sender.send_json({"type": "say", "room": "bench", "text": chat_events(BURST)[index]})
+            sender.send_json(
+                {"type": "say", "room": "bench", "text": chat_events(BURST)[index]}
+            )
     deadline = time.monotonic() + 120
     while counts[0] < expected:
         if time.monotonic() > deadline:
@@ -205,31 +251,48 @@ async def _fanout(server: ServerProcess, members: int, offer: bool) -> float:
 
 
 def fanout_rounds(rounds: int, sizes: list[int]) -> dict[str, dict[int, list[float]]]:
-    results: dict[str, dict[int, list[float]]] = {name: {size: [] for size in sizes} for name in FANOUT_MODES}
+    results: dict[str, dict[int, list[float]]] = {
+        name: {size: [] for size in sizes} for name in FANOUT_MODES
+    }
     names = list(FANOUT_MODES)
     for round_index in range(rounds):
         for size in sizes:
-            order = names[round_index % len(names):] + names[:round_index % len(names)]
+            order = (
+                names[round_index % len(names) :] + names[: round_index % len(names)]
+            )
             for name in order:
                 flag, offer = FANOUT_MODES[name]
                 server = ServerProcess(name, _server_command(flag), CHAT_ENV).start()
                 try:
-                    results[name][size].append(asyncio.run(_fanout(server, size, offer)))
+                    results[name][size].append(
+                        asyncio.run(_fanout(server, size, offer))
+                    )
                 finally:
                     server.stop()
-                print(f"  fanout round {round_index + 1} {size} {name}: {results[name][size][-1]:.2f} µs",
-                      flush=True)
+                print(
+                    f"  fanout round {round_index + 1} {size} {name}: {results[name][size][-1]:.2f} µs",
+                    flush=True,
+                )
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.compression", description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="one round, fewer connections (a smoke run)")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.compression", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="one round, fewer connections (a smoke run)",
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=500)
     parser.add_argument("--members", type=int, nargs="+", default=[300, 1000])
     parser.add_argument("--parts", nargs="+", default=["ratio", "memory", "fanout"])
-    parser.add_argument("--base-tree", help="also run rawws from this unpacked source tree, as rawws@base")
+    parser.add_argument(
+        "--base-tree",
+        help="also run rawws from this unpacked source tree, as rawws@base",
+    )
     parser.add_argument("--json", help="write the raw figures here")
     args = parser.parse_args(argv)
     if args.base_tree:
@@ -241,22 +304,37 @@ def main(argv: list[str] | None = None) -> int:
     if "ratio" in args.parts:
         rows = ratio_table(chat_events(1000))
         out["ratio"] = rows
-        print("| mode | bytes / message | vs plain | encode CPU µs / message |\n|---|---:|---:|---:|")
+        print(
+            "| mode | bytes / message | vs plain | encode CPU µs / message |\n|---|---:|---:|---:|"
+        )
         for row in rows:
-            print(f"| {row['mode']} | {row['bytes_per_message']:.1f} | {row['vs_plain']:.2f} | {row['encode_us']:.1f} |")
+            print(
+                f"| {row['mode']} | {row['bytes_per_message']:.1f} | {row['vs_plain']:.2f} | {row['encode_us']:.1f} |"
+            )
     if "memory" in args.parts:
         memory = memory_rounds(args.rounds, args.connections)
         out["memory"] = memory
-        print(f"| server | KiB per idle compressed connection (median of {args.rounds}) | rounds |\n|---|---:|---|")
+        print(
+            f"| server | KiB per idle compressed connection (median of {args.rounds}) | rounds |\n|---|---:|---|"
+        )
         for name, values in memory.items():
-            print(f"| {name} | {median(values):.1f} | {', '.join(f'{v:.1f}' for v in values)} |")
+            print(
+                f"| {name} | {median(values):.1f} | {', '.join(f'{v:.1f}' for v in values)} |"
+            )
     if "fanout" in args.parts:
         fanout = fanout_rounds(args.rounds, args.members)
-        out["fanout"] = {name: {str(k): v for k, v in sizes.items()} for name, sizes in fanout.items()}
-        print("| members | mode | server CPU µs / delivery (median) | rounds |\n|---:|---|---:|---|")
+        out["fanout"] = {
+            name: {str(k): v for k, v in sizes.items()}
+            for name, sizes in fanout.items()
+        }
+        print(
+            "| members | mode | server CPU µs / delivery (median) | rounds |\n|---:|---|---:|---|"
+        )
         for name, sizes in fanout.items():
             for size, values in sizes.items():
-                print(f"| {size} | {name} | {median(values):.2f} | {', '.join(f'{v:.2f}' for v in values)} |")
+                print(
+                    f"| {size} | {name} | {median(values):.2f} | {', '.join(f'{v:.2f}' for v in values)} |"
+                )
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(out, handle, indent=1)

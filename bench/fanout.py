@@ -29,10 +29,19 @@ import tempfile
 import time
 from collections.abc import Sequence
 
-from bench.perfkit import chat_token, cpu_seconds, free_port, masked, raise_fd_limit, wait_port
+from bench.perfkit import (
+    chat_token,
+    cpu_seconds,
+    free_port,
+    masked,
+    raise_fd_limit,
+    wait_port,
+)
 
 MARK = b'"type":"message"'
-BURST_PER_SENDER = 20  # the chat's per-connection burst (rawws.config.DEFAULT_CHAT_MESSAGE_BURST)
+BURST_PER_SENDER = (
+    20  # the chat's per-connection burst (rawws.config.DEFAULT_CHAT_MESSAGE_BURST)
+)
 
 
 class Peer:
@@ -90,10 +99,14 @@ async def wait_all(peers: Sequence[Peer], target: int, timeout: float = 120.0) -
             await asyncio.wait_for(peer.changed.wait(), remaining)
 
 
-async def measure(port: int, pid: int, token: str, receivers: int, burst_senders: int, rounds: int) -> dict:
+async def measure(
+    port: int, pid: int, token: str, receivers: int, burst_senders: int, rounds: int
+) -> dict:
     peers = [Peer() for _ in range(receivers)]
     for start in range(0, receivers, 100):
-        await asyncio.gather(*(peer.open(port, token) for peer in peers[start : start + 100]))
+        await asyncio.gather(
+            *(peer.open(port, token) for peer in peers[start : start + 100])
+        )
     senders = [Peer() for _ in range(burst_senders)]
     await asyncio.gather(*(sender.open(port, token) for sender in senders))
     await asyncio.sleep(1.0)  # joins done
@@ -103,15 +116,21 @@ async def measure(port: int, pid: int, token: str, receivers: int, burst_senders
     # lock-step: one message at a time, to every receiver, before the next
     cpu0, wall0 = cpu_seconds(pid), time.perf_counter()
     for index in range(rounds):
-        senders[index % len(senders)].send({"type": "say", "room": "bench", "text": "x" * 20})
+        senders[index % len(senders)].send(
+            {"type": "say", "room": "bench", "text": "x" * 20}
+        )
         delivered += 1
         await wait_all(peers, delivered)
         if (index + 1) % (len(senders) * 5) == 0:
             await asyncio.sleep(0.6)  # stay under the per-connection rate limit (10/s)
     cpu = cpu_seconds(pid) - cpu0
-    results["lockstep"] = {"messages": rounds, "deliveries": rounds * receivers, "cpu_s": cpu,
-                           "us_per_delivery": cpu / (rounds * receivers) * 1e6,
-                           "wall_s": time.perf_counter() - wall0}
+    results["lockstep"] = {
+        "messages": rounds,
+        "deliveries": rounds * receivers,
+        "cpu_s": cpu,
+        "us_per_delivery": cpu / (rounds * receivers) * 1e6,
+        "wall_s": time.perf_counter() - wall0,
+    }
     await asyncio.sleep(2.5)  # refill the senders' buckets
 
     # burst: every sender sends its whole burst at once
@@ -122,9 +141,13 @@ async def measure(port: int, pid: int, token: str, receivers: int, burst_senders
             sender.send({"type": "say", "room": "bench", "text": "x" * 20})
     await wait_all(peers, delivered + burst)
     cpu = cpu_seconds(pid) - cpu0
-    results["burst"] = {"messages": burst, "deliveries": burst * receivers, "cpu_s": cpu,
-                        "us_per_delivery": cpu / (burst * receivers) * 1e6,
-                        "wall_s": time.perf_counter() - wall0}
+    results["burst"] = {
+        "messages": burst,
+        "deliveries": burst * receivers,
+        "cpu_s": cpu,
+        "us_per_delivery": cpu / (burst * receivers) * 1e6,
+        "wall_s": time.perf_counter() - wall0,
+    }
     for peer in peers + senders:
         assert peer.writer is not None
         peer.writer.close()
@@ -135,7 +158,18 @@ def run(receivers: int, burst_senders: int, rounds: int) -> dict:
     data_dir = tempfile.mkdtemp(prefix="rawws-fanout-")
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "rawws", "serve", "--port", str(port), "--data-dir", data_dir, "--log-level", "WARNING"],
+        [
+            sys.executable,
+            "-m",
+            "rawws",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            data_dir,
+            "--log-level",
+            "WARNING",
+        ],
         env={
             **os.environ,
             "RAWWS_LOGINS_PER_MINUTE_PER_USER": "1000",
@@ -146,14 +180,18 @@ def run(receivers: int, burst_senders: int, rounds: int) -> dict:
     try:
         wait_port(port)
         token = chat_token(port, "bench")
-        return asyncio.run(measure(port, server.pid, token, receivers, burst_senders, rounds))
+        return asyncio.run(
+            measure(port, server.pid, token, receivers, burst_senders, rounds)
+        )
     finally:
         server.terminate()
         server.wait(timeout=20)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.fanout", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.fanout", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--receivers", type=int, nargs="+", default=[100, 1000])
     parser.add_argument("--burst-senders", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=50)
@@ -165,8 +203,10 @@ def main(argv: list[str] | None = None) -> int:
         results = run(receivers, args.burst_senders, args.rounds)
         for phase in ("burst", "lockstep"):
             r = results[phase]
-            print(f"| {receivers} | {phase} | {r['messages']} | {r['deliveries']} | {r['us_per_delivery']:.2f} |",
-                  flush=True)
+            print(
+                f"| {receivers} | {phase} | {r['messages']} | {r['deliveries']} | {r['us_per_delivery']:.2f} |",
+                flush=True,
+            )
     return 0
 
 

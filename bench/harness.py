@@ -87,8 +87,6 @@ PROFILES: dict[str, dict] = {
 }
 
 
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
@@ -143,7 +141,11 @@ class Progress:
         if self.done:
             left = elapsed / self.done * (self.total - self.done)
             eta = f" eta {int(left // 60)}:{int(left % 60):02d}"
-        print(f"[{self.done}/{self.total} {int(elapsed // 60)}:{int(elapsed % 60):02d}{eta}] {text}", file=self.stream, flush=True)
+        print(
+            f"[{self.done}/{self.total} {int(elapsed // 60)}:{int(elapsed % 60):02d}{eta}] {text}",
+            file=self.stream,
+            flush=True,
+        )
 
 
 def summarise(result: dict) -> str:
@@ -151,7 +153,10 @@ def summarise(result: dict) -> str:
         return f"FAILED {result.get('error')}"
     s = result["scenario"]
     if s == "memory":
-        return "  ".join(f"{st['connections']}: {st['per_connection_kib']:.1f} KiB/conn" for st in result["steps"])
+        return "  ".join(
+            f"{st['connections']}: {st['per_connection_kib']:.1f} KiB/conn"
+            for st in result["steps"]
+        )
     if s == "echo64":
         return (
             f"{result['msgs_per_s']:,.0f} msg/s  {result['server_cpu_us_per_msg']:.1f} µs cpu/msg  "
@@ -179,14 +184,25 @@ def summarise(result: dict) -> str:
     return ""
 
 
-def run_one(spec: ServerSpec, round_no: int, params: dict, scenarios: str, progress: Progress, work: Path) -> list[dict]:
+def run_one(
+    spec: ServerSpec,
+    round_no: int,
+    params: dict,
+    scenarios: str,
+    progress: Progress,
+    work: Path,
+) -> list[dict]:
     port = free_port()
     data_dir = tempfile.mkdtemp(prefix=f"{spec.impl}-", dir=work)
     log_path = work / f"{spec.name}-round{round_no}.log"
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(
+        os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")
+    )
     results: list[dict] = []
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(spec.command(port, data_dir), cwd=REPO, env=env, stdout=log, stderr=log)
+        proc = subprocess.Popen(
+            spec.command(port, data_dir), cwd=REPO, env=env, stdout=log, stderr=log
+        )
         try:
             wait_listening(proc, port)
             client = subprocess.Popen(
@@ -214,26 +230,61 @@ def run_one(spec: ServerSpec, round_no: int, params: dict, scenarios: str, progr
             load_before = loadavg()
             for line in client.stdout:
                 result = json.loads(line)
-                result.update(server=spec.name, impl=spec.impl, loop=spec.loop, round=round_no)
+                result.update(
+                    server=spec.name, impl=spec.impl, loop=spec.loop, round=round_no
+                )
                 results.append(result)
-                progress.line(f"round {round_no} {spec.name:18} {result['scenario']:10} {summarise(result)}")
+                progress.line(
+                    f"round {round_no} {spec.name:18} {result['scenario']:10} {summarise(result)}"
+                )
             rc = client.wait(timeout=600)
             if rc != 0:
-                results.append({"server": spec.name, "impl": spec.impl, "loop": spec.loop, "round": round_no,
-                                "scenario": "client", "ok": False, "error": f"load client exited with {rc}"})
+                results.append(
+                    {
+                        "server": spec.name,
+                        "impl": spec.impl,
+                        "loop": spec.loop,
+                        "round": round_no,
+                        "scenario": "client",
+                        "ok": False,
+                        "error": f"load client exited with {rc}",
+                    }
+                )
             for r in results:
                 r["loadavg_before"] = load_before
                 r["loadavg_after"] = loadavg()
             if proc.poll() is not None:
-                results.append({"server": spec.name, "impl": spec.impl, "loop": spec.loop, "round": round_no,
-                                "scenario": "server", "ok": False, "error": f"server died with {proc.returncode}"})
-        except Exception as exc:  # keep going with the other servers; the report lists the failure
-            results.append({"server": spec.name, "impl": spec.impl, "loop": spec.loop, "round": round_no,
-                            "scenario": "start", "ok": False, "error": f"{type(exc).__name__}: {exc}"})
+                results.append(
+                    {
+                        "server": spec.name,
+                        "impl": spec.impl,
+                        "loop": spec.loop,
+                        "round": round_no,
+                        "scenario": "server",
+                        "ok": False,
+                        "error": f"server died with {proc.returncode}",
+                    }
+                )
+        except (
+            Exception
+        ) as exc:  # keep going with the other servers; the report lists the failure
+            results.append(
+                {
+                    "server": spec.name,
+                    "impl": spec.impl,
+                    "loop": spec.loop,
+                    "round": round_no,
+                    "scenario": "start",
+                    "ok": False,
+                    "error": f"{type(exc).__name__}: {exc}",
+                }
+            )
             progress.line(f"round {round_no} {spec.name}: FAILED {exc}")
         finally:
             stop(proc)
-    if any(not r.get("ok") for r in results):  # the work directory goes away: keep what the server said
+    if any(
+        not r.get("ok") for r in results
+    ):  # the work directory goes away: keep what the server said
         tail = log_path.read_text(errors="replace")[-3000:]
         for r in results:
             if not r.get("ok"):
@@ -243,17 +294,37 @@ def run_one(spec: ServerSpec, round_no: int, params: dict, scenarios: str, progr
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="smoke test: tiny counts, one round")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke test: tiny counts, one round"
+    )
     parser.add_argument("--rounds", type=int, help="rounds (default 3; 1 with --quick)")
-    parser.add_argument("--servers", help=f"comma-separated subset of {', '.join(s.name for s in ALL_SERVERS)}")
-    parser.add_argument("--scenarios", default="memory,echo64,echo16k,rtt,handshakes,fanout")
-    parser.add_argument("--no-overhead", action="store_true", help="skip the overhead study (Part 1)")
+    parser.add_argument(
+        "--servers",
+        help=f"comma-separated subset of {', '.join(s.name for s in ALL_SERVERS)}",
+    )
+    parser.add_argument(
+        "--scenarios", default="memory,echo64,echo16k,rtt,handshakes,fanout"
+    )
+    parser.add_argument(
+        "--no-overhead", action="store_true", help="skip the overhead study (Part 1)"
+    )
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "RESULTS.md")
-    parser.add_argument("--plots", type=Path, help="plot directory (default: plots/ beside --out)")
-    parser.add_argument("--json", type=Path, help="raw results (default: results.json beside --out)")
-    parser.add_argument("--report-only", action="store_true", help="re-render the report and plots from the JSON, run nothing")
+    parser.add_argument(
+        "--plots", type=Path, help="plot directory (default: plots/ beside --out)"
+    )
+    parser.add_argument(
+        "--json", type=Path, help="raw results (default: results.json beside --out)"
+    )
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="re-render the report and plots from the JSON, run nothing",
+    )
     args = parser.parse_args(argv)
 
     profile = "quick" if args.quick else "default"
@@ -270,21 +341,28 @@ def main(argv: list[str] | None = None) -> int:
     out: Path = args.out
     plots_dir = args.plots or out.parent / "plots"
     json_path = args.json or out.parent / "results.json"
-    command = "python -m bench" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
+    command = (
+        "python -m bench"
+        + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
+    )
     nofile = raise_nofile()
 
     from bench import report  # matplotlib is imported only when the report is written
 
     if args.report_only:
         saved = json.loads(json_path.read_text())
-        report.write_report(out, plots_dir, saved["meta"], saved["results"], saved["overhead"])
+        report.write_report(
+            out, plots_dir, saved["meta"], saved["results"], saved["overhead"]
+        )
         print(f"wrote {out} and {plots_dir}/ from {json_path}", file=sys.stderr)
         return 0
 
     started = datetime.now(UTC)
     total = rounds * len(servers)
     progress = Progress(total)
-    progress.line(f"{len(servers)} servers × {rounds} round(s), profile {profile}, RLIMIT_NOFILE {nofile[0]}")
+    progress.line(
+        f"{len(servers)} servers × {rounds} round(s), profile {profile}, RLIMIT_NOFILE {nofile[0]}"
+    )
     results: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="rawws-bench-") as tmp:
         work = Path(tmp)
@@ -301,14 +379,33 @@ def main(argv: list[str] | None = None) -> int:
     overhead = None
     if not args.no_overhead:
         progress.line("overhead study (Part 1)")
-        overhead = run_study(quick=args.quick, plots_dir=plots_dir, progress=progress.line, command=command)
+        overhead = run_study(
+            quick=args.quick,
+            plots_dir=plots_dir,
+            progress=progress.line,
+            command=command,
+        )
 
     finished = datetime.now(UTC)
     meta = report.machine_info()
-    meta.update(command=command, profile=profile, params=params, rounds=rounds, started=started.isoformat(),
-                finished=finished.isoformat(), servers=[s.name for s in servers], nofile=list(nofile))
+    meta.update(
+        command=command,
+        profile=profile,
+        params=params,
+        rounds=rounds,
+        started=started.isoformat(),
+        finished=finished.isoformat(),
+        servers=[s.name for s in servers],
+        nofile=list(nofile),
+    )
     json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps({"meta": meta, "results": results, "overhead": overhead}, indent=1, default=str))
+    json_path.write_text(
+        json.dumps(
+            {"meta": meta, "results": results, "overhead": overhead},
+            indent=1,
+            default=str,
+        )
+    )
     report.write_report(out, plots_dir, meta, results, overhead)
     progress.line(f"wrote {out}, {plots_dir}/, {json_path}")
     failures = [r for r in results if not r.get("ok")]

@@ -93,20 +93,31 @@ class Receiver(asyncio.Protocol):
 async def open_receiver(port: int, token: str, sent: dict[int, float]) -> Receiver:
     joined = asyncio.Event()
     loop = asyncio.get_running_loop()
-    _, receiver = await loop.create_connection(lambda: Receiver(sent, joined), HOST, port)
+    _, receiver = await loop.create_connection(
+        lambda: Receiver(sent, joined), HOST, port
+    )
     assert receiver.transport is not None
     receiver.transport.write(upgrade_request(port, "/ws", token=token))
-    receiver.transport.write(masked(json.dumps({"type": "join", "room": "big"}).encode()))
+    receiver.transport.write(
+        masked(json.dumps({"type": "join", "room": "big"}).encode())
+    )
     await asyncio.wait_for(joined.wait(), 60)
     return receiver
 
 
-async def latency_run(port: int, pid: int, members: int, senders: int, rate: float, duration: float) -> dict:
+async def latency_run(
+    port: int, pid: int, members: int, senders: int, rate: float, duration: float
+) -> dict:
     token = chat_token(port, "bench")
     sent: dict[int, float] = {}
     receivers: list[Receiver] = []
     for start in range(0, members, 100):
-        receivers += await asyncio.gather(*(open_receiver(port, token, sent) for _ in range(min(100, members - start))))
+        receivers += await asyncio.gather(
+            *(
+                open_receiver(port, token, sent)
+                for _ in range(min(100, members - start))
+            )
+        )
     writers = []
     for _ in range(senders):
         _, writer = await asyncio.open_connection(HOST, port)
@@ -125,23 +136,35 @@ async def latency_run(port: int, pid: int, members: int, senders: int, rate: flo
 
     async def send(index: int, writer: asyncio.StreamWriter) -> None:
         nonlocal seq
-        await asyncio.sleep(interval * index / senders)  # spread the senders over one period
+        await asyncio.sleep(
+            interval * index / senders
+        )  # spread the senders over one period
         tick = time.perf_counter()
         while time.perf_counter() - start < duration:
             seq += 1
             sent[seq] = time.perf_counter()
-            writer.write(masked(json.dumps({"type": "say", "room": "big", "text": f"seq {seq}"}).encode()))
+            writer.write(
+                masked(
+                    json.dumps(
+                        {"type": "say", "room": "big", "text": f"seq {seq}"}
+                    ).encode()
+                )
+            )
             tick += interval
             await asyncio.sleep(max(0.0, tick - time.perf_counter()))
 
     await asyncio.gather(*(send(index, writer) for index, writer in enumerate(writers)))
     total = seq
     deadline = time.perf_counter() + 30
-    while time.perf_counter() < deadline and any(len(r.seqs) < total for r in receivers):
+    while time.perf_counter() < deadline and any(
+        len(r.seqs) < total for r in receivers
+    ):
         await asyncio.sleep(0.1)
     cpu = cpu_seconds(pid) - cpu0
     client1 = resource.getrusage(resource.RUSAGE_SELF)
-    client_cpu = client1.ru_utime + client1.ru_stime - client0.ru_utime - client0.ru_stime
+    client_cpu = (
+        client1.ru_utime + client1.ru_stime - client0.ru_utime - client0.ru_stime
+    )
     wall = time.perf_counter() - start
     latencies = sorted(value for r in receivers for value in r.latencies)
     missing = sum(total - len(set(r.seqs)) for r in receivers)
@@ -154,18 +177,33 @@ async def latency_run(port: int, pid: int, members: int, senders: int, rate: flo
         writer.close()
 
     def pct(values: list[float], q: float) -> float:
-        return values[min(len(values) - 1, int(len(values) * q))] * 1e3 if values else float("nan")
+        return (
+            values[min(len(values) - 1, int(len(values) * q))] * 1e3
+            if values
+            else float("nan")
+        )
 
     return {
-        "members": members, "messages": total, "deliveries": len(latencies), "missing": missing,
-        "duplicates": duplicates, "p50_ms": pct(latencies, 0.5), "p99_ms": pct(latencies, 0.99),
+        "members": members,
+        "messages": total,
+        "deliveries": len(latencies),
+        "missing": missing,
+        "duplicates": duplicates,
+        "p50_ms": pct(latencies, 0.5),
+        "p99_ms": pct(latencies, 0.99),
         "max_ms": latencies[-1] * 1e3 if latencies else float("nan"),
-        "server_cpu_us_per_delivery": cpu / max(1, len(latencies)) * 1e6, "server_cpu_share": cpu / wall,
+        "server_cpu_us_per_delivery": cpu / max(1, len(latencies)) * 1e6,
+        "server_cpu_share": cpu / wall,
         "client_cpu_share": client_cpu / wall,
-        "burst_median": bursts[len(bursts) // 2] if bursts else 0, "burst_max": bursts[-1] if bursts else 0,
+        "burst_median": bursts[len(bursts) // 2] if bursts else 0,
+        "burst_max": bursts[-1] if bursts else 0,
         # 200 evenly spaced quantiles of every delivery's latency, for the plot
-        "quantiles_ms": [latencies[min(len(latencies) - 1, len(latencies) * q // 200)] * 1e3 for q in range(201)]
-        if latencies else [],
+        "quantiles_ms": [
+            latencies[min(len(latencies) - 1, len(latencies) * q // 200)] * 1e3
+            for q in range(201)
+        ]
+        if latencies
+        else [],
     }
 
 
@@ -183,39 +221,96 @@ def postgres_cluster() -> Iterator[str]:
     if runner:
         owner = pwd.getpwnam("postgres")
         os.chown(root, owner.pw_uid, owner.pw_gid)
-    init = pg._run([*runner, str(bin_dir / "initdb"), "-D", str(data), "-U", pg.SUPERUSER, "--auth=trust",
-                    "--no-locale", "-E", "UTF8", "--no-sync"], root)
+    init = pg._run(
+        [
+            *runner,
+            str(bin_dir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            pg.SUPERUSER,
+            "--auth=trust",
+            "--no-locale",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ],
+        root,
+    )
     if init.returncode != 0:
         raise SystemExit(f"initdb failed: {init.stderr}")
     port = free_port()
     options = f"-k {root} -h 127.0.0.1 -p {port} -F -c max_connections=200"
-    start = pg._run([*runner, str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log"), "-o",
-                     options, "-w", "start"], root)
+    start = pg._run(
+        [
+            *runner,
+            str(bin_dir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(root / "server.log"),
+            "-o",
+            options,
+            "-w",
+            "start",
+        ],
+        root,
+    )
     if start.returncode != 0:
         raise SystemExit(f"pg_ctl start failed: {start.stderr}")
     try:
         yield f"postgresql+asyncpg://{pg.SUPERUSER}@127.0.0.1:{port}/postgres"
     finally:
-        pg._run([*runner, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"], root)
+        pg._run(
+            [
+                *runner,
+                str(bin_dir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
+            root,
+        )
         shutil.rmtree(root, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.latency", description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="100 members, 50 msg/s for 5 s (a smoke run)")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.latency", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="100 members, 50 msg/s for 5 s (a smoke run)",
+    )
     parser.add_argument("--members", type=int, default=1000)
     parser.add_argument("--senders", type=int, default=40)
-    parser.add_argument("--rate", type=float, default=200.0, help="messages/s over all senders")
+    parser.add_argument(
+        "--rate", type=float, default=200.0, help="messages/s over all senders"
+    )
     parser.add_argument("--duration", type=float, default=20.0)
-    parser.add_argument("--db", help="database URL (default: SQLite in a fresh data dir)")
-    parser.add_argument("--postgres", action="store_true", help="start a throwaway PostgreSQL and use it")
-    parser.add_argument("--no-uvloop", action="store_true", help="run the load client on asyncio's loop")
+    parser.add_argument(
+        "--db", help="database URL (default: SQLite in a fresh data dir)"
+    )
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="start a throwaway PostgreSQL and use it",
+    )
+    parser.add_argument(
+        "--no-uvloop", action="store_true", help="run the load client on asyncio's loop"
+    )
     parser.add_argument("--json", help="write the raw figures here")
     args = parser.parse_args(argv)
     if args.quick:
         args.members, args.senders, args.rate, args.duration = 100, 10, 50.0, 5.0
     if args.rate / args.senders > 10:
-        parser.error("each sender must stay under the chat's 10 messages/s: add --senders")
+        parser.error(
+            "each sender must stay under the chat's 10 messages/s: add --senders"
+        )
     raise_fd_limit()
     if not args.no_uvloop:
         import uvloop  # the load client's own loop: reading 1,000 sockets costs it less than asyncio's
@@ -227,19 +322,31 @@ def main(argv: list[str] | None = None) -> int:
         command = rawws_command(*(["--db", args.db] if args.db else []))
         server = ServerProcess("rawws", command, CHAT_ENV).start()
         try:
-            result = asyncio.run(latency_run(server.port, server.pid, args.members, args.senders, args.rate,
-                                             args.duration))
+            result = asyncio.run(
+                latency_run(
+                    server.port,
+                    server.pid,
+                    args.members,
+                    args.senders,
+                    args.rate,
+                    args.duration,
+                )
+            )
         finally:
             server.stop()
     result["store"] = "PostgreSQL" if args.db else "SQLite"
     result["rate"] = args.rate
-    print("| store | members | msg/s | deliveries | missing | dup | p50 ms | p99 ms | max ms | server CPU µs / delivery "
-          "| server CPU share | client CPU share | burst median / max |")
+    print(
+        "| store | members | msg/s | deliveries | missing | dup | p50 ms | p99 ms | max ms | server CPU µs / delivery "
+        "| server CPU share | client CPU share | burst median / max |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
-    print(f"| {result['store']} | {args.members} | {args.rate:.0f} | {result['deliveries']} | {result['missing']} "
-          f"| {result['duplicates']} | {result['p50_ms']:.1f} | {result['p99_ms']:.1f} | {result['max_ms']:.1f} "
-          f"| {result['server_cpu_us_per_delivery']:.2f} | {result['server_cpu_share']:.0%} "
-          f"| {result['client_cpu_share']:.0%} | {result['burst_median']} / {result['burst_max']} |")
+    print(
+        f"| {result['store']} | {args.members} | {args.rate:.0f} | {result['deliveries']} | {result['missing']} "
+        f"| {result['duplicates']} | {result['p50_ms']:.1f} | {result['p99_ms']:.1f} | {result['max_ms']:.1f} "
+        f"| {result['server_cpu_us_per_delivery']:.2f} | {result['server_cpu_share']:.0%} "
+        f"| {result['client_cpu_share']:.0%} | {result['burst_median']} / {result['burst_max']} |"
+    )
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(result, handle, indent=1)

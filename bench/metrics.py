@@ -29,15 +29,69 @@ def _step(i: int) -> Callable[[dict], float | None]:
 def metrics_for(params: dict) -> list[Metric]:
     steps = params.get("memory_steps", [2000, 10000])
     e64 = f"{params['echo64_connections']} conns × {params['echo64_window']} in flight"
-    e16 = f"{params['echo16k_connections']} conns × {params['echo16k_window']} in flight"
+    e16 = (
+        f"{params['echo16k_connections']} conns × {params['echo16k_window']} in flight"
+    )
     out = [
-        Metric("echo64", f"echo 64 B ({e64})", "msg/s", "echo64", lambda r: r["msgs_per_s"], True),
-        Metric("echo16k", f"echo 16 KiB ({e16})", "MB/s", "echo16k", lambda r: r["MB_per_s"], True, "{:,.1f}"),
-        Metric("cpu64", "server CPU per 64 B message", "µs", "echo64", lambda r: r["server_cpu_us_per_msg"], False, "{:,.1f}"),
-        Metric("cpu16k", "server CPU per 16 KiB message", "µs", "echo16k", lambda r: r["server_cpu_us_per_msg"], False, "{:,.1f}"),
-        Metric("rtt50", "round trip p50 (64 B, 1 in flight)", "µs", "rtt", lambda r: r["p50_us"], False),
-        Metric("rtt99", "round trip p99 (64 B, 1 in flight)", "µs", "rtt", lambda r: r["p99_us"], False),
-        Metric("hs_seq", "handshakes/s, sequential", "/s", "handshakes", lambda r: r["sequential_per_s"], True),
+        Metric(
+            "echo64",
+            f"echo 64 B ({e64})",
+            "msg/s",
+            "echo64",
+            lambda r: r["msgs_per_s"],
+            True,
+        ),
+        Metric(
+            "echo16k",
+            f"echo 16 KiB ({e16})",
+            "MB/s",
+            "echo16k",
+            lambda r: r["MB_per_s"],
+            True,
+            "{:,.1f}",
+        ),
+        Metric(
+            "cpu64",
+            "server CPU per 64 B message",
+            "µs",
+            "echo64",
+            lambda r: r["server_cpu_us_per_msg"],
+            False,
+            "{:,.1f}",
+        ),
+        Metric(
+            "cpu16k",
+            "server CPU per 16 KiB message",
+            "µs",
+            "echo16k",
+            lambda r: r["server_cpu_us_per_msg"],
+            False,
+            "{:,.1f}",
+        ),
+        Metric(
+            "rtt50",
+            "round trip p50 (64 B, 1 in flight)",
+            "µs",
+            "rtt",
+            lambda r: r["p50_us"],
+            False,
+        ),
+        Metric(
+            "rtt99",
+            "round trip p99 (64 B, 1 in flight)",
+            "µs",
+            "rtt",
+            lambda r: r["p99_us"],
+            False,
+        ),
+        Metric(
+            "hs_seq",
+            "handshakes/s, sequential",
+            "/s",
+            "handshakes",
+            lambda r: r["sequential_per_s"],
+            True,
+        ),
         Metric(
             "hs_conc",
             f"handshakes/s, {params['hs_concurrency']} concurrent",
@@ -49,7 +103,17 @@ def metrics_for(params: dict) -> list[Metric]:
     ]
     out += fanout_metrics(params)
     for i, n in enumerate(steps):
-        out.append(Metric(f"mem{_tag(n)}", f"memory per idle connection at {n:,}", "KiB", "memory", _step(i), False, "{:,.1f}"))
+        out.append(
+            Metric(
+                f"mem{_tag(n)}",
+                f"memory per idle connection at {n:,}",
+                "KiB",
+                "memory",
+                _step(i),
+                False,
+                "{:,.1f}",
+            )
+        )
     return out
 
 
@@ -70,17 +134,45 @@ def fanout_metrics(params: dict) -> list[Metric]:
     """For each receiver count: deliveries/s and server CPU per delivery, burst and lock-step."""
     out = []
     # strict=False, like the .get defaults: params without the burst sizes give no fan-out metrics, not an error
-    for n, k in zip(params.get("fanout_receivers", []), params.get("fanout_burst", []), strict=False):
+    for n, k in zip(
+        params.get("fanout_receivers", []), params.get("fanout_burst", []), strict=False
+    ):
         tag = _tag(n)
         out += [
-            Metric(f"fan{tag}", f"fan-out to {n:,}, bursts of {k}", "deliveries/s", "fanout",
-                   _fanout(n, "burst", "deliveries_per_s"), True),
-            Metric(f"fan{tag}cpu", f"server CPU per delivery, fan-out to {n:,}, bursts of {k}", "µs", "fanout",
-                   _fanout(n, "burst", "server_cpu_us_per_delivery"), False, "{:,.2f}"),
-            Metric(f"fan{tag}ls", f"fan-out to {n:,}, lock-step", "deliveries/s", "fanout",
-                   _fanout(n, "lockstep", "deliveries_per_s"), True),
-            Metric(f"fan{tag}lscpu", f"server CPU per delivery, fan-out to {n:,}, lock-step", "µs", "fanout",
-                   _fanout(n, "lockstep", "server_cpu_us_per_delivery"), False, "{:,.2f}"),
+            Metric(
+                f"fan{tag}",
+                f"fan-out to {n:,}, bursts of {k}",
+                "deliveries/s",
+                "fanout",
+                _fanout(n, "burst", "deliveries_per_s"),
+                True,
+            ),
+            Metric(
+                f"fan{tag}cpu",
+                f"server CPU per delivery, fan-out to {n:,}, bursts of {k}",
+                "µs",
+                "fanout",
+                _fanout(n, "burst", "server_cpu_us_per_delivery"),
+                False,
+                "{:,.2f}",
+            ),
+            Metric(
+                f"fan{tag}ls",
+                f"fan-out to {n:,}, lock-step",
+                "deliveries/s",
+                "fanout",
+                _fanout(n, "lockstep", "deliveries_per_s"),
+                True,
+            ),
+            Metric(
+                f"fan{tag}lscpu",
+                f"server CPU per delivery, fan-out to {n:,}, lock-step",
+                "µs",
+                "fanout",
+                _fanout(n, "lockstep", "server_cpu_us_per_delivery"),
+                False,
+                "{:,.2f}",
+            ),
         ]
     return out
 
@@ -103,7 +195,9 @@ def median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
-def ratio_to(values: dict[tuple[str, int], float], server: str, ref: str) -> list[float]:
+def ratio_to(
+    values: dict[tuple[str, int], float], server: str, ref: str
+) -> list[float]:
     """Per-round ratios server/ref, over the rounds where both ran."""
     out = []
     for (name, rnd), v in values.items():

@@ -48,7 +48,11 @@ def extract(revision: str) -> Path:
     """``rawws/`` and ``bench/`` of ``revision`` in a temporary directory, with this tree's compiled masker."""
     where = Path(tempfile.mkdtemp(prefix="rawws-metrics-cost-"))
     archive = where / "tree.tar"
-    subprocess.run(["git", "archive", "-o", str(archive), revision, "rawws", "bench"], cwd=REPO, check=True)
+    subprocess.run(
+        ["git", "archive", "-o", str(archive), revision, "rawws", "bench"],
+        cwd=REPO,
+        check=True,
+    )
     with tarfile.open(archive) as tar:
         tar.extractall(where, filter="data")
     archive.unlink()
@@ -68,17 +72,31 @@ class Scraper(threading.Thread):
 
     def run(self) -> None:
         while not self.stopping.wait(1.0):
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as answer:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.port}/metrics", timeout=5
+            ) as answer:
                 answer.read()
                 self.scrapes += answer.status == 200
 
 
-def start(build: str, baseline_tree: Path, work: Path) -> tuple[subprocess.Popen[bytes], int, int | None]:
+def start(
+    build: str, baseline_tree: Path, work: Path
+) -> tuple[subprocess.Popen[bytes], int, int | None]:
     port = free_port()
     metrics_port = free_port() if build == "on" else None
     command = [
-        sys.executable, "-m", "bench.servers.rawws_server", "serve", "--echo", "--no-compression",
-        "--port", str(port), "--data-dir", str(work / f"data-{build}-{port}"), "--log-level", "WARNING",
+        sys.executable,
+        "-m",
+        "bench.servers.rawws_server",
+        "serve",
+        "--echo",
+        "--no-compression",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(work / f"data-{build}-{port}"),
+        "--log-level",
+        "WARNING",
     ]
     if metrics_port is not None:
         command += ["--metrics-port", str(metrics_port)]
@@ -90,7 +108,9 @@ def start(build: str, baseline_tree: Path, work: Path) -> tuple[subprocess.Popen
     return proc, port, metrics_port
 
 
-def measure(build: str, baseline_tree: Path, work: Path, args: argparse.Namespace) -> dict[str, float]:
+def measure(
+    build: str, baseline_tree: Path, work: Path, args: argparse.Namespace
+) -> dict[str, float]:
     proc, port, metrics_port = start(build, baseline_tree, work)
     scraper = Scraper(metrics_port) if metrics_port is not None else None
     try:
@@ -98,12 +118,23 @@ def measure(build: str, baseline_tree: Path, work: Path, args: argparse.Namespac
             scraper.start()
         target = Target("127.0.0.1", port, "ws")
         echo = echo_benchmark(
-            target, proc.pid, size=64, connections=args.connections, window=args.window,
-            warmup_s=0.5, duration_s=args.duration, max_messages=10_000_000,
+            target,
+            proc.pid,
+            size=64,
+            connections=args.connections,
+            window=args.window,
+            warmup_s=0.5,
+            duration_s=args.duration,
+            max_messages=10_000_000,
         )
         fan = fanout_benchmark(
-            target, proc.pid, receivers=args.receivers, burst=10, size=64,
-            duration_s=args.duration, max_deliveries=50_000_000,
+            target,
+            proc.pid,
+            receivers=args.receivers,
+            burst=10,
+            size=64,
+            duration_s=args.duration,
+            max_deliveries=50_000_000,
         )
     finally:
         if scraper is not None:
@@ -120,14 +151,19 @@ def measure(build: str, baseline_tree: Path, work: Path, args: argparse.Namespac
     }
 
 
-def report(results: dict[str, list[dict[str, float]]], args: argparse.Namespace, baseline: str) -> str:
+def report(
+    results: dict[str, list[dict[str, float]]], args: argparse.Namespace, baseline: str
+) -> str:
     def median(build: str, key: str) -> float:
         return statistics.median(r[key] for r in results[build])
 
     rows = [
         ("echo 64 B, server CPU µs / message", "echo_us"),
         (f"fan-out to {args.receivers}, burst, server CPU µs / delivery", "burst_us"),
-        (f"fan-out to {args.receivers}, lock-step, server CPU µs / delivery", "lockstep_us"),
+        (
+            f"fan-out to {args.receivers}, lock-step, server CPU µs / delivery",
+            "lockstep_us",
+        ),
     ]
     lines = [
         "# What counting costs",
@@ -149,30 +185,46 @@ def report(results: dict[str, list[dict[str, float]]], args: argparse.Namespace,
             f"| {label} | {base:.2f} | {off:.2f} | {on:.2f} | {(off / base - 1) * 100:+.1f} % | "
             f"{(on / base - 1) * 100:+.1f} % |"
         )
-    lines += ["", "Every round (µs):", "", "| build | " + " | ".join(key for _, key in rows) + " |",
-              "|---|" + "---|" * len(rows)]
+    lines += [
+        "",
+        "Every round (µs):",
+        "",
+        "| build | " + " | ".join(key for _, key in rows) + " |",
+        "|---|" + "---|" * len(rows),
+    ]
     for build in BUILDS:
         for r in results[build]:
-            lines.append(f"| {build} | " + " | ".join(f"{r[key]:.2f}" for _, key in rows) + " |")
+            lines.append(
+                f"| {build} | " + " | ".join(f"{r[key]:.2f}" for _, key in rows) + " |"
+            )
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.metrics_cost", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.metrics_cost", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--duration", type=float, default=3.0, help="seconds per timed phase")
+    parser.add_argument(
+        "--duration", type=float, default=3.0, help="seconds per timed phase"
+    )
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--window", type=int, default=8)
     parser.add_argument("--receivers", type=int, default=200)
     parser.add_argument(
-        "--baseline", help="git revision without the counters (default: where this branch last merged main)"
+        "--baseline",
+        help="git revision without the counters (default: where this branch last merged main)",
     )
-    parser.add_argument("--write", type=Path, help="also write the report here (e.g. bench/METRICS.md)")
+    parser.add_argument(
+        "--write", type=Path, help="also write the report here (e.g. bench/METRICS.md)"
+    )
     args = parser.parse_args(argv)
     raise_nofile()
     if args.baseline is None:
         merge_base = ["git", "merge-base", "HEAD", "main"]
-        args.baseline = subprocess.run(merge_base, cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+        args.baseline = subprocess.run(
+            merge_base, cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
     baseline_tree = extract(args.baseline)
     work = Path(tempfile.mkdtemp(prefix="rawws-metrics-data-"))
     results: dict[str, list[dict[str, float]]] = {build: [] for build in BUILDS}

@@ -33,7 +33,9 @@ from dataclasses import dataclass, field
 TICKS = os.sysconf("SC_CLK_TCK")
 HOST = "127.0.0.1"
 PASSWORD = "bench password 1"
-BROWSER_OFFER = "permessage-deflate; client_max_window_bits"  # what Chromium and Firefox send
+BROWSER_OFFER = (
+    "permessage-deflate; client_max_window_bits"  # what Chromium and Firefox send
+)
 
 
 def raise_fd_limit() -> None:
@@ -102,8 +104,12 @@ class ServerProcess:
     def start(self) -> ServerProcess:
         self.port = free_port()
         self.data_dir = tempfile.mkdtemp(prefix=f"bench-{self.name}-")
-        command = [part.format(port=self.port, data_dir=self.data_dir) for part in self.command]
-        self.process = subprocess.Popen(command, env={**os.environ, **self.env}, stdout=subprocess.DEVNULL)
+        command = [
+            part.format(port=self.port, data_dir=self.data_dir) for part in self.command
+        ]
+        self.process = subprocess.Popen(
+            command, env={**os.environ, **self.env}, stdout=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -131,23 +137,44 @@ class ServerProcess:
 
 
 def rawws_command(*flags: str) -> list[str]:
-    return [sys.executable, "-m", "rawws", "serve", "--port", "{port}", "--data-dir", "{data_dir}",
-            "--log-level", "WARNING", *flags]
+    return [
+        sys.executable,
+        "-m",
+        "rawws",
+        "serve",
+        "--port",
+        "{port}",
+        "--data-dir",
+        "{data_dir}",
+        "--log-level",
+        "WARNING",
+        *flags,
+    ]
 
 
 #: Lets the benches log many users in and open thousands of connections from 127.0.0.1 (the limits protect
 #: a real service from one client; here one load client is everyone).
-CHAT_ENV = {"RAWWS_LOGINS_PER_MINUTE_PER_USER": "100000", "RAWWS_LOGINS_PER_MINUTE_PER_ADDRESS": "100000",
-            "RAWWS_WEBSOCKETS_PER_USER": "100000", "RAWWS_WEBSOCKETS_PER_ADDRESS": "100000",
-            "RAWWS_REGISTRATIONS_PER_HOUR_PER_ADDRESS": "100000",
-            "RAWWS_ARGON2_TIME_COST": "1", "RAWWS_ARGON2_MEMORY_KIB": "8192", "RAWWS_ARGON2_PARALLELISM": "1"}
+CHAT_ENV = {
+    "RAWWS_LOGINS_PER_MINUTE_PER_USER": "100000",
+    "RAWWS_LOGINS_PER_MINUTE_PER_ADDRESS": "100000",
+    "RAWWS_WEBSOCKETS_PER_USER": "100000",
+    "RAWWS_WEBSOCKETS_PER_ADDRESS": "100000",
+    "RAWWS_REGISTRATIONS_PER_HOUR_PER_ADDRESS": "100000",
+    "RAWWS_ARGON2_TIME_COST": "1",
+    "RAWWS_ARGON2_MEMORY_KIB": "8192",
+    "RAWWS_ARGON2_PARALLELISM": "1",
+}
 
 
-def post(port: int, path: str, body: dict[str, object], token: str | None = None) -> dict[str, object]:
+def post(
+    port: int, path: str, body: dict[str, object], token: str | None = None
+) -> dict[str, object]:
     headers = {"Content-Type": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(f"http://{HOST}:{port}{path}", json.dumps(body).encode(), headers)
+    request = urllib.request.Request(
+        f"http://{HOST}:{port}{path}", json.dumps(body).encode(), headers
+    )
     with urllib.request.urlopen(request, timeout=60) as response:
         answer: dict[str, object] = json.load(response)
         return answer
@@ -156,7 +183,11 @@ def post(port: int, path: str, body: dict[str, object], token: str | None = None
 def chat_token(port: int, user: str, password: str = PASSWORD) -> str:
     """Register ``user`` and log in: its access token."""
     post(port, "/auth/register", {"username": user, "password": password})
-    return str(post(port, "/auth/login", {"username": user, "password": password})["access_token"])
+    return str(
+        post(port, "/auth/login", {"username": user, "password": password})[
+            "access_token"
+        ]
+    )
 
 
 def masked(payload: bytes, opcode: int = 0x1) -> bytes:
@@ -168,14 +199,24 @@ def masked(payload: bytes, opcode: int = 0x1) -> bytes:
         header = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, length)
     else:
         header = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, length)
-    body = int.from_bytes(payload, "big") ^ int.from_bytes((mask * (length // 4 + 1))[:length], "big")
+    body = int.from_bytes(payload, "big") ^ int.from_bytes(
+        (mask * (length // 4 + 1))[:length], "big"
+    )
     return header + mask + (body.to_bytes(length, "big") if length else b"")
 
 
-def upgrade_request(port: int, path: str, *, token: str | None = None, offer: str | None = None) -> bytes:
+def upgrade_request(
+    port: int, path: str, *, token: str | None = None, offer: str | None = None
+) -> bytes:
     key = base64.b64encode(os.urandom(16)).decode()
-    lines = [f"GET {path} HTTP/1.1", f"Host: {HOST}:{port}", "Upgrade: websocket", "Connection: Upgrade",
-             f"Sec-WebSocket-Key: {key}", "Sec-WebSocket-Version: 13"]
+    lines = [
+        f"GET {path} HTTP/1.1",
+        f"Host: {HOST}:{port}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {key}",
+        "Sec-WebSocket-Version: 13",
+    ]
     if token:
         lines.append(f"Authorization: Bearer {token}")
     if offer:
@@ -200,7 +241,14 @@ class RawClient:
         self._fragments: list[bytes] = []
         self._fragment_compressed = False
 
-    async def open(self, port: int, path: str, *, token: str | None = None, offer: str | None = None) -> None:
+    async def open(
+        self,
+        port: int,
+        path: str,
+        *,
+        token: str | None = None,
+        offer: str | None = None,
+    ) -> None:
         reader, writer = await asyncio.open_connection(HOST, port)
         writer.write(upgrade_request(port, path, token=token, offer=offer))
         head = await reader.readuntil(b"\r\n\r\n")
@@ -253,16 +301,16 @@ class RawClient:
             if length == 126:
                 if len(buf) - pos < 4:
                     break
-                length = int.from_bytes(buf[start:start + 2], "big")
+                length = int.from_bytes(buf[start : start + 2], "big")
                 start += 2
             elif length == 127:
                 if len(buf) - pos < 10:
                     break
-                length = int.from_bytes(buf[start:start + 8], "big")
+                length = int.from_bytes(buf[start : start + 8], "big")
                 start += 8
             if len(buf) < start + length:
                 break
-            payload = bytes(buf[start:start + length])
+            payload = bytes(buf[start : start + length])
             pos = start + length
             self._frame(first, payload, now)
         del buf[:pos]
@@ -290,6 +338,17 @@ class RawClient:
             self.on_message(data.decode("utf-8"), now)
 
 
-async def open_many(clients: list[RawClient], port: int, path: str, batch: int = 100, **kwargs: str | None) -> None:
+async def open_many(
+    clients: list[RawClient],
+    port: int,
+    path: str,
+    batch: int = 100,
+    **kwargs: str | None,
+) -> None:
     for start in range(0, len(clients), batch):
-        await asyncio.gather(*(client.open(port, path, **kwargs) for client in clients[start:start + batch]))
+        await asyncio.gather(
+            *(
+                client.open(port, path, **kwargs)
+                for client in clients[start : start + batch]
+            )
+        )

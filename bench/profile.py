@@ -25,7 +25,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.harness import BENCH_DIR, PROFILES, REPO, free_port, raise_nofile, stop, wait_listening
+from bench.harness import (
+    BENCH_DIR,
+    PROFILES,
+    REPO,
+    free_port,
+    raise_nofile,
+    stop,
+    wait_listening,
+)
 from bench.servers.registry import ServerSpec
 
 PROFILE_DIR = BENCH_DIR / "profiles"
@@ -34,7 +42,9 @@ PROFILE_DIR = BENCH_DIR / "profiles"
 def py_spy() -> str:
     found = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(found).exists():
-        raise SystemExit("py-spy not found: pip install py-spy (it is in the bench extra)")
+        raise SystemExit(
+            "py-spy not found: pip install py-spy (it is in the bench extra)"
+        )
     return found
 
 
@@ -88,16 +98,33 @@ def run(size_name: str, loop: str, duration: float, work: Path) -> dict:
     params["warmup_s"] = 1.0
     params["duration_s"] = duration + 4.0
     params["hs_sequential"] = 100
-    params["hs_concurrent"] = int(1500 * (duration + 4.0))  # bounded; at ~1,000/s it outlasts the sampling
+    params["hs_concurrent"] = int(
+        1500 * (duration + 4.0)
+    )  # bounded; at ~1,000/s it outlasts the sampling
     spec = ServerSpec("rawws", loop)
     port = free_port()
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    server = subprocess.Popen(spec.command(port, str(work / f"data-{size_name}")), cwd=REPO, env=env)
+    env = dict(
+        os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")
+    )
+    server = subprocess.Popen(
+        spec.command(port, str(work / f"data-{size_name}")), cwd=REPO, env=env
+    )
     try:
         wait_listening(server, port)
         client = subprocess.Popen(
-            [sys.executable, "-m", "bench.client", "--port", str(port), "--server-pid", str(server.pid),
-             "--scenarios", size_name, "--params", json.dumps(params)],
+            [
+                sys.executable,
+                "-m",
+                "bench.client",
+                "--port",
+                str(port),
+                "--server-pid",
+                str(server.pid),
+                "--scenarios",
+                size_name,
+                "--params",
+                json.dumps(params),
+            ],
             cwd=REPO,
             env=env,
             stdout=subprocess.PIPE,
@@ -107,7 +134,20 @@ def run(size_name: str, loop: str, duration: float, work: Path) -> dict:
         PROFILE_DIR.mkdir(exist_ok=True)
         raw = PROFILE_DIR / f"rawws-{loop}-{size_name}.collapsed.txt"
         subprocess.run(
-            [py_spy(), "record", "-p", str(server.pid), "-d", str(int(duration)), "-r", "100", "-f", "raw", "-o", str(raw)],
+            [
+                py_spy(),
+                "record",
+                "-p",
+                str(server.pid),
+                "-d",
+                str(int(duration)),
+                "-r",
+                "100",
+                "-f",
+                "raw",
+                "-o",
+                str(raw),
+            ],
             check=True,
             capture_output=True,
         )
@@ -116,7 +156,13 @@ def run(size_name: str, loop: str, duration: float, work: Path) -> dict:
         client.wait(timeout=60)
     finally:
         stop(server)
-    return {"size": size_name, "loop": loop, "load": result, "raw": raw, **parse_collapsed(raw)}
+    return {
+        "size": size_name,
+        "loop": loop,
+        "load": result,
+        "raw": raw,
+        **parse_collapsed(raw),
+    }
 
 
 def render(profiles: list[dict], command: str) -> str:
@@ -158,26 +204,56 @@ def render(profiles: list[dict], command: str) -> str:
         for name, n in p["files"].most_common(10):
             lines.append(f"| {n / p['total']:.1%} | `{name}` |")
         lines += ["", "| inclusive | function (file) |", "|---:|---|"]
-        skip = ("<module>", "_run_code", "_run_module_as_main", "run (asyncio", "Runner.run", "run_forever", "run_until_complete", "main (rawws/cli")
-        for frame, n in [(f, n) for f, n in p["incl"].most_common(40) if not short(f).startswith(skip)][:20]:
+        skip = (
+            "<module>",
+            "_run_code",
+            "_run_module_as_main",
+            "run (asyncio",
+            "Runner.run",
+            "run_forever",
+            "run_until_complete",
+            "main (rawws/cli",
+        )
+        for frame, n in [
+            (f, n)
+            for f, n in p["incl"].most_common(40)
+            if not short(f).startswith(skip)
+        ][:20]:
             lines.append(f"| {n / p['total']:.1%} | `{short(frame)}` |")
         lines += ["", "Hottest stack tails (last 4 frames):", ""]
         for stack, n in p["stacks"].most_common(8):
-            lines.append(f"- {n / p['total']:.1%}: " + " → ".join(f"`{short(f)}`" for f in stack.split(";")))
-        lines += ["", f"Collapsed stacks: `{os.path.relpath(p['raw'], BENCH_DIR)}` (flamegraph.pl / speedscope input).", ""]
+            lines.append(
+                f"- {n / p['total']:.1%}: "
+                + " → ".join(f"`{short(f)}`" for f in stack.split(";"))
+            )
+        lines += [
+            "",
+            f"Collapsed stacks: `{os.path.relpath(p['raw'], BENCH_DIR)}` (flamegraph.pl / speedscope input).",
+            "",
+        ]
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds of sampling per size")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--duration", type=float, default=10.0, help="seconds of sampling per size"
+    )
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "PROFILE.md")
     args = parser.parse_args(argv)
     raise_nofile()
-    command = "python -m bench.profile" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
+    command = (
+        "python -m bench.profile"
+        + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
+    )
     with tempfile.TemporaryDirectory(prefix="rawws-profile-") as tmp:
-        profiles = [run(name, args.loop, args.duration, Path(tmp)) for name in ("echo64", "echo16k", "handshakes")]
+        profiles = [
+            run(name, args.loop, args.duration, Path(tmp))
+            for name in ("echo64", "echo16k", "handshakes")
+        ]
     args.out.write_text(render(profiles, command))
     print(f"wrote {args.out}", file=sys.stderr)
     return 0

@@ -7,12 +7,30 @@ import os
 import platform
 from pathlib import Path
 
-from bench.metrics import Metric, collect, formatted, median, metrics_for, ratio_to, server_name
+from bench.metrics import (
+    Metric,
+    collect,
+    formatted,
+    median,
+    metrics_for,
+    ratio_to,
+    server_name,
+)
 from bench.overhead.markdown import render_markdown
 from bench.report_plots import bar_plot, ratio_heatmap
 from bench.servers.registry import IMPLS, LOOPS, REFERENCE
 
-PACKAGES = ("rawws", "h11", "wsproto", "websockets", "picows", "aiofastnet", "aiohttp", "uvloop", "matplotlib")
+PACKAGES = (
+    "rawws",
+    "h11",
+    "wsproto",
+    "websockets",
+    "picows",
+    "aiofastnet",
+    "aiohttp",
+    "uvloop",
+    "matplotlib",
+)
 
 
 def machine_info() -> dict:
@@ -47,14 +65,28 @@ def _git_state() -> str:
 
     repo = Path(__file__).resolve().parent.parent
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "rawws"], cwd=repo, capture_output=True, text=True, check=True).stdout
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "rawws"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + (" with uncommitted changes in rawws/" if dirty.strip() else "")
 
 
-def tables(results: list[dict], metrics: list[Metric], servers: list[str], rounds: int) -> list[str]:
+def tables(
+    results: list[dict], metrics: list[Metric], servers: list[str], rounds: int
+) -> list[str]:
     lines: list[str] = []
     for loop in LOOPS:
         names = [server_name(i, loop) for i in IMPLS if server_name(i, loop) in servers]
@@ -64,7 +96,9 @@ def tables(results: list[dict], metrics: list[Metric], servers: list[str], round
         lines += [
             f"### {loop}: medians over {rounds} round(s), and the median of the per-round ratios to `{ref}`",
             "",
-            "Cells: median [min–max over rounds] (median of per-round ratio to " + ref + "). "
+            "Cells: median [min–max over rounds] (median of per-round ratio to "
+            + ref
+            + "). "
             "For rows marked ↑ higher is better, ↓ lower is better.",
             "",
             "| figure | " + " | ".join(f"`{n}`" for n in names) + " |",
@@ -91,7 +125,9 @@ def tables(results: list[dict], metrics: list[Metric], servers: list[str], round
     return lines
 
 
-def rawws_vs_peers(results: list[dict], metrics: list[Metric], servers: list[str]) -> list[str]:
+def rawws_vs_peers(
+    results: list[dict], metrics: list[Metric], servers: list[str]
+) -> list[str]:
     lines = [
         "### rawws relative to each peer (median of per-round ratios rawws ÷ peer, same event loop)",
         "",
@@ -99,7 +135,11 @@ def rawws_vs_peers(results: list[dict], metrics: list[Metric], servers: list[str
         "",
     ]
     peers = [i for i in IMPLS if i != "rawws"]
-    header = "| figure | " + " | ".join(f"÷ {p} ({loop})" for loop in LOOPS for p in peers) + " |"
+    header = (
+        "| figure | "
+        + " | ".join(f"÷ {p} ({loop})" for loop in LOOPS for p in peers)
+        + " |"
+    )
     lines += [header, "|---|" + "---:|" * (len(peers) * len(LOOPS))]
     for m in metrics:
         values = collect(results, m)
@@ -108,7 +148,9 @@ def rawws_vs_peers(results: list[dict], metrics: list[Metric], servers: list[str
             me = server_name("rawws", loop)
             for p in peers:
                 ratios = ratio_to(values, me, server_name(p, loop))
-                cells.append(f"{median(ratios):.2f}" if ratios and me in servers else "—")
+                cells.append(
+                    f"{median(ratios):.2f}" if ratios and me in servers else "—"
+                )
         arrow = "↑" if m.higher_is_better else "↓"
         lines.append(f"| {m.label} {arrow} | " + " | ".join(cells) + " |")
     lines.append("")
@@ -124,19 +166,34 @@ def flags(results: list[dict]) -> list[str]:
         where = f"round {r.get('round')} `{r.get('server')}` {r.get('scenario')}"
         if not r.get("ok"):
             receivers = f" to {r['receivers']:,}" if r.get("receivers") else ""
-            logged = [line for line in (r.get("server_log_tail") or "").splitlines() if line.strip()]
+            logged = [
+                line
+                for line in (r.get("server_log_tail") or "").splitlines()
+                if line.strip()
+            ]
             said = f" (server log: `{logged[-1].strip()[:200]}`)" if logged else ""
             out.append(f"- **FAILED** {where}{receivers}: {r.get('error')}{said}")
             continue
         if r.get("scenario") in ("echo64", "echo16k"):
             if r.get("client_cpu_util", 0) > 0.9:
-                out.append(f"- {where}: the load client used {r['client_cpu_util']:.0%} of a core — client-bound, the server may be faster than shown")
+                out.append(
+                    f"- {where}: the load client used {r['client_cpu_util']:.0%} of a core — client-bound, the server may be faster than shown"
+                )
         if r.get("scenario") == "fanout" and "burst" in r:
-            busy = [(phase, r[phase]["client_cpu_util"]) for phase in ("burst", "lockstep") if r[phase]["client_cpu_util"] > 0.9]
+            busy = [
+                (phase, r[phase]["client_cpu_util"])
+                for phase in ("burst", "lockstep")
+                if r[phase]["client_cpu_util"] > 0.9
+            ]
             if busy:
-                which = ", ".join(f"{'lock-step' if phase == 'lockstep' else phase} {util:.0%}" for phase, util in busy)
-                out.append(f"- {where} to {r['receivers']:,}: the load client used {which} of a core — client-bound, "
-                           "deliveries/s may understate the server")
+                which = ", ".join(
+                    f"{'lock-step' if phase == 'lockstep' else phase} {util:.0%}"
+                    for phase, util in busy
+                )
+                out.append(
+                    f"- {where} to {r['receivers']:,}: the load client used {which} of a core — client-bound, "
+                    "deliveries/s may understate the server"
+                )
     return out
 
 
@@ -148,12 +205,40 @@ TARGETS = [
     ("echo16k", "asyncio", "ratio", ">=", 1.5, "echo 16 KiB MB/s"),
     ("echo16k", "uvloop", "ratio", ">=", 1.5, "echo 16 KiB MB/s"),
     ("fan1k", "asyncio", "ratio", ">=", 20.0, "fan-out to 1,000, burst, deliveries/s"),
-    ("fan1klscpu", "asyncio", "value", "<=", 6.0, "fan-out to 1,000, lock-step, server CPU µs per delivery"),
-    ("fan100lscpu", "asyncio", "value", "<=", 6.0, "fan-out to 100, lock-step, server CPU µs per delivery"),
+    (
+        "fan1klscpu",
+        "asyncio",
+        "value",
+        "<=",
+        6.0,
+        "fan-out to 1,000, lock-step, server CPU µs per delivery",
+    ),
+    (
+        "fan100lscpu",
+        "asyncio",
+        "value",
+        "<=",
+        6.0,
+        "fan-out to 100, lock-step, server CPU µs per delivery",
+    ),
     ("hs_seq", "asyncio", "ratio", ">=", 1.3, "handshakes/s, sequential"),
     ("hs_conc", "asyncio", "ratio", ">=", 1.3, "handshakes/s, concurrent"),
-    ("mem2k", "asyncio", "value", "<=", 7.0, "memory per idle connection at 2,000, KiB"),
-    ("mem10k", "asyncio", "value", "<=", 7.0, "memory per idle connection at 10,000, KiB"),
+    (
+        "mem2k",
+        "asyncio",
+        "value",
+        "<=",
+        7.0,
+        "memory per idle connection at 2,000, KiB",
+    ),
+    (
+        "mem10k",
+        "asyncio",
+        "value",
+        "<=",
+        7.0,
+        "memory per idle connection at 10,000, KiB",
+    ),
     ("rtt50", "uvloop", "ratio", "<=", 0.6, "round trip p50"),
 ]
 
@@ -163,11 +248,17 @@ def _rss_at(results: list[dict], server: str, connections: int) -> list[float]:
     out = []
     for r in results:
         if r.get("scenario") == "memory" and r.get("ok") and r.get("server") == server:
-            out += [step["rss_kib"] / 1024 for step in r.get("steps") or [] if step.get("connections") == connections]
+            out += [
+                step["rss_kib"] / 1024
+                for step in r.get("steps") or []
+                if step.get("connections") == connections
+            ]
     return out
 
 
-def targets_table(results: list[dict], metrics: list[Metric], servers: list[str]) -> list[str]:
+def targets_table(
+    results: list[dict], metrics: list[Metric], servers: list[str]
+) -> list[str]:
     """Every Part 3 target with the figure this run reached (medians of per-round ratios or of values)."""
     keys = {m.key: m for m in metrics}
     rows = []
@@ -190,13 +281,17 @@ def targets_table(results: list[dict], metrics: list[Metric], servers: list[str]
             verdict = "not measured"
         else:
             m = median(found)
-            verdict = "**met**" if (m >= bound if op == ">=" else m <= bound) else "missed"
+            verdict = (
+                "**met**" if (m >= bound if op == ">=" else m <= bound) else "missed"
+            )
         loop_note = "" if loop == "asyncio" else f" ({loop})"
         rows.append(f"| {what}{loop_note} | {goal} | {shown} | {verdict} |")
     rss = _rss_at(results, "rawws", 10000)
     if rss:
         m = median(rss)
-        rows.append(f"| RSS with 10,000 idle connections | < 150 MB | {m:,.1f} MB | {'**met**' if m < 150 else 'missed'} |")
+        rows.append(
+            f"| RSS with 10,000 idle connections | < 150 MB | {m:,.1f} MB | {'**met**' if m < 150 else 'missed'} |"
+        )
     if not rows:
         return []
     return [
@@ -214,7 +309,13 @@ def targets_table(results: list[dict], metrics: list[Metric], servers: list[str]
 
 def contention(results: list[dict]) -> list[str]:
     """How much of the machine the benchmark actually had, from the echo runs' CPU accounting."""
-    echo = [r for r in results if r.get("ok") and r.get("scenario") in ("echo64", "echo16k") and "other_cpu_cores" in r]
+    echo = [
+        r
+        for r in results
+        if r.get("ok")
+        and r.get("scenario") in ("echo64", "echo16k")
+        and "other_cpu_cores" in r
+    ]
     if not echo:
         return []
     others = sorted(r["other_cpu_cores"] for r in echo)
@@ -237,7 +338,10 @@ def fanout_measured(params: dict) -> str:
     if "fanout_receivers" not in params:
         return "- **fan-out (broadcast)**: not measured in this run."
     counts = " and ".join(f"{n:,}" for n in params["fanout_receivers"])
-    bursts = ", ".join(f"{k} for {n:,}" for n, k in zip(params["fanout_receivers"], params["fanout_burst"], strict=True))
+    bursts = ", ".join(
+        f"{k} for {n:,}"
+        for n, k in zip(params["fanout_receivers"], params["fanout_burst"], strict=True)
+    )
     return (
         f"- **fan-out (broadcast)**: one sender and N receivers ({counts}) on each server's `/fanout`, which sends every "
         "message it receives, unchanged, to every other open `/fanout` connection, written the library's documented way: "
@@ -255,7 +359,9 @@ def fanout_measured(params: dict) -> str:
     )
 
 
-def write_report(out: Path, plots_dir: Path, meta: dict, results: list[dict], overhead: dict | None) -> None:
+def write_report(
+    out: Path, plots_dir: Path, meta: dict, results: list[dict], overhead: dict | None
+) -> None:
     plots_dir.mkdir(parents=True, exist_ok=True)
     params = meta["params"]
     metrics = metrics_for(params)
@@ -267,16 +373,29 @@ def write_report(out: Path, plots_dir: Path, meta: dict, results: list[dict], ov
         ("cpu.png", "server CPU time per message", ["cpu64", "cpu16k"]),
         ("latency.png", "round trip, one message in flight", ["rtt50", "rtt99"]),
         ("handshakes.png", "connect + upgrade + close", ["hs_seq", "hs_conc"]),
-        ("memory.png", "memory per idle connection", [m.key for m in metrics if m.key.startswith("mem")]),
+        (
+            "memory.png",
+            "memory per idle connection",
+            [m.key for m in metrics if m.key.startswith("mem")],
+        ),
     ]
     for name, title, keys in plots:
         bar_plot(plots_dir / name, results, [by_key[k] for k in keys], title)
     fan = [m for m in metrics if m.scenario == "fanout"]
     if fan:
         # top row deliveries/s (log scale: the spread is wide), bottom row server CPU per delivery
-        fan = [m for m in fan if m.higher_is_better] + [m for m in fan if not m.higher_is_better]
+        fan = [m for m in fan if m.higher_is_better] + [
+            m for m in fan if not m.higher_is_better
+        ]
         log = frozenset(m.key for m in fan if m.higher_is_better)
-        bar_plot(plots_dir / "fanout.png", results, fan, "fan-out: one sender, N receivers", cols=len(fan) // 2, log=log)
+        bar_plot(
+            plots_dir / "fanout.png",
+            results,
+            fan,
+            "fan-out: one sender, N receivers",
+            cols=len(fan) // 2,
+            log=log,
+        )
         plots.append(("fanout.png", "fan-out", [m.key for m in fan]))
     ratio_heatmap(plots_dir / "ratios.png", results, metrics, servers)
 
@@ -371,22 +490,38 @@ def write_report(out: Path, plots_dir: Path, meta: dict, results: list[dict], ov
     if overhead is not None:
         lines += ["", "# Part 1 — the overhead study", ""]
         lines += render_markdown(overhead, plots_rel=rel, heading_level=2)
-    limits = Path(__file__).resolve().parent / "LIMITS.md"  # written by hand from PROFILE.md
+    limits = (
+        Path(__file__).resolve().parent / "LIMITS.md"
+    )  # written by hand from PROFILE.md
     if limits.exists():
         lines += ["", limits.read_text().rstrip()]
     lines += further_studies(out.parent)
     profile_notes = out.parent / "PROFILE.md"
     if profile_notes.exists():
-        lines += ["", f"Where rawws spends its time under this load: see [PROFILE.md]({os.path.relpath(profile_notes, out.parent)})."]
+        lines += [
+            "",
+            f"Where rawws spends its time under this load: see [PROFILE.md]({os.path.relpath(profile_notes, out.parent)}).",
+        ]
     out.write_text("\n".join(lines) + "\n")
-
 
 
 #: Studies run on their own (each with its command and raw figures in its file), linked from the report.
 FURTHER_STUDIES = [
-    ("PERF.md", "compressed connections, handshakes (plain and authenticated), reconnect storm, delivery latency",
-     ["perf_compression.png", "perf_handshakes.png", "perf_storm.png", "perf_latency.png"]),
-    ("CLUSTER.md", "several nodes through the Redis bus, and --workers", ["cluster.png"]),
+    (
+        "PERF.md",
+        "compressed connections, handshakes (plain and authenticated), reconnect storm, delivery latency",
+        [
+            "perf_compression.png",
+            "perf_handshakes.png",
+            "perf_storm.png",
+            "perf_latency.png",
+        ],
+    ),
+    (
+        "CLUSTER.md",
+        "several nodes through the Redis bus, and --workers",
+        ["cluster.png"],
+    ),
     ("METRICS.md", "what the Prometheus counters cost on echo and fan-out", []),
     ("FANOUT.md", "the chat's own fan-out, burst and lock-step", []),
 ]
@@ -394,7 +529,11 @@ FURTHER_STUDIES = [
 
 def further_studies(folder: Path) -> list[str]:
     """Links to the studies beside this report, with their plots, for the ones present."""
-    present = [(name, what, plots) for name, what, plots in FURTHER_STUDIES if (folder / name).exists()]
+    present = [
+        (name, what, plots)
+        for name, what, plots in FURTHER_STUDIES
+        if (folder / name).exists()
+    ]
     if not present:
         return []
     lines = ["", "# Further studies", ""]
@@ -405,4 +544,3 @@ def further_studies(folder: Path) -> list[str]:
             if (folder / "plots" / plot).exists():
                 lines += ["", f"![{name}: {plot}](plots/{plot})"]
     return lines
-

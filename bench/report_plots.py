@@ -17,15 +17,25 @@ COLORS = {"asyncio": "#4c72b0", "uvloop": "#dd8452"}
 
 
 def bar_plot(
-    path: Path, results: list[dict], metrics: list[Metric], title: str, *, cols: int | None = None, log: frozenset[str] = frozenset()
+    path: Path,
+    results: list[dict],
+    metrics: list[Metric],
+    title: str,
+    *,
+    cols: int | None = None,
+    log: frozenset[str] = frozenset(),
 ) -> None:
     """One panel per metric, ``cols`` panels a row (default: all in one row); metrics named in ``log`` on a log scale."""
     cols = cols or len(metrics)
     rows = -(-len(metrics) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 4.0 * rows), squeeze=False)
-    for ax in axes.flat[len(metrics):]:
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(5.2 * cols, 4.0 * rows), squeeze=False
+    )
+    for ax in axes.flat[len(metrics) :]:
         ax.set_visible(False)
-    for ax, m in zip(axes.flat, metrics, strict=False):  # the grid may have more cells than metrics (hidden above)
+    for ax, m in zip(
+        axes.flat, metrics, strict=False
+    ):  # the grid may have more cells than metrics (hidden above)
         values = collect(results, m)
         width = 0.38
         for j, loop in enumerate(LOOPS):
@@ -40,14 +50,27 @@ def bar_plot(
                 lo.append(med - min(vs))
                 hi.append(max(vs) - med)
             if xs:
-                ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, label=loop, color=COLORS[loop])
+                ax.bar(
+                    xs,
+                    ys,
+                    width,
+                    yerr=[lo, hi],
+                    capsize=3,
+                    label=loop,
+                    color=COLORS[loop],
+                )
         ax.set_xticks(range(len(IMPLS)))
         ax.set_xticklabels(IMPLS, rotation=20)
         scale = ", log scale" if m.key in log else ""
         if m.key in log and values:
-            ax.set_yscale("log")  # bars start at the decade below the smallest value, so heights compare as ratios
+            ax.set_yscale(
+                "log"
+            )  # bars start at the decade below the smallest value, so heights compare as ratios
             ax.set_ylim(bottom=10 ** math.floor(math.log10(min(values.values()) / 2)))
-        ax.set_title(f"{m.label}\n{m.unit} ({'higher' if m.higher_is_better else 'lower'} is better{scale})", fontsize=9)
+        ax.set_title(
+            f"{m.label}\n{m.unit} ({'higher' if m.higher_is_better else 'lower'} is better{scale})",
+            fontsize=9,
+        )
         ax.grid(axis="y", alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
@@ -57,7 +80,9 @@ def bar_plot(
     plt.close(fig)
 
 
-def ratio_heatmap(path: Path, results: list[dict], metrics: list[Metric], servers: list[str]) -> None:
+def ratio_heatmap(
+    path: Path, results: list[dict], metrics: list[Metric], servers: list[str]
+) -> None:
     rows = [s.name for s in ALL_SERVERS if s.name in servers]
     data = []
     labels = []
@@ -80,13 +105,21 @@ def ratio_heatmap(path: Path, results: list[dict], metrics: list[Metric], server
     fig, ax = plt.subplots(figsize=(1.15 * len(metrics) + 2.5, 0.45 * len(rows) + 1.8))
     ax.imshow(data, cmap="RdYlGn", vmin=-2, vmax=2, aspect="auto")
     ax.set_xticks(range(len(metrics)))
-    ax.set_xticklabels([f"{m.key} {'↑' if m.higher_is_better else '↓'}" for m in metrics], rotation=30, ha="right", fontsize=8)
+    ax.set_xticklabels(
+        [f"{m.key} {'↑' if m.higher_is_better else '↓'}" for m in metrics],
+        rotation=30,
+        ha="right",
+        fontsize=8,
+    )
     ax.set_yticks(range(len(rows)))
     ax.set_yticklabels(rows, fontsize=8)
     for i, lab in enumerate(labels):
         for j, text in enumerate(lab):
             ax.text(j, i, text, ha="center", va="center", fontsize=7)
-    ax.set_title("median per-round ratio to websockets on the same loop (green: better than websockets)", fontsize=9)
+    ax.set_title(
+        "median per-round ratio to websockets on the same loop (green: better than websockets)",
+        fontsize=9,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -63,7 +63,11 @@ class Member:
         elif text.startswith('{"type":"joined"'):
             if self.first_last_id is None:
                 self.first_last_id = json.loads(text)["last_id"]
-            if self.target and self.caught_up_at is None and json.loads(text)["last_id"] < self.target:
+            if (
+                self.target
+                and self.caught_up_at is None
+                and json.loads(text)["last_id"] < self.target
+            ):
                 pass  # still waiting for the replay
         elif text.startswith('{"type":"error"'):
             self.errors += 1
@@ -89,16 +93,25 @@ class Sender:
             self.acked.append(json.loads(text)["id"])
 
 
-async def storm(port: int, pid: int, clients: int, rooms: int, rate: float, users: int) -> dict[str, object]:
+async def storm(
+    port: int, pid: int, clients: int, rooms: int, rate: float, users: int
+) -> dict[str, object]:
     tokens = [chat_token(port, f"user{index}") for index in range(users)]
     room_names = [f"room{index}" for index in range(rooms)]
-    members = [Member(room_names[index % rooms], tokens[index % users]) for index in range(clients)]
-    senders = [Sender(room, tokens[index % users]) for index, room in enumerate(room_names)]
+    members = [
+        Member(room_names[index % rooms], tokens[index % users])
+        for index in range(clients)
+    ]
+    senders = [
+        Sender(room, tokens[index % users]) for index, room in enumerate(room_names)
+    ]
     for sender in senders:
         await sender.client.open(port, "/ws", token=sender.token)
         sender.client.send_json({"type": "join", "room": sender.room})
     for start in range(0, clients, 100):
-        await asyncio.gather(*(member.connect(port) for member in members[start:start + 100]))
+        await asyncio.gather(
+            *(member.connect(port) for member in members[start : start + 100])
+        )
     await asyncio.sleep(2.0)
     if any(member.first_last_id is None for member in members):
         raise RuntimeError("not every client joined")
@@ -109,10 +122,18 @@ async def storm(port: int, pid: int, clients: int, rooms: int, rate: float, user
         count = 0
         while not stop.is_set():
             count += 1
-            sender.client.send_json({"type": "say", "room": sender.room, "text": f"{sender.room} message {count}"})
+            sender.client.send_json(
+                {
+                    "type": "say",
+                    "room": sender.room,
+                    "text": f"{sender.room} message {count}",
+                }
+            )
             await asyncio.sleep(1.0 / rate)
 
-    sending = [asyncio.get_running_loop().create_task(send(sender)) for sender in senders]
+    sending = [
+        asyncio.get_running_loop().create_task(send(sender)) for sender in senders
+    ]
     await asyncio.sleep(1.5)
     peak_rss = rss_kib(pid)
     cpu0 = cpu_seconds(pid)
@@ -135,15 +156,23 @@ async def storm(port: int, pid: int, clients: int, rooms: int, rate: float, user
     deadline = time.perf_counter() + 120
     while time.perf_counter() < deadline:
         peak_rss = max(peak_rss, rss_kib(pid))
-        if reconnecting.done() and all(m.caught_up_at is not None or not m.target for m in members):
+        if reconnecting.done() and all(
+            m.caught_up_at is not None or not m.target for m in members
+        ):
             break
         await asyncio.sleep(0.05)
     await reconnecting
     cpu = cpu_seconds(pid) - cpu0
     caught_up = [m.caught_up_at for m in members if m.caught_up_at is not None]
-    all_caught_up_s = max(caught_up) - dropped_at if len(caught_up) == len([m for m in members if m.target]) else None
+    all_caught_up_s = (
+        max(caught_up) - dropped_at
+        if len(caught_up) == len([m for m in members if m.target])
+        else None
+    )
     delays = sorted(t - dropped_at for t in caught_up)
-    reconnected = sorted(m.reconnected_at - dropped_at for m in members if m.reconnected_at is not None)
+    reconnected = sorted(
+        m.reconnected_at - dropped_at for m in members if m.reconnected_at is not None
+    )
     stop.set()
     await asyncio.gather(*sending)
     await asyncio.sleep(2.0)  # the last acks and deliveries
@@ -152,7 +181,11 @@ async def storm(port: int, pid: int, clients: int, rooms: int, rate: float, user
     duplicates = missing = 0
     for member in members:
         sender = senders[room_names.index(member.room)]
-        expected = [i for i in sender.acked if member.first_last_id is not None and i > member.first_last_id]
+        expected = [
+            i
+            for i in sender.acked
+            if member.first_last_id is not None and i > member.first_last_id
+        ]
         got = member.ids
         duplicates += len(got) - len(set(got))
         missing += len(set(expected) - set(got))
@@ -162,24 +195,50 @@ async def storm(port: int, pid: int, clients: int, rooms: int, rate: float, user
     for sender in senders:
         sender.client.close()
     return {
-        "clients": clients, "rooms": rooms, "messages": sum(len(s.acked) for s in senders),
+        "clients": clients,
+        "rooms": rooms,
+        "messages": sum(len(s.acked) for s in senders),
         "all_caught_up_s": all_caught_up_s,
         "caught_up_p50_s": delays[len(delays) // 2] if delays else None,
         "caught_up_p90_s": delays[len(delays) * 9 // 10] if delays else None,
-        "last_reconnected_s": reconnected[-1] if reconnected else None, "cpu_s": cpu, "peak_rss_mib": peak_rss / 1024,
-        "errors": sum(m.errors for m in members), "duplicates": duplicates, "missing": missing,
+        "last_reconnected_s": reconnected[-1] if reconnected else None,
+        "cpu_s": cpu,
+        "peak_rss_mib": peak_rss / 1024,
+        "errors": sum(m.errors for m in members),
+        "duplicates": duplicates,
+        "missing": missing,
     }
 
 
 def run(name: str, command: list[str], args: argparse.Namespace) -> dict[str, object]:
     server = ServerProcess(name, command, CHAT_ENV).start()
     spy = None
-    if args.py_spy:  # the whole run: the first connect wave is the same work as the reconnect wave
-        spy = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "py-spy"), "record", "-r", "100",
-                                "-f", "raw", "-o", f"{args.py_spy}.{name}.txt", "-p", str(server.pid), "--nonblocking"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if (
+        args.py_spy
+    ):  # the whole run: the first connect wave is the same work as the reconnect wave
+        spy = subprocess.Popen(
+            [
+                os.path.join(os.path.dirname(sys.executable), "py-spy"),
+                "record",
+                "-r",
+                "100",
+                "-f",
+                "raw",
+                "-o",
+                f"{args.py_spy}.{name}.txt",
+                "-p",
+                str(server.pid),
+                "--nonblocking",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     try:
-        return asyncio.run(storm(server.port, server.pid, args.clients, args.rooms, args.rate, args.users))
+        return asyncio.run(
+            storm(
+                server.port, server.pid, args.clients, args.rooms, args.rate, args.users
+            )
+        )
     finally:
         if spy is not None:
             spy.send_signal(signal.SIGINT)
@@ -188,23 +247,44 @@ def run(name: str, command: list[str], args: argparse.Namespace) -> dict[str, ob
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.storm", description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="200 clients in 4 rooms (a smoke run)")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.storm", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="200 clients in 4 rooms (a smoke run)"
+    )
     parser.add_argument("--clients", type=int, default=2000)
     parser.add_argument("--rooms", type=int, default=20)
     parser.add_argument("--users", type=int, default=50)
-    parser.add_argument("--rate", type=float, default=2.0, help="messages/s per room while the storm runs")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=2.0,
+        help="messages/s per room while the storm runs",
+    )
     parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--base-tree", help="also run rawws from this unpacked source tree, as rawws@base")
+    parser.add_argument(
+        "--base-tree",
+        help="also run rawws from this unpacked source tree, as rawws@base",
+    )
     parser.add_argument("--json", help="write the raw figures here")
-    parser.add_argument("--py-spy", help="record the server with py-spy into PREFIX.<server>.txt (collapsed stacks)")
+    parser.add_argument(
+        "--py-spy",
+        help="record the server with py-spy into PREFIX.<server>.txt (collapsed stacks)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.clients, args.rooms, args.users = 200, 4, 10
     raise_fd_limit()
     servers = {"rawws": rawws_command()}
     if args.base_tree:
-        servers["rawws@base"] = [sys.executable, "-m", "bench.base_tree", args.base_tree, *rawws_command()[3:]]
+        servers["rawws@base"] = [
+            sys.executable,
+            "-m",
+            "bench.base_tree",
+            args.base_tree,
+            *rawws_command()[3:],
+        ]
     results: dict[str, list[dict[str, object]]] = {name: [] for name in servers}
     for round_index in range(args.rounds):
         names = list(servers)
@@ -213,13 +293,21 @@ def main(argv: list[str] | None = None) -> int:
             figure = run(name, servers[name], args)
             results[name].append(figure)
             print(f"  {name}: {figure}", flush=True)
-    print("| server | clients | caught up after drop (s) | server CPU (s) | peak RSS (MiB) | errors | missing | duplicates |")
+    print(
+        "| server | clients | caught up after drop (s) | server CPU (s) | peak RSS (MiB) | errors | missing | duplicates |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, figures in results.items():
         for f in figures:
-            caught = f"{f['all_caught_up_s']:.2f}" if f["all_caught_up_s"] is not None else "not all"
-            print(f"| {name} | {f['clients']} | {caught} | {f['cpu_s']:.2f} | {f['peak_rss_mib']:.0f} | {f['errors']} "
-                  f"| {f['missing']} | {f['duplicates']} |")
+            caught = (
+                f"{f['all_caught_up_s']:.2f}"
+                if f["all_caught_up_s"] is not None
+                else "not all"
+            )
+            print(
+                f"| {name} | {f['clients']} | {caught} | {f['cpu_s']:.2f} | {f['peak_rss_mib']:.0f} | {f['errors']} "
+                f"| {f['missing']} | {f['duplicates']} |"
+            )
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(results, handle, indent=1)

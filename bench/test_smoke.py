@@ -26,7 +26,16 @@ pytest.importorskip("websockets")
 def test_quick_run_writes_a_report(tmp_path: Path) -> None:
     out = tmp_path / "RESULTS.md"
     proc = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--servers", ",".join(SERVERS), "--out", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--quick",
+            "--servers",
+            ",".join(SERVERS),
+            "--out",
+            str(out),
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -38,7 +47,9 @@ def test_quick_run_writes_a_report(tmp_path: Path) -> None:
     report = out.read_text()
     assert report.startswith("# rawws benchmarks")
     assert "python -m bench --quick" in report
-    assert "**Machine:**" in report and "**Packages:**" in report and "**Date:**" in report
+    assert (
+        "**Machine:**" in report and "**Packages:**" in report and "**Date:**" in report
+    )
     for name in SERVERS:
         assert f"`{name}`" in report
     assert "rawws relative to each peer" in report
@@ -47,8 +58,18 @@ def test_quick_run_writes_a_report(tmp_path: Path) -> None:
     assert "Why the numbers differ from the claims" in report
 
     plots = tmp_path / "plots"
-    for png in ("throughput.png", "cpu.png", "latency.png", "handshakes.png", "memory.png", "fanout.png", "ratios.png",
-                "overhead_bytes.png", "overhead_latency.png", "overhead_ratios.png"):
+    for png in (
+        "throughput.png",
+        "cpu.png",
+        "latency.png",
+        "handshakes.png",
+        "memory.png",
+        "fanout.png",
+        "ratios.png",
+        "overhead_bytes.png",
+        "overhead_latency.png",
+        "overhead_ratios.png",
+    ):
         data = (plots / png).read_bytes()
         assert data.startswith(b"\x89PNG"), png
         assert f"plots/{png}" in report
@@ -58,7 +79,11 @@ def test_quick_run_writes_a_report(tmp_path: Path) -> None:
     for name in SERVERS:
         for scenario in SCENARIOS:
             assert (name, scenario) in seen, f"{name} {scenario} did not run"
-    fanout = {(r["server"], r["receivers"]): r for r in raw["results"] if r["scenario"] == "fanout"}
+    fanout = {
+        (r["server"], r["receivers"]): r
+        for r in raw["results"]
+        if r["scenario"] == "fanout"
+    }
     for name in SERVERS:
         for n in raw["meta"]["params"]["fanout_receivers"]:
             run = fanout[(name, n)]

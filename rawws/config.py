@@ -18,7 +18,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rawws.core.deflate import DEFAULT_MEMORY_LEVEL, DEFAULT_WINDOW_BITS, SHARED, compression_mode
+from rawws.core.deflate import (
+    DEFAULT_MEMORY_LEVEL,
+    DEFAULT_WINDOW_BITS,
+    SHARED,
+    compression_mode,
+)
 from rawws.core.forwarded import TrustedProxies
 from rawws.core.redact import HIDDEN, redact_url
 from rawws.errors import SettingError
@@ -34,11 +39,17 @@ DEFAULT_MAX_BODY_BYTES = 64 * KiB  # plain HTTP request bodies; more earns 413
 DEFAULT_HANDSHAKE_TIMEOUT_S = 10.0  # a whole request must arrive within this
 DEFAULT_KEEPALIVE_IDLE_S = 30.0  # idle HTTP keep-alive connections are closed
 DEFAULT_PING_INTERVAL_S = 20.0  # WebSocket keepalive ping period (0 disables)
-DEFAULT_PING_TIMEOUT_S = 20.0  # no pong within this: the peer is dead (1011, TCP dropped; core/keepalive.py)
+DEFAULT_PING_TIMEOUT_S = (
+    20.0  # no pong within this: the peer is dead (1011, TCP dropped; core/keepalive.py)
+)
 DEFAULT_CLOSE_TIMEOUT_S = 10.0  # wait this long for the peer's close frame
 DEFAULT_SHUTDOWN_TIMEOUT_S = 5.0  # graceful shutdown waits this long for closes
-DEFAULT_DRAIN_DELAY_S = 0.0  # on SIGTERM, /readyz answers 503 this long before WebSockets get 1001
-DEFAULT_READINESS_TIMEOUT_S = 2.0  # /readyz: the store (and bus) must answer within this
+DEFAULT_DRAIN_DELAY_S = (
+    0.0  # on SIGTERM, /readyz answers 503 this long before WebSockets get 1001
+)
+DEFAULT_READINESS_TIMEOUT_S = (
+    2.0  # /readyz: the store (and bus) must answer within this
+)
 # At start the database must be connected to and its schema made within this (and every later new
 # connection must be made within it): a host that takes the TCP connection and never answers is a
 # one-line error after this long, not a minute of silence.
@@ -52,7 +63,9 @@ DEFAULT_CHAT_MESSAGES_PER_S = 10.0  # frames a connection may send per second, s
 DEFAULT_CHAT_MESSAGE_BURST = 20  # frames a connection may send at once
 DEFAULT_CHAT_MAX_ROOMS_PER_CONNECTION = 32
 DEFAULT_CHAT_MAX_BATCH_MESSAGES = 256  # messages per group commit
-DEFAULT_CHAT_REPLAY_PAGE_MESSAGES = 500  # messages per replay query; the socket drains between pages
+DEFAULT_CHAT_REPLAY_PAGE_MESSAGES = (
+    500  # messages per replay query; the socket drains between pages
+)
 
 # Accounts and tokens
 DEFAULT_ACCESS_TTL_S = 15 * 60.0  # access tokens from /auth/login
@@ -66,18 +79,32 @@ DEFAULT_ARGON2_MEMORY_KIB = 64 * KiB
 DEFAULT_ARGON2_PARALLELISM = 4
 DEFAULT_LOGINS_PER_MINUTE_PER_USER = 10  # a burst of this many, refilled over a minute
 DEFAULT_LOGINS_PER_MINUTE_PER_ADDRESS = 30
-DEFAULT_REFRESH_TTL_S = 30 * 24 * 3600.0  # refresh tokens: a login lasts this long unused (rotated on every use)
-DEFAULT_JWT_PUBLIC_NAMESPACE = "ext"  # outside provider's subject "ada" is the user "ext:ada"
+DEFAULT_REFRESH_TTL_S = (
+    30 * 24 * 3600.0
+)  # refresh tokens: a login lasts this long unused (rotated on every use)
+DEFAULT_JWT_PUBLIC_NAMESPACE = (
+    "ext"  # outside provider's subject "ada" is the user "ext:ada"
+)
 DEFAULT_REGISTRATIONS_PER_HOUR_PER_ADDRESS = 20  # each one is a full argon2 hash
 DEFAULT_TICKETS_PER_MINUTE_PER_USER = 30
-DEFAULT_WEBSOCKETS_PER_USER = 20  # open chat connections; one more earns 429 before the 101
+DEFAULT_WEBSOCKETS_PER_USER = (
+    20  # open chat connections; one more earns 429 before the 101
+)
 DEFAULT_WEBSOCKETS_PER_ADDRESS = 200
-DEFAULT_SEND_BUFFER_BYTES = 256 * KiB  # SO_SNDBUF of each WebSocket socket (0: the kernel's default)
+DEFAULT_SEND_BUFFER_BYTES = (
+    256 * KiB
+)  # SO_SNDBUF of each WebSocket socket (0: the kernel's default)
 
 # Several nodes
-DEFAULT_BUS_HEARTBEAT_S = 1.0  # each node announces its rooms' newest ids this often (finds lost tails)
-DEFAULT_BUS_TIMEOUT_S = 1.0  # any one call to the bus; a stalled Redis costs at most this
-DEFAULT_PRESENCE_TTL_S = 5.0  # a node not heard from this long is dead: its users leave (+ one heartbeat)
+DEFAULT_BUS_HEARTBEAT_S = (
+    1.0  # each node announces its rooms' newest ids this often (finds lost tails)
+)
+DEFAULT_BUS_TIMEOUT_S = (
+    1.0  # any one call to the bus; a stalled Redis costs at most this
+)
+DEFAULT_PRESENCE_TTL_S = (
+    5.0  # a node not heard from this long is dead: its users leave (+ one heartbeat)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +119,12 @@ class ServerConfig:
     # permessage-deflate: "shared" (no context takeover, one deflate per fanned-out message),
     # "dedicated" (a compression context per connection) or "off"; True/False mean shared/off.
     compression: str = SHARED
-    compression_window_bits: int = DEFAULT_WINDOW_BITS  # 9..15; a client's offer may lower it
-    compression_memory_level: int = DEFAULT_MEMORY_LEVEL  # zlib memLevel 1..9 of a dedicated context
+    compression_window_bits: int = (
+        DEFAULT_WINDOW_BITS  # 9..15; a client's offer may lower it
+    )
+    compression_memory_level: int = (
+        DEFAULT_MEMORY_LEVEL  # zlib memLevel 1..9 of a dedicated context
+    )
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     max_target_bytes: int = DEFAULT_MAX_TARGET_BYTES
@@ -119,8 +150,12 @@ class ServerConfig:
     chat_replay_page_messages: int = DEFAULT_CHAT_REPLAY_PAGE_MESSAGES
     # Accounts and tokens
     data_dir: str = "rawws-data"  # SQLite file and the generated JWT secret live here
-    db_url: str | None = field(default=None, repr=False)  # None: SQLite in data_dir; or postgresql+asyncpg://…
-    jwt_secret: str | None = field(default=None, repr=False)  # None: generated once, kept in data_dir
+    db_url: str | None = field(
+        default=None, repr=False
+    )  # None: SQLite in data_dir; or postgresql+asyncpg://…
+    jwt_secret: str | None = field(
+        default=None, repr=False
+    )  # None: generated once, kept in data_dir
     jwt_issuer: str = DEFAULT_JWT_ISSUER
     jwt_audience: str = DEFAULT_JWT_AUDIENCE
     jwt_public_key: str | None = None  # PEM file of an outside identity provider
@@ -146,7 +181,9 @@ class ServerConfig:
     websockets_per_address: int = DEFAULT_WEBSOCKETS_PER_ADDRESS
     send_buffer_bytes: int = DEFAULT_SEND_BUFFER_BYTES
     # Several nodes
-    bus_url: str | None = field(default=None, repr=False)  # None: one node; or redis://host:port/db
+    bus_url: str | None = field(
+        default=None, repr=False
+    )  # None: one node; or redis://host:port/db
     bus_heartbeat_s: float = DEFAULT_BUS_HEARTBEAT_S
     bus_timeout_s: float = DEFAULT_BUS_TIMEOUT_S
     presence_ttl_s: float = DEFAULT_PRESENCE_TTL_S
@@ -157,26 +194,41 @@ class ServerConfig:
         try:
             object.__setattr__(self, "compression", compression_mode(self.compression))
         except ValueError as exc:
-            raise SettingError("compression", shown(self.compression), str(exc)) from None
+            raise SettingError(
+                "compression", shown(self.compression), str(exc)
+            ) from None
         for name in RULES:
             problem = check_setting(name, getattr(self, name))
             if problem is not None:
                 raise SettingError(name, shown(getattr(self, name), name), problem)
         if (self.tls_cert is None) != (self.tls_key is None):
-            given, missing = ("tls_cert", "key") if self.tls_key is None else ("tls_key", "certificate")
-            raise SettingError(given, shown(getattr(self, given)), f"TLS needs a {missing} too")
+            given, missing = (
+                ("tls_cert", "key")
+                if self.tls_key is None
+                else ("tls_key", "certificate")
+            )
+            raise SettingError(
+                given, shown(getattr(self, given)), f"TLS needs a {missing} too"
+            )
         if self.log_format not in ("text", "json"):
-            raise SettingError("log_format", shown(self.log_format), "must be text or json")
+            raise SettingError(
+                "log_format", shown(self.log_format), "must be text or json"
+            )
         if self.argon2_memory_kib < 8 * self.argon2_parallelism:
             raise SettingError(
-                "argon2_memory_kib", shown(self.argon2_memory_kib),
+                "argon2_memory_kib",
+                shown(self.argon2_memory_kib),
                 f"argon2 needs at least 8 KiB per lane: {8 * self.argon2_parallelism} or more for "
                 f"argon2_parallelism {self.argon2_parallelism}",
             )
         try:
-            TrustedProxies(self.forwarded_allow_ips)  # a bad entry is refused here, with its text
+            TrustedProxies(
+                self.forwarded_allow_ips
+            )  # a bad entry is refused here, with its text
         except ValueError as exc:
-            raise SettingError("forwarded_allow_ips", shown(self.forwarded_allow_ips), str(exc)) from None
+            raise SettingError(
+                "forwarded_allow_ips", shown(self.forwarded_allow_ips), str(exc)
+            ) from None
 
     @property
     def tls(self) -> bool:
@@ -188,14 +240,20 @@ class ServerConfig:
         return dataclasses.replace(self, **kept)
 
 
-Rule = tuple[Callable[[Any], bool], str]  # whether a value is allowed, and the rule said to whoever broke it
+Rule = tuple[
+    Callable[[Any], bool], str
+]  # whether a value is allowed, and the rule said to whoever broke it
 
 
 def _seconds(zero: str | None = None) -> Rule:
     """A duration: finite, above 0, or 0 too when 0 means something (``zero`` says what)."""
     if zero is None:
-        return (lambda value: math.isfinite(value) and value > 0), "must be more than 0 seconds"
-    return (lambda value: math.isfinite(value) and value >= 0), f"must be 0 ({zero}) or more seconds"
+        return (
+            lambda value: math.isfinite(value) and value > 0
+        ), "must be more than 0 seconds"
+    return (
+        lambda value: math.isfinite(value) and value >= 0
+    ), f"must be 0 ({zero}) or more seconds"
 
 
 def _at_least(low: int, what: str = "") -> Rule:
@@ -233,7 +291,10 @@ RULES: dict[str, Rule] = {
     "outbox_max_bytes": _BYTES,
     "outbox_max_messages": _COUNT,
     "write_high_water_bytes": _BYTES,
-    "chat_messages_per_s": ((lambda value: math.isfinite(value) and value > 0), "must be more than 0 a second"),
+    "chat_messages_per_s": (
+        (lambda value: math.isfinite(value) and value > 0),
+        "must be more than 0 a second",
+    ),
     "chat_message_burst": _COUNT,
     "chat_max_rooms_per_connection": _COUNT,
     "chat_max_batch_messages": _COUNT,
@@ -287,13 +348,19 @@ def shown(value: object, name: str = "") -> str:
 
 def quoted(text: str) -> str:
     """A value as a shell would need it, quoted only when it must be (empty, or with spaces)."""
-    return shlex.quote(text) if not text or any(char.isspace() for char in text) else text
+    return (
+        shlex.quote(text) if not text or any(char.isspace() for char in text) else text
+    )
 
 
 ENV_PREFIX = "RAWWS_"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
-_EXPECTED = {int: "an integer", float: "a number", bool: "true or false (also 1/0, yes/no, on/off)"}
+_EXPECTED = {
+    int: "an integer",
+    float: "a number",
+    bool: "true or false (also 1/0, yes/no, on/off)",
+}
 
 
 def convert(raw: str, kind: type) -> object:
@@ -335,10 +402,21 @@ def setting_variables(aliases: Mapping[str, str] | None = None) -> dict[str, lis
     return by_field
 
 
-def variable_of(name: str, environ: Mapping[str, str] | None = None, aliases: Mapping[str, str] | None = None) -> str | None:
+def variable_of(
+    name: str,
+    environ: Mapping[str, str] | None = None,
+    aliases: Mapping[str, str] | None = None,
+) -> str | None:
     """The variable that sets setting ``name`` in ``environ`` (the one that wins), or ``None``."""
     environ = os.environ if environ is None else environ
-    return next((variable for variable in setting_variables(aliases)[name] if variable in environ), None)
+    return next(
+        (
+            variable
+            for variable in setting_variables(aliases)[name]
+            if variable in environ
+        ),
+        None,
+    )
 
 
 def from_env(
@@ -356,7 +434,9 @@ def from_env(
     environ = os.environ if environ is None else environ
     config = base or ServerConfig()
     changes: dict[str, Any] = {}  # values converted to each field's own type by convert
-    named: dict[str, str] = {}  # field → "RAWWS_X=value", for the message of a check that spans fields
+    named: dict[
+        str, str
+    ] = {}  # field → "RAWWS_X=value", for the message of a check that spans fields
     for name in _FIELDS:
         variable = variable_of(name, environ, aliases)
         if variable is None:
@@ -377,19 +457,28 @@ def from_env(
         raise exc.named(named[exc.setting]) if exc.setting in named else exc from None
 
 
-def unknown_variables(environ: Mapping[str, str] | None = None, aliases: Mapping[str, str] | None = None) -> list[str]:
+def unknown_variables(
+    environ: Mapping[str, str] | None = None, aliases: Mapping[str, str] | None = None
+) -> list[str]:
     """``RAWWS_*`` variables that set nothing (a misspelling): the server warns about each at start."""
     environ = os.environ if environ is None else environ
     known = {ENV_PREFIX + name.upper() for name in _FIELDS}
     known |= {ENV_PREFIX + alias.upper() for alias in (aliases or {})}
     known |= KNOWN_OTHER_VARIABLES
-    return sorted(name for name in environ if name.startswith(ENV_PREFIX) and name not in known)
+    return sorted(
+        name for name in environ if name.startswith(ENV_PREFIX) and name not in known
+    )
 
 
 def _field_kind(annotation: object) -> type:
     """The concrete type of a field annotation such as ``"str | None"``."""
     text = str(annotation)
-    for name, kind in (("bool", bool), ("int", int), ("float", float), ("tuple", tuple)):
+    for name, kind in (
+        ("bool", bool),
+        ("int", int),
+        ("float", float),
+        ("tuple", tuple),
+    ):
         if text.startswith(name):
             return kind
     return str

@@ -79,7 +79,9 @@ class AuthError(HttpError):
     """401 with a ``WWW-Authenticate`` challenge (RFC 6750 §3). The message never holds the token."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(401, message, [("WWW-Authenticate", 'Bearer error="invalid_token"')])
+        super().__init__(
+            401, message, [("WWW-Authenticate", 'Bearer error="invalid_token"')]
+        )
 
 
 class HeaderSyntaxError(RawwsError, ValueError):
@@ -125,8 +127,12 @@ class InvalidHandshake(RawwsError):
 class HandshakeRejected(InvalidHandshake):
     """The server answered the upgrade with an HTTP status other than 101 (e.g. 401, 403, 404)."""
 
-    def __init__(self, status: int, reason: str, headers: list[tuple[str, str]], body: bytes) -> None:
-        super().__init__(f"server rejected the WebSocket upgrade: HTTP {status} {reason}".rstrip())
+    def __init__(
+        self, status: int, reason: str, headers: list[tuple[str, str]], body: bytes
+    ) -> None:
+        super().__init__(
+            f"server rejected the WebSocket upgrade: HTTP {status} {reason}".rstrip()
+        )
         self.status = status
         self.reason = reason
         self.headers = headers
@@ -136,7 +142,9 @@ class HandshakeRejected(InvalidHandshake):
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (any case), or ``None``."""
         wanted = name.lower()
-        return next((value for key, value in self.headers if key.lower() == wanted), None)
+        return next(
+            (value for key, value in self.headers if key.lower() == wanted), None
+        )
 
 
 class UsernameTaken(RawwsError):
@@ -169,7 +177,9 @@ class SettingError(RawwsError, ValueError):
     the flag or ``RAWWS_*`` variable that set it (``head``), so one line says what to change.
     """
 
-    def __init__(self, setting: str, value: str, reason: str, head: str | None = None) -> None:
+    def __init__(
+        self, setting: str, value: str, reason: str, head: str | None = None
+    ) -> None:
         self.setting = setting
         self.value = value
         self.reason = reason
@@ -189,7 +199,9 @@ class StartInterrupted(RawwsError):
     """A stop signal came while the server was starting: the start was undone, nothing was served."""
 
     def __init__(self, signal_name: str) -> None:
-        super().__init__(f"interrupted by {signal_name} while starting; nothing was served")
+        super().__init__(
+            f"interrupted by {signal_name} while starting; nothing was served"
+        )
         self.signal_name = signal_name
 
 

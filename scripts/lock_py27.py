@@ -34,7 +34,8 @@ def _pins(source: Path) -> list[tuple[str, str]]:
 
 def _files(name: str, version: str) -> list[str]:
     request = urllib.request.Request(
-        f"{INDEX}/{re.sub(r'[-_.]+', '-', name).lower()}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
+        f"{INDEX}/{re.sub(r'[-_.]+', '-', name).lower()}/",
+        headers={"Accept": "application/vnd.pypi.simple.v1+json"},
     )
     with urllib.request.urlopen(request, timeout=60) as answer:
         files = json.load(answer)["files"]
@@ -45,20 +46,32 @@ def _files(name: str, version: str) -> list[str]:
         stem = re.sub(r"[-_.]+", "_", filename).lower()
         if not stem.startswith(f"{normal}_{re.sub(r'[-_.]+', '_', version)}"):
             continue
-        if filename.endswith(SDIST) or (filename.endswith(".whl") and PY2_WHEEL.search(filename)):
+        if filename.endswith(SDIST) or (
+            filename.endswith(".whl") and PY2_WHEEL.search(filename)
+        ):
             hashes.append(entry["hashes"]["sha256"])
     if not hashes:
-        raise SystemExit(f"lock_py27: no Python 2.7 file of {name}=={version} on {INDEX}")
+        raise SystemExit(
+            f"lock_py27: no Python 2.7 file of {name}=={version} on {INDEX}"
+        )
     return sorted(hashes)
 
 
 def lock(source: Path) -> None:
     header = [line for line in source.read_text().splitlines() if line.startswith("#")]
-    lines = [*header, "# Written by scripts/lock_py27.py from " + source.name + ": do not edit by hand."]
+    lines = [
+        *header,
+        "# Written by scripts/lock_py27.py from "
+        + source.name
+        + ": do not edit by hand.",
+    ]
     for name, version in _pins(source):
         hashes = _files(name, version)
         lines.append(f"{name}=={version} \\")
-        lines.extend(f"    --hash=sha256:{digest}" + (" \\" if i < len(hashes) - 1 else "") for i, digest in enumerate(hashes))
+        lines.extend(
+            f"    --hash=sha256:{digest}" + (" \\" if i < len(hashes) - 1 else "")
+            for i, digest in enumerate(hashes)
+        )
     target = source.with_suffix(".txt")
     target.write_text("\n".join(lines) + "\n")
     print(f"wrote {target.relative_to(ROOT)}")

@@ -26,22 +26,33 @@ CLASSIFIER = re.compile(r"^Programming Language :: Python :: (3\.\d+)$")
 def supported_versions() -> list[str]:
     """``["3.11", "3.12", "3.13"]``, from pyproject.toml's classifiers, oldest first."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    found = [match.group(1) for text in project["classifiers"] if (match := CLASSIFIER.match(text))]
-    return sorted(found, key=lambda version: tuple(int(part) for part in version.split(".")))
+    found = [
+        match.group(1)
+        for text in project["classifiers"]
+        if (match := CLASSIFIER.match(text))
+    ]
+    return sorted(
+        found, key=lambda version: tuple(int(part) for part in version.split("."))
+    )
 
 
 def pyenv_root() -> Path:
     if os.environ.get("PYENV_ROOT"):
         return Path(os.environ["PYENV_ROOT"])
     if shutil.which("pyenv"):
-        result = subprocess.run(["pyenv", "root"], capture_output=True, text=True, check=False)
+        result = subprocess.run(
+            ["pyenv", "root"], capture_output=True, text=True, check=False
+        )
         if result.returncode == 0 and result.stdout.strip():
             return Path(result.stdout.strip())
     return Path.home() / ".pyenv"
 
 
 def _patch_level(path: Path) -> tuple[int, ...]:
-    return tuple(int(part) if part.isdigit() else -1 for part in path.parent.parent.name.split("."))
+    return tuple(
+        int(part) if part.isdigit() else -1
+        for part in path.parent.parent.name.split(".")
+    )
 
 
 def uv_python_dir() -> Path:
@@ -54,11 +65,20 @@ def uv_python_dir() -> Path:
 
 def candidates(version: str) -> list[Path]:
     """Where a Python ``version`` may be, most preferred first: pyenv's, PATH's, uv's."""
-    found = sorted(pyenv_root().glob(f"versions/{version}.*/bin/python{version}"), key=_patch_level, reverse=True)
+    found = sorted(
+        pyenv_root().glob(f"versions/{version}.*/bin/python{version}"),
+        key=_patch_level,
+        reverse=True,
+    )
     on_path = shutil.which(f"python{version}")
     if on_path:
         found.append(Path(on_path))
-    found.extend(sorted(uv_python_dir().glob(f"cpython-{version}.*/bin/python{version}"), reverse=True))
+    found.extend(
+        sorted(
+            uv_python_dir().glob(f"cpython-{version}.*/bin/python{version}"),
+            reverse=True,
+        )
+    )
     return found
 
 
@@ -88,7 +108,10 @@ def main(argv: list[str]) -> int:
     if len(argv) == 2 and argv[0] == "find":
         found = find_python(argv[1])
         if found is None:
-            print(f"no Python {argv[1]} found (looked in {pyenv_root()}/versions and on PATH)", file=sys.stderr)
+            print(
+                f"no Python {argv[1]} found (looked in {pyenv_root()}/versions and on PATH)",
+                file=sys.stderr,
+            )
             return 1
         print(found)
         return 0

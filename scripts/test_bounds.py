@@ -26,7 +26,10 @@ from pathlib import Path
 from pythons import ROOT, find_python, supported_versions
 
 UV = ROOT / ".uv" / "bin" / "uv"
-ENDS = {"lowest": ["--resolution", "lowest-direct"], "highest": ["--resolution", "highest", "--refresh"]}
+ENDS = {
+    "lowest": ["--resolution", "lowest-direct"],
+    "highest": ["--resolution", "highest", "--refresh"],
+}
 TOOL_GROUPS = ("test", "lint", "bench")
 
 
@@ -44,33 +47,75 @@ def runtime_names() -> list[str]:
 def locked_tool_pins() -> list[str]:
     """``name==version`` for each package the dependency groups name, as uv.lock pins it."""
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    wanted = {_name(req) for group in TOOL_GROUPS for req in pyproject["dependency-groups"][group]}
+    wanted = {
+        _name(req)
+        for group in TOOL_GROUPS
+        for req in pyproject["dependency-groups"][group]
+    }
     locked = tomllib.loads((ROOT / "uv.lock").read_text())["package"]
-    return sorted(f"{package['name']}=={package['version']}" for package in locked if package["name"] in wanted)
+    return sorted(
+        f"{package['name']}=={package['version']}"
+        for package in locked
+        if package["name"] in wanted
+    )
 
 
 def installed_versions(python: Path, names: list[str]) -> dict[str, str]:
     code = "import importlib.metadata as m, sys\nfor n in sys.argv[1:]: print(n, m.version(n))"
-    out = subprocess.run([str(python), "-c", code, *names], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [str(python), "-c", code, *names], capture_output=True, text=True, check=True
+    ).stdout
     return dict(line.split(" ", 1) for line in out.splitlines())
 
 
-def run_end(end: str, version: str, interpreter: Path, pytest_args: list[str]) -> tuple[bool, dict[str, str]]:
+def run_end(
+    end: str, version: str, interpreter: Path, pytest_args: list[str]
+) -> tuple[bool, dict[str, str]]:
     venv = ROOT / f".venv-bounds-{end}-{version}"
     env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
     env.pop("UV_PROJECT_ENVIRONMENT", None)
-    subprocess.run([str(UV), "venv", "--quiet", "--clear", "--python", str(interpreter), str(venv)], env=env, check=True)
+    subprocess.run(
+        [
+            str(UV),
+            "venv",
+            "--quiet",
+            "--clear",
+            "--python",
+            str(interpreter),
+            str(venv),
+        ],
+        env=env,
+        check=True,
+    )
     python = venv / "bin" / "python"
-    with tempfile.NamedTemporaryFile("w", suffix=".txt", prefix="rawws-tools-") as tools:
+    with tempfile.NamedTemporaryFile(
+        "w", suffix=".txt", prefix="rawws-tools-"
+    ) as tools:
         tools.write("\n".join(locked_tool_pins()) + "\n")
         tools.flush()
-        install = [str(UV), "pip", "install", "--quiet", "--python", str(python), *ENDS[end], "-e", str(ROOT)]
+        install = [
+            str(UV),
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            str(python),
+            *ENDS[end],
+            "-e",
+            str(ROOT),
+        ]
         install += ["-r", tools.name]
         if subprocess.run(install, env=env, check=False).returncode != 0:
             return False, {}
     versions = installed_versions(python, runtime_names())
-    print(f"test-bounds: {end} on Python {version}: " + ", ".join(f"{n} {v}" for n, v in versions.items()), flush=True)
-    result = subprocess.run([str(python), "-m", "pytest", *pytest_args], cwd=ROOT, check=False)
+    print(
+        f"test-bounds: {end} on Python {version}: "
+        + ", ".join(f"{n} {v}" for n, v in versions.items()),
+        flush=True,
+    )
+    result = subprocess.run(
+        [str(python), "-m", "pytest", *pytest_args], cwd=ROOT, check=False
+    )
     return result.returncode == 0, versions
 
 
@@ -93,8 +138,13 @@ def main(argv: list[str]) -> int:
                 continue
             passed, resolved = run_end(end, version, interpreter, argv)
             failed |= not passed
-            pins = ", ".join(f"{name} {resolved[name]}" for name in resolved) or "did not install"
-            rows.append(f"| {end} | {version} | {'passed' if passed else 'FAILED'} | {pins} |")
+            pins = (
+                ", ".join(f"{name} {resolved[name]}" for name in resolved)
+                or "did not install"
+            )
+            rows.append(
+                f"| {end} | {version} | {'passed' if passed else 'FAILED'} | {pins} |"
+            )
     print("\n| end | Python | tests | runtime dependencies |\n|---|---|---|---|")
     print("\n".join(rows))
     return 1 if failed else 0

@@ -20,13 +20,23 @@ UV = ROOT / ".uv" / "bin" / "uv"
 
 def run_on(version: str, python: str, pytest_args: list[str]) -> int:
     venv = ROOT / f".venv-{version}"
-    env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv), "UV_PYTHON_DOWNLOADS": "never"}
+    env = {
+        **os.environ,
+        "UV_PROJECT_ENVIRONMENT": str(venv),
+        "UV_PYTHON_DOWNLOADS": "never",
+    }
     sync = [str(UV), "sync", "--locked", "--quiet", "--all-groups", "--python", python]
     if subprocess.run(sync, cwd=ROOT, env=env, check=False).returncode != 0:
-        print(f"test-pythons: cannot install the lock into {venv.name}", file=sys.stderr)
+        print(
+            f"test-pythons: cannot install the lock into {venv.name}", file=sys.stderr
+        )
         return 1
     print(f"test-pythons: the tests on Python {version} ({python})", flush=True)
-    return subprocess.run([str(venv / "bin" / "python"), "-m", "pytest", *pytest_args], cwd=ROOT, check=False).returncode
+    return subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pytest", *pytest_args],
+        cwd=ROOT,
+        check=False,
+    ).returncode
 
 
 def main(argv: list[str]) -> int:
@@ -42,10 +52,16 @@ def main(argv: list[str]) -> int:
         if python is None:
             where = f"{pyenv_root()}/versions/{version}.* or python{version} on PATH"
             if os.environ.get("CI") == "true":
-                print(f"test-pythons: no Python {version} ({where}); CI runs every supported one", file=sys.stderr)
+                print(
+                    f"test-pythons: no Python {version} ({where}); CI runs every supported one",
+                    file=sys.stderr,
+                )
                 failed.append(version)
             else:
-                print(f"test-pythons: skipped Python {version}: not found ({where})", file=sys.stderr)
+                print(
+                    f"test-pythons: skipped Python {version}: not found ({where})",
+                    file=sys.stderr,
+                )
             continue
         if run_on(version, str(python), argv) != 0:
             failed.append(version)

@@ -47,7 +47,9 @@ class HeldSockets:
     longest_held_s: float = 0.0
 
 
-async def hold(port: int, count: int, *, trickle: bool, give_up_s: float) -> HeldSockets:
+async def hold(
+    port: int, count: int, *, trickle: bool, give_up_s: float
+) -> HeldSockets:
     """``count`` sockets that send a request head one byte a second (``trickle``) or nothing at all."""
     result = HeldSockets()
 
@@ -59,6 +61,7 @@ async def hold(port: int, count: int, *, trickle: bool, give_up_s: float) -> Hel
         result.opened += 1
         began = time.monotonic()
         head = b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200
+
         async def until_closed() -> None:
             while await reader.read(4096):
                 pass
@@ -94,7 +97,9 @@ class SlowReader:
     tcp_dropped: bool = False
 
 
-async def slow_reader(port: int, token: str, room: str) -> tuple[socket.socket, SlowReader]:
+async def slow_reader(
+    port: int, token: str, room: str
+) -> tuple[socket.socket, SlowReader]:
     """A chat connection on a socket with a 4 KiB receive buffer that joins ``room`` and never reads."""
     loop = asyncio.get_running_loop()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -109,11 +114,15 @@ async def slow_reader(port: int, token: str, room: str) -> tuple[socket.socket, 
             if not chunk:
                 raise ConnectionError("slow reader: refused")
             data += chunk
-    await loop.sock_sendall(sock, masked(0x1, json.dumps({"type": "join", "room": room}).encode()))
+    await loop.sock_sendall(
+        sock, masked(0x1, json.dumps({"type": "join", "room": room}).encode())
+    )
     return sock, SlowReader(joined_at=time.monotonic())
 
 
-async def drain_slow_reader(sock: socket.socket, seen: SlowReader, timeout_s: float) -> None:
+async def drain_slow_reader(
+    sock: socket.socket, seen: SlowReader, timeout_s: float
+) -> None:
     """Read what the server left: a 1008 close frame (if it got out) then EOF or a reset."""
     loop = asyncio.get_running_loop()
     tail = b""
@@ -149,7 +158,7 @@ HOSTILE_TEXT = [
     b'{"type": "nope"}',
     b'{"type": "join", "room": "../../etc"}',
     b'{"type": "say", "room": "lobby", "text": 12}',
-    b"\"" + b"\\u0000" * 100 + b"\"",
+    b'"' + b"\\u0000" * 100 + b'"',
     b'{"type": "history", "room": "lobby", "before": 99999999999999999999999}',
 ]
 
@@ -179,13 +188,19 @@ async def hostile(port: int, token: str, stop: asyncio.Event, per_s: int) -> Hos
                 n += 1
                 writer.write(masked(0x1, payload))
                 result.frames_sent += 1
-            writer.write(masked(0x1, b"\xff\xfe invalid utf-8") if n % 2 else masked(0x3, b"reserved opcode"))
+            writer.write(
+                masked(0x1, b"\xff\xfe invalid utf-8")
+                if n % 2
+                else masked(0x3, b"reserved opcode")
+            )
             result.frames_sent += 1
             await writer.drain()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(2):
                     while chunk := await reader.read(65536):
-                        result.replies += chunk.count(b'"type":"error"') + chunk.count(b"\x88")
+                        result.replies += chunk.count(b'"type":"error"') + chunk.count(
+                            b"\x88"
+                        )
         except (OSError, asyncio.IncompleteReadError, TimeoutError):
             pass
         finally:

@@ -21,11 +21,21 @@ class Books:
     """One client's accounts. Sent refs end in exactly one of acked, refused or unresolved."""
 
     name: str
-    acked: dict[str, tuple[str, int, str]] = field(default_factory=dict)  # ref → (room, id, text)
-    refused: dict[str, str] = field(default_factory=dict)  # ref → error code (unavailable, rate_limited…)
-    unresolved: dict[str, tuple[str, str]] = field(default_factory=dict)  # ref → (room, text): dropped unanswered
-    received: dict[str, list[int]] = field(default_factory=dict)  # room → ids in arrival order
-    base: dict[str, int] = field(default_factory=dict)  # room → the last id when first joined: owed all after it
+    acked: dict[str, tuple[str, int, str]] = field(
+        default_factory=dict
+    )  # ref → (room, id, text)
+    refused: dict[str, str] = field(
+        default_factory=dict
+    )  # ref → error code (unavailable, rate_limited…)
+    unresolved: dict[str, tuple[str, str]] = field(
+        default_factory=dict
+    )  # ref → (room, text): dropped unanswered
+    received: dict[str, list[int]] = field(
+        default_factory=dict
+    )  # room → ids in arrival order
+    base: dict[str, int] = field(
+        default_factory=dict
+    )  # room → the last id when first joined: owed all after it
     texts: dict[tuple[str, int], str] = field(default_factory=dict)
     sent = 0
     reconnects = 0
@@ -33,7 +43,15 @@ class Books:
 
 
 class ChatClient:
-    def __init__(self, name: str, token: str, port: int, rooms: list[str], *, text_chars: int = TEXT_PAD) -> None:
+    def __init__(
+        self,
+        name: str,
+        token: str,
+        port: int,
+        rooms: list[str],
+        *,
+        text_chars: int = TEXT_PAD,
+    ) -> None:
         self.name = name
         self.token = token
         self.port = port
@@ -45,7 +63,12 @@ class ChatClient:
         self._seq = itertools.count(1)
         self.connected = asyncio.Event()
 
-    async def run(self, stop: asyncio.Event, interval_s: float, sending: asyncio.Event | None = None) -> None:
+    async def run(
+        self,
+        stop: asyncio.Event,
+        interval_s: float,
+        sending: asyncio.Event | None = None,
+    ) -> None:
         rng = random.Random(self.name)
         while not stop.is_set():
             try:
@@ -91,11 +114,19 @@ class ChatClient:
                     text = f"{ref}:".ljust(self.text_chars, "x")
                     self._pending[ref] = (room, text)
                     self.books.sent += 1
-                    await ws.send(json.dumps({"type": "say", "room": room, "text": text, "ref": ref}))
+                    await ws.send(
+                        json.dumps(
+                            {"type": "say", "room": room, "text": text, "ref": ref}
+                        )
+                    )
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(reader), interval_s * (0.5 + rng.random()))
+                    await asyncio.wait_for(
+                        asyncio.shield(reader), interval_s * (0.5 + rng.random())
+                    )
             if stop.is_set():
-                await self._settle()  # every ack of what was said comes back before the books close
+                await (
+                    self._settle()
+                )  # every ack of what was said comes back before the books close
         finally:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -119,16 +150,24 @@ class ChatClient:
                     self.books.received.setdefault(room, []).append(message_id)
                     self.books.texts[(room, message_id)] = frame["text"]
                     last = self.last[room]
-                    self.last[room] = message_id if last is None else max(last, message_id)
+                    self.last[room] = (
+                        message_id if last is None else max(last, message_id)
+                    )
             elif kind == "joined":
                 room = frame["room"]
-                if self.last.get(room, 0) is None:  # the first join: history starts after what exists
+                if (
+                    self.last.get(room, 0) is None
+                ):  # the first join: history starts after what exists
                     self.last[room] = int(frame["last_id"])
                     self.books.base[room] = int(frame["last_id"])
             elif kind == "ack":
                 pending = self._pending.pop(frame.get("ref"), None)
                 if pending is not None:
-                    self.books.acked[frame["ref"]] = (frame["room"], int(frame["id"]), pending[1])
+                    self.books.acked[frame["ref"]] = (
+                        frame["room"],
+                        int(frame["id"]),
+                        pending[1],
+                    )
             elif kind == "error":
                 ref = frame.get("ref")
                 if ref in self._pending:

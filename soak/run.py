@@ -17,7 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.perfkit import chat_token, free_port
-from soak.attacks import HeldSockets, Hostile, SlowReader, drain_slow_reader, hold, hostile, slow_reader
+from soak.attacks import (
+    HeldSockets,
+    Hostile,
+    SlowReader,
+    drain_slow_reader,
+    hold,
+    hostile,
+    slow_reader,
+)
 from soak.clients import Books, ChatClient
 from soak.profiles import Profile
 
@@ -36,17 +44,38 @@ class Server:
     data_dir: str
     db_url: str | None
     process: subprocess.Popen[bytes] | None = None
-    log: Path = field(default_factory=lambda: Path(tempfile.mkstemp(prefix="rawws-soak-", suffix=".log")[1]))
+    log: Path = field(
+        default_factory=lambda: Path(
+            tempfile.mkstemp(prefix="rawws-soak-", suffix=".log")[1]
+        )
+    )
     rss_peak_kib: int = 0
     starts: int = 0
 
     def start(self) -> None:
-        command = [sys.executable, "-m", "rawws", "serve", "--port", str(self.port), "--data-dir", self.data_dir]
-        command += ["--log-level", "WARNING", *SERVER_FLAGS] + (["--db", self.db_url] if self.db_url else [])
+        command = [
+            sys.executable,
+            "-m",
+            "rawws",
+            "serve",
+            "--port",
+            str(self.port),
+            "--data-dir",
+            self.data_dir,
+        ]
+        command += ["--log-level", "WARNING", *SERVER_FLAGS] + (
+            ["--db", self.db_url] if self.db_url else []
+        )
         env = {k: v for k, v in os.environ.items() if not k.startswith("RAWWS_")}
-        env["RAWWS_LOGINS_PER_MINUTE_PER_ADDRESS"] = env["RAWWS_LOGINS_PER_MINUTE_PER_USER"] = "1000000"
+        env["RAWWS_LOGINS_PER_MINUTE_PER_ADDRESS"] = env[
+            "RAWWS_LOGINS_PER_MINUTE_PER_USER"
+        ] = "1000000"
         # argon2id still, but cheap: the soak registers dozens of users and is about the chat, not hashing.
-        env.update(RAWWS_ARGON2_TIME_COST="1", RAWWS_ARGON2_MEMORY_KIB="8192", RAWWS_ARGON2_PARALLELISM="1")
+        env.update(
+            RAWWS_ARGON2_TIME_COST="1",
+            RAWWS_ARGON2_MEMORY_KIB="8192",
+            RAWWS_ARGON2_PARALLELISM="1",
+        )
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=log, env=env)
         self.starts += 1
@@ -56,7 +85,9 @@ class Server:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
                 return
             if self.process.poll() is not None:
-                raise RuntimeError(f"rawws serve exited with {self.process.returncode}; see {self.log}")
+                raise RuntimeError(
+                    f"rawws serve exited with {self.process.returncode}; see {self.log}"
+                )
             time.sleep(0.05)
         raise RuntimeError("rawws serve did not listen within 30 s")
 
@@ -68,14 +99,19 @@ class Server:
     def rss_kib(self) -> int:
         if self.process is None or self.process.poll() is not None:
             return 0
-        with contextlib.suppress(OSError), open(f"/proc/{self.process.pid}/status") as status:
+        with (
+            contextlib.suppress(OSError),
+            open(f"/proc/{self.process.pid}/status") as status,
+        ):
             for line in status:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1])
         return 0
 
     def healthz(self) -> dict[str, int]:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=5) as answer:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{self.port}/healthz", timeout=5
+        ) as answer:
             payload: dict[str, int] = json.load(answer)
             return payload
 
@@ -96,17 +132,24 @@ async def postgres_outage(db_url: str, seconds: float) -> None:
     import sqlalchemy as sa
 
     url = sa.engine.make_url(db_url)
-    admin = await asyncpg.connect(host=url.host, port=url.port, user=url.username, database="postgres")
+    admin = await asyncpg.connect(
+        host=url.host, port=url.port, user=url.username, database="postgres"
+    )
     try:
         await admin.execute(f'ALTER DATABASE "{url.database}" ALLOW_CONNECTIONS false')
-        await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", url.database)
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+            url.database,
+        )
         await asyncio.sleep(seconds)
     finally:
         await admin.execute(f'ALTER DATABASE "{url.database}" ALLOW_CONNECTIONS true')
         await admin.close()
 
 
-async def stored_messages(db_url: str | None, data_dir: str, rooms: list[str]) -> dict[tuple[str, int], str]:
+async def stored_messages(
+    db_url: str | None, data_dir: str, rooms: list[str]
+) -> dict[tuple[str, int], str]:
     from rawws.store import open_store, sqlite_url
 
     store = await open_store(db_url or sqlite_url(data_dir))
@@ -122,12 +165,19 @@ async def stored_messages(db_url: str | None, data_dir: str, rooms: list[str]) -
         await store.close()
 
 
-def account(books: list[Books], stored: dict[tuple[str, int], str], outcome: Outcome) -> None:
+def account(
+    books: list[Books], stored: dict[tuple[str, int], str], outcome: Outcome
+) -> None:
     """Exact accounting: every ack against the store, every client's deliveries against the store."""
     acked = {(room, mid): text for b in books for room, mid, text in b.acked.values()}
     lost = sum(1 for key, text in acked.items() if stored.get(key) != text)
     stored_texts = set(stored.values())
-    unresolved_stored = sum(1 for b in books for _room, text in b.unresolved.values() if text in stored_texts)
+    unresolved_stored = sum(
+        1
+        for b in books
+        for _room, text in b.unresolved.values()
+        if text in stored_texts
+    )
     duplicates = out_of_order = missed = delivered = 0
     by_room: dict[str, list[int]] = {}
     for room, mid in stored:
@@ -136,11 +186,17 @@ def account(books: list[Books], stored: dict[tuple[str, int], str], outcome: Out
         for room, ids in b.received.items():
             delivered += len(ids)
             duplicates += len(ids) - len(set(ids))
-            out_of_order += sum(1 for earlier, later in zip(ids, ids[1:], strict=False) if later <= earlier)
+            out_of_order += sum(
+                1
+                for earlier, later in zip(ids, ids[1:], strict=False)
+                if later <= earlier
+            )
             base, top = b.base.get(room, 0), max(ids)
             owed = {mid for mid in by_room.get(room, []) if base < mid <= top}
             missed += len(owed - set(ids))
-            wrong_text = sum(1 for mid in set(ids) if b.texts[(room, mid)] != stored.get((room, mid)))
+            wrong_text = sum(
+                1 for mid in set(ids) if b.texts[(room, mid)] != stored.get((room, mid))
+            )
             duplicates += wrong_text  # a delivered text that is not the stored one counts as a corruption
     outcome.figures.update(
         said=sum(b.sent for b in books),
@@ -180,24 +236,45 @@ async def _run(profile: Profile, server: Server, outcome: Outcome) -> None:
     loop = asyncio.get_running_loop()
     rooms = [f"room{n}" for n in range(profile.rooms)]
     names = [f"soak{n}" for n in range(profile.clients)]
-    tokens = await asyncio.gather(*(loop.run_in_executor(None, chat_token, server.port, n, PASSWORD) for n in names))
+    tokens = await asyncio.gather(
+        *(
+            loop.run_in_executor(None, chat_token, server.port, n, PASSWORD)
+            for n in names
+        )
+    )
     clients = [
-        ChatClient(name, token, server.port, [rooms[i % len(rooms)], rooms[(i + 1) % len(rooms)]])
+        ChatClient(
+            name,
+            token,
+            server.port,
+            [rooms[i % len(rooms)], rooms[(i + 1) % len(rooms)]],
+        )
         for i, (name, token) in enumerate(zip(names, tokens, strict=True))
     ]
     flood_room = "flood"
-    flooder_tokens = [await loop.run_in_executor(None, chat_token, server.port, f"flood{n}", PASSWORD) for n in range(profile.flooders)]
+    flooder_tokens = [
+        await loop.run_in_executor(None, chat_token, server.port, f"flood{n}", PASSWORD)
+        for n in range(profile.flooders)
+    ]
     flooders = [
-        ChatClient(f"flood{n}", token, server.port, [flood_room], text_chars=BIG_TEXT_CHARS)
+        ChatClient(
+            f"flood{n}", token, server.port, [flood_room], text_chars=BIG_TEXT_CHARS
+        )
         for n, token in enumerate(flooder_tokens)
     ]
-    slow_token = await loop.run_in_executor(None, chat_token, server.port, "slowreader", PASSWORD)
-    hostile_token = await loop.run_in_executor(None, chat_token, server.port, "hostile", PASSWORD)
+    slow_token = await loop.run_in_executor(
+        None, chat_token, server.port, "slowreader", PASSWORD
+    )
+    hostile_token = await loop.run_in_executor(
+        None, chat_token, server.port, "hostile", PASSWORD
+    )
 
     stop, flood_on = asyncio.Event(), asyncio.Event()
     tasks = [asyncio.create_task(c.run(stop, profile.say_interval_s)) for c in clients]
     tasks += [asyncio.create_task(f.run(stop, 0.11, flood_on)) for f in flooders]
-    hostile_task = asyncio.create_task(hostile(server.port, hostile_token, stop, profile.hostile_per_s))
+    hostile_task = asyncio.create_task(
+        hostile(server.port, hostile_token, stop, profile.hostile_per_s)
+    )
     began = time.monotonic()
 
     async def sample_rss() -> None:
@@ -219,7 +296,9 @@ async def _run(profile: Profile, server: Server, outcome: Outcome) -> None:
     deadline = began + profile.duration_s * (profile.sigterm_at - 0.05)
     while time.monotonic() < deadline:
         slow_peak_kib = max(slow_peak_kib, server.rss_kib())
-        if (await loop.run_in_executor(None, server.healthz))["slow_consumers_closed"] >= 1:
+        if (await loop.run_in_executor(None, server.healthz))[
+            "slow_consumers_closed"
+        ] >= 1:
             slow.closed_at = time.monotonic()
             break
         await asyncio.sleep(0.1)
@@ -231,12 +310,16 @@ async def _run(profile: Profile, server: Server, outcome: Outcome) -> None:
         phases.append(("outage", profile.outage_at))
     stops: dict[str, int] = {}
     for phase, at in phases:
-        await asyncio.sleep(max(0.0, began + profile.duration_s * at - time.monotonic()))
+        await asyncio.sleep(
+            max(0.0, began + profile.duration_s * at - time.monotonic())
+        )
         if phase == "outage":
             assert server.db_url is not None
             await postgres_outage(server.db_url, profile.outage_s)
             continue
-        stops[phase] = await loop.run_in_executor(None, server.stop, signal.SIGTERM if phase == "sigterm" else signal.SIGKILL)
+        stops[phase] = await loop.run_in_executor(
+            None, server.stop, signal.SIGTERM if phase == "sigterm" else signal.SIGKILL
+        )
         server.start()
     await asyncio.sleep(max(0.0, began + profile.duration_s - time.monotonic()))
     stop.set()
@@ -248,7 +331,18 @@ async def _run(profile: Profile, server: Server, outcome: Outcome) -> None:
 
     stored = await stored_messages(server.db_url, server.data_dir, [*rooms, flood_room])
     account([c.books for c in clients + flooders], stored, outcome)
-    _report_attacks(outcome, server, slow, loris, silent, hostile_result, stops, alive, baseline_kib, slow_peak_kib)
+    _report_attacks(
+        outcome,
+        server,
+        slow,
+        loris,
+        silent,
+        hostile_result,
+        stops,
+        alive,
+        baseline_kib,
+        slow_peak_kib,
+    )
 
 
 def _report_attacks(
@@ -267,13 +361,21 @@ def _report_attacks(
     figures["sigterm_exit_code"] = stops.get("sigterm")
     figures["sigkill_exit_code"] = stops.get("sigkill")
     figures["server_starts"] = server.starts
-    figures["slow_reader_closed_after_s"] = round(slow.closed_at - slow.joined_at, 1) if slow.closed_at else None
+    figures["slow_reader_closed_after_s"] = (
+        round(slow.closed_at - slow.joined_at, 1) if slow.closed_at else None
+    )
     figures["slow_reader_saw_1008"] = slow.saw_close_frame
     figures["slow_reader_tcp_dropped"] = slow.tcp_dropped
-    figures["rss_growth_while_slow_reader_mib"] = round(max(0, slow_peak_kib - baseline_kib) / 1024, 1)
+    figures["rss_growth_while_slow_reader_mib"] = round(
+        max(0, slow_peak_kib - baseline_kib) / 1024, 1
+    )
     figures["rss_peak_mib"] = round(server.rss_peak_kib / 1024, 1)
-    figures["slowloris_closed"] = f"{loris.closed_by_server}/{loris.opened} (longest {loris.longest_held_s:.1f} s)"
-    figures["silent_closed"] = f"{silent.closed_by_server}/{silent.opened} (longest {silent.longest_held_s:.1f} s)"
+    figures["slowloris_closed"] = (
+        f"{loris.closed_by_server}/{loris.opened} (longest {loris.longest_held_s:.1f} s)"
+    )
+    figures["silent_closed"] = (
+        f"{silent.closed_by_server}/{silent.opened} (longest {silent.longest_held_s:.1f} s)"
+    )
     figures["hostile_frames"] = hostile_result.frames_sent
     figures["hostile_connections"] = hostile_result.connections
     figures["server_alive_at_end"] = alive
@@ -281,7 +383,10 @@ def _report_attacks(
         outcome.failures.append("the slow reader was never closed")
     if not slow.tcp_dropped:
         outcome.failures.append("the slow reader's TCP connection was not dropped")
-    if loris.closed_by_server != loris.opened or silent.closed_by_server != silent.opened:
+    if (
+        loris.closed_by_server != loris.opened
+        or silent.closed_by_server != silent.opened
+    ):
         outcome.failures.append("a slowloris or silent socket was held open")
     if not alive:
         outcome.failures.append("the server is not running at the end")
@@ -293,8 +398,16 @@ def _report_attacks(
 
 def table(outcome: Outcome) -> str:
     width = max(len(name) for name in outcome.figures)
-    lines = [f"rawws soak — profile {outcome.profile}, {outcome.database}", "-" * (width + 24)]
-    lines += [f"{name.replace('_', ' '):<{width}}  {value}" for name, value in outcome.figures.items()]
+    lines = [
+        f"rawws soak — profile {outcome.profile}, {outcome.database}",
+        "-" * (width + 24),
+    ]
+    lines += [
+        f"{name.replace('_', ' '):<{width}}  {value}"
+        for name, value in outcome.figures.items()
+    ]
     lines.append("-" * (width + 24))
-    lines.append("PASS" if not outcome.failures else "FAIL: " + "; ".join(outcome.failures))
+    lines.append(
+        "PASS" if not outcome.failures else "FAIL: " + "; ".join(outcome.failures)
+    )
     return "\n".join(lines)

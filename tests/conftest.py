@@ -20,13 +20,22 @@ StartServer = Callable[..., Awaitable[Server]]
 
 
 # argon2id still, but cheap: tests register and log in often.
-CHEAP_ARGON2 = {"argon2_time_cost": 1, "argon2_memory_kib": 8 * 1024, "argon2_parallelism": 1}
+CHEAP_ARGON2 = {
+    "argon2_time_cost": 1,
+    "argon2_memory_kib": 8 * 1024,
+    "argon2_parallelism": 1,
+}
 # Every test client comes from 127.0.0.1: the per-address limits are tested on their own, with small values.
-ONE_ADDRESS = {"registrations_per_hour_per_address": 100_000, "websockets_per_address": 100_000}
+ONE_ADDRESS = {
+    "registrations_per_hour_per_address": 100_000,
+    "websockets_per_address": 100_000,
+}
 
 
 @pytest.fixture
-async def start_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[StartServer]:
+async def start_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[StartServer]:
     """Start full ``Server``s on 127.0.0.1:0 (with ``/echo``, a fresh SQLite data dir unless told
     otherwise); every one is shut down after the test."""
     servers: list[Server] = []

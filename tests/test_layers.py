@@ -13,7 +13,17 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "rawws"
-IO_MODULES = {"asyncio", "socket", "ssl", "selectors", "sqlite3", "sqlalchemy", "asyncpg", "redis", "aiosqlite"}
+IO_MODULES = {
+    "asyncio",
+    "socket",
+    "ssl",
+    "selectors",
+    "sqlite3",
+    "sqlalchemy",
+    "asyncpg",
+    "redis",
+    "aiosqlite",
+}
 #: The library: the WebSocket implementation anyone can use (`rawws.serve`, `rawws.connect`, `rawws.broadcast`).
 LIBRARY = ("core", "server", "client")
 #: The apps built on it: the chat service and what stands behind it, the chat clients, the command line.
@@ -74,7 +84,12 @@ def test_core_does_no_io(path):
 )
 def test_layer_imports_only_below_itself(path):
     forbidden = FORBIDDEN_LAYERS[path.relative_to(PACKAGE).parts[0]]
-    wrong = {name for name in imported_modules(path) for prefix in forbidden if within(name, prefix)}
+    wrong = {
+        name
+        for name in imported_modules(path)
+        for prefix in forbidden
+        if within(name, prefix)
+    }
     assert not wrong, f"{path.relative_to(PACKAGE)} imports {sorted(wrong)}"
 
 
@@ -82,7 +97,9 @@ def test_nothing_imports_the_cli():
     for path in PACKAGE.rglob("*.py"):
         if path.relative_to(PACKAGE).parts[0] == "cli" or path.name == "__main__.py":
             continue
-        assert not any(within(name, "rawws.cli") for name in imported_modules(path)), path
+        assert not any(within(name, "rawws.cli") for name in imported_modules(path)), (
+            path
+        )
 
 
 def test_every_folder_has_its_rule():
@@ -91,11 +108,25 @@ def test_every_folder_has_its_rule():
 
 def test_only_a_handful_of_modules_sit_outside_the_layers():
     loose = sorted(path.name for path in PACKAGE.glob("*.py"))
-    assert loose == ["__init__.py", "__main__.py", "_version.py", "config.py", "errors.py"]
-    folders = sorted(path.name for path in PACKAGE.iterdir() if path.is_dir() and (path / "__init__.py").exists())
+    assert loose == [
+        "__init__.py",
+        "__main__.py",
+        "_version.py",
+        "config.py",
+        "errors.py",
+    ]
+    folders = sorted(
+        path.name
+        for path in PACKAGE.iterdir()
+        if path.is_dir() and (path / "__init__.py").exists()
+    )
     assert set(folders) <= set(LAYERS), folders
 
 
 def test_no_module_is_over_500_lines():
-    long = {str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text().splitlines())) > 500}
+    long = {
+        str(p.relative_to(PACKAGE)): n
+        for p in PACKAGE.rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > 500
+    }
     assert not long, long

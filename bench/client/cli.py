@@ -30,7 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--protocol", choices=["ws", "floor"], default="ws")
     parser.add_argument("--server-pid", type=int, required=True)
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
-    parser.add_argument("--params", default="{}", help="JSON object of counts (see bench/harness.py PROFILES)")
+    parser.add_argument(
+        "--params",
+        default="{}",
+        help="JSON object of counts (see bench/harness.py PROFILES)",
+    )
     args = parser.parse_args(argv)
     p = json.loads(args.params)
     raise_nofile()
@@ -54,7 +58,12 @@ def main(argv: list[str] | None = None) -> int:
         # each scenario's call is bound now (functools.partial), not looked up when it runs
         if name == "memory":
             steps, concurrency = p["memory_steps"], p["memory_concurrency"]
-            emit(name, partial(memory_benchmark, target, pid, steps=steps, concurrency=concurrency))
+            emit(
+                name,
+                partial(
+                    memory_benchmark, target, pid, steps=steps, concurrency=concurrency
+                ),
+            )
         elif name in ("echo64", "echo16k"):
             emit(
                 name,
@@ -72,7 +81,17 @@ def main(argv: list[str] | None = None) -> int:
             )
         elif name == "rtt":
             warmup, count = p["rtt_warmup"], p["rtt_count"]
-            emit(name, partial(rtt_benchmark, target, size=64, warmup=warmup, count=count, timeout_s=30.0))
+            emit(
+                name,
+                partial(
+                    rtt_benchmark,
+                    target,
+                    size=64,
+                    warmup=warmup,
+                    count=count,
+                    timeout_s=30.0,
+                ),
+            )
         elif name == "handshakes":
             emit(
                 name,

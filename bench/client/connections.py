@@ -11,7 +11,14 @@ import select
 import socket
 import time
 
-from bench.client.common import EPOLLIN, EPOLLOUT, GUID, Target, ValidationError, new_socket
+from bench.client.common import (
+    EPOLLIN,
+    EPOLLOUT,
+    GUID,
+    Target,
+    ValidationError,
+    new_socket,
+)
 from bench.client.frames import CLOSE_1000
 
 
@@ -33,14 +40,20 @@ class Handshake:
                 name, _, value = line.partition(b":")
                 headers[name.strip().lower()] = value.strip()
         if headers.get(b"sec-websocket-accept") != self.accept:
-            raise ValidationError(f"bad Sec-WebSocket-Accept: {headers.get(b'sec-websocket-accept')!r}")
+            raise ValidationError(
+                f"bad Sec-WebSocket-Accept: {headers.get(b'sec-websocket-accept')!r}"
+            )
         if b"sec-websocket-extensions" in headers:
-            raise ValidationError(f"server negotiated an extension: {headers[b'sec-websocket-extensions']!r}")
+            raise ValidationError(
+                f"server negotiated an extension: {headers[b'sec-websocket-extensions']!r}"
+            )
 
 
 def check_close_reply(buf: bytes) -> None:
     if len(buf) < 4 or buf[0] != 0x88 or int.from_bytes(buf[2:4], "big") != 1000:
-        raise ValidationError(f"expected a close frame with 1000, got {bytes(buf[:16])!r}")
+        raise ValidationError(
+            f"expected a close frame with 1000, got {bytes(buf[:16])!r}"
+        )
 
 
 _CONNECTING, _UPGRADING, _CLOSING = 0, 1, 2
@@ -80,7 +93,9 @@ def open_connections(
                 started += 1
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise TimeoutError(f"opened {done} of {count} connections in {timeout_s:g}s")
+                raise TimeoutError(
+                    f"opened {done} of {count} connections in {timeout_s:g}s"
+                )
             for fd, _ev in ep.poll(min(remaining, 1.0)):
                 entry = pending[fd]
                 s = entry[0]
@@ -116,7 +131,9 @@ def open_connections(
                         continue
                     hs.check(bytes(buf[:end]))
                     if len(buf) > end + 4:
-                        raise ValidationError("bytes after the 101 before any message was sent")
+                        raise ValidationError(
+                            "bytes after the 101 before any message was sent"
+                        )
                     del buf[:]
                     if then_close:
                         s.send(CLOSE_1000)

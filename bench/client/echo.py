@@ -30,7 +30,14 @@ class EchoLoad:
     ``window`` replies, over and over, and checking it is a byte comparison.
     """
 
-    def __init__(self, target: Target, socks: list[socket.socket], size: int, window: int, seed: int) -> None:
+    def __init__(
+        self,
+        target: Target,
+        socks: list[socket.socket],
+        size: int,
+        window: int,
+        seed: int,
+    ) -> None:
         self.socks = socks
         self.window = window
         requests, replies = prebuilt_frames(target, size, window, seed)
@@ -99,7 +106,13 @@ class EchoLoad:
     def pump(self, until: float, max_received: int | None, sending: bool) -> None:
         """Handle replies until the monotonic time ``until``, ``max_received`` replies, or (not sending) none left."""
         ep, index, socks, inbuf = self.ep, self.index, self.socks, self.inbuf
-        idx, outstanding, rep_len, req_len, window = self.idx, self.outstanding, self.rep_len, self.req_len, self.window
+        idx, outstanding, rep_len, req_len, window = (
+            self.idx,
+            self.outstanding,
+            self.rep_len,
+            self.req_len,
+            self.window,
+        )
         exp2, req2 = memoryview(self.exp2), self.req2
         monotonic = time.monotonic
         received = self.received
@@ -120,18 +133,24 @@ class EchoLoad:
                         continue
                     data = socks[i].recv(RECV_SIZE)
                     if not data:
-                        raise ValidationError(f"server closed connection {i} in the middle of the load")
+                        raise ValidationError(
+                            f"server closed connection {i} in the middle of the load"
+                        )
                     buf = inbuf[i]
                     buf += data
                     k = len(buf) // rep_len
                     if not k:
                         continue
                     if k > outstanding[i]:
-                        raise ValidationError(f"connection {i}: {k} replies for {outstanding[i]} messages")
+                        raise ValidationError(
+                            f"connection {i}: {k} replies for {outstanding[i]} messages"
+                        )
                     n = k * rep_len
                     a = idx[i] * rep_len
                     if not buf.startswith(exp2[a : a + n]):  # a memcmp, no copies
-                        raise ValidationError(f"connection {i}: reply does not match the message sent")
+                        raise ValidationError(
+                            f"connection {i}: reply does not match the message sent"
+                        )
                     del buf[:n]
                     start = idx[i]
                     idx[i] = (start + k) % window
@@ -160,12 +179,16 @@ class EchoLoad:
         """Stop sending, take every reply still due, and check that nothing else comes."""
         self.pump(time.monotonic() + timeout_s, None, sending=False)
         if self.sent != self.received:
-            raise ValidationError(f"{self.sent - self.received} replies missing after {timeout_s:g}s")
+            raise ValidationError(
+                f"{self.sent - self.received} replies missing after {timeout_s:g}s"
+            )
         extra = [i for i, b in enumerate(self.inbuf) if b]
         for fd, _ev in self.ep.poll(0.05):
             extra.append(self.index[fd])
         if extra:
-            raise ValidationError(f"unexpected bytes after the last reply on connection(s) {sorted(set(extra))[:5]}")
+            raise ValidationError(
+                f"unexpected bytes after the last reply on connection(s) {sorted(set(extra))[:5]}"
+            )
 
 
 def echo_benchmark(
@@ -180,7 +203,9 @@ def echo_benchmark(
     max_messages: int,
     validation_windows: int = 3,
 ) -> dict:
-    socks, _ = open_connections(target, connections, min(connections, 50), timeout_s=30.0)
+    socks, _ = open_connections(
+        target, connections, min(connections, 50), timeout_s=30.0
+    )
     load = EchoLoad(target, socks, size, window, seed=size)
     try:
         # Validation before anything is timed: whole windows, every reply awaited, counted, compared.

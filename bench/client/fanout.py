@@ -34,7 +34,15 @@ class FanoutLoad:
     a close frame or anything else is an error.
     """
 
-    def __init__(self, target: Target, sender: socket.socket, receivers: list[socket.socket], size: int, k: int, seed: int) -> None:
+    def __init__(
+        self,
+        target: Target,
+        sender: socket.socket,
+        receivers: list[socket.socket],
+        size: int,
+        k: int,
+        seed: int,
+    ) -> None:
         self.ws = target.protocol == "ws"
         requests, replies = prebuilt_frames(target, size, k, seed)
         self.req_len = len(requests[0])
@@ -56,7 +64,9 @@ class FanoutLoad:
             s.setblocking(False)
             self.index[s.fileno()] = i
             self.ep.register(s.fileno(), EPOLLIN)
-        sender.settimeout(10.0)  # sendall blocks at most this long; reads happen only when epoll says so
+        sender.settimeout(
+            10.0
+        )  # sendall blocks at most this long; reads happen only when epoll says so
         self.index[sender.fileno()] = -1
         self.ep.register(sender.fileno(), EPOLLIN)
 
@@ -83,10 +93,18 @@ class FanoutLoad:
         partial = [i for i, b in enumerate(self.inbuf) if b]
         if partial:
             i = partial[0]
-            raise ValidationError(f"receiver {i}: {len(self.inbuf[i])} stray bytes after the last message {bytes(self.inbuf[i][:12])!r}")
+            raise ValidationError(
+                f"receiver {i}: {len(self.inbuf[i])} stray bytes after the last message {bytes(self.inbuf[i][:12])!r}"
+            )
 
     def _pump(self, deadline: float, *, until_complete: bool) -> None:
-        ep, index, receivers, inbuf, got = self.ep, self.index, self.receivers, self.inbuf, self.got
+        ep, index, receivers, inbuf, got = (
+            self.ep,
+            self.index,
+            self.receivers,
+            self.inbuf,
+            self.got,
+        )
         exp2, rep_len, k = self.exp2, self.rep_len, self.k
         monotonic = time.monotonic
         target = self.sent
@@ -109,7 +127,9 @@ class FanoutLoad:
                 data = receivers[i].recv(RECV_SIZE)
                 if not data:
                     left = f"; unread {bytes(inbuf[i][:16])!r}" if inbuf[i] else ""
-                    raise ValidationError(f"server closed receiver {i} ({got[i]} of {target} messages received{left})")
+                    raise ValidationError(
+                        f"server closed receiver {i} ({got[i]} of {target} messages received{left})"
+                    )
                 buf = inbuf[i]
                 buf += data
                 m = len(buf) // rep_len
@@ -118,7 +138,9 @@ class FanoutLoad:
                 g = got[i]
                 n = m * rep_len
                 a = (g % k) * rep_len
-                if g + m <= target and m <= k and buf.startswith(exp2[a : a + n]):  # a memcmp, no copies
+                if (
+                    g + m <= target and m <= k and buf.startswith(exp2[a : a + n])
+                ):  # a memcmp, no copies
                     del buf[:n]
                     got[i] = g + m
                 else:
@@ -139,7 +161,9 @@ class FanoutLoad:
             if len(buf) < rep_len:
                 return
             if got[i] >= target:
-                raise ValidationError(f"receiver {i}: more than the {target} messages sent ({bytes(buf[:12])!r})")
+                raise ValidationError(
+                    f"receiver {i}: more than the {target} messages sent ({bytes(buf[:12])!r})"
+                )
             a = (got[i] % self.k) * rep_len
             if buf[:rep_len] != self.exp2[a : a + rep_len]:
                 raise ValidationError(
@@ -160,7 +184,9 @@ class FanoutLoad:
             if control < 0:
                 return
             if control == 0:
-                raise ValidationError(f"the sender received {bytes(buf[:12])!r}: a broadcast must not go back to its sender")
+                raise ValidationError(
+                    f"the sender received {bytes(buf[:12])!r}: a broadcast must not go back to its sender"
+                )
 
     def _control_frame(self, buf: bytearray, sock: socket.socket, who: str) -> int:
         """A ping at the front of ``buf`` is answered and removed (1); a close frame is an error.
@@ -174,7 +200,9 @@ class FanoutLoad:
         n = buf[1] & 0x7F
         if buf[0] == 0x88:
             code = int.from_bytes(buf[2:4], "big") if n >= 2 else None
-            raise ValidationError(f"server closed {who} with a close frame ({code} {bytes(buf[4 : 2 + n])!r})")
+            raise ValidationError(
+                f"server closed {who} with a close frame ({code} {bytes(buf[4 : 2 + n])!r})"
+            )
         pong = ws_client_frame(bytes(buf[2 : 2 + n]), opcode=0xA, rng=self.pong_rng)
         try:
             sock.send(pong)
@@ -184,7 +212,15 @@ class FanoutLoad:
         return 1
 
 
-def fanout_phase(load: FanoutLoad, pid: int, *, burst: int, duration_s: float, max_deliveries: int, timeout_s: float) -> dict:
+def fanout_phase(
+    load: FanoutLoad,
+    pid: int,
+    *,
+    burst: int,
+    duration_s: float,
+    max_deliveries: int,
+    timeout_s: float,
+) -> dict:
     """Send ``burst`` messages back to back, wait until every receiver has them all, again until ``duration_s``.
 
     ``burst=1`` is lock-step: one message, wait until all receivers have it, the next.
@@ -201,7 +237,10 @@ def fanout_phase(load: FanoutLoad, pid: int, *, burst: int, duration_s: float, m
         load.send(burst)
         load.wait_all(deadline)
         samples.append(perf_ns() - ts)
-        if time.perf_counter() - t0 >= duration_s or load.sent - m0 + burst > max_messages:
+        if (
+            time.perf_counter() - t0 >= duration_s
+            or load.sent - m0 + burst > max_messages
+        ):
             break
     elapsed = time.perf_counter() - t0
     m1, c1, s1, b1 = load.sent, proc_cpu_s(pid), self_cpu_s(), system_busy_s()
@@ -250,7 +289,9 @@ def fanout_benchmark(
     checked in both timed phases too.
     """
     fan = dataclasses.replace(target, path="/fanout")
-    socks, open_s = open_connections(fan, receivers, min(receivers, 100), timeout_s=timeout_s)
+    socks, open_s = open_connections(
+        fan, receivers, min(receivers, 100), timeout_s=timeout_s
+    )
     try:
         more, _ = open_connections(fan, 1, 1, timeout_s=10.0)
     except BaseException:
@@ -266,9 +307,23 @@ def fanout_benchmark(
             load.wait_all(deadline)
         load.expect_nothing(0.05)
         validated = load.delivered
-        burst_phase = fanout_phase(load, pid, burst=burst, duration_s=duration_s, max_deliveries=max_deliveries, timeout_s=timeout_s)
+        burst_phase = fanout_phase(
+            load,
+            pid,
+            burst=burst,
+            duration_s=duration_s,
+            max_deliveries=max_deliveries,
+            timeout_s=timeout_s,
+        )
         load.expect_nothing(0.02)
-        lockstep_phase = fanout_phase(load, pid, burst=1, duration_s=duration_s, max_deliveries=max_deliveries, timeout_s=timeout_s)
+        lockstep_phase = fanout_phase(
+            load,
+            pid,
+            burst=1,
+            duration_s=duration_s,
+            max_deliveries=max_deliveries,
+            timeout_s=timeout_s,
+        )
         load.expect_nothing(0.05)
     finally:
         load.close()

@@ -7,7 +7,9 @@ import random
 from bench.client.common import Target
 
 
-def ws_client_frame(payload: bytes, opcode: int = 0x2, rng: random.Random | None = None) -> bytes:
+def ws_client_frame(
+    payload: bytes, opcode: int = 0x2, rng: random.Random | None = None
+) -> bytes:
     """One masked, unfragmented client frame (RFC 6455 §5.2)."""
     rng = rng or random.Random()
     mask = rng.randbytes(4)
@@ -19,7 +21,11 @@ def ws_client_frame(payload: bytes, opcode: int = 0x2, rng: random.Random | None
     else:
         head = bytes([0x80 | opcode, 0x80 | 127]) + n.to_bytes(8, "big")
     key = (mask * (n // 4 + 1))[:n]
-    masked = (int.from_bytes(payload, "big") ^ int.from_bytes(key, "big")).to_bytes(n, "big") if n else b""
+    masked = (
+        (int.from_bytes(payload, "big") ^ int.from_bytes(key, "big")).to_bytes(n, "big")
+        if n
+        else b""
+    )
     return head + mask + masked
 
 
@@ -39,10 +45,9 @@ def floor_frame(payload: bytes) -> bytes:
     return len(payload).to_bytes(4, "big") + payload
 
 
-CLOSE_1000 = ws_client_frame((1000).to_bytes(2, "big"), opcode=0x8, rng=random.Random(7))
-
-
-
+CLOSE_1000 = ws_client_frame(
+    (1000).to_bytes(2, "big"), opcode=0x8, rng=random.Random(7)
+)
 
 
 def payloads(size: int, count: int, seed: int) -> list[bytes]:
@@ -56,7 +61,9 @@ def payloads(size: int, count: int, seed: int) -> list[bytes]:
     return out
 
 
-def prebuilt_frames(target: Target, size: int, count: int, seed: int) -> tuple[list[bytes], list[bytes]]:
+def prebuilt_frames(
+    target: Target, size: int, count: int, seed: int
+) -> tuple[list[bytes], list[bytes]]:
     """``count`` distinct requests (masked client frames, or floor frames) and the exact replies expected.
 
     All requests have one length and all replies another, so a stream of them is checked by offset.

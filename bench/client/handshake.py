@@ -52,12 +52,16 @@ def handshakes_sequential(target: Target, count: int, timeout_s: float) -> float
     return time.perf_counter() - t0
 
 
-def handshake_benchmark(target: Target, pid: int, *, sequential: int, concurrent: int, concurrency: int) -> dict:
+def handshake_benchmark(
+    target: Target, pid: int, *, sequential: int, concurrent: int, concurrency: int
+) -> dict:
     handshakes_sequential(target, min(20, sequential), timeout_s=30.0)  # warm-up
     c0 = proc_cpu_s(pid)
     seq_s = handshakes_sequential(target, sequential, timeout_s=120.0)
     c1 = proc_cpu_s(pid)
-    _, conc_s = open_connections(target, concurrent, concurrency, timeout_s=120.0, then_close=True)
+    _, conc_s = open_connections(
+        target, concurrent, concurrency, timeout_s=120.0, then_close=True
+    )
     c2 = proc_cpu_s(pid)
     return {
         "sequential": sequential,

@@ -8,9 +8,13 @@ from bench.client.common import Target, proc_rss_kib, wait_quiet
 from bench.client.connections import close_all, open_connections
 
 
-def memory_benchmark(target: Target, pid: int, *, steps: list[int], concurrency: int) -> dict:
+def memory_benchmark(
+    target: Target, pid: int, *, steps: list[int], concurrency: int
+) -> dict:
     """Server RSS with N idle connections open, minus the RSS before, per connection."""
-    warm, _ = open_connections(target, 50, 25, timeout_s=30.0)  # first-use allocations, not per-connection
+    warm, _ = open_connections(
+        target, 50, 25, timeout_s=30.0
+    )  # first-use allocations, not per-connection
     close_all(target, warm)
     wait_quiet(pid)
     baseline = proc_rss_kib(pid)
@@ -18,7 +22,9 @@ def memory_benchmark(target: Target, pid: int, *, steps: list[int], concurrency:
     out: dict = {"baseline_rss_kib": baseline, "steps": []}
     try:
         for n in steps:
-            more, elapsed = open_connections(target, n - len(socks), concurrency, timeout_s=180.0)
+            more, elapsed = open_connections(
+                target, n - len(socks), concurrency, timeout_s=180.0
+            )
             socks += more
             wait_quiet(pid)
             rss = proc_rss_kib(pid)

@@ -10,7 +10,9 @@ from bench.client.connections import close_all, open_connections
 from bench.client.frames import prebuilt_frames
 
 
-def rtt_benchmark(target: Target, *, size: int, warmup: int, count: int, timeout_s: float) -> dict:
+def rtt_benchmark(
+    target: Target, *, size: int, warmup: int, count: int, timeout_s: float
+) -> dict:
     """One connection, one message in flight: ``count`` timed round trips."""
     socks, _ = open_connections(target, 1, 1, timeout_s=10.0)
     s = socks[0]

@@ -17,21 +17,42 @@ from bench.overhead.study import run_study
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["serve"]:
-        parser = argparse.ArgumentParser(prog="python -m bench.overhead serve", description="the study's server")
+        parser = argparse.ArgumentParser(
+            prog="python -m bench.overhead serve", description="the study's server"
+        )
         parser.add_argument("--host", default=HOST)
         parser.add_argument("--port", type=int, required=True)
         parser.add_argument("--ping-interval", type=float, default=20.0)
         return serve_main(parser.parse_args(argv[1:]))
     parser = argparse.ArgumentParser(
-        prog="python -m bench.overhead", description=bench.overhead.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m bench.overhead",
+        description=bench.overhead.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--quick", action="store_true", help="a few seconds, tiny counts (smoke test)")
+    parser.add_argument(
+        "--quick", action="store_true", help="a few seconds, tiny counts (smoke test)"
+    )
     parser.add_argument("--duration", type=float, help="seconds of feed (default 40)")
-    parser.add_argument("--rate", type=float, help="mean messages per second (default 1, as websocket.org's example)")
-    parser.add_argument("--poll-interval", dest="interval", type=float, help="short-polling interval, s (default 1)")
-    parser.add_argument("--delay-ms", type=float, help="simulated one-way delay, ms (default 50)")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        help="mean messages per second (default 1, as websocket.org's example)",
+    )
+    parser.add_argument(
+        "--poll-interval",
+        dest="interval",
+        type=float,
+        help="short-polling interval, s (default 1)",
+    )
+    parser.add_argument(
+        "--delay-ms", type=float, help="simulated one-way delay, ms (default 50)"
+    )
     parser.add_argument("--users", type=int, help="users of each kind (default 10)")
-    parser.add_argument("--ping-interval", type=float, help="the server's keepalive ping interval, s (default 20)")
+    parser.add_argument(
+        "--ping-interval",
+        type=float,
+        help="the server's keepalive ping interval, s (default 20)",
+    )
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "OVERHEAD.md")
     parser.add_argument("--plots", type=Path, default=BENCH_DIR / "plots")
     parser.add_argument("--json", type=Path, help="also write the raw study here")

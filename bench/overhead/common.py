@@ -21,7 +21,9 @@ CLAIM_FRAME_BYTES = 2
 CLAIM_HEADER_RATIOS = (500, 1000)
 CLAIM_LATENCY_RATIO = 3.0
 SCALES = (1, 1_000, 100_000)
-SESSION_S_FOR_AMORTISING = 3600.0  # the one-time upgrade, spread over a one-hour connection
+SESSION_S_FOR_AMORTISING = (
+    3600.0  # the one-time upgrade, spread over a one-hour connection
+)
 
 
 def pct(values: list[float], p: float) -> float | None:

@@ -22,7 +22,9 @@ def _mbit(bytes_per_s: float) -> str:
     return f"{v:,.3f}" if v < 10 else f"{v:,.1f}"
 
 
-def render_markdown(study: dict, plots_rel: str = "plots", heading_level: int = 1) -> list[str]:
+def render_markdown(
+    study: dict, plots_rel: str = "plots", heading_level: int = 1
+) -> list[str]:
     h = "#" * heading_level
     p = study["params"]
     a = study["analysis"]

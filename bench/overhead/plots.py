@@ -21,7 +21,11 @@ def plots(study: dict, plots_dir: Path) -> None:
 
     a = study["analysis"]
     groups = a["groups"]
-    order = [(m, h) for h in ("chromium", "minimal") for m in ("short polling", "long polling", "WebSocket")]
+    order = [
+        (m, h)
+        for h in ("chromium", "minimal")
+        for m in ("short polling", "long polling", "WebSocket")
+    ]
     kinds = [
         ("payload", "payload", "#55a868"),
         ("http_request", "HTTP request head", "#c44e52"),
@@ -62,11 +66,21 @@ def plots(study: dict, plots_dir: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(8, 4.4))
     styles = {"chromium": "-", "minimal": ":"}
-    colors = {"short polling": "#c44e52", "long polling": "#dd8452", "WebSocket": "#4c72b0"}
-    for (m, h) in order:
+    colors = {
+        "short polling": "#c44e52",
+        "long polling": "#dd8452",
+        "WebSocket": "#4c72b0",
+    }
+    for m, h in order:
         lat = groups[key(m, h)]["latencies_ms"]
         if lat:
-            ax.plot(lat, [(i + 1) / len(lat) for i in range(len(lat))], styles[h], color=colors[m], label=f"{m} ({h})")
+            ax.plot(
+                lat,
+                [(i + 1) / len(lat) for i in range(len(lat))],
+                styles[h],
+                color=colors[m],
+                label=f"{m} ({h})",
+            )
     d = study["params"]["delay_ms"]
     for mult in (1, 3):
         ax.axvline(d * mult, color="#888888", lw=0.8, ls="--")
@@ -74,7 +88,10 @@ def plots(study: dict, plots_dir: Path) -> None:
     ax.set_xscale("log")
     ax.set_xlabel("publish → receive, ms (log)")
     ax.set_ylabel("fraction of deliveries")
-    ax.set_title(f"latency with a simulated one-way delay of {d:g} ms (claim: 150 ms → 50 ms)", fontsize=9)
+    ax.set_title(
+        f"latency with a simulated one-way delay of {d:g} ms (claim: 150 ms → 50 ms)",
+        fontsize=9,
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -88,15 +105,28 @@ def plots(study: dict, plots_dir: Path) -> None:
     cols = ["#999999"] * 3
     for h in ("chromium", "minimal"):
         names += [f"{h}\nheaders ÷ 2 B", f"{h}\n+ keepalive", f"{h}\n+ TCP/IP"]
-        vals += [sc[h]["ratio_headers"] or 0, sc[h]["ratio_headers_with_keepalive"], sc[h]["ratio_wire"]]
+        vals += [
+            sc[h]["ratio_headers"] or 0,
+            sc[h]["ratio_headers_with_keepalive"],
+            sc[h]["ratio_wire"],
+        ]
         cols += ["#4c72b0", "#8172b3", "#55a868"]
     ax1.bar(range(len(vals)), vals, color=cols)
     for i, v in enumerate(vals):
-        ax1.text(i, v, f"{v:,.0f}:1" if v >= 10 else f"{v:.1f}:1", ha="center", va="bottom", fontsize=7)
+        ax1.text(
+            i,
+            v,
+            f"{v:,.0f}:1" if v >= 10 else f"{v:.1f}:1",
+            ha="center",
+            va="bottom",
+            fontsize=7,
+        )
     ax1.set_yscale("log")
     ax1.set_xticks(range(len(vals)))
     ax1.set_xticklabels(names, fontsize=6.5)
-    ax1.set_title("polling : WebSocket bytes per message (1 msg/s, 1 poll/s)", fontsize=9)
+    ax1.set_title(
+        "polling : WebSocket bytes per message (1 msg/s, 1 poll/s)", fontsize=9
+    )
     lr = a["latency_ratio"]
     names2 = ["claimed"]
     vals2 = [CLAIM_LATENCY_RATIO]

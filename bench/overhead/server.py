@@ -67,7 +67,14 @@ def serve_main(args: argparse.Namespace) -> int:
 
         def _answer(self, since: int) -> Response:
             body = b"\n".join(self.messages[since:])
-            return Response(200, [("Content-Type", "text/plain; charset=utf-8"), ("Cache-Control", "no-store")], body)
+            return Response(
+                200,
+                [
+                    ("Content-Type", "text/plain; charset=utf-8"),
+                    ("Cache-Control", "no-store"),
+                ],
+                body,
+            )
 
         async def poll(self, request: Request) -> Response:
             return self._answer(self._since(request))
@@ -87,12 +94,16 @@ def serve_main(args: argparse.Namespace) -> int:
             duration = float(request.query_param("duration") or 10)
             rate = float(request.query_param("rate") or 1)
             seed = int(request.query_param("seed") or 1)
-            self.running = asyncio.get_running_loop().create_task(self.run(duration, rate, seed))
+            self.running = asyncio.get_running_loop().create_task(
+                self.run(duration, rate, seed)
+            )
             return json_response(200, {"started": True})
 
         async def log(self, request: Request) -> Response:
             running = self.running is not None and not self.running.done()
-            return json_response(200, {"published_ns": self.published_ns, "running": running})
+            return json_response(
+                200, {"published_ns": self.published_ns, "running": running}
+            )
 
     async def main() -> None:
         config = ServerConfig(

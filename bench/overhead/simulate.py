@@ -8,7 +8,13 @@ import random
 import statistics
 
 from bench.overhead.common import HOST
-from bench.overhead.users import Counter, Headers, _read_response, poll_user, websocket_user
+from bench.overhead.users import (
+    Counter,
+    Headers,
+    _read_response,
+    poll_user,
+    websocket_user,
+)
 
 
 async def _get_json(port: int, target: str) -> dict:
@@ -19,7 +25,16 @@ async def _get_json(port: int, target: str) -> dict:
     return json.loads(body)
 
 
-async def simulate(port: int, *, users: int, duration: float, rate: float, interval: float, delay: float, seed: int) -> dict:
+async def simulate(
+    port: int,
+    *,
+    users: int,
+    duration: float,
+    rate: float,
+    interval: float,
+    delay: float,
+    seed: int,
+) -> dict:
     """Every kind of user at once, ``users`` of each, on the same feed; returns the measurements."""
     loop = asyncio.get_running_loop()
     rng = random.Random(seed)
@@ -31,7 +46,10 @@ async def simulate(port: int, *, users: int, duration: float, rate: float, inter
     end = start_at + duration + interval + 4 * delay + 0.5
     for hkind in ("chromium", "minimal"):
         headers = Headers(hkind, port)
-        for method, path, every in (("short polling", "/poll", interval), ("long polling", "/longpoll", None)):
+        for method, path, every in (
+            ("short polling", "/poll", interval),
+            ("long polling", "/longpoll", None),
+        ):
             group: list[Counter] = []
             groups.append((method, hkind, group))
             for _ in range(users):
@@ -40,7 +58,15 @@ async def simulate(port: int, *, users: int, duration: float, rate: float, inter
                 offset = rng.uniform(0, interval) if every else 0.0
                 tasks.append(
                     loop.create_task(
-                        poll_user(counter, headers, path, delay=delay, interval=every, offset=settle + offset, end=end)
+                        poll_user(
+                            counter,
+                            headers,
+                            path,
+                            delay=delay,
+                            interval=every,
+                            offset=settle + offset,
+                            end=end,
+                        )
                     )
                 )
         group = []
@@ -48,7 +74,9 @@ async def simulate(port: int, *, users: int, duration: float, rate: float, inter
         for _ in range(users):
             counter = Counter("WebSocket", hkind)
             group.append(counter)
-            tasks.append(loop.create_task(websocket_user(counter, headers, delay=delay, end=end)))
+            tasks.append(
+                loop.create_task(websocket_user(counter, headers, delay=delay, end=end))
+            )
     await asyncio.sleep(max(0.0, start_at - loop.time()))
     await _get_json(port, f"/start?duration={duration}&rate={rate}&seed={seed}")
     results = await asyncio.gather(*tasks, return_exceptions=True)
@@ -74,7 +102,11 @@ async def simulate(port: int, *, users: int, duration: float, rate: float, inter
         latencies.sort()
         # messages that reached most users of this kind more than 2 one-way delays late: for WebSocket that is
         # not the protocol but a stall of the server or of the machine at the moment of publishing
-        late = sorted(i for i, ms in per_message.items() if statistics.median(ms) > 2 * delay * 1000)
+        late = sorted(
+            i
+            for i, ms in per_message.items()
+            if statistics.median(ms) > 2 * delay * 1000
+        )
         out["groups"].append(
             {
                 "method": method,

@@ -18,8 +18,24 @@ from bench.overhead.plots import plots
 from bench.overhead.simulate import simulate
 
 PARAMS = {
-    "default": {"duration": 40.0, "rate": 1.0, "interval": 1.0, "delay_ms": 50.0, "users": 10, "ping_interval": 20.0, "seed": 1},
-    "quick": {"duration": 3.0, "rate": 5.0, "interval": 0.5, "delay_ms": 50.0, "users": 2, "ping_interval": 1.0, "seed": 1},
+    "default": {
+        "duration": 40.0,
+        "rate": 1.0,
+        "interval": 1.0,
+        "delay_ms": 50.0,
+        "users": 10,
+        "ping_interval": 20.0,
+        "seed": 1,
+    },
+    "quick": {
+        "duration": 3.0,
+        "rate": 5.0,
+        "interval": 0.5,
+        "delay_ms": 50.0,
+        "users": 2,
+        "ping_interval": 1.0,
+        "seed": 1,
+    },
 }
 
 
@@ -30,16 +46,32 @@ def _free_port() -> int:
 
 
 def run_study(
-    *, quick: bool = False, plots_dir: Path | None = None, progress=None, command: str | None = None, **overrides: float
+    *,
+    quick: bool = False,
+    plots_dir: Path | None = None,
+    progress=None,
+    command: str | None = None,
+    **overrides: float,
 ) -> dict:
     params = dict(PARAMS["quick" if quick else "default"])
     params.update({k: v for k, v in overrides.items() if v is not None})
     plots_dir = plots_dir or BENCH_DIR / "plots"
     plots_dir.mkdir(parents=True, exist_ok=True)
     port = _free_port()
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(
+        os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")
+    )
     server = subprocess.Popen(
-        [sys.executable, "-m", "bench.overhead", "serve", "--port", str(port), "--ping-interval", str(params["ping_interval"])],
+        [
+            sys.executable,
+            "-m",
+            "bench.overhead",
+            "serve",
+            "--port",
+            str(port),
+            "--ping-interval",
+            str(params["ping_interval"]),
+        ],
         cwd=REPO,
         env=env,
         stderr=subprocess.PIPE,
@@ -77,7 +109,8 @@ def run_study(
         except subprocess.TimeoutExpired:
             server.kill()
     study = {
-        "command": command or ("python -m bench.overhead" + (" --quick" if quick else "")),
+        "command": command
+        or ("python -m bench.overhead" + (" --quick" if quick else "")),
         "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "params": params,
         "chromium": json.loads((CAPTURE_DIR / "chromium.json").read_text()),
@@ -97,7 +130,10 @@ def run_study(
 def _jsonable(obj):
     """Tuple keys → 'a / b' strings, so the study can go into results.json and back."""
     if isinstance(obj, dict):
-        return {(" / ".join(k) if isinstance(k, tuple) else k): _jsonable(v) for k, v in obj.items()}
+        return {
+            (" / ".join(k) if isinstance(k, tuple) else k): _jsonable(v)
+            for k, v in obj.items()
+        }
     if isinstance(obj, list):
         return [_jsonable(v) for v in obj]
     return obj

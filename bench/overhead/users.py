@@ -43,7 +43,13 @@ class Headers:
                 prefix = value.split(b"127.0.0.1:", 1)
                 if len(prefix) == 2:
                     rest = prefix[1].lstrip(b"0123456789")
-                    line = line.split(b":", 1)[0] + b":" + prefix[0] + self.authority.encode() + rest
+                    line = (
+                        line.split(b":", 1)[0]
+                        + b":"
+                        + prefix[0]
+                        + self.authority.encode()
+                        + rest
+                    )
             out.append(line)
         return b"\r\n".join(out)
 
@@ -57,7 +63,9 @@ class Headers:
         if self.kind == "chromium":
             head = self._adapt(self._ws, "/ticker")
             lines = [
-                (b"Sec-WebSocket-Key: " + key.encode()) if line.lower().startswith(b"sec-websocket-key:") else line
+                (b"Sec-WebSocket-Key: " + key.encode())
+                if line.lower().startswith(b"sec-websocket-key:")
+                else line
                 for line in head.split(b"\r\n")
             ]
             return b"\r\n".join(lines)
@@ -75,7 +83,9 @@ class Counter:
         self.requests = 0
         self.empty_responses = 0
         self.segments = 0
-        self.received: dict[int, int] = {}  # message id → receive time (ns, with the simulated delay)
+        self.received: dict[
+            int, int
+        ] = {}  # message id → receive time (ns, with the simulated delay)
         self.duplicates = 0
         self.pings = 0
 
@@ -90,7 +100,9 @@ class Counter:
                 self.received[i] = at_ns
 
 
-async def _open(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, socket.socket, int]:
+async def _open(
+    port: int,
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, socket.socket, int]:
     reader, writer = await asyncio.open_connection(HOST, port)
     sock = writer.get_extra_info("socket")
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -114,7 +126,14 @@ def _ids(body: bytes) -> list[int]:
 
 
 async def poll_user(
-    counter: Counter, headers: Headers, path: str, *, delay: float, interval: float | None, offset: float, end: float
+    counter: Counter,
+    headers: Headers,
+    path: str,
+    *,
+    delay: float,
+    interval: float | None,
+    offset: float,
+    end: float,
 ) -> None:
     """One polling user on one keep-alive connection; ``interval`` None means long polling."""
     loop = asyncio.get_running_loop()
@@ -135,7 +154,9 @@ async def poll_user(
             counter.requests += 1
             counter.add("http_request", len(request))
             try:
-                head, body = await asyncio.wait_for(_read_response(reader), max(0.1, end - loop.time() + 2 * delay + 1))
+                head, body = await asyncio.wait_for(
+                    _read_response(reader), max(0.1, end - loop.time() + 2 * delay + 1)
+                )
             except TimeoutError:
                 break  # a long poll still open when the run ends: its request is counted, nothing came back
             arrived = time.monotonic_ns() + delay_ns  # downstream
@@ -155,7 +176,9 @@ async def poll_user(
         writer.close()
 
 
-async def websocket_user(counter: Counter, headers: Headers, *, delay: float, end: float) -> None:
+async def websocket_user(
+    counter: Counter, headers: Headers, *, delay: float, end: float
+) -> None:
     loop = asyncio.get_running_loop()
     reader, writer, sock, segs0 = await _open(headers.port)
     delay_ns = int(delay * 1e9)
@@ -200,12 +223,16 @@ async def websocket_user(counter: Counter, headers: Headers, *, delay: float, en
                 counter.add("ws_frame_header", hdr)
                 counter.add("payload", n)
                 counter.deliver([int(payload[:6])], arrived)
-            elif opcode == 0x9:  # ping: answer with a masked pong carrying the same payload
+            elif (
+                opcode == 0x9
+            ):  # ping: answer with a masked pong carrying the same payload
                 counter.add("ws_ping", hdr + n)
                 counter.pings += 1
                 mask = rng.randbytes(4)
                 masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-                task = loop.create_task(send_later(bytes([0x8A, 0x80 | n]) + mask + masked, "ws_pong"))
+                task = loop.create_task(
+                    send_later(bytes([0x8A, 0x80 | n]) + mask + masked, "ws_pong")
+                )
                 pending.add(task)
                 task.add_done_callback(pending.discard)
             elif opcode == 0x8:

@@ -16,7 +16,11 @@ def parse_args(description: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--uvloop", action="store_true", help="run on uvloop instead of the stdlib event loop")
+    parser.add_argument(
+        "--uvloop",
+        action="store_true",
+        help="run on uvloop instead of the stdlib event loop",
+    )
     return parser.parse_args()
 
 
@@ -35,7 +39,9 @@ async def wait_for_signal() -> None:
     await stop
 
 
-def run(main: Callable[[argparse.Namespace], Awaitable[None]], description: str) -> None:
+def run(
+    main: Callable[[argparse.Namespace], Awaitable[None]], description: str
+) -> None:
     args = parse_args(description)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     install_loop(args.uvloop)

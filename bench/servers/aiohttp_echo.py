@@ -38,7 +38,9 @@ async def fanout(request: web.Request) -> web.WebSocketResponse:
         async for msg in ws:
             if msg.type is WSMsgType.BINARY or msg.type is WSMsgType.TEXT:
                 binary = msg.type is WSMsgType.BINARY
-                for other in tuple(members):  # a copy: the set may change while a send awaits
+                for other in tuple(
+                    members
+                ):  # a copy: the set may change while a send awaits
                     if other is ws or other.closed:
                         continue
                     try:
@@ -46,7 +48,9 @@ async def fanout(request: web.Request) -> web.WebSocketResponse:
                             await other.send_bytes(msg.data)
                         else:
                             await other.send_str(msg.data)
-                    except ConnectionResetError:  # that receiver is going away; the others still get it
+                    except (
+                        ConnectionResetError
+                    ):  # that receiver is going away; the others still get it
                         pass
     finally:
         members.discard(ws)

@@ -11,7 +11,14 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from picows import WSFrame, WSListener, WSMsgType, WSTransport, WSUpgradeRequest, ws_create_server
+from picows import (
+    WSFrame,
+    WSListener,
+    WSMsgType,
+    WSTransport,
+    WSUpgradeRequest,
+    ws_create_server,
+)
 
 from bench.servers._common import MAX_MESSAGE_BYTES, run, wait_for_signal
 
@@ -21,7 +28,11 @@ DATA = (WSMsgType.BINARY, WSMsgType.TEXT, WSMsgType.CONTINUATION)
 class Echo(WSListener):
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         kind = frame.msg_type
-        if kind is WSMsgType.BINARY or kind is WSMsgType.TEXT or kind is WSMsgType.CONTINUATION:
+        if (
+            kind is WSMsgType.BINARY
+            or kind is WSMsgType.TEXT
+            or kind is WSMsgType.CONTINUATION
+        ):
             transport.send(kind, frame.get_payload_as_memoryview(), frame.fin)
         elif kind is WSMsgType.CLOSE:
             transport.send_close(frame.get_close_code(), frame.get_close_message())
@@ -30,7 +41,9 @@ class Echo(WSListener):
 
 class Fanout(WSListener):
     def __init__(self, members: dict[WSTransport, None]) -> None:
-        self.members = members  # shared by every /fanout connection; an insertion-ordered set
+        self.members = (
+            members  # shared by every /fanout connection; an insertion-ordered set
+        )
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.members[transport] = None
@@ -41,7 +54,9 @@ class Fanout(WSListener):
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         kind = frame.msg_type
         if kind in DATA:
-            payload = frame.get_payload_as_memoryview()  # valid during this call; send() copies it
+            payload = (
+                frame.get_payload_as_memoryview()
+            )  # valid during this call; send() copies it
             fin = frame.fin
             for other in self.members:
                 if other is not transport:
@@ -65,7 +80,9 @@ def make_route() -> Callable[[WSUpgradeRequest], WSListener | None]:
 
 
 async def main(args: argparse.Namespace) -> None:
-    server = await ws_create_server(make_route(), args.host, args.port, max_frame_size=MAX_MESSAGE_BYTES)
+    server = await ws_create_server(
+        make_route(), args.host, args.port, max_frame_size=MAX_MESSAGE_BYTES
+    )
     async with server:
         await wait_for_signal()
 

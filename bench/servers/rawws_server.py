@@ -31,7 +31,9 @@ from rawws.server.server import Server
 
 FANOUT_PATH = "/fanout"
 
-_ENCODER = TunedFrameProtocol(client=False, extensions=[])  # what rawws.chat.hub frames chat messages with
+_ENCODER = TunedFrameProtocol(
+    client=False, extensions=[]
+)  # what rawws.chat.hub frames chat messages with
 
 
 def server_frame(message: str | bytes) -> bytes:
@@ -50,7 +52,9 @@ class FanoutHandler:
 
     def on_message(self, session: ServerConnection, data: str | bytes) -> None:
         frame = server_frame(data)
-        for other in list(self.sessions):  # a copy: a slow receiver may be closed while we iterate
+        for other in list(
+            self.sessions
+        ):  # a copy: a slow receiver may be closed while we iterate
             if other is not session:
                 other.send_frame(frame)
 
@@ -76,6 +80,7 @@ def main(argv: Sequence[str]) -> int:
         parser.error("only `serve` is supported here")
     configure_logging(args.log_level)
     return serve(parser, args, setup)
+
 
 if __name__ == "__main__":
     raise SystemExit(main(sys.argv[1:]))

@@ -29,7 +29,9 @@ class ServerSpec:
         py = sys.executable
         if self.impl == "rawws":
             # `rawws serve` itself (same parser, config and routes) plus the /fanout endpoint
-            launcher = ["-m", "bench.servers.rawws_server"] + (["--uvloop"] if self.loop == "uvloop" else [])
+            launcher = ["-m", "bench.servers.rawws_server"] + (
+                ["--uvloop"] if self.loop == "uvloop" else []
+            )
             return [
                 py,
                 *launcher,

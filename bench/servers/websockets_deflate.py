@@ -19,7 +19,9 @@ async def echo(ws: ServerConnection) -> None:
 
 
 async def main(args: argparse.Namespace) -> None:
-    async with serve(echo, args.host, args.port, max_size=MAX_MESSAGE_BYTES):  # compression="deflate"
+    async with serve(
+        echo, args.host, args.port, max_size=MAX_MESSAGE_BYTES
+    ):  # compression="deflate"
         await wait_for_signal()
 
 

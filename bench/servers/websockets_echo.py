@@ -39,7 +39,9 @@ async def handler(ws: ServerConnection) -> None:
 
 async def main(args: argparse.Namespace) -> None:
     # Defaults otherwise: keepalive ping every 20 s as rawws does.
-    async with serve(handler, args.host, args.port, compression=None, max_size=MAX_MESSAGE_BYTES):
+    async with serve(
+        handler, args.host, args.port, compression=None, max_size=MAX_MESSAGE_BYTES
+    ):
         await wait_for_signal()
 
 

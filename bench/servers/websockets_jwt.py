@@ -20,7 +20,9 @@ from websockets.http11 import Request, Response
 
 from bench.servers._common import MAX_MESSAGE_BYTES, run, wait_for_signal
 
-SECRET = os.environ.get("RAWWS_BENCH_JWT_SECRET", "bench secret that is at least 32 bytes long").encode()
+SECRET = os.environ.get(
+    "RAWWS_BENCH_JWT_SECRET", "bench secret that is at least 32 bytes long"
+).encode()
 REQUIRED_CLAIMS = ["exp", "iat", "sub", "iss", "aud"]
 
 
@@ -29,8 +31,14 @@ def process_request(connection: ServerConnection, request: Request) -> Response 
     if not header.startswith("Bearer "):
         return connection.respond(http.HTTPStatus.UNAUTHORIZED, "a token is required\n")
     try:
-        claims = jwt.decode(header[7:], SECRET, algorithms=["HS256"], audience="rawws", issuer="rawws",
-                            options={"require": REQUIRED_CLAIMS})
+        claims = jwt.decode(
+            header[7:],
+            SECRET,
+            algorithms=["HS256"],
+            audience="rawws",
+            issuer="rawws",
+            options={"require": REQUIRED_CLAIMS},
+        )
     except jwt.PyJWTError:
         return connection.respond(http.HTTPStatus.UNAUTHORIZED, "invalid token\n")
     connection.user = claims["sub"]  # type: ignore[attr-defined]
@@ -39,14 +47,24 @@ def process_request(connection: ServerConnection, request: Request) -> Response 
 
 async def handler(ws: ServerConnection) -> None:
     user = getattr(ws, "user", "-")
-    await ws.send(json.dumps({"type": "welcome", "user": user, "rooms": ["lobby"]}, separators=(",", ":")))
+    await ws.send(
+        json.dumps(
+            {"type": "welcome", "user": user, "rooms": ["lobby"]}, separators=(",", ":")
+        )
+    )
     async for _ in ws:
         pass
 
 
 async def main(args: argparse.Namespace) -> None:
-    async with serve(handler, args.host, args.port, process_request=process_request, compression=None,
-                     max_size=MAX_MESSAGE_BYTES):
+    async with serve(
+        handler,
+        args.host,
+        args.port,
+        process_request=process_request,
+        compression=None,
+        max_size=MAX_MESSAGE_BYTES,
+    ):
         await wait_for_signal()
 
 

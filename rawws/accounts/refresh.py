@@ -24,7 +24,9 @@ from rawws.errors import AuthError
 from rawws.store.base import REUSED, ROTATED, Store
 
 REFRESH_TOKEN_BYTES = 32
-MAX_REFRESH_TOKEN_CHARS = 128  # ours are 43; anything much longer is refused before hashing
+MAX_REFRESH_TOKEN_CHARS = (
+    128  # ours are 43; anything much longer is refused before hashing
+)
 
 
 def new_refresh_token() -> str:
@@ -59,7 +61,13 @@ class TokenPair:
 class RefreshTokens:
     """Issues, rotates and revokes refresh-token families in the store."""
 
-    def __init__(self, store: Store, tokens: Tokens, ttl_s: float, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: Store,
+        tokens: Tokens,
+        ttl_s: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         if ttl_s <= 0:
             raise ValueError("the refresh-token lifetime must be positive")
         self.store = store
@@ -71,25 +79,40 @@ class RefreshTokens:
         """A new family (a login): its first refresh token and an access token bound to it."""
         family = secrets.token_urlsafe(16)
         refresh = new_refresh_token()
-        await self.store.add_refresh_token(refresh_token_hash(refresh), family, user_id, username, self._expiry())
+        await self.store.add_refresh_token(
+            refresh_token_hash(refresh), family, user_id, username, self._expiry()
+        )
         return self._pair(username, refresh, family)
 
     async def rotate(self, presented: object) -> TokenPair:
         """Spend ``presented`` and hand back its successor, or 401 (a replay revokes the family)."""
-        if not isinstance(presented, str) or not presented or len(presented) > MAX_REFRESH_TOKEN_CHARS:
+        if (
+            not isinstance(presented, str)
+            or not presented
+            or len(presented) > MAX_REFRESH_TOKEN_CHARS
+        ):
             raise AuthError("refresh_token required")
         successor = new_refresh_token()
         rotation = await self.store.rotate_refresh_token(
-            refresh_token_hash(presented), refresh_token_hash(successor), self._expiry(), self.clock()
+            refresh_token_hash(presented),
+            refresh_token_hash(successor),
+            self._expiry(),
+            self.clock(),
         )
         if rotation.outcome == REUSED:
-            raise AuthError("refresh token already used: every session of this login is revoked")
+            raise AuthError(
+                "refresh token already used: every session of this login is revoked"
+            )
         if rotation.outcome != ROTATED:
             raise AuthError("refresh token invalid, expired or revoked")
         return self._pair(rotation.username, successor, rotation.family)
 
     async def revoke(self, presented: object) -> bool:
-        if not isinstance(presented, str) or not presented or len(presented) > MAX_REFRESH_TOKEN_CHARS:
+        if (
+            not isinstance(presented, str)
+            or not presented
+            or len(presented) > MAX_REFRESH_TOKEN_CHARS
+        ):
             raise AuthError("refresh_token required")
         return await self.store.revoke_refresh_family(refresh_token_hash(presented))
 
@@ -102,5 +125,9 @@ class RefreshTokens:
     def _pair(self, username: str, refresh: str, family: str) -> TokenPair:
         access, identity = self.tokens.issue(username, ACCESS, session=family)
         return TokenPair(
-            access, int(identity.expires_at - self.tokens.clock()), refresh, int(self.ttl_s), family
+            access,
+            int(identity.expires_at - self.tokens.clock()),
+            refresh,
+            int(self.ttl_s),
+            family,
         )

@@ -91,16 +91,22 @@ class Accounts:
         self.store = store
         self.logins_per_user = logins_per_user
         self.logins_per_address = logins_per_address
-        self.shared_limit = shared_limit  # several nodes: attempts counted across all of them
+        self.shared_limit = (
+            shared_limit  # several nodes: attempts counted across all of them
+        )
         self.passwords = passwords
         self.tokens = tokens
         self.refresh_tokens = RefreshTokens(store, tokens, refresh_ttl_s)
         self.health = health if health is not None else StoreHealth()
         self._user_limit = RateLimiter(logins_per_user, LOGIN_PERIOD_S)
         self._address_limit = RateLimiter(logins_per_address, LOGIN_PERIOD_S)
-        self._registration_limit = RateLimiter(registrations_per_address, REGISTRATION_PERIOD_S)
+        self._registration_limit = RateLimiter(
+            registrations_per_address, REGISTRATION_PERIOD_S
+        )
         self._ticket_limit = RateLimiter(tickets_per_user, TICKET_PERIOD_S)
-        self._hashing = ThreadPoolExecutor(HASHING_THREADS, thread_name_prefix="rawws-argon2")
+        self._hashing = ThreadPoolExecutor(
+            HASHING_THREADS, thread_name_prefix="rawws-argon2"
+        )
 
     def add_routes(self, router: Router) -> None:
         router.add("POST", "/auth/register", self.register)
@@ -111,33 +117,54 @@ class Accounts:
         router.add("POST", "/auth/password", self.change_password)
 
     async def _off_loop(self, function: Callable[..., T], *args: object) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._hashing, function, *args)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._hashing, function, *args
+        )
 
     async def _stored(self, operation: str, awaitable: Awaitable[T]) -> T:
         """A store call; an outage is a 503 with ``Retry-After`` (logged once by ``StoreHealth``)."""
         try:
             return await self.health.call(operation, awaitable)
         except StoreUnavailable:
-            raise HttpError(503, "the database is unavailable; try again shortly", _retry_after(RETRY_AFTER_S)) from None
+            raise HttpError(
+                503,
+                "the database is unavailable; try again shortly",
+                _retry_after(RETRY_AFTER_S),
+            ) from None
 
     async def register(self, request: Request) -> Response:
         body = read_json_object(request)
         username = check_username(body.get("username"))
         password = check_password(body.get("password"), username)
-        _limit(self._registration_limit, client_host(request.peer), "too many registrations from this address")
+        _limit(
+            self._registration_limit,
+            client_host(request.peer),
+            "too many registrations from this address",
+        )
         password_hash = await self._off_loop(self.passwords.hash, password)
         try:
-            user = await self._stored("register", self.store.create_user(username, password_hash))
+            user = await self._stored(
+                "register", self.store.create_user(username, password_hash)
+            )
         except UsernameTaken:
             raise HttpError(409, "username already taken") from None
         log.info("user registered id=%d", user.id)
-        return json_response(201, {"id": user.id, "username": user.username, "created_at": user.created_at.isoformat()})
+        return json_response(
+            201,
+            {
+                "id": user.id,
+                "username": user.username,
+                "created_at": user.created_at.isoformat(),
+            },
+        )
 
     async def login(self, request: Request) -> Response:
         try:
             response = await self._login(request)
         except HttpError as error:
-            outcome = {401: "bad_credentials", 429: "rate_limited"}.get(error.status, "bad_request")
+            outcome = {401: "bad_credentials", 429: "rate_limited"}.get(
+                error.status, "bad_request"
+            )
             self.counters.login(outcome)
             raise
         except Exception:
@@ -149,29 +176,45 @@ class Accounts:
     async def _login(self, request: Request) -> Response:
         body = read_json_object(request)
         username, password = body.get("username"), body.get("password")
-        if not isinstance(username, str) or not isinstance(password, str) or len(username) > 64:
+        if (
+            not isinstance(username, str)
+            or not isinstance(password, str)
+            or len(username) > 64
+        ):
             raise HttpError(400, "username and password are required strings")
         await self._rate_limit(username.lower(), client_host(request.peer))
         user = await self._stored("login", self.store.get_user(username))
-        ok = await self._off_loop(self.passwords.verify, user.password_hash if user else None, password)
+        ok = await self._off_loop(
+            self.passwords.verify, user.password_hash if user else None, password
+        )
         if user is None or not ok:
-            raise HttpError(401, BAD_CREDENTIALS)  # the same answer for an unknown user and a wrong password
+            raise HttpError(
+                401, BAD_CREDENTIALS
+            )  # the same answer for an unknown user and a wrong password
         if self.passwords.needs_rehash(user.password_hash):
             new_hash = await self._off_loop(self.passwords.hash, password)
-            await self._stored("login", self.store.update_password_hash(user.id, new_hash))
-        pair = await self._stored("login", self.refresh_tokens.start(user.id, user.username))
+            await self._stored(
+                "login", self.store.update_password_hash(user.id, new_hash)
+            )
+        pair = await self._stored(
+            "login", self.refresh_tokens.start(user.id, user.username)
+        )
         return json_response(200, pair.as_json(), [("Cache-Control", "no-store")])
 
     async def refresh(self, request: Request) -> Response:
         """A refresh token for a new access token and the refresh token's successor (rotation)."""
         body = read_json_object(request)
-        pair = await self._stored("refresh", self.refresh_tokens.rotate(body.get("refresh_token")))
+        pair = await self._stored(
+            "refresh", self.refresh_tokens.rotate(body.get("refresh_token"))
+        )
         return json_response(200, pair.as_json(), [("Cache-Control", "no-store")])
 
     async def logout(self, request: Request) -> Response:
         """Revoke the refresh token's family: that login cannot be refreshed again. Idempotent."""
         body = read_json_object(request)
-        revoked = await self._stored("logout", self.refresh_tokens.revoke(body.get("refresh_token")))
+        revoked = await self._stored(
+            "logout", self.refresh_tokens.revoke(body.get("refresh_token"))
+        )
         return json_response(200, {"revoked": revoked}, [("Cache-Control", "no-store")])
 
     async def change_password(self, request: Request) -> Response:
@@ -184,41 +227,72 @@ class Accounts:
         body = read_json_object(request)
         current, new = body.get("current_password"), body.get("new_password")
         if not isinstance(current, str) or not isinstance(new, str):
-            raise HttpError(400, "current_password and new_password are required strings")
+            raise HttpError(
+                400, "current_password and new_password are required strings"
+            )
         await self._rate_limit(identity.user.lower(), client_host(request.peer))
         user = await self._stored("password", self.store.get_user(identity.user))
         if user is None:
-            raise HttpError(403, "this account has no password here")  # e.g. an outside provider's user
+            raise HttpError(
+                403, "this account has no password here"
+            )  # e.g. an outside provider's user
         new = check_password(new, user.username)
         if not await self._off_loop(self.passwords.verify, user.password_hash, current):
             raise HttpError(401, BAD_CREDENTIALS)
         new_hash = await self._off_loop(self.passwords.hash, new)
-        await self._stored("password", self.store.update_password_hash(user.id, new_hash))
-        revoked = await self._stored("password", self.refresh_tokens.revoke_others(user.id, identity.session or None))
-        log.info("password changed id=%d; %d other refresh token(s) revoked", user.id, revoked)
-        return json_response(200, {"other_sessions_revoked": revoked}, [("Cache-Control", "no-store")])
+        await self._stored(
+            "password", self.store.update_password_hash(user.id, new_hash)
+        )
+        revoked = await self._stored(
+            "password",
+            self.refresh_tokens.revoke_others(user.id, identity.session or None),
+        )
+        log.info(
+            "password changed id=%d; %d other refresh token(s) revoked",
+            user.id,
+            revoked,
+        )
+        return json_response(
+            200, {"other_sessions_revoked": revoked}, [("Cache-Control", "no-store")]
+        )
 
     async def ticket(self, request: Request) -> Response:
         identity = self.tokens.verify(bearer_token(request), ACCESS)
         _limit(self._ticket_limit, identity.user, "too many tickets requested")
-        ticket, ticket_identity = self.tokens.issue(identity.user, TICKET, session_expires_at=identity.expires_at)
+        ticket, ticket_identity = self.tokens.issue(
+            identity.user, TICKET, session_expires_at=identity.expires_at
+        )
         return json_response(
             200,
-            {"ticket": ticket, "expires_in": int(ticket_identity.expires_at - self.tokens.clock())},
+            {
+                "ticket": ticket,
+                "expires_in": int(ticket_identity.expires_at - self.tokens.clock()),
+            },
             [("Cache-Control", "no-store")],
         )
 
     async def _rate_limit(self, user_key: str, address: str) -> None:
         now = time.monotonic()
-        wait = max(self._user_limit.acquire(user_key, now), self._address_limit.acquire(address, now))
+        wait = max(
+            self._user_limit.acquire(user_key, now),
+            self._address_limit.acquire(address, now),
+        )
         if wait <= 0 and self.shared_limit is not None:
             try:
                 wait = max(
-                    await self.shared_limit("user", user_key, self.logins_per_user, LOGIN_PERIOD_S),
-                    await self.shared_limit("address", address, self.logins_per_address, LOGIN_PERIOD_S),
+                    await self.shared_limit(
+                        "user", user_key, self.logins_per_user, LOGIN_PERIOD_S
+                    ),
+                    await self.shared_limit(
+                        "address", address, self.logins_per_address, LOGIN_PERIOD_S
+                    ),
                 )
-            except RawwsError:  # the shared counter is unreachable: this node's own limit still holds
-                log.debug("shared login limit unavailable; the node's own limit applies")
+            except (
+                RawwsError
+            ):  # the shared counter is unreachable: this node's own limit still holds
+                log.debug(
+                    "shared login limit unavailable; the node's own limit applies"
+                )
         if wait > 0:
             raise HttpError(429, "too many login attempts", _retry_after(wait))
 
@@ -231,18 +305,27 @@ class StoredTickets:
     (and across nodes on one database). An outage raises ``StoreUnavailable``: the upgrade is refused
     with 503 rather than letting a ticket be spent twice."""
 
-    def __init__(self, store: Store, health: StoreHealth, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, store: Store, health: StoreHealth, clock: Callable[[], float] = time.time
+    ) -> None:
         self.store = store
         self.health = health
         self.clock = clock
 
     async def __call__(self, token_id: str, expires_at: float) -> bool:
-        return await self.health.call("ticket", self.store.spend_ticket(token_id, expires_at, self.clock()))
+        return await self.health.call(
+            "ticket", self.store.spend_ticket(token_id, expires_at, self.clock())
+        )
 
 
 def _retry_after(wait_s: float) -> list[tuple[str, str]]:
     """``Retry-After`` as whole delay-seconds (RFC 9110 §10.2.3), rounded up, at least 1."""
-    return [("Retry-After", str(max(1, int(wait_s) + (0 if float(wait_s).is_integer() else 1))))]
+    return [
+        (
+            "Retry-After",
+            str(max(1, int(wait_s) + (0 if float(wait_s).is_integer() else 1))),
+        )
+    ]
 
 
 def _limit(limiter: RateLimiter, key: object, message: str) -> None:

@@ -23,7 +23,9 @@ import redis.asyncio as aioredis
 
 from rawws.errors import RawwsError
 
-TICKET_LEEWAY_S = 5.0  # kept a little past expiry: the token check allows this much clock skew
+TICKET_LEEWAY_S = (
+    5.0  # kept a little past expiry: the token check allows this much clock skew
+)
 
 
 class SharedUnavailable(RawwsError):
@@ -35,7 +37,9 @@ def _digest(text: str) -> str:
 
 
 class SharedState:
-    def __init__(self, client: aioredis.Redis, timeout_s: float, prefix: str = "rawws") -> None:
+    def __init__(
+        self, client: aioredis.Redis, timeout_s: float, prefix: str = "rawws"
+    ) -> None:
         self.client = client
         self.timeout_s = timeout_s
         self.prefix = prefix
@@ -50,7 +54,9 @@ class SharedState:
         except (OSError, TimeoutError, aioredis.RedisError) as exc:
             raise SharedUnavailable(str(exc) or type(exc).__name__) from None
 
-    async def take_login(self, kind: str, key: str, limit: int, period_s: float) -> float:
+    async def take_login(
+        self, kind: str, key: str, limit: int, period_s: float
+    ) -> float:
         """Count one login attempt for ``key``: 0.0 when within ``limit`` per ``period_s``,
         else the seconds until the window ends (fixed windows: at most twice ``limit``
         across a window boundary)."""

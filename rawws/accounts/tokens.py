@@ -46,12 +46,14 @@ PUBLIC_KEY_ALGORITHMS = ("RS256", "ES256", "EdDSA")
 BEARER_PROTOCOL_PREFIX = "bearer."
 SUBPROTOCOL = "rawws.v1"
 REQUIRED_CLAIMS = ["exp", "iat", "sub", "iss", "aud"]
-SESSION_EXP_CLAIM = "session_exp"  # in a ticket: the exp of the access token that bought it
-SESSION_CLAIM = "sid"  # in an access token: the refresh-token family (login) it belongs to
+SESSION_EXP_CLAIM = (
+    "session_exp"  # in a ticket: the exp of the access token that bought it
+)
+SESSION_CLAIM = (
+    "sid"  # in an access token: the refresh-token family (login) it belongs to
+)
 DEFAULT_PUBLIC_NAMESPACE = "ext"
 MAX_USER_CHARS = 64  # what the store keeps as a message's author
-
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +63,9 @@ class Identity:
     user: str
     expires_at: float
     token_id: str
-    session: str = ""  # the login (refresh-token family) an access token belongs to, if any
+    session: str = (
+        ""  # the login (refresh-token family) an access token belongs to, if any
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +77,9 @@ class PublicKey:
 
     def __post_init__(self) -> None:
         if self.algorithm not in PUBLIC_KEY_ALGORITHMS:
-            raise ValueError(f"public-key algorithm must be one of {PUBLIC_KEY_ALGORITHMS}")
+            raise ValueError(
+                f"public-key algorithm must be one of {PUBLIC_KEY_ALGORITHMS}"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,10 +96,18 @@ class TokenSettings:
     def __post_init__(self) -> None:
         if len(self.secret) < SECRET_BYTES:
             raise ValueError(f"the HS256 secret must be at least {SECRET_BYTES} bytes")
-        if not self.public_namespace or not self.public_namespace.isascii() or ":" in self.public_namespace:
-            raise ValueError("the outside identity namespace must be a non-empty ASCII word without ':'")
+        if (
+            not self.public_namespace
+            or not self.public_namespace.isascii()
+            or ":" in self.public_namespace
+        ):
+            raise ValueError(
+                "the outside identity namespace must be a non-empty ASCII word without ':'"
+            )
         if len(self.public_namespace) > 16:
-            raise ValueError("the outside identity namespace must have at most 16 characters")
+            raise ValueError(
+                "the outside identity namespace must have at most 16 characters"
+            )
 
 
 def generate_secret() -> bytes:
@@ -103,12 +117,19 @@ def generate_secret() -> bytes:
 class Tokens:
     """Issues HS256 tokens and verifies them (and, if configured, an outside provider's)."""
 
-    def __init__(self, settings: TokenSettings, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, settings: TokenSettings, clock: Callable[[], float] = time.time
+    ) -> None:
         self.settings = settings
         self.clock = clock
 
     def issue(
-        self, user: str, typ: str = ACCESS, *, session_expires_at: float | None = None, session: str = ""
+        self,
+        user: str,
+        typ: str = ACCESS,
+        *,
+        session_expires_at: float | None = None,
+        session: str = "",
     ) -> tuple[str, Identity]:
         """A signed token and the identity it proves.
 
@@ -158,7 +179,12 @@ class Tokens:
                 audience=self.settings.audience,
                 issuer=self.settings.issuer,
                 # exp, nbf and iat are judged below by our clock: PyJWT would read the system's.
-                options={"require": REQUIRED_CLAIMS, "verify_exp": False, "verify_nbf": False, "verify_iat": False},
+                options={
+                    "require": REQUIRED_CLAIMS,
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                },
             )
         except jwt.PyJWTError:
             raise AuthError("invalid token") from None
@@ -178,13 +204,18 @@ class Tokens:
         if typ == TICKET and not isinstance(token_id, str):
             raise AuthError("a ticket needs a jti")
         expires_at = float(claims["exp"])
-        if typ == TICKET:  # the connection lasts as long as the access token that bought the ticket
+        if (
+            typ == TICKET
+        ):  # the connection lasts as long as the access token that bought the ticket
             session_expires_at = _numeric_date(claims.get(SESSION_EXP_CLAIM))
             if session_expires_at is not None and session_expires_at > expires_at:
                 expires_at = session_expires_at
         session = claims.get(SESSION_CLAIM) if not outside else None
         return Identity(
-            subject, expires_at, token_id if isinstance(token_id, str) else "", session if isinstance(session, str) else ""
+            subject,
+            expires_at,
+            token_id if isinstance(token_id, str) else "",
+            session if isinstance(session, str) else "",
         )
 
     def _key_for(self, algorithm: object) -> tuple[bytes, list[str]]:
@@ -195,12 +226,18 @@ class Tokens:
             return public.pem, [public.algorithm]
         raise AuthError("token algorithm not accepted")
 
-    def _check_times(self, claims: dict[str, object], *, exp_leeway: bool = True) -> None:
+    def _check_times(
+        self, claims: dict[str, object], *, exp_leeway: bool = True
+    ) -> None:
         """``exp``, ``nbf`` and ``iat`` (RFC 7519 §4.1.4-6) against ``self.clock``, with the leeway.
 
         ``exp_leeway=False`` for tickets: we issue them and judge them by one clock.
         """
-        parsed = {name: _numeric_date(claims[name]) for name in ("exp", "iat", "nbf") if name in claims}
+        parsed = {
+            name: _numeric_date(claims[name])
+            for name in ("exp", "iat", "nbf")
+            if name in claims
+        }
         times = {name: value for name, value in parsed.items() if value is not None}
         if len(times) != len(parsed):
             raise AuthError("invalid time claim")
@@ -222,8 +259,14 @@ def _unverified_algorithm(token: str) -> object:
     """
     segment = token.split(".", 1)[0]
     try:
-        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    except (ValueError, binascii.Error, RecursionError):  # RecursionError: a header nested thousands deep
+        header = json.loads(
+            base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        )
+    except (
+        ValueError,
+        binascii.Error,
+        RecursionError,
+    ):  # RecursionError: a header nested thousands deep
         raise AuthError("malformed token") from None
     if not isinstance(header, dict):
         raise AuthError("malformed token")
@@ -280,7 +323,9 @@ def extract_credential(request: Request) -> Credential | None:
         if scheme.lower() == "bearer" and token.strip():
             return Credential(ACCESS, token.strip())
     for offered in comma_list(get_all(request.headers, b"sec-websocket-protocol")):
-        if offered.startswith(BEARER_PROTOCOL_PREFIX) and len(offered) > len(BEARER_PROTOCOL_PREFIX):
+        if offered.startswith(BEARER_PROTOCOL_PREFIX) and len(offered) > len(
+            BEARER_PROTOCOL_PREFIX
+        ):
             return Credential(ACCESS, offered[len(BEARER_PROTOCOL_PREFIX) :])
     ticket = request.query_param("ticket")
     if ticket:
@@ -311,7 +356,9 @@ def check_origin(request: Request, allowed: frozenset[str], *, tls: bool) -> Non
         return
     origin = origin.strip().rstrip("/").lower()
     host = (request.header("host") or "").strip().lower()
-    secure = tls or request.scheme == "https"  # behind a trusted TLS-terminating proxy, the page was https
+    secure = (
+        tls or request.scheme == "https"
+    )  # behind a trusted TLS-terminating proxy, the page was https
     own = f"{'https' if secure else 'http'}://{host}"
     if origin == own or origin in allowed:
         return
@@ -336,8 +383,12 @@ class WebSocketAuthenticator:
     ) -> None:
         self.tokens = tokens
         self.ledger = ledger
-        self.shared_spend = shared_spend  # several nodes: a ticket is spent once across all of them
-        self.allowed_origins = frozenset(origin.rstrip("/").lower() for origin in allowed_origins)
+        self.shared_spend = (
+            shared_spend  # several nodes: a ticket is spent once across all of them
+        )
+        self.allowed_origins = frozenset(
+            origin.rstrip("/").lower() for origin in allowed_origins
+        )
         self.tls = tls
 
     def __call__(self, request: Request) -> Identity | Awaitable[Identity]:
@@ -349,7 +400,9 @@ class WebSocketAuthenticator:
             raise AuthError("a token or ticket is required")
         identity = self.tokens.verify(credential.token, credential.kind)
         if credential.kind == TICKET:
-            self.ledger.spend(identity)  # a replay on this node is refused without a round trip
+            self.ledger.spend(
+                identity
+            )  # a replay on this node is refused without a round trip
             if self.shared_spend is not None:
                 return self._spend_shared(identity, self.shared_spend)
         return identity
@@ -359,7 +412,11 @@ class WebSocketAuthenticator:
             first = await spend(identity.token_id, identity.expires_at)
         except RawwsError:
             # Without the shared record a ticket could be spent once per node: refuse it.
-            raise HttpError(503, "tickets are unavailable for a moment; try again", [("Retry-After", "5")]) from None
+            raise HttpError(
+                503,
+                "tickets are unavailable for a moment; try again",
+                [("Retry-After", "5")],
+            ) from None
         if not first:
             raise AuthError("ticket already used")
         return identity

@@ -26,7 +26,9 @@ class Bus(Protocol):
         """Queue ``data`` for every other node (dropped, and counted, if the bus is down)."""
         ...
 
-    async def start(self, receive: Receiver, on_reconnect: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    async def start(
+        self, receive: Receiver, on_reconnect: Callable[[], Coroutine[Any, Any, None]]
+    ) -> None:
         """Connect and subscribe; ``receive`` gets every message on the bus, ``on_reconnect``
         runs each time the subscription comes back after an outage (catch up from the store)."""
         ...
@@ -42,7 +44,9 @@ class LocalBus:
     def publish(self, data: bytes) -> None:
         return None
 
-    async def start(self, receive: Receiver, on_reconnect: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    async def start(
+        self, receive: Receiver, on_reconnect: Callable[[], Coroutine[Any, Any, None]]
+    ) -> None:
         return None
 
     async def close(self) -> None:

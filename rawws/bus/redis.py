@@ -60,6 +60,7 @@ def redacted(url: str) -> str:
 
 def check_bus_url(url: str) -> str:
     """``url`` if it names a Redis server, else ``SettingError`` (a ``ValueError``) with a one-line reason."""
+
     def refuse(reason: str) -> SettingError:
         return SettingError("bus_url", redacted(url), reason)
 
@@ -67,7 +68,9 @@ def check_bus_url(url: str) -> str:
         parts = urlsplit(url)
         port = parts.port  # raises on a port that is not a number or out of range
     except ValueError:
-        raise refuse("the bus URL is malformed (e.g. redis://127.0.0.1:6379/0)") from None
+        raise refuse(
+            "the bus URL is malformed (e.g. redis://127.0.0.1:6379/0)"
+        ) from None
     if parts.scheme not in SCHEMES:
         raise refuse("a bus URL must start with redis://, rediss:// or unix://")
     if parts.scheme != "unix" and not parts.hostname:
@@ -75,7 +78,9 @@ def check_bus_url(url: str) -> str:
     if parts.scheme != "unix":
         database = parts.path.lstrip("/")
         if database and not database.isdigit():
-            raise refuse("the bus URL's database must be a number (redis://host:port/0)")
+            raise refuse(
+                "the bus URL's database must be a number (redis://host:port/0)"
+            )
     del port
     return url
 
@@ -83,14 +88,22 @@ def check_bus_url(url: str) -> str:
 class RedisBus:
     """A ``Bus`` over one Redis server (``redis://host:port/db``)."""
 
-    def __init__(self, url: str, *, call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S, channel: str = CHANNEL) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
+        channel: str = CHANNEL,
+    ) -> None:
         self.url = check_bus_url(url)
         self.channel = channel
         self.call_timeout_s = call_timeout_s
         self.client: aioredis.Redis = aioredis.Redis.from_url(
             url, socket_timeout=call_timeout_s, socket_connect_timeout=call_timeout_s
         )
-        self._sub_client: aioredis.Redis = aioredis.Redis.from_url(url, socket_connect_timeout=call_timeout_s)
+        self._sub_client: aioredis.Redis = aioredis.Redis.from_url(
+            url, socket_connect_timeout=call_timeout_s
+        )
         self._connected = False
         self._down_since: float | None = None
         self._queue: deque[bytes] = deque()
@@ -117,7 +130,9 @@ class RedisBus:
         self._queue.append(data)
         self._queued.set()
 
-    async def start(self, receive: Receiver, on_reconnect: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    async def start(
+        self, receive: Receiver, on_reconnect: Callable[[], Coroutine[Any, Any, None]]
+    ) -> None:
         """Reach Redis (``BusUnavailable`` if it does not answer) and subscribe."""
         self._receive = receive
         self._on_reconnect = on_reconnect
@@ -132,7 +147,10 @@ class RedisBus:
                 reason = f"{str(exc).rstrip('.') or type(exc).__name__}: is Redis running there?"
             raise BusUnavailable(redacted(self.url), reason) from None
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._subscription()), loop.create_task(self._publisher())]
+        self._tasks = [
+            loop.create_task(self._subscription()),
+            loop.create_task(self._publisher()),
+        ]
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.call_timeout_s * 3):
                 await self._subscribed.wait()
@@ -151,7 +169,9 @@ class RedisBus:
                 await self._read(pubsub)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # connection refused, reset, timeout, protocol error
+            except (
+                Exception
+            ) as exc:  # connection refused, reset, timeout, protocol error
                 self._down(exc)
             finally:
                 with contextlib.suppress(Exception):
@@ -233,7 +253,9 @@ class RedisBus:
                         await pipe.execute()
                 except asyncio.CancelledError:
                     raise
-                except Exception:  # the subscription's watch logs the outage; receivers repair
+                except (
+                    Exception
+                ):  # the subscription's watch logs the outage; receivers repair
                     self.dropped += len(batch)
                 else:
                     self.published += len(batch)

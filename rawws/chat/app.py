@@ -63,14 +63,24 @@ def prepare_data_dir(data_dir: Path) -> None:
     """The data directory, created owner-only if missing; ``SettingError`` (``data_dir``) when it cannot be one."""
     if data_dir.is_dir():
         if not os.access(data_dir, os.W_OK | os.X_OK):
-            raise SettingError("data_dir", str(data_dir), "not writable by this user: name a directory it may write")
+            raise SettingError(
+                "data_dir",
+                str(data_dir),
+                "not writable by this user: name a directory it may write",
+            )
         return
     if data_dir.exists():
-        raise SettingError("data_dir", str(data_dir), "a file, not a directory: name a directory (it is created if missing)")
+        raise SettingError(
+            "data_dir",
+            str(data_dir),
+            "a file, not a directory: name a directory (it is created if missing)",
+        )
     try:
         data_dir.mkdir(mode=0o700, parents=True)  # the mode applies when it is created
     except OSError as exc:
-        raise SettingError("data_dir", str(data_dir), f"cannot create it ({exc.strerror or exc})") from None
+        raise SettingError(
+            "data_dir", str(data_dir), f"cannot create it ({exc.strerror or exc})"
+        ) from None
 
 
 def load_or_create_secret(data_dir: Path) -> bytes:
@@ -84,18 +94,34 @@ def load_or_create_secret(data_dir: Path) -> bytes:
         try:
             secret = bytes.fromhex(path.read_text().strip())
         except (ValueError, UnicodeDecodeError):
-            raise SettingError("data_dir", str(data_dir), f"{SECRET_FILE} is not a hex-encoded secret: {replace}") from None
+            raise SettingError(
+                "data_dir",
+                str(data_dir),
+                f"{SECRET_FILE} is not a hex-encoded secret: {replace}",
+            ) from None
         except OSError as exc:
-            raise SettingError("data_dir", str(data_dir), f"cannot read {SECRET_FILE} ({exc.strerror or exc})") from None
+            raise SettingError(
+                "data_dir",
+                str(data_dir),
+                f"cannot read {SECRET_FILE} ({exc.strerror or exc})",
+            ) from None
     except OSError as exc:
-        raise SettingError("data_dir", str(data_dir), f"cannot create {SECRET_FILE} ({exc.strerror or exc})") from None
+        raise SettingError(
+            "data_dir",
+            str(data_dir),
+            f"cannot create {SECRET_FILE} ({exc.strerror or exc})",
+        ) from None
     else:
         secret = generate_secret()
         with os.fdopen(fd, "w") as file:
             file.write(secret.hex() + "\n")
         log.info("generated a JWT secret in %s", path)
     if len(secret) < SECRET_BYTES:
-        raise SettingError("data_dir", str(data_dir), f"{SECRET_FILE} is shorter than {SECRET_BYTES} bytes: {replace}")
+        raise SettingError(
+            "data_dir",
+            str(data_dir),
+            f"{SECRET_FILE} is shorter than {SECRET_BYTES} bytes: {replace}",
+        )
     return secret
 
 
@@ -114,11 +140,15 @@ def read_public_key(path: str, algorithm: str) -> bytes:
     except FileNotFoundError:
         raise SettingError("jwt_public_key", path, "no such file") from None
     except OSError as exc:
-        raise SettingError("jwt_public_key", path, f"cannot read it ({exc.strerror or exc})") from None
+        raise SettingError(
+            "jwt_public_key", path, f"cannot read it ({exc.strerror or exc})"
+        ) from None
     try:
         jwt.get_algorithm_by_name(algorithm).prepare_key(pem)
     except (ValueError, TypeError, jwt.PyJWTError):
-        raise SettingError("jwt_public_key", path, f"not a PEM public key for {algorithm}") from None
+        raise SettingError(
+            "jwt_public_key", path, f"not a PEM public key for {algorithm}"
+        ) from None
     return pem
 
 
@@ -126,7 +156,10 @@ def token_settings(config: ServerConfig) -> TokenSettings:
     """The token settings of ``config``: the outside key read first, so a bad one leaves no new secret behind."""
     public_key = None
     if config.jwt_public_key is not None:
-        public_key = PublicKey(config.jwt_public_algorithm, read_public_key(config.jwt_public_key, config.jwt_public_algorithm))
+        public_key = PublicKey(
+            config.jwt_public_algorithm,
+            read_public_key(config.jwt_public_key, config.jwt_public_algorithm),
+        )
     if config.jwt_secret is not None:
         secret = config.jwt_secret.encode("utf-8")
     else:
@@ -170,7 +203,9 @@ async def setup_app(server: Server) -> None:
         ),
     )
     try:
-        await chat.start()  # BusUnavailable: a node never starts cut off from the others
+        await (
+            chat.start()
+        )  # BusUnavailable: a node never starts cut off from the others
     except BaseException:
         await store.close()
         raise
@@ -180,7 +215,9 @@ async def setup_app(server: Server) -> None:
         await chat.close()
         await store.close()
         raise
-    passwords = Passwords(config.argon2_time_cost, config.argon2_memory_kib, config.argon2_parallelism)
+    passwords = Passwords(
+        config.argon2_time_cost, config.argon2_memory_kib, config.argon2_parallelism
+    )
     shared = SharedState(bus.client, config.bus_timeout_s) if bus is not None else None
     accounts = Accounts(
         store,
@@ -206,7 +243,9 @@ async def setup_app(server: Server) -> None:
         tls=config.tls,
         shared_spend=shared.spend_ticket if shared else StoredTickets(store, health),
     )
-    server.add_websocket("/ws", chat, subprotocols=(SUBPROTOCOL,), authenticate=authenticate)
+    server.add_websocket(
+        "/ws", chat, subprotocols=(SUBPROTOCOL,), authenticate=authenticate
+    )
     if config.echo:
         server.add_websocket("/echo", EchoHandler())
 

@@ -36,7 +36,9 @@ class Posted:
 class Heads:
     node: str
     newest: dict[str, int]  # room → newest id this node stored
-    present: dict[str, list[str]] = field(default_factory=dict)  # room → users on this node
+    present: dict[str, list[str]] = field(
+        default_factory=dict
+    )  # room → users on this node
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,12 +58,32 @@ def encode_event(event: BusEvent) -> bytes:
     if isinstance(event, Posted):
         m = event.message
         body: dict[str, object] = {
-            "v": FORMAT_VERSION, "k": "m", "n": event.node, "r": m.room, "i": m.id, "u": m.user, "t": m.text, "s": m.ts,
+            "v": FORMAT_VERSION,
+            "k": "m",
+            "n": event.node,
+            "r": m.room,
+            "i": m.id,
+            "u": m.user,
+            "t": m.text,
+            "s": m.ts,
         }
     elif isinstance(event, Heads):
-        body = {"v": FORMAT_VERSION, "k": "h", "n": event.node, "h": event.newest, "p": event.present}
+        body = {
+            "v": FORMAT_VERSION,
+            "k": "h",
+            "n": event.node,
+            "h": event.newest,
+            "p": event.present,
+        }
     else:
-        body = {"v": FORMAT_VERSION, "k": "p", "n": event.node, "r": event.room, "u": event.user, "j": event.joined}
+        body = {
+            "v": FORMAT_VERSION,
+            "k": "p",
+            "n": event.node,
+            "r": event.room,
+            "u": event.user,
+            "j": event.joined,
+        }
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
@@ -83,17 +105,32 @@ def decode_event(data: bytes | str) -> BusEvent | None:
         body = json.loads(data)
     except (ValueError, UnicodeDecodeError, RecursionError):
         return None
-    if not isinstance(body, dict) or body.get("v") != FORMAT_VERSION or not isinstance(body.get("n"), str):
+    if (
+        not isinstance(body, dict)
+        or body.get("v") != FORMAT_VERSION
+        or not isinstance(body.get("n"), str)
+    ):
         return None
     node = body["n"]
     kind = body.get("k")
     if kind == "m":
-        room, message_id, user, text, ts = (body.get(key) for key in ("r", "i", "u", "t", "s"))
-        if not (_is_room(room) and _is_id(message_id) and isinstance(user, str) and isinstance(text, str)):
+        room, message_id, user, text, ts = (
+            body.get(key) for key in ("r", "i", "u", "t", "s")
+        )
+        if not (
+            _is_room(room)
+            and _is_id(message_id)
+            and isinstance(user, str)
+            and isinstance(text, str)
+        ):
             return None
         if type(ts) not in (int, float):
             return None
-        assert isinstance(room, str) and isinstance(message_id, int) and isinstance(user, str)
+        assert (
+            isinstance(room, str)
+            and isinstance(message_id, int)
+            and isinstance(user, str)
+        )
         assert isinstance(text, str) and isinstance(ts, int | float)
         return Posted(node, StoredMessage(room, message_id, user, text, float(ts)))
     if kind == "h":
@@ -106,13 +143,19 @@ def decode_event(data: bytes | str) -> BusEvent | None:
         if not isinstance(present, dict) or len(present) > MAX_HEADS:
             return None
         for room, users in present.items():
-            if not _is_room(room) or not isinstance(users, list) or not all(_is_user(u) for u in users):
+            if (
+                not _is_room(room)
+                or not isinstance(users, list)
+                or not all(_is_user(u) for u in users)
+            ):
                 return None
         return Heads(node, heads, present)
     if kind == "p":
         room, user, joined = body.get("r"), body.get("u"), body.get("j")
         if not (_is_room(room) and _is_user(user) and type(joined) is bool):
             return None
-        assert isinstance(room, str) and isinstance(user, str) and isinstance(joined, bool)
+        assert (
+            isinstance(room, str) and isinstance(user, str) and isinstance(joined, bool)
+        )
         return Presence(node, room, user, joined)
     return None

@@ -18,7 +18,14 @@ from collections.abc import Callable
 
 from rawws.bus.base import Bus, LocalBus
 from rawws.chat import wire as chat
-from rawws.chat.codec import BusEvent, Heads, Posted, Presence, decode_event, encode_event
+from rawws.chat.codec import (
+    BusEvent,
+    Heads,
+    Posted,
+    Presence,
+    decode_event,
+    encode_event,
+)
 from rawws.chat.presence import DEFAULT_PRESENCE_TTL_S, Change, ClusterPresence
 from rawws.chat.sequencer import DEFAULT_HOLD_LIMIT, RoomSequencer
 from rawws.core.counters import BusCounters
@@ -27,9 +34,13 @@ from rawws.store import Store, StoredMessage
 log = logging.getLogger("rawws.chat")
 
 FETCH_PAGE = 500  # messages per gap query
-STORE_TIMEOUT_S = 10.0  # a gap query that takes longer is abandoned and tried again later
+STORE_TIMEOUT_S = (
+    10.0  # a gap query that takes longer is abandoned and tried again later
+)
 DEFAULT_HEARTBEAT_S = 1.0
-MAX_HEAD_ROOMS = 1000  # rooms in one heartbeat: the ones this node wrote to most recently
+MAX_HEAD_ROOMS = (
+    1000  # rooms in one heartbeat: the ones this node wrote to most recently
+)
 
 Deliver = Callable[[str, str, int], object]  # (room, text, id): the hub's publish
 Announce = Callable[[Change], object]  # a user appeared in / left a room, cluster-wide
@@ -60,10 +71,14 @@ class RoomFeed:
         self.heartbeat_s = heartbeat_s
         self._rooms: dict[str, RoomSequencer[StoredMessage]] = {}
         self._fetching: dict[str, asyncio.Task[None]] = {}
-        self._written: dict[str, int] = {}  # room → newest id this node stored (most recent last)
+        self._written: dict[
+            str, int
+        ] = {}  # room → newest id this node stored (most recent last)
         self._heartbeat: asyncio.Task[None] | None = None
         self.fetched = 0  # messages read from the store to fill gaps
-        self.presence = presence or ClusterPresence(lambda room: (), DEFAULT_PRESENCE_TTL_S)
+        self.presence = presence or ClusterPresence(
+            lambda room: (), DEFAULT_PRESENCE_TTL_S
+        )
         self._announce: Announce = announce or (lambda change: None)
         self._local_presence = local_presence or dict
 
@@ -111,7 +126,9 @@ class RoomFeed:
         if event is None:
             self.garbage += 1
             if self.garbage == 1:
-                log.warning("ignoring a bus message that is not ours (further ones are counted, not logged)")
+                log.warning(
+                    "ignoring a bus message that is not ours (further ones are counted, not logged)"
+                )
             return
         self.receive(event)
 
@@ -125,7 +142,11 @@ class RoomFeed:
             return
         now = time.monotonic()
         if isinstance(event, Presence):
-            self._tell(self.presence.event(event.node, event.room, event.user, event.joined, now))
+            self._tell(
+                self.presence.event(
+                    event.node, event.room, event.user, event.joined, now
+                )
+            )
             return
         present = {room: frozenset(users) for room, users in event.present.items()}
         self._tell(self.presence.snapshot(event.node, present, now))
@@ -172,7 +193,9 @@ class RoomFeed:
         try:
             while sequencer.wants_fetch and self._rooms.get(room) is sequencer:
                 async with asyncio.timeout(STORE_TIMEOUT_S):
-                    page = await self.store.messages_after(room, sequencer.fetch_after, FETCH_PAGE)
+                    page = await self.store.messages_after(
+                        room, sequencer.fetch_after, FETCH_PAGE
+                    )
                 if self._rooms.get(room) is not sequencer or not page:
                     return
                 self.fetched += len(page)
@@ -181,7 +204,10 @@ class RoomFeed:
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("reading a gap of room=%s from the store failed; trying again on the next event", room)
+            log.exception(
+                "reading a gap of room=%s from the store failed; trying again on the next event",
+                room,
+            )
 
     async def catch_up(self) -> None:
         """After a bus outage: every room with local members reads what it missed."""
@@ -206,7 +232,9 @@ class RoomFeed:
             self._heartbeat = asyncio.get_running_loop().create_task(self._beats())
 
     def _beat(self) -> None:
-        self.bus.publish(encode_event(Heads(self.node, dict(self._written), self._local_presence())))
+        self.bus.publish(
+            encode_event(Heads(self.node, dict(self._written), self._local_presence()))
+        )
 
     async def _beats(self) -> None:
         while True:
@@ -216,8 +244,12 @@ class RoomFeed:
 
     async def close(self) -> None:
         if not isinstance(self.bus, LocalBus):
-            self.bus.publish(encode_event(Heads(self.node, {}, {})))  # goodbye: nobody is here any more
-        tasks = [t for t in (self._heartbeat, *self._fetching.values()) if t is not None]
+            self.bus.publish(
+                encode_event(Heads(self.node, {}, {}))
+            )  # goodbye: nobody is here any more
+        tasks = [
+            t for t in (self._heartbeat, *self._fetching.values()) if t is not None
+        ]
         for task in tasks:
             task.cancel()
         for task in tasks:

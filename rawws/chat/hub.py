@@ -22,7 +22,9 @@ class Member(Protocol):
 
     user: str
 
-    def deliver(self, room: str, message_id: int | None, text: str, frame: bytes) -> None:
+    def deliver(
+        self, room: str, message_id: int | None, text: str, frame: bytes
+    ) -> None:
         """Queue ``text`` (already framed as ``frame`` for uncompressed peers) from ``room``."""
         ...
 
@@ -86,7 +88,14 @@ class Hub:
     def rooms(self) -> list[str]:
         return sorted(self._rooms)
 
-    def publish(self, room: str, text: str, message_id: int | None = None, *, exclude: Member | None = None) -> int:
+    def publish(
+        self,
+        room: str,
+        text: str,
+        message_id: int | None = None,
+        *,
+        exclude: Member | None = None,
+    ) -> int:
         """Offer ``text`` to every member of ``room`` (but ``exclude``), framed once; how many got it."""
         members = self._rooms.get(room)
         if not members:

@@ -21,13 +21,23 @@ class CatchUp:
 
     def __init__(self) -> None:
         self.newest = 0  # the highest message id published while replaying: the replay reads up to it
-        self.frames: list[tuple[str, bytes]] = []  # other frames (presence), sent after the replay
+        self.frames: list[
+            tuple[str, bytes]
+        ] = []  # other frames (presence), sent after the replay
 
 
 class ChatMember:
     """One connection's chat state: its rooms, the last id it got in each, replays in progress."""
 
-    __slots__ = ("peer", "user", "rate_key", "last_ids", "catching_up", "tasks", "dropping")
+    __slots__ = (
+        "peer",
+        "user",
+        "rate_key",
+        "last_ids",
+        "catching_up",
+        "tasks",
+        "dropping",
+    )
 
     def __init__(self, peer: Peer, user: str, rate_key: int = 0) -> None:
         self.peer = peer
@@ -38,13 +48,19 @@ class ChatMember:
         self.tasks: set[asyncio.Task[None]] = set()
         self.dropping = False  # over the frame rate: frames are dropped unread until a token is back
 
-    def deliver(self, room: str, message_id: int | None, text: str, frame: bytes) -> None:
+    def deliver(
+        self, room: str, message_id: int | None, text: str, frame: bytes
+    ) -> None:
         catch_up = self.catching_up.get(room)
         if catch_up is not None:
             if message_id is None:
-                catch_up.frames.append((text, frame))  # after the `joined` answer and the replay
+                catch_up.frames.append(
+                    (text, frame)
+                )  # after the `joined` answer and the replay
             else:
-                catch_up.newest = max(catch_up.newest, message_id)  # the replay will read it from the store
+                catch_up.newest = max(
+                    catch_up.newest, message_id
+                )  # the replay will read it from the store
             return
         if message_id is not None:
             if message_id <= self.last_ids.get(room, 0):

@@ -29,7 +29,10 @@ SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
     ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
     ("X-Content-Type-Options", "nosniff"),
     ("Referrer-Policy", "no-referrer"),
-    ("X-Frame-Options", "DENY"),  # frame-ancestors says it; this is for browsers that predate it
+    (
+        "X-Frame-Options",
+        "DENY",
+    ),  # frame-ancestors says it; this is for browsers that predate it
     ("Cross-Origin-Opener-Policy", "same-origin"),
 )
 NO_CACHE = "no-cache"
@@ -47,7 +50,9 @@ INDEX = ("index.html", "/", "text/html; charset=utf-8")
 class _Asset:
     body: bytes
     content_type: str
-    version: str  # a short content hash: the ``v`` query parameter that makes it cacheable
+    version: (
+        str  # a short content hash: the ``v`` query parameter that makes it cacheable
+    )
 
 
 def read_static(name: str) -> bytes:
@@ -62,7 +67,11 @@ def _version(body: bytes) -> str:
 def _page_response(body: bytes, content_type: str, cache_control: str) -> Response:
     return Response(
         200,
-        [("Content-Type", content_type), ("Cache-Control", cache_control), *SECURITY_HEADERS],
+        [
+            ("Content-Type", content_type),
+            ("Cache-Control", cache_control),
+            *SECURITY_HEADERS,
+        ],
         body,
     )
 

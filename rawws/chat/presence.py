@@ -14,7 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-DEFAULT_PRESENCE_TTL_S = 5.0  # a node silent this long is taken for dead: its users leave
+DEFAULT_PRESENCE_TTL_S = (
+    5.0  # a node silent this long is taken for dead: its users leave
+)
 
 Snapshot = dict[str, frozenset[str]]  # room → users present on one node
 
@@ -27,7 +29,11 @@ class Change:
 
 
 class ClusterPresence:
-    def __init__(self, local_users: Callable[[str], Iterable[str]], ttl_s: float = DEFAULT_PRESENCE_TTL_S) -> None:
+    def __init__(
+        self,
+        local_users: Callable[[str], Iterable[str]],
+        ttl_s: float = DEFAULT_PRESENCE_TTL_S,
+    ) -> None:
         self._local_users = local_users  # room → this node's users (the hub)
         self.ttl_s = ttl_s
         self._remote: dict[str, Snapshot] = {}  # node → its rooms and users
@@ -42,7 +48,11 @@ class ClusterPresence:
 
     def elsewhere(self, room: str, user: str, *, but: str | None = None) -> bool:
         """``user`` is in ``room`` on some other node (not ``but``)."""
-        return any(user in rooms.get(room, ()) for node, rooms in self._remote.items() if node != but)
+        return any(
+            user in rooms.get(room, ())
+            for node, rooms in self._remote.items()
+            if node != but
+        )
 
     def _here(self, room: str, user: str) -> bool:
         return user in set(self._local_users(room))
@@ -50,7 +60,9 @@ class ClusterPresence:
     def _visible_change(self, node: str, room: str, user: str, joined: bool) -> bool:
         return not self._here(room, user) and not self.elsewhere(room, user, but=node)
 
-    def event(self, node: str, room: str, user: str, joined: bool, now: float) -> list[Change]:
+    def event(
+        self, node: str, room: str, user: str, joined: bool, now: float
+    ) -> list[Change]:
         """Node ``node`` says ``user`` joined (or left) ``room`` there."""
         self._heard[node] = now
         rooms = self._remote.setdefault(node, {})

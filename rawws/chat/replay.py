@@ -38,12 +38,17 @@ class SharedReads:
         self.callers = 0
 
     async def last_message_id(self, room: str) -> int:
-        result: int = await self._read(("last", room), lambda: self.store.last_message_id(room))
+        result: int = await self._read(
+            ("last", room), lambda: self.store.last_message_id(room)
+        )
         return result
 
-    async def messages_after(self, room: str, after: int, limit: int) -> list[StoredMessage]:
+    async def messages_after(
+        self, room: str, after: int, limit: int
+    ) -> list[StoredMessage]:
         result: list[StoredMessage] = await self._read(
-            ("after", room, after, limit), lambda: self.store.messages_after(room, after, limit)
+            ("after", room, after, limit),
+            lambda: self.store.messages_after(room, after, limit),
         )
         return result
 
@@ -56,7 +61,9 @@ class SharedReads:
         self.callers += 1
         run = self._running.get(key)
         if run is not None and not run.started:
-            future = run.future  # it has not read anything yet: its answer is fresh enough for us too
+            future = (
+                run.future
+            )  # it has not read anything yet: its answer is fresh enough for us too
         elif run is not None:
             queued = self._next.get(key)
             if queued is None:
@@ -68,7 +75,12 @@ class SharedReads:
         # Shielded: one caller going away (its connection closed) must not cancel the others' answer.
         return await asyncio.shield(future)
 
-    def _launch(self, key: Hashable, query: Callable[[], Awaitable[Any]], future: asyncio.Future[Any]) -> None:
+    def _launch(
+        self,
+        key: Hashable,
+        query: Callable[[], Awaitable[Any]],
+        future: asyncio.Future[Any],
+    ) -> None:
         record = self._running[key] = _Run(future)
         self.queries += 1
 

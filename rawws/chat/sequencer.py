@@ -16,7 +16,9 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
-DEFAULT_HOLD_LIMIT = 1024  # messages held ahead of a gap, per room, before falling back to the store
+DEFAULT_HOLD_LIMIT = (
+    1024  # messages held ahead of a gap, per room, before falling back to the store
+)
 
 
 class RoomSequencer(Generic[T]):
@@ -35,7 +37,9 @@ class RoomSequencer(Generic[T]):
         self.newest_known = 0  # the highest id known to exist in the store
         self.hold_limit = hold_limit
         self._held: dict[int, T] = {}
-        self.overflowed = 0  # messages dropped from the hold (read from the store instead)
+        self.overflowed = (
+            0  # messages dropped from the hold (read from the store instead)
+        )
 
     @property
     def started(self) -> bool:

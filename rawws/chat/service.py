@@ -47,20 +47,27 @@ from rawws.store import NewMessage, Store, StoredMessage
 from rawws.store.outage import StoreHealth, StoreUnavailable
 
 log = logging.getLogger("rawws.chat")
-RATE_LIMITED_MESSAGE = "slow down: frames are dropped unread until the rate allows; send them again"
-
+RATE_LIMITED_MESSAGE = (
+    "slow down: frames are dropped unread until the rate allows; send them again"
+)
 
 
 @dataclass(frozen=True, slots=True)
 class ChatLimits:
     """The chat's limits, handed to the handler that enforces them (defaults: ``rawws.config``)."""
 
-    messages_per_s: float = DEFAULT_CHAT_MESSAGES_PER_S  # per connection, with bursts of message_burst
+    messages_per_s: float = (
+        DEFAULT_CHAT_MESSAGES_PER_S  # per connection, with bursts of message_burst
+    )
     message_burst: int = DEFAULT_CHAT_MESSAGE_BURST
     max_rooms_per_connection: int = DEFAULT_CHAT_MAX_ROOMS_PER_CONNECTION
     max_batch_messages: int = DEFAULT_CHAT_MAX_BATCH_MESSAGES  # per group commit
     replay_page_messages: int = DEFAULT_CHAT_REPLAY_PAGE_MESSAGES  # per replay query
-CLOSE_TASKS_TIMEOUT_S = 5.0  # shutdown waits this long for replays and history queries to unwind
+
+
+CLOSE_TASKS_TIMEOUT_S = (
+    5.0  # shutdown waits this long for replays and history queries to unwind
+)
 
 
 @dataclass(slots=True)
@@ -87,20 +94,33 @@ class MessageWriter:
         self._pending: list[_Pending] = []
         self._task: asyncio.Task[None] | None = None
 
-    def submit(self, item: NewMessage, on_stored: Callable[[StoredMessage], None], on_failed: Callable[[], None]) -> None:
+    def submit(
+        self,
+        item: NewMessage,
+        on_stored: Callable[[StoredMessage], None],
+        on_failed: Callable[[], None],
+    ) -> None:
         self._pending.append(_Pending(item, on_stored, on_failed))
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
         while self._pending:
-            batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+            batch, self._pending = (
+                self._pending[: self.max_batch],
+                self._pending[self.max_batch :],
+            )
             began = time.perf_counter()
             try:
-                stored = await self.health.call("storing messages", self.store.append_messages([p.item for p in batch]))
+                stored = await self.health.call(
+                    "storing messages",
+                    self.store.append_messages([p.item for p in batch]),
+                )
             except Exception as exc:
                 self.counters.store_commit_failures += 1
-                if not isinstance(exc, StoreUnavailable):  # an outage is logged once, when it starts
+                if not isinstance(
+                    exc, StoreUnavailable
+                ):  # an outage is logged once, when it starts
                     log.exception("storing %d message(s) failed", len(batch))
                 for pending in batch:
                     pending.on_failed()
@@ -110,8 +130,12 @@ class MessageWriter:
             for pending, message in zip(batch, stored, strict=True):
                 try:
                     pending.on_stored(message)
-                except Exception:  # one bad callback must not strand the rest of the queue
-                    log.exception("delivering message %s/%d failed", message.room, message.id)
+                except (
+                    Exception
+                ):  # one bad callback must not strand the rest of the queue
+                    log.exception(
+                        "delivering message %s/%d failed", message.room, message.id
+                    )
 
     async def flush(self) -> None:
         """Wait until everything submitted is stored (shutdown)."""
@@ -139,7 +163,9 @@ class ChatHandler:
         self.hub = hub or Hub()
         self.counters = counters if counters is not None else Counters()
         self.health = health if health is not None else StoreHealth()
-        self.writer = MessageWriter(store, self.health, limits.max_batch_messages, self.counters)
+        self.writer = MessageWriter(
+            store, self.health, limits.max_batch_messages, self.counters
+        )
         # Every stored message reaches the hub through the feed: in id order, once,
         # whether this node stored it or another one did (through the bus).
         self.presence = ClusterPresence(self.hub.users, presence_ttl_s)
@@ -154,18 +180,29 @@ class ChatHandler:
             local_presence=self.hub.presence,
             bus_counters=self.counters.bus if bus is not None else None,
         )
-        self.reads = SharedReads(store)  # replay queries shared by members who rejoin at once
+        self.reads = SharedReads(
+            store
+        )  # replay queries shared by members who rejoin at once
         self._members: dict[Peer, ChatMember] = {}
-        self._rate = RateLimiter(limits.message_burst, limits.message_burst / limits.messages_per_s)
+        self._rate = RateLimiter(
+            limits.message_burst, limits.message_burst / limits.messages_per_s
+        )
         self._rate_keys = itertools.count(1)
-        self._tasks: set[asyncio.Task[None]] = set()  # every member's replays and queries, until done
+        self._tasks: set[asyncio.Task[None]] = (
+            set()
+        )  # every member's replays and queries, until done
 
     def _publish_message(self, room: str, text: str, message_id: int) -> None:
         self.counters.fanout_deliveries += self.hub.publish(room, text, message_id)
 
     def _announce(self, change: Change) -> None:
         """A user appeared on / vanished from every other node's view: tell this node's members."""
-        self.hub.publish(change.room, chat.presence(change.room, change.user, "joined" if change.joined else "left"))
+        self.hub.publish(
+            change.room,
+            chat.presence(
+                change.room, change.user, "joined" if change.joined else "left"
+            ),
+        )
 
     async def start(self) -> None:
         """Connect the bus (``BusUnavailable`` when it cannot be reached)."""
@@ -197,7 +234,13 @@ class ChatHandler:
             ref = getattr(command, "ref", None)
             self._dispatch(member, command)
         except ChatError as error:
-            member.send(chat.error(error.code, error.message, error.ref if error.ref is not None else ref))
+            member.send(
+                chat.error(
+                    error.code,
+                    error.message,
+                    error.ref if error.ref is not None else ref,
+                )
+            )
 
     def on_close(self, peer: Peer, code: int) -> None:
         member = self._members.pop(peer, None)
@@ -233,7 +276,11 @@ class ChatHandler:
             self.feed.stored_here(message)
 
         def failed() -> None:
-            member.send(chat.error(chat.UNAVAILABLE, "message not stored; send it again", command.ref))
+            member.send(
+                chat.error(
+                    chat.UNAVAILABLE, "message not stored; send it again", command.ref
+                )
+            )
 
         self.writer.submit(item, stored, failed)
 
@@ -242,13 +289,17 @@ class ChatHandler:
         most = self.limits.max_rooms_per_connection
         if len(member.last_ids) >= most:
             raise ChatError(chat.TOO_MANY_ROOMS, f"at most {most} rooms per connection")
-        catch_up = member.catching_up[room] = CatchUp()  # live delivery waits until the replay is out
+        catch_up = member.catching_up[room] = (
+            CatchUp()
+        )  # live delivery waits until the replay is out
         member.last_ids[room] = 0
         self.feed.open_room(room)
         if self.hub.join(member, room):  # the user's first connection here
             self.feed.here(room, member.user, True)
             if not self.presence.elsewhere(room, member.user):
-                self.hub.publish(room, chat.presence(room, member.user, "joined"), exclude=member)
+                self.hub.publish(
+                    room, chat.presence(room, member.user, "joined"), exclude=member
+                )
         self._spawn(member, self._catch_up(member, room, command.since, catch_up))
 
     def _spawn(self, member: ChatMember, coroutine: Coroutine[Any, Any, None]) -> None:
@@ -256,15 +307,23 @@ class ChatHandler:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _catch_up(self, member: ChatMember, room: str, since: int | None, catch_up: CatchUp) -> None:
-        def current() -> bool:  # False once the client left the room (and maybe joined again)
+    async def _catch_up(
+        self, member: ChatMember, room: str, since: int | None, catch_up: CatchUp
+    ) -> None:
+        def current() -> (
+            bool
+        ):  # False once the client left the room (and maybe joined again)
             return member.catching_up.get(room) is catch_up
 
         try:
-            last_id = await self.health.call("joining", self.reads.last_message_id(room))
+            last_id = await self.health.call(
+                "joining", self.reads.last_message_id(room)
+            )
             if not current():
                 return
-            self.feed.start_room(room, last_id)  # the first member here: live delivery goes on after last_id
+            self.feed.start_room(
+                room, last_id
+            )  # the first member here: live delivery goes on after last_id
             member.send(chat.joined(room, self.presence.users(room), last_id))
             # Replay what the client missed, up to what was stored when it joined, what
             # the hub delivered since and what this node's feed had delivered before it
@@ -274,7 +333,12 @@ class ChatHandler:
             if since is not None:
                 self.counters.catchups += 1
             while after < max(last_id, catch_up.newest, self.feed.delivered_upto(room)):
-                page = await self.health.call("replay", self.reads.messages_after(room, after, self.limits.replay_page_messages))
+                page = await self.health.call(
+                    "replay",
+                    self.reads.messages_after(
+                        room, after, self.limits.replay_page_messages
+                    ),
+                )
                 if not current():
                     return
                 if not page:
@@ -291,8 +355,12 @@ class ChatHandler:
             if not isinstance(exc, StoreUnavailable):
                 log.exception("replay failed room=%s", room)
             if current():
-                self._leave(member, room)  # out of the room, so that joining again is possible
-                member.send(chat.error(chat.UNAVAILABLE, f"could not load {room}; join again"))
+                self._leave(
+                    member, room
+                )  # out of the room, so that joining again is possible
+                member.send(
+                    chat.error(chat.UNAVAILABLE, f"could not load {room}; join again")
+                )
         finally:
             if current():
                 del member.catching_up[room]
@@ -312,7 +380,8 @@ class ChatHandler:
     async def _history(self, member: ChatMember, command: HistoryRequest) -> None:
         try:
             found = await self.health.call(
-                "history", self.store.messages_before(command.room, command.before, command.limit)
+                "history",
+                self.store.messages_before(command.room, command.before, command.limit),
             )
         except Exception as exc:
             if not isinstance(exc, StoreUnavailable):

@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from rawws.errors import ChatError
-from rawws.store.base import StoredMessage as StoredMessage  # re-exported: what the protocol sends
+from rawws.store.base import (
+    StoredMessage as StoredMessage,
+)  # re-exported: what the protocol sends
 
 DEFAULT_ROOM = "lobby"
 ROOM_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
@@ -28,7 +30,9 @@ MAX_TEXT_CHARS = 4000
 MAX_REF_CHARS = 64
 DEFAULT_HISTORY_LIMIT = 50
 MAX_HISTORY_LIMIT = 200
-MAX_ID = 2**63 - 1  # ids are SQL BIGINTs: a larger `since` or `before` cannot be a real id
+MAX_ID = (
+    2**63 - 1
+)  # ids are SQL BIGINTs: a larger `since` or `before` cannot be a real id
 
 # error codes
 BAD_JSON = "bad_json"
@@ -41,8 +45,6 @@ TOO_MANY_ROOMS = "too_many_rooms"
 RATE_LIMITED = "rate_limited"
 BINARY = "binary_not_supported"
 UNAVAILABLE = "unavailable"
-
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,13 +86,20 @@ def parse_command(data: str | bytes) -> Command:
         raise ChatError(BINARY, "send JSON text frames")
     try:
         frame = json.loads(data)
-    except (ValueError, RecursionError):  # also an integer of > 4300 digits, or nesting too deep
+    except (
+        ValueError,
+        RecursionError,
+    ):  # also an integer of > 4300 digits, or nesting too deep
         raise ChatError(BAD_JSON, "frame is not valid JSON") from None
     if not isinstance(frame, dict):
         raise ChatError(BAD_JSON, "frame must be a JSON object")
     ref = frame.get("ref")
-    if ref is not None and (not isinstance(ref, str) or len(ref) > MAX_REF_CHARS or not _encodable(ref)):
-        raise ChatError(BAD_FIELD, f"ref must be a string of at most {MAX_REF_CHARS} characters")
+    if ref is not None and (
+        not isinstance(ref, str) or len(ref) > MAX_REF_CHARS or not _encodable(ref)
+    ):
+        raise ChatError(
+            BAD_FIELD, f"ref must be a string of at most {MAX_REF_CHARS} characters"
+        )
     kind = frame.get("type")
     try:
         if kind == "say":
@@ -104,20 +113,29 @@ def parse_command(data: str | bytes) -> Command:
             return HistoryRequest(
                 _room(frame),
                 _optional_int(frame, "before", minimum=1),
-                min(limit, MAX_HISTORY_LIMIT) if limit is not None else DEFAULT_HISTORY_LIMIT,
+                min(limit, MAX_HISTORY_LIMIT)
+                if limit is not None
+                else DEFAULT_HISTORY_LIMIT,
             )
         if kind == "who":
             return Who(_room(frame))
     except ChatError as error:
         error.ref = ref
         raise
-    raise ChatError(BAD_TYPE, f"unknown type {kind[:32]!r}" if isinstance(kind, str) else "type is required", ref)
+    raise ChatError(
+        BAD_TYPE,
+        f"unknown type {kind[:32]!r}" if isinstance(kind, str) else "type is required",
+        ref,
+    )
 
 
 def _room(frame: dict[str, Any]) -> str:
     room = frame.get("room")
     if not isinstance(room, str) or ROOM_NAME.fullmatch(room) is None:
-        raise ChatError(BAD_ROOM, "room must be 1-32 characters: a-z, 0-9, '_' or '-', starting with a letter or digit")
+        raise ChatError(
+            BAD_ROOM,
+            "room must be 1-32 characters: a-z, 0-9, '_' or '-', starting with a letter or digit",
+        )
     return room
 
 
@@ -147,7 +165,9 @@ def _optional_int(frame: dict[str, Any], name: str, *, minimum: int) -> int | No
     if value is None:
         return None
     if type(value) is not int or not minimum <= value <= MAX_ID:
-        raise ChatError(BAD_FIELD, f"{name} must be an integer from {minimum} to {MAX_ID}")
+        raise ChatError(
+            BAD_FIELD, f"{name} must be an integer from {minimum} to {MAX_ID}"
+        )
     return value
 
 
@@ -183,7 +203,13 @@ def members(room: str, users: list[str]) -> str:
 
 
 def history(room: str, messages: list[StoredMessage]) -> str:
-    return dumps({"type": "history", "room": room, "messages": [message_fields(m) for m in messages]})
+    return dumps(
+        {
+            "type": "history",
+            "room": room,
+            "messages": [message_fields(m) for m in messages],
+        }
+    )
 
 
 def error(code: str, message: str, ref: str | None = None) -> str:
@@ -199,14 +225,25 @@ def message(stored: StoredMessage) -> str:
 
 def message_fields(stored: StoredMessage) -> dict[str, object]:
     """The ``message`` object of the wire protocol for one stored message."""
-    return {"type": "message", "room": stored.room, "id": stored.id, "user": stored.user, "text": stored.text, "ts": stored.ts}
+    return {
+        "type": "message",
+        "room": stored.room,
+        "id": stored.id,
+        "user": stored.user,
+        "text": stored.text,
+        "ts": stored.ts,
+    }
 
 
 # -- client frames: what a client sends, built here so both sides read one definition --
 
 
 def join_frame(room: str, since: int | None = None) -> str:
-    return dumps({"type": "join", "room": room} if since is None else {"type": "join", "room": room, "since": since})
+    return dumps(
+        {"type": "join", "room": room}
+        if since is None
+        else {"type": "join", "room": room, "since": since}
+    )
 
 
 def leave_frame(room: str) -> str:

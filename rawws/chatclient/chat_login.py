@@ -34,12 +34,17 @@ READ_SIZE = 64 * 1024  # bytes asked of the socket per read of an HTTP answer
 REFRESH_MARGIN_S = 60.0  # renew the access token when it has less than this left
 
 
-async def http_exchange(target: ChatTarget, exchange: HttpExchange, timeout: float, insecure: bool) -> HttpAnswer:
+async def http_exchange(
+    target: ChatTarget, exchange: HttpExchange, timeout: float, insecure: bool
+) -> HttpAnswer:
     """One HTTP request to the server, on its own connection, within ``timeout``."""
     context = ssl_context(insecure) if target.secure else None
     async with asyncio.timeout(timeout):
         reader, writer = await asyncio.open_connection(
-            target.host, target.port, ssl=context, server_hostname=target.host if context else None
+            target.host,
+            target.port,
+            ssl=context,
+            server_hostname=target.host if context else None,
         )
         try:
             writer.write(exchange.request())
@@ -57,7 +62,14 @@ class ChatLogin:
     """``--user``: one login, then a fresh single-use ticket per connection; logs in again if the token
     is refused (it expired). The password stays in this object only."""
 
-    def __init__(self, target: ChatTarget, user: str, password: str, timeout: float, insecure: bool) -> None:
+    def __init__(
+        self,
+        target: ChatTarget,
+        user: str,
+        password: str,
+        timeout: float,
+        insecure: bool,
+    ) -> None:
         self.target = target
         self.user = user
         self._password = password
@@ -74,7 +86,9 @@ class ChatLogin:
 
     async def _login(self) -> None:
         exchange = login_exchange(self.target, self.user, self._password)
-        self._keep(await http_exchange(self.target, exchange, self._timeout, self._insecure))
+        self._keep(
+            await http_exchange(self.target, exchange, self._timeout, self._insecure)
+        )
         self.logins += 1
 
     async def _renew(self) -> None:
@@ -82,7 +96,9 @@ class ChatLogin:
         if self._refresh_token is not None:
             exchange = refresh_exchange(self.target, self._refresh_token)
             self._refresh_token = None  # single use, whatever the answer
-            answer = await http_exchange(self.target, exchange, self._timeout, self._insecure)
+            answer = await http_exchange(
+                self.target, exchange, self._timeout, self._insecure
+            )
             if answer.status != 401:
                 self._keep(answer)  # a 429/5xx raises a retryable AuthFailed
                 self.refreshes += 1
@@ -92,7 +108,9 @@ class ChatLogin:
     def _keep(self, answer: HttpAnswer) -> None:
         tokens = tokens_of(answer)
         self._token, self._refresh_token = tokens.access_token, tokens.refresh_token
-        self._expires_at = time.monotonic() + tokens.expires_in if tokens.expires_in else float("inf")
+        self._expires_at = (
+            time.monotonic() + tokens.expires_in if tokens.expires_in else float("inf")
+        )
 
     async def ticket(self) -> str:
         if self._token is None:

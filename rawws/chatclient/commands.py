@@ -77,7 +77,17 @@ class BadInput:
     message: str
 
 
-InputCommand = SayLine | JoinRoom | LeaveRoom | WhoIsHere | ShowHistory | ListRooms | Help | Quit | BadInput
+InputCommand = (
+    SayLine
+    | JoinRoom
+    | LeaveRoom
+    | WhoIsHere
+    | ShowHistory
+    | ListRooms
+    | Help
+    | Quit
+    | BadInput
+)
 
 HELP = (
     "* type a line to say it in the current room; a line starting with / is a command ('//' sends a '/'):",
@@ -130,8 +140,11 @@ def _parse_command(line: str) -> InputCommand:
     if name == "history":
         if not args:
             return ShowHistory()
-        if len(args) == 1 and args[0].isdigit() and 1 <= int(args[0]) <= MAX_HISTORY_LIMIT:
+        if (
+            len(args) == 1
+            and args[0].isdigit()
+            and 1 <= int(args[0]) <= MAX_HISTORY_LIMIT
+        ):
             return ShowHistory(int(args[0]))
         return BadInput(f"usage: /history [N], N from 1 to {MAX_HISTORY_LIMIT}")
     return BadInput(f"unknown command /{name} (/help lists them)")
-

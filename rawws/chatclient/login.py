@@ -23,9 +23,6 @@ REFRESH_PATH = "/auth/refresh"
 MAX_HTTP_ANSWER_BYTES = 64 * 1024
 
 
-
-
-
 @dataclass(frozen=True, slots=True)
 class HttpAnswer:
     """A whole HTTP answer (status, headers, body): the login and ticket requests read nothing else."""
@@ -62,13 +59,19 @@ class HttpExchange:
         bearer: str | None = None,
     ) -> None:
         payload = b"" if body is None else json.dumps(body).encode("utf-8")
-        headers = [("Host", host_header), ("Connection", "close"), ("Accept", "application/json")]
+        headers = [
+            ("Host", host_header),
+            ("Connection", "close"),
+            ("Accept", "application/json"),
+        ]
         if body is not None:
             headers.append(("Content-Type", "application/json"))
         headers.append(("Content-Length", str(len(payload))))
         if bearer is not None:
             headers.append(("Authorization", f"Bearer {bearer}"))
-        self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HTTP_ANSWER_BYTES)
+        self._h11 = h11.Connection(
+            h11.CLIENT, max_incomplete_event_size=MAX_HTTP_ANSWER_BYTES
+        )
         self._request = (
             self._h11.send(h11.Request(method=method, target=target, headers=headers))
             + self._h11.send(h11.Data(data=payload))
@@ -89,11 +92,15 @@ class HttpExchange:
                 event = self._h11.next_event()
             except h11.RemoteProtocolError as exc:
                 if not data:  # cut short: a connection problem, worth another attempt
-                    raise ConnectionError("the server closed the connection in the middle of its answer") from None
+                    raise ConnectionError(
+                        "the server closed the connection in the middle of its answer"
+                    ) from None
                 raise AuthFailed(None, f"malformed HTTP answer: {exc}") from None
             if event is h11.NEED_DATA:
                 if not data:
-                    raise ConnectionError("the server closed the connection before answering")
+                    raise ConnectionError(
+                        "the server closed the connection before answering"
+                    )
                 return None
             if isinstance(event, h11.Response):
                 self._response = event
@@ -104,14 +111,23 @@ class HttpExchange:
                 self._body.append(bytes(event.data))
             elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
                 if self._response is None:
-                    raise ConnectionError("the server closed the connection before answering")
-                headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in self._response.headers]
-                return HttpAnswer(self._response.status_code, headers, b"".join(self._body))
+                    raise ConnectionError(
+                        "the server closed the connection before answering"
+                    )
+                headers = [
+                    (name.decode("latin-1"), value.decode("latin-1"))
+                    for name, value in self._response.headers
+                ]
+                return HttpAnswer(
+                    self._response.status_code, headers, b"".join(self._body)
+                )
 
 
 def login_exchange(target: ChatTarget, user: str, password: str) -> HttpExchange:
     """``POST /auth/login``: the password goes in the body, never in a URL that might be logged."""
-    return HttpExchange("POST", LOGIN_PATH, target.host_header, {"username": user, "password": password})
+    return HttpExchange(
+        "POST", LOGIN_PATH, target.host_header, {"username": user, "password": password}
+    )
 
 
 def ticket_exchange(target: ChatTarget, token: str) -> HttpExchange:
@@ -120,7 +136,9 @@ def ticket_exchange(target: ChatTarget, token: str) -> HttpExchange:
 
 
 def refresh_exchange(target: ChatTarget, refresh_token: str) -> HttpExchange:
-    return HttpExchange("POST", REFRESH_PATH, target.host_header, {"refresh_token": refresh_token})
+    return HttpExchange(
+        "POST", REFRESH_PATH, target.host_header, {"refresh_token": refresh_token}
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +159,9 @@ def tokens_of(answer: HttpAnswer) -> Tokens:
     refresh = payload.get("refresh_token")
     return Tokens(
         token,
-        float(expires_in) if isinstance(expires_in, (int, float)) and not isinstance(expires_in, bool) else 0.0,
+        float(expires_in)
+        if isinstance(expires_in, (int, float)) and not isinstance(expires_in, bool)
+        else 0.0,
         refresh if isinstance(refresh, str) and refresh else None,
     )
 
@@ -158,10 +178,11 @@ def ticket(answer: HttpAnswer) -> str:
 
 def _field(answer: HttpAnswer, name: str, what: str) -> str:
     if answer.status != 200:
-        raise AuthFailed(answer.status, f"{what}: HTTP {answer.status}: {answer.error_message()}")
+        raise AuthFailed(
+            answer.status, f"{what}: HTTP {answer.status}: {answer.error_message()}"
+        )
     payload = answer.json()
     value = payload.get(name) if isinstance(payload, dict) else None
     if not isinstance(value, str) or not value:
         raise AuthFailed(None, f"{what}: the answer has no {name}")
     return value
-

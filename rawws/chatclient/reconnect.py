@@ -10,7 +10,12 @@ import os
 import random
 from dataclasses import dataclass
 
-from rawws.errors import AuthFailed, ConnectionClosed, HandshakeRejected, InvalidHandshake
+from rawws.errors import (
+    AuthFailed,
+    ConnectionClosed,
+    HandshakeRejected,
+    InvalidHandshake,
+)
 
 # Reconnect after these close codes (going away, lost, policy such as "slow consumer" or
 # "token expired", server error, restart, try again later, bad gateway); never after 1000,
@@ -37,8 +42,15 @@ class Backoff:
     factor: float = 2.0
 
     def __post_init__(self) -> None:
-        if self.initial_s <= 0 or self.cap_s < self.initial_s or self.attempts < 0 or self.factor < 1:
-            raise ValueError("backoff needs 0 < initial <= cap, attempts >= 0 and factor >= 1")
+        if (
+            self.initial_s <= 0
+            or self.cap_s < self.initial_s
+            or self.attempts < 0
+            or self.factor < 1
+        ):
+            raise ValueError(
+                "backoff needs 0 < initial <= cap, attempts >= 0 and factor >= 1"
+            )
 
     def ceiling(self, attempt: int) -> float:
         """The longest wait before attempt ``attempt`` (1-based)."""

@@ -59,7 +59,11 @@ class _Disconnected:
     pass
 
 
-async def chat(ws: ClientConnection, terminal: Terminal, message_format: MessageFormat | None = None) -> ChatEnd:
+async def chat(
+    ws: ClientConnection,
+    terminal: Terminal,
+    message_format: MessageFormat | None = None,
+) -> ChatEnd:
     """Send typed lines and show incoming messages at the same time, until the user quits or the connection ends."""
     message_format = message_format or RawText()
     loop = asyncio.get_running_loop()
@@ -82,7 +86,9 @@ async def chat(ws: ClientConnection, terminal: Terminal, message_format: Message
                 return ChatEnd(ws.close_code or 1006, ws.close_reason, by_user=True)
             message = message_format.outgoing(item.line)
             if message is not None:
-                with contextlib.suppress(ConnectionClosed):  # the receiver reports the close
+                with contextlib.suppress(
+                    ConnectionClosed
+                ):  # the receiver reports the close
                     await ws.send(message)
     finally:
         loop.remove_signal_handler(signal.SIGINT)
@@ -110,7 +116,9 @@ async def _show_incoming(
 
 # -- the chat protocol session: reconnects with recovery ---------------------------------------
 
-QUIT_ACK_TIMEOUT_S = 5.0  # /quit or the end of input waits this long for acks of what was just said
+QUIT_ACK_TIMEOUT_S = (
+    5.0  # /quit or the end of input waits this long for acks of what was just said
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +180,9 @@ class ChatSession:
         self._reconnector: asyncio.Task[None] | None = None
         self._acked = asyncio.Event()
         self._last_close: tuple[int, str] = (ABNORMAL_CLOSURE, "")
-        self._not_the_chat: NotTheChat | None = None  # raised even by a quit already under way
+        self._not_the_chat: NotTheChat | None = (
+            None  # raised even by a quit already under way
+        )
 
     async def run(self, ws: ClientConnection) -> ChatEnd:
         loop = asyncio.get_running_loop()
@@ -265,21 +275,36 @@ class ChatSession:
         self._last_close = (code, ws.close_reason)
         self._show(self.state.on_disconnected().show)
         self._acked.set()
-        if self.open_connection is None or self.backoff.attempts == 0 or not should_reconnect(code):
+        if (
+            self.open_connection is None
+            or self.backoff.attempts == 0
+            or not should_reconnect(code)
+        ):
             return ChatEnd(code, ws.close_reason, by_user=False)
         if self.failed_attempts >= self.backoff.attempts:
-            return ChatEnd(code, ws.close_reason, by_user=False, gave_up="the new connections kept dropping")
+            return ChatEnd(
+                code,
+                ws.close_reason,
+                by_user=False,
+                gave_up="the new connections kept dropping",
+            )
         how = f"{code} {ws.close_reason}".rstrip()
         self._show([f"! connection lost ({how}); reconnecting"])
         self._reconnector = asyncio.create_task(self._reconnect(self.open_connection))
         return None
 
-    async def _reconnect(self, open_connection: Callable[[], Awaitable[ClientConnection]]) -> None:
+    async def _reconnect(
+        self, open_connection: Callable[[], Awaitable[ClientConnection]]
+    ) -> None:
         last = "no attempt made"
         while self.failed_attempts < self.backoff.attempts:
             self.failed_attempts += 1
             delay = self.backoff.delay(self.failed_attempts, self.rng)
-            self._show([f"! attempt {self.failed_attempts} of {self.backoff.attempts} in {delay:.1f}s"])
+            self._show(
+                [
+                    f"! attempt {self.failed_attempts} of {self.backoff.attempts} in {delay:.1f}s"
+                ]
+            )
             await asyncio.sleep(delay)
             try:
                 ws = await open_connection()
@@ -308,11 +333,18 @@ class ChatSession:
                     async with asyncio.timeout(self.quit_ack_timeout):
                         await self._acked.wait()
         await ws.close(NORMAL_CLOSURE)
-        if self._not_the_chat is not None:  # found while waiting for acks that will never come
+        if (
+            self._not_the_chat is not None
+        ):  # found while waiting for acks that will never come
             raise self._not_the_chat
-        self._show(self.state.on_disconnected(quitting=True).show)  # says still without an ack
+        self._show(
+            self.state.on_disconnected(quitting=True).show
+        )  # says still without an ack
         return ChatEnd(
-            ws.close_code or ABNORMAL_CLOSURE, ws.close_reason, by_user=True, close_timed_out=ws.close_timed_out
+            ws.close_code or ABNORMAL_CLOSURE,
+            ws.close_reason,
+            by_user=True,
+            close_timed_out=ws.close_timed_out,
         )
 
     async def _cleanup(self) -> None:
@@ -340,5 +372,12 @@ async def chat_session(
     quit_ack_timeout: float = QUIT_ACK_TIMEOUT_S,
 ) -> ChatEnd:
     """Speak the chat protocol on ``ws`` (and on its successors) until the user quits or reconnecting ends."""
-    session = ChatSession(terminal, state, open_connection, backoff, rng=rng, quit_ack_timeout=quit_ack_timeout)
+    session = ChatSession(
+        terminal,
+        state,
+        open_connection,
+        backoff,
+        rng=rng,
+        quit_ack_timeout=quit_ack_timeout,
+    )
     return await session.run(ws)

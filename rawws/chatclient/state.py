@@ -26,7 +26,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rawws.chat.wire import DEFAULT_ROOM, history_frame, join_frame, leave_frame, say_frame, who_frame
+from rawws.chat.wire import (
+    DEFAULT_ROOM,
+    history_frame,
+    join_frame,
+    leave_frame,
+    say_frame,
+    who_frame,
+)
 from rawws.chatclient.commands import (
     HELP,
     ROOM_RULE,
@@ -50,7 +57,11 @@ TEXT_PREVIEW_CHARS = 40
 def preview(text: str) -> str:
     """A say on one short line, for an error that names it without flooding the screen."""
     one_line = " ".join(text.split())
-    return one_line if len(one_line) <= TEXT_PREVIEW_CHARS else one_line[: TEXT_PREVIEW_CHARS - 1] + "…"
+    return (
+        one_line
+        if len(one_line) <= TEXT_PREVIEW_CHARS
+        else one_line[: TEXT_PREVIEW_CHARS - 1] + "…"
+    )
 
 
 class Formatter:
@@ -60,7 +71,9 @@ class Formatter:
     time; tests pass ``time.gmtime``.
     """
 
-    def __init__(self, localtime: Callable[[float], time.struct_time] = time.localtime) -> None:
+    def __init__(
+        self, localtime: Callable[[float], time.struct_time] = time.localtime
+    ) -> None:
         self.localtime = localtime
 
     def message(self, frame: Frame) -> str:
@@ -160,19 +173,29 @@ class ChatState:
     connection is gone. Nothing here blocks or reads a clock.
     """
 
-    def __init__(self, room: str = DEFAULT_ROOM, formatter: Formatter | None = None) -> None:
+    def __init__(
+        self, room: str = DEFAULT_ROOM, formatter: Formatter | None = None
+    ) -> None:
         if not valid_room(room):
             raise ValueError(ROOM_RULE)
         self.formatter = formatter or Formatter()
         self.user: str | None = None
-        self.rooms: dict[str, RoomLog] = {room: RoomLog()}  # joined (or being joined), in join order
+        self.rooms: dict[str, RoomLog] = {
+            room: RoomLog()
+        }  # joined (or being joined), in join order
         self.current: str | None = room
         self.pending: dict[str, PendingSay] = {}  # ref -> say not yet acknowledged
         self.connected = False
         self.connections = 0
-        self.duplicates = 0  # messages received again (a replay overlapping what was shown)
-        self._awaiting: set[str] = set()  # rooms whose ``joined`` has not come on this connection
-        self._unconfirmed_joins: list[tuple[str, str | None]] = []  # (room, current before) of /join in flight
+        self.duplicates = (
+            0  # messages received again (a replay overlapping what was shown)
+        )
+        self._awaiting: set[str] = (
+            set()
+        )  # rooms whose ``joined`` has not come on this connection
+        self._unconfirmed_joins: list[
+            tuple[str, str | None]
+        ] = []  # (room, current before) of /join in flight
         self._refs = itertools.count(1)
 
     @property
@@ -187,10 +210,16 @@ class ChatState:
         self.connections += 1
         self._awaiting = set(self.rooms)
         self._unconfirmed_joins.clear()
-        out = Output(send=[join_frame(room, log.since) for room, log in self.rooms.items()])
+        out = Output(
+            send=[join_frame(room, log.since) for room, log in self.rooms.items()]
+        )
         if self.connections > 1:
             rooms = ", ".join(self.rooms) or "no room"
-            out.show.append(self.formatter.info(f"reconnected; rejoining {rooms} (missed messages follow)"))
+            out.show.append(
+                self.formatter.info(
+                    f"reconnected; rejoining {rooms} (missed messages follow)"
+                )
+            )
         return out
 
     def on_disconnected(self, *, quitting: bool = False) -> Output:
@@ -214,44 +243,80 @@ class ChatState:
 
     def receive(self, data: str | bytes) -> Output:
         if isinstance(data, bytes):
-            return Output(show=[self.formatter.error("the server sent a binary frame; ignored")])
+            return Output(
+                show=[self.formatter.error("the server sent a binary frame; ignored")]
+            )
         try:
             frame = json.loads(data)
         except ValueError:
-            return Output(show=[self.formatter.error("the server sent a frame that is not JSON; ignored")])
+            return Output(
+                show=[
+                    self.formatter.error(
+                        "the server sent a frame that is not JSON; ignored"
+                    )
+                ]
+            )
         if not isinstance(frame, dict):
-            return Output(show=[self.formatter.error("the server sent a frame that is not a JSON object; ignored")])
+            return Output(
+                show=[
+                    self.formatter.error(
+                        "the server sent a frame that is not a JSON object; ignored"
+                    )
+                ]
+            )
         kind = frame.get("type")
-        handler: Callable[[Frame], Output] | None = getattr(self, f"_on_{kind}", None) if isinstance(kind, str) else None
+        handler: Callable[[Frame], Output] | None = (
+            getattr(self, f"_on_{kind}", None) if isinstance(kind, str) else None
+        )
         if handler is None:
             return Output()  # a frame type from a newer server: nothing to show
         try:
             return handler(frame)
         except (KeyError, TypeError, ValueError, AttributeError):
-            return Output(show=[self.formatter.error(f"malformed {frame.get('type')} frame from the server; ignored")])
+            return Output(
+                show=[
+                    self.formatter.error(
+                        f"malformed {frame.get('type')} frame from the server; ignored"
+                    )
+                ]
+            )
 
     def _on_welcome(self, frame: Frame) -> Output:
         first = self.user is None
         self.user = str(frame["user"])
-        return Output(show=[self.formatter.info(f"signed in as {self.user}")] if first else [])
+        return Output(
+            show=[self.formatter.info(f"signed in as {self.user}")] if first else []
+        )
 
     def _on_joined(self, frame: Frame) -> Output:
         room = frame["room"]
         log = self.rooms.get(room)
         if log is None:
             return Output()  # left again meanwhile
-        rejoin = log.floor is not None  # joined on an earlier connection: this is a recovery
+        rejoin = (
+            log.floor is not None
+        )  # joined on an earlier connection: this is a recovery
         self._awaiting.discard(room)
-        self._unconfirmed_joins = [entry for entry in self._unconfirmed_joins if entry[0] != room]
+        self._unconfirmed_joins = [
+            entry for entry in self._unconfirmed_joins if entry[0] != room
+        ]
         last_id = frame["last_id"]
         if not isinstance(last_id, int):
             raise TypeError("last_id")
         out = Output()
         if not log.joined(last_id):
-            out.show.append(self.formatter.error(f"{room} has fewer messages than before: the server's data was reset"))
+            out.show.append(
+                self.formatter.error(
+                    f"{room} has fewer messages than before: the server's data was reset"
+                )
+            )
         if not rejoin:
             users = ", ".join(str(user) for user in frame.get("users") or [])
-            out.show.append(self.formatter.info(f"joined {room}" + (f"; here: {users}" if users else "")))
+            out.show.append(
+                self.formatter.info(
+                    f"joined {room}" + (f"; here: {users}" if users else "")
+                )
+            )
         return out
 
     def _on_left(self, frame: Frame) -> Output:
@@ -281,22 +346,38 @@ class ChatState:
     def _on_members(self, frame: Frame) -> Output:
         users = ", ".join(str(user) for user in frame["users"])
         room = frame["room"]
-        return Output(show=[self.formatter.info(f"in {room}: {users}" if users else f"nobody in {room}")])
+        return Output(
+            show=[
+                self.formatter.info(
+                    f"in {room}: {users}" if users else f"nobody in {room}"
+                )
+            ]
+        )
 
     def _on_history(self, frame: Frame) -> Output:
         messages = [m for m in frame["messages"] if isinstance(m, dict)]
         room = frame["room"]
         if not messages:
             return Output(show=[self.formatter.info(f"no messages in {room} yet")])
-        head = self.formatter.info(f"the last {len(messages)} message{'s' if len(messages) != 1 else ''} of {room}:")
+        head = self.formatter.info(
+            f"the last {len(messages)} message{'s' if len(messages) != 1 else ''} of {room}:"
+        )
         return Output(show=[head, *(self.formatter.message(m) for m in messages)])
 
     def _on_error(self, frame: Frame) -> Output:
         message = str(frame.get("message") or frame.get("code") or "error")
-        say = self.pending.pop(frame["ref"], None) if isinstance(frame.get("ref"), str) else None
+        say = (
+            self.pending.pop(frame["ref"], None)
+            if isinstance(frame.get("ref"), str)
+            else None
+        )
         out = Output()
         if say is not None:
-            out.show.append(self.formatter.error(f"not sent to {say.room}: {message}: “{preview(say.text)}”"))
+            out.show.append(
+                self.formatter.error(
+                    f"not sent to {say.room}: {message}: “{preview(say.text)}”"
+                )
+            )
             return out
         out.show.append(self.formatter.error(message))
         if frame.get("code") == "too_many_rooms" and self._unconfirmed_joins:
@@ -323,7 +404,11 @@ class ChatState:
             self.current = command.room
             return Output(show=[self._talking_in()])
         if not self.connected:
-            return Output(show=[self.formatter.error("not connected (reconnecting); nothing sent")])
+            return Output(
+                show=[
+                    self.formatter.error("not connected (reconnecting); nothing sent")
+                ]
+            )
         if isinstance(command, SayLine):
             return self._say(command.text)
         if isinstance(command, JoinRoom):
@@ -334,7 +419,9 @@ class ChatState:
             return Output(send=[join_frame(command.room)])
         room = getattr(command, "room", None) or self.current
         if room is None:
-            return Output(show=[self.formatter.error("you are in no room: /join ROOM first")])
+            return Output(
+                show=[self.formatter.error("you are in no room: /join ROOM first")]
+            )
         if isinstance(command, LeaveRoom):
             if room not in self.rooms:
                 return Output(show=[self.formatter.error(f"you are not in {room}")])
@@ -353,7 +440,9 @@ class ChatState:
 
     def _say(self, text: str) -> Output:
         if self.current is None:
-            return Output(show=[self.formatter.error("you are in no room: /join ROOM first")])
+            return Output(
+                show=[self.formatter.error("you are in no room: /join ROOM first")]
+            )
         ref = f"c{next(self._refs)}"
         self.pending[ref] = PendingSay(self.current, text)
         return Output(send=[say_frame(self.current, text, ref)])
@@ -366,7 +455,9 @@ class ChatState:
     def _rooms_line(self) -> str:
         if not self.rooms:
             return self.formatter.info("you are in no room")
-        names = [f"{room} (current)" if room == self.current else room for room in self.rooms]
+        names = [
+            f"{room} (current)" if room == self.current else room for room in self.rooms
+        ]
         return self.formatter.info("rooms: " + ", ".join(names))
 
 
@@ -414,8 +505,14 @@ def send_outcome(data: str | bytes, ref: str) -> Stored | NotStored | None:
         return None
     if not isinstance(frame, dict):
         return None
-    if frame.get("type") == "ack" and frame.get("ref") == ref and isinstance(frame.get("id"), int):
+    if (
+        frame.get("type") == "ack"
+        and frame.get("ref") == ref
+        and isinstance(frame.get("id"), int)
+    ):
         return Stored(str(frame.get("room")), frame["id"])
     if frame.get("type") == "error":
-        return NotStored(str(frame.get("code") or "error"), str(frame.get("message") or "refused"))
+        return NotStored(
+            str(frame.get("code") or "error"), str(frame.get("message") or "refused")
+        )
     return None

@@ -68,11 +68,15 @@ def chat_target(url: str) -> ChatTarget:
         raise InvalidURI(f"{url!r}: use ws://, wss://, http:// or https://HOST[:PORT]")
     if _has_user_info(url):
         raise InvalidURI(f"{url!r} has user info; use --user")
-    uri = parse_uri(f"{ws_scheme}:{rest}")  # host, port, fragment: the WebSocket URL rule
+    uri = parse_uri(
+        f"{ws_scheme}:{rest}"
+    )  # host, port, fragment: the WebSocket URL rule
     path, _, query_string = uri.target.partition("?")
     query = tuple(parse_qsl(query_string, keep_blank_values=True))
     if any(name in CREDENTIAL_PARAMS for name, _ in query):
-        raise InvalidURI("--user logs in by itself: leave token= and ticket= out of the URL")
+        raise InvalidURI(
+            "--user logs in by itself: leave token= and ticket= out of the URL"
+        )
     endpoint = dataclasses.replace(uri, target=path if path != "/" else CHAT_PATH)
     return ChatTarget(endpoint, query)
 

@@ -101,8 +101,23 @@ class Interrupt:
 
 InputAction = Submit | EndOfInput | Interrupt
 
-_CTRL_A, _CTRL_B, _CTRL_C, _CTRL_D, _CTRL_E, _CTRL_F = "\x01", "\x02", "\x03", "\x04", "\x05", "\x06"
-_CTRL_H, _CTRL_K, _CTRL_L, _CTRL_U, _CTRL_W, _ESC, _DEL = "\x08", "\x0b", "\x0c", "\x15", "\x17", "\x1b", "\x7f"
+_CTRL_A, _CTRL_B, _CTRL_C, _CTRL_D, _CTRL_E, _CTRL_F = (
+    "\x01",
+    "\x02",
+    "\x03",
+    "\x04",
+    "\x05",
+    "\x06",
+)
+_CTRL_H, _CTRL_K, _CTRL_L, _CTRL_U, _CTRL_W, _ESC, _DEL = (
+    "\x08",
+    "\x0b",
+    "\x0c",
+    "\x15",
+    "\x17",
+    "\x1b",
+    "\x7f",
+)
 _ESCAPE_KEYS = {
     "[C": "right", "OC": "right", "[D": "left", "OD": "left",
     "[H": "home", "OH": "home", "[1~": "home", "[7~": "home",
@@ -194,7 +209,9 @@ class LineEditor:
                 self.cursor = len(self.chars)
             else:
                 self._delete()
-        elif sequence in ("[", "O") or (sequence[0] == "[" and not ("\x40" <= char <= "\x7e")):
+        elif sequence in ("[", "O") or (
+            sequence[0] == "[" and not ("\x40" <= char <= "\x7e")
+        ):
             self._escape = sequence  # a CSI sequence goes on until its final byte
         else:
             self._escape = None  # an unknown key: ignored
@@ -262,11 +279,17 @@ class RawTerminal:
         self._on_input = on_input
         self._saved = termios.tcgetattr(self.input_fd)
         raw = termios.tcgetattr(self.input_fd)
-        raw[0] &= ~(termios.ICRNL | termios.INLCR | termios.IGNCR | termios.IXON)  # iflag: keys as typed
-        raw[3] &= ~(termios.ECHO | termios.ICANON | termios.ISIG | termios.IEXTEN)  # lflag: no echo, no line
+        raw[0] &= ~(
+            termios.ICRNL | termios.INLCR | termios.IGNCR | termios.IXON
+        )  # iflag: keys as typed
+        raw[3] &= ~(
+            termios.ECHO | termios.ICANON | termios.ISIG | termios.IEXTEN
+        )  # lflag: no echo, no line
         raw[6][termios.VMIN] = 1
         raw[6][termios.VTIME] = 0
-        termios.tcsetattr(self.input_fd, termios.TCSADRAIN, raw)  # output processing stays: "\n" → "\r\n"
+        termios.tcsetattr(
+            self.input_fd, termios.TCSADRAIN, raw
+        )  # output processing stays: "\n" → "\r\n"
         asyncio.get_running_loop().add_reader(self.input_fd, self._readable)
         self._write(self.editor.render())
 
@@ -284,7 +307,9 @@ class RawTerminal:
         for action in actions:
             if isinstance(action, Submit):
                 # Leave the typed line on screen, start a fresh prompt below it.
-                self._write("\r\x1b[K" + self.editor.prompt + printable(action.line) + "\n")
+                self._write(
+                    "\r\x1b[K" + self.editor.prompt + printable(action.line) + "\n"
+                )
         self._write(self.editor.render())
         self._emit(actions)
 
@@ -326,7 +351,9 @@ class LineTerminal:
                 loop.call_soon_threadsafe(on_input, Submit(line.rstrip("\r\n")))
             loop.call_soon_threadsafe(on_input, EndOfInput())
 
-        threading.Thread(target=read_lines, name="rawws-chat-stdin", daemon=True).start()
+        threading.Thread(
+            target=read_lines, name="rawws-chat-stdin", daemon=True
+        ).start()
 
     def show(self, text: str) -> None:
         self.output.write(printable(text) + "\n")
@@ -336,7 +363,9 @@ class LineTerminal:
         pass
 
 
-def terminal_for(input_stream: TextIO = sys.stdin, output: TextIO = sys.stdout) -> Terminal:
+def terminal_for(
+    input_stream: TextIO = sys.stdin, output: TextIO = sys.stdout
+) -> Terminal:
     """A raw-mode line editor on a tty, plain line reading otherwise."""
     if input_stream.isatty() and output.isatty():
         return RawTerminal(input_stream.fileno(), output)

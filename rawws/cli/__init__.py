@@ -36,7 +36,10 @@ try:  # loading the command line takes a moment (SQLAlchemy, redis, cryptography
     from rawws.cli.serve import serve, serve_command, serve_config
 except KeyboardInterrupt:
     _SERVING = sys.argv[1:2] == ["serve"]
-    print(f"rawws: {StartInterrupted('SIGINT') if _SERVING else 'interrupted by SIGINT while starting'}", file=sys.stderr)
+    print(
+        f"rawws: {StartInterrupted('SIGINT') if _SERVING else 'interrupted by SIGINT while starting'}",
+        file=sys.stderr,
+    )
     raise SystemExit(130) from None  # EXIT_INTERRUPTED, which was being imported
 
 __all__ = [
@@ -61,7 +64,9 @@ __all__ = [
 def main(argv: Sequence[str] | None = None) -> int:
     """`rawws …`: parse, configure logging once, run the command; the exit code is returned, not raised."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["serve"]:  # its own parser (a bad flag is one line); configures logging once its settings are read
+    if (
+        argv[:1] == ["serve"]
+    ):  # its own parser (a bad flag is one line); configures logging once its settings are read
         return serve_command(argv, setup_app)
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -38,14 +38,29 @@ from rawws.cli.exits import (
 from rawws.cli.mistakes import closed_message, where
 from rawws.cli.output import Replies, trace_line, trace_to_stderr
 from rawws.cli.parser import PASSWORD_VARIABLE
-from rawws.client.connect import OK_CLOSE_CODES, ClientConnection, ConnectionClosed, ConnectOptions, connect
+from rawws.client.connect import (
+    OK_CLOSE_CODES,
+    ClientConnection,
+    ConnectionClosed,
+    ConnectOptions,
+    connect,
+)
 from rawws.config import DEFAULT_MAX_MESSAGE_BYTES
 from rawws.core.trace import FrameTrace
-from rawws.errors import AuthFailed, ClientFailure, HandshakeRejected, InvalidHandshake, InvalidURI, NotTheChat
+from rawws.errors import (
+    AuthFailed,
+    ClientFailure,
+    HandshakeRejected,
+    InvalidHandshake,
+    InvalidURI,
+    NotTheChat,
+)
 
 
 def _connect_options(
-    args: argparse.Namespace, secure: bool | None = None, trace: FrameTrace = trace_to_stderr
+    args: argparse.Namespace,
+    secure: bool | None = None,
+    trace: FrameTrace = trace_to_stderr,
 ) -> ConnectOptions:
     """``connect``'s options from the flags; ``-v`` traces every frame to ``trace``."""
     if secure is None:
@@ -72,8 +87,16 @@ def _message_from(args: argparse.Namespace) -> str | bytes:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        raise ClientFailure(EXIT_USAGE, "stdin is not UTF-8 text; use --binary to send bytes") from None
-    return text[:-2] if text.endswith("\r\n") else text[:-1] if text.endswith("\n") else text
+        raise ClientFailure(
+            EXIT_USAGE, "stdin is not UTF-8 text; use --binary to send bytes"
+        ) from None
+    return (
+        text[:-2]
+        if text.endswith("\r\n")
+        else text[:-1]
+        if text.endswith("\n")
+        else text
+    )
 
 
 async def send_command(args: argparse.Namespace, message: str | bytes) -> None:
@@ -116,11 +139,16 @@ async def chat_command(args: argparse.Namespace) -> None:
     """``rawws chat`` without the chat protocol: typed lines out, messages in, as raw text."""
     terminal = terminal_for()
     options = _connect_options(args, trace=_trace_for(terminal))
-    options["read_while_closing"] = True  # the replies to the last lines typed (or piped) are shown
+    options["read_while_closing"] = (
+        True  # the replies to the last lines typed (or piped) are shown
+    )
     ws = await connect(args.url, **options)
     compression = "compressed" if ws.compression else "uncompressed"
     subprotocol = f", subprotocol {ws.subprotocol}" if ws.subprotocol else ""
-    print(f"connected to {where(args.url)} ({compression}{subprotocol}); Ctrl-D or /quit to leave", flush=True)
+    print(
+        f"connected to {where(args.url)} ({compression}{subprotocol}); Ctrl-D or /quit to leave",
+        flush=True,
+    )
     try:
         end = await chat(ws, terminal)
     finally:
@@ -129,7 +157,9 @@ async def chat_command(args: argparse.Namespace) -> None:
         _check_close(ws)
         return
     if end.code not in OK_CLOSE_CODES:
-        raise ClientFailure(EXIT_CLOSED_WITH_ERROR, closed_message(end.code, end.reason))
+        raise ClientFailure(
+            EXIT_CLOSED_WITH_ERROR, closed_message(end.code, end.reason)
+        )
     print(closed_message(end.code, end.reason), file=sys.stderr)
 
 
@@ -140,7 +170,9 @@ def speaks_chat(args: argparse.Namespace) -> bool:
     """``--user``, or (``rawws chat`` only, without ``--raw``) a token or ticket in the URL."""
     if args.user:
         return True
-    return args.command == "chat" and not args.raw and url_credential(args.url) is not None
+    return (
+        args.command == "chat" and not args.raw and url_credential(args.url) is not None
+    )
 
 
 def read_password(user: str) -> str:
@@ -150,7 +182,9 @@ def read_password(user: str) -> str:
         try:
             os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
         except OSError:
-            message = f"no terminal to ask for {user}'s password on: set {PASSWORD_VARIABLE}"
+            message = (
+                f"no terminal to ask for {user}'s password on: set {PASSWORD_VARIABLE}"
+            )
             raise ClientFailure(EXIT_USAGE, message) from None
         try:
             password = getpass.getpass(f"password for {user}: ")
@@ -204,7 +238,10 @@ async def send_chat_command(args: argparse.Namespace, text: str, password: str) 
     finally:
         await ws.close()
     if isinstance(outcome, NotStored):
-        raise ClientFailure(EXIT_NOT_STORED, f"message not stored in {room}: {outcome.message} ({outcome.code})")
+        raise ClientFailure(
+            EXIT_NOT_STORED,
+            f"message not stored in {room}: {outcome.message} ({outcome.code})",
+        )
     _check_close(ws)
 
 
@@ -212,7 +249,9 @@ async def chat_protocol_command(args: argparse.Namespace, password: str | None) 
     """``rawws chat --user`` (or with a token in the URL): rooms, commands, reconnects."""
     terminal = terminal_for()
     open_ws, reusable, place = _chat_opener(args, password, _trace_for(terminal))
-    state = ChatState(args.room or DEFAULT_ROOM)  # before connecting: a bad room is a usage error
+    state = ChatState(
+        args.room or DEFAULT_ROOM
+    )  # before connecting: a bad room is a usage error
     backoff = Backoff(
         initial_s=args.reconnect_delay,
         cap_s=max(args.reconnect_max_delay, args.reconnect_delay),
@@ -220,11 +259,18 @@ async def chat_protocol_command(args: argparse.Namespace, password: str | None) 
     )
     ws = await open_ws()
     compression = "compressed" if ws.compression else "uncompressed"
-    print(f"connected to {place} ({compression}); /help lists commands, Ctrl-D or /quit to leave", flush=True)
-    end = await chat_session(ws, terminal, state, open_ws if reusable else None, backoff)
+    print(
+        f"connected to {place} ({compression}); /help lists commands, Ctrl-D or /quit to leave",
+        flush=True,
+    )
+    end = await chat_session(
+        ws, terminal, state, open_ws if reusable else None, backoff
+    )
     if end.by_user:
         if end.close_timed_out:
-            raise ClientFailure(EXIT_TIMEOUT, "timed out: the server did not answer our close frame")
+            raise ClientFailure(
+                EXIT_TIMEOUT, "timed out: the server did not answer our close frame"
+            )
         return
     if end.gave_up is not None:
         raise ClientFailure(
@@ -233,18 +279,26 @@ async def chat_protocol_command(args: argparse.Namespace, password: str | None) 
             f"{backoff.attempts} attempt{'s' if backoff.attempts != 1 else ''} ({end.gave_up})",
         )
     if end.code not in OK_CLOSE_CODES:
-        raise ClientFailure(EXIT_CLOSED_WITH_ERROR, closed_message(end.code, end.reason))
+        raise ClientFailure(
+            EXIT_CLOSED_WITH_ERROR, closed_message(end.code, end.reason)
+        )
     print(closed_message(end.code, end.reason), file=sys.stderr)
 
 
 def _check_close(ws: ClientConnection) -> None:
     if ws.close_timed_out:
-        raise ClientFailure(EXIT_TIMEOUT, "timed out: the server did not answer our close frame")
+        raise ClientFailure(
+            EXIT_TIMEOUT, "timed out: the server did not answer our close frame"
+        )
     if ws.close_code not in OK_CLOSE_CODES:
-        raise ClientFailure(EXIT_CLOSED_WITH_ERROR, closed_message(ws.close_code, ws.close_reason))
+        raise ClientFailure(
+            EXIT_CLOSED_WITH_ERROR, closed_message(ws.close_code, ws.close_reason)
+        )
 
 
-def run_client_command(coroutine: Coroutine[Any, Any, None], args: argparse.Namespace) -> int:
+def run_client_command(
+    coroutine: Coroutine[Any, Any, None], args: argparse.Namespace
+) -> int:
     """Run a client command; every expected failure becomes one line on stderr (naming the fix) and its exit code."""
     try:
         try:
@@ -256,15 +310,25 @@ def run_client_command(coroutine: Coroutine[Any, Any, None], args: argparse.Name
         except InvalidHandshake as exc:
             raise ClientFailure(EXIT_REFUSED, mistakes.no_answer(exc, args)) from None
         except NotTheChat as exc:
-            raise ClientFailure(EXIT_REFUSED, mistakes.not_the_chat(exc, args)) from None
+            raise ClientFailure(
+                EXIT_REFUSED, mistakes.not_the_chat(exc, args)
+            ) from None
         except AuthFailed as exc:
-            raise ClientFailure(EXIT_REFUSED, mistakes.login_refused(exc, args)) from None
+            raise ClientFailure(
+                EXIT_REFUSED, mistakes.login_refused(exc, args)
+            ) from None
         except TimeoutError:
-            raise ClientFailure(EXIT_TIMEOUT, f"timed out after {args.timeout:g}s ({where(args.url)})") from None
+            raise ClientFailure(
+                EXIT_TIMEOUT, f"timed out after {args.timeout:g}s ({where(args.url)})"
+            ) from None
         except ConnectionClosed as exc:
-            raise ClientFailure(EXIT_CLOSED_WITH_ERROR, closed_message(exc.code, exc.reason)) from None
+            raise ClientFailure(
+                EXIT_CLOSED_WITH_ERROR, closed_message(exc.code, exc.reason)
+            ) from None
         except OSError as exc:  # ssl.SSLError included
-            raise ClientFailure(EXIT_CANNOT_CONNECT, mistakes.cannot_connect(exc, args)) from None
+            raise ClientFailure(
+                EXIT_CANNOT_CONNECT, mistakes.cannot_connect(exc, args)
+            ) from None
         except ValueError as exc:  # e.g. a header the handshake sets itself
             raise ClientFailure(EXIT_USAGE, str(exc)) from None
     except KeyboardInterrupt:
@@ -279,7 +343,9 @@ def client_coroutine(args: argparse.Namespace) -> Coroutine[Any, Any, None]:
     """Check the arguments, read the message and the password (before any connection), pick the command."""
     chat_mode = speaks_chat(args)
     if args.room is not None and not chat_mode:
-        raise ClientFailure(EXIT_USAGE, "--room needs --user (or a chat URL with a token)")
+        raise ClientFailure(
+            EXIT_USAGE, "--room needs --user (or a chat URL with a token)"
+        )
     if args.user:
         try:
             chat_target(args.url)
@@ -290,7 +356,10 @@ def client_coroutine(args: argparse.Namespace) -> Coroutine[Any, Any, None]:
         if not chat_mode:
             return send_command(args, message)
         if args.binary or isinstance(message, bytes):
-            raise ClientFailure(EXIT_USAGE, "--binary cannot be used with --user: chat messages are text")
+            raise ClientFailure(
+                EXIT_USAGE,
+                "--binary cannot be used with --user: chat messages are text",
+            )
         problem = check_text(message)
         if problem:
             raise ClientFailure(EXIT_USAGE, problem)

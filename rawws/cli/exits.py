@@ -12,9 +12,15 @@ EXIT_CANNOT_CONNECT = 3
 EXIT_REFUSED = 4
 EXIT_TIMEOUT = 5
 EXIT_CLOSED_WITH_ERROR = 6
-EXIT_NOT_STORED = 7  # `rawws send --user`: the chat server answered the message with an error
-EXIT_INTERRUPTED = 130  # Ctrl-C before the connection was open (`rawws serve`: before it listened)
-EXIT_CANNOT_SERVE = 1  # `rawws serve`: a bad flag, variable, file, URL or database, said in one line
+EXIT_NOT_STORED = (
+    7  # `rawws send --user`: the chat server answered the message with an error
+)
+EXIT_INTERRUPTED = (
+    130  # Ctrl-C before the connection was open (`rawws serve`: before it listened)
+)
+EXIT_CANNOT_SERVE = (
+    1  # `rawws serve`: a bad flag, variable, file, URL or database, said in one line
+)
 
 CLIENT_EXIT_CODES = f"""\
 exit codes:
@@ -27,9 +33,12 @@ exit codes:
   {EXIT_CLOSED_WITH_ERROR}  the connection closed with an error code (shown), or was lost
      (chat: and reconnecting gave up)
 """
-SEND_EXIT_CODES = CLIENT_EXIT_CODES + f"""\
+SEND_EXIT_CODES = (
+    CLIENT_EXIT_CODES
+    + f"""\
   {EXIT_NOT_STORED}  --user: the server did not store the message (its error shown)
 """
+)
 SERVE_EXIT_CODES = (
     f"exit codes: {EXIT_OK} stopped by SIGTERM or SIGINT (once listening: after a graceful shutdown; "
     f"SIGTERM while starting too); {EXIT_CANNOT_SERVE} a bad flag, variable, file, URL or database, said in "

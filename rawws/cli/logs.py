@@ -34,7 +34,9 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, object] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(
+                timespec="milliseconds"
+            ),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -54,7 +56,9 @@ class _LoopSideHandler(logging.handlers.QueueHandler):
     """Puts records on the queue with as little work as is safe on the caller's thread."""
 
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
-        record.msg = record.getMessage()  # arguments are rendered now: they may change later
+        record.msg = (
+            record.getMessage()
+        )  # arguments are rendered now: they may change later
         record.args = None
         if record.exc_info:  # a traceback holds frames that will not stay as they are
             record.exc_text = logging.Formatter().formatException(record.exc_info)
@@ -62,7 +66,9 @@ class _LoopSideHandler(logging.handlers.QueueHandler):
         return record
 
 
-def configure_logging(level: str, log_format: str = "text", *, queued: bool = False) -> Callable[[], None]:
+def configure_logging(
+    level: str, log_format: str = "text", *, queued: bool = False
+) -> Callable[[], None]:
     """Configure the root logger (once more replaces the last set-up); returns what flushes and stops it.
 
     ``queued``: format and write in a thread (the server); client commands write directly.
@@ -75,14 +81,18 @@ def configure_logging(level: str, log_format: str = "text", *, queued: bool = Fa
         handler.close()
     root.setLevel(getattr(logging, level))
     output = logging.StreamHandler(sys.stderr)
-    output.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
+    output.setFormatter(
+        JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
+    )
     for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     if not queued:
         root.addHandler(output)
         return output.flush
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    listener = logging.handlers.QueueListener(records, output, respect_handler_level=False)
+    listener = logging.handlers.QueueListener(
+        records, output, respect_handler_level=False
+    )
     root.addHandler(_LoopSideHandler(records))
     listener.start()
 

@@ -22,19 +22,38 @@ from rawws.chatclient.reconnect import describe
 from rawws.chatclient.target import chat_target, url_credential
 from rawws.core.client_handshake import WebSocketURI, parse_uri
 from rawws.core.closecodes import CloseCode
-from rawws.errors import AuthFailed, HandshakeRejected, InvalidHandshake, InvalidURI, NotTheChat
+from rawws.errors import (
+    AuthFailed,
+    HandshakeRejected,
+    InvalidHandshake,
+    InvalidURI,
+    NotTheChat,
+)
 
-DEFAULT_PORT = 8765  # `rawws serve`'s, named when a URL without a port finds nothing on 80
+DEFAULT_PORT = (
+    8765  # `rawws serve`'s, named when a URL without a port finds nothing on 80
+)
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 #: what OpenSSL says when the other side answered our ClientHello in plain text
-NOT_TLS = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "HTTP_REQUEST", "PACKET_LENGTH_TOO_LONG"})
+NOT_TLS = frozenset(
+    {
+        "WRONG_VERSION_NUMBER",
+        "RECORD_LAYER_FAILURE",
+        "HTTP_REQUEST",
+        "PACKET_LENGTH_TOO_LONG",
+    }
+)
 NO_LOGIN_STATUSES = frozenset({404, 405, 501})  # a server without POST /auth/login
 
 
 def closed_message(code: int | None, reason: str) -> str:
     """``connection closed: 1009 (message too big): message over 100 bytes``."""
     try:
-        name = f" ({CloseCode(code).name.lower().replace('_', ' ')})" if code is not None else ""
+        name = (
+            f" ({CloseCode(code).name.lower().replace('_', ' ')})"
+            if code is not None
+            else ""
+        )
     except ValueError:
         name = ""
     return f"connection closed: {code}{name}" + (f": {reason}" if reason else "")
@@ -60,7 +79,9 @@ def _uri(args: argparse.Namespace) -> WebSocketURI:
     return chat_target(args.url).endpoint if args.user else parse_uri(args.url)
 
 
-def _server(uri: WebSocketURI, scheme: str | None = None, port: int | None = None) -> str:
+def _server(
+    uri: WebSocketURI, scheme: str | None = None, port: int | None = None
+) -> str:
     """``ws://127.0.0.1:8765``: the server, as ``--user`` takes it (another scheme or port if given)."""
     host = f"[{uri.host}]" if ":" in uri.host else uri.host
     return f"{scheme or ('wss' if uri.secure else 'ws')}://{host}:{port or uri.port}"
@@ -72,7 +93,9 @@ def _path(uri: WebSocketURI) -> str:
 
 def _page(uri: WebSocketURI, path: str | None = None) -> str:
     """The same place over HTTP, as a browser would open it."""
-    return _server(uri, "https" if uri.secure else "http") + (_path(uri) if path is None else path)
+    return _server(uri, "https" if uri.secure else "http") + (
+        _path(uri) if path is None else path
+    )
 
 
 def _command(args: argparse.Namespace, url: str, user: str | None = None) -> str:
@@ -99,12 +122,18 @@ def bad_url(exc: InvalidURI, args: argparse.Namespace) -> str:
     url: str = args.url
     scheme, sep, rest = url.partition("://")
     if args.user or not rest:
-        return str(exc) if sep or args.user else f"{url} has no scheme: {_command(args, 'ws://' + url)}"
+        return (
+            str(exc)
+            if sep or args.user
+            else f"{url} has no scheme: {_command(args, 'ws://' + url)}"
+        )
     fixed = {"http": "ws", "https": "wss"}.get(scheme.lower())
     if fixed is None:
         return str(exc)
     path, query, _ = rest.partition("?")
-    fixed_url = f"{fixed}://{path}" + ("?…" if query else "")  # the query, which may hold a token, stays unprinted
+    fixed_url = f"{fixed}://{path}" + (
+        "?…" if query else ""
+    )  # the query, which may hold a token, stays unprinted
     return (
         f"{url.partition('?')[0]} is an HTTP URL; a WebSocket URL starts with ws:// (wss:// for https://): "
         f"{_command(args, fixed_url)}"
@@ -123,14 +152,17 @@ def refused(exc: HandshakeRejected, args: argparse.Namespace) -> str:
                 return f"{_page(uri)} is the chat's web page, not a WebSocket; {_login_hint(args, uri)}"
             return f"{_page(uri)} is a web page (HTTP {exc.status}), not a WebSocket: check the URL's path"
         kind = content_type or "no content type"
-        return f"{_page(uri)} is not a WebSocket (HTTP {exc.status} {exc.reason}, {kind})" + (
-            f"; {_login_hint(args, uri)}" if is_rawws and not args.user else ""
+        return (
+            f"{_page(uri)} is not a WebSocket (HTTP {exc.status} {exc.reason}, {kind})"
+            + (f"; {_login_hint(args, uri)}" if is_rawws and not args.user else "")
         )
     detail = _detail(exc, content_type)
     if is_rawws and exc.status == 401 and not args.user:
         if url_credential(args.url):
             return f"{uri.display} refused the URL's credential ({detail}); {_login_hint(args, uri)}"
-        return f"{uri.display} is the chat, which needs a login; {_login_hint(args, uri)}"
+        return (
+            f"{uri.display} is the chat, which needs a login; {_login_hint(args, uri)}"
+        )
     if is_rawws and exc.status == 404:
         if path == "/echo" and not args.user:
             return (
@@ -138,7 +170,9 @@ def refused(exc: HandshakeRejected, args: argparse.Namespace) -> str:
                 f"{_login_hint(args, uri)}"
             )
         return f"no WebSocket at {uri.display} (HTTP 404): the chat is at /ws; {_login_hint(args, uri)}"
-    line = f"upgrade refused: HTTP {exc.status} {exc.reason}".rstrip() + (f": {detail}" if detail else "")
+    line = f"upgrade refused: HTTP {exc.status} {exc.reason}".rstrip() + (
+        f": {detail}" if detail else ""
+    )
     location = exc.header("location")
     if 300 <= exc.status < 400 and location:
         line += f" (it points to {location.partition('?')[0]})"
@@ -162,7 +196,11 @@ def _detail(exc: HandshakeRejected, content_type: str) -> str:
 def not_the_chat(exc: NotTheChat, args: argparse.Namespace) -> str:
     """A chat client whose WebSocket did not greet it with a ``welcome``: another endpoint, such as /echo."""
     uri = _uri(args)
-    how = f"no welcome within {args.timeout:g}s" if exc.first is None else "its first message was not a welcome"
+    how = (
+        f"no welcome within {args.timeout:g}s"
+        if exc.first is None
+        else "its first message was not a welcome"
+    )
     line = f"{uri.display} is not the chat ({how})"
     if args.user:
         chat, raw = _command(args, _server(uri), args.user), _command(args, uri.display)
@@ -216,9 +254,13 @@ def login_refused(exc: AuthFailed, args: argparse.Namespace) -> str:
     uri = _uri(args)
     if exc.status == 401 and exc.message.startswith("login refused"):
         return f"{exc.message}; if {args.user} has no account yet, create one on {_page(uri, '/')}"
-    no_login = exc.status in NO_LOGIN_STATUSES or (exc.status is None and "the answer has no" in exc.message)
+    no_login = exc.status in NO_LOGIN_STATUSES or (
+        exc.status is None and "the answer has no" in exc.message
+    )
     if no_login and exc.message.startswith("login refused"):
-        answer = f"HTTP {exc.status}" if exc.status is not None else "no token in its answer"
+        answer = (
+            f"HTTP {exc.status}" if exc.status is not None else "no token in its answer"
+        )
         return (
             f"{_server(uri)} has no rawws login (POST /auth/login: {answer}), so --user cannot work there; "
             f"without --user, rawws {args.command} talks to any WebSocket URL"

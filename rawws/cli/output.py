@@ -65,10 +65,16 @@ def trace_line(frame: TracedFrame) -> str:
     fragment = f" ({frame.fragment} fragment)" if frame.fragment else ""
     if isinstance(data, str):
         text = printable(data.replace("\n", "\\n"))
-        preview = text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
+        preview = (
+            text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
+        )
     else:
-        preview = data[:PREVIEW_BYTES].hex(" ") + (" …" if len(data) > PREVIEW_BYTES else "")
-    return f"{arrow} {frame.kind} {size} B{fragment}" + (f": {preview}" if preview else "")
+        preview = data[:PREVIEW_BYTES].hex(" ") + (
+            " …" if len(data) > PREVIEW_BYTES else ""
+        )
+    return f"{arrow} {frame.kind} {size} B{fragment}" + (
+        f": {preview}" if preview else ""
+    )
 
 
 def trace_to_stderr(frame: TracedFrame) -> None:

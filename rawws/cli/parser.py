@@ -29,7 +29,9 @@ def parse_size(text: str) -> int:
     """``1048576``, ``1MiB``, ``64k`` → bytes."""
     match = _SIZE.fullmatch(text.strip())
     if match is None:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r} (try 1048576, 64KiB or 16MiB)")
+        raise argparse.ArgumentTypeError(
+            f"not a size: {text!r} (try 1048576, 64KiB or 16MiB)"
+        )
     unit = (match.group(2) or "")[:1].lower()
     return int(match.group(1)) * _UNITS[unit]
 
@@ -57,7 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"rawws {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="run the server", description=SERVE_DESCRIPTION, epilog=SERVE_EXIT_CODES)
+    serve = commands.add_parser(
+        "serve",
+        help="run the server",
+        description=SERVE_DESCRIPTION,
+        epilog=SERVE_EXIT_CODES,
+    )
     add_serve_flags(serve)
     add_client_commands(commands)
     return parser
@@ -86,17 +93,25 @@ class ServeParser(argparse.ArgumentParser):
         """The flags of ``argv``; an unknown one is refused by name, with the closest real one if any."""
         args, extras = self.parse_known_args(argv)
         if extras:
-            unknown = next((extra for extra in extras if extra.startswith("-")), extras[0])
+            unknown = next(
+                (extra for extra in extras if extra.startswith("-")), extras[0]
+            )
             name = unknown.split("=", 1)[0]
             close = difflib.get_close_matches(name, self._option_string_actions, n=1)
-            hint = f"did you mean {close[0]}? " if close and name.startswith("--") else ""
-            raise UsageError(f"{name}: not a flag of rawws serve ({hint}{SEE_SERVE_HELP})")
+            hint = (
+                f"did you mean {close[0]}? " if close and name.startswith("--") else ""
+            )
+            raise UsageError(
+                f"{name}: not a flag of rawws serve ({hint}{SEE_SERVE_HELP})"
+            )
         return args
 
 
 def build_serve_parser() -> ServeParser:
     """What `rawws serve …` is parsed with (``build_parser``'s ``serve`` has the same flags, for the bench)."""
-    parser = ServeParser(prog="rawws serve", description=SERVE_DESCRIPTION, epilog=SERVE_EXIT_CODES)
+    parser = ServeParser(
+        prog="rawws serve", description=SERVE_DESCRIPTION, epilog=SERVE_EXIT_CODES
+    )
     add_serve_flags(parser)
     return parser
 
@@ -106,7 +121,11 @@ def flag_names(command: argparse.ArgumentParser) -> dict[str, str]:
     names: dict[str, str] = {}
     for action in command._actions:
         for option in action.option_strings:
-            if option.startswith("--") and not option.startswith("--no-") and action.dest not in names:
+            if (
+                option.startswith("--")
+                and not option.startswith("--no-")
+                and action.dest not in names
+            ):
                 names[action.dest] = option
     return names
 
@@ -114,9 +133,18 @@ def flag_names(command: argparse.ArgumentParser) -> dict[str, str]:
 def add_serve_flags(command: argparse.ArgumentParser) -> None:
     """`rawws serve`'s flags; each ``dest`` is the ``ServerConfig`` field it sets."""
     command.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    command.add_argument("--port", help="port to listen on (default 8765; 0 picks a free one)")
-    command.add_argument("--echo", action="store_true", default=None, help="add the unauthenticated /echo endpoint")
-    command.add_argument("--tls-cert", help="PEM certificate chain: serve wss:// and https://")
+    command.add_argument(
+        "--port", help="port to listen on (default 8765; 0 picks a free one)"
+    )
+    command.add_argument(
+        "--echo",
+        action="store_true",
+        default=None,
+        help="add the unauthenticated /echo endpoint",
+    )
+    command.add_argument(
+        "--tls-cert", help="PEM certificate chain: serve wss:// and https://"
+    )
     command.add_argument("--tls-key", help="PEM private key for --tls-cert")
     command.add_argument(
         "--compression",
@@ -144,11 +172,33 @@ def add_serve_flags(command: argparse.ArgumentParser) -> None:
         type=parse_size,
         help="largest message accepted, after decompression (default 1MiB; more is closed with 1009)",
     )
-    command.add_argument("--ping-interval", metavar="SECONDS", dest="ping_interval_s", help="seconds between keepalive pings (0: off)")
-    command.add_argument("--ping-timeout", metavar="SECONDS", dest="ping_timeout_s", help="seconds to wait for a pong")
-    command.add_argument("--handshake-timeout", metavar="SECONDS", dest="handshake_timeout_s", help="seconds for a whole request")
-    command.add_argument("--data-dir", help="where the SQLite file and the generated JWT secret live (default ./rawws-data)")
-    command.add_argument("--db", dest="db_url", help="database URL, e.g. postgresql+asyncpg://user@host/db (default: SQLite)")
+    command.add_argument(
+        "--ping-interval",
+        metavar="SECONDS",
+        dest="ping_interval_s",
+        help="seconds between keepalive pings (0: off)",
+    )
+    command.add_argument(
+        "--ping-timeout",
+        metavar="SECONDS",
+        dest="ping_timeout_s",
+        help="seconds to wait for a pong",
+    )
+    command.add_argument(
+        "--handshake-timeout",
+        metavar="SECONDS",
+        dest="handshake_timeout_s",
+        help="seconds for a whole request",
+    )
+    command.add_argument(
+        "--data-dir",
+        help="where the SQLite file and the generated JWT secret live (default ./rawws-data)",
+    )
+    command.add_argument(
+        "--db",
+        dest="db_url",
+        help="database URL, e.g. postgresql+asyncpg://user@host/db (default: SQLite)",
+    )
     command.add_argument(
         "--db-timeout",
         dest="db_timeout_s",
@@ -166,8 +216,15 @@ def add_serve_flags(command: argparse.ArgumentParser) -> None:
         action="append",
         help="a browser Origin allowed to open /ws besides the server's own (repeatable)",
     )
-    command.add_argument("--jwt-public-key", help="PEM public key of an outside identity provider whose tokens to accept")
-    command.add_argument("--jwt-public-algorithm", choices=["RS256", "ES256", "EdDSA"], help="its algorithm (default RS256)")
+    command.add_argument(
+        "--jwt-public-key",
+        help="PEM public key of an outside identity provider whose tokens to accept",
+    )
+    command.add_argument(
+        "--jwt-public-algorithm",
+        choices=["RS256", "ES256", "EdDSA"],
+        help="its algorithm (default RS256)",
+    )
     command.add_argument(
         "--workers",
         help="processes sharing the port, one core each (default 1; more needs --bus)",
@@ -177,19 +234,25 @@ def add_serve_flags(command: argparse.ArgumentParser) -> None:
         help="prefix of the outside provider's users: its subject ada is the user <prefix>:ada (default ext)",
     )
     command.add_argument(
-        "--refresh-ttl", dest="refresh_ttl_s", help="seconds a refresh token lasts unused (default 30 days)"
+        "--refresh-ttl",
+        dest="refresh_ttl_s",
+        help="seconds a refresh token lasts unused (default 30 days)",
     )
     command.add_argument(
-        "--websockets-per-user", help="open chat connections per user (default 20; one more earns 429)"
+        "--websockets-per-user",
+        help="open chat connections per user (default 20; one more earns 429)",
     )
     command.add_argument(
         "--websockets-per-address",
         help="open WebSockets per client address (default 200; behind a proxy: the forwarded client, see --forwarded-allow-ips)",
     )
     command.add_argument(
-        "--registrations-per-hour-per-address", help="account registrations per client address (default 20)"
+        "--registrations-per-hour-per-address",
+        help="account registrations per client address (default 20)",
     )
-    command.add_argument("--tickets-per-minute-per-user", help="POST /auth/ticket per user (default 30)")
+    command.add_argument(
+        "--tickets-per-minute-per-user", help="POST /auth/ticket per user (default 30)"
+    )
     command.add_argument(
         "--send-buffer",
         dest="send_buffer_bytes",
@@ -208,14 +271,23 @@ def add_serve_flags(command: argparse.ArgumentParser) -> None:
         help="on SIGTERM, seconds /readyz answers 503 before WebSockets get 1001 (default 0)",
     )
     command.add_argument(
-        "--metrics-port", help="serve Prometheus /metrics on this port (default: off; 0 picks a free one)"
+        "--metrics-port",
+        help="serve Prometheus /metrics on this port (default: off; 0 picks a free one)",
     )
-    command.add_argument("--metrics-host", help="address of the /metrics listener (default 127.0.0.1)")
-    command.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     command.add_argument(
-        "--log-format", choices=["text", "json"], help="log lines as text or one JSON object per line (default text)"
+        "--metrics-host", help="address of the /metrics listener (default 127.0.0.1)"
     )
-    command.set_defaults(env_aliases=flag_variables(command), flag_names=flag_names(command))
+    command.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+    command.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        help="log lines as text or one JSON object per line (default text)",
+    )
+    command.set_defaults(
+        env_aliases=flag_variables(command), flag_names=flag_names(command)
+    )
 
 
 DEFAULT_CLIENT_TIMEOUT_S = 10.0
@@ -236,10 +308,13 @@ URL and mode:
                      is sent as a raw text message (e.g. the /echo endpoint).
 """
 
-SEND_URL_RULE = CHAT_URL_RULE.split("  without --user")[0] + """\
+SEND_URL_RULE = (
+    CHAT_URL_RULE.split("  without --user")[0]
+    + """\
   without --user     URL is a ws:// or wss:// URL, used as given, and MESSAGE is sent on it
                      as one raw message (no chat protocol).
 """
+)
 
 SEND_OUTPUT = """\
 output (without --user):
@@ -272,8 +347,9 @@ chat protocol:
 """
 
 
-
-def add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_client_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
     """``send`` and ``chat``: their --help ends with the URL rule and the exit codes a script relies on."""
     send = commands.add_parser(
         "send",
@@ -281,17 +357,27 @@ def add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
         description="Connect to URL, send MESSAGE, close with 1000, and print every message received "
         "meanwhile (the replies). With --user NAME: log in, join --room (default lobby), say MESSAGE there, "
         "wait for the server's ack, close with 1000.",
-        epilog=SEND_URL_RULE + "\n" + SEND_OUTPUT + "\n" + TRACE_RULE + "\n" + SEND_EXIT_CODES,
+        epilog=SEND_URL_RULE
+        + "\n"
+        + SEND_OUTPUT
+        + "\n"
+        + TRACE_RULE
+        + "\n"
+        + SEND_EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    send.add_argument("url", metavar="URL", help="the server (with --user) or a ws:// or wss:// URL")
+    send.add_argument(
+        "url", metavar="URL", help="the server (with --user) or a ws:// or wss:// URL"
+    )
     send.add_argument(
         "message",
         metavar="MESSAGE",
         help="the message; '-' reads it from stdin (one trailing newline is dropped from text)",
     )
     send.add_argument(
-        "--binary", action="store_true", help="send a binary message (MESSAGE as UTF-8, or stdin's bytes)"
+        "--binary",
+        action="store_true",
+        help="send a binary message (MESSAGE as UTF-8, or stdin's bytes)",
     )
     _add_user_options(send)
     _add_connection_options(send)
@@ -303,13 +389,23 @@ def add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
         "protocol, else as a raw text client that sends each typed line and prints each message received "
         "(those that arrive before the server answers our close too: the replies to piped lines). "
         "Ctrl-D, Ctrl-C or /quit close with 1000.",
-        epilog=CHAT_URL_RULE + "\n" + CHAT_BEHAVIOUR + "\n" + TRACE_RULE + "\n" + CLIENT_EXIT_CODES,
+        epilog=CHAT_URL_RULE
+        + "\n"
+        + CHAT_BEHAVIOUR
+        + "\n"
+        + TRACE_RULE
+        + "\n"
+        + CLIENT_EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    chat.add_argument("url", metavar="URL", help="the server (with --user) or a ws:// or wss:// URL")
+    chat.add_argument(
+        "url", metavar="URL", help="the server (with --user) or a ws:// or wss:// URL"
+    )
     _add_user_options(chat)
     chat.add_argument(
-        "--raw", action="store_true", help="raw text client even when the URL holds a token (no chat protocol)"
+        "--raw",
+        action="store_true",
+        help="raw text client even when the URL holds a token (no chat protocol)",
     )
     chat.add_argument(
         "--reconnect-attempts",
@@ -404,9 +500,16 @@ def _add_connection_options(command: argparse.ArgumentParser) -> None:
         help="seconds for connecting and the handshake, for sending, and for closing "
         f"(default {DEFAULT_CLIENT_TIMEOUT_S:g})",
     )
-    command.add_argument("--insecure", action="store_true", help="wss://: do not check the server's certificate")
     command.add_argument(
-        "--no-compression", dest="compression", action="store_false", help="do not offer permessage-deflate"
+        "--insecure",
+        action="store_true",
+        help="wss://: do not check the server's certificate",
+    )
+    command.add_argument(
+        "--no-compression",
+        dest="compression",
+        action="store_false",
+        help="do not offer permessage-deflate",
     )
     command.add_argument(
         "--max-message-size",
@@ -417,9 +520,14 @@ def _add_connection_options(command: argparse.ArgumentParser) -> None:
         help="largest message accepted (default 1MiB; more is closed with 1009)",
     )
     command.add_argument(
-        "-v", "--verbose", action="store_true", help="show each frame sent and received on stderr (see below)"
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="show each frame sent and received on stderr (see below)",
     )
-    command.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    command.add_argument(
+        "--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
 
 
 def parse_header(text: str) -> tuple[str, str]:
@@ -429,4 +537,3 @@ def parse_header(text: str) -> tuple[str, str]:
     if not colon or not is_token(name):
         raise argparse.ArgumentTypeError(f"not a header: {text!r} (try 'Name: value')")
     return name, value.strip()
-

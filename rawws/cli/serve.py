@@ -39,7 +39,14 @@ from rawws.config import (
     unknown_variables,
     variable_of,
 )
-from rawws.errors import RawwsError, SchemaTooNew, SettingError, StartInterrupted, StoreOpenFailed, UsageError
+from rawws.errors import (
+    RawwsError,
+    SchemaTooNew,
+    SettingError,
+    StartInterrupted,
+    StoreOpenFailed,
+    UsageError,
+)
 from rawws.server.lifecycle import run_server, unless_stopped
 from rawws.server.readiness import stop_signals
 from rawws.server.server import Server
@@ -58,10 +65,19 @@ class Origins:
     environ: Mapping[str, str]
 
     @classmethod
-    def of(cls, args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Origins:
+    def of(
+        cls, args: argparse.Namespace, environ: Mapping[str, str] | None = None
+    ) -> Origins:
         flags: dict[str, str] = getattr(args, "flag_names", {})
-        given = frozenset(name for name in flags if getattr(args, name, None) is not None)
-        return cls(flags, given, getattr(args, "env_aliases", None), os.environ if environ is None else environ)
+        given = frozenset(
+            name for name in flags if getattr(args, name, None) is not None
+        )
+        return cls(
+            flags,
+            given,
+            getattr(args, "env_aliases", None),
+            os.environ if environ is None else environ,
+        )
 
     def head(self, setting: str, value: str) -> str:
         """``--port 99999``, ``RAWWS_PORT=99999``, or ``--port 8765 (the default)``."""
@@ -78,7 +94,9 @@ class Origins:
         return f"{self.head(setting, value)}: {reason}"
 
 
-def serve_config(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> ServerConfig:
+def serve_config(
+    args: argparse.Namespace, environ: Mapping[str, str] | None = None
+) -> ServerConfig:
     """The environment's RAWWS_* settings, overridden by the flags given (an unset flag is ``None``).
 
     A flag's text is converted and checked as its variable's would be (``rawws.config``); a value that cannot
@@ -91,14 +109,21 @@ def serve_config(args: argparse.Namespace, environ: Mapping[str, str] | None = N
         if not hasattr(config, setting):
             continue  # not a server setting (--log-level)
         value = getattr(args, setting)
-        text = shown(tuple(value) if isinstance(value, list) else value, setting)  # as typed: -5, not -5.0
+        text = shown(
+            tuple(value) if isinstance(value, list) else value, setting
+        )  # as typed: -5, not -5.0
         if isinstance(value, list):
             value = tuple(value)
         elif isinstance(value, str) and setting_kind(setting) is not str:
             try:
                 value = convert(value, setting_kind(setting))
             except ValueError as exc:
-                raise SettingError(setting, text, f"{exc} ({SEE_SERVE_HELP})", origins.head(setting, text)) from None
+                raise SettingError(
+                    setting,
+                    text,
+                    f"{exc} ({SEE_SERVE_HELP})",
+                    origins.head(setting, text),
+                ) from None
         problem = check_setting(setting, value)
         if problem is not None:
             raise SettingError(setting, text, problem, origins.head(setting, text))
@@ -111,13 +136,19 @@ def serve_config(args: argparse.Namespace, environ: Mapping[str, str] | None = N
 
 def explain(exc: RawwsError, config: ServerConfig, origins: Origins) -> str | None:
     """The one line for a failed start, said of the setting at fault; ``None`` for an error that names none."""
-    database = ("db_url", shown(config.db_url, "db_url")) if config.db_url else ("data_dir", config.data_dir)
+    database = (
+        ("db_url", shown(config.db_url, "db_url"))
+        if config.db_url
+        else ("data_dir", config.data_dir)
+    )
     if isinstance(exc, SettingError):
         return origins.say(exc.setting, exc.value, exc.reason)
     if isinstance(exc, StoreOpenFailed):
         return origins.say(*database, exc.reason)
     if isinstance(exc, SchemaTooNew):
-        return origins.say(*database, f"{exc}: run the rawws that wrote it, or a newer one")
+        return origins.say(
+            *database, f"{exc}: run the rawws that wrote it, or a newer one"
+        )
     if isinstance(exc, BusUnavailable):
         return origins.say("bus_url", exc.url, f"cannot reach the bus: {exc.reason}")
     return None
@@ -138,7 +169,9 @@ def serve_command(argv: Sequence[str], setup: Setup) -> int:
             say(str(exc))
             return EXIT_CANNOT_SERVE
         return serve(parser, args, setup, argv)
-    except KeyboardInterrupt:  # while the settings are read, before any handler of ours is in place
+    except (
+        KeyboardInterrupt
+    ):  # while the settings are read, before any handler of ours is in place
         say(str(StartInterrupted("SIGINT")))
         return EXIT_INTERRUPTED
 
@@ -157,7 +190,12 @@ async def _prepare_shared_files(config: ServerConfig) -> None:
         await store.close()
 
 
-def serve(parser: argparse.ArgumentParser, args: argparse.Namespace, setup: Setup, argv: Sequence[str] = ()) -> int:
+def serve(
+    parser: argparse.ArgumentParser,
+    args: argparse.Namespace,
+    setup: Setup,
+    argv: Sequence[str] = (),
+) -> int:
     """`rawws serve`: build the config from the flags, run until a signal; 1 (and one line) when it cannot
     listen, open its store or reach its bus; 130 (and one line) when a Ctrl-C came before it listened."""
     del parser  # kept for the callers that pass it (the bench server); errors are one line, not usage
@@ -169,21 +207,37 @@ def serve(parser: argparse.ArgumentParser, args: argparse.Namespace, setup: Setu
         return EXIT_CANNOT_SERVE
     stop_logging = configure_logging(args.log_level, config.log_format, queued=True)
     for name in unknown_variables(aliases=origins.aliases):
-        logging.getLogger("rawws").warning("%s is not a rawws setting and is ignored (see `rawws serve --help`)", name)
+        logging.getLogger("rawws").warning(
+            "%s is not a rawws setting and is ignored (see `rawws serve --help`)", name
+        )
     listening: list[bool] = []
     problem: str | None = None
     try:
         code = _run(config, setup, argv, lambda: listening.append(True))
     except StartInterrupted as exc:
-        problem, code = str(exc), EXIT_INTERRUPTED if exc.signal_name == "SIGINT" else EXIT_OK
-    except KeyboardInterrupt:  # a Ctrl-C outside the event loop's handler: before it ran, or a second one
-        problem = str(StartInterrupted("SIGINT")) if not listening else "interrupted by SIGINT while shutting down"
+        problem, code = (
+            str(exc),
+            EXIT_INTERRUPTED if exc.signal_name == "SIGINT" else EXIT_OK,
+        )
+    except (
+        KeyboardInterrupt
+    ):  # a Ctrl-C outside the event loop's handler: before it ran, or a second one
+        problem = (
+            str(StartInterrupted("SIGINT"))
+            if not listening
+            else "interrupted by SIGINT while shutting down"
+        )
         code = EXIT_INTERRUPTED
     except (OSError, ValueError, RawwsError) as exc:
         said = explain(exc, config, origins) if isinstance(exc, RawwsError) else None
-        problem, code = said or f"cannot serve: {exc or type(exc).__name__}", EXIT_CANNOT_SERVE
+        problem, code = (
+            said or f"cannot serve: {exc or type(exc).__name__}",
+            EXIT_CANNOT_SERVE,
+        )
     finally:
-        if problem is not None and config.log_format == "json":  # the line a log collector parses, like the others
+        if (
+            problem is not None and config.log_format == "json"
+        ):  # the line a log collector parses, like the others
             logging.getLogger("rawws").error(problem)
         stop_logging()
     if problem is not None and config.log_format != "json":
@@ -191,14 +245,25 @@ def serve(parser: argparse.ArgumentParser, args: argparse.Namespace, setup: Setu
     return code
 
 
-def _run(config: ServerConfig, setup: Setup, argv: Sequence[str], on_listening: Callable[[], None]) -> int:
+def _run(
+    config: ServerConfig,
+    setup: Setup,
+    argv: Sequence[str],
+    on_listening: Callable[[], None],
+) -> int:
     if config.bus_url is not None:
         check_bus_url(config.bus_url)
     if config.workers > 1:
         if config.bus_url is None:
-            raise SettingError("workers", str(config.workers), "needs --bus redis://…: without a bus the workers "
-                               "would not see each other's messages")
-        asyncio.run(prepare_shared_files(config))  # once, before the workers race for them
+            raise SettingError(
+                "workers",
+                str(config.workers),
+                "needs --bus redis://…: without a bus the workers "
+                "would not see each other's messages",
+            )
+        asyncio.run(
+            prepare_shared_files(config)
+        )  # once, before the workers race for them
         return run_workers(config, argv)
     asyncio.run(run_server(config, setup, on_listening))
     return EXIT_OK

@@ -58,10 +58,21 @@ def run_workers(config: ServerConfig, argv: Sequence[str]) -> int:
     """Start ``config.workers`` copies of `rawws serve` ``argv`` on one port; wait for a signal."""
     reserved = reserve_port(config.host, config.port)
     port = reserved.getsockname()[1]
-    command = [sys.executable, "-m", "rawws", *argv, "--port", str(port), "--workers", "1"]
+    command = [
+        sys.executable,
+        "-m",
+        "rawws",
+        *argv,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     env = {**os.environ, "RAWWS_REUSE_PORT": "1"}
     workers = [
-        subprocess.Popen(command + _metrics_port(config, index), env=env, stdin=subprocess.DEVNULL)
+        subprocess.Popen(
+            command + _metrics_port(config, index), env=env, stdin=subprocess.DEVNULL
+        )
         for index in range(config.workers)
     ]
     stopping = False
@@ -70,16 +81,27 @@ def run_workers(config: ServerConfig, argv: Sequence[str]) -> int:
         nonlocal stopping
         stopping = True
 
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous = {
+        sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)
+    }
     scheme = "https" if config.tls else "http"
-    log.info("%d workers on %s://%s:%d (pids %s)", config.workers, scheme, config.host, port,
-             " ".join(str(w.pid) for w in workers))
+    log.info(
+        "%d workers on %s://%s:%d (pids %s)",
+        config.workers,
+        scheme,
+        config.host,
+        port,
+        " ".join(str(w.pid) for w in workers),
+    )
     failed = False
     try:
         while not stopping:
             if any(worker.poll() is not None for worker in workers):
                 failed = True
-                log.error("a worker exited (codes %s); stopping the others", [w.returncode for w in workers])
+                log.error(
+                    "a worker exited (codes %s); stopping the others",
+                    [w.returncode for w in workers],
+                )
                 break
             time.sleep(POLL_S)
     finally:

@@ -57,7 +57,12 @@ from rawws.client.connection import (
     ClientConnection,
 )
 from rawws.config import DEFAULT_MAX_MESSAGE_BYTES
-from rawws.core.client_handshake import ClientHandshake, ClientUpgrade, WebSocketURI, parse_uri
+from rawws.core.client_handshake import (
+    ClientHandshake,
+    ClientUpgrade,
+    WebSocketURI,
+    parse_uri,
+)
 from rawws.core.trace import FrameTrace
 from rawws.errors import (
     ConnectionClosed,
@@ -128,7 +133,12 @@ class _WatchedConnection(ClientConnection):
     """
 
     def __init__(
-        self, handshake: ClientHandshake, *, read_while_closing: bool, trace: FrameTrace | None, **options: Any
+        self,
+        handshake: ClientHandshake,
+        *,
+        read_while_closing: bool,
+        trace: FrameTrace | None,
+        **options: Any,
     ) -> None:
         super().__init__(handshake, **options)
         self._read_while_closing = read_while_closing
@@ -174,13 +184,17 @@ class connect:  # used like a function: `await connect(...)` or `async with conn
         trace: FrameTrace | None = None,
     ) -> None:
         if compression not in ("deflate", None):
-            raise ValueError(f"unsupported compression {compression!r}: use 'deflate' or None")
+            raise ValueError(
+                f"unsupported compression {compression!r}: use 'deflate' or None"
+            )
         self.uri: WebSocketURI = parse_uri(uri)
         if not self.uri.secure and (ssl is not None or insecure):
             raise ValueError("ssl and insecure apply to wss:// URLs only")
         self._subprotocols = tuple(subprotocols)
         self._headers = (
-            list(additional_headers.items()) if isinstance(additional_headers, dict) else list(additional_headers)
+            list(additional_headers.items())
+            if isinstance(additional_headers, dict)
+            else list(additional_headers)
         )
         self._compression = compression is not None
         self._max_size = max_size
@@ -221,7 +235,10 @@ class connect:  # used like a function: `await connect(...)` or `async with conn
         }
         if self._read_while_closing or self._trace is not None:
             connection: ClientConnection = _WatchedConnection(
-                self._handshake(), read_while_closing=self._read_while_closing, trace=self._trace, **options
+                self._handshake(),
+                read_while_closing=self._read_while_closing,
+                trace=self._trace,
+                **options,
             )
         else:
             connection = ClientConnection(self._handshake(), **options)
@@ -255,7 +272,10 @@ class connect:  # used like a function: `await connect(...)` or `async with conn
         return self._connection
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         assert self._connection is not None
         await self._connection.close()

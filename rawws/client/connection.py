@@ -15,18 +15,27 @@ from rawws.config import KiB
 from rawws.core.client_handshake import ClientHandshake, ClientUpgrade
 from rawws.core.closecodes import ABNORMAL_CLOSURE, NORMAL_CLOSURE
 from rawws.core.events import Closed, Event, MessageReceived, PongReceived
-from rawws.core.keepalive import KEEPALIVE_FAILURE_CODE, KEEPALIVE_FAILURE_REASON, Due, Keepalive
+from rawws.core.keepalive import (
+    KEEPALIVE_FAILURE_CODE,
+    KEEPALIVE_FAILURE_REASON,
+    Due,
+    Keepalive,
+)
 from rawws.core.protocol import State, WebSocket
 from rawws.errors import ConnectionClosedOK, InvalidHandshake
 
 log = logging.getLogger("rawws.client")
 
 # Limits (per connection)
-DEFAULT_MAX_QUEUE = 16  # received messages waiting for recv(); then the socket is not read
+DEFAULT_MAX_QUEUE = (
+    16  # received messages waiting for recv(); then the socket is not read
+)
 DEFAULT_PING_INTERVAL_S = 20.0  # keepalive ping period (None or 0: no keepalive)
 DEFAULT_PING_TIMEOUT_S = 20.0  # no pong within this: fail with 1011
 DEFAULT_CLOSE_TIMEOUT_S = 10.0  # the closing handshake and the server's TCP close
-BACKLOG_MAX_BYTES = 64 * KiB  # read but not yet parsed while a reader catches up; then stop reading
+BACKLOG_MAX_BYTES = (
+    64 * KiB
+)  # read but not yet parsed while a reader catches up; then stop reading
 WRITE_HIGH_WATER_BYTES = 64 * KiB  # send() waits while more than this is unsent
 
 
@@ -76,14 +85,16 @@ class ClientConnection(asyncio.Protocol):
         self._reader: asyncio.Future[None] | None = None
         self._process_scheduled = False
         self._reading_paused = False
-        self._draining = False  # the application is done reading: parse to the end, no queue limit
+        self._draining = (
+            False  # the application is done reading: parse to the end, no queue limit
+        )
         # Sending.
         self._writing_paused = False
         self._drain_waiters: list[asyncio.Future[None]] = []
         # Pings: payload -> (sent at, future for ping() callers or None for keepalive), oldest first.
-        self._pings: collections.OrderedDict[bytes, tuple[float, asyncio.Future[float] | None]] = (
-            collections.OrderedDict()
-        )
+        self._pings: collections.OrderedDict[
+            bytes, tuple[float, asyncio.Future[float] | None]
+        ] = collections.OrderedDict()
         self._keepalive: Keepalive | None = None  # from the 101 on
         self._keepalive_ping: bytes | None = None
         self._keepalive_timer: asyncio.TimerHandle | None = None
@@ -154,7 +165,9 @@ class ClientConnection(asyncio.Protocol):
         else:
             payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
             if payload in self._pings:
-                raise RuntimeError("a ping with this payload is already waiting for its pong")
+                raise RuntimeError(
+                    "a ping with this payload is already waiting for its pong"
+                )
         waiter: asyncio.Future[float] = self._loop.create_future()
         self._pings[payload] = (self._loop.time(), waiter)
         self._write(ws.ping(payload))
@@ -192,7 +205,10 @@ class ClientConnection(asyncio.Protocol):
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         await self.close()
 
@@ -226,7 +242,9 @@ class ClientConnection(asyncio.Protocol):
         self._eof = True
         if not self._parsing_pending():
             self._process()
-        return None  # let the transport close; what is still unparsed is parsed afterwards
+        return (
+            None  # let the transport close; what is still unparsed is parsed afterwards
+        )
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._keepalive_timer is not None:
@@ -237,7 +255,11 @@ class ClientConnection(asyncio.Protocol):
         self._wake_drainers()
         if not self._opened.done():
             reason = f": {exc}" if exc is not None else ""
-            self._opened.set_exception(InvalidHandshake(f"connection lost during the opening handshake{reason}"))
+            self._opened.set_exception(
+                InvalidHandshake(
+                    f"connection lost during the opening handshake{reason}"
+                )
+            )
         elif self.ws is not None:
             self._eof = True
             if not self._parsing_pending():
@@ -267,12 +289,18 @@ class ClientConnection(asyncio.Protocol):
             self._start(upgrade)
 
     def _start(self, upgrade: ClientUpgrade) -> None:
-        self.ws = WebSocket(client=True, extensions=upgrade.extensions, max_message_bytes=upgrade.max_message_bytes)
+        self.ws = WebSocket(
+            client=True,
+            extensions=upgrade.extensions,
+            max_message_bytes=upgrade.max_message_bytes,
+        )
         self.subprotocol = upgrade.subprotocol
         self.compression = upgrade.compression
         self.response_headers = upgrade.headers
         self._opened.set_result(None)
-        self._keepalive = Keepalive(self.ping_interval, self.ping_timeout, self._loop.time())
+        self._keepalive = Keepalive(
+            self.ping_interval, self.ping_timeout, self._loop.time()
+        )
         self._arm_keepalive()
         if upgrade.trailing_data:
             # Frames that came with the 101: parse them once the application holds the
@@ -307,7 +335,11 @@ class ClientConnection(asyncio.Protocol):
             while True:
                 if self._events is None and not self._next_events(ws):
                     break
-                if ws.state is State.OPEN and not self._draining and len(self._messages) >= self.max_queue:
+                if (
+                    ws.state is State.OPEN
+                    and not self._draining
+                    and len(self._messages) >= self.max_queue
+                ):
                     break  # backpressure: recv() resumes us
                 assert self._events is not None
                 event = next(self._events, None)
@@ -384,13 +416,17 @@ class ClientConnection(asyncio.Protocol):
         # Once closing, messages are dropped, so only the unparsed bytes count.
         is_open = self.ws is not None and self.ws.state is State.OPEN
         backlog_full = self._backlog_bytes > BACKLOG_MAX_BYTES
-        if (backlog_full or (is_open and len(self._messages) >= self.max_queue)) and not self._reading_paused:
+        if (
+            backlog_full or (is_open and len(self._messages) >= self.max_queue)
+        ) and not self._reading_paused:
             self._reading_paused = True
             transport.pause_reading()
         elif (
             self._reading_paused
             and not backlog_full
-            and (not is_open or len(self._messages) <= self.max_queue // 2)  # hysteresis: no pause/resume per message
+            and (
+                not is_open or len(self._messages) <= self.max_queue // 2
+            )  # hysteresis: no pause/resume per message
         ):
             self._reading_paused = False
             transport.resume_reading()
@@ -420,7 +456,9 @@ class ClientConnection(asyncio.Protocol):
         if self._eof:
             transport.close()
         elif self._drop_timer is None:
-            self._drop_timer = self._loop.call_later(self.close_timeout, transport.abort)
+            self._drop_timer = self._loop.call_later(
+                self.close_timeout, transport.abort
+            )
 
     def _transport_closing(self) -> bool:
         return self.transport is None or self.transport.is_closing()
@@ -433,7 +471,11 @@ class ClientConnection(asyncio.Protocol):
         if ws is None:
             raise RuntimeError("the connection is not open yet")
         if ws.state is not State.OPEN or self._transport_closing():
-            code = self.close_code if self.close_code is not None else (ws.close_code or ABNORMAL_CLOSURE)
+            code = (
+                self.close_code
+                if self.close_code is not None
+                else (ws.close_code or ABNORMAL_CLOSURE)
+            )
             raise closed_error(code, self.close_reason or ws.close_reason)
         return ws
 
@@ -460,20 +502,31 @@ class ClientConnection(asyncio.Protocol):
 
     def _arm_keepalive(self) -> None:
         """One timer, at the next deadline the core keepalive (``rawws.core.keepalive``) names."""
-        deadline = self._keepalive.next_deadline if self._keepalive is not None else None
+        deadline = (
+            self._keepalive.next_deadline if self._keepalive is not None else None
+        )
         if deadline is not None:
             self._keepalive_timer = self._loop.call_at(deadline, self._keepalive_due)
 
     def _keepalive_due(self) -> None:
         ws, keepalive = self.ws, self._keepalive
-        if ws is None or keepalive is None or ws.state is not State.OPEN or self._transport_closing():
+        if (
+            ws is None
+            or keepalive is None
+            or ws.state is not State.OPEN
+            or self._transport_closing()
+        ):
             return
         now = self._loop.time()
         # The pong may sit behind messages nobody read yet: data is flowing, so the server is alive.
         alive = self._reading_paused or self._work_pending()
-        due = keepalive.due(now, awaiting_pong=self._keepalive_ping in self._pings, peer_alive=alive)
+        due = keepalive.due(
+            now, awaiting_pong=self._keepalive_ping in self._pings, peer_alive=alive
+        )
         if due is Due.PONG_OVERDUE:
-            log.info("ws client keepalive timeout: no pong within %ss", self.ping_timeout)
+            log.info(
+                "ws client keepalive timeout: no pong within %ss", self.ping_timeout
+            )
             self._write(ws.close(KEEPALIVE_FAILURE_CODE, KEEPALIVE_FAILURE_REASON))
             ws.abort(KEEPALIVE_FAILURE_CODE, KEEPALIVE_FAILURE_REASON)
             self._closed(KEEPALIVE_FAILURE_CODE, KEEPALIVE_FAILURE_REASON)

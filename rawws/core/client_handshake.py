@@ -29,7 +29,12 @@ from rawws._version import __version__
 from rawws.core.extensions import ZLIB_MIN_WINDOW_BITS, PerMessageDeflate
 from rawws.core.handshake import DEFLATE, KEY_BYTES, WEBSOCKET_VERSION, accept_key
 from rawws.core.headers import comma_list, get_all, parse_extension, tokens
-from rawws.errors import HandshakeRejected, HeaderSyntaxError, InvalidHandshake, InvalidURI
+from rawws.errors import (
+    HandshakeRejected,
+    HeaderSyntaxError,
+    InvalidHandshake,
+    InvalidURI,
+)
 
 # Limits
 MAX_RESPONSE_HEAD_BYTES = 16 * 1024  # status line + headers of the server's answer
@@ -52,12 +57,6 @@ _HEADERS_WE_WRITE = {
     "content-length",
     "transfer-encoding",
 }
-
-
-
-
-
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +104,12 @@ def parse_uri(uri: str) -> WebSocketURI:
     if parts.query:
         target += "?" + parts.query
     target = quote(target, safe=_TARGET_SAFE)  # only non-ASCII and spaces are escaped
-    return WebSocketURI(secure, parts.hostname, port if port is not None else (443 if secure else 80), target)
+    return WebSocketURI(
+        secure,
+        parts.hostname,
+        port if port is not None else (443 if secure else 80),
+        target,
+    )
 
 
 def new_key() -> str:
@@ -150,7 +154,9 @@ class ClientHandshake:
         self.compression = compression
         self.max_message_bytes = max_message_bytes
         self.key = key if key is not None else new_key()
-        self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_RESPONSE_HEAD_BYTES)
+        self._h11 = h11.Connection(
+            h11.CLIENT, max_incomplete_event_size=MAX_RESPONSE_HEAD_BYTES
+        )
         self._rejection: h11.Response | None = None
         self._rejection_body: list[bytes] = []
         self._rejection_bytes = 0
@@ -190,11 +196,15 @@ class ClientHandshake:
         except HandshakeRejected:
             raise
         except InvalidHandshake:
-            result = None  # h11 objects to the cut-short answer; say what happened instead
+            result = (
+                None  # h11 objects to the cut-short answer; say what happened instead
+            )
         if self._rejection is not None:
             self._reject()  # the body was cut short: report the refusal with what came
         if result is None:
-            raise InvalidHandshake("the server closed the connection before answering the upgrade")
+            raise InvalidHandshake(
+                "the server closed the connection before answering the upgrade"
+            )
         return result
 
     def _next(self) -> ClientUpgrade | None:
@@ -202,7 +212,9 @@ class ClientHandshake:
             try:
                 event = self._h11.next_event()
             except h11.RemoteProtocolError as exc:
-                raise InvalidHandshake(f"malformed HTTP answer to the upgrade: {exc}") from None
+                raise InvalidHandshake(
+                    f"malformed HTTP answer to the upgrade: {exc}"
+                ) from None
             if event is h11.NEED_DATA:
                 return None
             if isinstance(event, h11.InformationalResponse):
@@ -226,7 +238,9 @@ class ClientHandshake:
     def _reject(self) -> None:
         response = self._rejection
         if response is None:
-            raise InvalidHandshake("the server closed the connection before answering the upgrade")
+            raise InvalidHandshake(
+                "the server closed the connection before answering the upgrade"
+            )
         raise HandshakeRejected(
             response.status_code,
             response.reason.decode("latin-1"),
@@ -243,7 +257,9 @@ class ClientHandshake:
             raise InvalidHandshake("the 101 answer has no 'Connection: Upgrade'")
         accepts = [value.strip() for value in get_all(headers, b"sec-websocket-accept")]
         if accepts != [accept_key(self.key)]:
-            raise InvalidHandshake("the 101 answer's Sec-WebSocket-Accept does not match our key")
+            raise InvalidHandshake(
+                "the 101 answer's Sec-WebSocket-Accept does not match our key"
+            )
         subprotocol = self._check_subprotocol(headers)
         extensions: list[Extension] = []
         compression = None
@@ -253,7 +269,12 @@ class ClientHandshake:
             extensions.append(extension)
         trailing, _ = self._h11.trailing_data
         return ClientUpgrade(
-            _decoded(headers), extensions, subprotocol, compression, self.max_message_bytes, bytes(trailing)
+            _decoded(headers),
+            extensions,
+            subprotocol,
+            compression,
+            self.max_message_bytes,
+            bytes(trailing),
         )
 
     def _check_subprotocol(self, headers: list[tuple[bytes, bytes]]) -> str | None:
@@ -261,23 +282,38 @@ class ClientHandshake:
         if not chosen:
             return None  # the server may speak none of ours; the application decides
         if len(chosen) > 1:
-            raise InvalidHandshake(f"the server chose several subprotocols: {', '.join(chosen)}")
+            raise InvalidHandshake(
+                f"the server chose several subprotocols: {', '.join(chosen)}"
+            )
         if chosen[0] not in self.subprotocols:
-            raise InvalidHandshake(f"the server chose subprotocol {chosen[0]!r}, which we did not offer")
+            raise InvalidHandshake(
+                f"the server chose subprotocol {chosen[0]!r}, which we did not offer"
+            )
         return chosen[0]
 
-    def _check_extensions(self, headers: list[tuple[bytes, bytes]]) -> tuple[PerMessageDeflate, str] | None:
+    def _check_extensions(
+        self, headers: list[tuple[bytes, bytes]]
+    ) -> tuple[PerMessageDeflate, str] | None:
         try:
-            answers = [parse_extension(item) for item in comma_list(get_all(headers, b"sec-websocket-extensions"))]
+            answers = [
+                parse_extension(item)
+                for item in comma_list(get_all(headers, b"sec-websocket-extensions"))
+            ]
         except HeaderSyntaxError as exc:
-            raise InvalidHandshake(f"bad Sec-WebSocket-Extensions in the 101 answer: {exc}") from None
+            raise InvalidHandshake(
+                f"bad Sec-WebSocket-Extensions in the 101 answer: {exc}"
+            ) from None
         if not answers:
             return None
         if not self.compression or any(name != DEFLATE for name, _ in answers):
             names = ", ".join(name for name, _ in answers)
-            raise InvalidHandshake(f"the server accepted extensions we did not offer: {names}")
+            raise InvalidHandshake(
+                f"the server accepted extensions we did not offer: {names}"
+            )
         if len(answers) > 1:
-            raise InvalidHandshake("the server accepted permessage-deflate more than once")
+            raise InvalidHandshake(
+                "the server accepted permessage-deflate more than once"
+            )
         return deflate_from_answer(answers[0][1], self.max_message_bytes)
 
 
@@ -303,22 +339,30 @@ def deflate_from_answer(
         seen.add(key)
         if key in ("server_no_context_takeover", "client_no_context_takeover"):
             if value is not None:
-                raise InvalidHandshake(f"permessage-deflate parameter {key} takes no value")
+                raise InvalidHandshake(
+                    f"permessage-deflate parameter {key} takes no value"
+                )
             if key == "server_no_context_takeover":
                 server_no_context_takeover = True
             else:
                 client_no_context_takeover = True
         elif key in ("server_max_window_bits", "client_max_window_bits"):
             if value is None or _WINDOW_BITS.fullmatch(value) is None:
-                raise InvalidHandshake(f"permessage-deflate {key}={value} is not a window size of 8 to 15")
+                raise InvalidHandshake(
+                    f"permessage-deflate {key}={value} is not a window size of 8 to 15"
+                )
             if key == "server_max_window_bits":
                 server_bits = int(value)
             else:
                 client_bits = int(value)
         else:
-            raise InvalidHandshake(f"permessage-deflate parameter {key} was not offered")
+            raise InvalidHandshake(
+                f"permessage-deflate parameter {key} was not offered"
+            )
     if client_bits is not None and client_bits < ZLIB_MIN_WINDOW_BITS:
-        raise InvalidHandshake(f"cannot compress with client_max_window_bits={client_bits} (zlib needs 9 or more)")
+        raise InvalidHandshake(
+            f"cannot compress with client_max_window_bits={client_bits} (zlib needs 9 or more)"
+        )
 
     answer = [DEFLATE]
     if server_no_context_takeover:
@@ -337,11 +381,17 @@ def deflate_from_answer(
         client_no_context_takeover=client_no_context_takeover,
         client_max_window_bits=client_bits,
         # wsproto's settings need 9..15; inflating with a window at least as large as the server's is exact.
-        server_max_window_bits=None if server_bits is None else max(server_bits, ZLIB_MIN_WINDOW_BITS),
+        server_max_window_bits=None
+        if server_bits is None
+        else max(server_bits, ZLIB_MIN_WINDOW_BITS),
     )
-    extension.finalize(DEFLATE)  # marks it negotiated; the settings are already in place
+    extension.finalize(
+        DEFLATE
+    )  # marks it negotiated; the settings are already in place
     return extension, negotiated
 
 
 def _decoded(headers: Sequence[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
-    return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in headers]
+    return [
+        (name.decode("latin-1"), value.decode("latin-1")) for name, value in headers
+    ]

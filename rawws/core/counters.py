@@ -14,7 +14,22 @@ from bisect import bisect_left
 from collections.abc import Callable, Sequence
 
 #: Seconds: a store commit, a loop lag sample (Prometheus' default buckets, cut at 10 s)
-LATENCY_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+LATENCY_BUCKETS_S = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
 #: Messages per group commit (the writer caps a batch at 256)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
@@ -39,7 +54,9 @@ class Histogram:
         """``(le, count)`` pairs as the exposition format writes them, ``+Inf`` last."""
         pairs: list[tuple[str, int]] = []
         running = 0
-        for bound, count in zip((*map(str, self.bounds), "+Inf"), self.counts, strict=True):
+        for bound, count in zip(
+            (*map(str, self.bounds), "+Inf"), self.counts, strict=True
+        ):
             running += count
             pairs.append((bound, running))
         return pairs
@@ -48,7 +65,14 @@ class Histogram:
 class BusCounters:
     """What a message bus between nodes reports; the bus calls these, the exporter reads them."""
 
-    __slots__ = ("configured", "connected", "connected_probe", "published", "received", "gaps_repaired")
+    __slots__ = (
+        "configured",
+        "connected",
+        "connected_probe",
+        "published",
+        "received",
+        "gaps_repaired",
+    )
 
     def __init__(self) -> None:
         self.configured = False
@@ -102,16 +126,24 @@ class Counters:
         self.http_requests = 0
         self.websockets_opened = 0
         self.slow_consumers_closed = 0
-        self.handshakes: dict[int, int] = {}  # HTTP status of the upgrade answer → count (101 = opened)
-        self.close_codes: dict[int, int] = {}  # WebSocket close code → connections that ended with it
+        self.handshakes: dict[
+            int, int
+        ] = {}  # HTTP status of the upgrade answer → count (101 = opened)
+        self.close_codes: dict[
+            int, int
+        ] = {}  # WebSocket close code → connections that ended with it
         self.messages_received = 0
-        self.messages_sent = 0  # data messages queued to a peer (control frames not counted)
+        self.messages_sent = (
+            0  # data messages queued to a peer (control frames not counted)
+        )
         self.bytes_received = 0  # WebSocket bytes off the wire, frame headers included
         self.bytes_sent = 0  # WebSocket bytes written to transports
         self.fanout_deliveries = 0  # a message offered to one room member
         self.catchups = 0  # joins with `since`: replays of what a client missed
         self.catchup_messages = 0
-        self.logins: dict[str, int] = {}  # ok, bad_credentials, rate_limited, bad_request
+        self.logins: dict[
+            str, int
+        ] = {}  # ok, bad_credentials, rate_limited, bad_request
         self.store_commit_seconds = Histogram(LATENCY_BUCKETS_S)
         self.store_batch_messages = Histogram(BATCH_BUCKETS)
         self.store_commit_failures = 0

@@ -58,7 +58,9 @@ def compression_mode(value: str | bool) -> str:
         return SHARED
     if lowered in _FALSE:
         return OFF
-    raise ValueError(f"compression must be one of {', '.join(COMPRESSION_MODES)}, not {value!r}")
+    raise ValueError(
+        f"compression must be one of {', '.join(COMPRESSION_MODES)}, not {value!r}"
+    )
 
 
 class _Compressors(threading.local):
@@ -72,13 +74,18 @@ _compressors = _Compressors()
 
 
 def deflate_message(
-    data: bytes, window_bits: int, memory_level: int = DEFAULT_MEMORY_LEVEL, level: int = DEFAULT_LEVEL
+    data: bytes,
+    window_bits: int,
+    memory_level: int = DEFAULT_MEMORY_LEVEL,
+    level: int = DEFAULT_LEVEL,
 ) -> bytes:
     """``data`` compressed as one message with no context takeover (RFC 7692 §7.2.1), tail removed."""
     key = (window_bits, memory_level, level)
     compressor = _compressors.by_params.get(key)
     if compressor is None:
-        compressor = _compressors.by_params[key] = zlib.compressobj(level, zlib.DEFLATED, -window_bits, memory_level)
+        compressor = _compressors.by_params[key] = zlib.compressobj(
+            level, zlib.DEFLATED, -window_bits, memory_level
+        )
     output = compressor.compress(data) + compressor.flush(zlib.Z_FULL_FLUSH)
     if output.endswith(DEFLATE_TRAILER):
         return output[:-4]
@@ -98,7 +105,9 @@ def frame_header(first_byte: int, length: int) -> bytes:
 _FIN_RSV1_TEXT = 0x80 | 0x40 | Opcode.TEXT
 
 
-def deflated_text_frame(text: str, window_bits: int, memory_level: int = DEFAULT_MEMORY_LEVEL) -> bytes:
+def deflated_text_frame(
+    text: str, window_bits: int, memory_level: int = DEFAULT_MEMORY_LEVEL
+) -> bytes:
     """The compressed server frame of ``text``: what ``PerMessageDeflate`` in shared mode sends for it."""
     payload = deflate_message(text.encode("utf-8"), window_bits, memory_level)
     return frame_header(_FIN_RSV1_TEXT, len(payload)) + payload
@@ -124,7 +133,11 @@ class SharedFrame(bytes):
     def deflated(self, window_bits: int) -> bytes:
         """The compressed frame for receivers with this window size (built by the first of them)."""
         try:
-            return self._deflated[window_bits]  # every receiver after the first: one dict lookup
+            return self._deflated[
+                window_bits
+            ]  # every receiver after the first: one dict lookup
         except KeyError:
-            frame = self._deflated[window_bits] = deflated_text_frame(self.text, window_bits)
+            frame = self._deflated[window_bits] = deflated_text_frame(
+                self.text, window_bits
+            )
             return frame

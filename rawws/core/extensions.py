@@ -15,12 +15,25 @@ from __future__ import annotations
 import zlib
 
 from wsproto.extensions import PerMessageDeflate as _WsprotoPerMessageDeflate
-from wsproto.frame_protocol import CloseReason, FrameDecoder, FrameProtocol, Opcode, RsvBits
+from wsproto.frame_protocol import (
+    CloseReason,
+    FrameDecoder,
+    FrameProtocol,
+    Opcode,
+    RsvBits,
+)
 
-from rawws.core.deflate import DEFAULT_LEVEL, DEFAULT_MEMORY_LEVEL, DEFLATE_TRAILER, deflate_message
+from rawws.core.deflate import (
+    DEFAULT_LEVEL,
+    DEFAULT_MEMORY_LEVEL,
+    DEFLATE_TRAILER,
+    deflate_message,
+)
 
 NO_RSV = RsvBits(False, False, False)
-ZLIB_MIN_WINDOW_BITS = 9  # zlib refuses raw deflate with 8; RFC 7692 lets a server decline it
+ZLIB_MIN_WINDOW_BITS = (
+    9  # zlib refuses raw deflate with 8; RFC 7692 lets a server decline it
+)
 ZLIB_MAX_WINDOW_BITS = 15
 
 
@@ -87,7 +100,9 @@ class PerMessageDeflate(_WsprotoPerMessageDeflate):
         if isinstance(tail, CloseReason):
             return tail
         no_context_takeover = (
-            self.server_no_context_takeover if proto.client else self.client_no_context_takeover
+            self.server_no_context_takeover
+            if proto.client
+            else self.client_no_context_takeover
         )
         if no_context_takeover:
             self._decompressor = None
@@ -103,22 +118,42 @@ class PerMessageDeflate(_WsprotoPerMessageDeflate):
         fin: bool,
     ) -> tuple[RsvBits, bytes]:
         whole_message = fin and (opcode is Opcode.TEXT or opcode is Opcode.BINARY)
-        if self.shared and whole_message and self._compressor is None and self._no_outbound_context(proto):
+        if (
+            self.shared
+            and whole_message
+            and self._compressor is None
+            and self._no_outbound_context(proto)
+        ):
             # The shared compressor's memory level, not this connection's: its frames must be the
             # very bytes a ``SharedFrame`` gives every receiver with the same window.
-            return RsvBits(True, rsv.rsv2, rsv.rsv3), deflate_message(data, self._outbound_bits(proto))
-        if self._compressor is None and self._compressible_opcode(opcode) and opcode is not Opcode.CONTINUATION:
+            return RsvBits(True, rsv.rsv2, rsv.rsv3), deflate_message(
+                data, self._outbound_bits(proto)
+            )
+        if (
+            self._compressor is None
+            and self._compressible_opcode(opcode)
+            and opcode is not Opcode.CONTINUATION
+        ):
             # wsproto's own would use memory level 8; the bounded one is set up here instead.
             self._compressor = zlib.compressobj(
-                DEFAULT_LEVEL, zlib.DEFLATED, -self._outbound_bits(proto), self.memory_level
+                DEFAULT_LEVEL,
+                zlib.DEFLATED,
+                -self._outbound_bits(proto),
+                self.memory_level,
             )
         return super().frame_outbound(proto, opcode, rsv, data, fin)
 
     def _outbound_bits(self, proto: FrameDecoder | FrameProtocol) -> int:
-        return self.client_max_window_bits if proto.client else self.server_max_window_bits
+        return (
+            self.client_max_window_bits if proto.client else self.server_max_window_bits
+        )
 
     def _no_outbound_context(self, proto: FrameDecoder | FrameProtocol) -> bool:
-        return self.client_no_context_takeover if proto.client else self.server_no_context_takeover
+        return (
+            self.client_no_context_takeover
+            if proto.client
+            else self.server_no_context_takeover
+        )
 
     @property
     def shared_window_bits(self) -> int | None:
@@ -135,11 +170,12 @@ class PerMessageDeflate(_WsprotoPerMessageDeflate):
             if limit is None:
                 return self._decompressor.decompress(data)
             room = limit - self._inflated_bytes
-            output = self._decompressor.decompress(data, room + 1)  # 0 would mean "unbounded"
+            output = self._decompressor.decompress(
+                data, room + 1
+            )  # 0 would mean "unbounded"
         except zlib.error:
             return CloseReason.INVALID_FRAME_PAYLOAD_DATA
         self._inflated_bytes += len(output)
         if self._decompressor.unconsumed_tail or self._inflated_bytes > limit:
             return CloseReason.MESSAGE_TOO_BIG
         return output
-

@@ -26,7 +26,9 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 MAX_HOPS = 32  # forwarded entries examined per request; the rest of a longer list is never parsed
-MAX_HEADER_CHARS = 8 * 1024  # of one forwarding header kept for parsing (the head is bounded anyway)
+MAX_HEADER_CHARS = (
+    8 * 1024
+)  # of one forwarding header kept for parsing (the head is bounded anyway)
 SCHEMES = {"http": "http", "https": "https", "ws": "http", "wss": "https"}
 
 
@@ -65,9 +67,14 @@ class TrustedProxies:
             return False
         if self._everyone:
             return True
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        if (
+            isinstance(address, ipaddress.IPv6Address)
+            and address.ipv4_mapped is not None
+        ):
             address = address.ipv4_mapped
-        return any(address.version == net.version and address in net for net in self._networks)
+        return any(
+            address.version == net.version and address in net for net in self._networks
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +135,9 @@ def _header_values(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> str |
     values = [value for key, value in headers if key == name]
     if not values:
         return None
-    joined = b",".join(values)[-MAX_HEADER_CHARS:]  # the right end is what the nearest proxy wrote
+    joined = b",".join(values)[
+        -MAX_HEADER_CHARS:
+    ]  # the right end is what the nearest proxy wrote
     return joined.decode("latin-1")
 
 
@@ -191,11 +200,17 @@ def resolve_client(
         if proto is not None and hops:
             hops[0] = (hops[0][0], _scheme(_rightmost(proto, 1)[0]))
         elif proto is not None:
-            return Client(peer, _scheme(_rightmost(proto, 1)[0]) or scheme, forwarded=False)
+            return Client(
+                peer, _scheme(_rightmost(proto, 1)[0]) or scheme, forwarded=False
+            )
     client = direct
     for address, hop_scheme in hops:
-        if address is None:  # junk: the last real address stands, the scheme its proxy saw counts
-            client = Client(client.address, hop_scheme or client.scheme, client.forwarded)
+        if (
+            address is None
+        ):  # junk: the last real address stands, the scheme its proxy saw counts
+            client = Client(
+                client.address, hop_scheme or client.scheme, client.forwarded
+            )
             break
         client = Client(address, hop_scheme or client.scheme, forwarded=True)
         if not trusted.trusts(address):
@@ -205,7 +220,13 @@ def resolve_client(
 
 def forwarded_request(request: Request, trusted: TrustedProxies) -> Request:
     """``request`` as its client made it, when a trusted proxy says who that is (else as it came)."""
-    client = resolve_client(parse_address(request.peer), request.headers, trusted, scheme=request.scheme)
+    client = resolve_client(
+        parse_address(request.peer), request.headers, trusted, scheme=request.scheme
+    )
     if not client.forwarded and client.scheme == request.scheme:
         return request
-    return dataclasses.replace(request, peer=client.host if client.forwarded else request.peer, scheme=client.scheme)
+    return dataclasses.replace(
+        request,
+        peer=client.host if client.forwarded else request.peer,
+        scheme=client.scheme,
+    )

@@ -48,7 +48,9 @@ _LENGTH_64 = struct.Struct("!BBQ")
 class LimitedFrameDecoder(FrameDecoder):
     """wsproto's decoder with the size limit enforced on headers and the C unmasker swapped in."""
 
-    def __init__(self, client: bool, extensions: list[Extension], max_message_bytes: int | None) -> None:
+    def __init__(
+        self, client: bool, extensions: list[Extension], max_message_bytes: int | None
+    ) -> None:
         super().__init__(client, extensions)
         self.max_message_bytes = max_message_bytes
         self._message_bytes = 0
@@ -77,10 +79,17 @@ class LimitedFrameDecoder(FrameDecoder):
 class TunedFrameProtocol(FrameProtocol):
     """wsproto's ``FrameProtocol`` reading through ``LimitedFrameDecoder``."""
 
-    def __init__(self, client: bool, extensions: list[Extension], max_message_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        client: bool,
+        extensions: list[Extension],
+        max_message_bytes: int | None = None,
+    ) -> None:
         super().__init__(client, extensions)
         # The parsing generator has not started yet, so it will read from this decoder.
-        self._frame_decoder = LimitedFrameDecoder(client, self.extensions, max_message_bytes)
+        self._frame_decoder = LimitedFrameDecoder(
+            client, self.extensions, max_message_bytes
+        )
 
     def _serialize_frame(  # type: ignore[override]  # wsproto only sends the result on: bytes do as well
         self, opcode: Opcode, payload: bytes | bytearray = b"", fin: bool = True

@@ -62,7 +62,9 @@ class UpgradePolicy:
     def __post_init__(self) -> None:
         object.__setattr__(self, "compression", compression_mode(self.compression))
         if not ZLIB_MIN_WINDOW_BITS <= self.window_bits <= ZLIB_MAX_WINDOW_BITS:
-            raise ValueError(f"window bits must be {ZLIB_MIN_WINDOW_BITS}..{ZLIB_MAX_WINDOW_BITS}")
+            raise ValueError(
+                f"window bits must be {ZLIB_MIN_WINDOW_BITS}..{ZLIB_MAX_WINDOW_BITS}"
+            )
         if not 1 <= self.memory_level <= 9:
             raise ValueError("memory level must be 1..9")
 
@@ -93,16 +95,22 @@ def decide_upgrade(request: Request, policy: UpgradePolicy) -> AcceptedUpgrade:
     """Check a request to a WebSocket path; raise ``HttpError`` with the right status when it fails."""
     try:
         return _decide(request, policy)
-    except HeaderSyntaxError as exc:  # e.g. an unterminated quoted string in a comma list
+    except (
+        HeaderSyntaxError
+    ) as exc:  # e.g. an unterminated quoted string in a comma list
         raise HttpError(400, f"malformed header: {exc}") from None
 
 
 def _decide(request: Request, policy: UpgradePolicy) -> AcceptedUpgrade:
     if request.method != "GET":
         raise HttpError(405, "a WebSocket handshake must be a GET", [("Allow", "GET")])
-    values = by_name(request.headers)  # one pass: every check below looks at a header or two
+    values = by_name(
+        request.headers
+    )  # one pass: every check below looks at a header or two
     if b"upgrade" not in values:
-        raise HttpError(426, "this resource speaks WebSocket only", _UPGRADE_REQUIRED_HEADERS)
+        raise HttpError(
+            426, "this resource speaks WebSocket only", _UPGRADE_REQUIRED_HEADERS
+        )
     if request.http_version != b"1.1":
         raise HttpError(400, "a WebSocket handshake needs HTTP/1.1")
     if "websocket" not in tokens(values[b"upgrade"]):
@@ -111,7 +119,11 @@ def _decide(request: Request, policy: UpgradePolicy) -> AcceptedUpgrade:
         raise HttpError(400, "Connection header must include Upgrade")
     versions = values.get(b"sec-websocket-version")
     if not versions:
-        raise HttpError(400, "Sec-WebSocket-Version is required", [("Sec-WebSocket-Version", WEBSOCKET_VERSION)])
+        raise HttpError(
+            400,
+            "Sec-WebSocket-Version is required",
+            [("Sec-WebSocket-Version", WEBSOCKET_VERSION)],
+        )
     if len(versions) != 1 or versions[0].strip() != WEBSOCKET_VERSION:
         # RFC 6455 §4.4 names the versions we speak; RFC 7231 §6.5.15 wants Upgrade on a 426.
         raise HttpError(426, "unsupported WebSocket version", _UPGRADE_REQUIRED_HEADERS)
@@ -123,7 +135,11 @@ def _decide(request: Request, policy: UpgradePolicy) -> AcceptedUpgrade:
         ("Sec-WebSocket-Accept", accept_key(key)),
     ]
     offered_protocols = values.get(b"sec-websocket-protocol")
-    subprotocol = choose_subprotocol(comma_list(offered_protocols), policy.subprotocols) if offered_protocols else None
+    subprotocol = (
+        choose_subprotocol(comma_list(offered_protocols), policy.subprotocols)
+        if offered_protocols
+        else None
+    )
     if subprotocol is not None:
         headers.append(("Sec-WebSocket-Protocol", subprotocol))
 
@@ -131,7 +147,11 @@ def _decide(request: Request, policy: UpgradePolicy) -> AcceptedUpgrade:
     if policy.compression != OFF:
         offers = values.get(b"sec-websocket-extensions", _NONE)
         deflate = negotiate_deflate(
-            offers, policy.max_message_bytes, str(policy.compression), policy.window_bits, policy.memory_level
+            offers,
+            policy.max_message_bytes,
+            str(policy.compression),
+            policy.window_bits,
+            policy.memory_level,
         )
         if deflate is not None:
             extension, answer = deflate
@@ -185,7 +205,9 @@ def negotiate_deflate(
             continue
         # A fresh object per connection: settings must never leak between offers.
         extension = PerMessageDeflate(
-            max_message_bytes=max_message_bytes, shared=mode == SHARED, memory_level=memory_level
+            max_message_bytes=max_message_bytes,
+            shared=mode == SHARED,
+            memory_level=memory_level,
         )
         extension.finalize(answer)
         return extension, answer
@@ -193,7 +215,9 @@ def negotiate_deflate(
 
 
 def deflate_answer(
-    params: list[tuple[str, str | None]], mode: str = SHARED, window_bits: int = DEFAULT_WINDOW_BITS
+    params: list[tuple[str, str | None]],
+    mode: str = SHARED,
+    window_bits: int = DEFAULT_WINDOW_BITS,
 ) -> str | None:
     """The server's answer to one offer's parameters, or ``None`` to decline that offer.
 
@@ -205,7 +229,10 @@ def deflate_answer(
     may be answered unasked (§7.1.2.1), ``client_max_window_bits`` only when offered (§7.1.2.2).
     """
     seen: set[str] = set()
-    no_context = {"server_no_context_takeover": mode == SHARED, "client_no_context_takeover": mode == SHARED}
+    no_context = {
+        "server_no_context_takeover": mode == SHARED,
+        "client_no_context_takeover": mode == SHARED,
+    }
     server_bits: int | None = None
     client_bits: int | None = None
     client_bits_offered = False
@@ -236,7 +263,9 @@ def deflate_answer(
     if server_bits is not None or server_window < ZLIB_MAX_WINDOW_BITS:
         answer.append(f"server_max_window_bits={server_window}")
     if client_bits_offered:
-        answer.append(f"client_max_window_bits={min(window_bits, client_bits or ZLIB_MAX_WINDOW_BITS)}")
+        answer.append(
+            f"client_max_window_bits={min(window_bits, client_bits or ZLIB_MAX_WINDOW_BITS)}"
+        )
     return "; ".join(answer)
 
 

@@ -15,8 +15,6 @@ _PARAM = re.compile(rf"\s*({_TOKEN})\s*(?:=\s*({_TOKEN}|{_QUOTED})\s*)?")
 _TOKEN_RE = re.compile(_TOKEN)
 
 
-
-
 def is_token(text: str) -> bool:
     """Is ``text`` an RFC 7230 token (what header names, subprotocols and extension names are)?"""
     return _TOKEN_RE.fullmatch(text) is not None
@@ -59,7 +57,9 @@ def tokens(values: Iterable[str]) -> set[str]:
 def split_outside_quotes(text: str, separator: str) -> list[str]:
     """Split on ``separator`` except inside a quoted string."""
     if '"' not in text:
-        return text.split(separator)  # nothing quoted (the usual case): no character walk needed
+        return text.split(
+            separator
+        )  # nothing quoted (the usual case): no character walk needed
     parts: list[str] = []
     current: list[str] = []
     quoted = escaped = False

@@ -63,7 +63,9 @@ class Response:
             return b""
 
 
-def json_response(status: int, payload: object, headers: list[tuple[str, str]] | None = None) -> Response:
+def json_response(
+    status: int, payload: object, headers: list[tuple[str, str]] | None = None
+) -> Response:
     body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
     return Response(
         status,
@@ -78,7 +80,9 @@ def error_response(error: HttpError) -> Response:
     return json_response(error.status, payload, error.headers)
 
 
-KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE"})
+KNOWN_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE"}
+)
 SUPPORTED_VERSIONS = (b"1.0", b"1.1")
 
 
@@ -101,11 +105,18 @@ def check_request_head(
         raise HttpError(505, "only HTTP/1.0 and HTTP/1.1 are spoken here")
     if len(target) > max_target_bytes:
         raise HttpError(414, "request target too long")
-    head_bytes = len(method) + len(target) + 12 + sum(len(name) + len(value) + 4 for name, value in headers)
+    head_bytes = (
+        len(method)
+        + len(target)
+        + 12
+        + sum(len(name) + len(value) + 4 for name, value in headers)
+    )
     if head_bytes > max_head_bytes:
         raise HttpError(431, "request header fields too large")
     if method.decode("ascii", "replace") not in KNOWN_METHODS:
-        raise HttpError(501, "method not implemented")  # methods are case-sensitive (RFC 7230 §3.1.1)
+        raise HttpError(
+            501, "method not implemented"
+        )  # methods are case-sensitive (RFC 7230 §3.1.1)
     names = {name for name, _ in headers}
     if b"content-length" in names and b"transfer-encoding" in names:
         # RFC 7230 §3.3.3 item 3: the classic request-smuggling ambiguity.

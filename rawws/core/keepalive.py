@@ -42,10 +42,18 @@ class Keepalive:
 
     __slots__ = ("ping_interval_s", "ping_timeout_s", "_next_ping_at", "_pong_due_at")
 
-    def __init__(self, ping_interval_s: float | None, ping_timeout_s: float | None, now: float) -> None:
-        self.ping_interval_s = ping_interval_s if ping_interval_s and ping_interval_s > 0 else None
-        self.ping_timeout_s = ping_timeout_s if ping_timeout_s and ping_timeout_s > 0 else None
-        self._next_ping_at = now + self.ping_interval_s if self.ping_interval_s is not None else None
+    def __init__(
+        self, ping_interval_s: float | None, ping_timeout_s: float | None, now: float
+    ) -> None:
+        self.ping_interval_s = (
+            ping_interval_s if ping_interval_s and ping_interval_s > 0 else None
+        )
+        self.ping_timeout_s = (
+            ping_timeout_s if ping_timeout_s and ping_timeout_s > 0 else None
+        )
+        self._next_ping_at = (
+            now + self.ping_interval_s if self.ping_interval_s is not None else None
+        )
         self._pong_due_at: float | None = None
 
     @property

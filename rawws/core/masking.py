@@ -15,10 +15,14 @@ try:
 
     #: True when the C masker is built; tests require it under CI=true.
     FAST_MASKING = True
-except ImportError:  # exercised where no compiler was available (tests/e2e/test_wheel.py)
+except (
+    ImportError
+):  # exercised where no compiler was available (tests/e2e/test_wheel.py)
     FAST_MASKING = False
 
-    def apply_mask(data: bytes | bytearray | memoryview, key: bytes | bytearray) -> bytes:
+    def apply_mask(
+        data: bytes | bytearray | memoryview, key: bytes | bytearray
+    ) -> bytes:
         """Never called: an ``Unmasker`` is only made when ``FAST_MASKING``."""
         raise RuntimeError("rawws's C unmasker is not built")
 

@@ -36,7 +36,10 @@ class Outbox:
 
     def push(self, data: bytes) -> bool:
         """Queue ``data``; ``False`` (and nothing queued) when it would pass a bound."""
-        if self._chunks and (self._bytes + len(data) > self.max_bytes or len(self._chunks) >= self.max_messages):
+        if self._chunks and (
+            self._bytes + len(data) > self.max_bytes
+            or len(self._chunks) >= self.max_messages
+        ):
             self.overflowed = True
             return False
         self._chunks.append(data)

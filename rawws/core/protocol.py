@@ -33,15 +33,19 @@ from rawws.core.trace import FrameEngine, FrameTrace, TracingFrames
 from rawws.errors import ConnectionClosed
 
 # Looked up once: these are compared for every frame.
-_TEXT, _BINARY, _PING, _PONG, _CLOSE = Opcode.TEXT, Opcode.BINARY, Opcode.PING, Opcode.PONG, Opcode.CLOSE
+_TEXT, _BINARY, _PING, _PONG, _CLOSE = (
+    Opcode.TEXT,
+    Opcode.BINARY,
+    Opcode.PING,
+    Opcode.PONG,
+    Opcode.CLOSE,
+)
 
 
 class State(enum.Enum):
     OPEN = "open"
     CLOSING = "closing"  # we sent a close frame and wait for the peer's
     CLOSED = "closed"
-
-
 
 
 class WebSocket:
@@ -68,7 +72,9 @@ class WebSocket:
     ) -> None:
         # The limit is checked on frame headers (``rawws.core.frames``) and on inflated bytes
         # (``PerMessageDeflate``, which the handshake built with the same limit).
-        self._frames: FrameEngine = TunedFrameProtocol(client, extensions or [], max_message_bytes)
+        self._frames: FrameEngine = TunedFrameProtocol(
+            client, extensions or [], max_message_bytes
+        )
         self._outgoing: list[bytes | bytearray] = []
         self._fragments: list[str | bytes] = []
         self._pending_ping: bytes | None = None
@@ -104,7 +110,9 @@ class WebSocket:
             return
         self.state = State.CLOSED
         self.close_transport = True
-        self.close_code = self.close_code if self.close_code is not None else ABNORMAL_CLOSURE
+        self.close_code = (
+            self.close_code if self.close_code is not None else ABNORMAL_CLOSURE
+        )
         yield Closed(ABNORMAL_CLOSURE, "connection lost", by_peer=True)
 
     def _events(self) -> Iterator[Event]:
@@ -117,7 +125,9 @@ class WebSocket:
                         message: str | bytes | None = payload
                     else:
                         message = self._reassemble(payload, frame.message_finished)
-                    if message is not None and (self.state is State.OPEN or self.receive_while_closing):
+                    if message is not None and (
+                        self.state is State.OPEN or self.receive_while_closing
+                    ):
                         yield MessageReceived(message)
                 elif opcode is _PING:
                     if self.state is State.OPEN:  # after our close, a ping gets no pong
@@ -182,13 +192,17 @@ class WebSocket:
     def send(self, message: str | bytes) -> bytes:
         """The frame bytes of one whole message (possibly a ``bytearray``: it goes straight to a transport)."""
         if self.state is not State.OPEN:
-            raise ConnectionClosed(self.close_code, f"cannot send: connection is {self.state.value}")
+            raise ConnectionClosed(
+                self.close_code, f"cannot send: connection is {self.state.value}"
+            )
         return self._frames.send_data(message, True)  # type: ignore[return-value]  # wsproto 1.3 says bytearray; frames.py's override may give bytes
 
     def ping(self, payload: bytes | None = None) -> bytes:
         """A ping frame; its payload is remembered so the matching pong clears it."""
         if self.state is not State.OPEN:
-            raise ConnectionClosed(self.close_code, f"cannot ping: connection is {self.state.value}")
+            raise ConnectionClosed(
+                self.close_code, f"cannot ping: connection is {self.state.value}"
+            )
         payload = os.urandom(4) if payload is None else payload
         self._pending_ping = payload
         return bytes(self._frames.ping(payload))

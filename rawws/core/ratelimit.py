@@ -31,7 +31,9 @@ class RateLimiter:
                 self._forget_full(now)
             bucket = self._buckets[key] = _Bucket(float(self.capacity), now)
         else:
-            bucket.tokens = min(self.capacity, bucket.tokens + (now - bucket.updated) * self.rate)
+            bucket.tokens = min(
+                self.capacity, bucket.tokens + (now - bucket.updated) * self.rate
+            )
             bucket.updated = now
         if bucket.tokens >= 1.0:
             bucket.tokens -= 1.0

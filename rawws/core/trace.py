@@ -52,13 +52,17 @@ class FrameEngine(Protocol):
 
     def received_frames(self) -> Generator[Frame, None, None]: ...
 
-    def send_data(self, payload: bytes | bytearray | str = b"", fin: bool = True) -> bytearray: ...
+    def send_data(
+        self, payload: bytes | bytearray | str = b"", fin: bool = True
+    ) -> bytearray: ...
 
     def ping(self, payload: bytes = b"") -> bytearray: ...
 
     def pong(self, payload: bytes = b"") -> bytearray: ...
 
-    def close(self, code: int | None = None, reason: str | None = None) -> bytearray: ...
+    def close(
+        self, code: int | None = None, reason: str | None = None
+    ) -> bytearray: ...
 
 
 class TracingFrames:
@@ -67,7 +71,9 @@ class TracingFrames:
     def __init__(self, engine: FrameEngine, trace: FrameTrace) -> None:
         self._engine = engine
         self._trace = trace
-        self._receiving = False  # a received message is under way (its first fragments came)
+        self._receiving = (
+            False  # a received message is under way (its first fragments came)
+        )
         self._sending = False  # a message we send is under way
 
     @property
@@ -91,19 +97,31 @@ class TracingFrames:
         if frame.opcode is Opcode.CLOSE:
             close: tuple[int, str] = frame.payload  # type: ignore[assignment]  # wsproto: (code, reason) for CLOSE
             code, reason = close
-            return TracedFrame(False, kind, code=None if code == 1005 else int(code), reason=reason)
-        payload: str | bytes = frame.payload if isinstance(frame.payload, str) else bytes(frame.payload)  # type: ignore[arg-type]
+            return TracedFrame(
+                False, kind, code=None if code == 1005 else int(code), reason=reason
+            )
+        data = frame.payload  # wsproto 1.3 types it as the union for every opcode
+        payload: str | bytes = data if isinstance(data, str) else bytes(data)  # type: ignore[arg-type]
         fragment = None
         if frame.opcode in (Opcode.TEXT, Opcode.BINARY):
             fragment = _fragment(self._receiving, frame.message_finished)
             self._receiving = not frame.message_finished
         return TracedFrame(False, kind, payload, fragment=fragment)
 
-    def send_data(self, payload: bytes | bytearray | str = b"", fin: bool = True) -> bytearray:
+    def send_data(
+        self, payload: bytes | bytearray | str = b"", fin: bool = True
+    ) -> bytearray:
         data = payload if isinstance(payload, str) else bytes(payload)
         fragment = _fragment(self._sending, fin)
         self._sending = not fin
-        self._trace(TracedFrame(True, "text" if isinstance(payload, str) else "binary", data, fragment=fragment))
+        self._trace(
+            TracedFrame(
+                True,
+                "text" if isinstance(payload, str) else "binary",
+                data,
+                fragment=fragment,
+            )
+        )
         return self._engine.send_data(payload, fin)
 
     def ping(self, payload: bytes = b"") -> bytearray:
@@ -115,7 +133,14 @@ class TracingFrames:
         return self._engine.pong(payload)
 
     def close(self, code: int | None = None, reason: str | None = None) -> bytearray:
-        self._trace(TracedFrame(True, "close", code=None if code in (None, 1005) else int(code), reason=reason or ""))
+        self._trace(
+            TracedFrame(
+                True,
+                "close",
+                code=None if code in (None, 1005) else int(code),
+                reason=reason or "",
+            )
+        )
         return self._engine.close(code, reason)
 
 

@@ -33,7 +33,12 @@ from rawws.core.closecodes import INTERNAL_ERROR, POLICY_VIOLATION
 from rawws.core.counters import Counters
 from rawws.core.deflate import SharedFrame
 from rawws.core.events import Closed, MessageReceived
-from rawws.core.keepalive import KEEPALIVE_FAILURE_CODE, KEEPALIVE_FAILURE_REASON, Due, Keepalive
+from rawws.core.keepalive import (
+    KEEPALIVE_FAILURE_CODE,
+    KEEPALIVE_FAILURE_REASON,
+    Due,
+    Keepalive,
+)
 from rawws.core.outbox import Outbox
 from rawws.core.protocol import State, WebSocket
 from rawws.server.sweep import sweep_period, sweeper_for
@@ -49,8 +54,6 @@ class WebSocketHandler(Protocol):
     def on_message(self, session: ServerConnection, data: str | bytes) -> None: ...
 
     def on_close(self, session: ServerConnection, code: int) -> None: ...
-
-
 
 
 class _Flusher:
@@ -72,12 +75,16 @@ class _Flusher:
         for session in dirty:
             try:
                 session._flush()
-            except Exception:  # one broken transport must not keep the others' frames back
+            except (
+                Exception
+            ):  # one broken transport must not keep the others' frames back
                 log.exception("ws flush failed peer=%s", session.peer)
                 session.abort(INTERNAL_ERROR, "flush failed")
 
 
-_flushers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Flusher] = weakref.WeakKeyDictionary()
+_flushers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Flusher] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _flusher_for(loop: asyncio.AbstractEventLoop) -> _Flusher:
@@ -174,24 +181,39 @@ class ServerConnection(asyncio.Protocol):
         self._opened_at = now = self._loop.time()
         #: Pings and pong deadlines, decided in the core; checked by one sweep per loop (``rawws.server.sweep``).
         self.keepalive = Keepalive(config.ping_interval_s, config.ping_timeout_s, now)
-        self._sweeper = sweeper_for(self._loop, sweep_period(config.ping_interval_s, config.ping_timeout_s))
+        self._sweeper = sweeper_for(
+            self._loop, sweep_period(config.ping_interval_s, config.ping_timeout_s)
+        )
         # The credential's expiry on the loop's clock (the sweep compares loop times).
-        self._expires_at_loop = None if expires_at is None else now + max(0.0, expires_at - time.time())
+        self._expires_at_loop = (
+            None if expires_at is None else now + max(0.0, expires_at - time.time())
+        )
         self._close_timer: asyncio.TimerHandle | None = None
         self._finished = False
         self._lost = False
 
     # -- taking over the transport ---------------------------------------------
 
-    def start(self, initial_data: bytes = b"", *, eof: bool = False, response: bytes = b"") -> None:
+    def start(
+        self, initial_data: bytes = b"", *, eof: bool = False, response: bytes = b""
+    ) -> None:
         """Become the transport's protocol and process what arrived with the upgrade request.
 
         ``eof``: the peer had already closed its side before the hand-off. ``response``:
         the 101's bytes, written with whatever ``on_open`` and the first frames queue (one
         ``send`` for the 101 and the chat's welcome instead of two).
         """
-        fields = {"peer": self.peer, "path": self.path, "user": self.user or "-", "compression": self.compressed}
-        log.info("ws open peer=%(peer)s path=%(path)s user=%(user)s compression=%(compression)s", fields, extra=fields)
+        fields = {
+            "peer": self.peer,
+            "path": self.path,
+            "user": self.user or "-",
+            "compression": self.compressed,
+        }
+        log.info(
+            "ws open peer=%(peer)s path=%(path)s user=%(user)s compression=%(compression)s",
+            fields,
+            extra=fields,
+        )
         self.transport.set_write_buffer_limits(high=self.config.write_high_water_bytes)
         self.transport.set_protocol(self)
         if self.next_deadline is not None:
@@ -203,7 +225,9 @@ class ServerConnection(asyncio.Protocol):
             return
         if response:
             self.outbox.push_control(response)
-        self._in_read_batch = True  # what on_open queues leaves below, not in a flush scheduled for later
+        self._in_read_batch = (
+            True  # what on_open queues leaves below, not in a flush scheduled for later
+        )
         try:
             self._guarded(self.handler.on_open, self)
         finally:
@@ -340,14 +364,19 @@ class ServerConnection(asyncio.Protocol):
         outbox = self.outbox
         if self.transport.is_closing():
             return False
-        return len(outbox) * 2 >= outbox.max_messages or outbox.pending_bytes * 2 >= outbox.max_bytes
+        return (
+            len(outbox) * 2 >= outbox.max_messages
+            or outbox.pending_bytes * 2 >= outbox.max_bytes
+        )
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake; TCP is dropped if the peer does not finish it in time."""
         if self.ws.state is not State.OPEN:
             return
         self._push(self.ws.close(code, reason), control=True)
-        self._close_timer = self._loop.call_later(self.config.close_timeout_s, self._close_timed_out)
+        self._close_timer = self._loop.call_later(
+            self.config.close_timeout_s, self._close_timed_out
+        )
 
     def abort(self, code: int = 1006, reason: str = "") -> None:
         """Drop the connection now, without a closing handshake (shutdown's last resort, broken transports)."""
@@ -397,7 +426,12 @@ class ServerConnection(asyncio.Protocol):
         """
         self.counters.slow_consumers_closed += 1
         dropped = self.outbox.discard()
-        log.warning("ws slow consumer peer=%s path=%s dropped_bytes=%d", self.peer, self.path, dropped)
+        log.warning(
+            "ws slow consumer peer=%s path=%s dropped_bytes=%d",
+            self.peer,
+            self.path,
+            dropped,
+        )
         self.close(POLICY_VIOLATION, "slow consumer")
 
     # -- keepalive and timeouts ------------------------------------------------
@@ -433,7 +467,10 @@ class ServerConnection(asyncio.Protocol):
         """No pong in time: fail with 1011, the close frame as a courtesy, TCP dropped at once (core/keepalive.py)."""
         log.info("ws keepalive timeout peer=%s path=%s", self.peer, self.path)
         self.keepalive.stop()
-        self._push(self.ws.close(KEEPALIVE_FAILURE_CODE, KEEPALIVE_FAILURE_REASON), control=True)
+        self._push(
+            self.ws.close(KEEPALIVE_FAILURE_CODE, KEEPALIVE_FAILURE_REASON),
+            control=True,
+        )
         self._flush()
         self.ws.abort(KEEPALIVE_FAILURE_CODE, KEEPALIVE_FAILURE_REASON)
         self._finish_closed(KEEPALIVE_FAILURE_CODE)
@@ -459,12 +496,24 @@ class ServerConnection(asyncio.Protocol):
         self._sweeper.discard(self)
         duration = self._loop.time() - self._opened_at
         self.counters.closed(code)
-        fields = {"peer": self.peer, "path": self.path, "code": code, "duration_s": round(duration, 3), "user": self.user or "-"}
-        log.info("ws close peer=%(peer)s path=%(path)s code=%(code)d duration=%(duration_s).3fs user=%(user)s", fields, extra=fields)
+        fields = {
+            "peer": self.peer,
+            "path": self.path,
+            "code": code,
+            "duration_s": round(duration, 3),
+            "user": self.user or "-",
+        }
+        log.info(
+            "ws close peer=%(peer)s path=%(path)s code=%(code)d duration=%(duration_s).3fs user=%(user)s",
+            fields,
+            extra=fields,
+        )
         try:
             self.handler.on_close(self, code)
         except Exception:
-            log.exception("ws close handler failed peer=%s path=%s", self.peer, self.path)
+            log.exception(
+                "ws close handler failed peer=%s path=%s", self.peer, self.path
+            )
 
     def _close_transport(self) -> None:
         """The WebSocket is over: write what is pending (it ends with our close frame, if any), close TCP.
@@ -483,8 +532,12 @@ class ServerConnection(asyncio.Protocol):
         if self._close_timer is not None:
             self._close_timer.cancel()
             self._close_timer = None
-        if self.transport.get_write_buffer_size():  # else the socket is already closing: nothing can hold it
-            self._close_timer = self._loop.call_later(self.config.close_timeout_s, self.transport.abort)
+        if (
+            self.transport.get_write_buffer_size()
+        ):  # else the socket is already closing: nothing can hold it
+            self._close_timer = self._loop.call_later(
+                self.config.close_timeout_s, self.transport.abort
+            )
 
     def _done(self) -> None:
         """The transport is gone: release the timers and whoever waits for the end."""

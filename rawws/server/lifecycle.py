@@ -32,7 +32,9 @@ T = TypeVar("T")
 UNWIND_S = 2.0
 
 
-async def unless_stopped(awaitable: Awaitable[T], stopped: asyncio.Future[signal.Signals]) -> T:
+async def unless_stopped(
+    awaitable: Awaitable[T], stopped: asyncio.Future[signal.Signals]
+) -> T:
     """What ``awaitable`` gives, or ``StartInterrupted`` when a stop signal comes first (it is then cancelled)."""
     task = asyncio.ensure_future(awaitable)
     either: set[asyncio.Future[Any]] = {task, stopped}
@@ -51,7 +53,9 @@ def _forget(task: asyncio.Future[Any]) -> None:
         task.exception()
 
 
-async def start(server: Server, setup: Callable[[Server], Awaitable[None]] | None) -> None:
+async def start(
+    server: Server, setup: Callable[[Server], Awaitable[None]] | None
+) -> None:
     """Listen, set the server up, accept: the port first, so a host or port that cannot be had is said before
     any file or database is touched. When a step fails or is cancelled, what the set-up opened is closed."""
     try:

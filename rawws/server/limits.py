@@ -11,7 +11,9 @@ from collections.abc import Callable
 
 from rawws.errors import HttpError
 
-RETRY_AFTER_S = 10  # a connection slot frees when another connection ends: there is no exact time
+RETRY_AFTER_S = (
+    10  # a connection slot frees when another connection ends: there is no exact time
+)
 
 
 def client_host(peer: str) -> str:

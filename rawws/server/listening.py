@@ -28,7 +28,9 @@ def _read(setting: str, path: str) -> bytes:
     except FileNotFoundError:
         raise SettingError(setting, path, "no such file") from None
     except OSError as exc:
-        raise SettingError(setting, path, f"cannot read it ({exc.strerror or exc})") from None
+        raise SettingError(
+            setting, path, f"cannot read it ({exc.strerror or exc})"
+        ) from None
 
 
 def server_ssl_context(cert: str, key: str) -> ssl.SSLContext:
@@ -36,18 +38,26 @@ def server_ssl_context(cert: str, key: str) -> ssl.SSLContext:
     try:
         x509.load_pem_x509_certificates(_read("tls_cert", cert))
     except ValueError:
-        raise SettingError("tls_cert", cert, "not a PEM certificate (no -----BEGIN CERTIFICATE----- block that parses)") from None
+        raise SettingError(
+            "tls_cert",
+            cert,
+            "not a PEM certificate (no -----BEGIN CERTIFICATE----- block that parses)",
+        ) from None
     try:
         serialization.load_pem_private_key(_read("tls_key", key), password=None)
     except TypeError:  # cryptography's word for "encrypted, and no password given"
-        raise SettingError("tls_key", key, "an encrypted private key: rawws needs it unencrypted") from None
+        raise SettingError(
+            "tls_key", key, "an encrypted private key: rawws needs it unencrypted"
+        ) from None
     except (ValueError, UnsupportedAlgorithm):
         raise SettingError("tls_key", key, "not a PEM private key") from None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     try:
         context.load_cert_chain(cert, key)
     except ssl.SSLError:  # both parsed alone: together they do not make a pair
-        raise SettingError("tls_key", key, f"not the private key of the certificate {cert}") from None
+        raise SettingError(
+            "tls_key", key, f"not the private key of the certificate {cert}"
+        ) from None
     context.set_alpn_protocols(["http/1.1"])
     return context
 
@@ -56,7 +66,9 @@ def _bind_probe(host: str, port: int) -> OSError | None:
     """Bind (``host``, ``port``) once more, by hand, to learn why it fails: Python 3.13's asyncio reports a
     failed bind on every address as one ``OSError`` with no errno ("could not bind on any address out of …")."""
     try:
-        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        addresses = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
     except OSError as exc:
         return exc
     for family, kind, proto, _, address in addresses:
@@ -69,21 +81,37 @@ def _bind_probe(host: str, port: int) -> OSError | None:
     return None
 
 
-def bind_failure(exc: OSError, host: str, port: int, prefix: str = "") -> SettingError | None:
+def bind_failure(
+    exc: OSError, host: str, port: int, prefix: str = ""
+) -> SettingError | None:
     """What a failed listen on (``host``, ``port``) was the fault of: ``{prefix}host`` or ``{prefix}port``
     (``metrics_`` for the metrics listener); ``None`` for an error that is neither's."""
     if not exc.errno and not isinstance(exc, socket.gaierror):
         exc = _bind_probe(host, port) or exc
     # asyncio words a failed bind its own way ("error while attempting to bind on address …"): the errno's is plainer
-    said = exc.strerror if isinstance(exc, socket.gaierror) or not exc.errno else os.strerror(exc.errno)
+    said = (
+        exc.strerror
+        if isinstance(exc, socket.gaierror) or not exc.errno
+        else os.strerror(exc.errno)
+    )
     if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
         return SettingError(
-            prefix + "host", host, f"not an address of this machine ({said}): try 127.0.0.1, or 0.0.0.0 for all of them"
+            prefix + "host",
+            host,
+            f"not an address of this machine ({said}): try 127.0.0.1, or 0.0.0.0 for all of them",
         )
     if exc.errno == errno.EADDRINUSE:
-        return SettingError(prefix + "port", str(port), "in use by another process: stop it or pick another port "
-                            "(0 picks a free one)")
+        return SettingError(
+            prefix + "port",
+            str(port),
+            "in use by another process: stop it or pick another port "
+            "(0 picks a free one)",
+        )
     if exc.errno == errno.EACCES:
-        return SettingError(prefix + "port", str(port), f"not allowed for this user ({said}): "
-                            "ports below 1024 need privileges; pick a higher one")
+        return SettingError(
+            prefix + "port",
+            str(port),
+            f"not allowed for this user ({said}): "
+            "ports below 1024 need privileges; pick a higher one",
+        )
     return None

@@ -19,7 +19,12 @@ import logging
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.exposition import generate_latest
 from prometheus_client.process_collector import ProcessCollector
 
@@ -35,7 +40,9 @@ LAG_INTERVAL_S = 0.5  # how often the loop's lateness is sampled
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-def _histogram(name: str, documentation: str, histogram: Histogram) -> HistogramMetricFamily:
+def _histogram(
+    name: str, documentation: str, histogram: Histogram
+) -> HistogramMetricFamily:
     family = HistogramMetricFamily(name, documentation)
     family.add_metric([], histogram.cumulative(), histogram.total)
     return family
@@ -45,7 +52,9 @@ def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily
     return CounterMetricFamily(name, documentation, value=value)
 
 
-def _by(name: str, documentation: str, label: str, values: dict[int, int] | dict[str, int]) -> CounterMetricFamily:
+def _by(
+    name: str, documentation: str, label: str, values: dict[int, int] | dict[str, int]
+) -> CounterMetricFamily:
     family = CounterMetricFamily(name, documentation, labels=[label])
     for key, value in sorted(values.items(), key=lambda item: str(item[0])):
         family.add_metric([str(key)], value)
@@ -65,7 +74,9 @@ class RawwsCollector:
         server = self.server
         counters = server.counters
         open_by_path = GaugeMetricFamily(
-            "rawws_websocket_connections", "WebSocket connections open now, by endpoint", labels=["endpoint"]
+            "rawws_websocket_connections",
+            "WebSocket connections open now, by endpoint",
+            labels=["endpoint"],
         )
         counts = dict.fromkeys(server.endpoints, 0)
         for session in server.sessions:
@@ -73,38 +84,121 @@ class RawwsCollector:
         for path, count in sorted(counts.items()):
             open_by_path.add_metric([path], count)
         yield open_by_path
-        yield _counter("rawws_http_requests", "HTTP requests read (upgrades included)", counters.http_requests)
-        yield _by("rawws_handshakes", "WebSocket upgrade requests by the HTTP status answered", "status", counters.handshakes)
-        yield _by("rawws_websocket_closes", "WebSocket connections ended, by close code", "code", counters.close_codes)
-        yield _counter("rawws_messages_received", "WebSocket data messages received", counters.messages_received)
-        yield _counter("rawws_messages_sent", "WebSocket data messages queued to peers", counters.messages_sent)
-        yield _counter("rawws_received_bytes", "WebSocket bytes read off the wire", counters.bytes_received)
-        yield _counter("rawws_sent_bytes", "WebSocket bytes written to the wire", counters.bytes_sent)
-        yield _counter("rawws_fanout_deliveries", "Chat messages offered to a room member", counters.fanout_deliveries)
         yield _counter(
-            "rawws_slow_consumer_closes", "Connections closed (1008) for not reading fast enough", counters.slow_consumers_closed
+            "rawws_http_requests",
+            "HTTP requests read (upgrades included)",
+            counters.http_requests,
         )
-        yield _counter("rawws_catchups", "Joins with `since` that replayed missed messages", counters.catchups)
-        yield _counter("rawws_catchup_messages", "Messages sent by `since` replays", counters.catchup_messages)
-        yield _by("rawws_login_attempts", "POST /auth/login by outcome", "outcome", counters.logins)
-        yield _histogram("rawws_store_commit_seconds", "Time to store one group commit", counters.store_commit_seconds)
-        yield _histogram("rawws_store_commit_batch_messages", "Messages per group commit", counters.store_batch_messages)
-        yield _counter("rawws_store_commit_failures", "Group commits that failed", counters.store_commit_failures)
-        yield _histogram("rawws_event_loop_lag_seconds", "How late a timer ran on the event loop", counters.loop_lag_seconds)
+        yield _by(
+            "rawws_handshakes",
+            "WebSocket upgrade requests by the HTTP status answered",
+            "status",
+            counters.handshakes,
+        )
+        yield _by(
+            "rawws_websocket_closes",
+            "WebSocket connections ended, by close code",
+            "code",
+            counters.close_codes,
+        )
+        yield _counter(
+            "rawws_messages_received",
+            "WebSocket data messages received",
+            counters.messages_received,
+        )
+        yield _counter(
+            "rawws_messages_sent",
+            "WebSocket data messages queued to peers",
+            counters.messages_sent,
+        )
+        yield _counter(
+            "rawws_received_bytes",
+            "WebSocket bytes read off the wire",
+            counters.bytes_received,
+        )
+        yield _counter(
+            "rawws_sent_bytes",
+            "WebSocket bytes written to the wire",
+            counters.bytes_sent,
+        )
+        yield _counter(
+            "rawws_fanout_deliveries",
+            "Chat messages offered to a room member",
+            counters.fanout_deliveries,
+        )
+        yield _counter(
+            "rawws_slow_consumer_closes",
+            "Connections closed (1008) for not reading fast enough",
+            counters.slow_consumers_closed,
+        )
+        yield _counter(
+            "rawws_catchups",
+            "Joins with `since` that replayed missed messages",
+            counters.catchups,
+        )
+        yield _counter(
+            "rawws_catchup_messages",
+            "Messages sent by `since` replays",
+            counters.catchup_messages,
+        )
+        yield _by(
+            "rawws_login_attempts",
+            "POST /auth/login by outcome",
+            "outcome",
+            counters.logins,
+        )
+        yield _histogram(
+            "rawws_store_commit_seconds",
+            "Time to store one group commit",
+            counters.store_commit_seconds,
+        )
+        yield _histogram(
+            "rawws_store_commit_batch_messages",
+            "Messages per group commit",
+            counters.store_batch_messages,
+        )
+        yield _counter(
+            "rawws_store_commit_failures",
+            "Group commits that failed",
+            counters.store_commit_failures,
+        )
+        yield _histogram(
+            "rawws_event_loop_lag_seconds",
+            "How late a timer ran on the event loop",
+            counters.loop_lag_seconds,
+        )
         bus = counters.bus
-        connected = bus.connected_probe() if bus.connected_probe is not None else bus.connected
-        yield GaugeMetricFamily(
-            "rawws_bus_connected", "1 while the bus between nodes is connected (0 without a bus)", value=int(connected)
+        connected = (
+            bus.connected_probe() if bus.connected_probe is not None else bus.connected
         )
-        yield _counter("rawws_bus_published_messages", "Messages published to the bus", bus.published)
-        yield _counter("rawws_bus_received_messages", "Messages received from the bus", bus.received)
-        yield _counter("rawws_bus_gap_repaired_messages", "Messages read from the store to fill bus gaps", bus.gaps_repaired)
+        yield GaugeMetricFamily(
+            "rawws_bus_connected",
+            "1 while the bus between nodes is connected (0 without a bus)",
+            value=int(connected),
+        )
+        yield _counter(
+            "rawws_bus_published_messages",
+            "Messages published to the bus",
+            bus.published,
+        )
+        yield _counter(
+            "rawws_bus_received_messages",
+            "Messages received from the bus",
+            bus.received,
+        )
+        yield _counter(
+            "rawws_bus_gap_repaired_messages",
+            "Messages read from the store to fill bus gaps",
+            bus.gaps_repaired,
+        )
 
 
 class LoopLagMonitor:
     """Samples how late the event loop runs a timer; the lateness goes into the loop-lag histogram."""
 
-    def __init__(self, histogram: Histogram, interval_s: float = LAG_INTERVAL_S) -> None:
+    def __init__(
+        self, histogram: Histogram, interval_s: float = LAG_INTERVAL_S
+    ) -> None:
         self.histogram = histogram
         self.interval_s = interval_s
         self._handle: asyncio.TimerHandle | None = None
@@ -133,10 +227,14 @@ class MetricsListener:
     def __init__(self, server: Server, host: str, port: int) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(RawwsCollector(server))
-        ProcessCollector(registry=self.registry)  # process_cpu_seconds_total, process_resident_memory_bytes, …
+        ProcessCollector(
+            registry=self.registry
+        )  # process_cpu_seconds_total, process_resident_memory_bytes, …
         router = Router()
         router.add("GET", "/metrics", self._metrics)
-        config = dataclasses.replace(server.config, host=host, port=port, tls_cert=None, tls_key=None)
+        config = dataclasses.replace(
+            server.config, host=host, port=port, tls_cert=None, tls_key=None
+        )
         self.listener = Server(config, router)
         self.lag = LoopLagMonitor(server.counters.loop_lag_seconds)
         self._serving = False
@@ -145,15 +243,21 @@ class MetricsListener:
         """Bind its port (not serving yet): done first at start, so a taken one is said before anything is made."""
         try:
             await self.listener.listen()
-        except SettingError as exc:  # said of --host or --port: it is --metrics-host or --metrics-port
-            raise SettingError(f"metrics_{exc.setting}", exc.value, exc.reason) from None
+        except (
+            SettingError
+        ) as exc:  # said of --host or --port: it is --metrics-host or --metrics-port
+            raise SettingError(
+                f"metrics_{exc.setting}", exc.value, exc.reason
+            ) from None
 
     async def start(self) -> None:
         await self.listen()
         await self.listener.start()
         self.lag.start()
         self._serving = True
-        log.info("metrics on http://%s:%d/metrics", self.listener.config.host, self.port)
+        log.info(
+            "metrics on http://%s:%d/metrics", self.listener.config.host, self.port
+        )
 
     @property
     def port(self) -> int:
@@ -167,4 +271,6 @@ class MetricsListener:
         await self.listener.shutdown()
 
     async def _metrics(self, request: Request) -> Response:
-        return Response(200, [("Content-Type", CONTENT_TYPE)], generate_latest(self.registry))
+        return Response(
+            200, [("Content-Type", CONTENT_TYPE)], generate_latest(self.registry)
+        )

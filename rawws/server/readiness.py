@@ -62,7 +62,9 @@ class Readiness:
 
     async def handle(self, request: Request) -> Response:
         if self.draining:
-            return json_response(503, {"status": "draining", "reason": "the server is shutting down"})
+            return json_response(
+                503, {"status": "draining", "reason": "the server is shutting down"}
+            )
         problems = await self.problems()
         if problems:
             log.debug("not ready: %s", problems)
@@ -82,7 +84,9 @@ class Readiness:
                     future.exception()  # retrieved: no "never retrieved" warning at exit
 
 
-async def drain(readiness: Readiness, delay_s: float, signals: Iterable[signal.Signals]) -> None:
+async def drain(
+    readiness: Readiness, delay_s: float, signals: Iterable[signal.Signals]
+) -> None:
     """Say "not ready" for ``delay_s`` while still serving, so the proxy moves new clients elsewhere.
 
     One more of ``signals`` ends the wait at once (the caller removes the handlers).
@@ -90,9 +94,12 @@ async def drain(readiness: Readiness, delay_s: float, signals: Iterable[signal.S
     if delay_s <= 0:
         return
     readiness.draining = True
-    log.info("draining: /readyz answers 503 for %gs before websockets get 1001", delay_s)
+    log.info(
+        "draining: /readyz answers 503 for %gs before websockets get 1001", delay_s
+    )
     loop = asyncio.get_running_loop()
     again: asyncio.Future[None] = loop.create_future()
+
     def again_now() -> None:
         if not again.done():
             again.set_result(None)

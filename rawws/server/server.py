@@ -26,7 +26,14 @@ from rawws.core.extensions import PerMessageDeflate
 from rawws.core.forwarded import TrustedProxies, forwarded_request
 from rawws.core.handshake import AcceptedUpgrade, UpgradePolicy, decide_upgrade
 from rawws.core.headers import is_token
-from rawws.core.http import Request, Response, Router, check_request_head, error_response, json_response
+from rawws.core.http import (
+    Request,
+    Response,
+    Router,
+    check_request_head,
+    error_response,
+    json_response,
+)
 from rawws.core.protocol import WebSocket
 from rawws.errors import HttpError
 from rawws.server.connection import ServerConnection, WebSocketHandler
@@ -36,7 +43,9 @@ from rawws.server.readiness import STOP_SIGNALS, Readiness, drain, stop_signals
 
 log = logging.getLogger("rawws.server")
 
-READ_SIZE = 64 * 1024  # what the HTTP side reads at once (a WebSocket then reads what its transport gives)
+READ_SIZE = (
+    64 * 1024
+)  # what the HTTP side reads at once (a WebSocket then reads what its transport gives)
 
 SERVER_HEADER = ("Server", "rawws")
 
@@ -79,7 +88,9 @@ class Server:
         self.endpoints: dict[str, WebSocketEndpoint] = {}
         self.counters = Counters()
         self.sessions: set[ServerConnection] = set()
-        self.limits = ConnectionLimits(config.websockets_per_user, config.websockets_per_address)
+        self.limits = ConnectionLimits(
+            config.websockets_per_user, config.websockets_per_address
+        )
         self._releases: dict[ServerConnection, Callable[[], None]] = {}
         self._connections: set[asyncio.Task[None]] = set()
         #: Readers of keep-alive connections waiting for their next request (shutdown ends those at once).
@@ -128,7 +139,11 @@ class Server:
         if self._server is not None:
             return
         cert, key = self.config.tls_cert, self.config.tls_key
-        context = server_ssl_context(cert, key) if cert is not None and key is not None else None
+        context = (
+            server_ssl_context(cert, key)
+            if cert is not None and key is not None
+            else None
+        )
         try:
             self._server = await asyncio.start_server(
                 self._accept,
@@ -136,7 +151,9 @@ class Server:
                 self.config.port,
                 reuse_port=self.config.reuse_port or None,
                 ssl=context,
-                ssl_handshake_timeout=self.config.handshake_timeout_s if self.config.tls else None,
+                ssl_handshake_timeout=self.config.handshake_timeout_s
+                if self.config.tls
+                else None,
                 limit=READ_SIZE,
                 start_serving=False,
             )
@@ -149,7 +166,9 @@ class Server:
         assert self._server is not None
         try:
             await self._server.start_serving()
-        except OSError as exc:  # another process began listening on the port since it was bound
+        except (
+            OSError
+        ) as exc:  # another process began listening on the port since it was bound
             raise bind_failure(exc, self.config.host, self.config.port) or exc from None
 
     @property
@@ -187,10 +206,16 @@ class Server:
         sessions = list(self.sessions)
         for session in sessions:
             session.close(GOING_AWAY, "server shutting down")
-        pending: list[asyncio.Future[None]] = [task for task in self._connections if not task.done()]
-        pending += [asyncio.ensure_future(session.wait_closed()) for session in sessions]
+        pending: list[asyncio.Future[None]] = [
+            task for task in self._connections if not task.done()
+        ]
+        pending += [
+            asyncio.ensure_future(session.wait_closed()) for session in sessions
+        ]
         if pending:
-            _, still_running = await asyncio.wait(pending, timeout=self.config.shutdown_timeout_s)
+            _, still_running = await asyncio.wait(
+                pending, timeout=self.config.shutdown_timeout_s
+            )
             for session in list(self.sessions):
                 session.abort(GOING_AWAY, "server shutting down")
             for task in still_running:
@@ -208,11 +233,17 @@ class Server:
             try:
                 await hook()
             except Exception:
-                log.log(logging.DEBUG if quietly else logging.ERROR, "shutdown hook failed", exc_info=not quietly)
+                log.log(
+                    logging.DEBUG if quietly else logging.ERROR,
+                    "shutdown hook failed",
+                    exc_info=not quietly,
+                )
 
     # -- one TCP connection ----------------------------------------------------
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _accept(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._connections.add(task)
@@ -231,9 +262,13 @@ class Server:
             if not handed_off and not writer.transport.is_closing():
                 writer.close()
 
-    async def _serve_http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str) -> bool:
+    async def _serve_http(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str
+    ) -> bool:
         """Answer HTTP requests; ``True`` when the connection became a WebSocket (the session owns it now)."""
-        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.config.max_header_bytes)
+        conn = h11.Connection(
+            h11.SERVER, max_incomplete_event_size=self.config.max_header_bytes
+        )
         first = True
         while not self._closing:
             try:
@@ -243,7 +278,11 @@ class Server:
                     self._write_error(conn, writer, HttpError(408, "request timed out"))
                 return False
             except h11.RemoteProtocolError as exc:
-                self._write_error(conn, writer, HttpError(exc.error_status_hint, "malformed HTTP request"))
+                self._write_error(
+                    conn,
+                    writer,
+                    HttpError(exc.error_status_hint, "malformed HTTP request"),
+                )
                 return False
             except HttpError as error:
                 self._write_error(conn, writer, error)
@@ -259,28 +298,62 @@ class Server:
             if endpoint is not None and self.shutting_down:
                 # The open WebSockets were already told 1001; a new one would be left behind.
                 self.counters.handshake(503)
-                self._write(conn, writer, error_response(HttpError(503, "server shutting down")), request)
+                self._write(
+                    conn,
+                    writer,
+                    error_response(HttpError(503, "server shutting down")),
+                    request,
+                )
             elif endpoint is not None:
                 try:
                     accepted = decide_upgrade(request, endpoint.policy)
-                    identity = endpoint.authenticate(request) if endpoint.authenticate else None
-                    if inspect.isawaitable(identity):  # e.g. a ticket spent in the store
+                    identity = (
+                        endpoint.authenticate(request)
+                        if endpoint.authenticate
+                        else None
+                    )
+                    if inspect.isawaitable(
+                        identity
+                    ):  # e.g. a ticket spent in the store
                         identity = await identity
-                    release = self.limits.admit(identity.user if identity else None, request.peer)  # or 429
+                    release = self.limits.admit(
+                        identity.user if identity else None, request.peer
+                    )  # or 429
                 except HttpError as error:
-                    log.debug("upgrade refused peer=%s path=%s status=%d", request.peer, request.path, error.status)
+                    log.debug(
+                        "upgrade refused peer=%s path=%s status=%d",
+                        request.peer,
+                        request.path,
+                        error.status,
+                    )
                     self.counters.handshake(error.status)
                     self._write(conn, writer, error_response(error), request)
                 else:
                     try:
-                        self._upgrade(conn, reader, writer, request.peer, request, endpoint, accepted, identity, release)
+                        self._upgrade(
+                            conn,
+                            reader,
+                            writer,
+                            request.peer,
+                            request,
+                            endpoint,
+                            accepted,
+                            identity,
+                            release,
+                        )
                     except BaseException:
                         release()
                         raise
                     return True
             else:
                 response = await self._respond(request)
-                log.debug("http %s %s -> %d peer=%s", request.method, request.path, response.status, request.peer)
+                log.debug(
+                    "http %s %s -> %d peer=%s",
+                    request.method,
+                    request.path,
+                    response.status,
+                    request.peer,
+                )
                 self._write(conn, writer, response, request)
 
             if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
@@ -297,7 +370,9 @@ class Server:
         # The first request must arrive whole within the handshake timeout; a
         # keep-alive connection may idle longer, but once a request starts it
         # gets the handshake timeout too, so trickling bytes cannot hold it.
-        wait = self.config.handshake_timeout_s if first else self.config.keepalive_idle_s
+        wait = (
+            self.config.handshake_timeout_s if first else self.config.keepalive_idle_s
+        )
         deadline = loop.time() + wait
         received_any = False
         head: h11.Request | None = None
@@ -318,7 +393,9 @@ class Server:
                     if idle:
                         self._idle_readers.discard(reader)
                 if not received_any:
-                    data = data.lstrip(b"\r\n")  # RFC 7230 §3.5: ignore blank lines before a request
+                    data = data.lstrip(
+                        b"\r\n"
+                    )  # RFC 7230 §3.5: ignore blank lines before a request
                     if data:
                         received_any = True
                         if not first:
@@ -388,16 +465,26 @@ class Server:
         *,
         close: bool = False,
     ) -> None:
-        headers = [SERVER_HEADER, *response.headers, ("Content-Length", str(len(response.body)))]
+        headers = [
+            SERVER_HEADER,
+            *response.headers,
+            ("Content-Length", str(len(response.body))),
+        ]
         if close or self._closing:
             headers.append(("Connection", "close"))
-        data = conn.send(h11.Response(status_code=response.status, headers=headers, reason=response.reason))
+        data = conn.send(
+            h11.Response(
+                status_code=response.status, headers=headers, reason=response.reason
+            )
+        )
         if response.body and not (request is not None and request.method == "HEAD"):
             data += conn.send(h11.Data(data=response.body))
         data += conn.send(h11.EndOfMessage())
         writer.write(data)
 
-    def _write_error(self, conn: h11.Connection, writer: asyncio.StreamWriter, error: HttpError) -> None:
+    def _write_error(
+        self, conn: h11.Connection, writer: asyncio.StreamWriter, error: HttpError
+    ) -> None:
         """Answer a request we cannot go on with, then the caller closes the connection."""
         if conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             return
@@ -425,12 +512,18 @@ class Server:
         assert conn.their_state is h11.MIGHT_SWITCH_PROTOCOL  # type: ignore[attr-defined]  # h11 exports it, without __all__
         # Not written here: the session writes it with the first frames (the chat's welcome), one send.
         response = conn.send(
-            h11.InformationalResponse(status_code=101, headers=accepted.headers, reason=b"Switching Protocols")
+            h11.InformationalResponse(
+                status_code=101, headers=accepted.headers, reason=b"Switching Protocols"
+            )
         )
         _set_send_buffer(writer, self.config.send_buffer_bytes)
         trailing_data, _ = conn.trailing_data
         initial_data = bytes(trailing_data) + _take_buffered(reader)
-        ws = WebSocket(client=False, extensions=accepted.extensions, max_message_bytes=accepted.max_message_bytes)
+        ws = WebSocket(
+            client=False,
+            extensions=accepted.extensions,
+            max_message_bytes=accepted.max_message_bytes,
+        )
         # A stream's transport reads as well as writes (selector and SSL transports alike).
         session = ServerConnection(
             cast(asyncio.Transport, writer.transport),
@@ -440,7 +533,9 @@ class Server:
             path=request.path,
             peer=peer,
             subprotocol=accepted.subprotocol,
-            compressed=any(isinstance(ext, PerMessageDeflate) for ext in accepted.extensions),
+            compressed=any(
+                isinstance(ext, PerMessageDeflate) for ext in accepted.extensions
+            ),
             counters=self.counters,
             identity=identity,
             user=identity.user if identity else None,

@@ -33,7 +33,9 @@ class Swept(Protocol):
     def sweep(self, now: float) -> None: ...
 
 
-@functools.lru_cache(maxsize=64)  # asked once per connection, with the same few settings
+@functools.lru_cache(
+    maxsize=64
+)  # asked once per connection, with the same few settings
 def sweep_period(*timeouts_s: float | None) -> float:
     """The period that keeps every positive timeout within a quarter of itself."""
     positive = [t for t in timeouts_s if t is not None and t > 0]
@@ -72,17 +74,23 @@ class Sweeper:
             if deadline is not None and deadline <= now:
                 try:
                     member.sweep(now)
-                except Exception:  # one broken session must not stop the others' keepalive
+                except (
+                    Exception
+                ):  # one broken session must not stop the others' keepalive
                     log.exception("keepalive sweep failed")
                     self._members.pop(member, None)
         if self._members:
             self._handle = self._loop.call_later(self.period_s, self._sweep)
 
 
-_sweepers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[float, Sweeper]] = weakref.WeakKeyDictionary()
+_sweepers: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[float, Sweeper]
+] = weakref.WeakKeyDictionary()
 
 
-_last: Sweeper | None = None  # the one asked for last: almost always the one asked for next
+_last: Sweeper | None = (
+    None  # the one asked for last: almost always the one asked for next
+)
 
 
 def sweeper_for(loop: asyncio.AbstractEventLoop, period_s: float) -> Sweeper:

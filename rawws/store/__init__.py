@@ -10,4 +10,13 @@ from rawws.store.base import NewMessage, Store, StoredMessage, User
 from rawws.store.opening import open_store
 from rawws.store.sql import SqlStore, sqlite_url
 
-__all__ = ["NewMessage", "SqlStore", "Store", "StoredMessage", "User", "UsernameTaken", "open_store", "sqlite_url"]
+__all__ = [
+    "NewMessage",
+    "SqlStore",
+    "Store",
+    "StoredMessage",
+    "User",
+    "UsernameTaken",
+    "open_store",
+    "sqlite_url",
+]

@@ -54,18 +54,31 @@ class Grants(Protocol):
     """Refresh tokens (by SHA-256) and spent tickets: the store side of sessions that outlive a restart."""
 
     async def add_refresh_token(
-        self, token_hash: str, family: str, user_id: int, username: str, expires_at: float
+        self,
+        token_hash: str,
+        family: str,
+        user_id: int,
+        username: str,
+        expires_at: float,
     ) -> None: ...
 
     async def rotate_refresh_token(
-        self, token_hash: str, successor_hash: str, successor_expires_at: float, now: float
+        self,
+        token_hash: str,
+        successor_hash: str,
+        successor_expires_at: float,
+        now: float,
     ) -> Rotation: ...
 
     async def revoke_refresh_family(self, token_hash: str) -> bool: ...
 
-    async def revoke_user_families(self, user_id: int, keep_family: str | None) -> int: ...
+    async def revoke_user_families(
+        self, user_id: int, keep_family: str | None
+    ) -> int: ...
 
-    async def spend_ticket(self, token_id: str, expires_at: float, now: float) -> bool: ...
+    async def spend_ticket(
+        self, token_id: str, expires_at: float, now: float
+    ) -> bool: ...
 
 
 class Store(Grants, Protocol):
@@ -77,11 +90,15 @@ class Store(Grants, Protocol):
 
     async def append_messages(self, batch: list[NewMessage]) -> list[StoredMessage]: ...
 
-    async def messages_after(self, room: str, after: int, limit: int) -> list[StoredMessage]: ...
+    async def messages_after(
+        self, room: str, after: int, limit: int
+    ) -> list[StoredMessage]: ...
 
     async def last_message_id(self, room: str) -> int: ...
 
-    async def messages_before(self, room: str, before: int | None, limit: int) -> list[StoredMessage]: ...
+    async def messages_before(
+        self, room: str, before: int | None, limit: int
+    ) -> list[StoredMessage]: ...
 
     async def ping(self) -> None: ...
 

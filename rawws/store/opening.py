@@ -41,15 +41,34 @@ def check_db_url(url: str) -> URL:
     try:
         parsed = sa.engine.make_url(url)
     except (sa.exc.ArgumentError, ValueError):
-        raise StoreOpenFailed(shown, "not a database URL (e.g. postgresql+asyncpg://user@host/db)") from None
+        raise StoreOpenFailed(
+            shown, "not a database URL (e.g. postgresql+asyncpg://user@host/db)"
+        ) from None
     driver = parsed.drivername
-    if driver in ("postgresql", "postgres", "postgresql+psycopg2", "postgresql+psycopg"):
-        raise StoreOpenFailed(shown, f"{driver}:// is not asynchronous: use postgresql+asyncpg://")
+    if driver in (
+        "postgresql",
+        "postgres",
+        "postgresql+psycopg2",
+        "postgresql+psycopg",
+    ):
+        raise StoreOpenFailed(
+            shown, f"{driver}:// is not asynchronous: use postgresql+asyncpg://"
+        )
     if driver in ("sqlite", "sqlite+pysqlite"):
-        raise StoreOpenFailed(shown, f"{driver}:// is not asynchronous: use sqlite+aiosqlite:///path/to/rawws.db")
+        raise StoreOpenFailed(
+            shown,
+            f"{driver}:// is not asynchronous: use sqlite+aiosqlite:///path/to/rawws.db",
+        )
     if driver not in SUPPORTED_DRIVERS:
-        raise StoreOpenFailed(shown, f"unsupported database {driver!r}: use one of {', '.join(SUPPORTED_DRIVERS)}")
-    if driver.startswith("postgresql") and not parsed.host and not parsed.query.get("host"):
+        raise StoreOpenFailed(
+            shown,
+            f"unsupported database {driver!r}: use one of {', '.join(SUPPORTED_DRIVERS)}",
+        )
+    if (
+        driver.startswith("postgresql")
+        and not parsed.host
+        and not parsed.query.get("host")
+    ):
         raise StoreOpenFailed(shown, "the PostgreSQL URL names no host")
     return parsed
 
@@ -88,12 +107,18 @@ async def open_store(url: str, timeout_s: float = DEFAULT_DB_TIMEOUT_S) -> SqlSt
             try:
                 _private_file(Path(path))
             except OSError as exc:
-                raise StoreOpenFailed(redact_url(url), f"cannot create {path}: {exc.strerror or exc}") from None
+                raise StoreOpenFailed(
+                    redact_url(url), f"cannot create {path}: {exc.strerror or exc}"
+                ) from None
         engine = create_async_engine(url, hide_parameters=True)
         event.listen(engine.sync_engine, "connect", _tune_sqlite)
     else:
         engine = create_async_engine(
-            url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True,
+            url,
+            pool_size=10,
+            max_overflow=10,
+            pool_pre_ping=True,
+            hide_parameters=True,
             connect_args={"timeout": timeout_s},
         )
     store = SqlStore(engine)
@@ -102,7 +127,11 @@ async def open_store(url: str, timeout_s: float = DEFAULT_DB_TIMEOUT_S) -> SqlSt
             await store.initialize()
     except BaseException as exc:
         await engine.dispose()
-        reason = why_not_opened(exc, parsed, timeout_s) if isinstance(exc, Exception) else None
+        reason = (
+            why_not_opened(exc, parsed, timeout_s)
+            if isinstance(exc, Exception)
+            else None
+        )
         if reason is None:
             raise
         raise StoreOpenFailed(redact_url(url), reason) from None
@@ -110,15 +139,22 @@ async def open_store(url: str, timeout_s: float = DEFAULT_DB_TIMEOUT_S) -> SqlSt
 
 
 # PostgreSQL's SQLSTATEs (Appendix A of its manual) of the mistakes a first start makes.
-INVALID_AUTHORIZATION, INVALID_PASSWORD, NO_SUCH_DATABASE, INSUFFICIENT_PRIVILEGE = "28000", "28P01", "3D000", "42501"
+INVALID_AUTHORIZATION, INVALID_PASSWORD, NO_SUCH_DATABASE, INSUFFICIENT_PRIVILEGE = (
+    "28000",
+    "28P01",
+    "3D000",
+    "42501",
+)
 
 
 def why_not_opened(exc: Exception, url: URL, timeout_s: float) -> str | None:
     """What to tell the operator about ``exc`` raised while opening ``url``; ``None`` when it is not the
     database's answer (a bug, to be raised as it is)."""
     if isinstance(exc, TimeoutError):
-        return (f"the database did not answer within {timeout_s:g} s: is it running, and is that its address? "
-                "(--db-timeout sets the wait)")
+        return (
+            f"the database did not answer within {timeout_s:g} s: is it running, and is that its address? "
+            "(--db-timeout sets the wait)"
+        )
     causes = list(_causes(exc))
     states = [getattr(cause, "sqlstate", None) for cause in causes]
     sqlstate = next((state for state in states if isinstance(state, str)), None)
@@ -134,7 +170,9 @@ def why_not_opened(exc: Exception, url: URL, timeout_s: float) -> str | None:
     if isinstance(exc, sa.exc.SQLAlchemyError):
         said = _server_message(causes)
         if url.drivername.startswith("sqlite"):
-            return f"{url.database}: {said}: is it a rawws database this user may write?"
+            return (
+                f"{url.database}: {said}: is it a rawws database this user may write?"
+            )
         return said
     return None
 
@@ -150,13 +188,22 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
         seen.add(id(current))
         yield current
         orig = getattr(current, "orig", None)
-        pending += [orig if isinstance(orig, BaseException) else None, current.__cause__, current.__context__]
+        pending += [
+            orig if isinstance(orig, BaseException) else None,
+            current.__cause__,
+            current.__context__,
+        ]
 
 
 def _server_message(causes: list[BaseException]) -> str:
     """The driver's own first line (asyncpg's: the server's words), not SQLAlchemy's wrapping of it."""
-    native = next((c for c in causes if type(c).__module__.startswith(("asyncpg", "sqlite3"))), None)
-    chosen = native or next((c for c in causes if getattr(c, "orig", None) is None), causes[0])
+    native = next(
+        (c for c in causes if type(c).__module__.startswith(("asyncpg", "sqlite3"))),
+        None,
+    )
+    chosen = native or next(
+        (c for c in causes if getattr(c, "orig", None) is None), causes[0]
+    )
     text = str(chosen.args[0]) if chosen.args else str(chosen)
     return (text.splitlines() or [type(chosen).__name__])[0]
 
@@ -172,6 +219,8 @@ def _postgresql_answer(sqlstate: str, said: str, url: URL) -> str:
     if sqlstate == NO_SUCH_DATABASE:
         return f"{said}: create it (CREATE DATABASE {database} OWNER {user}) or name an existing one in the URL"
     if sqlstate == INSUFFICIENT_PRIVILEGE:
-        return (f"{said}: rawws creates its tables at start; make {user} the database's owner "
-                f"(ALTER DATABASE {database} OWNER TO {user}) or GRANT CREATE ON SCHEMA public TO {user}")
+        return (
+            f"{said}: rawws creates its tables at start; make {user} the database's owner "
+            f"(ALTER DATABASE {database} OWNER TO {user}) or GRANT CREATE ON SCHEMA public TO {user}"
+        )
     return f"{said} (SQLSTATE {sqlstate})"

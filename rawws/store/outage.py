@@ -54,7 +54,11 @@ class StoreHealth:
         if self.down_since is None:
             self.down_since = self.clock()
             self.outages += 1
-            log.error("store unavailable (%s failed: %s); refusing operations until it answers", operation, _summary(exc))
+            log.error(
+                "store unavailable (%s failed: %s); refusing operations until it answers",
+                operation,
+                _summary(exc),
+            )
 
     def succeeded(self) -> None:
         if self.down_since is None:

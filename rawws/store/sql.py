@@ -19,9 +19,19 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from rawws.errors import SchemaTooNew, UsernameTaken
-from rawws.store.base import INVALID, REUSED, ROTATED, NewMessage, Rotation, StoredMessage, User
+from rawws.store.base import (
+    INVALID,
+    REUSED,
+    ROTATED,
+    NewMessage,
+    Rotation,
+    StoredMessage,
+    User,
+)
 
-SCHEMA_VERSION = 3  # 1: users; 2: rooms and messages; 3: refresh tokens and spent tickets
+SCHEMA_VERSION = (
+    3  # 1: users; 2: rooms and messages; 3: refresh tokens and spent tickets
+)
 SQLITE_FILE = "rawws.db"
 
 metadata = sa.MetaData()
@@ -91,11 +101,15 @@ Migration = Callable[[AsyncConnection], Awaitable[None]]
 
 
 async def _add_messages(conn: AsyncConnection) -> None:
-    await conn.run_sync(lambda sync: metadata.create_all(sync, tables=[rooms, messages]))
+    await conn.run_sync(
+        lambda sync: metadata.create_all(sync, tables=[rooms, messages])
+    )
 
 
 async def _add_grants(conn: AsyncConnection) -> None:
-    await conn.run_sync(lambda sync: metadata.create_all(sync, tables=[refresh_tokens, spent_tickets]))
+    await conn.run_sync(
+        lambda sync: metadata.create_all(sync, tables=[refresh_tokens, spent_tickets])
+    )
 
 
 #: ``MIGRATIONS[n]`` upgrades a database from version ``n`` to ``n + 1``.
@@ -109,7 +123,9 @@ SCHEMA_LOCK_KEY = 0x72617777735F7363  # "rawws_sc": any constant every rawws use
 async def _lock_schema(conn: AsyncConnection) -> None:
     """One schema maker at a time: PostgreSQL's advisory lock; SQLite's write lock, taken up front."""
     if conn.dialect.name == "postgresql":
-        await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+        await conn.execute(
+            sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY}
+        )
     elif conn.dialect.name == "sqlite":
         await conn.exec_driver_sql("BEGIN IMMEDIATE")
 
@@ -144,10 +160,14 @@ class SqlStore:
             await conn.run_sync(metadata.create_all)
             version = (await conn.execute(sa.select(schema_version.c.version))).scalar()
             if version is None:
-                await conn.execute(schema_version.insert().values(version=SCHEMA_VERSION))
+                await conn.execute(
+                    schema_version.insert().values(version=SCHEMA_VERSION)
+                )
                 return
             if version > SCHEMA_VERSION:
-                raise SchemaTooNew(f"database schema {version} is newer than this rawws ({SCHEMA_VERSION})")
+                raise SchemaTooNew(
+                    f"database schema {version} is newer than this rawws ({SCHEMA_VERSION})"
+                )
             while version < SCHEMA_VERSION:
                 await MIGRATIONS[version](conn)
                 version += 1
@@ -175,16 +195,28 @@ class SqlStore:
     async def get_user(self, username: str) -> User | None:
         async with self.engine.connect() as conn:
             row = (
-                await conn.execute(sa.select(users).where(users.c.username_key == username_key(username)))
+                await conn.execute(
+                    sa.select(users).where(
+                        users.c.username_key == username_key(username)
+                    )
+                )
             ).first()
         if row is None:
             return None
-        created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
+        created = (
+            row.created_at
+            if row.created_at.tzinfo
+            else row.created_at.replace(tzinfo=UTC)
+        )
         return User(row.id, row.username, row.password_hash, created)
 
     async def update_password_hash(self, user_id: int, password_hash: str) -> None:
         async with self.engine.begin() as conn:
-            await conn.execute(users.update().where(users.c.id == user_id).values(password_hash=password_hash))
+            await conn.execute(
+                users.update()
+                .where(users.c.id == user_id)
+                .values(password_hash=password_hash)
+            )
 
     async def append_messages(self, batch: list[NewMessage]) -> list[StoredMessage]:
         """Store a batch in one transaction (group commit), numbering each room's messages in order."""
@@ -207,9 +239,19 @@ class SqlStore:
                 first = last - len(items) + 1
                 rows = []
                 for offset, item in enumerate(items):
-                    message = StoredMessage(room, first + offset, item.user, item.text, item.ts)
+                    message = StoredMessage(
+                        room, first + offset, item.user, item.text, item.ts
+                    )
                     stored[positions[id(item)]] = message
-                    rows.append({"room": room, "id": message.id, "user": item.user, "text": item.text, "ts": item.ts})
+                    rows.append(
+                        {
+                            "room": room,
+                            "id": message.id,
+                            "user": item.user,
+                            "text": item.text,
+                            "ts": item.ts,
+                        }
+                    )
                 await conn.execute(messages.insert(), rows)
         return [stored[index] for index in range(len(batch))]
 
@@ -217,12 +259,22 @@ class SqlStore:
         if self.dialect == "postgresql":
             from sqlalchemy.dialects import postgresql
 
-            return postgresql.insert(rooms).values(name=room, last_id=0).on_conflict_do_nothing(index_elements=["name"])
+            return (
+                postgresql.insert(rooms)
+                .values(name=room, last_id=0)
+                .on_conflict_do_nothing(index_elements=["name"])
+            )
         from sqlalchemy.dialects import sqlite
 
-        return sqlite.insert(rooms).values(name=room, last_id=0).on_conflict_do_nothing(index_elements=["name"])
+        return (
+            sqlite.insert(rooms)
+            .values(name=room, last_id=0)
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
 
-    async def messages_after(self, room: str, after: int, limit: int) -> list[StoredMessage]:
+    async def messages_after(
+        self, room: str, after: int, limit: int
+    ) -> list[StoredMessage]:
         """Up to ``limit`` messages with id > ``after``, oldest first (replay on reconnect)."""
         query = (
             sa.select(messages)
@@ -232,7 +284,9 @@ class SqlStore:
         )
         return await self._messages(query)
 
-    async def messages_before(self, room: str, before: int | None, limit: int) -> list[StoredMessage]:
+    async def messages_before(
+        self, room: str, before: int | None, limit: int
+    ) -> list[StoredMessage]:
         """The ``limit`` messages just before id ``before`` (or the newest), oldest first."""
         query = sa.select(messages).where(messages.c.room == room)
         if before is not None:
@@ -247,18 +301,30 @@ class SqlStore:
 
     async def last_message_id(self, room: str) -> int:
         async with self.engine.connect() as conn:
-            value = (await conn.execute(sa.select(rooms.c.last_id).where(rooms.c.name == room))).scalar()
+            value = (
+                await conn.execute(
+                    sa.select(rooms.c.last_id).where(rooms.c.name == room)
+                )
+            ).scalar()
         return int(value or 0)
 
     async def _messages(self, query: sa.Select[Any]) -> list[StoredMessage]:
         async with self.engine.connect() as conn:
             result = await conn.execute(query)
-            return [StoredMessage(row.room, row.id, row.user, row.text, row.ts) for row in result]
+            return [
+                StoredMessage(row.room, row.id, row.user, row.text, row.ts)
+                for row in result
+            ]
 
     # -- refresh tokens and tickets --------------------------------------------
 
     async def add_refresh_token(
-        self, token_hash: str, family: str, user_id: int, username: str, expires_at: float
+        self,
+        token_hash: str,
+        family: str,
+        user_id: int,
+        username: str,
+        expires_at: float,
     ) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(
@@ -274,7 +340,11 @@ class SqlStore:
             )
 
     async def rotate_refresh_token(
-        self, token_hash: str, successor_hash: str, successor_expires_at: float, now: float
+        self,
+        token_hash: str,
+        successor_hash: str,
+        successor_expires_at: float,
+        now: float,
     ) -> Rotation:
         """Spend a refresh token and store its successor, in one transaction.
 
@@ -309,20 +379,36 @@ class SqlStore:
                     )
                 )
                 return Rotation(ROTATED, spent.user_id, spent.username, spent.family)
-            known = (await conn.execute(sa.select(table).where(table.c.token_hash == token_hash))).first()
+            known = (
+                await conn.execute(
+                    sa.select(table).where(table.c.token_hash == token_hash)
+                )
+            ).first()
             if known is None or known.used_at is None:
-                return Rotation(INVALID)  # unknown, expired, or revoked before it was ever used
-            await conn.execute(table.update().where(table.c.family == known.family).values(revoked=True))
+                return Rotation(
+                    INVALID
+                )  # unknown, expired, or revoked before it was ever used
+            await conn.execute(
+                table.update()
+                .where(table.c.family == known.family)
+                .values(revoked=True)
+            )
             return Rotation(REUSED, known.user_id, known.username, known.family)
 
     async def revoke_refresh_family(self, token_hash: str) -> bool:
         """Revoke the family of a token (logout); ``False`` when the token is unknown."""
         table = refresh_tokens
         async with self.engine.begin() as conn:
-            family = (await conn.execute(sa.select(table.c.family).where(table.c.token_hash == token_hash))).scalar()
+            family = (
+                await conn.execute(
+                    sa.select(table.c.family).where(table.c.token_hash == token_hash)
+                )
+            ).scalar()
             if family is None:
                 return False
-            await conn.execute(table.update().where(table.c.family == family).values(revoked=True))
+            await conn.execute(
+                table.update().where(table.c.family == family).values(revoked=True)
+            )
             return True
 
     async def revoke_user_families(self, user_id: int, keep_family: str | None) -> int:
@@ -332,22 +418,32 @@ class SqlStore:
         if keep_family is not None:
             condition = sa.and_(condition, table.c.family != keep_family)
         async with self.engine.begin() as conn:
-            result = await conn.execute(table.update().where(condition).values(revoked=True))
+            result = await conn.execute(
+                table.update().where(condition).values(revoked=True)
+            )
             return int(result.rowcount or 0)
 
     async def spend_ticket(self, token_id: str, expires_at: float, now: float) -> bool:
         """``True`` the first time a ticket id is spent; expired entries are swept on the way."""
         try:
             async with self.engine.begin() as conn:
-                await conn.execute(spent_tickets.delete().where(spent_tickets.c.expires_at < now))
-                await conn.execute(spent_tickets.insert().values(token_id=token_id, expires_at=expires_at))
+                await conn.execute(
+                    spent_tickets.delete().where(spent_tickets.c.expires_at < now)
+                )
+                await conn.execute(
+                    spent_tickets.insert().values(
+                        token_id=token_id, expires_at=expires_at
+                    )
+                )
         except IntegrityError:
             return False
         return True
 
     async def schema_version(self) -> int:
         async with self.engine.connect() as conn:
-            return int((await conn.execute(sa.select(schema_version.c.version))).scalar_one())
+            return int(
+                (await conn.execute(sa.select(schema_version.c.version))).scalar_one()
+            )
 
     async def close(self) -> None:
         await self.engine.dispose()

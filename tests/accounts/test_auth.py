@@ -70,9 +70,13 @@ class FakeClock:
 def ed25519_keys() -> tuple[bytes, bytes]:
     key = ed25519.Ed25519PrivateKey.generate()
     private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
     )
-    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     return private, public
 
 
@@ -97,7 +101,10 @@ def test_attack_corpus_is_refused_with_401(attack: Attack) -> None:
     with pytest.raises(AuthError) as refused:
         tokens.verify(attack.token, attack.kind)
     assert refused.value.status == 401
-    assert ("WWW-Authenticate", 'Bearer error="invalid_token"') in refused.value.headers  # RFC 6750 §3
+    assert (
+        "WWW-Authenticate",
+        'Bearer error="invalid_token"',
+    ) in refused.value.headers  # RFC 6750 §3
     assert attack.token not in str(refused.value) or not attack.token
 
 
@@ -105,12 +112,18 @@ def test_the_corpus_is_not_refused_by_accident() -> None:
     """The corpus's valid twin verifies under the same settings: each attack fails for its own reason."""
     tokens = Tokens(confusion_settings(), clock=FakeClock())
     assert tokens.verify(hs256(claims(NOW))).user == "ada"
-    assert tokens.verify(hs256(claims(NOW, typ=TICKET, exp=int(NOW) + 30)), TICKET).user == "ada"
+    assert (
+        tokens.verify(hs256(claims(NOW, typ=TICKET, exp=int(NOW) + 30)), TICKET).user
+        == "ada"
+    )
 
 
 def test_replayed_ticket_is_refused() -> None:
     clock = FakeClock()
-    tokens, ledger = Tokens(TokenSettings(secret=SECRET), clock=clock), TicketLedger(clock=clock)
+    tokens, ledger = (
+        Tokens(TokenSettings(secret=SECRET), clock=clock),
+        TicketLedger(clock=clock),
+    )
     ticket, _ = tokens.issue("ada", TICKET)
     ledger.spend(tokens.verify(ticket, TICKET))
     with pytest.raises(AuthError, match="already used"):
@@ -130,11 +143,17 @@ def test_issued_access_token_and_ticket_do_not_stand_in_for_each_other() -> None
 def test_a_ticket_opens_a_connection_that_lasts_as_long_as_the_access_token() -> None:
     """The ticket is for the next few seconds; the connection it opens ends with the access token that bought it."""
     clock = FakeClock()
-    tokens = Tokens(TokenSettings(secret=SECRET, access_ttl_s=900, ticket_ttl_s=30), clock=clock)
+    tokens = Tokens(
+        TokenSettings(secret=SECRET, access_ttl_s=900, ticket_ttl_s=30), clock=clock
+    )
     access, access_identity = tokens.issue("ada")
-    ticket, ticket_identity = tokens.issue("ada", TICKET, session_expires_at=access_identity.expires_at)
+    ticket, ticket_identity = tokens.issue(
+        "ada", TICKET, session_expires_at=access_identity.expires_at
+    )
     assert ticket_identity.expires_at == int(NOW) + 30  # the ticket itself: 30 s
-    assert tokens.verify(ticket, TICKET).expires_at == access_identity.expires_at  # what it opens: 15 min
+    assert (
+        tokens.verify(ticket, TICKET).expires_at == access_identity.expires_at
+    )  # what it opens: 15 min
     clock.advance(30 + LEEWAY_S + 1)
     with pytest.raises(AuthError, match="expired"):
         tokens.verify(ticket, TICKET)
@@ -142,9 +161,13 @@ def test_a_ticket_opens_a_connection_that_lasts_as_long_as_the_access_token() ->
 
 def test_a_ticket_never_outlives_its_access_token() -> None:
     clock = FakeClock()
-    tokens = Tokens(TokenSettings(secret=SECRET, access_ttl_s=10, ticket_ttl_s=30), clock=clock)
+    tokens = Tokens(
+        TokenSettings(secret=SECRET, access_ttl_s=10, ticket_ttl_s=30), clock=clock
+    )
     _, access_identity = tokens.issue("ada")
-    ticket, ticket_identity = tokens.issue("ada", TICKET, session_expires_at=access_identity.expires_at)
+    ticket, ticket_identity = tokens.issue(
+        "ada", TICKET, session_expires_at=access_identity.expires_at
+    )
     assert ticket_identity.expires_at == access_identity.expires_at == int(NOW) + 10
     assert tokens.verify(ticket, TICKET).expires_at == access_identity.expires_at
     clock.advance(10 + LEEWAY_S + 1)
@@ -168,7 +191,14 @@ def test_issued_access_token_verifies() -> None:
     header = jwt.get_unverified_header(token)
     assert header["alg"] == "HS256"
     payload = jwt.decode(token, options={"verify_signature": False})
-    assert {"sub", "exp", "iat", "iss", "aud", "jti"} <= payload.keys()  # the claims README "Accounts and tokens" requires, and the jti
+    assert {
+        "sub",
+        "exp",
+        "iat",
+        "iss",
+        "aud",
+        "jti",
+    } <= payload.keys()  # the claims README "Accounts and tokens" requires, and the jti
     assert payload["exp"] - payload["iat"] == 900
     identity = tokens.verify(token)
     assert identity == Identity("ada", float(issued.expires_at), issued.token_id)
@@ -178,7 +208,9 @@ def test_issued_access_token_verifies() -> None:
 def test_expiry_follows_the_injected_clock_with_a_small_leeway() -> None:
     """RFC 7519 §4.1.4 with RFC 8725's "small leeway": judged by the clock the Tokens were given."""
     clock = FakeClock()
-    tokens = Tokens(TokenSettings(secret=SECRET, access_ttl_s=60, leeway_s=LEEWAY_S), clock=clock)
+    tokens = Tokens(
+        TokenSettings(secret=SECRET, access_ttl_s=60, leeway_s=LEEWAY_S), clock=clock
+    )
     token, identity = tokens.issue("ada")
     clock.now = identity.expires_at + LEEWAY_S - 1
     assert tokens.verify(token).user == "ada"
@@ -190,7 +222,9 @@ def test_expiry_follows_the_injected_clock_with_a_small_leeway() -> None:
 def test_not_before_and_issued_at_follow_the_injected_clock() -> None:
     clock = FakeClock()
     tokens = Tokens(TokenSettings(secret=SECRET, leeway_s=LEEWAY_S), clock=clock)
-    later = hs256(claims(NOW, iat=int(NOW) + 100, nbf=int(NOW) + 100, exp=int(NOW) + 700))
+    later = hs256(
+        claims(NOW, iat=int(NOW) + 100, nbf=int(NOW) + 100, exp=int(NOW) + 700)
+    )
     with pytest.raises(AuthError):
         tokens.verify(later)
     clock.advance(100)
@@ -212,17 +246,34 @@ def test_audience_may_be_a_list_that_names_us() -> None:
     assert tokens.verify(hs256(claims(NOW, aud=["other", AUDIENCE]))).user == "ada"
 
 
-def idp_token(private_pem: bytes, algorithm: str, now: float = NOW, **overrides: object) -> str:
+def idp_token(
+    private_pem: bytes, algorithm: str, now: float = NOW, **overrides: object
+) -> str:
     """A token from an "outside identity provider": its own key, our issuer and audience, no ``typ``."""
-    return jwt.encode(claims(now, typ=None, sub="grace", **overrides), private_pem, algorithm=algorithm)
+    return jwt.encode(
+        claims(now, typ=None, sub="grace", **overrides),
+        private_pem,
+        algorithm=algorithm,
+    )
 
 
 @pytest.mark.parametrize("algorithm", ["RS256", "EdDSA"])
-def test_outside_identity_provider_token_accepted_with_its_public_key(algorithm: str) -> None:
-    private, public = (rsa_private_pem(), rsa_public_pem()) if algorithm == "RS256" else ed25519_keys()
+def test_outside_identity_provider_token_accepted_with_its_public_key(
+    algorithm: str,
+) -> None:
+    private, public = (
+        (rsa_private_pem(), rsa_public_pem())
+        if algorithm == "RS256"
+        else ed25519_keys()
+    )
     token = idp_token(private, algorithm)
-    configured = Tokens(TokenSettings(secret=SECRET, public_key=PublicKey(algorithm, public)), clock=FakeClock())
-    assert configured.verify(token).user == "ext:grace"  # the provider's grace, never the local account
+    configured = Tokens(
+        TokenSettings(secret=SECRET, public_key=PublicKey(algorithm, public)),
+        clock=FakeClock(),
+    )
+    assert (
+        configured.verify(token).user == "ext:grace"
+    )  # the provider's grace, never the local account
 
     unconfigured = Tokens(TokenSettings(secret=SECRET), clock=FakeClock())
     with pytest.raises(AuthError, match="algorithm"):
@@ -235,11 +286,17 @@ def test_outside_token_refused_under_another_key_or_algorithm() -> None:
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     token = idp_token(rsa_private_pem(), "RS256")
-    wrong_key = Tokens(TokenSettings(secret=SECRET, public_key=PublicKey("RS256", other_public)), clock=FakeClock())
+    wrong_key = Tokens(
+        TokenSettings(secret=SECRET, public_key=PublicKey("RS256", other_public)),
+        clock=FakeClock(),
+    )
     with pytest.raises(AuthError):
         wrong_key.verify(token)
     _, ed_public = ed25519_keys()
-    wrong_algorithm = Tokens(TokenSettings(secret=SECRET, public_key=PublicKey("EdDSA", ed_public)), clock=FakeClock())
+    wrong_algorithm = Tokens(
+        TokenSettings(secret=SECRET, public_key=PublicKey("EdDSA", ed_public)),
+        clock=FakeClock(),
+    )
     with pytest.raises(AuthError, match="algorithm"):
         wrong_algorithm.verify(token)
     # The provider's tokens still obey every claim check.
@@ -279,14 +336,24 @@ def test_random_text_never_verifies(token: str, kind: str) -> None:
 
 
 @settings(max_examples=300)
-@given(st.lists(st.text(alphabet=BASE64URL, max_size=80), min_size=1, max_size=5), st.sampled_from([ACCESS, TICKET]))
+@given(
+    st.lists(st.text(alphabet=BASE64URL, max_size=80), min_size=1, max_size=5),
+    st.sampled_from([ACCESS, TICKET]),
+)
 def test_random_segments_never_verify(segments: list[str], kind: str) -> None:
     _verify_refuses(".".join(segments), kind)
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=10,
 )
 
@@ -294,13 +361,24 @@ json_values = st.recursive(
 @settings(max_examples=300)
 @given(
     header=st.fixed_dictionaries(
-        {"alg": st.sampled_from(["HS256", "HS512", "RS256", "EdDSA", "ES256", "none", "", None, 1])},
-        optional={"typ": json_values, "kid": json_values, "crit": json_values, "b64": json_values},
+        {
+            "alg": st.sampled_from(
+                ["HS256", "HS512", "RS256", "EdDSA", "ES256", "none", "", None, 1]
+            )
+        },
+        optional={
+            "typ": json_values,
+            "kid": json_values,
+            "crit": json_values,
+            "b64": json_values,
+        },
     ),
     payload=json_values,
     signature=st.binary(max_size=64),
 )
-def test_random_headers_and_payloads_never_verify(header: dict, payload: object, signature: bytes) -> None:
+def test_random_headers_and_payloads_never_verify(
+    header: dict, payload: object, signature: bytes
+) -> None:
     """Any header, any payload, a signature not made with our key: refused, and only with AuthError."""
     token = f"{segment(header)}.{segment(payload)}.{b64url(signature)}"
     _verify_refuses(token, ACCESS)
@@ -308,13 +386,17 @@ def test_random_headers_and_payloads_never_verify(header: dict, payload: object,
 
 @settings(max_examples=200)
 @given(st.data())
-def test_changing_any_character_never_yields_another_identity(data: st.DataObject) -> None:
+def test_changing_any_character_never_yields_another_identity(
+    data: st.DataObject,
+) -> None:
     """Flip one character of a valid token: it is refused, or (a base64 padding bit) means the same token."""
     clock = FakeClock()
     tokens = Tokens(TokenSettings(secret=SECRET), clock=clock)
     token, issued = tokens.issue("ada")
     index = data.draw(st.integers(0, len(token) - 1))
-    replacement = data.draw(st.sampled_from(BASE64URL + ".").filter(lambda c: c != token[index]))
+    replacement = data.draw(
+        st.sampled_from(BASE64URL + ".").filter(lambda c: c != token[index])
+    )
     mutated = token[:index] + replacement + token[index + 1 :]
     try:
         identity = tokens.verify(mutated)
@@ -323,7 +405,9 @@ def test_changing_any_character_never_yields_another_identity(data: st.DataObjec
     assert identity == Identity("ada", float(issued.expires_at), issued.token_id)
 
 
-@pytest.mark.parametrize("token", ["\ud800", "a.\udfff.b", "é.é.é", "\x00", "ey" + "\u2028" * 10])
+@pytest.mark.parametrize(
+    "token", ["\ud800", "a.\udfff.b", "é.é.é", "\x00", "ey" + "\u2028" * 10]
+)
 def test_unusual_characters_are_refused_with_auth_error(token: str) -> None:
     _verify_refuses(token, ACCESS)
 
@@ -362,36 +446,57 @@ def test_ledger_forgets_expired_tickets_only() -> None:
 
 
 def upgrade(target: str = "/ws", **headers: str) -> Request:
-    raw = [(name.replace("_", "-").lower().encode("ascii"), value.encode("latin-1")) for name, value in headers.items()]
+    raw = [
+        (name.replace("_", "-").lower().encode("ascii"), value.encode("latin-1"))
+        for name, value in headers.items()
+    ]
     return Request.from_target("GET", target, headers=raw)
 
 
 def test_extract_credential_precedence() -> None:
     """Authorization (RFC 6750 §2.1), then the bearer subprotocol, then ?ticket=, then ?token=."""
-    everything = {"authorization": "Bearer from-header", "sec_websocket_protocol": "rawws.v1, bearer.from-protocol"}
+    everything = {
+        "authorization": "Bearer from-header",
+        "sec_websocket_protocol": "rawws.v1, bearer.from-protocol",
+    }
     target = "/ws?ticket=from-ticket&token=from-query"
-    assert extract_credential(upgrade(target, **everything)) == Credential(ACCESS, "from-header")
+    assert extract_credential(upgrade(target, **everything)) == Credential(
+        ACCESS, "from-header"
+    )
     del everything["authorization"]
-    assert extract_credential(upgrade(target, **everything)) == Credential(ACCESS, "from-protocol")
+    assert extract_credential(upgrade(target, **everything)) == Credential(
+        ACCESS, "from-protocol"
+    )
     assert extract_credential(upgrade(target)) == Credential(TICKET, "from-ticket")
-    assert extract_credential(upgrade("/ws?token=from-query")) == Credential(ACCESS, "from-query")
+    assert extract_credential(upgrade("/ws?token=from-query")) == Credential(
+        ACCESS, "from-query"
+    )
     assert extract_credential(upgrade("/ws")) is None
 
 
 def test_extract_credential_skips_what_is_not_a_bearer_credential() -> None:
-    assert extract_credential(upgrade("/ws?token=q", authorization="Basic dXNlcjpwYXNz")) == Credential(ACCESS, "q")
-    assert extract_credential(upgrade("/ws?token=q", authorization="Bearer   ")) == Credential(ACCESS, "q")
-    assert extract_credential(upgrade("/ws?token=q", sec_websocket_protocol="rawws.v1, bearer.")) == Credential(
-        ACCESS, "q"
-    )
+    assert extract_credential(
+        upgrade("/ws?token=q", authorization="Basic dXNlcjpwYXNz")
+    ) == Credential(ACCESS, "q")
+    assert extract_credential(
+        upgrade("/ws?token=q", authorization="Bearer   ")
+    ) == Credential(ACCESS, "q")
+    assert extract_credential(
+        upgrade("/ws?token=q", sec_websocket_protocol="rawws.v1, bearer.")
+    ) == Credential(ACCESS, "q")
     assert extract_credential(upgrade("/ws?token=&ticket=")) is None
     # The auth scheme is case-insensitive (RFC 7235 §2.1).
-    assert extract_credential(upgrade("/ws", authorization="bEaReR abc")) == Credential(ACCESS, "abc")
+    assert extract_credential(upgrade("/ws", authorization="bEaReR abc")) == Credential(
+        ACCESS, "abc"
+    )
     # Subprotocols may come in several header lines (RFC 6455 §11.3.4).
     request = Request.from_target(
         "GET",
         "/ws",
-        headers=[(b"sec-websocket-protocol", b"rawws.v1"), (b"sec-websocket-protocol", b"bearer.second-line")],
+        headers=[
+            (b"sec-websocket-protocol", b"rawws.v1"),
+            (b"sec-websocket-protocol", b"bearer.second-line"),
+        ],
     )
     assert extract_credential(request) == Credential(ACCESS, "second-line")
 
@@ -399,7 +504,11 @@ def test_extract_credential_skips_what_is_not_a_bearer_credential() -> None:
 def test_bearer_token_of_plain_requests() -> None:
     assert bearer_token(upgrade("/auth/ticket", authorization="Bearer abc")) == "abc"
     for value in (None, "", "Bearer", "Bearer  ", "Basic abc", "abc"):
-        request = upgrade("/auth/ticket") if value is None else upgrade("/auth/ticket", authorization=value)
+        request = (
+            upgrade("/auth/ticket")
+            if value is None
+            else upgrade("/auth/ticket", authorization=value)
+        )
         with pytest.raises(AuthError):
             bearer_token(request)
 
@@ -427,10 +536,18 @@ def test_origin_allowed(origin: str | None, host: str, tls: bool) -> None:
 @pytest.mark.parametrize(
     ("origin", "host", "tls"),
     [
-        ("null", "chat.local:8765", False),  # sandboxed frames, file: pages (RFC 6454 §7.3)
+        (
+            "null",
+            "chat.local:8765",
+            False,
+        ),  # sandboxed frames, file: pages (RFC 6454 §7.3)
         ("http://evil.example", "chat.local:8765", False),
         ("http://chat.local:8765.evil.example", "chat.local:8765", False),
-        ("http://chat.local", "chat.local:8765", False),  # another port is another origin (RFC 6454 §4)
+        (
+            "http://chat.local",
+            "chat.local:8765",
+            False,
+        ),  # another port is another origin (RFC 6454 §4)
         ("https://chat.local:8765", "chat.local:8765", False),  # and another scheme too
         ("http://chat.local", "chat.local", True),
         ("http://chat.example", "chat.local:8765", False),
@@ -446,17 +563,32 @@ def test_authenticator_checks_origin_then_credential_then_spends_tickets() -> No
     clock = FakeClock()
     tokens = Tokens(TokenSettings(secret=SECRET), clock=clock)
     allowed = frozenset({"https://Chat.Example/"})  # normalised by the authenticator
-    authenticate = WebSocketAuthenticator(tokens, TicketLedger(clock=clock), allowed, tls=True)
+    authenticate = WebSocketAuthenticator(
+        tokens, TicketLedger(clock=clock), allowed, tls=True
+    )
     access, _ = tokens.issue("ada")
     ticket, _ = tokens.issue("ada", TICKET)
 
     with pytest.raises(HttpError) as refused:
-        authenticate(upgrade(f"/ws?token={access}", host="chat.local", origin="https://evil.example"))
+        authenticate(
+            upgrade(
+                f"/ws?token={access}", host="chat.local", origin="https://evil.example"
+            )
+        )
     assert refused.value.status == 403
     with pytest.raises(AuthError):
         authenticate(upgrade("/ws", host="chat.local"))
-    assert authenticate(upgrade(f"/ws?token={access}", host="chat.local", origin="https://chat.example")).user == "ada"
-    assert authenticate(upgrade(f"/ws?ticket={ticket}", host="chat.local")).user == "ada"
+    assert (
+        authenticate(
+            upgrade(
+                f"/ws?token={access}", host="chat.local", origin="https://chat.example"
+            )
+        ).user
+        == "ada"
+    )
+    assert (
+        authenticate(upgrade(f"/ws?ticket={ticket}", host="chat.local")).user == "ada"
+    )
     with pytest.raises(AuthError, match="already used"):
         authenticate(upgrade(f"/ws?ticket={ticket}", host="chat.local"))
 
@@ -477,7 +609,9 @@ def test_rate_limiter_allows_a_burst_then_says_how_long_to_wait() -> None:
 def test_rate_limiter_refills_no_higher_than_its_capacity() -> None:
     limiter = RateLimiter(2, 10.0)
     assert limiter.acquire("k", 0.0) == 0.0
-    assert [limiter.acquire("k", 1_000_000.0) for _ in range(3)][-1] > 0  # a long idle still gives only 2
+    assert [limiter.acquire("k", 1_000_000.0) for _ in range(3)][
+        -1
+    ] > 0  # a long idle still gives only 2
 
 
 def test_rate_limiter_refusals_do_not_spend_tokens() -> None:
@@ -498,7 +632,9 @@ def test_rate_limiter_forgets_only_idle_keys(monkeypatch: pytest.MonkeyPatch) ->
     assert limiter.acquire("limited", 10.0) > 0
 
 
-@pytest.mark.parametrize(("capacity", "period"), [(0, 60.0), (-1, 60.0), (5, 0.0), (5, -1.0)])
+@pytest.mark.parametrize(
+    ("capacity", "period"), [(0, 60.0), (-1, 60.0), (5, 0.0), (5, -1.0)]
+)
 def test_rate_limiter_rejects_nonsense_settings(capacity: int, period: float) -> None:
     with pytest.raises(ValueError):
         RateLimiter(capacity, period)
@@ -511,27 +647,44 @@ def test_rate_limiter_rejects_nonsense_settings(capacity: int, period: float) ->
 def test_a_ticket_lives_exactly_its_ttl_with_no_leeway_added(started: float) -> None:
     """Documented 30 s means 30 s: the 5 s clock leeway is for outside clocks, not for our own tickets."""
     clock = FakeClock(started)
-    tokens = Tokens(TokenSettings(secret=SECRET, ticket_ttl_s=30, leeway_s=5), clock=clock)
+    tokens = Tokens(
+        TokenSettings(secret=SECRET, ticket_ttl_s=30, leeway_s=5), clock=clock
+    )
     ticket, _ = tokens.issue("ada", TICKET)
     clock.advance(29.99)
     assert tokens.verify(ticket, TICKET).user == "ada"
     clock.advance(0.01)
     with pytest.raises(AuthError, match="expired"):
         tokens.verify(ticket, TICKET)
-    access, _ = tokens.issue("ada")  # access tokens keep the leeway (outside providers' clocks drift)
+    access, _ = tokens.issue(
+        "ada"
+    )  # access tokens keep the leeway (outside providers' clocks drift)
     clock.advance(900 + 4)
     assert tokens.verify(access).user == "ada"
 
 
 def test_outside_subjects_get_the_configured_namespace_and_bounded_length() -> None:
-    settings = TokenSettings(secret=SECRET, public_key=PublicKey("RS256", rsa_public_pem()), public_namespace="corp")
+    settings = TokenSettings(
+        secret=SECRET,
+        public_key=PublicKey("RS256", rsa_public_pem()),
+        public_namespace="corp",
+    )
     tokens = Tokens(settings, clock=FakeClock())
     assert tokens.verify(idp_token(rsa_private_pem(), "RS256")).user == "corp:grace"
     with pytest.raises(AuthError, match="subject"):
-        tokens.verify(jwt.encode(claims(NOW, typ=None, sub="g" * 80), rsa_private_pem(), algorithm="RS256"))
+        tokens.verify(
+            jwt.encode(
+                claims(NOW, typ=None, sub="g" * 80),
+                rsa_private_pem(),
+                algorithm="RS256",
+            )
+        )
     # A provider cannot issue tickets: only we do, and they carry the namespaced name.
     with pytest.raises(AuthError):
-        tokens.verify(jwt.encode(claims(NOW, typ=TICKET), rsa_private_pem(), algorithm="RS256"), TICKET)
+        tokens.verify(
+            jwt.encode(claims(NOW, typ=TICKET), rsa_private_pem(), algorithm="RS256"),
+            TICKET,
+        )
     # Our own HS256 tokens are local names, never namespaced.
     local, _ = tokens.issue("grace")
     assert tokens.verify(local).user == "grace"

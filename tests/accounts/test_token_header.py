@@ -19,7 +19,9 @@ def segment(value: object) -> str:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), max_size=200))
+@given(
+    st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), max_size=200)
+)
 def test_any_ascii_token_is_accepted_or_refused_with_auth_error(token: str):
     with pytest.raises(AuthError):
         TOKENS.verify(token)

@@ -32,7 +32,9 @@ MATRIX: dict[str, tuple[str | None, str | None]] = {
 
 def test_every_command_of_the_wire_protocol_has_a_rule_and_a_row() -> None:
     assert set(RULES) == set(typing.get_args(wire.Command))
-    assert {type(command) for command in COMMANDS.values()} == set(RULES) and set(MATRIX) == set(COMMANDS)
+    assert {type(command) for command in COMMANDS.values()} == set(RULES) and set(
+        MATRIX
+    ) == set(COMMANDS)
 
 
 @pytest.mark.parametrize("joined", [True, False], ids=["member", "non-member"])
@@ -45,10 +47,15 @@ def test_the_matrix(name: str, joined: bool) -> None:
     with pytest.raises(ChatError) as refused:
         authorize(COMMANDS[name], lambda room: joined)
     assert refused.value.code == expected
-    assert refused.value.ref == getattr(COMMANDS[name], "ref", None)  # a say's ref comes back with the refusal
+    assert refused.value.ref == getattr(
+        COMMANDS[name], "ref", None
+    )  # a say's ref comes back with the refusal
 
 
-@given(rooms=st.sets(st.sampled_from(["a", "b", "c", "d"])), room=st.sampled_from(["a", "b", "c", "d"]))
+@given(
+    rooms=st.sets(st.sampled_from(["a", "b", "c", "d"])),
+    room=st.sampled_from(["a", "b", "c", "d"]),
+)
 def test_a_non_member_never_reads_a_room(rooms: set[str], room: str) -> None:
     """Whatever else the connection joined, history, who and say of a room it is not in are refused."""
     for command in (wire.HistoryRequest(room), wire.Who(room), wire.Say(room, "x")):

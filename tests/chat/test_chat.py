@@ -41,7 +41,9 @@ StartChat = Callable[..., Awaitable[Server]]
 
 
 @pytest.fixture
-def start_chat(start_server, db_url: str | None, request: pytest.FixtureRequest) -> StartChat:
+def start_chat(
+    start_server, db_url: str | None, request: pytest.FixtureRequest
+) -> StartChat:
     """Start a full server on the parametrized database; logins are not rate-limited here,
     and chat frames are not either in a test that asks for ``no_rate_limit``."""
 
@@ -59,7 +61,10 @@ def start_chat(start_server, db_url: str | None, request: pytest.FixtureRequest)
 
 
 #: For floods: the per-connection frame limit made huge.
-UNLIMITED_CHAT: dict[str, object] = {"chat_message_burst": 10**9, "chat_messages_per_s": 10.0**9}
+UNLIMITED_CHAT: dict[str, object] = {
+    "chat_message_burst": 10**9,
+    "chat_messages_per_s": 10.0**9,
+}
 
 
 @pytest.fixture
@@ -79,7 +84,12 @@ async def all_history(client: ChatClient, room: str) -> list[dict]:
     pages: list[list[dict]] = []
     before: int | None = None
     while True:
-        page = await history(client, room, limit=chat.MAX_HISTORY_LIMIT, **({"before": before} if before else {}))
+        page = await history(
+            client,
+            room,
+            limit=chat.MAX_HISTORY_LIMIT,
+            **({"before": before} if before else {}),
+        )
         if not page:
             break
         pages.append(page)
@@ -105,10 +115,19 @@ def assert_gapless(ids: list[int], first: int, last: int, who: str = "") -> None
 # -- messages: to every member once, in order; stamped; acked first --------------------
 
 
-async def test_every_member_gets_every_message_of_its_room_once_in_order(start_chat: StartChat) -> None:
+async def test_every_member_gets_every_message_of_its_room_once_in_order(
+    start_chat: StartChat,
+) -> None:
     server = await start_chat()
     names = ["ann", "ben", "cat", "dan", "eve", "fay"]
-    rooms_of = {"ann": ["lobby"], "ben": ["lobby"], "cat": ["lobby", "dev"], "dan": ["dev"], "eve": ["dev"], "fay": ["lobby"]}
+    rooms_of = {
+        "ann": ["lobby"],
+        "ben": ["lobby"],
+        "cat": ["lobby", "dev"],
+        "dan": ["dev"],
+        "eve": ["dev"],
+        "fay": ["lobby"],
+    }
     async with chatting(server, *names) as connected:
         clients = dict(zip(names, connected, strict=True))
         for name, rooms in rooms_of.items():
@@ -124,7 +143,13 @@ async def test_every_member_gets_every_message_of_its_room_once_in_order(start_c
                 ref, text = f"{name}-{i}", f"{name} says {i} in {room}"
                 sent[room][ref] = text
                 # a client cannot speak as someone else: "user" in the frame is ignored
-                await client.send(type="say", room=room, text=text, ref=ref, user="ben" if name != "ben" else "ann")
+                await client.send(
+                    type="say",
+                    room=room,
+                    text=text,
+                    ref=ref,
+                    user="ben" if name != "ben" else "ann",
+                )
 
         await asyncio.gather(*(talk(name) for name in names))
         totals = {room: len(refs) for room, refs in sent.items()}
@@ -141,36 +166,58 @@ async def test_every_member_gets_every_message_of_its_room_once_in_order(start_c
                 room = rooms_of[name][i % len(rooms_of[name])]
                 assert ack == {"type": "ack", "ref": ref, "room": room, "id": ack["id"]}
                 position = client.frames.index(ack)
-                mine = [f for f in client.frames if f["type"] == "message" and f["room"] == room and f["id"] == ack["id"]]
-                assert len(mine) == 1 and client.frames.index(mine[0]) > position, f"{ref}: message before its ack"
-                assert mine[0]["user"] == name, "the server stamps the user from the token"
+                mine = [
+                    f
+                    for f in client.frames
+                    if f["type"] == "message"
+                    and f["room"] == room
+                    and f["id"] == ack["id"]
+                ]
+                assert len(mine) == 1 and client.frames.index(mine[0]) > position, (
+                    f"{ref}: message before its ack"
+                )
+                assert mine[0]["user"] == name, (
+                    "the server stamps the user from the token"
+                )
                 assert mine[0]["text"] == sent[room][ref]
 
         for name, client in clients.items():
             for room in ("lobby", "dev"):
                 messages = client.messages(room)
                 if room not in rooms_of[name]:
-                    assert messages == [], f"{name} got messages of {room}, a room it is not in"
+                    assert messages == [], (
+                        f"{name} got messages of {room}, a room it is not in"
+                    )
                     continue
-                assert_gapless([m["id"] for m in messages], 1, totals[room], f"{name}/{room}")
+                assert_gapless(
+                    [m["id"] for m in messages], 1, totals[room], f"{name}/{room}"
+                )
                 for m in messages:
                     assert set(m) == {"type", "room", "id", "user", "text", "ts"}
                     assert m["text"].startswith(f"{m['user']} says ")
                     previous = stored[room].setdefault(m["id"], m)
-                    assert previous == m, "two members got different messages under one id"
+                    assert previous == m, (
+                        "two members got different messages under one id"
+                    )
         # each (room, id) is one message: all members agree, and every sent text is there once
         for room in ("lobby", "dev"):
-            assert sorted(m["text"] for m in stored[room].values()) == sorted(sent[room].values())
+            assert sorted(m["text"] for m in stored[room].values()) == sorted(
+                sent[room].values()
+            )
 
 
-async def test_a_compressed_member_gets_the_same_messages(start_chat: StartChat) -> None:
+async def test_a_compressed_member_gets_the_same_messages(
+    start_chat: StartChat,
+) -> None:
     """A permessage-deflate member gets its own frames; the content is the same as for the others."""
     server = await start_chat()
     tokens = await new_users(server, "ann", "ben")
     plain = await connect_chat(server, tokens["ann"], "ann")
     deflated = await connect_chat(server, tokens["ben"], "ben", compression="deflate")
     try:
-        assert deflated.ws.response.headers.get("Sec-WebSocket-Extensions", "").startswith("permessage-deflate")
+        assert deflated.ws.response.headers.get(
+            "Sec-WebSocket-Extensions", ""
+        ).startswith("permessage-deflate")
         await plain.join("lobby")
         await deflated.join("lobby")
         for i in range(5):
@@ -182,7 +229,9 @@ async def test_a_compressed_member_gets_the_same_messages(start_chat: StartChat)
         await close_quietly(plain, deflated)
 
 
-async def test_say_needs_a_join_and_a_member_is_told_its_own_rooms(start_chat: StartChat) -> None:
+async def test_say_needs_a_join_and_a_member_is_told_its_own_rooms(
+    start_chat: StartChat,
+) -> None:
     server = await start_chat()
     async with chatting(server, "ann") as (ann,):
         assert ann.frames[0] == {"type": "welcome", "user": "ann", "rooms": ["lobby"]}
@@ -190,17 +239,29 @@ async def test_say_needs_a_join_and_a_member_is_told_its_own_rooms(start_chat: S
         error = await ann.wait_frame("error", ref="early")
         assert error["code"] == chat.NOT_JOINED
         joined = await ann.join("lobby")
-        assert joined == {"type": "joined", "room": "lobby", "users": ["ann"], "last_id": 0}
+        assert joined == {
+            "type": "joined",
+            "room": "lobby",
+            "users": ["ann"],
+            "last_id": 0,
+        }
         start = len(ann.frames)
         await ann.send(type="join", room="lobby", ref="again")
-        assert (await ann.wait_frame("error", start=start))["code"] == chat.BAD_ROOM  # already in it
+        assert (await ann.wait_frame("error", start=start))[
+            "code"
+        ] == chat.BAD_ROOM  # already in it
         await ann.send(type="leave", room="dev")
-        assert (await ann.wait_frame("error", start=start + 1))["code"] == chat.NOT_JOINED
+        assert (await ann.wait_frame("error", start=start + 1))[
+            "code"
+        ] == chat.NOT_JOINED
         await ann.say("lobby", "now", ref="now")
         assert (await ann.wait_ack("now"))["id"] == 1
         start = len(ann.frames)
         await ann.send(type="leave", room="lobby")
-        assert await ann.wait_frame("left", start=start) == {"type": "left", "room": "lobby"}
+        assert await ann.wait_frame("left", start=start) == {
+            "type": "left",
+            "room": "lobby",
+        }
         await ann.say("lobby", "gone", ref="gone")
         assert (await ann.wait_frame("error", ref="gone"))["code"] == chat.NOT_JOINED
         await ann.join("lobby", since=0)
@@ -214,7 +275,9 @@ async def test_too_many_rooms(start_chat: StartChat) -> None:
             await ann.join(room)
         start = len(ann.frames)
         await ann.send(type="join", room="r4")
-        assert (await ann.wait_frame("error", start=start))["code"] == chat.TOO_MANY_ROOMS
+        assert (await ann.wait_frame("error", start=start))[
+            "code"
+        ] == chat.TOO_MANY_ROOMS
         await ann.send(type="leave", room="r1")
         await ann.join("r4")  # leaving makes room for another
 
@@ -228,26 +291,42 @@ async def test_presence_with_two_tabs(start_chat: StartChat) -> None:
         assert (await bob.join("lobby"))["users"] == ["bob"]
         assert (await tab1.join("lobby"))["users"] == ["ann", "bob"]
         await bob.wait_frame("presence", room="lobby", user="ann", event="joined")
-        assert (await tab2.join("lobby"))["users"] == ["ann", "bob"]  # the `joined` answer lists users
+        assert (await tab2.join("lobby"))["users"] == [
+            "ann",
+            "bob",
+        ]  # the `joined` answer lists users
         assert await sync(bob) == ["ann", "bob"]  # `who` → `members`
-        assert len(bob.of_type("presence", user="ann", event="joined")) == 1, "the second tab joined again"
-        assert tab1.of_type("presence", user="ann") == [] and tab2.of_type("presence") == []
+        assert len(bob.of_type("presence", user="ann", event="joined")) == 1, (
+            "the second tab joined again"
+        )
+        assert (
+            tab1.of_type("presence", user="ann") == []
+            and tab2.of_type("presence") == []
+        )
 
         await tab1.close()
         assert await sync(bob) == ["ann", "bob"]
-        assert bob.of_type("presence", event="left") == [], "ann left while a tab is still open"
+        assert bob.of_type("presence", event="left") == [], (
+            "ann left while a tab is still open"
+        )
 
         # an explicit leave of the last tab is a departure too; joining again is an arrival
         start = len(bob.frames)
         await tab2.send(type="leave", room="lobby")
         await tab2.wait_frame("left", room="lobby")
-        await bob.wait_frame("presence", start=start, room="lobby", user="ann", event="left")
+        await bob.wait_frame(
+            "presence", start=start, room="lobby", user="ann", event="left"
+        )
         await tab2.join("lobby")
-        await bob.wait_frame("presence", start=start, room="lobby", user="ann", event="joined")
+        await bob.wait_frame(
+            "presence", start=start, room="lobby", user="ann", event="joined"
+        )
 
         start = len(bob.frames)
         await tab2.close()
-        await bob.wait_frame("presence", start=start, room="lobby", user="ann", event="left")
+        await bob.wait_frame(
+            "presence", start=start, room="lobby", user="ann", event="left"
+        )
         assert await sync(bob) == ["bob"]
         assert len(bob.of_type("presence", start=start)) == 1
 
@@ -271,13 +350,20 @@ async def test_a_non_member_learns_nothing_of_a_room_neither_its_members_nor_its
         await ann.join("secret")
         await ann.say("secret", "the plan", ref="p")
         await ann.wait_ack("p")
-        for asked in ({"type": "who", "room": "secret"}, {"type": "history", "room": "secret"}):
+        for asked in (
+            {"type": "who", "room": "secret"},
+            {"type": "history", "room": "secret"},
+        ):
             start = len(bob.frames)
             await bob.send(**asked)
             refused = await bob.wait_frame("error", start=start)
             assert refused["code"] == "not_joined", refused
         assert bob.of_type("members") == [] and bob.of_type("history") == []
-        assert not [frame for frame in bob.frames if "the plan" in str(frame) or "ann" in str(frame.get("users", ""))]
+        assert not [
+            frame
+            for frame in bob.frames
+            if "the plan" in str(frame) or "ann" in str(frame.get("users", ""))
+        ]
 
 
 # -- malformed frames over the wire --------------------------------------------------------
@@ -302,29 +388,41 @@ async def test_each_malformed_frame_gets_its_error_and_the_connection_goes_on(
         assert len(ann.of_type("error")) == len(BAD_CASES)
         # nothing malformed was stored or sent to others: bob got exactly the good messages
         await bob.wait_message_id("lobby", len(BAD_CASES))
-        assert [m["text"] for m in bob.messages("lobby")] == [f"after {name}" for name, *_ in BAD_CASES]
+        assert [m["text"] for m in bob.messages("lobby")] == [
+            f"after {name}" for name, *_ in BAD_CASES
+        ]
 
 
-async def test_history_with_an_id_beyond_bigint_is_a_bad_field_not_a_store_failure(start_chat: StartChat) -> None:
+async def test_history_with_an_id_beyond_bigint_is_a_bad_field_not_a_store_failure(
+    start_chat: StartChat,
+) -> None:
     server = await start_chat()
     async with chatting(server, "ann") as (ann,):
         await ann.join("lobby")
         for fields in ({"before": 2**63}, {"before": 10**30}):
             start = len(ann.frames)
             await ann.send(type="history", room="lobby", **fields)
-            assert (await ann.wait_frame("error", start=start))["code"] == chat.BAD_FIELD
+            assert (await ann.wait_frame("error", start=start))[
+                "code"
+            ] == chat.BAD_FIELD
         assert await history(ann, "lobby", before=2**63 - 1) == []
 
 
-async def test_a_text_no_database_can_hold_does_not_fail_other_messages(start_chat: StartChat) -> None:
+async def test_a_text_no_database_can_hold_does_not_fail_other_messages(
+    start_chat: StartChat,
+) -> None:
     """NUL (PostgreSQL) or a lone surrogate (any UTF-8): refused at once, never part of a stored batch."""
     server = await start_chat()
     async with chatting(server, "ann", "bob") as (ann, bob):
         await ann.join("lobby")
         await bob.join("lobby")
         await asyncio.gather(
-            ann.send_raw('{"type":"say","room":"lobby","text":"nul \\u0000 here","ref":"nul"}'),
-            ann.send_raw('{"type":"say","room":"lobby","text":"half \\udc00 char","ref":"sur"}'),
+            ann.send_raw(
+                '{"type":"say","room":"lobby","text":"nul \\u0000 here","ref":"nul"}'
+            ),
+            ann.send_raw(
+                '{"type":"say","room":"lobby","text":"half \\udc00 char","ref":"sur"}'
+            ),
             bob.say("lobby", "fine", ref="fine"),
         )
         assert (await ann.wait_frame("error", ref="nul"))["code"] == chat.BAD_FIELD
@@ -332,13 +430,18 @@ async def test_a_text_no_database_can_hold_does_not_fail_other_messages(start_ch
         assert (await bob.wait_ack("fine"))["id"] == 1
         await ann.say("lobby", "still here", ref="after")
         assert (await ann.wait_ack("after"))["id"] == 2
-        assert [m["text"] for m in await history(ann, "lobby")] == ["fine", "still here"]
+        assert [m["text"] for m in await history(ann, "lobby")] == [
+            "fine",
+            "still here",
+        ]
 
 
 # -- rate limit ------------------------------------------------------------------------------
 
 
-async def test_frames_over_the_rate_are_dropped_unparsed_with_one_rate_limited(start_chat: StartChat) -> None:
+async def test_frames_over_the_rate_are_dropped_unparsed_with_one_rate_limited(
+    start_chat: StartChat,
+) -> None:
     """1,000 bad frames are not answered 1,000 times: past the bucket they are dropped unread, and one
     ``rate_limited`` (without a ref, the frame was never read) tells the client per stretch of dropping."""
     server = await start_chat()
@@ -348,8 +451,12 @@ async def test_frames_over_the_rate_are_dropped_unparsed_with_one_rate_limited(s
         start = len(ann.frames)
         for _ in range(flood):
             await ann.send_raw("{not json")
-        await ann.say("lobby", "behind the garbage", ref="after")  # dropped too: no answer of its own
-        for attempt in range(200):  # then, once tokens are back, the connection is served again
+        await ann.say(
+            "lobby", "behind the garbage", ref="after"
+        )  # dropped too: no answer of its own
+        for attempt in range(
+            200
+        ):  # then, once tokens are back, the connection is served again
             await ann.say("lobby", "later", ref=f"later{attempt}")
             await asyncio.sleep(0.05)
             if any(f"later{n}" in ann.acks for n in range(attempt + 1)):
@@ -357,16 +464,29 @@ async def test_frames_over_the_rate_are_dropped_unparsed_with_one_rate_limited(s
         else:
             raise AssertionError("the rate limit never let a message through again")
         answers = ann.frames[start:]
-        bad_json = [f for f in answers if f["type"] == "error" and f["code"] == chat.BAD_JSON]
-        limited = [f for f in answers if f["type"] == "error" and f["code"] == chat.RATE_LIMITED]
+        bad_json = [
+            f for f in answers if f["type"] == "error" and f["code"] == chat.BAD_JSON
+        ]
+        limited = [
+            f
+            for f in answers
+            if f["type"] == "error" and f["code"] == chat.RATE_LIMITED
+        ]
         assert limited and all("ref" not in f or f["ref"] is None for f in limited)
-        assert len(bad_json) >= DEFAULT_CHAT_MESSAGE_BURST - 1  # the bucket's worth was read and answered
-        assert len(bad_json) + len(limited) < flood // 10, (len(bad_json), len(limited))  # was one each: 1,000
+        assert (
+            len(bad_json) >= DEFAULT_CHAT_MESSAGE_BURST - 1
+        )  # the bucket's worth was read and answered
+        assert len(bad_json) + len(limited) < flood // 10, (
+            len(bad_json),
+            len(limited),
+        )  # was one each: 1,000
         assert "after" not in ann.acks and "after" not in ann.errors
         assert not ann.done
 
 
-async def test_a_burst_beyond_the_bucket_is_rate_limited_and_the_connection_stays(start_chat: StartChat) -> None:
+async def test_a_burst_beyond_the_bucket_is_rate_limited_and_the_connection_stays(
+    start_chat: StartChat,
+) -> None:
     server = await start_chat()
     async with chatting(server, "ann") as (ann,):
         await ann.join("lobby")  # one token
@@ -375,13 +495,16 @@ async def test_a_burst_beyond_the_bucket_is_rate_limited_and_the_connection_stay
         for i in range(burst):
             await ann.say("lobby", f"burst {i}", ref=f"b{i}")
         await ann.wait_until(
-            lambda: ann.of_type("error", start, code=chat.RATE_LIMITED), what="the rate_limited notice"
+            lambda: ann.of_type("error", start, code=chat.RATE_LIMITED),
+            what="the rate_limited notice",
         )
         await asyncio.sleep(0.2)  # every ack of what was read is in
         acked = [f"b{i}" for i in range(burst) if f"b{i}" in ann.acks]
         assert len(acked) >= DEFAULT_CHAT_MESSAGE_BURST - 1
         assert len(acked) < burst, "a burst three times the bucket was not limited"
-        assert not ann.errors  # dropped frames get no answer of their own, only the one notice
+        assert (
+            not ann.errors
+        )  # dropped frames get no answer of their own, only the one notice
         assert not ann.done
         # dropped messages were not stored; the connection is still served once tokens come back
         assert len(await all_history_retrying(ann, "lobby")) == len(acked)
@@ -426,12 +549,23 @@ async def test_history_pagination(start_chat: StartChat, no_rate_limit: None) ->
         newest = await history(bob, "lobby", limit=10)
         assert [m["id"] for m in newest] == list(range(16, 26))
         assert texts(newest) == [flood_text("h", i, 64) for i in range(15, 25)]
-        assert all(m["user"] == "ann" and m["room"] == "lobby" and m["type"] == "message" for m in newest)
-        assert [m["id"] for m in await history(ann, "lobby", before=16, limit=10)] == list(range(6, 16))
-        assert [m["id"] for m in await history(ann, "lobby", before=6, limit=10)] == list(range(1, 6))
+        assert all(
+            m["user"] == "ann" and m["room"] == "lobby" and m["type"] == "message"
+            for m in newest
+        )
+        assert [
+            m["id"] for m in await history(ann, "lobby", before=16, limit=10)
+        ] == list(range(6, 16))
+        assert [
+            m["id"] for m in await history(ann, "lobby", before=6, limit=10)
+        ] == list(range(1, 6))
         assert await history(ann, "lobby", before=1, limit=10) == []
-        assert [m["id"] for m in await history(ann, "lobby")] == list(range(1, 26))  # default limit 50
-        assert [m["id"] for m in await history(ann, "lobby", before=1000)] == list(range(1, 26))
+        assert [m["id"] for m in await history(ann, "lobby")] == list(
+            range(1, 26)
+        )  # default limit 50
+        assert [m["id"] for m in await history(ann, "lobby", before=1000)] == list(
+            range(1, 26)
+        )
         await ann.join("dev")
         await ann.join("nowhere")
         assert [m["id"] for m in await history(ann, "dev")] == [1, 2, 3]
@@ -441,7 +575,9 @@ async def test_history_pagination(start_chat: StartChat, no_rate_limit: None) ->
         capped = await history(ann, "lobby", limit=10_000)
         assert len(capped) == chat.MAX_HISTORY_LIMIT
         assert capped[-1]["id"] == 25 + chat.MAX_HISTORY_LIMIT
-        assert [m["id"] for m in await all_history(ann, "lobby")] == list(range(1, 26 + chat.MAX_HISTORY_LIMIT))
+        assert [m["id"] for m in await all_history(ann, "lobby")] == list(
+            range(1, 26 + chat.MAX_HISTORY_LIMIT)
+        )
         # a history answer equals what members got live
         await ann.wait_message_id("lobby", 25 + chat.MAX_HISTORY_LIMIT)
         assert await all_history(ann, "lobby") == ann.messages("lobby")
@@ -454,20 +590,28 @@ async def test_history_pagination(start_chat: StartChat, no_rate_limit: None) ->
 async def test_join_with_since_during_a_flood_gets_every_id_once(
     start_chat: StartChat, no_rate_limit: None, replay_page: int
 ) -> None:
-    server = await start_chat(chat_replay_page_messages=replay_page)  # small pages: many store round trips
+    server = await start_chat(
+        chat_replay_page_messages=replay_page
+    )  # small pages: many store round trips
     tokens = await new_users(server, "ann", "bob")
     bob = await connect_chat(server, tokens["bob"], "bob", keep_messages=False)
     await bob.join("lobby")
     sent = 0
     try:
         for round_ in range(5):
-            flood = asyncio.create_task(bob.flood("lobby", 300, prefix=f"f{round_}-", window=8))
+            flood = asyncio.create_task(
+                bob.flood("lobby", 300, prefix=f"f{round_}-", window=8)
+            )
             await bob.wait_ack(f"f{round_}-20")  # the flood is under way
             current = bob.acks[f"f{round_}-20"]["id"]
             choices = [0, sent, current - 3, current, current + 10_000, None]
             joiners = []
-            for since in choices:  # several joins at different points of the flood, each racing it
-                client = await connect_chat(server, tokens["ann"], "ann", keep_messages=False)
+            for since in (
+                choices
+            ):  # several joins at different points of the flood, each racing it
+                client = await connect_chat(
+                    server, tokens["ann"], "ann", keep_messages=False
+                )
                 joined = await client.join("lobby", since=since)
                 joiners.append((client, since, joined))
                 await asyncio.sleep(0)
@@ -475,8 +619,14 @@ async def test_join_with_since_during_a_flood_gets_every_id_once(
             sent = ids[-1]
             for client, since, joined in joiners:
                 await client.wait_message_id("lobby", sent)
-                first = (joined["last_id"] if since is None else min(since, joined["last_id"])) + 1
-                assert_gapless(client.ids["lobby"], first, sent, f"round {round_} since={since}")
+                first = (
+                    joined["last_id"]
+                    if since is None
+                    else min(since, joined["last_id"])
+                ) + 1
+                assert_gapless(
+                    client.ids["lobby"], first, sent, f"round {round_} since={since}"
+                )
             await close_quietly(*(client for client, _, _ in joiners))
         assert_gapless(bob.ids["lobby"], 1, sent, "the flooder")
     finally:
@@ -505,7 +655,9 @@ async def test_reconnect_and_resume(start_chat: StartChat, no_rate_limit: None) 
         await ann.wait_message_id("lobby", 80)
         messages = ann.messages("lobby")
         assert_gapless([m["id"] for m in messages], 31, 80, "resumed")
-        expected = [flood_text("b", i, 64) for i in range(40)] + [flood_text("c", i, 64) for i in range(10)]
+        expected = [flood_text("b", i, 64) for i in range(40)] + [
+            flood_text("c", i, 64) for i in range(10)
+        ]
         assert [m["text"] for m in messages] == expected
         # the replayed ones came after `joined`, as the protocol says
         assert ann.frames.index(joined) < ann.frames.index(messages[0])
@@ -513,7 +665,9 @@ async def test_reconnect_and_resume(start_chat: StartChat, no_rate_limit: None) 
         await close_quietly(ann, bob)
 
 
-async def test_join_leave_join_at_once_replays_once(start_chat: StartChat, no_rate_limit: None) -> None:
+async def test_join_leave_join_at_once_replays_once(
+    start_chat: StartChat, no_rate_limit: None
+) -> None:
     """A replay still running when its client leaves (and joins again) must stop, not replay twice."""
     server = await start_chat()
     async with chatting(server, "bob", "ann") as (bob, ann):
@@ -521,7 +675,10 @@ async def test_join_leave_join_at_once_replays_once(start_chat: StartChat, no_ra
         await bob.flood("lobby", 50, prefix="x", window=50)
         for round_ in range(3):
             start = len(ann.frames)
-            frames = [{"type": "join", "room": "lobby", "since": 0}, {"type": "leave", "room": "lobby"}] * 2
+            frames = [
+                {"type": "join", "room": "lobby", "since": 0},
+                {"type": "leave", "room": "lobby"},
+            ] * 2
             frames.append({"type": "join", "room": "lobby", "since": 0})
             for frame in frames:  # written back to back: one read on the server
                 await ann.send_raw(json.dumps(frame))
@@ -529,10 +686,18 @@ async def test_join_leave_join_at_once_replays_once(start_chat: StartChat, no_ra
             last_left = ann.frames.index(ann.of_type("left", start)[-1])
             joined = await ann.wait_frame("joined", start=last_left)
             await ann.wait_message_id("lobby", 50)
-            after = [f["id"] for f in ann.frames[ann.frames.index(joined):] if f["type"] == "message"]
+            after = [
+                f["id"]
+                for f in ann.frames[ann.frames.index(joined) :]
+                if f["type"] == "message"
+            ]
             assert_gapless(after, 1, 50, f"round {round_} after the last join")
             assert await sync(ann) == ["ann", "bob"]
-            after = [f["id"] for f in ann.frames[ann.frames.index(joined):] if f["type"] == "message"]
+            after = [
+                f["id"]
+                for f in ann.frames[ann.frames.index(joined) :]
+                if f["type"] == "message"
+            ]
             assert_gapless(after, 1, 50, f"round {round_}: a late replay")
             assert len(ann.of_type("joined", last_left)) == 1
             start = len(ann.frames)
@@ -551,7 +716,9 @@ def rss_bytes() -> int:
     raise AssertionError("no VmRSS in /proc/self/status")
 
 
-async def test_a_slow_consumer_is_closed_and_fast_ones_get_everything(start_chat: StartChat, no_rate_limit: None) -> None:
+async def test_a_slow_consumer_is_closed_and_fast_ones_get_everything(
+    start_chat: StartChat, no_rate_limit: None
+) -> None:
     # ~12 MB in all: well beyond what the slow socket's kernel buffers (the server's send buffer
     # autotunes to a few MiB), the transport's high water and the outbox hold together.
     readers_count, messages, size = 50, 3000, chat.MAX_TEXT_CHARS
@@ -580,7 +747,9 @@ async def test_a_slow_consumer_is_closed_and_fast_ones_get_everything(start_chat
         assert (await healthz(server.port))["slow_consumers_closed"] == 0
         before = rss_bytes()
 
-        ids = await sender.flood("lobby", messages, prefix="s", size=size, window=64, timeout=TIMEOUT_S * 3)
+        ids = await sender.flood(
+            "lobby", messages, prefix="s", size=size, window=64, timeout=TIMEOUT_S * 3
+        )
         assert ids == list(range(1, messages + 1))
         for reader in readers:
             await reader.wait_message_id("lobby", messages, timeout=TIMEOUT_S * 6)
@@ -592,7 +761,9 @@ async def test_a_slow_consumer_is_closed_and_fast_ones_get_everything(start_chat
         # the slow one was closed, and only it; memory stayed bounded meanwhile
         assert (await healthz(server.port))["slow_consumers_closed"] == 1
         after = rss_bytes()
-        assert after - before < 100 * 1024 * 1024, f"RSS grew by {(after - before) >> 20} MiB"
+        assert after - before < 100 * 1024 * 1024, (
+            f"RSS grew by {(after - before) >> 20} MiB"
+        )
 
         # what the slow one finally reads: its frames in order, then 1008 "slow consumer" (EOF would
         # also do, had the close timed out first: close_timeout_s is long here so it cannot); nothing after
@@ -604,12 +775,20 @@ async def test_a_slow_consumer_is_closed_and_fast_ones_get_everything(start_chat
         assert got == list(range(1, len(got) + 1)) and len(got) < messages
         if not eof:
             opcode, payload = frames[-1]
-            assert opcode == 0x8 and close_code(payload) == 1008 and payload[2:] == b"slow consumer"
+            assert (
+                opcode == 0x8
+                and close_code(payload) == 1008
+                and payload[2:] == b"slow consumer"
+            )
             assert [op for op, _ in frames].count(0x8) == 1
-            await slow.send(masked_frame(0x8, payload[:2]))  # finish the closing handshake
+            await slow.send(
+                masked_frame(0x8, payload[:2])
+            )  # finish the closing handshake
             rest, closed = await slow.read_to_eof(TIMEOUT_S)
             assert closed and rest == b"", f"after the close frame: {rest[:60]!r}"
-        await sender.wait_frame("presence", user="slow", event="left", timeout=TIMEOUT_S * 3)
+        await sender.wait_frame(
+            "presence", user="slow", event="left", timeout=TIMEOUT_S * 3
+        )
         assert (await healthz(server.port))["websockets"] == readers_count + 1
     finally:
         slow.close()
@@ -620,11 +799,17 @@ async def test_a_replay_larger_than_the_outbox_does_not_close_the_client(
     start_chat: StartChat, no_rate_limit: None
 ) -> None:
     """A reconnecting client with a long backlog is fed at the pace of its socket, not closed as slow."""
-    server = await start_chat(outbox_max_bytes=64 * 1024, outbox_max_messages=64, write_high_water_bytes=16 * 1024)
+    server = await start_chat(
+        outbox_max_bytes=64 * 1024,
+        outbox_max_messages=64,
+        write_high_water_bytes=16 * 1024,
+    )
     tokens = await new_users(server, "ann", "bob")
     bob = await connect_chat(server, tokens["bob"], "bob", keep_messages=False)
     await bob.join("lobby")
-    await bob.flood("lobby", 2000, prefix="p", size=512, window=32, timeout=TIMEOUT_S * 3)
+    await bob.flood(
+        "lobby", 2000, prefix="p", size=512, window=32, timeout=TIMEOUT_S * 3
+    )
     ann = await connect_chat(server, tokens["ann"], "ann", keep_messages=False)
     try:
         await ann.join("lobby", since=0)
@@ -638,7 +823,9 @@ async def test_a_replay_larger_than_the_outbox_does_not_close_the_client(
 # -- restart and shutdown ------------------------------------------------------------------------
 
 
-async def test_messages_survive_a_restart_and_ids_continue(start_chat: StartChat, no_rate_limit: None) -> None:
+async def test_messages_survive_a_restart_and_ids_continue(
+    start_chat: StartChat, no_rate_limit: None
+) -> None:
     server = await start_chat()
     data_dir = server.config.data_dir
     tokens = await new_users(server, "ann", "bob")
@@ -658,7 +845,9 @@ async def test_messages_survive_a_restart_and_ids_continue(start_chat: StartChat
     server = await start_chat(data_dir=data_dir)
     token = await login(server.port, "ann")  # the accounts survive too
     ann = await connect_chat(server, token, "ann")
-    bob = await connect_chat(server, tokens["bob"], "bob")  # and the signing secret: old tokens still work
+    bob = await connect_chat(
+        server, tokens["bob"], "bob"
+    )  # and the signing secret: old tokens still work
     try:
         joined = await ann.join("lobby", since=10)
         assert joined["last_id"] == 12
@@ -678,7 +867,9 @@ async def test_messages_survive_a_restart_and_ids_continue(start_chat: StartChat
         await close_quietly(ann, bob)
 
 
-async def test_shutdown_stores_every_accepted_message(start_chat: StartChat, no_rate_limit: None) -> None:
+async def test_shutdown_stores_every_accepted_message(
+    start_chat: StartChat, no_rate_limit: None
+) -> None:
     """Messages still waiting for their commit when the server stops are stored: none acked is lost."""
     server = await start_chat()
     data_dir = server.config.data_dir
@@ -689,7 +880,9 @@ async def test_shutdown_stores_every_accepted_message(start_chat: StartChat, no_
 
     async def slow_append(batch):
         commits_started.set()
-        await asyncio.sleep(0.02)  # commits take a while: submissions pile up behind them
+        await asyncio.sleep(
+            0.02
+        )  # commits take a while: submissions pile up behind them
         return await real_append(batch)
 
     store.append_messages = slow_append  # type: ignore[method-assign]
@@ -703,10 +896,14 @@ async def test_shutdown_stores_every_accepted_message(start_chat: StartChat, no_
     handler.writer.submit = counting_submit  # type: ignore[method-assign]
 
     tokens = await new_users(server, "ann", "bob")
-    clients = [await connect_chat(server, tokens[name], name) for name in ("ann", "bob")]
+    clients = [
+        await connect_chat(server, tokens[name], name) for name in ("ann", "bob")
+    ]
     for client in clients:
         await client.join("lobby")
-    texts = {client.user: [f"{client.user} {i}" for i in range(300)] for client in clients}
+    texts = {
+        client.user: [f"{client.user} {i}" for i in range(300)] for client in clients
+    }
 
     async def pour(client: ChatClient) -> None:
         with contextlib.suppress(Exception):  # the server going away stops the pour
@@ -722,7 +919,9 @@ async def test_shutdown_stores_every_accepted_message(start_chat: StartChat, no_
         await client.wait_closed()
     acked = sum(len(client.acks) for client in clients)
     assert acked, "nothing was acknowledged before the shutdown"
-    assert len(accepted) > acked, "the shutdown did not catch messages between submit and commit"
+    assert len(accepted) > acked, (
+        "the shutdown did not catch messages between submit and commit"
+    )
 
     server = await start_chat(data_dir=data_dir)
     reader = await connect_chat(server, await login(server.port, "ann"), "ann")
@@ -734,10 +933,16 @@ async def test_shutdown_stores_every_accepted_message(start_chat: StartChat, no_
         for client in clients:
             for ref, ack in client.acks.items():
                 message = by_id.get(ack["id"])
-                assert message is not None, f"acked {ref} (id {ack['id']}) is not stored"
-                assert message["text"] == texts[client.user][int(ref[len(client.user):])]
+                assert message is not None, (
+                    f"acked {ref} (id {ack['id']}) is not stored"
+                )
+                assert (
+                    message["text"] == texts[client.user][int(ref[len(client.user) :])]
+                )
                 assert message["user"] == client.user
-        assert sorted(m["text"] for m in stored) == sorted(accepted), "an accepted message was lost or doubled"
+        assert sorted(m["text"] for m in stored) == sorted(accepted), (
+            "an accepted message was lost or doubled"
+        )
     finally:
         await close_quietly(reader)
 
@@ -745,7 +950,9 @@ async def test_shutdown_stores_every_accepted_message(start_chat: StartChat, no_
 # -- failures and resources -----------------------------------------------------------------------
 
 
-async def test_a_failed_replay_can_be_joined_again(start_chat: StartChat, no_rate_limit: None) -> None:
+async def test_a_failed_replay_can_be_joined_again(
+    start_chat: StartChat, no_rate_limit: None
+) -> None:
     """`could not load …; join again` must be true: the failed join leaves the room."""
     server = await start_chat()
     store = chat_handler(server).store
@@ -772,7 +979,9 @@ async def test_a_failed_replay_can_be_joined_again(start_chat: StartChat, no_rat
         assert_gapless(ann.message_ids("lobby"), 1, 10, "joined again")
 
 
-async def test_a_closed_connection_is_not_kept_alive_by_the_rate_limiter(start_chat: StartChat) -> None:
+async def test_a_closed_connection_is_not_kept_alive_by_the_rate_limiter(
+    start_chat: StartChat,
+) -> None:
     """The per-connection buckets outlive connections: they must not hold the session (and its buffers)."""
     import gc
     import weakref
@@ -785,14 +994,20 @@ async def test_a_closed_connection_is_not_kept_alive_by_the_rate_limiter(start_c
     ref = weakref.ref(session)
     del session
     await ann.close()
-    await wait_until_true(lambda: not server.sessions, what="the server to drop the session")
+    await wait_until_true(
+        lambda: not server.sessions, what="the server to drop the session"
+    )
     for _ in range(3):
         gc.collect()
         await asyncio.sleep(0)
-    assert ref() is None, f"a closed session is still referenced by {[type(r).__name__ for r in gc.get_referrers(ref())]}"
+    assert ref() is None, (
+        f"a closed session is still referenced by {[type(r).__name__ for r in gc.get_referrers(ref())]}"
+    )
 
 
-async def wait_until_true(predicate: Callable[[], bool], *, timeout: float = TIMEOUT_S, what: str = "") -> None:
+async def wait_until_true(
+    predicate: Callable[[], bool], *, timeout: float = TIMEOUT_S, what: str = ""
+) -> None:
     try:
         async with asyncio.timeout(timeout):
             while not predicate():
@@ -801,7 +1016,9 @@ async def wait_until_true(predicate: Callable[[], bool], *, timeout: float = TIM
         raise AssertionError(f"no {what} within {timeout}s") from None
 
 
-async def test_shutdown_waits_for_a_replay_query_cut_short(start_chat: StartChat, db_url: str | None) -> None:
+async def test_shutdown_waits_for_a_replay_query_cut_short(
+    start_chat: StartChat, db_url: str | None
+) -> None:
     """A replay whose connection closes mid-query is cancelled; its database connection unwinds after.
     The shutdown must wait for that before closing the store, or the task hangs the loop's exit."""
     import sqlalchemy as sa
@@ -819,7 +1036,9 @@ async def test_shutdown_waits_for_a_replay_query_cut_short(start_chat: StartChat
 
     async def slow_messages_after(*args, **kwargs):
         started.set()
-        async with store.engine.connect() as conn:  # a query that is still running at shutdown
+        async with (
+            store.engine.connect() as conn
+        ):  # a query that is still running at shutdown
             await conn.execute(sa.text(slow_sql))
         return await real(*args, **kwargs)
 
@@ -833,8 +1052,11 @@ async def test_shutdown_waits_for_a_replay_query_cut_short(start_chat: StartChat
     await asyncio.wait_for(started.wait(), TIMEOUT_S)
     await asyncio.wait_for(server.shutdown(), TIMEOUT_S * 2)
     lingering = [
-        task for task in asyncio.all_tasks()
-        if "_catch_up" in repr(task) or "terminate" in repr(task).lower() or "_cancel" in repr(task)
+        task
+        for task in asyncio.all_tasks()
+        if "_catch_up" in repr(task)
+        or "terminate" in repr(task).lower()
+        or "_cancel" in repr(task)
     ]
     assert lingering == [], f"still running after the shutdown: {lingering}"
     await close_quietly(ann, bob)

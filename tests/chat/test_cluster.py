@@ -48,9 +48,18 @@ def no_rate_limit() -> dict[str, object]:
 
 
 @pytest.fixture
-def start_node(start_server, postgres_url: str, redis_server: RedisServer, request: pytest.FixtureRequest):
+def start_node(
+    start_server,
+    postgres_url: str,
+    redis_server: RedisServer,
+    request: pytest.FixtureRequest,
+):
     """A node on the shared PostgreSQL and Redis; without a frame limit when the test asks for ``no_rate_limit``."""
-    unlimited = request.getfixturevalue("no_rate_limit") if "no_rate_limit" in request.fixturenames else {}
+    unlimited = (
+        request.getfixturevalue("no_rate_limit")
+        if "no_rate_limit" in request.fixturenames
+        else {}
+    )
 
     async def start(**settings: object) -> Server:
         defaults: dict[str, object] = {
@@ -75,7 +84,9 @@ def assert_gapless(ids: list[int], first: int, last: int, who: str = "") -> None
     )
 
 
-async def try_upgrade(server: Server, target: str) -> tuple[int, bytes, tuple[asyncio.StreamReader, asyncio.StreamWriter] | None]:
+async def try_upgrade(
+    server: Server, target: str
+) -> tuple[int, bytes, tuple[asyncio.StreamReader, asyncio.StreamWriter] | None]:
     """An upgrade request: the status, the body, and on a 101 the open connection."""
     reader, writer = await open_raw(server.port)
     writer.write(upgrade_request(target, host=f"127.0.0.1:{server.port}"))
@@ -86,7 +97,9 @@ async def try_upgrade(server: Server, target: str) -> tuple[int, bytes, tuple[as
     return status, body, (reader, writer)
 
 
-async def welcome_user(connection: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None) -> str:
+async def welcome_user(
+    connection: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None,
+) -> str:
     assert connection is not None
     reader, writer = connection
     _, payload, _ = await read_frame(reader, TIMEOUT_S)
@@ -109,7 +122,9 @@ def bus(server: Server) -> RedisBus:
     return found
 
 
-async def members(nodes: list[Server], per_node: int, room: str = "lobby") -> list[tuple[Server, ChatClient]]:
+async def members(
+    nodes: list[Server], per_node: int, room: str = "lobby"
+) -> list[tuple[Server, ChatClient]]:
     """``per_node`` users on each node, every one joined to ``room``."""
     clients: list[tuple[Server, ChatClient]] = []
     for n, node in enumerate(nodes):
@@ -122,19 +137,34 @@ async def members(nodes: list[Server], per_node: int, room: str = "lobby") -> li
     return clients
 
 
-async def wait_all(clients: list[tuple[Server, ChatClient]], room: str, last: int) -> None:
-    await asyncio.gather(*(client.wait_message_id(room, last, timeout=WAIT_S) for _, client in clients))
+async def wait_all(
+    clients: list[tuple[Server, ChatClient]], room: str, last: int
+) -> None:
+    await asyncio.gather(
+        *(client.wait_message_id(room, last, timeout=WAIT_S) for _, client in clients)
+    )
 
 
-async def test_three_nodes_every_member_gets_every_message_once_in_order(start_node, no_rate_limit) -> None:
+async def test_three_nodes_every_member_gets_every_message_once_in_order(
+    start_node, no_rate_limit
+) -> None:
     nodes = [await start_node() for _ in range(3)]
     clients = await members(nodes, 2)
     try:
         per_sender = 40
-        senders = [client for _, client in clients]  # everyone talks, on every node at once
-        acked = await asyncio.gather(*(c.flood("lobby", per_sender, prefix=f"{c.user}-", window=8) for c in senders))
+        senders = [
+            client for _, client in clients
+        ]  # everyone talks, on every node at once
+        acked = await asyncio.gather(
+            *(
+                c.flood("lobby", per_sender, prefix=f"{c.user}-", window=8)
+                for c in senders
+            )
+        )
         total = per_sender * len(senders)
-        assert sorted(i for ids in acked for i in ids) == list(range(1, total + 1)), "the store gave ids 1..N"
+        assert sorted(i for ids in acked for i in ids) == list(range(1, total + 1)), (
+            "the store gave ids 1..N"
+        )
         await wait_all(clients, "lobby", total)
         for node, client in clients:
             assert_gapless(client.ids["lobby"], 1, total, f"{client.user}@{node.port}")
@@ -147,7 +177,10 @@ async def test_three_nodes_every_member_gets_every_message_once_in_order(start_n
 
 
 async def test_redis_killed_and_restarted_mid_traffic_loses_and_doubles_nothing(
-    start_node, no_rate_limit, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+    start_node,
+    no_rate_limit,
+    redis_server: RedisServer,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.WARNING, logger="rawws.bus")
     nodes = [await start_node() for _ in range(3)]
@@ -155,6 +188,7 @@ async def test_redis_killed_and_restarted_mid_traffic_loses_and_doubles_nothing(
     senders = [client for _, client in clients]
     per_sender = 120
     try:
+
         async def talk(client: ChatClient) -> list[int]:
             ids: list[int] = []
             for i in range(per_sender):
@@ -170,7 +204,9 @@ async def test_redis_killed_and_restarted_mid_traffic_loses_and_doubles_nothing(
         # while Redis is down every node keeps storing, acking and delivering to its own members
         down_acks = sum(len(c.acks) for c in senders)
         await asyncio.sleep(1.0)
-        assert sum(len(c.acks) for c in senders) > down_acks, "no message was acked while Redis was down"
+        assert sum(len(c.acks) for c in senders) > down_acks, (
+            "no message was acked while Redis was down"
+        )
         assert not any(bus(node).connected for node in nodes)
         redis_server.start()
         acked = await asyncio.gather(*traffic)
@@ -183,16 +219,22 @@ async def test_redis_killed_and_restarted_mid_traffic_loses_and_doubles_nothing(
         assert delivered == total * len(clients)
         downs = [r for r in caplog.records if "bus is down" in r.getMessage()]
         backs = [r for r in caplog.records if "bus is back" in r.getMessage()]
-        assert len(downs) == len(nodes), [r.getMessage() for r in downs]  # once per node, not per message
+        assert len(downs) == len(nodes), [
+            r.getMessage() for r in downs
+        ]  # once per node, not per message
         assert len(backs) == len(nodes), [r.getMessage() for r in backs]
         assert all(bus(node).connected and bus(node).outages == 1 for node in nodes)
-        print(f"\nredis restart: {total} acked, {delivered} deliveries to {len(clients)} members, 0 lost, 0 doubled;"
-              f" dropped publishes {[bus(n).dropped for n in nodes]}, store reads {[handler(n).feed.fetched for n in nodes]}")
+        print(
+            f"\nredis restart: {total} acked, {delivered} deliveries to {len(clients)} members, 0 lost, 0 doubled;"
+            f" dropped publishes {[bus(n).dropped for n in nodes]}, store reads {[handler(n).feed.fetched for n in nodes]}"
+        )
     finally:
         await close_quietly(*senders)
 
 
-async def test_a_lost_tail_in_a_quiet_room_is_found_by_the_heartbeat(start_node, no_rate_limit) -> None:
+async def test_a_lost_tail_in_a_quiet_room_is_found_by_the_heartbeat(
+    start_node, no_rate_limit
+) -> None:
     a, b = await start_node(), await start_node()
     clients = await members([a, b], 1)
     (_, on_a), (_, on_b) = clients
@@ -213,7 +255,9 @@ async def test_a_lost_tail_in_a_quiet_room_is_found_by_the_heartbeat(start_node,
         bus(a).publish = lose_first_message  # type: ignore[method-assign]
         await on_a.flood("lobby", 1, prefix="late-")
         assert [event.message.id for event in lost] == [4]
-        await on_b.wait_message_id("lobby", 4, timeout=WAIT_S)  # from the store, after A's heartbeat
+        await on_b.wait_message_id(
+            "lobby", 4, timeout=WAIT_S
+        )  # from the store, after A's heartbeat
         assert_gapless(on_b.ids["lobby"], 1, 4, "b")
         assert handler(b).feed.fetched >= 1
     finally:
@@ -228,8 +272,14 @@ async def test_garbage_on_the_channel_is_counted_logged_once_and_never_delivered
     clients = await members([a, b], 1)
     client = redis_server_client(redis_server)
     try:
-        garbage = [b"\xff\xfe", b"not json", b"[]", b'{"v":1,"k":"m","n":"x","r":"lobby","i":"1","u":"u","t":"t","s":1}',
-                   b'{"v":1,"k":"m","n":"x","r":"lobby","i":1,"u":null,"t":"t","s":1}', b"{" * 10000]
+        garbage = [
+            b"\xff\xfe",
+            b"not json",
+            b"[]",
+            b'{"v":1,"k":"m","n":"x","r":"lobby","i":"1","u":"u","t":"t","s":1}',
+            b'{"v":1,"k":"m","n":"x","r":"lobby","i":1,"u":null,"t":"t","s":1}',
+            b"{" * 10000,
+        ]
         for data in garbage:
             await client.publish("rawws:events", data)
         await clients[0][1].flood("lobby", 2, prefix="ok-")
@@ -249,10 +299,14 @@ def redis_server_client(server: RedisServer) -> aioredis.Redis:
     return aioredis.Redis.from_url(server.url)
 
 
-async def test_an_unreachable_bus_at_start_is_refused(start_server, postgres_url: str, redis_server: RedisServer) -> None:
+async def test_an_unreachable_bus_at_start_is_refused(
+    start_server, postgres_url: str, redis_server: RedisServer
+) -> None:
     redis_server.kill()
     with pytest.raises(BusUnavailable, match="cannot reach the bus"):
-        await start_server(db_url=postgres_url, bus_url=redis_server.url, bus_timeout_s=0.2)
+        await start_server(
+            db_url=postgres_url, bus_url=redis_server.url, bus_timeout_s=0.2
+        )
 
 
 # -- state the nodes share ---------------------------------------------------------------
@@ -262,7 +316,9 @@ async def test_a_ticket_spent_on_one_node_is_refused_on_every_other(start_node) 
     a, b, c = await start_node(), await start_node(), await start_node()
     token = await registered_token(a.port, "Ada")
     issued = (await ticket(a.port, token)).json["ticket"]
-    status, _, connection = await try_upgrade(b, f"/ws?ticket={issued}")  # spent on B (issued by A)
+    status, _, connection = await try_upgrade(
+        b, f"/ws?ticket={issued}"
+    )  # spent on B (issued by A)
     assert status == 101
     assert await welcome_user(connection) == "Ada"
     for node in (a, c, b):
@@ -273,10 +329,14 @@ async def test_a_ticket_spent_on_one_node_is_refused_on_every_other(start_node) 
     fresh = (await ticket(c.port, token)).json["ticket"]
     status, _, connection = await try_upgrade(a, f"/ws?ticket={fresh}")
     assert status == 101
-    assert await welcome_user(connection) == "Ada"  # a fresh ticket still works anywhere
+    assert (
+        await welcome_user(connection) == "Ada"
+    )  # a fresh ticket still works anywhere
 
 
-async def test_a_ticket_is_refused_while_its_shared_record_is_unreachable(start_node, redis_server: RedisServer) -> None:
+async def test_a_ticket_is_refused_while_its_shared_record_is_unreachable(
+    start_node, redis_server: RedisServer
+) -> None:
     a = await start_node()
     token = await registered_token(a.port, "Ada")
     issued = (await ticket(a.port, token)).json["ticket"]
@@ -293,7 +353,9 @@ async def test_login_attempts_are_counted_across_nodes(start_node) -> None:
     while time.time() % 60 > 50:
         await asyncio.sleep(0.5)
     statuses = []
-    for attempt in range(per_user * 2):  # wrong passwords, spread over the nodes: at most 3 per node
+    for attempt in range(
+        per_user * 2
+    ):  # wrong passwords, spread over the nodes: at most 3 per node
         reply = await login(nodes[attempt % 3].port, "Ada", "wrong password!!")
         statuses.append(reply.status)
     # each node alone would allow all of them; the cluster allows per_user
@@ -307,19 +369,25 @@ async def connect_as(node: Server, name: str) -> ChatClient:
     return await connect_chat(node, await new_user(node.port, name), name)
 
 
-async def test_who_and_joined_list_users_on_every_node_and_presence_crosses_nodes(start_node) -> None:
+async def test_who_and_joined_list_users_on_every_node_and_presence_crosses_nodes(
+    start_node,
+) -> None:
     a, b = await start_node(), await start_node()
     ann = await connect_as(a, "ann")
     bob = await connect_as(b, "bob")
     try:
         await ann.join("lobby")
-        await wait_for_condition(lambda: handler(b).presence.users("lobby") == ["ann"], what="ann seen on b")
+        await wait_for_condition(
+            lambda: handler(b).presence.users("lobby") == ["ann"], what="ann seen on b"
+        )
         joined = await bob.join("lobby")
         assert joined["users"] == ["ann", "bob"]  # ann is on the other node
         await ann.wait_frame("presence", room="lobby", user="bob", event="joined")
         start = len(ann.frames)
         await ann.send(type="who", room="lobby")
-        assert (await ann.wait_frame("members", start=start, room="lobby"))["users"] == ["ann", "bob"]
+        assert (await ann.wait_frame("members", start=start, room="lobby"))[
+            "users"
+        ] == ["ann", "bob"]
         # a second tab of bob on the other node: nobody is told bob joined again
         bob2 = await connect_chat(a, await chat_login(a.port, "bob"), "bob")
         await bob2.join("lobby")
@@ -327,8 +395,12 @@ async def test_who_and_joined_list_users_on_every_node_and_presence_crosses_node
         await bob.wait_frame("left", room="lobby")
         await bob2.send(type="leave", room="lobby")
         await ann.wait_frame("presence", room="lobby", user="bob", event="left")
-        await asyncio.sleep(0.6)  # three heartbeats: snapshots must not invent another joined/left
-        about_bob = [f["event"] for f in ann.of_type("presence", room="lobby", user="bob")]
+        await asyncio.sleep(
+            0.6
+        )  # three heartbeats: snapshots must not invent another joined/left
+        about_bob = [
+            f["event"] for f in ann.of_type("presence", room="lobby", user="bob")
+        ]
         assert about_bob == ["joined", "left"], about_bob
         await close_quietly(bob2)
     finally:
@@ -336,7 +408,10 @@ async def test_who_and_joined_list_users_on_every_node_and_presence_crosses_node
 
 
 async def test_a_stalled_redis_does_not_stall_a_node(
-    start_node, no_rate_limit, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+    start_node,
+    no_rate_limit,
+    redis_server: RedisServer,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.WARNING, logger="rawws.bus")
     a, b = await start_node(), await start_node()
@@ -344,14 +419,27 @@ async def test_a_stalled_redis_does_not_stall_a_node(
     (_, on_a), (_, on_b) = clients
     assert redis_server.process is not None
     try:
-        redis_server.process.send_signal(signal.SIGSTOP)  # connections stay open, nothing answers
+        redis_server.process.send_signal(
+            signal.SIGSTOP
+        )  # connections stay open, nothing answers
         # node A goes on: stored, acked, delivered to its own member, while Redis hangs
-        assert await on_a.flood("lobby", 5, prefix="stalled-", timeout=WAIT_S) == [1, 2, 3, 4, 5]
+        assert await on_a.flood("lobby", 5, prefix="stalled-", timeout=WAIT_S) == [
+            1,
+            2,
+            3,
+            4,
+            5,
+        ]
         await on_a.wait_message_id("lobby", 5)
-        await wait_for_condition(lambda: not bus(a).connected and not bus(b).connected, timeout=WAIT_S,
-                                 what="the stall noticed")
+        await wait_for_condition(
+            lambda: not bus(a).connected and not bus(b).connected,
+            timeout=WAIT_S,
+            what="the stall noticed",
+        )
         redis_server.process.send_signal(signal.SIGCONT)
-        await wait_for_condition(lambda: bus(a).connected and bus(b).connected, timeout=WAIT_S, what="back")
+        await wait_for_condition(
+            lambda: bus(a).connected and bus(b).connected, timeout=WAIT_S, what="back"
+        )
         await on_b.wait_message_id("lobby", 5, timeout=WAIT_S)
         for _, member in clients:
             assert_gapless(member.ids["lobby"], 1, 5, member.user)

@@ -18,7 +18,9 @@ class Recorder:
     user: str
     got: list[tuple[str, int | None, str, bytes]] = field(default_factory=list)
 
-    def deliver(self, room: str, message_id: int | None, text: str, frame: bytes) -> None:
+    def deliver(
+        self, room: str, message_id: int | None, text: str, frame: bytes
+    ) -> None:
         self.got.append((room, message_id, text, frame))
 
 
@@ -89,15 +91,21 @@ def test_publish_frames_once_and_every_member_gets_the_same_bytes() -> None:
     text = chat.message(chat.StoredMessage("lobby", 7, "user0", "hello ☃" * 30, 1.5))
     assert hub.publish("lobby", text, 7) == 5
     frames = [member.got[0][3] for member in members]
-    assert all(frame is frames[0] for frame in frames), "the frame was encoded more than once"
-    assert frames[0] == WebSocket(client=False).send(text)  # what any plain server connection would send
+    assert all(frame is frames[0] for frame in frames), (
+        "the frame was encoded more than once"
+    )
+    assert frames[0] == WebSocket(client=False).send(
+        text
+    )  # what any plain server connection would send
     assert frames[0] == text_frame(text)
     for member in members:
         assert member.got == [("lobby", 7, text, frames[0])]
 
 
 @pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536, 200_000])
-def test_the_shared_frame_matches_a_connection_at_every_length_encoding(size: int) -> None:
+def test_the_shared_frame_matches_a_connection_at_every_length_encoding(
+    size: int,
+) -> None:
     text = "x" * size
     assert text_frame(text) == WebSocket(client=False).send(text)
 
@@ -107,7 +115,9 @@ def test_publish_excludes_one_member() -> None:
     ada, bob, cy = Recorder("ada"), Recorder("bob"), Recorder("cy")
     for member in (ada, bob, cy):
         hub.join(member, "lobby")
-    assert hub.publish("lobby", chat.presence("lobby", "ada", "joined"), exclude=ada) == 2
+    assert (
+        hub.publish("lobby", chat.presence("lobby", "ada", "joined"), exclude=ada) == 2
+    )
     assert ada.got == []
     assert [g[2] for g in bob.got] == [chat.presence("lobby", "ada", "joined")]
     assert bob.got[0][1] is None  # no message id on presence
@@ -134,7 +144,10 @@ def test_members_of_other_rooms_get_nothing() -> None:
     hub.publish("dev", "for dev", 1)
     assert [(g[0], g[2]) for g in ada.got] == [("lobby", "for the lobby")]
     assert [(g[0], g[2]) for g in bob.got] == [("dev", "for dev")]
-    assert [(g[0], g[2]) for g in cy.got] == [("lobby", "for the lobby"), ("dev", "for dev")]
+    assert [(g[0], g[2]) for g in cy.got] == [
+        ("lobby", "for the lobby"),
+        ("dev", "for dev"),
+    ]
 
 
 def test_a_member_that_left_gets_nothing_more() -> None:
@@ -164,7 +177,9 @@ def test_a_member_leaving_during_publish_does_not_break_the_fan_out() -> None:
     received: list[str] = []
 
     class Leaver(Recorder):
-        def deliver(self, room: str, message_id: int | None, text: str, frame: bytes) -> None:
+        def deliver(
+            self, room: str, message_id: int | None, text: str, frame: bytes
+        ) -> None:
             received.append(self.user)
             hub.leave(self, room)
             hub.leave(others[-1], room)
@@ -174,6 +189,8 @@ def test_a_member_leaving_during_publish_does_not_break_the_fan_out() -> None:
     hub.join(first, "lobby")
     for member in others:
         hub.join(member, "lobby")
-    hub.publish("lobby", "x", 1)  # must not raise "dictionary changed size during iteration"
+    hub.publish(
+        "lobby", "x", 1
+    )  # must not raise "dictionary changed size during iteration"
     assert received == ["first"]
     assert all(len(m.got) == 1 for m in others)  # iteration is over a snapshot

@@ -40,7 +40,9 @@ async def test_a_storm_of_identical_reads_runs_at_most_two_queries():
     await asyncio.sleep(0)
     store.gate.set()
     assert await asyncio.gather(*callers) == [1] * 500
-    assert store.started == 1 and reads.queries == 1 and reads.callers == 500  # all asked before it began
+    assert (
+        store.started == 1 and reads.queries == 1 and reads.callers == 500
+    )  # all asked before it began
 
 
 async def test_a_caller_that_arrives_during_a_query_gets_a_query_started_after_it():
@@ -76,10 +78,16 @@ async def test_different_queries_are_not_shared():
     store = GatedStore()
     store.gate.set()
     reads = SharedReads(store)  # type: ignore[arg-type]
-    pages = await asyncio.gather(reads.messages_after("a", 5, 10), reads.messages_after("a", 6, 10),
-                                 reads.messages_after("b", 5, 10), reads.messages_after("a", 5, 10))
+    pages = await asyncio.gather(
+        reads.messages_after("a", 5, 10),
+        reads.messages_after("a", 6, 10),
+        reads.messages_after("b", 5, 10),
+        reads.messages_after("a", 5, 10),
+    )
     assert pages == [[("a", 5, 10)], [("a", 6, 10)], [("b", 5, 10)], [("a", 5, 10)]]
-    assert store.started == 3  # the second ("a", 5) asked before the first had begun: it shares it
+    assert (
+        store.started == 3
+    )  # the second ("a", 5) asked before the first had begun: it shares it
 
 
 async def test_a_caller_going_away_does_not_cancel_the_others():

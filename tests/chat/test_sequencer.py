@@ -20,7 +20,9 @@ from rawws.store import StoredMessage
 PAGE = 7  # a small store page, so that fetches take several rounds
 
 
-def drain(sequencer: RoomSequencer[int], store: list[int], delivered: list[int]) -> None:
+def drain(
+    sequencer: RoomSequencer[int], store: list[int], delivered: list[int]
+) -> None:
     """What the feed does when ``wants_fetch``: read pages after ``fetch_after`` from the store."""
     while sequencer.wants_fetch:
         after = sequencer.fetch_after
@@ -35,17 +37,25 @@ def arrivals(draw: st.DrawFn) -> tuple[int, int, list[int], int, list[int]]:
     total = draw(st.integers(0, 120))
     base = draw(st.integers(0, total))
     ids = list(range(1, total + 1))
-    kept = [i for i in ids if not draw(st.booleans()) or draw(st.integers(0, 3)) > 0]  # ~1/8 dropped
-    duplicated = kept + draw(st.lists(st.sampled_from(ids), max_size=30)) if ids else kept
+    kept = [
+        i for i in ids if not draw(st.booleans()) or draw(st.integers(0, 3)) > 0
+    ]  # ~1/8 dropped
+    duplicated = (
+        kept + draw(st.lists(st.sampled_from(ids), max_size=30)) if ids else kept
+    )
     order = draw(st.permutations(duplicated))
     hold = draw(st.integers(1, 16))
-    start_after = draw(st.integers(0, len(order)))  # messages that arrive before the base is known
+    start_after = draw(
+        st.integers(0, len(order))
+    )  # messages that arrive before the base is known
     return total, base, order, hold, [start_after]
 
 
 @settings(max_examples=400, deadline=None)
 @given(arrivals(), st.integers(0, 5))
-def test_any_arrival_order_with_drops_and_duplicates_delivers_each_id_once_in_order(case, fetch_every) -> None:
+def test_any_arrival_order_with_drops_and_duplicates_delivers_each_id_once_in_order(
+    case, fetch_every
+) -> None:
     total, base, order, hold, (start_after,) = case
     store = list(range(1, total + 1))  # everything is committed before it is published
     sequencer: RoomSequencer[int] = RoomSequencer(hold)
@@ -126,14 +136,23 @@ def test_posted_round_trips(node: str, message: StoredMessage) -> None:
     assert decode_event(encode_event(Posted(node, message))) == Posted(node, message)
 
 
-@given(st.text(max_size=40), st.dictionaries(rooms, st.integers(1, 2**63 - 1), max_size=20))
+@given(
+    st.text(max_size=40), st.dictionaries(rooms, st.integers(1, 2**63 - 1), max_size=20)
+)
 def test_heads_round_trip(node: str, newest: dict[str, int]) -> None:
     assert decode_event(encode_event(Heads(node, newest))) == Heads(node, newest)
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=10),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=3), inner, max_size=4),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(max_size=10),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(max_size=3), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 
@@ -152,18 +171,89 @@ def test_random_json_is_not_an_event(value: object) -> None:
 @pytest.mark.parametrize(
     "body",
     [
-        {"v": 1, "k": "m", "n": "a", "r": "lobby", "i": 0, "u": "x", "t": "y", "s": 1.0},  # id 0
-        {"v": 1, "k": "m", "n": "a", "r": "lobby", "i": True, "u": "x", "t": "y", "s": 1.0},  # bool id
-        {"v": 1, "k": "m", "n": "a", "r": "lobby", "i": 2**63, "u": "x", "t": "y", "s": 1.0},  # beyond BIGINT
-        {"v": 1, "k": "m", "n": "a", "r": "", "i": 1, "u": "x", "t": "y", "s": 1.0},  # empty room
-        {"v": 1, "k": "m", "n": "a", "r": "r" * 33, "i": 1, "u": "x", "t": "y", "s": 1.0},
+        {
+            "v": 1,
+            "k": "m",
+            "n": "a",
+            "r": "lobby",
+            "i": 0,
+            "u": "x",
+            "t": "y",
+            "s": 1.0,
+        },  # id 0
+        {
+            "v": 1,
+            "k": "m",
+            "n": "a",
+            "r": "lobby",
+            "i": True,
+            "u": "x",
+            "t": "y",
+            "s": 1.0,
+        },  # bool id
+        {
+            "v": 1,
+            "k": "m",
+            "n": "a",
+            "r": "lobby",
+            "i": 2**63,
+            "u": "x",
+            "t": "y",
+            "s": 1.0,
+        },  # beyond BIGINT
+        {
+            "v": 1,
+            "k": "m",
+            "n": "a",
+            "r": "",
+            "i": 1,
+            "u": "x",
+            "t": "y",
+            "s": 1.0,
+        },  # empty room
+        {
+            "v": 1,
+            "k": "m",
+            "n": "a",
+            "r": "r" * 33,
+            "i": 1,
+            "u": "x",
+            "t": "y",
+            "s": 1.0,
+        },
         {"v": 1, "k": "m", "n": "a", "r": "lobby", "i": 1, "u": 5, "t": "y", "s": 1.0},
-        {"v": 1, "k": "m", "n": "a", "r": "lobby", "i": 1, "u": "x", "t": "y", "s": "now"},
-        {"v": 2, "k": "m", "n": "a", "r": "lobby", "i": 1, "u": "x", "t": "y", "s": 1.0},  # other version
+        {
+            "v": 1,
+            "k": "m",
+            "n": "a",
+            "r": "lobby",
+            "i": 1,
+            "u": "x",
+            "t": "y",
+            "s": "now",
+        },
+        {
+            "v": 2,
+            "k": "m",
+            "n": "a",
+            "r": "lobby",
+            "i": 1,
+            "u": "x",
+            "t": "y",
+            "s": 1.0,
+        },  # other version
         {"v": 1, "k": "h", "n": "a", "h": {"lobby": -1}},
         {"v": 1, "k": "h", "n": "a", "h": ["lobby"]},
         {"v": 1, "k": "x", "n": "a"},
-        {"v": 1, "k": "m", "r": "lobby", "i": 1, "u": "x", "t": "y", "s": 1.0},  # no node
+        {
+            "v": 1,
+            "k": "m",
+            "r": "lobby",
+            "i": 1,
+            "u": "x",
+            "t": "y",
+            "s": 1.0,
+        },  # no node
     ],
 )
 def test_wrong_types_and_bounds_are_not_events(body: dict[str, object]) -> None:

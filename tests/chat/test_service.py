@@ -27,7 +27,12 @@ from hypothesis import strategies as st
 from rawws.chat.service import ChatHandler, ChatLimits
 from rawws.store import NewMessage, StoredMessage
 
-UNLIMITED = ChatLimits(messages_per_s=1e9, message_burst=10**9, max_batch_messages=4, replay_page_messages=3)
+UNLIMITED = ChatLimits(
+    messages_per_s=1e9,
+    message_burst=10**9,
+    max_batch_messages=4,
+    replay_page_messages=3,
+)
 
 
 class FakePeer:
@@ -66,7 +71,9 @@ class FakeStore:
         stored = []
         for item in batch:
             room = self.rooms[item.room]
-            stored.append(StoredMessage(item.room, len(room) + 1, item.user, item.text, item.ts))
+            stored.append(
+                StoredMessage(item.room, len(room) + 1, item.user, item.text, item.ts)
+            )
             room.append(stored[-1])
         await self._turns()  # committed, readable by others, before the writer hears back (as over a network)
         return stored
@@ -75,13 +82,21 @@ class FakeStore:
         await self._turns()
         return len(self.rooms[room])
 
-    async def messages_after(self, room: str, after: int, limit: int) -> list[StoredMessage]:
+    async def messages_after(
+        self, room: str, after: int, limit: int
+    ) -> list[StoredMessage]:
         await self._turns()
         return self.rooms[room][after : after + limit]
 
-    async def messages_before(self, room: str, before: int | None, limit: int) -> list[StoredMessage]:
+    async def messages_before(
+        self, room: str, before: int | None, limit: int
+    ) -> list[StoredMessage]:
         await self._turns()
-        messages = self.rooms[room] if before is None else self.rooms[room][: max(0, before - 1)]
+        messages = (
+            self.rooms[room]
+            if before is None
+            else self.rooms[room][: max(0, before - 1)]
+        )
         return messages[-limit:]
 
 
@@ -109,7 +124,9 @@ async def settle(handler: ChatHandler) -> None:
 
 def check_member(peer: FakePeer, store: FakeStore) -> None:
     """Every `joined` → the messages that follow in that room are exactly min(since, L)+1 .. last, in order."""
-    stretches: dict[str, tuple[int, list[int], bool]] = {}  # room → (first expected id - 1, ids, still joined)
+    stretches: dict[
+        str, tuple[int, list[int], bool]
+    ] = {}  # room → (first expected id - 1, ids, still joined)
     finished: list[tuple[str, int, list[int], bool]] = []
     since_asked: dict[str, int | None] = {}
     for frame in peer.frames:
@@ -124,22 +141,38 @@ def check_member(peer: FakePeer, store: FakeStore) -> None:
             start, ids, _ = stretches.pop(room)
             finished.append((room, start, ids, False))
         elif kind == "message":
-            assert room in stretches, f"{peer.user} got a message of {room} without being in it: {frame}"
+            assert room in stretches, (
+                f"{peer.user} got a message of {room} without being in it: {frame}"
+            )
             stretches[room][1].append(frame["id"])
         elif kind == "ack":
             stored = store.rooms[frame["room"]][frame["id"] - 1]
-            assert stored.user == peer.user and frame["ref"] == stored.text, (frame, stored)
-    finished += [(room, start, ids, True) for room, (start, ids, _) in stretches.items()]
+            assert stored.user == peer.user and frame["ref"] == stored.text, (
+                frame,
+                stored,
+            )
+    finished += [
+        (room, start, ids, True) for room, (start, ids, _) in stretches.items()
+    ]
     for room, start, ids, still_joined in finished:
-        assert ids == list(range(start + 1, start + 1 + len(ids))), f"{peer.user}@{room}: {start=} {ids=}"
+        assert ids == list(range(start + 1, start + 1 + len(ids))), (
+            f"{peer.user}@{room}: {start=} {ids=}"
+        )
         if still_joined:
-            assert start + len(ids) == len(store.rooms[room]), f"{peer.user}@{room} missed the tail: {ids}"
+            assert start + len(ids) == len(store.rooms[room]), (
+                f"{peer.user}@{room} missed the tail: {ids}"
+            )
 
 
 ROOMS = ("a", "b")
 operation = st.one_of(
     st.tuples(st.just("say"), st.integers(0, 2), st.sampled_from(ROOMS)),
-    st.tuples(st.just("join"), st.integers(0, 2), st.sampled_from(ROOMS), st.one_of(st.none(), st.integers(0, 12))),
+    st.tuples(
+        st.just("join"),
+        st.integers(0, 2),
+        st.sampled_from(ROOMS),
+        st.one_of(st.none(), st.integers(0, 12)),
+    ),
     st.tuples(st.just("leave"), st.integers(0, 2), st.sampled_from(ROOMS)),
     st.tuples(st.just("turn"), st.integers(0, 5)),
 )
@@ -147,7 +180,9 @@ operation = st.one_of(
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(operations=st.lists(operation, max_size=40), seed=st.integers(0, 2**32 - 1))
-def test_every_member_gets_every_message_of_its_rooms_once_in_order(operations: list[tuple], seed: int) -> None:
+def test_every_member_gets_every_message_of_its_rooms_once_in_order(
+    operations: list[tuple], seed: int
+) -> None:
     asyncio.run(run_scenario(operations, seed))
 
 
@@ -176,7 +211,9 @@ async def run_scenario(operations: list[tuple], seed: int) -> None:
             fields = {} if op[3] is None else {"since": op[3]}
             scenario.send(peer, type="join", room=room, **fields)
         elif op[0] == "leave" and room in joined[who]:
-            await settle(scenario.handler)  # a leave mid-replay ends that stretch early: checked apart
+            await settle(
+                scenario.handler
+            )  # a leave mid-replay ends that stretch early: checked apart
             joined[who].discard(room)
             scenario.send(peer, type="leave", room=room)
     await settle(scenario.handler)
@@ -195,10 +232,14 @@ async def test_a_non_member_gets_no_message_and_only_not_joined_about_a_room() -
     handler.on_open(bob)
     handler.on_message(ann, json.dumps({"type": "join", "room": "secret"}))
     await settle(handler)
-    handler.on_message(ann, json.dumps({"type": "say", "room": "secret", "text": "plan", "ref": "p"}))
+    handler.on_message(
+        ann, json.dumps({"type": "say", "room": "secret", "text": "plan", "ref": "p"})
+    )
     for asked in ("who", "history"):
         handler.on_message(bob, json.dumps({"type": asked, "room": "secret"}))
-    handler.on_message(bob, json.dumps({"type": "say", "room": "secret", "text": "hi", "ref": "b"}))
+    handler.on_message(
+        bob, json.dumps({"type": "say", "room": "secret", "text": "hi", "ref": "b"})
+    )
     await settle(handler)
     assert [f["type"] for f in bob.frames] == ["welcome", "error", "error", "error"]
     assert {f["code"] for f in bob.frames[1:]} == {"not_joined"}

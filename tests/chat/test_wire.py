@@ -38,19 +38,56 @@ from tests.support.chat_client import BAD_CASES, chat_frame
         (chat_frame(type="join", room="lobby", since=None), Join("lobby", None)),
         (chat_frame(type="leave", room="r-1_x"), Leave("r-1_x")),
         (chat_frame(type="say", room="lobby", text="hi"), Say("lobby", "hi", None)),
-        (chat_frame(type="say", room="lobby", text="hi", ref="c1"), Say("lobby", "hi", "c1")),
-        (chat_frame(type="say", room="lobby", text="hi", ref=""), Say("lobby", "hi", "")),
-        (chat_frame(type="say", room="lobby", text=" spaced ", ref="r" * MAX_REF_CHARS), Say("lobby", " spaced ", "r" * 64)),
-        (chat_frame(type="say", room="lobby", text="x" * MAX_TEXT_CHARS), Say("lobby", "x" * MAX_TEXT_CHARS)),
-        (chat_frame(type="say", room="lobby", text="😀" * MAX_TEXT_CHARS), Say("lobby", "😀" * MAX_TEXT_CHARS)),
-        (chat_frame(type="say", room="lobby", text="ünïcödé ☃ 日本"), Say("lobby", "ünïcödé ☃ 日本")),
-        (chat_frame(type="history", room="lobby"), HistoryRequest("lobby", None, chat.DEFAULT_HISTORY_LIMIT)),
-        (chat_frame(type="history", room="lobby", before=10, limit=5), HistoryRequest("lobby", 10, 5)),
-        (chat_frame(type="history", room="lobby", before=1, limit=1), HistoryRequest("lobby", 1, 1)),
-        (chat_frame(type="history", room="lobby", limit=10_000), HistoryRequest("lobby", None, MAX_HISTORY_LIMIT)),
+        (
+            chat_frame(type="say", room="lobby", text="hi", ref="c1"),
+            Say("lobby", "hi", "c1"),
+        ),
+        (
+            chat_frame(type="say", room="lobby", text="hi", ref=""),
+            Say("lobby", "hi", ""),
+        ),
+        (
+            chat_frame(
+                type="say", room="lobby", text=" spaced ", ref="r" * MAX_REF_CHARS
+            ),
+            Say("lobby", " spaced ", "r" * 64),
+        ),
+        (
+            chat_frame(type="say", room="lobby", text="x" * MAX_TEXT_CHARS),
+            Say("lobby", "x" * MAX_TEXT_CHARS),
+        ),
+        (
+            chat_frame(type="say", room="lobby", text="😀" * MAX_TEXT_CHARS),
+            Say("lobby", "😀" * MAX_TEXT_CHARS),
+        ),
+        (
+            chat_frame(type="say", room="lobby", text="ünïcödé ☃ 日本"),
+            Say("lobby", "ünïcödé ☃ 日本"),
+        ),
+        (
+            chat_frame(type="history", room="lobby"),
+            HistoryRequest("lobby", None, chat.DEFAULT_HISTORY_LIMIT),
+        ),
+        (
+            chat_frame(type="history", room="lobby", before=10, limit=5),
+            HistoryRequest("lobby", 10, 5),
+        ),
+        (
+            chat_frame(type="history", room="lobby", before=1, limit=1),
+            HistoryRequest("lobby", 1, 1),
+        ),
+        (
+            chat_frame(type="history", room="lobby", limit=10_000),
+            HistoryRequest("lobby", None, MAX_HISTORY_LIMIT),
+        ),
         (chat_frame(type="who", room="lobby"), Who("lobby")),
         # unknown fields are ignored, and so is a "user" (the server stamps it)
-        (chat_frame(type="say", room="lobby", text="hi", user="someone-else", extra=[1]), Say("lobby", "hi", None)),
+        (
+            chat_frame(
+                type="say", room="lobby", text="hi", user="someone-else", extra=[1]
+            ),
+            Say("lobby", "hi", None),
+        ),
         # the longest room name, digits first
         (chat_frame(type="join", room="0" + "a" * 31), Join("0" + "a" * 31)),
     ],
@@ -69,14 +106,22 @@ def test_the_corpus_is_big_enough() -> None:
     assert len({name for name, *_ in BAD_CASES}) == len(BAD_CASES)
 
 
-@pytest.mark.parametrize(("name", "data", "code", "ref"), BAD_CASES, ids=[case[0] for case in BAD_CASES])
-def test_malformed_frames_get_their_exact_error(name: str, data: str | bytes, code: str, ref: str | None) -> None:
+@pytest.mark.parametrize(
+    ("name", "data", "code", "ref"), BAD_CASES, ids=[case[0] for case in BAD_CASES]
+)
+def test_malformed_frames_get_their_exact_error(
+    name: str, data: str | bytes, code: str, ref: str | None
+) -> None:
     with pytest.raises(ChatError) as caught:
         parse_command(data)
     assert caught.value.code == code, caught.value.message
     assert caught.value.ref == ref
     # and the answer is a valid frame
-    answer = json.loads(chat.error(caught.value.code, caught.value.message, caught.value.ref).encode("utf-8"))
+    answer = json.loads(
+        chat.error(caught.value.code, caught.value.message, caught.value.ref).encode(
+            "utf-8"
+        )
+    )
     assert answer["type"] == "error" and answer["code"] == code
     assert answer.get("ref") == ref
     assert ("ref" in answer) == (ref is not None)
@@ -92,17 +137,47 @@ def test_unknown_type_message_is_bounded() -> None:
 # -- properties ----------------------------------------------------------------------
 
 any_char = st.characters(codec=None, exclude_categories=())  # surrogates included
-json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(any_char, max_size=20)
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True)
+    | st.text(any_char, max_size=20)
+)
 json_values = st.recursive(
     json_scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(any_char, max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(any_char, max_size=8), inner, max_size=4)
+    ),
     max_leaves=12,
 )
-field_values = st.sampled_from([None, True, False, 0, 1, -1, 1.5, "", " ", "lobby", "LOBBY", "a" * 33, MAX_ID, MAX_ID + 1]) | json_values
+field_values = (
+    st.sampled_from(
+        [
+            None,
+            True,
+            False,
+            0,
+            1,
+            -1,
+            1.5,
+            "",
+            " ",
+            "lobby",
+            "LOBBY",
+            "a" * 33,
+            MAX_ID,
+            MAX_ID + 1,
+        ]
+    )
+    | json_values
+)
 frame_dicts = st.fixed_dictionaries(
     {},
     optional={
-        "type": st.sampled_from(["join", "leave", "say", "history", "who", "nope", ""]) | json_values,
+        "type": st.sampled_from(["join", "leave", "say", "history", "who", "nope", ""])
+        | json_values,
         "room": field_values,
         "text": field_values | st.text(any_char, max_size=50),
         "ref": field_values | st.text(any_char, max_size=70),
@@ -119,9 +194,16 @@ def check_parse(data: str | bytes) -> None:
         command = parse_command(data)
     except ChatError as error:
         assert error.code in {
-            chat.BAD_JSON, chat.BAD_TYPE, chat.BAD_FIELD, chat.BAD_ROOM, chat.TOO_LONG, chat.BINARY,
+            chat.BAD_JSON,
+            chat.BAD_TYPE,
+            chat.BAD_FIELD,
+            chat.BAD_ROOM,
+            chat.TOO_LONG,
+            chat.BINARY,
         }
-        chat.error(error.code, error.message, error.ref).encode("utf-8")  # always sendable
+        chat.error(error.code, error.message, error.ref).encode(
+            "utf-8"
+        )  # always sendable
         return
     assert chat.ROOM_NAME.fullmatch(command.room)
     if isinstance(command, Say):
@@ -155,9 +237,17 @@ def test_any_frame_shaped_object_parses_or_is_a_chat_error(value: dict) -> None:
     st.none() | st.text(any_char, max_size=10),
     st.none() | st.integers(-2, 2**64),
 )
-def test_well_shaped_frames_with_any_text_and_ref(kind: str, text: str, ref: str | None, number: int | None) -> None:
+def test_well_shaped_frames_with_any_text_and_ref(
+    kind: str, text: str, ref: str | None, number: int | None
+) -> None:
     """Valid type and room, arbitrary strings (lone surrogates too) where the client chooses them."""
-    fields: dict[str, object] = {"type": kind, "room": "lobby", "text": text, "since": number, "before": number}
+    fields: dict[str, object] = {
+        "type": kind,
+        "room": "lobby",
+        "text": text,
+        "since": number,
+        "before": number,
+    }
     if ref is not None:
         fields["ref"] = ref
     check_parse(json.dumps(fields))
@@ -179,34 +269,77 @@ def test_any_bytes_are_a_binary_error(data: bytes) -> None:
 
 # -- server frames ---------------------------------------------------------------------
 
-MESSAGE = StoredMessage("lobby", 42, "ada", "hi \"bob\" ☃\n", 1795539257.28)
+MESSAGE = StoredMessage("lobby", 42, "ada", 'hi "bob" ☃\n', 1795539257.28)
 
 
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        (chat.welcome("ada", ["lobby"]), {"type": "welcome", "user": "ada", "rooms": ["lobby"]}),
-        (chat.joined("lobby", ["ada", "bob"], 41), {"type": "joined", "room": "lobby", "users": ["ada", "bob"], "last_id": 41}),
+        (
+            chat.welcome("ada", ["lobby"]),
+            {"type": "welcome", "user": "ada", "rooms": ["lobby"]},
+        ),
+        (
+            chat.joined("lobby", ["ada", "bob"], 41),
+            {"type": "joined", "room": "lobby", "users": ["ada", "bob"], "last_id": 41},
+        ),
         (chat.left("lobby"), {"type": "left", "room": "lobby"}),
         (
             chat.message(MESSAGE),
-            {"type": "message", "room": "lobby", "id": 42, "user": "ada", "text": "hi \"bob\" ☃\n", "ts": 1795539257.28},
+            {
+                "type": "message",
+                "room": "lobby",
+                "id": 42,
+                "user": "ada",
+                "text": 'hi "bob" ☃\n',
+                "ts": 1795539257.28,
+            },
         ),
-        (chat.ack("c1", "lobby", 42), {"type": "ack", "ref": "c1", "room": "lobby", "id": 42}),
-        (chat.ack(None, "lobby", 42), {"type": "ack", "ref": None, "room": "lobby", "id": 42}),
-        (chat.presence("lobby", "cy", "joined"), {"type": "presence", "room": "lobby", "user": "cy", "event": "joined"}),
-        (chat.presence("lobby", "cy", "left"), {"type": "presence", "room": "lobby", "user": "cy", "event": "left"}),
-        (chat.members("lobby", ["ada"]), {"type": "members", "room": "lobby", "users": ["ada"]}),
+        (
+            chat.ack("c1", "lobby", 42),
+            {"type": "ack", "ref": "c1", "room": "lobby", "id": 42},
+        ),
+        (
+            chat.ack(None, "lobby", 42),
+            {"type": "ack", "ref": None, "room": "lobby", "id": 42},
+        ),
+        (
+            chat.presence("lobby", "cy", "joined"),
+            {"type": "presence", "room": "lobby", "user": "cy", "event": "joined"},
+        ),
+        (
+            chat.presence("lobby", "cy", "left"),
+            {"type": "presence", "room": "lobby", "user": "cy", "event": "left"},
+        ),
+        (
+            chat.members("lobby", ["ada"]),
+            {"type": "members", "room": "lobby", "users": ["ada"]},
+        ),
         (
             chat.history("lobby", [MESSAGE]),
-            {"type": "history", "room": "lobby", "messages": [{**chat.message_fields(MESSAGE)}]},
+            {
+                "type": "history",
+                "room": "lobby",
+                "messages": [{**chat.message_fields(MESSAGE)}],
+            },
         ),
-        (chat.history("lobby", []), {"type": "history", "room": "lobby", "messages": []}),
-        (chat.error("bad_json", "nope"), {"type": "error", "code": "bad_json", "message": "nope"}),
-        (chat.error("bad_room", "nope", "r1"), {"type": "error", "code": "bad_room", "message": "nope", "ref": "r1"}),
+        (
+            chat.history("lobby", []),
+            {"type": "history", "room": "lobby", "messages": []},
+        ),
+        (
+            chat.error("bad_json", "nope"),
+            {"type": "error", "code": "bad_json", "message": "nope"},
+        ),
+        (
+            chat.error("bad_room", "nope", "r1"),
+            {"type": "error", "code": "bad_room", "message": "nope", "ref": "r1"},
+        ),
     ],
 )
-def test_server_frames_are_json_with_the_documented_fields(text: str, expected: dict) -> None:
+def test_server_frames_are_json_with_the_documented_fields(
+    text: str, expected: dict
+) -> None:
     assert json.loads(text.encode("utf-8")) == expected
     assert "\n" not in text  # one compact line: newlines inside strings are escaped
 
@@ -217,9 +350,21 @@ def test_history_messages_have_the_message_fields() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(max_size=200), st.text(max_size=40), st.integers(1, MAX_ID), st.floats(0, 4e9))
-def test_message_frames_round_trip(text: str, user: str, message_id: int, ts: float) -> None:
+@given(
+    st.text(max_size=200),
+    st.text(max_size=40),
+    st.integers(1, MAX_ID),
+    st.floats(0, 4e9),
+)
+def test_message_frames_round_trip(
+    text: str, user: str, message_id: int, ts: float
+) -> None:
     stored = StoredMessage("lobby", message_id, user, text, ts)
     assert json.loads(chat.message(stored)) == {
-        "type": "message", "room": "lobby", "id": message_id, "user": user, "text": text, "ts": ts,
+        "type": "message",
+        "room": "lobby",
+        "id": message_id,
+        "user": user,
+        "text": text,
+        "ts": ts,
     }

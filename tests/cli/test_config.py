@@ -7,7 +7,13 @@ import dataclasses
 import pytest
 
 from rawws.cli import build_parser, parse_size, serve_config
-from rawws.config import DEFAULT_MAX_MESSAGE_BYTES, RULES, ServerConfig, from_env, setting_kind
+from rawws.config import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    RULES,
+    ServerConfig,
+    from_env,
+    setting_kind,
+)
 from rawws.errors import SettingError
 
 
@@ -19,11 +25,20 @@ def test_defaults_are_safe():
 
 
 def test_environment_overrides_defaults():
-    config = from_env({"RAWWS_PORT": "9001", "RAWWS_ECHO": "yes", "RAWWS_PING_INTERVAL_S": "2.5", "OTHER": "x"})
+    config = from_env(
+        {
+            "RAWWS_PORT": "9001",
+            "RAWWS_ECHO": "yes",
+            "RAWWS_PING_INTERVAL_S": "2.5",
+            "OTHER": "x",
+        }
+    )
     assert (config.port, config.echo, config.ping_interval_s) == (9001, True, 2.5)
 
 
-@pytest.mark.parametrize(("name", "value"), [("RAWWS_PORT", "eighty"), ("RAWWS_ECHO", "maybe")])
+@pytest.mark.parametrize(
+    ("name", "value"), [("RAWWS_PORT", "eighty"), ("RAWWS_ECHO", "maybe")]
+)
 def test_bad_environment_values_name_the_variable(name, value):
     with pytest.raises(ValueError, match=name):
         from_env({name: value})
@@ -42,22 +57,33 @@ def test_tls_needs_cert_and_key():
         ServerConfig(tls_cert="cert.pem")
 
 
-@pytest.mark.parametrize(("text", "size"), [("100", 100), ("64k", 65536), ("1MiB", 1 << 20), ("16MB", 16 << 20)])
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [("100", 100), ("64k", 65536), ("1MiB", 1 << 20), ("16MB", 16 << 20)],
+)
 def test_sizes(text, size):
     assert parse_size(text) == size
 
 
 @pytest.mark.parametrize(
     ("flags", "mode"),
-    [([], "shared"), (["--compression", "dedicated"], "dedicated"), (["--compression", "off"], "off"),
-     (["--no-compression"], "off")],
+    [
+        ([], "shared"),
+        (["--compression", "dedicated"], "dedicated"),
+        (["--compression", "off"], "off"),
+        (["--no-compression"], "off"),
+    ],
 )
 def test_compression_mode_flags(monkeypatch, flags, mode):
     monkeypatch.delenv("RAWWS_COMPRESSION", raising=False)
-    assert serve_config(build_parser().parse_args(["serve", *flags])).compression == mode
+    assert (
+        serve_config(build_parser().parse_args(["serve", *flags])).compression == mode
+    )
 
 
-@pytest.mark.parametrize(("value", "mode"), [("dedicated", "dedicated"), ("0", "off"), ("true", "shared")])
+@pytest.mark.parametrize(
+    ("value", "mode"), [("dedicated", "dedicated"), ("0", "off"), ("true", "shared")]
+)
 def test_compression_from_the_environment(value, mode):
     assert from_env({"RAWWS_COMPRESSION": value}).compression == mode
 
@@ -67,14 +93,25 @@ def test_compression_settings_are_bounded():
         ServerConfig(compression="sometimes")
     with pytest.raises(ValueError):
         ServerConfig(compression_window_bits=8)
-    with pytest.raises(SettingError, match=r"^--compression-window-bits 16: must be 9 to 15$"):
-        serve_config(build_parser().parse_args(["serve", "--compression-window-bits", "16"]), environ={})
+    with pytest.raises(
+        SettingError, match=r"^--compression-window-bits 16: must be 9 to 15$"
+    ):
+        serve_config(
+            build_parser().parse_args(["serve", "--compression-window-bits", "16"]),
+            environ={},
+        )
     assert ServerConfig(compression=False).compression == "off"
 
 
 def test_every_number_has_its_range_checked():
-    numbers = {f.name for f in dataclasses.fields(ServerConfig) if setting_kind(f.name) in (int, float)}
-    assert numbers == set(RULES), "a setting without a rule, or a rule without a setting"
+    numbers = {
+        f.name
+        for f in dataclasses.fields(ServerConfig)
+        if setting_kind(f.name) in (int, float)
+    }
+    assert numbers == set(RULES), (
+        "a setting without a rule, or a rule without a setting"
+    )
 
 
 @pytest.mark.parametrize(
@@ -99,8 +136,17 @@ def test_a_number_out_of_range_is_refused_by_name(name, value, rule):
     assert (refused.value.setting, refused.value.reason) == (name, rule)
 
 
-@pytest.mark.parametrize(("name", "value"), [("ping_interval_s", 0.0), ("drain_delay_s", 0.0), ("port", 0),
-                                             ("send_buffer_bytes", 0), ("port", 65535), ("workers", 1)])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ping_interval_s", 0.0),
+        ("drain_delay_s", 0.0),
+        ("port", 0),
+        ("send_buffer_bytes", 0),
+        ("port", 65535),
+        ("workers", 1),
+    ],
+)
 def test_the_edges_of_a_range_are_allowed(name, value):
     assert getattr(ServerConfig(**{name: value}), name) == value
 
@@ -108,20 +154,54 @@ def test_the_edges_of_a_range_are_allowed(name, value):
 @pytest.mark.parametrize(
     ("flags", "environ", "said"),
     [
-        (["--ping-interval", "-5"], {}, "--ping-interval -5: must be 0 (no pings) or more seconds"),
-        ([], {"RAWWS_PING_INTERVAL": "-5"}, "RAWWS_PING_INTERVAL=-5: must be 0 (no pings) or more seconds"),
-        ([], {"RAWWS_PING_INTERVAL_S": "-5"}, "RAWWS_PING_INTERVAL_S=-5: must be 0 (no pings) or more seconds"),
-        (["--port", "abc"], {}, "--port abc: expected an integer (see `rawws serve --help`)"),
+        (
+            ["--ping-interval", "-5"],
+            {},
+            "--ping-interval -5: must be 0 (no pings) or more seconds",
+        ),
+        (
+            [],
+            {"RAWWS_PING_INTERVAL": "-5"},
+            "RAWWS_PING_INTERVAL=-5: must be 0 (no pings) or more seconds",
+        ),
+        (
+            [],
+            {"RAWWS_PING_INTERVAL_S": "-5"},
+            "RAWWS_PING_INTERVAL_S=-5: must be 0 (no pings) or more seconds",
+        ),
+        (
+            ["--port", "abc"],
+            {},
+            "--port abc: expected an integer (see `rawws serve --help`)",
+        ),
         ([], {"RAWWS_PORT": "abc"}, "RAWWS_PORT=abc: expected an integer"),
-        ([], {"RAWWS_DRAIN_DELAY_S": "soon"}, "RAWWS_DRAIN_DELAY_S=soon: expected a number"),
-        ([], {"RAWWS_ECHO": "maybe"}, "RAWWS_ECHO=maybe: expected true or false (also 1/0, yes/no, on/off)"),
+        (
+            [],
+            {"RAWWS_DRAIN_DELAY_S": "soon"},
+            "RAWWS_DRAIN_DELAY_S=soon: expected a number",
+        ),
+        (
+            [],
+            {"RAWWS_ECHO": "maybe"},
+            "RAWWS_ECHO=maybe: expected true or false (also 1/0, yes/no, on/off)",
+        ),
         ([], {"RAWWS_PORT": ""}, "RAWWS_PORT='': expected an integer"),
-        (["--workers", "0"], {"RAWWS_WORKERS": "2"}, "--workers 0: must be 1 or more"),  # the flag wins
+        (
+            ["--workers", "0"],
+            {"RAWWS_WORKERS": "2"},
+            "--workers 0: must be 1 or more",
+        ),  # the flag wins
         (["--tls-cert", "c.pem"], {}, "--tls-cert c.pem: TLS needs a key too"),
-        ([], {"RAWWS_TLS_KEY": "k.pem"}, "RAWWS_TLS_KEY=k.pem: TLS needs a certificate too"),
+        (
+            [],
+            {"RAWWS_TLS_KEY": "k.pem"},
+            "RAWWS_TLS_KEY=k.pem: TLS needs a certificate too",
+        ),
     ],
 )
-def test_a_flag_and_its_variable_are_refused_alike_and_by_their_own_name(flags, environ, said):
+def test_a_flag_and_its_variable_are_refused_alike_and_by_their_own_name(
+    flags, environ, said
+):
     args = build_parser().parse_args(["serve", *flags])
     with pytest.raises(SettingError) as refused:
         serve_config(args, environ=environ)
@@ -130,7 +210,12 @@ def test_a_flag_and_its_variable_are_refused_alike_and_by_their_own_name(flags, 
 
 def test_a_password_in_a_url_is_never_said():
     with pytest.raises(SettingError) as refused:
-        from_env({"RAWWS_DB_URL": "postgresql+asyncpg://ada:hunter2@db/rawws", "RAWWS_PORT": "x"})
+        from_env(
+            {
+                "RAWWS_DB_URL": "postgresql+asyncpg://ada:hunter2@db/rawws",
+                "RAWWS_PORT": "x",
+            }
+        )
     assert str(refused.value) == "RAWWS_PORT=x: expected an integer"
     config = from_env({"RAWWS_DB_URL": "postgresql+asyncpg://ada:hunter2@db/rawws"})
     assert "hunter2" not in repr(config)

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
-from websockets.extensions.permessage_deflate import PerMessageDeflate as WebsocketsDeflate
+from websockets.extensions.permessage_deflate import (
+    PerMessageDeflate as WebsocketsDeflate,
+)
 
 import rawws
 from rawws.client.connect import (
@@ -30,7 +32,9 @@ from rawws.core.handshake import accept_key
 from tests.conftest import StartServer
 from tests.support.helpers import wait_for_condition
 
-WAIT_S = 10.0  # the bound on every wait in this module; nothing here should come near it
+WAIT_S = (
+    10.0  # the bound on every wait in this module; nothing here should come near it
+)
 
 RawHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -45,7 +49,9 @@ async def raw_server() -> AsyncIterator[Callable[[RawHandler], Awaitable[int]]]:
     writers: list[asyncio.StreamWriter] = []
 
     async def start(handler: RawHandler) -> int:
-        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        async def run(
+            reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        ) -> None:
             writers.append(writer)
             with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
                 await handler(reader, writer)
@@ -62,7 +68,9 @@ async def raw_server() -> AsyncIterator[Callable[[RawHandler], Awaitable[int]]]:
         await asyncio.wait_for(server.wait_closed(), WAIT_S)
 
 
-async def accept_upgrade(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, extra: bytes = b"") -> None:
+async def accept_upgrade(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, extra: bytes = b""
+) -> None:
     """Read an upgrade request and answer 101, followed by ``extra`` in the same write."""
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT_S)
     key = next(
@@ -86,7 +94,9 @@ def server_frame(opcode: int, payload: bytes) -> bytes:
     return struct.pack("!BBQ", 0x80 | opcode, 127, length) + payload
 
 
-async def read_client_frame(reader: asyncio.StreamReader) -> tuple[int, bytes, bytes | None]:
+async def read_client_frame(
+    reader: asyncio.StreamReader,
+) -> tuple[int, bytes, bytes | None]:
     """One client frame: (opcode, unmasked payload, masking key or None when unmasked)."""
     first, second = await asyncio.wait_for(reader.readexactly(2), WAIT_S)
     length = second & 0x7F
@@ -116,11 +126,15 @@ async def test_text_and_binary_echo_through_the_rawws_server(start_server: Start
     assert ws.close_code == 1000
 
 
-async def test_compression_is_negotiated_with_the_rawws_server_and_can_be_turned_off(start_server: StartServer):
+async def test_compression_is_negotiated_with_the_rawws_server_and_can_be_turned_off(
+    start_server: StartServer,
+):
     server = await start_server()
     url = f"ws://127.0.0.1:{server.port}/echo"
     async with connect(url) as ws:
-        assert ws.compression is not None and ws.compression.startswith("permessage-deflate")
+        assert ws.compression is not None and ws.compression.startswith(
+            "permessage-deflate"
+        )
         (session,) = server.sessions
         assert session.compressed
         big = "compressible " * 20000
@@ -135,7 +149,9 @@ async def test_compression_is_negotiated_with_the_rawws_server_and_can_be_turned
         assert await ws.recv() == "plain"
 
 
-async def test_refused_upgrade_from_the_rawws_server_shows_the_status(start_server: StartServer):
+async def test_refused_upgrade_from_the_rawws_server_shows_the_status(
+    start_server: StartServer,
+):
     server = await start_server()
     with pytest.raises(HandshakeRejected) as info:
         await connect(f"ws://127.0.0.1:{server.port}/no-such-endpoint")
@@ -167,7 +183,9 @@ async def test_a_message_over_our_limit_fails_with_1009(start_server: StartServe
     assert info.value.code == 1009 == ws.close_code
 
 
-async def test_a_message_over_the_servers_limit_reports_the_servers_1009(start_server: StartServer):
+async def test_a_message_over_the_servers_limit_reports_the_servers_1009(
+    start_server: StartServer,
+):
     """Our close and the server's cross: the code that ended it is the server's."""
     server = await start_server(max_message_bytes=1000)
     async with connect(f"ws://127.0.0.1:{server.port}/echo", compression=None) as ws:
@@ -204,9 +222,13 @@ async def test_ping_resolves_with_the_round_trip_time(start_server: StartServer)
         assert await asyncio.wait_for(pong, WAIT_S) >= 0
 
 
-async def test_keepalive_pings_answered_keep_the_connection_open(start_server: StartServer):
+async def test_keepalive_pings_answered_keep_the_connection_open(
+    start_server: StartServer,
+):
     server = await start_server()
-    async with connect(f"ws://127.0.0.1:{server.port}/echo", ping_interval=0.01, ping_timeout=0.5) as ws:
+    async with connect(
+        f"ws://127.0.0.1:{server.port}/echo", ping_interval=0.01, ping_timeout=0.5
+    ) as ws:
         for n in range(5):  # each round trip leaves time for pings
             await asyncio.sleep(0.03)
             await ws.send(str(n))
@@ -232,9 +254,14 @@ async def test_text_and_binary_echo_through_websockets_with_compression_both_way
     async with serve(handler, "127.0.0.1", 0) as server:
         port = server.sockets[0].getsockname()[1]
         async with connect(f"ws://127.0.0.1:{port}/") as ws:
-            assert ws.compression is not None and ws.compression.startswith("permessage-deflate")
+            assert ws.compression is not None and ws.compression.startswith(
+                "permessage-deflate"
+            )
             (connection,) = connections
-            assert any(isinstance(ext, WebsocketsDeflate) for ext in connection.protocol.extensions)
+            assert any(
+                isinstance(ext, WebsocketsDeflate)
+                for ext in connection.protocol.extensions
+            )
             text = "déjà vu " * 10000
             await ws.send(text)
             assert await ws.recv() == text
@@ -251,7 +278,9 @@ async def test_text_and_binary_echo_through_websockets_with_compression_both_way
 async def test_subprotocol_is_negotiated_with_websockets():
     async with serve(echo, "127.0.0.1", 0, subprotocols=["rawws.v1"]) as server:
         port = server.sockets[0].getsockname()[1]
-        async with connect(f"ws://127.0.0.1:{port}/", subprotocols=["other", "rawws.v1"]) as ws:
+        async with connect(
+            f"ws://127.0.0.1:{port}/", subprotocols=["other", "rawws.v1"]
+        ) as ws:
             assert ws.subprotocol == "rawws.v1"
 
 
@@ -263,7 +292,10 @@ async def test_extra_headers_reach_the_server():
 
     async with serve(echo, "127.0.0.1", 0, process_request=process_request) as server:
         port = server.sockets[0].getsockname()[1]
-        async with connect(f"ws://127.0.0.1:{port}/", additional_headers={"Authorization": "Bearer t0ken"}):
+        async with connect(
+            f"ws://127.0.0.1:{port}/",
+            additional_headers={"Authorization": "Bearer t0ken"},
+        ):
             pass
     assert seen == ["Bearer t0ken"]
 
@@ -282,7 +314,9 @@ async def test_refused_upgrade_raises_with_status_401_and_the_body():
 
 
 async def test_close_code_and_reason_reach_the_server():
-    closed: asyncio.Future[tuple[int | None, str | None]] = asyncio.get_running_loop().create_future()
+    closed: asyncio.Future[tuple[int | None, str | None]] = (
+        asyncio.get_running_loop().create_future()
+    )
 
     async def handler(connection: ServerConnection) -> None:
         await connection.wait_closed()
@@ -307,7 +341,9 @@ async def test_server_close_with_an_error_code_raises_connection_closed_error():
     async with serve(handler, "127.0.0.1", 0) as server:
         port = server.sockets[0].getsockname()[1]
         async with connect(f"ws://127.0.0.1:{port}/") as ws:
-            assert await ws.recv() == "last words"  # what came before the close is still read
+            assert (
+                await ws.recv() == "last words"
+            )  # what came before the close is still read
             with pytest.raises(ConnectionClosedError) as info:
                 await asyncio.wait_for(ws.recv(), WAIT_S)
     assert (info.value.code, info.value.reason) == (1011, "server broke")
@@ -317,7 +353,9 @@ async def test_server_close_with_an_error_code_raises_connection_closed_error():
 
 
 async def test_keepalive_fails_with_1011_when_pongs_never_come(raw_server):
-    async def never_pong(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def never_pong(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         await accept_upgrade(reader, writer)
         while await reader.read(1024):
             pass  # reads pings, answers nothing
@@ -343,13 +381,17 @@ async def test_the_101_and_the_first_frame_in_one_write(raw_server):
 async def test_every_client_frame_is_masked_with_a_fresh_key(raw_server):
     frames: asyncio.Queue[tuple[int, bytes, bytes | None]] = asyncio.Queue()
 
-    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def record(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         await accept_upgrade(reader, writer)
         while True:
             frames.put_nowait(await read_client_frame(reader))
 
     port = await raw_server(record)
-    async with connect(f"ws://127.0.0.1:{port}/", compression=None, close_timeout=0.2) as ws:
+    async with connect(
+        f"ws://127.0.0.1:{port}/", compression=None, close_timeout=0.2
+    ) as ws:
         await ws.send("one")
         await ws.send("one")
         first, second = [await asyncio.wait_for(frames.get(), WAIT_S) for _ in range(2)]
@@ -372,7 +414,9 @@ async def test_a_wrong_accept_value_fails_the_handshake(raw_server):
 
 
 async def test_a_server_that_never_answers_times_out(raw_server):
-    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def silent(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         await reader.read()
 
     port = await raw_server(silent)
@@ -393,7 +437,9 @@ async def test_an_unanswered_close_is_dropped_after_the_close_timeout(raw_server
 
 
 async def test_a_connection_lost_without_a_close_frame_is_1006(raw_server):
-    async def vanish(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def vanish(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         await accept_upgrade(reader, writer)
         writer.close()
 
@@ -409,13 +455,17 @@ async def test_an_unread_receive_queue_stops_reading_instead_of_growing(raw_serv
     total = 2000
     flood = b"".join(server_frame(0x1, f"message {n}".encode()) for n in range(total))
 
-    async def flooder(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def flooder(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         await accept_upgrade(reader, writer, extra=flood)
         await writer.drain()
         await reader.read()
 
     port = await raw_server(flooder)
-    ws = await connect(f"ws://127.0.0.1:{port}/", max_queue=8, compression=None, close_timeout=0.2)
+    ws = await connect(
+        f"ws://127.0.0.1:{port}/", max_queue=8, compression=None, close_timeout=0.2
+    )
     await wait_for_condition(lambda: ws.queued_messages >= 8, timeout=WAIT_S)
     for _ in range(50):  # many event-loop turns with data waiting on the socket
         await asyncio.sleep(0)
@@ -427,12 +477,18 @@ async def test_an_unread_receive_queue_stops_reading_instead_of_growing(raw_serv
     await ws.close()
 
 
-async def test_a_reply_to_a_message_leaves_before_the_close_a_later_bad_frame_causes(raw_server):
+async def test_a_reply_to_a_message_leaves_before_the_close_a_later_bad_frame_causes(
+    raw_server,
+):
     """Frames after a message are handled only once the waiting reader had its turn."""
     frames: asyncio.Queue[tuple[int, bytes, bytes | None]] = asyncio.Queue()
 
-    async def message_then_garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await accept_upgrade(reader, writer, extra=server_frame(0x1, b"hi") + server_frame(0x3, b""))
+    async def message_then_garbage(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await accept_upgrade(
+            reader, writer, extra=server_frame(0x1, b"hi") + server_frame(0x3, b"")
+        )
         while True:
             frames.put_nowait(await read_client_frame(reader))
 
@@ -473,7 +529,9 @@ def self_signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return cert, key
 
 
-async def test_wss_with_a_trusted_self_signed_certificate(start_server: StartServer, self_signed):
+async def test_wss_with_a_trusted_self_signed_certificate(
+    start_server: StartServer, self_signed
+):
     cert, key = self_signed
     server = await start_server(tls_cert=str(cert), tls_key=str(key))
     context = ssl.create_default_context(cafile=str(cert))
@@ -482,14 +540,18 @@ async def test_wss_with_a_trusted_self_signed_certificate(start_server: StartSer
         assert await ws.recv() == "secret"
 
 
-async def test_wss_checks_the_certificate_against_the_system_cas(start_server: StartServer, self_signed):
+async def test_wss_checks_the_certificate_against_the_system_cas(
+    start_server: StartServer, self_signed
+):
     cert, key = self_signed
     server = await start_server(tls_cert=str(cert), tls_key=str(key))
     with pytest.raises(ssl.SSLCertVerificationError):
         await connect(f"wss://127.0.0.1:{server.port}/echo")
 
 
-async def test_wss_insecure_skips_the_check_only_when_asked(start_server: StartServer, self_signed):
+async def test_wss_insecure_skips_the_check_only_when_asked(
+    start_server: StartServer, self_signed
+):
     cert, key = self_signed
     server = await start_server(tls_cert=str(cert), tls_key=str(key))
     async with connect(f"wss://localhost:{server.port}/echo", insecure=True) as ws:

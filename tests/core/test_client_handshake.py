@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from rawws.core.client_handshake import ClientHandshake, deflate_from_answer, new_key, parse_uri
+from rawws.core.client_handshake import (
+    ClientHandshake,
+    deflate_from_answer,
+    new_key,
+    parse_uri,
+)
 from rawws.core.events import MessageReceived
 from rawws.core.extensions import PerMessageDeflate
 from rawws.core.headers import parse_extension
@@ -13,12 +18,16 @@ from rawws.errors import HandshakeRejected, InvalidHandshake, InvalidURI
 from tests.support.helpers import ACCEPT, KEY
 
 
-def handshake(url: str = "ws://server.example.com/chat", **options: object) -> ClientHandshake:
+def handshake(
+    url: str = "ws://server.example.com/chat", **options: object
+) -> ClientHandshake:
     options.setdefault("key", KEY)
     return ClientHandshake(parse_uri(url), **options)  # type: ignore[arg-type]
 
 
-def answer(*extra: str, status: bytes = b"101 Switching Protocols", accept: str = ACCEPT) -> bytes:
+def answer(
+    *extra: str, status: bytes = b"101 Switching Protocols", accept: str = ACCEPT
+) -> bytes:
     lines = [
         b"HTTP/1.1 " + status,
         b"Upgrade: websocket",
@@ -57,7 +66,10 @@ def test_request_carries_port_query_subprotocols_and_extra_headers_without_compr
     hs = handshake(
         "wss://server.example.com:8443/ws?room=lobby",
         subprotocols=["rawws.v1", "chat"],
-        extra_headers=[("Authorization", "Bearer abc"), ("Origin", "https://example.com")],
+        extra_headers=[
+            ("Authorization", "Bearer abc"),
+            ("Origin", "https://example.com"),
+        ],
         compression=False,
     )
     assert hs.request() == (
@@ -99,12 +111,22 @@ def test_headers_the_handshake_owns_cannot_be_overridden():
         ("ws://h/ä b", "h", 80, "/%C3%A4%20b", "h"),
     ],
 )
-def test_urls_split_into_socket_address_and_request_target(url, host, port, target, host_header):
+def test_urls_split_into_socket_address_and_request_target(
+    url, host, port, target, host_header
+):
     uri = parse_uri(url)
-    assert (uri.host, uri.port, uri.target, uri.host_header) == (host, port, target, host_header)
+    assert (uri.host, uri.port, uri.target, uri.host_header) == (
+        host,
+        port,
+        target,
+        host_header,
+    )
 
 
-@pytest.mark.parametrize("url", ["http://example.com/", "example.com", "ws:///path", "ws://h/#frag", "ws://u:p@h/"])
+@pytest.mark.parametrize(
+    "url",
+    ["http://example.com/", "example.com", "ws:///path", "ws://h/#frag", "ws://u:p@h/"],
+)
 def test_urls_that_are_not_websocket_urls_are_refused(url):
     with pytest.raises(InvalidURI):
         parse_uri(url)
@@ -144,7 +166,11 @@ def test_the_101_and_the_first_frame_in_one_read_keep_the_frame():
     assert upgrade is not None
     assert upgrade.trailing_data == b"\x81\x05hello\x89\x00"
     assert upgrade.extensions == [] and upgrade.max_message_bytes == 1000
-    ws = WebSocket(client=True, extensions=upgrade.extensions, max_message_bytes=upgrade.max_message_bytes)
+    ws = WebSocket(
+        client=True,
+        extensions=upgrade.extensions,
+        max_message_bytes=upgrade.max_message_bytes,
+    )
     events = list(ws.receive_data(upgrade.trailing_data))
     assert MessageReceived("hello") in events
 
@@ -153,7 +179,9 @@ def test_wrong_sec_websocket_accept_fails():
     """§4.1 item 4: the accept value must be base64(SHA-1(key + GUID))."""
     hs = handshake()
     hs.request()
-    assert "Sec-WebSocket-Accept" in str(failure(hs, answer(accept="x3JJHMbDL1EzLkh9GBhXDw==")))
+    assert "Sec-WebSocket-Accept" in str(
+        failure(hs, answer(accept="x3JJHMbDL1EzLkh9GBhXDw=="))
+    )
 
 
 def test_missing_sec_websocket_accept_fails():
@@ -174,7 +202,9 @@ def test_missing_upgrade_header_fails():
 def test_upgrade_to_another_protocol_fails():
     hs = handshake()
     hs.request()
-    assert "Upgrade" in str(failure(hs, answer().replace(b"Upgrade: websocket", b"Upgrade: h2c")))
+    assert "Upgrade" in str(
+        failure(hs, answer().replace(b"Upgrade: websocket", b"Upgrade: h2c"))
+    )
 
 
 def test_missing_connection_upgrade_fails():
@@ -188,7 +218,10 @@ def test_missing_connection_upgrade_fails():
 def test_status_200_instead_of_101_is_a_rejection_with_its_body():
     hs = handshake()
     hs.request()
-    error = failure(hs, b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello")
+    error = failure(
+        hs,
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello",
+    )
     assert isinstance(error, HandshakeRejected)
     assert (error.status, error.reason, error.body) == (200, "OK", b"hello")
     assert error.header("Content-Type") == "text/plain"
@@ -213,7 +246,10 @@ def test_401_keeps_status_headers_and_body():
 def test_rejection_body_ending_with_the_connection_is_read_to_eof():
     hs = handshake()
     hs.request()
-    assert hs.receive_data(b"HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\nno entry") is None
+    assert (
+        hs.receive_data(b"HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\nno entry")
+        is None
+    )
     with pytest.raises(HandshakeRejected) as info:
         hs.receive_eof()
     assert (info.value.status, info.value.body) == (403, b"no entry")
@@ -297,19 +333,25 @@ def test_an_extension_we_did_not_offer_fails():
     """RFC 6455 §4.1 item 5: only extensions from our offer may be in use."""
     hs = handshake()
     hs.request()
-    assert "did not offer" in str(failure(hs, answer("Sec-WebSocket-Extensions: x-webkit-deflate-frame")))
+    assert "did not offer" in str(
+        failure(hs, answer("Sec-WebSocket-Extensions: x-webkit-deflate-frame"))
+    )
 
 
 def test_deflate_when_we_offered_no_compression_fails():
     hs = handshake(compression=False)
     hs.request()
-    assert "did not offer" in str(failure(hs, answer("Sec-WebSocket-Extensions: permessage-deflate")))
+    assert "did not offer" in str(
+        failure(hs, answer("Sec-WebSocket-Extensions: permessage-deflate"))
+    )
 
 
 def test_deflate_accepted_twice_fails():
     hs = handshake()
     hs.request()
-    error = failure(hs, answer("Sec-WebSocket-Extensions: permessage-deflate, permessage-deflate"))
+    error = failure(
+        hs, answer("Sec-WebSocket-Extensions: permessage-deflate, permessage-deflate")
+    )
     assert "more than once" in str(error)
 
 
@@ -319,7 +361,10 @@ def test_deflate_accepted_twice_fails():
         ("foo=1", "was not offered"),  # §7.1: an unknown parameter
         ("server_no_context_takeover; server_no_context_takeover", "repeated"),
         ("client_no_context_takeover=1", "takes no value"),
-        ("server_max_window_bits", "not a window size"),  # a response must give the value
+        (
+            "server_max_window_bits",
+            "not a window size",
+        ),  # a response must give the value
         ("client_max_window_bits", "not a window size"),
         ("server_max_window_bits=7", "not a window size"),
         ("server_max_window_bits=16", "not a window size"),
@@ -330,19 +375,25 @@ def test_deflate_accepted_twice_fails():
 def test_deflate_parameters_rfc_7692_forbids_fail(params, complaint):
     hs = handshake()
     hs.request()
-    error = failure(hs, answer(f"Sec-WebSocket-Extensions: permessage-deflate; {params}"))
+    error = failure(
+        hs, answer(f"Sec-WebSocket-Extensions: permessage-deflate; {params}")
+    )
     assert complaint in str(error)
 
 
 def test_server_window_of_8_bits_is_inflated_with_a_larger_window():
     """§7.1.2.1: the server may limit its own window, unasked; a 9-bit (or larger) inflater reads it."""
-    deflate, negotiated = deflate_from_answer(parse_extension("permessage-deflate; server_max_window_bits=8")[1], None)
+    deflate, negotiated = deflate_from_answer(
+        parse_extension("permessage-deflate; server_max_window_bits=8")[1], None
+    )
     assert negotiated == "permessage-deflate; server_max_window_bits=8"
     assert deflate.server_max_window_bits == 9
 
 
 def test_quoted_window_bits_are_accepted():
-    _, negotiated = deflate_from_answer(parse_extension('permessage-deflate; client_max_window_bits="10"')[1], None)
+    _, negotiated = deflate_from_answer(
+        parse_extension('permessage-deflate; client_max_window_bits="10"')[1], None
+    )
     assert negotiated == "permessage-deflate; client_max_window_bits=10"
 
 

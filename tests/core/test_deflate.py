@@ -15,18 +15,27 @@ from wsproto.extensions import PerMessageDeflate as WsprotoPerMessageDeflate
 from wsproto.frame_protocol import FrameProtocol, Opcode
 
 from rawws.chat.hub import text_frame
-from rawws.core.deflate import SharedFrame, compression_mode, deflate_message, deflated_text_frame
+from rawws.core.deflate import (
+    SharedFrame,
+    compression_mode,
+    deflate_message,
+    deflated_text_frame,
+)
 from rawws.core.handshake import negotiate_deflate
 from rawws.core.protocol import WebSocket
 
-BROWSER_OFFER = ["permessage-deflate; client_max_window_bits"]  # what Chromium and Firefox send
+BROWSER_OFFER = [
+    "permessage-deflate; client_max_window_bits"
+]  # what Chromium and Firefox send
 
 
 def server(mode: str = "shared", bits: int = 12) -> tuple[WebSocket, str]:
     negotiated = negotiate_deflate(BROWSER_OFFER, 1 << 20, mode, bits)
     assert negotiated is not None
     extension, answer = negotiated
-    return WebSocket(client=False, extensions=[extension], max_message_bytes=1 << 20), answer
+    return WebSocket(
+        client=False, extensions=[extension], max_message_bytes=1 << 20
+    ), answer
 
 
 def wsproto_client(answer: str) -> FrameProtocol:
@@ -65,7 +74,9 @@ def test_empty_message_after_another_inflates_to_nothing():
     texts=st.lists(st.text(max_size=3000), min_size=1, max_size=8),
     bits=st.integers(min_value=9, max_value=15),
 )
-def test_shared_frames_are_the_connection_frames_and_wsproto_inflates_them(texts: list[str], bits: int):
+def test_shared_frames_are_the_connection_frames_and_wsproto_inflates_them(
+    texts: list[str], bits: int
+):
     ws, answer = server("shared", bits)
     client = wsproto_client(answer)
     shared = b"".join(text_frame(text).deflated(bits) for text in texts)
@@ -78,7 +89,10 @@ def test_shared_frames_are_the_connection_frames_and_wsproto_inflates_them(texts
 def test_dedicated_mode_keeps_its_context_and_wsproto_follows_it(texts: list[str]):
     ws, answer = server("dedicated")
     assert "no_context_takeover" not in answer
-    assert inflate_all(wsproto_client(answer), b"".join(ws.send(text) for text in texts)) == texts
+    assert (
+        inflate_all(wsproto_client(answer), b"".join(ws.send(text) for text in texts))
+        == texts
+    )
 
 
 def test_shared_connection_holds_no_zlib_state_after_a_message_each_way():
@@ -86,7 +100,9 @@ def test_shared_connection_holds_no_zlib_state_after_a_message_each_way():
     extension = ws._frames.extensions[0]
     # A client honouring client_no_context_takeover: a fresh compressor per message.
     compressor = zlib.compressobj(6, zlib.DEFLATED, -12)
-    payload = compressor.compress(b'{"type":"say","text":"hi"}') + compressor.flush(zlib.Z_SYNC_FLUSH)
+    payload = compressor.compress(b'{"type":"say","text":"hi"}') + compressor.flush(
+        zlib.Z_SYNC_FLUSH
+    )
     mask = b"\x01\x02\x03\x04"
     body = payload[:-4]
     masked = bytes(b ^ mask[i % 4] for i, b in enumerate(body))
@@ -106,7 +122,9 @@ def test_dedicated_connection_keeps_its_compressor():
 
 def test_shared_frame_is_its_plain_bytes_and_deflates_once_per_window():
     frame = text_frame("room message")
-    assert isinstance(frame, SharedFrame) and frame == WebSocket(client=False).send("room message")
+    assert isinstance(frame, SharedFrame) and frame == WebSocket(client=False).send(
+        "room message"
+    )
     first = frame.deflated(12)
     assert frame.deflated(12) is first  # built once, the same object for every member
     assert frame.deflated(10) is not first
@@ -117,10 +135,16 @@ def test_deflate_message_with_interleaved_window_sizes_stays_independent():
     for data in (b"abc" * 100, b"", b"xyz" * 50):
         for bits in (9, 15, 9):
             inflater = zlib.decompressobj(-bits)
-            assert inflater.decompress(deflate_message(data, bits) + b"\x00\x00\xff\xff") == data
+            assert (
+                inflater.decompress(deflate_message(data, bits) + b"\x00\x00\xff\xff")
+                == data
+            )
 
 
-@pytest.mark.parametrize(("value", "mode"), [(True, "shared"), (False, "off"), ("Dedicated", "dedicated"), ("0", "off")])
+@pytest.mark.parametrize(
+    ("value", "mode"),
+    [(True, "shared"), (False, "off"), ("Dedicated", "dedicated"), ("0", "off")],
+)
 def test_compression_mode_spellings(value: str | bool, mode: str):
     assert compression_mode(value) == mode
 

@@ -25,18 +25,26 @@ from rawws.core.masking import Unmasker
 def test_the_c_masker_is_built_in_ci():
     """Without it rawws still works (wsproto's masker stays), but CI must test the fast path."""
     if os.environ.get("CI") == "true":
-        assert masking.FAST_MASKING, "rawws.core._mask was not built: is a C compiler installed?"
+        assert masking.FAST_MASKING, (
+            "rawws.core._mask was not built: is a C compiler installed?"
+        )
     elif not masking.FAST_MASKING:
-        pytest.skip("rawws.core._mask is not built here (no C compiler at install time)")
+        pytest.skip(
+            "rawws.core._mask is not built here (no C compiler at install time)"
+        )
 
 
-needs_c = pytest.mark.skipif(not masking.FAST_MASKING, reason="rawws.core._mask is not built")
+needs_c = pytest.mark.skipif(
+    not masking.FAST_MASKING, reason="rawws.core._mask is not built"
+)
 
 
 @needs_c
 @given(data=st.binary(max_size=300), key=st.binary(min_size=4, max_size=4))
 def test_apply_mask_is_xor_with_the_repeated_key(data: bytes, key: bytes):
-    assert masking.apply_mask(data, key) == bytes(b ^ key[i % 4] for i, b in enumerate(data))
+    assert masking.apply_mask(data, key) == bytes(
+        b ^ key[i % 4] for i, b in enumerate(data)
+    )
 
 
 @needs_c
@@ -58,7 +66,9 @@ def test_apply_mask_takes_any_buffer_and_checks_the_key():
     key=st.binary(min_size=4, max_size=4),
     cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=6),
 )
-def test_unmasker_matches_wsproto_across_chunk_boundaries(data: bytes, key: bytes, cuts: list[int]):
+def test_unmasker_matches_wsproto_across_chunk_boundaries(
+    data: bytes, key: bytes, cuts: list[int]
+):
     """A frame's payload arrives in pieces; the key must continue where the last piece stopped."""
     bounds = sorted({0, len(data), *(c for c in cuts if c <= len(data))})
     ours, theirs = Unmasker(key), XorMaskerSimple(bytearray(key))
@@ -69,7 +79,9 @@ def test_unmasker_matches_wsproto_across_chunk_boundaries(data: bytes, key: byte
 
 def test_large_payload_unmasks_like_wsproto():
     data, key = os.urandom(1 << 20), os.urandom(4)
-    assert Unmasker(key).process(data) == XorMaskerSimple(bytearray(key)).process(bytearray(data))
+    assert Unmasker(key).process(data) == XorMaskerSimple(bytearray(key)).process(
+        bytearray(data)
+    )
 
 
 # -- the decoder: differential against wsproto's own ----------------------------------
@@ -88,12 +100,18 @@ def frames(draw) -> bytes:
         payload = draw(
             st.one_of(
                 st.just(b""),
-                st.builds(lambda c, r: struct.pack("!H", c) + r, st.integers(0, 5000), st.binary(max_size=20)),
+                st.builds(
+                    lambda c, r: struct.pack("!H", c) + r,
+                    st.integers(0, 5000),
+                    st.binary(max_size=20),
+                ),
             )
         )
     elif opcode == 0x1 or draw(st.booleans()):
         payload = draw(st.text(max_size=40)).encode("utf-8")
-        payload = draw(st.sampled_from([payload] * 8 + [payload[:-1], payload + b"\xff"]))
+        payload = draw(
+            st.sampled_from([payload] * 8 + [payload[:-1], payload + b"\xff"])
+        )
     else:
         payload = draw(st.binary(max_size=300))
     masked = draw(st.sampled_from([True] * 15 + [False]))
@@ -126,24 +144,42 @@ def outcome(proto: FrameProtocol, chunks: list[bytes]) -> list:
 
 
 @settings(max_examples=400)
-@given(stream=st.lists(frames(), min_size=1, max_size=8), cuts=st.lists(st.integers(0, 3000), max_size=5))
+@given(
+    stream=st.lists(frames(), min_size=1, max_size=8),
+    cuts=st.lists(st.integers(0, 3000), max_size=5),
+)
 def test_decoder_parses_exactly_like_wsproto(stream: list[bytes], cuts: list[int]):
     data = b"".join(stream)
     bounds = sorted({0, len(data), *(c for c in cuts if c <= len(data))})
     chunks = [data[a:b] for a, b in itertools.pairwise(bounds)]
     expected = outcome(FrameProtocol(client=False, extensions=[]), chunks)
-    assert outcome(TunedFrameProtocol(client=False, extensions=[], max_message_bytes=1 << 20), chunks) == expected
+    assert (
+        outcome(
+            TunedFrameProtocol(client=False, extensions=[], max_message_bytes=1 << 20),
+            chunks,
+        )
+        == expected
+    )
     assert outcome(TunedFrameProtocol(client=False, extensions=[]), chunks) == expected
 
 
 def test_limit_counts_declared_lengths_over_fragments_and_resets_per_message():
     def frame(opcode: int, size: int, fin: bool = True) -> bytes:
-        return struct.pack("!BB", (0x80 if fin else 0) | opcode, 0x80 | 126) + struct.pack("!H", size) + bytes(4) + bytes(size)
+        return (
+            struct.pack("!BB", (0x80 if fin else 0) | opcode, 0x80 | 126)
+            + struct.pack("!H", size)
+            + bytes(4)
+            + bytes(size)
+        )
 
     proto = TunedFrameProtocol(client=False, extensions=[], max_message_bytes=1000)
     ok = frame(0x2, 600, fin=False) + frame(0x0, 400) + frame(0x2, 1000)
     proto.receive_bytes(ok)
-    assert [f.payload for f in proto.received_frames()] == [bytes(600), bytes(400), bytes(1000)]
+    assert [f.payload for f in proto.received_frames()] == [
+        bytes(600),
+        bytes(400),
+        bytes(1000),
+    ]
     proto.receive_bytes(frame(0x2, 600, fin=False) + frame(0x0, 401))
     with pytest.raises(ParseFailed) as failure:
         list(proto.received_frames())
@@ -158,20 +194,35 @@ BOUNDARY_SIZES = [0, 1, 125, 126, 127, 65535, 65536, 70000]
 @pytest.mark.parametrize("size", BOUNDARY_SIZES)
 @pytest.mark.parametrize("opcode", [0x0, 0x1, 0x2])
 @pytest.mark.parametrize("fin", [True, False])
-def test_server_data_frames_are_byte_for_byte_wsprotos(size: int, opcode: int, fin: bool):
+def test_server_data_frames_are_byte_for_byte_wsprotos(
+    size: int, opcode: int, fin: bool
+):
     from wsproto.frame_protocol import Opcode
 
     payload = os.urandom(size)
-    ours = TunedFrameProtocol(client=False, extensions=[])._serialize_frame(Opcode(opcode), payload, fin)
-    theirs = FrameProtocol(client=False, extensions=[])._serialize_frame(Opcode(opcode), payload, fin)
+    ours = TunedFrameProtocol(client=False, extensions=[])._serialize_frame(
+        Opcode(opcode), payload, fin
+    )
+    theirs = FrameProtocol(client=False, extensions=[])._serialize_frame(
+        Opcode(opcode), payload, fin
+    )
     assert ours == theirs
 
 
-@given(text=st.text(max_size=300), data=st.binary(max_size=300), ping=st.binary(max_size=125))
+@given(
+    text=st.text(max_size=300),
+    data=st.binary(max_size=300),
+    ping=st.binary(max_size=125),
+)
 def test_public_sends_match_wsproto(text: str, data: bytes, ping: bytes):
-    ours, theirs = TunedFrameProtocol(client=False, extensions=[]), FrameProtocol(client=False, extensions=[])
+    ours, theirs = (
+        TunedFrameProtocol(client=False, extensions=[]),
+        FrameProtocol(client=False, extensions=[]),
+    )
     assert ours.send_data(text, True) == theirs.send_data(text, True)
-    assert ours.send_data(data, False) == theirs.send_data(data, False)  # then a continuation
+    assert ours.send_data(data, False) == theirs.send_data(
+        data, False
+    )  # then a continuation
     assert ours.send_data(data, True) == theirs.send_data(data, True)
     assert ours.ping(ping) == theirs.ping(ping)
     assert ours.pong(ping) == theirs.pong(ping)
@@ -180,7 +231,10 @@ def test_public_sends_match_wsproto(text: str, data: bytes, ping: bytes):
 
 
 def test_oversize_control_frames_are_refused_like_wsproto():
-    for proto in (TunedFrameProtocol(client=False, extensions=[]), FrameProtocol(client=False, extensions=[])):
+    for proto in (
+        TunedFrameProtocol(client=False, extensions=[]),
+        FrameProtocol(client=False, extensions=[]),
+    ):
         with pytest.raises(ValueError):
             proto.ping(bytes(126))
 

@@ -28,10 +28,20 @@ GOOD_HEADERS = [
 ]
 
 
-def request(headers=GOOD_HEADERS, *, method="GET", version=b"1.1", replace=None, add=()) -> Request:
+def request(
+    headers=GOOD_HEADERS, *, method="GET", version=b"1.1", replace=None, add=()
+) -> Request:
     replace = replace or {}
-    merged = [(k, replace.get(k, v)) for k, v in headers if replace.get(k, v) is not None]
-    return Request(method=method, path="/chat", query="", headers=merged + list(add), http_version=version)
+    merged = [
+        (k, replace.get(k, v)) for k, v in headers if replace.get(k, v) is not None
+    ]
+    return Request(
+        method=method,
+        path="/chat",
+        query="",
+        headers=merged + list(add),
+        http_version=version,
+    )
 
 
 def refusal(req: Request, policy: UpgradePolicy = POLICY) -> HttpError:
@@ -46,7 +56,9 @@ def test_accept_key_matches_rfc_example():
 
 
 def test_valid_request_is_accepted_with_the_101_headers():
-    accepted = decide_upgrade(request(), UpgradePolicy(max_message_bytes=100, compression=False))
+    accepted = decide_upgrade(
+        request(), UpgradePolicy(max_message_bytes=100, compression=False)
+    )
     assert accepted.headers == [
         ("Upgrade", "websocket"),
         ("Connection", "Upgrade"),
@@ -59,7 +71,9 @@ def test_valid_request_is_accepted_with_the_101_headers():
 
 def test_header_tokens_are_case_insensitive_and_listed():
     """§4.2.1: Upgrade contains "websocket" and Connection contains "Upgrade", case-insensitively."""
-    req = request(replace={b"upgrade": b"WebSocket", b"connection": b"keep-alive, UPGRADE"})
+    req = request(
+        replace={b"upgrade": b"WebSocket", b"connection": b"keep-alive, UPGRADE"}
+    )
     assert decide_upgrade(req, POLICY).headers[0] == ("Upgrade", "websocket")
 
 
@@ -69,18 +83,50 @@ def test_header_tokens_are_case_insensitive_and_listed():
         ("POST is not a handshake", request(method="POST"), 405),
         ("HTTP/1.0 cannot upgrade", request(version=b"1.0"), 400),
         ("Upgrade names another protocol", request(replace={b"upgrade": b"h2c"}), 400),
-        ("Connection lacks upgrade", request(replace={b"connection": b"keep-alive"}), 400),
+        (
+            "Connection lacks upgrade",
+            request(replace={b"connection": b"keep-alive"}),
+            400,
+        ),
         ("Connection missing", request(replace={b"connection": None}), 400),
-        ("no version: not a valid handshake (§4.2.1 item 6)", request(replace={b"sec-websocket-version": None}), 400),
+        (
+            "no version: not a valid handshake (§4.2.1 item 6)",
+            request(replace={b"sec-websocket-version": None}),
+            400,
+        ),
         ("version 8", request(replace={b"sec-websocket-version": b"8"}), 426),
         ("two versions", request(replace={b"sec-websocket-version": b"13, 8"}), 426),
         ("no key", request(replace={b"sec-websocket-key": None}), 400),
-        ("key not base64", request(replace={b"sec-websocket-key": b"not base64!!"}), 400),
-        ("key of 15 bytes", request(replace={b"sec-websocket-key": b"AAAAAAAAAAAAAAAAAAAA"}), 400),
-        ("two keys", request(add=[(b"sec-websocket-key", b"dGhlIHNhbXBsZSBub25jZQ==")]), 400),
-        ("unterminated quote in Connection", request(replace={b"connection": b'Upgrade, "open'}), 400),
-        ("unterminated quote in Upgrade", request(replace={b"upgrade": b'websocket, "open'}), 400),
-        ("unterminated quote in Sec-WebSocket-Protocol", request(add=[(b"sec-websocket-protocol", b'a, "b')]), 400),
+        (
+            "key not base64",
+            request(replace={b"sec-websocket-key": b"not base64!!"}),
+            400,
+        ),
+        (
+            "key of 15 bytes",
+            request(replace={b"sec-websocket-key": b"AAAAAAAAAAAAAAAAAAAA"}),
+            400,
+        ),
+        (
+            "two keys",
+            request(add=[(b"sec-websocket-key", b"dGhlIHNhbXBsZSBub25jZQ==")]),
+            400,
+        ),
+        (
+            "unterminated quote in Connection",
+            request(replace={b"connection": b'Upgrade, "open'}),
+            400,
+        ),
+        (
+            "unterminated quote in Upgrade",
+            request(replace={b"upgrade": b'websocket, "open'}),
+            400,
+        ),
+        (
+            "unterminated quote in Sec-WebSocket-Protocol",
+            request(add=[(b"sec-websocket-protocol", b'a, "b')]),
+            400,
+        ),
     ],
 )
 def test_faulty_requests_get_the_status_the_rfc_asks_for(description, req, status):
@@ -109,13 +155,18 @@ def test_post_refusal_says_allow_get():
 
 
 def test_first_offered_supported_subprotocol_wins():
-    assert choose_subprotocol(["bearer.x", "rawws.v1", "other"], ("other", "rawws.v1")) == "rawws.v1"
+    assert (
+        choose_subprotocol(["bearer.x", "rawws.v1", "other"], ("other", "rawws.v1"))
+        == "rawws.v1"
+    )
     assert choose_subprotocol(["a", "b"], ("c",)) is None
 
 
 def test_subprotocol_is_echoed_in_the_101():
     policy = UpgradePolicy(max_message_bytes=10, subprotocols=("rawws.v1",))
-    accepted = decide_upgrade(request(add=[(b"sec-websocket-protocol", b"bearer.abc, rawws.v1")]), policy)
+    accepted = decide_upgrade(
+        request(add=[(b"sec-websocket-protocol", b"bearer.abc, rawws.v1")]), policy
+    )
     assert accepted.subprotocol == "rawws.v1"
     assert ("Sec-WebSocket-Protocol", "rawws.v1") in accepted.headers
 
@@ -134,16 +185,27 @@ NCT = "server_no_context_takeover; client_no_context_takeover"
     ("offer", "answer"),
     [
         # What browsers offer: both contexts dropped, both windows bounded to 12 bits.
-        ("permessage-deflate; client_max_window_bits",
-         f"permessage-deflate; {NCT}; server_max_window_bits=12; client_max_window_bits=12"),
+        (
+            "permessage-deflate; client_max_window_bits",
+            f"permessage-deflate; {NCT}; server_max_window_bits=12; client_max_window_bits=12",
+        ),
         ("permessage-deflate", f"permessage-deflate; {NCT}; server_max_window_bits=12"),
-        ("permessage-deflate; server_max_window_bits=9", f"permessage-deflate; {NCT}; server_max_window_bits=9"),
+        (
+            "permessage-deflate; server_max_window_bits=9",
+            f"permessage-deflate; {NCT}; server_max_window_bits=9",
+        ),
         (
             "permessage-deflate; client_max_window_bits=10; server_no_context_takeover",
             f"permessage-deflate; {NCT}; server_max_window_bits=12; client_max_window_bits=10",
         ),
-        ('permessage-deflate; server_max_window_bits="15"', f"permessage-deflate; {NCT}; server_max_window_bits=12"),
-        ("permessage-deflate; client_no_context_takeover", f"permessage-deflate; {NCT}; server_max_window_bits=12"),
+        (
+            'permessage-deflate; server_max_window_bits="15"',
+            f"permessage-deflate; {NCT}; server_max_window_bits=12",
+        ),
+        (
+            "permessage-deflate; client_no_context_takeover",
+            f"permessage-deflate; {NCT}; server_max_window_bits=12",
+        ),
     ],
 )
 def test_shared_mode_answers_no_context_takeover_both_ways(offer, answer):
@@ -155,14 +217,26 @@ def test_shared_mode_answers_no_context_takeover_both_ways(offer, answer):
     ("offer", "answer"),
     [
         ("permessage-deflate", "permessage-deflate"),
-        ("permessage-deflate; client_max_window_bits", "permessage-deflate; client_max_window_bits=15"),
-        ("permessage-deflate; server_max_window_bits=9", "permessage-deflate; server_max_window_bits=9"),
+        (
+            "permessage-deflate; client_max_window_bits",
+            "permessage-deflate; client_max_window_bits=15",
+        ),
+        (
+            "permessage-deflate; server_max_window_bits=9",
+            "permessage-deflate; server_max_window_bits=9",
+        ),
         (
             "permessage-deflate; client_max_window_bits=10; server_no_context_takeover",
             "permessage-deflate; server_no_context_takeover; client_max_window_bits=10",
         ),
-        ('permessage-deflate; server_max_window_bits="12"', "permessage-deflate; server_max_window_bits=12"),
-        ("permessage-deflate; client_no_context_takeover", "permessage-deflate; client_no_context_takeover"),
+        (
+            'permessage-deflate; server_max_window_bits="12"',
+            "permessage-deflate; server_max_window_bits=12",
+        ),
+        (
+            "permessage-deflate; client_no_context_takeover",
+            "permessage-deflate; client_no_context_takeover",
+        ),
     ],
 )
 def test_dedicated_mode_keeps_contexts_unless_asked(offer, answer):
@@ -196,12 +270,18 @@ def test_unacceptable_deflate_offers_are_declined(offer):
 def test_first_acceptable_offer_is_taken_and_settings_do_not_leak_between_offers():
     """An invalid first offer must not leave its window size on the extension we accept."""
     negotiated = negotiate_deflate(
-        ["permessage-deflate; server_max_window_bits=9; bogus", "permessage-deflate; client_max_window_bits"],
+        [
+            "permessage-deflate; server_max_window_bits=9; bogus",
+            "permessage-deflate; client_max_window_bits",
+        ],
         max_message_bytes=1000,
     )
     assert negotiated is not None
     extension, answer = negotiated
-    assert answer == f"permessage-deflate; {NCT}; server_max_window_bits=12; client_max_window_bits=12"
+    assert (
+        answer
+        == f"permessage-deflate; {NCT}; server_max_window_bits=12; client_max_window_bits=12"
+    )
     assert extension.server_max_window_bits == 12
     assert extension.enabled()
     assert extension.shared and extension.shared_window_bits == 12
@@ -209,13 +289,22 @@ def test_first_acceptable_offer_is_taken_and_settings_do_not_leak_between_offers
 
 def test_window_bits_of_the_accepted_offer_are_applied():
     negotiated = negotiate_deflate(
-        ["x-webkit-deflate-frame", "permessage-deflate; server_max_window_bits=9; client_max_window_bits=10"],
+        [
+            "x-webkit-deflate-frame",
+            "permessage-deflate; server_max_window_bits=9; client_max_window_bits=10",
+        ],
         max_message_bytes=1000,
     )
     assert negotiated is not None
     extension, answer = negotiated
-    assert answer == f"permessage-deflate; {NCT}; server_max_window_bits=9; client_max_window_bits=10"
-    assert (extension.server_max_window_bits, extension.client_max_window_bits) == (9, 10)
+    assert (
+        answer
+        == f"permessage-deflate; {NCT}; server_max_window_bits=9; client_max_window_bits=10"
+    )
+    assert (extension.server_max_window_bits, extension.client_max_window_bits) == (
+        9,
+        10,
+    )
     assert extension.server_no_context_takeover and extension.client_no_context_takeover
     assert extension.max_message_bytes == 1000
 
@@ -229,24 +318,43 @@ def test_dedicated_extension_has_no_shared_frames_and_a_bounded_memory_level():
 
 
 def test_repeated_extension_header_lines_are_joined():
-    req = request(add=[(b"sec-websocket-extensions", b"foo"), (b"sec-websocket-extensions", b"permessage-deflate")])
+    req = request(
+        add=[
+            (b"sec-websocket-extensions", b"foo"),
+            (b"sec-websocket-extensions", b"permessage-deflate"),
+        ]
+    )
     accepted = decide_upgrade(req, POLICY)
-    assert ("Sec-WebSocket-Extensions", f"permessage-deflate; {NCT}; server_max_window_bits=12") in accepted.headers
+    assert (
+        "Sec-WebSocket-Extensions",
+        f"permessage-deflate; {NCT}; server_max_window_bits=12",
+    ) in accepted.headers
     assert isinstance(accepted.extensions[0], PerMessageDeflate)
     assert accepted.max_message_bytes == POLICY.max_message_bytes
 
 
 def test_no_acceptable_offer_means_no_extension_header():
-    req = request(add=[(b"sec-websocket-extensions", b"permessage-deflate; server_max_window_bits=8")])
+    req = request(
+        add=[
+            (
+                b"sec-websocket-extensions",
+                b"permessage-deflate; server_max_window_bits=8",
+            )
+        ]
+    )
     accepted = decide_upgrade(req, POLICY)
     assert not any(name == "Sec-WebSocket-Extensions" for name, _ in accepted.headers)
 
 
 def test_compression_switched_off_ignores_offers():
     req = request(add=[(b"sec-websocket-extensions", b"permessage-deflate")])
-    accepted = decide_upgrade(req, UpgradePolicy(max_message_bytes=10, compression=False))
+    accepted = decide_upgrade(
+        req, UpgradePolicy(max_message_bytes=10, compression=False)
+    )
     assert not any(name == "Sec-WebSocket-Extensions" for name, _ in accepted.headers)
-    accepted = decide_upgrade(req, UpgradePolicy(max_message_bytes=10, compression="off"))
+    accepted = decide_upgrade(
+        req, UpgradePolicy(max_message_bytes=10, compression="off")
+    )
     assert not any(name == "Sec-WebSocket-Extensions" for name, _ in accepted.headers)
 
 
@@ -258,5 +366,7 @@ def test_policy_refuses_an_unknown_mode_and_unbounded_windows():
 
 
 def test_malformed_extension_header_is_400():
-    req = request(add=[(b"sec-websocket-extensions", b'permessage-deflate; a="unterminated')])
+    req = request(
+        add=[(b"sec-websocket-extensions", b'permessage-deflate; a="unterminated')]
+    )
     assert refusal(req).status == 400

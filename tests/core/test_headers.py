@@ -26,7 +26,9 @@ def test_commas_inside_quotes_do_not_split():
 
 
 def test_extension_with_parameters():
-    assert parse_extension("permessage-deflate; client_max_window_bits; server_max_window_bits=10") == (
+    assert parse_extension(
+        "permessage-deflate; client_max_window_bits; server_max_window_bits=10"
+    ) == (
         "permessage-deflate",
         [("client_max_window_bits", None), ("server_max_window_bits", "10")],
     )
@@ -34,7 +36,9 @@ def test_extension_with_parameters():
 
 def test_quoted_parameter_value_is_unquoted():
     """RFC 6455 §9.1: a quoted-string value must be a token once unquoted."""
-    assert parse_extension('permessage-deflate; server_max_window_bits="10"')[1] == [("server_max_window_bits", "10")]
+    assert parse_extension('permessage-deflate; server_max_window_bits="10"')[1] == [
+        ("server_max_window_bits", "10")
+    ]
 
 
 @pytest.mark.parametrize("bad", ["", "; x", "a; b c", 'a; b="open', "a b", "a; =1"])

@@ -37,7 +37,11 @@ def test_wrong_method_is_405_listing_the_allowed_ones():
 
 def test_query_is_kept_apart_from_the_path():
     request = Request.from_target("GET", "/ws?token=abc&x=1", headers=[])
-    assert (request.path, request.query, request.query_param("token")) == ("/ws", "token=abc&x=1", "abc")
+    assert (request.path, request.query, request.query_param("token")) == (
+        "/ws",
+        "token=abc&x=1",
+        "abc",
+    )
 
 
 def test_error_body_is_json_with_status_and_message():
@@ -50,7 +54,9 @@ def test_error_body_is_json_with_status_and_message():
 LIMITS = {"max_target_bytes": 100, "max_head_bytes": 300, "max_body_bytes": 50}
 
 
-def head_status(method=b"GET", target=b"/", version=b"1.1", headers=((b"host", b"x"),)) -> int | None:
+def head_status(
+    method=b"GET", target=b"/", version=b"1.1", headers=((b"host", b"x"),)
+) -> int | None:
     try:
         check_request_head(method, target, version, list(headers), **LIMITS)
     except HttpError as error:
@@ -69,15 +75,28 @@ def test_an_ordinary_head_passes():
         ("HTTP/2.0 request line", 505, {"version": b"2.0"}),
         ("HTTP/0.9", 505, {"version": b"0.9"}),
         ("target over the limit (RFC 7230 §3.1.1)", 414, {"target": b"/" + b"a" * 100}),
-        ("head over the limit even when it came in one read", 431, {"headers": [(b"x-big", b"v" * 300)]}),
+        (
+            "head over the limit even when it came in one read",
+            431,
+            {"headers": [(b"x-big", b"v" * 300)]},
+        ),
         ("methods are case-sensitive", 501, {"method": b"get"}),
         ("unknown method", 501, {"method": b"BREW"}),
         (
             "Content-Length with Transfer-Encoding (RFC 7230 §3.3.3)",
             400,
-            {"headers": [(b"content-length", b"3"), (b"transfer-encoding", b"chunked")]},
+            {
+                "headers": [
+                    (b"content-length", b"3"),
+                    (b"transfer-encoding", b"chunked"),
+                ]
+            },
         ),
-        ("declared body over the limit", 413, {"headers": [(b"content-length", b"51")]}),
+        (
+            "declared body over the limit",
+            413,
+            {"headers": [(b"content-length", b"51")]},
+        ),
     ],
 )
 def test_heads_refused_with_their_status(description, status, kwargs):

@@ -22,7 +22,9 @@ def test_answered_ping_schedules_the_next_one_and_clears_the_deadline():
     keepalive.ping_sent(20.0)
     assert keepalive.next_deadline == 30.0  # the pong deadline comes first
     assert keepalive.due(25.0, awaiting_pong=True) is Due.NOTHING
-    assert keepalive.due(31.0, awaiting_pong=False) is Due.NOTHING  # the pong came: no failure
+    assert (
+        keepalive.due(31.0, awaiting_pong=False) is Due.NOTHING
+    )  # the pong came: no failure
     assert keepalive.next_deadline == 40.0
     assert keepalive.due(40.0, awaiting_pong=False) is Due.PING
 
@@ -51,7 +53,9 @@ def test_unread_data_from_the_peer_postpones_the_verdict_by_one_timeout():
     assert keepalive.due(40.0, awaiting_pong=True) is Due.PONG_OVERDUE
 
 
-@pytest.mark.parametrize(("interval", "timeout"), [(0, 10.0), (None, 10.0), (-1.0, 10.0)])
+@pytest.mark.parametrize(
+    ("interval", "timeout"), [(0, 10.0), (None, 10.0), (-1.0, 10.0)]
+)
 def test_interval_zero_or_none_means_no_keepalive(interval, timeout):
     keepalive = Keepalive(interval, timeout, now=0.0)
     assert keepalive.next_deadline is None

@@ -22,7 +22,9 @@ def test_push_past_the_byte_bound_is_refused_and_flagged():
     assert box.push(b"x" * 8)
     assert not box.push(b"yyy")
     assert box.overflowed
-    assert box.take() == b"x" * 8, "what was accepted is kept; what was refused was never queued"
+    assert box.take() == b"x" * 8, (
+        "what was accepted is kept; what was refused was never queued"
+    )
 
 
 def test_push_past_the_message_bound_is_refused():
@@ -46,8 +48,14 @@ def test_a_close_frame_goes_in_even_when_full():
     assert box.take() == b"full\x88\x02\x03\xf0"
 
 
-@given(st.lists(st.binary(max_size=50), max_size=40), st.integers(1, 500), st.integers(1, 20))
-def test_bounds_always_hold_and_accepted_data_is_never_lost(chunks, max_bytes, max_messages):
+@given(
+    st.lists(st.binary(max_size=50), max_size=40),
+    st.integers(1, 500),
+    st.integers(1, 20),
+)
+def test_bounds_always_hold_and_accepted_data_is_never_lost(
+    chunks, max_bytes, max_messages
+):
     box = Outbox(max_bytes, max_messages)
     accepted = [chunk for chunk in chunks if box.push(chunk)]
     assert len(box) <= max_messages

@@ -23,7 +23,9 @@ def server(max_message_bytes: int = 1 << 20, deflate: bool = False) -> WebSocket
         extension = PerMessageDeflate(max_message_bytes=max_message_bytes)
         extension.finalize("permessage-deflate")
         extensions.append(extension)
-    return WebSocket(client=False, extensions=extensions, max_message_bytes=max_message_bytes)
+    return WebSocket(
+        client=False, extensions=extensions, max_message_bytes=max_message_bytes
+    )
 
 
 def client(deflate: bool = False) -> WebSocket:
@@ -90,7 +92,11 @@ def test_unsolicited_pong_is_reported_and_not_answered():
 
 def test_ping_between_fragments_is_answered_before_the_message_completes():
     """§5.4: control frames may be injected in the middle of a fragmented message."""
-    data = masked_frame(0x1, b"Hel", fin=False) + masked_frame(0x9, b"p") + masked_frame(0x0, b"lo")
+    data = (
+        masked_frame(0x1, b"Hel", fin=False)
+        + masked_frame(0x9, b"p")
+        + masked_frame(0x0, b"lo")
+    )
     ws = server()
     seen = []
     for event in ws.receive_data(data):
@@ -136,7 +142,9 @@ def test_locally_started_close_finishes_with_the_peers_answer():
     assert ws.close(1001, "going away") == b"\x88\x0c\x03\xe9going away"
     assert ws.state is State.CLOSING
     events, reply = feed(ws, close_frame(1001))
-    assert events == [Closed(1001, "", by_peer=False)]  # the reason of the frame received
+    assert events == [
+        Closed(1001, "", by_peer=False)
+    ]  # the reason of the frame received
     assert reply == b""
     assert ws.state is State.CLOSED
 
@@ -191,7 +199,14 @@ def failure(data: bytes, ws: WebSocket | None = None) -> int:
 
 
 def test_invalid_utf8_text_is_1007():
-    assert failure(masked_frame(0x1, b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80")) == 1007
+    assert (
+        failure(
+            masked_frame(
+                0x1, b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80"
+            )
+        )
+        == 1007
+    )
 
 
 def test_invalid_utf8_fails_fast_on_the_first_fragment():
@@ -257,7 +272,9 @@ def test_ping_is_outstanding_until_its_pong():
 
 # -- properties ---------------------------------------------------------------------
 
-messages = st.lists(st.one_of(st.text(max_size=300), st.binary(max_size=300)), max_size=8)
+messages = st.lists(
+    st.one_of(st.text(max_size=300), st.binary(max_size=300)), max_size=8
+)
 
 
 def chunked(data: bytes, cuts: list[int]) -> list[bytes]:
@@ -270,8 +287,14 @@ def chunked(data: bytes, cuts: list[int]) -> list[bytes]:
 
 
 @settings(max_examples=150, deadline=None)
-@given(messages, st.lists(st.integers(min_value=0, max_value=10_000), max_size=12), st.booleans())
-def test_client_frames_round_trip_through_the_server_in_any_chunking(payloads, cuts, deflate):
+@given(
+    messages,
+    st.lists(st.integers(min_value=0, max_value=10_000), max_size=12),
+    st.booleans(),
+)
+def test_client_frames_round_trip_through_the_server_in_any_chunking(
+    payloads, cuts, deflate
+):
     sender, receiver = client(deflate), server(deflate=deflate)
     wire = b"".join(sender.send(p) for p in payloads)
     received = []
@@ -289,7 +312,9 @@ def test_arbitrary_bytes_never_raise_and_any_failure_closes(data):
         assert isinstance(event, (MessageReceived, PongReceived, Closed))
     if any(isinstance(e, Closed) for e in events):
         assert ws.close_transport and ws.state is State.CLOSED
-        assert reply, "a failure or a peer's close is always answered with a close frame"
+        assert reply, (
+            "a failure or a peer's close is always answered with a close frame"
+        )
 
 
 def test_ping_after_our_close_is_not_answered():

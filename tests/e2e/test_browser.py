@@ -82,7 +82,9 @@ def require_browser() -> None:
     """Skip without Playwright or Chromium, except in CI (``CI=true``), where that is a failure."""
     missing = []
     if async_playwright is None:
-        missing.append("the playwright package (`make sync-dev` installs the locked test group)")
+        missing.append(
+            "the playwright package (`make sync-dev` installs the locked test group)"
+        )
     if not os.access(CHROMIUM, os.X_OK):
         missing.append(f"{CHROMIUM} (apt-get install chromium)")
     if missing:
@@ -112,7 +114,9 @@ async def browser() -> AsyncIterator[Browser]:
 class ChatPage:
     """One browser context (one user) on the chat page, and what the page did."""
 
-    def __init__(self, context: BrowserContext, page: Page, name: str, base_url: str) -> None:
+    def __init__(
+        self, context: BrowserContext, page: Page, name: str, base_url: str
+    ) -> None:
         self.context = context
         self.page = page
         self.name = name
@@ -174,14 +178,20 @@ class ChatPage:
 
     async def say(self, text: str) -> None:
         """Type and press Enter; wait until the page shows it acknowledged (sent)."""
-        sent_before = await self.page.locator('#messages li.message.own[data-state="sent"]').count()
+        sent_before = await self.page.locator(
+            '#messages li.message.own[data-state="sent"]'
+        ).count()
         await self.page.fill("#message-input", text)
         await self.page.press("#message-input", "Enter")
         await expect(self.page.locator("#message-input")).to_have_value("")
-        await expect(self.page.locator('#messages li.message.own[data-state="sent"]')).to_have_count(sent_before + 1)
+        await expect(
+            self.page.locator('#messages li.message.own[data-state="sent"]')
+        ).to_have_count(sent_before + 1)
 
     async def keys(self, room: str) -> list[str]:
-        return await self.messages(room).evaluate_all("nodes => nodes.map(n => n.dataset.key || '')")
+        return await self.messages(room).evaluate_all(
+            "nodes => nodes.map(n => n.dataset.key || '')"
+        )
 
     async def token(self) -> str | None:
         return await self.page.evaluate("sessionStorage.getItem('rawws.token')")
@@ -201,7 +211,9 @@ async def open_page(
     opened: list[ChatPage] = []
     failed_before = request.session.testsfailed
 
-    async def open_(base_url: str, name: str, *, viewport: dict | None = None, mobile: bool = False) -> ChatPage:
+    async def open_(
+        base_url: str, name: str, *, viewport: dict | None = None, mobile: bool = False
+    ) -> ChatPage:
         context = await browser.new_context(
             viewport=viewport or {"width": 1280, "height": 800},
             is_mobile=mobile,
@@ -234,8 +246,13 @@ def base_url(server: Server) -> str:
 # -- plain HTTP and a direct WebSocket client -----------------------------------------
 
 
-async def http_get(port: int, target: str, method: str = "GET", body: dict | None = None,
-                   headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+async def http_get(
+    port: int,
+    target: str,
+    method: str = "GET",
+    body: dict | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, str], bytes]:
     """One request on its own connection: status, headers (lower-case names), body."""
     reply = await http(port, method, target, body, headers=headers, timeout=TIMEOUT_S)
     return reply.status, reply.headers, reply.body
@@ -251,7 +268,9 @@ async def say_directly(port: int, user: str, room: str, texts: list[str]) -> lis
     ids: dict[str, int] = {}
     async with asyncio.timeout(TIMEOUT_S):
         async with websockets.connect(
-            f"ws://127.0.0.1:{port}/ws", additional_headers={"Authorization": f"Bearer {token}"}, proxy=None
+            f"ws://127.0.0.1:{port}/ws",
+            additional_headers={"Authorization": f"Bearer {token}"},
+            proxy=None,
         ) as ws:
             frames = []
 
@@ -267,7 +286,11 @@ async def say_directly(port: int, user: str, room: str, texts: list[str]) -> lis
             await ws.send(json.dumps({"type": "join", "room": room}))
             await next_frame("joined")
             for i, text in enumerate(texts):
-                await ws.send(json.dumps({"type": "say", "room": room, "text": text, "ref": f"r{i}"}))
+                await ws.send(
+                    json.dumps(
+                        {"type": "say", "room": room, "text": text, "ref": f"r{i}"}
+                    )
+                )
                 ack = await next_frame("ack")
                 ids[ack["ref"]] = ack["id"]
     return [ids[f"r{i}"] for i in range(len(texts))]
@@ -276,7 +299,9 @@ async def say_directly(port: int, user: str, room: str, texts: list[str]) -> lis
 # -- the page as plain HTTP -------------------------------------------------------------
 
 
-async def test_page_and_assets_are_served_with_security_headers(start_server: StartServer) -> None:
+async def test_page_and_assets_are_served_with_security_headers(
+    start_server: StartServer,
+) -> None:
     server = await start_server()
     status, headers, body = await http_get(server.port, "/")
     assert status == 200
@@ -284,15 +309,25 @@ async def test_page_and_assets_are_served_with_security_headers(start_server: St
     assert headers["cache-control"] == "no-cache"
     html = body.decode("utf-8")
     versions = dict(re.findall(r'"/static/(app\.(?:js|css))\?v=([0-9a-f]+)"', html))
-    assert set(versions) == {"app.js", "app.css"}, "the page names its script and stylesheet with a content hash"
+    assert set(versions) == {"app.js", "app.css"}, (
+        "the page names its script and stylesheet with a content hash"
+    )
 
     immutable = "public, max-age=31536000, immutable"
     for target, content_type, cache in [
         ("/", "text/html; charset=utf-8", "no-cache"),
         ("/static/app.js", "text/javascript; charset=utf-8", "no-cache"),
         ("/static/app.css", "text/css; charset=utf-8", "no-cache"),
-        (f"/static/app.js?v={versions['app.js']}", "text/javascript; charset=utf-8", immutable),
-        (f"/static/app.css?v={versions['app.css']}", "text/css; charset=utf-8", immutable),
+        (
+            f"/static/app.js?v={versions['app.js']}",
+            "text/javascript; charset=utf-8",
+            immutable,
+        ),
+        (
+            f"/static/app.css?v={versions['app.css']}",
+            "text/css; charset=utf-8",
+            immutable,
+        ),
         ("/static/app.js?v=stale", "text/javascript; charset=utf-8", "no-cache"),
     ]:
         status, headers, body = await http_get(server.port, target)
@@ -310,7 +345,11 @@ async def test_page_and_assets_are_served_with_security_headers(start_server: St
             assert body == (STATIC / name).read_bytes(), target
 
     status, headers, body = await http_get(server.port, "/", method="HEAD")
-    assert status == 200 and body == b"" and headers["content-security-policy"].startswith("default-src 'self'")
+    assert (
+        status == 200
+        and body == b""
+        and headers["content-security-policy"].startswith("default-src 'self'")
+    )
     status, _, _ = await http_get(server.port, "/static/nope.js")
     assert status == 404
     status, headers, _ = await http_get(server.port, "/", method="POST", body={})
@@ -319,18 +358,33 @@ async def test_page_and_assets_are_served_with_security_headers(start_server: St
 
 def test_page_has_no_inline_script_or_style_and_no_html_sinks() -> None:
     html = (STATIC / "index.html").read_text()
-    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), "inline <script> (CSP forbids it)"
-    assert "<style" not in html and not re.search(r"\sstyle=", html), "inline style (CSP forbids it)"
+    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), (
+        "inline <script> (CSP forbids it)"
+    )
+    assert "<style" not in html and not re.search(r"\sstyle=", html), (
+        "inline style (CSP forbids it)"
+    )
     assert not re.search(r"\son[a-z]+=", html), "inline event handler (CSP forbids it)"
     assert "javascript:" not in html
     script = (STATIC / "app.js").read_text()
-    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
+    for sink in (
+        "innerHTML",
+        "outerHTML",
+        "insertAdjacentHTML",
+        "document.write",
+        "eval(",
+        "new Function",
+    ):
         assert sink not in script, f"app.js uses {sink}: user text must go in as text"
-    assert ".setAttribute(\"style\"" not in script
+    assert '.setAttribute("style"' not in script
 
 
 def test_pages_refuse_an_index_that_does_not_reference_its_assets() -> None:
-    files = {"index.html": b"<!doctype html><title>x</title>", "app.js": b"", "app.css": b""}
+    files = {
+        "index.html": b"<!doctype html><title>x</title>",
+        "app.js": b"",
+        "app.css": b"",
+    }
     with pytest.raises(ValueError):
         chat_page.Pages(read=files.__getitem__)
 
@@ -350,7 +404,9 @@ async def test_two_users_chat_render_text_inertly_and_catch_up_after_a_restart(
     await alice.register()
     await bob.register()
     for page in (alice, bob):
-        await expect(page.room_button("lobby")).to_have_attribute("aria-current", "true")
+        await expect(page.room_button("lobby")).to_have_attribute(
+            "aria-current", "true"
+        )
         await expect(page.page.locator("#me-name")).to_have_text(page.name)
 
     # Both join a room and see each other there.
@@ -363,7 +419,10 @@ async def test_two_users_chat_render_text_inertly_and_catch_up_after_a_restart(
     # context takeover either way), so the room's messages below reach them as shared frames.
     chat_sessions = [session for session in server.sessions if session.path == "/ws"]
     assert len(chat_sessions) == 2
-    assert all(session.compressed and session.ws.shared_deflate_bits == 12 for session in chat_sessions)
+    assert all(
+        session.compressed and session.ws.shared_deflate_bits == 12
+        for session in chat_sessions
+    )
 
     # A message in a room Alice is not looking at counts as unread there.
     await bob.page.click('#room-list [data-room="lobby"] .room-button')
@@ -374,9 +433,15 @@ async def test_two_users_chat_render_text_inertly_and_catch_up_after_a_restart(
     conversation = [
         (alice, "Morning! The chat page is live at / now."),
         (bob, "Nice. Is it really just the raw WebSocket under there?"),
-        (alice, "Yes: h11 for the upgrade, wsproto for frames, and a single-use ticket per connection."),
+        (
+            alice,
+            "Yes: h11 for the upgrade, wsproto for frames, and a single-use ticket per connection.",
+        ),
         (bob, "And if the server restarts?"),
-        (alice, "It reconnects with backoff and re-joins with since=<last id>, so nothing is lost or doubled."),
+        (
+            alice,
+            "It reconnects with backoff and re-joins with since=<last id>, so nothing is lost or doubled.",
+        ),
     ]
     for speaker, text in conversation:
         await speaker.say(text)
@@ -385,7 +450,9 @@ async def test_two_users_chat_render_text_inertly_and_catch_up_after_a_restart(
     await expect(alice.messages(ROOM)).to_have_count(len(conversation))
     await expect(bob.messages(ROOM)).to_have_count(len(conversation))
     await expect(alice.messages(ROOM).first.locator(".author")).to_have_text("alice")
-    await expect(alice.messages(ROOM).first.locator("time")).to_have_attribute("datetime", re.compile(r"^\d{4}-"))
+    await expect(alice.messages(ROOM).first.locator("time")).to_have_attribute(
+        "datetime", re.compile(r"^\d{4}-")
+    )
 
     await alice.page.screenshot(path=str(tmp_path / "screenshot.png"))
     if os.environ.get("RAWWS_UPDATE_SCREENSHOT") == "1" or not SCREENSHOT.exists():
@@ -414,11 +481,17 @@ async def test_two_users_chat_render_text_inertly_and_catch_up_after_a_restart(
     await alice.context.route("**/auth/ticket", ticket_gate)
     await asyncio.wait_for(server.shutdown(), TIMEOUT_S)
     for page in (alice, bob):
-        await expect(page.connection).to_have_attribute("data-state", re.compile("reconnecting|offline"))
+        await expect(page.connection).to_have_attribute(
+            "data-state", re.compile("reconnecting|offline")
+        )
 
     server = await start_server(data_dir=data_dir, port=port)
     assert server.port == port
-    meanwhile = ["sent while you were away (1)", "sent while you were away (2)", "sent while you were away (3)"]
+    meanwhile = [
+        "sent while you were away (1)",
+        "sent while you were away (2)",
+        "sent while you were away (3)",
+    ]
     ids = await say_directly(port, "bob", ROOM, meanwhile)
     assert ids == [last_seen + 1, last_seen + 2, last_seen + 3]
     server_up.set()
@@ -427,36 +500,56 @@ async def test_two_users_chat_render_text_inertly_and_catch_up_after_a_restart(
         await expect(page.connection).to_have_attribute("data-state", "online")
         for message_id, text in zip(ids, meanwhile, strict=True):
             await expect(page.message(ROOM, message_id)).to_have_count(1)
-            await expect(page.message(ROOM, message_id).locator(".text")).to_have_text(text)
+            await expect(page.message(ROOM, message_id).locator(".text")).to_have_text(
+                text
+            )
     await expect(alice.member("bob")).to_be_visible()
 
     # Live again: both ways, and still no message twice and all in id order.
     await alice.say("welcome back")
     await expect(bob.messages(ROOM).last.locator(".text")).to_have_text("welcome back")
-    total = len(conversation) + 1 + len(meanwhile) + 1  # the talk, the XSS line, the ones meanwhile, "welcome back"
+    total = (
+        len(conversation) + 1 + len(meanwhile) + 1
+    )  # the talk, the XSS line, the ones meanwhile, "welcome back"
     for page in (alice, bob):
         keys = await page.keys(ROOM)
         numbers = [int(key.split(":")[1]) for key in keys]
         assert numbers == list(range(1, total + 1)), keys
-        await expect(page.page.locator("#messages li.message[data-state=pending]")).to_have_count(0)
+        await expect(
+            page.page.locator("#messages li.message[data-state=pending]")
+        ).to_have_count(0)
 
     # The access token never appeared in a URL; every WebSocket used a fresh ticket.
     for page in (alice, bob):
         token = await page.token()
         assert token
-        for url in [*page.urls, page.page.url, await page.page.evaluate("location.href")]:
+        for url in [
+            *page.urls,
+            page.page.url,
+            await page.page.evaluate("location.href"),
+        ]:
             assert token not in url and "token" not in url and "ticket" not in url, url
-        assert len(page.websocket_urls) >= 2, page.websocket_urls  # the first connection and the one after the restart
+        assert len(page.websocket_urls) >= 2, (
+            page.websocket_urls
+        )  # the first connection and the one after the restart
         tickets = []
         for url in page.websocket_urls:
             parts = urlsplit(url)
-            assert (parts.scheme, parts.netloc, parts.path) == ("ws", f"127.0.0.1:{port}", "/ws"), url
+            assert (parts.scheme, parts.netloc, parts.path) == (
+                "ws",
+                f"127.0.0.1:{port}",
+                "/ws",
+            ), url
             query = parse_qs(parts.query)
             assert set(query) == {"ticket"}, url
             assert token not in url
             tickets.append(query["ticket"][0])
         assert len(set(tickets)) == len(tickets), "a ticket is used once"
-    pages_sessions = [s for s in server.sessions if s.identity is not None and s.identity.user == "alice"]
+    pages_sessions = [
+        s
+        for s in server.sessions
+        if s.identity is not None and s.identity.user == "alice"
+    ]
     assert [session.subprotocol for session in pages_sessions] == ["rawws.v1"]
 
     for page in (alice, bob):
@@ -512,28 +605,38 @@ async def test_own_message_is_pending_until_acked_and_errors_are_shown_politely(
     failed = page.page.locator('#messages li.message[data-state="failed"]')
     await expect(failed.first).to_be_visible()
     await expect(failed.first.locator(".status button")).to_have_text("Retry")
-    await expect(page.page.locator('#messages li.message[data-state="pending"]')).to_have_count(0)
+    await expect(
+        page.page.locator('#messages li.message[data-state="pending"]')
+    ).to_have_count(0)
 
     # A bad room name is refused on the page, in words.
     await page.page.fill("#join-room", "Not A Room!")
     await page.page.press("#join-room", "Enter")
-    await expect(page.page.locator("#join-form .form-error")).to_contain_text("Room names are 1–32 characters")
+    await expect(page.page.locator("#join-form .form-error")).to_contain_text(
+        "Room names are 1–32 characters"
+    )
     assert page.page_errors == []
     assert await page.csp_violations() == []
 
 
-async def test_expired_session_shows_the_sign_in_form_again(start_server: StartServer, open_page: OpenPage) -> None:
+async def test_expired_session_shows_the_sign_in_form_again(
+    start_server: StartServer, open_page: OpenPage
+) -> None:
     server = await start_server()
     page = await open_page(base_url(server), "dave")
     await page.register()
 
     # From now on the page's ticket requests carry an access token that expired an hour ago:
     # the server's own 401 is what the page sees.
-    an_hour_ago = Tokens(token_settings(server.config), clock=lambda: time.time() - 3600)
+    an_hour_ago = Tokens(
+        token_settings(server.config), clock=lambda: time.time() - 3600
+    )
     expired, _ = an_hour_ago.issue("dave")
 
     async def expired_token(route: Route) -> None:
-        await route.continue_(headers={**route.request.headers, "authorization": f"Bearer {expired}"})
+        await route.continue_(
+            headers={**route.request.headers, "authorization": f"Bearer {expired}"}
+        )
 
     await page.context.route("**/auth/ticket", expired_token)
     for session in list(server.sessions):
@@ -541,7 +644,9 @@ async def test_expired_session_shows_the_sign_in_form_again(start_server: StartS
 
     await expect(page.page.locator("#auth-view")).to_be_visible()
     await expect(page.page.locator("#chat-view")).to_be_hidden()
-    await expect(page.page.locator("#auth-notice")).to_contain_text("session has expired")
+    await expect(page.page.locator("#auth-notice")).to_contain_text(
+        "session has expired"
+    )
     assert await page.token() is None
 
     await page.context.unroute("**/auth/ticket")
@@ -558,27 +663,43 @@ async def test_the_page_renews_its_session_and_reconnects_without_a_prompt(
     server = await start_server(access_ttl_s=8)
     page = await open_page(base_url(server), "fran")
     refreshes: list[int] = []
-    page.page.on("response", lambda r: refreshes.append(r.status) if r.url.endswith("/auth/refresh") else None)
+    page.page.on(
+        "response",
+        lambda r: (
+            refreshes.append(r.status) if r.url.endswith("/auth/refresh") else None
+        ),
+    )
     await page.register()
     refresh_before = await page.page.evaluate("sessionStorage.getItem('rawws.refresh')")
     assert refresh_before
 
     deadline = time.monotonic() + 30
-    while (len(page.websocket_urls) < 3 or len(refreshes) < 2) and time.monotonic() < deadline:
-        await asyncio.sleep(0.2)  # two renewals and two reconnections after expiry: a page left open stays in
+    while (
+        len(page.websocket_urls) < 3 or len(refreshes) < 2
+    ) and time.monotonic() < deadline:
+        await asyncio.sleep(
+            0.2
+        )  # two renewals and two reconnections after expiry: a page left open stays in
     assert len(refreshes) >= 2 and set(refreshes) == {200}, refreshes
     assert len(page.websocket_urls) >= 3, page.websocket_urls
     await expect(page.connection).to_have_attribute("data-state", "online")
     await expect(page.page.locator("#auth-view")).to_be_hidden()
-    assert await page.page.evaluate("sessionStorage.getItem('rawws.refresh')") != refresh_before  # rotated
+    assert (
+        await page.page.evaluate("sessionStorage.getItem('rawws.refresh')")
+        != refresh_before
+    )  # rotated
 
     await page.say("a message after the renewals")
     assert page.dialogs == [] and page.page_errors == []
 
 
-async def test_phone_sized_viewport(start_server: StartServer, open_page: OpenPage, tmp_path: Path) -> None:
+async def test_phone_sized_viewport(
+    start_server: StartServer, open_page: OpenPage, tmp_path: Path
+) -> None:
     server = await start_server()
-    page = await open_page(base_url(server), "erin", viewport={"width": 390, "height": 844}, mobile=True)
+    page = await open_page(
+        base_url(server), "erin", viewport={"width": 390, "height": 844}, mobile=True
+    )
     await page.page.goto(page.base_url)
     await expect(page.page.locator("#login-form")).to_be_visible()
     await page.register()
@@ -591,9 +712,13 @@ async def test_phone_sized_viewport(start_server: StartServer, open_page: OpenPa
     composer = await page.page.locator("#message-input").bounding_box()
     send = await page.page.locator("#send-button").bounding_box()
     assert composer is not None and send is not None
-    assert composer["y"] + composer["height"] <= 844 and send["x"] + send["width"] <= 390
+    assert (
+        composer["y"] + composer["height"] <= 844 and send["x"] + send["width"] <= 390
+    )
 
-    await page.say("hello from a phone, with a long line that has to wrap nicely on a narrow screen")
+    await page.say(
+        "hello from a phone, with a long line that has to wrap nicely on a narrow screen"
+    )
     await page.page.screenshot(path=str(tmp_path / "phone-chat.png"))
 
     # Rooms slide in; joining one closes the drawer.

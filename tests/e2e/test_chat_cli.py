@@ -41,9 +41,22 @@ from rawws.chatclient.commands import (
 )
 from rawws.chatclient.login import HttpExchange
 from rawws.chatclient.reconnect import Backoff, describe, retryable, should_reconnect
-from rawws.chatclient.state import ChatState, Formatter, NotStored, RoomLog, Stored, send_outcome
+from rawws.chatclient.state import (
+    ChatState,
+    Formatter,
+    NotStored,
+    RoomLog,
+    Stored,
+    send_outcome,
+)
 from rawws.chatclient.target import chat_target, url_credential
-from rawws.cli import EXIT_CLOSED_WITH_ERROR, EXIT_NOT_STORED, EXIT_OK, EXIT_REFUSED, EXIT_USAGE
+from rawws.cli import (
+    EXIT_CLOSED_WITH_ERROR,
+    EXIT_NOT_STORED,
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_USAGE,
+)
 from rawws.client.connect import ConnectionClosedError
 from rawws.errors import AuthFailed, HandshakeRejected, InvalidHandshake, InvalidURI
 from rawws.server.server import Server
@@ -103,11 +116,24 @@ def test_text_the_server_would_refuse_is_refused_before_sending():
 
 def test_messages_presence_and_errors_are_formatted_on_one_line():
     formatter = Formatter(localtime=time.gmtime)
-    frame = {"type": "message", "room": "lobby", "id": 3, "user": "ada", "text": "hi", "ts": 3600 * 13 + 60 * 7 + 5}
+    frame = {
+        "type": "message",
+        "room": "lobby",
+        "id": 3,
+        "user": "ada",
+        "text": "hi",
+        "ts": 3600 * 13 + 60 * 7 + 5,
+    }
     assert formatter.message(frame) == "13:07 [lobby] ada: hi"
     assert formatter.message({**frame, "ts": "not a time"}) == "[lobby] ada: hi"
-    assert formatter.presence({"room": "dev", "user": "bob", "event": "joined"}) == "* bob joined dev"
-    assert formatter.presence({"room": "dev", "user": "bob", "event": "left"}) == "* bob left dev"
+    assert (
+        formatter.presence({"room": "dev", "user": "bob", "event": "joined"})
+        == "* bob joined dev"
+    )
+    assert (
+        formatter.presence({"room": "dev", "user": "bob", "event": "left"})
+        == "* bob left dev"
+    )
     assert formatter.error("slow down") == "! slow down"
 
 
@@ -118,7 +144,13 @@ def test_room_log_shows_each_id_once_and_recovers_from_its_floor():
     log = RoomLog()
     assert log.since is None
     assert log.joined(41)  # a fresh join: 1..41 are history
-    assert [log.first_sight(i) for i in (41, 42, 43, 42, 43)] == [False, True, True, False, False]
+    assert [log.first_sight(i) for i in (41, 42, 43, 42, 43)] == [
+        False,
+        True,
+        True,
+        False,
+        False,
+    ]
     assert log.since == 43
     # Out of order: 45 before 44. The floor stays at 43 (44 is still wanted), 45 is not shown twice.
     assert log.first_sight(45)
@@ -141,7 +173,9 @@ def frame(kind: str, **fields: Any) -> str:
     return json.dumps({"type": kind, **fields})
 
 
-def message(room: str, message_id: int, user: str = "bob", text: str | None = None) -> str:
+def message(
+    room: str, message_id: int, user: str = "bob", text: str | None = None
+) -> str:
     text = text if text is not None else f"message {message_id}"
     return frame("message", room=room, id=message_id, user=user, text=text, ts=0)
 
@@ -153,8 +187,12 @@ def shown(state: ChatState, *frames: str) -> list[str]:
 def test_state_rejoins_every_room_since_the_last_id_and_prints_missed_messages_once():
     state = ChatState("lobby", Formatter(localtime=time.gmtime))
     assert state.on_connected().send == ['{"type":"join","room":"lobby"}']
-    assert shown(state, frame("welcome", user="ada", rooms=["lobby"])) == ["* signed in as ada"]
-    assert shown(state, frame("joined", room="lobby", users=["ada"], last_id=5)) == ["* joined lobby; here: ada"]
+    assert shown(state, frame("welcome", user="ada", rooms=["lobby"])) == [
+        "* signed in as ada"
+    ]
+    assert shown(state, frame("joined", room="lobby", users=["ada"], last_id=5)) == [
+        "* joined lobby; here: ada"
+    ]
     assert state.recovered
     join_dev = state.command(JoinRoom("dev"))
     assert join_dev.send == ['{"type":"join","room":"dev"}'] and state.current == "dev"
@@ -168,12 +206,25 @@ def test_state_rejoins_every_room_since_the_last_id_and_prints_missed_messages_o
     assert state.on_disconnected().show == []
     assert not state.recovered
     rejoin = state.on_connected()
-    assert rejoin.send == ['{"type":"join","room":"lobby","since":6}', '{"type":"join","room":"dev","since":1}']
-    assert rejoin.show == ["* reconnected; rejoining lobby, dev (missed messages follow)"]
+    assert rejoin.send == [
+        '{"type":"join","room":"lobby","since":6}',
+        '{"type":"join","room":"dev","since":1}',
+    ]
+    assert rejoin.show == [
+        "* reconnected; rejoining lobby, dev (missed messages follow)"
+    ]
     assert shown(state, frame("welcome", user="ada", rooms=["lobby"])) == []
-    assert shown(state, frame("joined", room="lobby", users=["ada"], last_id=8)) == []  # quiet on a re-join
+    assert (
+        shown(state, frame("joined", room="lobby", users=["ada"], last_id=8)) == []
+    )  # quiet on a re-join
     # A replay that overlaps what was shown (6) prints only what was missed, once.
-    lines = shown(state, message("lobby", 6), message("lobby", 7), message("lobby", 8), message("lobby", 7))
+    lines = shown(
+        state,
+        message("lobby", 6),
+        message("lobby", 7),
+        message("lobby", 8),
+        message("lobby", 7),
+    )
     assert lines == ["00:00 [lobby] bob: message 7", "00:00 [lobby] bob: message 8"]
     assert state.duplicates == 2
     assert not state.recovered  # dev has not answered yet
@@ -188,14 +239,22 @@ def test_state_says_in_the_current_room_and_matches_acks_and_errors_by_ref():
     assert first.send == ['{"type":"say","room":"lobby","text":"hello","ref":"c1"}']
     second = state.command(SayLine("again"))
     assert json.loads(second.send[0])["ref"] == "c2"
-    assert shown(state, frame("ack", ref="c1", room="lobby", id=1)) == []  # shown when the message comes
-    assert shown(state, frame("error", code="unavailable", message="message not stored; send it again", ref="c2")) == [
-        "! not sent to lobby: message not stored; send it again: “again”"
-    ]
+    assert (
+        shown(state, frame("ack", ref="c1", room="lobby", id=1)) == []
+    )  # shown when the message comes
+    assert shown(
+        state,
+        frame(
+            "error",
+            code="unavailable",
+            message="message not stored; send it again",
+            ref="c2",
+        ),
+    ) == ["! not sent to lobby: message not stored; send it again: “again”"]
     assert state.pending == {}
-    assert shown(state, frame("error", code="bad_json", message="frame is not valid JSON")) == [
-        "! frame is not valid JSON"
-    ]
+    assert shown(
+        state, frame("error", code="bad_json", message="frame is not valid JSON")
+    ) == ["! frame is not valid JSON"]
 
 
 def test_state_reports_says_without_an_ack_when_the_connection_drops():
@@ -203,37 +262,64 @@ def test_state_reports_says_without_an_ack_when_the_connection_drops():
     state.on_connected()
     state.command(SayLine("lost in flight"))
     lines = state.on_disconnected().show
-    assert len(lines) == 1 and lines[0].startswith("! no ack for “lost in flight” in lobby")
+    assert len(lines) == 1 and lines[0].startswith(
+        "! no ack for “lost in flight” in lobby"
+    )
     offline = state.command(SayLine("while away"))
-    assert offline.send == [] and offline.show == ["! not connected (reconnecting); nothing sent"]
-    assert state.command(ListRooms()).show == ["* rooms: lobby (current)"]  # local commands still work
+    assert offline.send == [] and offline.show == [
+        "! not connected (reconnecting); nothing sent"
+    ]
+    assert state.command(ListRooms()).show == [
+        "* rooms: lobby (current)"
+    ]  # local commands still work
 
 
 def test_state_join_switch_leave_who_history():
     state = ChatState("lobby")
     state.on_connected()
     state.command(JoinRoom("dev"))
-    assert state.command(JoinRoom("lobby")).show == ["* talking in lobby"]  # already in: only switches
+    assert state.command(JoinRoom("lobby")).show == [
+        "* talking in lobby"
+    ]  # already in: only switches
     assert state.command(ListRooms()).show == ["* rooms: lobby (current), dev"]
     assert state.command(WhoIsHere()).send == ['{"type":"who","room":"lobby"}']
-    assert state.command(ShowHistory(5)).send == ['{"type":"history","room":"lobby","limit":5}']
+    assert state.command(ShowHistory(5)).send == [
+        '{"type":"history","room":"lobby","limit":5}'
+    ]
     leave = state.command(LeaveRoom())
-    assert leave.send == ['{"type":"leave","room":"lobby"}'] and leave.show == ["* talking in dev"]
+    assert leave.send == ['{"type":"leave","room":"lobby"}'] and leave.show == [
+        "* talking in dev"
+    ]
     assert shown(state, message("lobby", 9)) == []  # a room we left: nothing shown
     assert state.command(LeaveRoom("lobby")).show == ["! you are not in lobby"]
     state.command(LeaveRoom("dev"))
-    assert state.command(SayLine("anyone?")).show == ["! you are in no room: /join ROOM first"]
-    assert shown(state, frame("members", room="dev", users=["ada", "bob"])) == ["* in dev: ada, bob"]
-    history = frame("history", room="dev", messages=[json.loads(message("dev", 1, "ada", "old news"))])
+    assert state.command(SayLine("anyone?")).show == [
+        "! you are in no room: /join ROOM first"
+    ]
+    assert shown(state, frame("members", room="dev", users=["ada", "bob"])) == [
+        "* in dev: ada, bob"
+    ]
+    history = frame(
+        "history",
+        room="dev",
+        messages=[json.loads(message("dev", 1, "ada", "old news"))],
+    )
     assert shown(state, history)[0] == "* the last 1 message of dev:"
-    assert shown(state, frame("history", room="dev", messages=[])) == ["* no messages in dev yet"]
+    assert shown(state, frame("history", room="dev", messages=[])) == [
+        "* no messages in dev yet"
+    ]
 
 
 def test_state_undoes_a_join_refused_for_too_many_rooms():
     state = ChatState("lobby")
     state.on_connected()
     state.command(JoinRoom("dev"))
-    lines = shown(state, frame("error", code="too_many_rooms", message="at most 32 rooms per connection"))
+    lines = shown(
+        state,
+        frame(
+            "error", code="too_many_rooms", message="at most 32 rooms per connection"
+        ),
+    )
     assert lines == ["! at most 32 rooms per connection", "* talking in lobby"]
     assert list(state.rooms) == ["lobby"]
 
@@ -242,7 +328,9 @@ def test_state_survives_odd_frames():
     state = ChatState("lobby")
     assert shown(state, "not json")[0].startswith("! ")
     assert shown(state, b"\x00")[0].startswith("! ")
-    assert shown(state, frame("message", room="lobby")) == ["! malformed message frame from the server; ignored"]
+    assert shown(state, frame("message", room="lobby")) == [
+        "! malformed message frame from the server; ignored"
+    ]
     assert shown(state, frame("from_the_future", x=1)) == []
 
 
@@ -258,12 +346,18 @@ def test_backoff_doubles_up_to_the_cap_with_half_of_each_delay_random():
         assert len(schedule) == 6
         for attempt, delay in enumerate(schedule, start=1):
             assert backoff.ceiling(attempt) / 2 <= delay <= backoff.ceiling(attempt)
-    assert len({tuple(backoff.schedule(rng)) for _ in range(5)}) == 5  # jitter: no two clients in step
+    assert (
+        len({tuple(backoff.schedule(rng)) for _ in range(5)}) == 5
+    )  # jitter: no two clients in step
     assert Backoff(attempts=0).schedule() == []
-    assert Backoff(initial_s=1, cap_s=30, attempts=1000).ceiling(1000) == 30  # no overflow
+    assert (
+        Backoff(initial_s=1, cap_s=30, attempts=1000).ceiling(1000) == 30
+    )  # no overflow
 
 
-@pytest.mark.parametrize("settings", [{"initial_s": 0}, {"initial_s": 2, "cap_s": 1}, {"attempts": -1}])
+@pytest.mark.parametrize(
+    "settings", [{"initial_s": 0}, {"initial_s": 2, "cap_s": 1}, {"attempts": -1}]
+)
 def test_backoff_refuses_nonsense(settings: dict[str, float]):
     with pytest.raises(ValueError):
         Backoff(**settings)  # type: ignore[arg-type]
@@ -284,8 +378,13 @@ def test_which_closes_and_failures_are_worth_a_reconnect():
     assert not retryable(AuthFailed(401, "login refused: HTTP 401"))
     assert not retryable(ValueError("certificate verify failed"))
     assert not retryable(RuntimeError("a bug"))
-    assert describe(ConnectionRefusedError(111, "Connection refused")) == os.strerror(111)
-    assert describe(HandshakeRejected(403, "Forbidden", [], b"")) == "upgrade refused: HTTP 403 Forbidden"
+    assert describe(ConnectionRefusedError(111, "Connection refused")) == os.strerror(
+        111
+    )
+    assert (
+        describe(HandshakeRejected(403, "Forbidden", [], b""))
+        == "upgrade refused: HTTP 403 Forbidden"
+    )
 
 
 # -- the URL rule ---------------------------------------------------------------------------------
@@ -309,7 +408,15 @@ def test_chat_url_rule(url: str, display: str, http: str):
 
 
 @pytest.mark.parametrize(
-    "url", ["ftp://host", "ws://", "ws://host/ws?token=x", "ws://host/ws?ticket=x", "ws://u:p@host", "ws://h:99999"]
+    "url",
+    [
+        "ftp://host",
+        "ws://",
+        "ws://host/ws?token=x",
+        "ws://host/ws?ticket=x",
+        "ws://u:p@host",
+        "ws://h:99999",
+    ],
 )
 def test_chat_url_rule_refuses(url: str):
     with pytest.raises(InvalidURI):
@@ -327,7 +434,9 @@ def test_credentials_in_a_url_are_noticed():
 
 
 def test_http_exchange_writes_json_and_reads_a_split_answer():
-    exchange = HttpExchange("POST", "/auth/login", "127.0.0.1:8765", {"username": "ada", "password": "pw"})
+    exchange = HttpExchange(
+        "POST", "/auth/login", "127.0.0.1:8765", {"username": "ada", "password": "pw"}
+    )
     request = exchange.request()
     head, _, body = request.partition(b"\r\n\r\n")
     assert head.startswith(b"POST /auth/login HTTP/1.1\r\n")
@@ -336,7 +445,11 @@ def test_http_exchange_writes_json_and_reads_a_split_answer():
     answer = b'HTTP/1.1 200 OK\r\nContent-Length: 22\r\n\r\n{"access_token": "t1"}'
     assert exchange.receive_data(answer[:30]) is None
     result = exchange.receive_data(answer[30:])
-    assert result is not None and result.status == 200 and result.json() == {"access_token": "t1"}
+    assert (
+        result is not None
+        and result.status == 200
+        and result.json() == {"access_token": "t1"}
+    )
 
 
 def test_http_exchange_bearer_and_early_close():
@@ -351,10 +464,12 @@ def test_send_outcome_waits_for_its_ack_or_any_error():
     assert send_outcome(frame("welcome", user="ada", rooms=["lobby"]), "r") is None
     assert send_outcome(frame("joined", room="lobby", users=[], last_id=0), "r") is None
     assert send_outcome(frame("ack", ref="other", room="lobby", id=1), "r") is None
-    assert send_outcome(frame("ack", ref="r", room="lobby", id=7), "r") == Stored("lobby", 7)
-    assert send_outcome(frame("error", code="unavailable", message="not stored", ref="r"), "r") == NotStored(
-        "unavailable", "not stored"
+    assert send_outcome(frame("ack", ref="r", room="lobby", id=7), "r") == Stored(
+        "lobby", 7
     )
+    assert send_outcome(
+        frame("error", code="unavailable", message="not stored", ref="r"), "r"
+    ) == NotStored("unavailable", "not stored")
 
 
 SANS_IO_CLIENT_MODULES = ("commands", "state", "target", "login", "reconnect")
@@ -365,9 +480,25 @@ CLIENT_IO_MODULES = {"rawws.client.connect", "rawws.client.connection"} | {
 
 @pytest.mark.parametrize("module", SANS_IO_CLIENT_MODULES)
 def test_chat_client_does_no_io(module: str):
-    tree = ast.parse((Path(__file__).resolve().parents[2] / "rawws" / "chatclient" / f"{module}.py").read_text())
-    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
-    imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    tree = ast.parse(
+        (
+            Path(__file__).resolve().parents[2]
+            / "rawws"
+            / "chatclient"
+            / f"{module}.py"
+        ).read_text()
+    )
+    imported = {
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    }
+    imported |= {
+        node.module
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module
+    }
     top = {name.split(".")[0] for name in imported}
     assert not top & {"asyncio", "socket", "ssl", "selectors"}
     assert not imported & CLIENT_IO_MODULES
@@ -391,14 +522,18 @@ class Peer:
     @contextlib.asynccontextmanager
     async def open(cls, server: Server, token: str) -> AsyncIterator[Peer]:
         headers = {"Authorization": f"Bearer {token}"}
-        async with ws_connect(f"ws://127.0.0.1:{server.port}/ws", additional_headers=headers) as ws:
+        async with ws_connect(
+            f"ws://127.0.0.1:{server.port}/ws", additional_headers=headers
+        ) as ws:
             yield cls(ws)
 
     async def wait_for(self, kind: str, **fields: object) -> dict:
         async with asyncio.timeout(WAIT_S):
             while True:
                 got = json.loads(await self.ws.recv())
-                if got["type"] == kind and all(got.get(name) == value for name, value in fields.items()):
+                if got["type"] == kind and all(
+                    got.get(name) == value for name, value in fields.items()
+                ):
                     return got
 
     async def join(self, room: str) -> None:
@@ -407,7 +542,9 @@ class Peer:
 
     async def say(self, room: str, text: str) -> int:
         ref = f"peer-{text}"
-        await self.ws.send(json.dumps({"type": "say", "room": room, "text": text, "ref": ref}))
+        await self.ws.send(
+            json.dumps({"type": "say", "room": room, "text": text, "ref": ref})
+        )
         return (await self.wait_for("ack", ref=ref))["id"]
 
     async def history(self, room: str) -> list[dict]:
@@ -426,7 +563,9 @@ def spawn_chat(*args: str, password: str | None = PASSWORD) -> pexpect.spawn:
         timeout=WAIT_S,
         dimensions=(24, 160),
     )
-    child.logfile_read = io.StringIO()  # everything it printed, to count lines afterwards
+    child.logfile_read = (
+        io.StringIO()
+    )  # everything it printed, to count lines afterwards
     return child
 
 
@@ -440,7 +579,9 @@ async def expect(child: pexpect.spawn, text: str) -> None:
 
 async def type_line(child: pexpect.spawn, line: str) -> None:
     child.send(line + "\r")
-    await expect(child, line)  # the editor echoed it: the next expectation looks past it
+    await expect(
+        child, line
+    )  # the editor echoed it: the next expectation looks past it
 
 
 async def finish(child: pexpect.spawn) -> int:
@@ -449,12 +590,16 @@ async def finish(child: pexpect.spawn) -> int:
     return child.exitstatus
 
 
-async def rawws(*args: str, stdin: bytes | None = None, password: str | None = PASSWORD) -> tuple[int, str, str]:
+async def rawws(
+    *args: str, stdin: bytes | None = None, password: str | None = PASSWORD
+) -> tuple[int, str, str]:
     """``tests.support.helpers.rawws``, logged in as the test users are unless told otherwise."""
     return await run_rawws(*args, stdin=stdin, password=password, wait=WAIT_S)
 
 
-async def test_two_users_chat_join_who_and_history_in_terminals(start_server: StartServer):
+async def test_two_users_chat_join_who_and_history_in_terminals(
+    start_server: StartServer,
+):
     server = await start_server()
     await register(server, "ada", "bob")
     base = f"ws://127.0.0.1:{server.port}"
@@ -463,7 +608,9 @@ async def test_two_users_chat_join_who_and_history_in_terminals(start_server: St
     try:
         await expect(ada, f"connected to {base}/ws as ada")
         await expect(ada, "* joined lobby; here: ada")
-        bob = spawn_chat("--user", "bob", f"http://127.0.0.1:{server.port}")  # after ada: she sees him join
+        bob = spawn_chat(
+            "--user", "bob", f"http://127.0.0.1:{server.port}"
+        )  # after ada: she sees him join
         await expect(bob, "* joined lobby; here: ")
         await expect(ada, "* bob joined lobby")
 
@@ -512,11 +659,17 @@ async def test_two_users_chat_join_who_and_history_in_terminals(start_server: St
             bob.terminate(force=True)
     for child in (ada, bob):
         printed = output_of(child)
-        assert "ticket" not in printed and "token" not in printed and PASSWORD not in printed
+        assert (
+            "ticket" not in printed
+            and "token" not in printed
+            and PASSWORD not in printed
+        )
         assert "Traceback" not in printed
 
 
-async def test_password_is_asked_on_the_terminal_and_never_shown(start_server: StartServer):
+async def test_password_is_asked_on_the_terminal_and_never_shown(
+    start_server: StartServer,
+):
     server = await start_server()
     await register(server, "ada")
     child = spawn_chat("--user", "ada", f"ws://127.0.0.1:{server.port}", password=None)
@@ -531,13 +684,22 @@ async def test_password_is_asked_on_the_terminal_and_never_shown(start_server: S
     assert PASSWORD not in output_of(child)
 
 
-async def test_reconnect_recovers_every_missed_message_exactly_once(start_server: StartServer):
+async def test_reconnect_recovers_every_missed_message_exactly_once(
+    start_server: StartServer,
+):
     """The server goes away while ada's client is frozen; bob talks meanwhile on a new server
     (same data, same port); ada's client comes back, reconnects and prints each missed message once."""
     first = await start_server(shutdown_timeout_s=0.5)
     data_dir, port = first.config.data_dir, first.port
     tokens = await register(first, "ada", "bob")
-    ada = spawn_chat("--user", "ada", f"ws://127.0.0.1:{port}", "--reconnect-attempts", "100", *FAST_RECONNECT)
+    ada = spawn_chat(
+        "--user",
+        "ada",
+        f"ws://127.0.0.1:{port}",
+        "--reconnect-attempts",
+        "100",
+        *FAST_RECONNECT,
+    )
     stopped = False
     try:
         await expect(ada, "* joined lobby")
@@ -546,7 +708,9 @@ async def test_reconnect_recovers_every_missed_message_exactly_once(start_server
             await bob.say("lobby", "before the drop")
         await expect(ada, "[lobby] bob: before the drop")
 
-        os.kill(ada.pid, signal.SIGSTOP)  # frozen: it cannot notice anything until it is continued
+        os.kill(
+            ada.pid, signal.SIGSTOP
+        )  # frozen: it cannot notice anything until it is continued
         stopped = True
         await first.shutdown()
         second = await start_server(data_dir=data_dir, port=port)
@@ -575,16 +739,25 @@ async def test_reconnect_recovers_every_missed_message_exactly_once(start_server
     assert printed.count("[lobby] ada: back") == 1
 
 
-async def test_reconnecting_gives_up_after_the_attempts_allowed(start_server: StartServer):
+async def test_reconnecting_gives_up_after_the_attempts_allowed(
+    start_server: StartServer,
+):
     server = await start_server()
     await register(server, "ada")
     child = spawn_chat(
-        "--user", "ada", f"ws://127.0.0.1:{server.port}", "--reconnect-attempts", "2", *FAST_RECONNECT
+        "--user",
+        "ada",
+        f"ws://127.0.0.1:{server.port}",
+        "--reconnect-attempts",
+        "2",
+        *FAST_RECONNECT,
     )
     try:
         await expect(child, "* joined lobby")
         await server.shutdown()
-        await expect(child, "! connection lost (1001 server shutting down); reconnecting")
+        await expect(
+            child, "! connection lost (1001 server shutting down); reconnecting"
+        )
         await expect(child, "! attempt 2 of 2")
         await expect(child, "gave up reconnecting after 2 attempts")
         assert await finish(child) == EXIT_CLOSED_WITH_ERROR
@@ -595,7 +768,9 @@ async def test_reconnecting_gives_up_after_the_attempts_allowed(start_server: St
 async def test_a_drop_with_reconnecting_off_ends_the_chat(start_server: StartServer):
     server = await start_server()
     await register(server, "ada")
-    child = spawn_chat("--user", "ada", f"ws://127.0.0.1:{server.port}", "--reconnect-attempts", "0")
+    child = spawn_chat(
+        "--user", "ada", f"ws://127.0.0.1:{server.port}", "--reconnect-attempts", "0"
+    )
     try:
         await expect(child, "* joined lobby")
         await server.shutdown()
@@ -605,21 +780,29 @@ async def test_a_drop_with_reconnecting_off_ends_the_chat(start_server: StartSer
         child.terminate(force=True)
 
 
-async def test_chat_with_a_wrong_password_exits_4_without_showing_it(start_server: StartServer):
+async def test_chat_with_a_wrong_password_exits_4_without_showing_it(
+    start_server: StartServer,
+):
     server = await start_server()
     await register(server, "ada")
-    code, out, err = await rawws("chat", "--user", "ada", f"ws://127.0.0.1:{server.port}", password="wrong pass")
+    code, out, err = await rawws(
+        "chat", "--user", "ada", f"ws://127.0.0.1:{server.port}", password="wrong pass"
+    )
     assert code == EXIT_REFUSED
     assert "login refused: HTTP 401: invalid username or password" in err
     assert "wrong pass" not in out + err and "Traceback" not in err
 
 
-async def test_chat_url_with_a_token_speaks_the_protocol_from_a_pipe(start_server: StartServer):
+async def test_chat_url_with_a_token_speaks_the_protocol_from_a_pipe(
+    start_server: StartServer,
+):
     """Piped stdin: the lines are said; at the end of input the client waits for the acks, then closes."""
     server = await start_server()
     tokens = await register(server, "ada")
     url = f"ws://127.0.0.1:{server.port}/ws?token={tokens['ada']}"
-    code, out, err = await rawws("chat", url, stdin=b"/join dev\nfrom a pipe\n", password=None)
+    code, out, err = await rawws(
+        "chat", url, stdin=b"/join dev\nfrom a pipe\n", password=None
+    )
     assert code == EXIT_OK, err
     assert tokens["ada"] not in out + err
     assert "\x1b" not in out
@@ -627,14 +810,29 @@ async def test_chat_url_with_a_token_speaks_the_protocol_from_a_pipe(start_serve
         assert [m["text"] for m in await peer.history("dev")] == ["from a pipe"]
 
 
-async def test_send_with_user_says_in_the_room_and_it_is_in_the_history(start_server: StartServer):
+async def test_send_with_user_says_in_the_room_and_it_is_in_the_history(
+    start_server: StartServer,
+):
     server = await start_server()
     tokens = await register(server, "ada", "bob")
     code, out, err = await rawws(
-        "send", "--user", "ada", "--room", "dev", f"http://127.0.0.1:{server.port}", "shipped it"
+        "send",
+        "--user",
+        "ada",
+        "--room",
+        "dev",
+        f"http://127.0.0.1:{server.port}",
+        "shipped it",
     )
     assert (code, out, err) == (EXIT_OK, "", "")
-    code, _, err = await rawws("send", "-u", "ada", f"ws://127.0.0.1:{server.port}/ws", "-", stdin=b"from stdin\n")
+    code, _, err = await rawws(
+        "send",
+        "-u",
+        "ada",
+        f"ws://127.0.0.1:{server.port}/ws",
+        "-",
+        stdin=b"from stdin\n",
+    )
     assert (code, err) == (EXIT_OK, "")
     async with Peer.open(server, tokens["bob"]) as bob:
         dev = await bob.history("dev")
@@ -651,15 +849,26 @@ async def test_send_with_user_exits_7_when_the_store_fails(start_server: StartSe
         raise RuntimeError("disk on fire")
 
     chat_handler(server).writer.store.append_messages = broken  # type: ignore[method-assign]
-    code, _, err = await rawws("send", "--user", "ada", f"ws://127.0.0.1:{server.port}", "will not stick")
+    code, _, err = await rawws(
+        "send", "--user", "ada", f"ws://127.0.0.1:{server.port}", "will not stick"
+    )
     assert code == EXIT_NOT_STORED
-    assert err.strip() == "rawws: message not stored in lobby: message not stored; send it again (unavailable)"
+    assert (
+        err.strip()
+        == "rawws: message not stored in lobby: message not stored; send it again (unavailable)"
+    )
 
 
 @pytest.mark.parametrize(
     "args",
     [
-        ("send", "--room", "dev", "ws://127.0.0.1:1/echo", "hi"),  # --room without --user
+        (
+            "send",
+            "--room",
+            "dev",
+            "ws://127.0.0.1:1/echo",
+            "hi",
+        ),  # --room without --user
         ("send", "--user", "ada", "--room", "Not A Room", "ws://127.0.0.1:1", "hi"),
         ("send", "--user", "ada", "ws://127.0.0.1:1", "   "),
         ("send", "--user", "ada", "--binary", "ws://127.0.0.1:1", "hi"),
@@ -674,6 +883,11 @@ async def test_client_usage_errors_exit_2(args: tuple[str, ...]):
 
 
 async def test_send_without_a_password_source_says_how_to_give_one():
-    code, _, err = await rawws("send", "--user", "ada", "ws://127.0.0.1:1", "hi", password=None)
+    code, _, err = await rawws(
+        "send", "--user", "ada", "ws://127.0.0.1:1", "hi", password=None
+    )
     assert code == EXIT_USAGE
-    assert err.strip() == "rawws: no terminal to ask for ada's password on: set RAWWS_PASSWORD"
+    assert (
+        err.strip()
+        == "rawws: no terminal to ask for ada's password on: set RAWWS_PASSWORD"
+    )

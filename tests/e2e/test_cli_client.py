@@ -14,7 +14,14 @@ import pytest
 from websockets.asyncio.server import ServerConnection as WebsocketsConnection
 from websockets.asyncio.server import serve
 
-from rawws.chatclient.terminal import EndOfInput, Interrupt, LineEditor, RawText, Submit, printable
+from rawws.chatclient.terminal import (
+    EndOfInput,
+    Interrupt,
+    LineEditor,
+    RawText,
+    Submit,
+    printable,
+)
 from rawws.cli import (
     EXIT_CANNOT_CONNECT,
     EXIT_CLOSED_WITH_ERROR,
@@ -51,7 +58,9 @@ class Recorder:
         self.close_codes.append(code)
 
 
-async def recording_server(start_server: StartServer, **settings: object) -> tuple[Server, Recorder]:
+async def recording_server(
+    start_server: StartServer, **settings: object
+) -> tuple[Server, Recorder]:
     server = await start_server(**settings)
     recorder = Recorder()
     server.add_websocket("/record", recorder)
@@ -84,9 +93,13 @@ def closed_port() -> int:
 # -- rawws send --------------------------------------------------------------------------------
 
 
-async def test_send_delivers_the_message_and_closes_with_1000(start_server: StartServer):
+async def test_send_delivers_the_message_and_closes_with_1000(
+    start_server: StartServer,
+):
     server, recorder = await recording_server(start_server)
-    code, _, err = await rawws("send", f"ws://127.0.0.1:{server.port}/record", "hello, server")
+    code, _, err = await rawws(
+        "send", f"ws://127.0.0.1:{server.port}/record", "hello, server"
+    )
     assert (code, err) == (EXIT_OK, "")
     await wait_for_condition(lambda: recorder.close_codes == [1000], timeout=WAIT_S)
     assert recorder.messages == ["hello, server"]
@@ -103,15 +116,25 @@ async def test_send_reads_the_message_from_stdin(start_server: StartServer):
 
 async def test_send_binary_from_stdin(start_server: StartServer):
     server, recorder = await recording_server(start_server)
-    code, _, _ = await rawws("send", "--binary", f"ws://127.0.0.1:{server.port}/record", "-", stdin=b"\x00\xff\n")
+    code, _, _ = await rawws(
+        "send",
+        "--binary",
+        f"ws://127.0.0.1:{server.port}/record",
+        "-",
+        stdin=b"\x00\xff\n",
+    )
     assert code == EXIT_OK
     await wait_for_condition(lambda: recorder.close_codes == [1000], timeout=WAIT_S)
     assert recorder.messages == [b"\x00\xff\n"]
 
 
-async def test_send_to_a_refusing_server_exits_4_and_shows_the_status(start_server: StartServer):
+async def test_send_to_a_refusing_server_exits_4_and_shows_the_status(
+    start_server: StartServer,
+):
     server = await start_server()
-    code, _, err = await rawws("send", f"ws://127.0.0.1:{server.port}/not-a-websocket", "hi")
+    code, _, err = await rawws(
+        "send", f"ws://127.0.0.1:{server.port}/not-a-websocket", "hi"
+    )
     assert code == EXIT_REFUSED
     assert "HTTP 404" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
@@ -138,14 +161,20 @@ async def test_send_to_a_closed_port_exits_3():
 
 
 async def test_send_to_a_silent_server_exits_5(silent_port: int):
-    code, _, err = await rawws("send", "--timeout", "0.5", f"ws://127.0.0.1:{silent_port}/", "hi")
+    code, _, err = await rawws(
+        "send", "--timeout", "0.5", f"ws://127.0.0.1:{silent_port}/", "hi"
+    )
     assert code == EXIT_TIMEOUT
     assert "timed out" in err and "Traceback" not in err
 
 
-async def test_send_closed_by_the_server_with_an_error_code_exits_6(start_server: StartServer):
+async def test_send_closed_by_the_server_with_an_error_code_exits_6(
+    start_server: StartServer,
+):
     server, _ = await recording_server(start_server, max_message_bytes=100)
-    code, _, err = await rawws("send", "--no-compression", f"ws://127.0.0.1:{server.port}/record", "x" * 1000)
+    code, _, err = await rawws(
+        "send", "--no-compression", f"ws://127.0.0.1:{server.port}/record", "x" * 1000
+    )
     assert code == EXIT_CLOSED_WITH_ERROR
     assert "1009" in err
 
@@ -165,16 +194,31 @@ async def test_send_passes_headers_and_subprotocols():
     seen: list[tuple[str | None, str | None]] = []
 
     def look(connection: WebsocketsConnection, request):  # type: ignore[no-untyped-def]
-        seen.append((request.headers.get("X-Trace"), request.headers.get("Sec-WebSocket-Protocol")))
+        seen.append(
+            (
+                request.headers.get("X-Trace"),
+                request.headers.get("Sec-WebSocket-Protocol"),
+            )
+        )
 
     async def echo(connection: WebsocketsConnection) -> None:
         async for message in connection:
             await connection.send(message)
 
-    async with serve(echo, "127.0.0.1", 0, process_request=look, subprotocols=["b"]) as server:
+    async with serve(
+        echo, "127.0.0.1", 0, process_request=look, subprotocols=["b"]
+    ) as server:
         port = server.sockets[0].getsockname()[1]
         code, _, err = await rawws(
-            "send", "-H", "X-Trace: 42", "--subprotocol", "a", "--subprotocol", "b", f"ws://127.0.0.1:{port}/", "hi"
+            "send",
+            "-H",
+            "X-Trace: 42",
+            "--subprotocol",
+            "a",
+            "--subprotocol",
+            "b",
+            f"ws://127.0.0.1:{port}/",
+            "hi",
         )
     assert (code, err) == (EXIT_OK, "")
     assert seen == [("42", "a, b")]
@@ -183,7 +227,12 @@ async def test_send_passes_headers_and_subprotocols():
 async def test_help_documents_the_exit_codes():
     code, out, _ = await rawws("send", "--help")
     assert code == 0
-    for line in ("3  could not connect", "4  the server refused", "5  timed out", "6  the connection closed"):
+    for line in (
+        "3  could not connect",
+        "4  the server refused",
+        "5  timed out",
+        "6  the connection closed",
+    ):
         assert line in out
 
 
@@ -193,7 +242,12 @@ async def test_help_documents_the_exit_codes():
 def spawn_chat(url: str) -> pexpect.spawn:
     env = {**os.environ, "TERM": "xterm", "PYTHONUNBUFFERED": "1"}
     return pexpect.spawn(
-        sys.executable, ["-m", "rawws", "chat", url], env=env, encoding="utf-8", timeout=WAIT_S, dimensions=(24, 120)
+        sys.executable,
+        ["-m", "rawws", "chat", url],
+        env=env,
+        encoding="utf-8",
+        timeout=WAIT_S,
+        dimensions=(24, 120),
     )
 
 
@@ -207,7 +261,9 @@ async def finish(child: pexpect.spawn) -> int:
     return child.exitstatus
 
 
-async def test_chat_in_a_terminal_sends_lines_shows_messages_and_quits_on_ctrl_d(start_server: StartServer):
+async def test_chat_in_a_terminal_sends_lines_shows_messages_and_quits_on_ctrl_d(
+    start_server: StartServer,
+):
     server, recorder = await recording_server(start_server)
     child = spawn_chat(f"ws://127.0.0.1:{server.port}/record")
     try:
@@ -223,7 +279,9 @@ async def test_chat_in_a_terminal_sends_lines_shows_messages_and_quits_on_ctrl_d
     assert recorder.messages == ["hello there"]
 
 
-async def test_chat_redraws_the_line_being_typed_after_an_incoming_message(start_server: StartServer):
+async def test_chat_redraws_the_line_being_typed_after_an_incoming_message(
+    start_server: StartServer,
+):
     server, recorder = await recording_server(start_server)
     child = spawn_chat(f"ws://127.0.0.1:{server.port}/record")
     try:
@@ -245,7 +303,9 @@ async def test_chat_redraws_the_line_being_typed_after_an_incoming_message(start
 
 
 async def test_chat_reports_a_lost_connection_without_a_traceback():
-    async def vanish(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def vanish(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         head = await reader.readuntil(b"\r\n\r\n")
         key = next(
             line.split(b":", 1)[1].strip().decode()
@@ -277,7 +337,9 @@ async def test_chat_reports_a_lost_connection_without_a_traceback():
 async def test_chat_without_a_terminal_reads_plain_lines(start_server: StartServer):
     """Piped stdin: each line is sent; at the end of input the chat closes with 1000."""
     server, recorder = await recording_server(start_server)
-    code, out, err = await rawws("chat", f"ws://127.0.0.1:{server.port}/record", stdin=b"first\nsecond\n")
+    code, out, err = await rawws(
+        "chat", f"ws://127.0.0.1:{server.port}/record", stdin=b"first\nsecond\n"
+    )
     assert code == EXIT_OK, err
     await wait_for_condition(lambda: recorder.close_codes == [1000], timeout=WAIT_S)
     assert recorder.messages == ["first", "second"]
@@ -326,7 +388,9 @@ def test_editor_turns_ctrl_d_and_ctrl_c_into_actions():
     editor = LineEditor()
     assert editor.feed(b"\x04") == [EndOfInput()]
     editor.feed(b"ab\x01")
-    assert editor.feed(b"\x04") == []  # on a non-empty line, Ctrl-D deletes under the cursor
+    assert (
+        editor.feed(b"\x04") == []
+    )  # on a non-empty line, Ctrl-D deletes under the cursor
     assert editor.line == "b"
     assert editor.feed(b"\x03") == [Interrupt()]
 

@@ -14,9 +14,21 @@ from tests.support.helpers import free_port
 RUN_TIMEOUT_S = 30
 
 
-def serve(tmp_path: Path, *flags: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def serve(
+    tmp_path: Path, *flags: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "rawws", "serve", "--port", "0", "--data-dir", str(tmp_path), *flags],
+        [
+            sys.executable,
+            "-m",
+            "rawws",
+            "serve",
+            "--port",
+            "0",
+            "--data-dir",
+            str(tmp_path),
+            *flags,
+        ],
         capture_output=True,
         text=True,
         timeout=RUN_TIMEOUT_S,
@@ -28,12 +40,22 @@ def serve(tmp_path: Path, *flags: str, env: dict[str, str] | None = None) -> sub
 def error_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
     """What the operator is told is wrong: ERROR lines (INFO lines such as a generated secret aside)."""
     assert "Traceback" not in result.stderr, result.stderr
-    return [line for line in result.stderr.splitlines() if " ERROR " in line or not line.startswith("20")]
+    return [
+        line
+        for line in result.stderr.splitlines()
+        if " ERROR " in line or not line.startswith("20")
+    ]
 
 
 @pytest.mark.parametrize(
     "url",
-    ["http://127.0.0.1:6379/0", "redis://127.0.0.1:notaport/0", "redis:///0", "redis://127.0.0.1:6379/zero", "nonsense"],
+    [
+        "http://127.0.0.1:6379/0",
+        "redis://127.0.0.1:notaport/0",
+        "redis:///0",
+        "redis://127.0.0.1:6379/zero",
+        "nonsense",
+    ],
 )
 def test_a_bad_bus_url_is_one_line_and_exit_1(tmp_path: Path, url: str) -> None:
     result = serve(tmp_path, "--bus", url)

@@ -43,20 +43,36 @@ def command_block() -> str:
 
 def move_ports(block: str, ports: dict[int, int]) -> str:
     for documented, free in ports.items():
-        assert re.search(rf"\b{documented}\b", block), f"the block names port {documented}"
+        assert re.search(rf"\b{documented}\b", block), (
+            f"the block names port {documented}"
+        )
         block = re.sub(rf"\b{documented}\b", str(free), block)
     return block
 
 
 def redis_shutdown(port: int) -> None:
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+    with (
+        contextlib.suppress(OSError),
+        socket.create_connection(("127.0.0.1", port), timeout=2) as sock,
+    ):
         sock.sendall(b"SHUTDOWN NOSAVE\r\n")
         sock.recv(64)
 
 
 def psql(cluster: PostgresCluster, sql: str) -> None:
-    env = {**os.environ, "PGHOST": cluster.host, "PGPORT": str(cluster.port), "PGUSER": cluster.user}
-    subprocess.run(["psql", "-q", "-d", "postgres", "-c", sql], env=env, capture_output=True, timeout=30, check=False)
+    env = {
+        **os.environ,
+        "PGHOST": cluster.host,
+        "PGPORT": str(cluster.port),
+        "PGUSER": cluster.user,
+    }
+    subprocess.run(
+        ["psql", "-q", "-d", "postgres", "-c", sql],
+        env=env,
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
 
 
 async def test_the_cluster_page_commands_give_three_ready_nodes(
@@ -69,12 +85,21 @@ async def test_the_cluster_page_commands_give_three_ready_nodes(
             pytest.skip(f"{tool} not installed")
     redis_port, nodes = free_port(), [free_port() for _ in range(3)]
     block = move_ports(
-        command_block(), {6379: redis_port, 5432: postgres_cluster.port, 8001: nodes[0], 8002: nodes[1], 8003: nodes[2]}
+        command_block(),
+        {
+            6379: redis_port,
+            5432: postgres_cluster.port,
+            8001: nodes[0],
+            8002: nodes[1],
+            8003: nodes[2],
+        },
     )
-    if os.geteuid() != 0:  # the page is written for root; elsewhere the tools run as this user
+    if (
+        os.geteuid() != 0
+    ):  # the page is written for root; elsewhere the tools run as this user
         block = block.replace("runuser -u postgres -- ", "")
     script = tmp_path / "cluster.sh"
-    script.write_text("set -e\n" + block + '\njobs -p > pids\nwait\n')
+    script.write_text("set -e\n" + block + "\njobs -p > pids\nwait\n")
     clean = {k: v for k, v in os.environ.items() if not k.startswith("RAWWS_")}
     env = {
         **clean,
@@ -85,11 +110,18 @@ async def test_the_cluster_page_commands_give_three_ready_nodes(
         "PGUSER": postgres_cluster.user,
     }
     # /tmp itself, not pytest's 0700 tree: the postgres user runs psql from here.
-    workdir = Path(os.environ.get("TMPDIR", "/tmp")) / f"rawws-cluster-docs-{os.getpid()}"
+    workdir = (
+        Path(os.environ.get("TMPDIR", "/tmp")) / f"rawws-cluster-docs-{os.getpid()}"
+    )
     workdir.mkdir(exist_ok=True)
     log = (tmp_path / "cluster.log").open("wb")
     shell = subprocess.Popen(
-        ["bash", str(script)], cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        ["bash", str(script)],
+        cwd=workdir,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         for port in nodes:
@@ -116,12 +148,16 @@ async def wait_ready(port: int, shell: subprocess.Popen[bytes], log: Path) -> No
     deadline = asyncio.get_running_loop().time() + READY_TIMEOUT_S
     while True:
         if shell.poll() is not None:
-            pytest.fail(f"the page's commands stopped (exit {shell.returncode}):\n{log.read_text()}")
+            pytest.fail(
+                f"the page's commands stopped (exit {shell.returncode}):\n{log.read_text()}"
+            )
         with contextlib.suppress(OSError):
             reply = await http(port, "GET", "/readyz")
             if reply.status == 200:
                 assert sorted(reply.json["checked"]) == ["bus", "store"], reply.body
                 return
         if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"node on {port} not ready within {READY_TIMEOUT_S} s:\n{log.read_text()}")
+            pytest.fail(
+                f"node on {port} not ready within {READY_TIMEOUT_S} s:\n{log.read_text()}"
+            )
         await asyncio.sleep(0.1)

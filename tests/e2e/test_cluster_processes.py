@@ -22,7 +22,9 @@ StartNode = Callable[..., Awaitable[Node]]
 
 
 @pytest.fixture
-async def nodes(tmp_path: Path, postgres_url: str, redis_server: RedisServer) -> AsyncIterator[StartNode]:
+async def nodes(
+    tmp_path: Path, postgres_url: str, redis_server: RedisServer
+) -> AsyncIterator[StartNode]:
     started: list[Node] = []
     env = {
         "RAWWS_DB_URL": postgres_url,
@@ -38,7 +40,9 @@ async def nodes(tmp_path: Path, postgres_url: str, redis_server: RedisServer) ->
     }
 
     async def start(*flags: str) -> Node:
-        node = await start_node(tmp_path / f"node{len(started)}", *flags, port=0, env=env)
+        node = await start_node(
+            tmp_path / f"node{len(started)}", *flags, port=0, env=env
+        )
         started.append(node)
         return node
 
@@ -51,7 +55,9 @@ def assert_gapless(ids: list[int], first: int, last: int, who: str) -> None:
     assert ids == list(range(first, last + 1)), f"{who}: {ids}"
 
 
-async def test_a_killed_nodes_users_leave_and_its_members_resume_on_another_node(nodes: StartNode) -> None:
+async def test_a_killed_nodes_users_leave_and_its_members_resume_on_another_node(
+    nodes: StartNode,
+) -> None:
     a, b = await nodes(), await nodes()
     ann = await connect_chat(a.port, await new_user(a.port, "ann"), "ann")
     bob = await connect_chat(b.port, await new_user(b.port, "bob"), "bob")
@@ -71,64 +77,106 @@ async def test_a_killed_nodes_users_leave_and_its_members_resume_on_another_node
         await a.process.wait()
         # bob goes on talking while ann is cut off
         await bob.flood("lobby", 7, prefix="bob-late-")
-        left = await bob.wait_frame("presence", room="lobby", user="ann", event="left", timeout=WAIT_S)
+        left = await bob.wait_frame(
+            "presence", room="lobby", user="ann", event="left", timeout=WAIT_S
+        )
         gone_after_s = time.monotonic() - killed
-        assert left == {"type": "presence", "room": "lobby", "user": "ann", "event": "left"}
+        assert left == {
+            "type": "presence",
+            "room": "lobby",
+            "user": "ann",
+            "event": "left",
+        }
         start = len(bob.frames)
         await bob.send(type="who", room="lobby")
-        assert (await bob.wait_frame("members", start=start, room="lobby"))["users"] == ["bob"]
+        assert (await bob.wait_frame("members", start=start, room="lobby"))[
+            "users"
+        ] == ["bob"]
 
         # ann reconnects to the surviving node and resumes with since: nothing missed, nothing twice
         ann_again = await connect_chat(b.port, await chat_login(b.port, "ann"), "ann")
         await ann_again.join("lobby", since=last_seen_by_ann)
         await ann_again.wait_message_id("lobby", 17, timeout=WAIT_S)
-        assert_gapless(ann.ids["lobby"] + ann_again.ids["lobby"], 1, 17, "ann across the kill")
-        await bob.wait_frame("presence", room="lobby", user="ann", event="joined", start=start)
+        assert_gapless(
+            ann.ids["lobby"] + ann_again.ids["lobby"], 1, 17, "ann across the kill"
+        )
+        await bob.wait_frame(
+            "presence", room="lobby", user="ann", event="joined", start=start
+        )
         await asyncio.sleep(HEARTBEAT_S * 4)
-        about_ann = [f["event"] for f in bob.of_type("presence", room="lobby", user="ann")]
-        assert about_ann == ["left", "joined"], about_ann  # one left, no ghost, no double
-        print(f"\npresence: a SIGKILLed node's user left after {gone_after_s:.2f} s"
-              f" (presence_ttl_s={PRESENCE_TTL_S}, heartbeat {HEARTBEAT_S} s)")
+        about_ann = [
+            f["event"] for f in bob.of_type("presence", room="lobby", user="ann")
+        ]
+        assert about_ann == ["left", "joined"], (
+            about_ann
+        )  # one left, no ghost, no double
+        print(
+            f"\npresence: a SIGKILLed node's user left after {gone_after_s:.2f} s"
+            f" (presence_ttl_s={PRESENCE_TTL_S}, heartbeat {HEARTBEAT_S} s)"
+        )
     finally:
         await close_quietly(*(c for c in (ann, bob, ann_again) if c is not None))
 
 
-async def test_three_processes_every_member_gets_every_message_once_in_order(nodes: StartNode) -> None:
+async def test_three_processes_every_member_gets_every_message_once_in_order(
+    nodes: StartNode,
+) -> None:
     started = [await nodes() for _ in range(3)]
     clients: list[ChatClient] = []
     try:
         for n, node in enumerate(started):
             for i in range(3):
                 name = f"p{n}m{i}"
-                client = await connect_chat(node.port, await new_user(node.port, name), name, keep_messages=False)
+                client = await connect_chat(
+                    node.port,
+                    await new_user(node.port, name),
+                    name,
+                    keep_messages=False,
+                )
                 await client.join("lobby")
                 clients.append(client)
         per_sender = 15  # within the per-connection burst: no rate limit in the way
-        acked = await asyncio.gather(*(c.flood("lobby", per_sender, prefix=f"{c.user}-", window=5) for c in clients))
+        acked = await asyncio.gather(
+            *(
+                c.flood("lobby", per_sender, prefix=f"{c.user}-", window=5)
+                for c in clients
+            )
+        )
         total = per_sender * len(clients)
         assert sorted(i for ids in acked for i in ids) == list(range(1, total + 1))
-        await asyncio.gather(*(c.wait_message_id("lobby", total, timeout=WAIT_S) for c in clients))
+        await asyncio.gather(
+            *(c.wait_message_id("lobby", total, timeout=WAIT_S) for c in clients)
+        )
         for client in clients:
             assert_gapless(client.ids["lobby"], 1, total, client.user)
     finally:
         await close_quietly(*clients)
 
 
-async def test_redis_killed_and_restarted_under_three_processes(nodes: StartNode, redis_server: RedisServer) -> None:
+async def test_redis_killed_and_restarted_under_three_processes(
+    nodes: StartNode, redis_server: RedisServer
+) -> None:
     started = [await nodes() for _ in range(3)]
     clients: list[ChatClient] = []
     try:
         for n, node in enumerate(started):
             for i in range(2):
                 name = f"r{n}m{i}"
-                client = await connect_chat(node.port, await new_user(node.port, name), name, keep_messages=False)
+                client = await connect_chat(
+                    node.port,
+                    await new_user(node.port, name),
+                    name,
+                    keep_messages=False,
+                )
                 await client.join("lobby")
                 clients.append(client)
         per_sender = 40
 
         async def talk(client: ChatClient) -> list[int]:
             ids = []
-            for i in range(per_sender):  # 8 a second: under the per-connection rate limit
+            for i in range(
+                per_sender
+            ):  # 8 a second: under the per-connection rate limit
                 ref = f"{client.user}-{i}"
                 await client.say("lobby", f"{ref} text", ref=ref)
                 ids.append((await client.wait_ack(ref, timeout=WAIT_S))["id"])
@@ -143,14 +191,20 @@ async def test_redis_killed_and_restarted_under_three_processes(nodes: StartNode
         acked = await asyncio.gather(*traffic)
         total = per_sender * len(clients)
         assert sorted(i for ids in acked for i in ids) == list(range(1, total + 1))
-        await asyncio.gather(*(c.wait_message_id("lobby", total, timeout=WAIT_S) for c in clients))
+        await asyncio.gather(
+            *(c.wait_message_id("lobby", total, timeout=WAIT_S) for c in clients)
+        )
         for client in clients:
             assert_gapless(client.ids["lobby"], 1, total, client.user)
         await asyncio.sleep(HEARTBEAT_S * 2)
         for node in started:
             log = node.log()
-            assert log.count("bus is down") == 1 and log.count("bus is back") == 1, log[-3000:]
-        print(f"\nredis restart under 3 processes: {total} acked, {total * len(clients)} delivered"
-              f" to {len(clients)} members, 0 lost, 0 duplicated")
+            assert log.count("bus is down") == 1 and log.count("bus is back") == 1, log[
+                -3000:
+            ]
+        print(
+            f"\nredis restart under 3 processes: {total} acked, {total * len(clients)} delivered"
+            f" to {len(clients)} members, 0 lost, 0 duplicated"
+        )
     finally:
         await close_quietly(*clients)

@@ -30,13 +30,21 @@ JWT_SECRET = "a-secret-the-two-nodes-share-0123456789"  # tokens from one node a
 TIMEOUT_S = 10.0
 
 
-async def start_nodes(base: Path, db_url: str, count: int, *extra: str, metrics: bool = False) -> list[Node]:
+async def start_nodes(
+    base: Path, db_url: str, count: int, *extra: str, metrics: bool = False
+) -> list[Node]:
     nodes = []
     for n in range(count):
         nodes.append(
             await start_node(
                 base / f"node{n}",
-                "--db", db_url, "--forwarded-allow-ips", "127.0.0.1", "--drain-delay", "1", *extra,
+                "--db",
+                db_url,
+                "--forwarded-allow-ips",
+                "127.0.0.1",
+                "--drain-delay",
+                "1",
+                *extra,
                 env={"RAWWS_JWT_SECRET": JWT_SECRET},
                 metrics=metrics,
             )
@@ -57,7 +65,9 @@ async def open_websockets(node: Node) -> int:
     return int(reply.json["websockets"])
 
 
-async def chat_via(proxy_port: int, token: str, user: str, **headers: str) -> ChatClient:
+async def chat_via(
+    proxy_port: int, token: str, user: str, **headers: str
+) -> ChatClient:
     """A /ws connection through the proxy, with a fresh ticket bought through the proxy."""
     reply = await ticket(proxy_port, token)
     assert reply.status == 200, reply.body
@@ -83,12 +93,20 @@ async def client_on(
         before = [await open_websockets(node) for node in nodes]
         client = await chat_via(proxy_port, token, user)
         after = [await open_websockets(node) for node in nodes]
-        landed = [node for node, was, now in zip(nodes, before, after, strict=True) if now > was]
+        landed = [
+            node
+            for node, was, now in zip(nodes, before, after, strict=True)
+            if now > was
+        ]
         if len(landed) == 1 and wanted in (None, landed[0]):
             return client, landed[0]
         await client.close()
-        await http(proxy_port, "GET", "/healthz")  # one more request: round-robin's next turn is the other node
-    raise AssertionError(f"round-robin never put {user} on node {wanted.port if wanted else '?'}")
+        await http(
+            proxy_port, "GET", "/healthz"
+        )  # one more request: round-robin's next turn is the other node
+    raise AssertionError(
+        f"round-robin never put {user} on node {wanted.port if wanted else '?'}"
+    )
 
 
 async def test_chat_through_nginx_on_two_nodes(
@@ -109,7 +127,9 @@ async def test_chat_through_nginx_on_two_nodes(
         ack = await alice.wait_ack("r1")
         await bobby.wait_message_id("lobby", ack["id"])
         got = bobby.messages("lobby")
-        assert [(m["id"], m["user"], m["text"]) for m in got] == [(ack["id"], "ada", "hello through nginx")]
+        assert [(m["id"], m["user"], m["text"]) for m in got] == [
+            (ack["id"], "ada", "hello through nginx")
+        ]
     finally:
         await close_quietly(alice, bobby)
     # The node saw the client nginx forwarded (X-Forwarded-For: an address without the proxy's port).
@@ -124,7 +144,9 @@ async def test_nginx_drops_a_clients_own_forwarded_header(
     stop_after.extend(nodes)
     port = await nginx.start([nodes[0].port])
     token = await registered_token(port, "ada")
-    client = await chat_via(port, token, "ada", Forwarded="for=198.51.100.99;proto=https")
+    client = await chat_via(
+        port, token, "ada", Forwarded="for=198.51.100.99;proto=https"
+    )
     await client.close()
     await asyncio.sleep(0.2)
     log = nodes[0].log()
@@ -147,7 +169,12 @@ async def bus_samples(node: Node) -> dict[str, float]:
     reply = await http(node.metrics_port, "GET", "/metrics")
     assert reply.status == 200
     families = text_string_to_metric_families(reply.body.decode())
-    return {s.name: s.value for family in families for s in family.samples if s.name.startswith("rawws_bus_")}
+    return {
+        s.name: s.value
+        for family in families
+        for s in family.samples
+        if s.name.startswith("rawws_bus_")
+    }
 
 
 # -- across nodes, through the Redis bus -------------------------------------------------------------
@@ -159,9 +186,15 @@ def redis_url(redis_server: RedisServer) -> str:
 
 
 async def test_chat_across_two_nodes_through_nginx(
-    nginx: Nginx, postgres_url: str, redis_url: str, tmp_path: Path, stop_after: list[Node]
+    nginx: Nginx,
+    postgres_url: str,
+    redis_url: str,
+    tmp_path: Path,
+    stop_after: list[Node],
 ) -> None:
-    nodes = await start_nodes(tmp_path, postgres_url, 2, "--bus", redis_url, metrics=True)
+    nodes = await start_nodes(
+        tmp_path, postgres_url, 2, "--bus", redis_url, metrics=True
+    )
     stop_after.extend(nodes)
     port = await nginx.start([node.port for node in nodes])
     ada = await registered_token(port, "ada")
@@ -171,19 +204,30 @@ async def test_chat_across_two_nodes_through_nginx(
     try:
         await alice.join("lobby")
         await bobby.join("lobby")
-        ids = await alice.flood("lobby", 15, prefix="x")  # within the per-connection burst
+        ids = await alice.flood(
+            "lobby", 15, prefix="x"
+        )  # within the per-connection burst
         await bobby.wait_message_id("lobby", ids[-1])
-        assert bobby.message_ids("lobby") == ids  # every one, once, in order, from the other node
+        assert (
+            bobby.message_ids("lobby") == ids
+        )  # every one, once, in order, from the other node
     finally:
         await close_quietly(alice, bobby)
     # The bus families count what crossed: 15 published by alice's node, 15 received by bob's.
     sender, receiver = [await bus_samples(node) for node in nodes]
-    assert sender["rawws_bus_published_messages_total"] == 15 and receiver["rawws_bus_received_messages_total"] == 15
+    assert (
+        sender["rawws_bus_published_messages_total"] == 15
+        and receiver["rawws_bus_received_messages_total"] == 15
+    )
     assert sender["rawws_bus_connected"] == receiver["rawws_bus_connected"] == 1
 
 
 async def test_rolling_restart_through_nginx_loses_no_message(
-    nginx: Nginx, postgres_url: str, redis_url: str, tmp_path: Path, stop_after: list[Node]
+    nginx: Nginx,
+    postgres_url: str,
+    redis_url: str,
+    tmp_path: Path,
+    stop_after: list[Node],
 ) -> None:
     nodes = await start_nodes(tmp_path, postgres_url, 2, "--bus", redis_url)
     stop_after.extend(nodes)
@@ -205,7 +249,9 @@ async def test_rolling_restart_through_nginx_loses_no_message(
         back = await chat_via(port, ada, "ada")  # nginx sends her to the node still up
         await back.join("lobby", since=seen[-1])
         await back.wait_message_id("lobby", during[-1])
-        assert seen + back.message_ids("lobby") == first + during  # none lost, none twice
+        assert (
+            seen + back.message_ids("lobby") == first + during
+        )  # none lost, none twice
         await close_quietly(back)
     finally:
         await close_quietly(alice, bobby)

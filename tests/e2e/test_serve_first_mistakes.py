@@ -63,28 +63,50 @@ async def ended(process: asyncio.subprocess.Process) -> Outcome:
 @pytest.mark.parametrize(
     ("flags", "line"),
     [
-        (["--bogus"], f"rawws: --bogus: not a flag of rawws serve (did you mean --bus? {SEE_HELP})"),
-        (["--db-url", "x"], f"rawws: --db-url: not a flag of rawws serve (did you mean --db? {SEE_HELP})"),
+        (
+            ["--bogus"],
+            f"rawws: --bogus: not a flag of rawws serve (did you mean --bus? {SEE_HELP})",
+        ),
+        (
+            ["--db-url", "x"],
+            f"rawws: --db-url: not a flag of rawws serve (did you mean --db? {SEE_HELP})",
+        ),
         (["--port", "abc"], f"rawws: --port abc: expected an integer ({SEE_HELP})"),
-        (["--ping-interval", "soon"], f"rawws: --ping-interval soon: expected a number ({SEE_HELP})"),
+        (
+            ["--ping-interval", "soon"],
+            f"rawws: --ping-interval soon: expected a number ({SEE_HELP})",
+        ),
         (["--port"], f"rawws: --port: expected one argument ({SEE_HELP})"),
     ],
 )
-def test_a_flag_that_does_not_parse_is_named_with_the_help_to_read(tmp_path: Path, flags: list[str], line: str) -> None:
+def test_a_flag_that_does_not_parse_is_named_with_the_help_to_read(
+    tmp_path: Path, flags: list[str], line: str
+) -> None:
     assert_said(refused(tmp_path, *flags), line)
 
 
 @pytest.mark.parametrize(
     ("flags", "line"),
     [
-        (["--ping-interval", "-5"], "rawws: --ping-interval -5: must be 0 (no pings) or more seconds"),
-        (["--port", "70000"], "rawws: --port 70000: must be 0 to 65535 (0 picks a free port)"),
+        (
+            ["--ping-interval", "-5"],
+            "rawws: --ping-interval -5: must be 0 (no pings) or more seconds",
+        ),
+        (
+            ["--port", "70000"],
+            "rawws: --port 70000: must be 0 to 65535 (0 picks a free port)",
+        ),
         (["--workers", "0"], "rawws: --workers 0: must be 1 or more"),
         (["--db-timeout", "0"], "rawws: --db-timeout 0: must be more than 0 seconds"),
-        (["--max-message-size", "0"], "rawws: --max-message-size 0: must be 1 byte or more"),
+        (
+            ["--max-message-size", "0"],
+            "rawws: --max-message-size 0: must be 1 byte or more",
+        ),
     ],
 )
-def test_a_number_out_of_range_is_refused(tmp_path: Path, flags: list[str], line: str) -> None:
+def test_a_number_out_of_range_is_refused(
+    tmp_path: Path, flags: list[str], line: str
+) -> None:
     assert_said(refused(tmp_path, *flags), line)
 
 
@@ -92,11 +114,19 @@ def test_a_number_out_of_range_is_refused(tmp_path: Path, flags: list[str], line
     ("env", "line"),
     [
         ({"RAWWS_PORT": "abc"}, "rawws: RAWWS_PORT=abc: expected an integer"),
-        ({"RAWWS_PING_INTERVAL_S": "-5"}, "rawws: RAWWS_PING_INTERVAL_S=-5: must be 0 (no pings) or more seconds"),
-        ({"RAWWS_DB_TIMEOUT": "0"}, "rawws: RAWWS_DB_TIMEOUT=0: must be more than 0 seconds"),
+        (
+            {"RAWWS_PING_INTERVAL_S": "-5"},
+            "rawws: RAWWS_PING_INTERVAL_S=-5: must be 0 (no pings) or more seconds",
+        ),
+        (
+            {"RAWWS_DB_TIMEOUT": "0"},
+            "rawws: RAWWS_DB_TIMEOUT=0: must be more than 0 seconds",
+        ),
     ],
 )
-def test_a_variable_is_refused_by_its_name_like_its_flag(tmp_path: Path, env: dict[str, str], line: str) -> None:
+def test_a_variable_is_refused_by_its_name_like_its_flag(
+    tmp_path: Path, env: dict[str, str], line: str
+) -> None:
     assert_said(refused(tmp_path, env=env), line)
 
 
@@ -104,8 +134,12 @@ def test_a_variable_is_refused_by_its_name_like_its_flag(tmp_path: Path, env: di
 
 
 def test_a_host_that_is_not_an_address_is_named(tmp_path: Path) -> None:
-    with pytest.raises(socket.gaierror) as lookup:  # the resolver's own words, as the server meets them
-        socket.getaddrinfo("999.1.1.1", 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    with pytest.raises(
+        socket.gaierror
+    ) as lookup:  # the resolver's own words, as the server meets them
+        socket.getaddrinfo(
+            "999.1.1.1", 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
     assert_said(
         refused(tmp_path, "--host", "999.1.1.1"),
         f"rawws: --host 999.1.1.1: not an address of this machine ({lookup.value.strerror}): "
@@ -125,16 +159,27 @@ def test_a_port_in_use_is_named_before_anything_is_made(tmp_path: Path) -> None:
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
         outcome = refused(tmp_path, "--host", "127.0.0.1", "--port", str(port))
-    assert_said(outcome, f"rawws: --port {port}: in use by another process: stop it or pick another port "
-                         "(0 picks a free one)")
-    assert not (tmp_path / "data").exists()  # the port is had first: no secret, no database was made
+    assert_said(
+        outcome,
+        f"rawws: --port {port}: in use by another process: stop it or pick another port "
+        "(0 picks a free one)",
+    )
+    assert not (
+        tmp_path / "data"
+    ).exists()  # the port is had first: no secret, no database was made
 
 
 def test_a_certificate_that_is_not_one_is_named(tmp_path: Path) -> None:
     not_a_certificate = tmp_path / "cert.pem"
     not_a_certificate.write_text("hello\n")
     assert_said(
-        refused(tmp_path, "--tls-cert", str(not_a_certificate), "--tls-key", str(not_a_certificate)),
+        refused(
+            tmp_path,
+            "--tls-cert",
+            str(not_a_certificate),
+            "--tls-key",
+            str(not_a_certificate),
+        ),
         f"rawws: --tls-cert {not_a_certificate}: not a PEM certificate (no -----BEGIN CERTIFICATE----- block "
         "that parses)",
     )
@@ -151,10 +196,16 @@ def test_a_data_dir_that_is_a_file_is_named(tmp_path: Path) -> None:
 
 def test_the_one_line_is_a_json_object_when_the_log_is_json(tmp_path: Path) -> None:
     outcome = refused(tmp_path, "--host", "192.0.2.1", env={"RAWWS_LOG_FORMAT": "json"})
-    assert (outcome.code, outcome.stdout, len(outcome.stderr.splitlines())) == (1, "", 1), outcome.stderr
+    assert (outcome.code, outcome.stdout, len(outcome.stderr.splitlines())) == (
+        1,
+        "",
+        1,
+    ), outcome.stderr
     line = json.loads(outcome.stderr)
     assert (line["level"], line["logger"]) == ("ERROR", "rawws")
-    assert line["message"].startswith("--host 192.0.2.1: not an address of this machine")
+    assert line["message"].startswith(
+        "--host 192.0.2.1: not an address of this machine"
+    )
 
 
 # -- the database ---------------------------------------------------------------------------
@@ -186,24 +237,44 @@ async def silent() -> AsyncIterator[Silent]:
     await server.wait_closed()
 
 
-async def test_a_database_that_never_answers_is_named_after_the_timeout(tmp_path: Path, silent: Silent) -> None:
+async def test_a_database_that_never_answers_is_named_after_the_timeout(
+    tmp_path: Path, silent: Silent
+) -> None:
     url = f"postgresql+asyncpg://rawws@127.0.0.1:{silent.port}/rawws"
     began = time.monotonic()
-    outcome = await ended(await spawn_serve(tmp_path, "--db", url, "--db-timeout", "0.5"))
-    assert_said(outcome, f"rawws: --db {url}: the database did not answer within 0.5 s: is it running, and is "
-                         "that its address? (--db-timeout sets the wait)")
+    outcome = await ended(
+        await spawn_serve(tmp_path, "--db", url, "--db-timeout", "0.5")
+    )
+    assert_said(
+        outcome,
+        f"rawws: --db {url}: the database did not answer within 0.5 s: is it running, and is "
+        "that its address? (--db-timeout sets the wait)",
+    )
     assert silent.accepted.is_set()
-    assert time.monotonic() - began < WAIT_S  # the wait was the setting's, not asyncpg's minute
+    assert (
+        time.monotonic() - began < WAIT_S
+    )  # the wait was the setting's, not asyncpg's minute
 
 
-async def test_the_database_timeout_is_a_variable_too(tmp_path: Path, silent: Silent) -> None:
+async def test_the_database_timeout_is_a_variable_too(
+    tmp_path: Path, silent: Silent
+) -> None:
     url = f"postgresql+asyncpg://rawws@127.0.0.1:{silent.port}/rawws"
-    outcome = await ended(await spawn_serve(tmp_path, env={"RAWWS_DB_URL": url, "RAWWS_DB_TIMEOUT_S": "0.5"}))
-    assert_said(outcome, f"rawws: RAWWS_DB_URL={url}: the database did not answer within 0.5 s: is it running, "
-                         "and is that its address? (--db-timeout sets the wait)")
+    outcome = await ended(
+        await spawn_serve(
+            tmp_path, env={"RAWWS_DB_URL": url, "RAWWS_DB_TIMEOUT_S": "0.5"}
+        )
+    )
+    assert_said(
+        outcome,
+        f"rawws: RAWWS_DB_URL={url}: the database did not answer within 0.5 s: is it running, "
+        "and is that its address? (--db-timeout sets the wait)",
+    )
 
 
-def test_a_database_that_refuses_the_connection_is_said_to_be_the_database(tmp_path: Path) -> None:
+def test_a_database_that_refuses_the_connection_is_said_to_be_the_database(
+    tmp_path: Path,
+) -> None:
     port = free_port()  # nothing listens there
     url = f"postgresql+asyncpg://rawws:pw-not-shown@127.0.0.1:{port}/rawws"
     assert_said(
@@ -213,7 +284,9 @@ def test_a_database_that_refuses_the_connection_is_said_to_be_the_database(tmp_p
     )
 
 
-def test_a_role_that_does_not_exist(tmp_path: Path, postgres_cluster: PostgresCluster) -> None:
+def test_a_role_that_does_not_exist(
+    tmp_path: Path, postgres_cluster: PostgresCluster
+) -> None:
     role = f"nobody_{secrets.token_hex(3)}"
     url = f"postgresql+asyncpg://{role}@{postgres_cluster.host}:{postgres_cluster.port}/postgres"
     assert_said(
@@ -223,7 +296,9 @@ def test_a_role_that_does_not_exist(tmp_path: Path, postgres_cluster: PostgresCl
     )
 
 
-def test_a_database_that_does_not_exist(tmp_path: Path, postgres_cluster: PostgresCluster) -> None:
+def test_a_database_that_does_not_exist(
+    tmp_path: Path, postgres_cluster: PostgresCluster
+) -> None:
     database = f"nothing_{secrets.token_hex(3)}"
     url = postgres_cluster.url(database)
     assert_said(
@@ -233,16 +308,24 @@ def test_a_database_that_does_not_exist(tmp_path: Path, postgres_cluster: Postgr
     )
 
 
-async def admin(cluster: PostgresCluster, database: str = "postgres") -> asyncpg.Connection:
-    return await asyncpg.connect(host=cluster.host, port=cluster.port, user=cluster.user, database=database)
+async def admin(
+    cluster: PostgresCluster, database: str = "postgres"
+) -> asyncpg.Connection:
+    return await asyncpg.connect(
+        host=cluster.host, port=cluster.port, user=cluster.user, database=database
+    )
 
 
-async def test_a_role_that_may_not_create_the_schema(tmp_path: Path, postgres_cluster: PostgresCluster) -> None:
+async def test_a_role_that_may_not_create_the_schema(
+    tmp_path: Path, postgres_cluster: PostgresCluster
+) -> None:
     role, database = f"weak_{secrets.token_hex(3)}", f"owned_{secrets.token_hex(3)}"
     connection = await admin(postgres_cluster)
     try:
         await connection.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'pw-not-shown'")
-        await connection.execute(f"CREATE DATABASE {database}")  # owned by the superuser, not the role
+        await connection.execute(
+            f"CREATE DATABASE {database}"
+        )  # owned by the superuser, not the role
     finally:
         await connection.close()
     connection = await admin(postgres_cluster, database)
@@ -251,7 +334,11 @@ async def test_a_role_that_may_not_create_the_schema(tmp_path: Path, postgres_cl
     finally:
         await connection.close()
     where = f"{postgres_cluster.host}:{postgres_cluster.port}/{database}"
-    outcome = await ended(await spawn_serve(tmp_path, "--db", f"postgresql+asyncpg://{role}:pw-not-shown@{where}"))
+    outcome = await ended(
+        await spawn_serve(
+            tmp_path, "--db", f"postgresql+asyncpg://{role}:pw-not-shown@{where}"
+        )
+    )
     assert_said(
         outcome,
         f"rawws: --db postgresql+asyncpg://{role}:***@{where}: permission denied for schema public: rawws creates "
@@ -263,7 +350,9 @@ async def test_a_role_that_may_not_create_the_schema(tmp_path: Path, postgres_cl
 # -- Ctrl-C while it starts -------------------------------------------------------------------
 
 
-async def interrupt(process: asyncio.subprocess.Process, sig: signal.Signals = signal.SIGINT) -> Outcome:
+async def interrupt(
+    process: asyncio.subprocess.Process, sig: signal.Signals = signal.SIGINT
+) -> Outcome:
     process.send_signal(sig)
     return await ended(process)
 
@@ -287,37 +376,65 @@ def loading_modules(pid: int) -> bool:
         maps = Path(f"/proc/{pid}/maps").read_text()
     except OSError:
         return False
-    return any(line.endswith(".so") and ("site-packages" in line or "/rawws/" in line) for line in maps.splitlines())
+    return any(
+        line.endswith(".so") and ("site-packages" in line or "/rawws/" in line)
+        for line in maps.splitlines()
+    )
 
 
-async def test_ctrl_c_while_it_loads_its_modules(tmp_path: Path, silent: Silent) -> None:
+async def test_ctrl_c_while_it_loads_its_modules(
+    tmp_path: Path, silent: Silent
+) -> None:
     """As early as can be told from outside; wherever it lands from there on, the answer is the same line."""
-    process = await spawn_serve(tmp_path, "--db", f"postgresql+asyncpg://rawws@127.0.0.1:{silent.port}/rawws")
+    process = await spawn_serve(
+        tmp_path, "--db", f"postgresql+asyncpg://rawws@127.0.0.1:{silent.port}/rawws"
+    )
     await until(lambda: loading_modules(process.pid), "the modules loading")
     assert_said(await interrupt(process), INTERRUPTED, code=130)
 
 
-async def test_ctrl_c_while_the_database_does_not_answer(tmp_path: Path, silent: Silent) -> None:
-    process = await spawn_serve(tmp_path, "--db", f"postgresql+asyncpg://rawws@127.0.0.1:{silent.port}/rawws",
-                                "--db-timeout", "600")
+async def test_ctrl_c_while_the_database_does_not_answer(
+    tmp_path: Path, silent: Silent
+) -> None:
+    process = await spawn_serve(
+        tmp_path,
+        "--db",
+        f"postgresql+asyncpg://rawws@127.0.0.1:{silent.port}/rawws",
+        "--db-timeout",
+        "600",
+    )
     await asyncio.wait_for(silent.accepted.wait(), WAIT_S)
     assert_said(await interrupt(process), INTERRUPTED, code=130)
 
 
-async def test_sigterm_while_starting_is_a_stop_as_asked(tmp_path: Path, silent: Silent) -> None:
-    process = await spawn_serve(tmp_path, "--db", f"postgresql+asyncpg://rawws@127.0.0.1:{silent.port}/rawws",
-                                "--db-timeout", "600")
+async def test_sigterm_while_starting_is_a_stop_as_asked(
+    tmp_path: Path, silent: Silent
+) -> None:
+    process = await spawn_serve(
+        tmp_path,
+        "--db",
+        f"postgresql+asyncpg://rawws@127.0.0.1:{silent.port}/rawws",
+        "--db-timeout",
+        "600",
+    )
     await asyncio.wait_for(silent.accepted.wait(), WAIT_S)
-    assert_said(await interrupt(process, signal.SIGTERM),
-                "rawws: interrupted by SIGTERM while starting; nothing was served", code=0)
+    assert_said(
+        await interrupt(process, signal.SIGTERM),
+        "rawws: interrupted by SIGTERM while starting; nothing was served",
+        code=0,
+    )
 
 
-async def test_ctrl_c_while_the_schema_is_created(tmp_path: Path, postgres_cluster: PostgresCluster,
-                                                  postgres_url: str) -> None:
+async def test_ctrl_c_while_the_schema_is_created(
+    tmp_path: Path, postgres_cluster: PostgresCluster, postgres_url: str
+) -> None:
     """Another transaction creating the first table holds rawws's CREATE TABLE: the start is caught mid-schema.
     After the Ctrl-C rawws's connection is gone (its query cancelled, not left waiting) and no table stays."""
     database = postgres_url.rsplit("/", 1)[1]
-    blocker, watcher = await admin(postgres_cluster, database), await admin(postgres_cluster, database)
+    blocker, watcher = (
+        await admin(postgres_cluster, database),
+        await admin(postgres_cluster, database),
+    )
     others = f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{database}' AND pid <> ALL($1::int[])"
     mine = [blocker.get_server_pid(), watcher.get_server_pid()]
     try:
@@ -327,7 +444,9 @@ async def test_ctrl_c_while_the_schema_is_created(tmp_path: Path, postgres_clust
         process = await spawn_serve(tmp_path, "--db", postgres_url)
 
         async def waiting_on_the_lock() -> bool:
-            return bool(await watcher.fetchval(others + " AND wait_event_type = 'Lock'", mine))
+            return bool(
+                await watcher.fetchval(others + " AND wait_event_type = 'Lock'", mine)
+            )
 
         await until(waiting_on_the_lock, "rawws waiting to create its table")
         assert_said(await interrupt(process), INTERRUPTED, code=130)
@@ -337,21 +456,41 @@ async def test_ctrl_c_while_the_schema_is_created(tmp_path: Path, postgres_clust
 
         await until(rawws_gone, "rawws's connection closed")
         await holding.rollback()
-        assert await watcher.fetchval("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == 0
+        assert (
+            await watcher.fetchval(
+                "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+            )
+            == 0
+        )
     finally:
         await blocker.close()
         await watcher.close()
 
 
-async def test_ctrl_c_while_the_bus_does_not_answer(tmp_path: Path, silent: Silent) -> None:
-    process = await spawn_serve(tmp_path, "--bus", f"redis://127.0.0.1:{silent.port}/0",
-                                env={"RAWWS_BUS_TIMEOUT_S": "600"})
-    await asyncio.wait_for(silent.accepted.wait(), WAIT_S)  # the store (SQLite) is open: the bus is next
+async def test_ctrl_c_while_the_bus_does_not_answer(
+    tmp_path: Path, silent: Silent
+) -> None:
+    process = await spawn_serve(
+        tmp_path,
+        "--bus",
+        f"redis://127.0.0.1:{silent.port}/0",
+        env={"RAWWS_BUS_TIMEOUT_S": "600"},
+    )
+    await asyncio.wait_for(
+        silent.accepted.wait(), WAIT_S
+    )  # the store (SQLite) is open: the bus is next
     assert_said(await interrupt(process), INTERRUPTED, code=130)
 
 
-async def test_a_bus_that_never_answers_is_named(tmp_path: Path, silent: Silent) -> None:
+async def test_a_bus_that_never_answers_is_named(
+    tmp_path: Path, silent: Silent
+) -> None:
     url = f"redis://127.0.0.1:{silent.port}/0"
-    outcome = await ended(await spawn_serve(tmp_path, "--bus", url, env={"RAWWS_BUS_TIMEOUT_S": "0.2"}))
-    assert_said(outcome, f"rawws: --bus {url}: cannot reach the bus: it did not answer within 0.2 s: is Redis "
-                         "running there?")
+    outcome = await ended(
+        await spawn_serve(tmp_path, "--bus", url, env={"RAWWS_BUS_TIMEOUT_S": "0.2"})
+    )
+    assert_said(
+        outcome,
+        f"rawws: --bus {url}: cannot reach the bus: it did not answer within 0.2 s: is Redis "
+        "running there?",
+    )

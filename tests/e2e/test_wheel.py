@@ -41,7 +41,15 @@ def uv_binary() -> str:
 def build(outdir: Path, env: dict[str, str] | None = None) -> tuple[Path, Path]:
     """sdist + wheel into ``outdir``; returns (sdist, wheel)."""
     result = subprocess.run(
-        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(outdir), str(REPO_ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "build",
+            "--no-isolation",
+            "--outdir",
+            str(outdir),
+            str(REPO_ROOT),
+        ],
         capture_output=True,
         text=True,
         timeout=BUILD_TIMEOUT_S,
@@ -59,7 +67,16 @@ def install(wheel: Path, venv: Path, uv: str) -> Path:
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
     exported = subprocess.run(
-        [uv, "export", "--frozen", "--no-dev", "--no-emit-project", "--format", "requirements-txt", "--quiet"],
+        [
+            uv,
+            "export",
+            "--frozen",
+            "--no-dev",
+            "--no-emit-project",
+            "--format",
+            "requirements-txt",
+            "--quiet",
+        ],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -71,13 +88,32 @@ def install(wheel: Path, venv: Path, uv: str) -> Path:
     env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
     env.pop("VIRTUAL_ENV", None)
     subprocess.run(
-        [uv, "pip", "install", "--quiet", "--python", str(python), "--require-hashes", "-r", str(requirements)],
+        [
+            uv,
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            str(python),
+            "--require-hashes",
+            "-r",
+            str(requirements),
+        ],
         check=True,
         timeout=BUILD_TIMEOUT_S,
         env=env,
     )
     subprocess.run(
-        [uv, "pip", "install", "--quiet", "--python", str(python), "--no-deps", str(wheel)],
+        [
+            uv,
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            str(python),
+            "--no-deps",
+            str(wheel),
+        ],
         check=True,
         timeout=BUILD_TIMEOUT_S,
         env=env,
@@ -88,7 +124,11 @@ def install(wheel: Path, venv: Path, uv: str) -> Path:
 def clean_env() -> dict[str, str]:
     """No RAWWS_* setting, no PYTHONPATH: the installed wheel, and nothing of the checkout, is what runs."""
     drop = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")
-    return {k: v for k, v in os.environ.items() if not k.startswith("RAWWS_") and k not in drop}
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("RAWWS_") and k not in drop
+    }
 
 
 def installed_python(venv: Path, code: str) -> str:
@@ -108,11 +148,24 @@ async def serve_from(venv: Path, workdir: Path) -> Node:
     """The venv's own `rawws` script, run from outside the checkout, ready once /healthz answers."""
     port = free_port()
     workdir.mkdir(parents=True, exist_ok=True)
-    command = [str(venv / "bin" / "rawws"), "serve", "--port", str(port), "--echo", "--data-dir", str(workdir / "d")]
+    command = [
+        str(venv / "bin" / "rawws"),
+        "serve",
+        "--port",
+        str(port),
+        "--echo",
+        "--data-dir",
+        str(workdir / "d"),
+    ]
     log_path = new_log_path(workdir)
     with log_path.open("wb") as log_file:
         process = await asyncio.create_subprocess_exec(
-            *command, cwd=workdir, env=clean_env(), stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file
+            *command,
+            cwd=workdir,
+            env=clean_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=log_file,
         )
     node = Node(port, process, log_path, command)
     try:
@@ -177,18 +230,31 @@ async def test_the_wheel_serves_from_a_clean_venv_with_its_c_unmasker(
     _, wheel = built
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
-    assert any(name.startswith("rawws/core/_mask.") and name.endswith(".so") for name in names), names
+    assert any(
+        name.startswith("rawws/core/_mask.") and name.endswith(".so") for name in names
+    ), names
     assert "rawws/chat/static/index.html" in names and "rawws/py.typed" in names
     venv = install(wheel, tmp_path / "venv", uv_binary())
-    where = installed_python(venv, "import rawws, rawws.core.masking as m; print(rawws.__file__, m.FAST_MASKING)")
+    where = installed_python(
+        venv,
+        "import rawws, rawws.core.masking as m; print(rawws.__file__, m.FAST_MASKING)",
+    )
     module, fast = where.split()
     assert Path(module).is_relative_to(venv) and fast == "True", where
     # The deployment files come with it, and the unit, with the venv in /opt/rawws's place, names files that
     # the install put there (ExecStart, Documentation=) and passes systemd-analyze.
-    for shared in ("share/rawws/rawws.service", "share/rawws/nginx.conf", "share/doc/rawws/deploying.md"):
+    for shared in (
+        "share/rawws/rawws.service",
+        "share/rawws/nginx.conf",
+        "share/doc/rawws/deploying.md",
+    ):
         assert (venv / shared).is_file(), shared
     unit = tmp_path / "rawws.service"
-    unit.write_text((venv / "share/rawws/rawws.service").read_text().replace(INSTALL_PREFIX, str(venv)))
+    unit.write_text(
+        (venv / "share/rawws/rawws.service")
+        .read_text()
+        .replace(INSTALL_PREFIX, str(venv))
+    )
     found = directives(unit.read_text())
     assert Path(found["ExecStart"][0].split()[0]).is_file()
     assert Path(found["Documentation"][0].removeprefix("file://")).is_file()
@@ -196,12 +262,20 @@ async def test_the_wheel_serves_from_a_clean_venv_with_its_c_unmasker(
     await check_serves(venv, tmp_path / "run")
 
 
-async def test_without_a_compiler_the_wheel_builds_and_serves_in_pure_python(tmp_path: Path) -> None:
-    _, wheel = build(tmp_path / "dist", env={"CC": "/nonexistent/cc", "LDSHARED": "/nonexistent/cc -shared"})
+async def test_without_a_compiler_the_wheel_builds_and_serves_in_pure_python(
+    tmp_path: Path,
+) -> None:
+    _, wheel = build(
+        tmp_path / "dist",
+        env={"CC": "/nonexistent/cc", "LDSHARED": "/nonexistent/cc -shared"},
+    )
     with zipfile.ZipFile(wheel) as archive:
         assert not [name for name in archive.namelist() if name.endswith(".so")]
     venv = install(wheel, tmp_path / "venv", uv_binary())
-    assert installed_python(venv, "import rawws.core.masking as m; print(m.FAST_MASKING)") == "False"
+    assert (
+        installed_python(venv, "import rawws.core.masking as m; print(m.FAST_MASKING)")
+        == "False"
+    )
     await check_serves(venv, tmp_path / "run")
 
 
@@ -209,5 +283,8 @@ def test_the_build_backend_pin_is_the_locked_one() -> None:
     """pyproject's build constraint (editable installs) and uv.lock's setuptools (these builds) agree."""
     pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
     (constraint,) = pyproject["tool"]["uv"]["build-constraint-dependencies"]
-    locked = {p["name"]: p.get("version") for p in tomllib.loads((REPO_ROOT / "uv.lock").read_text())["package"]}
+    locked = {
+        p["name"]: p.get("version")
+        for p in tomllib.loads((REPO_ROOT / "uv.lock").read_text())["package"]
+    }
     assert constraint == f"setuptools=={locked['setuptools']}"

@@ -48,7 +48,10 @@ def owner_of(server_port: int, client_port: int, pids: list[int]) -> int:
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         fields = line.split()
         local, remote, inode = fields[1], fields[2], int(fields[9])
-        if int(local.split(":")[1], 16) == server_port and int(remote.split(":")[1], 16) == client_port:
+        if (
+            int(local.split(":")[1], 16) == server_port
+            and int(remote.split(":")[1], 16) == client_port
+        ):
             for pid in pids:
                 if inode in socket_inodes(pid):
                     return pid
@@ -62,7 +65,9 @@ def client_port(client: ChatClient) -> int:
 @pytest.fixture
 async def workers(tmp_path: Path, redis_server: RedisServer) -> AsyncIterator[Node]:
     # port=0: the kernel picks, the parent binds it with SO_REUSEPORT and both workers share it
-    node = await start_node(tmp_path, "--workers", "2", "--bus", redis_server.url, port=0, env=ENV)
+    node = await start_node(
+        tmp_path, "--workers", "2", "--bus", redis_server.url, port=0, env=ENV
+    )
     yield node
     await node.stop()
 
@@ -76,20 +81,41 @@ async def test_two_workers_share_the_port_and_the_chat(workers: Node) -> None:
         # connect until both workers hold members (the kernel spreads connections by hash)
         for i in range(40):
             name = f"worker{i}"
-            client = await connect_chat(workers.port, await new_user(workers.port, name), name, keep_messages=False)
+            client = await connect_chat(
+                workers.port,
+                await new_user(workers.port, name),
+                name,
+                keep_messages=False,
+            )
             await client.join("lobby")
             clients.append(client)
             owners = {owner_of(workers.port, client_port(c), pids) for c in clients}
             if len(clients) >= 6 and owners == set(pids):
                 break
-        by_worker = {pid: [c for c in clients if owner_of(workers.port, client_port(c), pids) == pid] for pid in pids}
-        assert all(by_worker.values()), f"the kernel put every connection on one worker: {by_worker}"
+        by_worker = {
+            pid: [
+                c
+                for c in clients
+                if owner_of(workers.port, client_port(c), pids) == pid
+            ]
+            for pid in pids
+        }
+        assert all(by_worker.values()), (
+            f"the kernel put every connection on one worker: {by_worker}"
+        )
         per_sender = 15
-        acked = await asyncio.gather(*(c.flood("lobby", per_sender, prefix=f"{c.user}-", window=5) for c in clients))
+        acked = await asyncio.gather(
+            *(
+                c.flood("lobby", per_sender, prefix=f"{c.user}-", window=5)
+                for c in clients
+            )
+        )
         total = per_sender * len(clients)
         # SQLite shared by two processes: ids stay unique and without gaps (one writer at a time)
         assert sorted(i for ids in acked for i in ids) == list(range(1, total + 1))
-        await asyncio.gather(*(c.wait_message_id("lobby", total, timeout=WAIT_S) for c in clients))
+        await asyncio.gather(
+            *(c.wait_message_id("lobby", total, timeout=WAIT_S) for c in clients)
+        )
         for client in clients:
             assert client.ids["lobby"] == list(range(1, total + 1)), client.user
         # SIGTERM to the parent stops both workers gracefully: every open connection is told 1001
@@ -100,13 +126,26 @@ async def test_two_workers_share_the_port_and_the_chat(workers: Node) -> None:
     finally:
         await close_quietly(*clients)
     for pid in pids:
-        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+        assert (
+            not Path(f"/proc/{pid}").exists()
+            or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+        )
 
 
 async def test_more_than_one_worker_without_a_bus_is_refused(tmp_path: Path) -> None:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "rawws", "serve", "--port", "0", "--data-dir",
-        str(tmp_path), "--workers", "2", stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+        sys.executable,
+        "-m",
+        "rawws",
+        "serve",
+        "--port",
+        "0",
+        "--data-dir",
+        str(tmp_path),
+        "--workers",
+        "2",
+        stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL,
     )
     _, stderr = await asyncio.wait_for(process.communicate(), WAIT_S)
     assert process.returncode == 1

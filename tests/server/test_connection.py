@@ -25,7 +25,9 @@ TIMEOUT_S = 5.0
 TEXT, BINARY, CLOSE = 0x1, 0x2, 0x8
 
 
-async def test_frames_and_fin_in_the_same_write_as_the_request(echo_server: Server) -> None:
+async def test_frames_and_fin_in_the_same_write_as_the_request(
+    echo_server: Server,
+) -> None:
     """Request, three messages, a close frame and our FIN, all before the server read anything."""
     reader, writer = await asyncio.open_connection("127.0.0.1", echo_server.port)
     payloads = [b"one", b"two", b"three"]
@@ -46,11 +48,15 @@ async def test_frames_and_fin_in_the_same_write_as_the_request(echo_server: Serv
     writer.close()
 
 
-async def test_a_burst_larger_than_one_read_behind_the_request(echo_server: Server) -> None:
+async def test_a_burst_larger_than_one_read_behind_the_request(
+    echo_server: Server,
+) -> None:
     """More than the HTTP side reads at once arrives with the request: none of it is lost."""
     reader, writer = await asyncio.open_connection("127.0.0.1", echo_server.port)
     payloads = [bytes([i]) * 4000 for i in range(60)]  # 240 KB, several reads' worth
-    writer.write(upgrade_request() + b"".join(masked_frame(BINARY, p) for p in payloads))
+    writer.write(
+        upgrade_request() + b"".join(masked_frame(BINARY, p) for p in payloads)
+    )
     status, _, _ = await read_http_head(reader, TIMEOUT_S)
     assert status == 101
     for expected in payloads:
@@ -59,11 +65,17 @@ async def test_a_burst_larger_than_one_read_behind_the_request(echo_server: Serv
     writer.close()
 
 
-async def test_a_peer_that_stops_reading_pauses_the_session_and_resumes(start_server) -> None:
+async def test_a_peer_that_stops_reading_pauses_the_session_and_resumes(
+    start_server,
+) -> None:
     """The transport's high-water mark pauses writing (and reading); draining resumes both."""
-    server = await start_server(echo=True, write_high_water_bytes=16 * 1024, ping_interval_s=0)
+    server = await start_server(
+        echo=True, write_high_water_bytes=16 * 1024, ping_interval_s=0
+    )
     sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)  # before connect: the window stays small
+    sock.setsockopt(
+        socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024
+    )  # before connect: the window stays small
     sock.connect(("127.0.0.1", server.port))
     sock.setblocking(False)
     loop = asyncio.get_running_loop()
@@ -93,7 +105,9 @@ async def test_a_peer_that_stops_reading_pauses_the_session_and_resumes(start_se
     sock.close()
 
 
-async def test_pushes_from_outside_a_read_are_flushed_in_one_callback(echo_server: Server) -> None:
+async def test_pushes_from_outside_a_read_are_flushed_in_one_callback(
+    echo_server: Server,
+) -> None:
     """A fan-out to many sessions schedules one flush for all of them, and every frame goes out."""
     clients = []
     for _ in range(20):
@@ -119,5 +133,10 @@ async def test_pushes_from_outside_a_read_are_flushed_in_one_callback(echo_serve
         loop.call_soon = call_soon  # type: ignore[method-assign]
     assert scheduled == 1
     for reader, writer in clients:
-        assert await read_frame_full(reader, TIMEOUT_S) == (TEXT, b"to everyone", True, False)
+        assert await read_frame_full(reader, TIMEOUT_S) == (
+            TEXT,
+            b"to everyone",
+            True,
+            False,
+        )
         writer.close()

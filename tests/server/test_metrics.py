@@ -45,7 +45,9 @@ async def metrics_server(start_server: StartServer) -> Server:
     return server
 
 
-async def test_metrics_are_off_by_default_and_not_on_the_public_port(start_server: StartServer) -> None:
+async def test_metrics_are_off_by_default_and_not_on_the_public_port(
+    start_server: StartServer,
+) -> None:
     server = await start_server()
     assert server.metrics_port is None
     assert (await http(server.port, "GET", "/metrics")).status == 404
@@ -53,21 +55,35 @@ async def test_metrics_are_off_by_default_and_not_on_the_public_port(start_serve
     assert (await http(with_metrics.port, "GET", "/metrics")).status == 404
 
 
-async def test_echo_traffic_moves_message_byte_handshake_and_close_counters(start_server: StartServer) -> None:
+async def test_echo_traffic_moves_message_byte_handshake_and_close_counters(
+    start_server: StartServer,
+) -> None:
     server = await metrics_server(start_server)
     _, before = await scrape(server.metrics_port or 0)
     assert value(before, "rawws_websocket_connections", endpoint="/echo") == 0
-    ws = await connect(f"ws://127.0.0.1:{server.port}/echo", compression=None, proxy=None)
+    ws = await connect(
+        f"ws://127.0.0.1:{server.port}/echo", compression=None, proxy=None
+    )
     for n in range(25):
         await ws.send(f"hello {n}")
         assert await ws.recv() == f"hello {n}"
     _, during = await scrape(server.metrics_port or 0)
     assert value(during, "rawws_websocket_connections", endpoint="/echo") == 1
     await ws.close()
-    await wait_for_condition(lambda: not server.sessions, what="the echo session to end")
+    await wait_for_condition(
+        lambda: not server.sessions, what="the echo session to end"
+    )
     text, after = await scrape(server.metrics_port or 0)
-    assert value(after, "rawws_messages_received_total") - value(before, "rawws_messages_received_total") == 25
-    assert value(after, "rawws_messages_sent_total") - value(before, "rawws_messages_sent_total") == 25
+    assert (
+        value(after, "rawws_messages_received_total")
+        - value(before, "rawws_messages_received_total")
+        == 25
+    )
+    assert (
+        value(after, "rawws_messages_sent_total")
+        - value(before, "rawws_messages_sent_total")
+        == 25
+    )
     # 25 masked frames of 7-8 bytes plus 6 bytes of header each, and a close frame
     received = value(after, "rawws_received_bytes_total")
     assert 25 * (6 + 7) <= received <= 25 * (6 + 8) + 8
@@ -80,14 +96,24 @@ async def test_echo_traffic_moves_message_byte_handshake_and_close_counters(star
     assert value(after, "process_resident_memory_bytes") > 0
 
 
-async def test_chat_traffic_moves_login_fanout_store_and_refusal_counters(start_server: StartServer) -> None:
+async def test_chat_traffic_moves_login_fanout_store_and_refusal_counters(
+    start_server: StartServer,
+) -> None:
     server = await metrics_server(start_server)
     port = server.port
     ada = await new_user(port, "ada")
     bob = await new_user(port, "bob")
-    assert (await http(port, "POST", "/auth/login", {"username": "ada", "password": "wrong one!"})).status == 401
+    assert (
+        await http(
+            port, "POST", "/auth/login", {"username": "ada", "password": "wrong one!"}
+        )
+    ).status == 401
     # Refused upgrades: no credential (401), a foreign origin (403), a wrong version (426).
-    for extra, expected in (("", 401), ("Origin: http://evil.example\r\n", 403), ("", 426)):
+    for extra, expected in (
+        ("", 401),
+        ("Origin: http://evil.example\r\n", 403),
+        ("", 426),
+    ):
         version = "8" if expected == 426 else "13"
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(
@@ -121,7 +147,9 @@ async def test_chat_traffic_moves_login_fanout_store_and_refusal_counters(start_
     for status in ("401", "403", "426"):
         assert value(samples, "rawws_handshakes_total", status=status) == 1, status
     assert value(samples, "rawws_handshakes_total", status="101") == 3
-    assert value(samples, "rawws_fanout_deliveries_total") >= 20  # 10 messages × 2 members (+ presence)
+    assert (
+        value(samples, "rawws_fanout_deliveries_total") >= 20
+    )  # 10 messages × 2 members (+ presence)
     assert value(samples, "rawws_catchups_total") == 1
     assert value(samples, "rawws_catchup_messages_total") == 6  # ids 5..10
     commits = value(samples, "rawws_store_commit_seconds_count")
@@ -139,14 +167,26 @@ async def test_event_loop_lag_is_sampled(start_server: StartServer) -> None:
     assert value(samples, "rawws_event_loop_lag_seconds_count") >= 1
 
 
-async def test_each_worker_serves_its_own_metrics_port(tmp_path: Path, redis_server: RedisServer) -> None:
+async def test_each_worker_serves_its_own_metrics_port(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
     base = free_port()
     while not _free(base + 1):
         base = free_port()
-    node = await start_node(tmp_path, "--workers", "2", "--bus", redis_server.url, "--metrics-port", str(base))
+    node = await start_node(
+        tmp_path,
+        "--workers",
+        "2",
+        "--bus",
+        redis_server.url,
+        "--metrics-port",
+        str(base),
+    )
     try:
         for port in (base, base + 1):
-            await wait_for_condition(lambda port=port: _accepting(port), what=f"a listener on {port}")
+            await wait_for_condition(
+                lambda port=port: _accepting(port), what=f"a listener on {port}"
+            )
             _, samples = await scrape(port)
             assert value(samples, "process_resident_memory_bytes") > 0
             assert ("rawws_http_requests_total", ()) in samples

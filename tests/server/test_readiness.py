@@ -23,14 +23,19 @@ async def wait_for_readyz(port: int, status: int, timeout: float = WAIT_S) -> Re
         reply = await http(port, "GET", "/readyz")
         if reply.status == status:
             return reply
-        assert loop.time() < deadline, f"/readyz still {reply.status} {reply.body!r} after {timeout}s"
+        assert loop.time() < deadline, (
+            f"/readyz still {reply.status} {reply.body!r} after {timeout}s"
+        )
         await asyncio.sleep(0.1)
 
 
 async def test_ready_with_sqlite(start_server: StartServer) -> None:
     server = await start_server()
     reply = await http(server.port, "GET", "/readyz")
-    assert reply.status == 200 and reply.json == {"status": "ready", "checked": ["store"]}
+    assert reply.status == 200 and reply.json == {
+        "status": "ready",
+        "checked": ["store"],
+    }
     assert (await http(server.port, "GET", "/healthz")).status == 200
 
 
@@ -44,7 +49,9 @@ async def test_readyz_follows_postgresql_down_and_up(
         down = await wait_for_readyz(server.port, 503)
         assert down.json["status"] == "unavailable"
         assert set(down.json["reason"]) == {"store"}
-        assert postgres_url not in down.body.decode()  # no URL, host or user in the answer
+        assert (
+            postgres_url not in down.body.decode()
+        )  # no URL, host or user in the answer
         # Liveness does not follow the database: the process still answers.
         assert (await http(server.port, "GET", "/healthz")).status == 200
     finally:
@@ -53,11 +60,15 @@ async def test_readyz_follows_postgresql_down_and_up(
     assert up.json["status"] == "ready"
 
 
-async def test_sigterm_drains_readyz_first_then_closes_websockets_with_1001(tmp_path: Path) -> None:
+async def test_sigterm_drains_readyz_first_then_closes_websockets_with_1001(
+    tmp_path: Path,
+) -> None:
     node = await start_node(tmp_path, "--echo", "--drain-delay", "2")
     try:
         assert (await http(node.port, "GET", "/readyz")).status == 200
-        ws = await connect(f"ws://127.0.0.1:{node.port}/echo", proxy=None, compression=None)
+        ws = await connect(
+            f"ws://127.0.0.1:{node.port}/echo", proxy=None, compression=None
+        )
         node.process.send_signal(signal.SIGTERM)
         draining = await wait_for_readyz(node.port, 503, timeout=5)
         assert draining.json["status"] == "draining"

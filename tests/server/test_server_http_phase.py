@@ -37,7 +37,9 @@ TEXT, CLOSE = 0x1, 0x8
 
 
 @pytest.mark.parametrize("name", ["", "two words", "bad\r\nInjected: yes", "ünïcode"])
-async def test_a_subprotocol_that_is_not_a_token_is_refused_at_registration(start_server, name: str) -> None:
+async def test_a_subprotocol_that_is_not_a_token_is_refused_at_registration(
+    start_server, name: str
+) -> None:
     """It may be echoed in a 101: a name that is not a token must never get that far."""
     server = await start_server()
     with pytest.raises(ValueError):
@@ -68,7 +70,9 @@ async def test_upgrade_pipelined_behind_a_plain_request(echo_server: Server) -> 
         await close_writer(writer)
 
 
-async def test_refused_upgrade_leaves_the_connection_usable(echo_server: Server) -> None:
+async def test_refused_upgrade_leaves_the_connection_usable(
+    echo_server: Server,
+) -> None:
     """A handshake refused over HTTP is an ordinary answer: the next request on the connection is served."""
     reader, writer = await open_raw(echo_server.port)
     try:
@@ -91,12 +95,16 @@ async def test_idle_keepalive_connection_is_closed(start_server) -> None:
         status, _, _ = await read_http_head(reader, TIMEOUT_S)
         assert status == 200
         data, closed = await read_until_eof(reader, 3.0)
-        assert closed and data == b"", "an idle keep-alive connection was kept (or answered) past its idle time"
+        assert closed and data == b"", (
+            "an idle keep-alive connection was kept (or answered) past its idle time"
+        )
     finally:
         await close_writer(writer)
 
 
-async def test_a_request_begun_on_a_kept_alive_connection_gets_the_handshake_deadline(start_server) -> None:
+async def test_a_request_begun_on_a_kept_alive_connection_gets_the_handshake_deadline(
+    start_server,
+) -> None:
     """Between requests a connection may idle for ``keepalive_idle_s``; a started request must finish in time."""
     server = await start_server(keepalive_idle_s=30.0, handshake_timeout_s=0.4)
     reader, writer = await open_raw(server.port)
@@ -115,7 +123,9 @@ async def test_a_request_begun_on_a_kept_alive_connection_gets_the_handshake_dea
         await close_writer(writer)
 
 
-async def test_client_that_half_closes_after_its_request_still_gets_the_answer(echo_server: Server) -> None:
+async def test_client_that_half_closes_after_its_request_still_gets_the_answer(
+    echo_server: Server,
+) -> None:
     reader, writer = await open_raw(echo_server.port)
     try:
         writer.write(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
@@ -131,7 +141,9 @@ async def test_client_that_half_closes_after_its_request_still_gets_the_answer(e
 # -- the hand-off ---------------------------------------------------------------------------
 
 
-async def test_an_open_websocket_keeps_nothing_of_its_http_phase(echo_server: Server) -> None:
+async def test_an_open_websocket_keeps_nothing_of_its_http_phase(
+    echo_server: Server,
+) -> None:
     """After the 101 the session is the transport's protocol; the HTTP task and its h11 state are gone."""
     reader, writer = await open_raw(echo_server.port)
     try:
@@ -151,7 +163,9 @@ async def test_an_open_websocket_keeps_nothing_of_its_http_phase(echo_server: Se
 # -- shutdown -----------------------------------------------------------------------------------
 
 
-async def test_shutdown_closes_a_connection_between_requests_at_once(start_server) -> None:
+async def test_shutdown_closes_a_connection_between_requests_at_once(
+    start_server,
+) -> None:
     server = await start_server(shutdown_timeout_s=10.0)
     reader, writer = await open_raw(server.port)
     try:
@@ -160,7 +174,9 @@ async def test_shutdown_closes_a_connection_between_requests_at_once(start_serve
         assert status == 200
         started = asyncio.get_running_loop().time()
         await asyncio.wait_for(server.shutdown(), TIMEOUT_S)
-        assert asyncio.get_running_loop().time() - started < 2.0, "shutdown waited on an idle connection"
+        assert asyncio.get_running_loop().time() - started < 2.0, (
+            "shutdown waited on an idle connection"
+        )
         data, closed = await read_until_eof(reader, TIMEOUT_S)
         assert closed and data == b""
     finally:
@@ -195,11 +211,16 @@ async def test_shutdown_stops_accepting(start_server) -> None:
     server = await start_server()
     port = server.port
     await asyncio.wait_for(server.shutdown(), TIMEOUT_S)
-    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=1.0):
+    with (
+        pytest.raises(OSError),
+        socket.create_connection(("127.0.0.1", port), timeout=1.0),
+    ):
         pass
 
 
-async def test_an_upgrade_completed_during_shutdown_is_refused_with_503(start_server) -> None:
+async def test_an_upgrade_completed_during_shutdown_is_refused_with_503(
+    start_server,
+) -> None:
     """Shutdown has already closed the open WebSockets: a new one would be left behind."""
     server = await start_server(shutdown_timeout_s=10.0)
     reader, writer = await open_raw(server.port)

@@ -41,7 +41,9 @@ from tests.support.helpers import (
     upgrade_request,
 )
 
-TIMEOUT_S = 5.0  # the longest any single step may take before the test fails instead of hanging
+TIMEOUT_S = (
+    5.0  # the longest any single step may take before the test fails instead of hanging
+)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 TEXT, BINARY, CLOSE, PING, PONG = 0x1, 0x2, 0x8, 0x9, 0xA
@@ -52,13 +54,19 @@ DEFLATE_OFFER = "Sec-WebSocket-Extensions: permessage-deflate\r\n"
 # -- helpers -------------------------------------------------------------------
 
 
-def ws_url(server: Server, path: str = "/echo", scheme: str = "ws", host: str = "127.0.0.1") -> str:
+def ws_url(
+    server: Server, path: str = "/echo", scheme: str = "ws", host: str = "127.0.0.1"
+) -> str:
     return f"{scheme}://{host}:{server.port}{path}"
 
 
 def client(url: str, **options: object) -> connect:
     """A `websockets` client with bounded timeouts and no proxy from the environment."""
-    settings: dict[str, object] = {"proxy": None, "open_timeout": TIMEOUT_S, "close_timeout": TIMEOUT_S}
+    settings: dict[str, object] = {
+        "proxy": None,
+        "open_timeout": TIMEOUT_S,
+        "close_timeout": TIMEOUT_S,
+    }
     settings.update(options)
     return connect(url, **settings)  # type: ignore[arg-type]
 
@@ -92,7 +100,9 @@ async def expect_close(reader: asyncio.StreamReader, code: int) -> None:
         opcode, payload, _, _ = await read_frame_full(reader, TIMEOUT_S)
         if opcode != PING:
             break
-    assert opcode == CLOSE, f"expected a close frame, got opcode {opcode:#x} payload {payload[:60]!r}"
+    assert opcode == CLOSE, (
+        f"expected a close frame, got opcode {opcode:#x} payload {payload[:60]!r}"
+    )
     assert close_code(payload) == code
     rest, closed = await read_until_eof(reader, TIMEOUT_S)
     assert closed, "the server kept TCP open after failing the connection"
@@ -107,7 +117,9 @@ async def wait_for_port(port: int, timeout: float) -> None:
             _, writer = await asyncio.open_connection("127.0.0.1", port)
         except OSError:
             if loop.time() > deadline:
-                raise AssertionError(f"nothing accepted on port {port} within {timeout}s") from None
+                raise AssertionError(
+                    f"nothing accepted on port {port} within {timeout}s"
+                ) from None
             await asyncio.sleep(0.05)
         else:
             await close_writer(writer)
@@ -135,7 +147,9 @@ async def test_echo_message_of_nearly_one_mib(echo_server: Server, kind: str) ->
     """A message just under the default 1 MiB limit is echoed whole (compressed on the wire by default)."""
     size = 1024 * 1024 - 1024
     if kind == "text":
-        message: str | bytes = (os.urandom(size // 2).hex())[:size]  # compresses roughly by half
+        message: str | bytes = (os.urandom(size // 2).hex())[
+            :size
+        ]  # compresses roughly by half
     else:
         message = os.urandom(size)  # does not compress at all
     async with client(ws_url(echo_server), max_size=2 * 1024 * 1024) as ws:
@@ -145,7 +159,9 @@ async def test_echo_message_of_nearly_one_mib(echo_server: Server, kind: str) ->
 
 async def test_pipelined_messages_come_back_in_order(echo_server: Server) -> None:
     """Many messages sent before reading any answer are echoed in the order they were sent."""
-    messages = [f"message {i}" if i % 2 else f"message {i}".encode() for i in range(200)]
+    messages = [
+        f"message {i}" if i % 2 else f"message {i}".encode() for i in range(200)
+    ]
     async with client(ws_url(echo_server)) as ws:
         for message in messages:
             await ws.send(message)
@@ -191,7 +207,9 @@ async def test_permessage_deflate_not_negotiated_when_disabled(start_server) -> 
 
 async def test_request_and_first_frame_in_one_write(echo_server: Server) -> None:
     """Bytes after the request head belong to the WebSocket (RFC 6455 §4.1): they must not be lost."""
-    reader, writer, _ = await raw_upgrade(echo_server.port, first=masked_frame(TEXT, b"first!"))
+    reader, writer, _ = await raw_upgrade(
+        echo_server.port, first=masked_frame(TEXT, b"first!")
+    )
     try:
         opcode, payload, fin, _ = await read_frame_full(reader, TIMEOUT_S)
         assert (opcode, payload, fin) == (TEXT, b"first!", True)
@@ -248,7 +266,9 @@ async def test_compression_bomb_is_closed_with_1009(start_server) -> None:
     await assert_serves_echo(server)
 
 
-async def test_compression_bomb_from_websockets_client_is_closed_with_1009(start_server) -> None:
+async def test_compression_bomb_from_websockets_client_is_closed_with_1009(
+    start_server,
+) -> None:
     """The same through an independent deflate implementation: 64 KiB of one letter, compressed."""
     server = await start_server(max_message_bytes=1024)
     async with client(ws_url(server)) as ws:
@@ -259,7 +279,9 @@ async def test_compression_bomb_from_websockets_client_is_closed_with_1009(start
     await assert_serves_echo(server)
 
 
-async def test_limit_counts_message_bytes_not_compressed_frame_bytes(start_server) -> None:
+async def test_limit_counts_message_bytes_not_compressed_frame_bytes(
+    start_server,
+) -> None:
     """A 1024-byte message is within a 1024-byte limit even when deflate makes its frame bigger.
 
     Random bytes do not compress: the deflate stream is a few bytes longer than
@@ -274,7 +296,9 @@ async def test_limit_counts_message_bytes_not_compressed_frame_bytes(start_serve
         assert len(compressed) > 1024
         writer.write(masked_frame(BINARY, compressed, rsv1=True))
         opcode, payload, fin, rsv1 = await read_frame_full(reader, TIMEOUT_S)
-        assert opcode == BINARY, f"expected the echo, got opcode {opcode:#x} (close code {close_code(payload)})"
+        assert opcode == BINARY, (
+            f"expected the echo, got opcode {opcode:#x} (close code {close_code(payload)})"
+        )
         assert fin
         assert (inflate_message(payload) if rsv1 else payload) == message
     finally:
@@ -296,7 +320,9 @@ async def test_invalid_utf8_text_is_closed_with_1007(echo_server: Server) -> Non
 
 
 @pytest.mark.parametrize("rsv", [0x40, 0x20, 0x10], ids=["rsv1", "rsv2", "rsv3"])
-async def test_rsv_bit_without_extension_is_closed_with_1002(echo_server: Server, rsv: int) -> None:
+async def test_rsv_bit_without_extension_is_closed_with_1002(
+    echo_server: Server, rsv: int
+) -> None:
     """RSV bits must be 0 unless an extension gives them a meaning (RFC 6455 §5.2)."""
     reader, writer, _ = await raw_upgrade(echo_server.port)  # no extension offered
     try:
@@ -322,14 +348,18 @@ async def test_unmasked_client_frame_is_closed_with_1002(echo_server: Server) ->
 
 
 @pytest.mark.parametrize("opcode", [TEXT, BINARY], ids=["text", "binary"])
-async def test_ping_between_compressed_fragments(echo_server: Server, opcode: int) -> None:
+async def test_ping_between_compressed_fragments(
+    echo_server: Server, opcode: int
+) -> None:
     """Control frames may be injected between fragments (RFC 6455 §5.4); RSV1 is on the first
     fragment only (RFC 7692 §6.1), so the continuation must still be inflated after the ping.
     """
     reader, writer, headers = await raw_upgrade(echo_server.port, extra=DEFLATE_OFFER)
     try:
         assert headers["sec-websocket-extensions"].startswith("permessage-deflate")
-        message = ("fragmented, compressed and pinged in between: " + os.urandom(64).hex()).encode()
+        message = (
+            "fragmented, compressed and pinged in between: " + os.urandom(64).hex()
+        ).encode()
         compressed = deflate_message(message)
         half = len(compressed) // 2
         writer.write(masked_frame(opcode, compressed[:half], fin=False, rsv1=True))
@@ -337,10 +367,17 @@ async def test_ping_between_compressed_fragments(echo_server: Server, opcode: in
         writer.write(masked_frame(CONTINUATION, compressed[half:], fin=True))
 
         got_opcode, payload, fin, rsv1 = await read_frame_full(reader, TIMEOUT_S)
-        assert (got_opcode, payload, fin, rsv1) == (PONG, b"are you there?", True, False)
+        assert (got_opcode, payload, fin, rsv1) == (
+            PONG,
+            b"are you there?",
+            True,
+            False,
+        )
 
         got_opcode, payload, fin, rsv1 = await read_frame_full(reader, TIMEOUT_S)
-        assert got_opcode == opcode, f"expected the echo, got {got_opcode:#x} close code {close_code(payload)}"
+        assert got_opcode == opcode, (
+            f"expected the echo, got {got_opcode:#x} close code {close_code(payload)}"
+        )
         assert fin
         assert (inflate_message(payload) if rsv1 else payload) == message
 
@@ -361,11 +398,18 @@ async def test_peer_that_never_answers_pings_is_dropped(start_server) -> None:
     server = await start_server(ping_interval_s=0.2, ping_timeout_s=0.2)
     reader, writer, _ = await raw_upgrade(server.port)
     try:
-        data, closed = await read_until_eof(reader, TIMEOUT_S)  # pings arrive; we never answer
+        data, closed = await read_until_eof(
+            reader, TIMEOUT_S
+        )  # pings arrive; we never answer
         assert closed, "a peer that never answers pings was not disconnected"
-        assert data.startswith(bytes([0x80 | PING])), "the server should have pinged first"
+        assert data.startswith(bytes([0x80 | PING])), (
+            "the server should have pinged first"
+        )
         # It fails the connection with 1011 (rawws.core.keepalive): the close frame is sent as a courtesy.
-        assert bytes([0x88, 24]) + (1011).to_bytes(2, "big") + b"keepalive ping timeout" in data
+        assert (
+            bytes([0x88, 24]) + (1011).to_bytes(2, "big") + b"keepalive ping timeout"
+            in data
+        )
     finally:
         await close_writer(writer)
     await assert_serves_echo(server)
@@ -374,7 +418,9 @@ async def test_peer_that_never_answers_pings_is_dropped(start_server) -> None:
 async def test_peer_that_answers_pings_stays_connected(start_server) -> None:
     """A client that answers pings (websockets does, RFC 6455 §5.5.2) survives many intervals."""
     server = await start_server(ping_interval_s=0.2, ping_timeout_s=0.2)
-    async with client(ws_url(server), ping_interval=None) as ws:  # only the server pings
+    async with client(
+        ws_url(server), ping_interval=None
+    ) as ws:  # only the server pings
         await asyncio.sleep(1.5)  # about seven ping intervals
         assert await echo_once(ws, "alive") == "alive"
         assert len(server.sessions) == 1
@@ -383,7 +429,9 @@ async def test_peer_that_answers_pings_stays_connected(start_server) -> None:
 # -- handshake timeout ----------------------------------------------------------------------
 
 
-async def test_silent_connection_is_closed_after_handshake_timeout(start_server) -> None:
+async def test_silent_connection_is_closed_after_handshake_timeout(
+    start_server,
+) -> None:
     server = await start_server(handshake_timeout_s=0.5)
     reader, writer = await open_raw(server.port)
     try:
@@ -394,7 +442,9 @@ async def test_silent_connection_is_closed_after_handshake_timeout(start_server)
         await close_writer(writer)
 
 
-async def test_trickling_client_is_cut_off_and_does_not_hold_the_server(start_server) -> None:
+async def test_trickling_client_is_cut_off_and_does_not_hold_the_server(
+    start_server,
+) -> None:
     """One header byte every 0.1 s never completes the request in time: 408 or close (RFC 9110 §15.5.9)."""
     server = await start_server(handshake_timeout_s=0.5)
     reader, writer = await open_raw(server.port)
@@ -412,11 +462,15 @@ async def test_trickling_client_is_cut_off_and_does_not_hold_the_server(start_se
         await asyncio.sleep(0.2)  # the trickle has begun
         await assert_serves_echo(server)  # meanwhile another client is served
         data, closed = await read_until_eof(reader, TIMEOUT_S)
-        assert closed, "a trickling client held its connection past the handshake timeout"
+        assert closed, (
+            "a trickling client held its connection past the handshake timeout"
+        )
         if data:
             status, _, _, _ = parse_http_response(data)
             assert status == 408
-        assert not trickler.done(), "the whole request trickled in before the server reacted"
+        assert not trickler.done(), (
+            "the whole request trickled in before the server reacted"
+        )
     finally:
         trickler.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -439,15 +493,27 @@ async def test_shutdown_closes_open_websockets_with_1001(start_server) -> None:
             assert ws.close_code == 1001
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-async def test_cli_process_closes_with_1001_and_exits_0_on_signal(tmp_path: Path, sig: signal.Signals) -> None:
+@pytest.mark.parametrize(
+    "sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"]
+)
+async def test_cli_process_closes_with_1001_and_exits_0_on_signal(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
     """`python -m rawws serve --echo`: a signal closes open WebSockets with 1001 and exits 0."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAWWS_")}
     log_path = tmp_path / "server.log"
     with log_path.open("wb") as log_file:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "rawws", "serve", "--echo", "--port", str(port), "--host", "127.0.0.1",
+            sys.executable,
+            "-m",
+            "rawws",
+            "serve",
+            "--echo",
+            "--port",
+            str(port),
+            "--host",
+            "127.0.0.1",
             cwd=REPO_ROOT,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -483,10 +549,22 @@ def tls_files(tmp_path: Path) -> tuple[Path, Path]:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
         [
-            openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-            "-subj", "/CN=localhost",
-            "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-            "-keyout", str(key), "-out", str(cert),
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
         ],
         check=True,
         capture_output=True,
@@ -496,7 +574,9 @@ def tls_files(tmp_path: Path) -> tuple[Path, Path]:
 
 
 @pytest.fixture
-async def tls_server(start_server, tls_files: tuple[Path, Path]) -> AsyncIterator[tuple[Server, ssl.SSLContext]]:
+async def tls_server(
+    start_server, tls_files: tuple[Path, Path]
+) -> AsyncIterator[tuple[Server, ssl.SSLContext]]:
     cert, key = tls_files
     server = await start_server(tls_cert=str(cert), tls_key=str(key))
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(cert))
@@ -513,7 +593,10 @@ async def test_wss_echo(tls_server: tuple[Server, ssl.SSLContext]) -> None:
 async def test_https_healthz(tls_server: tuple[Server, ssl.SSLContext]) -> None:
     server, context = tls_server
     reader, writer = await asyncio.wait_for(
-        asyncio.open_connection("127.0.0.1", server.port, ssl=context, server_hostname="localhost"), TIMEOUT_S
+        asyncio.open_connection(
+            "127.0.0.1", server.port, ssl=context, server_hostname="localhost"
+        ),
+        TIMEOUT_S,
     )
     try:
         writer.write(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
@@ -525,7 +608,9 @@ async def test_https_healthz(tls_server: tuple[Server, ssl.SSLContext]) -> None:
         await close_writer(writer)
 
 
-async def test_plain_http_to_tls_port_does_not_hold_the_server(tls_server: tuple[Server, ssl.SSLContext]) -> None:
+async def test_plain_http_to_tls_port_does_not_hold_the_server(
+    tls_server: tuple[Server, ssl.SSLContext],
+) -> None:
     """A cleartext request on the TLS port is dropped, and TLS clients are still served."""
     server, context = tls_server
     reader, writer = await open_raw(server.port)
@@ -543,7 +628,9 @@ async def test_plain_http_to_tls_port_does_not_hold_the_server(tls_server: tuple
 # -- logging ----------------------------------------------------------------------------------------
 
 
-async def test_logs_never_contain_query_secrets(start_server, caplog: pytest.LogCaptureFixture) -> None:
+async def test_logs_never_contain_query_secrets(
+    start_server, caplog: pytest.LogCaptureFixture
+) -> None:
     """Query strings may carry tokens: no log record of ``rawws`` may contain one, at any level.
 
     And one WebSocket writes exactly one ``ws open`` and one ``ws close`` line, with its close code.
@@ -558,11 +645,17 @@ async def test_logs_never_contain_query_secrets(start_server, caplog: pytest.Log
 
     reader, writer = await open_raw(server.port)
     try:
-        writer.write(f"GET /healthz?token={secrets[1]} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+        writer.write(
+            f"GET /healthz?token={secrets[1]} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode()
+        )
         status, _, _ = await read_http_head(reader, TIMEOUT_S)
         assert status == 200
         # a refused upgrade (unsupported version) with a secret in its query
-        writer.write(upgrade_request(f"/echo?token={secrets[2]}").replace(b"Version: 13", b"Version: 8"))
+        writer.write(
+            upgrade_request(f"/echo?token={secrets[2]}").replace(
+                b"Version: 13", b"Version: 8"
+            )
+        )
         status, _, _ = await read_http_head(reader, TIMEOUT_S)
         assert status == 426
     finally:
@@ -578,8 +671,11 @@ async def test_logs_never_contain_query_secrets(start_server, caplog: pytest.Log
 
     def ws_lines(prefix: str) -> list[logging.LogRecord]:
         return [
-            r for r in caplog.records
-            if r.name.startswith("rawws") and r.levelno == logging.INFO and r.getMessage().startswith(prefix)
+            r
+            for r in caplog.records
+            if r.name.startswith("rawws")
+            and r.levelno == logging.INFO
+            and r.getMessage().startswith(prefix)
         ]
 
     loop = asyncio.get_running_loop()
@@ -587,7 +683,9 @@ async def test_logs_never_contain_query_secrets(start_server, caplog: pytest.Log
     while not ws_lines("ws close ") and loop.time() < deadline:
         await asyncio.sleep(0.02)
 
-    records = [r for r in caplog.records if r.name == "rawws" or r.name.startswith("rawws.")]
+    records = [
+        r for r in caplog.records if r.name == "rawws" or r.name.startswith("rawws.")
+    ]
     assert records, "expected some rawws log records"
     for record in records:
         text = record.getMessage() + (record.exc_text or "")

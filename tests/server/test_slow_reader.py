@@ -19,7 +19,12 @@ import pytest
 from rawws.server.connection import ServerConnection
 from rawws.server.server import Server
 from tests.conftest import StartServer
-from tests.support.chat_client import client_text_frame, connect_chat, new_users, raw_chat_socket
+from tests.support.chat_client import (
+    client_text_frame,
+    connect_chat,
+    new_users,
+    raw_chat_socket,
+)
 from tests.support.helpers import TIMEOUT_S, wait_for_condition
 
 KiB = 1024
@@ -35,18 +40,26 @@ def kernel_queued(session: ServerConnection) -> int:
     if sock is None or sock.fileno() < 0:
         return 0
     try:
-        return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+        return struct.unpack(
+            "i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+        )[0]
     except OSError:
         return 0
 
 
 def held_by_server(session: ServerConnection) -> int:
     """What the slow reader costs the server right now: outbox + transport buffer + kernel send queue."""
-    return session.outbox.pending_bytes + session.transport.get_write_buffer_size() + kernel_queued(session)
+    return (
+        session.outbox.pending_bytes
+        + session.transport.get_write_buffer_size()
+        + kernel_queued(session)
+    )
 
 
 def slow_session(server: Server) -> ServerConnection | None:
-    return next((session for session in server.sessions if session.user == "slow"), None)
+    return next(
+        (session for session in server.sessions if session.user == "slow"), None
+    )
 
 
 @pytest.fixture
@@ -95,22 +108,38 @@ async def test_a_slow_reader_is_bounded_by_the_outbox_and_dropped_after_the_clos
                 detected_at_bytes = sent
                 break
             peak = max(peak, held_by_server(session))
-        assert session.outbox.overflowed, "the outbox never overflowed: something else absorbed the backlog"
+        assert session.outbox.overflowed, (
+            "the outbox never overflowed: something else absorbed the backlog"
+        )
         assert server.counters.slow_consumers_closed == 1
         # Dropped at once: nothing queued behind which the close frame would wait.
-        assert session.outbox.pending_bytes <= 32  # only the 1008 close frame (or nothing, once written)
-        bound = OUTBOX_BYTES + TEXT_CHARS + 64 + HIGH_WATER + OUTBOX_BYTES + 2 * SEND_BUFFER
-        assert peak <= bound, f"a slow reader held {peak} bytes, more than the documented {bound}"
-        assert detected_at_bytes <= bound + 16 * (TEXT_CHARS + 64) + 2 * 1024 * 1024  # + what the reader's window took
+        assert (
+            session.outbox.pending_bytes <= 32
+        )  # only the 1008 close frame (or nothing, once written)
+        bound = (
+            OUTBOX_BYTES + TEXT_CHARS + 64 + HIGH_WATER + OUTBOX_BYTES + 2 * SEND_BUFFER
+        )
+        assert peak <= bound, (
+            f"a slow reader held {peak} bytes, more than the documented {bound}"
+        )
+        assert (
+            detected_at_bytes <= bound + 16 * (TEXT_CHARS + 64) + 2 * 1024 * 1024
+        )  # + what the reader's window took
 
         # The reader never reads: TCP is dropped after the close timeout, and the slot is free again.
-        await wait_for_condition(lambda: slow_session(server) is None, timeout=TIMEOUT_S, what="the slow socket dropped")
+        await wait_for_condition(
+            lambda: slow_session(server) is None,
+            timeout=TIMEOUT_S,
+            what="the slow socket dropped",
+        )
         # The fast reader got everything the sender had acked.
         last = int(sender.acks[f"m{i}"]["id"]) if f"m{i}" in sender.acks else None
         if last is not None:
             await fast.wait_message_id("lobby", last, timeout=TIMEOUT_S * 3)
         assert not fast.done
-        print(f"slow reader: peak held {peak} bytes (bound {bound}); overflow after {detected_at_bytes} bytes sent")
+        print(
+            f"slow reader: peak held {peak} bytes (bound {bound}); overflow after {detected_at_bytes} bytes sent"
+        )
     finally:
         slow.close()
         await sender.close()

@@ -44,32 +44,48 @@ async def table_names(store: SqlStore) -> set[str]:
 # -- schema --------------------------------------------------------------------
 
 
-async def test_schema_is_created_on_start_and_its_version_recorded(store_url: str) -> None:
+async def test_schema_is_created_on_start_and_its_version_recorded(
+    store_url: str,
+) -> None:
     store = await open_store(store_url)
     try:
         assert {"users", "schema_version"} <= await table_names(store)
         assert await store.schema_version() == SCHEMA_VERSION
         async with store.engine.connect() as conn:
-            rows = (await conn.execute(sa.text("SELECT version FROM schema_version"))).all()
-        assert rows == [(SCHEMA_VERSION,)]  # exactly one row, however often the store opens
+            rows = (
+                await conn.execute(sa.text("SELECT version FROM schema_version"))
+            ).all()
+        assert rows == [
+            (SCHEMA_VERSION,)
+        ]  # exactly one row, however often the store opens
     finally:
         await store.close()
 
 
-async def test_stores_opened_at_once_on_a_fresh_database_all_open_with_one_schema(store_url: str) -> None:
+async def test_stores_opened_at_once_on_a_fresh_database_all_open_with_one_schema(
+    store_url: str,
+) -> None:
     """Nodes started together race between "does this table exist" and "create it" unless the schema is
     made under a database lock (before it, on PostgreSQL: "duplicate key … pg_type_typname_nsp_index")."""
     from rawws.store.sql import metadata
 
     for _round in range(3):
-        stores = await asyncio.gather(*(open_store(store_url) for _ in range(5)), return_exceptions=True)
+        stores = await asyncio.gather(
+            *(open_store(store_url) for _ in range(5)), return_exceptions=True
+        )
         opened = [store for store in stores if isinstance(store, SqlStore)]
         try:
-            assert len(opened) == 5, [repr(store) for store in stores if not isinstance(store, SqlStore)]
+            assert len(opened) == 5, [
+                repr(store) for store in stores if not isinstance(store, SqlStore)
+            ]
             async with opened[0].engine.begin() as conn:
-                rows = (await conn.execute(sa.text("SELECT version FROM schema_version"))).all()
+                rows = (
+                    await conn.execute(sa.text("SELECT version FROM schema_version"))
+                ).all()
                 assert rows == [(SCHEMA_VERSION,)]
-                await conn.run_sync(metadata.drop_all)  # a fresh database again for the next round
+                await conn.run_sync(
+                    metadata.drop_all
+                )  # a fresh database again for the next round
         finally:
             for store in opened:
                 await store.close()
@@ -96,7 +112,9 @@ async def test_reopening_keeps_users_and_the_single_version_row(store_url: str) 
         assert await second.get_user("ada") == created
         assert await second.schema_version() == SCHEMA_VERSION
         async with second.engine.connect() as conn:
-            assert (await conn.execute(sa.text("SELECT count(*) FROM schema_version"))).scalar_one() == 1
+            assert (
+                await conn.execute(sa.text("SELECT count(*) FROM schema_version"))
+            ).scalar_one() == 1
     finally:
         await second.close()
 
@@ -106,7 +124,10 @@ async def test_database_from_a_newer_rawws_is_refused(store_url: str) -> None:
     try:
         await store.create_user("ada", HASH)
         async with store.engine.begin() as conn:
-            await conn.execute(sa.text("UPDATE schema_version SET version = :v"), {"v": SCHEMA_VERSION + 1})
+            await conn.execute(
+                sa.text("UPDATE schema_version SET version = :v"),
+                {"v": SCHEMA_VERSION + 1},
+            )
     finally:
         await store.close()
 
@@ -122,7 +143,9 @@ async def test_database_from_a_newer_rawws_is_refused(store_url: str) -> None:
         await check.close()
 
 
-async def test_a_version_1_database_is_upgraded_and_keeps_its_users(store_url: str) -> None:
+async def test_a_version_1_database_is_upgraded_and_keeps_its_users(
+    store_url: str,
+) -> None:
     """What the first release wrote (users and the version table only) is migrated forward, data intact."""
     from rawws.store.sql import schema_version, users
 
@@ -131,11 +154,18 @@ async def test_a_version_1_database_is_upgraded_and_keeps_its_users(store_url: s
     engine = _engine_for(store_url)
     try:
         async with engine.begin() as conn:
-            await conn.run_sync(lambda sync: users.metadata.create_all(sync, tables=[users, schema_version]))
+            await conn.run_sync(
+                lambda sync: users.metadata.create_all(
+                    sync, tables=[users, schema_version]
+                )
+            )
             await conn.execute(schema_version.insert().values(version=1))
             await conn.execute(
                 users.insert().values(
-                    username="Ada", username_key="ada", password_hash=HASH, created_at=datetime.now(UTC)
+                    username="Ada",
+                    username_key="ada",
+                    password_hash=HASH,
+                    created_at=datetime.now(UTC),
                 )
             )
     finally:
@@ -169,14 +199,22 @@ async def test_create_and_get_user(store: SqlStore) -> None:
     assert created.password_hash == HASH
     assert created.id > 0
     assert created.created_at.tzinfo is not None
-    assert before - timedelta(seconds=60) <= created.created_at <= datetime.now(UTC) + timedelta(seconds=60)
+    assert (
+        before - timedelta(seconds=60)
+        <= created.created_at
+        <= datetime.now(UTC) + timedelta(seconds=60)
+    )
 
     fetched = await store.get_user("Ada.Lovelace")
-    assert fetched == created  # same id, name as typed, hash, and the same instant, timezone-aware
+    assert (
+        fetched == created
+    )  # same id, name as typed, hash, and the same instant, timezone-aware
     assert await store.get_user("nobody") is None
 
 
-async def test_lookup_ignores_case_but_keeps_the_name_as_registered(store: SqlStore) -> None:
+async def test_lookup_ignores_case_but_keeps_the_name_as_registered(
+    store: SqlStore,
+) -> None:
     await store.create_user("Ada", HASH)
     for spelling in ("ada", "ADA", "aDa"):
         user = await store.get_user(spelling)
@@ -199,22 +237,35 @@ async def test_ids_are_distinct(store: SqlStore) -> None:
     assert len({user.id for user in users}) == 5
 
 
-async def test_concurrent_registrations_of_one_name_exactly_one_wins(store: SqlStore) -> None:
+async def test_concurrent_registrations_of_one_name_exactly_one_wins(
+    store: SqlStore,
+) -> None:
     spellings = ["linus", "Linus", "LINUS", "liNus", "linuS", "LiNuS", "lInUs", "LINus"]
     results = await asyncio.wait_for(
-        asyncio.gather(*(store.create_user(name, HASH) for name in spellings), return_exceptions=True), TIMEOUT_S
+        asyncio.gather(
+            *(store.create_user(name, HASH) for name in spellings),
+            return_exceptions=True,
+        ),
+        TIMEOUT_S,
     )
     winners = [result for result in results if isinstance(result, User)]
     losers = [result for result in results if isinstance(result, UsernameTaken)]
     assert len(winners) == 1, results
-    assert len(losers) == len(spellings) - 1, results  # nothing else: no "database is locked", no deadlock
+    assert len(losers) == len(spellings) - 1, (
+        results
+    )  # nothing else: no "database is locked", no deadlock
     assert await store.get_user("linus") == winners[0]
 
 
-async def test_concurrent_registrations_of_different_names_all_succeed(store: SqlStore) -> None:
+async def test_concurrent_registrations_of_different_names_all_succeed(
+    store: SqlStore,
+) -> None:
     names = [f"user{n}" for n in range(12)]
     results = await asyncio.wait_for(
-        asyncio.gather(*(store.create_user(name, HASH) for name in names), return_exceptions=True), TIMEOUT_S
+        asyncio.gather(
+            *(store.create_user(name, HASH) for name in names), return_exceptions=True
+        ),
+        TIMEOUT_S,
     )
     assert all(isinstance(result, User) for result in results), results
     for name in names:
@@ -228,7 +279,11 @@ async def test_update_password_hash(store: SqlStore) -> None:
     updated = await store.get_user("ada")
     assert updated is not None
     assert updated.password_hash == "$argon2id$new"
-    assert (updated.id, updated.username, updated.created_at) == (ada.id, ada.username, ada.created_at)
+    assert (updated.id, updated.username, updated.created_at) == (
+        ada.id,
+        ada.username,
+        ada.created_at,
+    )
     assert await store.get_user("grace") == grace  # only that user changed
 
 

@@ -71,7 +71,9 @@ class ChatClient:
     are not kept in ``frames`` (only their ids), for clients that get thousands.
     """
 
-    def __init__(self, ws: ClientConnection, user: str, *, keep_messages: bool = True) -> None:
+    def __init__(
+        self, ws: ClientConnection, user: str, *, keep_messages: bool = True
+    ) -> None:
         self.ws = ws
         self.user = user
         self.keep_messages = keep_messages
@@ -79,17 +81,25 @@ class ChatClient:
         self.ids: dict[str, list[int]] = {}
         self.acks: dict[str | None, Frame] = {}
         self.errors: dict[str, Frame] = {}
-        self.closed: ConnectionClosed | None = None  # set when the connection ended other than 1000/1001
-        self.close_code: int | None = None  # the close code the server sent, once closed
+        self.closed: ConnectionClosed | None = (
+            None  # set when the connection ended other than 1000/1001
+        )
+        self.close_code: int | None = (
+            None  # the close code the server sent, once closed
+        )
         self._changed = asyncio.Condition()
         self._reader = asyncio.get_running_loop().create_task(self._read())
 
     async def _read(self) -> None:
         try:
             async for raw in self.ws:
-                assert isinstance(raw, str), f"the server sent a binary frame: {raw[:60]!r}"
+                assert isinstance(raw, str), (
+                    f"the server sent a binary frame: {raw[:60]!r}"
+                )
                 frame = json.loads(raw)
-                assert isinstance(frame, dict) and isinstance(frame.get("type"), str), raw
+                assert isinstance(frame, dict) and isinstance(frame.get("type"), str), (
+                    raw
+                )
                 kind = frame["type"]
                 if kind == "message":
                     self.ids.setdefault(frame["room"], []).append(frame["id"])
@@ -129,7 +139,9 @@ class ChatClient:
             frame["ref"] = ref
         await self.send(**frame)
 
-    async def join(self, room: str, since: int | None = None, *, timeout: float = TIMEOUT_S) -> Frame:
+    async def join(
+        self, room: str, since: int | None = None, *, timeout: float = TIMEOUT_S
+    ) -> Frame:
         """Join and wait for the ``joined`` answer."""
         start = len(self.frames)
         frame: dict[str, object] = {"type": "join", "room": room}
@@ -141,7 +153,11 @@ class ChatClient:
     # -- looking at what came -------------------------------------------------------------
 
     def of_type(self, kind: str, start: int = 0, **fields: object) -> list[Frame]:
-        return [f for f in self.frames[start:] if f["type"] == kind and all(f.get(k) == v for k, v in fields.items())]
+        return [
+            f
+            for f in self.frames[start:]
+            if f["type"] == kind and all(f.get(k) == v for k, v in fields.items())
+        ]
 
     def messages(self, room: str, start: int = 0) -> list[Frame]:
         return self.of_type("message", start, room=room)
@@ -149,7 +165,13 @@ class ChatClient:
     def message_ids(self, room: str, start: int = 0) -> list[int]:
         return [m["id"] for m in self.messages(room, start)]
 
-    async def wait_until(self, predicate: Callable[[], Any], *, timeout: float = TIMEOUT_S, what: str = "") -> Any:
+    async def wait_until(
+        self,
+        predicate: Callable[[], Any],
+        *,
+        timeout: float = TIMEOUT_S,
+        what: str = "",
+    ) -> Any:
         """Wait until ``predicate()`` is truthy (checked on every frame) and return it."""
         try:
             async with asyncio.timeout(timeout):
@@ -159,27 +181,49 @@ class ChatClient:
                         if result:
                             return result
                         if self.done:
-                            raise AssertionError(f"{self.user}: connection closed ({self.closed}) waiting for {what}")
+                            raise AssertionError(
+                                f"{self.user}: connection closed ({self.closed}) waiting for {what}"
+                            )
                         await self._changed.wait()
         except TimeoutError:
             tail = self.frames[-5:]
-            raise AssertionError(f"{self.user}: no {what or predicate} within {timeout}s; last frames {tail}") from None
+            raise AssertionError(
+                f"{self.user}: no {what or predicate} within {timeout}s; last frames {tail}"
+            ) from None
 
-    async def wait_frame(self, kind: str, *, start: int = 0, timeout: float = TIMEOUT_S, **fields: object) -> Frame:
+    async def wait_frame(
+        self, kind: str, *, start: int = 0, timeout: float = TIMEOUT_S, **fields: object
+    ) -> Frame:
         """The first frame from index ``start`` on of type ``kind`` whose fields match."""
         found = await self.wait_until(
-            lambda: self.of_type(kind, start, **fields), timeout=timeout, what=f"{kind} {fields or ''}"
+            lambda: self.of_type(kind, start, **fields),
+            timeout=timeout,
+            what=f"{kind} {fields or ''}",
         )
         return found[0]
 
-    async def wait_count(self, kind: str, count: int, *, start: int = 0, timeout: float = TIMEOUT_S, **fields: object) -> list[Frame]:
+    async def wait_count(
+        self,
+        kind: str,
+        count: int,
+        *,
+        start: int = 0,
+        timeout: float = TIMEOUT_S,
+        **fields: object,
+    ) -> list[Frame]:
         return await self.wait_until(
-            lambda: (found := self.of_type(kind, start, **fields)) and len(found) >= count and found,
+            lambda: (
+                (found := self.of_type(kind, start, **fields))
+                and len(found) >= count
+                and found
+            ),
             timeout=timeout,
             what=f"{count} × {kind} {fields or ''}",
         )
 
-    async def wait_message_id(self, room: str, message_id: int, *, timeout: float = TIMEOUT_S) -> None:
+    async def wait_message_id(
+        self, room: str, message_id: int, *, timeout: float = TIMEOUT_S
+    ) -> None:
         """Until a message with id ``message_id`` or higher came in ``room``."""
         await self.wait_until(
             lambda: (ids := self.ids.get(room)) and ids[-1] >= message_id,
@@ -198,7 +242,14 @@ class ChatClient:
         return await self.wait_until(acked, timeout=timeout, what=f"ack {ref}")
 
     async def flood(
-        self, room: str, count: int, *, prefix: str, size: int = 64, window: int = 32, timeout: float = TIMEOUT_S
+        self,
+        room: str,
+        count: int,
+        *,
+        prefix: str,
+        size: int = 64,
+        window: int = 32,
+        timeout: float = TIMEOUT_S,
     ) -> list[int]:
         """Say ``count`` messages, at most ``window`` unacknowledged at a time; their ids, in order."""
         for i in range(count):
@@ -231,7 +282,12 @@ def ws_url(server: Server | int, path: str = "/ws") -> str:
 
 
 async def connect_chat(
-    server: Server | int, token: str, user: str, *, compression: str | None = None, keep_messages: bool = True
+    server: Server | int,
+    token: str,
+    user: str,
+    *,
+    compression: str | None = None,
+    keep_messages: bool = True,
 ) -> ChatClient:
     """A connected client that has read its ``welcome``."""
     ws = await connect(
@@ -251,7 +307,9 @@ async def connect_chat(
 
 
 @contextlib.asynccontextmanager
-async def chatting(server: Server, *names: str, **options: Any) -> AsyncIterator[list[ChatClient]]:
+async def chatting(
+    server: Server, *names: str, **options: Any
+) -> AsyncIterator[list[ChatClient]]:
     """Register each of ``names`` once, connect a client for each name in that order, close them all at the end.
 
     A name given twice is one user with two connections (two tabs). ``options``
@@ -282,7 +340,9 @@ class RawChatSocket:
         self.leftover = leftover  # bytes after the 101 head, read with it
 
     async def send(self, data: bytes) -> None:
-        await asyncio.wait_for(asyncio.get_running_loop().sock_sendall(self.sock, data), TIMEOUT_S)
+        await asyncio.wait_for(
+            asyncio.get_running_loop().sock_sendall(self.sock, data), TIMEOUT_S
+        )
 
     async def read_to_eof(self, timeout: float = TIMEOUT_S) -> tuple[bytes, bool]:
         """Everything until the server closes: (data, closed); ``closed`` is False on timeout."""
@@ -298,7 +358,9 @@ class RawChatSocket:
             pass
         return b"".join(chunks), True
 
-    async def read_until_close(self, timeout: float = TIMEOUT_S) -> tuple[list[tuple[int, bytes]], bool]:
+    async def read_until_close(
+        self, timeout: float = TIMEOUT_S
+    ) -> tuple[list[tuple[int, bytes]], bool]:
         """Frames [(opcode, payload)] up to and including a close frame; ``True`` if EOF came instead."""
         loop = asyncio.get_running_loop()
         data, self.leftover = self.leftover, b""
@@ -308,7 +370,9 @@ class RawChatSocket:
                     frames, tail = parse_server_frames(data)
                     for index, (opcode, _) in enumerate(frames):
                         if opcode == 0x8:
-                            assert index == len(frames) - 1 and tail == b"", "data after the close frame"
+                            assert index == len(frames) - 1 and tail == b"", (
+                                "data after the close frame"
+                            )
                             return frames, False
                     try:
                         chunk = await loop.sock_recv(self.sock, 1 << 20)
@@ -318,17 +382,23 @@ class RawChatSocket:
                         return frames, True
                     data += chunk
         except TimeoutError:
-            raise AssertionError(f"neither a close frame nor EOF within {timeout}s") from None
+            raise AssertionError(
+                f"neither a close frame nor EOF within {timeout}s"
+            ) from None
 
     def close(self) -> None:
         self.sock.close()
 
 
-async def raw_chat_socket(port: int, token: str, *, receive_buffer: int = 4096) -> RawChatSocket:
+async def raw_chat_socket(
+    port: int, token: str, *, receive_buffer: int = 4096
+) -> RawChatSocket:
     """A `/ws` connection on a socket with a small receive buffer, upgraded by hand."""
     loop = asyncio.get_running_loop()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)  # before connect: a small window
+    sock.setsockopt(
+        socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer
+    )  # before connect: a small window
     sock.setblocking(False)
     try:
         await asyncio.wait_for(loop.sock_connect(sock, ("127.0.0.1", port)), TIMEOUT_S)
@@ -342,7 +412,9 @@ async def raw_chat_socket(port: int, token: str, *, receive_buffer: int = 4096) 
             f"Authorization: Bearer {token}\r\n"
             "\r\n"
         )
-        await asyncio.wait_for(loop.sock_sendall(sock, request.encode("latin-1")), TIMEOUT_S)
+        await asyncio.wait_for(
+            loop.sock_sendall(sock, request.encode("latin-1")), TIMEOUT_S
+        )
         data = b""
         async with asyncio.timeout(TIMEOUT_S):
             while b"\r\n\r\n" not in data:
@@ -394,8 +466,6 @@ async def close_quietly(*clients: ChatClient) -> None:
     await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
 
 
-
-
 # -- the malformed-frame corpus (the protocol's unit tests, and a live server in test_chat) -------------
 
 
@@ -414,48 +484,208 @@ BAD_CASES: list[tuple[str, str | bytes, str, str | None]] = [
     ("json number", "42", chat.BAD_JSON, None),
     ("json null", "null", chat.BAD_JSON, None),
     ("NaN", "NaN", chat.BAD_JSON, None),
-    ("integer of 5000 digits", '{"type":"join","room":"lobby","since":1' + "0" * 5000 + "}", chat.BAD_JSON, None),
+    (
+        "integer of 5000 digits",
+        '{"type":"join","room":"lobby","since":1' + "0" * 5000 + "}",
+        chat.BAD_JSON,
+        None,
+    ),
     ("nesting too deep", "[" * 100_000 + "]" * 100_000, chat.BAD_JSON, None),
     ("binary frame", b'{"type":"say","room":"lobby","text":"hi"}', chat.BINARY, None),
-    ("unknown type", chat_frame(type="dance", room="lobby", ref="r1"), chat.BAD_TYPE, "r1"),
-    ("type of another case", chat_frame(type="SAY", room="lobby", text="hi", ref="r2"), chat.BAD_TYPE, "r2"),
-    ("missing type", chat_frame(room="lobby", text="hi", ref="r3"), chat.BAD_TYPE, "r3"),
+    (
+        "unknown type",
+        chat_frame(type="dance", room="lobby", ref="r1"),
+        chat.BAD_TYPE,
+        "r1",
+    ),
+    (
+        "type of another case",
+        chat_frame(type="SAY", room="lobby", text="hi", ref="r2"),
+        chat.BAD_TYPE,
+        "r2",
+    ),
+    (
+        "missing type",
+        chat_frame(room="lobby", text="hi", ref="r3"),
+        chat.BAD_TYPE,
+        "r3",
+    ),
     ("type not a string", chat_frame(type=5, room="lobby"), chat.BAD_TYPE, None),
     ("type null", chat_frame(type=None, room="lobby"), chat.BAD_TYPE, None),
     ("missing room", chat_frame(type="join", ref="r4"), chat.BAD_ROOM, "r4"),
     ("room null", chat_frame(type="say", room=None, text="hi"), chat.BAD_ROOM, None),
     ("room not a string", chat_frame(type="join", room=7), chat.BAD_ROOM, None),
-    ("room uppercase", chat_frame(type="say", room="Lobby", text="hi", ref="r5"), chat.BAD_ROOM, "r5"),
+    (
+        "room uppercase",
+        chat_frame(type="say", room="Lobby", text="hi", ref="r5"),
+        chat.BAD_ROOM,
+        "r5",
+    ),
     ("room too long", chat_frame(type="join", room="a" * 33), chat.BAD_ROOM, None),
-    ("room with a space", chat_frame(type="join", room="the lobby"), chat.BAD_ROOM, None),
+    (
+        "room with a space",
+        chat_frame(type="join", room="the lobby"),
+        chat.BAD_ROOM,
+        None,
+    ),
     ("room empty", chat_frame(type="leave", room=""), chat.BAD_ROOM, None),
-    ("room starting with -", chat_frame(type="join", room="-lobby"), chat.BAD_ROOM, None),
+    (
+        "room starting with -",
+        chat_frame(type="join", room="-lobby"),
+        chat.BAD_ROOM,
+        None,
+    ),
     ("room with a slash", chat_frame(type="history", room="a/b"), chat.BAD_ROOM, None),
-    ("room with a newline", chat_frame(type="join", room="lobby\n"), chat.BAD_ROOM, None),
+    (
+        "room with a newline",
+        chat_frame(type="join", room="lobby\n"),
+        chat.BAD_ROOM,
+        None,
+    ),
     ("room non-ascii", chat_frame(type="who", room="lobbý"), chat.BAD_ROOM, None),
-    ("missing text", chat_frame(type="say", room="lobby", ref="r6"), chat.BAD_FIELD, "r6"),
-    ("text null", chat_frame(type="say", room="lobby", text=None), chat.BAD_FIELD, None),
-    ("text not a string", chat_frame(type="say", room="lobby", text=123, ref="r7"), chat.BAD_FIELD, "r7"),
-    ("text a list", chat_frame(type="say", room="lobby", text=["hi"]), chat.BAD_FIELD, None),
+    (
+        "missing text",
+        chat_frame(type="say", room="lobby", ref="r6"),
+        chat.BAD_FIELD,
+        "r6",
+    ),
+    (
+        "text null",
+        chat_frame(type="say", room="lobby", text=None),
+        chat.BAD_FIELD,
+        None,
+    ),
+    (
+        "text not a string",
+        chat_frame(type="say", room="lobby", text=123, ref="r7"),
+        chat.BAD_FIELD,
+        "r7",
+    ),
+    (
+        "text a list",
+        chat_frame(type="say", room="lobby", text=["hi"]),
+        chat.BAD_FIELD,
+        None,
+    ),
     ("empty text", chat_frame(type="say", room="lobby", text=""), chat.BAD_FIELD, None),
-    ("whitespace text", chat_frame(type="say", room="lobby", text=" \t\n\u3000 ", ref="r8"), chat.BAD_FIELD, "r8"),
-    ("text too long", chat_frame(type="say", room="lobby", text="x" * (MAX_TEXT_CHARS + 1), ref="r9"), chat.TOO_LONG, "r9"),
-    ("text with NUL", chat_frame(type="say", room="lobby", text="a\x00b", ref="r10"), chat.BAD_FIELD, "r10"),
-    ("text with a lone surrogate", '{"type":"say","room":"lobby","text":"a\\ud800b","ref":"r11"}', chat.BAD_FIELD, "r11"),
-    ("ref not a string", chat_frame(type="say", room="lobby", text="hi", ref=5), chat.BAD_FIELD, None),
-    ("ref a list", chat_frame(type="say", room="lobby", text="hi", ref=["a"]), chat.BAD_FIELD, None),
-    ("ref too long", chat_frame(type="say", room="lobby", text="hi", ref="r" * (MAX_REF_CHARS + 1)), chat.BAD_FIELD, None),
-    ("ref with a lone surrogate", '{"type":"say","room":"lobby","text":"hi","ref":"\\udfff"}', chat.BAD_FIELD, None),
-    ("since negative", chat_frame(type="join", room="lobby", since=-1, ref="r12"), chat.BAD_FIELD, "r12"),
-    ("since a string", chat_frame(type="join", room="lobby", since="3"), chat.BAD_FIELD, None),
-    ("since a bool", chat_frame(type="join", room="lobby", since=True), chat.BAD_FIELD, None),
-    ("since a float", chat_frame(type="join", room="lobby", since=1.5), chat.BAD_FIELD, None),
-    ("since an integral float", chat_frame(type="join", room="lobby", since=3.0), chat.BAD_FIELD, None),
-    ("since beyond BIGINT", chat_frame(type="join", room="lobby", since=MAX_ID + 1), chat.BAD_FIELD, None),
-    ("limit 0", chat_frame(type="history", room="lobby", limit=0), chat.BAD_FIELD, None),
-    ("limit negative", chat_frame(type="history", room="lobby", limit=-5), chat.BAD_FIELD, None),
-    ("limit a string", chat_frame(type="history", room="lobby", limit="10"), chat.BAD_FIELD, None),
-    ("before 0", chat_frame(type="history", room="lobby", before=0, ref="r13"), chat.BAD_FIELD, "r13"),
-    ("before a bool", chat_frame(type="history", room="lobby", before=False), chat.BAD_FIELD, None),
-    ("before beyond BIGINT", chat_frame(type="history", room="lobby", before=10**30), chat.BAD_FIELD, None),
+    (
+        "whitespace text",
+        chat_frame(type="say", room="lobby", text=" \t\n\u3000 ", ref="r8"),
+        chat.BAD_FIELD,
+        "r8",
+    ),
+    (
+        "text too long",
+        chat_frame(type="say", room="lobby", text="x" * (MAX_TEXT_CHARS + 1), ref="r9"),
+        chat.TOO_LONG,
+        "r9",
+    ),
+    (
+        "text with NUL",
+        chat_frame(type="say", room="lobby", text="a\x00b", ref="r10"),
+        chat.BAD_FIELD,
+        "r10",
+    ),
+    (
+        "text with a lone surrogate",
+        '{"type":"say","room":"lobby","text":"a\\ud800b","ref":"r11"}',
+        chat.BAD_FIELD,
+        "r11",
+    ),
+    (
+        "ref not a string",
+        chat_frame(type="say", room="lobby", text="hi", ref=5),
+        chat.BAD_FIELD,
+        None,
+    ),
+    (
+        "ref a list",
+        chat_frame(type="say", room="lobby", text="hi", ref=["a"]),
+        chat.BAD_FIELD,
+        None,
+    ),
+    (
+        "ref too long",
+        chat_frame(type="say", room="lobby", text="hi", ref="r" * (MAX_REF_CHARS + 1)),
+        chat.BAD_FIELD,
+        None,
+    ),
+    (
+        "ref with a lone surrogate",
+        '{"type":"say","room":"lobby","text":"hi","ref":"\\udfff"}',
+        chat.BAD_FIELD,
+        None,
+    ),
+    (
+        "since negative",
+        chat_frame(type="join", room="lobby", since=-1, ref="r12"),
+        chat.BAD_FIELD,
+        "r12",
+    ),
+    (
+        "since a string",
+        chat_frame(type="join", room="lobby", since="3"),
+        chat.BAD_FIELD,
+        None,
+    ),
+    (
+        "since a bool",
+        chat_frame(type="join", room="lobby", since=True),
+        chat.BAD_FIELD,
+        None,
+    ),
+    (
+        "since a float",
+        chat_frame(type="join", room="lobby", since=1.5),
+        chat.BAD_FIELD,
+        None,
+    ),
+    (
+        "since an integral float",
+        chat_frame(type="join", room="lobby", since=3.0),
+        chat.BAD_FIELD,
+        None,
+    ),
+    (
+        "since beyond BIGINT",
+        chat_frame(type="join", room="lobby", since=MAX_ID + 1),
+        chat.BAD_FIELD,
+        None,
+    ),
+    (
+        "limit 0",
+        chat_frame(type="history", room="lobby", limit=0),
+        chat.BAD_FIELD,
+        None,
+    ),
+    (
+        "limit negative",
+        chat_frame(type="history", room="lobby", limit=-5),
+        chat.BAD_FIELD,
+        None,
+    ),
+    (
+        "limit a string",
+        chat_frame(type="history", room="lobby", limit="10"),
+        chat.BAD_FIELD,
+        None,
+    ),
+    (
+        "before 0",
+        chat_frame(type="history", room="lobby", before=0, ref="r13"),
+        chat.BAD_FIELD,
+        "r13",
+    ),
+    (
+        "before a bool",
+        chat_frame(type="history", room="lobby", before=False),
+        chat.BAD_FIELD,
+        None,
+    ),
+    (
+        "before beyond BIGINT",
+        chat_frame(type="history", room="lobby", before=10**30),
+        chat.BAD_FIELD,
+        None,
+    ),
 ]

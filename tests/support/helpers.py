@@ -30,7 +30,9 @@ KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 §1.3's sample key
 ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="  # and its accept value
 
 
-def upgrade_request(path: str = "/echo", *, key: str = KEY, extra: str = "", host: str = "localhost") -> bytes:
+def upgrade_request(
+    path: str = "/echo", *, key: str = KEY, extra: str = "", host: str = "localhost"
+) -> bytes:
     return (
         f"GET {path} HTTP/1.1\r\n"
         f"Host: {host}\r\n"
@@ -43,7 +45,14 @@ def upgrade_request(path: str = "/echo", *, key: str = KEY, extra: str = "", hos
     ).encode("latin-1")
 
 
-def masked_frame(opcode: int, payload: bytes, *, fin: bool = True, rsv1: bool = False, mask: bytes | None = None) -> bytes:
+def masked_frame(
+    opcode: int,
+    payload: bytes,
+    *,
+    fin: bool = True,
+    rsv1: bool = False,
+    mask: bytes | None = None,
+) -> bytes:
     """A client frame as RFC 6455 §5.2 lays it out, masked as §5.3 requires."""
     mask = os.urandom(4) if mask is None else mask
     first = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
@@ -66,7 +75,9 @@ async def open_raw(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWrite
     return await asyncio.open_connection("127.0.0.1", port)
 
 
-async def read_http_head(reader: asyncio.StreamReader, timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:
+async def read_http_head(
+    reader: asyncio.StreamReader, timeout: float = 5.0
+) -> tuple[int, dict[str, str], bytes]:
     """Status, headers (lower-case names, last one wins) and the body (by Content-Length)."""
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
     lines = head.decode("latin-1").split("\r\n")
@@ -83,7 +94,9 @@ async def read_http_head(reader: asyncio.StreamReader, timeout: float = 5.0) -> 
     return status, headers, body
 
 
-async def read_frame(reader: asyncio.StreamReader, timeout: float = 5.0) -> tuple[int, bytes, bool]:
+async def read_frame(
+    reader: asyncio.StreamReader, timeout: float = 5.0
+) -> tuple[int, bytes, bool]:
     """One unmasked server frame: (opcode, payload, fin)."""
     first, second = await asyncio.wait_for(reader.readexactly(2), timeout)
     length = second & 0x7F
@@ -117,20 +130,28 @@ def inflate_message(payload: bytes) -> bytes:
     return zlib.decompressobj(wbits=-15).decompress(payload + DEFLATE_TAIL)
 
 
-async def read_frame_full(reader: asyncio.StreamReader, timeout: float = 5.0) -> tuple[int, bytes, bool, bool]:
+async def read_frame_full(
+    reader: asyncio.StreamReader, timeout: float = 5.0
+) -> tuple[int, bytes, bool, bool]:
     """One unmasked server frame: (opcode, payload, fin, rsv1)."""
     first, second = await asyncio.wait_for(reader.readexactly(2), timeout)
     assert not second & 0x80, "a server must not mask its frames (RFC 6455 §5.1)"
     length = second & 0x7F
     if length == 126:
-        (length,) = struct.unpack("!H", await asyncio.wait_for(reader.readexactly(2), timeout))
+        (length,) = struct.unpack(
+            "!H", await asyncio.wait_for(reader.readexactly(2), timeout)
+        )
     elif length == 127:
-        (length,) = struct.unpack("!Q", await asyncio.wait_for(reader.readexactly(8), timeout))
+        (length,) = struct.unpack(
+            "!Q", await asyncio.wait_for(reader.readexactly(8), timeout)
+        )
     payload = await asyncio.wait_for(reader.readexactly(length), timeout)
     return first & 0x0F, payload, bool(first & 0x80), bool(first & 0x40)
 
 
-async def read_until_eof(reader: asyncio.StreamReader, timeout: float = 5.0) -> tuple[bytes, bool]:
+async def read_until_eof(
+    reader: asyncio.StreamReader, timeout: float = 5.0
+) -> tuple[bytes, bool]:
     """Everything the server sends until it closes: (data, closed). ``closed`` is False on timeout.
 
     A reset counts as closed: the bytes received before it are kept.
@@ -158,7 +179,9 @@ def parse_http_response(data: bytes) -> tuple[int, dict[str, str], bytes, bytes]
     head, sep, rest = data.partition(b"\r\n\r\n")
     assert sep, f"no complete HTTP response head in {data[:200]!r}"
     lines = head.decode("latin-1").split("\r\n")
-    assert lines[0].startswith("HTTP/1.1 "), f"not an HTTP/1.1 status line: {lines[0]!r}"
+    assert lines[0].startswith("HTTP/1.1 "), (
+        f"not an HTTP/1.1 status line: {lines[0]!r}"
+    )
     status = int(lines[0].split()[1])
     headers: dict[str, str] = {}
     for line in lines[1:]:
@@ -221,7 +244,11 @@ async def http(
     all_headers.update(headers or {})
     if body is not None and "Transfer-Encoding" not in all_headers:
         all_headers["Content-Length"] = str(len(body))
-    head = f"{method} {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in all_headers.items()) + "\r\n"
+    head = (
+        f"{method} {path} HTTP/1.1\r\n"
+        + "".join(f"{k}: {v}\r\n" for k, v in all_headers.items())
+        + "\r\n"
+    )
     reader, writer = await asyncio.wait_for(open_raw(port), timeout)
     try:
         writer.write(head.encode("latin-1") + (body or b""))
@@ -232,18 +259,24 @@ async def http(
     status, response_headers, content, _ = parse_http_response(data)
     if method != "HEAD":
         expected = int(response_headers.get("content-length", "0"))
-        assert len(content) == expected, f"{method} {path}: {len(content)} of {expected} body bytes"
+        assert len(content) == expected, (
+            f"{method} {path}: {len(content)} of {expected} body bytes"
+        )
     return Reply(status, response_headers, content)
 
 
-async def close_writer(writer: asyncio.StreamWriter, timeout: float = TIMEOUT_S) -> None:
+async def close_writer(
+    writer: asyncio.StreamWriter, timeout: float = TIMEOUT_S
+) -> None:
     """Close our side and wait, bounded, until the connection is gone (a peer that already left is fine)."""
     writer.close()
     with contextlib.suppress(ConnectionError, OSError, TimeoutError):
         await asyncio.wait_for(writer.wait_closed(), timeout)
 
 
-async def wait_for_condition(predicate: Callable[[], Any], *, timeout: float = TIMEOUT_S, what: str = "") -> Any:
+async def wait_for_condition(
+    predicate: Callable[[], Any], *, timeout: float = TIMEOUT_S, what: str = ""
+) -> Any:
     """Poll ``predicate`` (a server-side condition) until it is truthy, bounded by ``timeout``."""
     try:
         async with asyncio.timeout(timeout):
@@ -251,7 +284,9 @@ async def wait_for_condition(predicate: Callable[[], Any], *, timeout: float = T
                 await asyncio.sleep(0.01)
             return result
     except TimeoutError:
-        raise AssertionError(f"{what or predicate} not reached within {timeout}s") from None
+        raise AssertionError(
+            f"{what or predicate} not reached within {timeout}s"
+        ) from None
 
 
 # -- the rawws command, as a user runs it ------------------------------------------------
@@ -269,7 +304,10 @@ def client_env(password: str | None = None) -> dict[str, str]:
 
 
 async def rawws(
-    *args: str, stdin: bytes | None = None, password: str | None = None, wait: float = CLI_WAIT_S
+    *args: str,
+    stdin: bytes | None = None,
+    password: str | None = None,
+    wait: float = CLI_WAIT_S,
 ) -> tuple[int, str, str]:
     """Run ``python -m rawws ARGS`` without a terminal, within ``wait`` seconds; exit code, stdout and stderr."""
     process = await asyncio.create_subprocess_exec(
@@ -296,15 +334,24 @@ PASSWORD = "Tr0ub4dor&3-horse"
 
 
 async def register(port: int, username: str, password: str = PASSWORD) -> Reply:
-    return await http(port, "POST", "/auth/register", {"username": username, "password": password})
+    return await http(
+        port, "POST", "/auth/register", {"username": username, "password": password}
+    )
 
 
 async def login(port: int, username: str, password: str = PASSWORD) -> Reply:
-    return await http(port, "POST", "/auth/login", {"username": username, "password": password})
+    return await http(
+        port, "POST", "/auth/login", {"username": username, "password": password}
+    )
 
 
 async def ticket(port: int, access_token: str) -> Reply:
-    return await http(port, "POST", "/auth/ticket", headers={"Authorization": f"Bearer {access_token}"})
+    return await http(
+        port,
+        "POST",
+        "/auth/ticket",
+        headers={"Authorization": f"Bearer {access_token}"},
+    )
 
 
 async def access_token(port: int, username: str, password: str = PASSWORD) -> str:
@@ -314,14 +361,18 @@ async def access_token(port: int, username: str, password: str = PASSWORD) -> st
     return reply.json["access_token"]
 
 
-async def registered_token(port: int, username: str = "Ada", password: str = PASSWORD) -> str:
+async def registered_token(
+    port: int, username: str = "Ada", password: str = PASSWORD
+) -> str:
     """Register ``username`` and log in: the access token."""
     reply = await register(port, username, password)
     assert reply.status == 201, f"register {username}: {reply.status} {reply.body!r}"
     return await access_token(port, username, password)
 
 
-async def raw_upgrade_status(port: int, target: str, extra: str = "") -> tuple[int, dict[str, str]]:
+async def raw_upgrade_status(
+    port: int, target: str, extra: str = ""
+) -> tuple[int, dict[str, str]]:
     """Try an upgrade; on a 101 read the welcome and close politely. The status and headers."""
     reader, writer = await open_raw(port)
     try:
@@ -340,7 +391,9 @@ async def raw_upgrade_status(port: int, target: str, extra: str = "") -> tuple[i
 
 # -- JWTs built by hand, and the attack corpus every verifier must refuse -----------
 
-SECRET_TEXT = "rawws-test-secret-0123456789abcdef"  # >= 32 bytes, as TokenSettings insists
+SECRET_TEXT = (
+    "rawws-test-secret-0123456789abcdef"  # >= 32 bytes, as TokenSettings insists
+)
 SECRET = SECRET_TEXT.encode("utf-8")
 OTHER_SECRET = b"an-entirely-different-secret-0123456789"
 ISSUER = "rawws"
@@ -395,14 +448,18 @@ def hs256(payload: dict, key: bytes = SECRET) -> str:
 def rsa_private_pem() -> bytes:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
     )
 
 
 @functools.cache
 def rsa_public_pem() -> bytes:
     key = serialization.load_pem_private_key(rsa_private_pem(), password=None)
-    return key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
 
 
 @dataclass(frozen=True)
@@ -435,16 +492,35 @@ def attack_corpus(secret: bytes, public_pem: bytes, now: float) -> list[Attack]:
             "alg-confusion-hs256-with-rs-public-key-claiming-rs256",
             sign_hmac({"alg": "RS256", "typ": "JWT"}, claims(now), public_pem),
         ),
-        Attack("alg-hs512", sign_hmac({"alg": "HS512", "typ": "JWT"}, claims(now), secret, hashlib.sha512)),
-        Attack("alg-hs384", sign_hmac({"alg": "HS384", "typ": "JWT"}, claims(now), secret, hashlib.sha384)),
+        Attack(
+            "alg-hs512",
+            sign_hmac(
+                {"alg": "HS512", "typ": "JWT"}, claims(now), secret, hashlib.sha512
+            ),
+        ),
+        Attack(
+            "alg-hs384",
+            sign_hmac(
+                {"alg": "HS384", "typ": "JWT"}, claims(now), secret, hashlib.sha384
+            ),
+        ),
         Attack("alg-missing", sign_hmac({"typ": "JWT"}, claims(now), secret)),
         # RFC 7519 §4.1: time claims, with only a small leeway.
-        Attack("expired", hs256(claims(now, iat=int(now) - 3600, exp=int(now) - 60), secret)),
+        Attack(
+            "expired",
+            hs256(claims(now, iat=int(now) - 3600, exp=int(now) - 60), secret),
+        ),
         Attack("nbf-in-future", hs256(claims(now, nbf=int(now) + 600), secret)),
-        Attack("iat-in-future", hs256(claims(now, iat=int(now) + 600, exp=int(now) + 1200), secret)),
+        Attack(
+            "iat-in-future",
+            hs256(claims(now, iat=int(now) + 600, exp=int(now) + 1200), secret),
+        ),
         # RFC 8725 §3.9 / §3.10: audience and issuer are checked.
         Attack("wrong-aud", hs256(claims(now, aud="someone-else"), secret)),
-        Attack("wrong-aud-list", hs256(claims(now, aud=["someone-else", "another"]), secret)),
+        Attack(
+            "wrong-aud-list",
+            hs256(claims(now, aud=["someone-else", "another"]), secret),
+        ),
         Attack("wrong-iss", hs256(claims(now, iss="https://evil.example"), secret)),
         # Signatures.
         Attack("bad-signature", f"{header}.{payload}.{flipped}"),
@@ -474,16 +550,29 @@ def attack_corpus(secret: bytes, public_pem: bytes, now: float) -> list[Attack]:
         Attack("nbf-null", hs256(claims(now, nbf=[]), secret)),
         # RFC 8725 §3.11 / §2.8: one kind of token must not stand in for another.
         Attack("access-token-as-ticket", hs256(claims(now), secret), kind=TICKET),
-        Attack("ticket-as-access-token", hs256(claims(now, typ=TICKET, exp=int(now) + 30), secret)),
-        Attack("ticket-without-jti", hs256(claims(now, typ=TICKET, jti=None, exp=int(now) + 30), secret), kind=TICKET),
+        Attack(
+            "ticket-as-access-token",
+            hs256(claims(now, typ=TICKET, exp=int(now) + 30), secret),
+        ),
+        Attack(
+            "ticket-without-jti",
+            hs256(claims(now, typ=TICKET, jti=None, exp=int(now) + 30), secret),
+            kind=TICKET,
+        ),
         # Garbage.
         Attack("empty-string", ""),
         Attack("garbage-word", "garbage"),
         Attack("garbage-dots", "...."),
         Attack("garbage-abc", "a.b.c"),
-        Attack("garbage-header-not-json", f"{b64url(b'not json')}.{payload}.{signature}"),
-        Attack("garbage-header-json-list", f"{segment(['HS256'])}.{payload}.{signature}"),
-        Attack("garbage-payload-not-json", f"{header}.{b64url(b'not json')}.{signature}"),
+        Attack(
+            "garbage-header-not-json", f"{b64url(b'not json')}.{payload}.{signature}"
+        ),
+        Attack(
+            "garbage-header-json-list", f"{segment(['HS256'])}.{payload}.{signature}"
+        ),
+        Attack(
+            "garbage-payload-not-json", f"{header}.{b64url(b'not json')}.{signature}"
+        ),
         Attack("garbage-payload-json-list", hs256([1, 2, 3], secret)),  # type: ignore[arg-type]
         Attack("garbage-non-base64", "!!!!.????.****"),
         Attack("garbage-bearer-prefix", "Bearer " + valid),

@@ -28,7 +28,9 @@ START_TIMEOUT_S = 10.0
 
 
 def nginx_binary() -> str:
-    found = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+    found = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None
+    )
     if found is None:
         if os.environ.get("CI") == "true":
             pytest.fail("nginx is required in CI (Debian's nginx package)")
@@ -40,10 +42,19 @@ def render_conf(port: int, upstreams: list[int], prefix: Path) -> str:
     """deploy/nginx.conf with this test's port, nodes and writable paths."""
     text = CONF.read_text()
     text = text.replace("worker_processes auto;", "worker_processes 1;", 1)
-    text, listens = re.subn(r"^(\s*)listen 80;", rf"\1listen 127.0.0.1:{port};", text, flags=re.M)
+    text, listens = re.subn(
+        r"^(\s*)listen 80;", rf"\1listen 127.0.0.1:{port};", text, flags=re.M
+    )
     assert listens == 1, "deploy/nginx.conf must have one `listen 80;`"
-    servers = "".join(f"        server 127.0.0.1:{node} max_fails=1 fail_timeout=5s;\n" for node in upstreams)
-    text, replaced = re.subn(r"(upstream rawws \{\n(?:\s*#.*\n)*)(?:\s*server .*\n)+", rf"\g<1>{servers}", text)
+    servers = "".join(
+        f"        server 127.0.0.1:{node} max_fails=1 fail_timeout=5s;\n"
+        for node in upstreams
+    )
+    text, replaced = re.subn(
+        r"(upstream rawws \{\n(?:\s*#.*\n)*)(?:\s*server .*\n)+",
+        rf"\g<1>{servers}",
+        text,
+    )
     assert replaced == 1, "deploy/nginx.conf must list its nodes in `upstream rawws`"
     paths = "".join(
         f"    {directive} {prefix / name};\n"
@@ -55,7 +66,9 @@ def render_conf(port: int, upstreams: list[int], prefix: Path) -> str:
             ("scgi_temp_path", "scgi"),
         )
     )
-    return text.replace("http {\n", f"http {{\n    access_log {prefix / 'access.log'};\n{paths}", 1)
+    return text.replace(
+        "http {\n", f"http {{\n    access_log {prefix / 'access.log'};\n{paths}", 1
+    )
 
 
 @dataclass
@@ -71,7 +84,16 @@ class Nginx:
 
     def test_conf(self, conf: Path) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [self.binary, "-t", "-p", str(self.prefix), "-c", str(conf), "-g", self._globals()],
+            [
+                self.binary,
+                "-t",
+                "-p",
+                str(self.prefix),
+                "-c",
+                str(conf),
+                "-g",
+                self._globals(),
+            ],
             capture_output=True,
             text=True,
             timeout=30,
@@ -90,7 +112,15 @@ class Nginx:
         checked = self.test_conf(conf)
         assert checked.returncode == 0, checked.stderr
         self.process = subprocess.Popen(
-            [self.binary, "-p", str(self.prefix), "-c", str(conf), "-g", self._globals()],
+            [
+                self.binary,
+                "-p",
+                str(self.prefix),
+                "-c",
+                str(conf),
+                "-g",
+                self._globals(),
+            ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -99,11 +129,15 @@ class Nginx:
         deadline = loop.time() + START_TIMEOUT_S
         while True:
             if self.process.poll() is not None:
-                raise AssertionError(f"nginx exited with {self.process.returncode}:\n{self.error_log()}")
+                raise AssertionError(
+                    f"nginx exited with {self.process.returncode}:\n{self.error_log()}"
+                )
             try:
                 _, writer = await asyncio.open_connection("127.0.0.1", self.port)
             except OSError:
-                assert loop.time() < deadline, f"nginx did not listen within {START_TIMEOUT_S}s:\n{self.error_log()}"
+                assert loop.time() < deadline, (
+                    f"nginx did not listen within {START_TIMEOUT_S}s:\n{self.error_log()}"
+                )
                 await asyncio.sleep(0.05)
             else:
                 writer.close()

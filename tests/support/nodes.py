@@ -34,7 +34,11 @@ START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 30.0
 POLL_S = 0.05
 LISTENING = re.compile(r"listening on https?://[^:\s]+:(\d+)")
-CHEAP_ARGON2_FLAGS = {"RAWWS_ARGON2_TIME_COST": "1", "RAWWS_ARGON2_MEMORY_KIB": "8192", "RAWWS_ARGON2_PARALLELISM": "1"}
+CHEAP_ARGON2_FLAGS = {
+    "RAWWS_ARGON2_TIME_COST": "1",
+    "RAWWS_ARGON2_MEMORY_KIB": "8192",
+    "RAWWS_ARGON2_PARALLELISM": "1",
+}
 
 
 @dataclass
@@ -80,7 +84,15 @@ def new_log_path(directory: Path) -> Path:
 
 def serve_command(directory: Path, *args: str) -> list[str]:
     """``python -m rawws serve --data-dir DIRECTORY/data ARGS`` (a later flag wins over an earlier one)."""
-    return [sys.executable, "-m", "rawws", "serve", "--data-dir", str(directory / "data"), *args]
+    return [
+        sys.executable,
+        "-m",
+        "rawws",
+        "serve",
+        "--data-dir",
+        str(directory / "data"),
+        *args,
+    ]
 
 
 def serve_environment(env: dict[str, str] | None = None) -> dict[str, str]:
@@ -94,21 +106,37 @@ def serve_once(
 ) -> subprocess.CompletedProcess[str]:
     """A `rawws serve --port 0 ARGS` that ends by itself (a refused start): its exit code, stdout and stderr."""
     return subprocess.run(
-        serve_command(directory, "--port", "0", *args), cwd=REPO_ROOT, env=serve_environment(env),
-        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout, check=False,
+        serve_command(directory, "--port", "0", *args),
+        cwd=REPO_ROOT,
+        env=serve_environment(env),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
-async def spawn_serve(directory: Path, *args: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
+async def spawn_serve(
+    directory: Path, *args: str, env: dict[str, str] | None = None
+) -> asyncio.subprocess.Process:
     """A `rawws serve --port 0 ARGS` whose stdout and stderr are pipes (``communicate`` reads them whole)."""
     return await asyncio.create_subprocess_exec(
-        *serve_command(directory, "--port", "0", *args), cwd=REPO_ROOT, env=serve_environment(env),
-        stdin=subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        *serve_command(directory, "--port", "0", *args),
+        cwd=REPO_ROOT,
+        env=serve_environment(env),
+        stdin=subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
 
 
 async def start_node(
-    directory: Path, *args: str, port: int | None = None, env: dict[str, str] | None = None, metrics: bool = False
+    directory: Path,
+    *args: str,
+    port: int | None = None,
+    env: dict[str, str] | None = None,
+    metrics: bool = False,
 ) -> Node:
     """A `rawws serve` on 127.0.0.1 with ``args`` (and ``/metrics`` on a port of its own when ``metrics``),
     ready once ``/healthz`` answers.
@@ -122,11 +150,17 @@ async def start_node(
     if metrics_port is not None:
         args = (*args, "--metrics-port", str(metrics_port))
     directory.mkdir(parents=True, exist_ok=True)
-    command = serve_command(directory, "--host", "127.0.0.1", "--port", str(port), *args)
+    command = serve_command(
+        directory, "--host", "127.0.0.1", "--port", str(port), *args
+    )
     log_path = new_log_path(directory)
     with log_path.open("wb") as log_file:
         process = await asyncio.create_subprocess_exec(
-            *command, cwd=REPO_ROOT, env=serve_environment(env), stdin=subprocess.DEVNULL, stdout=log_file,
+            *command,
+            cwd=REPO_ROOT,
+            env=serve_environment(env),
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
             stderr=log_file,
         )
     node = Node(port, process, log_path, command, metrics_port)
@@ -145,7 +179,9 @@ async def wait_ready(node: Node) -> None:
     deadline = loop.time() + START_TIMEOUT_S
     while True:
         if node.process.returncode is not None:
-            raise AssertionError(f"rawws serve exited with {node.process.returncode}:\n{node.log()}")
+            raise AssertionError(
+                f"rawws serve exited with {node.process.returncode}:\n{node.log()}"
+            )
         if node.port == 0 and (found := LISTENING.search(node.log())):
             node.port = int(found.group(1))
         if node.port != 0:
@@ -153,5 +189,7 @@ async def wait_ready(node: Node) -> None:
                 if (await http(node.port, "GET", "/healthz")).status == 200:
                     return
         if loop.time() > deadline:
-            raise AssertionError(f"rawws serve did not answer /healthz within {START_TIMEOUT_S}s:\n{node.log()}")
+            raise AssertionError(
+                f"rawws serve did not answer /healthz within {START_TIMEOUT_S}s:\n{node.log()}"
+            )
         await asyncio.sleep(POLL_S)

@@ -114,8 +114,19 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
     started = False
     try:
         init = _run(
-            [*runner, str(bin_dir / "initdb"), "-D", str(data), "-U", SUPERUSER, "--auth=trust", "--no-locale",
-             "-E", "UTF8", "--no-sync"],
+            [
+                *runner,
+                str(bin_dir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                SUPERUSER,
+                "--auth=trust",
+                "--no-locale",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
             root,
         )
         if init.returncode != 0:
@@ -124,20 +135,50 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
             port = free_port()
             options = f"-k {root} -h 127.0.0.1 -p {port} -F -c max_connections=200"
             start = _run(
-                [*runner, str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log"), "-o", options,
-                 "-w", "-t", str(START_TIMEOUT_S), "start"],
+                [
+                    *runner,
+                    str(bin_dir / "pg_ctl"),
+                    "-D",
+                    str(data),
+                    "-l",
+                    str(root / "server.log"),
+                    "-o",
+                    options,
+                    "-w",
+                    "-t",
+                    str(START_TIMEOUT_S),
+                    "start",
+                ],
                 root,
             )
             if start.returncode == 0:
                 started = True
                 break
         if not started:
-            log = (root / "server.log").read_text(errors="replace") if (root / "server.log").exists() else ""
+            log = (
+                (root / "server.log").read_text(errors="replace")
+                if (root / "server.log").exists()
+                else ""
+            )
             pytest.fail(f"pg_ctl start failed:\n{start.stdout}\n{start.stderr}\n{log}")
-        yield PostgresCluster("127.0.0.1", port, SUPERUSER, root, time.perf_counter() - began)
+        yield PostgresCluster(
+            "127.0.0.1", port, SUPERUSER, root, time.perf_counter() - began
+        )
     finally:
         if started:
-            _run([*runner, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"], root)
+            _run(
+                [
+                    *runner,
+                    str(bin_dir / "pg_ctl"),
+                    "-D",
+                    str(data),
+                    "-m",
+                    "immediate",
+                    "-w",
+                    "stop",
+                ],
+                root,
+            )
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -148,7 +189,10 @@ async def postgres_url(postgres_cluster: PostgresCluster) -> AsyncIterator[str]:
 
     name = f"test_{os.getpid()}_{next(_database_numbers)}"
     admin = await asyncpg.connect(
-        host=postgres_cluster.host, port=postgres_cluster.port, user=postgres_cluster.user, database="postgres"
+        host=postgres_cluster.host,
+        port=postgres_cluster.port,
+        user=postgres_cluster.user,
+        database="postgres",
     )
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
@@ -161,8 +205,13 @@ def _pg_ctl(cluster: PostgresCluster, *arguments: str) -> None:
     bin_dir = _find_bin_dir()
     assert bin_dir is not None
     root = cluster.directory
-    result = _run([*_runner(), str(bin_dir / "pg_ctl"), "-D", str(root / "data"), *arguments], root)
-    assert result.returncode == 0, f"pg_ctl {arguments}: {result.stdout}\n{result.stderr}"
+    result = _run(
+        [*_runner(), str(bin_dir / "pg_ctl"), "-D", str(root / "data"), *arguments],
+        root,
+    )
+    assert result.returncode == 0, (
+        f"pg_ctl {arguments}: {result.stdout}\n{result.stderr}"
+    )
 
 
 def stop_cluster(cluster: PostgresCluster) -> None:
@@ -172,4 +221,14 @@ def stop_cluster(cluster: PostgresCluster) -> None:
 
 def start_cluster(cluster: PostgresCluster) -> None:
     options = f"-k {cluster.directory} -h 127.0.0.1 -p {cluster.port} -F -c max_connections=200"
-    _pg_ctl(cluster, "-l", str(cluster.directory / "server.log"), "-o", options, "-w", "-t", str(START_TIMEOUT_S), "start")
+    _pg_ctl(
+        cluster,
+        "-l",
+        str(cluster.directory / "server.log"),
+        "-o",
+        options,
+        "-w",
+        "-t",
+        str(START_TIMEOUT_S),
+        "start",
+    )

@@ -38,10 +38,23 @@ class RedisServer:
 
     def start(self) -> None:
         assert self.process is None or self.process.poll() is not None
-        log = open(self.directory / "redis.log", "ab")  # the child keeps its own copy of the fd
+        log = open(
+            self.directory / "redis.log", "ab"
+        )  # the child keeps its own copy of the fd
         self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.directory)],
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -49,9 +62,13 @@ class RedisServer:
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                pytest.fail(f"redis-server exited: {(self.directory / 'redis.log').read_text()[-2000:]}")
+                pytest.fail(
+                    f"redis-server exited: {(self.directory / 'redis.log').read_text()[-2000:]}"
+                )
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                with socket.create_connection(
+                    ("127.0.0.1", self.port), timeout=0.5
+                ) as sock:
                     sock.sendall(b"PING\r\n")
                     if sock.recv(16).startswith(b"+PONG"):
                         return
@@ -71,7 +88,9 @@ class RedisServer:
 
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    binary = shutil.which("redis-server") or ("/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None)
+    binary = shutil.which("redis-server") or (
+        "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None
+    )
     if binary is None:
         if os.environ.get("CI") == "true":
             pytest.fail("redis-server is required in CI")

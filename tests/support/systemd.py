@@ -25,7 +25,11 @@ def systemd_analyze() -> str:
 
 def verify(unit: Path) -> None:
     result = subprocess.run(
-        [systemd_analyze(), "verify", str(unit)], capture_output=True, text=True, timeout=60, check=False
+        [systemd_analyze(), "verify", str(unit)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0 and not result.stderr.strip(), result.stderr
 
