@@ -54,7 +54,7 @@ def run_client_suite(options: ClientRunOptions) -> int:
         wait_for_tcp(port, fuzzer, FUZZER_NAME)
         say(f"starting the client driver: {display_command(driver_command)} (log {driver_log})")
         driver = start(driver_command, driver_log)
-        failures = watch({DRIVER_NAME: driver}, (FUZZER_NAME, fuzzer), setup.started + options.timeout,
+        failures = watch({DRIVER_NAME: driver}, {FUZZER_NAME: fuzzer}, setup.started + options.timeout,
                          progress=case_progress([fuzzer_log], len(setup.suite.cases)))
     except StartupFailed as error:
         failures = [str(error)]
