@@ -1,10 +1,11 @@
 """Share the selected cases out over several wstest processes, one share, spec, report dir and log each.
 
 One wstest process runs its cases one after another, and sections 12 and 13
-(permessage-deflate) alone take about 13 minutes that way. The server run
-therefore deals the cases out (``cases.split_cases``) over ``--jobs`` fuzzing
-clients sharing one server under test. ``session.finish`` merges the jobs'
-report dirs.
+(permessage-deflate) alone take about 13 minutes that way. Both sides therefore
+deal the cases out (``cases.split_cases``) over ``--jobs`` wstest processes: the
+server run over fuzzing clients sharing one server under test, the client run
+over fuzzing servers with one client driver each. ``session.finish`` merges the
+jobs' report dirs.
 """
 
 from __future__ import annotations
