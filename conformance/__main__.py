@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
                 keep_reports=args.keep_reports,
             ))
         return run_client_suite(ClientRunOptions(
-            selection=args.cases,
+            selection=args.cases, jobs=args.jobs,
             client_command=shlex.split(args.client_cmd) if args.client_cmd else DEFAULT_CLIENT_COMMAND,
             timeout=args.timeout, summary_path=args.summary or HERE / "client-summary.md",
             keep_reports=args.keep_reports,
@@ -49,8 +49,6 @@ def _parser() -> argparse.ArgumentParser:
     sides = parser.add_subparsers(dest="side", required=True)
 
     server = sides.add_parser("server", help="test the rawws server (wstest fuzzingclient)")
-    server.add_argument("--jobs", type=_positive_int, default=2,
-                        help="wstest processes sharing the cases (default: 2)")
     server.add_argument("--server-cmd", metavar="CMD",
                         help="server under test, as one shell-quoted string; {port} is replaced by the port "
                              f"(default: {shlex.join(DEFAULT_SERVER_COMMAND)})")
@@ -60,7 +58,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="client driver, as one shell-quoted string; {url} and {agent} are replaced "
                              f"(default: {shlex.join(DEFAULT_CLIENT_COMMAND)})")
 
-    for side in (server, client):
+    for side, jobs_help in ((server, "wstest fuzzing clients that share the cases and the one server"),
+                            (client, "wstest fuzzing servers that share the cases, one client driver each")):
+        side.add_argument("--jobs", type=_positive_int, default=2, help=f"{jobs_help} (default: 2)")
         side.add_argument("--cases", default=DEFAULT_CASES,
                           help="sections or cases, comma separated: 1-13, 5, 1.*, 6.4.1 (default: 1-13)")
         side.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,

@@ -22,9 +22,18 @@ class StartupFailed(RuntimeError):
 
 def free_port() -> int:
     """A port that was free a moment ago; the child binds it right after, so a clash is unlikely."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((LOOPBACK, 0))
-        return int(probe.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct ports that were free a moment ago (all probed at once, so none repeats)."""
+    with contextlib.ExitStack() as probes:
+        ports = []
+        for _ in range(count):
+            probe = probes.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            probe.bind((LOOPBACK, 0))
+            ports.append(int(probe.getsockname()[1]))
+        return ports
 
 
 def substitute(template: list[str], values: Mapping[str, str]) -> list[str]:

@@ -1,22 +1,21 @@
 """``python -m conformance server``: wstest's fuzzing client tests the rawws echo server.
 
 Sections 12 and 13 (permessage-deflate) dominate the run time, and one wstest
-process runs its cases one after another, so the cases are shared out over
-several wstest processes talking to the same server.
+process runs its cases one after another, so the cases are shared out
+(``jobs.plan_jobs``) over several wstest processes talking to the same server.
 """
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from conformance.cases import split_cases
 from conformance.console import say
-from conformance.processes import StartupFailed, free_port, start, stop, substitute, tail, wait_for_tcp
-from conformance.session import AGENT, Setup, case_progress, display_command, finish, prepare, watch
+from conformance.jobs import plan_jobs, show_failed_logs
+from conformance.processes import StartupFailed, free_port, start, stop, substitute, wait_for_tcp
+from conformance.session import AGENT, case_progress, display_command, finish, prepare, watch
 from conformance.wstest import python2_env
 
 DEFAULT_SERVER_COMMAND = [
@@ -38,16 +37,6 @@ class ServerRunOptions:
     keep_reports: bool
 
 
-@dataclass(frozen=True)
-class WstestJob:
-    """One wstest process with its own share of the cases, spec, report dir and log."""
-
-    name: str
-    spec_path: Path
-    outdir: Path
-    log_path: Path
-
-
 def run_server_suite(options: ServerRunOptions) -> int:
     """Run the suite against the server and return the exit code (0 pass, 1 conformance failure)."""
     setup = prepare(options.selection, "server")
@@ -56,7 +45,9 @@ def run_server_suite(options: ServerRunOptions) -> int:
     datadir = str(setup.workdir / "rawws-data")
     server_command = substitute(options.server_command, {"port": str(port), "datadir": datadir})
     url = f"ws://127.0.0.1:{port}/echo"
-    jobs = _plan_jobs(setup, url, options.jobs)
+    jobs = plan_jobs(setup, options.jobs, mode="fuzzingclient", label="wstest job")
+    for job in jobs:
+        job.write_spec(servers=[{"agent": AGENT, "url": url}])
     server_log = setup.workdir / "server.log"
 
     say(f"starting the server: {display_command(server_command)} (log {server_log})")
@@ -68,7 +59,7 @@ def run_server_suite(options: ServerRunOptions) -> int:
         for job in jobs:
             workers[job.name] = start([*setup.wstest.command, "-m", "fuzzingclient", "-s", str(job.spec_path)],
                                       job.log_path, env=python2_env())
-        failures = watch(workers, (SERVER_NAME, server), setup.started + options.timeout,
+        failures = watch(workers, {SERVER_NAME: server}, setup.started + options.timeout,
                          progress=case_progress([job.log_path for job in jobs], len(setup.suite.cases)))
     except StartupFailed as error:
         failures = [str(error)]
@@ -76,7 +67,8 @@ def run_server_suite(options: ServerRunOptions) -> int:
         for name, process in workers.items():
             stop(process, name)
         stop(server, SERVER_NAME)
-    _show_failed_logs(jobs, workers, failures, server_log)
+    show_failed_logs({job.name: (workers[job.name], job.log_path) for job in jobs if job.name in workers},
+                     {SERVER_NAME: server_log}, failures)
 
     return finish(
         setup, side="server", selection=options.selection, outdirs=[job.outdir for job in jobs],
@@ -84,32 +76,3 @@ def run_server_suite(options: ServerRunOptions) -> int:
         details=[("Server command", f"`{display_command(options.server_command)}`"),
                  ("wstest processes", str(len(jobs)))],
     )
-
-
-def _show_failed_logs(jobs: list[WstestJob], workers: dict[str, subprocess.Popen[bytes]],
-                      failures: list[str], server_log: Path) -> None:
-    for job in jobs:
-        if job.name in workers and workers[job.name].returncode != 0:
-            say(f"{job.name} log ({job.log_path}) ends with:\n{tail(job.log_path)}")
-    if any(failure.startswith(SERVER_NAME) for failure in failures):
-        say(f"server log ({server_log}) ends with:\n{tail(server_log)}")
-
-
-def _plan_jobs(setup: Setup, url: str, jobs: int) -> list[WstestJob]:
-    """Write one fuzzingclient spec per share of the cases."""
-    planned = []
-    for number, cases in enumerate(split_cases(setup.suite.cases, jobs), start=1):
-        job_dir = setup.workdir / f"wstest-{number}"
-        job_dir.mkdir()
-        job = WstestJob(name=f"wstest job {number}", spec_path=job_dir / "fuzzingclient.json",
-                        outdir=job_dir / "reports", log_path=job_dir / "wstest.log")
-        spec = {
-            "outdir": str(job.outdir),
-            "servers": [{"agent": AGENT, "url": url}],
-            "cases": cases,
-            "exclude-cases": [],
-            "exclude-agent-cases": {},
-        }
-        job.spec_path.write_text(json.dumps(spec, indent=2), encoding="utf-8")
-        planned.append(job)
-    return planned

@@ -61,18 +61,18 @@ def case_progress(logs: Sequence[Path], total: int) -> Callable[[], str]:
     return report
 
 
-def watch(workers: Mapping[str, subprocess.Popen[bytes]], peer: tuple[str, subprocess.Popen[bytes]],
+def watch(workers: Mapping[str, subprocess.Popen[bytes]], partners: Mapping[str, subprocess.Popen[bytes]],
           deadline: float, progress: Callable[[], str]) -> list[str]:
-    """Wait until every worker exits; give up early if ``peer`` (the side under test's partner) dies or time runs out.
+    """Wait until every worker exits; give up early if a partner (a process the workers need) dies or time runs out.
 
     Returns what went wrong, for the summary. The caller stops whatever still runs.
     """
-    peer_name, peer_process = peer
     began = time.monotonic()
     next_progress = began + PROGRESS_EVERY
     while any(process.poll() is None for process in workers.values()):
-        if peer_process.poll() is not None:
-            return [f"{peer_name} exited with code {peer_process.returncode} during the run"]
+        dead = _dead_partners(partners)
+        if dead:
+            return dead
         now = time.monotonic()
         if now >= deadline:
             unfinished = ", ".join(name for name, process in workers.items() if process.poll() is None)
@@ -84,9 +84,12 @@ def watch(workers: Mapping[str, subprocess.Popen[bytes]], peer: tuple[str, subpr
         time.sleep(0.5)
     failures = [f"{name} exited with code {process.returncode}"
                 for name, process in workers.items() if process.returncode != 0]
-    if peer_process.poll() is not None:
-        failures.append(f"{peer_name} exited with code {peer_process.returncode} during the run")
-    return failures
+    return failures + _dead_partners(partners)
+
+
+def _dead_partners(partners: Mapping[str, subprocess.Popen[bytes]]) -> list[str]:
+    return [f"{name} exited with code {process.returncode} during the run"
+            for name, process in partners.items() if process.poll() is not None]
 
 
 def display_command(command: Sequence[str]) -> str:
