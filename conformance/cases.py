@@ -57,10 +57,17 @@ def case_patterns(selection: str) -> list[str]:
 
 def describe_suite(wstest: Wstest, patterns: list[str]) -> SuiteInfo:
     """Ask the suite itself (on Python 2.7) which cases the patterns select."""
-    result = subprocess.run([*wstest.python, str(SUITE_INFO_SCRIPT), *patterns],
-                            capture_output=True, text=True, check=False, env=python2_env())
+    result = subprocess.run(
+        [*wstest.python, str(SUITE_INFO_SCRIPT), *patterns],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=python2_env(),
+    )
     if result.returncode != 0:
-        raise BadCaseSelection(f"the test suite rejected {patterns}: {result.stderr.strip()}")
+        raise BadCaseSelection(
+            f"the test suite rejected {patterns}: {result.stderr.strip()}"
+        )
     info = json.loads(result.stdout)
     if not info["cases"]:
         raise BadCaseSelection(f"no test case matches {patterns}")

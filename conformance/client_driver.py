@@ -76,7 +76,9 @@ async def run(base_url: str, agent: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m conformance.client_driver", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m conformance.client_driver", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("url", help="the fuzzing server, e.g. ws://127.0.0.1:9001")
     parser.add_argument("agent", help="the name the reports are filed under")
     args = parser.parse_args(argv)

@@ -3,74 +3,165 @@
 The fuzzing server only answers; a driver command (the client under test) asks
 it for the case count, runs every case (``/runCase?case=N&agent=AGENT``) and
 finally asks it to write the reports (``/updateReports?agent=AGENT``).
+
+A fuzzing server runs its cases one after another, so the cases are shared out
+(``jobs.plan_jobs``) over several fuzzing servers, each on its own port with
+its own client driver. Each one numbers its own share 1..k in ``runCase``; the
+reports carry the real case IDs, and the report dirs are merged.
 """
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from conformance.console import say
-from conformance.processes import StartupFailed, free_port, start, stop, substitute, tail, wait_for_tcp
-from conformance.session import AGENT, case_progress, display_command, finish, prepare, watch
+from conformance.jobs import Job, plan_jobs, show_failed_logs
+from conformance.processes import (
+    StartupFailed,
+    free_ports,
+    start,
+    stop,
+    substitute,
+    wait_for_tcp,
+)
+from conformance.session import (
+    AGENT,
+    case_progress,
+    display_command,
+    finish,
+    prepare,
+    watch,
+)
 from conformance.wstest import python2_env
 
-DEFAULT_CLIENT_COMMAND = [sys.executable, "-m", "conformance.client_driver", "{url}", "{agent}"]
+DEFAULT_CLIENT_COMMAND = [
+    sys.executable,
+    "-m",
+    "conformance.client_driver",
+    "{url}",
+    "{agent}",
+]
 FUZZINGSERVER_SCRIPT = Path(__file__).resolve().parent / "py2" / "fuzzingserver.py"
-FUZZER_NAME = "the fuzzing server"
-DRIVER_NAME = "the client driver"
 
 
 @dataclass(frozen=True)
 class ClientRunOptions:
     selection: str
+    jobs: int
     client_command: list[str]
     timeout: float
     summary_path: Path
     keep_reports: bool
 
 
+@dataclass(frozen=True)
+class DriverJob:
+    """A fuzzing server with its share of the cases, and the client driver that runs them."""
+
+    fuzzer: Job
+    port: int
+    driver_name: str
+    driver_log: Path
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+
 def run_client_suite(options: ClientRunOptions) -> int:
     """Run the suite against the client driver and return the exit code (0 pass, 1 conformance failure)."""
     setup = prepare(options.selection, "client")
-    port = free_port()
-    url = f"ws://127.0.0.1:{port}"
-    outdir = setup.workdir / "reports"
-    spec_path = setup.workdir / "fuzzingserver.json"
-    spec = {"url": url, "outdir": str(outdir), "cases": setup.suite.cases,
-            "exclude-cases": [], "exclude-agent-cases": {}}
-    spec_path.write_text(json.dumps(spec, indent=2), encoding="utf-8")
-    fuzzer_log = setup.workdir / "fuzzingserver.log"
-    driver_log = setup.workdir / "client-driver.log"
-    driver_command = substitute(options.client_command, {"url": url, "agent": AGENT})
+    fuzzer_jobs = plan_jobs(
+        setup, options.jobs, mode="fuzzingserver", label="fuzzing server"
+    )
+    jobs = [
+        DriverJob(
+            fuzzer=job,
+            port=port,
+            driver_name=f"client driver {job.number}",
+            driver_log=job.directory / "client-driver.log",
+        )
+        for job, port in zip(fuzzer_jobs, free_ports(len(fuzzer_jobs)), strict=True)
+    ]
+    for job in jobs:
+        job.fuzzer.write_spec(url=job.url)
 
-    say(f"starting the fuzzing server on {url} (log {fuzzer_log})")
-    fuzzer = start([*setup.wstest.python, str(FUZZINGSERVER_SCRIPT), str(spec_path)], fuzzer_log, env=python2_env())
-    driver: subprocess.Popen[bytes] | None = None
+    fuzzers: dict[str, subprocess.Popen[bytes]] = {}
+    drivers: dict[str, subprocess.Popen[bytes]] = {}
     try:
-        wait_for_tcp(port, fuzzer, FUZZER_NAME)
-        say(f"starting the client driver: {display_command(driver_command)} (log {driver_log})")
-        driver = start(driver_command, driver_log)
-        failures = watch({DRIVER_NAME: driver}, (FUZZER_NAME, fuzzer), setup.started + options.timeout,
-                         progress=case_progress([fuzzer_log], len(setup.suite.cases)))
+        for job in jobs:
+            say(
+                f"starting {job.fuzzer.name} on {job.url} with {len(job.fuzzer.cases)} cases "
+                f"(log {job.fuzzer.log_path})"
+            )
+            fuzzers[job.fuzzer.name] = start(
+                [
+                    *setup.wstest.python,
+                    str(FUZZINGSERVER_SCRIPT),
+                    str(job.fuzzer.spec_path),
+                ],
+                job.fuzzer.log_path,
+                env=python2_env(),
+            )
+        for job in jobs:
+            wait_for_tcp(job.port, fuzzers[job.fuzzer.name], job.fuzzer.name)
+        for job in jobs:
+            command = substitute(
+                options.client_command, {"url": job.url, "agent": AGENT}
+            )
+            say(
+                f"starting {job.driver_name}: {display_command(command)} (log {job.driver_log})"
+            )
+            drivers[job.driver_name] = start(command, job.driver_log)
+        failures = watch(
+            drivers,
+            fuzzers,
+            setup.started + options.timeout,
+            progress=case_progress(
+                [job.fuzzer.log_path for job in jobs], len(setup.suite.cases)
+            ),
+        )
     except StartupFailed as error:
         failures = [str(error)]
     finally:
-        if driver is not None:
-            stop(driver, DRIVER_NAME)
-        stop(fuzzer, FUZZER_NAME)
-    if driver is not None and driver.returncode != 0:
-        say(f"client driver log ({driver_log}) ends with:\n{tail(driver_log)}")
-    if any(failure.startswith(FUZZER_NAME) for failure in failures):
-        say(f"fuzzing server log ({fuzzer_log}) ends with:\n{tail(fuzzer_log)}")
-    if not (outdir / "index.json").exists():
-        failures.append("no reports were written: the driver must finish with /updateReports?agent=" + AGENT)
+        for name, process in drivers.items():
+            stop(process, name)
+        for name, process in fuzzers.items():
+            stop(process, name)
+    show_failed_logs(
+        {
+            job.driver_name: (drivers[job.driver_name], job.driver_log)
+            for job in jobs
+            if job.driver_name in drivers
+        },
+        {job.fuzzer.name: job.fuzzer.log_path for job in jobs},
+        failures,
+    )
+    for job in jobs:  # a driver that failed is in failures already; one that exited 0 must have asked for reports
+        driver = drivers.get(job.driver_name)
+        if (
+            driver is not None
+            and driver.returncode == 0
+            and not (job.fuzzer.outdir / "index.json").exists()
+        ):
+            failures.append(
+                f"{job.fuzzer.name} wrote no reports: "
+                f"{job.driver_name} must finish with /updateReports?agent={AGENT}"
+            )
 
     return finish(
-        setup, side="client", selection=options.selection, outdirs=[outdir],
-        summary_path=options.summary_path, failures=failures, keep_reports=options.keep_reports,
-        details=[("Client driver", f"`{display_command(options.client_command)}`")],
+        setup,
+        side="client",
+        selection=options.selection,
+        outdirs=[job.fuzzer.outdir for job in jobs],
+        summary_path=options.summary_path,
+        failures=failures,
+        keep_reports=options.keep_reports,
+        details=[
+            ("Client driver", f"`{display_command(options.client_command)}`"),
+            ("Fuzzing servers", f"{len(jobs)}, one client driver each"),
+        ],
     )

@@ -22,9 +22,20 @@ class StartupFailed(RuntimeError):
 
 def free_port() -> int:
     """A port that was free a moment ago; the child binds it right after, so a clash is unlikely."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((LOOPBACK, 0))
-        return int(probe.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct ports that were free a moment ago (all probed at once, so none repeats)."""
+    with contextlib.ExitStack() as probes:
+        ports = []
+        for _ in range(count):
+            probe = probes.enter_context(
+                socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            )
+            probe.bind((LOOPBACK, 0))
+            ports.append(int(probe.getsockname()[1]))
+        return ports
 
 
 def substitute(template: list[str], values: Mapping[str, str]) -> list[str]:
@@ -37,13 +48,23 @@ def substitute(template: list[str], values: Mapping[str, str]) -> list[str]:
     return result
 
 
-def start(command: list[str], log_path: Path, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+def start(
+    command: list[str], log_path: Path, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """Start ``command`` with its output in ``log_path``, in its own process group so stop() reaches its children."""
-    with log_path.open("wb") as log:  # the child keeps its own copy of the file descriptor
+    with log_path.open(
+        "wb"
+    ) as log:  # the child keeps its own copy of the file descriptor
         try:
-            return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                    env=None if env is None else dict(env), start_new_session=True,
-                                    preexec_fn=_default_sigint)
+            return subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=None if env is None else dict(env),
+                start_new_session=True,
+                preexec_fn=_default_sigint,
+            )
         except OSError as error:
             raise StartupFailed(f"cannot start {command[0]}: {error}") from error
 
@@ -53,18 +74,24 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def wait_for_tcp(port: int, process: subprocess.Popen[bytes], name: str, timeout: float = 30.0) -> None:
+def wait_for_tcp(
+    port: int, process: subprocess.Popen[bytes], name: str, timeout: float = 30.0
+) -> None:
     """Return once something accepts TCP on the loopback port; fail early if the process exits."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise StartupFailed(f"{name} exited with code {process.returncode} before accepting connections")
+            raise StartupFailed(
+                f"{name} exited with code {process.returncode} before accepting connections"
+            )
         try:
             with socket.create_connection((LOOPBACK, port), timeout=1.0):
                 return
         except OSError:
             time.sleep(0.1)
-    raise StartupFailed(f"{name} did not accept connections on {LOOPBACK}:{port} within {timeout:.0f} s")
+    raise StartupFailed(
+        f"{name} did not accept connections on {LOOPBACK}:{port} within {timeout:.0f} s"
+    )
 
 
 def stop(process: subprocess.Popen[bytes], name: str, grace: float = 10.0) -> None:

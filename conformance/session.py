@@ -23,8 +23,12 @@ from conformance.wstest import Wstest, locate_wstest
 AGENT = "rawws"
 PROGRESS_EVERY = 30.0  # seconds between progress lines, so CI shows the run is alive
 CASE_STARTED = b"Running test case ID"  # what wstest logs as each case begins
-PLAIN_ARGUMENT = re.compile(r"[\w@%+=:,./{}-]+")  # shown unquoted, so placeholders read as {port}
-SECRET_FLAG = re.compile(r"(password|passwd|secret|token|credential|api[-_]?key)", re.IGNORECASE)
+PLAIN_ARGUMENT = re.compile(
+    r"[\w@%+=:,./{}-]+"
+)  # shown unquoted, so placeholders read as {port}
+SECRET_FLAG = re.compile(
+    r"(password|passwd|secret|token|credential|api[-_]?key)", re.IGNORECASE
+)
 
 EXIT_PASSED = 0
 EXIT_FAILED = 1
@@ -50,43 +54,68 @@ def prepare(selection: str, side: str) -> Setup:
     suite = describe_suite(wstest, patterns)
     workdir = Path(tempfile.mkdtemp(prefix=f"rawws-conformance-{side}-"))
     say(f"{len(suite.cases)} cases selected by --cases {selection}; work dir {workdir}")
-    return Setup(wstest=wstest, suite=suite, workdir=workdir, started=time.monotonic(), started_at=started_at)
+    return Setup(
+        wstest=wstest,
+        suite=suite,
+        workdir=workdir,
+        started=time.monotonic(),
+        started_at=started_at,
+    )
 
 
 def case_progress(logs: Sequence[Path], total: int) -> Callable[[], str]:
     """A progress reporter for watch(): how many of ``total`` cases wstest has begun, read from its logs."""
+
     def report() -> str:
-        started = sum(log.read_bytes().count(CASE_STARTED) for log in logs if log.exists())
+        started = sum(
+            log.read_bytes().count(CASE_STARTED) for log in logs if log.exists()
+        )
         return f"{started}/{total} cases started"
+
     return report
 
 
-def watch(workers: Mapping[str, subprocess.Popen[bytes]], peer: tuple[str, subprocess.Popen[bytes]],
-          deadline: float, progress: Callable[[], str]) -> list[str]:
-    """Wait until every worker exits; give up early if ``peer`` (the side under test's partner) dies or time runs out.
+def watch(
+    workers: Mapping[str, subprocess.Popen[bytes]],
+    partners: Mapping[str, subprocess.Popen[bytes]],
+    deadline: float,
+    progress: Callable[[], str],
+) -> list[str]:
+    """Wait until every worker exits; give up early if a partner (a process the workers need) dies or time runs out.
 
     Returns what went wrong, for the summary. The caller stops whatever still runs.
     """
-    peer_name, peer_process = peer
     began = time.monotonic()
     next_progress = began + PROGRESS_EVERY
     while any(process.poll() is None for process in workers.values()):
-        if peer_process.poll() is not None:
-            return [f"{peer_name} exited with code {peer_process.returncode} during the run"]
+        dead = _dead_partners(partners)
+        if dead:
+            return dead
         now = time.monotonic()
         if now >= deadline:
-            unfinished = ", ".join(name for name, process in workers.items() if process.poll() is None)
+            unfinished = ", ".join(
+                name for name, process in workers.items() if process.poll() is None
+            )
             return [f"the run hit its time limit; stopped {unfinished}"]
         if now >= next_progress:
             minutes, seconds = divmod(int(now - began), 60)
             say(f"[{minutes}:{seconds:02d}] {progress()}")
             next_progress = now + PROGRESS_EVERY
         time.sleep(0.5)
-    failures = [f"{name} exited with code {process.returncode}"
-                for name, process in workers.items() if process.returncode != 0]
-    if peer_process.poll() is not None:
-        failures.append(f"{peer_name} exited with code {peer_process.returncode} during the run")
-    return failures
+    failures = [
+        f"{name} exited with code {process.returncode}"
+        for name, process in workers.items()
+        if process.returncode != 0
+    ]
+    return failures + _dead_partners(partners)
+
+
+def _dead_partners(partners: Mapping[str, subprocess.Popen[bytes]]) -> list[str]:
+    return [
+        f"{name} exited with code {process.returncode} during the run"
+        for name, process in partners.items()
+        if process.poll() is not None
+    ]
 
 
 def display_command(command: Sequence[str]) -> str:
@@ -104,7 +133,9 @@ def display_command(command: Sequence[str]) -> str:
         else:
             shown.append(argument)
             hide_next = argument.startswith("-") and bool(SECRET_FLAG.search(argument))
-    return " ".join(arg if PLAIN_ARGUMENT.fullmatch(arg) else shlex.quote(arg) for arg in shown)
+    return " ".join(
+        arg if PLAIN_ARGUMENT.fullmatch(arg) else shlex.quote(arg) for arg in shown
+    )
 
 
 def closing_line(side: str, results: dict[str, dict], expected: int) -> str:
@@ -113,8 +144,17 @@ def closing_line(side: str, results: dict[str, dict], expected: int) -> str:
     return f"conformance-{side}: {passed} passed, {expected - passed} failed"
 
 
-def finish(setup: Setup, *, side: str, selection: str, outdirs: Sequence[Path], summary_path: Path,
-           details: Sequence[tuple[str, str]], failures: Sequence[str], keep_reports: bool) -> int:
+def finish(
+    setup: Setup,
+    *,
+    side: str,
+    selection: str,
+    outdirs: Sequence[Path],
+    summary_path: Path,
+    details: Sequence[tuple[str, str]],
+    failures: Sequence[str],
+    keep_reports: bool,
+) -> int:
     """Summarize the reports, write and print the summary, and return the exit code.
 
     The work dir goes when the run passed (unless ``keep_reports``); a failed run keeps it for inspection.
@@ -124,16 +164,25 @@ def finish(setup: Setup, *, side: str, selection: str, outdirs: Sequence[Path], 
     suite = setup.suite
     header = [
         ("Date", setup.started_at.strftime("%Y-%m-%d %H:%M UTC")),
-        ("wstest", f"autobahntestsuite {suite.testsuite_version} (autobahn {suite.autobahn_version}) "
-                   f"on Python {suite.python_version}"),
+        (
+            "wstest",
+            f"autobahntestsuite {suite.testsuite_version} (autobahn {suite.autobahn_version}) "
+            f"on Python {suite.python_version}",
+        ),
         ("Python", sys.version.split()[0]),
         *details,
         ("Case selection", f"`--cases {selection}`"),
         ("Wall time", format_duration(elapsed)),
     ]
-    summary = summarize(index, agent=AGENT, expected_cases=suite.cases,
-                        title=f"rawws {side} conformance (Autobahn TestSuite)", header=header,
-                        section_names=suite.section_names, extra_failures=failures)
+    summary = summarize(
+        index,
+        agent=AGENT,
+        expected_cases=suite.cases,
+        title=f"rawws {side} conformance (Autobahn TestSuite)",
+        header=header,
+        section_names=suite.section_names,
+        extra_failures=failures,
+    )
     summary_path.write_text(summary.markdown, encoding="utf-8")
     print(summary.markdown, flush=True)
     say(f"summary written to {summary_path}")

@@ -32,7 +32,10 @@ class Summary:
 
 def is_problem(entry: CaseEntry) -> bool:
     """A case needs attention unless both its behavior and its close behavior are OK or INFORMATIONAL."""
-    return entry.get("behavior") not in ACCEPTED or entry.get("behaviorClose") not in ACCEPTED
+    return (
+        entry.get("behavior") not in ACCEPTED
+        or entry.get("behaviorClose") not in ACCEPTED
+    )
 
 
 def case_sort_key(case_id: str) -> tuple[int, ...]:
@@ -57,14 +60,19 @@ def summarize(
     (things the caller saw, such as the server dying).
     """
     results = dict(index.get(agent, {}))
-    problems = sorted((case for case, entry in results.items() if is_problem(entry)), key=case_sort_key)
+    problems = sorted(
+        (case for case, entry in results.items() if is_problem(entry)),
+        key=case_sort_key,
+    )
     missing = [case for case in expected_cases if case not in results]
 
     reasons = list(extra_failures)
     if problems:
         reasons.append(f"{len(problems)} case(s) not OK/INFORMATIONAL")
     if missing:
-        reasons.append(f"{len(missing)} of {len(expected_cases)} requested case(s) did not run")
+        reasons.append(
+            f"{len(missing)} of {len(expected_cases)} requested case(s) did not run"
+        )
     passed = not reasons
 
     lines = [f"# {title}", ""]
@@ -81,17 +89,29 @@ def summarize(
     lines += _problem_table(results, problems) if problems else ["None."]
     if missing:
         lines += ["", "## Requested cases that did not run", "", ", ".join(missing)]
-    return Summary(markdown="\n".join(lines) + "\n", passed=passed, reasons=tuple(reasons))
+    return Summary(
+        markdown="\n".join(lines) + "\n", passed=passed, reasons=tuple(reasons)
+    )
 
 
-def _section_table(results: Mapping[str, CaseEntry], expected: Sequence[str],
-                   names: Mapping[str, str]) -> list[str]:
-    columns = ["Section", "Cases", *BEHAVIOR_COLUMNS,
-               "Close OK", "Close INFORMATIONAL", "Close other", "Case time"]
+def _section_table(
+    results: Mapping[str, CaseEntry], expected: Sequence[str], names: Mapping[str, str]
+) -> list[str]:
+    columns = [
+        "Section",
+        "Cases",
+        *BEHAVIOR_COLUMNS,
+        "Close OK",
+        "Close INFORMATIONAL",
+        "Close other",
+        "Case time",
+    ]
     rows = []
     sections = sorted({_section(case) for case in [*results, *expected]}, key=int)
     for section in sections:
-        entries = [entry for case, entry in results.items() if _section(case) == section]
+        entries = [
+            entry for case, entry in results.items() if _section(case) == section
+        ]
         label = f"{section} {names[section]}" if section in names else section
         rows.append([label, *_counts(entries)])
     rows.append(["**Total**", *_counts(list(results.values()))])
@@ -100,7 +120,10 @@ def _section_table(results: Mapping[str, CaseEntry], expected: Sequence[str],
 
 def _counts(entries: list[CaseEntry]) -> list[str]:
     """Counts per behavior column (a behavior outside the known five counts as FAILED), then close and time."""
-    behaviors = [e.get("behavior") if e.get("behavior") in BEHAVIOR_COLUMNS else "FAILED" for e in entries]
+    behaviors = [
+        e.get("behavior") if e.get("behavior") in BEHAVIOR_COLUMNS else "FAILED"
+        for e in entries
+    ]
     closes = [e.get("behaviorClose") for e in entries]
     return [
         str(len(entries)),
@@ -119,18 +142,23 @@ def _problem_table(results: Mapping[str, CaseEntry], problems: list[str]) -> lis
         outcome = [str(entry.get("result", ""))]
         if entry.get("behaviorClose") not in ACCEPTED:
             outcome.append(str(entry.get("resultClose", "")))
-        rows.append([
-            case,
-            str(entry.get("behavior")),
-            str(entry.get("behaviorClose")),
-            _plain(str(entry.get("description", ""))),
-            _plain(" / ".join(part for part in outcome if part)),
-        ])
+        rows.append(
+            [
+                case,
+                str(entry.get("behavior")),
+                str(entry.get("behaviorClose")),
+                _plain(str(entry.get("description", ""))),
+                _plain(" / ".join(part for part in outcome if part)),
+            ]
+        )
     return _markdown_table(["Case", "Behavior", "Close", "Description", "Result"], rows)
 
 
 def _markdown_table(columns: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join(" --- " for _ in columns) + "|"]
+    lines = [
+        "| " + " | ".join(columns) + " |",
+        "|" + "|".join(" --- " for _ in columns) + "|",
+    ]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return lines
 

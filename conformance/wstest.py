@@ -24,8 +24,18 @@ REQUIREMENTS = Path(__file__).resolve().parent.parent / "requirements"
 TESTSUITE_LOCK = REQUIREMENTS / "wstest-py27.txt"
 # virtualenv for Python 2.7 (which ships none), pinned the same way: 20.16 stopped running on 2.7.
 VIRTUALENV_LOCK = REQUIREMENTS / "virtualenv-py27.txt"
-PIP_LOCKED = ["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--require-hashes", "--no-deps"]
-INSTALL_TIMEOUT = 900  # seconds for one install step, so a stuck download cannot hang CI
+PIP_LOCKED = [
+    "-m",
+    "pip",
+    "install",
+    "--quiet",
+    "--disable-pip-version-check",
+    "--require-hashes",
+    "--no-deps",
+]
+INSTALL_TIMEOUT = (
+    900  # seconds for one install step, so a stuck download cannot hang CI
+)
 
 DOCKER_HINT = """\
 No Python 2.7 found (looked for $(pyenv root)/versions/2.7.18/bin/python2.7 and
@@ -84,12 +94,16 @@ def _cache_dir() -> Path:
 
 def _lock_digest() -> str:
     """A venv installed from other pins than today's lock is installed again."""
-    return hashlib.sha256(TESTSUITE_LOCK.read_bytes() + VIRTUALENV_LOCK.read_bytes()).hexdigest()[:16]
+    return hashlib.sha256(
+        TESTSUITE_LOCK.read_bytes() + VIRTUALENV_LOCK.read_bytes()
+    ).hexdigest()[:16]
 
 
 def _ensure_virtualenv(cache: Path) -> Wstest:
     venv = cache / "wstest-venv"
-    ready = Wstest(command=[str(venv / "bin" / "wstest")], python=[str(venv / "bin" / "python")])
+    ready = Wstest(
+        command=[str(venv / "bin" / "wstest")], python=[str(venv / "bin" / "python")]
+    )
     marker = venv / f".rawws-wstest-lock-{_lock_digest()}"
     if marker.exists():
         return ready
@@ -115,12 +129,16 @@ def _install(cache: Path, venv: Path, marker: Path) -> None:
     python27 = _find_python27()
     say(f"setting up wstest in {venv} (once; later runs reuse it)")
     if venv.exists():  # incomplete, or installed from other pins
-        say(f"removing {venv}: it was not installed from {TESTSUITE_LOCK.name} as it is now")
+        say(
+            f"removing {venv}: it was not installed from {TESTSUITE_LOCK.name} as it is now"
+        )
         shutil.rmtree(venv)
     virtualenv_dir = _ensure_virtualenv_package(python27, cache / "py2-virtualenv")
     say(f"creating a Python 2.7 virtualenv: {python27} -m virtualenv {venv}")
     _run([python27, "-m", "virtualenv", str(venv)], pythonpath=virtualenv_dir)
-    say(f"installing wstest 0.8.2 into {venv} from {TESTSUITE_LOCK.name} (builds wsaccel with the C compiler)")
+    say(
+        f"installing wstest 0.8.2 into {venv} from {TESTSUITE_LOCK.name} (builds wsaccel with the C compiler)"
+    )
     _run([str(venv / "bin" / "python"), *PIP_LOCKED, "-r", str(TESTSUITE_LOCK)])
     marker.write_text(TESTSUITE_LOCK.read_text())
     say("wstest is ready")
@@ -141,7 +159,9 @@ def _find_python27() -> str:
 
 def _pyenv_root() -> Path:
     if shutil.which("pyenv"):
-        result = subprocess.run(["pyenv", "root"], capture_output=True, text=True, check=False)
+        result = subprocess.run(
+            ["pyenv", "root"], capture_output=True, text=True, check=False
+        )
         if result.returncode == 0 and result.stdout.strip():
             return Path(result.stdout.strip())
     return Path.home() / ".pyenv"
@@ -149,8 +169,11 @@ def _pyenv_root() -> Path:
 
 def _runs(python: Path) -> bool:
     """A pyenv shim on PATH exists even when no 2.7 is installed behind it."""
-    result = subprocess.run([str(python), "-c", "import sys; assert sys.version_info[:2] == (2, 7)"],
-                            capture_output=True, check=False)
+    result = subprocess.run(
+        [str(python), "-c", "import sys; assert sys.version_info[:2] == (2, 7)"],
+        capture_output=True,
+        check=False,
+    )
     return result.returncode == 0
 
 
@@ -161,7 +184,9 @@ def _ensure_virtualenv_package(python27: str, target: Path) -> Path:
         return target
     if target.exists():
         shutil.rmtree(target)
-    say(f"installing virtualenv for Python 2.7 into {target} from {VIRTUALENV_LOCK.name}")
+    say(
+        f"installing virtualenv for Python 2.7 into {target} from {VIRTUALENV_LOCK.name}"
+    )
     _run([python27, *PIP_LOCKED, "--target", str(target), "-r", str(VIRTUALENV_LOCK)])
     marker.write_text(VIRTUALENV_LOCK.read_text())
     return target
@@ -169,7 +194,11 @@ def _ensure_virtualenv_package(python27: str, target: Path) -> Path:
 
 def python2_env(pythonpath: Path | None = None) -> dict[str, str]:
     """Environment for Python 2.7 children: no Python 3 module paths, output unbuffered for live logs."""
-    env = {name: value for name, value in os.environ.items() if name not in ("PYTHONPATH", "PYTHONHOME")}
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in ("PYTHONPATH", "PYTHONHOME")
+    }
     env["PYTHONUNBUFFERED"] = "1"
     if pythonpath is not None:
         env["PYTHONPATH"] = str(pythonpath)
@@ -178,11 +207,17 @@ def python2_env(pythonpath: Path | None = None) -> dict[str, str]:
 
 def _run(command: list[str], pythonpath: Path | None = None) -> None:
     try:
-        result = subprocess.run(command, env=python2_env(pythonpath), check=False, timeout=INSTALL_TIMEOUT)
+        result = subprocess.run(
+            command, env=python2_env(pythonpath), check=False, timeout=INSTALL_TIMEOUT
+        )
     except subprocess.TimeoutExpired as error:
-        raise WstestUnavailable(f"gave up after {INSTALL_TIMEOUT} s: {shlex.join(command)}") from error
+        raise WstestUnavailable(
+            f"gave up after {INSTALL_TIMEOUT} s: {shlex.join(command)}"
+        ) from error
     if result.returncode != 0:
-        raise WstestUnavailable(f"command failed with exit code {result.returncode}: {shlex.join(command)}")
+        raise WstestUnavailable(
+            f"command failed with exit code {result.returncode}: {shlex.join(command)}"
+        )
 
 
 if __name__ == "__main__":

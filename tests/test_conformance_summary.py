@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from conformance.session import closing_line
+import datetime
+import json
+from pathlib import Path
+
+from conformance.cases import SuiteInfo
+from conformance.jobs import plan_jobs
+from conformance.reports import load_reports
+from conformance.session import Setup, closing_line
 from conformance.summary import summarize
+from conformance.wstest import Wstest
 
 
 def entry(behavior: str = "OK", close: str = "OK", duration: int = 5) -> dict:
@@ -62,3 +70,51 @@ def test_closing_line_counts_missing_cases_as_failed():
     assert (
         closing_line("server", results, 3) == "conformance-server: 1 passed, 2 failed"
     )
+
+
+def test_jobs_share_the_cases_once_each_and_their_merged_reports_hold_every_case_once(
+    tmp_path: Path,
+):
+    cases = ["1.1.1", "1.1.2", "1.1.3", "5.1", "12.1.1", "12.1.2", "12.1.10"]
+    suite = SuiteInfo(
+        testsuite_version="0.8.2",
+        autobahn_version="0.10.9",
+        python_version="2.7.18",
+        section_names={},
+        cases=cases,
+    )
+    setup = Setup(
+        wstest=Wstest(command=[], python=[]),
+        suite=suite,
+        workdir=tmp_path,
+        started=0.0,
+        started_at=datetime.datetime.now(datetime.UTC),
+    )
+    jobs = plan_jobs(setup, 2, mode="fuzzingserver", label="fuzzing server")
+    assert [job.name for job in jobs] == ["fuzzing server 1", "fuzzing server 2"]
+    assert len({job.outdir for job in jobs}) == len({job.log_path for job in jobs}) == 2
+
+    for number, job in enumerate(jobs, start=1):
+        job.write_spec(url=f"ws://127.0.0.1:{9000 + number}")
+        spec = json.loads(job.spec_path.read_text())
+        assert (
+            spec["url"] == f"ws://127.0.0.1:{9000 + number}"
+            and spec["cases"] == job.cases
+        )
+        # Like the fuzzing server: its share runs as runCase 1..k, but the reports carry the real case IDs.
+        job.outdir.mkdir()
+        index = {
+            "rawws": {
+                case: {
+                    **entry(),
+                    "reportfile": f"rawws_case_{case.replace('.', '_')}.json",
+                }
+                for case in job.cases
+            }
+        }
+        (job.outdir / "index.json").write_text(json.dumps(index))
+    assert sorted(case for job in jobs for case in job.cases) == sorted(cases)
+
+    merged = load_reports([job.outdir for job in jobs])
+    assert sorted(merged["rawws"]) == sorted(cases)
+    assert run(merged["rawws"], cases).passed
