@@ -36,19 +36,19 @@ import jwt
 from bench.perfkit import (
     CHAT_ENV,
     HOST,
+    PASSWORD,
     ServerProcess,
-    chat_token,
     cpu_seconds,
-    masked,
     median,
     raise_fd_limit,
     rawws_command,
     upgrade_request,
 )
 from rawws.accounts.tokens import Tokens, TokenSettings
+from testkit import chat_token, masked_frame
 
 PEER_SECRET = "bench secret that is at least 32 bytes long"
-CLOSE_1000 = masked(b"\x03\xe8", 0x8)
+CLOSE_1000 = masked_frame(0x8, b"\x03\xe8")
 
 
 def peer_token(user: str = "bench") -> str:
@@ -144,7 +144,11 @@ def measure(scenario: str, name: str, count: int, concurrency: int) -> dict[str,
     try:
         token = None
         if scenario == "auth":
-            token = chat_token(server.port, "bench") if rawws_token else peer_token()
+            token = (
+                chat_token(server.port, "bench", PASSWORD)
+                if rawws_token
+                else peer_token()
+            )
         welcome = scenario == "auth"
         asyncio.run(
             handshake_load(

@@ -37,12 +37,11 @@ from pathlib import Path
 from bench import fanout
 from bench.fanout import MARK, wait_all
 from bench.perfkit import (
-    chat_token,
+    PASSWORD,
     cpu_seconds_total,
-    free_port,
     raise_fd_limit,
-    wait_port,
 )
+from testkit import chat_token, free_port, start, stop, wait_for_port
 
 BURST = 20  # the chat's per-connection burst
 SECRET = "bench-cluster-secret-" + "b" * 32
@@ -109,11 +108,11 @@ async def measure(
     peers = [Peer() for _ in range(receivers)]
     probes = [Peer(probe=True) for _ in range(probes_per_port * len(ports))]
     listeners = peers + probes
-    for start in range(0, len(listeners), 100):
-        chunk = listeners[start : start + 100]
+    for first in range(0, len(listeners), 100):
+        chunk = listeners[first : first + 100]
         await asyncio.gather(
             *(
-                p.open(ports[(start + i) % len(ports)], token)
+                p.open(ports[(first + i) % len(ports)], token)
                 for i, p in enumerate(chunk)
             )
         )
@@ -159,7 +158,7 @@ async def measure(
 def start_redis(directory: str) -> tuple[subprocess.Popen[bytes], int]:
     binary = shutil.which("redis-server") or "/usr/bin/redis-server"
     port = free_port()
-    process = subprocess.Popen(
+    process = start(
         [
             binary,
             "--port",
@@ -172,11 +171,9 @@ def start_redis(directory: str) -> tuple[subprocess.Popen[bytes], int]:
             "no",
             "--dir",
             directory,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        ]
     )
-    wait_port(port)
+    wait_for_port(port, process=process, name="redis-server")
     return process, port
 
 
@@ -213,7 +210,7 @@ def run_setup(
         for extra in flags:
             port = free_port()
             servers.append(
-                subprocess.Popen(
+                start(
                     [
                         sys.executable,
                         "-m",
@@ -228,7 +225,7 @@ def run_setup(
                     env=env,
                 )
             )
-            wait_port(port)
+            wait_for_port(port, process=servers[-1])
             ports.append(port)
             time.sleep(
                 0.5
@@ -237,21 +234,15 @@ def run_setup(
         if name == "workers 2":
             time.sleep(1.0)
             pids = pids + [c for s in servers for c in children(s.pid)]
-        token = chat_token(ports[0], "bench")
+        token = chat_token(ports[0], "bench", PASSWORD)
         return asyncio.run(
             measure(ports, pids, token, receivers, senders_per_port, bursts, probes)
         )
     finally:
         for server in servers:
-            server.send_signal(signal.SIGTERM)
-        for server in servers:
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            stop(server, grace=30)
         if redis is not None:
-            redis.kill()
-            redis.wait()
+            stop(redis, sig=signal.SIGKILL)
         shutil.rmtree(data_dir, ignore_errors=True)
 
 

@@ -32,9 +32,9 @@ from collections.abc import Callable
 from bench.perfkit import (
     BROWSER_OFFER,
     CHAT_ENV,
+    PASSWORD,
     RawClient,
     ServerProcess,
-    chat_token,
     cpu_seconds,
     median,
     open_many,
@@ -45,6 +45,7 @@ from bench.perfkit import (
 from rawws.core.deflate import deflated_text_frame
 from rawws.core.handshake import negotiate_deflate
 from rawws.core.protocol import WebSocket
+from testkit import chat_token
 
 WORDS = (
     "the deploy is done",
@@ -212,7 +213,7 @@ def _server_command(flag: str) -> list[str]:
 
 
 async def _fanout(server: ServerProcess, members: int, offer: bool) -> float:
-    token = chat_token(server.port, "bench")
+    token = chat_token(server.port, "bench", PASSWORD)
     counts = [0]
 
     def on_message(text: str, _: float) -> None:

@@ -23,20 +23,17 @@ import asyncio
 import base64
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
 
 from bench.perfkit import (
-    chat_token,
+    PASSWORD,
     cpu_seconds,
-    free_port,
-    masked,
     raise_fd_limit,
-    wait_port,
 )
+from testkit import chat_token, free_port, masked_frame, start, stop, wait_for_port
 
 MARK = b'"type":"message"'
 BURST_PER_SENDER = (
@@ -75,7 +72,7 @@ class Peer:
 
     def send(self, frame: dict[str, object]) -> None:
         assert self.writer is not None
-        self.writer.write(masked(json.dumps(frame).encode()))
+        self.writer.write(masked_frame(0x1, json.dumps(frame).encode()))
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
         while data := await reader.read(65536):
@@ -103,9 +100,9 @@ async def measure(
     port: int, pid: int, token: str, receivers: int, burst_senders: int, rounds: int
 ) -> dict:
     peers = [Peer() for _ in range(receivers)]
-    for start in range(0, receivers, 100):
+    for first in range(0, receivers, 100):
         await asyncio.gather(
-            *(peer.open(port, token) for peer in peers[start : start + 100])
+            *(peer.open(port, token) for peer in peers[first : first + 100])
         )
     senders = [Peer() for _ in range(burst_senders)]
     await asyncio.gather(*(sender.open(port, token) for sender in senders))
@@ -157,7 +154,7 @@ async def measure(
 def run(receivers: int, burst_senders: int, rounds: int) -> dict:
     data_dir = tempfile.mkdtemp(prefix="rawws-fanout-")
     port = free_port()
-    server = subprocess.Popen(
+    server = start(
         [
             sys.executable,
             "-m",
@@ -178,14 +175,13 @@ def run(receivers: int, burst_senders: int, rounds: int) -> dict:
         },
     )
     try:
-        wait_port(port)
-        token = chat_token(port, "bench")
+        wait_for_port(port, process=server)
+        token = chat_token(port, "bench", PASSWORD)
         return asyncio.run(
             measure(port, server.pid, token, receivers, burst_senders, rounds)
         )
     finally:
-        server.terminate()
-        server.wait(timeout=20)
+        stop(server, grace=20)
 
 
 def main(argv: list[str] | None = None) -> int:

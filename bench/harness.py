@@ -16,8 +16,6 @@ import json
 import os
 import resource
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,7 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.overhead.study import run_study
-from bench.servers.registry import ALL_SERVERS, HOST, ServerSpec
+from bench.servers.registry import ALL_SERVERS, ServerSpec
+from testkit import free_port, start, stop, wait_for_port
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -85,35 +84,6 @@ PROFILES: dict[str, dict] = {
         "fanout_max_deliveries": 20_000,
     },
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def wait_listening(proc: subprocess.Popen, port: int, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode} before listening")
-        try:
-            with socket.create_connection((HOST, port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"server not listening on {port} after {timeout_s:g}s")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
 
 
 def raise_nofile() -> tuple[int, int]:
@@ -199,89 +169,86 @@ def run_one(
         os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")
     )
     results: list[dict] = []
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            spec.command(port, data_dir), cwd=REPO, env=env, stdout=log, stderr=log
+    proc = start(spec.command(port, data_dir), log=log_path, cwd=REPO, env=env)
+    try:
+        wait_for_port(port, process=proc, name=spec.name)
+        client = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bench.client",
+                "--port",
+                str(port),
+                "--protocol",
+                spec.protocol,
+                "--server-pid",
+                str(proc.pid),
+                "--scenarios",
+                scenarios,
+                "--params",
+                json.dumps(params),
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
         )
-        try:
-            wait_listening(proc, port)
-            client = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "bench.client",
-                    "--port",
-                    str(port),
-                    "--protocol",
-                    spec.protocol,
-                    "--server-pid",
-                    str(proc.pid),
-                    "--scenarios",
-                    scenarios,
-                    "--params",
-                    json.dumps(params),
-                ],
-                cwd=REPO,
-                env=env,
-                stdout=subprocess.PIPE,
-                text=True,
+        assert client.stdout is not None
+        load_before = loadavg()
+        for line in client.stdout:
+            result = json.loads(line)
+            result.update(
+                server=spec.name, impl=spec.impl, loop=spec.loop, round=round_no
             )
-            assert client.stdout is not None
-            load_before = loadavg()
-            for line in client.stdout:
-                result = json.loads(line)
-                result.update(
-                    server=spec.name, impl=spec.impl, loop=spec.loop, round=round_no
-                )
-                results.append(result)
-                progress.line(
-                    f"round {round_no} {spec.name:18} {result['scenario']:10} {summarise(result)}"
-                )
-            rc = client.wait(timeout=600)
-            if rc != 0:
-                results.append(
-                    {
-                        "server": spec.name,
-                        "impl": spec.impl,
-                        "loop": spec.loop,
-                        "round": round_no,
-                        "scenario": "client",
-                        "ok": False,
-                        "error": f"load client exited with {rc}",
-                    }
-                )
-            for r in results:
-                r["loadavg_before"] = load_before
-                r["loadavg_after"] = loadavg()
-            if proc.poll() is not None:
-                results.append(
-                    {
-                        "server": spec.name,
-                        "impl": spec.impl,
-                        "loop": spec.loop,
-                        "round": round_no,
-                        "scenario": "server",
-                        "ok": False,
-                        "error": f"server died with {proc.returncode}",
-                    }
-                )
-        except (
-            Exception
-        ) as exc:  # keep going with the other servers; the report lists the failure
+            results.append(result)
+            progress.line(
+                f"round {round_no} {spec.name:18} {result['scenario']:10} {summarise(result)}"
+            )
+        rc = client.wait(timeout=600)
+        if rc != 0:
             results.append(
                 {
                     "server": spec.name,
                     "impl": spec.impl,
                     "loop": spec.loop,
                     "round": round_no,
-                    "scenario": "start",
+                    "scenario": "client",
                     "ok": False,
-                    "error": f"{type(exc).__name__}: {exc}",
+                    "error": f"load client exited with {rc}",
                 }
             )
-            progress.line(f"round {round_no} {spec.name}: FAILED {exc}")
-        finally:
-            stop(proc)
+        for r in results:
+            r["loadavg_before"] = load_before
+            r["loadavg_after"] = loadavg()
+        if proc.poll() is not None:
+            results.append(
+                {
+                    "server": spec.name,
+                    "impl": spec.impl,
+                    "loop": spec.loop,
+                    "round": round_no,
+                    "scenario": "server",
+                    "ok": False,
+                    "error": f"server died with {proc.returncode}",
+                }
+            )
+    except (
+        Exception
+    ) as exc:  # keep going with the other servers; the report lists the failure
+        results.append(
+            {
+                "server": spec.name,
+                "impl": spec.impl,
+                "loop": spec.loop,
+                "round": round_no,
+                "scenario": "start",
+                "ok": False,
+                "error": f"{type(exc).__name__}: {exc}",
+            }
+        )
+        progress.line(f"round {round_no} {spec.name}: FAILED {exc}")
+    finally:
+        stop(proc)
     if any(
         not r.get("ok") for r in results
     ):  # the work directory goes away: keep what the server said

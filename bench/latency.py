@@ -38,15 +38,14 @@ from pathlib import Path
 from bench.perfkit import (
     CHAT_ENV,
     HOST,
+    PASSWORD,
     ServerProcess,
-    chat_token,
     cpu_seconds,
-    free_port,
-    masked,
     raise_fd_limit,
     rawws_command,
     upgrade_request,
 )
+from testkit import chat_token, free_port, masked_frame
 
 SEQ = re.compile(rb'"type":"message".{0,200}?"text":"seq (\d+)"')
 
@@ -99,7 +98,7 @@ async def open_receiver(port: int, token: str, sent: dict[int, float]) -> Receiv
     assert receiver.transport is not None
     receiver.transport.write(upgrade_request(port, "/ws", token=token))
     receiver.transport.write(
-        masked(json.dumps({"type": "join", "room": "big"}).encode())
+        masked_frame(0x1, json.dumps({"type": "join", "room": "big"}).encode())
     )
     await asyncio.wait_for(joined.wait(), 60)
     return receiver
@@ -108,7 +107,7 @@ async def open_receiver(port: int, token: str, sent: dict[int, float]) -> Receiv
 async def latency_run(
     port: int, pid: int, members: int, senders: int, rate: float, duration: float
 ) -> dict:
-    token = chat_token(port, "bench")
+    token = chat_token(port, "bench", PASSWORD)
     sent: dict[int, float] = {}
     receivers: list[Receiver] = []
     for start in range(0, members, 100):
@@ -122,7 +121,9 @@ async def latency_run(
     for _ in range(senders):
         _, writer = await asyncio.open_connection(HOST, port)
         writer.write(upgrade_request(port, "/ws", token=token))
-        writer.write(masked(json.dumps({"type": "join", "room": "big"}).encode()))
+        writer.write(
+            masked_frame(0x1, json.dumps({"type": "join", "room": "big"}).encode())
+        )
         writers.append(writer)
     await asyncio.sleep(2.0)
     for receiver in receivers:
@@ -144,10 +145,11 @@ async def latency_run(
             seq += 1
             sent[seq] = time.perf_counter()
             writer.write(
-                masked(
+                masked_frame(
+                    0x1,
                     json.dumps(
                         {"type": "say", "room": "big", "text": f"seq {seq}"}
-                    ).encode()
+                    ).encode(),
                 )
             )
             tick += interval

@@ -38,7 +38,7 @@ from pathlib import Path
 from bench.client.common import Target, raise_nofile
 from bench.client.echo import echo_benchmark
 from bench.client.fanout import fanout_benchmark
-from bench.harness import free_port, stop, wait_listening
+from testkit import free_port, stop, wait_for_port
 
 REPO = Path(__file__).resolve().parents[1]
 BUILDS = ("without", "off", "on")
@@ -104,7 +104,7 @@ def start(
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAWWS_")}
     env["PYTHONPATH"] = str(cwd)
     proc = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL)
-    wait_listening(proc, port)
+    wait_for_port(port, process=proc)
     return proc, port, metrics_port
 
 

@@ -1,10 +1,9 @@
 """What the side-by-side scenarios share: server processes, their CPU and RSS, a raw chat client.
 
 Used by ``bench.compression``, ``bench.storm``, ``bench.latency``,
-``bench.auth_handshake``, ``bench.fanout``, ``bench.cluster`` and by the soak
-suite (``soak.run`` takes ``free_port`` and ``chat_token`` from here: the
-module is standard library only, so importing it costs the soak nothing, and
-one copy of each helper means one behaviour to trust). Every server is a real process on 127.0.0.1 with a
+``bench.auth_handshake``, ``bench.fanout`` and ``bench.cluster``; what the
+soak and the tests need too (ports, masked frames, processes, a logged-in
+user) is in ``testkit``. Every server is a real process on 127.0.0.1 with a
 fresh data dir; CPU is read from ``/proc/<pid>/stat`` (utime + stime) and
 memory from ``/proc/<pid>/status`` (``VmRSS``), so the figures are the
 server's own, whatever the load client costs. Rounds are interleaved and
@@ -18,17 +17,17 @@ import base64
 import json
 import os
 import resource
-import socket
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+import testkit
+from testkit import masked_frame
 
 TICKS = os.sysconf("SC_CLK_TCK")
 HOST = "127.0.0.1"
@@ -41,13 +40,6 @@ BROWSER_OFFER = (
 def raise_fd_limit() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def cpu_seconds(pid: int) -> float:
@@ -65,17 +57,6 @@ def cpu_seconds_total(pids: list[int]) -> float:
         except OSError:
             continue
     return total
-
-
-def wait_port(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection((HOST, port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on {port}")
 
 
 def rss_kib(pid: int) -> int:
@@ -102,24 +83,14 @@ class ServerProcess:
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> ServerProcess:
-        self.port = free_port()
+        self.port = testkit.free_port()
         self.data_dir = tempfile.mkdtemp(prefix=f"bench-{self.name}-")
         command = [
             part.format(port=self.port, data_dir=self.data_dir) for part in self.command
         ]
-        self.process = subprocess.Popen(
-            command, env={**os.environ, **self.env}, stdout=subprocess.DEVNULL
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.process.returncode}")
-            try:
-                socket.create_connection((HOST, self.port), timeout=0.2).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"{self.name} did not start")
+        self.process = testkit.start(command, env={**os.environ, **self.env})
+        testkit.wait_for_port(self.port, process=self.process, name=self.name)
+        return self
 
     @property
     def pid(self) -> int:
@@ -127,13 +98,8 @@ class ServerProcess:
         return self.process.pid
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            testkit.stop(self.process, grace=20)
 
 
 def rawws_command(*flags: str) -> list[str]:
@@ -164,45 +130,6 @@ CHAT_ENV = {
     "RAWWS_ARGON2_MEMORY_KIB": "8192",
     "RAWWS_ARGON2_PARALLELISM": "1",
 }
-
-
-def post(
-    port: int, path: str, body: dict[str, object], token: str | None = None
-) -> dict[str, object]:
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(
-        f"http://{HOST}:{port}{path}", json.dumps(body).encode(), headers
-    )
-    with urllib.request.urlopen(request, timeout=60) as response:
-        answer: dict[str, object] = json.load(response)
-        return answer
-
-
-def chat_token(port: int, user: str, password: str = PASSWORD) -> str:
-    """Register ``user`` and log in: its access token."""
-    post(port, "/auth/register", {"username": user, "password": password})
-    return str(
-        post(port, "/auth/login", {"username": user, "password": password})[
-            "access_token"
-        ]
-    )
-
-
-def masked(payload: bytes, opcode: int = 0x1) -> bytes:
-    mask = os.urandom(4)
-    length = len(payload)
-    if length < 126:
-        header = struct.pack("!BB", 0x80 | opcode, 0x80 | length)
-    elif length < 65536:
-        header = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, length)
-    else:
-        header = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, length)
-    body = int.from_bytes(payload, "big") ^ int.from_bytes(
-        (mask * (length // 4 + 1))[:length], "big"
-    )
-    return header + mask + (body.to_bytes(length, "big") if length else b"")
 
 
 def upgrade_request(
@@ -271,14 +198,14 @@ class RawClient:
         if compress and self.compressed:
             deflater = zlib.compressobj(6, zlib.DEFLATED, -12, 8)
             payload = (deflater.compress(data) + deflater.flush(zlib.Z_SYNC_FLUSH))[:-4]
-            self.writer.write(masked(payload, 0x41))  # RSV1 + text
+            self.writer.write(masked_frame(0x1, payload, rsv1=True))
         else:
-            self.writer.write(masked(data))
+            self.writer.write(masked_frame(0x1, data))
 
     def close(self) -> None:
         """Send a close frame (1000) and drop TCP without waiting for the answer."""
         if self.writer is not None and not self.writer.is_closing():
-            self.writer.write(masked(b"\x03\xe8", 0x8))
+            self.writer.write(masked_frame(0x8, b"\x03\xe8"))
             self.writer.close()
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
@@ -319,7 +246,7 @@ class RawClient:
         opcode = first & 0x0F
         if opcode == 0x9:  # ping: answer it, as any client does
             if self.writer is not None and not self.writer.is_closing():
-                self.writer.write(masked(payload, 0xA))
+                self.writer.write(masked_frame(0xA, payload))
             return
         if opcode in (0x8, 0xA):
             return

@@ -25,16 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.harness import (
-    BENCH_DIR,
-    PROFILES,
-    REPO,
-    free_port,
-    raise_nofile,
-    stop,
-    wait_listening,
-)
+from bench.harness import BENCH_DIR, PROFILES, REPO, raise_nofile
 from bench.servers.registry import ServerSpec
+from testkit import free_port, stop, wait_for_port
 
 PROFILE_DIR = BENCH_DIR / "profiles"
 
@@ -110,7 +103,7 @@ def run(size_name: str, loop: str, duration: float, work: Path) -> dict:
         spec.command(port, str(work / f"data-{size_name}")), cwd=REPO, env=env
     )
     try:
-        wait_listening(server, port)
+        wait_for_port(port, process=server)
         client = subprocess.Popen(
             [
                 sys.executable,

@@ -31,14 +31,15 @@ import time
 
 from bench.perfkit import (
     CHAT_ENV,
+    PASSWORD,
     RawClient,
     ServerProcess,
-    chat_token,
     cpu_seconds,
     raise_fd_limit,
     rawws_command,
     rss_kib,
 )
+from testkit import chat_token
 
 
 class Member:
@@ -96,7 +97,7 @@ class Sender:
 async def storm(
     port: int, pid: int, clients: int, rooms: int, rate: float, users: int
 ) -> dict[str, object]:
-    tokens = [chat_token(port, f"user{index}") for index in range(users)]
+    tokens = [chat_token(port, f"user{index}", PASSWORD) for index in range(users)]
     room_names = [f"room{index}" for index in range(rooms)]
     members = [
         Member(room_names[index % rooms], tokens[index % users])

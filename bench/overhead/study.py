@@ -5,17 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from bench.overhead.analysis import analyse
-from bench.overhead.common import BENCH_DIR, CAPTURE_DIR, HOST, REPO
+from bench.overhead.common import BENCH_DIR, CAPTURE_DIR, REPO
 from bench.overhead.plots import plots
 from bench.overhead.simulate import simulate
+from testkit import free_port, start, stop, wait_for_port
 
 PARAMS = {
     "default": {
@@ -39,12 +37,6 @@ PARAMS = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
 def run_study(
     *,
     quick: bool = False,
@@ -57,11 +49,11 @@ def run_study(
     params.update({k: v for k, v in overrides.items() if v is not None})
     plots_dir = plots_dir or BENCH_DIR / "plots"
     plots_dir.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     env = dict(
         os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")
     )
-    server = subprocess.Popen(
+    server = start(
         [
             sys.executable,
             "-m",
@@ -74,18 +66,9 @@ def run_study(
         ],
         cwd=REPO,
         env=env,
-        stderr=subprocess.PIPE,
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection((HOST, port), timeout=0.5).close()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the study's server did not start") from None
-                time.sleep(0.05)
+        wait_for_port(port, process=server, name="the study's server")
         if progress:
             progress(
                 f"overhead study: {params['duration']:g} s feed at {params['rate']:g}/s, {params['users']} users × 6 kinds, "
@@ -103,11 +86,7 @@ def run_study(
             )
         )
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server)
     study = {
         "command": command
         or ("python -m bench.overhead" + (" --quick" if quick else "")),

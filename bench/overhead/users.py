@@ -10,6 +10,7 @@ import struct
 import time
 
 from bench.overhead.common import CAPTURE_DIR, HOST
+from testkit import masked_frame
 
 
 def tcp_segments(sock: socket.socket) -> int:
@@ -228,11 +229,8 @@ async def websocket_user(
             ):  # ping: answer with a masked pong carrying the same payload
                 counter.add("ws_ping", hdr + n)
                 counter.pings += 1
-                mask = rng.randbytes(4)
-                masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-                task = loop.create_task(
-                    send_later(bytes([0x8A, 0x80 | n]) + mask + masked, "ws_pong")
-                )
+                pong = masked_frame(0xA, payload, mask=rng.randbytes(4))
+                task = loop.create_task(send_later(pong, "ws_pong"))
                 pending.add(task)
                 task.add_done_callback(pending.discard)
             elif opcode == 0x8:
