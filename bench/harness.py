@@ -6,7 +6,8 @@ on a fresh port; the load client (``bench/client/``) runs in its own process
 against it and prints one JSON line per scenario; then the server is stopped
 with SIGTERM. Medians over rounds and per-round ratios go to
 ``bench/RESULTS.md``, the plots to ``bench/plots/``, the raw numbers to
-``bench/results.json``. Progress goes to stderr.
+``bench/results.json`` (not committed: every run writes it, and
+``--report-only`` re-renders the report from it). Progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.overhead.study import run_study
 from bench.servers.registry import ALL_SERVERS, ServerSpec
 from testkit import free_port, start, stop, wait_for_port
 
@@ -31,8 +31,8 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 
 PROFILES: dict[str, dict] = {
-    # Sized for a 2-core machine: the whole `python -m bench` (10 servers × 3 rounds + the
-    # overhead study) is meant to finish within ~15 minutes.
+    # Sized for a 2-core machine: the whole `python -m bench` (10 servers × 3 rounds) is
+    # meant to finish within ~15 minutes.
     "default": {
         "rounds": 3,
         "memory_rounds": 2,  # memory varies < 1% between rounds and opening 10,000 connections is the slowest part
@@ -277,9 +277,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--scenarios", default="memory,echo64,echo16k,rtt,handshakes,fanout"
     )
-    parser.add_argument(
-        "--no-overhead", action="store_true", help="skip the overhead study (Part 1)"
-    )
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "RESULTS.md")
     parser.add_argument(
         "--plots", type=Path, help="plot directory (default: plots/ beside --out)"
@@ -317,10 +314,13 @@ def main(argv: list[str] | None = None) -> int:
     from bench import report  # matplotlib is imported only when the report is written
 
     if args.report_only:
+        if not json_path.exists():
+            parser.error(
+                f"{json_path} not found: a run writes it (python -m bench …);"
+                " it is not committed"
+            )
         saved = json.loads(json_path.read_text())
-        report.write_report(
-            out, plots_dir, saved["meta"], saved["results"], saved["overhead"]
-        )
+        report.write_report(out, plots_dir, saved["meta"], saved["results"])
         print(f"wrote {out} and {plots_dir}/ from {json_path}", file=sys.stderr)
         return 0
 
@@ -343,16 +343,6 @@ def main(argv: list[str] | None = None) -> int:
                 progress.done += 1
             progress.line(f"round {r} done")
 
-    overhead = None
-    if not args.no_overhead:
-        progress.line("overhead study (Part 1)")
-        overhead = run_study(
-            quick=args.quick,
-            plots_dir=plots_dir,
-            progress=progress.line,
-            command=command,
-        )
-
     finished = datetime.now(UTC)
     meta = report.machine_info()
     meta.update(
@@ -368,12 +358,12 @@ def main(argv: list[str] | None = None) -> int:
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(
         json.dumps(
-            {"meta": meta, "results": results, "overhead": overhead},
+            {"meta": meta, "results": results},
             indent=1,
             default=str,
         )
     )
-    report.write_report(out, plots_dir, meta, results, overhead)
+    report.write_report(out, plots_dir, meta, results)
     progress.line(f"wrote {out}, {plots_dir}/, {json_path}")
     failures = [r for r in results if not r.get("ok")]
     if failures:
