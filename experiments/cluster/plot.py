@@ -47,6 +47,8 @@ def plot(rows: list[dict[str, str]], output: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from bench.report_plots import save_png
+
     names = [row["setup"] for row in rows]
     fig, (cpu, latency) = plt.subplots(1, 2, figsize=(10, 3.6))
     cpu.bar(names, [float(row["cpu_us"]) for row in rows], color="#4c72b0")
@@ -73,8 +75,7 @@ def plot(rows: list[dict[str, str]], output: Path) -> None:
     )
     fig.tight_layout()
     output.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(output, dpi=110)
-    plt.close(fig)
+    save_png(fig, output)
 
 
 def main(argv: list[str] | None = None) -> int:

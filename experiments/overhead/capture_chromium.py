@@ -30,9 +30,9 @@ import subprocess
 import sys
 import tempfile
 from datetime import UTC, datetime
-from pathlib import Path
 
-CAPTURE_DIR = Path(__file__).resolve().parent / "captured"  # the study reads it there
+from experiments.overhead.common import CAPTURE_DIR
+
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 PAGE = """<!doctype html><meta charset=utf-8><title>capture</title><script>
@@ -122,22 +122,16 @@ async def capture(chromium: str, timeout_s: float) -> dict[str, bytes]:
     return heads
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--chromium",
-        default=shutil.which("chromium")
-        or shutil.which("chromium-browser")
-        or "chromium",
-    )
-    parser.add_argument("--timeout", type=float, default=60.0)
-    args = parser.parse_args(argv)
+def find_chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def write_capture(chromium: str, timeout_s: float = 60.0) -> dict[str, bytes]:
+    """Capture with ``chromium`` into CAPTURE_DIR: the request heads, and chromium.json."""
     version = subprocess.run(
-        [args.chromium, "--version"], capture_output=True, text=True, check=True
+        [chromium, "--version"], capture_output=True, text=True, check=True
     ).stdout.strip()
-    heads = asyncio.run(capture(args.chromium, args.timeout))
+    heads = asyncio.run(capture(chromium, timeout_s))
     CAPTURE_DIR.mkdir(exist_ok=True)
     for name, head in heads.items():
         (CAPTURE_DIR / f"chromium-{name}-request.bin").write_bytes(head)
@@ -148,7 +142,20 @@ def main(argv: list[str] | None = None) -> int:
         "bytes": {name: len(head) for name, head in heads.items()},
     }
     (CAPTURE_DIR / "chromium.json").write_text(json.dumps(meta, indent=1) + "\n")
-    print(json.dumps(meta, indent=1))
+    return heads
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.overhead.capture_chromium",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--chromium", default=find_chromium() or "chromium")
+    parser.add_argument("--timeout", type=float, default=60.0)
+    args = parser.parse_args(argv)
+    heads = write_capture(args.chromium, args.timeout)
+    print((CAPTURE_DIR / "chromium.json").read_text(), end="")
     for name, head in heads.items():
         print(f"--- {name} ---\n{head.decode('latin-1')}")
     return 0

@@ -10,6 +10,7 @@ from pathlib import Path
 import experiments.overhead
 from experiments.overhead.common import HOST, STUDY_DIR
 from experiments.overhead.markdown import write_markdown
+from experiments.overhead.plots import plots
 from experiments.overhead.server import serve_main
 from experiments.overhead.study import run_study
 
@@ -57,22 +58,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=STUDY_DIR / "OVERHEAD.md")
     parser.add_argument("--plots", type=Path, default=STUDY_DIR / "plots")
     parser.add_argument("--json", type=Path, help="also write the raw study here")
+    parser.add_argument(
+        "--from-json",
+        type=Path,
+        metavar="JSON",
+        help="re-render the write-up and plots from a study saved with --json, run nothing",
+    )
     args = parser.parse_args(argv)
-    command = "python -m experiments.overhead" + (
-        "" if not argv else " " + " ".join(argv)
-    )
-    study = run_study(
-        quick=args.quick,
-        plots_dir=args.plots,
-        progress=lambda line: print(line, file=sys.stderr, flush=True),
-        command=command,
-        duration=args.duration,
-        rate=args.rate,
-        interval=args.interval,
-        delay_ms=args.delay_ms,
-        users=args.users,
-        ping_interval=args.ping_interval,
-    )
+    if args.from_json:
+        study = json.loads(args.from_json.read_text())
+        args.plots.mkdir(parents=True, exist_ok=True)
+        plots(study, args.plots)
+    else:
+        command = "python -m experiments.overhead" + (
+            "" if not argv else " " + " ".join(argv)
+        )
+        study = run_study(
+            quick=args.quick,
+            plots_dir=args.plots,
+            progress=lambda line: print(line, file=sys.stderr, flush=True),
+            command=command,
+            duration=args.duration,
+            rate=args.rate,
+            interval=args.interval,
+            delay_ms=args.delay_ms,
+            users=args.users,
+            ping_interval=args.ping_interval,
+        )
     write_markdown(study, args.out, args.plots)
     if args.json:
         args.json.write_text(json.dumps(study, indent=1))

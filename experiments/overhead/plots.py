@@ -19,6 +19,8 @@ def plots(study: dict, plots_dir: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from bench.report_plots import save_png
+
     a = study["analysis"]
     groups = a["groups"]
     order = [
@@ -61,8 +63,7 @@ def plots(study: dict, plots_dir: Path) -> None:
     handles, labels = ax.get_legend_handles_labels()
     ax.legend(handles, labels, fontsize=7, loc="lower right")
     fig.tight_layout()
-    fig.savefig(plots_dir / "overhead_bytes.png", dpi=110)
-    plt.close(fig)
+    save_png(fig, plots_dir / "overhead_bytes.png")
 
     fig, ax = plt.subplots(figsize=(8, 4.4))
     styles = {"chromium": "-", "minimal": ":"}
@@ -95,8 +96,7 @@ def plots(study: dict, plots_dir: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(plots_dir / "overhead_latency.png", dpi=110)
-    plt.close(fig)
+    save_png(fig, plots_dir / "overhead_latency.png")
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
     sc = a["scenario"]
@@ -144,5 +144,4 @@ def plots(study: dict, plots_dir: Path) -> None:
     ax2.set_xticklabels(names2, fontsize=7)
     ax2.set_title("latency polling : WebSocket (Chromium headers)", fontsize=9)
     fig.tight_layout()
-    fig.savefig(plots_dir / "overhead_ratios.png", dpi=110)
-    plt.close(fig)
+    save_png(fig, plots_dir / "overhead_ratios.png")

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from experiments.overhead.analysis import analyse
+from experiments.overhead.capture_chromium import find_chromium, write_capture
 from experiments.overhead.common import CAPTURE_DIR, REPO, STUDY_DIR
 from experiments.overhead.plots import plots
 from experiments.overhead.simulate import simulate
@@ -37,6 +38,27 @@ PARAMS = {
 }
 
 
+def captured(progress=None) -> dict:
+    """The capture the study replays (its chromium.json), made first if there is none.
+
+    It is not committed: a capture is a fact about one browser build, and the
+    write-up names the build it used. Making one needs a Chromium here.
+    """
+    meta = CAPTURE_DIR / "chromium.json"
+    if not meta.exists():
+        chromium = find_chromium()
+        if chromium is None:
+            raise SystemExit(
+                f"no Chromium request bytes in {CAPTURE_DIR} and no chromium to capture"
+                " them: install chromium, or run python -m"
+                " experiments.overhead.capture_chromium --chromium PATH"
+            )
+        if progress:
+            progress(f"overhead study: capturing {chromium}'s requests first")
+        write_capture(chromium)
+    return json.loads(meta.read_text())
+
+
 def run_study(
     *,
     quick: bool = False,
@@ -45,6 +67,7 @@ def run_study(
     command: str | None = None,
     **overrides: float,
 ) -> dict:
+    chromium = captured(progress)
     params = dict(PARAMS["quick" if quick else "default"])
     params.update({k: v for k, v in overrides.items() if v is not None})
     plots_dir = plots_dir or STUDY_DIR / "plots"
@@ -92,7 +115,7 @@ def run_study(
         or ("python -m experiments.overhead" + (" --quick" if quick else "")),
         "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "params": params,
-        "chromium": json.loads((CAPTURE_DIR / "chromium.json").read_text()),
+        "chromium": chromium,
         "raw": raw,
     }
     study["analysis"] = analyse(raw, params)

@@ -20,6 +20,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from bench.report_plots import save_png
+
 HERE = Path(__file__).resolve().parent
 DATA, PLOTS = HERE / "data", HERE / "plots"
 #: each raw file and the command that writes it (``--base-tree DIR`` adds rawws@base)
@@ -102,7 +104,7 @@ def compression(data: dict, plots: Path) -> None:
     axes[2].set_ylim(bottom=0)
     axes[2].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(plots / "perf_compression.png", dpi=110)
+    save_png(fig, plots / "perf_compression.png")
 
 
 def handshakes(data: dict, plots: Path) -> None:
@@ -125,7 +127,7 @@ def handshakes(data: dict, plots: Path) -> None:
             }.get(scenario, scenario)
         )
     fig.tight_layout()
-    fig.savefig(plots / "perf_handshakes.png", dpi=110)
+    save_png(fig, plots / "perf_handshakes.png")
 
 
 def storm(data: dict, plots: Path) -> None:
@@ -140,7 +142,7 @@ def storm(data: dict, plots: Path) -> None:
     clients = data[names[0]][0]["clients"]
     ax.set_title(f"Reconnect storm: {clients:,} clients dropped at once")
     fig.tight_layout()
-    fig.savefig(plots / "perf_storm.png", dpi=110)
+    save_png(fig, plots / "perf_storm.png")
 
 
 def latency(runs: list[dict], plots: Path) -> None:
@@ -161,7 +163,7 @@ def latency(runs: list[dict], plots: Path) -> None:
     ax.axvline(50.0, color="#d62728", linestyle="--", linewidth=1)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(plots / "perf_latency.png", dpi=110)
+    save_png(fig, plots / "perf_latency.png")
 
 
 def main(argv: list[str] | None = None) -> int:

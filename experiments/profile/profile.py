@@ -222,7 +222,7 @@ def render(profiles: list[dict], command: str) -> str:
             )
         lines += [
             "",
-            f"Collapsed stacks: `{os.path.relpath(p['raw'], STUDY_DIR)}` (flamegraph.pl / speedscope input).",
+            f"Collapsed stacks: `{os.path.relpath(p['raw'], STUDY_DIR)}` (flamegraph.pl / speedscope input), written by the run, not committed.",
             "",
         ]
     return "\n".join(lines) + "\n"
