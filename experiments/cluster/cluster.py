@@ -287,7 +287,9 @@ def main(argv: list[str] | None = None) -> int:
         " SQLite store; Redis bus where there is more than one process. Latency: from the `say` leaving the"
         " client to the message arriving at a probe (on another node than the sender for two thirds of the"
         " messages with 3 nodes). Server CPU: every server process, Redis not included.\n\n"
-        f"{table}\n"
+        f"{table}\n\n"
+        "![server CPU per delivery and latency](plots/cluster.png)\n\n"
+        "(`python -m experiments.cluster.plot` draws it from the table above.)\n"
     )
     Path(args.output).write_text(text)
     print(f"written to {args.output}")

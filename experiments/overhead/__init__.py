@@ -1,4 +1,4 @@
-"""Part 1 — the overhead study: one ticker feed delivered by short polling, long polling and WebSocket push.
+"""The overhead study (Part 1 of the benchmark issue): one ticker feed by short polling, long polling and WebSocket push.
 
     python -m experiments.overhead [--quick] [--duration 30] [--rate 1] [--poll-interval 1] [--delay-ms 50]
 

@@ -35,6 +35,9 @@ def render_markdown(
     lines = [
         f"{h} The overhead study: polling vs WebSocket",
         "",
+        "Run it again with `python -m experiments.overhead` (`--quick` for a smoke run; "
+        "`--json` keeps the raw study, `--from-json` redraws this page and its plots from it).",
+        "",
         f"Command: `{study['command']}` — {study['date']}. Server: rawws's `Server` (h11 + wsproto), "
         "compression off, rawws's keepalive ping every "
         f"{p['ping_interval']:g} s. Feed: ~20-byte text messages (`000042 ACME  101.25`, 19 bytes) at Poisson times, "
