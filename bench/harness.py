@@ -6,7 +6,8 @@ on a fresh port; the load client (``bench/client/``) runs in its own process
 against it and prints one JSON line per scenario; then the server is stopped
 with SIGTERM. Medians over rounds and per-round ratios go to
 ``bench/RESULTS.md``, the plots to ``bench/plots/``, the raw numbers to
-``bench/results.json``. Progress goes to stderr.
+``bench/results.json`` (not committed: every run writes it, and
+``--report-only`` re-renders the report from it). Progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ import json
 import os
 import resource
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,15 +24,15 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.overhead.study import run_study
-from bench.servers.registry import ALL_SERVERS, HOST, ServerSpec
+from bench.servers.registry import ALL_SERVERS, ServerSpec
+from testkit import free_port, start, stop, wait_for_port
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 
 PROFILES: dict[str, dict] = {
-    # Sized for a 2-core machine: the whole `python -m bench` (10 servers × 3 rounds + the
-    # overhead study) is meant to finish within ~15 minutes.
+    # Sized for a 2-core machine: the whole `python -m bench` (10 servers × 3 rounds) is
+    # meant to finish within ~15 minutes.
     "default": {
         "rounds": 3,
         "memory_rounds": 2,  # memory varies < 1% between rounds and opening 10,000 connections is the slowest part
@@ -85,35 +84,6 @@ PROFILES: dict[str, dict] = {
         "fanout_max_deliveries": 20_000,
     },
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def wait_listening(proc: subprocess.Popen, port: int, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode} before listening")
-        try:
-            with socket.create_connection((HOST, port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"server not listening on {port} after {timeout_s:g}s")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
 
 
 def raise_nofile() -> tuple[int, int]:
@@ -199,89 +169,86 @@ def run_one(
         os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")
     )
     results: list[dict] = []
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            spec.command(port, data_dir), cwd=REPO, env=env, stdout=log, stderr=log
+    proc = start(spec.command(port, data_dir), log=log_path, cwd=REPO, env=env)
+    try:
+        wait_for_port(port, process=proc, name=spec.name)
+        client = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bench.client",
+                "--port",
+                str(port),
+                "--protocol",
+                spec.protocol,
+                "--server-pid",
+                str(proc.pid),
+                "--scenarios",
+                scenarios,
+                "--params",
+                json.dumps(params),
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
         )
-        try:
-            wait_listening(proc, port)
-            client = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "bench.client",
-                    "--port",
-                    str(port),
-                    "--protocol",
-                    spec.protocol,
-                    "--server-pid",
-                    str(proc.pid),
-                    "--scenarios",
-                    scenarios,
-                    "--params",
-                    json.dumps(params),
-                ],
-                cwd=REPO,
-                env=env,
-                stdout=subprocess.PIPE,
-                text=True,
+        assert client.stdout is not None
+        load_before = loadavg()
+        for line in client.stdout:
+            result = json.loads(line)
+            result.update(
+                server=spec.name, impl=spec.impl, loop=spec.loop, round=round_no
             )
-            assert client.stdout is not None
-            load_before = loadavg()
-            for line in client.stdout:
-                result = json.loads(line)
-                result.update(
-                    server=spec.name, impl=spec.impl, loop=spec.loop, round=round_no
-                )
-                results.append(result)
-                progress.line(
-                    f"round {round_no} {spec.name:18} {result['scenario']:10} {summarise(result)}"
-                )
-            rc = client.wait(timeout=600)
-            if rc != 0:
-                results.append(
-                    {
-                        "server": spec.name,
-                        "impl": spec.impl,
-                        "loop": spec.loop,
-                        "round": round_no,
-                        "scenario": "client",
-                        "ok": False,
-                        "error": f"load client exited with {rc}",
-                    }
-                )
-            for r in results:
-                r["loadavg_before"] = load_before
-                r["loadavg_after"] = loadavg()
-            if proc.poll() is not None:
-                results.append(
-                    {
-                        "server": spec.name,
-                        "impl": spec.impl,
-                        "loop": spec.loop,
-                        "round": round_no,
-                        "scenario": "server",
-                        "ok": False,
-                        "error": f"server died with {proc.returncode}",
-                    }
-                )
-        except (
-            Exception
-        ) as exc:  # keep going with the other servers; the report lists the failure
+            results.append(result)
+            progress.line(
+                f"round {round_no} {spec.name:18} {result['scenario']:10} {summarise(result)}"
+            )
+        rc = client.wait(timeout=600)
+        if rc != 0:
             results.append(
                 {
                     "server": spec.name,
                     "impl": spec.impl,
                     "loop": spec.loop,
                     "round": round_no,
-                    "scenario": "start",
+                    "scenario": "client",
                     "ok": False,
-                    "error": f"{type(exc).__name__}: {exc}",
+                    "error": f"load client exited with {rc}",
                 }
             )
-            progress.line(f"round {round_no} {spec.name}: FAILED {exc}")
-        finally:
-            stop(proc)
+        for r in results:
+            r["loadavg_before"] = load_before
+            r["loadavg_after"] = loadavg()
+        if proc.poll() is not None:
+            results.append(
+                {
+                    "server": spec.name,
+                    "impl": spec.impl,
+                    "loop": spec.loop,
+                    "round": round_no,
+                    "scenario": "server",
+                    "ok": False,
+                    "error": f"server died with {proc.returncode}",
+                }
+            )
+    except (
+        Exception
+    ) as exc:  # keep going with the other servers; the report lists the failure
+        results.append(
+            {
+                "server": spec.name,
+                "impl": spec.impl,
+                "loop": spec.loop,
+                "round": round_no,
+                "scenario": "start",
+                "ok": False,
+                "error": f"{type(exc).__name__}: {exc}",
+            }
+        )
+        progress.line(f"round {round_no} {spec.name}: FAILED {exc}")
+    finally:
+        stop(proc)
     if any(
         not r.get("ok") for r in results
     ):  # the work directory goes away: keep what the server said
@@ -309,9 +276,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--scenarios", default="memory,echo64,echo16k,rtt,handshakes,fanout"
-    )
-    parser.add_argument(
-        "--no-overhead", action="store_true", help="skip the overhead study (Part 1)"
     )
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "RESULTS.md")
     parser.add_argument(
@@ -350,10 +314,13 @@ def main(argv: list[str] | None = None) -> int:
     from bench import report  # matplotlib is imported only when the report is written
 
     if args.report_only:
+        if not json_path.exists():
+            parser.error(
+                f"{json_path} not found: a run writes it (python -m bench …);"
+                " it is not committed"
+            )
         saved = json.loads(json_path.read_text())
-        report.write_report(
-            out, plots_dir, saved["meta"], saved["results"], saved["overhead"]
-        )
+        report.write_report(out, plots_dir, saved["meta"], saved["results"])
         print(f"wrote {out} and {plots_dir}/ from {json_path}", file=sys.stderr)
         return 0
 
@@ -376,16 +343,6 @@ def main(argv: list[str] | None = None) -> int:
                 progress.done += 1
             progress.line(f"round {r} done")
 
-    overhead = None
-    if not args.no_overhead:
-        progress.line("overhead study (Part 1)")
-        overhead = run_study(
-            quick=args.quick,
-            plots_dir=plots_dir,
-            progress=progress.line,
-            command=command,
-        )
-
     finished = datetime.now(UTC)
     meta = report.machine_info()
     meta.update(
@@ -401,12 +358,12 @@ def main(argv: list[str] | None = None) -> int:
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(
         json.dumps(
-            {"meta": meta, "results": results, "overhead": overhead},
+            {"meta": meta, "results": results},
             indent=1,
             default=str,
         )
     )
-    report.write_report(out, plots_dir, meta, results, overhead)
+    report.write_report(out, plots_dir, meta, results)
     progress.line(f"wrote {out}, {plots_dir}/, {json_path}")
     failures = [r for r in results if not r.get("ok")]
     if failures:

@@ -16,7 +16,6 @@ from bench.metrics import (
     ratio_to,
     server_name,
 )
-from bench.overhead.markdown import render_markdown
 from bench.report_plots import bar_plot, ratio_heatmap
 from bench.servers.registry import IMPLS, LOOPS, REFERENCE
 
@@ -354,14 +353,12 @@ def fanout_measured(params: dict) -> str:
         f"again for {params['fanout_duration_s']} s. *Lock-step*: one message, wait until all N receivers have it, the "
         f"next, for {params['fanout_duration_s']} s. Every copy is compared byte for byte, in order; the sender must get "
         "nothing back. Deliveries/s = messages × N ÷ wall time of the phase; server CPU per delivery = utime+stime of "
-        "the server (`/proc/<pid>/stat`) over the phase ÷ deliveries. (`bench/fanout.py` measures rawws's authenticated "
-        "chat broadcast on `/ws` on its own: `FANOUT.md`.)"
+        "the server (`/proc/<pid>/stat`) over the phase ÷ deliveries. (`python -m experiments.fanout` measures rawws's authenticated "
+        "chat broadcast on `/ws` on its own: `experiments/fanout/FANOUT.md`.)"
     )
 
 
-def write_report(
-    out: Path, plots_dir: Path, meta: dict, results: list[dict], overhead: dict | None
-) -> None:
+def write_report(out: Path, plots_dir: Path, meta: dict, results: list[dict]) -> None:
     plots_dir.mkdir(parents=True, exist_ok=True)
     params = meta["params"]
     metrics = metrics_for(params)
@@ -487,28 +484,27 @@ def write_report(
     flagged = flags(results)
     if flagged:
         lines += ["### Flagged runs", ""] + flagged + [""]
-    if overhead is not None:
-        lines += ["", "# Part 1 — the overhead study", ""]
-        lines += render_markdown(overhead, plots_rel=rel, heading_level=2)
-    limits = (
-        Path(__file__).resolve().parent / "LIMITS.md"
-    )  # written by hand from PROFILE.md
+    limits = Path(__file__).resolve().parent / "LIMITS.md"  # by hand, from PROFILE.md
     if limits.exists():
         lines += ["", limits.read_text().rstrip()]
     lines += further_studies(out.parent)
-    profile_notes = out.parent / "PROFILE.md"
-    if profile_notes.exists():
-        lines += [
-            "",
-            f"Where rawws spends its time under this load: see [PROFILE.md]({os.path.relpath(profile_notes, out.parent)}).",
-        ]
     out.write_text("\n".join(lines) + "\n")
 
 
-#: Studies run on their own (each with its command and raw figures in its file), linked from the report.
+REPO = Path(__file__).resolve().parents[1]
+EXPERIMENTS = REPO / "experiments"
+
+#: The one-off studies in experiments/ (each with its command and findings in its write-up),
+#: linked from the report with the plots it shows: (write-up, what it is about, plots).
 FURTHER_STUDIES = [
     (
-        "PERF.md",
+        "overhead/OVERHEAD.md",
+        "one feed by short polling, long polling and WebSocket push: bytes on the wire "
+        "and latency, against websocket.org's claims",
+        ["overhead_ratios.png"],
+    ),
+    (
+        "perf/PERF.md",
         "compressed connections, handshakes (plain and authenticated), reconnect storm, delivery latency",
         [
             "perf_compression.png",
@@ -518,29 +514,48 @@ FURTHER_STUDIES = [
         ],
     ),
     (
-        "CLUSTER.md",
+        "cluster/CLUSTER.md",
         "several nodes through the Redis bus, and --workers",
         ["cluster.png"],
     ),
-    ("METRICS.md", "what the Prometheus counters cost on echo and fan-out", []),
-    ("FANOUT.md", "the chat's own fan-out, burst and lock-step", []),
+    (
+        "metrics/METRICS.md",
+        "what the Prometheus counters cost on echo and fan-out",
+        [],
+    ),
+    ("fanout/FANOUT.md", "the chat's own fan-out, burst and lock-step", []),
+    (
+        "profile/PROFILE.md",
+        "where rawws spends its time under the echo load (py-spy); what limits us, above, is read from it",
+        [],
+    ),
 ]
 
 
 def further_studies(folder: Path) -> list[str]:
-    """Links to the studies beside this report, with their plots, for the ones present."""
+    """Links to the studies in experiments/, relative to the report in ``folder``, with their plots.
+
+    A report written outside this checkout (``--out /tmp/…``) links none: from
+    there the relative paths would lead nowhere.
+    """
+    if not folder.resolve().is_relative_to(REPO):
+        return []
     present = [
-        (name, what, plots)
+        (Path(name), what, plots)
         for name, what, plots in FURTHER_STUDIES
-        if (folder / name).exists()
+        if (EXPERIMENTS / name).exists()
     ]
     if not present:
         return []
+    rel = os.path.relpath(EXPERIMENTS, folder)
     lines = ["", "# Further studies", ""]
     for name, what, _plots in present:
-        lines.append(f"- [{name}]({name}): {what}.")
+        lines.append(f"- [{name.name}]({rel}/{name}): {what}.")
     for name, _, plots in present:
         for plot in plots:
-            if (folder / "plots" / plot).exists():
-                lines += ["", f"![{name}: {plot}](plots/{plot})"]
+            if (EXPERIMENTS / name.parent / "plots" / plot).exists():
+                lines += [
+                    "",
+                    f"![{name.name}: {plot}]({rel}/{name.parent}/plots/{plot})",
+                ]
     return lines

@@ -54,8 +54,7 @@ def test_quick_run_writes_a_report(tmp_path: Path) -> None:
         assert f"`{name}`" in report
     assert "rawws relative to each peer" in report
     assert "fan-out to 50, lock-step" in report and "server CPU per delivery" in report
-    assert "# Part 1 — the overhead study" in report
-    assert "Why the numbers differ from the claims" in report
+    assert "What limits us now" in report  # LIMITS.md, written by hand
 
     plots = tmp_path / "plots"
     for png in (
@@ -66,9 +65,6 @@ def test_quick_run_writes_a_report(tmp_path: Path) -> None:
         "memory.png",
         "fanout.png",
         "ratios.png",
-        "overhead_bytes.png",
-        "overhead_latency.png",
-        "overhead_ratios.png",
     ):
         data = (plots / png).read_bytes()
         assert data.startswith(b"\x89PNG"), png
@@ -91,4 +87,3 @@ def test_quick_run_writes_a_report(tmp_path: Path) -> None:
                 assert run[phase]["deliveries"] == run[phase]["messages"] * n > 0
                 assert run[phase]["server_cpu_us_per_delivery"] >= 0
     assert not [r for r in raw["results"] if not r.get("ok")]
-    assert raw["overhead"]["raw"]["published"] > 0

@@ -7,27 +7,13 @@ import asyncio
 import base64
 import contextlib
 import json
-import os
 import socket
-import struct
 import time
 from dataclasses import dataclass
 
+from testkit import masked_frame
+
 KEY = base64.b64encode(b"soak-soak-soak-1").decode()
-
-
-def masked(opcode: int, payload: bytes, fin: bool = True) -> bytes:
-    """A client frame (RFC 6455 §5.2), masked."""
-    mask = os.urandom(4)
-    head = bytes([(0x80 if fin else 0) | opcode])
-    length = len(payload)
-    if length < 126:
-        head += bytes([0x80 | length])
-    elif length < 65536:
-        head += bytes([0x80 | 126]) + struct.pack("!H", length)
-    else:
-        head += bytes([0x80 | 127]) + struct.pack("!Q", length)
-    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
 
 def upgrade_head(port: int, token: str | None) -> bytes:
@@ -115,7 +101,7 @@ async def slow_reader(
                 raise ConnectionError("slow reader: refused")
             data += chunk
     await loop.sock_sendall(
-        sock, masked(0x1, json.dumps({"type": "join", "room": room}).encode())
+        sock, masked_frame(0x1, json.dumps({"type": "join", "room": room}).encode())
     )
     return sock, SlowReader(joined_at=time.monotonic())
 
@@ -186,12 +172,12 @@ async def hostile(port: int, token: str, stop: asyncio.Event, per_s: int) -> Hos
                     break
                 payload = HOSTILE_TEXT[n % len(HOSTILE_TEXT)]
                 n += 1
-                writer.write(masked(0x1, payload))
+                writer.write(masked_frame(0x1, payload))
                 result.frames_sent += 1
             writer.write(
-                masked(0x1, b"\xff\xfe invalid utf-8")
+                masked_frame(0x1, b"\xff\xfe invalid utf-8")
                 if n % 2
-                else masked(0x3, b"reserved opcode")
+                else masked_frame(0x3, b"reserved opcode")
             )
             result.frames_sent += 1
             await writer.drain()

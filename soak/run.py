@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -16,7 +15,6 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.perfkit import chat_token, free_port
 from soak.attacks import (
     HeldSockets,
     Hostile,
@@ -28,6 +26,7 @@ from soak.attacks import (
 )
 from soak.clients import Books, ChatClient
 from soak.profiles import Profile
+from testkit import StartupFailed, chat_token, free_port, start, stop, wait_for_port
 
 PASSWORD = "soak-Passw0rd-horse"
 BIG_TEXT_CHARS = 4000
@@ -76,25 +75,18 @@ class Server:
             RAWWS_ARGON2_MEMORY_KIB="8192",
             RAWWS_ARGON2_PARALLELISM="1",
         )
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=log, env=env)
+        # one log for every start of the run: a restart must not hide what went before
+        self.process = start(command, log=self.log, append=True, env=env)
         self.starts += 1
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError):
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"rawws serve exited with {self.process.returncode}; see {self.log}"
-                )
-            time.sleep(0.05)
-        raise RuntimeError("rawws serve did not listen within 30 s")
+        try:
+            wait_for_port(self.port, process=self.process, name="rawws serve")
+        except StartupFailed as error:
+            raise StartupFailed(f"{error}; see {self.log}") from None
 
     def stop(self, sig: int) -> int:
+        """Send ``sig`` and wait for the exit code (SIGKILL after 30 s: a hang shows as -9)."""
         assert self.process is not None
-        self.process.send_signal(sig)
-        return self.process.wait(timeout=30)
+        return stop(self.process, sig=sig, grace=30)
 
     def rss_kib(self) -> int:
         if self.process is None or self.process.poll() is not None:

@@ -5,28 +5,15 @@ from __future__ import annotations
 import random
 
 from bench.client.common import Target
+from testkit import masked_frame
 
 
 def ws_client_frame(
     payload: bytes, opcode: int = 0x2, rng: random.Random | None = None
 ) -> bytes:
-    """One masked, unfragmented client frame (RFC 6455 §5.2)."""
-    rng = rng or random.Random()
-    mask = rng.randbytes(4)
-    n = len(payload)
-    if n < 126:
-        head = bytes([0x80 | opcode, 0x80 | n])
-    elif n < 1 << 16:
-        head = bytes([0x80 | opcode, 0x80 | 126]) + n.to_bytes(2, "big")
-    else:
-        head = bytes([0x80 | opcode, 0x80 | 127]) + n.to_bytes(8, "big")
-    key = (mask * (n // 4 + 1))[:n]
-    masked = (
-        (int.from_bytes(payload, "big") ^ int.from_bytes(key, "big")).to_bytes(n, "big")
-        if n
-        else b""
-    )
-    return head + mask + masked
+    """One masked, unfragmented client frame (RFC 6455 §5.2), its key drawn from ``rng``
+    (seeded by the caller: the same frames on every run, for every server)."""
+    return masked_frame(opcode, payload, mask=(rng or random.Random()).randbytes(4))
 
 
 def ws_server_frame(payload: bytes, opcode: int = 0x2) -> bytes:

@@ -18,13 +18,13 @@ import jwt
 import pytest
 
 from rawws.server.server import Server
+from testkit import masked_frame
 from tests.conftest import StartServer
 from tests.support.helpers import (
     PASSWORD,
     TIMEOUT_S,
     http,
     login,
-    masked_frame,
     open_raw,
     raw_upgrade_status,
     read_frame,

@@ -20,6 +20,7 @@ from websockets.exceptions import InvalidStatus
 
 from rawws.accounts.tokens import TICKET
 from rawws.server.server import Server
+from testkit import masked_frame
 from tests.conftest import StartServer
 from tests.support.helpers import (
     SECRET_TEXT,
@@ -28,7 +29,6 @@ from tests.support.helpers import (
     attack_corpus,
     close_code,
     http,
-    masked_frame,
     open_raw,
     read_frame,
     read_http_head,

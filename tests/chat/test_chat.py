@@ -17,6 +17,7 @@ import pytest
 from rawws.chat import wire as chat
 from rawws.config import DEFAULT_CHAT_MESSAGE_BURST, DEFAULT_CHAT_REPLAY_PAGE_MESSAGES
 from rawws.server.server import Server
+from testkit import masked_frame
 from tests.support.chat_client import (
     BAD_CASES,
     TIMEOUT_S,
@@ -32,7 +33,7 @@ from tests.support.chat_client import (
     new_users,
     raw_chat_socket,
 )
-from tests.support.helpers import close_code, masked_frame
+from tests.support.helpers import close_code
 
 StartChat = Callable[..., Awaitable[Server]]
 

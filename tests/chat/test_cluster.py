@@ -19,13 +19,13 @@ from rawws.bus.redis import BusUnavailable, RedisBus
 from rawws.chat.codec import Posted, decode_event
 from rawws.chat.service import ChatHandler
 from rawws.server.server import Server
+from testkit import masked_frame
 from tests.support.chat_client import ChatClient, close_quietly, connect_chat, new_user
 from tests.support.chat_client import login as chat_login
 from tests.support.helpers import (
     TIMEOUT_S,
     close_writer,
     login,
-    masked_frame,
     open_raw,
     read_frame,
     read_http_head,

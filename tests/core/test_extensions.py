@@ -11,7 +11,7 @@ from wsproto.extensions import PerMessageDeflate as WsprotoPerMessageDeflate
 from rawws.core.events import Closed, MessageReceived
 from rawws.core.extensions import PerMessageDeflate
 from rawws.core.protocol import WebSocket
-from tests.support.helpers import masked_frame
+from testkit import masked_frame
 
 
 def deflated(data: bytes) -> bytes:

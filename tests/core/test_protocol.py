@@ -12,7 +12,7 @@ from rawws.core.events import Closed, MessageReceived, PongReceived
 from rawws.core.extensions import PerMessageDeflate
 from rawws.core.protocol import State, WebSocket
 from rawws.errors import ConnectionClosed
-from tests.support.helpers import masked_frame
+from testkit import masked_frame
 
 MASK = bytes([0x37, 0xFA, 0x21, 0x3D])  # the key of RFC 6455 §5.7's examples
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import http
 import os
-import socket
 import sys
 from collections.abc import AsyncIterator
 
@@ -33,6 +32,7 @@ from rawws.cli import (
 from rawws.core.handshake import accept_key
 from rawws.server.connection import ServerConnection
 from rawws.server.server import Server
+from testkit import free_port
 from tests.conftest import StartServer
 from tests.support.helpers import rawws, wait_for_condition
 
@@ -81,13 +81,6 @@ async def silent_port() -> AsyncIterator[int]:
     for writer in held:
         writer.transport.abort()
     server.close()
-
-
-def closed_port() -> int:
-    """A port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # -- rawws send --------------------------------------------------------------------------------
@@ -155,7 +148,8 @@ async def test_send_refused_with_401_shows_401():
 
 
 async def test_send_to_a_closed_port_exits_3():
-    code, _, err = await rawws("send", f"ws://127.0.0.1:{closed_port()}/", "hi")
+    nothing_there = free_port()  # bound, then released
+    code, _, err = await rawws("send", f"ws://127.0.0.1:{nothing_there}/", "hi")
     assert code == EXIT_CANNOT_CONNECT
     assert "could not connect" in err and "Traceback" not in err
 

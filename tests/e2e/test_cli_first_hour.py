@@ -33,11 +33,11 @@ from rawws.cli.output import trace_line
 from rawws.core.frames import TunedFrameProtocol
 from rawws.core.trace import TracedFrame, TracingFrames
 from rawws.server.connection import ServerConnection
+from testkit import free_port
 from tests.conftest import StartServer
 from tests.support.helpers import (
     CLI_WAIT_S,
     PASSWORD,
-    free_port,
     rawws,
     register,
     registered_token,

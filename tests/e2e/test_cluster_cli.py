@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.helpers import free_port
+from testkit import free_port
 
 RUN_TIMEOUT_S = 30
 

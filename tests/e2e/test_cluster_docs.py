@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.helpers import free_port, http
+from testkit import free_port
+from tests.support.helpers import http
 from tests.support.nodes import CHEAP_ARGON2_FLAGS, REPO_ROOT
 from tests.support.postgres import PostgresCluster
 

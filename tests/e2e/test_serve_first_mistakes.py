@@ -24,7 +24,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.support.helpers import free_port
+from testkit import free_port
 from tests.support.nodes import serve_once, spawn_serve
 from tests.support.postgres import PostgresCluster
 

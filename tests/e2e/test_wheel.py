@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.helpers import free_port, http
+from testkit import free_port
+from tests.support.helpers import http
 from tests.support.nodes import REPO_ROOT, Node, new_log_path, wait_ready
 from tests.support.systemd import INSTALL_PREFIX, directives, verify
 

@@ -12,9 +12,9 @@ import socket
 
 from rawws.server.connection import ServerConnection
 from rawws.server.server import Server
+from testkit import masked_frame
 from tests.support.helpers import (
     close_code,
-    masked_frame,
     read_frame_full,
     read_http_head,
     read_until_eof,

@@ -10,9 +10,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 
 from rawws.server.server import Server
+from testkit import free_port
 from tests.conftest import StartServer
 from tests.support.chat_client import close_quietly, connect_chat, login, new_user
-from tests.support.helpers import free_port, http, read_until_eof, wait_for_condition
+from tests.support.helpers import http, read_until_eof, wait_for_condition
 from tests.support.nodes import start_node
 from tests.support.redis_server import RedisServer
 

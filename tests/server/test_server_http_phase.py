@@ -19,11 +19,11 @@ import pytest
 from rawws.core.http import Request, Response, json_response
 from rawws.server.echo import EchoHandler
 from rawws.server.server import Server
+from testkit import masked_frame
 from tests.support.helpers import (
     ACCEPT,
     close_code,
     close_writer,
-    masked_frame,
     open_raw,
     parse_http_response,
     read_frame,

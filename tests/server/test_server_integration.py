@@ -25,14 +25,13 @@ from websockets.exceptions import ConnectionClosed
 from websockets.extensions.permessage_deflate import PerMessageDeflate as ClientDeflate
 
 from rawws.server.server import Server
+from testkit import free_port, masked_frame, wait_for_port
 from tests.support.helpers import (
     ACCEPT,
     close_code,
     close_writer,
     deflate_message,
-    free_port,
     inflate_message,
-    masked_frame,
     open_raw,
     parse_http_response,
     read_frame_full,
@@ -107,23 +106,6 @@ async def expect_close(reader: asyncio.StreamReader, code: int) -> None:
     rest, closed = await read_until_eof(reader, TIMEOUT_S)
     assert closed, "the server kept TCP open after failing the connection"
     assert rest == b"", f"data after the close frame: {rest[:60]!r}"
-
-
-async def wait_for_port(port: int, timeout: float) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-        except OSError:
-            if loop.time() > deadline:
-                raise AssertionError(
-                    f"nothing accepted on port {port} within {timeout}s"
-                ) from None
-            await asyncio.sleep(0.05)
-        else:
-            await close_writer(writer)
-            return
 
 
 # -- echo ------------------------------------------------------------------------
@@ -521,7 +503,7 @@ async def test_cli_process_closes_with_1001_and_exits_0_on_signal(
             stderr=log_file,
         )
     try:
-        await wait_for_port(port, timeout=15)
+        await asyncio.to_thread(wait_for_port, port, timeout=15)
         async with client(f"ws://127.0.0.1:{port}/echo") as ws:
             assert await echo_once(ws, "before the signal") == "before the signal"
             proc.send_signal(sig)

@@ -22,11 +22,11 @@ from rawws.chat import wire as chat
 from rawws.chat.service import ChatHandler
 from rawws.chat.wire import MAX_ID, MAX_REF_CHARS, MAX_TEXT_CHARS
 from rawws.server.server import Server
+from testkit import masked_frame
 from tests.support.helpers import (
     TIMEOUT_S,
     access_token,
     http,
-    masked_frame,
     random_key,
     registered_token,
 )

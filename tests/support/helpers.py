@@ -1,6 +1,8 @@
 """What the tests share: raw bytes for a server, one small HTTP client, the account flow, built JWTs.
 
-Every test module takes these from here; no test module imports another.
+Every test module takes these from here; no test module imports another. What
+bench, soak and conformance need too (a free port, waiting for one, masked
+client frames, child processes) is in ``testkit`` at the repository's root.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import hashlib
 import hmac
 import json
 import os
-import socket
 import struct
 import sys
 import zlib
@@ -25,6 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from rawws.accounts.tokens import ACCESS, MAX_TOKEN_BYTES, TICKET
+from testkit import masked_frame
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 §1.3's sample key
 ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="  # and its accept value
@@ -43,28 +45,6 @@ def upgrade_request(
         f"{extra}"
         "\r\n"
     ).encode("latin-1")
-
-
-def masked_frame(
-    opcode: int,
-    payload: bytes,
-    *,
-    fin: bool = True,
-    rsv1: bool = False,
-    mask: bytes | None = None,
-) -> bytes:
-    """A client frame as RFC 6455 §5.2 lays it out, masked as §5.3 requires."""
-    mask = os.urandom(4) if mask is None else mask
-    first = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
-    length = len(payload)
-    if length <= 125:
-        header = struct.pack("!BB", first, 0x80 | length)
-    elif length <= 0xFFFF:
-        header = struct.pack("!BBH", first, 0x80 | 126, length)
-    else:
-        header = struct.pack("!BBQ", first, 0x80 | 127, length)
-    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    return header + mask + masked
 
 
 def random_key() -> str:
@@ -189,13 +169,6 @@ def parse_http_response(data: bytes) -> tuple[int, dict[str, str], bytes, bytes]
         headers[name.strip().lower()] = value.strip()
     length = int(headers.get("content-length", "0"))
     return status, headers, rest[:length], rest[length:]
-
-
-def free_port() -> int:
-    """A loopback port that was free a moment ago (for servers whose port we must know in advance)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # -- one small HTTP client --------------------------------------------------------

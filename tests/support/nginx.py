@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.helpers import free_port
+from testkit import free_port, stop
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONF = REPO_ROOT / "deploy" / "nginx.conf"
@@ -144,13 +144,8 @@ class Nginx:
                 return self.port
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()  # SIGTERM: nginx's fast shutdown
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop(self.process)  # SIGTERM: nginx's fast shutdown
 
 
 @pytest.fixture

@@ -27,7 +27,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support.helpers import free_port, http
+from testkit import free_port
+from tests.support.helpers import http
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 30.0

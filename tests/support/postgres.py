@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.helpers import free_port
+from testkit import free_port
 
 SUPERUSER = "postgres"
 START_TIMEOUT_S = 60

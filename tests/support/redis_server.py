@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.helpers import free_port
+from testkit import free_port
 
 START_TIMEOUT_S = 10.0
 

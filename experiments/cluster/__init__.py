@@ -1,0 +1,1 @@
+"""Cross-node fan-out through the Redis bus, and ``--workers`` (CLUSTER.md): ``python -m experiments.cluster``."""

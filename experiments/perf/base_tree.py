@@ -1,0 +1,37 @@
+"""Run ``rawws`` from another source tree (an earlier commit, unpacked) in place of the installed one.
+
+    python -m experiments.perf.base_tree DIR serve --echo ...
+
+The side-by-side scenarios take ``--base-tree DIR`` to measure a change against
+the code before it in the same run: the editable install's import hook is
+removed, so ``import rawws`` finds ``DIR/rawws``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> None:
+    tree = sys.argv[1]
+    sys.meta_path[:] = [
+        finder
+        for finder in sys.meta_path
+        if "__editable__" not in getattr(finder, "__module__", "")
+    ]
+    sys.path.insert(0, tree)
+    for name in [
+        module
+        for module in sys.modules
+        if module == "rawws" or module.startswith("rawws.")
+    ]:
+        del sys.modules[name]
+    from rawws.cli import main as rawws_main
+
+    if not sys.modules["rawws"].__file__.startswith(tree):  # type: ignore[union-attr]
+        raise SystemExit(f"rawws was not imported from {tree}")
+    sys.exit(rawws_main(sys.argv[2:]))
+
+
+if __name__ == "__main__":
+    main()
