@@ -14,7 +14,6 @@ from conformance.client_run import (
     run_client_suite,
 )
 from conformance.console import say
-from conformance.processes import StartupFailed
 from conformance.server_run import (
     DEFAULT_SERVER_COMMAND,
     ServerRunOptions,
@@ -22,6 +21,7 @@ from conformance.server_run import (
 )
 from conformance.session import EXIT_SETUP_ERROR
 from conformance.wstest import WstestUnavailable
+from testkit import StartupFailed
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_TIMEOUT = 40 * 60  # seconds; a full server run takes about a quarter of that

@@ -19,14 +19,7 @@ from pathlib import Path
 
 from conformance.console import say
 from conformance.jobs import Job, plan_jobs, show_failed_logs
-from conformance.processes import (
-    StartupFailed,
-    free_ports,
-    start,
-    stop,
-    substitute,
-    wait_for_tcp,
-)
+from conformance.processes import stop, substitute
 from conformance.session import (
     AGENT,
     case_progress,
@@ -36,6 +29,7 @@ from conformance.session import (
     watch,
 )
 from conformance.wstest import python2_env
+from testkit import StartupFailed, free_ports, start, wait_for_port
 
 DEFAULT_CLIENT_COMMAND = [
     sys.executable,
@@ -103,11 +97,14 @@ def run_client_suite(options: ClientRunOptions) -> int:
                     str(FUZZINGSERVER_SCRIPT),
                     str(job.fuzzer.spec_path),
                 ],
-                job.fuzzer.log_path,
+                log=job.fuzzer.log_path,
                 env=python2_env(),
+                new_session=True,
             )
         for job in jobs:
-            wait_for_tcp(job.port, fuzzers[job.fuzzer.name], job.fuzzer.name)
+            wait_for_port(
+                job.port, process=fuzzers[job.fuzzer.name], name=job.fuzzer.name
+            )
         for job in jobs:
             command = substitute(
                 options.client_command, {"url": job.url, "agent": AGENT}
@@ -115,7 +112,9 @@ def run_client_suite(options: ClientRunOptions) -> int:
             say(
                 f"starting {job.driver_name}: {display_command(command)} (log {job.driver_log})"
             )
-            drivers[job.driver_name] = start(command, job.driver_log)
+            drivers[job.driver_name] = start(
+                command, log=job.driver_log, new_session=True
+            )
         failures = watch(
             drivers,
             fuzzers,

@@ -14,14 +14,7 @@ from pathlib import Path
 
 from conformance.console import say
 from conformance.jobs import plan_jobs, show_failed_logs
-from conformance.processes import (
-    StartupFailed,
-    free_port,
-    start,
-    stop,
-    substitute,
-    wait_for_tcp,
-)
+from conformance.processes import stop, substitute
 from conformance.session import (
     AGENT,
     case_progress,
@@ -31,6 +24,7 @@ from conformance.session import (
     watch,
 )
 from conformance.wstest import python2_env
+from testkit import StartupFailed, free_port, start, wait_for_port
 
 DEFAULT_SERVER_COMMAND = [
     sys.executable,
@@ -76,10 +70,10 @@ def run_server_suite(options: ServerRunOptions) -> int:
     server_log = setup.workdir / "server.log"
 
     say(f"starting the server: {display_command(server_command)} (log {server_log})")
-    server = start(server_command, server_log)
+    server = start(server_command, log=server_log, new_session=True)
     workers: dict[str, subprocess.Popen[bytes]] = {}
     try:
-        wait_for_tcp(port, server, SERVER_NAME)
+        wait_for_port(port, process=server, name=SERVER_NAME)
         say(
             f"server is up at {url}; running {len(setup.suite.cases)} cases in {len(jobs)} wstest process(es)"
         )
@@ -92,8 +86,9 @@ def run_server_suite(options: ServerRunOptions) -> int:
                     "-s",
                     str(job.spec_path),
                 ],
-                job.log_path,
+                log=job.log_path,
                 env=python2_env(),
+                new_session=True,
             )
         failures = watch(
             workers,

@@ -34,6 +34,7 @@ __all__ = [
     "StartupFailed",
     "chat_token",
     "free_port",
+    "free_ports",
     "masked_frame",
     "start",
     "stop",
@@ -56,9 +57,20 @@ def free_port(host: str = LOOPBACK) -> int:
     The child binds it right after; another process could take it in between,
     which on a test machine's loopback is rare enough to accept.
     """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
+    return free_ports(1, host)[0]
+
+
+def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
+    """``count`` distinct free ports: all probed at once, so none is handed out twice."""
+    with contextlib.ExitStack() as probes:
+        ports = []
+        for _ in range(count):
+            probe = probes.enter_context(
+                socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            )
+            probe.bind((host, 0))
+            ports.append(int(probe.getsockname()[1]))
+        return ports
 
 
 def wait_for_port(
