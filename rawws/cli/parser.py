@@ -26,11 +26,14 @@ from rawws.errors import UsageError
 def parse_size(text: str) -> int:
     """``1048576``, ``1MiB``, ``64k`` → bytes (a client's flag; the server's read theirs by their unit)."""
     try:
-        return settings.parse_size(text)
+        size = settings.parse_size(text)
     except ValueError:
+        size = -1
+    if size < 0:
         raise argparse.ArgumentTypeError(
             f"not a size: {text!r} (try {settings.SIZE_EXAMPLES})"
-        ) from None
+        )
+    return size
 
 
 def build_parser() -> argparse.ArgumentParser:

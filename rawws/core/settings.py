@@ -51,7 +51,7 @@ _EXPECTED = {
     float: "a number",
     bool: "true or false (also 1/0, yes/no, on/off)",
 }
-_SIZE = re.compile(r"(\d+)\s*([kKmMgG]i?[bB]?)?")
+_SIZE = re.compile(r"(-?\d+)\s*([kKmMgG]i?[bB]?)?")  # a sign, so the rule says "-1"
 _SIZE_UNITS = (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10))
 SIZE_EXAMPLES = "1048576, 64KiB or 16MiB"
 

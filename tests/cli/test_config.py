@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 
 import pytest
@@ -62,6 +63,12 @@ def test_tls_needs_cert_and_key():
 )
 def test_sizes(text, size):
     assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["-1", "lots", "1 TiB", ""])
+def test_a_client_size_that_is_not_one_is_refused(text):
+    with pytest.raises(argparse.ArgumentTypeError, match="not a size"):
+        parse_size(text)
 
 
 @pytest.mark.parametrize(

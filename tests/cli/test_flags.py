@@ -245,6 +245,14 @@ def test_sizes_read_alike_from_a_flag_and_a_variable() -> None:
     )
 
 
+def test_a_negative_size_is_said_by_its_rule() -> None:
+    with pytest.raises(SettingError) as refused:
+        from_env({"RAWWS_SEND_BUFFER_BYTES": "-1"})
+    assert str(refused.value) == (
+        "RAWWS_SEND_BUFFER_BYTES=-1: must be 0 (the kernel's own size) or more"
+    )
+
+
 def test_a_choice_is_checked_for_a_variable_as_for_its_flag() -> None:
     with pytest.raises(SettingError) as refused:
         from_env({"RAWWS_JWT_PUBLIC_ALGORITHM": "HS256"})
