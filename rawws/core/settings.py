@@ -16,12 +16,15 @@ import re
 import shlex
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rawws.core.redact import HIDDEN, redact_url
 from rawws.errors import SettingError
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 
 Rule = tuple[
     Callable[[Any], bool], str
@@ -265,12 +268,11 @@ def read_environment(
 ) -> T:
     """``config`` with the settings ``environ`` sets, each read by its unit and checked by its rule;
     ``SettingError`` said of the variable (``RAWWS_PORT=abc: expected an integer``)."""
-    settings = dataclasses.fields(config)  # type: ignore[arg-type]
+    settings = dataclasses.fields(config)
     names = variables(settings, prefix, aliases)
     changes: dict[str, Any] = {}
-    named: dict[
-        str, str
-    ] = {}  # setting → "RAWWS_X=value", for a check that spans settings
+    # setting → "RAWWS_X=value", for the message of a check that spans settings
+    named: dict[str, str] = {}
     for setting in settings:
         variable = next((v for v in names[setting.name] if v in environ), None)
         if variable is None:
@@ -288,6 +290,6 @@ def read_environment(
             raise SettingError(setting.name, shown(raw, setting), problem, head)
         changes[setting.name], named[setting.name] = value, head
     try:
-        return dataclasses.replace(config, **changes)  # type: ignore[type-var]
+        return dataclasses.replace(config, **changes)
     except SettingError as exc:
         raise exc.named(named[exc.setting]) if exc.setting in named else exc from None
