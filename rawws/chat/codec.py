@@ -17,11 +17,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from rawws.chat.wire import MAX_ID, MAX_ROOM_CHARS
 from rawws.store.base import StoredMessage
 
 FORMAT_VERSION = 1
-MAX_ID = 2**63 - 1  # a BIGINT
-MAX_ROOM_CHARS = 32
 MAX_USER_CHARS = 64
 MAX_HEADS = 10_000  # rooms in one heartbeat
 

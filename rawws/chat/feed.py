@@ -28,6 +28,7 @@ from rawws.chat.codec import (
 )
 from rawws.chat.presence import DEFAULT_PRESENCE_TTL_S, Change, ClusterPresence
 from rawws.chat.sequencer import DEFAULT_HOLD_LIMIT, RoomSequencer
+from rawws.config import DEFAULT_BUS_HEARTBEAT_S
 from rawws.core.counters import BusCounters
 from rawws.store import Store, StoredMessage
 
@@ -37,7 +38,7 @@ FETCH_PAGE = 500  # messages per gap query
 STORE_TIMEOUT_S = (
     10.0  # a gap query that takes longer is abandoned and tried again later
 )
-DEFAULT_HEARTBEAT_S = 1.0
+DEFAULT_HEARTBEAT_S = DEFAULT_BUS_HEARTBEAT_S  # rawws.config's
 MAX_HEAD_ROOMS = (
     1000  # rooms in one heartbeat: the ones this node wrote to most recently
 )

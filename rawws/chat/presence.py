@@ -14,9 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-DEFAULT_PRESENCE_TTL_S = (
-    5.0  # a node silent this long is taken for dead: its users leave
-)
+from rawws.config import DEFAULT_PRESENCE_TTL_S as DEFAULT_PRESENCE_TTL_S
 
 Snapshot = dict[str, frozenset[str]]  # room → users present on one node
 

@@ -214,7 +214,12 @@ class ChatHandler:
         assert peer.user is not None, "/ws is authenticated"
         member = ChatMember(peer, peer.user, next(self._rate_keys))
         self._members[peer] = member
-        member.send(chat.welcome(member.user, [chat.DEFAULT_ROOM]))
+        limits = chat.limits(
+            self.limits.max_rooms_per_connection,
+            self.limits.messages_per_s,
+            self.limits.message_burst,
+        )
+        member.send(chat.welcome(member.user, [chat.DEFAULT_ROOM], limits))
 
     def on_message(self, peer: Peer, data: str | bytes) -> None:
         member = self._members[peer]

@@ -3,13 +3,18 @@
 Client → server: ``join {room, since?}``, ``leave {room}``, ``say {room, text, ref?}``,
 ``history {room, before?, limit?}``, ``who {room}``.
 
-Server → client: ``welcome {user, rooms}``, ``joined {room, users, last_id}``,
+Server → client: ``welcome {user, rooms, limits}``, ``joined {room, users, last_id}``,
 ``left {room}``, ``message {room, id, user, text, ts}``, ``ack {ref, room, id}``,
 ``presence {room, user, event}``, ``members {room, users}``,
 ``history {room, messages}``, ``error {code, message, ref?}``.
 
 Everything a client sends is checked here; a bad frame becomes a ``ChatError``
 that the connection answers with an ``error`` frame and stays open.
+
+This module is the one home of the protocol's limits and rules (room names,
+text length, refs, history pages): the chat clients import them, and the
+``welcome`` hands them, with the server's per-connection limits, to every
+client that cannot import them (the browser page), so no client keeps a copy.
 """
 
 from __future__ import annotations
@@ -25,7 +30,10 @@ from rawws.store.base import (
 )  # re-exported: what the protocol sends
 
 DEFAULT_ROOM = "lobby"
-ROOM_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+MAX_ROOM_CHARS = 32
+# A room name matches this whole (the same syntax in Python and JavaScript: the page gets it too).
+ROOM_NAME = re.compile(rf"[a-z0-9][a-z0-9_-]{{0,{MAX_ROOM_CHARS - 1}}}")
+ROOM_RULE = f"1-{MAX_ROOM_CHARS} characters of a-z, 0-9, '_' and '-', starting with a letter or digit"
 MAX_TEXT_CHARS = 4000
 MAX_REF_CHARS = 64
 DEFAULT_HISTORY_LIMIT = 50
@@ -132,10 +140,7 @@ def parse_command(data: str | bytes) -> Command:
 def _room(frame: dict[str, Any]) -> str:
     room = frame.get("room")
     if not isinstance(room, str) or ROOM_NAME.fullmatch(room) is None:
-        raise ChatError(
-            BAD_ROOM,
-            "room must be 1-32 characters: a-z, 0-9, '_' or '-', starting with a letter or digit",
-        )
+        raise ChatError(BAD_ROOM, f"room must be {ROOM_RULE}")
     return room
 
 
@@ -178,8 +183,25 @@ def dumps(payload: dict[str, Any]) -> str:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
 
 
-def welcome(user: str, rooms: list[str]) -> str:
-    return dumps({"type": "welcome", "user": user, "rooms": rooms})
+def limits(
+    max_rooms_per_connection: int, messages_per_s: float, message_burst: int
+) -> dict[str, object]:
+    """The ``limits`` of a ``welcome``: this protocol's own, and the server's per connection."""
+    return {
+        "room_name": ROOM_NAME.pattern,
+        "room_rule": ROOM_RULE,
+        "max_text_chars": MAX_TEXT_CHARS,
+        "max_ref_chars": MAX_REF_CHARS,
+        "default_history_limit": DEFAULT_HISTORY_LIMIT,
+        "max_history_limit": MAX_HISTORY_LIMIT,
+        "max_rooms_per_connection": max_rooms_per_connection,
+        "messages_per_s": messages_per_s,
+        "message_burst": message_burst,
+    }
+
+
+def welcome(user: str, rooms: list[str], limits: dict[str, object]) -> str:
+    return dumps({"type": "welcome", "user": user, "rooms": rooms, "limits": limits})
 
 
 def joined(room: str, users: list[str], last_id: int) -> str:

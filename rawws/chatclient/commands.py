@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rawws.chat import wire
 from rawws.chat.wire import MAX_HISTORY_LIMIT, MAX_TEXT_CHARS, ROOM_NAME
 
-DEFAULT_HISTORY_COUNT = 20
+DEFAULT_HISTORY_COUNT = (
+    20  # the terminal's /history: a screenful, not the wire's default page
+)
 
-ROOM_RULE = "room names are 1-32 characters of a-z, 0-9, '_' and '-', starting with a letter or digit"
+ROOM_RULE = f"room names are {wire.ROOM_RULE}"
 
 
 def valid_room(name: str) -> bool:

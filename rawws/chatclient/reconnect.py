@@ -10,6 +10,7 @@ import os
 import random
 from dataclasses import dataclass
 
+from rawws.core.closecodes import CloseCode
 from rawws.errors import (
     AuthFailed,
     ConnectionClosed,
@@ -20,7 +21,17 @@ from rawws.errors import (
 # Reconnect after these close codes (going away, lost, policy such as "slow consumer" or
 # "token expired", server error, restart, try again later, bad gateway); never after 1000,
 # nor after a close that says our own frames were wrong (1002, 1003, 1007, 1009, 1010).
-RECONNECT_CLOSE_CODES = frozenset({1001, 1006, 1008, 1011, 1012, 1013, 1014})
+RECONNECT_CLOSE_CODES = frozenset(
+    {
+        CloseCode.GOING_AWAY,
+        CloseCode.ABNORMAL_CLOSURE,
+        CloseCode.POLICY_VIOLATION,
+        CloseCode.INTERNAL_ERROR,
+        CloseCode.SERVICE_RESTART,
+        CloseCode.TRY_AGAIN_LATER,
+        CloseCode.BAD_GATEWAY,
+    }
+)
 
 
 def should_reconnect(close_code: int | None) -> bool:

@@ -19,9 +19,10 @@ import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from rawws.chatclient.answers import is_welcome
 from rawws.chatclient.commands import Quit, parse_input
 from rawws.chatclient.reconnect import Backoff, describe, retryable, should_reconnect
-from rawws.chatclient.state import ChatState, Output, is_welcome
+from rawws.chatclient.state import ChatState, Output
 from rawws.chatclient.terminal import (
     QUIT_COMMAND,
     EndOfInput,

@@ -8,9 +8,9 @@ screen lines out, so every rule is tested without a server. The asyncio edge is
 * ``RoomLog``: the message ids of one room already shown (dedupe by room:id)
   and the ``since`` to re-join with after a dropped connection.
 * ``ChatState``: the client's state machine over all of the above.
-* ``send_outcome``: the one answer `rawws send --user` waits for.
-* ``is_welcome``: the chat's first frame on every connection, which tells the
-  chat from another WebSocket (``/echo`` would echo our join back instead).
+
+What a client reads from one frame alone (the ``welcome``, `rawws send --user`'s
+outcome) is in ``rawws.chatclient.answers``.
 
 Own messages are not echoed locally: a typed line shows up when the server's
 ``message`` with its id arrives (the ``ack`` before it only clears it from the
@@ -28,6 +28,7 @@ from typing import Any
 
 from rawws.chat.wire import (
     DEFAULT_ROOM,
+    TOO_MANY_ROOMS,
     history_frame,
     join_frame,
     leave_frame,
@@ -380,7 +381,7 @@ class ChatState:
             )
             return out
         out.show.append(self.formatter.error(message))
-        if frame.get("code") == "too_many_rooms" and self._unconfirmed_joins:
+        if frame.get("code") == TOO_MANY_ROOMS and self._unconfirmed_joins:
             room, before = self._unconfirmed_joins.pop()
             self.rooms.pop(room, None)
             self._awaiting.discard(room)
@@ -459,60 +460,3 @@ class ChatState:
             f"{room} (current)" if room == self.current else room for room in self.rooms
         ]
         return self.formatter.info("rooms: " + ", ".join(names))
-
-
-# -- `rawws send --user`: the one answer that matters ------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Stored:
-    """``rawws send --user``: the server stored the message (its room and id)."""
-
-    room: str
-    id: int
-
-
-@dataclass(frozen=True, slots=True)
-class NotStored:
-    """``rawws send --user``: the server refused the join or the say (its error code and message)."""
-
-    code: str
-    message: str
-
-
-def is_welcome(data: str | bytes) -> bool:
-    """The chat's ``welcome``, which it sends first on every connection, before anything we send is answered."""
-    if isinstance(data, bytes):
-        return False
-    try:
-        frame = json.loads(data)
-    except ValueError:
-        return False
-    return isinstance(frame, dict) and frame.get("type") == "welcome"
-
-
-def send_outcome(data: str | bytes, ref: str) -> Stored | NotStored | None:
-    """A frame received after ``join`` + ``say(ref)``: the outcome once it is known, else ``None``.
-
-    Any ``error`` ends it: the only frames sent are the join and the say, so an
-    error without our ref is the join's (and the say then fails as ``not_joined``).
-    """
-    if isinstance(data, bytes):
-        return None
-    try:
-        frame = json.loads(data)
-    except ValueError:
-        return None
-    if not isinstance(frame, dict):
-        return None
-    if (
-        frame.get("type") == "ack"
-        and frame.get("ref") == ref
-        and isinstance(frame.get("id"), int)
-    ):
-        return Stored(str(frame.get("room")), frame["id"])
-    if frame.get("type") == "error":
-        return NotStored(
-            str(frame.get("code") or "error"), str(frame.get("message") or "refused")
-        )
-    return None

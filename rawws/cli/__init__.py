@@ -1,6 +1,7 @@
 """Command line: `rawws serve|send|chat …`. The only package that parses arguments or configures logging.
 
-  parser.py           the flags, their types and the --help texts
+  parser.py           the commands, the clients' flags, `rawws serve`'s own parser
+  flags.py            `rawws serve`'s flags and --help, built from ServerConfig's fields
   serve.py            `rawws serve`: flags → ServerConfig, logging, run until a signal; every failure one line
   workers.py          `rawws serve --workers N`: N processes on one port (SO_REUSEPORT)
   client_commands.py  `rawws send` and `rawws chat`: the commands and their failures

@@ -17,11 +17,12 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from rawws.chat.wire import DEFAULT_ROOM, join_frame, say_frame
+from rawws.chatclient.answers import NotStored, is_welcome, send_outcome
 from rawws.chatclient.chat_login import ChatLogin
 from rawws.chatclient.commands import check_text
 from rawws.chatclient.reconnect import Backoff
 from rawws.chatclient.session import chat, chat_session
-from rawws.chatclient.state import ChatState, NotStored, is_welcome, send_outcome
+from rawws.chatclient.state import ChatState
 from rawws.chatclient.target import chat_target, url_credential
 from rawws.chatclient.terminal import RawTerminal, Terminal, terminal_for
 from rawws.cli import mistakes

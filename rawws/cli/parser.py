@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import re
 from collections.abc import Sequence
 from typing import NoReturn
 
@@ -17,36 +16,24 @@ from rawws.chat.wire import DEFAULT_ROOM
 from rawws.chatclient.commands import ROOM_RULE, valid_room
 from rawws.chatclient.reconnect import DEFAULT_BACKOFF
 from rawws.cli.exits import CLIENT_EXIT_CODES, SEND_EXIT_CODES, SERVE_EXIT_CODES
-from rawws.config import DEFAULT_DB_TIMEOUT_S
+from rawws.cli.flags import add_serve_flags
+from rawws.config import DEFAULT_MAX_MESSAGE_BYTES
+from rawws.core import settings
 from rawws.core.headers import is_token
 from rawws.errors import UsageError
 
-_SIZE = re.compile(r"(\d+)\s*([kKmMgG]i?[bB]?)?")
-_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
-
 
 def parse_size(text: str) -> int:
-    """``1048576``, ``1MiB``, ``64k`` → bytes."""
-    match = _SIZE.fullmatch(text.strip())
-    if match is None:
+    """``1048576``, ``1MiB``, ``64k`` → bytes (a client's flag; the server's read theirs by their unit)."""
+    try:
+        size = settings.parse_size(text)
+    except ValueError:
+        size = -1
+    if size < 0:
         raise argparse.ArgumentTypeError(
-            f"not a size: {text!r} (try 1048576, 64KiB or 16MiB)"
+            f"not a size: {text!r} (try {settings.SIZE_EXAMPLES})"
         )
-    unit = (match.group(2) or "")[:1].lower()
-    return int(match.group(1)) * _UNITS[unit]
-
-
-def flag_variables(command: argparse.ArgumentParser) -> dict[str, str]:
-    """Each setting flag's own spelling as an environment name: ``--db`` → ``DB`` → ``db_url``."""
-    aliases: dict[str, str] = {}
-    for action in command._actions:
-        for option in action.option_strings:
-            if option.startswith("--") and action.dest not in ("help", "log_level"):
-                name = option[2:].replace("-", "_").upper()
-                if name.startswith("NO_"):
-                    continue  # --no-compression: the variable is RAWWS_COMPRESSION=false
-                aliases[name] = action.dest
-    return aliases
+    return size
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,9 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 SERVE_DESCRIPTION = (
-    "Run the server. Every setting can also be set in the environment, as RAWWS_<SETTING> "
-    "(the names of the README's table, e.g. RAWWS_DB_URL, RAWWS_PING_INTERVAL_S) or as the flag's "
-    "own spelling (RAWWS_DB, RAWWS_PING_INTERVAL); flags win. An unknown RAWWS_* is warned about."
+    "Run the server. Every setting is also a variable: RAWWS_ and the flag's name "
+    "(RAWWS_PING_INTERVAL for --ping-interval, RAWWS_DB for --db) or the setting's own "
+    "(RAWWS_PING_INTERVAL_S, RAWWS_DB_URL: the README's table); a flag wins over a "
+    "variable, and an unknown RAWWS_* is warned about. A SIZE is bytes or has a unit "
+    "(64KiB, 16MiB); SECONDS may have a fraction; a LIST is comma-separated."
 )
 SEE_SERVE_HELP = "see `rawws serve --help`"
 
@@ -114,180 +103,6 @@ def build_serve_parser() -> ServeParser:
     )
     add_serve_flags(parser)
     return parser
-
-
-def flag_names(command: argparse.ArgumentParser) -> dict[str, str]:
-    """Each setting's flag, as a message names it: ``db_url`` → ``--db`` (``--compression``, not ``--no-…``)."""
-    names: dict[str, str] = {}
-    for action in command._actions:
-        for option in action.option_strings:
-            if (
-                option.startswith("--")
-                and not option.startswith("--no-")
-                and action.dest not in names
-            ):
-                names[action.dest] = option
-    return names
-
-
-def add_serve_flags(command: argparse.ArgumentParser) -> None:
-    """`rawws serve`'s flags; each ``dest`` is the ``ServerConfig`` field it sets."""
-    command.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    command.add_argument(
-        "--port", help="port to listen on (default 8765; 0 picks a free one)"
-    )
-    command.add_argument(
-        "--echo",
-        action="store_true",
-        default=None,
-        help="add the unauthenticated /echo endpoint",
-    )
-    command.add_argument(
-        "--tls-cert", help="PEM certificate chain: serve wss:// and https://"
-    )
-    command.add_argument("--tls-key", help="PEM private key for --tls-cert")
-    command.add_argument(
-        "--compression",
-        choices=("shared", "dedicated", "off"),
-        default=None,
-        help="permessage-deflate: shared (default; no context takeover, one deflate per fanned-out message), "
-        "dedicated (a compression context per connection) or off",
-    )
-    command.add_argument(
-        "--no-compression",
-        dest="compression",
-        action="store_const",
-        const="off",
-        help="the same as --compression off",
-    )
-    command.add_argument(
-        "--compression-window-bits",
-        dest="compression_window_bits",
-        metavar="9..15",
-        help="largest deflate window either side may use (default 12; a client may ask for less)",
-    )
-    command.add_argument(
-        "--max-message-size",
-        dest="max_message_bytes",
-        type=parse_size,
-        help="largest message accepted, after decompression (default 1MiB; more is closed with 1009)",
-    )
-    command.add_argument(
-        "--ping-interval",
-        metavar="SECONDS",
-        dest="ping_interval_s",
-        help="seconds between keepalive pings (0: off)",
-    )
-    command.add_argument(
-        "--ping-timeout",
-        metavar="SECONDS",
-        dest="ping_timeout_s",
-        help="seconds to wait for a pong",
-    )
-    command.add_argument(
-        "--handshake-timeout",
-        metavar="SECONDS",
-        dest="handshake_timeout_s",
-        help="seconds for a whole request",
-    )
-    command.add_argument(
-        "--data-dir",
-        help="where the SQLite file and the generated JWT secret live (default ./rawws-data)",
-    )
-    command.add_argument(
-        "--db",
-        dest="db_url",
-        help="database URL, e.g. postgresql+asyncpg://user@host/db (default: SQLite)",
-    )
-    command.add_argument(
-        "--db-timeout",
-        dest="db_timeout_s",
-        metavar="SECONDS",
-        help=f"at start, the database must be connected to and its schema made within this (default {DEFAULT_DB_TIMEOUT_S:g})",
-    )
-    command.add_argument(
-        "--bus",
-        dest="bus_url",
-        help="Redis URL shared by several nodes, e.g. redis://127.0.0.1:6379/0 (default: one node, no bus)",
-    )
-    command.add_argument(
-        "--allow-origin",
-        dest="allowed_origins",
-        action="append",
-        help="a browser Origin allowed to open /ws besides the server's own (repeatable)",
-    )
-    command.add_argument(
-        "--jwt-public-key",
-        help="PEM public key of an outside identity provider whose tokens to accept",
-    )
-    command.add_argument(
-        "--jwt-public-algorithm",
-        choices=["RS256", "ES256", "EdDSA"],
-        help="its algorithm (default RS256)",
-    )
-    command.add_argument(
-        "--workers",
-        help="processes sharing the port, one core each (default 1; more needs --bus)",
-    )
-    command.add_argument(
-        "--jwt-public-namespace",
-        help="prefix of the outside provider's users: its subject ada is the user <prefix>:ada (default ext)",
-    )
-    command.add_argument(
-        "--refresh-ttl",
-        dest="refresh_ttl_s",
-        help="seconds a refresh token lasts unused (default 30 days)",
-    )
-    command.add_argument(
-        "--websockets-per-user",
-        help="open chat connections per user (default 20; one more earns 429)",
-    )
-    command.add_argument(
-        "--websockets-per-address",
-        help="open WebSockets per client address (default 200; behind a proxy: the forwarded client, see --forwarded-allow-ips)",
-    )
-    command.add_argument(
-        "--registrations-per-hour-per-address",
-        help="account registrations per client address (default 20)",
-    )
-    command.add_argument(
-        "--tickets-per-minute-per-user", help="POST /auth/ticket per user (default 30)"
-    )
-    command.add_argument(
-        "--send-buffer",
-        dest="send_buffer_bytes",
-        type=parse_size,
-        help="SO_SNDBUF of each WebSocket socket (default 256KiB; 0: the kernel's), so the outbox bound decides",
-    )
-    command.add_argument(
-        "--forwarded-allow-ips",
-        dest="forwarded_allow_ips",
-        help="comma list of proxy addresses/CIDRs (or *) whose X-Forwarded-For, Forwarded and "
-        "X-Forwarded-Proto are believed (default: none)",
-    )
-    command.add_argument(
-        "--drain-delay",
-        dest="drain_delay_s",
-        help="on SIGTERM, seconds /readyz answers 503 before WebSockets get 1001 (default 0)",
-    )
-    command.add_argument(
-        "--metrics-port",
-        help="serve Prometheus /metrics on this port (default: off; 0 picks a free one)",
-    )
-    command.add_argument(
-        "--metrics-host", help="address of the /metrics listener (default 127.0.0.1)"
-    )
-    command.add_argument(
-        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
-    )
-    command.add_argument(
-        "--log-format",
-        choices=["text", "json"],
-        help="log lines as text or one JSON object per line (default text)",
-    )
-    command.set_defaults(
-        env_aliases=flag_variables(command), flag_names=flag_names(command)
-    )
 
 
 DEFAULT_CLIENT_TIMEOUT_S = 10.0
@@ -517,7 +332,8 @@ def _add_connection_options(command: argparse.ArgumentParser) -> None:
         type=parse_size,
         default=None,
         metavar="SIZE",
-        help="largest message accepted (default 1MiB; more is closed with 1009)",
+        help="largest message accepted (default "
+        f"{settings.show_size(DEFAULT_MAX_MESSAGE_BYTES)}; more is closed with 1009)",
     )
     command.add_argument(
         "-v",

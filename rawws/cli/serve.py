@@ -31,14 +31,13 @@ from rawws.config import (
     ENV_PREFIX,
     ServerConfig,
     check_setting,
-    convert,
     from_env,
-    quoted,
-    setting_kind,
+    setting_value,
     shown,
     unknown_variables,
     variable_of,
 )
+from rawws.core.settings import quoted
 from rawws.errors import (
     RawwsError,
     SchemaTooNew,
@@ -109,21 +108,16 @@ def serve_config(
         if not hasattr(config, setting):
             continue  # not a server setting (--log-level)
         value = getattr(args, setting)
-        text = shown(
-            tuple(value) if isinstance(value, list) else value, setting
-        )  # as typed: -5, not -5.0
-        if isinstance(value, list):
+        if isinstance(value, list):  # a repeated flag (--allow-origin): one item each
             value = tuple(value)
-        elif isinstance(value, str) and setting_kind(setting) is not str:
+        text = shown(value, setting)
+        if isinstance(value, str):  # read by the setting's unit, as its variable is
             try:
-                value = convert(value, setting_kind(setting))
+                value = setting_value(setting, value)
             except ValueError as exc:
-                raise SettingError(
-                    setting,
-                    text,
-                    f"{exc} ({SEE_SERVE_HELP})",
-                    origins.head(setting, text),
-                ) from None
+                head = origins.head(setting, text)
+                reason = f"{exc} ({SEE_SERVE_HELP})"
+                raise SettingError(setting, text, reason, head) from None
         problem = check_setting(setting, value)
         if problem is not None:
             raise SettingError(setting, text, problem, origins.head(setting, text))

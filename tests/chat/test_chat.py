@@ -233,9 +233,14 @@ async def test_a_compressed_member_gets_the_same_messages(
 async def test_say_needs_a_join_and_a_member_is_told_its_own_rooms(
     start_chat: StartChat,
 ) -> None:
-    server = await start_chat()
+    server = await start_chat(chat_max_rooms_per_connection=7, chat_messages_per_s=2.5)
     async with chatting(server, "ann") as (ann,):
-        assert ann.frames[0] == {"type": "welcome", "user": "ann", "rooms": ["lobby"]}
+        assert ann.frames[0] == {
+            "type": "welcome",
+            "user": "ann",
+            "rooms": ["lobby"],
+            "limits": chat.limits(7, 2.5, DEFAULT_CHAT_MESSAGE_BURST),  # as configured
+        }
         await ann.say("lobby", "hi", ref="early")
         error = await ann.wait_frame("error", ref="early")
         assert error["code"] == chat.NOT_JOINED

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -21,6 +23,11 @@ from rawws.chat.wire import (
     StoredMessage,
     Who,
     parse_command,
+)
+from rawws.config import (
+    DEFAULT_CHAT_MAX_ROOMS_PER_CONNECTION,
+    DEFAULT_CHAT_MESSAGE_BURST,
+    DEFAULT_CHAT_MESSAGES_PER_S,
 )
 from rawws.errors import ChatError
 from tests.support.chat_client import BAD_CASES, chat_frame
@@ -276,8 +283,24 @@ MESSAGE = StoredMessage("lobby", 42, "ada", 'hi "bob" ☃\n', 1795539257.28)
     ("text", "expected"),
     [
         (
-            chat.welcome("ada", ["lobby"]),
-            {"type": "welcome", "user": "ada", "rooms": ["lobby"]},
+            chat.welcome("ada", ["lobby"], chat.limits(3, 2.5, 4)),
+            {
+                "type": "welcome",
+                "user": "ada",
+                "rooms": ["lobby"],
+                "limits": {
+                    "room_name": "[a-z0-9][a-z0-9_-]{0,31}",
+                    "room_rule": "1-32 characters of a-z, 0-9, '_' and '-', "
+                    "starting with a letter or digit",
+                    "max_text_chars": 4000,
+                    "max_ref_chars": 64,
+                    "default_history_limit": 50,
+                    "max_history_limit": 200,
+                    "max_rooms_per_connection": 3,
+                    "messages_per_s": 2.5,
+                    "message_burst": 4,
+                },
+            },
         ),
         (
             chat.joined("lobby", ["ada", "bob"], 41),
@@ -344,6 +367,21 @@ def test_server_frames_are_json_with_the_documented_fields(
     assert "\n" not in text  # one compact line: newlines inside strings are escaped
 
 
+@pytest.mark.parametrize(
+    ("room", "valid"),
+    [("a", True), ("a" * 32, True), ("a" * 33, False), ("-a", False), ("A", False)],
+)
+def test_the_room_rule_is_one_pattern_and_its_words(room: str, valid: bool) -> None:
+    """The welcome sends the pattern a whole name must match, and the words a refusal says."""
+    assert (chat.ROOM_NAME.fullmatch(room) is not None) is valid
+    limits = chat.limits(32, 10.0, 20)
+    assert (re.fullmatch(str(limits["room_name"]), room) is not None) is valid
+    if not valid:
+        with pytest.raises(ChatError) as refused:
+            parse_command(json.dumps({"type": "join", "room": room}))
+        assert refused.value.message == f"room must be {limits['room_rule']}"
+
+
 def test_history_messages_have_the_message_fields() -> None:
     payload = json.loads(chat.history("lobby", [MESSAGE]))
     assert set(payload["messages"][0]) == {"type", "room", "id", "user", "text", "ts"}
@@ -368,3 +406,15 @@ def test_message_frames_round_trip(
         "text": text,
         "ts": ts,
     }
+
+
+def test_the_protocol_page_shows_the_welcome_as_sent() -> None:
+    """docs/protocol.md's example welcome is the frame a server with the defaults sends."""
+    page = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text()
+    shown = next(line for line in page.splitlines() if '"type":"welcome"' in line)
+    limits = chat.limits(
+        DEFAULT_CHAT_MAX_ROOMS_PER_CONNECTION,
+        DEFAULT_CHAT_MESSAGES_PER_S,
+        DEFAULT_CHAT_MESSAGE_BURST,
+    )
+    assert shown == "← " + chat.welcome("ada", ["lobby"], limits)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 
 import pytest
@@ -12,7 +13,6 @@ from rawws.config import (
     RULES,
     ServerConfig,
     from_env,
-    setting_kind,
 )
 from rawws.errors import SettingError
 
@@ -65,6 +65,12 @@ def test_sizes(text, size):
     assert parse_size(text) == size
 
 
+@pytest.mark.parametrize("text", ["-1", "lots", "1 TiB", ""])
+def test_a_client_size_that_is_not_one_is_refused(text):
+    with pytest.raises(argparse.ArgumentTypeError, match="not a size"):
+        parse_size(text)
+
+
 @pytest.mark.parametrize(
     ("flags", "mode"),
     [
@@ -107,7 +113,7 @@ def test_every_number_has_its_range_checked():
     numbers = {
         f.name
         for f in dataclasses.fields(ServerConfig)
-        if setting_kind(f.name) in (int, float)
+        if str(f.type).startswith(("int", "float"))
     }
     assert numbers == set(RULES), (
         "a setting without a rule, or a rule without a setting"

@@ -31,8 +31,10 @@ import websockets
 
 from rawws.accounts.tokens import Tokens
 from rawws.chat import page as chat_page
+from rawws.chat import wire
 from rawws.chat.app import token_settings
 from rawws.chat.service import ChatHandler
+from rawws.config import DEFAULT_CHAT_MAX_ROOMS_PER_CONNECTION
 from rawws.core.closecodes import GOING_AWAY
 from rawws.server.server import Server
 from tests.support.helpers import access_token, http
@@ -43,6 +45,7 @@ try:
         BrowserContext,
         Page,
         Route,
+        WebSocketRoute,
         async_playwright,
         expect,
     )
@@ -379,6 +382,27 @@ def test_page_has_no_inline_script_or_style_and_no_html_sinks() -> None:
     assert '.setAttribute("style"' not in script
 
 
+def test_the_page_keeps_no_copy_of_the_protocols_limits() -> None:
+    """They come with every welcome (docs/protocol.md); a number typed into the page would go stale."""
+    script = (STATIC / "app.js").read_text()
+    for copy in (
+        wire.ROOM_NAME.pattern,
+        wire.ROOM_RULE,
+        wire.DEFAULT_ROOM,
+        str(wire.MAX_TEXT_CHARS),
+        str(wire.MAX_ROOM_CHARS),
+        str(wire.DEFAULT_HISTORY_LIMIT),
+        str(wire.MAX_HISTORY_LIMIT),
+        str(DEFAULT_CHAT_MAX_ROOMS_PER_CONNECTION),
+    ):
+        assert not re.search(rf"(?<![\w.]){re.escape(copy)}(?![\w.])", script), copy
+    html = (STATIC / "index.html").read_text()
+    for element in ("message-input", "join-room", "room-name"):
+        tag = re.search(rf'<[a-z0-9]+ id="{element}"[^>]*>[^<]*', html)
+        assert tag is not None, element
+        assert "maxlength" not in tag.group(0) and wire.DEFAULT_ROOM not in tag.group(0)
+
+
 def test_pages_refuse_an_index_that_does_not_reference_its_assets() -> None:
     files = {
         "index.html": b"<!doctype html><title>x</title>",
@@ -613,7 +637,7 @@ async def test_own_message_is_pending_until_acked_and_errors_are_shown_politely(
     await page.page.fill("#join-room", "Not A Room!")
     await page.page.press("#join-room", "Enter")
     await expect(page.page.locator("#join-form .form-error")).to_contain_text(
-        "Room names are 1–32 characters"
+        "Room names are 1-32 characters of a-z, 0-9"
     )
     assert page.page_errors == []
     assert await page.csp_violations() == []
@@ -735,3 +759,70 @@ async def test_phone_sized_viewport(
     await expect(page.page.locator("#members-panel")).to_be_hidden()
     assert await page.page.evaluate("document.documentElement.scrollWidth") <= 390
     assert page.page_errors == []
+
+
+async def test_the_page_keeps_to_the_limits_the_server_sent(
+    start_server: StartServer, open_page: OpenPage
+) -> None:
+    """The page has no copy of the protocol's limits: it checks what it sends against the welcome's.
+    A server that allows two rooms per connection gets a page that refuses a third by itself; a
+    welcome that says ten characters (the text limit is the wire's own, so the test rewrites the
+    frame on its way) gets a page that refuses eleven."""
+    server = await start_server(chat_max_rooms_per_connection=2)
+    page = await open_page(base_url(server), "fay")
+    sent: list[str] = []
+    page.page.on(
+        "websocket", lambda ws: ws.on("framesent", lambda frame: sent.append(frame))
+    )
+    await page.register()
+    assert (
+        await page.page.evaluate("document.getElementById('message-input').maxLength")
+        == wire.MAX_TEXT_CHARS
+    )
+    await page.join("dev")
+    await page.page.fill("#join-room", "ops")
+    await page.page.press("#join-room", "Enter")
+    await expect(page.page.locator("#join-form .form-error")).to_have_text(
+        "You're in as many rooms as you can be (2). Leave one to join another."
+    )
+    await expect(page.room_button("ops")).to_have_count(0)
+    await page.say(
+        "still here"
+    )  # the socket is still in use: a join would have gone first
+    assert not [frame for frame in sent if '"ops"' in frame], sent
+
+    # A welcome that says 10: the page holds the eleventh character back.
+    other = await open_page(base_url(server), "gus")
+
+    def ten_characters(ws: WebSocketRoute) -> None:
+        to_server = ws.connect_to_server()
+
+        def to_page(message: str | bytes) -> None:
+            frame = json.loads(message)
+            if frame.get("type") == "welcome":
+                frame["limits"]["max_text_chars"] = 10
+            ws.send(json.dumps(frame))
+
+        to_server.on_message(to_page)
+
+    await other.page.route_web_socket(re.compile(r"/ws\?"), ten_characters)
+    said: list[str] = []
+    other.page.on(
+        "websocket", lambda ws: ws.on("framesent", lambda frame: said.append(frame))
+    )
+    await other.register()
+    input_box = other.page.locator("#message-input")
+    assert await input_box.evaluate("input => input.maxLength") == 10
+    await input_box.evaluate(
+        """(input) => {
+            input.value = "eleven char";
+            document.getElementById("composer").requestSubmit();
+        }"""
+    )
+    await expect(other.page.locator("#notice-text")).to_have_text(
+        "That message is too long: the limit is 10 characters."
+    )
+    await expect(input_box).to_have_value("eleven char")
+    assert not [frame for frame in said if "eleven char" in frame], said
+    await other.say("ten chars!")
+    assert page.page_errors == other.page_errors == []

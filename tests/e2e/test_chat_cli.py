@@ -27,6 +27,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection as PeerConnection
 from websockets.asyncio.client import connect as ws_connect
 
+from rawws.chatclient.answers import NotStored, Stored, send_outcome
 from rawws.chatclient.commands import (
     BadInput,
     Help,
@@ -41,14 +42,7 @@ from rawws.chatclient.commands import (
 )
 from rawws.chatclient.login import HttpExchange
 from rawws.chatclient.reconnect import Backoff, describe, retryable, should_reconnect
-from rawws.chatclient.state import (
-    ChatState,
-    Formatter,
-    NotStored,
-    RoomLog,
-    Stored,
-    send_outcome,
-)
+from rawws.chatclient.state import ChatState, Formatter, RoomLog
 from rawws.chatclient.target import chat_target, url_credential
 from rawws.cli import (
     EXIT_CLOSED_WITH_ERROR,

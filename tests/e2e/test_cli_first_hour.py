@@ -22,6 +22,7 @@ from websockets.asyncio.server import ServerConnection as WebsocketsConnection
 from websockets.asyncio.server import serve
 from wsproto.frame_protocol import Opcode
 
+from rawws.chat import wire as chat
 from rawws.cli import (
     EXIT_CANNOT_CONNECT,
     EXIT_CLOSED_WITH_ERROR,
@@ -139,8 +140,13 @@ async def test_send_prints_what_the_server_said_first_then_the_reply(
         "send", f"ws://127.0.0.1:{server.port}/ws?token={token}", "hi"
     )
     assert (code, err) == (EXIT_OK, "")
+    limits = chat.limits(
+        server.config.chat_max_rooms_per_connection,
+        server.config.chat_messages_per_s,
+        server.config.chat_message_burst,
+    )
     assert out == (
-        '{"type":"welcome","user":"ada","rooms":["lobby"]}\n'
+        chat.welcome("ada", ["lobby"], limits) + "\n"
         '{"type":"error","code":"bad_json","message":"frame is not valid JSON"}\n'
     )
 

@@ -13,13 +13,13 @@
 //   the server replays exactly what was missed. Messages are kept by id per room
 //   and inserted in id order, so nothing is shown twice.
 // * All text from users or the server goes in with textContent, never as HTML.
+// * The protocol's limits (room names, text length, rooms per connection, history
+//   page, frame rate) are not copied here: every welcome frame carries them
+//   (docs/protocol.md), and the page checks what it sends against the last ones it
+//   read. Until the first welcome it checks nothing the server will not check.
 "use strict";
 
 (() => {
-  const DEFAULT_ROOM = "lobby";
-  const ROOM_NAME = /^[a-z0-9][a-z0-9_-]{0,31}$/;
-  const MAX_TEXT = 4000;
-  const HISTORY_PAGE = 50;
   const BACKOFF_BASE_MS = 500;
   const BACKOFF_CAP_MS = 30000;
   const OFFLINE_AFTER_ATTEMPTS = 5; // failed attempts in a row before "reconnecting" becomes "offline"
@@ -36,14 +36,15 @@
   const REFRESH_MARGIN_MS = 60000; // renew the access token when it has less than this left
   const PALETTE_SIZE = 8;
 
+  // Error codes in words; those that state a limit say the one the server sent (state.limits).
   const FRIENDLY_ERRORS = {
     rate_limited: "You're sending messages a little fast. Wait a moment, then try again.",
-    too_long: `That message is too long: the limit is ${MAX_TEXT} characters.`,
+    too_long: (limits) => `That message is too long: the limit is ${limits.max_text_chars} characters.`,
     not_joined: "You're not in that room any more. Join it again to send messages there.",
-    too_many_rooms: "You're in as many rooms as you can be (32). Leave one to join another.",
-    bad_room: "Room names are 1–32 characters: a–z, 0–9, “-” and “_”.",
+    too_many_rooms: (limits) =>
+      `You're in as many rooms as you can be (${limits.max_rooms_per_connection}). Leave one to join another.`,
+    bad_room: (limits) => `Room names are ${limits.room_rule}.`,
     unavailable: "The server couldn't save that just now. Please try again.",
-    bad_field: "That couldn't be sent",
   };
 
   const $ = (id) => document.getElementById(id);
@@ -78,6 +79,7 @@
     useDefaults: false, // add the server's default rooms at the next welcome (a fresh sign-in)
     everOnline: false,
     pending: new Map(), // ref -> {room, text, node, socket}
+    limits: null, // the protocol's limits, from the last welcome (readLimits)
     refSeq: 0,
     noticeTimer: null,
   };
@@ -156,10 +158,43 @@
   }
 
   function friendlyError(code, message) {
+    if (code === "bad_field") return `That couldn't be sent: ${message}.`;
     const friendly = FRIENDLY_ERRORS[code];
-    if (code === "bad_field") return `${friendly}: ${message}.`;
-    if (friendly) return friendly;
+    if (typeof friendly === "string") return friendly;
+    if (friendly && state.limits) return friendly(state.limits);
+    if (friendly && message) return capitalise(message); // the server's own words for its limit
     return `Something went wrong: ${message || code}.`;
+  }
+
+  // -- the protocol's limits, as the server sent them --------------------------------
+
+  // The welcome's `limits`, checked: numbers that are whole and positive, a room pattern
+  // that compiles. Anything else leaves the page without limits of its own.
+  function readLimits(sent) {
+    if (!sent || typeof sent !== "object") return null;
+    const counts = [
+      "max_text_chars", "max_ref_chars", "default_history_limit", "max_history_limit",
+      "max_rooms_per_connection", "message_burst",
+    ];
+    if (!counts.every((name) => Number.isSafeInteger(sent[name]) && sent[name] > 0)) return null;
+    if (typeof sent.room_rule !== "string" || typeof sent.room_name !== "string") return null;
+    let roomName;
+    try {
+      roomName = new RegExp(`^(?:${sent.room_name})$`);
+    } catch (_) {
+      return null;
+    }
+    return { ...sent, roomName };
+  }
+
+  function validRoom(name) {
+    return typeof name === "string" && (!state.limits || state.limits.roomName.test(name));
+  }
+
+  function applyLimits() {
+    const input = $("message-input");
+    if (state.limits) input.maxLength = state.limits.max_text_chars;
+    else input.removeAttribute("maxlength");
   }
 
   function capitalise(text) {
@@ -334,10 +369,10 @@
     } catch (_) {
       saved = null;
     }
-    const names = Array.isArray(saved) ? saved.filter((name) => typeof name === "string" && ROOM_NAME.test(name)) : [];
+    const names = Array.isArray(saved) ? saved.filter(validRoom) : [];
     state.useDefaults = !Array.isArray(saved); // a saved list, even an empty one, wins over the defaults
     state.everOnline = false;
-    for (const name of state.useDefaults ? [DEFAULT_ROOM] : names) ensureRoom(name);
+    for (const name of state.useDefaults ? [] : names) ensureRoom(name); // the defaults come with the welcome
     selectRoom(state.rooms.keys().next().value || null);
     state.attempt = 0;
     connect();
@@ -522,7 +557,11 @@
       return;
     }
     room.historyPending = true;
-    send({ type: "history", room: room.name, before, limit: HISTORY_PAGE });
+    send({ type: "history", room: room.name, before, limit: historyPage() });
+  }
+
+  function historyPage() {
+    return state.limits ? state.limits.default_history_limit : undefined; // undefined: the server's default
   }
 
   // -- frames from the server ---------------------------------------------------------
@@ -551,12 +590,15 @@
 
   function onWelcome(frame) {
     state.connectedAt = Date.now();
+    state.limits = readLimits(frame.limits);
+    applyLimits();
+    for (const name of [...state.rooms.keys()]) if (!validRoom(name)) removeRoom(name);
     if (typeof frame.user === "string" && frame.user) {
       state.user = frame.user; // the server's spelling of the name
       $("me-name").textContent = frame.user;
     }
     if (state.useDefaults && Array.isArray(frame.rooms)) {
-      for (const name of frame.rooms) if (typeof name === "string" && ROOM_NAME.test(name)) ensureRoom(name);
+      for (const name of frame.rooms) if (validRoom(name)) ensureRoom(name);
       if (!state.current) selectRoom(state.rooms.keys().next().value || null);
     }
     state.useDefaults = false;
@@ -582,7 +624,7 @@
       room.lastId = Math.max(room.lastId, lastId);
       if (lastId > 0 && room.ids.length === 0) {
         room.historyPending = true;
-        send({ type: "history", room: room.name, before: lastId + 1, limit: HISTORY_PAGE });
+        send({ type: "history", room: room.name, before: lastId + 1, limit: historyPage() });
       } else if (lastId === 0) {
         room.historyDone = true;
       }
@@ -599,7 +641,8 @@
     const fromBottom = box.scrollHeight - box.scrollTop;
     const wasEmpty = room.ids.length === 0;
     for (const message of frame.messages) addMessage(message, { live: false });
-    if (frame.messages.length < HISTORY_PAGE || (room.ids.length && room.ids[0] <= 1)) room.historyDone = true;
+    const asked = historyPage(); // without the server's limits, one page is all
+    if (!asked || frame.messages.length < asked || (room.ids.length && room.ids[0] <= 1)) room.historyDone = true;
     updateEarlier(room);
     if (visible) box.scrollTop = wasEmpty ? box.scrollHeight : box.scrollHeight - fromBottom;
   }
@@ -959,8 +1002,8 @@
       showNotice("Join a room first.");
       return;
     }
-    if (text.length > MAX_TEXT) {
-      showNotice(FRIENDLY_ERRORS.too_long);
+    if (state.limits && text.length > state.limits.max_text_chars) {
+      showNotice(FRIENDLY_ERRORS.too_long(state.limits));
       return;
     }
     if (state.connection !== "online") {
@@ -1004,8 +1047,13 @@
       const input = $("join-room");
       const name = input.value.trim().replace(/^#/, "").toLowerCase();
       if (!name) return;
-      if (!ROOM_NAME.test(name)) {
-        formError(form, FRIENDLY_ERRORS.bad_room);
+      if (!validRoom(name)) {
+        formError(form, FRIENDLY_ERRORS.bad_room(state.limits));
+        return;
+      }
+      const most = state.limits ? state.limits.max_rooms_per_connection : Infinity;
+      if (!state.rooms.has(name) && state.rooms.size >= most) {
+        formError(form, FRIENDLY_ERRORS.too_many_rooms(state.limits));
         return;
       }
       formError(form, "");
