@@ -135,15 +135,15 @@ async def test_compression_is_negotiated_with_the_rawws_server_and_can_be_turned
         assert ws.compression is not None and ws.compression.startswith(
             "permessage-deflate"
         )
-        (session,) = server.sessions
+        (session,) = server.connections
         assert session.compressed
         big = "compressible " * 20000
         await ws.send(big)
         assert await ws.recv() == big
     async with connect(url, compression=None) as ws:
         assert ws.compression is None
-        await wait_for_condition(lambda: len(server.sessions) == 1, timeout=WAIT_S)
-        (session,) = server.sessions
+        await wait_for_condition(lambda: len(server.connections) == 1, timeout=WAIT_S)
+        (session,) = server.connections
         assert not session.compressed
         await ws.send("plain")
         assert await ws.recv() == "plain"
@@ -162,7 +162,7 @@ async def test_refused_upgrade_from_the_rawws_server_shows_the_status(
 async def test_server_shutdown_is_a_normal_close_with_1001(start_server: StartServer):
     server = await start_server()
     ws = await connect(f"ws://127.0.0.1:{server.port}/echo")
-    await wait_for_condition(lambda: len(server.sessions) == 1, timeout=WAIT_S)
+    await wait_for_condition(lambda: len(server.connections) == 1, timeout=WAIT_S)
     await asyncio.wait_for(server.shutdown(), WAIT_S)
     with pytest.raises(ConnectionClosedOK) as info:
         await asyncio.wait_for(ws.recv(), WAIT_S)
