@@ -236,17 +236,22 @@ class Inbox:
                     return  # the reader has not taken them yet
                 self._release(output)
             while True:
-                events = self._events
-                if events is None:
-                    events = self._next_events(ws)
-                    if events is None:
-                        break
-                if (
+                # Backpressure: with the queue full, nothing more is parsed (the reader
+                # resumes us), unless what is under way is known to yield no more.
+                full = (
                     limited
                     and len(messages) >= self.max_queue
                     and ws.state is State.OPEN
-                ):
-                    break  # backpressure: the reader resumes us
+                )
+                events = self._events
+                if events is None:
+                    if full:
+                        break
+                    events = self._next_events(ws)
+                    if events is None:
+                        break
+                elif full and ws.input_pending:
+                    break
                 event = next(events, None)
                 if event is None:
                     self._events = None
@@ -316,11 +321,14 @@ class Inbox:
         counted = self.ws.state is State.OPEN and not self.draining
         queued = len(self._messages)
         backlog_full = self._backlog_bytes > BACKLOG_MAX_BYTES
+        # A full queue stops reading only once parsing stopped for it: a read that
+        # fills it exactly (a client's whole window) pauses nothing.
+        stalled = self._events is not None or bool(self._backlog)
         if not self.reading_paused:
             if (
                 backlog_full
                 or self.hold_reading
-                or (counted and queued >= self.max_queue)
+                or (counted and stalled and queued >= self.max_queue)
             ):
                 self.reading_paused = True
                 transport.pause_reading()

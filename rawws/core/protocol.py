@@ -200,6 +200,15 @@ class WebSocket:
         return data
 
     @property
+    def input_pending(self) -> bool:
+        """Bytes received that no event has come of yet: the events of ``receive_data`` may go on.
+
+        ``False`` means resuming them yields nothing more (a frame still arriving in
+        part may keep it ``True``, which costs a caller only a needless wait).
+        """
+        return self._frames.unparsed_bytes > 0
+
+    @property
     def output_pending(self) -> bool:
         """``receive_data`` queued something to write (a pong, a close) not yet taken by ``data_to_send``."""
         return bool(self._outgoing)
