@@ -17,7 +17,7 @@ from rawws.config import (
     DEFAULT_CLOSE_TIMEOUT_S,
     DEFAULT_PING_INTERVAL_S,
     DEFAULT_PING_TIMEOUT_S,
-    KiB,
+    DEFAULT_WRITE_HIGH_WATER_BYTES,
 )
 from rawws.core.client_handshake import ClientHandshake, ClientUpgrade
 from rawws.core.closecodes import ABNORMAL_CLOSURE, NORMAL_CLOSURE
@@ -33,9 +33,8 @@ from rawws.errors import InvalidHandshake
 
 log = logging.getLogger("rawws.client")
 
-# The keepalive, close and message-size defaults are the server's (rawws.config); the
-# receive queue's is the inbox's (rawws.aio.inbox), the same at both ends.
-WRITE_HIGH_WATER_BYTES = 64 * KiB  # send() waits while more than this is unsent
+# The keepalive, close, message-size and write-buffer defaults are the server's (rawws.config);
+# the receive queue's is the inbox's (rawws.aio.inbox): the same at both ends.
 
 
 class ClientConnection(asyncio.Protocol):
@@ -194,7 +193,8 @@ class ClientConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER_BYTES)
+        # send() waits while more than this is unsent
+        transport.set_write_buffer_limits(high=DEFAULT_WRITE_HIGH_WATER_BYTES)
         transport.write(self._handshake.request())
 
     def data_received(self, data: bytes) -> None:

@@ -209,6 +209,10 @@ class ServerConnection(ConnectionEdge):
             raise self._closed_error()
         if not self._push(ws.send(message)):
             raise self._closed_error()  # too slow: it is being closed with 1008
+        if self.outbox.pending_bytes >= self.config.write_high_water_bytes:
+            # A handler sending in a loop does not yield: write now rather than at the
+            # end of the turn, so the transport can say it is full before the outbox is.
+            self._flush()
         if self._paused:
             await self.wait_writable()
 

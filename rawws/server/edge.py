@@ -157,7 +157,8 @@ class ConnectionEdge(asyncio.Protocol):
     @property
     def open(self) -> bool:
         """Open, and not closed for being too slow: sending makes sense."""
-        return self.ws.state is State.OPEN and not self.outbox.overflowed
+        # can_send: also while the peer's close waits for our replies to what came before it.
+        return self.ws.can_send and not self.outbox.overflowed
 
     @property
     def backed_up(self) -> bool:

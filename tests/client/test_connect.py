@@ -504,6 +504,37 @@ async def test_a_reply_to_a_message_leaves_before_the_close_a_later_bad_frame_ca
     await ws.close()
 
 
+async def test_replies_keep_their_place_around_a_pong_and_a_close(raw_server):
+    """Message, ping, message, close in one write: echo, pong, echo, close leave in that order."""
+    frames: asyncio.Queue[tuple[int, bytes, bytes | None]] = asyncio.Queue()
+
+    async def burst(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await accept_upgrade(
+            reader,
+            writer,
+            extra=server_frame(0x1, b"one")
+            + server_frame(0x9, b"ping!")
+            + server_frame(0x1, b"two")
+            + server_frame(0x8, struct.pack("!H", 1000)),
+        )
+        while True:
+            frames.put_nowait(await read_client_frame(reader))
+
+    port = await raw_server(burst)
+    ws = await connect(f"ws://127.0.0.1:{port}/", compression=None, close_timeout=0.2)
+    async for message in ws:
+        await ws.send(message)
+    assert ws.close_code == 1000
+    sent = [(await asyncio.wait_for(frames.get(), WAIT_S))[:2] for _ in range(4)]
+    assert sent == [
+        (0x1, b"one"),
+        (0xA, b"ping!"),
+        (0x1, b"two"),
+        (0x8, struct.pack("!H", 1000)),
+    ]
+    await ws.close()
+
+
 # -- wss:// ----------------------------------------------------------------------------------------
 
 
