@@ -141,9 +141,18 @@ class Inbox:
 
     # -- bytes in --------------------------------------------------------------------
 
+    @property
+    def _full(self) -> bool:
+        """No more messages may be parsed until the reader takes some (once closing, none are queued)."""
+        return (
+            not self.draining
+            and len(self._messages) >= self.max_queue
+            and self.ws.state is State.OPEN
+        )
+
     def feed(self, data: bytes) -> None:
         """What one read brought."""
-        if self._events is not None or self._backlog or self.holding:
+        if self._events is not None or self._backlog or self.holding or self._full:
             self._backlog.append(data)  # behind what is not parsed yet: keep the order
             self._backlog_bytes += len(data)
             self.update_reading()
@@ -238,11 +247,7 @@ class Inbox:
             while True:
                 # Backpressure: with the queue full, nothing more is parsed (the reader
                 # resumes us), unless what is under way is known to yield no more.
-                full = (
-                    limited
-                    and len(messages) >= self.max_queue
-                    and ws.state is State.OPEN
-                )
+                full = self._full
                 events = self._events
                 if events is None:
                     if full:

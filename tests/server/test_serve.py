@@ -348,6 +348,59 @@ async def test_unread_messages_stop_the_server_reading_the_socket(serve) -> None
     writer.close()
 
 
+async def test_everything_one_read_brought_is_queued_for_one_wake_up(serve) -> None:
+    """Ten frames in one write: the handler, woken once, finds the other nine waiting."""
+    waiting: list[int] = []
+
+    async def handler(connection: ServerConnection) -> None:
+        await connection.recv()
+        waiting.append(len(connection._inbox or ()))
+
+    server = await serve(handler)
+    reader, writer = await raw_websocket(server.port)
+    writer.write(b"".join(masked_frame(TEXT, b"%d" % i) for i in range(10)))
+    await wait_for_condition(lambda: waiting, timeout=TIMEOUT_S, what="the handler")
+    assert waiting == [9]
+    writer.close()
+
+
+async def test_a_read_that_fills_the_queue_exactly_does_not_stop_reading(
+    serve,
+) -> None:
+    """Backpressure starts when more is left to parse than the queue takes, not when it is merely full."""
+    go = asyncio.Event()
+    connections: list[ServerConnection] = []
+
+    async def handler(connection: ServerConnection) -> None:
+        connections.append(connection)
+        await go.wait()
+        async for message in connection:
+            await connection.send(message)
+
+    server = await serve(handler, max_queue=4)
+    reader, writer = await raw_websocket(server.port)
+    writer.write(b"".join(masked_frame(TEXT, b"%d" % i) for i in range(4)))
+    (connection,) = connections
+    await wait_for_condition(
+        lambda: len(connection._inbox or ()) == 4, timeout=TIMEOUT_S, what="4 queued"
+    )
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert connection.transport.is_reading()
+    writer.write(
+        masked_frame(TEXT, b"4")
+    )  # one more than the queue takes: now it stops
+    await wait_for_condition(
+        lambda: not connection.transport.is_reading(),
+        timeout=TIMEOUT_S,
+        what="reading paused",
+    )
+    go.set()
+    for i in range(5):
+        assert (await read_frame_full(reader, TIMEOUT_S))[:2] == (TEXT, b"%d" % i)
+    writer.close()
+
+
 async def test_send_waits_while_the_reader_does_not_read(serve) -> None:
     """``await send()`` holds the handler while the socket is backed up: memory stays bounded, nothing dropped."""
     progress: list[int] = []
