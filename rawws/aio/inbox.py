@@ -39,6 +39,7 @@ from rawws.core.protocol import State, WebSocket
 from rawws.errors import ConnectionClosedOK
 
 KiB = 1024
+_OPEN = State.OPEN  # compared for every event
 DEFAULT_MAX_QUEUE = (
     16  # received messages waiting for recv(); then the socket is not read
 )
@@ -71,7 +72,7 @@ class Inbox:
         "max_queue",
         "_resume_at",
         "_loop",
-        "_messages",
+        "messages",
         "_reader",
         "_events",
         "_backlog",
@@ -106,7 +107,8 @@ class Inbox:
         self.max_queue = max_queue
         self._resume_at = max_queue // 2  # hysteresis: no pause and resume per message
         self._loop = asyncio.get_running_loop()
-        self._messages: collections.deque[str | bytes] = collections.deque()
+        #: The messages waiting for ``get``, oldest first.
+        self.messages: collections.deque[str | bytes] = collections.deque()
         self._reader: asyncio.Future[None] | None = None
         self._events: Iterator[Event] | None = None  # the core's events, not all taken
         self._backlog: list[bytes] = []
@@ -127,7 +129,7 @@ class Inbox:
         self._ended: tuple[int, str] | None = None
 
     def __len__(self) -> int:
-        return len(self._messages)
+        return len(self.messages)
 
     @property
     def work_pending(self) -> bool:
@@ -146,8 +148,8 @@ class Inbox:
         """No more messages may be parsed until the reader takes some (once closing, none are queued)."""
         return (
             not self.draining
-            and len(self._messages) >= self.max_queue
-            and self.ws.state is State.OPEN
+            and len(self.messages) >= self.max_queue
+            and self.ws.state is _OPEN
         )
 
     def feed(self, data: bytes) -> None:
@@ -190,7 +192,7 @@ class Inbox:
 
         ``iterating``: a normal close ends an ``async for`` (``StopAsyncIteration``) instead.
         """
-        messages = self._messages
+        messages = self.messages
         while not messages:
             if self._ended is not None:
                 error = closed_error(*self._ended)
@@ -235,9 +237,10 @@ class Inbox:
         """Take the core's events until they are done, the queue is full, or something must wait for the reader."""
         self._scheduled = False
         ws = self.ws
-        messages = self._messages
+        messages = self.messages
         counters = self.counters
         limited = not self.draining
+        max_queue = self.max_queue
         output: list[bytes] = []
         try:
             if self.holding:
@@ -247,7 +250,7 @@ class Inbox:
             while True:
                 # Backpressure: with the queue full, nothing more is parsed (the reader
                 # resumes us), unless what is under way is known to yield no more.
-                full = self._full
+                full = limited and len(messages) >= max_queue and ws.state is _OPEN
                 events = self._events
                 if events is None:
                     if full:
@@ -306,7 +309,7 @@ class Inbox:
         if event is None:
             return
         if type(event) is MessageReceived:
-            self._messages.append(event.data)
+            self.messages.append(event.data)
             if self.counters is not None:
                 self.counters.messages_received += 1
         else:
@@ -324,7 +327,7 @@ class Inbox:
             return
         # Once closing, messages are dropped (unless asked for): only the unparsed bytes count.
         counted = self.ws.state is State.OPEN and not self.draining
-        queued = len(self._messages)
+        queued = len(self.messages)
         backlog_full = self._backlog_bytes > BACKLOG_MAX_BYTES
         # A full queue stops reading only once parsing stopped for it: a read that
         # fills it exactly (a client's whole window) pauses nothing.

@@ -61,6 +61,7 @@ class WebSocket:
         "_fragments",
         "_pending_ping",
         "_close_queued",
+        "output_pending",
         "state",
         "close_code",
         "close_reason",
@@ -85,6 +86,9 @@ class WebSocket:
         self._pending_ping: bytes | None = None
         #: Our close frame (the answer to the peer's, or a failure's) waits in ``_outgoing``.
         self._close_queued = False
+        #: ``receive_data`` queued something to write (a pong, a close) not yet taken by ``data_to_send``
+        #: (an attribute, not a property: an edge that holds replies back reads it for every event).
+        self.output_pending = False
         self.state = State.OPEN
         self.close_code: int | None = None
         self.close_reason = ""
@@ -139,6 +143,7 @@ class WebSocket:
                 elif opcode is _PING:
                     if self.state is State.OPEN:  # after our close, a ping gets no pong
                         self._outgoing.append(self._frames.pong(frame.payload))  # type: ignore[arg-type]  # wsproto 1.3 (pinned in uv.lock) types Frame.payload as the union for every opcode
+                        self.output_pending = True
                 elif opcode is _PONG:
                     if frame.payload == self._pending_ping:
                         self._pending_ping = None
@@ -166,7 +171,7 @@ class WebSocket:
         if self.state is State.OPEN:
             # The peer started the closing handshake: echo its code (§5.5.1).
             self._outgoing.append(self._frames.close(code, reason))
-            self._close_queued = True
+            self._close_queued = self.output_pending = True
             self.state = State.CLOSED
             self.close_code, self.close_reason = code, reason
             return Closed(code, reason, by_peer=True)
@@ -183,7 +188,7 @@ class WebSocket:
         self._fragments = []
         if self.state is State.OPEN:
             self._outgoing.append(self._frames.close(code, _short(reason)))
-            self._close_queued = True
+            self._close_queued = self.output_pending = True
         self.state = State.CLOSED
         self.close_code, self.close_reason = code, reason
         return Closed(code, reason, by_peer=False)
@@ -196,7 +201,7 @@ class WebSocket:
             return b""
         data = b"".join(self._outgoing)
         self._outgoing.clear()
-        self._close_queued = False
+        self._close_queued = self.output_pending = False
         return data
 
     @property
@@ -207,11 +212,6 @@ class WebSocket:
         part may keep it ``True``, which costs a caller only a needless wait).
         """
         return self._frames.unparsed_bytes > 0
-
-    @property
-    def output_pending(self) -> bool:
-        """``receive_data`` queued something to write (a pong, a close) not yet taken by ``data_to_send``."""
-        return bool(self._outgoing)
 
     @property
     def can_send(self) -> bool:

@@ -186,11 +186,16 @@ class ServerConnection(ConnectionEdge):
         return self._receiving().get(iterating=True)
 
     def _receiving(self) -> Inbox:
-        if self._inbox is None:
+        inbox = self._inbox
+        if inbox is None:
             raise RuntimeError(
                 "this endpoint has a callback handler: messages go to its on_message"
             )
-        return self._inbox
+        if self._flush_scheduled and not inbox.messages:
+            # The handler is done with what it had and is about to wait: its replies
+            # leave now, in the write the flusher would make a loop turn later.
+            self._flush()
+        return inbox
 
     async def send(self, message: str | bytes | bytearray | memoryview) -> None:
         """Send one message (``str`` as text, bytes-like as binary); waits while the socket is backed up.
@@ -204,12 +209,15 @@ class ServerConnection(ConnectionEdge):
                 raise TypeError(
                     f"a message is str or bytes, not {type(message).__name__}"
                 )
-        ws = self.ws
-        if not ws.can_send or self.outbox.overflowed or self._lost:
+        if self.outbox.overflowed or self._lost:
             raise self._closed_error()
-        if not self._push(ws.send(message)):
+        try:
+            frame = self.ws.send(message)  # refused once the connection is closing
+        except ConnectionClosed:
+            raise self._closed_error() from None
+        if not self._push(frame):
             raise self._closed_error()  # too slow: it is being closed with 1008
-        if self.outbox.pending_bytes >= self.config.write_high_water_bytes:
+        if self.outbox.pending_bytes >= self._high_water:
             # A handler sending in a loop does not yield: write now rather than at the
             # end of the turn, so the transport can say it is full before the outbox is.
             self._flush()

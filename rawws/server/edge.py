@@ -57,6 +57,7 @@ class ConnectionEdge(asyncio.Protocol):
         "expires_at",
         "counters",
         "outbox",
+        "_high_water",
         "close_code",
         "close_reason",
         "keepalive",
@@ -103,6 +104,7 @@ class ConnectionEdge(asyncio.Protocol):
         self.expires_at = expires_at
         self.counters = counters if counters is not None else Counters()
         self.outbox = Outbox(config.outbox_max_bytes, config.outbox_max_messages)
+        self._high_water = config.write_high_water_bytes
         #: How the connection ended, once it has (``None`` until then; 1006: no close frame).
         self.close_code: int | None = None
         self.close_reason: str | None = None
