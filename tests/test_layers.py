@@ -24,8 +24,9 @@ IO_MODULES = {
     "redis",
     "aiosqlite",
 }
-#: The library: the WebSocket implementation anyone can use (`rawws.serve`, `rawws.connect`, `rawws.broadcast`).
-LIBRARY = ("core", "server", "client")
+#: The library: the WebSocket implementation anyone can use (`rawws.serve`, `rawws.connect`, `rawws.broadcast`);
+#: ``aio`` holds the asyncio pieces its two ends share (the receive queue).
+LIBRARY = ("core", "aio", "server", "client")
 #: The apps built on it: the chat service and what stands behind it, the chat clients, the command line.
 APPS = ("chat", "accounts", "store", "bus", "chatclient", "cli")
 LAYERS = LIBRARY + APPS
@@ -38,7 +39,8 @@ def _rawws(*folders: str) -> tuple[str, ...]:
 #: folder → the rawws folders it may not import (besides ``rawws.cli``, which nothing imports)
 FORBIDDEN_LAYERS = {
     # the library imports no app, and the sans-I/O core not even the edges of the library
-    "core": _rawws("server", "client", *APPS),
+    "core": _rawws("aio", "server", "client", *APPS),
+    "aio": _rawws("server", "client", *APPS),
     "server": _rawws("client", *APPS),
     "client": _rawws("server", *APPS),
     # the store is the bottom of the apps; the bus is transport only (it carries bytes)

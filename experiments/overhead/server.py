@@ -41,7 +41,7 @@ def serve_main(args: argparse.Namespace) -> int:
             self.messages.append(text.encode())
             self.published_ns.append(time.monotonic_ns())
             for session in list(self.sessions):
-                session.send(text)
+                session.send_nowait(text)
             waiters, self.waiters = self.waiters, []
             for w in waiters:
                 if not w.done():

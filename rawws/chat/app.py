@@ -36,7 +36,7 @@ from rawws.chat.page import add_page_routes
 from rawws.chat.service import ChatHandler, ChatLimits
 from rawws.config import ServerConfig
 from rawws.errors import SettingError
-from rawws.server.echo import EchoHandler
+from rawws.server.echo import echo
 from rawws.server.metrics import MetricsListener
 from rawws.server.server import Server
 from rawws.store import SqlStore, open_store, sqlite_url
@@ -247,7 +247,7 @@ async def setup_app(server: Server) -> None:
         "/ws", chat, subprotocols=(SUBPROTOCOL,), authenticate=authenticate
     )
     if config.echo:
-        server.add_websocket("/echo", EchoHandler())
+        server.add_websocket("/echo", echo)
 
     async def close() -> None:
         await chat.close()  # every accepted message is stored before the store closes

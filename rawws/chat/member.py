@@ -69,7 +69,7 @@ class ChatMember:
         self.peer.send_shared(text, frame)
 
     def send(self, text: str) -> None:
-        self.peer.send(text)
+        self.peer.send_nowait(text)
 
     async def make_room(self) -> None:
         """Before queueing more of a replay: wait while the outbox is half full, so a replay

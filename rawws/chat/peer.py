@@ -26,7 +26,7 @@ class Peer(Protocol):
         """Its queue is half full while its socket is still draining: wait before a burst."""
         ...
 
-    def send(self, message: str) -> bool:
+    def send_nowait(self, message: str) -> bool:
         """Queue one message; ``False`` when the connection is closing or was too slow."""
         ...
 

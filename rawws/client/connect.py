@@ -48,15 +48,15 @@ from collections.abc import Generator, Sequence
 from types import TracebackType
 from typing import Any, TypedDict
 
-from rawws.client.closed import OK_CLOSE_CODES, closed_error
-from rawws.client.connection import (
+from rawws.aio.closed import OK_CLOSE_CODES, closed_error
+from rawws.aio.inbox import DEFAULT_MAX_QUEUE
+from rawws.client.connection import ClientConnection
+from rawws.config import (
     DEFAULT_CLOSE_TIMEOUT_S,
-    DEFAULT_MAX_QUEUE,
+    DEFAULT_MAX_MESSAGE_BYTES,
     DEFAULT_PING_INTERVAL_S,
     DEFAULT_PING_TIMEOUT_S,
-    ClientConnection,
 )
-from rawws.config import DEFAULT_MAX_MESSAGE_BYTES
 from rawws.core.client_handshake import (
     ClientHandshake,
     ClientUpgrade,

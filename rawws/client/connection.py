@@ -7,14 +7,21 @@ import asyncio
 import collections
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Coroutine
 from types import TracebackType
+from typing import Any
 
-from rawws.client.closed import closed_error
-from rawws.config import KiB
+from rawws.aio.closed import closed_error
+from rawws.aio.inbox import DEFAULT_MAX_QUEUE, Inbox
+from rawws.config import (
+    DEFAULT_CLOSE_TIMEOUT_S,
+    DEFAULT_PING_INTERVAL_S,
+    DEFAULT_PING_TIMEOUT_S,
+    DEFAULT_WRITE_HIGH_WATER_BYTES,
+)
 from rawws.core.client_handshake import ClientHandshake, ClientUpgrade
 from rawws.core.closecodes import ABNORMAL_CLOSURE, NORMAL_CLOSURE
-from rawws.core.events import Closed, Event, MessageReceived, PongReceived
+from rawws.core.events import Closed, PongReceived
 from rawws.core.keepalive import (
     KEEPALIVE_FAILURE_CODE,
     KEEPALIVE_FAILURE_REASON,
@@ -22,21 +29,12 @@ from rawws.core.keepalive import (
     Keepalive,
 )
 from rawws.core.protocol import State, WebSocket
-from rawws.errors import ConnectionClosedOK, InvalidHandshake
+from rawws.errors import InvalidHandshake
 
 log = logging.getLogger("rawws.client")
 
-# Limits (per connection)
-DEFAULT_MAX_QUEUE = (
-    16  # received messages waiting for recv(); then the socket is not read
-)
-DEFAULT_PING_INTERVAL_S = 20.0  # keepalive ping period (None or 0: no keepalive)
-DEFAULT_PING_TIMEOUT_S = 20.0  # no pong within this: fail with 1011
-DEFAULT_CLOSE_TIMEOUT_S = 10.0  # the closing handshake and the server's TCP close
-BACKLOG_MAX_BYTES = (
-    64 * KiB
-)  # read but not yet parsed while a reader catches up; then stop reading
-WRITE_HIGH_WATER_BYTES = 64 * KiB  # send() waits while more than this is unsent
+# The keepalive, close, message-size and write-buffer defaults are the server's (rawws.config);
+# the receive queue's is the inbox's (rawws.aio.inbox): the same at both ends.
 
 
 class ClientConnection(asyncio.Protocol):
@@ -75,19 +73,9 @@ class ClientConnection(asyncio.Protocol):
 
         self._opened: asyncio.Future[None] = self._loop.create_future()
         self._lost: asyncio.Future[None] = self._loop.create_future()
-        # Receiving: events of the core not yet handled, bytes not yet parsed, messages not yet read.
-        self._events: Iterator[Event] | None = None
-        self._backlog: list[bytes] = []
-        self._backlog_bytes = 0
-        self._eof = False
-        self._eof_fed = False
-        self._messages: collections.deque[str | bytes] = collections.deque()
-        self._reader: asyncio.Future[None] | None = None
-        self._process_scheduled = False
-        self._reading_paused = False
-        self._draining = (
-            False  # the application is done reading: parse to the end, no queue limit
-        )
+        # Receiving: messages not yet read, bytes not yet parsed (from the 101 on).
+        self._inbox: Inbox | None = None
+        self._eof = False  # the server closed its side of TCP
         # Sending.
         self._writing_paused = False
         self._drain_waiters: list[asyncio.Future[None]] = []
@@ -109,8 +97,8 @@ class ClientConnection(asyncio.Protocol):
 
     @property
     def queued_messages(self) -> int:
-        """Messages received and not yet taken by ``recv()`` (never more than ``max_queue`` past one read)."""
-        return len(self._messages)
+        """Messages received and not yet taken by ``recv()`` (never more than ``max_queue``)."""
+        return 0 if self._inbox is None else len(self._inbox)
 
     async def send(self, message: str | bytes | bytearray | memoryview) -> None:
         """Send one message: ``str`` as text, bytes-like as binary. Waits while the socket is backed up."""
@@ -122,34 +110,21 @@ class ClientConnection(asyncio.Protocol):
         self._write(ws.send(message))
         await self._drain()
 
-    async def recv(self) -> str | bytes:
+    def recv(self) -> Coroutine[Any, Any, str | bytes]:
         """The next message; ``ConnectionClosedOK``/``ConnectionClosedError`` once none is left and it is closed."""
-        while not self._messages:
-            if self.close_code is not None:
-                raise closed_error(self.close_code, self.close_reason)
-            if self._reader is not None:
-                raise RuntimeError("recv() is already waiting in another task")
-            self._reader = self._loop.create_future()
-            try:
-                await self._reader
-            finally:
-                self._reader = None
-        message = self._messages.popleft()
-        if self._work_pending():
-            self._schedule_process()
-        self._update_reading()
-        return message
+        return self._receiving().get()
 
-    def __aiter__(self) -> AsyncIterator[str | bytes]:
-        return self._iterate()
+    def __aiter__(self) -> ClientConnection:
+        return self
 
-    async def _iterate(self) -> AsyncIterator[str | bytes]:
+    def __anext__(self) -> Coroutine[Any, Any, str | bytes]:
         """Messages until a normal close; a close with an error code raises ``ConnectionClosedError``."""
-        while True:
-            try:
-                yield await self.recv()
-            except ConnectionClosedOK:
-                return
+        return self._receiving().get(iterating=True)
+
+    def _receiving(self) -> Inbox:
+        if self._inbox is None:
+            raise RuntimeError("the connection is not open yet")
+        return self._inbox
 
     async def ping(self, data: str | bytes | None = None) -> asyncio.Future[float]:
         """Send a ping; the returned future resolves to the round-trip time in seconds when the pong is in.
@@ -179,11 +154,11 @@ class ClientConnection(asyncio.Protocol):
         ws = self.ws
         if ws is not None and ws.state is State.OPEN and not self._transport_closing():
             self._write(ws.close(code, reason))
-            self._update_reading()  # messages arriving now are dropped: read on to the server's close
-            if self._work_pending():
-                self._schedule_process()
+        if self._inbox is not None:
+            # Nothing is answered after our close: what is held goes now, and messages arriving
+            # are dropped (or, read_while_closing, queued without a bound): read on to the server's close.
+            self._inbox.drain()
         if self._lost.done():
-            self._finish_receiving()
             return
         try:
             async with asyncio.timeout(self.close_timeout):
@@ -195,7 +170,8 @@ class ClientConnection(asyncio.Protocol):
             if self.transport is not None:
                 self.transport.abort()
             await asyncio.shield(self._lost)
-        self._finish_receiving()
+        assert self._inbox is not None  # TCP was had, so the 101 was
+        self._inbox.drain()  # what came before TCP closed is parsed: the close code is final
 
     async def wait_closed(self) -> None:
         """Wait until TCP is closed, however the connection ends."""
@@ -217,31 +193,24 @@ class ClientConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER_BYTES)
+        # send() waits while more than this is unsent
+        transport.set_write_buffer_limits(high=DEFAULT_WRITE_HIGH_WATER_BYTES)
         transport.write(self._handshake.request())
 
     def data_received(self, data: bytes) -> None:
-        if self.ws is None:
+        if self._inbox is None:
             if not self._opened.done():
                 self._handshake_step(lambda: self._handshake.receive_data(data))
             return
-        if self._events is not None or self._backlog:
-            # Still handling earlier bytes (a reader is catching up): keep these in order.
-            self._backlog.append(data)
-            self._backlog_bytes += len(data)
-            self._update_reading()
-            return
-        self._events = self.ws.receive_data(data)
-        self._process()
+        self._inbox.feed(data)
 
     def eof_received(self) -> bool | None:
-        if self.ws is None:
+        if self._inbox is None:
             if not self._opened.done():
                 self._handshake_step(self._handshake.receive_eof)
             return None
         self._eof = True
-        if not self._parsing_pending():
-            self._process()
+        self._inbox.feed_eof()
         return (
             None  # let the transport close; what is still unparsed is parsed afterwards
         )
@@ -260,10 +229,9 @@ class ClientConnection(asyncio.Protocol):
                     f"connection lost during the opening handshake{reason}"
                 )
             )
-        elif self.ws is not None:
+        elif self._inbox is not None:
             self._eof = True
-            if not self._parsing_pending():
-                self._process()
+            self._inbox.feed_eof()
         if not self._lost.done():
             self._lost.set_result(None)
         log.debug("ws client connection lost code=%s", self.close_code)
@@ -289,11 +257,13 @@ class ClientConnection(asyncio.Protocol):
             self._start(upgrade)
 
     def _start(self, upgrade: ClientUpgrade) -> None:
-        self.ws = WebSocket(
+        self.ws = ws = WebSocket(
             client=True,
             extensions=upgrade.extensions,
             max_message_bytes=upgrade.max_message_bytes,
         )
+        assert self.transport is not None
+        self._inbox = Inbox(ws, self.transport, self, max_queue=self.max_queue)
         self.subprotocol = upgrade.subprotocol
         self.compression = upgrade.compression
         self.response_headers = upgrade.headers
@@ -303,11 +273,8 @@ class ClientConnection(asyncio.Protocol):
         )
         self._arm_keepalive()
         if upgrade.trailing_data:
-            # Frames that came with the 101: parse them once the application holds the
-            # connection, so a reply to the first message goes out before what follows it.
-            self._backlog.append(upgrade.trailing_data)
-            self._backlog_bytes += len(upgrade.trailing_data)
-            self._schedule_process()
+            # Frames that came with the 101: parsed once the application holds the connection.
+            self._inbox.feed_later(upgrade.trailing_data)
 
     async def _wait_open(self) -> None:
         await self._opened
@@ -319,117 +286,28 @@ class ClientConnection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
-    # -- receiving ---------------------------------------------------------------
+    # -- what the inbox hands back (rawws.aio.inbox.InboxOwner) --------------------------
 
-    def _process(self) -> None:
-        """Run the core's events until they are done, a waiting reader got a message, or the queue is full.
+    def _inbox_output(self, data: bytes) -> None:
+        self._write(data)
 
-        ``close_code`` is the code of the server's close frame when there was one
-        (normally the echo of ours), else the code we failed with, else 1006.
-        """
-        self._process_scheduled = False
-        ws = self.ws
-        assert ws is not None
-        output: list[bytes] = []
-        try:
-            while True:
-                if self._events is None and not self._next_events(ws):
-                    break
-                if (
-                    ws.state is State.OPEN
-                    and not self._draining
-                    and len(self._messages) >= self.max_queue
-                ):
-                    break  # backpressure: recv() resumes us
-                assert self._events is not None
-                event = next(self._events, None)
-                pending = ws.data_to_send()
-                if pending:
-                    output.append(pending)
-                if event is None:
-                    self._events = None
-                elif type(event) is MessageReceived:
-                    self._messages.append(event.data)
-                    if self._wake_reader():
-                        # Let that reader run (and maybe reply) before the next frame is handled.
-                        self._schedule_process()
-                        break
-                elif type(event) is PongReceived:
-                    self._pong_received(event.payload)
-                elif type(event) is Closed:
-                    self._closed(event.code, event.reason or "")
-        finally:
-            if output:
-                self._write(b"".join(output))
-        self._update_reading()
-        if ws.close_transport:
-            self._core_closed()
+    def _inbox_event(self, event: PongReceived | Closed) -> None:
+        """A pong, or the end: ``close_code`` is the code of the server's close frame when there was
+        one (normally the echo of ours), else the code we failed with, else 1006."""
+        if type(event) is PongReceived:
+            self._pong_received(event.payload)
+        elif type(event) is Closed:
+            self._closed(event.code, event.reason or "")
 
-    def _next_events(self, ws: WebSocket) -> bool:
-        """Start on the next bytes (or the EOF) waiting to be parsed; ``False`` when there are none."""
-        if self._backlog:
-            data = b"".join(self._backlog)
-            self._backlog.clear()
-            self._backlog_bytes = 0
-            self._events = ws.receive_data(data)
-            return True
-        if self._eof and not self._eof_fed:
-            self._eof_fed = True
-            self._events = ws.receive_eof()
-            return True
-        return False
-
-    def _parsing_pending(self) -> bool:
-        """Bytes (or events) are waiting for a reader to catch up."""
-        return self._events is not None or bool(self._backlog)
-
-    def _work_pending(self) -> bool:
-        return self._parsing_pending() or (self._eof and not self._eof_fed)
-
-    def _schedule_process(self) -> None:
-        if not self._process_scheduled:
-            self._process_scheduled = True
-            self._loop.call_soon(self._process_if_scheduled)
-
-    def _process_if_scheduled(self) -> None:
-        if self._process_scheduled:
-            self._process()
-
-    def _finish_receiving(self) -> None:
-        """After TCP is gone, parse what is left so the close code is final (1006 if no close frame came)."""
-        self._draining = True
-        if self.ws is not None and self._work_pending():
-            self._process()
-
-    def _wake_reader(self) -> bool:
-        reader = self._reader
-        if reader is not None and not reader.done():
-            reader.set_result(None)
-            return True
-        return False
-
-    def _update_reading(self) -> None:
-        """Read the socket only while the queue and the unparsed bytes have room."""
-        transport = self.transport
-        if transport is None or transport.is_closing():
-            return
-        # Once closing, messages are dropped, so only the unparsed bytes count.
-        is_open = self.ws is not None and self.ws.state is State.OPEN
-        backlog_full = self._backlog_bytes > BACKLOG_MAX_BYTES
+    def _inbox_done(self) -> None:
+        inbox = self._inbox
         if (
-            backlog_full or (is_open and len(self._messages) >= self.max_queue)
-        ) and not self._reading_paused:
-            self._reading_paused = True
-            transport.pause_reading()
-        elif (
-            self._reading_paused
-            and not backlog_full
-            and (
-                not is_open or len(self._messages) <= self.max_queue // 2
-            )  # hysteresis: no pause/resume per message
+            self.ws is not None
+            and self.ws.close_transport
+            and inbox is not None
+            and not inbox.holding
         ):
-            self._reading_paused = False
-            transport.resume_reading()
+            self._core_closed()
 
     # -- the end of the connection -------------------------------------------------
 
@@ -441,7 +319,8 @@ class ClientConnection(asyncio.Protocol):
         log.debug("ws client closed code=%d", code)
         if self._keepalive_timer is not None:
             self._keepalive_timer.cancel()
-        self._wake_reader()
+        if self._inbox is not None:
+            self._inbox.end(code, reason)
         pings, self._pings = self._pings, collections.OrderedDict()
         for _, waiter in pings.values():
             if waiter is not None and not waiter.done():
@@ -466,11 +345,12 @@ class ClientConnection(asyncio.Protocol):
     # -- sending -----------------------------------------------------------------------
 
     def _open_ws(self) -> WebSocket:
-        """The core, if messages may still be sent; else the ``ConnectionClosed`` to raise."""
+        """The core, if messages may still be sent (also replies to what came before a close that
+        is not answered yet: ``rawws.aio.inbox``); else the ``ConnectionClosed`` to raise."""
         ws = self.ws
         if ws is None:
             raise RuntimeError("the connection is not open yet")
-        if ws.state is not State.OPEN or self._transport_closing():
+        if not ws.can_send or self._transport_closing():
             code = (
                 self.close_code
                 if self.close_code is not None
@@ -519,7 +399,8 @@ class ClientConnection(asyncio.Protocol):
             return
         now = self._loop.time()
         # The pong may sit behind messages nobody read yet: data is flowing, so the server is alive.
-        alive = self._reading_paused or self._work_pending()
+        inbox = self._inbox
+        alive = inbox is not None and (inbox.reading_paused or inbox.work_pending)
         due = keepalive.due(
             now, awaiting_pong=self._keepalive_ping in self._pings, peer_alive=alive
         )

@@ -103,30 +103,45 @@ def frame_header(first_byte: int, length: int) -> bytes:
 
 
 _FIN_RSV1_TEXT = 0x80 | 0x40 | Opcode.TEXT
+_FIN_RSV1_BINARY = 0x80 | 0x40 | Opcode.BINARY
 
 
 def deflated_text_frame(
     text: str, window_bits: int, memory_level: int = DEFAULT_MEMORY_LEVEL
 ) -> bytes:
     """The compressed server frame of ``text``: what ``PerMessageDeflate`` in shared mode sends for it."""
-    payload = deflate_message(text.encode("utf-8"), window_bits, memory_level)
-    return frame_header(_FIN_RSV1_TEXT, len(payload)) + payload
+    return deflated_frame(text, window_bits, memory_level)
+
+
+def deflated_frame(
+    message: str | bytes, window_bits: int, memory_level: int = DEFAULT_MEMORY_LEVEL
+) -> bytes:
+    """The compressed server frame of ``message`` (text for ``str``, binary for ``bytes``), as shared mode sends it."""
+    if isinstance(message, str):
+        first, data = _FIN_RSV1_TEXT, message.encode("utf-8")
+    else:
+        first, data = _FIN_RSV1_BINARY, message
+    payload = deflate_message(data, window_bits, memory_level)
+    return frame_header(first, len(payload)) + payload
 
 
 class SharedFrame(bytes):
-    """The plain frame of one fanned-out text message (it *is* those bytes), plus its compressed frames.
+    """The plain frame of one fanned-out message (it *is* those bytes), plus its compressed frames.
 
     Receivers without compression queue the bytes themselves; a receiver in
     shared-compression mode asks ``deflated(bits)``, built once per window size
-    for the whole fan-out. Code that only knows bytes keeps working.
+    for the whole fan-out. Code that only knows bytes keeps working. ``message``
+    is what was framed: ``str`` (a text frame) or ``bytes`` (binary).
     """
 
-    text: str
+    message: str | bytes
     _deflated: dict[int, bytes]
 
-    def __new__(cls, plain_frame: bytes | bytearray, text: str) -> SharedFrame:
+    def __new__(
+        cls, plain_frame: bytes | bytearray, message: str | bytes
+    ) -> SharedFrame:
         frame = super().__new__(cls, plain_frame)
-        frame.text = text
+        frame.message = message
         frame._deflated = {}
         return frame
 
@@ -137,7 +152,7 @@ class SharedFrame(bytes):
                 window_bits
             ]  # every receiver after the first: one dict lookup
         except KeyError:
-            frame = self._deflated[window_bits] = deflated_text_frame(
-                self.text, window_bits
+            frame = self._deflated[window_bits] = deflated_frame(
+                self.message, window_bits
             )
             return frame

@@ -91,6 +91,11 @@ class TunedFrameProtocol(FrameProtocol):
             client, self.extensions, max_message_bytes
         )
 
+    @property
+    def unparsed_bytes(self) -> int:
+        """Bytes received and not yet parsed into a frame (wsproto commits each frame's bytes as it parses it)."""
+        return len(self._frame_decoder.buffer)
+
     def _serialize_frame(  # type: ignore[override]  # wsproto only sends the result on: bytes do as well
         self, opcode: Opcode, payload: bytes | bytearray = b"", fin: bool = True
     ) -> bytearray | bytes:

@@ -142,6 +142,10 @@ class Router:
     def add_websocket(self, path: str) -> None:
         self.websocket_paths.add(path)
 
+    def __contains__(self, path: object) -> bool:
+        """Whether any method is routed at ``path``."""
+        return path in self._routes
+
     def resolve(self, method: str, path: str) -> Handler:
         """The handler for this request, or an ``HttpError`` 404/405 saying why not."""
         methods = self._routes.get(path)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 
 class Outbox:
-    __slots__ = ("max_bytes", "max_messages", "_chunks", "_bytes", "overflowed")
+    __slots__ = ("max_bytes", "max_messages", "_chunks", "pending_bytes", "overflowed")
 
     def __init__(self, max_bytes: int, max_messages: int) -> None:
         self.max_bytes = max_bytes
@@ -20,7 +20,8 @@ class Outbox:
         # A list, not a deque: chunks are only appended and taken all at once, and an
         # empty list is 56 bytes where an empty deque is 600 (this is per connection).
         self._chunks: list[bytes] = []
-        self._bytes = 0
+        #: Bytes queued, not yet taken.
+        self.pending_bytes = 0
         #: Set once a push did not fit; the connection is then being closed.
         self.overflowed = False
 
@@ -30,26 +31,22 @@ class Outbox:
     def __bool__(self) -> bool:
         return bool(self._chunks)
 
-    @property
-    def pending_bytes(self) -> int:
-        return self._bytes
-
     def push(self, data: bytes) -> bool:
         """Queue ``data``; ``False`` (and nothing queued) when it would pass a bound."""
         if self._chunks and (
-            self._bytes + len(data) > self.max_bytes
+            self.pending_bytes + len(data) > self.max_bytes
             or len(self._chunks) >= self.max_messages
         ):
             self.overflowed = True
             return False
         self._chunks.append(data)
-        self._bytes += len(data)
+        self.pending_bytes += len(data)
         return True
 
     def push_control(self, data: bytes) -> None:
         """Queue a control frame (a close) even past the bounds: it must reach the peer."""
         self._chunks.append(data)
-        self._bytes += len(data)
+        self.pending_bytes += len(data)
 
     def discard(self) -> int:
         """Drop every queued frame (the peer is being closed as too slow): how many bytes were dropped.
@@ -58,9 +55,9 @@ class Outbox:
         close frame pushed next still lands on a frame boundary, with nothing
         waiting before it but what the transport already holds.
         """
-        dropped = self._bytes
+        dropped = self.pending_bytes
         self._chunks.clear()
-        self._bytes = 0
+        self.pending_bytes = 0
         return dropped
 
     def take(self) -> bytes:
@@ -68,5 +65,5 @@ class Outbox:
         chunks = self._chunks
         data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         chunks.clear()
-        self._bytes = 0
+        self.pending_bytes = 0
         return data

@@ -12,6 +12,10 @@ than the rest of the edge. What it adds:
 * a failure (protocol error, bad UTF-8, too big) becomes our close frame with
   the code wsproto chose and a request to drop TCP; nothing more is parsed;
 * keepalive bookkeeping: which ping is outstanding and since when;
+* replies that stay in order when the edge holds the core's output: until the
+  close frame that answers the peer's close (or fails the connection) has been
+  taken with ``data_to_send``, messages may still be sent ahead of it
+  (``can_send``), as replies to what arrived before that close;
 * for a client that asks: the messages that arrive after its close frame
   (``receive_while_closing``), and every frame reported (``trace_frames``,
   ``rawws.core.trace``).
@@ -56,6 +60,8 @@ class WebSocket:
         "_outgoing",
         "_fragments",
         "_pending_ping",
+        "_close_queued",
+        "output_pending",
         "state",
         "close_code",
         "close_reason",
@@ -78,6 +84,11 @@ class WebSocket:
         self._outgoing: list[bytes | bytearray] = []
         self._fragments: list[str | bytes] = []
         self._pending_ping: bytes | None = None
+        #: Our close frame (the answer to the peer's, or a failure's) waits in ``_outgoing``.
+        self._close_queued = False
+        #: ``receive_data`` queued something to write (a pong, a close) not yet taken by ``data_to_send``
+        #: (an attribute, not a property: an edge that holds replies back reads it for every event).
+        self.output_pending = False
         self.state = State.OPEN
         self.close_code: int | None = None
         self.close_reason = ""
@@ -132,6 +143,7 @@ class WebSocket:
                 elif opcode is _PING:
                     if self.state is State.OPEN:  # after our close, a ping gets no pong
                         self._outgoing.append(self._frames.pong(frame.payload))  # type: ignore[arg-type]  # wsproto 1.3 (pinned in uv.lock) types Frame.payload as the union for every opcode
+                        self.output_pending = True
                 elif opcode is _PONG:
                     if frame.payload == self._pending_ping:
                         self._pending_ping = None
@@ -159,6 +171,7 @@ class WebSocket:
         if self.state is State.OPEN:
             # The peer started the closing handshake: echo its code (§5.5.1).
             self._outgoing.append(self._frames.close(code, reason))
+            self._close_queued = self.output_pending = True
             self.state = State.CLOSED
             self.close_code, self.close_reason = code, reason
             return Closed(code, reason, by_peer=True)
@@ -175,6 +188,7 @@ class WebSocket:
         self._fragments = []
         if self.state is State.OPEN:
             self._outgoing.append(self._frames.close(code, _short(reason)))
+            self._close_queued = self.output_pending = True
         self.state = State.CLOSED
         self.close_code, self.close_reason = code, reason
         return Closed(code, reason, by_peer=False)
@@ -187,11 +201,31 @@ class WebSocket:
             return b""
         data = b"".join(self._outgoing)
         self._outgoing.clear()
+        self._close_queued = self.output_pending = False
         return data
+
+    @property
+    def input_pending(self) -> bool:
+        """Bytes received that no event has come of yet: the events of ``receive_data`` may go on.
+
+        ``False`` means resuming them yields nothing more (a frame still arriving in
+        part may keep it ``True``, which costs a caller only a needless wait).
+        """
+        return self._frames.unparsed_bytes > 0
+
+    @property
+    def can_send(self) -> bool:
+        """Messages may be sent: open, or closed by a frame whose answer has not left the core yet.
+
+        RFC 6455 §5.5.1 lets an endpoint finish what it sends before it answers a
+        close; an edge that holds ``data_to_send`` until the application has
+        replied to the messages received before the close uses this window.
+        """
+        return self.state is State.OPEN or self._close_queued
 
     def send(self, message: str | bytes) -> bytes:
         """The frame bytes of one whole message (possibly a ``bytearray``: it goes straight to a transport)."""
-        if self.state is not State.OPEN:
+        if self.state is not State.OPEN and not self._close_queued:
             raise ConnectionClosed(
                 self.close_code, f"cannot send: connection is {self.state.value}"
             )
@@ -238,6 +272,7 @@ class WebSocket:
             self.close_code, self.close_reason = code, reason
         self.state = State.CLOSED
         self.close_transport = True
+        self._close_queued = False
 
 
 def _short(reason: str) -> str:

@@ -50,6 +50,9 @@ class FrameEngine(Protocol):
 
     def receive_bytes(self, data: bytes) -> None: ...
 
+    @property
+    def unparsed_bytes(self) -> int: ...
+
     def received_frames(self) -> Generator[Frame, None, None]: ...
 
     def send_data(
@@ -86,6 +89,10 @@ class TracingFrames:
 
     def receive_bytes(self, data: bytes) -> None:
         self._engine.receive_bytes(data)
+
+    @property
+    def unparsed_bytes(self) -> int:
+        return self._engine.unparsed_bytes
 
     def received_frames(self) -> Generator[Frame, None, None]:
         for frame in self._engine.received_frames():

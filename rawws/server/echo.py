@@ -1,6 +1,8 @@
 """The `/echo` endpoint: every message goes back as it came. What Autobahn tests.
 
-It is an ordinary ``WebSocketHandler`` on the same session code the chat uses.
+It is written with the public coroutine API (``rawws.serve`` takes the same
+handler), so the conformance suite tests that API, and through it the
+``Inbox`` and the sans-I/O core beneath.
 """
 
 from __future__ import annotations
@@ -8,12 +10,6 @@ from __future__ import annotations
 from rawws.server.connection import ServerConnection
 
 
-class EchoHandler:
-    def on_open(self, session: ServerConnection) -> None:
-        pass
-
-    def on_message(self, session: ServerConnection, data: str | bytes) -> None:
-        session.send(data)
-
-    def on_close(self, session: ServerConnection, code: int) -> None:
-        pass
+async def echo(connection: ServerConnection) -> None:
+    async for message in connection:
+        await connection.send(message)

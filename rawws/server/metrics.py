@@ -79,8 +79,10 @@ class RawwsCollector:
             labels=["endpoint"],
         )
         counts = dict.fromkeys(server.endpoints, 0)
-        for session in server.sessions:
-            counts[session.path] = counts.get(session.path, 0) + 1
+        for connection in server.connections:
+            # Labels from known values only: a path the default endpoint took is counted as "*".
+            path = connection.path if connection.path in server.endpoints else "*"
+            counts[path] = counts.get(path, 0) + 1
         for path, count in sorted(counts.items()):
             open_by_path.add_metric([path], count)
         yield open_by_path

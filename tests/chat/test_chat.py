@@ -996,12 +996,12 @@ async def test_a_closed_connection_is_not_kept_alive_by_the_rate_limiter(
     tokens = await new_users(server, "ann")
     ann = await connect_chat(server, tokens["ann"], "ann", compression="deflate")
     await ann.join("lobby")  # takes a token: the connection has a bucket now
-    (session,) = server.sessions
+    (session,) = server.connections
     ref = weakref.ref(session)
     del session
     await ann.close()
     await wait_until_true(
-        lambda: not server.sessions, what="the server to drop the session"
+        lambda: not server.connections, what="the server to drop the session"
     )
     for _ in range(3):
         gc.collect()

@@ -44,12 +44,12 @@ class FakePeer:
         self.backed_up = False
         self.frames: list[dict] = []
 
-    def send(self, message: str) -> bool:
+    def send_nowait(self, message: str) -> bool:
         self.frames.append(json.loads(message))
         return True
 
     def send_shared(self, text: str, frame: bytes) -> bool:
-        return self.send(text)
+        return self.send_nowait(text)
 
     async def wait_writable(self) -> None:
         return None

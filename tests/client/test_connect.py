@@ -135,15 +135,15 @@ async def test_compression_is_negotiated_with_the_rawws_server_and_can_be_turned
         assert ws.compression is not None and ws.compression.startswith(
             "permessage-deflate"
         )
-        (session,) = server.sessions
+        (session,) = server.connections
         assert session.compressed
         big = "compressible " * 20000
         await ws.send(big)
         assert await ws.recv() == big
     async with connect(url, compression=None) as ws:
         assert ws.compression is None
-        await wait_for_condition(lambda: len(server.sessions) == 1, timeout=WAIT_S)
-        (session,) = server.sessions
+        await wait_for_condition(lambda: len(server.connections) == 1, timeout=WAIT_S)
+        (session,) = server.connections
         assert not session.compressed
         await ws.send("plain")
         assert await ws.recv() == "plain"
@@ -162,7 +162,7 @@ async def test_refused_upgrade_from_the_rawws_server_shows_the_status(
 async def test_server_shutdown_is_a_normal_close_with_1001(start_server: StartServer):
     server = await start_server()
     ws = await connect(f"ws://127.0.0.1:{server.port}/echo")
-    await wait_for_condition(lambda: len(server.sessions) == 1, timeout=WAIT_S)
+    await wait_for_condition(lambda: len(server.connections) == 1, timeout=WAIT_S)
     await asyncio.wait_for(server.shutdown(), WAIT_S)
     with pytest.raises(ConnectionClosedOK) as info:
         await asyncio.wait_for(ws.recv(), WAIT_S)
@@ -501,6 +501,37 @@ async def test_a_reply_to_a_message_leaves_before_the_close_a_later_bad_frame_ca
     close_frame = await asyncio.wait_for(frames.get(), WAIT_S)
     assert echo_frame[:2] == (0x1, b"hi")
     assert close_frame[0] == 0x8 and struct.unpack("!H", close_frame[1][:2])[0] == 1002
+    await ws.close()
+
+
+async def test_replies_keep_their_place_around_a_pong_and_a_close(raw_server):
+    """Message, ping, message, close in one write: echo, pong, echo, close leave in that order."""
+    frames: asyncio.Queue[tuple[int, bytes, bytes | None]] = asyncio.Queue()
+
+    async def burst(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await accept_upgrade(
+            reader,
+            writer,
+            extra=server_frame(0x1, b"one")
+            + server_frame(0x9, b"ping!")
+            + server_frame(0x1, b"two")
+            + server_frame(0x8, struct.pack("!H", 1000)),
+        )
+        while True:
+            frames.put_nowait(await read_client_frame(reader))
+
+    port = await raw_server(burst)
+    ws = await connect(f"ws://127.0.0.1:{port}/", compression=None, close_timeout=0.2)
+    async for message in ws:
+        await ws.send(message)
+    assert ws.close_code == 1000
+    sent = [(await asyncio.wait_for(frames.get(), WAIT_S))[:2] for _ in range(4)]
+    assert sent == [
+        (0x1, b"one"),
+        (0xA, b"ping!"),
+        (0x1, b"two"),
+        (0x8, struct.pack("!H", 1000)),
+    ]
     await ws.close()
 
 

@@ -130,6 +130,19 @@ def test_shared_frame_is_its_plain_bytes_and_deflates_once_per_window():
     assert frame.deflated(10) is not first
 
 
+def test_a_shared_binary_frame_deflates_as_binary_and_inflates_back():
+    message = bytes(range(256)) * 4
+    frame = SharedFrame(WebSocket(client=False).send(message), message)
+    assert frame[0] == 0x82  # plain: FIN + binary
+    deflated = frame.deflated(12)
+    assert deflated[0] == 0xC2  # FIN + RSV1 + binary (RFC 7692 §6)
+    _, answer = server("shared", 12)
+    client = wsproto_client(answer)
+    client.receive_bytes(deflated)
+    (received,) = list(client.received_frames())
+    assert (received.opcode, received.payload) == (Opcode.BINARY, message)
+
+
 def test_deflate_message_with_interleaved_window_sizes_stays_independent():
     """Each window size has its own compressor; a message never depends on another."""
     for data in (b"abc" * 100, b"", b"xyz" * 50):

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from rawws.core.http import Request, Router, check_request_head, error_response
+from rawws.core.http import (
+    Request,
+    Response,
+    Router,
+    check_request_head,
+    error_response,
+)
 from rawws.errors import HttpError
 
 
@@ -101,3 +107,14 @@ def test_an_ordinary_head_passes():
 )
 def test_heads_refused_with_their_status(description, status, kwargs):
     assert head_status(**kwargs) == status, description
+
+
+def test_router_knows_which_paths_it_routes():
+    router = Router()
+    router.add("POST", "/auth/login", _handler_for_contains)
+    assert "/auth/login" in router
+    assert "/auth/logout" not in router and "/" not in router
+
+
+async def _handler_for_contains(request: Request) -> Response:
+    return Response(200)

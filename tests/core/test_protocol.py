@@ -324,3 +324,59 @@ def test_ping_after_our_close_is_not_answered():
     events, reply = feed(ws, masked_frame(0x9, b"late ping"))
     assert events == [] and reply == b""
     assert ws.state is State.CLOSING
+
+
+# -- what an edge that holds replies back relies on --------------------------------
+
+
+def test_messages_may_be_sent_while_the_answer_to_a_close_is_not_taken():
+    """RFC 6455 §5.5.1: replies to what came before the close go out ahead of our answer to it."""
+    ws = server()
+    events = list(ws.receive_data(masked_frame(0x8, struct.pack("!H", 1000))))
+    assert events == [Closed(1000, "", by_peer=True)] and ws.state is State.CLOSED
+    assert ws.can_send and ws.output_pending
+    assert ws.send("late reply") == b"\x81\x0alate reply"
+    assert ws.data_to_send() == b"\x88\x02\x03\xe8"
+    assert not ws.can_send and not ws.output_pending
+    with pytest.raises(ConnectionClosed):
+        ws.send("too late")
+
+
+def test_after_a_failure_only_until_its_close_is_taken():
+    ws = server()
+    list(ws.receive_data(masked_frame(0x1, b"\xff")))  # not UTF-8: 1007
+    assert ws.can_send
+    ws.data_to_send()
+    assert not ws.can_send
+
+
+def test_no_window_once_we_closed_first_or_gave_up():
+    ws = server()
+    ws.close(1000)
+    list(ws.receive_data(masked_frame(0x8, struct.pack("!H", 1000))))
+    assert not ws.can_send and not ws.output_pending  # our close was already sent
+    aborted = server()
+    list(aborted.receive_data(masked_frame(0x8, struct.pack("!H", 1000))))
+    aborted.abort()
+    assert not aborted.can_send
+
+
+def test_input_pending_tells_whether_more_events_may_come_of_what_was_fed():
+    ws = server()
+    frames = masked_frame(0x1, b"one") + masked_frame(0x1, b"two")
+    events = ws.receive_data(frames)
+    assert not ws.input_pending  # nothing fed until the events are asked for
+    assert next(events) == MessageReceived("one")
+    assert ws.input_pending  # "two" is still in the frame engine
+    assert next(events) == MessageReceived("two")
+    assert not ws.input_pending
+    assert next(events, None) is None
+    partial = masked_frame(0x1, b"three")[:4]
+    assert list(ws.receive_data(partial)) == [] and ws.input_pending
+
+
+def test_output_pending_shows_a_pong_not_yet_taken():
+    ws = server()
+    events = list(ws.receive_data(masked_frame(0x9, b"p") + masked_frame(0x1, b"m")))
+    assert events == [MessageReceived("m")] and ws.output_pending
+    assert ws.data_to_send() == b"\x8a\x01p" and not ws.output_pending

@@ -441,7 +441,7 @@ async def test_two_users_chat_render_text_inertly_and_catch_up_after_a_restart(
     await expect(alice.page.locator("#member-count")).to_have_text("2")
     # Chromium offers permessage-deflate; both pages run in shared compression (no
     # context takeover either way), so the room's messages below reach them as shared frames.
-    chat_sessions = [session for session in server.sessions if session.path == "/ws"]
+    chat_sessions = [session for session in server.connections if session.path == "/ws"]
     assert len(chat_sessions) == 2
     assert all(
         session.compressed and session.ws.shared_deflate_bits == 12
@@ -571,7 +571,7 @@ async def test_two_users_chat_render_text_inertly_and_catch_up_after_a_restart(
         assert len(set(tickets)) == len(tickets), "a ticket is used once"
     pages_sessions = [
         s
-        for s in server.sessions
+        for s in server.connections
         if s.identity is not None and s.identity.user == "alice"
     ]
     assert [session.subprotocol for session in pages_sessions] == ["rawws.v1"]
@@ -663,7 +663,7 @@ async def test_expired_session_shows_the_sign_in_form_again(
         )
 
     await page.context.route("**/auth/ticket", expired_token)
-    for session in list(server.sessions):
+    for session in list(server.connections):
         session.close(GOING_AWAY, "test: connection dropped")
 
     await expect(page.page.locator("#auth-view")).to_be_visible()

@@ -52,7 +52,7 @@ class Recorder:
 
     def on_message(self, session: ServerConnection, data: str | bytes) -> None:
         self.messages.append(data)
-        session.send(data)
+        session.send_nowait(data)
 
     def on_close(self, session: ServerConnection, code: int) -> None:
         self.close_codes.append(code)
@@ -283,7 +283,7 @@ async def test_chat_redraws_the_line_being_typed_after_an_incoming_message(
         await wait_for_condition(lambda: len(recorder.sessions) == 1, timeout=WAIT_S)
         child.send("half a li")
         await expect(child, "half a li")
-        recorder.sessions[0].send("news from elsewhere")
+        recorder.sessions[0].send_nowait("news from elsewhere")
         # The prompt line is cleared, the message printed, and the typed text put back.
         await expect(child, "\r\x1b[K< news from elsewhere\r\n\r\x1b[K> half a li")
         child.send("ne\r")

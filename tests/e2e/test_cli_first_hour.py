@@ -54,7 +54,7 @@ class PingsFirst:
         session.send_frame(session.ws.ping(PING))
 
     def on_message(self, session: ServerConnection, data: str | bytes) -> None:
-        session.send(data)
+        session.send_nowait(data)
 
     def on_close(self, session: ServerConnection, code: int) -> None:
         pass

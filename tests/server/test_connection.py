@@ -90,7 +90,7 @@ async def test_a_peer_that_stops_reading_pauses_the_session_and_resumes(
         await loop.sock_sendall(sock, masked_frame(BINARY, payload))
         sent += 1
         await asyncio.sleep(0.002)
-        (session,) = server.sessions
+        (session,) = server.connections
         if session._paused:
             break
     assert session is not None and session._paused, "the session never paused writing"
@@ -127,8 +127,8 @@ async def test_pushes_from_outside_a_read_are_flushed_in_one_callback(
 
     loop.call_soon = counting_call_soon  # type: ignore[method-assign]
     try:
-        for session in list(echo_server.sessions):
-            assert session.send("to everyone")
+        for session in list(echo_server.connections):
+            assert session.send_nowait("to everyone")
     finally:
         loop.call_soon = call_soon  # type: ignore[method-assign]
     assert scheduled == 1

@@ -72,7 +72,7 @@ async def test_echo_traffic_moves_message_byte_handshake_and_close_counters(
     assert value(during, "rawws_websocket_connections", endpoint="/echo") == 1
     await ws.close()
     await wait_for_condition(
-        lambda: not server.sessions, what="the echo session to end"
+        lambda: not server.connections, what="the echo session to end"
     )
     text, after = await scrape(server.metrics_port or 0)
     assert (

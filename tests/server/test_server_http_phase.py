@@ -17,7 +17,7 @@ import h11
 import pytest
 
 from rawws.core.http import Request, Response, json_response
-from rawws.server.echo import EchoHandler
+from rawws.server.echo import echo
 from rawws.server.server import Server
 from testkit import masked_frame
 from tests.support.helpers import (
@@ -43,7 +43,7 @@ async def test_a_subprotocol_that_is_not_a_token_is_refused_at_registration(
     """It may be echoed in a 101: a name that is not a token must never get that far."""
     server = await start_server()
     with pytest.raises(ValueError):
-        server.add_websocket("/other", EchoHandler(), subprotocols=(name,))
+        server.add_websocket("/other", echo, subprotocols=(name,))
 
 
 # -- keep-alive and pipelining ------------------------------------------------------------
@@ -155,7 +155,7 @@ async def test_an_open_websocket_keeps_nothing_of_its_http_phase(
         gc.collect()
         alive = [o for o in gc.get_objects() if type(o) is h11.Connection]
         assert alive == []
-        assert len(echo_server.sessions) == 1
+        assert len(echo_server.connections) == 1
     finally:
         await close_writer(writer)
 
@@ -238,6 +238,6 @@ async def test_an_upgrade_completed_during_shutdown_is_refused_with_503(
         assert status == 503
         assert headers.get("connection") == "close"
         await asyncio.wait_for(shutdown, TIMEOUT_S)
-        assert not server.sessions
+        assert not server.connections
     finally:
         await close_writer(writer)

@@ -405,7 +405,7 @@ async def test_peer_that_answers_pings_stays_connected(start_server) -> None:
     ) as ws:  # only the server pings
         await asyncio.sleep(1.5)  # about seven ping intervals
         assert await echo_once(ws, "alive") == "alive"
-        assert len(server.sessions) == 1
+        assert len(server.connections) == 1
 
 
 # -- handshake timeout ----------------------------------------------------------------------

@@ -58,7 +58,7 @@ def held_by_server(session: ServerConnection) -> int:
 
 def slow_session(server: Server) -> ServerConnection | None:
     return next(
-        (session for session in server.sessions if session.user == "slow"), None
+        (session for session in server.connections if session.user == "slow"), None
     )
 
 

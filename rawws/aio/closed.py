@@ -1,4 +1,4 @@
-"""How a client connection ended, as the exceptions ``send`` and ``recv`` raise.
+"""How a connection ended, as the exceptions ``send`` and ``recv`` raise (server and client alike).
 
 Apart from the connection so that code which only reports an end (the CLI's exit codes,
 the chat session) does not need the asyncio protocol to name it. The exceptions
