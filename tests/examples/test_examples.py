@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.helpers import TIMEOUT_S, free_port
+from testkit import free_port
+from tests.support.helpers import TIMEOUT_S
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 PEER = r"127\.0\.0\.1:\d+"
