@@ -18,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -73,14 +75,40 @@ def check_db_url(url: str) -> URL:
     return parsed
 
 
+# How long a connection waits on a file another one holds, and, while a fresh file
+# is switched to WAL, between tries (that switch answers "locked" at once, unheld
+# by the busy timeout).
+SQLITE_BUSY_MS = 5000
+WAL_SWITCH_PAUSE_S = 0.005
+
+
 def _tune_sqlite(dbapi_connection: Any, _record: object) -> None:
     """WAL lets readers go on while one writer commits; wait rather than fail on a busy file."""
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
+    _switch_to_wal(cursor)
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    """``journal_mode=WAL``, tried again while another connection holds a fresh file.
+
+    Nodes started together on a new database all make this switch at once; SQLite
+    refuses all but one with "database is locked" without calling the busy
+    handler. Only a fresh file is contended (WAL is kept in the file), so the
+    pauses are a few, at start-up, and bounded by the busy timeout.
+    """
+    tries = int(SQLITE_BUSY_MS / 1000 / WAL_SWITCH_PAUSE_S)
+    for attempt in range(tries + 1):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == tries:
+                raise
+            time.sleep(WAL_SWITCH_PAUSE_S)
 
 
 def _private_file(path: Path) -> None:
