@@ -82,7 +82,20 @@ def check_bus_url(url: str) -> str:
                 "the bus URL's database must be a number (redis://host:port/0)"
             )
     del port
+    try:  # redis-py hands every query parameter to its connection class: an unknown one is a TypeError
+        pool = aioredis.Redis.from_url(url).connection_pool
+        pool.connection_class(**pool.connection_kwargs)
+    except (TypeError, ValueError) as exc:
+        raise refuse(
+            f"a parameter of the bus URL is not one Redis's client takes ({_first_line(exc)})"
+        ) from None
     return url
+
+
+def _first_line(exc: BaseException) -> str:
+    """``exc`` as one line without its type's module (``unexpected keyword argument 'passwd'``)."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text.split(".__init__() got an ")[-1]
 
 
 class RedisBus:

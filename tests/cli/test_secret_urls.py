@@ -1,0 +1,50 @@
+"""A password in a URL never reaches the output of a refused start, in any form a driver takes it.
+
+The real command (``python -m rawws serve``) is refused because what the URL names cannot be reached;
+its one line names the URL, and the password in it is ``***``: in the user information, and as
+``?password=`` (the only way to give one to Redis over a ``unix://`` socket).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from testkit import free_port
+from tests.support.nodes import serve_once
+
+SECRET = "SECRET-d41d8cd98f00"
+
+
+@pytest.mark.parametrize(
+    ("flag", "url"),
+    [
+        ("--bus", f"unix:///nonexistent.sock?password={SECRET}"),
+        ("--bus", f"unix:///nonexistent.sock?db=0&password={SECRET}"),
+        ("--bus", "redis://:{secret}@127.0.0.1:{port}/0"),
+        ("--bus", "redis://127.0.0.1:{port}/0?password={secret}"),
+        ("--db", "postgresql+asyncpg://rawws@127.0.0.1:{port}/rawws?password={secret}"),
+        ("--db", "postgresql+asyncpg://rawws:{secret}@127.0.0.1:{port}/rawws"),
+    ],
+)
+def test_a_refused_start_shows_no_password(tmp_path: Path, flag: str, url: str) -> None:
+    url = url.format(secret=SECRET, port=free_port())  # nothing listens there
+    result = serve_once(tmp_path, flag, url)
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"rawws: {flag} "), result.stderr
+    assert "***" in lines[0]
+    assert SECRET not in result.stderr
+
+
+def test_an_unknown_bus_parameter_is_one_line_without_its_value(tmp_path: Path) -> None:
+    """redis-py takes every query parameter as a keyword: a misspelt ``?passwd=`` was a traceback."""
+    url = f"unix:///nonexistent.sock?db=0&passwd={SECRET}"
+    result = serve_once(tmp_path, "--bus", url)
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == (
+        "rawws: --bus unix:///nonexistent.sock?db=0&passwd=***: a parameter of the bus URL is not"
+        " one Redis's client takes (unexpected keyword argument 'passwd')\n"
+    )
