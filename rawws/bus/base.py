@@ -1,8 +1,9 @@
 """The ``Bus`` protocol: how a node reaches the others. Transport only: it carries bytes.
 
 What the bytes mean is the chat's business (``rawws.chat.codec``): the bus neither
-builds nor reads them, so anything that can publish on it is only ever a sender of
-bytes that the receiving node judges (``rawws.chat.feed`` decodes and checks them).
+builds nor reads them. What it does vouch for is who sent them: a bus between nodes
+seals every event (``rawws.bus.seal``) and hands on only those signed with the
+cluster's key and fresh; the chat then decodes and checks them (``rawws.chat.feed``).
 """
 
 from __future__ import annotations

@@ -8,7 +8,9 @@ module must do is never stall the event loop and never flood the log:
 * publishing only queues (bounded); one task sends the queue in pipelines;
 * the subscription is watched with PINGs; when it fails it is made again with
   backoff, and ``on_reconnect`` runs so the node catches up from the store;
-* an outage is logged once when it starts and once when it ends.
+* an outage is logged once when it starts and once when it ends;
+* every event is sealed (``rawws.bus.seal``): signed with the cluster's key and fresh, so
+  what a stranger or a replay puts on the channel is refused and counted, never passed on.
 
 At start the server refuses to run when Redis cannot be reached
 (``BusUnavailable``): a node that starts cut off would serve a split chat
@@ -29,6 +31,7 @@ from urllib.parse import urlsplit
 import redis.asyncio as aioredis
 
 from rawws.bus.base import Receiver
+from rawws.bus.seal import Refused, Seal
 from rawws.core.redact import redact_url
 from rawws.errors import RawwsError, SettingError
 
@@ -42,6 +45,7 @@ BACKOFF_MAX_S = 2.0
 QUEUE_LIMIT = 10_000  # events waiting to be published; beyond, new ones are dropped (receivers repair)
 PIPELINE_MAX = 512  # events per pipeline round trip
 SCHEMES = ("redis", "rediss", "unix")
+REFUSED_LOG_EVERY = 1000  # after the first refused event, one line per this many more
 
 
 class BusUnavailable(RawwsError):
@@ -98,18 +102,64 @@ def _first_line(exc: BaseException) -> str:
     return text.split(".__init__() got an ")[-1]
 
 
+def _unreachable(url: str, exc: BaseException, call_timeout_s: float) -> BusUnavailable:
+    if isinstance(exc, TimeoutError | aioredis.TimeoutError):
+        reason = (
+            f"it did not answer within {call_timeout_s:g} s: is Redis running there?"
+        )
+    elif isinstance(exc, aioredis.AuthenticationError) or "NOAUTH" in str(exc):
+        reason = f"{str(exc).rstrip('.')}: is the URL's password Redis's requirepass?"
+    else:
+        reason = (
+            f"{str(exc).rstrip('.') or type(exc).__name__}: is Redis running there?"
+        )
+    return BusUnavailable(redacted(url), reason)
+
+
+async def _ping(client: aioredis.Redis, url: str, call_timeout_s: float) -> None:
+    try:
+        async with asyncio.timeout(call_timeout_s * 3):
+            await client.ping()
+    except (OSError, TimeoutError, aioredis.RedisError) as exc:
+        raise _unreachable(url, exc, call_timeout_s) from None
+
+
+async def reach(url: str, call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S) -> None:
+    """Return once Redis at ``url`` answers a PING (with the URL's password); else ``BusUnavailable``.
+
+    A start asks this before it makes anything (the JWT secret the bus key comes from): a start
+    refused for its bus leaves no new file behind.
+    """
+    client = aioredis.Redis.from_url(
+        check_bus_url(url),
+        socket_timeout=call_timeout_s,
+        socket_connect_timeout=call_timeout_s,
+    )
+    try:
+        await _ping(client, url, call_timeout_s)
+    finally:
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(call_timeout_s):
+                await client.aclose()
+
+
 class RedisBus:
-    """A ``Bus`` over one Redis server (``redis://host:port/db``)."""
+    """A ``Bus`` over one Redis server (``redis://host:port/db``), its events sealed with ``key``.
+
+    ``key`` is the cluster's bus key (``rawws.bus.seal.bus_key``): the same on every node.
+    """
 
     def __init__(
         self,
         url: str,
+        key: bytes,
         *,
         call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
         channel: str = CHANNEL,
     ) -> None:
         self.url = check_bus_url(url)
         self.channel = channel
+        self.seal = Seal(key, channel.encode("utf-8"))
         self.call_timeout_s = call_timeout_s
         self.client: aioredis.Redis = aioredis.Redis.from_url(
             url, socket_timeout=call_timeout_s, socket_connect_timeout=call_timeout_s
@@ -129,7 +179,9 @@ class RedisBus:
         # Counters (exposed for tests and for /healthz-like reporting)
         self.published = 0
         self.dropped = 0  # not published: bus down, queue full or a failed pipeline
-        self.received = 0
+        self.received = 0  # opened: sealed by a node of this cluster, and fresh
+        self.forged = 0  # refused: not sealed with this cluster's key (garbage, a forger, another secret)
+        self.stale = 0  # refused: a replay, or sent longer ago than the seal's window
         self.outages = 0
 
     @property
@@ -140,7 +192,7 @@ class RedisBus:
         if not self._connected or len(self._queue) >= QUEUE_LIMIT:
             self.dropped += 1
             return
-        self._queue.append(data)
+        self._queue.append(self.seal.seal(data, time.time()))
         self._queued.set()
 
     async def start(
@@ -150,15 +202,10 @@ class RedisBus:
         self._receive = receive
         self._on_reconnect = on_reconnect
         try:
-            async with asyncio.timeout(self.call_timeout_s * 3):
-                await self.client.ping()
-        except (OSError, TimeoutError, aioredis.RedisError) as exc:
+            await _ping(self.client, self.url, self.call_timeout_s)
+        except BusUnavailable:
             await self.close()
-            if isinstance(exc, TimeoutError | aioredis.TimeoutError):
-                reason = f"it did not answer within {self.call_timeout_s:g} s: is Redis running there?"
-            else:
-                reason = f"{str(exc).rstrip('.') or type(exc).__name__}: is Redis running there?"
-            raise BusUnavailable(redacted(self.url), reason) from None
+            raise
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self._subscription()),
@@ -215,12 +262,33 @@ class RedisBus:
             data = data.encode("utf-8", "surrogatepass")
         if not isinstance(data, bytes):
             return
+        opened = self.seal.open(data, time.time())
+        if isinstance(opened, Refused):
+            self._refused(opened)
+            return
         self.received += 1
         assert self._receive is not None
         try:
-            self._receive(data)
+            self._receive(opened)
         except Exception:
             log.exception("handling a bus message failed")
+
+    def _refused(self, why: Refused) -> None:
+        """Counted; logged for the first one and then once per ``REFUSED_LOG_EVERY``."""
+        if why is Refused.FORGED:
+            self.forged += 1
+        else:
+            self.stale += 1
+        refused = self.forged + self.stale
+        if refused == 1 or refused % REFUSED_LOG_EVERY == 0:
+            log.warning(
+                "refused a bus event (%s; %d forged and %d stale so far, logged once per %d): "
+                "if every node's events are refused, the nodes do not share one JWT secret",
+                why.value,
+                self.forged,
+                self.stale,
+                REFUSED_LOG_EVERY,
+            )
 
     def _up(self) -> None:
         self._connected = True

@@ -31,7 +31,8 @@ from rawws.accounts.tokens import (
     WebSocketAuthenticator,
     generate_secret,
 )
-from rawws.bus.redis import RedisBus
+from rawws.bus.redis import RedisBus, reach
+from rawws.bus.seal import bus_key
 from rawws.chat.page import add_page_routes
 from rawws.chat.service import ChatHandler, ChatLimits
 from rawws.config import ServerConfig
@@ -52,11 +53,14 @@ def node_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
-def open_bus(config: ServerConfig) -> RedisBus | None:
-    """The Redis bus when ``bus_url`` is set; ``None`` (one node) otherwise."""
+def open_bus(config: ServerConfig, jwt_secret: bytes) -> RedisBus | None:
+    """The Redis bus when ``bus_url`` is set, sealed with a key derived from the JWT secret
+    every node shares; ``None`` (one node) otherwise."""
     if config.bus_url is None:
         return None
-    return RedisBus(config.bus_url, call_timeout_s=config.bus_timeout_s)
+    return RedisBus(
+        config.bus_url, bus_key(jwt_secret), call_timeout_s=config.bus_timeout_s
+    )
 
 
 def prepare_data_dir(data_dir: Path) -> None:
@@ -185,7 +189,18 @@ async def setup_app(server: Server) -> None:
         server.on_shutdown.append(metrics.close)
     store = await open_app_store(config)
     health = StoreHealth()
-    bus = open_bus(config)
+    try:
+        if (
+            config.bus_url is not None
+        ):  # BusUnavailable: a node never starts cut off from the others
+            await reach(config.bus_url, config.bus_timeout_s)
+        # the secret is made once the database and the bus have answered: a failed start leaves no
+        # new file; the bus's key is derived from it, so it is had before the bus starts
+        settings = token_settings(config)
+    except BaseException:
+        await store.close()
+        raise
+    bus = open_bus(config, settings.secret)
     chat = ChatHandler(
         store,
         bus=bus,
@@ -203,18 +218,11 @@ async def setup_app(server: Server) -> None:
         ),
     )
     try:
-        await (
-            chat.start()
-        )  # BusUnavailable: a node never starts cut off from the others
+        await chat.start()  # BusUnavailable, should Redis go away since it answered
     except BaseException:
         await store.close()
         raise
-    try:  # the secret is made once the database and the bus have answered: a failed start leaves no new file
-        tokens = Tokens(token_settings(config))
-    except BaseException:
-        await chat.close()
-        await store.close()
-        raise
+    tokens = Tokens(settings)
     passwords = Passwords(
         config.argon2_time_cost, config.argon2_memory_kib, config.argon2_parallelism
     )
