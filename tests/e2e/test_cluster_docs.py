@@ -51,12 +51,12 @@ def move_ports(block: str, ports: dict[int, int]) -> str:
     return block
 
 
-def redis_shutdown(port: int) -> None:
+def redis_shutdown(port: int, password: str) -> None:
     with (
         contextlib.suppress(OSError),
         socket.create_connection(("127.0.0.1", port), timeout=2) as sock,
     ):
-        sock.sendall(b"SHUTDOWN NOSAVE\r\n")
+        sock.sendall(f"AUTH {password}\r\nSHUTDOWN NOSAVE\r\n".encode())
         sock.recv(64)
 
 
@@ -100,7 +100,12 @@ async def test_the_cluster_page_commands_give_three_ready_nodes(
     ):  # the page is written for root; elsewhere the tools run as this user
         block = block.replace("runuser -u postgres -- ", "")
     script = tmp_path / "cluster.sh"
-    script.write_text("set -e\n" + block + "\njobs -p > pids\nwait\n")
+    # the page's Redis password, for this test to stop that Redis afterwards
+    script.write_text(
+        "set -e\n"
+        + block
+        + '\nprintf %s "$REDIS_PASSWORD" > redis-password\njobs -p > pids\nwait\n'
+    )
     clean = {k: v for k, v in os.environ.items() if not k.startswith("RAWWS_")}
     env = {
         **clean,
@@ -129,6 +134,7 @@ async def test_the_cluster_page_commands_give_three_ready_nodes(
             await wait_ready(port, shell, tmp_path / "cluster.log")
         pids = [int(pid) for pid in (workdir / "pids").read_text().split()]
         assert len(pids) == 3, "the three `rawws serve … &`"
+        assert_redis_wants_a_password(redis_port)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(shell.pid, signal.SIGTERM)
@@ -138,10 +144,20 @@ async def test_the_cluster_page_commands_give_three_ready_nodes(
             os.killpg(shell.pid, signal.SIGKILL)
             shell.wait()
         log.close()
-        redis_shutdown(redis_port)
+        password = workdir / "redis-password"
+        redis_shutdown(redis_port, password.read_text() if password.exists() else "")
         psql(postgres_cluster, "DROP DATABASE IF EXISTS rawws WITH (FORCE)")
         psql(postgres_cluster, "DROP ROLE IF EXISTS rawws")
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def assert_redis_wants_a_password(port: int) -> None:
+    """The page's Redis refuses a client without the password."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"PING\r\n")
+        assert sock.recv(64).startswith(b"-NOAUTH"), (
+            "the page's Redis asks for a password"
+        )
 
 
 async def wait_ready(port: int, shell: subprocess.Popen[bytes], log: Path) -> None:

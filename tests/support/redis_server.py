@@ -3,6 +3,11 @@
 Nothing is persisted (``--save ''``, no AOF): a restart is an empty Redis, as
 after a crash of a cache node, which is the worst case for pub/sub.
 
+It asks for a password (``requirepass``, from a config file only its owner reads, as
+docs/cluster.md does it: not on the command line, where ``ps`` shows it), and ``url``
+carries it: ``redis://:PASSWORD@127.0.0.1:PORT/0``. ``anonymous_url`` is the same
+without it, for the tests that show what a stranger gets.
+
 Without the binary the tests that need it are skipped, except in CI
 (``CI=true``), where a missing Redis must fail the build instead of hiding.
 """
@@ -10,6 +15,7 @@ Without the binary the tests that need it are skipped, except in CI
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -30,10 +36,15 @@ class RedisServer:
         self.binary = binary
         self.directory = directory
         self.port = free_port()
+        self.password = secrets.token_hex(16)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
+        return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
+
+    @property
+    def anonymous_url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
@@ -41,9 +52,13 @@ class RedisServer:
         log = open(
             self.directory / "redis.log", "ab"
         )  # the child keeps its own copy of the fd
+        config = self.directory / "redis.conf"
+        config.touch(mode=0o600)
+        config.write_text(f"requirepass {self.password}\n")
         self.process = subprocess.Popen(
             [
                 self.binary,
+                str(config),
                 "--port",
                 str(self.port),
                 "--bind",
@@ -69,8 +84,11 @@ class RedisServer:
                 with socket.create_connection(
                     ("127.0.0.1", self.port), timeout=0.5
                 ) as sock:
-                    sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
+                    sock.sendall(f"AUTH {self.password}\r\nPING\r\n".encode())
+                    answer = b""
+                    while len(answer) < 12 and (chunk := sock.recv(16)):
+                        answer += chunk
+                    if answer.startswith(b"+OK\r\n+PONG"):
                         return
             except OSError:
                 time.sleep(0.05)
