@@ -26,7 +26,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import redis.asyncio as aioredis
 
@@ -103,17 +103,27 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _unreachable(url: str, exc: BaseException, call_timeout_s: float) -> BusUnavailable:
+    text = str(exc).rstrip(".")
     if isinstance(exc, TimeoutError | aioredis.TimeoutError):
         reason = (
             f"it did not answer within {call_timeout_s:g} s: is Redis running there?"
         )
-    elif isinstance(exc, aioredis.AuthenticationError) or "NOAUTH" in str(exc):
-        reason = f"{str(exc).rstrip('.')}: is the URL's password Redis's requirepass?"
+    elif isinstance(exc, aioredis.AuthenticationError) or "authenticated" in text:
+        if _has_password(url):
+            reason = "Redis refused the URL's password: is it the one in Redis's requirepass?"
+        else:
+            reason = (
+                "Redis asks for a password and the URL gives none: "
+                "redis://:PASSWORD@host:port/db (unix://…?password=PASSWORD)"
+            )
     else:
-        reason = (
-            f"{str(exc).rstrip('.') or type(exc).__name__}: is Redis running there?"
-        )
+        reason = f"{text or type(exc).__name__}: is Redis running there?"
     return BusUnavailable(redacted(url), reason)
+
+
+def _has_password(url: str) -> bool:
+    parts = urlsplit(url)
+    return bool(parts.password) or "password" in parse_qs(parts.query)
 
 
 async def _ping(client: aioredis.Redis, url: str, call_timeout_s: float) -> None:

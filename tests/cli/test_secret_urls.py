@@ -13,6 +13,7 @@ import pytest
 
 from testkit import free_port
 from tests.support.nodes import serve_once
+from tests.support.redis_server import RedisServer
 
 SECRET = "SECRET-d41d8cd98f00"
 
@@ -48,3 +49,22 @@ def test_an_unknown_bus_parameter_is_one_line_without_its_value(tmp_path: Path) 
         "rawws: --bus unix:///nonexistent.sock?db=0&passwd=***: a parameter of the bus URL is not"
         " one Redis's client takes (unexpected keyword argument 'passwd')\n"
     )
+
+
+def test_a_redis_that_wants_a_password_is_named_without_it(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """The tests' Redis has ``requirepass``: no password, or a wrong one, is one line saying so."""
+    wrong = redis_server.url.replace(redis_server.password, SECRET)
+    for url, said in [
+        (
+            redis_server.anonymous_url,
+            "Redis asks for a password and the URL gives none",
+        ),
+        (wrong, "Redis refused the URL's password"),
+    ]:
+        result = serve_once(tmp_path, "--bus", url)
+        assert (result.returncode, result.stdout) == (1, ""), result.stderr
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1 and said in lines[0], result.stderr
+        assert SECRET not in result.stderr
