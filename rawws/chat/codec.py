@@ -8,8 +8,10 @@ Three kinds of event, as compact JSON (one object per bus message):
   without waiting for the next one, and who is present on it in each room;
 * ``Presence``: a user appeared in a room on a node, or left it there.
 
-``decode_event`` checks every field's type and bounds: anything else on the
-channel is ``None`` (the caller counts it and logs once), never a delivery.
+``decode_event`` checks every field's type and bounds: anything else is ``None``
+(the caller counts it and logs once), never a delivery. It only ever sees what the
+bus's seal opened (``rawws.bus.seal``: signed by a node of this cluster, and fresh),
+so the ``node`` an event names is a node's own word, not a stranger's.
 """
 
 from __future__ import annotations
