@@ -190,9 +190,8 @@ async def setup_app(server: Server) -> None:
     store = await open_app_store(config)
     health = StoreHealth()
     try:
-        if (
-            config.bus_url is not None
-        ):  # BusUnavailable: a node never starts cut off from the others
+        # BusUnavailable: a node never starts cut off from the others
+        if config.bus_url is not None:
             await reach(config.bus_url, config.bus_timeout_s)
         # the secret is made once the database and the bus have answered: a failed start leaves no
         # new file; the bus's key is derived from it, so it is had before the bus starts
