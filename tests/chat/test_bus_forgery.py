@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 
 import pytest
 import redis.asyncio as aioredis
@@ -178,3 +179,38 @@ async def wait_for(condition, timeout: float = 10.0) -> None:
     async with asyncio.timeout(timeout):
         while not condition():
             await asyncio.sleep(0.02)
+
+
+async def test_nodes_with_different_secrets_refuse_each_other_and_say_why(
+    start_node, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="rawws.bus")
+    a, b = await start_node(), await start_node(jwt_secret="another-secret-" + "y" * 32)
+    alice = await member(a, "alice")
+    try:
+        await alice.say("lobby", "hello", ref="h")
+        await alice.wait_ack("h")
+        await wait_for(lambda: bus(b).forged > 0)
+        logged = [
+            r.getMessage()
+            for r in caplog.records
+            if "refused a bus event" in r.getMessage()
+        ]
+        assert logged and "do not share one JWT secret" in logged[0]
+    finally:
+        await close_quietly(alice)
+
+
+async def test_a_unix_socket_bus_with_its_password_as_a_parameter(
+    start_node, redis_server: RedisServer
+) -> None:
+    """docs/cluster.md's ``unix:///…/redis.sock?password=…&db=0``: two nodes chat through it."""
+    a = await start_node(bus_url=redis_server.unix_url)
+    b = await start_node(bus_url=redis_server.unix_url)
+    alice, bob = await member(a, "alice"), await member(b, "bob")
+    try:
+        await alice.say("lobby", "over the socket", ref="s")
+        await bob.wait_message_id("lobby", 1)
+        assert [m["text"] for m in bob.messages("lobby")] == ["over the socket"]
+    finally:
+        await close_quietly(alice, bob)

@@ -47,6 +47,15 @@ class RedisServer:
     def anonymous_url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    @property
+    def socket(self) -> Path:
+        return self.directory / "redis.sock"
+
+    @property
+    def unix_url(self) -> str:
+        """The same Redis over its Unix socket: there the password can only be a parameter."""
+        return f"unix://{self.socket}?password={self.password}&db=0"
+
     def start(self) -> None:
         assert self.process is None or self.process.poll() is not None
         log = open(
@@ -61,6 +70,10 @@ class RedisServer:
                 str(config),
                 "--port",
                 str(self.port),
+                "--unixsocket",
+                str(self.socket),
+                "--unixsocketperm",
+                "700",
                 "--bind",
                 "127.0.0.1",
                 "--save",
