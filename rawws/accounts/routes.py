@@ -25,8 +25,8 @@ from rawws.config import (
     DEFAULT_REGISTRATIONS_PER_HOUR_PER_ADDRESS,
     DEFAULT_TICKETS_PER_MINUTE_PER_USER,
 )
+from rawws.core.addresses import peer_limit_key
 from rawws.core.counters import Counters
-from rawws.core.forwarded import parse_address
 from rawws.core.http import Request, Response, Router, json_response
 from rawws.core.ratelimit import RateLimiter
 from rawws.errors import HttpError, RawwsError, UsernameTaken
@@ -61,14 +61,6 @@ def read_json_object(request: Request) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise HttpError(400, "body must be a JSON object")
     return payload
-
-
-def client_host(peer: str) -> str:
-    """``"1.2.3.4:5678"`` → ``"1.2.3.4"``; ``"[::1]:5678"`` and ``"[::1]"`` (a forwarded client) → ``"::1"``."""
-    address = parse_address(peer)
-    if address is not None:
-        return str(address)
-    return peer.rsplit(":", 1)[0].strip("[]")
 
 
 class Accounts:
@@ -138,7 +130,7 @@ class Accounts:
         password = check_password(body.get("password"), username)
         _limit(
             self._registration_limit,
-            client_host(request.peer),
+            peer_limit_key(request.peer),
             "too many registrations from this address",
         )
         password_hash = await self._off_loop(self.passwords.hash, password)
@@ -182,7 +174,7 @@ class Accounts:
             or len(username) > 64
         ):
             raise HttpError(400, "username and password are required strings")
-        await self._rate_limit(username.lower(), client_host(request.peer))
+        await self._rate_limit(username.lower(), peer_limit_key(request.peer))
         user = await self._stored("login", self.store.get_user(username))
         ok = await self._off_loop(
             self.passwords.verify, user.password_hash if user else None, password
@@ -230,7 +222,7 @@ class Accounts:
             raise HttpError(
                 400, "current_password and new_password are required strings"
             )
-        await self._rate_limit(identity.user.lower(), client_host(request.peer))
+        await self._rate_limit(identity.user.lower(), peer_limit_key(request.peer))
         user = await self._stored("password", self.store.get_user(identity.user))
         if user is None:
             raise HttpError(

@@ -9,16 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from rawws.core.addresses import peer_limit_key
 from rawws.errors import HttpError
 
 RETRY_AFTER_S = (
     10  # a connection slot frees when another connection ends: there is no exact time
 )
-
-
-def client_host(peer: str) -> str:
-    """``"1.2.3.4:5678"`` → ``"1.2.3.4"``; ``"[::1]:5678"`` → ``"::1"``."""
-    return peer.rsplit(":", 1)[0].strip("[]")
 
 
 class ConnectionLimits:
@@ -33,7 +29,7 @@ class ConnectionLimits:
         self._addresses: dict[str, int] = {}
 
     def admit(self, user: str | None, peer: str) -> Callable[[], None]:
-        address = client_host(peer)
+        address = peer_limit_key(peer)  # an IPv6 client's whole /64 is one address
         if self._addresses.get(address, 0) >= self.per_address:
             raise _too_many("too many connections from this address")
         if user is not None and self._users.get(user, 0) >= self.per_user:
