@@ -1,8 +1,12 @@
 """`POST /auth/register`, `/auth/login`, `/auth/ticket`, `/auth/refresh`, `/auth/logout`, `/auth/password`.
 
 JSON in, JSON out, hashing off the event loop. Every action an outsider can
-repeat cheaply is limited (logins per user and per address, registrations per
-address, tickets per user), and a store outage is a 503 with ``Retry-After``.
+repeat cheaply is limited (logins per user at one address and per address,
+``rawws.accounts.login_limits``; registrations per address, tickets per user),
+with addresses keyed as ``rawws.core.addresses`` says. With several nodes the
+limits are counted across all of them (``shared_limit``); when that count is
+unreachable, each node's own limit still holds. A store outage is a 503 with
+``Retry-After``.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from rawws.accounts.login_limits import PERIOD_S as LOGIN_PERIOD_S
+from rawws.accounts.login_limits import LoginLimits
 from rawws.accounts.passwords import Passwords, check_password, check_username
 from rawws.accounts.refresh import RefreshTokens
 from rawws.accounts.tokens import ACCESS, TICKET, Tokens, bearer_token
@@ -35,12 +41,11 @@ from rawws.store.outage import RETRY_AFTER_S, StoreHealth, StoreUnavailable
 
 log = logging.getLogger("rawws.accounts")
 
-# Login attempts: a burst of this many, refilled over the period.
-LOGIN_PERIOD_S = 60.0
 REGISTRATION_PERIOD_S = 3600.0
 TICKET_PERIOD_S = 60.0
 
-#: (kind, key, limit, period_s) → seconds to wait (0.0: allowed); counts across every node
+#: (kind, key, limit, period_s) → seconds to wait (0.0: allowed); counts across every node.
+#: Raises a ``RawwsError`` when the shared count cannot be reached.
 SharedLimit = Callable[[str, str, int, float], Awaitable[float]]
 HASHING_THREADS = 2  # each argon2 hash holds 64 MiB: bound how many run at once
 
@@ -81,8 +86,6 @@ class Accounts:
     ) -> None:
         self.counters = counters if counters is not None else Counters()
         self.store = store
-        self.logins_per_user = logins_per_user
-        self.logins_per_address = logins_per_address
         self.shared_limit = (
             shared_limit  # several nodes: attempts counted across all of them
         )
@@ -90,8 +93,8 @@ class Accounts:
         self.tokens = tokens
         self.refresh_tokens = RefreshTokens(store, tokens, refresh_ttl_s)
         self.health = health if health is not None else StoreHealth()
-        self._user_limit = RateLimiter(logins_per_user, LOGIN_PERIOD_S)
-        self._address_limit = RateLimiter(logins_per_address, LOGIN_PERIOD_S)
+        # logins_per_user: guesses at one account from one address (others' guesses never lock its owner out)
+        self._login_limits = LoginLimits(logins_per_user, logins_per_address)
         self._registration_limit = RateLimiter(
             registrations_per_address, REGISTRATION_PERIOD_S
         )
@@ -264,29 +267,28 @@ class Accounts:
         )
 
     async def _rate_limit(self, user_key: str, address: str) -> None:
-        now = time.monotonic()
-        wait = max(
-            self._user_limit.acquire(user_key, now),
-            self._address_limit.acquire(address, now),
-        )
-        if wait <= 0 and self.shared_limit is not None:
-            try:
+        wait = self._login_limits.acquire(user_key, address, time.monotonic())
+        if wait <= 0:
+            for kind, key, limit in self._login_limits.keys(user_key, address):
                 wait = max(
-                    await self.shared_limit(
-                        "user", user_key, self.logins_per_user, LOGIN_PERIOD_S
-                    ),
-                    await self.shared_limit(
-                        "address", address, self.logins_per_address, LOGIN_PERIOD_S
-                    ),
-                )
-            except (
-                RawwsError
-            ):  # the shared counter is unreachable: this node's own limit still holds
-                log.debug(
-                    "shared login limit unavailable; the node's own limit applies"
+                    wait, await self._shared_wait(kind, key, limit, LOGIN_PERIOD_S)
                 )
         if wait > 0:
             raise HttpError(429, "too many login attempts", _retry_after(wait))
+
+    async def _shared_wait(
+        self, kind: str, key: str, limit: int, period_s: float
+    ) -> float:
+        """The cluster's wait for one more ``kind`` action by ``key`` (0.0 with one node, or when unreachable)."""
+        if self.shared_limit is None:
+            return 0.0
+        try:
+            return await self.shared_limit(kind, key, limit, period_s)
+        except (
+            RawwsError
+        ):  # the shared count is unreachable: this node's own limit still holds
+            log.debug("shared %s limit unavailable; the node's own limit applies", kind)
+            return 0.0
 
     def close(self) -> None:
         self._hashing.shutdown(wait=False, cancel_futures=True)
