@@ -131,9 +131,10 @@ class Accounts:
         body = read_json_object(request)
         username = check_username(body.get("username"))
         password = check_password(body.get("password"), username)
-        _limit(
+        await self._limit(
             self._registration_limit,
-            peer_limit_key(request.peer),
+            ("registration", peer_limit_key(request.peer)),
+            REGISTRATION_PERIOD_S,
             "too many registrations from this address",
         )
         password_hash = await self._off_loop(self.passwords.hash, password)
@@ -253,7 +254,12 @@ class Accounts:
 
     async def ticket(self, request: Request) -> Response:
         identity = self.tokens.verify(bearer_token(request), ACCESS)
-        _limit(self._ticket_limit, identity.user, "too many tickets requested")
+        await self._limit(
+            self._ticket_limit,
+            ("ticket", identity.user),
+            TICKET_PERIOD_S,
+            "too many tickets requested",
+        )
         ticket, ticket_identity = self.tokens.issue(
             identity.user, TICKET, session_expires_at=identity.expires_at
         )
@@ -275,6 +281,20 @@ class Accounts:
                 )
         if wait > 0:
             raise HttpError(429, "too many login attempts", _retry_after(wait))
+
+    async def _limit(
+        self,
+        limiter: RateLimiter,
+        kind_key: tuple[str, str],
+        period_s: float,
+        message: str,
+    ) -> None:
+        """One token from this node's ``limiter``, then from the cluster's bucket ``kind_key``; else 429."""
+        wait = limiter.acquire(kind_key[1], time.monotonic())
+        if wait <= 0:
+            wait = await self._shared_wait(*kind_key, limiter.capacity, period_s)
+        if wait > 0:
+            raise HttpError(429, message, _retry_after(wait))
 
     async def _shared_wait(
         self, kind: str, key: str, limit: int, period_s: float
@@ -320,9 +340,3 @@ def _retry_after(wait_s: float) -> list[tuple[str, str]]:
             str(max(1, int(wait_s) + (0 if float(wait_s).is_integer() else 1))),
         )
     ]
-
-
-def _limit(limiter: RateLimiter, key: object, message: str) -> None:
-    wait = limiter.acquire(key, time.monotonic())
-    if wait > 0:
-        raise HttpError(429, message, _retry_after(wait))
