@@ -202,3 +202,36 @@ async def test_a_guesser_on_one_node_does_not_lock_the_owner_out_on_another(
     assert await login(b, "vic", PASSWORD, "198.51.100.61") == 200
     assert await login(a, "vic", PASSWORD, "198.51.100.62") == 200
     assert await login(b, "vic", "wrong-Passw0rd", "192.0.2.66") == 429
+
+
+async def test_a_killed_nodes_connections_stop_counting_when_its_lease_ends(
+    two_nodes: tuple[Node, Node],
+) -> None:
+    a, b = two_nodes
+    assert await register(a, "kim", "198.51.100.70") == 201
+    token = await access_token(a, "kim", "198.51.100.70")
+    held: list[Socket] = []
+    try:
+        for n in range(WEBSOCKETS_PER_USER):
+            status, sock = await upgrade(a, "/ws", f"203.0.113.{100 + n}", token)
+            assert status == 101
+            held.append(sock)
+        status, sock = await upgrade(b, "/ws", "203.0.113.120", token)
+        await close_writer(sock[1])
+        assert status == 429
+        a.kill()  # no goodbye: its connections are never counted out
+        await a.process.wait()
+        # Within the lease (15 s) and the polling, node b admits kim again: bounded, not timed.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while True:
+            status, sock = await upgrade(b, "/ws", "203.0.113.121", token)
+            if status == 101:
+                held.append(sock)
+                break
+            await close_writer(sock[1])
+            assert loop.time() < deadline, "a killed node's connections still count"
+            await asyncio.sleep(0.5)
+    finally:
+        for _, writer in held:
+            await close_writer(writer)
