@@ -14,7 +14,9 @@ that it renews every ``LEASE_S / 3``; the script ignores (and deletes) the
 field of a node whose lease has expired. A killed node's connections thus
 stop counting within ``LEASE_S``, the time its clients need to notice and
 reconnect anyway. The hashes themselves expire three leases after the last
-renewal, so nothing outlives the connections it counts.
+renewal, so nothing outlives the connections it counts. When a call times out
+its script may still have run: the next renewal writes the node's true count
+into the hashes concerned, so a lost answer never takes a slot for good.
 
 When Redis does not answer (the degraded mode): the connection is admitted on
 the node's own count alone (which ``ConnectionLimits`` always keeps), so for
@@ -104,14 +106,15 @@ class SharedConnections:
         self.node = secrets.token_hex(8)
         self._admit = client.register_script(ADMIT_SCRIPT)
         self._release = client.register_script(RELEASE_SCRIPT)
-        self._held: Counter[str] = (
-            Counter()
-        )  # hash key → this node's connections counted there
+        # hash key → this node's connections counted there
+        self._held: Counter[str] = Counter()
+        # Keys whose script may or may not have run (a timeout): the next renewal writes
+        # this node's true count there, so a lost answer leaves no slot taken for good.
+        self._unsure: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._renewer: asyncio.Task[None] | None = None
-        self.degraded = (
-            0  # connections admitted on the node's own count (Redis did not answer)
-        )
+        #: Connections admitted on the node's own count alone (Redis did not answer).
+        self.degraded = 0
 
     @property
     def _lease_key(self) -> str:
@@ -149,6 +152,7 @@ class SharedConnections:
                 )
         except REDIS_FAILURES:
             self.degraded += 1
+            self._unsure.update(keys)
             log.debug(
                 "shared connection count unavailable; the node's own limit applies"
             )
@@ -180,16 +184,31 @@ class SharedConnections:
             async with asyncio.timeout(self.timeout_s):
                 await self._release(keys=keys, args=[self.node])
         except REDIS_FAILURES:
-            # Left counted while this node lives; the hash expires three leases after the last renewal.
+            self._unsure.update(keys)  # the next renewal writes the true count
             log.debug("counting a connection out of the shared count failed")
 
     async def _renew(self) -> None:
-        async with asyncio.timeout(self.timeout_s):
-            pipe = self.client.pipeline(transaction=False)
-            pipe.set(self._lease_key, b"1", px=int(self.lease_s * 1000))
-            for key in list(self._held):
-                pipe.pexpire(key, self.key_ttl_ms)
-            await pipe.execute()
+        """Renew the lease and the TTL of every hash this node counts in; where an answer was
+        lost, set this node's field to its true count (a count in flight is then short by one
+        until the next renewal: the safe side)."""
+        unsure, self._unsure = (
+            self._unsure,
+            set(),
+        )  # what goes wrong meanwhile waits its turn
+        pipe = self.client.pipeline(transaction=False)
+        pipe.set(self._lease_key, b"1", px=int(self.lease_s * 1000))
+        for key in unsure - set(self._held):
+            pipe.hdel(key, self.node)
+        for key, count in self._held.items():
+            if key in unsure:
+                pipe.hset(key, self.node, count)
+            pipe.pexpire(key, self.key_ttl_ms)
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                await pipe.execute()
+        except BaseException:
+            self._unsure |= unsure
+            raise
 
     async def _renew_forever(self) -> None:
         while True:

@@ -16,6 +16,16 @@ from tests.support.helpers import wait_for_condition
 from tests.support.redis_server import RedisServer
 
 TIMEOUT_S = 1.0
+# Keeps Redis busy for ARGV[1] microseconds: every other client waits (a stalled Redis).
+BUSY_SCRIPT = """
+local start = redis.call('TIME')
+while true do
+  local now = redis.call('TIME')
+  if (now[1] - start[1]) * 1000000 + (now[2] - start[2]) > tonumber(ARGV[1]) then
+    return 0
+  end
+end
+"""
 
 
 @pytest.fixture
@@ -139,3 +149,41 @@ async def test_without_redis_the_nodes_own_limit_holds(
     finally:
         await shared.close()
         await client.aclose()
+
+
+async def test_a_lost_answer_takes_no_slot_for_good(
+    clients: list[aioredis.Redis],
+) -> None:
+    """Redis is busy past the call timeout: the admit script runs after the node gave up on it
+    (and admitted on its own count). The next renewal writes the node's true count: nothing is left."""
+    node = SharedConnections(
+        clients[0], 0.2
+    )  # renews every 5 s: the test renews by hand
+    other = SharedConnections(clients[1], TIMEOUT_S)
+    await node.start()
+    await other.start()
+    try:
+        # One admit first, so Redis has the script (a queued EVALSHA must find it).
+        assert await node.admit("bob", "192.0.2.9", 5, 100) is not None
+        busy = asyncio.create_task(clients[1].eval(BUSY_SCRIPT, 0, 500_000))
+        await asyncio.sleep(
+            0.05
+        )  # Redis is in the busy script: the admit waits behind it
+        release = await node.admit("ada", "192.0.2.1", 1, 100)
+        await busy
+        assert release is not None and node.degraded == 1  # timed out: its own count
+        release()  # and the connection ends at once
+        key = node._key("user", "ada")
+        for _ in range(100):  # the admit script has run after the busy one
+            if await clients[1].hget(key, node.node) == b"1":
+                break
+            await asyncio.sleep(0.05)
+        assert (
+            await other.admit("ada", "192.0.2.2", 1, 100) is None
+        )  # a slot taken for nothing
+        await node._renew()
+        assert await clients[1].hget(key, node.node) is None
+        assert await other.admit("ada", "192.0.2.2", 1, 100) is not None
+    finally:
+        await node.close()
+        await other.close()
