@@ -304,9 +304,8 @@ class Accounts:
             return 0.0
         try:
             return await self.shared_limit(kind, key, limit, period_s)
-        except (
-            RawwsError
-        ):  # the shared count is unreachable: this node's own limit still holds
+        except RawwsError:
+            # The shared count is unreachable: this node's own limit still holds.
             log.debug("shared %s limit unavailable; the node's own limit applies", kind)
             return 0.0
 
