@@ -1,8 +1,12 @@
 """`POST /auth/register`, `/auth/login`, `/auth/ticket`, `/auth/refresh`, `/auth/logout`, `/auth/password`.
 
 JSON in, JSON out, hashing off the event loop. Every action an outsider can
-repeat cheaply is limited (logins per user and per address, registrations per
-address, tickets per user), and a store outage is a 503 with ``Retry-After``.
+repeat cheaply is limited (logins per user at one address and per address,
+``rawws.accounts.login_limits``; registrations per address, tickets per user),
+with addresses keyed as ``rawws.core.addresses`` says. With several nodes the
+limits are counted across all of them (``shared_limit``); when that count is
+unreachable, each node's own limit still holds. A store outage is a 503 with
+``Retry-After``.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from rawws.accounts.login_limits import PERIOD_S as LOGIN_PERIOD_S
+from rawws.accounts.login_limits import LoginLimits
 from rawws.accounts.passwords import Passwords, check_password, check_username
 from rawws.accounts.refresh import RefreshTokens
 from rawws.accounts.tokens import ACCESS, TICKET, Tokens, bearer_token
@@ -25,8 +31,8 @@ from rawws.config import (
     DEFAULT_REGISTRATIONS_PER_HOUR_PER_ADDRESS,
     DEFAULT_TICKETS_PER_MINUTE_PER_USER,
 )
+from rawws.core.addresses import peer_limit_key
 from rawws.core.counters import Counters
-from rawws.core.forwarded import parse_address
 from rawws.core.http import Request, Response, Router, json_response
 from rawws.core.ratelimit import RateLimiter
 from rawws.errors import HttpError, RawwsError, UsernameTaken
@@ -35,12 +41,11 @@ from rawws.store.outage import RETRY_AFTER_S, StoreHealth, StoreUnavailable
 
 log = logging.getLogger("rawws.accounts")
 
-# Login attempts: a burst of this many, refilled over the period.
-LOGIN_PERIOD_S = 60.0
 REGISTRATION_PERIOD_S = 3600.0
 TICKET_PERIOD_S = 60.0
 
-#: (kind, key, limit, period_s) → seconds to wait (0.0: allowed); counts across every node
+#: (kind, key, limit, period_s) → seconds to wait (0.0: allowed); counts across every node.
+#: Raises a ``RawwsError`` when the shared count cannot be reached.
 SharedLimit = Callable[[str, str, int, float], Awaitable[float]]
 HASHING_THREADS = 2  # each argon2 hash holds 64 MiB: bound how many run at once
 
@@ -63,14 +68,6 @@ def read_json_object(request: Request) -> dict[str, Any]:
     return payload
 
 
-def client_host(peer: str) -> str:
-    """``"1.2.3.4:5678"`` → ``"1.2.3.4"``; ``"[::1]:5678"`` and ``"[::1]"`` (a forwarded client) → ``"::1"``."""
-    address = parse_address(peer)
-    if address is not None:
-        return str(address)
-    return peer.rsplit(":", 1)[0].strip("[]")
-
-
 class Accounts:
     def __init__(
         self,
@@ -89,8 +86,6 @@ class Accounts:
     ) -> None:
         self.counters = counters if counters is not None else Counters()
         self.store = store
-        self.logins_per_user = logins_per_user
-        self.logins_per_address = logins_per_address
         self.shared_limit = (
             shared_limit  # several nodes: attempts counted across all of them
         )
@@ -98,8 +93,8 @@ class Accounts:
         self.tokens = tokens
         self.refresh_tokens = RefreshTokens(store, tokens, refresh_ttl_s)
         self.health = health if health is not None else StoreHealth()
-        self._user_limit = RateLimiter(logins_per_user, LOGIN_PERIOD_S)
-        self._address_limit = RateLimiter(logins_per_address, LOGIN_PERIOD_S)
+        # logins_per_user: guesses at one account from one address (others' guesses never lock its owner out)
+        self._login_limits = LoginLimits(logins_per_user, logins_per_address)
         self._registration_limit = RateLimiter(
             registrations_per_address, REGISTRATION_PERIOD_S
         )
@@ -136,9 +131,10 @@ class Accounts:
         body = read_json_object(request)
         username = check_username(body.get("username"))
         password = check_password(body.get("password"), username)
-        _limit(
+        await self._limit(
             self._registration_limit,
-            client_host(request.peer),
+            ("registration", peer_limit_key(request.peer)),
+            REGISTRATION_PERIOD_S,
             "too many registrations from this address",
         )
         password_hash = await self._off_loop(self.passwords.hash, password)
@@ -182,7 +178,7 @@ class Accounts:
             or len(username) > 64
         ):
             raise HttpError(400, "username and password are required strings")
-        await self._rate_limit(username.lower(), client_host(request.peer))
+        await self._rate_limit(username.lower(), peer_limit_key(request.peer))
         user = await self._stored("login", self.store.get_user(username))
         ok = await self._off_loop(
             self.passwords.verify, user.password_hash if user else None, password
@@ -230,7 +226,7 @@ class Accounts:
             raise HttpError(
                 400, "current_password and new_password are required strings"
             )
-        await self._rate_limit(identity.user.lower(), client_host(request.peer))
+        await self._rate_limit(identity.user.lower(), peer_limit_key(request.peer))
         user = await self._stored("password", self.store.get_user(identity.user))
         if user is None:
             raise HttpError(
@@ -258,7 +254,12 @@ class Accounts:
 
     async def ticket(self, request: Request) -> Response:
         identity = self.tokens.verify(bearer_token(request), ACCESS)
-        _limit(self._ticket_limit, identity.user, "too many tickets requested")
+        await self._limit(
+            self._ticket_limit,
+            ("ticket", identity.user),
+            TICKET_PERIOD_S,
+            "too many tickets requested",
+        )
         ticket, ticket_identity = self.tokens.issue(
             identity.user, TICKET, session_expires_at=identity.expires_at
         )
@@ -272,29 +273,41 @@ class Accounts:
         )
 
     async def _rate_limit(self, user_key: str, address: str) -> None:
-        now = time.monotonic()
-        wait = max(
-            self._user_limit.acquire(user_key, now),
-            self._address_limit.acquire(address, now),
-        )
-        if wait <= 0 and self.shared_limit is not None:
-            try:
+        wait = self._login_limits.acquire(user_key, address, time.monotonic())
+        if wait <= 0:
+            for kind, key, limit in self._login_limits.keys(user_key, address):
                 wait = max(
-                    await self.shared_limit(
-                        "user", user_key, self.logins_per_user, LOGIN_PERIOD_S
-                    ),
-                    await self.shared_limit(
-                        "address", address, self.logins_per_address, LOGIN_PERIOD_S
-                    ),
-                )
-            except (
-                RawwsError
-            ):  # the shared counter is unreachable: this node's own limit still holds
-                log.debug(
-                    "shared login limit unavailable; the node's own limit applies"
+                    wait, await self._shared_wait(kind, key, limit, LOGIN_PERIOD_S)
                 )
         if wait > 0:
             raise HttpError(429, "too many login attempts", _retry_after(wait))
+
+    async def _limit(
+        self,
+        limiter: RateLimiter,
+        kind_key: tuple[str, str],
+        period_s: float,
+        message: str,
+    ) -> None:
+        """One token from this node's ``limiter``, then from the cluster's bucket ``kind_key``; else 429."""
+        wait = limiter.acquire(kind_key[1], time.monotonic())
+        if wait <= 0:
+            wait = await self._shared_wait(*kind_key, limiter.capacity, period_s)
+        if wait > 0:
+            raise HttpError(429, message, _retry_after(wait))
+
+    async def _shared_wait(
+        self, kind: str, key: str, limit: int, period_s: float
+    ) -> float:
+        """The cluster's wait for one more ``kind`` action by ``key`` (0.0 with one node, or when unreachable)."""
+        if self.shared_limit is None:
+            return 0.0
+        try:
+            return await self.shared_limit(kind, key, limit, period_s)
+        except RawwsError:
+            # The shared count is unreachable: this node's own limit still holds.
+            log.debug("shared %s limit unavailable; the node's own limit applies", kind)
+            return 0.0
 
     def close(self) -> None:
         self._hashing.shutdown(wait=False, cancel_futures=True)
@@ -326,9 +339,3 @@ def _retry_after(wait_s: float) -> list[tuple[str, str]]:
             str(max(1, int(wait_s) + (0 if float(wait_s).is_integer() else 1))),
         )
     ]
-
-
-def _limit(limiter: RateLimiter, key: object, message: str) -> None:
-    wait = limiter.acquire(key, time.monotonic())
-    if wait > 0:
-        raise HttpError(429, message, _retry_after(wait))

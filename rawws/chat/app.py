@@ -21,6 +21,7 @@ import jwt
 from rawws.accounts.passwords import Passwords
 from rawws.accounts.routes import Accounts, StoredTickets
 from rawws.accounts.shared import SharedState
+from rawws.accounts.shared_connections import SharedConnections
 from rawws.accounts.tokens import (
     SECRET_BYTES,
     SUBPROTOCOL,
@@ -236,7 +237,7 @@ async def setup_app(server: Server) -> None:
         tickets_per_user=config.tickets_per_minute_per_user,
         refresh_ttl_s=config.refresh_ttl_s,
         health=health,
-        shared_limit=shared.take_login if shared else None,
+        shared_limit=shared.take if shared else None,
         counters=server.counters,
     )
     accounts.add_routes(server.router)
@@ -256,7 +257,16 @@ async def setup_app(server: Server) -> None:
     if config.echo:
         server.add_websocket("/echo", echo)
 
+    connections = None
+    # Several nodes: a user's and an address's WebSockets are counted across all of them.
+    if bus is not None:
+        connections = SharedConnections(bus.client, config.bus_timeout_s)
+        await connections.start()
+        server.limits.shared = connections
+
     async def close() -> None:
+        if connections is not None:  # the bus's client is closed with the chat
+            await connections.close()
         await chat.close()  # every accepted message is stored before the store closes
         accounts.close()
         await store.close()

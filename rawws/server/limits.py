@@ -3,12 +3,20 @@
 Counted at the upgrade, after authentication and before the 101: one over a
 limit earns ``429 Too Many Requests`` with ``Retry-After`` (RFC 6585 §4), and
 the slot is given back when the session ends, whichever way it ends.
+
+Each process counts its own connections; when several processes serve one
+chat (``--workers``, several nodes) the app also sets ``shared``, a count kept
+where every node sees it (the chat's ``SharedConnections``, in Redis), and
+``admit_everywhere`` counts the connection there too: the limit is then the
+cluster's, not each process's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
+from rawws.core.addresses import peer_limit_key
 from rawws.errors import HttpError
 
 RETRY_AFTER_S = (
@@ -16,9 +24,15 @@ RETRY_AFTER_S = (
 )
 
 
-def client_host(peer: str) -> str:
-    """``"1.2.3.4:5678"`` → ``"1.2.3.4"``; ``"[::1]:5678"`` → ``"::1"``."""
-    return peer.rsplit(":", 1)[0].strip("[]")
+class SharedCounts(Protocol):
+    """Open connections counted across every process that serves the same users."""
+
+    async def admit(
+        self, user: str | None, address: str, per_user: int, per_address: int
+    ) -> Callable[[], None] | None:
+        """Count one connection of ``user`` from ``address`` (a limit key) in: the function that
+        counts it out again, or ``None`` when either is already at its limit across the nodes."""
+        ...
 
 
 class ConnectionLimits:
@@ -31,9 +45,37 @@ class ConnectionLimits:
         self.per_address = per_address
         self._users: dict[str, int] = {}
         self._addresses: dict[str, int] = {}
+        #: The count every node shares, when there are several (set by the app).
+        self.shared: SharedCounts | None = None
+
+    async def admit_everywhere(self, user: str | None, peer: str) -> Callable[[], None]:
+        """``admit`` here, then in the shared count when there is one (429 if either is full)."""
+        release_here = self.admit(user, peer)  # a refusal costs no round trip
+        if self.shared is None:
+            return release_here
+        try:
+            release_there = await self.shared.admit(
+                user, peer_limit_key(peer), self.per_user, self.per_address
+            )
+        except BaseException:
+            release_here()
+            raise
+        if release_there is None:
+            release_here()
+            raise _too_many("too many connections for this user or from this address")
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                release_here()
+                release_there()
+
+        return release
 
     def admit(self, user: str | None, peer: str) -> Callable[[], None]:
-        address = client_host(peer)
+        address = peer_limit_key(peer)  # an IPv6 client's whole /64 is one address
         if self._addresses.get(address, 0) >= self.per_address:
             raise _too_many("too many connections from this address")
         if user is not None and self._users.get(user, 0) >= self.per_user:

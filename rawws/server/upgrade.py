@@ -52,7 +52,7 @@ async def upgrade(
         identity = endpoint.authenticate(request) if endpoint.authenticate else None
         if inspect.isawaitable(identity):  # e.g. a ticket spent in the store
             identity = await identity
-        release = server.limits.admit(
+        release = await server.limits.admit_everywhere(
             identity.user if identity else None, request.peer
         )  # or 429
     except HttpError as error:
