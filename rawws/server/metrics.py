@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
@@ -28,6 +28,7 @@ from prometheus_client.core import (
 from prometheus_client.exposition import generate_latest
 from prometheus_client.process_collector import ProcessCollector
 
+from rawws.core.closecodes import close_code_label
 from rawws.core.counters import Histogram
 from rawws.core.http import Request, Response, Router
 from rawws.errors import SettingError
@@ -59,6 +60,15 @@ def _by(
     for key, value in sorted(values.items(), key=lambda item: str(item[0])):
         family.add_metric([str(key)], value)
     return family
+
+
+def _by_label(values: dict[int, int], label: Callable[[int], str]) -> dict[str, int]:
+    """Counts summed by label, so label values come from a known set, never from what a client sent."""
+    summed: dict[str, int] = {}
+    for key, value in values.items():
+        name = label(key)
+        summed[name] = summed.get(name, 0) + value
+    return summed
 
 
 class RawwsCollector:
@@ -99,9 +109,9 @@ class RawwsCollector:
         )
         yield _by(
             "rawws_websocket_closes",
-            "WebSocket connections ended, by close code",
+            "WebSocket connections ended, by close code (codes rawws does not name: other)",
             "code",
-            counters.close_codes,
+            _by_label(counters.close_codes, close_code_label),
         )
         yield _counter(
             "rawws_messages_received",
