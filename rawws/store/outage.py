@@ -12,9 +12,12 @@ node ready. So an outage ends only when (1) every operation that failed in it
 has succeeded since (a read's success says nothing of the writes), and (2) no
 operation has failed for ``recovery_s`` (a store that flaps stays in one
 outage), and then only at a success: an operation's or the readiness probe's.
-An operation nobody tries again cannot hold the node forever: after
-``forget_s`` without any failure, any success ends the outage. Until it ends,
-the readiness check (``check``) says the node is not ready and why.
+During an outage the readiness probe writes (``write_probe``), so its success
+vouches for every operation. An operation nobody tries again cannot hold the
+node forever: after ``forget_s`` without any failure, any success ends the
+outage. Until it ends, the readiness check (``check``) says the node is not
+ready and why; a probe that fails starts an outage too (logged, not counted
+as a refused operation).
 """
 
 from __future__ import annotations
