@@ -25,6 +25,7 @@ from soak.attacks import (
     slow_reader,
 )
 from soak.clients import Books, ChatClient
+from soak.edges import close_code_flood, report_edges, watch_readiness
 from soak.profiles import Profile
 from testkit import StartupFailed, chat_token, free_port, start, stop, wait_for_port
 
@@ -50,6 +51,7 @@ class Server:
     )
     rss_peak_kib: int = 0
     starts: int = 0
+    metrics_port: int = field(default_factory=free_port)
 
     def start(self) -> None:
         command = [
@@ -61,6 +63,8 @@ class Server:
             str(self.port),
             "--data-dir",
             self.data_dir,
+            "--metrics-port",
+            str(self.metrics_port),
         ]
         command += ["--log-level", "WARNING", *SERVER_FLAGS] + (
             ["--db", self.db_url] if self.db_url else []
@@ -261,7 +265,12 @@ async def _run(profile: Profile, server: Server, outcome: Outcome) -> None:
         None, chat_token, server.port, "hostile", PASSWORD
     )
 
+    edges_token = await loop.run_in_executor(
+        None, chat_token, server.port, "edges", PASSWORD
+    )
+
     stop, flood_on = asyncio.Event(), asyncio.Event()
+    readiness = asyncio.create_task(watch_readiness(server.metrics_port, stop))
     tasks = [asyncio.create_task(c.run(stop, profile.say_interval_s)) for c in clients]
     tasks += [asyncio.create_task(f.run(stop, 0.11, flood_on)) for f in flooders]
     hostile_task = asyncio.create_task(
@@ -277,6 +286,9 @@ async def _run(profile: Profile, server: Server, outcome: Outcome) -> None:
     sampler = asyncio.create_task(sample_rss())
     await asyncio.sleep(1.0)
     baseline_kib = server.rss_kib()
+    codes = asyncio.create_task(
+        close_code_flood(server.port, server.metrics_port, edges_token)
+    )
     # A slow reader among the flood's fast readers (the flooders read their room too).
     slow_sock, slow = await slow_reader(server.port, slow_token, flood_room)
     flood_on.set()
@@ -297,6 +309,7 @@ async def _run(profile: Profile, server: Server, outcome: Outcome) -> None:
     flood_on.clear()
     await drain_slow_reader(slow_sock, slow, timeout_s=15)
 
+    flood = await codes  # its metric is read before the restarts reset the counters
     phases = [("sigterm", profile.sigterm_at), ("sigkill", profile.sigkill_at)]
     if server.db_url:
         phases.append(("outage", profile.outage_at))
@@ -319,6 +332,7 @@ async def _run(profile: Profile, server: Server, outcome: Outcome) -> None:
     hostile_result: Hostile = await asyncio.wait_for(hostile_task, 30)
     loris, silent = await asyncio.wait_for(held, 60)
     sampler.cancel()
+    watched = await asyncio.wait_for(readiness, 60)
     alive = server.process is not None and server.process.poll() is None
 
     stored = await stored_messages(server.db_url, server.data_dir, [*rooms, flood_room])
@@ -335,6 +349,8 @@ async def _run(profile: Profile, server: Server, outcome: Outcome) -> None:
         baseline_kib,
         slow_peak_kib,
     )
+    outages = 1 if server.db_url else 0
+    report_edges(outcome.figures, outcome.failures, flood, watched, server.log, outages)
 
 
 def _report_attacks(

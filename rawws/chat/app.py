@@ -42,7 +42,7 @@ from rawws.server.echo import echo
 from rawws.server.metrics import MetricsListener
 from rawws.server.server import Server
 from rawws.store import SqlStore, open_store, sqlite_url
-from rawws.store.outage import StoreHealth
+from rawws.store.outage import StoreHealth, write_probe
 
 log = logging.getLogger("rawws.server")
 
@@ -272,7 +272,9 @@ async def setup_app(server: Server) -> None:
         await store.close()
 
     server.on_shutdown.append(close)
-    server.readiness.add("store", store.ping)
+    server.readiness.add(
+        "store", lambda: health.check(store.ping, lambda: write_probe(store.engine))
+    )
     if bus is not None:
         server.readiness.add("bus", bus.client.ping)
         server.counters.bus.configured = True

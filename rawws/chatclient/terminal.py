@@ -28,6 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TextIO
 
+from rawws.chatclient.visible import ESCAPED, visible
+
 PROMPT = "> "
 INCOMING = "< "
 QUIT_COMMAND = "/quit"
@@ -61,22 +63,6 @@ class RawText:
         preview = message[:BINARY_PREVIEW_BYTES].hex(" ")
         more = " …" if len(message) > BINARY_PREVIEW_BYTES else ""
         return f"{INCOMING}[binary, {len(message)} bytes] {preview}{more}".rstrip()
-
-
-def printable(text: str) -> str:
-    """Text safe to put on a terminal: control characters (escape sequences!) shown as ``^X`` or ``\\xNN``."""
-    out: list[str] = []
-    for char in text:
-        code = ord(char)
-        if char in "\n\t":
-            out.append(char)
-        elif code < 0x20:
-            out.append("^" + chr(code + 0x40))
-        elif code == 0x7F or 0x80 <= code < 0xA0:
-            out.append(f"\\x{code:02x}")
-        else:
-            out.append(char)
-    return "".join(out)
 
 
 # -- the line editor (no I/O) ------------------------------------------------------------
@@ -190,7 +176,7 @@ class LineEditor:
             self._delete_word()
         elif char == "\t":
             self._insert(" ")
-        elif unicodedata.category(char)[0] != "C":
+        elif unicodedata.category(char)[0] != "C" and ord(char) not in ESCAPED:
             self._insert(char)
         return None  # other control keys (Ctrl-L, ...) only redraw
 
@@ -237,7 +223,7 @@ class LineEditor:
         """Escape codes that redraw the prompt line with the cursor in its place."""
         after_cursor = display_width(self.chars[self.cursor :])
         back = f"\x1b[{after_cursor}D" if after_cursor else ""
-        return "\r\x1b[K" + self.prompt + printable(self.line) + back
+        return "\r\x1b[K" + self.prompt + visible(self.line) + back
 
 
 def display_width(chars: list[str]) -> int:
@@ -308,7 +294,7 @@ class RawTerminal:
             if isinstance(action, Submit):
                 # Leave the typed line on screen, start a fresh prompt below it.
                 self._write(
-                    "\r\x1b[K" + self.editor.prompt + printable(action.line) + "\n"
+                    "\r\x1b[K" + self.editor.prompt + visible(action.line) + "\n"
                 )
         self._write(self.editor.render())
         self._emit(actions)
@@ -319,7 +305,7 @@ class RawTerminal:
                 self._on_input(action)
 
     def show(self, text: str) -> None:
-        self._write("\r\x1b[K" + printable(text) + "\n" + self.editor.render())
+        self._write("\r\x1b[K" + visible(text) + "\n" + self.editor.render())
 
     def stop(self) -> None:
         import termios
@@ -356,7 +342,7 @@ class LineTerminal:
         ).start()
 
     def show(self, text: str) -> None:
-        self.output.write(printable(text) + "\n")
+        self.output.write(visible(text) + "\n")
         self.output.flush()
 
     def stop(self) -> None:

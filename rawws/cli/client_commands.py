@@ -25,6 +25,7 @@ from rawws.chatclient.session import chat, chat_session
 from rawws.chatclient.state import ChatState
 from rawws.chatclient.target import chat_target, url_credential
 from rawws.chatclient.terminal import RawTerminal, Terminal, terminal_for
+from rawws.chatclient.visible import visible
 from rawws.cli import mistakes
 from rawws.cli.exits import (
     EXIT_CANNOT_CONNECT,
@@ -161,7 +162,7 @@ async def chat_command(args: argparse.Namespace) -> None:
         raise ClientFailure(
             EXIT_CLOSED_WITH_ERROR, closed_message(end.code, end.reason)
         )
-    print(closed_message(end.code, end.reason), file=sys.stderr)
+    print(visible(closed_message(end.code, end.reason)), file=sys.stderr)
 
 
 # -- the chat protocol: logging in, tickets, `send --user`, `chat --user` ------------------------
@@ -283,7 +284,7 @@ async def chat_protocol_command(args: argparse.Namespace, password: str | None) 
         raise ClientFailure(
             EXIT_CLOSED_WITH_ERROR, closed_message(end.code, end.reason)
         )
-    print(closed_message(end.code, end.reason), file=sys.stderr)
+    print(visible(closed_message(end.code, end.reason)), file=sys.stderr)
 
 
 def _check_close(ws: ClientConnection) -> None:
@@ -335,7 +336,8 @@ def run_client_command(
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except ClientFailure as failure:
-        print(f"rawws: {failure.message}", file=sys.stderr)
+        # One line, whatever the server put in it (a close reason, an error's message).
+        print(f"rawws: {visible(failure.message)}", file=sys.stderr)
         return failure.code
     return EXIT_OK
 

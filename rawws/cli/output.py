@@ -1,8 +1,8 @@
 """What `rawws send` prints of the messages it receives, and the ``-v`` frame trace of `send` and `chat`.
 
 Replies go to stdout, one per line, for a script to read: text as it came
-(control characters made visible only when stdout is a terminal, where an
-escape sequence would act), binary as hex, which ``xxd -r -p`` turns back into
+(made ``visible`` only when stdout is a terminal, where an escape sequence,
+a newline or a bidi control would act), binary as hex, which ``xxd -r -p`` turns back into
 the bytes. The trace goes to stderr, one line per frame as it is sent or
 received, in the spirit of ``websocat -v``: ``> text 5 B: hello``,
 ``< close 1000 (normal closure)``. A reader that goes away (``| head -1``)
@@ -16,7 +16,7 @@ import os
 import sys
 from typing import TextIO
 
-from rawws.chatclient.terminal import printable
+from rawws.chatclient.visible import visible
 from rawws.core.closecodes import CloseCode
 from rawws.core.trace import TracedFrame
 
@@ -38,7 +38,7 @@ class Replies:
         if isinstance(message, bytes):
             line = message.hex()
         else:
-            line = printable(message) if self.terminal else message
+            line = visible(message) if self.terminal else message
         try:
             self.stream.write(line + "\n")
             self.stream.flush()
@@ -49,7 +49,7 @@ class Replies:
 
 
 def trace_line(frame: TracedFrame) -> str:
-    """One frame on one line: direction, kind, size of the data, a preview (control characters made visible)."""
+    """One frame on one line: direction, kind, size of the data, a preview (made ``visible``)."""
     arrow = ">" if frame.sent else "<"
     if frame.kind == "close":
         if frame.code is None:
@@ -58,13 +58,13 @@ def trace_line(frame: TracedFrame) -> str:
             name = f" ({CloseCode(frame.code).name.lower().replace('_', ' ')})"
         except ValueError:
             name = ""
-        reason = f": {printable(frame.reason)}" if frame.reason else ""
+        reason = f": {visible(frame.reason)}" if frame.reason else ""
         return f"{arrow} close {frame.code}{name}{reason}"
     data = frame.data
     size = len(data.encode("utf-8")) if isinstance(data, str) else len(data)
     fragment = f" ({frame.fragment} fragment)" if frame.fragment else ""
     if isinstance(data, str):
-        text = printable(data.replace("\n", "\\n"))
+        text = visible(data)
         preview = (
             text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
         )

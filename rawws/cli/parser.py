@@ -135,8 +135,8 @@ SEND_OUTPUT = """\
 output (without --user):
   Every message received before the connection ends -- the replies to MESSAGE, which
   arrive before the server answers our close, and anything the server said first -- is
-  printed on stdout, one per line: text as it came (control characters shown as ^X when
-  stdout is a terminal), binary as hex (`xxd -r -p` gives back the bytes). Nothing else
+  printed on stdout, one per line: text as it came (control and bidi characters, newlines
+  included, escaped as \n, \x1b, \u202e when stdout is a terminal), binary as hex (`xxd -r -p` gives back the bytes). Nothing else
   goes to stdout. With --user nothing is printed: the exit code says whether the message
   was stored.
 """

@@ -38,3 +38,22 @@ POLICY_VIOLATION = CloseCode.POLICY_VIOLATION
 MESSAGE_TOO_BIG = CloseCode.MESSAGE_TOO_BIG
 INTERNAL_ERROR = CloseCode.INTERNAL_ERROR
 TRY_AGAIN_LATER = CloseCode.TRY_AGAIN_LATER
+
+#: The label of every close code that is not a ``CloseCode`` member.
+OTHER_LABEL = "other"
+
+
+def close_code_label(code: int | None) -> str:
+    """The metric label of a close code: a ``CloseCode`` member's number, else ``other``.
+
+    A client picks the code it closes with (any of 3000–4999 is valid on the
+    wire), so labelling by the raw number would let clients mint a series each.
+    The members are the codes registered for the wire plus 1005 and 1006, which
+    rawws records for a close frame without a code and a connection lost without one.
+    """
+    if code is not None and code in _KNOWN:
+        return str(code)
+    return OTHER_LABEL
+
+
+_KNOWN = frozenset(int(member) for member in CloseCode)

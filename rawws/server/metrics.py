@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
@@ -28,8 +28,9 @@ from prometheus_client.core import (
 from prometheus_client.exposition import generate_latest
 from prometheus_client.process_collector import ProcessCollector
 
+from rawws.core.closecodes import close_code_label
 from rawws.core.counters import Histogram
-from rawws.core.http import Request, Response, Router
+from rawws.core.http import Request, Response, Router, json_response
 from rawws.errors import SettingError
 from rawws.server.server import Server
 
@@ -59,6 +60,15 @@ def _by(
     for key, value in sorted(values.items(), key=lambda item: str(item[0])):
         family.add_metric([str(key)], value)
     return family
+
+
+def _by_label(values: dict[int, int], label: Callable[[int], str]) -> dict[str, int]:
+    """Counts summed by label, so label values come from a known set, never from what a client sent."""
+    summed: dict[str, int] = {}
+    for key, value in values.items():
+        name = label(key)
+        summed[name] = summed.get(name, 0) + value
+    return summed
 
 
 class RawwsCollector:
@@ -99,9 +109,9 @@ class RawwsCollector:
         )
         yield _by(
             "rawws_websocket_closes",
-            "WebSocket connections ended, by close code",
+            "WebSocket connections ended, by close code (codes rawws does not name: other)",
             "code",
-            counters.close_codes,
+            _by_label(counters.close_codes, close_code_label),
         )
         yield _counter(
             "rawws_messages_received",
@@ -224,7 +234,7 @@ class LoopLagMonitor:
 
 
 class MetricsListener:
-    """``GET /metrics`` (and ``/healthz``) on their own host and port, in the text exposition format."""
+    """``GET /metrics`` on its own host and port, in the text exposition format; the node's ``/healthz`` and ``/readyz`` too."""
 
     def __init__(self, server: Server, host: str, port: int) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
@@ -232,12 +242,18 @@ class MetricsListener:
         ProcessCollector(
             registry=self.registry
         )  # process_cpu_seconds_total, process_resident_memory_bytes, …
+        self.server = server
         router = Router()
         router.add("GET", "/metrics", self._metrics)
+        # The node's health, not this listener's: the same checks (store, bus) and
+        # drain flag as the public port's /readyz, so a probe here cannot see "ready"
+        # while the public one says 503.
+        router.add("GET", "/readyz", server.readiness.handle)
+        router.add("GET", "/healthz", self._healthz)
         config = dataclasses.replace(
             server.config, host=host, port=port, tls_cert=None, tls_key=None
         )
-        self.listener = Server(config, router)
+        self.listener = Server(config, router, health_routes=False)
         self.lag = LoopLagMonitor(server.counters.loop_lag_seconds)
         self._serving = False
 
@@ -271,6 +287,11 @@ class MetricsListener:
             self.listener.stop_listening()
             return
         await self.listener.shutdown()
+
+    async def _healthz(self, request: Request) -> Response:
+        return json_response(
+            200, {"status": "ok", "websockets": len(self.server.connections)}
+        )
 
     async def _metrics(self, request: Request) -> Response:
         return Response(

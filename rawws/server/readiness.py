@@ -28,6 +28,14 @@ Check = Callable[[], Awaitable[object]]
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
+class NotReady(Exception):
+    """A check's answer that the node is not ready, in words of its own, shown as they are in ``/readyz``.
+
+    Any other exception is shown by its class only (a driver's message may name
+    hosts or users); a check raises this to say more, and never with a driver's words.
+    """
+
+
 class Readiness:
     def __init__(self, timeout_s: float) -> None:
         self.timeout_s = timeout_s
@@ -55,7 +63,9 @@ class Readiness:
                 problems[name] = f"no answer within {self.timeout_s:g}s"
             elif future.cancelled():
                 problems[name] = "check cancelled"
-            elif (error := future.exception()) is not None:
+            elif isinstance(error := future.exception(), NotReady):
+                problems[name] = str(error)
+            elif error is not None:
                 # The class only: a driver's message may name hosts or users.
                 problems[name] = f"check failed: {type(error).__name__}"
         return problems

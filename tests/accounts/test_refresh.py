@@ -4,6 +4,7 @@ restart, outside identities in their own namespace, and the store outage answer,
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from pathlib import Path
@@ -324,6 +325,12 @@ async def test_a_postgresql_outage_is_503_with_retry_after_and_two_log_lines(
     await ada.say("lobby", "after it", ref="up")
     assert (await ada.wait_ack("up"))["id"] == 1
     await ada.close()
+    # The outage ends once the store has stayed up a while (a flapping store is one
+    # outage, rawws.store.outage): /readyz's probe, polled as a load balancer would, ends it.
+    for _ in range(200):
+        if (await http(server.port, "GET", "/readyz")).status == 200:
+            break
+        await asyncio.sleep(0.1)
     lines = [record for record in caplog.records if record.name == "rawws.store"]
     assert len(lines) == 2, [record.getMessage() for record in lines]
     assert "unavailable" in lines[0].getMessage()

@@ -466,7 +466,14 @@ def test_send_outcome_waits_for_its_ack_or_any_error():
     ) == NotStored("unavailable", "not stored")
 
 
-SANS_IO_CLIENT_MODULES = ("commands", "state", "target", "login", "reconnect")
+SANS_IO_CLIENT_MODULES = (
+    "commands",
+    "state",
+    "target",
+    "login",
+    "reconnect",
+    "visible",
+)
 CLIENT_IO_MODULES = {"rawws.client.connect", "rawws.client.connection"} | {
     f"rawws.chatclient.{name}" for name in ("terminal", "session", "chat_login")
 }
@@ -885,3 +892,35 @@ async def test_send_without_a_password_source_says_how_to_give_one():
         err.strip()
         == "rawws: no terminal to ask for ada's password on: set RAWWS_PASSWORD"
     )
+
+
+async def test_a_message_cannot_fake_lines_or_turn_text_around_in_the_terminal(
+    start_server: StartServer,
+):
+    """Another user's text prints on its own line with its controls escaped: no fake line, no reversed text."""
+    server = await start_server()
+    tokens = await register(server, "ada", "bob")
+    ada = spawn_chat("--user", "ada", f"ws://127.0.0.1:{server.port}")
+    fake = "hi\n12:00 [lobby] alice: fake line\x1b[2J"
+    reversed_name = "see report\u202efdp.exe"
+    try:
+        await expect(ada, "* joined lobby")
+        async with Peer.open(server, tokens["bob"]) as bob:
+            await bob.join("lobby")
+            await expect(ada, "* bob joined lobby")
+            for ref, text in (("fake", fake), ("bidi", reversed_name)):
+                frame = {"type": "say", "room": "lobby", "text": text, "ref": ref}
+                await bob.ws.send(json.dumps(frame))
+                await bob.wait_for("ack", ref=ref)
+            await expect(
+                ada, "[lobby] bob: hi\\n12:00 [lobby] alice: fake line\\x1b[2J"
+            )
+            await expect(ada, "[lobby] bob: see report\\u202efdp.exe")
+        ada.send("/quit\r")
+        assert await finish(ada) == EXIT_OK
+    finally:
+        ada.terminate(force=True)
+    printed = output_of(ada)
+    lines = printed.replace("\r\n", "\n").split("\n")
+    assert not any(line.startswith("12:00 [lobby] alice") for line in lines)
+    assert "\x1b[2J" not in printed and "\u202e" not in printed

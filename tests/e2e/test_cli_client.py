@@ -6,10 +6,13 @@ import asyncio
 import http
 import os
 import sys
+import unicodedata
 from collections.abc import AsyncIterator
 
 import pexpect
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from websockets.asyncio.server import ServerConnection as WebsocketsConnection
 from websockets.asyncio.server import serve
 
@@ -19,8 +22,8 @@ from rawws.chatclient.terminal import (
     LineEditor,
     RawText,
     Submit,
-    printable,
 )
+from rawws.chatclient.visible import ESCAPED, visible
 from rawws.cli import (
     EXIT_CANNOT_CONNECT,
     EXIT_CLOSED_WITH_ERROR,
@@ -29,7 +32,9 @@ from rawws.cli import (
     EXIT_TIMEOUT,
     EXIT_USAGE,
 )
+from rawws.cli.output import trace_line
 from rawws.core.handshake import accept_key
+from rawws.core.trace import TracedFrame
 from rawws.server.connection import ServerConnection
 from rawws.server.server import Server
 from testkit import free_port
@@ -145,6 +150,29 @@ async def test_send_refused_with_401_shows_401():
         code, _, err = await rawws("send", f"ws://127.0.0.1:{port}/", "hi")
     assert code == EXIT_REFUSED
     assert "HTTP 401 Unauthorized: token required" in err
+
+
+async def test_send_prints_a_close_reason_and_a_refusal_on_one_line_with_controls_escaped():
+    """What a server says (a close reason, a refusal's body) is escaped too: it cannot add a line to stderr."""
+
+    async def close_oddly(connection: WebsocketsConnection) -> None:
+        await connection.close(4000, "bye\nrawws: fake\x1b[31m\u202e")
+
+    def refuse(connection: WebsocketsConnection, request: object) -> object:
+        return connection.respond(
+            http.HTTPStatus.FORBIDDEN, "no\nrawws: fake\x1b]0;t\x07\n"
+        )
+
+    async with serve(close_oddly, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        code, _, err = await rawws("send", f"ws://127.0.0.1:{port}/", "hi")
+    assert code == EXIT_CLOSED_WITH_ERROR
+    assert err == "rawws: connection closed: 4000: bye\\nrawws: fake\\x1b[31m\\u202e\n"
+    async with serve(close_oddly, "127.0.0.1", 0, process_request=refuse) as server:
+        port = server.sockets[0].getsockname()[1]
+        code, _, err = await rawws("send", f"ws://127.0.0.1:{port}/", "hi")
+    assert code == EXIT_REFUSED
+    assert err.count("\n") == 1 and "\x1b" not in err and "\x07" not in err, err
 
 
 async def test_send_to_a_closed_port_exits_3():
@@ -395,9 +423,53 @@ def test_editor_ignores_unknown_escape_sequences_and_control_keys():
     assert editor.line == "abcd"
 
 
-def test_incoming_text_cannot_inject_terminal_escapes():
-    assert printable("red \x1b[31m alert\x07\x9b") == "red ^[[31m alert^G\\x9b"
-    assert printable("two\nlines\tand tab") == "two\nlines\tand tab"
+def test_incoming_text_cannot_inject_terminal_escapes_lines_or_bidi():
+    assert (
+        visible("red \x1b[31m alert\x07\x9b\x7f")
+        == "red \\x1b[31m alert\\x07\\x9b\\x7f"
+    )
+    assert visible("two\nlines\r\tand tab") == "two\\nlines\\r\\tand tab"
+    assert visible("hi\n13:07 [lobby] alice: fake") == "hi\\n13:07 [lobby] alice: fake"
+    assert visible("abc\u202edcba\u2066x\u2069\u200e\u061c") == (
+        "abc\\u202edcba\\u2066x\\u2069\\u200e\\u061c"
+    )
+    assert visible("para\u2028graph\ud800") == "para\\u2028graph\\ud800"
+    assert (
+        visible("naïve café, 東京, مرحبا, 👋🏽 \\n")
+        == "naïve café, 東京, مرحبا, 👋🏽 \\n"
+    )
+
+
+ANY_CHARACTER = st.characters(
+    min_codepoint=0, max_codepoint=0x10FFFF, exclude_categories=()
+)
+
+
+@given(st.text(ANY_CHARACTER))
+def test_visible_output_holds_no_control_or_bidi_character(text: str):
+    shown = visible(text)
+    assert not any(ord(char) in ESCAPED for char in shown)
+    assert not any(unicodedata.category(char) in ("Cc", "Cs") for char in shown)
+    shown.encode("utf-8")  # a lone surrogate would raise here, and on the terminal
+    assert len(shown.splitlines()) <= 1
+
+
+@given(
+    st.text(
+        st.characters(exclude_categories=("Cc", "Cs")).filter(
+            lambda c: ord(c) not in ESCAPED
+        )
+    )
+)
+def test_visible_leaves_printable_text_unchanged(text: str):
+    assert visible(text) == text
+
+
+def test_trace_lines_stay_one_line():
+    frame = TracedFrame(
+        sent=False, kind="text", data="a\nb\u202ec", fragment=None, code=None, reason=""
+    )
+    assert trace_line(frame) == "< text 7 B: a\\nb\\u202ec"
 
 
 def test_raw_text_format_sends_lines_and_shows_messages():

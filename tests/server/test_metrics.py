@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
+import struct
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 
+from rawws.core.closecodes import OTHER_LABEL, CloseCode
 from rawws.server.server import Server
 from testkit import free_port
 from tests.conftest import StartServer
 from tests.support.chat_client import close_quietly, connect_chat, login, new_user
-from tests.support.helpers import http, read_until_eof, wait_for_condition
+from tests.support.helpers import (
+    close_code,
+    http,
+    random_key,
+    read_frame,
+    read_http_head,
+    read_until_eof,
+    upgrade_request,
+    wait_for_condition,
+)
 from tests.support.nodes import start_node
 from tests.support.redis_server import RedisServer
 
@@ -159,6 +171,54 @@ async def test_chat_traffic_moves_login_fanout_store_and_refusal_counters(
     assert value(samples, "rawws_store_commit_seconds_bucket", le="+Inf") == commits
     assert value(samples, "rawws_bus_connected") == 0
     assert ("rawws_bus_published_messages_total", ()) in samples
+
+
+async def _close_with(port: int, code: int) -> int:
+    """Open /echo on a raw socket, close with ``code`` (masked, as a client must); the code echoed back."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(upgrade_request("/echo", key=random_key()))
+        status, _, _ = await read_http_head(reader)
+        assert status == 101
+        mask = random.randbytes(4)
+        payload = struct.pack("!H", code)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        writer.write(bytes([0x88, 0x80 | len(payload)]) + mask + masked)
+        opcode, answer, _ = await read_frame(reader)
+        assert opcode == 0x8
+        return close_code(answer)
+    finally:
+        writer.close()
+
+
+async def test_close_codes_a_client_picks_do_not_mint_metric_series(
+    start_server: StartServer,
+) -> None:
+    """4,000 connections close with random codes valid on the wire: the series stay the known codes plus other."""
+    server = await metrics_server(start_server)
+    rng = random.Random(20)
+    application_codes = list(range(3000, 5000))
+    codes = [rng.choice(application_codes) for _ in range(3900)] + [1000] * 100
+    rng.shuffle(codes)
+    gate = asyncio.Semaphore(32)
+
+    async def one(code: int) -> None:
+        async with gate:
+            assert await _close_with(server.port, code) == code
+
+    await asyncio.gather(*(one(code) for code in codes))
+    await wait_for_condition(lambda: not server.connections, what="every close")
+    _, samples = await scrape(server.metrics_port or 0)
+    labels = {
+        dict(label_items)["code"]
+        for (name, label_items) in samples
+        if name == "rawws_websocket_closes_total"
+    }
+    known = {str(int(code)) for code in CloseCode}
+    assert labels <= known | {OTHER_LABEL}
+    assert len(labels) <= len(known) + 1
+    assert value(samples, "rawws_websocket_closes_total", code="1000") == 100
+    assert value(samples, "rawws_websocket_closes_total", code=OTHER_LABEL) == 3900
 
 
 async def test_event_loop_lag_is_sampled(start_server: StartServer) -> None:

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import os
+import shutil
 import signal
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from websockets.asyncio.client import connect
 
+from rawws.store.sql import SQLITE_FILE
 from tests.conftest import StartServer
+from tests.support.chat_client import close_quietly, connect_chat, new_user
 from tests.support.helpers import Reply, http
 from tests.support.nodes import start_node
 from tests.support.postgres import PostgresCluster, start_cluster, stop_cluster
@@ -58,6 +67,121 @@ async def test_readyz_follows_postgresql_down_and_up(
         start_cluster(postgres_cluster)
     up = await wait_for_readyz(server.port, 200)
     assert up.json["status"] == "ready"
+
+
+async def test_the_metrics_listeners_readyz_runs_the_same_checks(
+    start_server: StartServer, postgres_cluster: PostgresCluster, postgres_url: str
+) -> None:
+    """The metrics port's /readyz is the node's: PostgreSQL stopped, it answers 503 too (it said 200, checking nothing)."""
+    server = await start_server(
+        db_url=postgres_url, readiness_timeout_s=1.0, metrics_port=0
+    )
+    metrics_port = server.metrics_port or 0
+    ready = await http(metrics_port, "GET", "/readyz")
+    assert ready.status == 200 and ready.json["checked"] == ["store"]
+    stop_cluster(postgres_cluster)
+    try:
+        down = await wait_for_readyz(metrics_port, 503)
+        assert set(down.json["reason"]) == {"store"}
+        assert postgres_url not in down.body.decode()
+        assert (await http(metrics_port, "GET", "/healthz")).status == 200
+    finally:
+        start_cluster(postgres_cluster)
+    await wait_for_readyz(metrics_port, 200)
+
+
+# -- writes that fail while reads work (a full disk) ----------------------------------------
+
+
+@contextlib.contextmanager
+def immutable(*paths: Path) -> Iterator[None]:
+    """``chattr +i``: even root cannot write the files (a full disk's effect on SQLite: reads work, writes fail).
+
+    The ``-shm`` file is left alone: SQLite maps it, and an immutable mapping kills the process with SIGBUS.
+    """
+    chattr = shutil.which("chattr")
+    if chattr is None:
+        _unavailable("no chattr on PATH")
+    try:
+        subprocess.run(
+            [chattr, "+i", *map(str, paths)], check=True, capture_output=True
+        )
+    except subprocess.CalledProcessError as exc:
+        subprocess.run([chattr, "-i", *map(str, paths)], capture_output=True)
+        _unavailable(f"chattr +i refused: {exc.stderr.decode().strip()}")
+    try:
+        yield
+    finally:
+        subprocess.run([chattr, "-i", *map(str, paths)], check=True)
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"making a file immutable is required in CI: {reason}")
+    pytest.skip(reason)
+
+
+def sqlite_files(server_data_dir: str) -> tuple[Path, Path]:
+    database = Path(server_data_dir) / SQLITE_FILE
+    return database, database.with_name(database.name + "-wal")
+
+
+async def test_a_failing_write_makes_the_node_not_ready_until_writes_work(
+    start_server: StartServer,
+) -> None:
+    """SELECT 1 works on a full disk: a failed write must make /readyz 503 on both listeners, a write probe end it."""
+    server = await start_server(metrics_port=0, readiness_timeout_s=2.0)
+    await new_user(
+        server.port, "ada"
+    )  # the -wal file exists once something was written
+    ports = (server.port, server.metrics_port or 0)
+    with immutable(*sqlite_files(server.config.data_dir)):
+        for port in ports:
+            assert (await http(port, "GET", "/readyz")).status == 200
+        refused = await http(
+            server.port,
+            "POST",
+            "/auth/register",
+            {"username": "bob", "password": "correct horse battery"},
+        )
+        assert refused.status == 503
+        for port in ports:
+            down = await http(port, "GET", "/readyz")
+            assert down.status == 503, down.body
+            assert "register" in down.json["reason"]["store"]
+        # Probes write during the outage: while the files stay read-only it goes on.
+        await asyncio.sleep(0.5)
+        assert (await http(server.port, "GET", "/readyz")).status == 503
+    await wait_for_readyz(server.port, 200)
+    assert (await http(server.metrics_port or 0, "GET", "/readyz")).status == 200
+
+
+async def test_a_flapping_store_logs_one_start_and_one_end(
+    start_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Writes failing while reads succeed, over and over: one outage, not a start and an end per failure."""
+    server = await start_server(readiness_timeout_s=2.0)
+    token = await new_user(server.port, "ada")
+    ada = await connect_chat(server, token, "ada")
+    caplog.set_level(logging.INFO, logger="rawws.store")
+    try:
+        with immutable(*sqlite_files(server.config.data_dir)):
+            for n in range(20):
+                reply = await http(
+                    server.port,
+                    "POST",
+                    "/auth/register",
+                    {"username": f"user{n}", "password": "correct horse battery"},
+                )
+                assert reply.status == 503  # a write: refused
+                await ada.join(f"room{n}")  # a read: answered
+        await wait_for_readyz(server.port, 200)
+    finally:
+        await close_quietly(ada)
+    lines = [r.getMessage() for r in caplog.records if r.name == "rawws.store"]
+    assert len(lines) == 2, lines
+    assert "unavailable" in lines[0]
+    assert "available again" in lines[1] and "20 operation(s) refused" in lines[1]
 
 
 async def test_sigterm_drains_readyz_first_then_closes_websockets_with_1001(
