@@ -50,6 +50,7 @@ class ServerConnection(ConnectionEdge):
         "identity",
         "task",
         "_inbox",
+        "_eof_deferred",
     )
 
     def __init__(
@@ -93,6 +94,8 @@ class ServerConnection(ConnectionEdge):
         self.identity = identity
         #: The task running a coroutine handler (``None`` for callbacks).
         self.task: asyncio.Task[None] | None = None
+        #: The peer's EOF came while its last bytes waited for the budget (callbacks).
+        self._eof_deferred = False
         self._inbox = (
             None
             if is_callback_handler(handler)
@@ -152,7 +155,11 @@ class ServerConnection(ConnectionEdge):
             self.eof_received()
         self._after_input()
         inbox = self._inbox
-        reading = not (self._paused or (inbox is not None and inbox.reading_paused))
+        reading = not (
+            self._paused
+            or self._throttled
+            or (inbox is not None and inbox.reading_paused)
+        )
         if reading and not self.transport.is_closing():
             self.transport.resume_reading()  # the HTTP reader may have paused it
 
@@ -237,6 +244,9 @@ class ServerConnection(ConnectionEdge):
         if self.ws.close_transport:
             return
         self.counters.bytes_received += len(data)
+        budget = self.ws.read_budget
+        if budget is not None:
+            budget.refill(self._loop.time())
         if self._inbox is not None:
             self._inbox.feed(data)  # its run ends in _inbox_done
             return
@@ -254,6 +264,10 @@ class ServerConnection(ConnectionEdge):
             return not tls and not self.transport.is_closing()
         if self.ws.close_transport:
             return False
+        if self._throttled:
+            # Bytes before the EOF wait for the budget: the EOF follows them (``_input_resumed``).
+            self._eof_deferred = True
+            return True
         for event in self.ws.receive_eof():
             if type(event) is Closed:
                 self._finish_closed(event.code)
@@ -310,8 +324,16 @@ class ServerConnection(ConnectionEdge):
             self.ws.abort(INTERNAL_ERROR, "internal error")
             self._finish_closed(INTERNAL_ERROR)
 
+    def _input_resumed(self) -> None:
+        self.data_received(b"")
+        if self._eof_deferred and not self._throttled:
+            self._eof_deferred = False
+            if not self.eof_received():
+                self.transport.close()  # what returning False would have done
+
     def _after_input(self) -> None:
         """Write what the input produced; close TCP once the core is done (and the inbox holds no reply back)."""
+        self._pace_input()
         self._flush()
         inbox = self._inbox
         if self.ws.close_transport and not (inbox is not None and inbox.holding):
