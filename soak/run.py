@@ -25,6 +25,7 @@ from soak.attacks import (
     slow_reader,
 )
 from soak.clients import Books, ChatClient
+from soak.frame_cost import frame_cost
 from soak.profiles import Profile
 from testkit import StartupFailed, chat_token, free_port, start, stop, wait_for_port
 
@@ -296,6 +297,14 @@ async def _run(profile: Profile, server: Server, outcome: Outcome) -> None:
         await asyncio.sleep(0.1)
     flood_on.clear()
     await drain_slow_reader(slow_sock, slow, timeout_s=15)
+    assert server.process is not None
+    bomber, holder = await asyncio.gather(
+        *(
+            loop.run_in_executor(None, chat_token, server.port, name, PASSWORD)
+            for name in ("bomber", "holder")
+        )
+    )
+    costs = await frame_cost(server.port, server.process.pid, bomber, holder)
 
     phases = [("sigterm", profile.sigterm_at), ("sigkill", profile.sigkill_at)]
     if server.db_url:
@@ -335,6 +344,8 @@ async def _run(profile: Profile, server: Server, outcome: Outcome) -> None:
         baseline_kib,
         slow_peak_kib,
     )
+    outcome.figures.update(costs.figures)
+    outcome.failures += costs.failures
 
 
 def _report_attacks(
