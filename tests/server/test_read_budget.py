@@ -12,6 +12,7 @@ what they got; the server-side connection's budget counts what it paid.
 from __future__ import annotations
 
 import asyncio
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -160,4 +161,62 @@ async def test_a_whole_fragmented_message_within_its_time_is_delivered(serve) ->
     writer.write(masked_frame(TEXT, "é".encode()[:1], fin=False))
     writer.write(masked_frame(CONTINUATION, "é".encode()[1:] + b"!"))
     assert (await read_frame_full(reader, TIMEOUT_S))[:2] == (TEXT, "é!".encode())
+    writer.close()
+
+
+@pytest.mark.parametrize("compression", ["deflate", "dedicated"])
+async def test_many_compressed_fragmented_messages_come_back_whole_under_the_budget(
+    serve, compression: str
+) -> None:
+    """Like Autobahn 12.x: 100 compressed messages of 128 KiB (each on its own when the server asks
+    for client_no_context_takeover, one context across them in dedicated mode), each cut into
+    256-byte frames, all sent at once: every message is echoed whole and in order, and nobody is
+    closed (the inflater's slices and the budget's pauses change nothing but the pace)."""
+
+    async def echo(connection: ServerConnection) -> None:
+        async for message in connection:
+            await connection.send(message)
+
+    server = await serve(
+        echo,
+        compression=compression,
+        max_message_size=64 * MiB,
+        # 12.5 MiB and ~400 frames against bursts of 2 MiB and 100 frames: both budgets pause it
+        read_bytes_per_second=8 * MiB,
+        read_frames_per_second=400,
+    )
+    takeover = compression == "dedicated"
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+    inflater = zlib.decompressobj(-15)
+    reader, writer = await open_raw(server.port, DEFLATE)
+    words = [f"word{n % 97} " * (n % 7 + 1) for n in range(4000)]
+    messages = []
+    wire = bytearray()
+    for n in range(100):
+        text = "".join(words[n:] + words[:n])[: 128 * 1024]
+        messages.append(text)
+        if not takeover:
+            compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+        payload = compressor.compress(text.encode()) + compressor.flush(
+            zlib.Z_SYNC_FLUSH
+        )
+        payload = payload[:-4]
+        pieces = [payload[i : i + 256] for i in range(0, len(payload), 256)]
+        for i, piece in enumerate(pieces):
+            opcode = TEXT if i == 0 else CONTINUATION
+            wire += masked_frame(opcode, piece, fin=i == len(pieces) - 1, rsv1=i == 0)
+    writer.write(bytes(wire))
+    for expected in messages:
+        opcode, payload, fin, rsv1 = await read_frame_full(reader, TIMEOUT_S)
+        assert opcode == TEXT and fin
+        if rsv1:
+            if not takeover:
+                inflater = zlib.decompressobj(-15)
+            payload = inflater.decompress(payload + b"\x00\x00\xff\xff")
+        assert payload.decode() == expected
+    [connection] = server.connections
+    budget = connection.ws.read_budget
+    assert budget is not None
+    assert budget.bytes_spent == sum(len(m) for m in messages)
+    assert connection.close_code is None
     writer.close()
