@@ -97,6 +97,10 @@ class PerMessageDeflate(_WsprotoPerMessageDeflate):
             return data
         return self._inflate(data)
 
+    @property
+    def backlog_bytes(self) -> int:
+        return len(self._backlog)
+
     def backlogged(self) -> bool:
         """Input is left from the last slice: the frame decoder takes it (``inflate_backlog``) before anything else."""
         return bool(self._backlog)

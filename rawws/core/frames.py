@@ -80,6 +80,12 @@ class LimitedFrameDecoder(FrameDecoder):
         #: A frame whose wire bytes are all taken while its inflation is not done: its ``fin``.
         self._frame_end_deferred: bool | None = None
 
+    @property
+    def backlog_bytes(self) -> int:
+        """Compressed bytes taken off the wire that the inflater has not consumed yet."""
+        deflate = self._deflate
+        return 0 if deflate is None else deflate.backlog_bytes
+
     def process_buffer(self) -> Frame | None:
         """wsproto's step, or one more slice of a payload the inflater stopped in the middle of."""
         deflate = self._deflate
@@ -187,7 +193,7 @@ class TunedFrameProtocol(FrameProtocol):
     ) -> None:
         super().__init__(client, extensions)
         # The parsing generator has not started yet, so it will read from this decoder.
-        self._frame_decoder = LimitedFrameDecoder(
+        self._frame_decoder = self._decoder = LimitedFrameDecoder(
             client, self.extensions, max_message_bytes
         )
         self._message_decoder = self._messages = AssemblingMessageDecoder()
@@ -214,8 +220,9 @@ class TunedFrameProtocol(FrameProtocol):
 
     @property
     def unparsed_bytes(self) -> int:
-        """Bytes received and not yet parsed into a frame (wsproto commits each frame's bytes as it parses it)."""
-        return len(self._frame_decoder.buffer)
+        """Bytes received and not yet parsed into a frame (wsproto commits each frame's bytes as it parses it),
+        and compressed bytes a slice left for the next step."""
+        return len(self._decoder.buffer) + self._decoder.backlog_bytes
 
     def _serialize_frame(  # type: ignore[override]  # wsproto only sends the result on: bytes do as well
         self, opcode: Opcode, payload: bytes | bytearray = b"", fin: bool = True

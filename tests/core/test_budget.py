@@ -231,3 +231,16 @@ def test_the_whole_message_is_decoded_once_and_bad_utf8_still_fails_in_its_fragm
     events = list(ws.receive_data(masked_frame(TEXT, b"ok\xff", fin=False)))
     assert [type(e) for e in events] == [Closed]
     assert ws.close_code == 1007
+
+
+def test_a_slice_s_leftover_counts_as_input_pending() -> None:
+    """``input_pending`` False means resuming yields nothing more: compressed bytes a slice left over
+    are input still to parse, even once the wire bytes are all taken."""
+    ws = compressed_server()
+    budget = ReadBudget(
+        1e6, 1e6, 0.0, burst_s=0.01
+    )  # 10 KB: the first slice overdraws it
+    ws.read_budget = budget
+    _, frame = bomb()
+    assert list(ws.receive_data(frame)) == []
+    assert ws.throttled and ws.input_pending
