@@ -297,8 +297,7 @@ class Inbox:
             backlog.clear()
             self._backlog_bytes = 0
             self._events = ws.receive_data(data)
-        elif self._eof and not self._eof_fed and not ws.throttled:
-            # (While the read budget holds bytes back, the EOF waits behind them.)
+        elif self._eof and not self._eof_fed:
             self._eof_fed = True
             self._events = ws.receive_eof()
         return self._events

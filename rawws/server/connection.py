@@ -50,7 +50,6 @@ class ServerConnection(ConnectionEdge):
         "identity",
         "task",
         "_inbox",
-        "_eof_deferred",
     )
 
     def __init__(
@@ -94,8 +93,6 @@ class ServerConnection(ConnectionEdge):
         self.identity = identity
         #: The task running a coroutine handler (``None`` for callbacks).
         self.task: asyncio.Task[None] | None = None
-        #: The peer's EOF came while its last bytes waited for the budget (callbacks).
-        self._eof_deferred = False
         self._inbox = (
             None
             if is_callback_handler(handler)
@@ -264,10 +261,6 @@ class ServerConnection(ConnectionEdge):
             return not tls and not self.transport.is_closing()
         if self.ws.close_transport:
             return False
-        if self._throttled:
-            # Bytes before the EOF wait for the budget: the EOF follows them (``_input_resumed``).
-            self._eof_deferred = True
-            return True
         for event in self.ws.receive_eof():
             if type(event) is Closed:
                 self._finish_closed(event.code)
@@ -325,11 +318,8 @@ class ServerConnection(ConnectionEdge):
             self._finish_closed(INTERNAL_ERROR)
 
     def _input_resumed(self) -> None:
+        # (No EOF can have come meanwhile: the transport was not read, so it follows these bytes.)
         self.data_received(b"")
-        if self._eof_deferred and not self._throttled:
-            self._eof_deferred = False
-            if not self.eof_received():
-                self.transport.close()  # what returning False would have done
 
     def _after_input(self) -> None:
         """Write what the input produced; close TCP once the core is done (and the inbox holds no reply back)."""

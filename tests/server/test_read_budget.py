@@ -117,6 +117,59 @@ async def test_compressed_frames_are_inflated_at_the_budget_and_others_are_answe
     victim_writer.close()
 
 
+class CountingCallbacks:
+    """The same as ``Counting`` as callbacks (no task, no inbox: the chat's kind of handler)."""
+
+    def __init__(self) -> None:
+        self.big: dict[ServerConnection, int] = {}
+        self.closed: dict[ServerConnection, int] = {}
+
+    def on_open(self, connection: ServerConnection) -> None:
+        pass
+
+    def on_message(self, connection: ServerConnection, data: str | bytes) -> None:
+        if len(data) < 100:
+            connection.send_nowait(data)
+        else:
+            self.big[connection] = self.big.get(connection, 0) + 1
+
+    def on_close(self, connection: ServerConnection, code: int) -> None:
+        self.closed[connection] = code
+
+
+async def test_callbacks_are_paced_too_and_an_eof_waits_behind_the_held_frames(
+    serve,
+) -> None:
+    """A callback handler: 20 bombs, then the client shuts its side. The frames are inflated at the
+    budget while another client is answered, and every one is delivered before the EOF ends it."""
+    rate = 8 * MiB
+    handler = CountingCallbacks()
+    server = await serve(handler, read_bytes_per_second=rate)
+    loop = asyncio.get_running_loop()
+    victim_reader, victim_writer = await open_raw(server.port)
+    reader, writer = await open_raw(server.port, DEFLATE)
+    frame = masked_frame(TEXT, deflate_message(b"a" * (MiB - 64)), rsv1=True)
+    started = loop.time()
+    writer.write(frame * 20)
+    writer.write_eof()
+    connection = await wait_for_condition(
+        lambda: next(iter(handler.big), None), what="the first big message"
+    )
+    victim_writer.write(masked_frame(TEXT, b"hello"))
+    assert (await read_frame_full(victim_reader, TIMEOUT_S))[:2] == (TEXT, b"hello")
+    budget = connection.ws.read_budget
+    assert budget is not None
+    assert handler.big[connection] < 20, "every frame was inflated at once"
+    assert budget.bytes_spent <= budget.byte_capacity + rate * (
+        loop.time() - started
+    ) + (INFLATE_SLICE_BYTES)
+    await wait_for_condition(lambda: connection in handler.closed, what="the end")
+    assert handler.big[connection] == 20
+    assert handler.closed[connection] == 1006  # TCP ended without a close frame
+    victim_writer.close()
+    writer.close()
+
+
 async def test_an_honest_fast_client_is_slowed_down_and_gets_every_echo(serve) -> None:
     """Four 512 KiB messages against a budget of 1 MiB a second: paused, never closed; all echoed."""
 
