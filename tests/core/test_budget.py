@@ -244,3 +244,19 @@ def test_a_slice_s_leftover_counts_as_input_pending() -> None:
     _, frame = bomb()
     assert list(ws.receive_data(frame)) == []
     assert ws.throttled and ws.input_pending
+
+
+def test_tiny_frames_are_paced_by_the_frame_budget() -> None:
+    """Each frame costs its parsing whatever its size: 100 empty frames against 10 at once."""
+    ws = WebSocket(client=False, max_message_bytes=MiB)
+    budget = ReadBudget(40.0, 1e9, 0.0, burst_s=0.25)  # 10 frames at once
+    ws.read_budget = budget
+    got = messages(list(ws.receive_data(masked_frame(BINARY, b"") * 100)))
+    assert len(got) == 11  # the eleventh overdraws it; nothing after
+    assert ws.throttled and ws.input_pending
+    now = 0.0
+    while len(got) < 100:
+        now += budget.ready_in(now)
+        budget.refill(now)
+        got += messages(list(ws.receive_data(b"")))
+    assert got == [b""] * 100
