@@ -153,7 +153,7 @@ class ServerConfig:
     read_bytes_per_s: int = WEBSOCKET(
         DEFAULT_READ_BYTES_PER_S,
         "payload a connection may have processed a second, counted after inflation; "
-        "past it (a quarter second's worth at once) its socket is not read until it refills",
+        "past it (a sixteenth of a second's worth at once) its socket is not read until it refills",
         SIZE,
         flag="--read-bytes-per-second",
     )

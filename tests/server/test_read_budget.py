@@ -234,7 +234,7 @@ async def test_many_compressed_fragmented_messages_come_back_whole_under_the_bud
         echo,
         compression=compression,
         max_message_size=64 * MiB,
-        # 12.5 MiB and ~400 frames against bursts of 2 MiB and 100 frames: both budgets pause it
+        # 12.5 MiB and ~400 frames against bursts of 0.5 MiB and 25 frames: both budgets pause it
         read_bytes_per_second=8 * MiB,
         read_frames_per_second=400,
     )
