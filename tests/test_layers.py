@@ -115,6 +115,7 @@ def test_only_a_handful_of_modules_sit_outside_the_layers():
         "__main__.py",
         "_version.py",
         "config.py",
+        "defaults.py",  # config.py's defaults, kept apart so config.py stays under 500 lines
         "errors.py",
     ]
     folders = sorted(
