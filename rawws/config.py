@@ -9,6 +9,7 @@ choices; ``__post_init__`` for settings that go together): ``SettingError`` name
 setting, so a flag and its variable are refused alike.
 """
 
+# ruff: noqa: F405  # the DEFAULT_* names come from rawws.defaults' __all__
 from __future__ import annotations
 
 import dataclasses
@@ -45,57 +46,8 @@ from rawws.core.settings import (
     variables,
 )
 from rawws.core.settings import shown as show_value
+from rawws.defaults import *  # noqa: F403  # used below and re-exported: code imports them from here
 from rawws.errors import SettingError
-
-KiB = 1024
-MiB = 1024 * KiB
-
-# Limits (what each one means is said once, in its field's help below)
-DEFAULT_MAX_MESSAGE_BYTES = 1 * MiB
-DEFAULT_MAX_HEADER_BYTES = 16 * KiB
-DEFAULT_MAX_TARGET_BYTES = 8 * KiB
-DEFAULT_MAX_BODY_BYTES = 64 * KiB
-DEFAULT_HANDSHAKE_TIMEOUT_S = 10.0
-DEFAULT_KEEPALIVE_IDLE_S = 30.0
-DEFAULT_PING_INTERVAL_S = 20.0
-DEFAULT_PING_TIMEOUT_S = 20.0
-DEFAULT_CLOSE_TIMEOUT_S = 10.0
-DEFAULT_SHUTDOWN_TIMEOUT_S = 5.0
-DEFAULT_DRAIN_DELAY_S = 0.0
-DEFAULT_READINESS_TIMEOUT_S = 2.0
-DEFAULT_DB_TIMEOUT_S = 10.0
-DEFAULT_OUTBOX_MAX_BYTES = 4 * MiB
-DEFAULT_OUTBOX_MAX_MESSAGES = 4096
-DEFAULT_WRITE_HIGH_WATER_BYTES = 64 * KiB
-# Chat (its wire limits, such as the text length, live in rawws.chat.wire)
-DEFAULT_CHAT_MESSAGES_PER_S = 10.0
-DEFAULT_CHAT_MESSAGE_BURST = 20
-DEFAULT_CHAT_MAX_ROOMS_PER_CONNECTION = 32
-DEFAULT_CHAT_MAX_BATCH_MESSAGES = 256
-DEFAULT_CHAT_REPLAY_PAGE_MESSAGES = 500
-# Accounts and tokens
-DEFAULT_ACCESS_TTL_S = 15 * 60.0
-DEFAULT_TICKET_TTL_S = 30.0
-DEFAULT_JWT_LEEWAY_S = 5.0  # clock skew allowed on exp, nbf and iat
-DEFAULT_JWT_ISSUER = "rawws"
-DEFAULT_JWT_AUDIENCE = "rawws"
-# RFC 9106 §4 "second recommended option" (64 MiB, 3 passes, 4 lanes): argon2-cffi's default.
-DEFAULT_ARGON2_TIME_COST = 3
-DEFAULT_ARGON2_MEMORY_KIB = 64 * KiB
-DEFAULT_ARGON2_PARALLELISM = 4
-DEFAULT_LOGINS_PER_MINUTE_PER_USER = 10
-DEFAULT_LOGINS_PER_MINUTE_PER_ADDRESS = 30
-DEFAULT_REFRESH_TTL_S = 30 * 24 * 3600.0
-DEFAULT_JWT_PUBLIC_NAMESPACE = "ext"
-DEFAULT_REGISTRATIONS_PER_HOUR_PER_ADDRESS = 20
-DEFAULT_TICKETS_PER_MINUTE_PER_USER = 30
-DEFAULT_WEBSOCKETS_PER_USER = 20
-DEFAULT_WEBSOCKETS_PER_ADDRESS = 200
-DEFAULT_SEND_BUFFER_BYTES = 256 * KiB
-# Several nodes
-DEFAULT_BUS_HEARTBEAT_S = 1.0
-DEFAULT_BUS_TIMEOUT_S = 1.0
-DEFAULT_PRESENCE_TTL_S = 5.0
 
 MODE = Unit(None, compression_mode)  # true/false, 1/0… too: shared/off
 
@@ -197,6 +149,24 @@ class ServerConfig:
         SIZE,
         flag="--send-buffer",
         rule=at_least(0, " (the kernel's own size)"),
+    )
+    read_bytes_per_s: int = WEBSOCKET(
+        DEFAULT_READ_BYTES_PER_S,
+        "payload a connection may have processed a second, counted after inflation; "
+        "past it (a sixteenth of a second's worth at once) its socket is not read until it refills",
+        SIZE,
+        flag="--read-bytes-per-second",
+    )
+    read_frames_per_s: float = WEBSOCKET(
+        DEFAULT_READ_FRAMES_PER_S,
+        "frames a connection may have processed a second, likewise",
+        RATE,
+        flag="--read-frames-per-second",
+    )
+    message_timeout_s: float = WEBSOCKET(
+        DEFAULT_MESSAGE_TIMEOUT_S,
+        "time for a whole message from its first fragment; then 1008",
+        SECONDS.zero_means("no limit"),
     )
     max_header_bytes: int = HTTP(
         DEFAULT_MAX_HEADER_BYTES, "request line and headers; more earns 431", SIZE

@@ -26,6 +26,7 @@ from soak.attacks import (
 )
 from soak.clients import Books, ChatClient
 from soak.edges import close_code_flood, report_edges, watch_readiness
+from soak.frame_cost import frame_cost
 from soak.profiles import Profile
 from testkit import StartupFailed, chat_token, free_port, start, stop, wait_for_port
 
@@ -308,6 +309,14 @@ async def _run(profile: Profile, server: Server, outcome: Outcome) -> None:
         await asyncio.sleep(0.1)
     flood_on.clear()
     await drain_slow_reader(slow_sock, slow, timeout_s=15)
+    assert server.process is not None
+    bomber, holder = await asyncio.gather(
+        *(
+            loop.run_in_executor(None, chat_token, server.port, name, PASSWORD)
+            for name in ("bomber", "holder")
+        )
+    )
+    costs = await frame_cost(server.port, server.process.pid, bomber, holder)
 
     flood = await codes  # its metric is read before the restarts reset the counters
     phases = [("sigterm", profile.sigterm_at), ("sigkill", profile.sigkill_at)]
@@ -351,6 +360,8 @@ async def _run(profile: Profile, server: Server, outcome: Outcome) -> None:
     )
     outages = 1 if server.db_url else 0
     report_edges(outcome.figures, outcome.failures, flood, watched, server.log, outages)
+    outcome.figures.update(costs.figures)
+    outcome.failures += costs.failures
 
 
 def _report_attacks(

@@ -110,13 +110,17 @@ def test_every_folder_has_its_rule():
 
 def test_only_a_handful_of_modules_sit_outside_the_layers():
     loose = sorted(path.name for path in PACKAGE.glob("*.py"))
-    assert loose == [
-        "__init__.py",
-        "__main__.py",
-        "_version.py",
-        "config.py",
-        "errors.py",
-    ]
+    assert (
+        loose
+        == [
+            "__init__.py",
+            "__main__.py",
+            "_version.py",
+            "config.py",
+            "defaults.py",  # config.py's defaults, kept apart so config.py stays under 500 lines
+            "errors.py",
+        ]
+    )
     folders = sorted(
         path.name
         for path in PACKAGE.iterdir()

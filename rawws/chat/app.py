@@ -34,6 +34,7 @@ from rawws.accounts.tokens import (
 )
 from rawws.bus.redis import RedisBus, reach
 from rawws.bus.seal import bus_key
+from rawws.chat import wire
 from rawws.chat.page import add_page_routes
 from rawws.chat.service import ChatHandler, ChatLimits
 from rawws.config import ServerConfig
@@ -252,7 +253,11 @@ async def setup_app(server: Server) -> None:
         shared_spend=shared.spend_ticket if shared else StoredTickets(store, health),
     )
     server.add_websocket(
-        "/ws", chat, subprotocols=(SUBPROTOCOL,), authenticate=authenticate
+        "/ws",
+        chat,
+        subprotocols=(SUBPROTOCOL,),
+        authenticate=authenticate,
+        max_message_bytes=wire.MAX_FRAME_BYTES,
     )
     if config.echo:
         server.add_websocket("/echo", echo)

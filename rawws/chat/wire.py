@@ -35,6 +35,10 @@ MAX_ROOM_CHARS = 32
 ROOM_NAME = re.compile(rf"[a-z0-9][a-z0-9_-]{{0,{MAX_ROOM_CHARS - 1}}}")
 ROOM_RULE = f"1-{MAX_ROOM_CHARS} characters of a-z, 0-9, '_' and '-', starting with a letter or digit"
 MAX_TEXT_CHARS = 4000
+#: The largest frame a client needs: a `say` of MAX_TEXT_CHARS, each character JSON-escaped as a
+#: surrogate pair (12 bytes), and room to spare. /ws closes a bigger one with 1009 as soon as this
+#: much is inflated, before it costs the rest (issue 20: frames of 1 KiB inflating to 1 MiB).
+MAX_FRAME_BYTES = 64 * 1024
 MAX_REF_CHARS = 64
 DEFAULT_HISTORY_LIMIT = 50
 MAX_HISTORY_LIMIT = 200

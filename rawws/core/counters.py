@@ -105,6 +105,7 @@ class Counters:
         "http_requests",
         "websockets_opened",
         "slow_consumers_closed",
+        "messages_timed_out",
         "handshakes",
         "close_codes",
         "messages_received",
@@ -126,6 +127,8 @@ class Counters:
         self.http_requests = 0
         self.websockets_opened = 0
         self.slow_consumers_closed = 0
+        #: Connections closed (1008) for a message not whole within ``message_timeout_s``.
+        self.messages_timed_out = 0
         self.handshakes: dict[
             int, int
         ] = {}  # HTTP status of the upgrade answer → count (101 = opened)

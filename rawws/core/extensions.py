@@ -8,6 +8,11 @@ wsproto leaves two gaps that these classes close:
 * It enforces no size limit, not even on inflated data, so a small compressed
   frame can expand to gigabytes. We inflate with a bounded output size; the
   limit on uncompressed messages is checked on frame headers (``rawws.core.frames``).
+* It inflates whatever a read brought in one call, so a kilobyte on the wire
+  can cost a megabyte of work before anything can stop it. We inflate at most
+  ``INFLATE_SLICE_BYTES`` per call; what zlib has not consumed yet stays here
+  (``backlogged``) and the frame decoder (``rawws.core.frames``) takes it a
+  slice per step, each step paid from the connection's budget first.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ ZLIB_MIN_WINDOW_BITS = (
     9  # zlib refuses raw deflate with 8; RFC 7692 lets a server decline it
 )
 ZLIB_MAX_WINDOW_BITS = 15
+#: The most one inflate call produces: about 0.2 ms of work, the unit the budget is checked in.
+INFLATE_SLICE_BYTES = 64 * 1024
 
 
 class PerMessageDeflate(_WsprotoPerMessageDeflate):
@@ -61,6 +68,8 @@ class PerMessageDeflate(_WsprotoPerMessageDeflate):
         self.memory_level = memory_level
         self._in_control_frame = False
         self._inflated_bytes = 0
+        #: Compressed input of the current frame that zlib has not consumed yet (a slice stopped it).
+        self._backlog = b""
 
     def frame_inbound_header(
         self,
@@ -88,15 +97,31 @@ class PerMessageDeflate(_WsprotoPerMessageDeflate):
             return data
         return self._inflate(data)
 
+    @property
+    def backlog_bytes(self) -> int:
+        return len(self._backlog)
+
+    def backlogged(self) -> bool:
+        """Input is left from the last slice: the frame decoder takes it (``inflate_backlog``) before anything else."""
+        return bool(self._backlog)
+
+    def inflate_backlog(
+        self, proto: FrameDecoder | FrameProtocol
+    ) -> bytes | CloseReason:
+        """The next slice of what an earlier slice left over."""
+        data, self._backlog = self._backlog, b""
+        return self._inflate(data)
+
     def frame_inbound_complete(
         self, proto: FrameDecoder | FrameProtocol, fin: bool
     ) -> bytes | CloseReason | None:
-        if self._in_control_frame or not fin:
+        if self._in_control_frame or not fin or self._backlog:
+            # Not the message's end; or its inflation is not done: the frame decoder calls again once it is.
             return None
         if not self._inbound_compressed:
             self._inbound_compressed = None
             return None
-        tail = self._inflate(DEFLATE_TRAILER)
+        tail = self._inflate(DEFLATE_TRAILER, whole=True)
         if isinstance(tail, CloseReason):
             return tail
         no_context_takeover = (
@@ -162,20 +187,33 @@ class PerMessageDeflate(_WsprotoPerMessageDeflate):
             return self.server_max_window_bits
         return None
 
-    def _inflate(self, data: bytes) -> bytes | CloseReason:
-        """Inflate ``data``, never producing more than the message limit leaves room for."""
-        assert self._decompressor is not None
+    def _inflate(self, data: bytes, *, whole: bool = False) -> bytes | CloseReason:
+        """Inflate at most a slice of ``data`` (what is left waits in ``_backlog``), never past the message limit.
+
+        ``whole``: the message's trailer, which ends it: all of it is inflated (within the limit).
+        """
+        decompressor = self._decompressor
+        assert decompressor is not None
         limit = self.max_message_bytes
+        room = None if limit is None else limit - self._inflated_bytes
+        if whole:
+            most = 0 if room is None else room + 1  # 0 means "unbounded"
+        else:
+            most = (
+                INFLATE_SLICE_BYTES
+                if room is None
+                else min(INFLATE_SLICE_BYTES, room + 1)
+            )
         try:
-            if limit is None:
-                return self._decompressor.decompress(data)
-            room = limit - self._inflated_bytes
-            output = self._decompressor.decompress(
-                data, room + 1
-            )  # 0 would mean "unbounded"
+            output = decompressor.decompress(data, most)
         except zlib.error:
             return CloseReason.INVALID_FRAME_PAYLOAD_DATA
         self._inflated_bytes += len(output)
-        if self._decompressor.unconsumed_tail or self._inflated_bytes > limit:
+        if room is not None and len(output) > room:
             return CloseReason.MESSAGE_TOO_BIG
+        left = decompressor.unconsumed_tail
+        if left:
+            if whole:
+                return CloseReason.MESSAGE_TOO_BIG
+            self._backlog = left  # the slice is full: the rest waits for the next step
         return output

@@ -6,7 +6,13 @@ place of wsproto's ``Connection``, whose event objects cost more per frame
 than the rest of the edge. What it adds:
 
 * whole messages: fragments are joined here (their size is bounded on frame
-  headers by ``rawws.core.frames`` before they are buffered);
+  headers by ``rawws.core.frames`` before they are buffered, and by the inflater
+  for compressed ones). A text message in pieces is held as its UTF-8 bytes,
+  checked piece by piece, and decoded once when whole: what a partial message
+  holds (``held_bytes``) is at most the message limit, whatever its characters;
+* a read budget (``rawws.core.budget``), when the edge sets one: each step of
+  parsing is paid before the next is taken, and once it is overdrawn nothing
+  more is parsed (``throttled``) until the edge refills it and feeds again;
 * automatic pongs and the closing handshake's answer, produced in the order
   the frames arrived, so an echo of a message is never sent after our close;
 * a failure (protocol error, bad UTF-8, too big) becomes our close frame with
@@ -30,6 +36,7 @@ from collections.abc import Iterator
 from wsproto.extensions import Extension
 from wsproto.frame_protocol import Opcode, ParseFailed
 
+from rawws.core.budget import ReadBudget
 from rawws.core.closecodes import ABNORMAL_CLOSURE, NORMAL_CLOSURE
 from rawws.core.events import Closed, Event, MessageReceived, PongReceived
 from rawws.core.frames import TunedFrameProtocol
@@ -59,6 +66,7 @@ class WebSocket:
         "_frames",
         "_outgoing",
         "_fragments",
+        "_budget",
         "_pending_ping",
         "_close_queued",
         "output_pending",
@@ -82,7 +90,9 @@ class WebSocket:
             client, extensions or [], max_message_bytes
         )
         self._outgoing: list[bytes | bytearray] = []
-        self._fragments: list[str | bytes] = []
+        #: The pieces of the message under way: bytes, a text message's too (decoded once whole).
+        self._fragments: list[bytes] = []
+        self._budget: ReadBudget | None = None
         self._pending_ping: bytes | None = None
         #: Our close frame (the answer to the peer's, or a failure's) waits in ``_outgoing``.
         self._close_queued = False
@@ -97,6 +107,32 @@ class WebSocket:
         #: Messages that arrive after our close frame are delivered too (they answer what was sent
         #: before it), not dropped; the edge that sets this reads them while it waits for the close.
         self.receive_while_closing = False
+
+    @property
+    def read_budget(self) -> ReadBudget | None:
+        """What parsing may cost (``None``: unbounded); the edge refills it with its clock."""
+        return self._budget
+
+    @read_budget.setter
+    def read_budget(self, budget: ReadBudget | None) -> None:
+        self._budget = budget
+        self._frames.budget = budget
+
+    @property
+    def throttled(self) -> bool:
+        """The budget is overdrawn: nothing more is parsed until it is refilled and bytes are fed again."""
+        budget = self._budget
+        return budget is not None and budget.exhausted
+
+    @property
+    def assembling(self) -> bool:
+        """Part of a message has arrived and not the rest (the edge gives it a time limit)."""
+        return bool(self._fragments)
+
+    @property
+    def held_bytes(self) -> int:
+        """The bytes the message under way holds: at most the message limit."""
+        return sum(len(part) for part in self._fragments)
 
     def trace_frames(self, trace: FrameTrace) -> None:
         """Report every frame sent or received from now on to ``trace`` (``rawws send -v``)."""
@@ -131,11 +167,22 @@ class WebSocket:
             for frame in self._frames.received_frames():
                 opcode = frame.opcode
                 if opcode is _BINARY or opcode is _TEXT:
-                    payload: str | bytes = frame.payload  # type: ignore[assignment]  # wsproto 1.3: str for TEXT, bytes for BINARY
+                    if self.state is not State.OPEN and not self.receive_while_closing:
+                        continue  # after our close nothing is delivered: nothing is held either
+                    # A whole text message in one piece is a str; a piece of one is bytes (frames.py).
+                    payload: str | bytes = frame.payload  # type: ignore[assignment]  # bytes for BINARY
                     if frame.message_finished and not self._fragments:
-                        message: str | bytes | None = payload
+                        message: str | bytes | None = (
+                            payload.decode("utf-8")
+                            if type(payload) is bytes and opcode is _TEXT
+                            else payload
+                        )
                     else:
-                        message = self._reassemble(payload, frame.message_finished)
+                        message = self._reassemble(
+                            payload,  # type: ignore[arg-type]  # a piece: bytes
+                            frame.message_finished,
+                            opcode is _TEXT,
+                        )
                     if message is not None and (
                         self.state is State.OPEN or self.receive_while_closing
                     ):
@@ -156,14 +203,16 @@ class WebSocket:
         except ParseFailed as exc:
             yield self._on_failure(exc.code, str(exc))
 
-    def _reassemble(self, data: str | bytes, finished: bool) -> str | bytes | None:
+    def _reassemble(
+        self, data: bytes, finished: bool, text: bool
+    ) -> str | bytes | None:
         self._fragments.append(data)
         if not finished:
             return None
         parts, self._fragments = self._fragments, []
-        if isinstance(data, str):
-            return "".join(parts)  # type: ignore[arg-type]  # one message's fragments are all str or all bytes
-        return b"".join(parts)  # type: ignore[arg-type]  # (the list is typed for both)
+        whole = b"".join(parts)
+        # Checked piece by piece as it came (frames.py): this cannot fail.
+        return whole.decode("utf-8") if text else whole
 
     def _on_close(self, code: int, reason: str) -> Closed:
         self.close_transport = True
@@ -264,6 +313,8 @@ class WebSocket:
             return b""
         self.state = State.CLOSING
         self.close_code, self.close_reason = code, reason
+        if not self.receive_while_closing:
+            self._fragments = []  # never to be delivered: its memory goes now
         return bytes(self._frames.close(code, _short(reason) or None))
 
     def abort(self, code: int = ABNORMAL_CLOSURE, reason: str = "") -> None:

@@ -17,6 +17,8 @@ from typing import Protocol
 from wsproto.extensions import Extension
 from wsproto.frame_protocol import Frame, Opcode
 
+from rawws.core.budget import ReadBudget
+
 _KINDS = {
     Opcode.TEXT: "text",
     Opcode.BINARY: "binary",
@@ -47,6 +49,8 @@ class FrameEngine(Protocol):
     """What ``rawws.core.protocol.WebSocket`` asks of its frame engine (wsproto's ``FrameProtocol``)."""
 
     extensions: list[Extension]
+    #: What each parsing step is paid from (``rawws.core.budget``), or ``None``.
+    budget: ReadBudget | None
 
     def receive_bytes(self, data: bytes) -> None: ...
 
@@ -87,6 +91,14 @@ class TracingFrames:
     def extensions(self, value: list[Extension]) -> None:
         self._engine.extensions = value
 
+    @property
+    def budget(self) -> ReadBudget | None:
+        return self._engine.budget
+
+    @budget.setter
+    def budget(self, value: ReadBudget | None) -> None:
+        self._engine.budget = value
+
     def receive_bytes(self, data: bytes) -> None:
         self._engine.receive_bytes(data)
 
@@ -109,6 +121,10 @@ class TracingFrames:
             )
         data = frame.payload  # wsproto 1.3 types it as the union for every opcode
         payload: str | bytes = data if isinstance(data, str) else bytes(data)  # type: ignore[arg-type]
+        if frame.opcode is Opcode.TEXT and type(payload) is bytes:
+            # A piece of a text message arrives as bytes (frames.py); shown as text, a character
+            # cut at the piece's edge shown as U+FFFD.
+            payload = payload.decode("utf-8", "replace")
         fragment = None
         if frame.opcode in (Opcode.TEXT, Opcode.BINARY):
             fragment = _fragment(self._receiving, frame.message_finished)

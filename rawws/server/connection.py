@@ -152,7 +152,11 @@ class ServerConnection(ConnectionEdge):
             self.eof_received()
         self._after_input()
         inbox = self._inbox
-        reading = not (self._paused or (inbox is not None and inbox.reading_paused))
+        reading = not (
+            self._paused
+            or self._throttled
+            or (inbox is not None and inbox.reading_paused)
+        )
         if reading and not self.transport.is_closing():
             self.transport.resume_reading()  # the HTTP reader may have paused it
 
@@ -237,6 +241,9 @@ class ServerConnection(ConnectionEdge):
         if self.ws.close_transport:
             return
         self.counters.bytes_received += len(data)
+        budget = self.ws.read_budget
+        if budget is not None:
+            budget.refill(self._loop.time())
         if self._inbox is not None:
             self._inbox.feed(data)  # its run ends in _inbox_done
             return
@@ -310,8 +317,13 @@ class ServerConnection(ConnectionEdge):
             self.ws.abort(INTERNAL_ERROR, "internal error")
             self._finish_closed(INTERNAL_ERROR)
 
+    def _input_resumed(self) -> None:
+        # (No EOF can have come meanwhile: the transport was not read, so it follows these bytes.)
+        self.data_received(b"")
+
     def _after_input(self) -> None:
         """Write what the input produced; close TCP once the core is done (and the inbox holds no reply back)."""
+        self._pace_input()
         self._flush()
         inbox = self._inbox
         if self.ws.close_transport and not (inbox is not None and inbox.holding):

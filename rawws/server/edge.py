@@ -11,9 +11,16 @@ bytes leave and how it ends:
 * **Backpressure.** Past the transport's high-water mark frames wait in the
   outbox and the peer is not read; a push that does not fit applies the
   slow-consumer policy (close 1008, counted) instead of growing memory.
+* **Input paid before it is processed.** Each connection's core draws every
+  frame and every slice of payload (after inflation) from a ``ReadBudget``
+  (``rawws.core.budget``; ``read_bytes_per_s``, ``read_frames_per_s``). Once it
+  is overdrawn the core parses nothing more and the socket is not read; a timer
+  refills it and parsing goes on where it stopped. A fast peer is slowed down
+  by TCP's flow control, never closed for its rate.
 * **Keepalive and expiry.** One sweep per loop (``rawws.server.sweep``) asks
   each connection what is due: a ping, an overdue pong (1011, TCP dropped), a
-  credential that expired (1008).
+  credential that expired (1008), a message whose fragments took longer than
+  ``message_timeout_s`` from the first (1008: what it holds is let go).
 * **The end.** Our close frame arms the close timeout (then TCP is dropped);
   the end is recorded once (``close_code``), logged, counted, and whoever
   waits for it is woken.
@@ -27,6 +34,7 @@ import time
 from collections.abc import Callable
 
 from rawws.config import ServerConfig
+from rawws.core.budget import ReadBudget
 from rawws.core.closecodes import ABNORMAL_CLOSURE, NORMAL_CLOSURE, POLICY_VIOLATION
 from rawws.core.counters import Counters
 from rawws.core.keepalive import (
@@ -76,6 +84,9 @@ class ConnectionEdge(asyncio.Protocol):
         "_opened_at",
         "_finished",
         "_lost",
+        "_throttled",
+        "_resume_handle",
+        "_message_deadline",
         "__weakref__",
     )
 
@@ -123,8 +134,19 @@ class ConnectionEdge(asyncio.Protocol):
         #: Pings and pong deadlines, decided in the core; checked by one sweep per loop (``rawws.server.sweep``).
         self.keepalive = Keepalive(config.ping_interval_s, config.ping_timeout_s, now)
         self._sweeper = sweeper_for(
-            self._loop, sweep_period(config.ping_interval_s, config.ping_timeout_s)
+            self._loop,
+            sweep_period(
+                config.ping_interval_s, config.ping_timeout_s, config.message_timeout_s
+            ),
         )
+        ws.read_budget = ReadBudget(
+            config.read_frames_per_s, float(config.read_bytes_per_s), now
+        )
+        #: The budget is overdrawn: the socket is not read until ``_resume_input``.
+        self._throttled = False
+        self._resume_handle: asyncio.TimerHandle | None = None
+        #: When the message under way must be whole (loop time), or ``None``.
+        self._message_deadline: float | None = None
         # The credential's expiry on the loop's clock (the sweep compares loop times).
         self._expires_at_loop = (
             None if expires_at is None else now + max(0.0, expires_at - time.time())
@@ -142,7 +164,7 @@ class ConnectionEdge(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._paused = False
-        self._hold_reading(False)
+        self._hold_reading(self._throttled)
         self._wake_writers()
         self._flush()
 
@@ -153,6 +175,40 @@ class ConnectionEdge(asyncio.Protocol):
             self.transport.pause_reading()
         else:
             self.transport.resume_reading()
+
+    # -- what input may cost ---------------------------------------------------------
+
+    def _pace_input(self) -> None:
+        """After a run of parsing: start the message's clock, or stop reading while the budget refills."""
+        ws = self.ws
+        if ws.assembling and ws.state is State.OPEN:
+            if self._message_deadline is None and self.config.message_timeout_s > 0:
+                self._message_deadline = (
+                    self._loop.time() + self.config.message_timeout_s
+                )
+                self._sweeper.add(self)
+        else:
+            self._message_deadline = None
+        if ws.throttled and not self._throttled and not ws.close_transport:
+            budget = ws.read_budget
+            assert budget is not None
+            self._throttled = True
+            self._hold_reading(True)
+            self._resume_handle = self._loop.call_later(
+                budget.ready_in(self._loop.time()), self._resume_input
+            )
+
+    def _resume_input(self) -> None:
+        """The budget has refilled: read again, and parse what waited (``_input_resumed``)."""
+        self._resume_handle = None
+        self._throttled = False
+        if self._lost or self.ws.close_transport:
+            return
+        self._hold_reading(self._paused)
+        self._input_resumed()
+
+    def _input_resumed(self) -> None:
+        """Parse the bytes that waited for the budget (the subclass knows how it parses)."""
 
     # -- sending -------------------------------------------------------------------
 
@@ -269,9 +325,9 @@ class ConnectionEdge(asyncio.Protocol):
     def next_deadline(self) -> float | None:
         """When the sweep next has something to check here: a ping, a pong deadline or the token's expiry."""
         deadline = self.keepalive.next_deadline
-        expiry = self._expires_at_loop
-        if expiry is not None and (deadline is None or expiry < deadline):
-            return expiry
+        for other in (self._expires_at_loop, self._message_deadline):
+            if other is not None and (deadline is None or other < deadline):
+                deadline = other
         return deadline
 
     def sweep(self, now: float) -> None:
@@ -285,6 +341,17 @@ class ConnectionEdge(asyncio.Protocol):
             self._expires_at_loop = None
             log.info("ws token expired peer=%s path=%s", self.peer, self.path)
             self._start_closing(POLICY_VIOLATION, "token expired")
+            return
+        if self._message_deadline is not None and now >= self._message_deadline:
+            self._message_deadline = None
+            log.info(
+                "ws message timeout peer=%s path=%s held_bytes=%d",
+                self.peer,
+                self.path,
+                ws.held_bytes,
+            )
+            self.counters.messages_timed_out += 1
+            self._start_closing(POLICY_VIOLATION, "message timeout")
             return
         due = self.keepalive.due(now, awaiting_pong=ws.awaiting_pong)
         if due is Due.PING:
@@ -319,6 +386,10 @@ class ConnectionEdge(asyncio.Protocol):
             return
         self._finished = True
         self.close_code, self.close_reason = code, self.ws.close_reason
+        self._message_deadline = None
+        if self._resume_handle is not None:
+            self._resume_handle.cancel()
+            self._resume_handle = None
         self.keepalive.stop()
         self._sweeper.discard(self)
         duration = self._loop.time() - self._opened_at

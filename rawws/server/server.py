@@ -101,12 +101,15 @@ class Server:
         authenticate: Authenticator | None = None,
         process_request: ProcessRequest | None = None,
         max_queue: int = DEFAULT_MAX_QUEUE,
+        max_message_bytes: int | None = None,
     ) -> None:
         """Serve WebSockets at ``path`` (``None``: every path without a route or endpoint of its own).
 
         ``handler`` is ``async def handler(connection)`` or a ``WebSocketHandler``
         (``rawws.server.endpoint``); ``authenticate`` and ``process_request`` may
         refuse before any 101; ``max_queue`` bounds a coroutine handler's unread messages.
+        ``max_message_bytes``: the largest message this path's protocol needs (at most
+        the server's): a bigger one is closed with 1009 once that much is inflated.
         """
         for name in subprotocols:
             # RFC 6455 §4.1: a subprotocol is a token. Checked once here, so the 101
@@ -115,8 +118,13 @@ class Server:
                 raise ValueError(f"subprotocol {name!r} is not an HTTP token")
         if max_queue < 1:
             raise ValueError("max_queue must be at least 1")
+        if max_message_bytes is not None and max_message_bytes < 1:
+            raise ValueError("max_message_bytes must be at least 1")
+        limit = self.config.max_message_bytes
         policy = UpgradePolicy(
-            max_message_bytes=self.config.max_message_bytes,
+            max_message_bytes=limit
+            if max_message_bytes is None
+            else min(limit, max_message_bytes),
             compression=self.config.compression,
             subprotocols=tuple(subprotocols),
             window_bits=self.config.compression_window_bits,

@@ -13,7 +13,7 @@ import struct
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from wsproto.frame_protocol import FrameProtocol, ParseFailed, XorMaskerSimple
+from wsproto.frame_protocol import FrameProtocol, Opcode, ParseFailed, XorMaskerSimple
 
 from rawws.core import masking
 from rawws.core.frames import TunedFrameProtocol
@@ -132,15 +132,34 @@ def frames(draw) -> bytes:
 
 
 def outcome(proto: FrameProtocol, chunks: list[bytes]) -> list:
-    """Every frame parsed, in order, then the failure (code and message) if one came."""
+    """Every message and control frame parsed, in order, then the failure (code and message) if one came.
+
+    Messages, not the pieces they came in: a text message in pieces comes as
+    bytes from ours (decoded once whole by the core), as ``str`` from wsproto.
+    """
     seen: list = []
+    pieces: list[str | bytes] = []
     try:
         for chunk in chunks:
             proto.receive_bytes(chunk)
-            seen.extend(tuple(frame) for frame in proto.received_frames())
+            for frame in proto.received_frames():
+                if frame.opcode.iscontrol():
+                    seen.append(tuple(frame))
+                    continue
+                pieces.append(frame.payload)  # type: ignore[arg-type]
+                if frame.message_finished:
+                    seen.append((frame.opcode, message_of(frame.opcode, pieces)))
+                    pieces = []
     except ParseFailed as exc:
         seen.append(("failed", exc.code, str(exc)))
     return seen
+
+
+def message_of(opcode: Opcode, pieces: list[str | bytes]) -> str | bytes:
+    if opcode is Opcode.TEXT and all(isinstance(p, str) for p in pieces):
+        return "".join(pieces)  # type: ignore[arg-type]
+    whole = b"".join(pieces)  # type: ignore[arg-type]
+    return whole.decode() if opcode is Opcode.TEXT else whole
 
 
 @settings(max_examples=400)
