@@ -353,6 +353,8 @@ class SqlStore:
         """
         table = refresh_tokens
         async with self.engine.begin() as conn:
+            if not await self._lock_owner_of(conn, token_hash):
+                return Rotation(INVALID)
             spent = (
                 await conn.execute(
                     table.update()
@@ -399,6 +401,8 @@ class SqlStore:
         """Revoke the family of a token (logout); ``False`` when the token is unknown."""
         table = refresh_tokens
         async with self.engine.begin() as conn:
+            if not await self._lock_owner_of(conn, token_hash):
+                return False
             family = (
                 await conn.execute(
                     sa.select(table.c.family).where(table.c.token_hash == token_hash)
@@ -418,10 +422,41 @@ class SqlStore:
         if keep_family is not None:
             condition = sa.and_(condition, table.c.family != keep_family)
         async with self.engine.begin() as conn:
+            await self._lock_user(conn, user_id)
             result = await conn.execute(
                 table.update().where(condition).values(revoked=True)
             )
             return int(result.rowcount or 0)
+
+    async def _lock_owner_of(self, conn: AsyncConnection, token_hash: str) -> bool:
+        """Lock the user row of a token's owner (``False``: no such token); see ``_lock_user``."""
+        if self.dialect != "postgresql":
+            return True  # SQLite: the first write takes the database's one write lock
+        user_id = (
+            await conn.execute(
+                sa.select(refresh_tokens.c.user_id).where(
+                    refresh_tokens.c.token_hash == token_hash
+                )
+            )
+        ).scalar()
+        if user_id is None:
+            return False
+        await self._lock_user(conn, int(user_id))
+        return True
+
+    async def _lock_user(self, conn: AsyncConnection, user_id: int) -> None:
+        """Order every rotation and revocation of one user's refresh tokens (PostgreSQL).
+
+        Under READ COMMITTED a revoking UPDATE sees only the rows committed when it
+        started: a rotation that inserted its successor meanwhile left it unrevoked.
+        Both now take the user's row lock (``SELECT … FOR UPDATE``) first, so one
+        waits for the other to commit, and its next statement sees what that wrote.
+        SQLite serialises writers anyway (a rotation's first statement is its write).
+        """
+        if self.dialect == "postgresql":
+            await conn.execute(
+                sa.select(users.c.id).where(users.c.id == user_id).with_for_update()
+            )
 
     async def spend_ticket(self, token_id: str, expires_at: float, now: float) -> bool:
         """``True`` the first time a ticket id is spent; expired entries are swept on the way."""
