@@ -50,17 +50,36 @@ BAD_CREDENTIALS = "invalid username or password"
 
 
 def read_json_object(request: Request) -> dict[str, Any]:
-    """The request body as a JSON object: 415 for another content type, 400 for anything malformed."""
+    """The request body as a JSON object: 415 for another content type, 400 for anything malformed.
+
+    The body is at most ``max_body_bytes`` (the server answers 413 past it), so parsing
+    it costs bounded time; what ``json`` itself refuses beyond syntax is a 400 too:
+    nesting past the interpreter's recursion limit (``RecursionError``, raised by the C
+    scanner before it goes deeper) and an integer longer than Python's int-string limit
+    (``ValueError``). A string field must be text that UTF-8 can carry: JSON lets
+    ``"\\ud800"`` (a lone surrogate) through, and hashing or storing it would fail later.
+    """
     content_type = (request.header("content-type") or "").split(";")[0].strip().lower()
     if content_type != "application/json":
         raise HttpError(415, "Content-Type must be application/json")
     try:
         payload = json.loads(request.body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError too
         raise HttpError(400, "body is not valid JSON") from None
     if not isinstance(payload, dict):
         raise HttpError(400, "body must be a JSON object")
+    for value in payload.values():
+        if isinstance(value, str) and not _is_utf8_text(value):
+            raise HttpError(400, "body is not valid JSON: a string is not Unicode text")
     return payload
+
+
+def _is_utf8_text(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    return True
 
 
 def client_host(peer: str) -> str:
