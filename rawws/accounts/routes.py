@@ -166,7 +166,9 @@ class Accounts:
                 "register", self.store.create_user(username, password_hash)
             )
         except UsernameTaken:
-            raise HttpError(409, "username already taken") from None
+            raise HttpError(
+                409, "username already taken, or too like one that is"
+            ) from None
         log.info("user registered id=%d", user.id)
         return json_response(
             201,

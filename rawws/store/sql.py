@@ -1,15 +1,14 @@
 """The SQL store: SQLAlchemy 2 Core on asyncio, SQLite (aiosqlite) or PostgreSQL (asyncpg).
 
 The schema is created on start and its version recorded in ``schema_version``;
-a database written by a newer rawws is refused rather than misread. Later
-versions add their tables through ``MIGRATIONS``. Opening one (the URL checked,
+a database written by a newer rawws is refused rather than misread. The tables
+and the migrations from older versions are ``rawws.store.schema``. Opening one (the URL checked,
 the SQLite file made private, the driver's errors said in one line) is
 ``rawws.store.opening``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,114 +27,25 @@ from rawws.store.base import (
     StoredMessage,
     User,
 )
-
-SCHEMA_VERSION = (
-    3  # 1: users; 2: rooms and messages; 3: refresh tokens and spent tickets
+from rawws.store.names import username_key, username_skeleton
+from rawws.store.schema import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    lock_schema,
+    messages,
+    metadata,
+    refresh_tokens,
+    rooms,
+    schema_version,
+    spent_tickets,
+    users,
 )
+
 SQLITE_FILE = "rawws.db"
-
-metadata = sa.MetaData()
-
-schema_version = sa.Table(
-    "schema_version",
-    metadata,
-    sa.Column("version", sa.Integer, nullable=False),
-)
-
-users = sa.Table(
-    "users",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("username", sa.String(32), nullable=False),
-    # Names are unique regardless of case: "Ada" and "ada" are one user.
-    sa.Column("username_key", sa.String(32), nullable=False, unique=True),
-    sa.Column("password_hash", sa.String(255), nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-)
-
-rooms = sa.Table(
-    "rooms",
-    metadata,
-    sa.Column("name", sa.String(32), primary_key=True),
-    # The last message id given out in this room: ids come from one atomic
-    # UPDATE … RETURNING, so they stay ordered with several nodes on one database.
-    sa.Column("last_id", sa.BigInteger, nullable=False),
-)
-
-messages = sa.Table(
-    "messages",
-    metadata,
-    sa.Column("room", sa.String(32), primary_key=True),
-    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
-    sa.Column("user", sa.String(64), nullable=False),
-    sa.Column("text", sa.Text, nullable=False),
-    sa.Column("ts", sa.Float, nullable=False),
-)
-
-# A refresh token is stored as the SHA-256 of its random value: a copy of the
-# database does not hold a token that works. Tokens of one login share a family;
-# each use marks the token used and adds its successor (rotation).
-refresh_tokens = sa.Table(
-    "refresh_tokens",
-    metadata,
-    sa.Column("token_hash", sa.String(64), primary_key=True),
-    sa.Column("family", sa.String(64), nullable=False, index=True),
-    sa.Column("user_id", sa.Integer, nullable=False, index=True),
-    sa.Column("username", sa.String(32), nullable=False),
-    sa.Column("expires_at", sa.Float, nullable=False),
-    sa.Column("used_at", sa.Float, nullable=True),
-    sa.Column("revoked", sa.Boolean, nullable=False),
-)
-
-# Ticket ids spent on a WebSocket upgrade, kept until the ticket would have
-# expired, so a spent ticket stays spent across a restart (and across nodes
-# on one database).
-spent_tickets = sa.Table(
-    "spent_tickets",
-    metadata,
-    sa.Column("token_id", sa.String(64), primary_key=True),
-    sa.Column("expires_at", sa.Float, nullable=False, index=True),
-)
-
-Migration = Callable[[AsyncConnection], Awaitable[None]]
-
-
-async def _add_messages(conn: AsyncConnection) -> None:
-    await conn.run_sync(
-        lambda sync: metadata.create_all(sync, tables=[rooms, messages])
-    )
-
-
-async def _add_grants(conn: AsyncConnection) -> None:
-    await conn.run_sync(
-        lambda sync: metadata.create_all(sync, tables=[refresh_tokens, spent_tickets])
-    )
-
-
-#: ``MIGRATIONS[n]`` upgrades a database from version ``n`` to ``n + 1``.
-MIGRATIONS: dict[int, Migration] = {1: _add_messages, 2: _add_grants}
-
-
-# PostgreSQL: an advisory lock held by the transaction that makes or migrates the schema.
-SCHEMA_LOCK_KEY = 0x72617777735F7363  # "rawws_sc": any constant every rawws uses alike
-
-
-async def _lock_schema(conn: AsyncConnection) -> None:
-    """One schema maker at a time: PostgreSQL's advisory lock; SQLite's write lock, taken up front."""
-    if conn.dialect.name == "postgresql":
-        await conn.execute(
-            sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY}
-        )
-    elif conn.dialect.name == "sqlite":
-        await conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def sqlite_url(data_dir: str | Path) -> str:
     return f"sqlite+aiosqlite:///{Path(data_dir) / SQLITE_FILE}"
-
-
-def username_key(username: str) -> str:
-    return username.lower()
 
 
 class SqlStore:
@@ -156,7 +66,7 @@ class SqlStore:
         is held to the end of this transaction, so the others wait, then find the schema made.
         """
         async with self.engine.begin() as conn:
-            await _lock_schema(conn)
+            await lock_schema(conn)
             await conn.run_sync(metadata.create_all)
             version = (await conn.execute(sa.select(schema_version.c.version))).scalar()
             if version is None:
@@ -182,6 +92,7 @@ class SqlStore:
                     .values(
                         username=username,
                         username_key=username_key(username),
+                        username_skeleton=username_skeleton(username),
                         password_hash=password_hash,
                         created_at=created,
                     )
