@@ -7,14 +7,13 @@ address, tickets per user), and a store outage is a 503 with ``Retry-After``.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from rawws.accounts.hashing import FairHashing
 from rawws.accounts.passwords import Passwords, check_password, check_username
 from rawws.accounts.refresh import RefreshTokens
 from rawws.accounts.tokens import ACCESS, TICKET, Tokens, bearer_token
@@ -31,6 +30,7 @@ from rawws.core.http import Request, Response, Router, json_response
 from rawws.core.ratelimit import RateLimiter
 from rawws.errors import HttpError, RawwsError, UsernameTaken
 from rawws.store import Store
+from rawws.store.names import username_key
 from rawws.store.outage import RETRY_AFTER_S, StoreHealth, StoreUnavailable
 
 log = logging.getLogger("rawws.accounts")
@@ -42,7 +42,6 @@ TICKET_PERIOD_S = 60.0
 
 #: (kind, key, limit, period_s) → seconds to wait (0.0: allowed); counts across every node
 SharedLimit = Callable[[str, str, int, float], Awaitable[float]]
-HASHING_THREADS = 2  # each argon2 hash holds 64 MiB: bound how many run at once
 
 T = TypeVar("T")
 
@@ -123,9 +122,7 @@ class Accounts:
             registrations_per_address, REGISTRATION_PERIOD_S
         )
         self._ticket_limit = RateLimiter(tickets_per_user, TICKET_PERIOD_S)
-        self._hashing = ThreadPoolExecutor(
-            HASHING_THREADS, thread_name_prefix="rawws-argon2"
-        )
+        self.hashing = FairHashing()
 
     def add_routes(self, router: Router) -> None:
         router.add("POST", "/auth/register", self.register)
@@ -135,9 +132,12 @@ class Accounts:
         router.add("POST", "/auth/logout", self.logout)
         router.add("POST", "/auth/password", self.change_password)
 
-    async def _off_loop(self, function: Callable[..., T], *args: object) -> T:
-        return await asyncio.get_running_loop().run_in_executor(
-            self._hashing, function, *args
+    async def _off_loop(
+        self, request: Request, user: str, function: Callable[..., T], *args: object
+    ) -> T:
+        """A hash or a check on the hashing threads, in this address's turn (``FairHashing``)."""
+        return await self.hashing.run(
+            client_host(request.peer), username_key(user), function, *args
         )
 
     async def _stored(self, operation: str, awaitable: Awaitable[T]) -> T:
@@ -160,7 +160,9 @@ class Accounts:
             client_host(request.peer),
             "too many registrations from this address",
         )
-        password_hash = await self._off_loop(self.passwords.hash, password)
+        password_hash = await self._off_loop(
+            request, username, self.passwords.hash, password
+        )
         try:
             user = await self._stored(
                 "register", self.store.create_user(username, password_hash)
@@ -206,14 +208,20 @@ class Accounts:
         await self._rate_limit(username.lower(), client_host(request.peer))
         user = await self._stored("login", self.store.get_user(username))
         ok = await self._off_loop(
-            self.passwords.verify, user.password_hash if user else None, password
+            request,
+            username,
+            self.passwords.verify,
+            user.password_hash if user else None,
+            password,
         )
         if user is None or not ok:
             raise HttpError(
                 401, BAD_CREDENTIALS
             )  # the same answer for an unknown user and a wrong password
         if self.passwords.needs_rehash(user.password_hash):
-            new_hash = await self._off_loop(self.passwords.hash, password)
+            new_hash = await self._off_loop(
+                request, username, self.passwords.hash, password
+            )
             await self._stored(
                 "login", self.store.update_password_hash(user.id, new_hash)
             )
@@ -258,9 +266,13 @@ class Accounts:
                 403, "this account has no password here"
             )  # e.g. an outside provider's user
         new = check_password(new, user.username)
-        if not await self._off_loop(self.passwords.verify, user.password_hash, current):
+        if not await self._off_loop(
+            request, user.username, self.passwords.verify, user.password_hash, current
+        ):
             raise HttpError(401, BAD_CREDENTIALS)
-        new_hash = await self._off_loop(self.passwords.hash, new)
+        new_hash = await self._off_loop(
+            request, user.username, self.passwords.hash, new
+        )
         await self._stored(
             "password", self.store.update_password_hash(user.id, new_hash)
         )
@@ -318,7 +330,7 @@ class Accounts:
             raise HttpError(429, "too many login attempts", _retry_after(wait))
 
     def close(self) -> None:
-        self._hashing.shutdown(wait=False, cancel_futures=True)
+        self.hashing.close()
 
 
 class StoredTickets:
