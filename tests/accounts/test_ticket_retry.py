@@ -10,6 +10,7 @@ refuses connections for a while.
 from __future__ import annotations
 
 import asyncio
+import signal
 
 import asyncpg
 import sqlalchemy as sa
@@ -94,6 +95,36 @@ async def test_a_ticket_refused_while_the_store_is_down_opens_on_the_retry(
     finally:
         await _allow_connections(postgres_url, True)
     for _ in range(50):  # the pool may hand out a connection killed above first
+        status, body = await upgrade_status(node, issued)
+        if status != 503:
+            break
+        await asyncio.sleep(0.1)
+    assert status == 101, body
+    status, body = await upgrade_status(node, issued)
+    assert status == 401, body
+
+
+async def test_a_ticket_refused_while_redis_is_stalled_opens_on_the_retry(
+    start_server, postgres_url: str, redis_server: RedisServer
+) -> None:
+    """The stalled Redis still holds the node's SET in its socket and runs it on waking:
+    the node takes that spend back once Redis answers, before the client's retry."""
+    node = await start_server(
+        db_url=postgres_url,
+        bus_url=redis_server.url,
+        jwt_secret=SECRET,
+        bus_timeout_s=0.5,
+    )
+    token = await registered_token(node.port, "Ada")
+    issued = (await ticket(node.port, token)).json["ticket"]
+    assert redis_server.process is not None
+    redis_server.process.send_signal(signal.SIGSTOP)
+    try:
+        status, body = await upgrade_status(node, issued)
+        assert status == 503, body
+    finally:
+        redis_server.process.send_signal(signal.SIGCONT)
+    for _ in range(100):  # the bus reconnects first; Retry-After says 5 s
         status, body = await upgrade_status(node, issued)
         if status != 503:
             break
