@@ -65,6 +65,9 @@ class SqlStore:
         "does this table exist" and "create it": one of them failed with a duplicate key. The lock
         is held to the end of this transaction, so the others wait, then find the schema made.
         """
+        username_skeleton(
+            ""
+        )  # loads the confusables table now, not in the first registration
         async with self.engine.begin() as conn:
             await lock_schema(conn)
             await conn.run_sync(metadata.create_all)
