@@ -205,7 +205,7 @@ class Accounts:
             or len(username) > 64
         ):
             raise HttpError(400, "username and password are required strings")
-        await self._rate_limit(username.lower(), client_host(request.peer))
+        await self._rate_limit(username_key(username), client_host(request.peer))
         user = await self._stored("login", self.store.get_user(username))
         ok = await self._off_loop(
             request,
@@ -259,7 +259,7 @@ class Accounts:
             raise HttpError(
                 400, "current_password and new_password are required strings"
             )
-        await self._rate_limit(identity.user.lower(), client_host(request.peer))
+        await self._rate_limit(username_key(identity.user), client_host(request.peer))
         user = await self._stored("password", self.store.get_user(identity.user))
         if user is None:
             raise HttpError(
