@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from rawws.accounts.hashing import PER_KEY, WAITING, FairHashing
+from rawws.accounts.hashing import PER_ADDRESS, WAITING, FairHashing
 from rawws.accounts.passwords import Passwords
 from rawws.accounts.routes import Accounts
 from rawws.accounts.tokens import Tokens, TokenSettings
@@ -52,7 +52,7 @@ async def started(hashing: FairHashing, running: int) -> None:
 
 
 async def test_waiting_jobs_are_served_round_robin_by_address() -> None:
-    hashing = FairHashing(1, per_key=10, waiting=10)
+    hashing = FairHashing(1, per_address=10, waiting=10)
     ran: list[str] = []
     gate = Gate(ran)
     try:
@@ -71,23 +71,23 @@ async def test_waiting_jobs_are_served_round_robin_by_address() -> None:
         hashing.close()
 
 
-async def test_past_a_share_429_and_past_the_queue_503_before_anything_runs() -> None:
-    hashing = FairHashing(1, per_key=2, waiting=3)
+async def test_past_an_address_share_429_and_past_the_queue_503_before_anything_runs() -> (
+    None
+):
+    hashing = FairHashing(1, per_address=2, waiting=3)
     ran: list[str] = []
     gate = Gate(ran)
     try:
         jobs = [asyncio.create_task(hashing.run("a", "u1", gate, "a0"))]
         await started(hashing, 1)
-        jobs.append(asyncio.create_task(hashing.run("a", "u1", gate, "a1")))
+        jobs.append(asyncio.create_task(hashing.run("a", "u2", gate, "a1")))
         await asyncio.sleep(0)
         with pytest.raises(HttpError) as address_full:
             await hashing.run("a", "u3", gate, "a2")  # a's share: 2
-        with pytest.raises(HttpError) as user_full:
-            await hashing.run("b", "u1", gate, "b0")  # u1's share: 2, from any address
         jobs += [
-            asyncio.create_task(hashing.run(f"c{n}", f"v{n}", gate, f"c{n}"))
+            asyncio.create_task(hashing.run(f"c{n}", "u1", gate, f"c{n}"))
             for n in range(2)
-        ]
+        ]  # a user's share is not refused: that would lock its owner out
         await asyncio.sleep(0)
         with pytest.raises(HttpError) as queue_full:
             await hashing.run("d", "w", gate, "d0")
@@ -95,7 +95,6 @@ async def test_past_a_share_429_and_past_the_queue_503_before_anything_runs() ->
         assert ("Retry-After", "1") in address_full.value.headers
         assert queue_full.value.status == 503
         assert ("Retry-After", "1") in queue_full.value.headers
-        assert user_full.value.status == 429
         gate.open.set()
         await asyncio.gather(*jobs)
         assert sorted(ran) == ["a0", "a1", "c0", "c1"]
@@ -104,8 +103,55 @@ async def test_past_a_share_429_and_past_the_queue_503_before_anything_runs() ->
         hashing.close()
 
 
+class Gates:
+    """Jobs that each block their thread until their own gate opens."""
+
+    def __init__(self) -> None:
+        self.ran: list[str] = []
+        self.gates: dict[str, threading.Event] = {}
+
+    def __call__(self, name: str) -> str:
+        self.ran.append(name)
+        assert self.gates.setdefault(name, threading.Event()).wait(30)
+        return name
+
+    def open(self, name: str) -> None:
+        self.gates.setdefault(name, threading.Event()).set()
+
+    def open_all(self) -> None:
+        for name in ("a0", "b0", "a1", "c0", "d0"):
+            self.open(name)
+
+
+async def test_guesses_at_one_user_never_hold_both_threads_while_others_wait() -> None:
+    hashing = FairHashing(2, per_address=10, waiting=10)
+    gates = Gates()
+    try:
+        jobs = [
+            asyncio.create_task(hashing.run("a", "target", gates, "a0")),
+            asyncio.create_task(hashing.run("b", "bystander", gates, "b0")),
+        ]
+        await started(hashing, 2)
+        jobs += [
+            asyncio.create_task(hashing.run("a", "target", gates, "a1")),
+            asyncio.create_task(hashing.run("c", "target", gates, "c0")),
+            asyncio.create_task(hashing.run("d", "victim", gates, "d0")),
+        ]
+        await asyncio.sleep(0)
+        gates.open("b0")  # a thread frees while "target" still has a0 running
+        while len(gates.ran) < 3:
+            await asyncio.sleep(0.001)
+        assert gates.ran == ["a0", "b0", "d0"]  # d waited for no guess at "target"
+        gates.open_all()
+        await asyncio.gather(*jobs)
+        assert gates.ran[3:] == ["a1", "c0"]
+    finally:
+        gates.open_all()
+        hashing.close()
+
+
 async def test_a_waiting_job_whose_request_went_away_never_runs() -> None:
-    hashing = FairHashing(1, per_key=10, waiting=10)
+    hashing = FairHashing(1, per_address=10, waiting=10)
     ran: list[str] = []
     gate = Gate(ran)
     try:
@@ -172,7 +218,10 @@ async def test_one_address_flooding_gets_its_share_and_the_victim_gets_in(
     victim = await login(accounts, "victim", PASSWORD, "198.51.100.7")
     answers = Counter(await asyncio.gather(*flood))
     assert victim == 200
-    assert answers == {401: PER_KEY, 429: 12 - PER_KEY}  # the rest refused unhashed
+    assert answers == {
+        401: PER_ADDRESS,
+        429: 12 - PER_ADDRESS,
+    }  # the rest refused unhashed
 
 
 async def test_many_addresses_flooding_fill_the_queue_then_get_503(
