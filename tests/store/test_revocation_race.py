@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from rawws.accounts.refresh import RefreshTokens
+from rawws.accounts.refresh import RefreshTokens, TokenPair
 from rawws.accounts.tokens import Tokens, TokenSettings
 from rawws.errors import AuthError
 from rawws.store import SqlStore, open_store, sqlite_url
@@ -61,11 +61,15 @@ async def test_a_logout_racing_a_refresh_leaves_no_live_successor(
     survivors = 0
     for _ in range(rounds(store)):
         pair = await refresh.start(user.id, user.username)
-        rotated, _revoked = await asyncio.gather(
+        rotated, revoked = await asyncio.gather(
             refresh.rotate(pair.refresh_token),
             refresh.revoke(pair.refresh_token),
             return_exceptions=True,
         )
+        assert not isinstance(revoked, BaseException), revoked
+        assert isinstance(rotated, AuthError | TokenPair), (
+            rotated
+        )  # refused, or rotated
         if not isinstance(rotated, BaseException):
             survivors += await survives(refresh, rotated.refresh_token)
     assert survivors == 0, (
@@ -81,11 +85,15 @@ async def test_a_password_change_racing_a_refresh_leaves_no_live_successor(
     survivors = 0
     for _ in range(rounds(store)):
         pair = await refresh.start(user.id, user.username)
-        rotated, _revoked = await asyncio.gather(
+        rotated, revoked = await asyncio.gather(
             refresh.rotate(pair.refresh_token),
             refresh.revoke_others(user.id, keep_family=None),
             return_exceptions=True,
         )
+        assert not isinstance(revoked, BaseException), revoked
+        assert isinstance(rotated, AuthError | TokenPair), (
+            rotated
+        )  # refused, or rotated
         if not isinstance(rotated, BaseException):
             survivors += await survives(refresh, rotated.refresh_token)
     assert survivors == 0, (
