@@ -11,16 +11,15 @@ unreachable, each node's own limit still holds. A store outage is a 503 with
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from rawws.accounts.login_limits import PERIOD_S as LOGIN_PERIOD_S
 from rawws.accounts.login_limits import LoginLimits
+from rawws.accounts.hashing import FairHashing
 from rawws.accounts.passwords import Passwords, check_password, check_username
 from rawws.accounts.refresh import RefreshTokens
 from rawws.accounts.tokens import ACCESS, TICKET, Tokens, bearer_token
@@ -37,6 +36,7 @@ from rawws.core.http import Request, Response, Router, json_response
 from rawws.core.ratelimit import RateLimiter
 from rawws.errors import HttpError, RawwsError, UsernameTaken
 from rawws.store import Store
+from rawws.store.names import username_key
 from rawws.store.outage import RETRY_AFTER_S, StoreHealth, StoreUnavailable
 
 log = logging.getLogger("rawws.accounts")
@@ -47,7 +47,6 @@ TICKET_PERIOD_S = 60.0
 #: (kind, key, limit, period_s) → seconds to wait (0.0: allowed); counts across every node.
 #: Raises a ``RawwsError`` when the shared count cannot be reached.
 SharedLimit = Callable[[str, str, int, float], Awaitable[float]]
-HASHING_THREADS = 2  # each argon2 hash holds 64 MiB: bound how many run at once
 
 T = TypeVar("T")
 
@@ -55,17 +54,36 @@ BAD_CREDENTIALS = "invalid username or password"
 
 
 def read_json_object(request: Request) -> dict[str, Any]:
-    """The request body as a JSON object: 415 for another content type, 400 for anything malformed."""
+    """The request body as a JSON object: 415 for another content type, 400 for anything malformed.
+
+    The body is at most ``max_body_bytes`` (the server answers 413 past it), so parsing
+    it costs bounded time; what ``json`` itself refuses beyond syntax is a 400 too:
+    nesting past the interpreter's recursion limit (``RecursionError``, raised by the C
+    scanner before it goes deeper) and an integer longer than Python's int-string limit
+    (``ValueError``). A string field must be text that UTF-8 can carry: JSON lets
+    ``"\\ud800"`` (a lone surrogate) through, and hashing or storing it would fail later.
+    """
     content_type = (request.header("content-type") or "").split(";")[0].strip().lower()
     if content_type != "application/json":
         raise HttpError(415, "Content-Type must be application/json")
     try:
         payload = json.loads(request.body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError too
         raise HttpError(400, "body is not valid JSON") from None
     if not isinstance(payload, dict):
         raise HttpError(400, "body must be a JSON object")
+    for value in payload.values():
+        if isinstance(value, str) and not _is_utf8_text(value):
+            raise HttpError(400, "body is not valid JSON: a string is not Unicode text")
     return payload
+
+
+def _is_utf8_text(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    return True
 
 
 class Accounts:
@@ -99,9 +117,7 @@ class Accounts:
             registrations_per_address, REGISTRATION_PERIOD_S
         )
         self._ticket_limit = RateLimiter(tickets_per_user, TICKET_PERIOD_S)
-        self._hashing = ThreadPoolExecutor(
-            HASHING_THREADS, thread_name_prefix="rawws-argon2"
-        )
+        self.hashing = FairHashing()
 
     def add_routes(self, router: Router) -> None:
         router.add("POST", "/auth/register", self.register)
@@ -111,9 +127,12 @@ class Accounts:
         router.add("POST", "/auth/logout", self.logout)
         router.add("POST", "/auth/password", self.change_password)
 
-    async def _off_loop(self, function: Callable[..., T], *args: object) -> T:
-        return await asyncio.get_running_loop().run_in_executor(
-            self._hashing, function, *args
+    async def _off_loop(
+        self, request: Request, user: str, function: Callable[..., T], *args: object
+    ) -> T:
+        """A hash or a check on the hashing threads, in this address's turn (``FairHashing``)."""
+        return await self.hashing.run(
+            peer_limit_key(request.peer), username_key(user), function, *args
         )
 
     async def _stored(self, operation: str, awaitable: Awaitable[T]) -> T:
@@ -137,13 +156,17 @@ class Accounts:
             REGISTRATION_PERIOD_S,
             "too many registrations from this address",
         )
-        password_hash = await self._off_loop(self.passwords.hash, password)
+        password_hash = await self._off_loop(
+            request, username, self.passwords.hash, password
+        )
         try:
             user = await self._stored(
                 "register", self.store.create_user(username, password_hash)
             )
         except UsernameTaken:
-            raise HttpError(409, "username already taken") from None
+            raise HttpError(
+                409, "username already taken, or too like one that is"
+            ) from None
         log.info("user registered id=%d", user.id)
         return json_response(
             201,
@@ -178,17 +201,23 @@ class Accounts:
             or len(username) > 64
         ):
             raise HttpError(400, "username and password are required strings")
-        await self._rate_limit(username.lower(), peer_limit_key(request.peer))
+        await self._rate_limit(username_key(username), peer_limit_key(request.peer))
         user = await self._stored("login", self.store.get_user(username))
         ok = await self._off_loop(
-            self.passwords.verify, user.password_hash if user else None, password
+            request,
+            username,
+            self.passwords.verify,
+            user.password_hash if user else None,
+            password,
         )
         if user is None or not ok:
             raise HttpError(
                 401, BAD_CREDENTIALS
             )  # the same answer for an unknown user and a wrong password
         if self.passwords.needs_rehash(user.password_hash):
-            new_hash = await self._off_loop(self.passwords.hash, password)
+            new_hash = await self._off_loop(
+                request, username, self.passwords.hash, password
+            )
             await self._stored(
                 "login", self.store.update_password_hash(user.id, new_hash)
             )
@@ -226,16 +255,22 @@ class Accounts:
             raise HttpError(
                 400, "current_password and new_password are required strings"
             )
-        await self._rate_limit(identity.user.lower(), peer_limit_key(request.peer))
+        await self._rate_limit(
+            username_key(identity.user), peer_limit_key(request.peer)
+        )
         user = await self._stored("password", self.store.get_user(identity.user))
         if user is None:
             raise HttpError(
                 403, "this account has no password here"
             )  # e.g. an outside provider's user
         new = check_password(new, user.username)
-        if not await self._off_loop(self.passwords.verify, user.password_hash, current):
+        if not await self._off_loop(
+            request, user.username, self.passwords.verify, user.password_hash, current
+        ):
             raise HttpError(401, BAD_CREDENTIALS)
-        new_hash = await self._off_loop(self.passwords.hash, new)
+        new_hash = await self._off_loop(
+            request, user.username, self.passwords.hash, new
+        )
         await self._stored(
             "password", self.store.update_password_hash(user.id, new_hash)
         )
@@ -310,7 +345,7 @@ class Accounts:
             return 0.0
 
     def close(self) -> None:
-        self._hashing.shutdown(wait=False, cancel_futures=True)
+        self.hashing.close()
 
 
 class StoredTickets:

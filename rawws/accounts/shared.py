@@ -1,8 +1,12 @@
 """State the nodes of one chat must share, kept in the bus's Redis.
 
-* Spent tickets: ``SET rawws:ticket:<jti> NX PX <until expiry>``: the first
-  node to spend a ticket wins, every other node sees it spent. A ticket is
-  never stored, only its id, and only until it expires anyway.
+* Spent tickets: ``rawws:ticket:<jti>`` set, if absent, to a random id of the
+  attempt, until expiry (one Lua script): the first node to spend a ticket wins,
+  every other node sees it spent. A ticket is never stored, only its id, and
+  only until it expires anyway. An attempt refused for want of an answer (a
+  503 "try again") is taken back once Redis answers: its key becomes
+  ``free:<attempt>``, which that attempt, arriving late from a stalled Redis's
+  socket, cannot take, and any retry can.
 * Rate limits (logins, registrations, tickets): one token bucket per key in a
   Redis hash, taken by one Lua script (atomic, timed by Redis's own clock so
   the nodes' clocks need not agree). The bucket is the one each node keeps in
@@ -20,7 +24,9 @@ falls back to the node's own limit, which always holds too).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import secrets
 import time
 
 import redis.asyncio as aioredis
@@ -58,6 +64,24 @@ return string.format('%.6f', wait)
 """
 
 
+# KEYS[1] the ticket; ARGV[1] this attempt; ARGV[2] milliseconds to keep it.
+SPEND_SCRIPT = """
+local held = redis.call('GET', KEYS[1])
+if held and (string.sub(held, 1, 5) ~= 'free:' or held == 'free:' .. ARGV[1]) then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+TAKE_BACK_SCRIPT = """
+local held = redis.call('GET', KEYS[1])
+if held and held ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], 'free:' .. ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+TAKE_BACK_RETRY_S = 0.2
+
+
 class SharedUnavailable(RawwsError):
     """Redis did not answer in time."""
 
@@ -82,16 +106,38 @@ class SharedState:
         self.timeout_s = timeout_s
         self.prefix = prefix
         self._take = client.register_script(TAKE_SCRIPT)
+        self._taking_back: dict[str, asyncio.Task[None]] = {}
 
     async def spend_ticket(self, token_id: str, expires_at: float) -> bool:
         """``True`` the first time ``token_id`` is spent anywhere in the cluster."""
         ttl_ms = max(1000, int((expires_at + TICKET_LEEWAY_S - time.time()) * 1000))
         key = f"{self.prefix}:ticket:{digest(token_id)}"
+        attempt = secrets.token_hex(8)
+        pending = self._taking_back.get(key)
         try:
             async with asyncio.timeout(self.timeout_s):
-                return bool(await self.client.set(key, b"1", nx=True, px=ttl_ms))
+                if pending is not None:  # a retry here waits for the take-back
+                    await asyncio.shield(pending)
+                spent = await self.client.eval(SPEND_SCRIPT, 1, key, attempt, ttl_ms)
+                return bool(spent)
         except REDIS_FAILURES as exc:
+            if key not in self._taking_back:
+                task = asyncio.create_task(self._take_back(key, attempt, expires_at))
+                self._taking_back[key] = task
+                task.add_done_callback(lambda _: self._taking_back.pop(key, None))
             raise unavailable(exc) from None
+
+    async def _take_back(self, key: str, attempt: str, expires_at: float) -> None:
+        """Undo a refused attempt's spend, whether or not Redis ran it, as soon as Redis answers."""
+        while time.time() < expires_at + TICKET_LEEWAY_S:
+            ttl_ms = int((expires_at + TICKET_LEEWAY_S - time.time()) * 1000)
+            with contextlib.suppress(*REDIS_FAILURES):
+                async with asyncio.timeout(self.timeout_s):
+                    await self.client.eval(
+                        TAKE_BACK_SCRIPT, 1, key, attempt, max(1000, ttl_ms)
+                    )
+                    return
+            await asyncio.sleep(TAKE_BACK_RETRY_S)
 
     async def take(self, kind: str, key: str, limit: int, period_s: float) -> float:
         """Take one token from the cluster's bucket ``kind``/``key`` (a burst of ``limit``, refilled

@@ -303,6 +303,11 @@ class TicketLedger:
             raise AuthError("ticket already used")
         self._spent[identity.token_id] = identity.expires_at
 
+    def release(self, identity: Identity) -> None:
+        """Forget a spend whose upgrade was refused for want of the shared record (a 503):
+        the client was told to try again, so its retry must not find the ticket spent here."""
+        self._spent.pop(identity.token_id, None)
+
 
 @dataclass(frozen=True, slots=True)
 class Credential:
@@ -411,7 +416,9 @@ class WebSocketAuthenticator:
         try:
             first = await spend(identity.token_id, identity.expires_at)
         except RawwsError:
-            # Without the shared record a ticket could be spent once per node: refuse it.
+            # Without the shared record a ticket could be spent once per node: refuse it,
+            # unspent here, so the retry the 503 asks for can succeed.
+            self.ledger.release(identity)
             raise HttpError(
                 503,
                 "tickets are unavailable for a moment; try again",

@@ -1,15 +1,14 @@
 """The SQL store: SQLAlchemy 2 Core on asyncio, SQLite (aiosqlite) or PostgreSQL (asyncpg).
 
 The schema is created on start and its version recorded in ``schema_version``;
-a database written by a newer rawws is refused rather than misread. Later
-versions add their tables through ``MIGRATIONS``. Opening one (the URL checked,
+a database written by a newer rawws is refused rather than misread. The tables
+and the migrations from older versions are ``rawws.store.schema``. Opening one (the URL checked,
 the SQLite file made private, the driver's errors said in one line) is
 ``rawws.store.opening``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,114 +27,25 @@ from rawws.store.base import (
     StoredMessage,
     User,
 )
-
-SCHEMA_VERSION = (
-    3  # 1: users; 2: rooms and messages; 3: refresh tokens and spent tickets
+from rawws.store.names import username_key, username_skeleton
+from rawws.store.schema import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    lock_schema,
+    messages,
+    metadata,
+    refresh_tokens,
+    rooms,
+    schema_version,
+    spent_tickets,
+    users,
 )
+
 SQLITE_FILE = "rawws.db"
-
-metadata = sa.MetaData()
-
-schema_version = sa.Table(
-    "schema_version",
-    metadata,
-    sa.Column("version", sa.Integer, nullable=False),
-)
-
-users = sa.Table(
-    "users",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("username", sa.String(32), nullable=False),
-    # Names are unique regardless of case: "Ada" and "ada" are one user.
-    sa.Column("username_key", sa.String(32), nullable=False, unique=True),
-    sa.Column("password_hash", sa.String(255), nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-)
-
-rooms = sa.Table(
-    "rooms",
-    metadata,
-    sa.Column("name", sa.String(32), primary_key=True),
-    # The last message id given out in this room: ids come from one atomic
-    # UPDATE … RETURNING, so they stay ordered with several nodes on one database.
-    sa.Column("last_id", sa.BigInteger, nullable=False),
-)
-
-messages = sa.Table(
-    "messages",
-    metadata,
-    sa.Column("room", sa.String(32), primary_key=True),
-    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
-    sa.Column("user", sa.String(64), nullable=False),
-    sa.Column("text", sa.Text, nullable=False),
-    sa.Column("ts", sa.Float, nullable=False),
-)
-
-# A refresh token is stored as the SHA-256 of its random value: a copy of the
-# database does not hold a token that works. Tokens of one login share a family;
-# each use marks the token used and adds its successor (rotation).
-refresh_tokens = sa.Table(
-    "refresh_tokens",
-    metadata,
-    sa.Column("token_hash", sa.String(64), primary_key=True),
-    sa.Column("family", sa.String(64), nullable=False, index=True),
-    sa.Column("user_id", sa.Integer, nullable=False, index=True),
-    sa.Column("username", sa.String(32), nullable=False),
-    sa.Column("expires_at", sa.Float, nullable=False),
-    sa.Column("used_at", sa.Float, nullable=True),
-    sa.Column("revoked", sa.Boolean, nullable=False),
-)
-
-# Ticket ids spent on a WebSocket upgrade, kept until the ticket would have
-# expired, so a spent ticket stays spent across a restart (and across nodes
-# on one database).
-spent_tickets = sa.Table(
-    "spent_tickets",
-    metadata,
-    sa.Column("token_id", sa.String(64), primary_key=True),
-    sa.Column("expires_at", sa.Float, nullable=False, index=True),
-)
-
-Migration = Callable[[AsyncConnection], Awaitable[None]]
-
-
-async def _add_messages(conn: AsyncConnection) -> None:
-    await conn.run_sync(
-        lambda sync: metadata.create_all(sync, tables=[rooms, messages])
-    )
-
-
-async def _add_grants(conn: AsyncConnection) -> None:
-    await conn.run_sync(
-        lambda sync: metadata.create_all(sync, tables=[refresh_tokens, spent_tickets])
-    )
-
-
-#: ``MIGRATIONS[n]`` upgrades a database from version ``n`` to ``n + 1``.
-MIGRATIONS: dict[int, Migration] = {1: _add_messages, 2: _add_grants}
-
-
-# PostgreSQL: an advisory lock held by the transaction that makes or migrates the schema.
-SCHEMA_LOCK_KEY = 0x72617777735F7363  # "rawws_sc": any constant every rawws uses alike
-
-
-async def _lock_schema(conn: AsyncConnection) -> None:
-    """One schema maker at a time: PostgreSQL's advisory lock; SQLite's write lock, taken up front."""
-    if conn.dialect.name == "postgresql":
-        await conn.execute(
-            sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY}
-        )
-    elif conn.dialect.name == "sqlite":
-        await conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def sqlite_url(data_dir: str | Path) -> str:
     return f"sqlite+aiosqlite:///{Path(data_dir) / SQLITE_FILE}"
-
-
-def username_key(username: str) -> str:
-    return username.lower()
 
 
 class SqlStore:
@@ -155,8 +65,11 @@ class SqlStore:
         "does this table exist" and "create it": one of them failed with a duplicate key. The lock
         is held to the end of this transaction, so the others wait, then find the schema made.
         """
+        username_skeleton(
+            ""
+        )  # loads the confusables table now, not in the first registration
         async with self.engine.begin() as conn:
-            await _lock_schema(conn)
+            await lock_schema(conn)
             await conn.run_sync(metadata.create_all)
             version = (await conn.execute(sa.select(schema_version.c.version))).scalar()
             if version is None:
@@ -182,6 +95,7 @@ class SqlStore:
                     .values(
                         username=username,
                         username_key=username_key(username),
+                        username_skeleton=username_skeleton(username),
                         password_hash=password_hash,
                         created_at=created,
                     )
@@ -353,6 +267,8 @@ class SqlStore:
         """
         table = refresh_tokens
         async with self.engine.begin() as conn:
+            if not await self._lock_owner_of(conn, token_hash):
+                return Rotation(INVALID)
             spent = (
                 await conn.execute(
                     table.update()
@@ -399,6 +315,8 @@ class SqlStore:
         """Revoke the family of a token (logout); ``False`` when the token is unknown."""
         table = refresh_tokens
         async with self.engine.begin() as conn:
+            if not await self._lock_owner_of(conn, token_hash):
+                return False
             family = (
                 await conn.execute(
                     sa.select(table.c.family).where(table.c.token_hash == token_hash)
@@ -418,10 +336,41 @@ class SqlStore:
         if keep_family is not None:
             condition = sa.and_(condition, table.c.family != keep_family)
         async with self.engine.begin() as conn:
+            await self._lock_user(conn, user_id)
             result = await conn.execute(
                 table.update().where(condition).values(revoked=True)
             )
             return int(result.rowcount or 0)
+
+    async def _lock_owner_of(self, conn: AsyncConnection, token_hash: str) -> bool:
+        """Lock the user row of a token's owner (``False``: no such token); see ``_lock_user``."""
+        if self.dialect != "postgresql":
+            return True  # SQLite: the first write takes the database's one write lock
+        user_id = (
+            await conn.execute(
+                sa.select(refresh_tokens.c.user_id).where(
+                    refresh_tokens.c.token_hash == token_hash
+                )
+            )
+        ).scalar()
+        if user_id is None:
+            return False
+        await self._lock_user(conn, int(user_id))
+        return True
+
+    async def _lock_user(self, conn: AsyncConnection, user_id: int) -> None:
+        """Order every rotation and revocation of one user's refresh tokens (PostgreSQL).
+
+        Under READ COMMITTED a revoking UPDATE sees only the rows committed when it
+        started: a rotation that inserted its successor meanwhile left it unrevoked.
+        Both now take the user's row lock (``SELECT … FOR UPDATE``) first, so one
+        waits for the other to commit, and its next statement sees what that wrote.
+        SQLite serialises writers anyway (a rotation's first statement is its write).
+        """
+        if self.dialect == "postgresql":
+            await conn.execute(
+                sa.select(users.c.id).where(users.c.id == user_id).with_for_update()
+            )
 
     async def spend_ticket(self, token_id: str, expires_at: float, now: float) -> bool:
         """``True`` the first time a ticket id is spent; expired entries are swept on the way."""

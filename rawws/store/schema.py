@@ -1,0 +1,155 @@
+"""The SQL schema: its tables, its version, the migrations from each older version, and its lock.
+
+A database records its version in ``schema_version``; ``MIGRATIONS[n]`` brings one
+from version ``n`` to ``n + 1``. ``SqlStore.initialize`` runs them under ``lock_schema``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from rawws.store.names import username_key, username_skeleton
+
+SCHEMA_VERSION = 4  # 1: users; 2: rooms and messages; 3: refresh tokens and spent tickets; 4: name skeletons
+
+metadata = sa.MetaData()
+
+schema_version = sa.Table(
+    "schema_version",
+    metadata,
+    sa.Column("version", sa.Integer, nullable=False),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("username", sa.String(32), nullable=False),
+    # Names are unique regardless of case: "Ada" and "ada" are one user (``names.username_key``).
+    sa.Column("username_key", sa.String(32), nullable=False, unique=True),
+    # And regardless of look-alikes: "aIice" beside "alice" is refused (``names.username_skeleton``).
+    # Unique where set; NULL only for a look-alike registered before version 4 (its first keeps it).
+    sa.Column("username_skeleton", sa.String(64), nullable=True),
+    sa.Index("users_username_skeleton", "username_skeleton", unique=True),
+    sa.Column("password_hash", sa.String(255), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+rooms = sa.Table(
+    "rooms",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    # The last message id given out in this room: ids come from one atomic
+    # UPDATE … RETURNING, so they stay ordered with several nodes on one database.
+    sa.Column("last_id", sa.BigInteger, nullable=False),
+)
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    sa.Column("room", sa.String(32), primary_key=True),
+    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("user", sa.String(64), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("ts", sa.Float, nullable=False),
+)
+
+# A refresh token is stored as the SHA-256 of its random value: a copy of the
+# database does not hold a token that works. Tokens of one login share a family;
+# each use marks the token used and adds its successor (rotation).
+refresh_tokens = sa.Table(
+    "refresh_tokens",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("family", sa.String(64), nullable=False, index=True),
+    sa.Column("user_id", sa.Integer, nullable=False, index=True),
+    sa.Column("username", sa.String(32), nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Column("used_at", sa.Float, nullable=True),
+    sa.Column("revoked", sa.Boolean, nullable=False),
+)
+
+# Ticket ids spent on a WebSocket upgrade, kept until the ticket would have
+# expired, so a spent ticket stays spent across a restart (and across nodes
+# on one database).
+spent_tickets = sa.Table(
+    "spent_tickets",
+    metadata,
+    sa.Column("token_id", sa.String(64), primary_key=True),
+    sa.Column("expires_at", sa.Float, nullable=False, index=True),
+)
+
+Migration = Callable[[AsyncConnection], Awaitable[None]]
+
+
+async def _add_messages(conn: AsyncConnection) -> None:
+    await conn.run_sync(
+        lambda sync: metadata.create_all(sync, tables=[rooms, messages])
+    )
+
+
+async def _add_grants(conn: AsyncConnection) -> None:
+    await conn.run_sync(
+        lambda sync: metadata.create_all(sync, tables=[refresh_tokens, spent_tickets])
+    )
+
+
+async def _add_skeletons(conn: AsyncConnection) -> None:
+    """Version 4: each user's look-alike skeleton (and key, by the documented normalisation).
+
+    Names hold ASCII only, where NFKC + case folding equals ``lower()``: no key changes,
+    but it is recomputed so the rule is the one in force. Of earlier users whose names
+    look alike, the first registered keeps the skeleton; the others keep their accounts.
+    """
+
+    def missing(sync: Any) -> bool:
+        columns = sa.inspect(sync).get_columns("users")
+        return "username_skeleton" not in {column["name"] for column in columns}
+
+    if await conn.run_sync(missing):
+        await conn.execute(
+            sa.text("ALTER TABLE users ADD COLUMN username_skeleton VARCHAR(64)")
+        )
+    rows = (
+        await conn.execute(sa.select(users.c.id, users.c.username).order_by(users.c.id))
+    ).all()
+    taken: set[str] = set()
+    for row in rows:
+        skeleton = username_skeleton(row.username)
+        await conn.execute(
+            users.update()
+            .where(users.c.id == row.id)
+            .values(
+                username_key=username_key(row.username),
+                username_skeleton=None if skeleton in taken else skeleton,
+            )
+        )
+        taken.add(skeleton)
+    index = next(i for i in users.indexes if i.name == "users_username_skeleton")
+    await conn.run_sync(lambda sync: index.create(sync, checkfirst=True))
+
+
+#: ``MIGRATIONS[n]`` upgrades a database from version ``n`` to ``n + 1``.
+MIGRATIONS: dict[int, Migration] = {
+    1: _add_messages,
+    2: _add_grants,
+    3: _add_skeletons,
+}
+
+
+# PostgreSQL: an advisory lock held by the transaction that makes or migrates the schema.
+SCHEMA_LOCK_KEY = 0x72617777735F7363  # "rawws_sc": any constant every rawws uses alike
+
+
+async def lock_schema(conn: AsyncConnection) -> None:
+    """One schema maker at a time: PostgreSQL's advisory lock; SQLite's write lock, taken up front."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(
+            sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY}
+        )
+    elif conn.dialect.name == "sqlite":
+        await conn.exec_driver_sql("BEGIN IMMEDIATE")
