@@ -17,9 +17,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from rawws.accounts.hashing import FairHashing
 from rawws.accounts.login_limits import PERIOD_S as LOGIN_PERIOD_S
 from rawws.accounts.login_limits import LoginLimits
-from rawws.accounts.hashing import FairHashing
 from rawws.accounts.passwords import Passwords, check_password, check_username
 from rawws.accounts.refresh import RefreshTokens
 from rawws.accounts.tokens import ACCESS, TICKET, Tokens, bearer_token
