@@ -267,7 +267,7 @@ class ServerConfig:
     )
     logins_per_minute_per_user: int = ACCOUNTS(
         DEFAULT_LOGINS_PER_MINUTE_PER_USER,
-        "POST /auth/login per user, refilled over a minute; then 429",
+        "POST /auth/login per user from one address (an IPv6 /64), refilled over a minute; then 429",
         COUNT,
     )
     logins_per_minute_per_address: int = ACCOUNTS(
@@ -293,7 +293,7 @@ class ServerConfig:
     )
     bus_url: str | None = NODES(
         None,
-        "Redis shared by several nodes, e.g. redis://127.0.0.1:6379/0",
+        "Redis shared by several nodes, e.g. redis://:PASSWORD@127.0.0.1:6379/0",
         flag="--bus",
         metavar="URL",
         unset="one node, no bus",

@@ -114,6 +114,11 @@ class RawwsCollector:
             _by_label(counters.close_codes, close_code_label),
         )
         yield _counter(
+            "rawws_messages_timed_out",
+            "WebSocket messages not whole within the message timeout (closed with 1008)",
+            counters.messages_timed_out,
+        )
+        yield _counter(
             "rawws_messages_received",
             "WebSocket data messages received",
             counters.messages_received,

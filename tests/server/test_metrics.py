@@ -271,3 +271,23 @@ def _free(port: int) -> bool:
         except OSError:
             return False
         return True
+
+
+async def test_every_rawws_metric_is_in_the_deploying_guide(
+    start_server: StartServer,
+) -> None:
+    """An operator learns what a series means from docs/deploying.md: a metric it does not name is a gap."""
+    server = await metrics_server(start_server)
+    text, _samples = await scrape(server.metrics_port)  # type: ignore[arg-type]
+    guide = (Path(__file__).parents[2] / "docs" / "deploying.md").read_text()
+    families = {
+        line.split()[2]
+        for line in text.splitlines()
+        if line.startswith("# TYPE rawws_")
+    }
+    assert families
+    for family in sorted(families):
+        kind = text.split(f"# TYPE {family} ", 1)[1].split()[0]
+        counted = kind == "counter" and not family.endswith("_total")
+        documented = f"{family}_total" if counted else family
+        assert f"`{documented}`" in guide, documented
