@@ -562,7 +562,7 @@ async def test_a_server_without_a_rawws_login_says_user_cannot_work_there(
 def test_trace_lines_name_kind_size_and_a_visible_preview():
     assert (
         trace_line(TracedFrame(True, "text", "héllo\n\x1b[31m"))
-        == "> text 12 B: héllo\\n^[[31m"
+        == "> text 12 B: héllo\\n\\x1b[31m"  # the escapes of rawws.chatclient.visible
     )
     assert trace_line(TracedFrame(False, "binary", bytes(range(20)))) == (
         "< binary 20 B: 00 01 02 03 04 05 06 07 08 09 0a 0b 0c 0d 0e 0f …"
