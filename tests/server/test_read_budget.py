@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
 import rawws
 from rawws.core.extensions import INFLATE_SLICE_BYTES
 from rawws.server.connection import ServerConnection
-from rawws.server.server import Server
 from tests.support.helpers import (
     TIMEOUT_S,
     close_code,
@@ -35,20 +33,6 @@ from tests.support.helpers import (
 TEXT, CONTINUATION, CLOSE, PING = 0x1, 0x0, 0x8, 0x9
 MiB = 1024 * 1024
 DEFLATE = "Sec-WebSocket-Extensions: permessage-deflate\r\n"
-
-
-@pytest.fixture
-async def serve() -> AsyncIterator[Callable[..., Awaitable[Server]]]:
-    servers: list[Server] = []
-
-    async def start(handler: object, **options: object) -> Server:
-        server = await rawws.serve(handler, "127.0.0.1", 0, **options)  # type: ignore[arg-type]
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        await asyncio.wait_for(server.shutdown(), TIMEOUT_S)
 
 
 async def open_raw(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -25,7 +25,6 @@ from rawws.errors import (
     SettingError,
 )
 from rawws.server.connection import ServerConnection
-from rawws.server.server import Server
 from tests.support.helpers import (
     TIMEOUT_S,
     close_code,
@@ -44,21 +43,6 @@ Handler = Callable[[ServerConnection], Awaitable[None]]
 async def echo(connection: ServerConnection) -> None:
     async for message in connection:
         await connection.send(message)
-
-
-@pytest.fixture
-async def serve() -> AsyncIterator[Callable[..., Awaitable[Server]]]:
-    """``rawws.serve(handler, "127.0.0.1", 0, **options)``, started; every server is closed after the test."""
-    servers: list[Server] = []
-
-    async def start(handler: object, **options: object) -> Server:
-        server = await rawws.serve(handler, "127.0.0.1", 0, **options)  # type: ignore[arg-type]
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        await asyncio.wait_for(server.shutdown(), TIMEOUT_S)
 
 
 async def raw_websocket(
