@@ -97,9 +97,12 @@ def check_bus_url(url: str) -> str:
 
 
 def _first_line(exc: BaseException) -> str:
-    """``exc`` as one line without its type's module (``unexpected keyword argument 'passwd'``)."""
+    """``exc`` as one line without its type's module (``unexpected keyword argument 'passwd'``).
+
+    Python 3.13 adds a guess (``. Did you mean 'password'?``): cut, so every Python says the same.
+    """
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text.split(".__init__() got an ")[-1]
+    return text.split(".__init__() got an ")[-1].split(". Did you mean ")[0]
 
 
 def _unreachable(url: str, exc: BaseException, call_timeout_s: float) -> BusUnavailable:
