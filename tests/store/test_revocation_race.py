@@ -11,34 +11,15 @@ refused whenever the revocation ran. 1,000 rounds on PostgreSQL, as the issue as
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 
 from rawws.accounts.refresh import RefreshTokens, TokenPair
 from rawws.accounts.tokens import Tokens, TokenSettings
 from rawws.errors import AuthError
-from rawws.store import SqlStore, open_store, sqlite_url
+from rawws.store import SqlStore
 
 HASH = "$argon2id$v=19$m=8192,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo"
 PG_ROUNDS = 1000
 SQLITE_ROUNDS = 200
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return sqlite_url(tmp_path / "data")
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[SqlStore]:
-    opened = await open_store(store_url)
-    yield opened
-    await opened.close()
 
 
 def rounds(store: SqlStore) -> int:

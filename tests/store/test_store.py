@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import traceback
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,20 +19,6 @@ from rawws.store.sql import SCHEMA_VERSION
 
 HASH = "$argon2id$v=19$m=8192,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo"  # shape only: the store never checks it
 TIMEOUT_S = 30.0
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return sqlite_url(tmp_path / "data")
-    return request.getfixturevalue("postgres_url")
-
-
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[SqlStore]:
-    opened = await open_store(store_url)
-    yield opened
-    await opened.close()
 
 
 async def table_names(store: SqlStore) -> set[str]:

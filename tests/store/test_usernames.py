@@ -7,7 +7,6 @@ Found from outside: ``aIice`` and ``a1ice`` registered freely beside ``alice``.
 from __future__ import annotations
 
 import string
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rawws.errors import UsernameTaken
-from rawws.store import SqlStore, open_store, sqlite_url
+from rawws.store import SqlStore, open_store
 from rawws.store.names import username_key, username_skeleton
 from rawws.store.sql import SCHEMA_VERSION, metadata, schema_version
 from tests.support.helpers import register
@@ -25,21 +24,6 @@ from tests.support.helpers import register
 HASH = "$argon2id$v=19$m=8192,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo"
 NAME_CHARS = string.ascii_letters + string.digits + "_.-"
 names = st.text(NAME_CHARS, min_size=3, max_size=32)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return sqlite_url(tmp_path / "data")
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[SqlStore]:
-    opened = await open_store(store_url)
-    yield opened
-    await opened.close()
 
 
 # -- the normalisations (properties) ------------------------------------------------
