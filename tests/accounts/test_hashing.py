@@ -142,6 +142,13 @@ async def test_guesses_at_one_user_never_hold_both_threads_while_others_wait() -
         while len(gates.ran) < 3:
             await asyncio.sleep(0.001)
         assert gates.ran == ["a0", "b0", "d0"]  # d waited for no guess at "target"
+        # One thread frees at a time, so the order below is the scheduler's, not a
+        # race between two threads starting: with only "target" waiting, it may
+        # hold both threads, and a's turn comes before c's.
+        gates.open("d0")
+        while len(gates.ran) < 4:
+            await asyncio.sleep(0.001)
+        assert gates.ran[3:] == ["a1"]
         gates.open_all()
         await asyncio.gather(*jobs)
         assert gates.ran[3:] == ["a1", "c0"]
