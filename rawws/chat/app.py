@@ -284,6 +284,10 @@ async def setup_app(server: Server) -> None:
         server.readiness.add("bus", bus.client.ping)
         server.counters.bus.configured = True
         server.counters.bus.connected_probe = lambda: bus.connected
+        server.counters.bus.refused_probe = lambda: {
+            "forged": bus.forged,
+            "stale": bus.stale,
+        }
     server.on_shutdown.append(server.readiness.close)
     if metrics is not None:
         await metrics.start()

@@ -69,6 +69,7 @@ class BusCounters:
         "configured",
         "connected",
         "connected_probe",
+        "refused_probe",
         "published",
         "received",
         "gaps_repaired",
@@ -79,6 +80,8 @@ class BusCounters:
         self.connected = False
         #: Asked at scrape time when set (a bus that knows its own state), instead of ``connected``.
         self.connected_probe: Callable[[], bool] | None = None
+        #: Asked at scrape time when set: events the bus refused, by reason (forged, stale).
+        self.refused_probe: Callable[[], dict[str, int]] | None = None
         self.published = 0
         self.received = 0
         self.gaps_repaired = 0

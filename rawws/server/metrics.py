@@ -203,6 +203,13 @@ class RawwsCollector:
             "Messages received from the bus",
             bus.received,
         )
+        if bus.refused_probe is not None:
+            yield _by(
+                "rawws_bus_refused_events",
+                "Bus events refused unread: forged (not sealed with this cluster's key) or stale (replayed, too old)",
+                "reason",
+                bus.refused_probe(),
+            )
         yield _counter(
             "rawws_bus_gap_repaired_messages",
             "Messages read from the store to fill bus gaps",

@@ -22,6 +22,7 @@ from rawws.bus.seal import HEADER, TAG_BYTES
 from rawws.chat.service import ChatHandler
 from rawws.server.server import Server
 from tests.support.chat_client import ChatClient, close_quietly, connect_chat, new_user
+from tests.support.metrics import Samples, scrape, value
 from tests.support.redis_server import RedisServer
 
 SECRET = "bus-forgery-test-secret-" + "x" * 32
@@ -62,6 +63,14 @@ async def who(client: ChatClient, room: str = "lobby") -> list[str]:
     return list(frame["users"])
 
 
+def refused(samples: Samples) -> dict[str, float]:
+    """``rawws_bus_refused_events_total`` by reason, as scraped."""
+    return {
+        reason: value(samples, "rawws_bus_refused_events_total", reason=reason)
+        for reason in ("forged", "stale")
+    }
+
+
 def forged_events() -> list[bytes]:
     """What a forger who read ``rawws.chat.codec`` publishes."""
     events = [
@@ -89,7 +98,7 @@ def forged_events() -> list[bytes]:
 async def test_forged_events_are_refused_and_never_delivered(
     start_node, redis_server: RedisServer
 ) -> None:
-    a, b = await start_node(), await start_node()
+    a, b = await start_node(metrics_port=0), await start_node()
     alice, bob = await member(a, "alice"), await member(b, "bob")
     forger = aioredis.Redis.from_url(redis_server.url)
     try:
@@ -122,6 +131,8 @@ async def test_forged_events_are_refused_and_never_delivered(
             assert await who(client) == ["alice", "bob"]
         for node in (a, b):
             assert (bus(node).forged, bus(node).stale) == (len(forged) + 1, 0)
+        _, samples = await scrape(a.metrics_port or 0)  # and an operator sees them
+        assert refused(samples) == {"forged": len(forged) + 1, "stale": 0}
     finally:
         await forger.aclose()
         await close_quietly(alice, bob)
@@ -135,7 +146,7 @@ async def test_a_recorded_event_played_again_is_refused(
     Heartbeats are slow here, so nothing but the seal could correct a replay within the test.
     """
     slow = {"bus_heartbeat_s": 30.0, "presence_ttl_s": 120.0}
-    a, b = await start_node(**slow), await start_node(**slow)
+    a, b = await start_node(metrics_port=0, **slow), await start_node(**slow)
     recorder = aioredis.Redis.from_url(redis_server.url)
     pubsub = recorder.pubsub()
     await pubsub.subscribe(CHANNEL)
@@ -169,6 +180,11 @@ async def test_a_recorded_event_played_again_is_refused(
         assert alice.of_type("presence", user="bob", event="joined")[1:] == []
         assert alice.message_ids("lobby") == [1]
         assert bus(a).forged == 0
+        _, samples = await scrape(a.metrics_port or 0)
+        assert refused(samples) == {
+            "forged": 0,
+            "stale": stale_before + 1 + len(recorded),
+        }
     finally:
         await pubsub.aclose()
         await recorder.aclose()
