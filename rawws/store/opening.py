@@ -16,6 +16,7 @@ timeout), so a silent port costs that long, not asyncpg's minute.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import socket
 import sqlite3
@@ -72,7 +73,29 @@ def check_db_url(url: str) -> URL:
         and not parsed.query.get("host")
     ):
         raise StoreOpenFailed(shown, "the PostgreSQL URL names no host")
+    if driver == "postgresql+asyncpg" and (unknown := _not_asyncpg_parameters(parsed)):
+        hint = (
+            "for TLS, write ssl=require (asyncpg's name for it)"
+            if unknown[0] == "sslmode"
+            else "the URL's query parameters are asyncpg.connect()'s (ssl, command_timeout, …)"
+        )
+        raise StoreOpenFailed(
+            shown, f"asyncpg takes no parameter {unknown[0]!r}: {hint}"
+        )
     return parsed
+
+
+def _not_asyncpg_parameters(parsed: URL) -> list[str]:
+    """The URL's parameters that asyncpg's ``connect()`` would refuse with a ``TypeError`` (a traceback)."""
+    import asyncpg  # type: ignore[import-untyped]  # only when the URL names it
+
+    # SQLAlchemy passes every query parameter on to asyncpg.connect(), but for two it keeps
+    # for its own adapter.
+    taken = set(inspect.signature(asyncpg.connect).parameters) | {
+        "prepared_statement_cache_size",
+        "prepared_statement_name_func",
+    }
+    return sorted(set(parsed.query) - taken)
 
 
 # How long a connection waits on a file another one holds, and, while a fresh file

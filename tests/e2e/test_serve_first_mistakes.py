@@ -284,6 +284,31 @@ def test_a_database_that_refuses_the_connection_is_said_to_be_the_database(
     )
 
 
+@pytest.mark.parametrize(
+    ("query", "line"),
+    [
+        (
+            "sslpassword=pw-not-shown",
+            "asyncpg takes no parameter 'sslpassword': the URL's query parameters are "
+            "asyncpg.connect()'s (ssl, command_timeout, …)",
+        ),
+        (
+            "sslmode=require",
+            "asyncpg takes no parameter 'sslmode': for TLS, write ssl=require (asyncpg's name for it)",
+        ),
+    ],
+)
+def test_a_parameter_the_driver_does_not_take_is_named(
+    tmp_path: Path, query: str, line: str
+) -> None:
+    """Found by hand: asyncpg's TypeError was a 20-line traceback, after a wait for nothing."""
+    url = f"postgresql+asyncpg://rawws:pw-not-shown@127.0.0.1:{free_port()}/rawws"
+    shown = f"{url}?{query}".replace("pw-not-shown", "***")
+    assert_said(
+        refused(tmp_path, "--db", f"{url}?{query}"), f"rawws: --db {shown}: {line}"
+    )
+
+
 def test_a_role_that_does_not_exist(
     tmp_path: Path, postgres_cluster: PostgresCluster
 ) -> None:
