@@ -18,7 +18,10 @@
 
 Every call has a timeout; when Redis does not answer, ``SharedUnavailable``
 is raised and the caller decides (a ticket is refused with 503; a rate limit
-falls back to the node's own limit, which always holds too).
+falls back to the node's own limit, which always holds too). After a call
+failed, the ``Breaker`` the node's calls share makes the next ones fail at once
+for a second, and lets one through each second to learn whether Redis is back:
+a stalled Redis costs one timeout a second, not one per login or upgrade.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import contextlib
 import hashlib
 import secrets
 import time
+from collections.abc import Callable
 
 import redis.asyncio as aioredis
 
@@ -96,15 +100,67 @@ def unavailable(exc: BaseException) -> SharedUnavailable:
 
 
 REDIS_FAILURES = (OSError, TimeoutError, aioredis.RedisError)
+BREAKER_PAUSE_S = 1.0
+
+
+class Breaker:
+    """Whether a call to Redis is worth making: not for ``pause_s`` after one failed (sans-I/O).
+
+    Once the pause is over, one call goes through (each pause lets one through) and
+    its outcome decides: a success closes the breaker, a failure starts a new pause.
+    """
+
+    def __init__(
+        self,
+        pause_s: float = BREAKER_PAUSE_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.pause_s = pause_s
+        self.clock = clock
+        self._failing = False
+        self._skip_until = 0.0
+        self.skipped = 0  # calls failed at once, without asking Redis
+
+    def allow(self) -> bool:
+        """``True``: make the call (then report ``succeeded``/``failed``); ``False``: fail it at once."""
+        if not self._failing:
+            return True
+        now = self.clock()
+        if now < self._skip_until:
+            self.skipped += 1
+            return False
+        self._skip_until = (
+            now + self.pause_s
+        )  # this one tries; the others wait a pause more
+        return True
+
+    def succeeded(self) -> None:
+        self._failing = False
+
+    def failed(self) -> None:
+        self._failing = True
+        self._skip_until = self.clock() + self.pause_s
+
+
+def skipped() -> SharedUnavailable:
+    return SharedUnavailable(
+        "Redis failed to answer a moment ago; asking again shortly"
+    )
 
 
 class SharedState:
     def __init__(
-        self, client: aioredis.Redis, timeout_s: float, prefix: str = "rawws"
+        self,
+        client: aioredis.Redis,
+        timeout_s: float,
+        prefix: str = "rawws",
+        *,
+        breaker: Breaker | None = None,
     ) -> None:
         self.client = client
         self.timeout_s = timeout_s
         self.prefix = prefix
+        self.breaker = breaker or Breaker()
         self._take = client.register_script(TAKE_SCRIPT)
         self._taking_back: dict[str, asyncio.Task[None]] = {}
 
@@ -114,13 +170,17 @@ class SharedState:
         key = f"{self.prefix}:ticket:{digest(token_id)}"
         attempt = secrets.token_hex(8)
         pending = self._taking_back.get(key)
+        if not self.breaker.allow():
+            raise skipped()
         try:
             async with asyncio.timeout(self.timeout_s):
                 if pending is not None:  # a retry here waits for the take-back
                     await asyncio.shield(pending)
                 spent = await self.client.eval(SPEND_SCRIPT, 1, key, attempt, ttl_ms)
-                return bool(spent)
+            self.breaker.succeeded()
+            return bool(spent)
         except REDIS_FAILURES as exc:
+            self.breaker.failed()
             if key not in self._taking_back:
                 task = asyncio.create_task(self._take_back(key, attempt, expires_at))
                 self._taking_back[key] = task
@@ -143,9 +203,13 @@ class SharedState:
         """Take one token from the cluster's bucket ``kind``/``key`` (a burst of ``limit``, refilled
         over ``period_s``): 0.0 when allowed, else the seconds until a token is back."""
         name = f"{self.prefix}:limit:{kind}:{digest(key)}"
+        if not self.breaker.allow():
+            raise skipped()
         try:
             async with asyncio.timeout(self.timeout_s):
                 wait = await self._take(keys=[name], args=[limit, period_s])
         except REDIS_FAILURES as exc:
+            self.breaker.failed()
             raise unavailable(exc) from None
+        self.breaker.succeeded()
         return float(wait)

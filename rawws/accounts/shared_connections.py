@@ -36,7 +36,7 @@ from collections.abc import Callable
 
 import redis.asyncio as aioredis
 
-from rawws.accounts.shared import REDIS_FAILURES, digest
+from rawws.accounts.shared import REDIS_FAILURES, Breaker, digest
 
 log = logging.getLogger("rawws.accounts")
 
@@ -96,8 +96,10 @@ class SharedConnections:
         prefix: str = "rawws",
         *,
         lease_s: float = LEASE_S,
+        breaker: Breaker | None = None,
     ) -> None:
         self.client = client
+        self.breaker = breaker or Breaker()
         self.timeout_s = timeout_s
         self.prefix = prefix
         self.lease_s = lease_s
@@ -137,6 +139,9 @@ class SharedConnections:
         if user is not None:
             keys.append(self._key("user", user))
             limits.append(per_user)
+        if not self.breaker.allow():  # Redis failed a moment ago: no wait for it now
+            self.degraded += 1
+            return _nothing
         try:
             async with asyncio.timeout(self.timeout_s):
                 refused = int(
@@ -151,12 +156,14 @@ class SharedConnections:
                     )
                 )
         except REDIS_FAILURES:
+            self.breaker.failed()
             self.degraded += 1
             self._unsure.update(keys)
             log.debug(
                 "shared connection count unavailable; the node's own limit applies"
             )
             return _nothing
+        self.breaker.succeeded()
         if refused:
             return None
         self._held.update(keys)

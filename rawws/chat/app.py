@@ -20,7 +20,7 @@ import jwt
 
 from rawws.accounts.passwords import Passwords
 from rawws.accounts.routes import Accounts, StoredTickets
-from rawws.accounts.shared import SharedState
+from rawws.accounts.shared import Breaker, SharedState
 from rawws.accounts.shared_connections import SharedConnections
 from rawws.accounts.tokens import (
     SECRET_BYTES,
@@ -227,7 +227,13 @@ async def setup_app(server: Server) -> None:
     passwords = Passwords(
         config.argon2_time_cost, config.argon2_memory_kib, config.argon2_parallelism
     )
-    shared = SharedState(bus.client, config.bus_timeout_s) if bus is not None else None
+    # One breaker for every call this node makes to the bus's Redis: one Redis, one verdict.
+    breaker = Breaker()
+    shared = (
+        SharedState(bus.client, config.bus_timeout_s, breaker=breaker)
+        if bus is not None
+        else None
+    )
     accounts = Accounts(
         store,
         passwords,
@@ -265,7 +271,9 @@ async def setup_app(server: Server) -> None:
     connections = None
     # Several nodes: a user's and an address's WebSockets are counted across all of them.
     if bus is not None:
-        connections = SharedConnections(bus.client, config.bus_timeout_s)
+        connections = SharedConnections(
+            bus.client, config.bus_timeout_s, breaker=breaker
+        )
         await connections.start()
         server.limits.shared = connections
 
