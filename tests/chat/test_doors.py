@@ -65,8 +65,19 @@ class Node:
         return got[0]
 
 
-async def opened(directory: Path) -> SqlStore:
-    store = await open_store(sqlite_url(directory))
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh SQLite file, or a fresh database on the real PostgreSQL."""
+    if request.param == "sqlite":
+        return sqlite_url(tmp_path)
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+async def opened(where: Path | str) -> SqlStore:
+    """A store with the test users registered, at a URL or in a directory (SQLite)."""
+    url = where if isinstance(where, str) else sqlite_url(where)
+    store = await open_store(url)
     for name in USERS:
         await store.create_user(name, HASH)
     return store
@@ -111,10 +122,10 @@ FIELDS: dict[str, dict[str, Any]] = {
 }
 
 
-async def test_the_authorization_table(tmp_path: Path) -> None:
+async def test_the_authorization_table(store_url: str) -> None:
     """command × role (owner, member, non-member) × kind (public, private), each on a fresh connection
-    that first tries to join (as any client would)."""
-    store = await opened(tmp_path)
+    that first tries to join (as any client would); on SQLite and PostgreSQL."""
+    store = await opened(store_url)
     node = Node(store)
     try:
         ann = node.connect("ann")
@@ -272,9 +283,9 @@ async def test_inviting_an_unknown_user_changes_nothing_and_keeps_the_connection
 
 
 async def test_a_member_reads_a_private_room_from_the_invitation_on(
-    tmp_path: Path,
+    store_url: str,
 ) -> None:
-    store = await opened(tmp_path)
+    store = await opened(store_url)
     node = Node(store)
     try:
         ann, bob = node.connect("ann"), node.connect("bob")
@@ -310,11 +321,11 @@ async def test_a_member_reads_a_private_room_from_the_invitation_on(
 
 @pytest.mark.parametrize("first_on", ["a", "b"])
 async def test_an_invitation_on_one_node_opens_the_door_on_another(
-    tmp_path: Path, first_on: str
+    store_url: str, first_on: str
 ) -> None:
     """Node B has already answered bob "no such room" (and must not remember it) when node A
     takes the invitation; bob joins on B and reads what is said on A."""
-    store = await opened(tmp_path)
+    store = await opened(store_url)
     a, b = Node(store), Node(store)
     try:
         ann = a.connect("ann")

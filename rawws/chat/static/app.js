@@ -45,6 +45,8 @@
       `You're in as many rooms as you can be (${limits.max_rooms_per_connection}). Leave one to join another.`,
     bad_room: (limits) => `Room names are ${limits.room_rule}.`,
     unavailable: "The server couldn't save that just now. Please try again.",
+    // A private room you are not in reads exactly like no room at all (docs/protocol.md).
+    no_such_room: "There is no room by that name that you can join.",
   };
 
   const $ = (id) => document.getElementById(id);
