@@ -1,6 +1,6 @@
 """The chat wire protocol: one JSON object per text frame, its ``"type"`` naming it. No I/O.
 
-Client → server: ``join {room, since?}``, ``leave {room}``, ``say {room, text, ref?}``,
+Client → server: ``join {room, since?, ref?}``, ``leave {room}``, ``say {room, text, ref?}``,
 ``history {room, before?, limit?}``, ``who {room}``, ``create {room, kind, ref?}``,
 ``invite {room, user, ref?}``, ``rooms {ref?}``.
 
@@ -84,6 +84,9 @@ UNAVAILABLE = "unavailable"
 class Join:
     room: str
     since: int | None = None
+    ref: str | None = (
+        None  # comes back on an error about this join (the page sends "join:ROOM")
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +165,7 @@ def parse_command(data: str | bytes) -> Command:
         if kind == "say":
             return Say(_room(frame), _text(frame), ref)
         if kind == "join":
-            return Join(_room(frame), _optional_int(frame, "since", minimum=0))
+            return Join(_room(frame), _optional_int(frame, "since", minimum=0), ref)
         if kind == "leave":
             return Leave(_room(frame))
         if kind == "history":
