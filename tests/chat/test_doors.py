@@ -347,3 +347,62 @@ async def test_an_invitation_on_one_node_opens_the_door_on_another(
         await a.handler.close()
         await b.handler.close()
         await store.close()
+
+
+async def test_say_reads_no_membership_and_a_node_reads_a_found_one_once(
+    tmp_path: Path,
+) -> None:
+    """The hot path stays local: a joined connection's ``say`` asks the store nothing about
+    membership; a second connection of a member on the same node is let in from the cache."""
+    store = await opened(tmp_path)
+    node = Node(store)
+    reads: list[tuple[str, str]] = []
+    real = store.membership
+
+    async def counted(room: str, user: str):  # type: ignore[no-untyped-def]
+        reads.append((room, user))
+        return await real(room, user)
+
+    store.membership = counted  # type: ignore[method-assign]
+    try:
+        ann, bob = node.connect("ann"), node.connect("bob")
+        den = await make_den(node, ann)
+        await node.answer(ann, type="invite", room=den, user="bob")
+        reads.clear()
+        assert kind_of(await node.answer(bob, type="join", room=den)) == "joined"
+        assert (
+            len(reads) <= 1
+        )  # the invitation on this node may have filled the cache already
+        before = len(reads)
+        for n in range(5):
+            assert (
+                kind_of(
+                    await node.answer(bob, type="say", room=den, text="x", ref=f"{n}")
+                )
+                == "ack"
+            )
+        again = node.connect("bob")
+        assert kind_of(await node.answer(again, type="join", room=den)) == "joined"
+        assert len(reads) == before
+        # one who is not a member is asked about every time (an invitation elsewhere counts at once)
+        cy = node.connect("cy")
+        for _ in range(2):
+            assert (
+                kind_of(await node.answer(cy, type="join", room=den))
+                == chat.NO_SUCH_ROOM
+            )
+        assert reads[before:] == [(den, "cy"), (den, "cy")]
+    finally:
+        await node.handler.close()
+        await store.close()
+
+
+def test_the_membership_cache_is_bounded_and_keyed_by_the_name_rule() -> None:
+    from rawws.chat.doors import MembershipCache
+    from rawws.store.base import Membership
+
+    cache = MembershipCache(size=2)
+    for n in range(3):
+        cache.put("Ann", Membership(f"r{n}", "private", "member", n))
+    assert cache.get("r0", "ann") is None  # the oldest went first
+    assert cache.get("r2", "ANN") == Membership("r2", "private", "member", 2)
