@@ -306,10 +306,14 @@ class ChatHandler:
             self._join(member, command)
         except ChatError as error:
             member.send(chat.error(error.code, error.message, error.ref))
-        except StoreUnavailable:
+        except Exception as exc:  # the store failed: the same answer whoever asks
+            if not isinstance(exc, StoreUnavailable):
+                log.exception("membership lookup failed room=%s", command.room)
             member.send(
                 chat.error(
-                    chat.UNAVAILABLE, f"could not load {command.room}; join again"
+                    chat.UNAVAILABLE,
+                    f"could not load {command.room}; join again",
+                    command.ref,
                 )
             )
 

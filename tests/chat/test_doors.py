@@ -406,3 +406,30 @@ def test_the_membership_cache_is_bounded_and_keyed_by_the_name_rule() -> None:
         cache.put("Ann", Membership(f"r{n}", "private", "member", n))
     assert cache.get("r0", "ann") is None  # the oldest went first
     assert cache.get("r2", "ANN") == Membership("r2", "private", "member", 2)
+
+
+async def test_a_failed_membership_read_answers_unavailable_and_the_join_can_be_sent_again(
+    tmp_path: Path,
+) -> None:
+    store = await opened(tmp_path)
+    node = Node(store)
+    real = store.membership
+
+    async def failing(room: str, user: str):  # type: ignore[no-untyped-def]
+        raise RuntimeError("the database went away")
+
+    try:
+        ann, bob = node.connect("ann"), node.connect("bob")
+        den = await make_den(node, ann)
+        await node.answer(ann, type="invite", room=den, user="bob")
+        fresh = Node(store)  # a node whose cache has not seen bob
+        bob = fresh.connect("bob")
+        store.membership = failing  # type: ignore[method-assign]
+        refused = await fresh.answer(bob, type="join", room=den, ref="j")
+        assert (refused["code"], refused["ref"]) == (chat.UNAVAILABLE, "j")
+        store.membership = real  # type: ignore[method-assign]
+        assert kind_of(await fresh.answer(bob, type="join", room=den)) == "joined"
+        await fresh.handler.close()
+    finally:
+        await node.handler.close()
+        await store.close()
