@@ -586,8 +586,15 @@
       case "members": return setMembers(frame.room, frame.users);
       case "history": return onHistory(frame);
       case "error": return onError(frame);
+      case "invitation": return onInvitation(frame);
       default: return;
     }
+  }
+
+  // Someone let you into a private room: its name is the way in (type it into "Join a room").
+  function onInvitation(frame) {
+    if (typeof frame.room !== "string" || typeof frame.by !== "string") return;
+    showNotice(`${frame.by} invited you to ${frame.room}. Join it by that name.`);
   }
 
   function onWelcome(frame) {
