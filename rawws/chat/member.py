@@ -34,6 +34,7 @@ class ChatMember:
         "user",
         "rate_key",
         "last_ids",
+        "floors",
         "catching_up",
         "tasks",
         "dropping",
@@ -44,6 +45,8 @@ class ChatMember:
         self.user = user
         self.rate_key = rate_key  # not the peer: the rate limiter outlives it
         self.last_ids: dict[str, int] = {}
+        # Per private room: the member's since_id; nothing at or before it is sent to them.
+        self.floors: dict[str, int] = {}
         self.catching_up: dict[str, CatchUp] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.dropping = False  # over the frame rate: frames are dropped unread until a token is back

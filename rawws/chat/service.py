@@ -25,14 +25,24 @@ from typing import Any
 
 from rawws.bus.base import Bus
 from rawws.chat import wire as chat
-from rawws.chat.access import authorize
+from rawws.chat.access import authorize, needs_membership
+from rawws.chat.doors import Doors
 from rawws.chat.feed import DEFAULT_HEARTBEAT_S, RoomFeed
 from rawws.chat.hub import Hub
 from rawws.chat.member import CatchUp, ChatMember
 from rawws.chat.peer import Peer
 from rawws.chat.presence import DEFAULT_PRESENCE_TTL_S, Change, ClusterPresence
 from rawws.chat.replay import SharedReads
-from rawws.chat.wire import HistoryRequest, Join, Leave, Say, Who
+from rawws.chat.wire import (
+    Create,
+    HistoryRequest,
+    Invite,
+    Join,
+    Leave,
+    RoomsRequest,
+    Say,
+    Who,
+)
 from rawws.config import (
     DEFAULT_CHAT_MAX_BATCH_MESSAGES,
     DEFAULT_CHAT_MAX_ROOMS_PER_CONNECTION,
@@ -184,6 +194,7 @@ class ChatHandler:
             store
         )  # replay queries shared by members who rejoin at once
         self._members: dict[Peer, ChatMember] = {}
+        self.doors = Doors(store, self.health, self._notify)
         self._rate = RateLimiter(
             limits.message_burst, limits.message_burst / limits.messages_per_s
         )
@@ -264,7 +275,10 @@ class ChatHandler:
         if isinstance(command, Say):
             self._say(member, command)
         elif isinstance(command, Join):
-            self._join(member, command)
+            if needs_membership(command):
+                self._spawn(member, self._join_private(member, command))
+            else:
+                self._join(member, command)
         elif isinstance(command, Leave):
             self._leave(member, command.room)
             member.send(chat.left(command.room))
@@ -272,6 +286,36 @@ class ChatHandler:
             self._spawn(member, self._history(member, command))
         elif isinstance(command, Who):
             member.send(chat.members(command.room, self.presence.users(command.room)))
+        elif isinstance(command, (Create, Invite, RoomsRequest)):
+            self._spawn(member, self.doors.run(member, command))
+
+    def _notify(self, user: str, text: str) -> None:
+        """``text`` to every connection of ``user`` on this node (an invitation)."""
+        for member in self._members.values():
+            if member.user == user:
+                member.send(text)
+
+    async def _join_private(self, member: ChatMember, command: Join) -> None:
+        """A private room's door: the stored membership first, then the join, from ``since_id`` on."""
+        try:
+            membership = await self.doors.admit(command, member.user)
+            if self._members.get(member.peer) is not member:
+                return  # closed meanwhile
+            authorize(command, lambda room: self.hub.is_member(member, room))
+            member.floors[command.room] = membership.since_id
+            self._join(member, command)
+        except ChatError as error:
+            member.send(chat.error(error.code, error.message, error.ref))
+        except Exception as exc:  # the store failed: the same answer whoever asks
+            if not isinstance(exc, StoreUnavailable):
+                log.exception("membership lookup failed room=%s", command.room)
+            member.send(
+                chat.error(
+                    chat.UNAVAILABLE,
+                    f"could not load {command.room}; join again",
+                    command.ref,
+                )
+            )
 
     def _say(self, member: ChatMember, command: Say) -> None:
         item = NewMessage(command.room, member.user, command.text, time.time())
@@ -334,6 +378,9 @@ class ChatHandler:
             # the hub delivered since and what this node's feed had delivered before it
             # joined; then live delivery takes over.
             after = last_id if since is None else min(since, last_id)
+            after = max(
+                after, member.floors.get(room, 0)
+            )  # a member of a private room: from since_id
             member.last_ids[room] = after
             if since is not None:
                 self.counters.catchups += 1
@@ -374,6 +421,7 @@ class ChatHandler:
 
     def _leave(self, member: ChatMember, room: str) -> None:
         member.last_ids.pop(room, None)
+        member.floors.pop(room, None)
         member.catching_up.pop(room, None)
         if self.hub.leave(member, room):  # the user's last connection here
             self.feed.here(room, member.user, False)
@@ -393,7 +441,8 @@ class ChatHandler:
                 log.exception("history failed room=%s", command.room)
             member.send(chat.error(chat.UNAVAILABLE, "history unavailable"))
             return
-        member.send(chat.history(command.room, found))
+        floor = member.floors.get(command.room, 0)
+        member.send(chat.history(command.room, [m for m in found if m.id > floor]))
 
     async def close(self) -> None:
         """Before the store closes: everything accepted is stored, and no query is still running.

@@ -1,12 +1,14 @@
 """The chat wire protocol: one JSON object per text frame, its ``"type"`` naming it. No I/O.
 
-Client → server: ``join {room, since?}``, ``leave {room}``, ``say {room, text, ref?}``,
-``history {room, before?, limit?}``, ``who {room}``.
+Client → server: ``join {room, since?, ref?}``, ``leave {room}``, ``say {room, text, ref?}``,
+``history {room, before?, limit?}``, ``who {room}``, ``create {room, kind, ref?}``,
+``invite {room, user, ref?}``, ``rooms {ref?}``.
 
 Server → client: ``welcome {user, rooms, limits}``, ``joined {room, users, last_id}``,
 ``left {room}``, ``message {room, id, user, text, ts}``, ``ack {ref, room, id}``,
 ``presence {room, user, event}``, ``members {room, users}``,
-``history {room, messages}``, ``error {code, message, ref?}``.
+``history {room, messages}``, ``error {code, message, ref?}``, ``created {room, kind, role, ref?}``,
+``invited {room, user, ref?}``, ``invitation {room, by}``, ``rooms {rooms, ref?}``.
 
 Everything a client sends is checked here; a bad frame becomes a ``ChatError``
 that the connection answers with an ``error`` frame and stays open.
@@ -25,15 +27,30 @@ from dataclasses import dataclass
 from typing import Any
 
 from rawws.errors import ChatError
+from rawws.store.base import RoomView
 from rawws.store.base import (
     StoredMessage as StoredMessage,
 )  # re-exported: what the protocol sends
 
 DEFAULT_ROOM = "lobby"
 MAX_ROOM_CHARS = 32
+#: A private room's name is the label its creator chose, a '.', and this many random
+#: characters the server adds: no public name has a '.', so the two kinds never share a
+#: name, and a private name is never taken, so ``create`` never tells a private room exists.
+PRIVATE_SUFFIX_CHARS = 8
+MAX_PRIVATE_LABEL_CHARS = MAX_ROOM_CHARS - 1 - PRIVATE_SUFFIX_CHARS
+PUBLIC_ROOM_NAME = re.compile(rf"[a-z0-9][a-z0-9_-]{{0,{MAX_ROOM_CHARS - 1}}}")
+PRIVATE_ROOM_NAME = re.compile(
+    rf"[a-z0-9][a-z0-9_-]{{0,{MAX_PRIVATE_LABEL_CHARS - 1}}}\.[a-z0-9]{{{PRIVATE_SUFFIX_CHARS}}}"
+)
 # A room name matches this whole (the same syntax in Python and JavaScript: the page gets it too).
-ROOM_NAME = re.compile(rf"[a-z0-9][a-z0-9_-]{{0,{MAX_ROOM_CHARS - 1}}}")
-ROOM_RULE = f"1-{MAX_ROOM_CHARS} characters of a-z, 0-9, '_' and '-', starting with a letter or digit"
+ROOM_NAME = re.compile(f"{PUBLIC_ROOM_NAME.pattern}|{PRIVATE_ROOM_NAME.pattern}")
+ROOM_RULE = (
+    f"1-{MAX_ROOM_CHARS} characters of a-z, 0-9, '_' and '-', starting with a letter or digit"
+    f" (a private room's name ends in '.' and {PRIVATE_SUFFIX_CHARS} letters or digits)"
+)
+ROOM_KINDS = ("public", "private")  # what ``create`` makes ('direct' comes with ``dm``)
+MAX_USER_CHARS = 32
 MAX_TEXT_CHARS = 4000
 #: The largest frame a client needs: a `say` of MAX_TEXT_CHARS, each character JSON-escaped as a
 #: surrogate pair (12 bytes), and room to spare. /ws closes a bigger one with 1009 as soon as this
@@ -56,6 +73,10 @@ NOT_JOINED = "not_joined"
 TOO_MANY_ROOMS = "too_many_rooms"
 RATE_LIMITED = "rate_limited"
 BINARY = "binary_not_supported"
+NO_SUCH_ROOM = "no_such_room"
+NO_SUCH_USER = "no_such_user"
+ROOM_TAKEN = "room_taken"
+FORBIDDEN = "forbidden"
 UNAVAILABLE = "unavailable"
 
 
@@ -63,6 +84,9 @@ UNAVAILABLE = "unavailable"
 class Join:
     room: str
     since: int | None = None
+    ref: str | None = (
+        None  # comes back on an error about this join (the page sends "join:ROOM")
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +113,31 @@ class Who:
     room: str
 
 
-Command = Join | Leave | Say | HistoryRequest | Who
+@dataclass(frozen=True, slots=True)
+class Create:
+    room: str  # public: the name; private: the label the server adds a suffix to
+    kind: str
+    ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Invite:
+    room: str
+    user: str
+    ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RoomsRequest:
+    ref: str | None = None
+
+
+Command = Join | Leave | Say | HistoryRequest | Who | Create | Invite | RoomsRequest
+
+
+def is_private(room: str) -> bool:
+    """A private room's name, by its syntax alone (``PRIVATE_ROOM_NAME``): no lookup needed."""
+    return "." in room
 
 
 def parse_command(data: str | bytes) -> Command:
@@ -117,7 +165,7 @@ def parse_command(data: str | bytes) -> Command:
         if kind == "say":
             return Say(_room(frame), _text(frame), ref)
         if kind == "join":
-            return Join(_room(frame), _optional_int(frame, "since", minimum=0))
+            return Join(_room(frame), _optional_int(frame, "since", minimum=0), ref)
         if kind == "leave":
             return Leave(_room(frame))
         if kind == "history":
@@ -131,6 +179,12 @@ def parse_command(data: str | bytes) -> Command:
             )
         if kind == "who":
             return Who(_room(frame))
+        if kind == "create":
+            return _create(frame, ref)
+        if kind == "invite":
+            return Invite(_room(frame), _user(frame), ref)
+        if kind == "rooms":
+            return RoomsRequest(ref)
     except ChatError as error:
         error.ref = ref
         raise
@@ -146,6 +200,39 @@ def _room(frame: dict[str, Any]) -> str:
     if not isinstance(room, str) or ROOM_NAME.fullmatch(room) is None:
         raise ChatError(BAD_ROOM, f"room must be {ROOM_RULE}")
     return room
+
+
+def _create(frame: dict[str, Any], ref: str | None) -> Create:
+    kind = frame.get("kind")
+    if kind not in ROOM_KINDS:
+        raise ChatError(BAD_FIELD, "kind must be 'public' or 'private'")
+    room = frame.get("room")
+    if not isinstance(room, str) or PUBLIC_ROOM_NAME.fullmatch(room) is None:
+        raise ChatError(
+            BAD_ROOM,
+            f"room must be 1-{MAX_ROOM_CHARS} characters of a-z, 0-9, '_' and '-', starting with a letter or digit",
+        )
+    if kind == "private" and len(room) > MAX_PRIVATE_LABEL_CHARS:
+        raise ChatError(
+            BAD_ROOM,
+            f"a private room's name is at most {MAX_PRIVATE_LABEL_CHARS} characters"
+            f" (the server adds {PRIVATE_SUFFIX_CHARS + 1})",
+        )
+    return Create(room, kind, ref)
+
+
+def _user(frame: dict[str, Any]) -> str:
+    user = frame.get("user")
+    if (
+        not isinstance(user, str)
+        or not 1 <= len(user) <= MAX_USER_CHARS
+        or not user.isprintable()
+        or not _encodable(user)
+    ):
+        raise ChatError(
+            BAD_FIELD, f"user must be a name of 1-{MAX_USER_CHARS} characters"
+        )
+    return user
 
 
 def _text(frame: dict[str, Any]) -> str:
@@ -238,6 +325,25 @@ def history(room: str, messages: list[StoredMessage]) -> str:
     )
 
 
+def created(room: str, kind: str, role: str, ref: str | None) -> str:
+    return dumps(
+        {"type": "created", "room": room, "kind": kind, "role": role, "ref": ref}
+    )
+
+
+def invited(room: str, user: str, ref: str | None) -> str:
+    return dumps({"type": "invited", "room": room, "user": user, "ref": ref})
+
+
+def invitation(room: str, by: str) -> str:
+    return dumps({"type": "invitation", "room": room, "by": by})
+
+
+def rooms(views: list[RoomView], ref: str | None) -> str:
+    listed = [{"room": v.room, "kind": v.kind, "role": v.role} for v in views]
+    return dumps({"type": "rooms", "rooms": listed, "ref": ref})
+
+
 def error(code: str, message: str, ref: str | None = None) -> str:
     payload: dict[str, Any] = {"type": "error", "code": code, "message": message}
     if ref is not None:
@@ -286,3 +392,15 @@ def who_frame(room: str) -> str:
 
 def history_frame(room: str, limit: int) -> str:
     return dumps({"type": "history", "room": room, "limit": limit})
+
+
+def create_frame(room: str, kind: str, ref: str | None = None) -> str:
+    return dumps({"type": "create", "room": room, "kind": kind, "ref": ref})
+
+
+def invite_frame(room: str, user: str, ref: str | None = None) -> str:
+    return dumps({"type": "invite", "room": room, "user": user, "ref": ref})
+
+
+def rooms_frame(ref: str | None = None) -> str:
+    return dumps({"type": "rooms", "ref": ref})

@@ -66,6 +66,18 @@ class ListRooms:
 
 
 @dataclass(frozen=True, slots=True)
+class CreateRoom:
+    name: str
+    kind: str = "public"
+
+
+@dataclass(frozen=True, slots=True)
+class InviteUser:
+    room: str
+    user: str
+
+
+@dataclass(frozen=True, slots=True)
 class Help:
     pass
 
@@ -87,6 +99,8 @@ InputCommand = (
     | WhoIsHere
     | ShowHistory
     | ListRooms
+    | CreateRoom
+    | InviteUser
     | Help
     | Quit
     | BadInput
@@ -101,7 +115,9 @@ HELP = (
         f"*   /history [N]   the last N messages of the current room (default {DEFAULT_HISTORY_COUNT}, "
         f"at most {MAX_HISTORY_LIMIT})"
     ),
-    "*   /rooms         the rooms you are in",
+    "*   /rooms         the rooms you are in, and every room you may join (kind, your role)",
+    "*   /create NAME [private]  make a room (public unless private) and own it",
+    "*   /invite ROOM USER       let USER into your private ROOM (from now on)",
     "*   /quit          leave (also Ctrl-D or Ctrl-C)",
 )
 
@@ -140,6 +156,16 @@ def _parse_command(line: str) -> InputCommand:
         if room is not None and not valid_room(room):
             return BadInput(ROOM_RULE)
         return LeaveRoom(room) if name == "leave" else WhoIsHere(room)
+    if name == "create":
+        return _create(args)
+    if name == "invite":
+        if len(args) != 2 or len(args[1]) > wire.MAX_USER_CHARS:
+            return BadInput("usage: /invite ROOM USER")
+        if not wire.is_private(args[0]) or not valid_room(args[0]):
+            return BadInput(
+                "only a private room takes invitations (its name has a '.')"
+            )
+        return InviteUser(args[0], args[1])
     if name == "history":
         if not args:
             return ShowHistory()
@@ -151,3 +177,17 @@ def _parse_command(line: str) -> InputCommand:
             return ShowHistory(int(args[0]))
         return BadInput(f"usage: /history [N], N from 1 to {MAX_HISTORY_LIMIT}")
     return BadInput(f"unknown command /{name} (/help lists them)")
+
+
+def _create(args: list[str]) -> InputCommand:
+    if not 1 <= len(args) <= 2 or (len(args) == 2 and args[1] not in wire.ROOM_KINDS):
+        return BadInput("usage: /create NAME [private]")
+    kind = args[1] if len(args) == 2 else "public"
+    if wire.PUBLIC_ROOM_NAME.fullmatch(args[0]) is None:
+        return BadInput("a new room's name is 1-32 characters of a-z, 0-9, '_' and '-'")
+    if kind == "private" and len(args[0]) > wire.MAX_PRIVATE_LABEL_CHARS:
+        return BadInput(
+            f"a private room's name is at most {wire.MAX_PRIVATE_LABEL_CHARS} characters"
+            " (the server adds '.' and 8 more)"
+        )
+    return CreateRoom(args[0], kind)

@@ -28,6 +28,7 @@ from typing import Any
 
 from rawws.chat.wire import (
     DEFAULT_ROOM,
+    NO_SUCH_ROOM,
     TOO_MANY_ROOMS,
     history_frame,
     join_frame,
@@ -39,8 +40,10 @@ from rawws.chatclient.commands import (
     HELP,
     ROOM_RULE,
     BadInput,
+    CreateRoom,
     Help,
     InputCommand,
+    InviteUser,
     JoinRoom,
     LeaveRoom,
     ListRooms,
@@ -50,6 +53,7 @@ from rawws.chatclient.commands import (
     WhoIsHere,
     valid_room,
 )
+from rawws.chatclient.doors import door_answer, door_frame
 
 Frame = dict[str, Any]  # one decoded server frame
 TEXT_PREVIEW_CHARS = 40
@@ -269,8 +273,10 @@ class ChatState:
         handler: Callable[[Frame], Output] | None = (
             getattr(self, f"_on_{kind}", None) if isinstance(kind, str) else None
         )
-        if handler is None:
-            return Output()  # a frame type from a newer server: nothing to show
+        if (
+            handler is None
+        ):  # an answer to a door command, or a frame type from a newer server
+            handler = self._on_door
         try:
             return handler(frame)
         except (KeyError, TypeError, ValueError, AttributeError):
@@ -319,6 +325,9 @@ class ChatState:
                 )
             )
         return out
+
+    def _on_door(self, frame: Frame) -> Output:
+        return Output(show=door_answer(frame, self.formatter, set(self.rooms)) or [])
 
     def _on_left(self, frame: Frame) -> Output:
         return Output(show=[self.formatter.info(f"left {frame['room']}")])
@@ -381,7 +390,10 @@ class ChatState:
             )
             return out
         out.show.append(self.formatter.error(message))
-        if frame.get("code") == TOO_MANY_ROOMS and self._unconfirmed_joins:
+        if (
+            frame.get("code") in (TOO_MANY_ROOMS, NO_SUCH_ROOM)
+            and self._unconfirmed_joins
+        ):
             room, before = self._unconfirmed_joins.pop()
             self.rooms.pop(room, None)
             self._awaiting.discard(room)
@@ -397,8 +409,11 @@ class ChatState:
             return Output(show=[self.formatter.error(command.message)])
         if isinstance(command, Help):
             return Output(show=list(HELP))
-        if isinstance(command, ListRooms):
-            return Output(show=[self._rooms_line()])
+        if isinstance(command, ListRooms):  # ours at once, then every room we may join
+            return Output(
+                send=[door_frame(None)] if self.connected else [],
+                show=[self._rooms_line()],
+            )
         if isinstance(command, Quit):
             return Output()
         if isinstance(command, JoinRoom) and command.room in self.rooms:
@@ -412,6 +427,8 @@ class ChatState:
             )
         if isinstance(command, SayLine):
             return self._say(command.text)
+        if isinstance(command, (CreateRoom, InviteUser)):
+            return Output(send=[door_frame(command)])
         if isinstance(command, JoinRoom):
             self._unconfirmed_joins.append((command.room, self.current))
             self.rooms[command.room] = RoomLog()

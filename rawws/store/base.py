@@ -36,6 +36,30 @@ class NewMessage:
     ts: float
 
 
+PUBLIC, PRIVATE, DIRECT = "public", "private", "direct"  # a room's kind
+OWNER, MODERATOR, MEMBER = "owner", "moderator", "member"  # a member's role
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    """One user's stored place in a room: their ``role``, and ``since_id``, the room's last
+    message id when they became a member (they are sent only messages after it)."""
+
+    room: str
+    kind: str
+    role: str
+    since_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class RoomView:
+    """A room as one user may see it: ``role`` is None where they are not a member (public rooms)."""
+
+    room: str
+    kind: str
+    role: str | None
+
+
 ROTATED, REUSED, INVALID = "rotated", "reused", "invalid"
 
 
@@ -81,7 +105,23 @@ class Grants(Protocol):
     ) -> bool: ...
 
 
-class Store(Grants, Protocol):
+class Rooms(Protocol):
+    """Room kinds and stored membership: what a private room's doors read, on every node alike."""
+
+    async def create_room(
+        self, room: str, kind: str, owner: str
+    ) -> Membership | None: ...
+
+    async def add_member(
+        self, room: str, user: str, role: str, added_by: str
+    ) -> Membership | None: ...
+
+    async def membership(self, room: str, user: str) -> Membership | None: ...
+
+    async def visible_rooms(self, user: str) -> list[RoomView]: ...
+
+
+class Store(Grants, Rooms, Protocol):
     async def create_user(self, username: str, password_hash: str) -> User: ...
 
     async def get_user(self, username: str) -> User | None: ...

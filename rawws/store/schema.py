@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rawws.store.names import username_key, username_skeleton
 
-SCHEMA_VERSION = 4  # 1: users; 2: rooms and messages; 3: refresh tokens and spent tickets; 4: name skeletons
+SCHEMA_VERSION = 5  # 1: users; 2: rooms and messages; 3: refresh tokens and spent tickets; 4: name skeletons;
+# 5: room kinds, owners and stored membership
 
 metadata = sa.MetaData()
 
@@ -46,6 +47,27 @@ rooms = sa.Table(
     # The last message id given out in this room: ids come from one atomic
     # UPDATE … RETURNING, so they stay ordered with several nodes on one database.
     sa.Column("last_id", sa.BigInteger, nullable=False),
+    # 'public' (anyone may join; a room first used by a join or a message is public),
+    # 'private' (members only: ``room_members``) or 'direct' (later: two members).
+    sa.Column("kind", sa.String(16), nullable=False, server_default="public"),
+    # The username key of the user who made it with ``create``; NULL for an implicit room.
+    sa.Column("owner", sa.String(32), nullable=True),
+)
+
+# Who belongs to a room, stored so that every node reads the same answer. ``since_id``
+# is the room's last message id when the user became a member: of a private room they
+# are sent only the messages after it (live, in a ``since`` replay and in history).
+room_members = sa.Table(
+    "room_members",
+    metadata,
+    sa.Column("room", sa.String(32), primary_key=True),
+    sa.Column("user_key", sa.String(32), primary_key=True, index=True),
+    sa.Column(
+        "role", sa.String(16), nullable=False
+    ),  # 'owner' | 'moderator' | 'member'
+    sa.Column("since_id", sa.BigInteger, nullable=False),
+    sa.Column("added_by", sa.String(32), nullable=True),
+    sa.Column("added_at", sa.Float, nullable=False),
 )
 
 messages = sa.Table(
@@ -133,11 +155,36 @@ async def _add_skeletons(conn: AsyncConnection) -> None:
     await conn.run_sync(lambda sync: index.create(sync, checkfirst=True))
 
 
+async def _add_room_kinds(conn: AsyncConnection) -> None:
+    """Version 5: rooms get a kind and an owner; membership is stored (``room_members``).
+
+    Every room a release before it made is public (there was no other kind) with no
+    owner. ``create_all`` has made ``room_members`` already; it is made here too so
+    this step stands alone (it may be renumbered when other migrations land).
+    """
+
+    def missing(sync: Any) -> set[str]:
+        columns = {column["name"] for column in sa.inspect(sync).get_columns("rooms")}
+        return {"kind", "owner"} - columns
+
+    absent = await conn.run_sync(missing)
+    if "kind" in absent:
+        await conn.execute(
+            sa.text(
+                "ALTER TABLE rooms ADD COLUMN kind VARCHAR(16) NOT NULL DEFAULT 'public'"
+            )
+        )
+    if "owner" in absent:
+        await conn.execute(sa.text("ALTER TABLE rooms ADD COLUMN owner VARCHAR(32)"))
+    await conn.run_sync(lambda sync: metadata.create_all(sync, tables=[room_members]))
+
+
 #: ``MIGRATIONS[n]`` upgrades a database from version ``n`` to ``n + 1``.
 MIGRATIONS: dict[int, Migration] = {
     1: _add_messages,
     2: _add_grants,
     3: _add_skeletons,
+    4: _add_room_kinds,
 }
 
 

@@ -28,6 +28,7 @@ from rawws.store.base import (
     User,
 )
 from rawws.store.names import username_key, username_skeleton
+from rawws.store.rooms import RoomsSql
 from rawws.store.schema import (
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -48,8 +49,8 @@ def sqlite_url(data_dir: str | Path) -> str:
     return f"sqlite+aiosqlite:///{Path(data_dir) / SQLITE_FILE}"
 
 
-class SqlStore:
-    """A ``Store`` over any SQLAlchemy async URL."""
+class SqlStore(RoomsSql):
+    """A ``Store`` over any SQLAlchemy async URL (rooms and membership: ``RoomsSql``)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine

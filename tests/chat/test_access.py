@@ -19,6 +19,9 @@ COMMANDS: dict[str, wire.Command] = {
     "say": wire.Say(ROOM, "hi", "r1"),
     "history": wire.HistoryRequest(ROOM),
     "who": wire.Who(ROOM),
+    "create": wire.Create(ROOM, "public", "r2"),
+    "invite": wire.Invite("den.abcdefgh", "bob", "r3"),
+    "rooms": wire.RoomsRequest("r4"),
 }
 # command → (the answer when the connection is in the room, the answer when it is not); None: allowed
 MATRIX: dict[str, tuple[str | None, str | None]] = {
@@ -27,6 +30,9 @@ MATRIX: dict[str, tuple[str | None, str | None]] = {
     "say": (None, wire.NOT_JOINED),
     "history": (None, wire.NOT_JOINED),
     "who": (None, wire.NOT_JOINED),
+    "create": (None, None),
+    "invite": (None, None),  # then the stored membership decides (test_doors)
+    "rooms": (None, None),
 }
 
 
@@ -50,6 +56,12 @@ def test_the_matrix(name: str, joined: bool) -> None:
     assert refused.value.ref == getattr(
         COMMANDS[name], "ref", None
     )  # a say's ref comes back with the refusal
+
+
+def test_invite_names_a_private_room() -> None:
+    with pytest.raises(ChatError) as refused:
+        authorize(wire.Invite("lobby", "bob", "r"), lambda room: False)
+    assert (refused.value.code, refused.value.ref) == (wire.BAD_ROOM, "r")
 
 
 @given(

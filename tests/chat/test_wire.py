@@ -289,9 +289,11 @@ MESSAGE = StoredMessage("lobby", 42, "ada", 'hi "bob" ☃\n', 1795539257.28)
                 "user": "ada",
                 "rooms": ["lobby"],
                 "limits": {
-                    "room_name": "[a-z0-9][a-z0-9_-]{0,31}",
+                    "room_name": "[a-z0-9][a-z0-9_-]{0,31}"
+                    r"|[a-z0-9][a-z0-9_-]{0,22}\.[a-z0-9]{8}",
                     "room_rule": "1-32 characters of a-z, 0-9, '_' and '-', "
-                    "starting with a letter or digit",
+                    "starting with a letter or digit (a private room's name ends in "
+                    "'.' and 8 letters or digits)",
                     "max_text_chars": 4000,
                     "max_ref_chars": 64,
                     "default_history_limit": 50,

@@ -826,3 +826,42 @@ async def test_the_page_keeps_to_the_limits_the_server_sent(
     assert not [frame for frame in said if "eleven char" in frame], said
     await other.say("ten chars!")
     assert page.page_errors == other.page_errors == []
+
+
+async def test_a_private_room_on_the_page_is_no_room_until_an_invitation(
+    start_server: StartServer, open_page: OpenPage
+) -> None:
+    """The page joins a private room by its name: refused in words as no room at all (and dropped
+    from the list) until its owner invites the user, whose page then says so."""
+    from tests.support.chat_client import close_quietly, connect_chat, new_user
+
+    server = await start_server()
+    page = await open_page(base_url(server), "dora")
+    await page.register()
+    ann = await connect_chat(server, await new_user(server.port, "ann"), "ann")
+    try:
+        await ann.send(type="create", room="den", kind="private", ref="c")
+        den = (await ann.wait_frame("created", ref="c"))["room"]
+        await ann.join(den)
+
+        await page.page.fill("#join-room", den)
+        await page.page.press("#join-room", "Enter")
+        await expect(page.page.locator("#notice-text")).to_contain_text(
+            "There is no room by that name"
+        )
+        await expect(page.room_button(den)).to_have_count(0)
+
+        await ann.send(type="invite", room=den, user="dora", ref="i")
+        await ann.wait_frame("invited", ref="i")
+        await expect(page.page.locator("#notice-text")).to_contain_text(
+            f"ann invited you to {den}"
+        )
+        await page.page.fill("#join-room", den)
+        await page.page.press("#join-room", "Enter")
+        await expect(page.room_button(den)).to_have_count(1)
+        await ann.say(den, "welcome in", "w")
+        await expect(page.message(den, 1)).to_contain_text("welcome in")
+    finally:
+        await close_quietly(ann)
+    assert page.page_errors == []
+    assert await page.csp_violations() == []

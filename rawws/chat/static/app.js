@@ -45,6 +45,8 @@
       `You're in as many rooms as you can be (${limits.max_rooms_per_connection}). Leave one to join another.`,
     bad_room: (limits) => `Room names are ${limits.room_rule}.`,
     unavailable: "The server couldn't save that just now. Please try again.",
+    // A private room you are not in reads exactly like no room at all (docs/protocol.md).
+    no_such_room: "There is no room by that name that you can join.",
   };
 
   const $ = (id) => document.getElementById(id);
@@ -584,8 +586,15 @@
       case "members": return setMembers(frame.room, frame.users);
       case "history": return onHistory(frame);
       case "error": return onError(frame);
+      case "invitation": return onInvitation(frame);
       default: return;
     }
+  }
+
+  // Someone let you into a private room: its name is the way in (type it into "Join a room").
+  function onInvitation(frame) {
+    if (typeof frame.room !== "string" || typeof frame.by !== "string") return;
+    showNotice(`${frame.by} invited you to ${frame.room}. Join it by that name.`);
   }
 
   function onWelcome(frame) {

@@ -1,0 +1,143 @@
+"""The doors of rooms: ``create``, ``invite``, ``rooms``, and the stored membership a private room's ``join`` needs.
+
+Membership lives in the store, shared by every node, so an invitation made on one
+node lets the invitee in on any other. Each node keeps the memberships it has read
+(``MembershipCache``): only ones that exist, since membership only grows today (no
+kick or ban yet), so a cached answer can never be stale; a "not a member" is read
+again every time, so an invitation made elsewhere counts at once. When kick and ban
+arrive they must evict entries (on every node, through the bus). ``say`` reads none
+of this: the connection joined, and that check is local (``rawws.chat.access``).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections import OrderedDict
+from collections.abc import Callable
+
+from rawws.chat import wire as chat
+from rawws.chat.access import authorize_stored
+from rawws.chat.member import ChatMember
+from rawws.errors import ChatError
+from rawws.store import Store
+from rawws.store.base import MEMBER, Membership
+from rawws.store.names import username_key
+from rawws.store.outage import StoreHealth, StoreUnavailable
+
+log = logging.getLogger("rawws.chat")
+
+MAX_CACHED_MEMBERSHIPS = 65_536  # per node; the oldest read goes first
+SUFFIX_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+NAME_ATTEMPTS = 4  # 36**8 names per label: a collision twice in a row is already absurd
+
+
+class MembershipCache:
+    """Memberships this node has read, by (room, user key): those that exist only."""
+
+    def __init__(self, size: int = MAX_CACHED_MEMBERSHIPS) -> None:
+        self.size = size
+        self._found: OrderedDict[tuple[str, str], Membership] = OrderedDict()
+
+    def get(self, room: str, user: str) -> Membership | None:
+        return self._found.get((room, username_key(user)))
+
+    def put(self, user: str, membership: Membership) -> None:
+        self._found[(membership.room, username_key(user))] = membership
+        while len(self._found) > self.size:
+            self._found.popitem(last=False)
+
+
+def private_name(label: str) -> str:
+    """The name of a new private room: the creator's label, '.', random letters and digits."""
+    suffix = "".join(
+        secrets.choice(SUFFIX_ALPHABET) for _ in range(chat.PRIVATE_SUFFIX_CHARS)
+    )
+    return f"{label}.{suffix}"
+
+
+class Doors:
+    """Runs ``create``, ``invite`` and ``rooms``, and looks up membership for private joins."""
+
+    def __init__(
+        self,
+        store: Store,
+        health: StoreHealth,
+        notify: Callable[[str, str], None],
+    ) -> None:
+        self.store = store
+        self.health = health
+        self.notify = (
+            notify  # (username, text): to that user's connections on this node
+        )
+        self.cache = MembershipCache()
+
+    async def membership(self, room: str, user: str) -> Membership | None:
+        found = self.cache.get(room, user)
+        if found is None:
+            found = await self.health.call(
+                "membership", self.store.membership(room, user)
+            )
+            if found is not None:
+                self.cache.put(user, found)
+        return found
+
+    async def admit(self, command: chat.Join | chat.Invite, user: str) -> Membership:
+        """``user``'s membership of the private room ``command`` names, if it allows ``command``."""
+        return authorize_stored(command, await self.membership(command.room, user))
+
+    async def run(
+        self, member: ChatMember, command: chat.Create | chat.Invite | chat.RoomsRequest
+    ) -> None:
+        """One door command, answered on ``member``: its answer, or the ``error`` that stopped it."""
+        try:
+            if isinstance(command, chat.Create):
+                await self._create(member, command)
+            elif isinstance(command, chat.Invite):
+                await self._invite(member, command)
+            else:
+                views = await self.health.call(
+                    "rooms", self.store.visible_rooms(member.user)
+                )
+                member.send(chat.rooms(views, command.ref))
+        except ChatError as error:
+            member.send(chat.error(error.code, error.message, error.ref))
+        except Exception as exc:
+            if not isinstance(exc, StoreUnavailable):
+                log.exception("%s failed", type(command).__name__.lower())
+            member.send(
+                chat.error(chat.UNAVAILABLE, "not done; send it again", command.ref)
+            )
+
+    async def _create(self, member: ChatMember, command: chat.Create) -> None:
+        for _ in range(NAME_ATTEMPTS if command.kind == "private" else 1):
+            room = (
+                private_name(command.room)
+                if command.kind == "private"
+                else command.room
+            )
+            made = await self.health.call(
+                "creating", self.store.create_room(room, command.kind, member.user)
+            )
+            if made is not None:
+                self.cache.put(member.user, made)
+                member.send(chat.created(room, made.kind, made.role, command.ref))
+                return
+        raise ChatError(chat.ROOM_TAKEN, f"{command.room} exists: join it", command.ref)
+
+    async def _invite(self, member: ChatMember, command: chat.Invite) -> None:
+        await self.admit(command, member.user)
+        invitee = await self.health.call("inviting", self.store.get_user(command.user))
+        if invitee is None:
+            raise ChatError(chat.NO_SUCH_USER, f"no user {command.user}", command.ref)
+        added = await self.health.call(
+            "inviting",
+            self.store.add_member(command.room, invitee.username, MEMBER, member.user),
+        )
+        if (
+            added is None
+        ):  # the room is gone (not possible yet: rooms are never removed)
+            raise ChatError(chat.NO_SUCH_ROOM, f"no room {command.room}", command.ref)
+        self.cache.put(invitee.username, added)
+        member.send(chat.invited(command.room, invitee.username, command.ref))
+        self.notify(invitee.username, chat.invitation(command.room, member.user))

@@ -1,0 +1,122 @@
+"""Room kinds and stored membership in SQL: ``SqlStore`` inherits these from ``RoomsSql``.
+
+Membership is in the database, not in a node's memory, so an invitation made on one
+node opens the door on every other. A member's ``since_id`` is read from the room's
+``last_id`` by the same statement that inserts the membership, so it is a point in the
+room's ordered stream: every message numbered after it is one stored after they joined.
+"""
+
+from __future__ import annotations
+
+import time
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from rawws.store.base import OWNER, PUBLIC, Membership, RoomView
+from rawws.store.names import username_key
+from rawws.store.schema import room_members, rooms
+
+#: The most rooms ``visible_rooms`` lists: an answer fits one frame however many rooms exist.
+MAX_VISIBLE_ROOMS = 500
+
+
+class RoomsSql:
+    """The ``Rooms`` part of the store."""
+
+    engine: AsyncEngine
+
+    async def create_room(self, room: str, kind: str, owner: str) -> Membership | None:
+        """Make ``room`` of ``kind`` with ``owner`` its owner member; None when the name is taken.
+
+        A public room used before (a message stored in it) is taken; one only ever joined
+        has no row yet and may still be made, by whoever asks first.
+        """
+        owner_key = username_key(owner)
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(
+                    rooms.insert().values(
+                        name=room, last_id=0, kind=kind, owner=owner_key
+                    )
+                )
+                await conn.execute(
+                    room_members.insert().values(
+                        room=room,
+                        user_key=owner_key,
+                        role=OWNER,
+                        since_id=0,
+                        added_by=owner_key,
+                        added_at=time.time(),
+                    )
+                )
+        except IntegrityError:
+            return None
+        return Membership(room, kind, OWNER, 0)
+
+    async def add_member(
+        self, room: str, user: str, role: str, added_by: str
+    ) -> Membership | None:
+        """Make ``user`` a member of ``room`` from its last message on; None when there is no such room.
+
+        Already a member: their membership stays as it was (an invitation twice is one).
+        """
+        key = username_key(user)
+        found = await self.membership(room, user)
+        if found is not None:
+            return found
+        select = sa.select(
+            rooms.c.name,
+            sa.literal(key),
+            sa.literal(role),
+            rooms.c.last_id,
+            sa.literal(username_key(added_by)),
+            sa.literal(time.time()),
+        ).where(rooms.c.name == room)
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(
+                    room_members.insert().from_select(
+                        [
+                            "room",
+                            "user_key",
+                            "role",
+                            "since_id",
+                            "added_by",
+                            "added_at",
+                        ],
+                        select,
+                    )
+                )
+        except IntegrityError:
+            pass  # invited at the same moment by someone else: that membership stands
+        return await self.membership(room, user)
+
+    async def membership(self, room: str, user: str) -> Membership | None:
+        query = (
+            sa.select(rooms.c.kind, room_members.c.role, room_members.c.since_id)
+            .join(room_members, room_members.c.room == rooms.c.name)
+            .where(rooms.c.name == room, room_members.c.user_key == username_key(user))
+        )
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None:
+            return None
+        return Membership(room, row.kind, row.role, int(row.since_id))
+
+    async def visible_rooms(self, user: str) -> list[RoomView]:
+        """Every public room that has a row (made, or written in), and every room ``user`` belongs to."""
+        mine = room_members.c.user_key == username_key(user)
+        query = (
+            sa.select(rooms.c.name, rooms.c.kind, room_members.c.role)
+            .outerjoin(room_members, sa.and_(room_members.c.room == rooms.c.name, mine))
+            .where(sa.or_(rooms.c.kind == PUBLIC, room_members.c.role.is_not(None)))
+            .order_by(rooms.c.name)
+            .limit(MAX_VISIBLE_ROOMS)
+        )
+        async with self.engine.connect() as conn:
+            return [
+                RoomView(row.name, row.kind, row.role)
+                for row in await conn.execute(query)
+            ]
