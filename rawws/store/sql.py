@@ -40,6 +40,7 @@ from rawws.store.schema import (
     spent_tickets,
     users,
 )
+from rawws.store.stops import AccountStops
 
 SQLITE_FILE = "rawws.db"
 
@@ -48,8 +49,8 @@ def sqlite_url(data_dir: str | Path) -> str:
     return f"sqlite+aiosqlite:///{Path(data_dir) / SQLITE_FILE}"
 
 
-class SqlStore:
-    """A ``Store`` over any SQLAlchemy async URL."""
+class SqlStore(AccountStops):
+    """A ``Store`` over any SQLAlchemy async URL (the account stops' queries: ``rawws.store.stops``)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -122,7 +123,15 @@ class SqlStore:
             if row.created_at.tzinfo
             else row.created_at.replace(tzinfo=UTC)
         )
-        return User(row.id, row.username, row.password_hash, created)
+        return User(
+            row.id,
+            row.username,
+            row.password_hash,
+            created,
+            disabled=row.disabled,
+            admin=row.admin,
+            not_before=row.not_before,
+        )
 
     async def update_password_hash(self, user_id: int, password_hash: str) -> None:
         async with self.engine.begin() as conn:
