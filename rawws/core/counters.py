@@ -146,7 +146,7 @@ class Counters:
         self.catchup_messages = 0
         self.logins: dict[
             str, int
-        ] = {}  # ok, bad_credentials, rate_limited, bad_request
+        ] = {}  # ok, bad_credentials, disabled, rate_limited, bad_request
         self.store_commit_seconds = Histogram(LATENCY_BUCKETS_S)
         self.store_batch_messages = Histogram(BATCH_BUCKETS)
         self.store_commit_failures = 0

@@ -34,17 +34,28 @@ class AccountStops:
 
     engine: AsyncEngine
 
-    async def stamp_not_before(self, user_id: int, at: float) -> None:
-        """Refuse every token of the user issued at or before ``at`` (never moves a stamp back)."""
+    async def stamp_not_before(self, user_id: int, at: float) -> Stamp | None:
+        """Refuse every token of the user issued at or before ``at`` (a stamp never moves back).
+
+        The user's stamp as it now stands, or ``None`` when there is no such user.
+        """
         async with self.engine.begin() as conn:
             await conn.execute(
                 users.update()
                 .where(users.c.id == user_id, users.c.not_before < at)
                 .values(not_before=at)
             )
+            row = (
+                await conn.execute(
+                    sa.select(
+                        users.c.username_key, users.c.not_before, users.c.disabled
+                    ).where(users.c.id == user_id)
+                )
+            ).first()
+        return None if row is None else Stamp(*row)
 
     async def set_disabled(self, username: str, disabled: bool, at: float) -> bool:
-        """Disable (stamp ``at``, every refresh family revoked) or enable; ``False``: no such user."""
+        """Disable (every refresh family revoked) or enable, stamped ``at``; ``False``: no such user."""
         async with self.engine.begin() as conn:
             row = (
                 await conn.execute(
@@ -55,9 +66,13 @@ class AccountStops:
             ).first()
             if row is None:
                 return False
-            values: dict[str, object] = {"disabled": disabled}
+            # Enabling stamps too: it is how every node's poll hears of it (and no token
+            # of a disabled user is worth keeping).
+            values = {
+                "disabled": disabled,
+                "not_before": max(at, float(row.not_before)),
+            }
             if disabled:
-                values["not_before"] = max(at, float(row.not_before))
                 await conn.execute(
                     refresh_tokens.update()
                     .where(
@@ -107,6 +122,49 @@ class AccountStops:
             AccountState(row.username, row.disabled, row.admin, row.not_before)
             for row in rows
         ]
+
+    async def revoke_family_and_stamp(self, token_hash: str, at: float) -> Stamp | None:
+        """Logout: revoke a token's family and stamp its owner ``at``, in one transaction.
+
+        ``None`` when the token is unknown or its family was revoked already (a second
+        logout stops nothing more: another device's login since then keeps working).
+        """
+        async with self.engine.begin() as conn:
+            owner = (
+                await conn.execute(
+                    sa.select(refresh_tokens.c.user_id, refresh_tokens.c.family).where(
+                        refresh_tokens.c.token_hash == token_hash
+                    )
+                )
+            ).first()
+            if owner is None:
+                return None
+            user = (
+                await conn.execute(
+                    sa.select(
+                        users.c.username_key, users.c.not_before, users.c.disabled
+                    )
+                    .where(users.c.id == owner.user_id)
+                    .with_for_update()  # ordered with rotations (``SqlStore._lock_user``)
+                )
+            ).first()
+            revoked = await conn.execute(
+                refresh_tokens.update()
+                .where(
+                    refresh_tokens.c.family == owner.family,
+                    refresh_tokens.c.revoked.is_(False),
+                )
+                .values(revoked=True)
+            )
+            if user is None or not revoked.rowcount:
+                return None
+            stamp = Stamp(user.username_key, max(at, user.not_before), user.disabled)
+            await conn.execute(
+                users.update()
+                .where(users.c.id == owner.user_id)
+                .values(not_before=stamp.not_before)
+            )
+            return stamp
 
     async def stamps_since(self, since: float) -> list[Stamp]:
         """Every stamp set after ``since`` (the nodes' poll: an index range, usually empty)."""

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from rawws.store import SqlStore, open_store
 from rawws.store.base import Stamp
-from rawws.store.schema import metadata, schema_version, users
+from rawws.store.schema import metadata, schema_version
 from rawws.store.sql import SCHEMA_VERSION
 
 HASH = "$argon2id$v=19$m=8192,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo"
@@ -77,7 +77,7 @@ async def test_disable_revokes_every_refresh_family_and_stamps(store: SqlStore) 
     assert await store.stamps_since(now) == []
     assert await store.set_disabled("ada", False, now + 5)
     state = await store.account_state("ada")
-    assert state is not None and not state.disabled and state.not_before == now
+    assert state is not None and not state.disabled and state.not_before == now + 5
     assert not await store.set_disabled("nobody", True, now)
 
 
@@ -91,3 +91,17 @@ async def test_a_stamp_never_moves_back_and_admin_is_a_flag(store: SqlStore) -> 
     assert await store.set_admin("ada", False)
     assert await store.flagged_accounts() == []
     assert not await store.set_admin("nobody", True)
+
+
+async def test_logout_revokes_the_family_and_stamps_once(store: SqlStore) -> None:
+    user = await store.create_user("Ada", HASH)
+    later = time.time() + 3600
+    await store.add_refresh_token("h1", "f1", user.id, "Ada", later)
+    await store.add_refresh_token("h2", "f2", user.id, "Ada", later)
+    stamp = await store.revoke_family_and_stamp("h1", 50.0)
+    assert stamp == Stamp("ada", 50.0, False)
+    assert await store.revoke_family_and_stamp("h1", 60.0) is None  # revoked already
+    assert await store.revoke_family_and_stamp("nope", 60.0) is None
+    rotation = await store.rotate_refresh_token("h2", "h3", later, time.time())
+    assert rotation.outcome == "rotated"  # another login of the user keeps its family
+    assert await store.stamp_not_before(user.id, 40.0) == Stamp("ada", 50.0, False)
