@@ -37,6 +37,7 @@ from rawws.core.http import Request, Response, Router, json_response
 from rawws.core.ratelimit import RateLimiter
 from rawws.errors import HttpError, RawwsError, UsernameTaken
 from rawws.store import Store
+from rawws.store.base import Stamp
 from rawws.store.names import username_key
 from rawws.store.outage import RETRY_AFTER_S, StoreHealth, StoreUnavailable
 
@@ -221,7 +222,8 @@ class Accounts:
             raise HttpError(
                 401, BAD_CREDENTIALS
             )  # the same answer for an unknown user and a wrong password
-        _refuse_disabled(user.disabled)  # said only to whoever knows the password
+        if user.disabled:  # said only to whoever knows the password
+            raise _disabled()
         if self.passwords.needs_rehash(user.password_hash):
             new_hash = await self._off_loop(
                 request, username, self.passwords.hash, password
@@ -237,7 +239,11 @@ class Accounts:
         again = await self._stored("login", self.store.get_user(user.username))
         if again is None or again.disabled:
             await self._stored("login", self.refresh_tokens.revoke(pair.refresh_token))
-            _refuse_disabled(True)
+            raise _disabled()
+        if self.stops is not None:
+            # Enabled since this node last polled: its new token works here at once.
+            stamp = Stamp(username_key(again.username), again.not_before, False)
+            self.stops.note(stamp)
         return json_response(200, pair.as_json(), [("Cache-Control", "no-store")])
 
     async def refresh(self, request: Request) -> Response:
@@ -414,12 +420,11 @@ class StoredTickets:
         )
 
 
-def _refuse_disabled(disabled: bool) -> None:
+def _disabled() -> HttpError:
     """403 ``account_disabled``: after the password was right, so a guesser learns nothing."""
-    if disabled:
-        raise HttpError(
-            403, "this account is disabled by the server's admin", code=ACCOUNT_DISABLED
-        )
+    return HttpError(
+        403, "this account is disabled by the server's admin", code=ACCOUNT_DISABLED
+    )
 
 
 def _retry_after(wait_s: float) -> list[tuple[str, str]]:
