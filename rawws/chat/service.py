@@ -186,7 +186,7 @@ class ChatHandler:
         )  # replay queries shared by members who rejoin at once
         self._members: dict[Peer, ChatMember] = {}
         #: By user, so a stopped account's connections are closed (``StopBook`` calls ``stops.stop``).
-        self.stops = ConnectionStops()
+        self.stops = ConnectionStops(self.counters)
         self._rate = RateLimiter(
             limits.message_burst, limits.message_burst / limits.messages_per_s
         )

@@ -15,6 +15,7 @@ from rawws.accounts.stops import why
 from rawws.accounts.tokens import Identity
 from rawws.chat.peer import Peer
 from rawws.core.closecodes import POLICY_VIOLATION
+from rawws.core.counters import Counters
 from rawws.store.base import Stamp
 from rawws.store.names import username_key
 
@@ -24,9 +25,9 @@ log = logging.getLogger("rawws.chat")
 class ConnectionStops:
     """Open chat connections by user key; ``stop`` closes those a stamp stops."""
 
-    def __init__(self) -> None:
+    def __init__(self, counters: Counters) -> None:
         self._by_user: dict[str, set[Peer]] = {}
-        self.closed = 0  # connections closed by a stop since start
+        self.counters = counters
 
     def add(self, peer: Peer, user: str) -> None:
         self._by_user.setdefault(username_key(user), set()).add(peer)
@@ -41,11 +42,19 @@ class ConnectionStops:
 
     def stop(self, stamp: Stamp) -> None:
         """Close (1008, the reason said) each of the user's connections ``stamp`` stops."""
+        closed = 0
         for peer in list(self._by_user.get(stamp.user_key, ())):
             identity = peer.identity
             if not isinstance(identity, Identity):
                 continue
             reason = why(stamp, identity)
             if reason is not None:
-                self.closed += 1
+                closed += 1
                 peer.close(POLICY_VIOLATION, reason)
+        if closed:
+            self.counters.account_stop_closes += closed
+            log.info(
+                "account stopped (%s): %d connection(s) closed",
+                "disabled" if stamp.disabled else "signed out",
+                closed,
+            )

@@ -115,6 +115,7 @@ class Counters:
         "fanout_deliveries",
         "catchups",
         "catchup_messages",
+        "account_stop_closes",
         "logins",
         "store_commit_seconds",
         "store_batch_messages",
@@ -144,6 +145,8 @@ class Counters:
         self.fanout_deliveries = 0  # a message offered to one room member
         self.catchups = 0  # joins with `since`: replays of what a client missed
         self.catchup_messages = 0
+        #: Connections closed (1008) because their account was stopped: signed out or disabled.
+        self.account_stop_closes = 0
         self.logins: dict[
             str, int
         ] = {}  # ok, bad_credentials, disabled, rate_limited, bad_request

@@ -77,6 +77,7 @@ async def test_logout_stops_the_tokens_and_tickets_issued_before_it(
     assert (await logout(server, first["refresh_token"])) == {"revoked": True}
 
     assert await closed_with(connection) == (1008, "signed out")
+    assert server.counters.account_stop_closes == 1
     refused = await ticket(server.port, old)
     assert refused.status == 401 and "revoked" in refused.json["error"]["message"]
     assert await upgrade_with_token(server, old) == 401
