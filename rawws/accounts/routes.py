@@ -273,9 +273,8 @@ class Accounts:
             ),
         )
         if stamp is not None and self.stops is not None:
-            self.stops.note(
-                stamp
-            )  # this node's connections close now, not at the next poll
+            # this node's connections close now, the others' as soon as they hear
+            self.stops.stamped(stamp)
         return json_response(
             200, {"revoked": stamp is not None}, [("Cache-Control", "no-store")]
         )
@@ -317,7 +316,7 @@ class Accounts:
             "password", self.store.stamp_not_before(user.id, self.tokens.clock())
         )
         if stamp is not None and self.stops is not None:
-            self.stops.note(stamp)
+            self.stops.stamped(stamp)
         revoked = await self._stored(
             "password",
             self.refresh_tokens.revoke_others(user.id, identity.session or None),

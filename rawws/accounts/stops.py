@@ -9,7 +9,9 @@ sets a stamp notes it at once; every node polls the store for stamps set since
 its last look (``store.stamps_since``, an index range, usually empty) every
 ``POLL_S``, so a stamp set by another node or by the command line reaches all of
 them within about half a second, with or without the bus (the store is the one
-record every node already shares).
+record every node already shares). With a bus, a stamp set by a node is also
+published (``chat.codec.Stopped``), so the others close its connections at once;
+a stamp the bus lost, or one `rawws admin` set, arrives by the poll.
 
 Memory is bounded: a stamp older than the longest a token lives (``horizon_s``: the
 access-token lifetime and the leeway) stops nothing that is not expired already, and
@@ -61,6 +63,8 @@ class StopBook:
         self._stamps: dict[str, Stamp] = {}
         #: Called with each stamp that is new to this node (the chat closes its connections).
         self.listeners: list[Listener] = []
+        #: Called with each stamp this node set (with a bus: the other nodes hear it at once).
+        self.announcers: list[Listener] = []
         self._since = 0.0
         self._task: asyncio.Task[None] | None = None
 
@@ -91,6 +95,15 @@ class StopBook:
                 listener(stamp)
             except Exception:
                 log.exception("a stop listener failed user=%s", stamp.user_key)
+
+    def stamped(self, stamp: Stamp) -> None:
+        """This node set ``stamp`` (a logout, a password change): note it, and tell the others."""
+        self.note(stamp)
+        for announce in self.announcers:
+            try:
+                announce(stamp)
+            except Exception:  # the poll still carries it
+                log.exception("announcing a stop failed user=%s", stamp.user_key)
 
     async def start(self) -> None:
         """Load the stamps that can still stop a token, then poll for new ones."""

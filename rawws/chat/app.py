@@ -229,6 +229,11 @@ async def setup_app(server: Server) -> None:
     # polled from the store; a stamp closes the user's stopped connections here.
     stops = StopBook(store, settings.access_ttl_s + settings.leeway_s, health=health)
     stops.listeners.append(chat.stops.stop)
+    if (
+        bus is not None
+    ):  # a stamp set here reaches the others at once; the poll is the fallback
+        stops.announcers.append(chat.feed.stopped_here)
+        chat.feed.on_stopped = stops.note
     try:
         await stops.start()
     except BaseException:
