@@ -169,6 +169,9 @@ async def test_a_logout_on_one_node_stops_the_token_on_another(
         logged_out = time.time()
         code, reason, at = await closed_at(on_b)
         assert (code, reason) == (1008, "signed out")
+        print(
+            f"logout on one node -> 1008 on another (bus): {(at - logged_out) * 1000:.0f} ms"
+        )
         assert at - logged_out < WITHIN_S
         status, _ = await raw_upgrade_status(
             b.port, f"/ws?token={tokens['access_token']}"
