@@ -29,6 +29,9 @@ class AccountState:
     not_before: float
 
 
+STEP_S = 0.001  # the least a disable or enable moves a stamp forward
+
+
 class AccountStops:
     """Mixed into ``SqlStore``: the account-stop queries over its ``engine``."""
 
@@ -67,10 +70,11 @@ class AccountStops:
             if row is None:
                 return False
             # Enabling stamps too: it is how every node's poll hears of it (and no token
-            # of a disabled user is worth keeping).
+            # of a disabled user is worth keeping). Always forward, if only by a millisecond
+            # (a clock behind the last stamp): a poll reads only stamps that moved.
             values = {
                 "disabled": disabled,
-                "not_before": max(at, float(row.not_before)),
+                "not_before": max(at, float(row.not_before) + STEP_S),
             }
             if disabled:
                 await conn.execute(

@@ -105,3 +105,13 @@ async def test_logout_revokes_the_family_and_stamps_once(store: SqlStore) -> Non
     rotation = await store.rotate_refresh_token("h2", "h3", later, time.time())
     assert rotation.outcome == "rotated"  # another login of the user keeps its family
     assert await store.stamp_not_before(user.id, 40.0) == Stamp("ada", 50.0, False)
+
+
+async def test_disable_and_enable_always_move_the_stamp_forward(
+    store: SqlStore,
+) -> None:
+    """A poll reads only stamps that moved: an enable by a clock behind the last stamp still moves it."""
+    await store.create_user("Ada", HASH)
+    assert await store.set_disabled("ada", True, 1000.0)
+    assert await store.set_disabled("ada", False, 999.0)  # a clock a second behind
+    assert await store.stamps_since(1000.0) == [Stamp("ada", 1000.001, False)]
