@@ -8,6 +8,9 @@ reachable over the network: who may run it is who may open the database.
 Every running node hears of a disable or enable without being told: each polls the
 store for new ``not_before`` stamps every half second (``accounts.stops``), so the
 user's connections close with 1008 on every node within a second, bus or no bus.
+With ``--bus`` it is also published there (sealed with the cluster's key, from the
+JWT secret), so the nodes act on it at once; a bus that does not take it is said
+in a line, and the command still succeeds (the poll carries it).
 Every failure (a bad flag, a database that will not open, an unknown user) is one
 line and exit 1, never a traceback.
 """
@@ -16,17 +19,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import socket
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NoReturn
 
-from rawws.chat.app import open_app_store
+from rawws.bus.redis import BusUnavailable, publish_once
+from rawws.bus.seal import bus_key
+from rawws.chat.app import SECRET_FILE, open_app_store
+from rawws.chat.codec import Stopped, encode_event
 from rawws.cli.exits import EXIT_CANNOT_SERVE, EXIT_OK
 from rawws.cli.flags import add_serve_flags
 from rawws.cli.serve import Origins, explain, say, serve_config
 from rawws.config import ServerConfig, shown
 from rawws.errors import RawwsError, UsageError
 from rawws.store import SqlStore
+from rawws.store.base import Stamp
 
 SEE_ADMIN_HELP = "see `rawws admin --help`"
 ACTIONS = ("disable", "enable", "grant", "revoke", "list")
@@ -115,8 +125,10 @@ async def _act(
             for account in accounts
         ]
     assert user is not None
+    stamp: Stamp | None = None
     if action in ("disable", "enable"):
-        found = await store.set_disabled(user, action == "disable", time.time())
+        stamp = await store.set_disabled(user, action == "disable", time.time())
+        found = stamp is not None
     else:
         found = await store.set_admin(user, action == "grant")
     if not found:
@@ -129,4 +141,39 @@ async def _act(
         "grant": "is a server admin",
         "revoke": "is no longer a server admin",
     }[action]
-    return [f"{user} {done}"]
+    lines = [f"{user} {done}"]
+    if stamp is not None and config.bus_url is not None:
+        problem = await announce(config, stamp)
+        if problem is not None:
+            lines.append(
+                f"(not told over the bus: {problem}; the nodes read it from the database)"
+            )
+    return lines
+
+
+def cluster_secret(config: ServerConfig) -> bytes | None:
+    """The JWT secret the nodes seal the bus with: ``--jwt-secret``, else the data directory's file
+    (read, never made: a command that makes a secret would split the cluster); ``None`` if neither."""
+    if config.jwt_secret is not None:
+        return config.jwt_secret.encode("utf-8")
+    try:
+        return bytes.fromhex((Path(config.data_dir) / SECRET_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+async def announce(config: ServerConfig, stamp: Stamp) -> str | None:
+    """Publish ``stamp`` on the bus, as a node would; what went wrong, or ``None``."""
+    assert config.bus_url is not None
+    secret = cluster_secret(config)
+    if secret is None:
+        return f"no JWT secret to seal it with (--jwt-secret, or {SECRET_FILE} in --data-dir)"
+    sender = f"admin:{socket.gethostname()}:{os.getpid()}"
+    event = Stopped(sender, stamp.user_key, stamp.not_before, stamp.disabled)
+    try:
+        await publish_once(
+            config.bus_url, bus_key(secret), encode_event(event), config.bus_timeout_s
+        )
+    except BusUnavailable as exc:
+        return exc.reason
+    return None

@@ -57,8 +57,11 @@ class AccountStops:
             ).first()
         return None if row is None else Stamp(*row)
 
-    async def set_disabled(self, username: str, disabled: bool, at: float) -> bool:
-        """Disable (every refresh family revoked) or enable, stamped ``at``; ``False``: no such user."""
+    async def set_disabled(
+        self, username: str, disabled: bool, at: float
+    ) -> Stamp | None:
+        """Disable (every refresh family revoked) or enable, stamped ``at``: the stamp, or ``None``
+        when there is no such user."""
         async with self.engine.begin() as conn:
             row = (
                 await conn.execute(
@@ -68,14 +71,12 @@ class AccountStops:
                 )
             ).first()
             if row is None:
-                return False
+                return None
             # Enabling stamps too: it is how every node's poll hears of it (and no token
             # of a disabled user is worth keeping). Always forward, if only by a millisecond
             # (a clock behind the last stamp): a poll reads only stamps that moved.
-            values = {
-                "disabled": disabled,
-                "not_before": max(at, float(row.not_before) + STEP_S),
-            }
+            not_before = max(at, float(row.not_before) + STEP_S)
+            values = {"disabled": disabled, "not_before": not_before}
             if disabled:
                 await conn.execute(
                     refresh_tokens.update()
@@ -88,7 +89,7 @@ class AccountStops:
             await conn.execute(
                 users.update().where(users.c.id == row.id).values(**values)
             )
-            return True
+            return Stamp(username_key(username), not_before, disabled)
 
     async def set_admin(self, username: str, admin: bool) -> bool:
         """Grant or revoke server admin; ``False``: no such user. Only `rawws admin` calls it."""

@@ -7,8 +7,11 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from rawws.accounts.stops import StopBook
 from rawws.accounts.tokens import WebSocketAuthenticator
+from rawws.cli.admin import admin_command
 from rawws.server.server import Server
 from tests.conftest import StartServer
 from tests.support.chat_client import PASSWORD, close_quietly, connect_chat, new_user
@@ -62,3 +65,45 @@ async def test_a_logout_reaches_another_node_over_the_bus_without_its_poll(
         assert status == 401
     finally:
         await close_quietly(on_b)
+
+
+async def test_rawws_admin_disable_reaches_the_nodes_over_the_bus_without_their_poll(
+    start_server: StartServer,
+    postgres_url: str,
+    redis_server: RedisServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = {
+        "db_url": postgres_url,
+        "bus_url": redis_server.url,
+        "jwt_secret": SECRET,
+    }
+    a, b = await start_server(**settings), await start_server(**settings)
+    for server in (a, b):
+        stop_book(server).poll_s = 3600.0
+    await asyncio.sleep(0.6)
+    token = await new_user(a.port, "ada")
+    clients = [await connect_chat(server, token, "ada") for server in (a, b)]
+    monkeypatch.setenv("RAWWS_JWT_SECRET", SECRET)
+    try:
+        started = time.monotonic()
+        code = await asyncio.to_thread(
+            admin_command,
+            [
+                "admin",
+                "disable",
+                "ada",
+                "--db",
+                postgres_url,
+                "--bus",
+                redis_server.url,
+            ],
+        )
+        assert code == 0
+        for client in clients:
+            await asyncio.wait_for(client.ws.wait_closed(), TIMEOUT_S)
+            assert client.ws.close_code == 1008
+        took = time.monotonic() - started
+        assert took < 0.5, took
+    finally:
+        await close_quietly(*clients)

@@ -10,6 +10,7 @@ with Redis stopped (the store poll is the path either way).
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -25,26 +26,30 @@ from tests.support.chat_client import (
     new_user,
 )
 from tests.support.chat_client import login as chat_login
-from tests.support.helpers import TIMEOUT_S, http, raw_upgrade_status, rawws
-from tests.support.nodes import Node, start_node
+from tests.support.helpers import TIMEOUT_S, http, raw_upgrade_status
+from tests.support.nodes import Node, serve_environment, start_node
 from tests.support.redis_server import RedisServer
 
 WITHIN_S = 1.0  # the issue's bound, on every node
+SECRET = "account-stops-test-secret-" + "z" * 32
 StartNode = Callable[..., Awaitable[Node]]
 
 
 @pytest.fixture
-async def nodes(
-    tmp_path: Path, postgres_url: str, redis_server: RedisServer
-) -> AsyncIterator[StartNode]:
-    started: list[Node] = []
-    env = {
+def env(postgres_url: str, redis_server: RedisServer) -> dict[str, str]:
+    """What every node (and `rawws admin`) is given, as an operator's env file would."""
+    return {
         "RAWWS_DB_URL": postgres_url,
         "RAWWS_BUS_URL": redis_server.url,
-        "RAWWS_JWT_SECRET": "account-stops-test-secret-" + "z" * 32,
+        "RAWWS_JWT_SECRET": SECRET,
         "RAWWS_REGISTRATIONS_PER_HOUR_PER_ADDRESS": "100000",
         "RAWWS_WEBSOCKETS_PER_ADDRESS": "100000",
     }
+
+
+@pytest.fixture
+async def nodes(tmp_path: Path, env: dict[str, str]) -> AsyncIterator[StartNode]:
+    started: list[Node] = []
 
     async def start() -> Node:
         node = await start_node(tmp_path / f"node{len(started)}", port=0, env=env)
@@ -75,14 +80,32 @@ async def closed_at(client: ChatClient) -> tuple[int | None, str, float]:
     return client.ws.close_code, client.ws.close_reason or "", time.time()
 
 
+async def admin(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
+    """`rawws admin ARGS` as an operator runs it, with the nodes' RAWWS_* environment."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "rawws", "admin", *args,
+        env=serve_environment(env),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), TIMEOUT_S * 3)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
 async def disable_and_measure(
-    three: list[Node], postgres_url: str, before: Callable[[], Awaitable[None]]
-) -> float:
-    """Ada on every node twice, Bob once; ``before``, then `rawws admin disable ada`.
+    three: list[Node],
+    env: dict[str, str],
+    before: Callable[[], Awaitable[None]],
+) -> tuple[float, str]:
+    """Ada on every node twice, Bob once; ``before``, then `rawws admin disable ada`
+    with the nodes' environment (database, bus, secret), as an operator runs it.
 
     Every connection of Ada's is closed 1008 on every node; Bob's stay. The seconds from
-    the stamp to the last 1008.
+    the stamp to the last 1008, and what the command printed.
     """
+    postgres_url = env["RAWWS_DB_URL"]
     await new_user(three[0].port, "ada")
     await new_user(three[0].port, "bob")
     adas: list[ChatClient] = []
@@ -97,7 +120,7 @@ async def disable_and_measure(
         )
     try:
         await before()
-        code, out, err = await rawws("admin", "disable", "ada", "--db", postgres_url)
+        code, out, err = await admin("disable", "ada", env=env)
         assert code == 0, err
         assert "ada disabled" in out
         closes = await asyncio.gather(*(closed_at(client) for client in adas))
@@ -115,36 +138,38 @@ async def disable_and_measure(
             )
             assert refused.status == 403
             assert refused.json["error"]["code"] == "account_disabled"
-        return elapsed
+        return elapsed, out
     finally:
         await close_quietly(*adas, *bobs)
 
 
 async def test_disable_closes_every_connection_on_three_nodes_within_a_second(
-    nodes: StartNode, postgres_url: str
+    nodes: StartNode, env: dict[str, str]
 ) -> None:
     three = [await nodes() for _ in range(3)]
 
     async def nothing() -> None:
         return None
 
-    elapsed = await disable_and_measure(three, postgres_url, nothing)
+    elapsed, out = await disable_and_measure(three, env, nothing)
     print(f"disable -> last 1008 across 3 nodes (bus up): {elapsed * 1000:.0f} ms")
+    assert "not told over the bus" not in out
     assert elapsed < WITHIN_S
 
 
 async def test_disable_reaches_every_node_with_redis_stopped(
-    nodes: StartNode, postgres_url: str, redis_server: RedisServer
+    nodes: StartNode, env: dict[str, str], redis_server: RedisServer
 ) -> None:
     three = [await nodes() for _ in range(3)]
 
     async def stop_redis() -> None:
         redis_server.stop()
 
-    elapsed = await disable_and_measure(three, postgres_url, stop_redis)
+    elapsed, out = await disable_and_measure(three, env, stop_redis)
     print(
         f"disable -> last 1008 across 3 nodes (Redis stopped): {elapsed * 1000:.0f} ms"
     )
+    assert "not told over the bus" in out  # the store poll carried it
     assert elapsed < WITHIN_S
 
 
