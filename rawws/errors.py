@@ -68,11 +68,15 @@ class HttpError(RawwsError):
         status: int,
         message: str,
         headers: list[tuple[str, str]] | None = None,
+        *,
+        code: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.headers = headers or []
+        #: A word a program can branch on (``account_disabled``), sent beside the message.
+        self.code = code
 
 
 class AuthError(HttpError):

@@ -107,13 +107,19 @@ class RefreshTokens:
             raise AuthError("refresh token invalid, expired or revoked")
         return self._pair(rotation.username, successor, rotation.family)
 
-    async def revoke(self, presented: object) -> bool:
+    @staticmethod
+    def check_presented(presented: object) -> None:
+        """401 unless ``presented`` can be a refresh token (a string, not empty, not too long)."""
         if (
             not isinstance(presented, str)
             or not presented
             or len(presented) > MAX_REFRESH_TOKEN_CHARS
         ):
             raise AuthError("refresh_token required")
+
+    async def revoke(self, presented: object) -> bool:
+        self.check_presented(presented)
+        assert isinstance(presented, str)
         return await self.store.revoke_refresh_family(refresh_token_hash(presented))
 
     async def revoke_others(self, user_id: int, keep_family: str | None) -> int:

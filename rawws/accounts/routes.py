@@ -21,8 +21,9 @@ from rawws.accounts.hashing import FairHashing
 from rawws.accounts.login_limits import PERIOD_S as LOGIN_PERIOD_S
 from rawws.accounts.login_limits import LoginLimits
 from rawws.accounts.passwords import Passwords, check_password, check_username
-from rawws.accounts.refresh import RefreshTokens
-from rawws.accounts.tokens import ACCESS, TICKET, Tokens, bearer_token
+from rawws.accounts.refresh import RefreshTokens, refresh_token_hash
+from rawws.accounts.stops import StopBook
+from rawws.accounts.tokens import ACCESS, TICKET, Identity, Tokens, bearer_token
 from rawws.config import (
     DEFAULT_LOGINS_PER_MINUTE_PER_ADDRESS,
     DEFAULT_LOGINS_PER_MINUTE_PER_USER,
@@ -36,6 +37,7 @@ from rawws.core.http import Request, Response, Router, json_response
 from rawws.core.ratelimit import RateLimiter
 from rawws.errors import HttpError, RawwsError, UsernameTaken
 from rawws.store import Store
+from rawws.store.base import Stamp
 from rawws.store.names import username_key
 from rawws.store.outage import RETRY_AFTER_S, StoreHealth, StoreUnavailable
 
@@ -51,6 +53,7 @@ SharedLimit = Callable[[str, str, int, float], Awaitable[float]]
 T = TypeVar("T")
 
 BAD_CREDENTIALS = "invalid username or password"
+ACCOUNT_DISABLED = "account_disabled"
 
 
 def read_json_object(request: Request) -> dict[str, Any]:
@@ -101,7 +104,10 @@ class Accounts:
         health: StoreHealth | None = None,
         shared_limit: SharedLimit | None = None,
         counters: Counters | None = None,
+        stops: StopBook | None = None,
     ) -> None:
+        #: The users' ``not_before`` stamps as this node knows them (none: nothing is stopped here).
+        self.stops = stops
         self.counters = counters if counters is not None else Counters()
         self.store = store
         self.shared_limit = (
@@ -181,9 +187,11 @@ class Accounts:
         try:
             response = await self._login(request)
         except HttpError as error:
-            outcome = {401: "bad_credentials", 429: "rate_limited"}.get(
-                error.status, "bad_request"
-            )
+            outcome = {
+                401: "bad_credentials",
+                403: "disabled",
+                429: "rate_limited",
+            }.get(error.status, "bad_request")
             self.counters.login(outcome)
             raise
         except Exception:
@@ -214,6 +222,8 @@ class Accounts:
             raise HttpError(
                 401, BAD_CREDENTIALS
             )  # the same answer for an unknown user and a wrong password
+        if user.disabled:  # said only to whoever knows the password
+            raise _disabled()
         if self.passwords.needs_rehash(user.password_hash):
             new_hash = await self._off_loop(
                 request, username, self.passwords.hash, password
@@ -224,6 +234,16 @@ class Accounts:
         pair = await self._stored(
             "login", self.refresh_tokens.start(user.id, user.username)
         )
+        # A disable that committed while the password was checked revoked no family of this
+        # login (it was not stored yet): look again now that it is, and undo it if so.
+        again = await self._stored("login", self.store.get_user(user.username))
+        if again is None or again.disabled:
+            await self._stored("login", self.refresh_tokens.revoke(pair.refresh_token))
+            raise _disabled()
+        if self.stops is not None:
+            # Enabled since this node last polled: its new token works here at once.
+            stamp = Stamp(username_key(again.username), again.not_before, False)
+            self.stops.note(stamp)
         return json_response(200, pair.as_json(), [("Cache-Control", "no-store")])
 
     async def refresh(self, request: Request) -> Response:
@@ -235,20 +255,38 @@ class Accounts:
         return json_response(200, pair.as_json(), [("Cache-Control", "no-store")])
 
     async def logout(self, request: Request) -> Response:
-        """Revoke the refresh token's family: that login cannot be refreshed again. Idempotent."""
+        """Revoke the refresh token's family, and stop the user's access tokens issued until now.
+
+        That login cannot be refreshed again; the user's access tokens (and tickets, and the
+        connections they opened) issued before this moment stop, on every node (``StopBook``).
+        The user's other logins keep their refresh tokens: they refresh for a new access token.
+        Idempotent: a second logout with the same token stops nothing more.
+        """
         body = read_json_object(request)
-        revoked = await self._stored(
-            "logout", self.refresh_tokens.revoke(body.get("refresh_token"))
+        presented = body.get("refresh_token")
+        self.refresh_tokens.check_presented(presented)
+        assert isinstance(presented, str)
+        stamp = await self._stored(
+            "logout",
+            self.store.revoke_family_and_stamp(
+                refresh_token_hash(presented), self.tokens.clock()
+            ),
         )
-        return json_response(200, {"revoked": revoked}, [("Cache-Control", "no-store")])
+        if stamp is not None and self.stops is not None:
+            # this node's connections close now, the others' as soon as they hear
+            self.stops.stamped(stamp)
+        return json_response(
+            200, {"revoked": stamp is not None}, [("Cache-Control", "no-store")]
+        )
 
     async def change_password(self, request: Request) -> Response:
         """Needs the access token and the current password; revokes every other login of the user.
 
-        Access tokens already handed to other logins stay valid until they expire
-        (``access_ttl_s`` at most): they are checked by signature, not looked up.
+        Every access token of the user issued before the change stops (this one too, and the
+        connections they opened): the caller's own login keeps its refresh token and refreshes
+        for a new access token; every other login must sign in with the new password.
         """
-        identity = self.tokens.verify(bearer_token(request), ACCESS)
+        identity = self._verified(request)
         body = read_json_object(request)
         current, new = body.get("current_password"), body.get("new_password")
         if not isinstance(current, str) or not isinstance(new, str):
@@ -274,6 +312,11 @@ class Accounts:
         await self._stored(
             "password", self.store.update_password_hash(user.id, new_hash)
         )
+        stamp = await self._stored(
+            "password", self.store.stamp_not_before(user.id, self.tokens.clock())
+        )
+        if stamp is not None and self.stops is not None:
+            self.stops.stamped(stamp)
         revoked = await self._stored(
             "password",
             self.refresh_tokens.revoke_others(user.id, identity.session or None),
@@ -287,8 +330,15 @@ class Accounts:
             200, {"other_sessions_revoked": revoked}, [("Cache-Control", "no-store")]
         )
 
-    async def ticket(self, request: Request) -> Response:
+    def _verified(self, request: Request) -> Identity:
+        """The access token of ``Authorization: Bearer``, verified and not stopped (else 401)."""
         identity = self.tokens.verify(bearer_token(request), ACCESS)
+        if self.stops is not None:
+            self.stops.check(identity)
+        return identity
+
+    async def ticket(self, request: Request) -> Response:
+        identity = self._verified(request)
         await self._limit(
             self._ticket_limit,
             ("ticket", identity.user),
@@ -296,7 +346,10 @@ class Accounts:
             "too many tickets requested",
         )
         ticket, ticket_identity = self.tokens.issue(
-            identity.user, TICKET, session_expires_at=identity.expires_at
+            identity.user,
+            TICKET,
+            session_expires_at=identity.expires_at,
+            session_issued_at=identity.issued_at,
         )
         return json_response(
             200,
@@ -364,6 +417,13 @@ class StoredTickets:
         return await self.health.call(
             "ticket", self.store.spend_ticket(token_id, expires_at, self.clock())
         )
+
+
+def _disabled() -> HttpError:
+    """403 ``account_disabled``: after the password was right, so a guesser learns nothing."""
+    return HttpError(
+        403, "this account is disabled by the server's admin", code=ACCOUNT_DISABLED
+    )
 
 
 def _retry_after(wait_s: float) -> list[tuple[str, str]]:

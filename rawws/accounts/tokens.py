@@ -52,6 +52,11 @@ SESSION_EXP_CLAIM = (
 SESSION_CLAIM = (
     "sid"  # in an access token: the refresh-token family (login) it belongs to
 )
+# In our tokens: the issue time in whole milliseconds (``iat`` stays whole seconds, RFC 7519
+# §2), so a logout stops a token issued in the same second before it, and not one after.
+ISSUED_MS_CLAIM = "iat_ms"
+# In a ticket: the issue time (ms) of the access token that bought it; a stamp past it stops both.
+SESSION_ISSUED_MS_CLAIM = "session_iat_ms"
 DEFAULT_PUBLIC_NAMESPACE = "ext"
 MAX_USER_CHARS = 64  # what the store keeps as a message's author
 
@@ -66,6 +71,9 @@ class Identity:
     session: str = (
         ""  # the login (refresh-token family) an access token belongs to, if any
     )
+    # When the credential was issued (a ticket: the access token that bought it), epoch seconds
+    # to the millisecond; a user's ``not_before`` stamp at or past it stops it (``accounts.stops``).
+    issued_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +138,7 @@ class Tokens:
         *,
         session_expires_at: float | None = None,
         session: str = "",
+        session_issued_at: float | None = None,
     ) -> tuple[str, Identity]:
         """A signed token and the identity it proves.
 
@@ -146,10 +155,19 @@ class Tokens:
             expires_at = round(now + self.settings.ticket_ttl_s, 3)
         if session_expires_at is not None:
             expires_at = min(expires_at, int(session_expires_at))
-        identity = Identity(user, expires_at, secrets.token_urlsafe(16), session)
+        issued_ms = math.floor(now * 1000)  # down: never later than the issue
+        session_ms = (
+            math.floor(session_issued_at * 1000)
+            if session_issued_at is not None
+            else issued_ms
+        )
+        identity = Identity(
+            user, expires_at, secrets.token_urlsafe(16), session, session_ms / 1000
+        )
         claims: dict[str, object] = {
             "sub": user,
             "iat": int(now),
+            ISSUED_MS_CLAIM: issued_ms,
             "exp": identity.expires_at,
             "iss": self.settings.issuer,
             "aud": self.settings.audience,
@@ -158,6 +176,8 @@ class Tokens:
         }
         if typ == TICKET and session_expires_at is not None:
             claims[SESSION_EXP_CLAIM] = int(session_expires_at)
+        if typ == TICKET and session_issued_at is not None:
+            claims[SESSION_ISSUED_MS_CLAIM] = session_ms
         if session:
             claims[SESSION_CLAIM] = session
         return jwt.encode(claims, self.settings.secret, algorithm="HS256"), identity
@@ -216,6 +236,7 @@ class Tokens:
             expires_at,
             token_id if isinstance(token_id, str) else "",
             session if isinstance(session, str) else "",
+            _issued_at(claims, typ, outside),
         )
 
     def _key_for(self, algorithm: object) -> tuple[bytes, list[str]]:
@@ -271,6 +292,19 @@ def _unverified_algorithm(token: str) -> object:
     if not isinstance(header, dict):
         raise AuthError("malformed token")
     return header.get("alg")
+
+
+def _issued_at(claims: dict[str, object], typ: str, outside: bool) -> float:
+    """When a verified token was issued, as precisely as it says: our millisecond claim
+    (a ticket's: the access token's), else ``iat`` (whole seconds, checked already)."""
+    iat = _numeric_date(claims["iat"]) or 0.0
+    if outside:
+        return iat
+    name = SESSION_ISSUED_MS_CLAIM if typ == TICKET else ISSUED_MS_CLAIM
+    value = claims.get(name)
+    if type(value) is int and 0 <= value <= (iat + 1) * 1000:
+        return value / 1000
+    return iat
 
 
 def _numeric_date(value: object) -> float | None:
@@ -385,8 +419,11 @@ class WebSocketAuthenticator:
         *,
         tls: bool,
         shared_spend: SharedSpend | None = None,
+        check_stopped: Callable[[Identity], None] | None = None,
     ) -> None:
         self.tokens = tokens
+        #: 401 for a credential its user's ``not_before`` stamp stopped (``accounts.stops``).
+        self.check_stopped = check_stopped
         self.ledger = ledger
         self.shared_spend = (
             shared_spend  # several nodes: a ticket is spent once across all of them
@@ -404,6 +441,8 @@ class WebSocketAuthenticator:
         if credential is None:
             raise AuthError("a token or ticket is required")
         identity = self.tokens.verify(credential.token, credential.kind)
+        if self.check_stopped is not None:
+            self.check_stopped(identity)  # a dictionary look-up: no round trip
         if credential.kind == TICKET:
             self.ledger.spend(
                 identity

@@ -156,6 +156,32 @@ async def reach(url: str, call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S) -> Non
                 await client.aclose()
 
 
+async def publish_once(
+    url: str,
+    key: bytes,
+    data: bytes,
+    call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
+    channel: str = CHANNEL,
+) -> None:
+    """Seal ``data`` with the cluster's ``key`` and publish it once, from a process that is no node
+    (`rawws admin`); ``BusUnavailable`` when Redis does not take it."""
+    client = aioredis.Redis.from_url(
+        check_bus_url(url),
+        socket_timeout=call_timeout_s,
+        socket_connect_timeout=call_timeout_s,
+    )
+    sealed = Seal(key, channel.encode("utf-8")).seal(data, time.time())
+    try:
+        async with asyncio.timeout(call_timeout_s):
+            await client.publish(channel, sealed)
+    except (OSError, TimeoutError, aioredis.RedisError) as exc:
+        raise _unreachable(url, exc, call_timeout_s) from None
+    finally:
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(call_timeout_s):
+                await client.aclose()
+
+
 class RedisBus:
     """A ``Bus`` over one Redis server (``redis://host:port/db``), its events sealed with ``key``.
 

@@ -22,6 +22,7 @@ from rawws.accounts.passwords import Passwords
 from rawws.accounts.routes import Accounts, StoredTickets
 from rawws.accounts.shared import Breaker, SharedState
 from rawws.accounts.shared_connections import SharedConnections
+from rawws.accounts.stops import StopBook
 from rawws.accounts.tokens import (
     SECRET_BYTES,
     SUBPROTOCOL,
@@ -224,6 +225,21 @@ async def setup_app(server: Server) -> None:
         await store.close()
         raise
     tokens = Tokens(settings)
+    # Every node's copy of the users' not_before stamps: checked at /auth/ticket and the upgrade,
+    # polled from the store; a stamp closes the user's stopped connections here.
+    stops = StopBook(store, settings.access_ttl_s + settings.leeway_s, health=health)
+    stops.listeners.append(chat.stops.stop)
+    if (
+        bus is not None
+    ):  # a stamp set here reaches the others at once; the poll is the fallback
+        stops.announcers.append(chat.feed.stopped_here)
+        chat.feed.on_stopped = stops.note
+    try:
+        await stops.start()
+    except BaseException:
+        await chat.close()
+        await store.close()
+        raise
     passwords = Passwords(
         config.argon2_time_cost, config.argon2_memory_kib, config.argon2_parallelism
     )
@@ -246,6 +262,7 @@ async def setup_app(server: Server) -> None:
         health=health,
         shared_limit=shared.take if shared else None,
         counters=server.counters,
+        stops=stops,
     )
     accounts.add_routes(server.router)
     add_page_routes(server.router)
@@ -257,6 +274,7 @@ async def setup_app(server: Server) -> None:
         frozenset(config.allowed_origins),
         tls=config.tls,
         shared_spend=shared.spend_ticket if shared else StoredTickets(store, health),
+        check_stopped=stops.check,
     )
     server.add_websocket(
         "/ws",
@@ -280,6 +298,7 @@ async def setup_app(server: Server) -> None:
     async def close() -> None:
         if connections is not None:  # the bus's client is closed with the chat
             await connections.close()
+        await stops.close()
         await chat.close()  # every accepted message is stored before the store closes
         accounts.close()
         await store.close()

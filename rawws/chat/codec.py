@@ -6,7 +6,10 @@ Three kinds of event, as compact JSON (one object per bus message):
 * ``Heads``: a node's heartbeat, the newest id it stored in each room it wrote
   to lately, so a node that missed a room's last message finds the gap
   without waiting for the next one, and who is present on it in each room;
-* ``Presence``: a user appeared in a room on a node, or left it there.
+* ``Presence``: a user appeared in a room on a node, or left it there;
+* ``Stopped``: a user's ``not_before`` stamp set on a node (logout, password
+  change), so the others close that user's connections now rather than at their
+  next store poll (``accounts.stops``: the poll remains the path that cannot be missed).
 
 ``decode_event`` checks every field's type and bounds: anything else is ``None``
 (the caller counts it and logs once), never a delivery. It only ever sees what the
@@ -17,6 +20,7 @@ so the ``node`` an event names is a node's own word, not a stranger's.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 
 from rawws.chat.wire import MAX_ID, MAX_ROOM_CHARS
@@ -52,7 +56,17 @@ class Presence:
     joined: bool
 
 
-BusEvent = Posted | Heads | Presence
+@dataclass(frozen=True, slots=True)
+class Stopped:
+    """``user``'s (its name's key) tokens issued at or before ``not_before`` are stopped."""
+
+    node: str
+    user: str
+    not_before: float
+    disabled: bool
+
+
+BusEvent = Posted | Heads | Presence | Stopped
 
 
 def encode_event(event: BusEvent) -> bytes:
@@ -75,6 +89,15 @@ def encode_event(event: BusEvent) -> bytes:
             "n": event.node,
             "h": event.newest,
             "p": event.present,
+        }
+    elif isinstance(event, Stopped):
+        body = {
+            "v": FORMAT_VERSION,
+            "k": "x",
+            "n": event.node,
+            "u": event.user,
+            "b": event.not_before,
+            "d": event.disabled,
         }
     else:
         body = {
@@ -159,4 +182,15 @@ def decode_event(data: bytes | str) -> BusEvent | None:
             isinstance(room, str) and isinstance(user, str) and isinstance(joined, bool)
         )
         return Presence(node, room, user, joined)
+    if kind == "x":
+        user, not_before, disabled = body.get("u"), body.get("b"), body.get("d")
+        if not (_is_user(user) and type(disabled) is bool):
+            return None
+        if type(not_before) not in (int, float):
+            return None
+        assert isinstance(user, str) and isinstance(not_before, int | float)
+        if not math.isfinite(not_before) or not_before < 0:
+            return None
+        assert isinstance(disabled, bool)
+        return Stopped(node, user, float(not_before), disabled)
     return None

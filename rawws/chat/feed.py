@@ -23,6 +23,7 @@ from rawws.chat.codec import (
     Heads,
     Posted,
     Presence,
+    Stopped,
     decode_event,
     encode_event,
 )
@@ -31,6 +32,7 @@ from rawws.chat.sequencer import DEFAULT_HOLD_LIMIT, RoomSequencer
 from rawws.config import DEFAULT_BUS_HEARTBEAT_S
 from rawws.core.counters import BusCounters
 from rawws.store import Store, StoredMessage
+from rawws.store.base import Stamp
 
 log = logging.getLogger("rawws.chat")
 
@@ -65,6 +67,8 @@ class RoomFeed:
         self.store = store
         self.bus_counters = bus_counters if bus_counters is not None else BusCounters()
         self.garbage = 0  # bus messages that were not ours
+        #: Another node set a user's stamp (``accounts.stops.StopBook.note``, set by the app).
+        self.on_stopped: Callable[[Stamp], None] | None = None
         self.bus: Bus = bus or LocalBus()
         self.node = node
         self._deliver = deliver
@@ -141,6 +145,10 @@ class RoomFeed:
             self.bus_counters.on_receive()
             self._offer(event.message)
             return
+        if isinstance(event, Stopped):
+            if self.on_stopped is not None:
+                self.on_stopped(Stamp(event.user, event.not_before, event.disabled))
+            return
         now = time.monotonic()
         if isinstance(event, Presence):
             self._tell(
@@ -160,6 +168,14 @@ class RoomFeed:
     def _tell(self, changes: list[Change]) -> None:
         for change in changes:
             self._announce(change)
+
+    def stopped_here(self, stamp: Stamp) -> None:
+        """This node set ``stamp``: tell the other nodes (they would read it at their next poll)."""
+        self.bus.publish(
+            encode_event(
+                Stopped(self.node, stamp.user_key, stamp.not_before, stamp.disabled)
+            )
+        )
 
     def here(self, room: str, user: str, joined: bool) -> None:
         """``user``'s first connection on this node joined ``room`` (or its last one left)."""

@@ -17,6 +17,15 @@ class Peer(Protocol):
         ...
 
     @property
+    def identity(self) -> object:
+        """What the authenticator returned for it (``accounts.tokens.Identity`` on `/ws`)."""
+        ...
+
+    def close(self, code: int, reason: str) -> object:
+        """Start the closing handshake with ``code`` and ``reason`` (an account stopped: 1008)."""
+        ...
+
+    @property
     def open(self) -> bool:
         """Still open and not closed for being too slow: sending makes sense."""
         ...

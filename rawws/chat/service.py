@@ -33,6 +33,7 @@ from rawws.chat.member import CatchUp, ChatMember
 from rawws.chat.peer import Peer
 from rawws.chat.presence import DEFAULT_PRESENCE_TTL_S, Change, ClusterPresence
 from rawws.chat.replay import SharedReads
+from rawws.chat.stops import ConnectionStops
 from rawws.chat.wire import (
     Create,
     HistoryRequest,
@@ -195,6 +196,8 @@ class ChatHandler:
         )  # replay queries shared by members who rejoin at once
         self._members: dict[Peer, ChatMember] = {}
         self.doors = Doors(store, self.health, self._notify)
+        #: By user, so a stopped account's connections are closed (``StopBook`` calls ``stops.stop``).
+        self.stops = ConnectionStops(self.counters)
         self._rate = RateLimiter(
             limits.message_burst, limits.message_burst / limits.messages_per_s
         )
@@ -225,6 +228,7 @@ class ChatHandler:
         assert peer.user is not None, "/ws is authenticated"
         member = ChatMember(peer, peer.user, next(self._rate_keys))
         self._members[peer] = member
+        self.stops.add(peer, member.user)
         limits = chat.limits(
             self.limits.max_rooms_per_connection,
             self.limits.messages_per_s,
@@ -262,6 +266,7 @@ class ChatHandler:
         member = self._members.pop(peer, None)
         if member is None:
             return
+        self.stops.remove(peer, member.user)
         for task in member.tasks:
             task.cancel()
         for room in list(member.last_ids):

@@ -53,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=SERVE_EXIT_CODES,
     )
     add_serve_flags(serve)
+    commands.add_parser(  # parsed by `rawws.cli.admin`; listed here for `rawws --help`
+        "admin",
+        help="disable or enable an account, grant server admin (on the server's machine)",
+        add_help=False,
+    )
     add_client_commands(commands)
     return parser
 

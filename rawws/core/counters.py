@@ -118,6 +118,7 @@ class Counters:
         "fanout_deliveries",
         "catchups",
         "catchup_messages",
+        "account_stop_closes",
         "logins",
         "store_commit_seconds",
         "store_batch_messages",
@@ -147,9 +148,11 @@ class Counters:
         self.fanout_deliveries = 0  # a message offered to one room member
         self.catchups = 0  # joins with `since`: replays of what a client missed
         self.catchup_messages = 0
+        #: Connections closed (1008) because their account was stopped: signed out or disabled.
+        self.account_stop_closes = 0
         self.logins: dict[
             str, int
-        ] = {}  # ok, bad_credentials, rate_limited, bad_request
+        ] = {}  # ok, bad_credentials, disabled, rate_limited, bad_request
         self.store_commit_seconds = Histogram(LATENCY_BUCKETS_S)
         self.store_batch_messages = Histogram(BATCH_BUCKETS)
         self.store_commit_failures = 0

@@ -75,8 +75,11 @@ def json_response(
 
 
 def error_response(error: HttpError) -> Response:
-    """The JSON body every error answer carries: ``{"error": {"status", "message"}}``."""
-    payload = {"error": {"status": error.status, "message": error.message}}
+    """The JSON body every error answer carries: ``{"error": {"status", "message"}}`` (and ``code``, if any)."""
+    body: dict[str, object] = {"status": error.status, "message": error.message}
+    if error.code is not None:
+        body["code"] = error.code
+    payload = {"error": body}
     return json_response(error.status, payload, error.headers)
 
 

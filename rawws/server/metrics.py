@@ -158,6 +158,11 @@ class RawwsCollector:
             "Messages sent by `since` replays",
             counters.catchup_messages,
         )
+        yield _counter(
+            "rawws_account_stop_closes",
+            "Connections closed (1008) because their account was stopped",
+            counters.account_stop_closes,
+        )
         yield _by(
             "rawws_login_attempts",
             "POST /auth/login by outcome",

@@ -13,6 +13,11 @@ class User:
     username: str
     password_hash: str
     created_at: datetime
+    disabled: bool = (
+        False  # refused at login, refresh, ticket and upgrade (`rawws admin disable`)
+    )
+    admin: bool = False  # a server admin (`rawws admin grant`, never over the network)
+    not_before: float = 0.0  # tokens issued at or before it (epoch seconds) are refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +126,34 @@ class Rooms(Protocol):
     async def visible_rooms(self, user: str) -> list[RoomView]: ...
 
 
-class Store(Grants, Rooms, Protocol):
+@dataclass(frozen=True, slots=True)
+class Stamp:
+    """A user's stop as every node needs it: who (the name's key), since when, and disabled or not."""
+
+    user_key: str
+    not_before: float
+    disabled: bool
+
+
+class Stops(Protocol):
+    """Account stops: the ``not_before`` stamp and the disabled flag (``rawws.store.stops``)."""
+
+    async def stamp_not_before(self, user_id: int, at: float) -> Stamp | None: ...
+
+    async def set_disabled(
+        self, username: str, disabled: bool, at: float
+    ) -> Stamp | None: ...
+
+    async def set_admin(self, username: str, admin: bool) -> bool: ...
+
+    async def revoke_family_and_stamp(
+        self, token_hash: str, at: float
+    ) -> Stamp | None: ...
+
+    async def stamps_since(self, since: float) -> list[Stamp]: ...
+
+
+class Store(Grants, Rooms, Stops, Protocol):
     async def create_user(self, username: str, password_hash: str) -> User: ...
 
     async def get_user(self, username: str) -> User | None: ...

@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rawws.store.names import username_key, username_skeleton
 
-SCHEMA_VERSION = 5  # 1: users; 2: rooms and messages; 3: refresh tokens and spent tickets; 4: name skeletons;
-# 5: room kinds, owners and stored membership
+SCHEMA_VERSION = 6  # 1: users; 2: rooms and messages; 3: refresh tokens and spent tickets; 4: name skeletons;
+# 5: room kinds, owners and stored membership; 6: account stops (disabled, admin, not_before)
 
 metadata = sa.MetaData()
 
@@ -38,6 +38,14 @@ users = sa.Table(
     sa.Index("users_username_skeleton", "username_skeleton", unique=True),
     sa.Column("password_hash", sa.String(255), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    # Version 5, account stops. A disabled user cannot log in, refresh or open a connection.
+    sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
+    # A server admin: granted only by `rawws admin grant` on the server's machine.
+    sa.Column("admin", sa.Boolean, nullable=False, server_default=sa.false()),
+    # Epoch seconds: tokens issued at or before it are refused (logout, password change,
+    # disable). Indexed: every node polls for the stamps set since its last look.
+    sa.Column("not_before", sa.Float, nullable=False, server_default="0"),
+    sa.Index("users_not_before", "not_before"),
 )
 
 rooms = sa.Table(
@@ -179,12 +187,40 @@ async def _add_room_kinds(conn: AsyncConnection) -> None:
     await conn.run_sync(lambda sync: metadata.create_all(sync, tables=[room_members]))
 
 
+ACCOUNT_STOP_COLUMNS = (
+    ("disabled", "BOOLEAN NOT NULL DEFAULT FALSE"),
+    ("admin", "BOOLEAN NOT NULL DEFAULT FALSE"),
+    ("not_before", "FLOAT NOT NULL DEFAULT 0"),
+)
+
+
+async def _add_account_stops(conn: AsyncConnection) -> None:
+    """Version 6: ``disabled``, ``admin`` and ``not_before`` on every user, and the stamp's index.
+
+    Kept one function (as each migration is) so a merge beside another version 5 only renumbers it.
+    Existing users are enabled, not admins, and have no stamp (0: every token of theirs stands).
+    """
+
+    def present(sync: Any) -> set[str]:
+        return {column["name"] for column in sa.inspect(sync).get_columns("users")}
+
+    have = await conn.run_sync(present)
+    for name, declaration in ACCOUNT_STOP_COLUMNS:
+        if name not in have:
+            await conn.execute(
+                sa.text(f"ALTER TABLE users ADD COLUMN {name} {declaration}")
+            )
+    index = next(i for i in users.indexes if i.name == "users_not_before")
+    await conn.run_sync(lambda sync: index.create(sync, checkfirst=True))
+
+
 #: ``MIGRATIONS[n]`` upgrades a database from version ``n`` to ``n + 1``.
 MIGRATIONS: dict[int, Migration] = {
     1: _add_messages,
     2: _add_grants,
     3: _add_skeletons,
     4: _add_room_kinds,
+    5: _add_account_stops,
 }
 
 

@@ -41,6 +41,7 @@ from rawws.store.schema import (
     spent_tickets,
     users,
 )
+from rawws.store.stops import AccountStops
 
 SQLITE_FILE = "rawws.db"
 
@@ -49,8 +50,9 @@ def sqlite_url(data_dir: str | Path) -> str:
     return f"sqlite+aiosqlite:///{Path(data_dir) / SQLITE_FILE}"
 
 
-class SqlStore(RoomsSql):
-    """A ``Store`` over any SQLAlchemy async URL (rooms and membership: ``RoomsSql``)."""
+class SqlStore(RoomsSql, AccountStops):
+    """A ``Store`` over any SQLAlchemy async URL (rooms and membership: ``rawws.store.rooms``;
+    the account stops' queries: ``rawws.store.stops``)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -123,7 +125,15 @@ class SqlStore(RoomsSql):
             if row.created_at.tzinfo
             else row.created_at.replace(tzinfo=UTC)
         )
-        return User(row.id, row.username, row.password_hash, created)
+        return User(
+            row.id,
+            row.username,
+            row.password_hash,
+            created,
+            disabled=row.disabled,
+            admin=row.admin,
+            not_before=row.not_before,
+        )
 
     async def update_password_hash(self, user_id: int, password_hash: str) -> None:
         async with self.engine.begin() as conn:

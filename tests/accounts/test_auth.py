@@ -201,7 +201,9 @@ def test_issued_access_token_verifies() -> None:
     } <= payload.keys()  # the claims README "Accounts and tokens" requires, and the jti
     assert payload["exp"] - payload["iat"] == 900
     identity = tokens.verify(token)
-    assert identity == Identity("ada", float(issued.expires_at), issued.token_id)
+    assert identity == Identity(
+        "ada", float(issued.expires_at), issued.token_id, issued_at=issued.issued_at
+    )
     assert identity.token_id
 
 
@@ -402,7 +404,9 @@ def test_changing_any_character_never_yields_another_identity(
         identity = tokens.verify(mutated)
     except AuthError:
         return
-    assert identity == Identity("ada", float(issued.expires_at), issued.token_id)
+    assert identity == Identity(
+        "ada", float(issued.expires_at), issued.token_id, issued_at=issued.issued_at
+    )
 
 
 @pytest.mark.parametrize(

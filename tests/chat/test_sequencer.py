@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rawws.chat.codec import Heads, Posted, decode_event, encode_event
+from rawws.chat.codec import Heads, Posted, Stopped, decode_event, encode_event
 from rawws.chat.sequencer import RoomSequencer
 from rawws.store import StoredMessage
 
@@ -160,7 +160,7 @@ json_values = st.recursive(
 @given(st.binary(max_size=200))
 def test_random_bytes_are_never_an_event_nor_a_crash(data: bytes) -> None:
     event = decode_event(data)
-    assert event is None or isinstance(event, Posted | Heads)
+    assert event is None or isinstance(event, Posted | Heads | Stopped)
 
 
 @given(json_values)
@@ -258,3 +258,37 @@ def test_random_json_is_not_an_event(value: object) -> None:
 )
 def test_wrong_types_and_bounds_are_not_events(body: dict[str, object]) -> None:
     assert decode_event(json.dumps(body)) is None
+
+
+@given(
+    st.text(max_size=40),
+    st.text(min_size=1, max_size=64),
+    st.floats(min_value=0, allow_nan=False, allow_infinity=False),
+    st.booleans(),
+)
+def test_stopped_round_trips(
+    node: str, user: str, not_before: float, disabled: bool
+) -> None:
+    event = Stopped(node, user, not_before, disabled)
+    assert decode_event(encode_event(event)) == event
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"u": "", "b": 1.0, "d": False},  # no user
+        {"u": "x" * 65, "b": 1.0, "d": False},  # longer than a name's key
+        {"u": "ada", "b": "1", "d": False},  # a stamp as text
+        {"u": "ada", "b": True, "d": False},  # a bool is no stamp
+        {"u": "ada", "b": -1.0, "d": False},
+        {
+            "u": "ada",
+            "b": float("inf"),
+            "d": False,
+        },  # JSON's Infinity, which json reads
+        {"u": "ada", "b": 1.0, "d": 1},  # disabled must be a bool
+        {"u": "ada", "b": 1.0},
+    ],
+)
+def test_a_malformed_stop_is_refused(fields: dict[str, object]) -> None:
+    assert decode_event(json.dumps({"v": 1, "k": "x", "n": "a", **fields})) is None

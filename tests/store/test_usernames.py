@@ -133,9 +133,7 @@ async def test_a_version_3_database_gets_skeletons_and_keeps_its_look_alikes(
 
     store = await open_store(store_url)
     try:
-        assert (
-            await store.schema_version() == SCHEMA_VERSION
-        )  # 3 → 4 and on to the newest
+        assert await store.schema_version() == SCHEMA_VERSION
         for name in ("alice", "aIice", "bob"):
             assert await store.get_user(name) is not None
         for look_alike in ("a1ice", "B0B", "BOB"):
