@@ -35,6 +35,7 @@ from rawws.chat.presence import DEFAULT_PRESENCE_TTL_S, Change, ClusterPresence
 from rawws.chat.replay import SharedReads
 from rawws.chat.wire import (
     Create,
+    Dm,
     HistoryRequest,
     Invite,
     Join,
@@ -285,8 +286,14 @@ class ChatHandler:
         elif isinstance(command, HistoryRequest):
             self._spawn(member, self._history(member, command))
         elif isinstance(command, Who):
-            member.send(chat.members(command.room, self.presence.users(command.room)))
-        elif isinstance(command, (Create, Invite, RoomsRequest)):
+            users = self.presence.users(command.room)
+            if chat.has_door(
+                command.room
+            ):  # stored roles to tell: read, not on the hot path
+                self._spawn(member, self.doors.who(member, command.room, users))
+            else:
+                member.send(chat.members(command.room, users))
+        elif isinstance(command, (Create, Invite, RoomsRequest, Dm)):
             self._spawn(member, self.doors.run(member, command))
 
     def _notify(self, user: str, text: str) -> None:
