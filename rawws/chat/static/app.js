@@ -617,9 +617,13 @@
     return name.includes(".") ? "private" : "public";
   }
 
+  // What a room is called on the page: a direct room by the other user's name (after an "@").
   function labelOf(name) {
-    const other = state.others.get(name);
-    return other ? `@${other}` : name;
+    return state.others.get(name) || name;
+  }
+
+  function signOf(name) {
+    return kindOf(name) === "direct" ? "@" : "#";
   }
 
   function onCreated(frame) {
@@ -676,7 +680,7 @@
       open.type = "button";
       const role = typeof entry.role === "string" ? `, ${entry.role}` : "";
       open.append(
-        el("span", "hash", entry.kind === "direct" ? "@" : "#"),
+        el("span", "hash", signOf(entry.room)),
         el("span", "room-label", labelOf(entry.room)),
         el("span", "room-kind", `${entry.kind}${role}`),
       );
@@ -690,6 +694,7 @@
 
   function selectRoomTitle(name) {
     $("room-name").textContent = name ? labelOf(name) : "no room";
+    document.querySelector(".room-title .hash").textContent = name ? signOf(name) : "#";
   }
 
   function onWelcome(frame) {
@@ -1020,7 +1025,7 @@
     const room = name ? state.rooms.get(name) : null;
     for (const other of state.rooms.values()) other.list.hidden = other !== room;
     selectRoomTitle(name);
-    $("message-input").placeholder = name ? `Message ${kindOf(name) === "direct" ? labelOf(name) : `#${name}`}` : "Join a room to chat";
+    $("message-input").placeholder = name ? `Message ${signOf(name)}${labelOf(name)}` : "Join a room to chat";
     $("invite-form").hidden = !name || kindOf(name) !== "private";
     $("message-input").disabled = !name;
     if (room) {
@@ -1044,8 +1049,7 @@
       const open = el("button", "room-button");
       open.type = "button";
       if (room.name === state.current) open.setAttribute("aria-current", "true");
-      const direct = kindOf(room.name) === "direct";
-      open.append(el("span", "hash", direct ? "@" : "#"), el("span", "room-label", labelOf(room.name)));
+      open.append(el("span", "hash", signOf(room.name)), el("span", "room-label", labelOf(room.name)));
       if (room.unread > 0) open.append(el("span", "unread", room.unread > 99 ? "99+" : String(room.unread)));
       open.addEventListener("click", () => selectRoom(room.name));
       const leave = el("button", "leave-button", "×");
