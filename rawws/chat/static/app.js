@@ -692,6 +692,12 @@
     $("directory").replaceChildren(...items);
   }
 
+  // The stored roles come with `who` of a private or direct room; asked for the room on screen
+  // only, so a reconnect that joins many rooms again spends no more frames of its rate on them.
+  function askRoles(room) {
+    if (room.joined && kindOf(room.name) !== "public") send({ type: "who", room: room.name });
+  }
+
   function selectRoomTitle(name) {
     $("room-name").textContent = name ? labelOf(name) : "no room";
     document.querySelector(".room-title .hash").textContent = name ? signOf(name) : "#";
@@ -728,7 +734,7 @@
     }
     room.joined = true;
     setMembers(room.name, frame.users);
-    if (kindOf(room.name) !== "public") send({ type: "who", room: room.name }); // and their roles
+    if (room.name === state.current) askRoles(room);
     if (!room.baseline) {
       room.baseline = true;
       const lastId = Number.isSafeInteger(frame.last_id) ? frame.last_id : 0;
@@ -779,8 +785,8 @@
     if (!room || typeof frame.user !== "string") return;
     if (frame.event === "joined") room.members.add(frame.user);
     else if (frame.event === "left") room.members.delete(frame.user);
-    if (frame.event === "joined" && kindOf(room.name) !== "public" && !room.roles.has(frame.user)) {
-      send({ type: "who", room: room.name }); // a new member: their role
+    if (frame.event === "joined" && !room.roles.has(frame.user) && room.name === state.current) {
+      askRoles(room); // a new member: their role
     }
     if (room.name === state.current) renderMembers();
   }
@@ -1029,6 +1035,7 @@
     $("invite-form").hidden = !name || kindOf(name) !== "private";
     $("message-input").disabled = !name;
     if (room) {
+      if (room.roles.size === 0) askRoles(room);
       room.unread = 0;
       const box = $("messages");
       box.scrollTop = box.scrollHeight;
