@@ -1,12 +1,15 @@
 """What the chat says to the other nodes over the bus, and how it is encoded (the bus carries bytes).
 
-Three kinds of event, as compact JSON (one object per bus message):
+Four kinds of event, as compact JSON (one object per bus message):
 
 * ``Posted``: a stored message (room, id, user, text, ts) and the node that stored it;
 * ``Heads``: a node's heartbeat, the newest id it stored in each room it wrote
   to lately, so a node that missed a room's last message finds the gap
   without waiting for the next one, and who is present on it in each room;
-* ``Presence``: a user appeared in a room on a node, or left it there.
+* ``Presence``: a user appeared in a room on a node, or left it there;
+* ``Notice``: a frame for every connection of one user, wherever it is (an
+  invitation, a direct room opened): a hint, like all of the bus, never a door
+  (the doors are in the store, so a lost notice costs a prompt, not access).
 
 ``decode_event`` checks every field's type and bounds: anything else is ``None``
 (the caller counts it and logs once), never a delivery. It only ever sees what the
@@ -52,7 +55,18 @@ class Presence:
     joined: bool
 
 
-BusEvent = Posted | Heads | Presence
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """``text`` (a server frame) for every connection of ``user``: sent by ``node``."""
+
+    node: str
+    user: str
+    text: str
+
+
+MAX_NOTICE_CHARS = 1024  # an invitation or a direct room's notice is far shorter
+
+BusEvent = Posted | Heads | Presence | Notice
 
 
 def encode_event(event: BusEvent) -> bytes:
@@ -75,6 +89,14 @@ def encode_event(event: BusEvent) -> bytes:
             "n": event.node,
             "h": event.newest,
             "p": event.present,
+        }
+    elif isinstance(event, Notice):
+        body = {
+            "v": FORMAT_VERSION,
+            "k": "u",
+            "n": event.node,
+            "u": event.user,
+            "t": event.text,
         }
     else:
         body = {
@@ -159,4 +181,12 @@ def decode_event(data: bytes | str) -> BusEvent | None:
             isinstance(room, str) and isinstance(user, str) and isinstance(joined, bool)
         )
         return Presence(node, room, user, joined)
+    if kind == "u":
+        user, text = body.get("u"), body.get("t")
+        if not (
+            _is_user(user) and isinstance(text, str) and len(text) <= MAX_NOTICE_CHARS
+        ):
+            return None
+        assert isinstance(user, str)
+        return Notice(node, user, text)
     return None

@@ -80,7 +80,7 @@ class Doors:
         self.store = store
         self.health = health
         self.notify = (
-            notify  # (username, text): to that user's connections on this node
+            notify  # (username, text): to that user's connections, on every node
         )
         self.cache = MembershipCache()
 

@@ -190,6 +190,7 @@ class ChatHandler:
             announce=self._announce,
             local_presence=self.hub.presence,
             bus_counters=self.counters.bus if bus is not None else None,
+            notify=self._notify_here,
         )
         self.reads = SharedReads(
             store
@@ -297,7 +298,12 @@ class ChatHandler:
             self._spawn(member, self.doors.run(member, command))
 
     def _notify(self, user: str, text: str) -> None:
-        """``text`` to every connection of ``user`` on this node (an invitation)."""
+        """``text`` to every connection of ``user``: here, and on the other nodes through the bus."""
+        self._notify_here(user, text)
+        self.feed.tell_user(user, text)
+
+    def _notify_here(self, user: str, text: str) -> None:
+        """``text`` to every connection of ``user`` on this node (an invitation, a direct room)."""
         for member in self._members.values():
             if member.user == user:
                 member.send(text)

@@ -107,3 +107,20 @@ def test_the_direct_frame_and_the_rooms_entry_name_the_other_user() -> None:
     members = json.loads(chat.members(room, ["ann"], {"ann": "member"}))
     assert members["roles"] == {"ann": "member"}
     assert "roles" not in json.loads(chat.members("lobby", ["ann"]))
+
+
+def test_a_notice_crosses_the_bus_whole_and_a_bad_one_is_dropped() -> None:
+    """An invitation or a direct room's notice, for one user's connections on every node."""
+    from rawws.chat.codec import MAX_NOTICE_CHARS, Notice, decode_event, encode_event
+
+    text = chat.direct(direct_name("ann", "bob"), "ann")
+    notice = Notice("node-a", "bob", text)
+    assert decode_event(encode_event(notice)) == notice
+    body = json.loads(encode_event(notice))
+    for field, bad in (
+        ("u", ""),
+        ("u", 7),
+        ("t", None),
+        ("t", "x" * (MAX_NOTICE_CHARS + 1)),
+    ):
+        assert decode_event(json.dumps(body | {field: bad})) is None

@@ -1,5 +1,5 @@
 """Direct rooms through real servers: ``dm`` from both sides at once, the leak on the wire, and a
-direct room opened on one node and found through ``rooms`` on another.
+direct room opened on one node told to the other user and found through ``rooms`` on another.
 
 One server on SQLite and on PostgreSQL (``db_url``); then two nodes on one PostgreSQL and one
 real ``redis-server``.
@@ -76,7 +76,7 @@ async def test_dm_from_both_sides_at_once_is_one_room_only_they_see(
         await close_quietly(ann, bob, cat)
 
 
-async def test_a_direct_room_opened_on_one_node_is_found_on_another(
+async def test_a_direct_room_opened_on_one_node_is_told_and_found_on_another(
     start_node,
 ) -> None:
     a, b = await start_node(), await start_node()
@@ -87,6 +87,8 @@ async def test_a_direct_room_opened_on_one_node_is_found_on_another(
         await bob.join("lobby")
         await ann.send(type="dm", user="bob", ref="d")
         room = (await ann.wait_frame("direct", ref="d"))["room"]
+        told = await bob.wait_frame("direct", room=room)  # through the bus, from node a
+        assert told == {"type": "direct", "room": room, "user": "ann"}
         await ann.join(room)
         listed = (await answer(bob, type="rooms"))[0]["rooms"]
         assert listed == [
