@@ -10,7 +10,7 @@ room's messages or members without joining it first. That answer is local, so th
 hot path (``say``) reads no database.
 
 Some commands also need the user's *stored* membership (``STORED_RULES``): joining a
-private room, inviting to one. The service looks it up (``rawws.chat.doors``) and
+private or direct room, inviting to a private one. The service looks it up (``rawws.chat.doors``) and
 asks ``authorize_stored``. A user who is not a member of a private room gets exactly
 the answer a name no room has gets (``no_such_room``): nothing tells them it exists.
 """
@@ -50,6 +50,7 @@ RULES: dict[type[wire.Command], Rule] = {
     wire.Create: Rule.ANYONE,  # the name is checked by the store: made once
     wire.Invite: Rule.PRIVATE,
     wire.RoomsRequest: Rule.ANYONE,  # each user sees only what they may (``visible_rooms``)
+    wire.Dm: Rule.ANYONE,  # names a user, not a room: the pair's room is found or made
 }
 
 _JOINED, _NOT_JOINED, _PRIVATE, _ANYONE = (
@@ -87,15 +88,15 @@ def authorize(command: wire.Command, joined: Callable[[str], bool]) -> None:
     ref = getattr(command, "ref", None)
     if rule is _NOT_JOINED and joined(room):
         raise ChatError(wire.BAD_ROOM, f"already in {room}", ref)
+    if rule is _PRIVATE and wire.is_direct(room):  # by the name: same for made and not
+        raise ChatError(wire.BAD_ROOM, "a direct room is for its two users only", ref)
     if rule is _PRIVATE and not wire.is_private(room):
         raise ChatError(wire.BAD_ROOM, "only a private room takes invitations", ref)
 
 
 def needs_membership(command: wire.Command) -> bool:
     """Whether ``authorize_stored`` must see the user's stored membership before ``command`` runs."""
-    return type(command) in STORED_RULES and wire.is_private(
-        getattr(command, "room", "")
-    )
+    return type(command) in STORED_RULES and wire.has_door(getattr(command, "room", ""))
 
 
 def authorize_stored(

@@ -1,6 +1,6 @@
 """What the chat says to the other nodes over the bus, and how it is encoded (the bus carries bytes).
 
-Three kinds of event, as compact JSON (one object per bus message):
+Five kinds of event, as compact JSON (one object per bus message):
 
 * ``Posted``: a stored message (room, id, user, text, ts) and the node that stored it;
 * ``Heads``: a node's heartbeat, the newest id it stored in each room it wrote
@@ -9,7 +9,10 @@ Three kinds of event, as compact JSON (one object per bus message):
 * ``Presence``: a user appeared in a room on a node, or left it there;
 * ``Stopped``: a user's ``not_before`` stamp set on a node (logout, password
   change), so the others close that user's connections now rather than at their
-  next store poll (``accounts.stops``: the poll remains the path that cannot be missed).
+  next store poll (``accounts.stops``: the poll remains the path that cannot be missed);
+* ``Notice``: a frame for every connection of one user, wherever it is (an
+  invitation, a direct room opened): a hint, like all of the bus, never a door
+  (the doors are in the store, so a lost notice costs a prompt, not access).
 
 ``decode_event`` checks every field's type and bounds: anything else is ``None``
 (the caller counts it and logs once), never a delivery. It only ever sees what the
@@ -66,7 +69,18 @@ class Stopped:
     disabled: bool
 
 
-BusEvent = Posted | Heads | Presence | Stopped
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """``text`` (a server frame) for every connection of ``user``: sent by ``node``."""
+
+    node: str
+    user: str
+    text: str
+
+
+MAX_NOTICE_CHARS = 1024  # an invitation or a direct room's notice is far shorter
+
+BusEvent = Posted | Heads | Presence | Stopped | Notice
 
 
 def encode_event(event: BusEvent) -> bytes:
@@ -98,6 +112,14 @@ def encode_event(event: BusEvent) -> bytes:
             "u": event.user,
             "b": event.not_before,
             "d": event.disabled,
+        }
+    elif isinstance(event, Notice):
+        body = {
+            "v": FORMAT_VERSION,
+            "k": "u",
+            "n": event.node,
+            "u": event.user,
+            "t": event.text,
         }
     else:
         body = {
@@ -193,4 +215,12 @@ def decode_event(data: bytes | str) -> BusEvent | None:
             return None
         assert isinstance(disabled, bool)
         return Stopped(node, user, float(not_before), disabled)
+    if kind == "u":
+        user, text = body.get("u"), body.get("t")
+        if not (
+            _is_user(user) and isinstance(text, str) and len(text) <= MAX_NOTICE_CHARS
+        ):
+            return None
+        assert isinstance(user, str)
+        return Notice(node, user, text)
     return None

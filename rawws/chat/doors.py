@@ -1,4 +1,8 @@
-"""The doors of rooms: ``create``, ``invite``, ``rooms``, and the stored membership a private room's ``join`` needs.
+"""The doors of rooms: ``create``, ``invite``, ``rooms``, ``dm``, and the stored membership a private or direct room's ``join`` needs.
+
+A direct room's name is a digest of its two users' keys (``direct_name``): both
+find the same one without asking anyone, and the store's primary key on room
+names makes it exactly one room however many ``dm`` race.
 
 Membership lives in the store, shared by every node, so an invitation made on one
 node lets the invitee in on any other. Each node keeps the memberships it has read
@@ -11,6 +15,7 @@ of this: the connection joined, and that check is local (``rawws.chat.access``).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 from collections import OrderedDict
@@ -48,6 +53,13 @@ class MembershipCache:
             self._found.popitem(last=False)
 
 
+def direct_name(user: str, other: str) -> str:
+    """The one direct room of two users, the same whichever of them asks: a digest of their keys."""
+    pair = "\n".join(sorted((username_key(user), username_key(other))))
+    digest = hashlib.sha256(pair.encode("utf-8")).hexdigest()
+    return chat.DIRECT_PREFIX + digest[: chat.DIRECT_DIGEST_CHARS]
+
+
 def private_name(label: str) -> str:
     """The name of a new private room: the creator's label, '.', random letters and digits."""
     suffix = "".join(
@@ -68,7 +80,7 @@ class Doors:
         self.store = store
         self.health = health
         self.notify = (
-            notify  # (username, text): to that user's connections on this node
+            notify  # (username, text): to that user's connections, on every node
         )
         self.cache = MembershipCache()
 
@@ -87,7 +99,9 @@ class Doors:
         return authorize_stored(command, await self.membership(command.room, user))
 
     async def run(
-        self, member: ChatMember, command: chat.Create | chat.Invite | chat.RoomsRequest
+        self,
+        member: ChatMember,
+        command: chat.Create | chat.Invite | chat.RoomsRequest | chat.Dm,
     ) -> None:
         """One door command, answered on ``member``: its answer, or the ``error`` that stopped it."""
         try:
@@ -95,6 +109,8 @@ class Doors:
                 await self._create(member, command)
             elif isinstance(command, chat.Invite):
                 await self._invite(member, command)
+            elif isinstance(command, chat.Dm):
+                await self._dm(member, command)
             else:
                 views = await self.health.call(
                     "rooms", self.store.visible_rooms(member.user)
@@ -141,3 +157,32 @@ class Doors:
         self.cache.put(invitee.username, added)
         member.send(chat.invited(command.room, invitee.username, command.ref))
         self.notify(invitee.username, chat.invitation(command.room, member.user))
+
+    async def _dm(self, member: ChatMember, command: chat.Dm) -> None:
+        if username_key(command.user) == username_key(member.user):
+            raise ChatError(
+                chat.BAD_FIELD, "a direct room is with someone else", command.ref
+            )
+        other = await self.health.call("opening", self.store.get_user(command.user))
+        if other is None:
+            raise ChatError(chat.NO_SUCH_USER, f"no user {command.user}", command.ref)
+        room = direct_name(member.user, other.username)
+        mine = await self.health.call(
+            "opening", self.store.open_direct(room, member.user, other.username)
+        )
+        self.cache.put(member.user, mine)
+        member.send(chat.direct(room, other.username, command.ref))
+        self.notify(other.username, chat.direct(room, member.user))
+
+    async def who(self, member: ChatMember, room: str, present: list[str]) -> None:
+        """``who`` of a room with stored membership: who is there, and each one's stored role."""
+        try:
+            stored = await self.health.call("who", self.store.member_roles(room))
+        except Exception as exc:
+            if not isinstance(exc, StoreUnavailable):
+                log.exception("who failed room=%s", room)
+            member.send(chat.members(room, present))  # the roles are extra: who is not
+            return
+        keyed = {username_key(name): role for name, role in stored.items()}
+        roles = {u: keyed[username_key(u)] for u in present if username_key(u) in keyed}
+        member.send(chat.members(room, present, roles))

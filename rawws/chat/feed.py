@@ -21,6 +21,7 @@ from rawws.chat import wire as chat
 from rawws.chat.codec import (
     BusEvent,
     Heads,
+    Notice,
     Posted,
     Presence,
     Stopped,
@@ -47,6 +48,7 @@ MAX_HEAD_ROOMS = (
 
 Deliver = Callable[[str, str, int], object]  # (room, text, id): the hub's publish
 Announce = Callable[[Change], object]  # a user appeared in / left a room, cluster-wide
+Notify = Callable[[str, str], object]  # (user, frame): to that user's connections here
 
 
 class RoomFeed:
@@ -63,6 +65,7 @@ class RoomFeed:
         announce: Announce | None = None,
         local_presence: Callable[[], dict[str, list[str]]] | None = None,
         bus_counters: BusCounters | None = None,
+        notify: Notify | None = None,
     ) -> None:
         self.store = store
         self.bus_counters = bus_counters if bus_counters is not None else BusCounters()
@@ -86,6 +89,7 @@ class RoomFeed:
         )
         self._announce: Announce = announce or (lambda change: None)
         self._local_presence = local_presence or dict
+        self._notify: Notify = notify or (lambda user, text: None)
 
     # -- rooms with local members ---------------------------------------------------------
 
@@ -149,6 +153,9 @@ class RoomFeed:
             if self.on_stopped is not None:
                 self.on_stopped(Stamp(event.user, event.not_before, event.disabled))
             return
+        if isinstance(event, Notice):
+            self._notify(event.user, event.text)
+            return
         now = time.monotonic()
         if isinstance(event, Presence):
             self._tell(
@@ -180,6 +187,10 @@ class RoomFeed:
     def here(self, room: str, user: str, joined: bool) -> None:
         """``user``'s first connection on this node joined ``room`` (or its last one left)."""
         self.bus.publish(encode_event(Presence(self.node, room, user, joined)))
+
+    def tell_user(self, user: str, text: str) -> None:
+        """``text`` for ``user``'s connections on the other nodes (this node's are told by the caller)."""
+        self.bus.publish(encode_event(Notice(self.node, user, text)))
 
     def _offer(self, message: StoredMessage) -> None:
         sequencer = self._rooms.get(message.room)

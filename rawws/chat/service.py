@@ -36,6 +36,7 @@ from rawws.chat.replay import SharedReads
 from rawws.chat.stops import ConnectionStops
 from rawws.chat.wire import (
     Create,
+    Dm,
     HistoryRequest,
     Invite,
     Join,
@@ -190,6 +191,7 @@ class ChatHandler:
             announce=self._announce,
             local_presence=self.hub.presence,
             bus_counters=self.counters.bus if bus is not None else None,
+            notify=self._notify_here,
         )
         self.reads = SharedReads(
             store
@@ -290,12 +292,23 @@ class ChatHandler:
         elif isinstance(command, HistoryRequest):
             self._spawn(member, self._history(member, command))
         elif isinstance(command, Who):
-            member.send(chat.members(command.room, self.presence.users(command.room)))
-        elif isinstance(command, (Create, Invite, RoomsRequest)):
+            users = self.presence.users(command.room)
+            if chat.has_door(
+                command.room
+            ):  # stored roles to tell: read, not on the hot path
+                self._spawn(member, self.doors.who(member, command.room, users))
+            else:
+                member.send(chat.members(command.room, users))
+        elif isinstance(command, (Create, Invite, RoomsRequest, Dm)):
             self._spawn(member, self.doors.run(member, command))
 
     def _notify(self, user: str, text: str) -> None:
-        """``text`` to every connection of ``user`` on this node (an invitation)."""
+        """``text`` to every connection of ``user``: here, and on the other nodes through the bus."""
+        self._notify_here(user, text)
+        self.feed.tell_user(user, text)
+
+    def _notify_here(self, user: str, text: str) -> None:
+        """``text`` to every connection of ``user`` on this node (an invitation, a direct room)."""
         for member in self._members.values():
             if member.user == user:
                 member.send(text)

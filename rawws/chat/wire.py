@@ -2,13 +2,14 @@
 
 Client → server: ``join {room, since?, ref?}``, ``leave {room}``, ``say {room, text, ref?}``,
 ``history {room, before?, limit?}``, ``who {room}``, ``create {room, kind, ref?}``,
-``invite {room, user, ref?}``, ``rooms {ref?}``.
+``invite {room, user, ref?}``, ``rooms {ref?}``, ``dm {user, ref?}``.
 
 Server → client: ``welcome {user, rooms, limits}``, ``joined {room, users, last_id}``,
 ``left {room}``, ``message {room, id, user, text, ts}``, ``ack {ref, room, id}``,
 ``presence {room, user, event}``, ``members {room, users}``,
 ``history {room, messages}``, ``error {code, message, ref?}``, ``created {room, kind, role, ref?}``,
-``invited {room, user, ref?}``, ``invitation {room, by}``, ``rooms {rooms, ref?}``.
+``invited {room, user, ref?}``, ``invitation {room, by}``, ``rooms {rooms, ref?}``,
+``direct {room, user, ref?}``.
 
 Everything a client sends is checked here; a bad frame becomes a ``ChatError``
 that the connection answers with an ``error`` frame and stays open.
@@ -43,11 +44,19 @@ PUBLIC_ROOM_NAME = re.compile(rf"[a-z0-9][a-z0-9_-]{{0,{MAX_ROOM_CHARS - 1}}}")
 PRIVATE_ROOM_NAME = re.compile(
     rf"[a-z0-9][a-z0-9_-]{{0,{MAX_PRIVATE_LABEL_CHARS - 1}}}\.[a-z0-9]{{{PRIVATE_SUFFIX_CHARS}}}"
 )
+#: A direct room's name: '~' and a digest of its two users' keys, so each pair has exactly
+#: one (the rooms table's primary key) and no public or private name (neither has a '~') is one.
+DIRECT_PREFIX = "~"
+DIRECT_DIGEST_CHARS = 24
+DIRECT_ROOM_NAME = re.compile(rf"~[0-9a-f]{{{DIRECT_DIGEST_CHARS}}}")
 # A room name matches this whole (the same syntax in Python and JavaScript: the page gets it too).
-ROOM_NAME = re.compile(f"{PUBLIC_ROOM_NAME.pattern}|{PRIVATE_ROOM_NAME.pattern}")
+ROOM_NAME = re.compile(
+    f"{PUBLIC_ROOM_NAME.pattern}|{PRIVATE_ROOM_NAME.pattern}|{DIRECT_ROOM_NAME.pattern}"
+)
 ROOM_RULE = (
     f"1-{MAX_ROOM_CHARS} characters of a-z, 0-9, '_' and '-', starting with a letter or digit"
-    f" (a private room's name ends in '.' and {PRIVATE_SUFFIX_CHARS} letters or digits)"
+    f" (a private room's name ends in '.' and {PRIVATE_SUFFIX_CHARS} letters or digits;"
+    f" a direct room's is '~' and {DIRECT_DIGEST_CHARS} hex digits)"
 )
 ROOM_KINDS = ("public", "private")  # what ``create`` makes ('direct' comes with ``dm``)
 MAX_USER_CHARS = 32
@@ -132,12 +141,31 @@ class RoomsRequest:
     ref: str | None = None
 
 
-Command = Join | Leave | Say | HistoryRequest | Who | Create | Invite | RoomsRequest
+@dataclass(frozen=True, slots=True)
+class Dm:
+    user: str  # the other user of the pair
+    ref: str | None = None
+
+
+Command = (
+    Join | Leave | Say | HistoryRequest | Who | Create | Invite | RoomsRequest | Dm
+)
 
 
 def is_private(room: str) -> bool:
     """A private room's name, by its syntax alone (``PRIVATE_ROOM_NAME``): no lookup needed."""
     return "." in room
+
+
+def is_direct(room: str) -> bool:
+    """A direct room's name, by its syntax alone (``DIRECT_ROOM_NAME``): no lookup needed."""
+    return room.startswith(DIRECT_PREFIX)
+
+
+def has_door(room: str) -> bool:
+    """Only stored members may enter (a private or a direct room): told by the name alone, so
+    the question itself never reads the store and never depends on whether the room exists."""
+    return is_private(room) or is_direct(room)
 
 
 def parse_command(data: str | bytes) -> Command:
@@ -185,6 +213,8 @@ def parse_command(data: str | bytes) -> Command:
             return Invite(_room(frame), _user(frame), ref)
         if kind == "rooms":
             return RoomsRequest(ref)
+        if kind == "dm":
+            return Dm(_user(frame), ref)
     except ChatError as error:
         error.ref = ref
         raise
@@ -207,6 +237,11 @@ def _create(frame: dict[str, Any], ref: str | None) -> Create:
     if kind not in ROOM_KINDS:
         raise ChatError(BAD_FIELD, "kind must be 'public' or 'private'")
     room = frame.get("room")
+    if isinstance(room, str) and is_direct(room):
+        raise ChatError(
+            BAD_ROOM,
+            f"a name starting with '{DIRECT_PREFIX}' is a direct room's: open one with dm",
+        )
     if not isinstance(room, str) or PUBLIC_ROOM_NAME.fullmatch(room) is None:
         raise ChatError(
             BAD_ROOM,
@@ -311,8 +346,11 @@ def presence(room: str, user: str, event: str) -> str:
     return dumps({"type": "presence", "room": room, "user": user, "event": event})
 
 
-def members(room: str, users: list[str]) -> str:
-    return dumps({"type": "members", "room": room, "users": users})
+def members(room: str, users: list[str], roles: dict[str, str] | None = None) -> str:
+    """``roles`` (user → role) only for a room with stored membership: a public room has none."""
+    if roles is None:
+        return dumps({"type": "members", "room": room, "users": users})
+    return dumps({"type": "members", "room": room, "users": users, "roles": roles})
 
 
 def history(room: str, messages: list[StoredMessage]) -> str:
@@ -340,8 +378,28 @@ def invitation(room: str, by: str) -> str:
 
 
 def rooms(views: list[RoomView], ref: str | None) -> str:
-    listed = [{"room": v.room, "kind": v.kind, "role": v.role} for v in views]
+    listed = [_room_view(v) for v in views]
     return dumps({"type": "rooms", "rooms": listed, "ref": ref})
+
+
+def _room_view(view: RoomView) -> dict[str, object]:
+    fields: dict[str, object] = {
+        "room": view.room,
+        "kind": view.kind,
+        "role": view.role,
+    }
+    if view.user is not None:  # a direct room: who the other one of the two is
+        fields["user"] = view.user
+    return fields
+
+
+def direct(room: str, user: str, ref: str | None = None) -> str:
+    """``room`` is the direct room of the receiver and ``user``: the answer to ``dm``, and
+    what the other one's connections are told (without a ``ref``)."""
+    payload: dict[str, Any] = {"type": "direct", "room": room, "user": user}
+    if ref is not None:
+        payload["ref"] = ref
+    return dumps(payload)
 
 
 def error(code: str, message: str, ref: str | None = None) -> str:
@@ -404,3 +462,7 @@ def invite_frame(room: str, user: str, ref: str | None = None) -> str:
 
 def rooms_frame(ref: str | None = None) -> str:
     return dumps({"type": "rooms", "ref": ref})
+
+
+def dm_frame(user: str, ref: str | None = None) -> str:
+    return dumps({"type": "dm", "user": user, "ref": ref})

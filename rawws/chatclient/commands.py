@@ -78,6 +78,14 @@ class InviteUser:
 
 
 @dataclass(frozen=True, slots=True)
+class MessageUser:
+    """``/msg USER TEXT``: TEXT in the direct room of you and USER (opened with ``dm``)."""
+
+    user: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class Help:
     pass
 
@@ -101,6 +109,7 @@ InputCommand = (
     | ListRooms
     | CreateRoom
     | InviteUser
+    | MessageUser
     | Help
     | Quit
     | BadInput
@@ -118,6 +127,7 @@ HELP = (
     "*   /rooms         the rooms you are in, and every room you may join (kind, your role)",
     "*   /create NAME [private]  make a room (public unless private) and own it",
     "*   /invite ROOM USER       let USER into your private ROOM (from now on)",
+    "*   /msg USER TEXT          say TEXT in the direct room of you and USER (joined for you)",
     "*   /quit          leave (also Ctrl-D or Ctrl-C)",
 )
 
@@ -158,6 +168,8 @@ def _parse_command(line: str) -> InputCommand:
         return LeaveRoom(room) if name == "leave" else WhoIsHere(room)
     if name == "create":
         return _create(args)
+    if name == "msg":
+        return _msg(line)
     if name == "invite":
         if len(args) != 2 or len(args[1]) > wire.MAX_USER_CHARS:
             return BadInput("usage: /invite ROOM USER")
@@ -191,3 +203,11 @@ def _create(args: list[str]) -> InputCommand:
             " (the server adds '.' and 8 more)"
         )
     return CreateRoom(args[0], kind)
+
+
+def _msg(line: str) -> InputCommand:
+    parts = line[1:].split(maxsplit=2)
+    if len(parts) != 3 or len(parts[1]) > wire.MAX_USER_CHARS:
+        return BadInput("usage: /msg USER TEXT")
+    problem = check_text(parts[2])
+    return BadInput(problem) if problem else MessageUser(parts[1], parts[2])

@@ -46,6 +46,8 @@ def door_answer(frame: Frame, formatter: _Lines, joined: set[str]) -> list[str] 
         listed = []
         for entry in frame["rooms"]:
             role = f", {entry['role']}" if entry.get("role") else ""
+            if entry.get("user"):  # a direct room: whose
+                role = f" with {entry['user']}{role}"
             here = ", joined" if entry["room"] in joined else ""
             listed.append(f"{entry['room']} ({entry['kind']}{role}{here})")
         return [

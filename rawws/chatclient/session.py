@@ -242,7 +242,8 @@ class ChatSession:
                     self._inbox.put_nowait(_ReconnectFailed(self._not_the_chat))
                     return
                 first = False
-                self._show(self.state.receive(message).show)
+                # an answer may send too: /msg's join and say follow the server's answers
+                await self._apply(self.state.receive(message))
                 if not self.state.pending:
                     self._acked.set()
                 if self.failed_attempts and self.state.recovered:

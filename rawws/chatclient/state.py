@@ -47,12 +47,14 @@ from rawws.chatclient.commands import (
     JoinRoom,
     LeaveRoom,
     ListRooms,
+    MessageUser,
     Quit,
     SayLine,
     ShowHistory,
     WhoIsHere,
     valid_room,
 )
+from rawws.chatclient.direct import DirectMessages
 from rawws.chatclient.doors import door_answer, door_frame
 
 Frame = dict[str, Any]  # one decoded server frame
@@ -169,7 +171,7 @@ class PendingSay:
     text: str
 
 
-class ChatState:
+class ChatState(DirectMessages):
     """One user's chat across connections: rooms, the current room, ids seen, says not yet acknowledged.
 
     The edge calls ``on_connected()`` for every new connection (it answers the
@@ -202,6 +204,7 @@ class ChatState:
             tuple[str, str | None]
         ] = []  # (room, current before) of /join in flight
         self._refs = itertools.count(1)
+        self._direct_init()
 
     @property
     def recovered(self) -> bool:
@@ -242,6 +245,9 @@ class ChatState:
                 )
             out.show.append(self.formatter.error(line))
         self.pending.clear()
+        for whom, text in self._direct_dropped():
+            line = f"/msg to {whom} not sent before the connection dropped: “{preview(text)}”"
+            out.show.append(self.formatter.error(line))
         return out
 
     # -- frames from the server --
@@ -324,7 +330,13 @@ class ChatState:
                     f"joined {room}" + (f"; here: {users}" if users else "")
                 )
             )
+        out.send.extend(self._say_in(room, text) for text in self._said_in(room))
         return out
+
+    def _on_direct(self, frame: Frame) -> Output:
+        send, show, now = self._direct_answer(frame, RoomLog(0))
+        send.extend(self._say_in(str(frame["room"]), text) for text in now)
+        return Output(send, [self.formatter.info(line) for line in show])
 
     def _on_door(self, frame: Frame) -> Output:
         return Output(show=door_answer(frame, self.formatter, set(self.rooms)) or [])
@@ -382,6 +394,10 @@ class ChatState:
             else None
         )
         out = Output()
+        refused = self._direct_refused(frame.get("ref"))
+        if refused is not None:
+            line = f"/msg to {refused[0]} not sent: {message}: “{preview(refused[1])}”"
+            return Output(show=[self.formatter.error(line)])
         if say is not None:
             out.show.append(
                 self.formatter.error(
@@ -429,6 +445,8 @@ class ChatState:
             return self._say(command.text)
         if isinstance(command, (CreateRoom, InviteUser)):
             return Output(send=[door_frame(command)])
+        if isinstance(command, MessageUser):
+            return Output(send=[self._ask_direct(command)])
         if isinstance(command, JoinRoom):
             self._unconfirmed_joins.append((command.room, self.current))
             self.rooms[command.room] = RoomLog()
@@ -461,9 +479,12 @@ class ChatState:
             return Output(
                 show=[self.formatter.error("you are in no room: /join ROOM first")]
             )
+        return Output(send=[self._say_in(self.current, text)])
+
+    def _say_in(self, room: str, text: str) -> str:
         ref = f"c{next(self._refs)}"
-        self.pending[ref] = PendingSay(self.current, text)
-        return Output(send=[say_frame(self.current, text, ref)])
+        self.pending[ref] = PendingSay(room, text)
+        return say_frame(room, text, ref)
 
     def _talking_in(self) -> str:
         if self.current is None:

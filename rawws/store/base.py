@@ -58,11 +58,13 @@ class Membership:
 
 @dataclass(frozen=True, slots=True)
 class RoomView:
-    """A room as one user may see it: ``role`` is None where they are not a member (public rooms)."""
+    """A room as one user may see it: ``role`` is None where they are not a member (public rooms);
+    ``user`` is the other user of a direct room (as registered), None for other kinds."""
 
     room: str
     kind: str
     role: str | None
+    user: str | None = None
 
 
 ROTATED, REUSED, INVALID = "rotated", "reused", "invalid"
@@ -124,6 +126,10 @@ class Rooms(Protocol):
     async def membership(self, room: str, user: str) -> Membership | None: ...
 
     async def visible_rooms(self, user: str) -> list[RoomView]: ...
+
+    async def open_direct(self, room: str, user: str, other: str) -> Membership: ...
+
+    async def member_roles(self, room: str) -> dict[str, str]: ...
 
 
 @dataclass(frozen=True, slots=True)

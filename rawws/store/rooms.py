@@ -14,9 +14,9 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from rawws.store.base import OWNER, PUBLIC, Membership, RoomView
+from rawws.store.base import DIRECT, MEMBER, OWNER, PUBLIC, Membership, RoomView
 from rawws.store.names import username_key
-from rawws.store.schema import room_members, rooms
+from rawws.store.schema import room_members, rooms, users
 
 #: The most rooms ``visible_rooms`` lists: an answer fits one frame however many rooms exist.
 MAX_VISIBLE_ROOMS = 500
@@ -116,7 +116,64 @@ class RoomsSql:
             .limit(MAX_VISIBLE_ROOMS)
         )
         async with self.engine.connect() as conn:
-            return [
+            views = [
                 RoomView(row.name, row.kind, row.role)
                 for row in await conn.execute(query)
             ]
+            direct = [v.room for v in views if v.kind == DIRECT]
+            if not direct:
+                return views
+            others = sa.select(room_members.c.room, users.c.username).join(
+                users, users.c.username_key == room_members.c.user_key
+            )
+            others = others.where(
+                room_members.c.room.in_(direct),
+                room_members.c.user_key != username_key(user),
+            )
+            other = {row.room: row.username for row in await conn.execute(others)}
+        return [
+            RoomView(v.room, v.kind, v.role, other.get(v.room))
+            if v.kind == DIRECT
+            else v
+            for v in views
+        ]
+
+    async def open_direct(self, room: str, user: str, other: str) -> Membership:
+        """The direct room ``room`` of ``user`` and ``other``, made with both as members if it
+        is not there yet; ``user``'s membership of it.
+
+        Made once whoever asks, even both at the same moment: the room's row and both
+        memberships go in one transaction, and the rooms table's primary key lets only one
+        such transaction commit; the other's insert fails and it reads what the first made.
+        """
+        now = time.time()
+        keys = (username_key(user), username_key(other))
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(
+                    rooms.insert().values(name=room, last_id=0, kind=DIRECT, owner=None)
+                )
+                await conn.execute(
+                    room_members.insert(),
+                    [
+                        dict(room=room, user_key=key, role=MEMBER, since_id=0)
+                        | dict(added_by=keys[0], added_at=now)
+                        for key in keys
+                    ],
+                )
+        except IntegrityError:
+            pass  # made before, or by the other one just now: it stands as made
+        found = await self.membership(room, user)
+        if found is None or found.kind != DIRECT:
+            raise RuntimeError(f"{room} is not the direct room of its pair")
+        return found
+
+    async def member_roles(self, room: str) -> dict[str, str]:
+        """The stored members of ``room`` (as registered) and their roles."""
+        query = (
+            sa.select(users.c.username, room_members.c.role)
+            .join(users, users.c.username_key == room_members.c.user_key)
+            .where(room_members.c.room == room)
+        )
+        async with self.engine.connect() as conn:
+            return {row.username: row.role for row in await conn.execute(query)}

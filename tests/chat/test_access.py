@@ -22,6 +22,7 @@ COMMANDS: dict[str, wire.Command] = {
     "create": wire.Create(ROOM, "public", "r2"),
     "invite": wire.Invite("den.abcdefgh", "bob", "r3"),
     "rooms": wire.RoomsRequest("r4"),
+    "dm": wire.Dm("bob", "r5"),
 }
 # command → (the answer when the connection is in the room, the answer when it is not); None: allowed
 MATRIX: dict[str, tuple[str | None, str | None]] = {
@@ -33,6 +34,10 @@ MATRIX: dict[str, tuple[str | None, str | None]] = {
     "create": (None, None),
     "invite": (None, None),  # then the stored membership decides (test_doors)
     "rooms": (None, None),
+    "dm": (
+        None,
+        None,
+    ),  # names a user: the store finds or makes the pair's room (test_direct)
 }
 
 

@@ -290,10 +290,10 @@ MESSAGE = StoredMessage("lobby", 42, "ada", 'hi "bob" ☃\n', 1795539257.28)
                 "rooms": ["lobby"],
                 "limits": {
                     "room_name": "[a-z0-9][a-z0-9_-]{0,31}"
-                    r"|[a-z0-9][a-z0-9_-]{0,22}\.[a-z0-9]{8}",
+                    r"|[a-z0-9][a-z0-9_-]{0,22}\.[a-z0-9]{8}|~[0-9a-f]{24}",
                     "room_rule": "1-32 characters of a-z, 0-9, '_' and '-', "
                     "starting with a letter or digit (a private room's name ends in "
-                    "'.' and 8 letters or digits)",
+                    "'.' and 8 letters or digits; a direct room's is '~' and 24 hex digits)",
                     "max_text_chars": 4000,
                     "max_ref_chars": 64,
                     "default_history_limit": 50,

@@ -865,3 +865,63 @@ async def test_a_private_room_on_the_page_is_no_room_until_an_invitation(
         await close_quietly(ann)
     assert page.page_errors == []
     assert await page.csp_violations() == []
+
+
+async def test_the_page_makes_a_private_room_invites_and_opens_a_direct_room(
+    start_server: StartServer, open_page: OpenPage
+) -> None:
+    """Two pages: ann makes a private room with the page's control and invites bob, whose page lists
+    it and joins it with a click; the member list shows roles; bob opens a direct room from the
+    member list and what he says there reaches ann's page, which was told and joined it."""
+    from rawws.chat.doors import direct_name
+
+    server = await start_server()
+    ann = await open_page(base_url(server), "ann")
+    bob = await open_page(base_url(server), "bob")
+    await ann.register()
+    await bob.register()
+
+    await ann.page.fill("#create-room", "den")
+    await ann.page.press("#create-room", "Enter")
+    title = ann.page.locator("#room-name")
+    await expect(title).to_have_text(re.compile(r"^den\.[a-z0-9]{8}$"))
+    den = await title.text_content()
+    assert den is not None
+    await expect(ann.room_button(den)).to_have_attribute("aria-current", "true")
+    await expect(ann.member("ann")).to_contain_text("owner")
+
+    await expect(bob.page.locator(f'#directory [data-room="{den}"]')).to_have_count(0)
+    await ann.page.fill("#invite-user", "bob")
+    await ann.page.press("#invite-user", "Enter")
+    await expect(ann.page.locator("#notice-text")).to_contain_text(
+        f"bob may join {den} now"
+    )
+    await expect(bob.page.locator("#notice-text")).to_contain_text(
+        f"ann invited you to {den}"
+    )
+    listed = bob.page.locator(f'#directory [data-room="{den}"] .room-button')
+    await expect(listed).to_contain_text("private, member")
+    await listed.click()
+    await expect(bob.room_button(den)).to_have_attribute("aria-current", "true")
+    await expect(bob.member("ann")).to_contain_text("owner")
+    await expect(ann.member("bob")).to_contain_text("member")
+    await bob.say("hello den")
+    await expect(ann.messages(den)).to_contain_text(["hello den"])
+
+    direct = direct_name("ann", "bob")
+    await bob.member("ann").locator(".member-open").click()
+    await expect(bob.page.locator("#room-name")).to_have_text("ann")
+    await expect(bob.page.locator(".room-title .hash")).to_have_text("@")
+    await expect(bob.room_button(direct)).to_have_attribute("aria-current", "true")
+    await bob.say("just us two")
+    await expect(ann.page.locator("#notice-text")).to_contain_text(
+        "bob started a direct conversation with you"
+    )
+    await expect(ann.room_button(direct)).to_have_text(re.compile(r"^@bob\d*$"))
+    await ann.room_button(direct).click()
+    await expect(ann.page.locator("#room-name")).to_have_text("bob")
+    await expect(ann.messages(direct)).to_contain_text(["just us two"])
+    await expect(ann.member("bob")).to_contain_text("member")
+    for page in (ann, bob):
+        assert page.page_errors == []
+        assert await page.csp_violations() == []

@@ -115,6 +115,7 @@ async def test_an_invitation_taken_on_one_node_lets_the_invitee_in_on_another(
         assert refused[0]["code"] == "no_such_room"
         await ann.send(type="invite", room=den, user="bob", ref="i")
         await ann.wait_frame("invited", ref="i")
+        await bob.wait_frame("invitation", room=den, by="ann")  # told on node b too
         await bob.join(den)
         await ann.say(den, "hello from a", "h")
         await bob.wait_message_id(den, 1)

@@ -47,6 +47,9 @@
     unavailable: "The server couldn't save that just now. Please try again.",
     // A private room you are not in reads exactly like no room at all (docs/protocol.md).
     no_such_room: "There is no room by that name that you can join.",
+    no_such_user: "There is no user by that name.",
+    room_taken: "That room exists already: join it.",
+    forbidden: "Only the room's owner or a moderator may do that.",
   };
 
   const $ = (id) => document.getElementById(id);
@@ -84,6 +87,8 @@
     limits: null, // the protocol's limits, from the last welcome (readLimits)
     refSeq: 0,
     noticeTimer: null,
+    directory: [], // the last `rooms` answer: every room this user may see, with its kind
+    others: new Map(), // direct room name -> the other user (from `direct` and `rooms`)
   };
 
   class Room {
@@ -96,6 +101,7 @@
       this.nodes = new Map(); // id -> <li>
       this.orphans = []; // own messages whose connection dropped before their ack
       this.members = new Set();
+      this.roles = new Map(); // user -> role, from `who` in a room with stored membership
       this.unread = 0;
       this.historyDone = false;
       this.historyPending = false;
@@ -583,18 +589,118 @@
       case "message": return addMessage(frame, { live: true });
       case "ack": return onAck(frame);
       case "presence": return onPresence(frame);
-      case "members": return setMembers(frame.room, frame.users);
+      case "members": return setMembers(frame.room, frame.users, frame.roles);
       case "history": return onHistory(frame);
       case "error": return onError(frame);
       case "invitation": return onInvitation(frame);
+      case "created": return onCreated(frame);
+      case "invited": return onInvited(frame);
+      case "direct": return onDirect(frame);
+      case "rooms": return onRooms(frame);
       default: return;
     }
   }
 
-  // Someone let you into a private room: its name is the way in (type it into "Join a room").
+  // Someone let you into a private room: its name is the way in (type it into "Join a room",
+  // or pick it from "Rooms you may join", asked for again now).
   function onInvitation(frame) {
     if (typeof frame.room !== "string" || typeof frame.by !== "string") return;
     showNotice(`${frame.by} invited you to ${frame.room}. Join it by that name.`);
+    send({ type: "rooms", ref: "rooms" });
+  }
+
+  // -- doors: private rooms, invitations, direct rooms (docs/protocol.md) ------------------
+
+  // A room's kind, told by its name alone (as the server tells it): a '.' is private, a '~' direct.
+  function kindOf(name) {
+    if (name.startsWith("~")) return "direct";
+    return name.includes(".") ? "private" : "public";
+  }
+
+  // What a room is called on the page: a direct room by the other user's name (after an "@").
+  function labelOf(name) {
+    return state.others.get(name) || name;
+  }
+
+  function signOf(name) {
+    return kindOf(name) === "direct" ? "@" : "#";
+  }
+
+  function onCreated(frame) {
+    if (typeof frame.room !== "string" || !validRoom(frame.room)) return;
+    joinRoom(frame.room);
+    send({ type: "rooms", ref: "rooms" });
+  }
+
+  function onInvited(frame) {
+    if (typeof frame.room !== "string" || typeof frame.user !== "string") return;
+    showNotice(`${frame.user} may join ${frame.room} now.`);
+  }
+
+  // The direct room of you and `user`: the answer to our `dm` (opened and shown), or the other
+  // one opened it (joined in the background, so what they say arrives).
+  function onDirect(frame) {
+    if (typeof frame.room !== "string" || typeof frame.user !== "string" || !validRoom(frame.room)) return;
+    state.others.set(frame.room, frame.user);
+    if (typeof frame.ref === "string" && frame.ref.startsWith("dm:")) {
+      joinRoom(frame.room);
+      return;
+    }
+    if (!state.rooms.has(frame.room)) {
+      const room = ensureRoom(frame.room);
+      if (state.connection === "online") sendJoin(room);
+      showNotice(`${frame.user} started a direct conversation with you.`);
+    }
+    renderRoomList();
+  }
+
+  function openDirect(user) {
+    send({ type: "dm", user, ref: `dm:${user}`.slice(0, 64) });
+  }
+
+  function onRooms(frame) {
+    if (!Array.isArray(frame.rooms)) return;
+    state.directory = frame.rooms.filter((r) => r && typeof r.room === "string" && validRoom(r.room));
+    for (const entry of state.directory) {
+      if (entry.kind === "direct" && typeof entry.user === "string") state.others.set(entry.room, entry.user);
+    }
+    renderRoomList();
+    renderDirectory();
+    if (state.current) selectRoomTitle(state.current);
+  }
+
+  // Every room you may see and are not in: one click joins it.
+  function renderDirectory() {
+    const items = [];
+    for (const entry of state.directory) {
+      if (state.rooms.has(entry.room)) continue;
+      const item = el("li", "room-item");
+      item.dataset.room = entry.room;
+      const open = el("button", "room-button");
+      open.type = "button";
+      const role = typeof entry.role === "string" ? `, ${entry.role}` : "";
+      open.append(
+        el("span", "hash", signOf(entry.room)),
+        el("span", "room-label", labelOf(entry.room)),
+        el("span", "room-kind", `${entry.kind}${role}`),
+      );
+      open.addEventListener("click", () => joinRoom(entry.room));
+      item.append(open);
+      items.push(item);
+    }
+    if (items.length === 0) items.push(el("li", "room-empty", "None besides yours."));
+    $("directory").replaceChildren(...items);
+  }
+
+  // The stored roles come with `who` of a private or direct room; asked for the room on screen
+  // only, so a reconnect that joins many rooms again spends no more frames of its rate on them.
+  function askRoles(room) {
+    if (room.joined && kindOf(room.name) !== "public") send({ type: "who", room: room.name });
+  }
+
+  function selectRoomTitle(name) {
+    $("room-name").textContent = name ? labelOf(name) : "no room";
+    document.querySelector(".room-title .hash").textContent = name ? signOf(name) : "#";
   }
 
   function onWelcome(frame) {
@@ -617,6 +723,7 @@
     state.retryTimer = null;
     setConnection("online");
     for (const room of state.rooms.values()) sendJoin(room);
+    send({ type: "rooms", ref: "rooms" });
   }
 
   function onJoined(frame) {
@@ -627,6 +734,7 @@
     }
     room.joined = true;
     setMembers(room.name, frame.users);
+    if (room.name === state.current) askRoles(room);
     if (!room.baseline) {
       room.baseline = true;
       const lastId = Number.isSafeInteger(frame.last_id) ? frame.last_id : 0;
@@ -677,6 +785,9 @@
     if (!room || typeof frame.user !== "string") return;
     if (frame.event === "joined") room.members.add(frame.user);
     else if (frame.event === "left") room.members.delete(frame.user);
+    if (frame.event === "joined" && !room.roles.has(frame.user) && room.name === state.current) {
+      askRoles(room); // a new member: their role
+    }
     if (room.name === state.current) renderMembers();
   }
 
@@ -880,6 +991,7 @@
       $("messages").append(room.list);
       saveRooms();
       renderRoomList();
+      renderDirectory();
     }
     return room;
   }
@@ -892,6 +1004,7 @@
     saveRooms();
     if (state.current === name) selectRoom(state.rooms.keys().next().value || null);
     renderRoomList();
+    renderDirectory();
   }
 
   function joinRoom(name) {
@@ -917,10 +1030,12 @@
     state.current = name;
     const room = name ? state.rooms.get(name) : null;
     for (const other of state.rooms.values()) other.list.hidden = other !== room;
-    $("room-name").textContent = name || "no room";
-    $("message-input").placeholder = name ? `Message #${name}` : "Join a room to chat";
+    selectRoomTitle(name);
+    $("message-input").placeholder = name ? `Message ${signOf(name)}${labelOf(name)}` : "Join a room to chat";
+    $("invite-form").hidden = !name || kindOf(name) !== "private";
     $("message-input").disabled = !name;
     if (room) {
+      if (room.roles.size === 0) askRoles(room);
       room.unread = 0;
       const box = $("messages");
       box.scrollTop = box.scrollHeight;
@@ -941,7 +1056,7 @@
       const open = el("button", "room-button");
       open.type = "button";
       if (room.name === state.current) open.setAttribute("aria-current", "true");
-      open.append(el("span", "hash", "#"), el("span", "room-label", room.name));
+      open.append(el("span", "hash", signOf(room.name)), el("span", "room-label", labelOf(room.name)));
       if (room.unread > 0) open.append(el("span", "unread", room.unread > 99 ? "99+" : String(room.unread)));
       open.addEventListener("click", () => selectRoom(room.name));
       const leave = el("button", "leave-button", "×");
@@ -957,10 +1072,13 @@
     document.title = unreadTotal ? `(${unreadTotal}) rawws chat` : "rawws chat";
   }
 
-  function setMembers(name, users) {
+  function setMembers(name, users, roles) {
     const room = state.rooms.get(name);
     if (!room || !Array.isArray(users)) return;
     room.members = new Set(users.filter((u) => typeof u === "string"));
+    if (roles && typeof roles === "object") {
+      for (const [user, role] of Object.entries(roles)) if (typeof role === "string") room.roles.set(user, role);
+    }
     if (room.name === state.current) renderMembers();
   }
 
@@ -970,7 +1088,18 @@
     const items = names.map((name) => {
       const item = el("li", "member");
       item.dataset.user = name;
-      item.append(avatar(name, "avatar small"), el("span", "member-name", name));
+      if (name === state.user) {
+        item.append(avatar(name, "avatar small"), el("span", "member-name", name));
+      } else { // a click opens the direct room of you two
+        const open = el("button", "member-open");
+        open.type = "button";
+        open.title = `Message ${name} directly`;
+        open.append(avatar(name, "avatar small"), el("span", "member-name", name));
+        open.addEventListener("click", () => openDirect(name));
+        item.append(open);
+      }
+      const role = room.roles.get(name);
+      if (role) item.append(el("span", "role", role));
       if (name === state.user) item.append(el("span", "you", "you"));
       return item;
     });
@@ -1068,6 +1197,22 @@
       formError(form, "");
       input.value = "";
       joinRoom(name);
+    });
+    $("create-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const input = $("create-room");
+      const name = input.value.trim().toLowerCase();
+      if (!name) return;
+      input.value = "";
+      send({ type: "create", room: name, kind: "private", ref: "create" }); // the server checks the name
+    });
+    $("invite-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const input = $("invite-user");
+      const user = input.value.trim();
+      if (!user || !state.current) return;
+      input.value = "";
+      send({ type: "invite", room: state.current, user, ref: "invite" });
     });
     $("toggle-rooms").addEventListener("click", () => toggleDrawer("rooms"));
     $("toggle-members").addEventListener("click", () => toggleDrawer("members"));
