@@ -14,7 +14,7 @@
   timed in this process, CPU per call.
 
 ``--base-tree DIR`` adds ``rawws@base``: rawws run from an unpacked earlier
-commit (``experiments/perf/base_tree.py``), to show a change against the code before it
+commit (``testkit/base_tree.py``), to show a change against the code before it
 in the same run.
 
 A fresh server process per measurement, rounds in rotating order, 10% of
@@ -102,7 +102,7 @@ def add_base_tree(tree: str) -> None:
     """``rawws@base`` in every scenario: the same command, importing rawws from ``tree``."""
     for servers in SCENARIOS.values():
         command, env, path, token = servers["rawws"]
-        base = [sys.executable, "-m", "experiments.perf.base_tree", tree, *command[3:]]
+        base = [sys.executable, "-m", "testkit.base_tree", tree, *command[3:]]
         servers["rawws@base"] = (base, env, path, token)
 
 

@@ -2,7 +2,7 @@
 
     python -m experiments.perf.compression [--quick] [--rounds 3] [--parts memory ratio fanout] [--base-tree DIR] [--json out.json]
 
-``--base-tree DIR`` adds rawws run from an unpacked earlier commit (``experiments/perf/base_tree.py``)
+``--base-tree DIR`` adds rawws run from an unpacked earlier commit (``testkit/base_tree.py``)
 with its default compression, to show the change in the same run.
 
 * memory: N connections to an echo endpoint, each offering permessage-deflate
@@ -201,7 +201,7 @@ SENDERS, BURST = 10, 20  # the chat's per-connection burst
 
 
 def add_base_tree(tree: str) -> None:
-    base = [sys.executable, "-m", "experiments.perf.base_tree", tree]
+    base = [sys.executable, "-m", "testkit.base_tree", tree]
     MEMORY_SERVERS["rawws@base"] = [*base, *rawws_command("--echo")[3:]]
     FANOUT_MODES["compressed members, rawws@base"] = ("base:" + tree, True)
 
@@ -211,7 +211,7 @@ def _server_command(flag: str) -> list[str]:
         return [
             sys.executable,
             "-m",
-            "experiments.perf.base_tree",
+            "testkit.base_tree",
             flag[5:],
             *rawws_command()[3:],
         ]

@@ -282,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         servers["rawws@base"] = [
             sys.executable,
             "-m",
-            "experiments.perf.base_tree",
+            "testkit.base_tree",
             args.base_tree,
             *rawws_command()[3:],
         ]

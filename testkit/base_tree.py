@@ -1,10 +1,13 @@
 """Run ``rawws`` from another source tree (an earlier commit, unpacked) in place of the installed one.
 
-    python -m experiments.perf.base_tree DIR serve --echo ...
+    python -m testkit.base_tree DIR serve --echo ...
 
-The side-by-side scenarios take ``--base-tree DIR`` to measure a change against
-the code before it in the same run: the editable install's import hook is
-removed, so ``import rawws`` finds ``DIR/rawws``.
+The side-by-side measurements (``bench/hot_path.py``, and the studies in
+``experiments/perf/`` with ``--base-tree DIR``) compare a change with the code
+before it in the same run: the editable install's import hook is removed, so
+``import rawws`` finds ``DIR/rawws``. It lives here, not in ``experiments/``,
+because ``bench/`` uses it too and ``bench/`` imports no study. Standard library
+only, like the rest of ``testkit``.
 """
 
 from __future__ import annotations
