@@ -1,51 +1,33 @@
-"""The doors of rooms: ``create``, ``invite``, ``rooms``, and the stored membership a private room's ``join`` needs.
+"""The doors of rooms: ``create``, ``invite``, ``rooms``, and the stored membership a ``join`` needs.
 
 Membership lives in the store, shared by every node, so an invitation made on one
-node lets the invitee in on any other. Each node keeps the memberships it has read
-(``MembershipCache``): only ones that exist, since membership only grows today (no
-kick or ban yet), so a cached answer can never be stale; a "not a member" is read
-again every time, so an invitation made elsewhere counts at once. When kick and ban
-arrive they must evict entries (on every node, through the bus). ``say`` reads none
-of this: the connection joined, and that check is local (``rawws.chat.access``).
+node lets the invitee in on any other. It is read from the store at every ``join``
+(twice: ``ChatHandler._join_stored``), never from a node's cache: a kick or a ban made
+on another node shrinks it, and a cached "member" would let the kicked user back in.
+A join is rare beside a ``say``, which reads none of this: the connection joined, and
+that check is local (``rawws.chat.access``). An invitation is a membership event in
+the room's sequence (``Store.apply_member_event``), published like a message.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
-from collections import OrderedDict
+import time
 from collections.abc import Callable
 
 from rawws.chat import wire as chat
 from rawws.chat.access import authorize_stored
 from rawws.chat.member import ChatMember
 from rawws.errors import ChatError
-from rawws.store import Store
-from rawws.store.base import MEMBER, Membership
-from rawws.store.names import username_key
+from rawws.store import Store, StoredMessage
+from rawws.store.base import BANNED, INVITED, MEMBER, PUBLIC, MemberEvent, Membership
 from rawws.store.outage import StoreHealth, StoreUnavailable
 
 log = logging.getLogger("rawws.chat")
 
-MAX_CACHED_MEMBERSHIPS = 65_536  # per node; the oldest read goes first
 SUFFIX_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 NAME_ATTEMPTS = 4  # 36**8 names per label: a collision twice in a row is already absurd
-
-
-class MembershipCache:
-    """Memberships this node has read, by (room, user key): those that exist only."""
-
-    def __init__(self, size: int = MAX_CACHED_MEMBERSHIPS) -> None:
-        self.size = size
-        self._found: OrderedDict[tuple[str, str], Membership] = OrderedDict()
-
-    def get(self, room: str, user: str) -> Membership | None:
-        return self._found.get((room, username_key(user)))
-
-    def put(self, user: str, membership: Membership) -> None:
-        self._found[(membership.room, username_key(user))] = membership
-        while len(self._found) > self.size:
-            self._found.popitem(last=False)
 
 
 def private_name(label: str) -> str:
@@ -64,27 +46,43 @@ class Doors:
         store: Store,
         health: StoreHealth,
         notify: Callable[[str, str], None],
+        publish: Callable[[StoredMessage], None],
     ) -> None:
         self.store = store
         self.health = health
         self.notify = (
             notify  # (username, text): to that user's connections on this node
         )
-        self.cache = MembershipCache()
+        self.publish = publish  # a stored invitation: to this node's feed and the bus
 
     async def membership(self, room: str, user: str) -> Membership | None:
-        found = self.cache.get(room, user)
-        if found is None:
-            found = await self.health.call(
-                "membership", self.store.membership(room, user)
+        return await self.health.call("membership", self.store.membership(room, user))
+
+    async def admit(
+        self, command: chat.Join | chat.Invite, user: str
+    ) -> Membership | None:
+        """``user``'s stored row of the room ``command`` names, if it allows ``command``.
+
+        A private room: a membership (``authorize_stored``). A public room: anyone but
+        the banned, who are told so (public rooms are no secret); None when not stored.
+        """
+        found = await self.membership(command.room, user)
+        if chat.is_private(command.room):
+            return authorize_stored(command, found)
+        if found is not None and found.role == BANNED:
+            raise ChatError(
+                chat.BANNED, f"you are banned from {command.room}", command.ref
             )
-            if found is not None:
-                self.cache.put(user, found)
         return found
 
-    async def admit(self, command: chat.Join | chat.Invite, user: str) -> Membership:
-        """``user``'s membership of the private room ``command`` names, if it allows ``command``."""
-        return authorize_stored(command, await self.membership(command.room, user))
+    def place(self, member: ChatMember, room: str, found: Membership | None) -> None:
+        """What a member's stored row means for its connection: where its reading starts, its mute."""
+        if found is not None and found.kind != PUBLIC:
+            member.floors[room] = found.since_id
+        if found is not None and found.muted_until is not None:
+            member.muted[room] = found.muted_until
+        else:
+            member.muted.pop(room, None)
 
     async def run(
         self, member: ChatMember, command: chat.Create | chat.Invite | chat.RoomsRequest
@@ -120,7 +118,6 @@ class Doors:
                 "creating", self.store.create_room(room, command.kind, member.user)
             )
             if made is not None:
-                self.cache.put(member.user, made)
                 member.send(chat.created(room, made.kind, made.role, command.ref))
                 return
         raise ChatError(chat.ROOM_TAKEN, f"{command.room} exists: join it", command.ref)
@@ -130,14 +127,27 @@ class Doors:
         invitee = await self.health.call("inviting", self.store.get_user(command.user))
         if invitee is None:
             raise ChatError(chat.NO_SUCH_USER, f"no user {command.user}", command.ref)
-        added = await self.health.call(
-            "inviting",
-            self.store.add_member(command.room, invitee.username, MEMBER, member.user),
-        )
-        if (
-            added is None
-        ):  # the room is gone (not possible yet: rooms are never removed)
-            raise ChatError(chat.NO_SUCH_ROOM, f"no room {command.room}", command.ref)
-        self.cache.put(invitee.username, added)
+        found = await self.membership(command.room, invitee.username)
+        if found is not None and found.role == BANNED:
+            raise ChatError(
+                chat.BANNED, f"{invitee.username} is banned: unban first", command.ref
+            )
+        stored = None
+        if found is None:  # else a member already: an invitation twice is one
+            event = MemberEvent(
+                command.room,
+                INVITED,
+                member.user,
+                invitee.username,
+                "",
+                time.time(),
+                MEMBER,
+            )
+            stored = await self.health.call(
+                "inviting", self.store.apply_member_event(event)
+            )
+        # Answered before the event goes out, as an ack comes before its message.
         member.send(chat.invited(command.room, invitee.username, command.ref))
+        if stored is not None:
+            self.publish(stored)
         self.notify(invitee.username, chat.invitation(command.room, member.user))

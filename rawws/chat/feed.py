@@ -31,6 +31,7 @@ from rawws.chat.sequencer import DEFAULT_HOLD_LIMIT, RoomSequencer
 from rawws.config import DEFAULT_BUS_HEARTBEAT_S
 from rawws.core.counters import BusCounters
 from rawws.store import Store, StoredMessage
+from rawws.store.base import SAY
 
 log = logging.getLogger("rawws.chat")
 
@@ -44,6 +45,9 @@ MAX_HEAD_ROOMS = (
 )
 
 Deliver = Callable[[str, str, int], object]  # (room, text, id): the hub's publish
+Apply = Callable[
+    [StoredMessage], object
+]  # a membership event, in its place: the hub applies it
 Announce = Callable[[Change], object]  # a user appeared in / left a room, cluster-wide
 
 
@@ -61,8 +65,12 @@ class RoomFeed:
         announce: Announce | None = None,
         local_presence: Callable[[], dict[str, list[str]]] | None = None,
         bus_counters: BusCounters | None = None,
+        apply: Apply | None = None,
     ) -> None:
         self.store = store
+        # Membership events (kind not 'say') go here instead of ``deliver``, in id order with
+        # the messages: a kicked user is out of the room before the next message goes out.
+        self._apply = apply
         self.bus_counters = bus_counters if bus_counters is not None else BusCounters()
         self.garbage = 0  # bus messages that were not ours
         self.bus: Bus = bus or LocalBus()
@@ -174,7 +182,10 @@ class RoomFeed:
 
     def _send(self, room: str, messages: list[StoredMessage]) -> None:
         for message in messages:
-            self._deliver(room, chat.message(message), message.id)
+            if message.kind != SAY and self._apply is not None:
+                self._apply(message)
+            else:
+                self._deliver(room, chat.message(message), message.id)
 
     # -- gaps -----------------------------------------------------------------------------
 

@@ -2,13 +2,16 @@
 
 Client → server: ``join {room, since?, ref?}``, ``leave {room}``, ``say {room, text, ref?}``,
 ``history {room, before?, limit?}``, ``who {room}``, ``create {room, kind, ref?}``,
-``invite {room, user, ref?}``, ``rooms {ref?}``.
+``invite {room, user, ref?}``, ``rooms {ref?}``, ``kick``/``ban``/``unban``/``unmute
+{room, user, ref?}``, ``mute {room, user, seconds, ref?}``, ``role {room, user, role, ref?}``.
 
 Server → client: ``welcome {user, rooms, limits}``, ``joined {room, users, last_id}``,
 ``left {room}``, ``message {room, id, user, text, ts}``, ``ack {ref, room, id}``,
 ``presence {room, user, event}``, ``members {room, users}``,
 ``history {room, messages}``, ``error {code, message, ref?}``, ``created {room, kind, role, ref?}``,
-``invited {room, user, ref?}``, ``invitation {room, by}``, ``rooms {rooms, ref?}``.
+``invited {room, user, ref?}``, ``invitation {room, by}``, ``rooms {rooms, ref?}``,
+``member {room, id, event, user, by, ts, role?, until?}`` (a membership event in the room's
+sequence), ``removed {room, id, reason, by}``, ``moderated {ref, room, user, event, id}``.
 
 Everything a client sends is checked here; a bad frame becomes a ``ChatError``
 that the connection answers with an ``error`` frame and stays open.
@@ -27,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rawws.errors import ChatError
-from rawws.store.base import RoomView
+from rawws.store.base import ROLES, SAY, RoomView
 from rawws.store.base import (
     StoredMessage as StoredMessage,
 )  # re-exported: what the protocol sends
@@ -78,6 +81,13 @@ NO_SUCH_USER = "no_such_user"
 ROOM_TAKEN = "room_taken"
 FORBIDDEN = "forbidden"
 UNAVAILABLE = "unavailable"
+MUTED = "muted"
+BANNED = "banned"
+NOT_MEMBER = "not_member"
+NOT_BANNED = "not_banned"
+BAD_TARGET = "bad_target"
+BAD_ROLE = "bad_role"
+MAX_MUTE_S = 30 * 24 * 3600  # the longest mute, in seconds: a month
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +142,73 @@ class RoomsRequest:
     ref: str | None = None
 
 
-Command = Join | Leave | Say | HistoryRequest | Who | Create | Invite | RoomsRequest
+@dataclass(frozen=True, slots=True)
+class Kick:
+    room: str
+    user: str
+    ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ban:
+    room: str
+    user: str
+    ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Unban:
+    room: str
+    user: str
+    ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Mute:
+    room: str
+    user: str
+    seconds: int
+    ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Unmute:
+    room: str
+    user: str
+    ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RoleChange:
+    room: str
+    user: str
+    role: str  # owner (hand over), moderator or member
+    ref: str | None = None
+
+
+Moderation = Kick | Ban | Unban | Mute | Unmute | RoleChange
+Command = (
+    Join
+    | Leave
+    | Say
+    | HistoryRequest
+    | Who
+    | Create
+    | Invite
+    | RoomsRequest
+    | Kick
+    | Ban
+    | Unban
+    | Mute
+    | Unmute
+    | RoleChange
+)
+_TARGETED: dict[str, type[Kick | Ban | Unban | Unmute]] = {
+    "kick": Kick,
+    "ban": Ban,
+    "unban": Unban,
+    "unmute": Unmute,
+}
 
 
 def is_private(room: str) -> bool:
@@ -185,6 +261,17 @@ def parse_command(data: str | bytes) -> Command:
             return Invite(_room(frame), _user(frame), ref)
         if kind == "rooms":
             return RoomsRequest(ref)
+        if isinstance(kind, str) and kind in _TARGETED:
+            return _TARGETED[kind](_room(frame), _user(frame), ref)
+        if kind == "mute":
+            seconds = _optional_int(frame, "seconds", minimum=1)
+            if seconds is None or seconds > MAX_MUTE_S:
+                raise ChatError(
+                    BAD_FIELD, f"seconds must be an integer from 1 to {MAX_MUTE_S}"
+                )
+            return Mute(_room(frame), _user(frame), seconds, ref)
+        if kind == "role":
+            return RoleChange(_room(frame), _user(frame), _role(frame), ref)
     except ChatError as error:
         error.ref = ref
         raise
@@ -200,6 +287,14 @@ def _room(frame: dict[str, Any]) -> str:
     if not isinstance(room, str) or ROOM_NAME.fullmatch(room) is None:
         raise ChatError(BAD_ROOM, f"room must be {ROOM_RULE}")
     return room
+
+
+def _role(frame: dict[str, Any]) -> str:
+    role = frame.get("role")
+    if role not in ROLES:
+        raise ChatError(BAD_ROLE, f"role must be one of {', '.join(ROLES)}")
+    assert isinstance(role, str)
+    return role
 
 
 def _create(frame: dict[str, Any], ref: str | None) -> Create:
@@ -351,12 +446,67 @@ def error(code: str, message: str, ref: str | None = None) -> str:
     return dumps(payload)
 
 
+def muted(until: float, ref: str | None) -> str:
+    """A muted member's ``say`` refused: until when (seconds since the epoch)."""
+    payload: dict[str, Any] = {
+        "type": "error",
+        "code": MUTED,
+        "message": "you are muted in this room",
+        "until": until,
+    }
+    if ref is not None:
+        payload["ref"] = ref
+    return dumps(payload)
+
+
+def removed(event: StoredMessage) -> str:
+    """To the connections of a kicked or banned user: they are out of the room from ``id`` on."""
+    return dumps(
+        {
+            "type": "removed",
+            "room": event.room,
+            "id": event.id,
+            "reason": event.kind,
+            "by": event.user,
+        }
+    )
+
+
+def moderated(ref: str | None, event: StoredMessage) -> str:
+    """The answer to a moderation command: done, as the event with this ``id``."""
+    return dumps(
+        {
+            "type": "moderated",
+            "ref": ref,
+            "room": event.room,
+            "user": event.target,
+            "event": event.kind,
+            "id": event.id,
+        }
+    )
+
+
 def message(stored: StoredMessage) -> str:
     return dumps(message_fields(stored))
 
 
 def message_fields(stored: StoredMessage) -> dict[str, object]:
-    """The ``message`` object of the wire protocol for one stored message."""
+    """The wire object of one stored entry: a ``message``, or a ``member`` event (its kind not 'say')."""
+    if stored.kind != SAY:
+        fields: dict[str, object] = {
+            "type": "member",
+            "room": stored.room,
+            "id": stored.id,
+            "event": stored.kind,
+            "user": stored.target,
+            "by": stored.user,
+            "ts": stored.ts,
+        }
+        if stored.kind == "role":
+            fields["role"] = stored.text
+        elif stored.kind == "muted":
+            fields["until"] = float(stored.text)
+        return fields
     return {
         "type": "message",
         "room": stored.room,
@@ -404,3 +554,10 @@ def invite_frame(room: str, user: str, ref: str | None = None) -> str:
 
 def rooms_frame(ref: str | None = None) -> str:
     return dumps({"type": "rooms", "ref": ref})
+
+
+def moderation_frame(
+    kind: str, room: str, user: str, ref: str | None = None, **more: object
+) -> str:
+    """``kick``, ``ban``, ``unban``, ``unmute``; ``mute`` with ``seconds``; ``role`` with ``role``."""
+    return dumps({"type": kind, "room": room, "user": user, "ref": ref, **more})

@@ -22,6 +22,12 @@ COMMANDS: dict[str, wire.Command] = {
     "create": wire.Create(ROOM, "public", "r2"),
     "invite": wire.Invite("den.abcdefgh", "bob", "r3"),
     "rooms": wire.RoomsRequest("r4"),
+    "kick": wire.Kick(ROOM, "bob", "r5"),
+    "ban": wire.Ban(ROOM, "bob", "r6"),
+    "unban": wire.Unban(ROOM, "bob", "r7"),
+    "mute": wire.Mute(ROOM, "bob", 60, "r8"),
+    "unmute": wire.Unmute(ROOM, "bob", "r9"),
+    "role": wire.RoleChange(ROOM, "bob", "moderator", "r10"),
 }
 # command → (the answer when the connection is in the room, the answer when it is not); None: allowed
 MATRIX: dict[str, tuple[str | None, str | None]] = {
@@ -33,6 +39,13 @@ MATRIX: dict[str, tuple[str | None, str | None]] = {
     "create": (None, None),
     "invite": (None, None),  # then the stored membership decides (test_doors)
     "rooms": (None, None),
+    # moderation: the stored roles decide (authorize_actor, authorize_moderation; test_moderation)
+    "kick": (None, None),
+    "ban": (None, None),
+    "unban": (None, None),
+    "mute": (None, None),
+    "unmute": (None, None),
+    "role": (None, None),
 }
 
 
