@@ -162,7 +162,7 @@ def authorize_actor(
 ) -> None:
     """May a user of ``role`` moderate the room at all? A private room's outsider hears of no room."""
     room, ref = command.room, command.ref
-    if role != ADMIN and wire.is_private(room) and role is None:
+    if wire.is_private(room) and (info is None or role is None):
         raise ChatError(wire.NO_SUCH_ROOM, f"no room {room}", ref)
     if role not in _MANAGERS:
         raise ChatError(

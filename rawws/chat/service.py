@@ -199,7 +199,9 @@ class ChatHandler:
             store
         )  # replay queries shared by members who rejoin at once
         self._members: dict[Peer, ChatMember] = {}
-        self.doors = Doors(store, self.health, self._notify, self.feed.stored_here)
+        self.doors = Doors(
+            store, self.health, self._notify, self.feed.stored_here, is_admin
+        )
         self.moderator = Moderator(
             store, self.health, self.hub, self.feed.stored_here, self._leave, is_admin
         )
