@@ -466,9 +466,13 @@ class ChatHandler:
 
     async def _history(self, member: ChatMember, command: HistoryRequest) -> None:
         try:
+            # Never past what this connection was delivered: its node may not have applied
+            # a kick stored since, and nothing after that kick may reach the kicked.
+            upto = member.last_ids.get(command.room, 0) + 1
+            before = upto if command.before is None else min(command.before, upto)
             found = await self.health.call(
                 "history",
-                self.store.messages_before(command.room, command.before, command.limit),
+                self.store.messages_before(command.room, before, command.limit),
             )
         except Exception as exc:
             if not isinstance(exc, StoreUnavailable):
