@@ -21,6 +21,7 @@ from collections.abc import Callable
 from enum import Enum
 
 from rawws.chat import wire
+from rawws.chat import wire_moderation as mod
 from rawws.errors import ChatError
 from rawws.store.base import (
     BANNED,
@@ -67,12 +68,12 @@ RULES: dict[type[wire.Command], Rule] = {
     wire.Invite: Rule.PRIVATE,
     wire.RoomsRequest: Rule.ANYONE,  # each user sees only what they may (``visible_rooms``)
     # Stored roles decide these (an admin need not have joined): ``authorize_actor``.
-    wire.Kick: Rule.MODERATE,
-    wire.Ban: Rule.MODERATE,
-    wire.Unban: Rule.MODERATE,
-    wire.Mute: Rule.MODERATE,
-    wire.Unmute: Rule.MODERATE,
-    wire.RoleChange: Rule.MODERATE,
+    mod.Kick: Rule.MODERATE,
+    mod.Ban: Rule.MODERATE,
+    mod.Unban: Rule.MODERATE,
+    mod.Mute: Rule.MODERATE,
+    mod.Unmute: Rule.MODERATE,
+    mod.RoleChange: Rule.MODERATE,
 }
 
 _JOINED, _NOT_JOINED, _PRIVATE, _ANYONE = (
@@ -158,7 +159,7 @@ def actor_role(
 
 
 def authorize_actor(
-    command: wire.Moderation, info: RoomInfo | None, role: str | None
+    command: mod.Moderation, info: RoomInfo | None, role: str | None
 ) -> None:
     """May a user of ``role`` moderate the room at all? A private room's outsider hears of no room."""
     room, ref = command.room, command.ref
@@ -168,14 +169,14 @@ def authorize_actor(
         raise ChatError(
             wire.FORBIDDEN, f"only {Rule.MODERATE.value} of {room} may do that", ref
         )
-    if isinstance(command, wire.RoleChange) and role == MODERATOR:
+    if isinstance(command, mod.RoleChange) and role == MODERATOR:
         raise ChatError(
             wire.FORBIDDEN, f"only the owner of {room} gives or takes roles", ref
         )
 
 
 def authorize_moderation(
-    command: wire.Moderation,
+    command: mod.Moderation,
     info: RoomInfo | None,
     role: str,
     actor: str,
@@ -192,9 +193,9 @@ def authorize_moderation(
     room, ref = command.room, command.ref
     has = target.role if target is not None else None
     if username_key(target_name) == username_key(actor):
-        raise ChatError(wire.BAD_TARGET, "not on yourself", ref)
+        raise ChatError(mod.BAD_TARGET, "not on yourself", ref)
     if has == OWNER:
-        raise ChatError(wire.BAD_TARGET, f"{target_name} owns {room}", ref)
+        raise ChatError(mod.BAD_TARGET, f"{target_name} owns {room}", ref)
     if role == MODERATOR and has == MODERATOR:
         raise ChatError(wire.FORBIDDEN, "a moderator acts on members only", ref)
     muted_until = target.muted_until if target is not None else None
@@ -210,27 +211,27 @@ def authorize_moderation(
             room, kind, actor, target_name, detail, now, after, until, demote
         )
 
-    if isinstance(command, wire.Unban):
+    if isinstance(command, mod.Unban):
         if has != BANNED:
-            raise ChatError(wire.NOT_BANNED, f"{target_name} is not banned", ref)
+            raise ChatError(mod.NOT_BANNED, f"{target_name} is not banned", ref)
         return event(UNBANNED, None)
     if has == BANNED:
-        raise ChatError(wire.NOT_MEMBER, f"{target_name} is banned from {room}", ref)
-    if isinstance(command, wire.Ban):
+        raise ChatError(mod.NOT_MEMBER, f"{target_name} is banned from {room}", ref)
+    if isinstance(command, mod.Ban):
         return event(BANNED_EVENT, BANNED, muted_until=None)
     if has is None and wire.is_private(room):
-        raise ChatError(wire.NOT_MEMBER, f"{target_name} is not in {room}", ref)
-    if isinstance(command, wire.Kick):
+        raise ChatError(mod.NOT_MEMBER, f"{target_name} is not in {room}", ref)
+    if isinstance(command, mod.Kick):
         return event(KICKED, None, muted_until=None)
-    if isinstance(command, wire.Mute):
+    if isinstance(command, mod.Mute):
         until = now + command.seconds
         return event(MUTED, has or MEMBER, repr(until), muted_until=until)
-    if isinstance(command, wire.Unmute):
+    if isinstance(command, mod.Unmute):
         if muted_until is None or muted_until <= now:
-            raise ChatError(wire.BAD_TARGET, f"{target_name} is not muted", ref)
+            raise ChatError(mod.BAD_TARGET, f"{target_name} is not muted", ref)
         return event(UNMUTED, has or MEMBER, muted_until=None)
-    assert isinstance(command, wire.RoleChange)
+    assert isinstance(command, mod.RoleChange)
     if (has or MEMBER) == command.role:
-        raise ChatError(wire.BAD_TARGET, f"{target_name} is a {command.role}", ref)
+        raise ChatError(mod.BAD_TARGET, f"{target_name} is a {command.role}", ref)
     demote = info.owner if info is not None and command.role == OWNER else None
     return event(ROLE_CHANGED, command.role, command.role, demote=demote)

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 
 from rawws.chat import wire as chat
+from rawws.chat import wire_moderation as mod
 from rawws.chat.access import authorize_stored
 from rawws.chat.member import ChatMember
 from rawws.errors import ChatError
@@ -73,7 +74,7 @@ class Doors:
             return authorize_stored(command, found)
         if found is not None and found.role == BANNED:
             raise ChatError(
-                chat.BANNED, f"you are banned from {command.room}", command.ref
+                mod.BANNED, f"you are banned from {command.room}", command.ref
             )
         return found
 
@@ -138,7 +139,7 @@ class Doors:
         found = await self.membership(command.room, invitee.username)
         if found is not None and found.role == BANNED:
             raise ChatError(
-                chat.BANNED, f"{invitee.username} is banned: unban first", command.ref
+                mod.BANNED, f"{invitee.username} is banned: unban first", command.ref
             )
         stored = None
         if found is None:  # else a member already: an invitation twice is one

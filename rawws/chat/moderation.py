@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 
 from rawws.chat import wire as chat
+from rawws.chat import wire_moderation as mod
 from rawws.chat.access import actor_role, authorize_actor, authorize_moderation
 from rawws.chat.hub import Hub
 from rawws.chat.member import ChatMember
@@ -62,14 +63,14 @@ class Moderator:
         # accounts side (``rawws admin grant``), and the app passes its reader here.
         self.is_admin = is_admin
 
-    async def run(self, member: ChatMember, command: chat.Moderation) -> None:
+    async def run(self, member: ChatMember, command: mod.Moderation) -> None:
         """One moderation command, answered on ``member``: ``moderated``, or the ``error`` that stopped it."""
         try:
             event = await self._judge(member, command)
             stored = await self.health.call(
                 "moderating", self.store.apply_member_event(event)
             )
-            member.send(chat.moderated(command.ref, stored))
+            member.send(mod.moderated(command.ref, stored))
             self.publish(stored)
         except ChatError as error:
             member.send(chat.error(error.code, error.message, error.ref))
@@ -80,7 +81,7 @@ class Moderator:
                 chat.error(chat.UNAVAILABLE, "not done; send it again", command.ref)
             )
 
-    async def _judge(self, member: ChatMember, command: chat.Moderation) -> MemberEvent:
+    async def _judge(self, member: ChatMember, command: mod.Moderation) -> MemberEvent:
         room = command.room
         info = await self.health.call("moderating", self.store.room_info(room))
         actor = await self.health.call(
@@ -121,7 +122,7 @@ class Moderator:
             return True
         if event.kind in REMOVING_EVENTS:
             member.last_ids[event.room] = event.id
-            member.send(chat.removed(event))
+            member.send(mod.removed(event))
             self.leave(member, event.room)
             return False
         if event.kind == MUTED:
@@ -139,5 +140,5 @@ def refuse_muted(member: ChatMember, room: str, ref: str | None, now: float) -> 
     if until <= now:
         del member.muted[room]
         return False
-    member.send(chat.muted(until, ref))
+    member.send(mod.muted(until, ref))
     return True

@@ -40,11 +40,11 @@ from rawws.chat.wire import (
     Invite,
     Join,
     Leave,
-    Moderation,
     RoomsRequest,
     Say,
     Who,
 )
+from rawws.chat.wire_moderation import Moderation
 from rawws.config import (
     DEFAULT_CHAT_MAX_BATCH_MESSAGES,
     DEFAULT_CHAT_MAX_ROOMS_PER_CONNECTION,

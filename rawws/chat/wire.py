@@ -29,6 +29,17 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from rawws.chat.wire_moderation import (
+    BAD_ROLE,
+    MAX_MUTE_S,
+    Ban,
+    Kick,
+    Mute,
+    RoleChange,
+    Unban,
+    Unmute,
+    event_fields,
+)
 from rawws.errors import ChatError
 from rawws.store.base import ROLES, SAY, RoomView
 from rawws.store.base import (
@@ -81,13 +92,6 @@ NO_SUCH_USER = "no_such_user"
 ROOM_TAKEN = "room_taken"
 FORBIDDEN = "forbidden"
 UNAVAILABLE = "unavailable"
-MUTED = "muted"
-BANNED = "banned"
-NOT_MEMBER = "not_member"
-NOT_BANNED = "not_banned"
-BAD_TARGET = "bad_target"
-BAD_ROLE = "bad_role"
-MAX_MUTE_S = 30 * 24 * 3600  # the longest mute, in seconds: a month
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,51 +146,6 @@ class RoomsRequest:
     ref: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Kick:
-    room: str
-    user: str
-    ref: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Ban:
-    room: str
-    user: str
-    ref: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Unban:
-    room: str
-    user: str
-    ref: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Mute:
-    room: str
-    user: str
-    seconds: int
-    ref: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Unmute:
-    room: str
-    user: str
-    ref: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RoleChange:
-    room: str
-    user: str
-    role: str  # owner (hand over), moderator or member
-    ref: str | None = None
-
-
-Moderation = Kick | Ban | Unban | Mute | Unmute | RoleChange
 Command = (
     Join
     | Leave
@@ -446,46 +405,6 @@ def error(code: str, message: str, ref: str | None = None) -> str:
     return dumps(payload)
 
 
-def muted(until: float, ref: str | None) -> str:
-    """A muted member's ``say`` refused: until when (seconds since the epoch)."""
-    payload: dict[str, Any] = {
-        "type": "error",
-        "code": MUTED,
-        "message": "you are muted in this room",
-        "until": until,
-    }
-    if ref is not None:
-        payload["ref"] = ref
-    return dumps(payload)
-
-
-def removed(event: StoredMessage) -> str:
-    """To the connections of a kicked or banned user: they are out of the room from ``id`` on."""
-    return dumps(
-        {
-            "type": "removed",
-            "room": event.room,
-            "id": event.id,
-            "reason": event.kind,
-            "by": event.user,
-        }
-    )
-
-
-def moderated(ref: str | None, event: StoredMessage) -> str:
-    """The answer to a moderation command: done, as the event with this ``id``."""
-    return dumps(
-        {
-            "type": "moderated",
-            "ref": ref,
-            "room": event.room,
-            "user": event.target,
-            "event": event.kind,
-            "id": event.id,
-        }
-    )
-
-
 def message(stored: StoredMessage) -> str:
     return dumps(message_fields(stored))
 
@@ -493,20 +412,7 @@ def message(stored: StoredMessage) -> str:
 def message_fields(stored: StoredMessage) -> dict[str, object]:
     """The wire object of one stored entry: a ``message``, or a ``member`` event (its kind not 'say')."""
     if stored.kind != SAY:
-        fields: dict[str, object] = {
-            "type": "member",
-            "room": stored.room,
-            "id": stored.id,
-            "event": stored.kind,
-            "user": stored.target,
-            "by": stored.user,
-            "ts": stored.ts,
-        }
-        if stored.kind == "role":
-            fields["role"] = stored.text
-        elif stored.kind == "muted":
-            fields["until"] = float(stored.text)
-        return fields
+        return event_fields(stored)
     return {
         "type": "message",
         "room": stored.room,
@@ -554,10 +460,3 @@ def invite_frame(room: str, user: str, ref: str | None = None) -> str:
 
 def rooms_frame(ref: str | None = None) -> str:
     return dumps({"type": "rooms", "ref": ref})
-
-
-def moderation_frame(
-    kind: str, room: str, user: str, ref: str | None = None, **more: object
-) -> str:
-    """``kick``, ``ban``, ``unban``, ``unmute``; ``mute`` with ``seconds``; ``role`` with ``role``."""
-    return dumps({"type": kind, "room": room, "user": user, "ref": ref, **more})

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rawws.chat import wire
+from rawws.chat import wire_moderation as mod
 from rawws.chat.access import RULES, authorize
 from rawws.errors import ChatError
 
@@ -22,12 +23,12 @@ COMMANDS: dict[str, wire.Command] = {
     "create": wire.Create(ROOM, "public", "r2"),
     "invite": wire.Invite("den.abcdefgh", "bob", "r3"),
     "rooms": wire.RoomsRequest("r4"),
-    "kick": wire.Kick(ROOM, "bob", "r5"),
-    "ban": wire.Ban(ROOM, "bob", "r6"),
-    "unban": wire.Unban(ROOM, "bob", "r7"),
-    "mute": wire.Mute(ROOM, "bob", 60, "r8"),
-    "unmute": wire.Unmute(ROOM, "bob", "r9"),
-    "role": wire.RoleChange(ROOM, "bob", "moderator", "r10"),
+    "kick": mod.Kick(ROOM, "bob", "r5"),
+    "ban": mod.Ban(ROOM, "bob", "r6"),
+    "unban": mod.Unban(ROOM, "bob", "r7"),
+    "mute": mod.Mute(ROOM, "bob", 60, "r8"),
+    "unmute": mod.Unmute(ROOM, "bob", "r9"),
+    "role": mod.RoleChange(ROOM, "bob", "moderator", "r10"),
 }
 # command → (the answer when the connection is in the room, the answer when it is not); None: allowed
 MATRIX: dict[str, tuple[str | None, str | None]] = {

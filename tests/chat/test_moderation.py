@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from rawws.chat import wire as chat
+from rawws.chat import wire_moderation as mod
 from rawws.chat.service import ChatHandler
 from rawws.store import SqlStore, open_store, sqlite_url
 from tests.chat.test_doors import HASH, kind_of, settle
@@ -142,12 +143,12 @@ def expected(command: str, role: str, kind: str) -> str:
     if command == "join":
         if joined:
             return "joined"
-        return chat.BANNED if not private else NO
+        return mod.BANNED if not private else NO
     if command in ("leave", "say", "history", "who"):
         if not joined:
             return chat.NOT_JOINED
         if command == "say":
-            return chat.MUTED if role == "muted" else "ack"
+            return mod.MUTED if role == "muted" else "ack"
         return {"leave": "left", "history": "history", "who": "members"}[command]
     if command == "create":
         return "created"
