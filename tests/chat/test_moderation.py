@@ -204,3 +204,149 @@ async def test_the_authorization_matrix(store_url: str) -> None:
     finally:
         await node.handler.close()
         await store.close()
+
+
+async def test_bad_moderation_is_an_error_that_changes_nothing(tmp_path: Path) -> None:
+    """Kicking yourself, an unknown user, a role that does not exist, banning the owner, a
+    moderator on a moderator, and the rest of the table's refusals: each an ``error``, the
+    room's stream and membership untouched, the connection open."""
+    store = await opened(sqlite_url(tmp_path))
+    node = Node(store)
+    try:
+        room = await staffed_room(node, "private")
+        ann, mo, ad = node.connect("ann"), node.connect("mo"), node.connect("ad")
+        dan = "dan"  # registered, never invited
+        cases: list[tuple[FakePeer, dict[str, Any], str]] = [
+            (ann, {"type": "kick", "user": "ANN"}, mod.BAD_TARGET),
+            (ann, {"type": "kick", "user": "nobody"}, chat.NO_SUCH_USER),
+            (ann, {"type": "role", "user": "tg", "role": "king"}, mod.BAD_ROLE),
+            (ad, {"type": "ban", "user": "ann"}, mod.BAD_TARGET),
+            (mo, {"type": "kick", "user": "ann"}, mod.BAD_TARGET),
+            (ann, {"type": "unban", "user": "bob"}, mod.NOT_BANNED),
+            (ann, {"type": "unmute", "user": "bob"}, mod.BAD_TARGET),
+            (ann, {"type": "kick", "user": dan}, mod.NOT_MEMBER),
+            (ann, {"type": "mute", "user": dan, "seconds": 5}, mod.NOT_MEMBER),
+            (ann, {"type": "kick", "user": "bu"}, mod.NOT_MEMBER),
+            (ann, {"type": "invite", "user": "bu"}, mod.BANNED),
+            (ann, {"type": "mute", "user": "bob", "seconds": 0}, chat.BAD_FIELD),
+            (ann, {"type": "role", "user": "mo", "role": "moderator"}, mod.BAD_TARGET),
+            (mo, {"type": "role", "user": "bob", "role": "moderator"}, chat.FORBIDDEN),
+        ]
+        before = await store.last_message_id(room)
+        rows = {u: await store.membership(room, u) for u in USERS}
+        for peer, frame, code in cases:
+            answer = await node.answer(peer, room=room, ref="x", **frame)
+            assert (answer["type"], answer.get("code"), answer["ref"]) == (
+                "error",
+                code,
+                "x",
+            ), frame
+        assert await store.last_message_id(room) == before
+        assert {u: await store.membership(room, u) for u in USERS} == rows
+        # a moderator acts on members only: one moderator on another is forbidden
+        done = await node.answer(
+            ann, type="role", room=room, user="tg", role="moderator"
+        )
+        assert done["type"] == "moderated"
+        refused = await node.answer(mo, type="kick", room=room, user="tg", ref="k")
+        assert refused["code"] == chat.FORBIDDEN
+        await node.answer(ann, type="join", room=room)
+        assert (
+            kind_of(await node.answer(ann, type="say", room=room, text="still here"))
+            == "ack"
+        )
+    finally:
+        await node.handler.close()
+        await store.close()
+
+
+async def test_mute_refuses_say_until_unmuted_and_ownership_changes_hands(
+    tmp_path: Path,
+) -> None:
+    store = await opened(sqlite_url(tmp_path))
+    node = Node(store)
+    try:
+        room = await staffed_room(node, "private")
+        ann, bob = node.connect("ann"), node.connect("bob")
+        for peer in (ann, bob):
+            assert kind_of(await node.answer(peer, type="join", room=room)) == "joined"
+        muted = await node.answer(ann, type="mute", room=room, user="bob", seconds=600)
+        assert (muted["type"], muted["event"], muted["user"]) == (
+            "moderated",
+            "muted",
+            "bob",
+        )
+        told = [f for f in bob.frames if f["type"] == "member"][-1]
+        assert (told["event"], told["by"], told["id"]) == ("muted", "ann", muted["id"])
+        refused = await node.answer(bob, type="say", room=room, text="hey", ref="s")
+        assert (refused["code"], refused["ref"]) == (mod.MUTED, "s")
+        assert refused["until"] == pytest.approx(told["until"])
+        await node.answer(ann, type="unmute", room=room, user="bob")
+        assert (
+            kind_of(await node.answer(bob, type="say", room=room, text="hey")) == "ack"
+        )
+        # the owner hands over: bob owns it, ann moderates, and only bob gives roles now
+        handed = await node.answer(
+            ann, type="role", room=room, user="bob", role="owner"
+        )
+        assert handed["type"] == "moderated"
+        assert (await store.room_info(room)).owner == "bob"  # type: ignore[union-attr]
+        assert (await store.membership(room, "ann")).role == "moderator"  # type: ignore[union-attr]
+        again = await node.answer(
+            ann, type="role", room=room, user="tg", role="moderator"
+        )
+        assert again["code"] == chat.FORBIDDEN
+        assert (await node.answer(ann, type="kick", room=room, user="bob"))["code"] == (
+            mod.BAD_TARGET
+        )
+    finally:
+        await node.handler.close()
+        await store.close()
+
+
+async def test_a_public_room_made_by_a_join_is_moderated_by_admins_only(
+    tmp_path: Path,
+) -> None:
+    store = await opened(sqlite_url(tmp_path))
+    node = Node(store)
+    try:
+        bob, cy, ad = node.connect("bob"), node.connect("cy"), node.connect("ad")
+        for peer in (bob, cy):
+            assert (
+                kind_of(await node.answer(peer, type="join", room="square")) == "joined"
+            )
+        await node.answer(bob, type="say", room="square", text="hello")
+        refused = await node.answer(cy, type="ban", room="square", user="bob")
+        assert refused["code"] == chat.FORBIDDEN
+        banned = await node.answer(ad, type="ban", room="square", user="bob")
+        assert banned["type"] == "moderated"
+        assert bob.frames[-1] == {
+            "type": "removed",
+            "room": "square",
+            "id": banned["id"],
+            "reason": "banned",
+            "by": "ad",
+        }
+        assert kind_of(await node.answer(bob, type="join", room="square")) == mod.BANNED
+        assert (await node.answer(ad, type="unban", room="square", user="bob"))[
+            "type"
+        ] == ("moderated")
+        assert kind_of(await node.answer(bob, type="join", room="square")) == "joined"
+    finally:
+        await node.handler.close()
+        await store.close()
+
+
+def test_a_membership_event_crosses_the_bus_whole_and_a_bad_one_is_refused() -> None:
+    from rawws.chat.codec import Posted, decode_event, encode_event
+    from rawws.store import StoredMessage
+
+    event = StoredMessage("den.abcdefgh", 7, "ann", "", 1.5, "kicked", "bob")
+    assert decode_event(encode_event(Posted("a", event))) == Posted("a", event)
+    said = StoredMessage("lobby", 8, "ann", "hi", 2.0)
+    assert decode_event(encode_event(Posted("a", said))) == Posted("a", said)
+    import json
+
+    body = json.loads(encode_event(Posted("a", event)))
+    for bad in ({"e": "exploded"}, {"g": ""}, {"g": 5}):
+        assert decode_event(json.dumps(body | bad)) is None, bad
