@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from rawws.store.base import ROLES as ROLES  # what ``role`` may give (clients check it)
 from rawws.store.base import StoredMessage
 
 MUTED = "muted"
@@ -130,7 +131,11 @@ def moderated(ref: str | None, event: StoredMessage) -> str:
 
 
 def moderation_frame(
-    kind: str, room: str, user: str, ref: str | None = None, **more: object
+    kind: str,
+    room: str,
+    user: str,
+    ref: str | None = None,
+    more: dict[str, object] | None = None,
 ) -> str:
     """``kick``, ``ban``, ``unban``, ``unmute``; ``mute`` with ``seconds``; ``role`` with ``role``."""
-    return dumps({"type": kind, "room": room, "user": user, "ref": ref, **more})
+    return dumps({"type": kind, "room": room, "user": user, "ref": ref, **(more or {})})
