@@ -1,12 +1,16 @@
 """The doors of rooms: ``create``, ``invite``, ``rooms``, and the stored membership a ``join`` needs.
 
 Membership lives in the store, shared by every node, so an invitation made on one
-node lets the invitee in on any other. It is read from the store at every ``join``
-(twice: ``ChatHandler._join_stored``), never from a node's cache: a kick or a ban made
-on another node shrinks it, and a cached "member" would let the kicked user back in.
-A join is rare beside a ``say``, which reads none of this: the connection joined, and
-that check is local (``rawws.chat.access``). An invitation is a membership event in
-the room's sequence (``Store.apply_member_event``), published like a message.
+node lets the invitee in on any other. A private ``join`` is let into the hub on a
+membership this node has seen (``MembershipCache``: found ones only) or read, so a
+client that sends ``join`` and then ``say`` at once is answered as before. That
+answer may be stale (a kick stored on another node, not yet applied here), so it is
+never the last word: once the room's last id is read, the membership is read again
+from the store (``ChatHandler._catch_up``), before anything of the room is sent; a
+kicked user's connection leaves again there. Events this node applies evict their
+target's entry. A "not a member" is read every time, so an invitation elsewhere
+counts at once. ``say`` reads none of this (``rawws.chat.access``). An invitation is
+a membership event in the room's sequence (``Store.apply_member_event``).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 
 from rawws.chat import wire as chat
@@ -22,13 +27,53 @@ from rawws.chat.access import authorize_stored
 from rawws.chat.member import ChatMember
 from rawws.errors import ChatError
 from rawws.store import Store, StoredMessage
-from rawws.store.base import BANNED, INVITED, MEMBER, PUBLIC, MemberEvent, Membership
+from rawws.store.base import (
+    BANNED,
+    INVITED,
+    MEMBER,
+    PRIVATE,
+    PUBLIC,
+    MemberEvent,
+    Membership,
+)
+from rawws.store.names import username_key
 from rawws.store.outage import StoreHealth, StoreUnavailable
 
 log = logging.getLogger("rawws.chat")
 
+
+def never_admin(user: str) -> bool:
+    """The default admin check: nobody is a server admin.
+
+    The admin flag is stored on another branch (``users.admin``, set by ``rawws admin
+    grant`` on the server's machine); when it merges, the lead passes its reader to
+    ``ChatHandler(is_admin=…)`` in the app's wiring, and admins moderate every room.
+    """
+    return False
+
+
+MAX_CACHED_MEMBERSHIPS = 65_536  # per node; the oldest read goes first
 SUFFIX_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 NAME_ATTEMPTS = 4  # 36**8 names per label: a collision twice in a row is already absurd
+
+
+class MembershipCache:
+    """Memberships this node has seen, by (room, user key): those that exist only."""
+
+    def __init__(self, size: int = MAX_CACHED_MEMBERSHIPS) -> None:
+        self.size = size
+        self._found: OrderedDict[tuple[str, str], Membership] = OrderedDict()
+
+    def get(self, room: str, user: str) -> Membership | None:
+        return self._found.get((room, username_key(user)))
+
+    def put(self, user: str, membership: Membership) -> None:
+        self._found[(membership.room, username_key(user))] = membership
+        while len(self._found) > self.size:
+            self._found.popitem(last=False)
+
+    def evict(self, room: str, user: str) -> None:
+        self._found.pop((room, username_key(user)), None)
 
 
 def private_name(label: str) -> str:
@@ -48,7 +93,7 @@ class Doors:
         health: StoreHealth,
         notify: Callable[[str, str], None],
         publish: Callable[[StoredMessage], None],
-        is_admin: Callable[[str], bool] = lambda user: False,
+        is_admin: Callable[[str], bool] = never_admin,
     ) -> None:
         self.store = store
         self.health = health
@@ -57,19 +102,32 @@ class Doors:
         )
         self.publish = publish  # a stored invitation: to this node's feed and the bus
         self.is_admin = is_admin  # server admins invite to every private room there is
+        self.cache = MembershipCache()
 
-    async def membership(self, room: str, user: str) -> Membership | None:
-        return await self.health.call("membership", self.store.membership(room, user))
+    async def membership(
+        self, room: str, user: str, cached: bool = False
+    ) -> Membership | None:
+        """``user``'s stored row of ``room``: read, or (``cached``) as this node last saw it."""
+        found = self.cache.get(room, user) if cached else None
+        if found is None:
+            found = await self.health.call(
+                "membership", self.store.membership(room, user)
+            )
+            if found is not None and found.role != BANNED:
+                self.cache.put(user, found)
+            else:
+                self.cache.evict(room, user)
+        return found
 
     async def admit(
-        self, command: chat.Join | chat.Invite, user: str
+        self, command: chat.Join | chat.Invite, user: str, cached: bool = False
     ) -> Membership | None:
         """``user``'s stored row of the room ``command`` names, if it allows ``command``.
 
         A private room: a membership (``authorize_stored``). A public room: anyone but
         the banned, who are told so (public rooms are no secret); None when not stored.
         """
-        found = await self.membership(command.room, user)
+        found = await self.membership(command.room, user, cached)
         if chat.is_private(command.room):
             return authorize_stored(command, found)
         if found is not None and found.role == BANNED:
@@ -121,6 +179,7 @@ class Doors:
                 "creating", self.store.create_room(room, command.kind, member.user)
             )
             if made is not None:
+                self.cache.put(member.user, made)
                 member.send(chat.created(room, made.kind, made.role, command.ref))
                 return
         raise ChatError(chat.ROOM_TAKEN, f"{command.room} exists: join it", command.ref)
@@ -154,6 +213,9 @@ class Doors:
             )
             stored = await self.health.call(
                 "inviting", self.store.apply_member_event(event)
+            )
+            self.cache.put(
+                invitee.username, Membership(command.room, PRIVATE, MEMBER, stored.id)
             )
         # Answered before the event goes out, as an ack comes before its message.
         member.send(chat.invited(command.room, invitee.username, command.ref))

@@ -22,46 +22,37 @@ from collections.abc import Callable
 from rawws.chat import wire as chat
 from rawws.chat import wire_moderation as mod
 from rawws.chat.access import actor_role, authorize_actor, authorize_moderation
+from rawws.chat.doors import Doors
+from rawws.chat.doors import never_admin as never_admin
 from rawws.chat.hub import Hub
 from rawws.chat.member import ChatMember
 from rawws.errors import ChatError
-from rawws.store import Store, StoredMessage
+from rawws.store import StoredMessage
 from rawws.store.base import MUTED, REMOVING_EVENTS, UNMUTED, MemberEvent
 from rawws.store.names import username_key
-from rawws.store.outage import StoreHealth, StoreUnavailable
+from rawws.store.outage import StoreUnavailable
 
 log = logging.getLogger("rawws.chat")
-
-
-def never_admin(user: str) -> bool:
-    """Nobody is a server admin: what a node without an admin flag in its store answers."""
-    return False
 
 
 class Moderator:
     """Runs the moderation commands and applies membership events to this node's hub."""
 
     def __init__(
-        self,
-        store: Store,
-        health: StoreHealth,
-        hub: Hub,
-        publish: Callable[[StoredMessage], None],
-        leave: Callable[[ChatMember, str], None],
-        is_admin: Callable[[str], bool] = never_admin,
+        self, doors: Doors, hub: Hub, leave: Callable[[ChatMember, str], None]
     ) -> None:
-        self.store = store
-        self.health = health
+        """The store, its health, the bus and the admin check are the doors' (``Doors``)."""
+        self.store = doors.store
+        self.health = doors.health
         self.hub = hub
-        self.publish = (
-            publish  # a stored event: to the feed (this node) and the bus (the others)
-        )
+        self.publish = doors.publish  # a stored event: to this node's feed and the bus
         self.leave = (
             leave  # takes a connection out of a room (presence, the feed's room)
         )
-        # Whether a user is a server admin. Injected: the admin flag is stored by the
-        # accounts side (``rawws admin grant``), and the app passes its reader here.
-        self.is_admin = is_admin
+        # Whether a user is a server admin: injected (``ChatHandler(is_admin=…)``), since
+        # the admin flag is stored by the accounts side and the app passes its reader.
+        self.is_admin = doors.is_admin
+        self.evict = doors.cache.evict  # a cached membership an event made stale
 
     async def run(self, member: ChatMember, command: mod.Moderation) -> None:
         """One moderation command, answered on ``member``: ``moderated``, or the ``error`` that stopped it."""
@@ -109,6 +100,7 @@ class Moderator:
         which reads the event from the store in the same place (``replayed``).
         """
         room, key = event.room, username_key(event.target or "")
+        self.evict(room, key)  # what this node saw of the target's membership is past
         for member in self.hub.members(room):
             if not isinstance(member, ChatMember) or username_key(member.user) != key:
                 continue

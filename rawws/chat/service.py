@@ -202,9 +202,7 @@ class ChatHandler:
         self.doors = Doors(
             store, self.health, self._notify, self.feed.stored_here, is_admin
         )
-        self.moderator = Moderator(
-            store, self.health, self.hub, self.feed.stored_here, self._leave, is_admin
-        )
+        self.moderator = Moderator(self.doors, self.hub, self._leave)
         self._rate = RateLimiter(
             limits.message_burst, limits.message_burst / limits.messages_per_s
         )
@@ -319,7 +317,7 @@ class ChatHandler:
         the hub after the kick was applied there.
         """
         try:
-            membership = await self.doors.admit(command, member.user)
+            membership = await self.doors.admit(command, member.user, cached=True)
             if self._members.get(member.peer) is not member:
                 return  # closed meanwhile
             authorize(command, lambda room: self.hub.is_member(member, room))

@@ -383,3 +383,50 @@ async def test_a_kick_the_bus_lost_holds_on_the_other_node_from_its_place_on(
         await a.close()
         await b.close()
         await store.close()
+
+
+async def test_a_membership_a_node_remembers_is_read_again_before_anything_is_sent(
+    tmp_path: Any,
+) -> None:
+    """Node B has seen bob's membership (he joined there, then left); the kick on A is lost
+    on the bus. Bob joins again on B: B lets him into the hub on what it remembers, but
+    reads the membership again once it has the room's last id, and sends him nothing of
+    the room but the refusal."""
+    store: SqlStore = await open_store(sqlite_url(tmp_path))
+    for name in USERS:
+        await store.create_user(name, HASH)
+    wire = LossyWire(random.Random(0), drop=1.0)  # the bus loses everything
+    a, b = (
+        ChatHandler(store, bus=wire.endpoint(name), node=name, limits=UNLIMITED)
+        for name in ("a", "b")
+    )
+    await a.start()
+    await b.start()
+    try:
+        ann, bob = FakePeer("ann"), FakePeer("bob")
+        a.on_open(ann)
+        b.on_open(bob)
+
+        async def tell(node: ChatHandler, peer: FakePeer, **frame: object) -> None:
+            node.on_message(peer, json.dumps(frame))
+            await settle([a, b])
+
+        await tell(a, ann, type="create", room="den", kind="private")
+        room = ann.frames[-1]["room"]
+        await tell(a, ann, type="invite", room=room, user="bob")
+        await tell(b, bob, type="join", room=room)
+        await tell(b, bob, type="leave", room=room)
+        assert b.doors.cache.get(room, "bob") is not None  # B remembers him
+        await tell(a, ann, type="kick", room=room, user="bob")
+        await tell(a, ann, type="join", room=room)
+        await tell(a, ann, type="say", room=room, text="after the kick", ref="s")
+        mark = len(bob.frames)
+        await tell(b, bob, type="join", room=room, since=0)
+        got = [f for f in bob.frames[mark:] if f["type"] != "presence"]
+        assert [(f["type"], f.get("code")) for f in got] == [("error", "no_such_room")]
+        assert b.doors.cache.get(room, "bob") is None
+        assert not b.hub.is_member(b._members[bob], room)
+    finally:
+        await a.close()
+        await b.close()
+        await store.close()
