@@ -19,6 +19,8 @@ Frame = dict[str, Any]
 class _Lines(Protocol):
     def info(self, text: str) -> str: ...
 
+    def message(self, frame: Frame) -> str: ...
+
 
 def door_frame(command: CreateRoom | InviteUser | Moderate | None) -> str:
     """The frame a door command sends (None: ``/rooms``)."""
@@ -92,3 +94,13 @@ def member_line(frame: Frame) -> str:
     else:
         words = _EVENT_WORDS.get(event, event)
     return f"{who} {words} in {room}" + (f" by {by}" if by else "")
+
+
+def history_lines(formatter: _Lines, entries: list[Frame]) -> list[str]:
+    """A ``history`` page: its messages, and its membership events in words."""
+    return [
+        formatter.info(member_line(entry))
+        if entry.get("type") == "member"
+        else formatter.message(entry)
+        for entry in entries
+    ]

@@ -54,7 +54,7 @@ from rawws.chatclient.commands import (
     WhoIsHere,
     valid_room,
 )
-from rawws.chatclient.doors import door_answer, door_frame, member_line
+from rawws.chatclient.doors import door_answer, door_frame, history_lines, member_line
 
 Frame = dict[str, Any]  # one decoded server frame
 TEXT_PREVIEW_CHARS = 40
@@ -389,7 +389,7 @@ class ChatState:
         head = self.formatter.info(
             f"the last {len(messages)} message{'s' if len(messages) != 1 else ''} of {room}:"
         )
-        return Output(show=[head, *(self.formatter.message(m) for m in messages)])
+        return Output(show=[head, *history_lines(self.formatter, messages)])
 
     def _on_error(self, frame: Frame) -> Output:
         message = str(frame.get("message") or frame.get("code") or "error")

@@ -92,6 +92,12 @@ def test_membership_events_count_as_ids_and_removed_drops_the_room() -> None:
     assert shown(state, muted) == ["* cy is now moderator in lobby by bob"]
     done = frame("moderated", ref=None, room="lobby", user="cy", event="banned", id=4)
     assert shown(state, done) == ["* done: cy was banned in lobby"]
+    page = frame(
+        "history",
+        room="lobby",
+        messages=[json.loads(message("lobby", 1)), json.loads(kicked)],
+    )
+    assert shown(state, page)[1:] == [said, "* cy was kicked in lobby by bob"]
     removed = frame("removed", room="lobby", id=5, reason="banned", by="bob")
     lines = shown(state, removed)
     assert lines[0] == "! you were banned from lobby by bob"
