@@ -21,8 +21,24 @@ from collections.abc import Callable
 from enum import Enum
 
 from rawws.chat import wire
+from rawws.chat import wire_moderation as mod
 from rawws.errors import ChatError
-from rawws.store.base import MODERATOR, OWNER, Membership
+from rawws.store.base import (
+    BANNED,
+    BANNED_EVENT,
+    KICKED,
+    MEMBER,
+    MODERATOR,
+    MUTED,
+    OWNER,
+    ROLE_CHANGED,
+    UNBANNED,
+    UNMUTED,
+    MemberEvent,
+    Membership,
+    RoomInfo,
+)
+from rawws.store.names import username_key
 
 
 class Rule(Enum):
@@ -32,6 +48,7 @@ class Rule(Enum):
     NOT_JOINED = "not joined"  # joining it
     PRIVATE = "a private room"  # membership is managed only where it is a door
     ANYONE = "anyone"  # no room, or one that does not exist yet
+    MODERATE = "its owner, a moderator or an admin"  # ``authorize_actor``, then ``authorize_moderation``
 
 
 class Stored(Enum):
@@ -51,6 +68,13 @@ RULES: dict[type[wire.Command], Rule] = {
     wire.Invite: Rule.PRIVATE,
     wire.RoomsRequest: Rule.ANYONE,  # each user sees only what they may (``visible_rooms``)
     wire.Dm: Rule.ANYONE,  # names a user, not a room: the pair's room is found or made
+    # Stored roles decide these (an admin need not have joined): ``authorize_actor``.
+    mod.Kick: Rule.MODERATE,
+    mod.Ban: Rule.MODERATE,
+    mod.Unban: Rule.MODERATE,
+    mod.Mute: Rule.MODERATE,
+    mod.Unmute: Rule.MODERATE,
+    mod.RoleChange: Rule.MODERATE,
 }
 
 _JOINED, _NOT_JOINED, _PRIVATE, _ANYONE = (
@@ -82,7 +106,7 @@ def authorize(command: wire.Command, joined: Callable[[str], bool]) -> None:
                 getattr(command, "ref", None),
             )
         return
-    if rule is _ANYONE:
+    if rule is _ANYONE or rule is Rule.MODERATE:
         return
     room = command.room  # type: ignore[union-attr]
     ref = getattr(command, "ref", None)
@@ -110,8 +134,105 @@ def authorize_stored(
     rule = STORED_RULES[type(command)]
     room = getattr(command, "room", "")
     ref = getattr(command, "ref", None)
-    if membership is None:
+    if membership is None or membership.role == BANNED:
         raise ChatError(wire.NO_SUCH_ROOM, f"no room {room}", ref)
     if rule is Stored.MANAGER and membership.role not in (OWNER, MODERATOR):
         raise ChatError(wire.FORBIDDEN, f"only {rule.value} of {room} may do that", ref)
     return membership
+
+
+# -- moderation ---------------------------------------------------------------------------
+
+ADMIN = "admin"  # not a stored role: the server's admins, who moderate every room
+_MANAGERS = (OWNER, MODERATOR, ADMIN)
+_IN_ROOM = (OWNER, MODERATOR, MEMBER)
+
+
+def actor_role(
+    room: str, info: RoomInfo | None, actor: Membership | None, admin: bool
+) -> str | None:
+    """The role a moderation command is judged by: ``ADMIN``, the stored role, or None."""
+    if admin:
+        return ADMIN
+    if actor is None or actor.role == BANNED:
+        return None
+    return actor.role
+
+
+def authorize_actor(
+    command: mod.Moderation, info: RoomInfo | None, role: str | None
+) -> None:
+    """May a user of ``role`` moderate the room at all? A private room's outsider hears of no room."""
+    room, ref = command.room, command.ref
+    if wire.has_door(room) and (info is None or role is None):
+        raise ChatError(wire.NO_SUCH_ROOM, f"no room {room}", ref)
+    if role not in _MANAGERS:
+        raise ChatError(
+            wire.FORBIDDEN, f"only {Rule.MODERATE.value} of {room} may do that", ref
+        )
+    if isinstance(command, mod.RoleChange) and role == MODERATOR:
+        raise ChatError(
+            wire.FORBIDDEN, f"only the owner of {room} gives or takes roles", ref
+        )
+
+
+def authorize_moderation(
+    command: mod.Moderation,
+    info: RoomInfo | None,
+    role: str,
+    actor: str,
+    target_name: str,
+    target: Membership | None,
+    now: float,
+) -> MemberEvent:
+    """After ``authorize_actor``: the event ``command`` stores, or the ``ChatError`` why not.
+
+    The rules (docs/protocol.md has them as a table): nobody acts on themselves or on
+    the owner (the owner hands ownership over first); a moderator acts on members only;
+    kick, mute and role need a member of a private room; nothing that changes nothing.
+    """
+    room, ref = command.room, command.ref
+    has = target.role if target is not None else None
+    if username_key(target_name) == username_key(actor):
+        raise ChatError(mod.BAD_TARGET, "not on yourself", ref)
+    if has == OWNER:
+        raise ChatError(mod.BAD_TARGET, f"{target_name} owns {room}", ref)
+    if role == MODERATOR and has == MODERATOR:
+        raise ChatError(wire.FORBIDDEN, "a moderator acts on members only", ref)
+    muted_until = target.muted_until if target is not None else None
+
+    def event(
+        kind: str, after: str | None, detail: str = "", **more: object
+    ) -> MemberEvent:
+        until = more.get("muted_until", muted_until)
+        assert until is None or isinstance(until, float)
+        demote = more.get("demote")
+        assert demote is None or isinstance(demote, str)
+        return MemberEvent(
+            room, kind, actor, target_name, detail, now, after, until, demote
+        )
+
+    if isinstance(command, mod.Unban):
+        if has != BANNED:
+            raise ChatError(mod.NOT_BANNED, f"{target_name} is not banned", ref)
+        return event(UNBANNED, None)
+    if has == BANNED:
+        raise ChatError(mod.NOT_MEMBER, f"{target_name} is banned from {room}", ref)
+    if isinstance(command, mod.Ban):
+        return event(BANNED_EVENT, BANNED, muted_until=None)
+    if has is None and wire.is_private(room):
+        raise ChatError(mod.NOT_MEMBER, f"{target_name} is not in {room}", ref)
+    if isinstance(command, mod.Kick):
+        return event(KICKED, None, muted_until=None)
+    if isinstance(command, mod.Mute):
+        until = now + command.seconds
+        return event(MUTED, has or MEMBER, repr(until), muted_until=until)
+    if isinstance(command, mod.Unmute):
+        if muted_until is None or muted_until <= now:
+            raise ChatError(mod.BAD_TARGET, f"{target_name} is not muted", ref)
+        return event(UNMUTED, has or MEMBER, muted_until=None)
+    assert isinstance(command, mod.RoleChange)
+    if (has or MEMBER) == command.role:
+        raise ChatError(mod.BAD_TARGET, f"{target_name} is a {command.role}", ref)
+    demote = info.owner if info is not None and command.role == OWNER else None
+    return event(ROLE_CHANGED, command.role, command.role, demote=demote)

@@ -3,6 +3,8 @@
 Five kinds of event, as compact JSON (one object per bus message):
 
 * ``Posted``: a stored message (room, id, user, text, ts) and the node that stored it;
+  a membership event (kicked, banned, …) is one too, with its kind and target added
+  (``e``, ``g``): it travels, is ordered and is repaired from the store as a message is;
 * ``Heads``: a node's heartbeat, the newest id it stored in each room it wrote
   to lately, so a node that missed a room's last message finds the gap
   without waiting for the next one, and who is present on it in each room;
@@ -27,7 +29,7 @@ import math
 from dataclasses import dataclass, field
 
 from rawws.chat.wire import MAX_ID, MAX_ROOM_CHARS
-from rawws.store.base import StoredMessage
+from rawws.store.base import MEMBER_EVENTS, SAY, StoredMessage
 
 FORMAT_VERSION = 1
 MAX_USER_CHARS = 64
@@ -96,6 +98,8 @@ def encode_event(event: BusEvent) -> bytes:
             "t": m.text,
             "s": m.ts,
         }
+        if m.kind != SAY:
+            body["e"], body["g"] = m.kind, m.target
     elif isinstance(event, Heads):
         body = {
             "v": FORMAT_VERSION,
@@ -178,7 +182,22 @@ def decode_event(data: bytes | str) -> BusEvent | None:
             and isinstance(user, str)
         )
         assert isinstance(text, str) and isinstance(ts, int | float)
-        return Posted(node, StoredMessage(room, message_id, user, text, float(ts)))
+        kind, target = body.get("e", SAY), body.get("g")
+        if kind != SAY and not (kind in MEMBER_EVENTS and _is_user(target)):
+            return None
+        assert isinstance(kind, str) and (target is None or isinstance(target, str))
+        return Posted(
+            node,
+            StoredMessage(
+                room,
+                message_id,
+                user,
+                text,
+                float(ts),
+                kind,
+                target if kind != SAY else None,
+            ),
+        )
     if kind == "h":
         heads = body.get("h")
         if not isinstance(heads, dict) or len(heads) > MAX_HEADS:

@@ -5,12 +5,16 @@ find the same one without asking anyone, and the store's primary key on room
 names makes it exactly one room however many ``dm`` race.
 
 Membership lives in the store, shared by every node, so an invitation made on one
-node lets the invitee in on any other. Each node keeps the memberships it has read
-(``MembershipCache``): only ones that exist, since membership only grows today (no
-kick or ban yet), so a cached answer can never be stale; a "not a member" is read
-again every time, so an invitation made elsewhere counts at once. When kick and ban
-arrive they must evict entries (on every node, through the bus). ``say`` reads none
-of this: the connection joined, and that check is local (``rawws.chat.access``).
+node lets the invitee in on any other. A private ``join`` is let into the hub on a
+membership this node has seen (``MembershipCache``: found ones only) or read, so a
+client that sends ``join`` and then ``say`` at once is answered as before. That
+answer may be stale (a kick stored on another node, not yet applied here), so it is
+never the last word: once the room's last id is read, the membership is read again
+from the store (``ChatHandler._catch_up``), before anything of the room is sent; a
+kicked user's connection leaves again there. Events this node applies evict their
+target's entry. A "not a member" is read every time, so an invitation elsewhere
+counts at once. ``say`` reads none of this (``rawws.chat.access``). An invitation is
+a membership event in the room's sequence (``Store.apply_member_event``).
 """
 
 from __future__ import annotations
@@ -18,19 +22,40 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 
 from rawws.chat import wire as chat
+from rawws.chat import wire_moderation as mod
 from rawws.chat.access import authorize_stored
 from rawws.chat.member import ChatMember
 from rawws.errors import ChatError
-from rawws.store import Store
-from rawws.store.base import MEMBER, Membership
+from rawws.store import Store, StoredMessage
+from rawws.store.base import (
+    BANNED,
+    INVITED,
+    MEMBER,
+    PRIVATE,
+    PUBLIC,
+    MemberEvent,
+    Membership,
+)
 from rawws.store.names import username_key
 from rawws.store.outage import StoreHealth, StoreUnavailable
 
 log = logging.getLogger("rawws.chat")
+
+
+def never_admin(user: str) -> bool:
+    """The default admin check: nobody is a server admin.
+
+    The admin flag is stored on another branch (``users.admin``, set by ``rawws admin
+    grant`` on the server's machine); when it merges, the lead passes its reader to
+    ``ChatHandler(is_admin=…)`` in the app's wiring, and admins moderate every room.
+    """
+    return False
+
 
 MAX_CACHED_MEMBERSHIPS = 65_536  # per node; the oldest read goes first
 SUFFIX_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
@@ -38,7 +63,7 @@ NAME_ATTEMPTS = 4  # 36**8 names per label: a collision twice in a row is alread
 
 
 class MembershipCache:
-    """Memberships this node has read, by (room, user key): those that exist only."""
+    """Memberships this node has seen, by (room, user key): those that exist only."""
 
     def __init__(self, size: int = MAX_CACHED_MEMBERSHIPS) -> None:
         self.size = size
@@ -51,6 +76,9 @@ class MembershipCache:
         self._found[(membership.room, username_key(user))] = membership
         while len(self._found) > self.size:
             self._found.popitem(last=False)
+
+    def evict(self, room: str, user: str) -> None:
+        self._found.pop((room, username_key(user)), None)
 
 
 def direct_name(user: str, other: str) -> str:
@@ -76,27 +104,58 @@ class Doors:
         store: Store,
         health: StoreHealth,
         notify: Callable[[str, str], None],
+        publish: Callable[[StoredMessage], None],
+        is_admin: Callable[[str], bool] = never_admin,
     ) -> None:
         self.store = store
         self.health = health
         self.notify = (
             notify  # (username, text): to that user's connections, on every node
         )
+        self.publish = publish  # a stored invitation: to this node's feed and the bus
+        self.is_admin = is_admin  # server admins invite to every private room there is
         self.cache = MembershipCache()
 
-    async def membership(self, room: str, user: str) -> Membership | None:
-        found = self.cache.get(room, user)
+    async def membership(
+        self, room: str, user: str, cached: bool = False
+    ) -> Membership | None:
+        """``user``'s stored row of ``room``: read, or (``cached``) as this node last saw it."""
+        found = self.cache.get(room, user) if cached else None
         if found is None:
             found = await self.health.call(
                 "membership", self.store.membership(room, user)
             )
-            if found is not None:
+            if found is not None and found.role != BANNED:
                 self.cache.put(user, found)
+            else:
+                self.cache.evict(room, user)
         return found
 
-    async def admit(self, command: chat.Join | chat.Invite, user: str) -> Membership:
-        """``user``'s membership of the private room ``command`` names, if it allows ``command``."""
-        return authorize_stored(command, await self.membership(command.room, user))
+    async def admit(
+        self, command: chat.Join | chat.Invite, user: str, cached: bool = False
+    ) -> Membership | None:
+        """``user``'s stored row of the room ``command`` names, if it allows ``command``.
+
+        A private room: a membership (``authorize_stored``). A public room: anyone but
+        the banned, who are told so (public rooms are no secret); None when not stored.
+        """
+        found = await self.membership(command.room, user, cached)
+        if chat.is_private(command.room):
+            return authorize_stored(command, found)
+        if found is not None and found.role == BANNED:
+            raise ChatError(
+                mod.BANNED, f"you are banned from {command.room}", command.ref
+            )
+        return found
+
+    def place(self, member: ChatMember, room: str, found: Membership | None) -> None:
+        """What a member's stored row means for its connection: where its reading starts, its mute."""
+        if found is not None and found.kind != PUBLIC:
+            member.floors[room] = found.since_id
+        if found is not None and found.muted_until is not None:
+            member.muted[room] = found.muted_until
+        else:
+            member.muted.pop(room, None)
 
     async def run(
         self,
@@ -142,20 +201,42 @@ class Doors:
         raise ChatError(chat.ROOM_TAKEN, f"{command.room} exists: join it", command.ref)
 
     async def _invite(self, member: ChatMember, command: chat.Invite) -> None:
-        await self.admit(command, member.user)
+        if not self.is_admin(member.user):
+            await self.admit(command, member.user)
+        elif (
+            await self.health.call("inviting", self.store.room_info(command.room))
+            is None
+        ):
+            raise ChatError(chat.NO_SUCH_ROOM, f"no room {command.room}", command.ref)
         invitee = await self.health.call("inviting", self.store.get_user(command.user))
         if invitee is None:
             raise ChatError(chat.NO_SUCH_USER, f"no user {command.user}", command.ref)
-        added = await self.health.call(
-            "inviting",
-            self.store.add_member(command.room, invitee.username, MEMBER, member.user),
-        )
-        if (
-            added is None
-        ):  # the room is gone (not possible yet: rooms are never removed)
-            raise ChatError(chat.NO_SUCH_ROOM, f"no room {command.room}", command.ref)
-        self.cache.put(invitee.username, added)
+        found = await self.membership(command.room, invitee.username)
+        if found is not None and found.role == BANNED:
+            raise ChatError(
+                mod.BANNED, f"{invitee.username} is banned: unban first", command.ref
+            )
+        stored = None
+        if found is None:  # else a member already: an invitation twice is one
+            event = MemberEvent(
+                command.room,
+                INVITED,
+                member.user,
+                invitee.username,
+                "",
+                time.time(),
+                MEMBER,
+            )
+            stored = await self.health.call(
+                "inviting", self.store.apply_member_event(event)
+            )
+            self.cache.put(
+                invitee.username, Membership(command.room, PRIVATE, MEMBER, stored.id)
+            )
+        # Answered before the event goes out, as an ack comes before its message.
         member.send(chat.invited(command.room, invitee.username, command.ref))
+        if stored is not None:
+            self.publish(stored)
         self.notify(invitee.username, chat.invitation(command.room, member.user))
 
     async def _dm(self, member: ChatMember, command: chat.Dm) -> None:

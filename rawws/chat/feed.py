@@ -33,7 +33,7 @@ from rawws.chat.sequencer import DEFAULT_HOLD_LIMIT, RoomSequencer
 from rawws.config import DEFAULT_BUS_HEARTBEAT_S
 from rawws.core.counters import BusCounters
 from rawws.store import Store, StoredMessage
-from rawws.store.base import Stamp
+from rawws.store.base import SAY, Stamp
 
 log = logging.getLogger("rawws.chat")
 
@@ -47,6 +47,9 @@ MAX_HEAD_ROOMS = (
 )
 
 Deliver = Callable[[str, str, int], object]  # (room, text, id): the hub's publish
+Apply = Callable[
+    [StoredMessage], object
+]  # a membership event, in its place: the hub applies it
 Announce = Callable[[Change], object]  # a user appeared in / left a room, cluster-wide
 Notify = Callable[[str, str], object]  # (user, frame): to that user's connections here
 
@@ -66,8 +69,12 @@ class RoomFeed:
         local_presence: Callable[[], dict[str, list[str]]] | None = None,
         bus_counters: BusCounters | None = None,
         notify: Notify | None = None,
+        apply: Apply | None = None,
     ) -> None:
         self.store = store
+        # Membership events (kind not 'say') go here instead of ``deliver``, in id order with
+        # the messages: a kicked user is out of the room before the next message goes out.
+        self._apply = apply
         self.bus_counters = bus_counters if bus_counters is not None else BusCounters()
         self.garbage = 0  # bus messages that were not ours
         #: Another node set a user's stamp (``accounts.stops.StopBook.note``, set by the app).
@@ -201,7 +208,10 @@ class RoomFeed:
 
     def _send(self, room: str, messages: list[StoredMessage]) -> None:
         for message in messages:
-            self._deliver(room, chat.message(message), message.id)
+            if message.kind != SAY and self._apply is not None:
+                self._apply(message)
+            else:
+                self._deliver(room, chat.message(message), message.id)
 
     # -- gaps -----------------------------------------------------------------------------
 

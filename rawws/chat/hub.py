@@ -74,6 +74,10 @@ class Hub:
     def is_member(self, member: Member, room: str) -> bool:
         return member in self._rooms.get(room, ())
 
+    def members(self, room: str) -> list[Member]:
+        """The connections in ``room`` on this node (a membership event looks for its target)."""
+        return list(self._rooms.get(room, ()))
+
     def occupied(self, room: str) -> bool:
         """Some member is in ``room``."""
         return room in self._rooms

@@ -35,6 +35,7 @@ class ChatMember:
         "rate_key",
         "last_ids",
         "floors",
+        "muted",
         "catching_up",
         "tasks",
         "dropping",
@@ -47,6 +48,9 @@ class ChatMember:
         self.last_ids: dict[str, int] = {}
         # Per private room: the member's since_id; nothing at or before it is sent to them.
         self.floors: dict[str, int] = {}
+        # Per room where this user is muted: until when (seconds since the epoch). Set from
+        # the stored membership at join and by mute events as the room's sequence applies them.
+        self.muted: dict[str, float] = {}
         self.catching_up: dict[str, CatchUp] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.dropping = False  # over the frame rate: frames are dropped unread until a token is back

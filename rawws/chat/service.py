@@ -30,6 +30,7 @@ from rawws.chat.doors import Doors
 from rawws.chat.feed import DEFAULT_HEARTBEAT_S, RoomFeed
 from rawws.chat.hub import Hub
 from rawws.chat.member import CatchUp, ChatMember
+from rawws.chat.moderation import Moderator, never_admin, refuse_muted
 from rawws.chat.peer import Peer
 from rawws.chat.presence import DEFAULT_PRESENCE_TTL_S, Change, ClusterPresence
 from rawws.chat.replay import SharedReads
@@ -45,6 +46,7 @@ from rawws.chat.wire import (
     Say,
     Who,
 )
+from rawws.chat.wire_moderation import Moderation
 from rawws.config import (
     DEFAULT_CHAT_MAX_BATCH_MESSAGES,
     DEFAULT_CHAT_MAX_ROOMS_PER_CONNECTION,
@@ -56,6 +58,7 @@ from rawws.core.counters import Counters
 from rawws.core.ratelimit import RateLimiter
 from rawws.errors import ChatError
 from rawws.store import NewMessage, Store, StoredMessage
+from rawws.store.base import SAY
 from rawws.store.outage import StoreHealth, StoreUnavailable
 
 log = logging.getLogger("rawws.chat")
@@ -169,6 +172,7 @@ class ChatHandler:
         health: StoreHealth | None = None,
         limits: ChatLimits | None = None,
         counters: Counters | None = None,
+        is_admin: Callable[[str], bool] = never_admin,
     ) -> None:
         self.store = store
         self.limits = limits = limits if limits is not None else ChatLimits()
@@ -192,12 +196,16 @@ class ChatHandler:
             local_presence=self.hub.presence,
             bus_counters=self.counters.bus if bus is not None else None,
             notify=self._notify_here,
+            apply=self._apply_event,
         )
         self.reads = SharedReads(
             store
         )  # replay queries shared by members who rejoin at once
         self._members: dict[Peer, ChatMember] = {}
-        self.doors = Doors(store, self.health, self._notify)
+        self.doors = Doors(
+            store, self.health, self._notify, self.feed.stored_here, is_admin
+        )
+        self.moderator = Moderator(self.doors, self.hub, self._leave)
         #: By user, so a stopped account's connections are closed (``StopBook`` calls ``stops.stop``).
         self.stops = ConnectionStops(self.counters)
         self._rate = RateLimiter(
@@ -210,6 +218,9 @@ class ChatHandler:
 
     def _publish_message(self, room: str, text: str, message_id: int) -> None:
         self.counters.fanout_deliveries += self.hub.publish(room, text, message_id)
+
+    def _apply_event(self, event: StoredMessage) -> None:
+        self.counters.fanout_deliveries += self.moderator.apply(event)
 
     def _announce(self, change: Change) -> None:
         """A user appeared on / vanished from every other node's view: tell this node's members."""
@@ -280,11 +291,12 @@ class ChatHandler:
         """Authorize (``rawws.chat.access``, the one place that decides), then run the command."""
         authorize(command, lambda room: self.hub.is_member(member, room))
         if isinstance(command, Say):
-            self._say(member, command)
+            if not refuse_muted(member, command.room, command.ref, time.time()):
+                self._say(member, command)
         elif isinstance(command, Join):
-            if needs_membership(command):
-                self._spawn(member, self._join_private(member, command))
-            else:
+            if needs_membership(command):  # a private room: its door is stored
+                self._spawn(member, self._join_stored(member, command))
+            else:  # at once, as a pipelined leave expects; a ban is read in _catch_up
                 self._join(member, command)
         elif isinstance(command, Leave):
             self._leave(member, command.room)
@@ -301,6 +313,8 @@ class ChatHandler:
                 member.send(chat.members(command.room, users))
         elif isinstance(command, (Create, Invite, RoomsRequest, Dm)):
             self._spawn(member, self.doors.run(member, command))
+        elif isinstance(command, Moderation):
+            self._spawn(member, self.moderator.run(member, command))
 
     def _notify(self, user: str, text: str) -> None:
         """``text`` to every connection of ``user``: here, and on the other nodes through the bus."""
@@ -313,14 +327,19 @@ class ChatHandler:
             if member.user == user:
                 member.send(text)
 
-    async def _join_private(self, member: ChatMember, command: Join) -> None:
-        """A private room's door: the stored membership first, then the join, from ``since_id`` on."""
+    async def _join_stored(self, member: ChatMember, command: Join) -> None:
+        """A private room's door: the stored membership first, then the join, from ``since_id`` on.
+
+        The membership is read again once the room's last id is (``_catch_up``): a kick
+        stored between the two reads is then seen, since this connection may have joined
+        the hub after the kick was applied there.
+        """
         try:
-            membership = await self.doors.admit(command, member.user)
+            membership = await self.doors.admit(command, member.user, cached=True)
             if self._members.get(member.peer) is not member:
                 return  # closed meanwhile
             authorize(command, lambda room: self.hub.is_member(member, room))
-            member.floors[command.room] = membership.since_id
+            self.doors.place(member, command.room, membership)
             self._join(member, command)
         except ChatError as error:
             member.send(chat.error(error.code, error.message, error.ref))
@@ -388,6 +407,10 @@ class ChatHandler:
             )
             if not current():
                 return
+            again = await self.doors.admit(Join(room), member.user)
+            if not current():
+                return
+            self.doors.place(member, room, again)
             self.feed.start_room(
                 room, last_id
             )  # the first member here: live delivery goes on after last_id
@@ -418,9 +441,17 @@ class ChatHandler:
                     if not current() or not member.peer.open:
                         return
                     member.last_ids[room] = message.id
+                    if message.kind != SAY and not self.moderator.replayed(
+                        member, message
+                    ):
+                        return  # kicked or banned at this point of the stream
                     member.send(chat.message(message))
                     self.counters.catchup_messages += 1
                 after = page[-1].id
+        except ChatError as error:  # no longer admitted (kicked or banned meanwhile)
+            if current():
+                self._leave(member, room)
+                member.send(chat.error(error.code, error.message))
         except Exception as exc:
             if not isinstance(exc, StoreUnavailable):
                 log.exception("replay failed room=%s", room)
@@ -440,6 +471,7 @@ class ChatHandler:
     def _leave(self, member: ChatMember, room: str) -> None:
         member.last_ids.pop(room, None)
         member.floors.pop(room, None)
+        member.muted.pop(room, None)
         member.catching_up.pop(room, None)
         if self.hub.leave(member, room):  # the user's last connection here
             self.feed.here(room, member.user, False)
@@ -450,9 +482,13 @@ class ChatHandler:
 
     async def _history(self, member: ChatMember, command: HistoryRequest) -> None:
         try:
+            # Never past what this connection was delivered: its node may not have applied
+            # a kick stored since, and nothing after that kick may reach the kicked.
+            upto = member.last_ids.get(command.room, 0) + 1
+            before = upto if command.before is None else min(command.before, upto)
             found = await self.health.call(
                 "history",
-                self.store.messages_before(command.room, command.before, command.limit),
+                self.store.messages_before(command.room, before, command.limit),
             )
         except Exception as exc:
             if not isinstance(exc, StoreUnavailable):

@@ -2,14 +2,17 @@
 
 Client → server: ``join {room, since?, ref?}``, ``leave {room}``, ``say {room, text, ref?}``,
 ``history {room, before?, limit?}``, ``who {room}``, ``create {room, kind, ref?}``,
-``invite {room, user, ref?}``, ``rooms {ref?}``, ``dm {user, ref?}``.
+``invite {room, user, ref?}``, ``rooms {ref?}``, ``dm {user, ref?}``, ``kick``/``ban``/``unban``/``unmute
+{room, user, ref?}``, ``mute {room, user, seconds, ref?}``, ``role {room, user, role, ref?}``.
 
 Server → client: ``welcome {user, rooms, limits}``, ``joined {room, users, last_id}``,
 ``left {room}``, ``message {room, id, user, text, ts}``, ``ack {ref, room, id}``,
 ``presence {room, user, event}``, ``members {room, users}``,
 ``history {room, messages}``, ``error {code, message, ref?}``, ``created {room, kind, role, ref?}``,
 ``invited {room, user, ref?}``, ``invitation {room, by}``, ``rooms {rooms, ref?}``,
-``direct {room, user, ref?}``.
+``direct {room, user, ref?}``,
+``member {room, id, event, user, by, ts, role?, until?}`` (a membership event in the room's
+sequence), ``removed {room, id, reason, by}``, ``moderated {ref, room, user, event, id}``.
 
 Everything a client sends is checked here; a bad frame becomes a ``ChatError``
 that the connection answers with an ``error`` frame and stays open.
@@ -27,8 +30,19 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from rawws.chat.wire_moderation import (
+    BAD_ROLE,
+    MAX_MUTE_S,
+    Ban,
+    Kick,
+    Mute,
+    RoleChange,
+    Unban,
+    Unmute,
+    event_fields,
+)
 from rawws.errors import ChatError
-from rawws.store.base import RoomView
+from rawws.store.base import ROLES, SAY, RoomView
 from rawws.store.base import (
     StoredMessage as StoredMessage,
 )  # re-exported: what the protocol sends
@@ -148,8 +162,28 @@ class Dm:
 
 
 Command = (
-    Join | Leave | Say | HistoryRequest | Who | Create | Invite | RoomsRequest | Dm
+    Join
+    | Leave
+    | Say
+    | HistoryRequest
+    | Who
+    | Create
+    | Invite
+    | RoomsRequest
+    | Dm
+    | Kick
+    | Ban
+    | Unban
+    | Mute
+    | Unmute
+    | RoleChange
 )
+_TARGETED: dict[str, type[Kick | Ban | Unban | Unmute]] = {
+    "kick": Kick,
+    "ban": Ban,
+    "unban": Unban,
+    "unmute": Unmute,
+}
 
 
 def is_private(room: str) -> bool:
@@ -215,6 +249,17 @@ def parse_command(data: str | bytes) -> Command:
             return RoomsRequest(ref)
         if kind == "dm":
             return Dm(_user(frame), ref)
+        if isinstance(kind, str) and kind in _TARGETED:
+            return _TARGETED[kind](_room(frame), _user(frame), ref)
+        if kind == "mute":
+            seconds = _optional_int(frame, "seconds", minimum=1)
+            if seconds is None or seconds > MAX_MUTE_S:
+                raise ChatError(
+                    BAD_FIELD, f"seconds must be an integer from 1 to {MAX_MUTE_S}"
+                )
+            return Mute(_room(frame), _user(frame), seconds, ref)
+        if kind == "role":
+            return RoleChange(_room(frame), _user(frame), _role(frame), ref)
     except ChatError as error:
         error.ref = ref
         raise
@@ -230,6 +275,14 @@ def _room(frame: dict[str, Any]) -> str:
     if not isinstance(room, str) or ROOM_NAME.fullmatch(room) is None:
         raise ChatError(BAD_ROOM, f"room must be {ROOM_RULE}")
     return room
+
+
+def _role(frame: dict[str, Any]) -> str:
+    role = frame.get("role")
+    if role not in ROLES:
+        raise ChatError(BAD_ROLE, f"role must be one of {', '.join(ROLES)}")
+    assert isinstance(role, str)
+    return role
 
 
 def _create(frame: dict[str, Any], ref: str | None) -> Create:
@@ -414,7 +467,9 @@ def message(stored: StoredMessage) -> str:
 
 
 def message_fields(stored: StoredMessage) -> dict[str, object]:
-    """The ``message`` object of the wire protocol for one stored message."""
+    """The wire object of one stored entry: a ``message``, or a ``member`` event (its kind not 'say')."""
+    if stored.kind != SAY:
+        return event_fields(stored)
     return {
         "type": "message",
         "room": stored.room,

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from rawws.chat import wire
 from rawws.chat.wire import MAX_HISTORY_LIMIT, MAX_TEXT_CHARS, ROOM_NAME
+from rawws.chat.wire_moderation import MAX_MUTE_S, ROLES
 
 DEFAULT_HISTORY_COUNT = (
     20  # the terminal's /history: a screenful, not the wire's default page
@@ -86,6 +87,17 @@ class MessageUser:
 
 
 @dataclass(frozen=True, slots=True)
+class Moderate:
+    """``/kick``, ``/ban``, ``/unban``, ``/unmute`` ROOM USER; ``/mute`` … SECONDS; ``/role`` … ROLE."""
+
+    kind: str
+    room: str
+    user: str
+    seconds: int | None = None
+    role: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Help:
     pass
 
@@ -110,6 +122,7 @@ InputCommand = (
     | CreateRoom
     | InviteUser
     | MessageUser
+    | Moderate
     | Help
     | Quit
     | BadInput
@@ -128,6 +141,9 @@ HELP = (
     "*   /create NAME [private]  make a room (public unless private) and own it",
     "*   /invite ROOM USER       let USER into your private ROOM (from now on)",
     "*   /msg USER TEXT          say TEXT in the direct room of you and USER (joined for you)",
+    "*   /kick ROOM USER, /ban ROOM USER, /unban ROOM USER   (owners, moderators)",
+    "*   /mute ROOM USER SECONDS, /unmute ROOM USER          (owners, moderators)",
+    "*   /role ROOM USER owner|moderator|member              (the owner)",
     "*   /quit          leave (also Ctrl-D or Ctrl-C)",
 )
 
@@ -178,6 +194,8 @@ def _parse_command(line: str) -> InputCommand:
                 "only a private room takes invitations (its name has a '.')"
             )
         return InviteUser(args[0], args[1])
+    if name in MODERATION_USAGE:
+        return _moderate(name, args)
     if name == "history":
         if not args:
             return ShowHistory()
@@ -211,3 +229,31 @@ def _msg(line: str) -> InputCommand:
         return BadInput("usage: /msg USER TEXT")
     problem = check_text(parts[2])
     return BadInput(problem) if problem else MessageUser(parts[1], parts[2])
+
+
+MODERATION_USAGE = {
+    "kick": "/kick ROOM USER",
+    "ban": "/ban ROOM USER",
+    "unban": "/unban ROOM USER",
+    "unmute": "/unmute ROOM USER",
+    "mute": "/mute ROOM USER SECONDS",
+    "role": "/role ROOM USER owner|moderator|member",
+}
+
+
+def _moderate(name: str, args: list[str]) -> InputCommand:
+    usage = f"usage: {MODERATION_USAGE[name]}"
+    wants = 3 if name in ("mute", "role") else 2
+    if len(args) != wants or len(args[1]) > wire.MAX_USER_CHARS:
+        return BadInput(usage)
+    if not valid_room(args[0]):
+        return BadInput(ROOM_RULE)
+    if name == "mute":
+        if not args[2].isdigit() or not 1 <= int(args[2]) <= MAX_MUTE_S:
+            return BadInput(f"{usage}: SECONDS from 1 to {MAX_MUTE_S}")
+        return Moderate(name, args[0], args[1], seconds=int(args[2]))
+    if name == "role":
+        if args[2] not in ROLES:
+            return BadInput(f"{usage}: no role {args[2]!r}")
+        return Moderate(name, args[0], args[1], role=args[2])
+    return Moderate(name, args[0], args[1])

@@ -48,6 +48,7 @@ from rawws.chatclient.commands import (
     LeaveRoom,
     ListRooms,
     MessageUser,
+    Moderate,
     Quit,
     SayLine,
     ShowHistory,
@@ -55,7 +56,7 @@ from rawws.chatclient.commands import (
     valid_room,
 )
 from rawws.chatclient.direct import DirectMessages
-from rawws.chatclient.doors import door_answer, door_frame
+from rawws.chatclient.doors import door_answer, door_frame, history_lines, member_line
 
 Frame = dict[str, Any]  # one decoded server frame
 TEXT_PREVIEW_CHARS = 40
@@ -354,6 +355,22 @@ class ChatState(DirectMessages):
             return Output()
         return Output(show=[self.formatter.message(frame)])
 
+    def _on_member(self, frame: Frame) -> Output:
+        """A membership event takes an id like a message: counted, so ``since`` stays exact."""
+        log, line = self.rooms.get(frame["room"]), member_line(frame)
+        new = (
+            log is not None
+            and isinstance(frame["id"], int)
+            and log.first_sight(frame["id"])
+        )
+        return Output(show=[self.formatter.info(line)] if new else [])
+
+    def _on_removed(self, frame: Frame) -> Output:
+        """Kicked or banned: the room is no longer ours (nor re-joined after a reconnect)."""
+        out = Output(show=[self.formatter.error(member_line(frame))])
+        self._drop(frame["room"], next(iter(self.rooms), None), out)
+        return out
+
     def _on_ack(self, frame: Frame) -> Output:
         ref = frame.get("ref")
         if ref is not None:
@@ -384,7 +401,7 @@ class ChatState(DirectMessages):
         head = self.formatter.info(
             f"the last {len(messages)} message{'s' if len(messages) != 1 else ''} of {room}:"
         )
-        return Output(show=[head, *(self.formatter.message(m) for m in messages)])
+        return Output(show=[head, *history_lines(self.formatter, messages)])
 
     def _on_error(self, frame: Frame) -> Output:
         message = str(frame.get("message") or frame.get("code") or "error")
@@ -410,13 +427,16 @@ class ChatState(DirectMessages):
             frame.get("code") in (TOO_MANY_ROOMS, NO_SUCH_ROOM)
             and self._unconfirmed_joins
         ):
-            room, before = self._unconfirmed_joins.pop()
-            self.rooms.pop(room, None)
-            self._awaiting.discard(room)
-            if self.current == room:
-                self.current = before if before in self.rooms else None
-                out.show.append(self._talking_in())
+            self._drop(*self._unconfirmed_joins.pop(), out)
         return out
+
+    def _drop(self, room: str, before: str | None, out: Output) -> None:
+        """``room`` is not ours (refused, or we were removed): talk in ``before`` or nowhere."""
+        self.rooms.pop(room, None)
+        self._awaiting.discard(room)
+        if self.current == room:
+            self.current = before if before in self.rooms else None
+            out.show.append(self._talking_in())
 
     # -- typed commands --
 
@@ -443,7 +463,7 @@ class ChatState(DirectMessages):
             )
         if isinstance(command, SayLine):
             return self._say(command.text)
-        if isinstance(command, (CreateRoom, InviteUser)):
+        if isinstance(command, (CreateRoom, InviteUser, Moderate)):
             return Output(send=[door_frame(command)])
         if isinstance(command, MessageUser):
             return Output(send=[self._ask_direct(command)])

@@ -29,6 +29,40 @@ class StoredMessage:
     user: str
     text: str
     ts: float
+    # 'say' for a message; a membership event otherwise (``MEMBER_EVENTS``): it takes its
+    # id in the same sequence, so every node applies it in order with the messages around
+    # it. ``user`` is then who did it, ``target`` whom it was done to, ``text`` its detail
+    # (a role's name, a mute's end as seconds since the epoch, or "").
+    kind: str = "say"
+    target: str | None = None
+
+
+SAY = "say"
+INVITED, KICKED, BANNED_EVENT, UNBANNED = "invited", "kicked", "banned", "unbanned"
+ROLE_CHANGED, MUTED, UNMUTED = "role", "muted", "unmuted"
+MEMBER_EVENTS = (INVITED, KICKED, BANNED_EVENT, UNBANNED, ROLE_CHANGED, MUTED, UNMUTED)
+#: The events after which their target is no longer in the room (their connections leave it).
+REMOVING_EVENTS = (KICKED, BANNED_EVENT)
+
+
+@dataclass(frozen=True, slots=True)
+class MemberEvent:
+    """A membership change to store in the room's sequence (``Rooms.apply_member_event``).
+
+    ``role`` is the target's stored role afterwards (None: no row: not a member of a private
+    room, nobody special in a public one); ``demote`` names a previous owner who becomes a
+    moderator (ownership handed over); ``muted_until`` is the target's mute afterwards.
+    """
+
+    room: str
+    kind: str
+    actor: str
+    target: str
+    detail: str
+    ts: float
+    role: str | None
+    muted_until: float | None = None
+    demote: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +77,9 @@ class NewMessage:
 
 PUBLIC, PRIVATE, DIRECT = "public", "private", "direct"  # a room's kind
 OWNER, MODERATOR, MEMBER = "owner", "moderator", "member"  # a member's role
+#: A stored "role" that is no membership: the user may not join (nor be invited) until unbanned.
+BANNED = "banned"
+ROLES = (OWNER, MODERATOR, MEMBER)  # what ``role`` may give
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +91,16 @@ class Membership:
     kind: str
     role: str
     since_id: int
+    muted_until: float | None = None  # seconds since the epoch; None: not muted
+
+
+@dataclass(frozen=True, slots=True)
+class RoomInfo:
+    """A room's kind and owner (username key; None for a public room made by a join)."""
+
+    room: str
+    kind: str
+    owner: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +171,10 @@ class Rooms(Protocol):
     ) -> Membership | None: ...
 
     async def membership(self, room: str, user: str) -> Membership | None: ...
+
+    async def room_info(self, room: str) -> RoomInfo | None: ...
+
+    async def apply_member_event(self, event: MemberEvent) -> StoredMessage: ...
 
     async def visible_rooms(self, user: str) -> list[RoomView]: ...
 

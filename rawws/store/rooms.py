@@ -14,9 +14,21 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from rawws.store.base import DIRECT, MEMBER, OWNER, PUBLIC, Membership, RoomView
+from rawws.store.base import (
+    BANNED,
+    DIRECT,
+    MEMBER,
+    MODERATOR,
+    OWNER,
+    PUBLIC,
+    MemberEvent,
+    Membership,
+    RoomInfo,
+    RoomView,
+    StoredMessage,
+)
 from rawws.store.names import username_key
-from rawws.store.schema import room_members, rooms, users
+from rawws.store.schema import messages, room_members, rooms, users
 
 #: The most rooms ``visible_rooms`` lists: an answer fits one frame however many rooms exist.
 MAX_VISIBLE_ROOMS = 500
@@ -93,9 +105,114 @@ class RoomsSql:
             pass  # invited at the same moment by someone else: that membership stands
         return await self.membership(room, user)
 
+    def _insert_room_if_missing(self, room: str) -> sa.Executable:
+        if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects import postgresql
+
+            return (
+                postgresql.insert(rooms)
+                .values(name=room, last_id=0)
+                .on_conflict_do_nothing(index_elements=["name"])
+            )
+        from sqlalchemy.dialects import sqlite
+
+        return (
+            sqlite.insert(rooms)
+            .values(name=room, last_id=0)
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
+
+    async def apply_member_event(self, event: MemberEvent) -> StoredMessage:
+        """Store ``event`` as the room's next id and change the stored membership, in one transaction.
+
+        The id comes from the same ``UPDATE rooms … RETURNING`` as a message's, which also
+        locks the room's row: events and messages of one room are numbered one at a time,
+        so the membership a node reads is the one in force at the event's id. A new member's
+        ``since_id`` is the event's own id: they are sent what comes after it.
+        """
+        key = username_key(event.target)
+        async with self.engine.begin() as conn:
+            await conn.execute(self._insert_room_if_missing(event.room))
+            event_id = (
+                await conn.execute(
+                    rooms.update()
+                    .where(rooms.c.name == event.room)
+                    .values(last_id=rooms.c.last_id + 1)
+                    .returning(rooms.c.last_id)
+                )
+            ).scalar_one()
+            await conn.execute(
+                messages.insert().values(
+                    room=event.room,
+                    id=event_id,
+                    user=event.actor,
+                    text=event.detail,
+                    ts=event.ts,
+                    kind=event.kind,
+                    target=event.target,
+                )
+            )
+            row = sa.and_(
+                room_members.c.room == event.room, room_members.c.user_key == key
+            )
+            if event.role is None:
+                await conn.execute(room_members.delete().where(row))
+            else:
+                changed = await conn.execute(
+                    room_members.update()
+                    .where(row)
+                    .values(role=event.role, muted_until=event.muted_until)
+                )
+                if not changed.rowcount:
+                    await conn.execute(
+                        room_members.insert().values(
+                            room=event.room,
+                            user_key=key,
+                            role=event.role,
+                            since_id=event_id,
+                            added_by=username_key(event.actor),
+                            added_at=event.ts,
+                            muted_until=event.muted_until,
+                        )
+                    )
+            if event.demote is not None:
+                await conn.execute(
+                    room_members.update()
+                    .where(
+                        room_members.c.room == event.room,
+                        room_members.c.user_key == username_key(event.demote),
+                    )
+                    .values(role=MODERATOR)
+                )
+            if event.role == OWNER:
+                await conn.execute(
+                    rooms.update().where(rooms.c.name == event.room).values(owner=key)
+                )
+        return StoredMessage(
+            event.room,
+            int(event_id),
+            event.actor,
+            event.detail,
+            event.ts,
+            event.kind,
+            event.target,
+        )
+
+    async def room_info(self, room: str) -> RoomInfo | None:
+        query = sa.select(rooms.c.kind, rooms.c.owner).where(rooms.c.name == room)
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return None if row is None else RoomInfo(room, row.kind, row.owner)
+
     async def membership(self, room: str, user: str) -> Membership | None:
+        """``user``'s stored row in ``room`` (its role may be ``BANNED``: no membership, a refusal)."""
         query = (
-            sa.select(rooms.c.kind, room_members.c.role, room_members.c.since_id)
+            sa.select(
+                rooms.c.kind,
+                room_members.c.role,
+                room_members.c.since_id,
+                room_members.c.muted_until,
+            )
             .join(room_members, room_members.c.room == rooms.c.name)
             .where(rooms.c.name == room, room_members.c.user_key == username_key(user))
         )
@@ -103,11 +220,14 @@ class RoomsSql:
             row = (await conn.execute(query)).first()
         if row is None:
             return None
-        return Membership(room, row.kind, row.role, int(row.since_id))
+        return Membership(room, row.kind, row.role, int(row.since_id), row.muted_until)
 
     async def visible_rooms(self, user: str) -> list[RoomView]:
         """Every public room that has a row (made, or written in), and every room ``user`` belongs to."""
-        mine = room_members.c.user_key == username_key(user)
+        mine = sa.and_(
+            room_members.c.user_key == username_key(user),
+            room_members.c.role != BANNED,
+        )
         query = (
             sa.select(rooms.c.name, rooms.c.kind, room_members.c.role)
             .outerjoin(room_members, sa.and_(room_members.c.room == rooms.c.name, mine))

@@ -14,8 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rawws.store.names import username_key, username_skeleton
 
-SCHEMA_VERSION = 6  # 1: users; 2: rooms and messages; 3: refresh tokens and spent tickets; 4: name skeletons;
-# 5: room kinds, owners and stored membership; 6: account stops (disabled, admin, not_before)
+SCHEMA_VERSION = 7  # 1: users; 2: rooms and messages; 3: refresh tokens and spent tickets; 4: name skeletons;
+# 5: room kinds, owners and stored membership; 6: account stops (disabled, admin, not_before);
+# 7: membership events in the messages' sequence, mutes
 
 metadata = sa.MetaData()
 
@@ -38,7 +39,7 @@ users = sa.Table(
     sa.Index("users_username_skeleton", "username_skeleton", unique=True),
     sa.Column("password_hash", sa.String(255), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    # Version 5, account stops. A disabled user cannot log in, refresh or open a connection.
+    # Version 6, account stops. A disabled user cannot log in, refresh or open a connection.
     sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
     # A server admin: granted only by `rawws admin grant` on the server's machine.
     sa.Column("admin", sa.Boolean, nullable=False, server_default=sa.false()),
@@ -76,6 +77,8 @@ room_members = sa.Table(
     sa.Column("since_id", sa.BigInteger, nullable=False),
     sa.Column("added_by", sa.String(32), nullable=True),
     sa.Column("added_at", sa.Float, nullable=False),
+    # Until when (seconds since the epoch) the member's `say` is refused; NULL: not muted.
+    sa.Column("muted_until", sa.Float, nullable=True),
 )
 
 messages = sa.Table(
@@ -86,6 +89,11 @@ messages = sa.Table(
     sa.Column("user", sa.String(64), nullable=False),
     sa.Column("text", sa.Text, nullable=False),
     sa.Column("ts", sa.Float, nullable=False),
+    # 'say', or a membership event ('kicked', 'banned', …: ``base.MEMBER_EVENTS``) stored
+    # in the same id sequence, so every node applies it in order with the messages.
+    sa.Column("kind", sa.String(16), nullable=False, server_default="say"),
+    # Whom a membership event is about (as registered); NULL for a 'say'.
+    sa.Column("target", sa.String(32), nullable=True),
 )
 
 # A refresh token is stored as the SHA-256 of its random value: a copy of the
@@ -214,6 +222,32 @@ async def _add_account_stops(conn: AsyncConnection) -> None:
     await conn.run_sync(lambda sync: index.create(sync, checkfirst=True))
 
 
+async def _add_member_events(conn: AsyncConnection) -> None:
+    """Version 7: messages get a kind (every earlier row is a 'say') and a target; members a mute.
+
+    A step of its own, so that it can be renumbered when other migrations land beside it.
+    """
+
+    def columns(sync: Any, table: str) -> set[str]:
+        return {column["name"] for column in sa.inspect(sync).get_columns(table)}
+
+    found = await conn.run_sync(columns, "messages")
+    if "kind" not in found:
+        await conn.execute(
+            sa.text(
+                "ALTER TABLE messages ADD COLUMN kind VARCHAR(16) NOT NULL DEFAULT 'say'"
+            )
+        )
+    if "target" not in found:
+        await conn.execute(
+            sa.text("ALTER TABLE messages ADD COLUMN target VARCHAR(32)")
+        )
+    if "muted_until" not in await conn.run_sync(columns, "room_members"):
+        await conn.execute(
+            sa.text("ALTER TABLE room_members ADD COLUMN muted_until FLOAT")
+        )
+
+
 #: ``MIGRATIONS[n]`` upgrades a database from version ``n`` to ``n + 1``.
 MIGRATIONS: dict[int, Migration] = {
     1: _add_messages,
@@ -221,6 +255,7 @@ MIGRATIONS: dict[int, Migration] = {
     3: _add_skeletons,
     4: _add_room_kinds,
     5: _add_account_stops,
+    6: _add_member_events,
 }
 
 

@@ -180,23 +180,6 @@ class SqlStore(RoomsSql, AccountStops):
                 await conn.execute(messages.insert(), rows)
         return [stored[index] for index in range(len(batch))]
 
-    def _insert_room_if_missing(self, room: str) -> sa.Executable:
-        if self.dialect == "postgresql":
-            from sqlalchemy.dialects import postgresql
-
-            return (
-                postgresql.insert(rooms)
-                .values(name=room, last_id=0)
-                .on_conflict_do_nothing(index_elements=["name"])
-            )
-        from sqlalchemy.dialects import sqlite
-
-        return (
-            sqlite.insert(rooms)
-            .values(name=room, last_id=0)
-            .on_conflict_do_nothing(index_elements=["name"])
-        )
-
     async def messages_after(
         self, room: str, after: int, limit: int
     ) -> list[StoredMessage]:
@@ -237,7 +220,9 @@ class SqlStore(RoomsSql, AccountStops):
         async with self.engine.connect() as conn:
             result = await conn.execute(query)
             return [
-                StoredMessage(row.room, row.id, row.user, row.text, row.ts)
+                StoredMessage(
+                    row.room, row.id, row.user, row.text, row.ts, row.kind, row.target
+                )
                 for row in result
             ]
 

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rawws.chat import wire
+from rawws.chat import wire_moderation as mod
 from rawws.chat.access import RULES, authorize
 from rawws.errors import ChatError
 
@@ -23,6 +24,12 @@ COMMANDS: dict[str, wire.Command] = {
     "invite": wire.Invite("den.abcdefgh", "bob", "r3"),
     "rooms": wire.RoomsRequest("r4"),
     "dm": wire.Dm("bob", "r5"),
+    "kick": mod.Kick(ROOM, "bob", "r5"),
+    "ban": mod.Ban(ROOM, "bob", "r6"),
+    "unban": mod.Unban(ROOM, "bob", "r7"),
+    "mute": mod.Mute(ROOM, "bob", 60, "r8"),
+    "unmute": mod.Unmute(ROOM, "bob", "r9"),
+    "role": mod.RoleChange(ROOM, "bob", "moderator", "r10"),
 }
 # command → (the answer when the connection is in the room, the answer when it is not); None: allowed
 MATRIX: dict[str, tuple[str | None, str | None]] = {
@@ -38,6 +45,13 @@ MATRIX: dict[str, tuple[str | None, str | None]] = {
         None,
         None,
     ),  # names a user: the store finds or makes the pair's room (test_direct)
+    # moderation: the stored roles decide (authorize_actor, authorize_moderation; test_moderation)
+    "kick": (None, None),
+    "ban": (None, None),
+    "unban": (None, None),
+    "mute": (None, None),
+    "unmute": (None, None),
+    "role": (None, None),
 }
 
 

@@ -82,6 +82,11 @@ class FakeStore:
         await self._turns()
         return len(self.rooms[room])
 
+    async def membership(self, room: str, user: str) -> None:
+        """Nobody is stored as a member, banned or muted: every room here is public."""
+        await self._turns()
+        return None
+
     async def messages_after(
         self, room: str, after: int, limit: int
     ) -> list[StoredMessage]:

@@ -110,10 +110,10 @@ async def test_a_schema_4_database_opens_with_its_rooms_public_and_nothing_lost(
         assert await store.schema_version() == SCHEMA_VERSION
         user = await store.get_user("ada")
         assert user is not None and user.username == "Ada"
-        assert [m.text for m in await store.messages_after("lobby", 0, 10)] == [
-            "one",
-            "two",
-        ]
+        assert [
+            (m.text, m.kind, m.target)
+            for m in await store.messages_after("lobby", 0, 10)
+        ] == [("one", "say", None), ("two", "say", None)]
         assert await store.visible_rooms("ada") == [RoomView("lobby", "public", None)]
         stored = await store.append_messages([NewMessage("lobby", "Ada", "three", 3.0)])
         assert stored[0].id == 3
@@ -179,3 +179,66 @@ async def test_visible_rooms_are_public_ones_and_ones_the_user_belongs_to(
         RoomView("ops.bbbbbbbb", "private", "owner"),
         RoomView("plaza", "public", "owner"),
     ]
+
+
+async def make_schema_5(url: str) -> None:
+    """What the release with private rooms left: version 5, room_members with no mute column."""
+    await make_schema_4(url)
+    engine = create_async_engine(url)
+    async with engine.begin() as conn:
+        await conn.execute(
+            sa.text(
+                "ALTER TABLE rooms ADD COLUMN kind VARCHAR(16) NOT NULL DEFAULT 'public'"
+            )
+        )
+        await conn.execute(sa.text("ALTER TABLE rooms ADD COLUMN owner VARCHAR(32)"))
+        await conn.execute(
+            sa.text(
+                "CREATE TABLE room_members (room VARCHAR(32) NOT NULL,"
+                " user_key VARCHAR(32) NOT NULL, role VARCHAR(16) NOT NULL,"
+                " since_id BIGINT NOT NULL, added_by VARCHAR(32), added_at FLOAT NOT NULL,"
+                " PRIMARY KEY (room, user_key))"
+            )
+        )
+        await conn.execute(
+            sa.text(
+                "INSERT INTO rooms (name, last_id, kind, owner)"
+                " VALUES ('den.aaaaaaaa', 0, 'private', 'ada')"
+            )
+        )
+        await conn.execute(
+            sa.text(
+                "INSERT INTO room_members VALUES ('den.aaaaaaaa', 'ada', 'owner', 0, 'ada', 1.0)"
+            )
+        )
+        await conn.execute(sa.text("UPDATE schema_version SET version = 5"))
+    await engine.dispose()
+
+
+async def test_a_schema_5_database_gets_member_events_and_mutes(store_url: str) -> None:
+    """Version 6: every old message is a 'say'; a membership and its room keep working,
+    and a membership event takes the room's next id and changes the member in one go."""
+    from rawws.store.base import BANNED_EVENT, MemberEvent
+
+    await make_schema_5(store_url)
+    store = await open_store(store_url)
+    try:
+        assert await store.schema_version() == SCHEMA_VERSION
+        assert [m.kind for m in await store.messages_after("lobby", 0, 10)] == [
+            "say",
+            "say",
+        ]
+        assert await store.membership("den.aaaaaaaa", "ada") == Membership(
+            "den.aaaaaaaa", "private", "owner", 0, None
+        )
+        event = await store.apply_member_event(
+            MemberEvent("lobby", BANNED_EVENT, "Ada", "bob", "", 5.0, "banned")
+        )
+        assert (event.id, event.kind, event.target) == (3, "banned", "bob")
+        assert (await store.membership("lobby", "BOB")).role == "banned"  # type: ignore[union-attr]
+        assert [m.kind for m in await store.messages_after("lobby", 2, 10)] == [
+            "banned"
+        ]
+        assert await store.last_message_id("lobby") == 3
+    finally:
+        await store.close()
