@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from rawws.chat.wire import dm_frame, join_frame
+from rawws.chat.client_frames import dm_frame, join_frame
 from rawws.chatclient.commands import MessageUser
 
 Frame = dict[str, Any]

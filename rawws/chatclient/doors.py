@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any, Protocol
 
-from rawws.chat.wire import create_frame, invite_frame, rooms_frame
+from rawws.chat.client_frames import create_frame, invite_frame, rooms_frame
 from rawws.chat.wire_moderation import moderation_frame
 from rawws.chatclient.commands import CreateRoom, InviteUser, Moderate
 

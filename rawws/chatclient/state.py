@@ -26,16 +26,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rawws.chat.wire import (
-    DEFAULT_ROOM,
-    NO_SUCH_ROOM,
-    TOO_MANY_ROOMS,
+from rawws.chat.client_frames import (
     history_frame,
     join_frame,
     leave_frame,
     say_frame,
     who_frame,
 )
+from rawws.chat.wire import DEFAULT_ROOM, NO_SUCH_ROOM, TOO_MANY_ROOMS
 from rawws.chatclient.commands import (
     HELP,
     ROOM_RULE,
@@ -57,6 +55,7 @@ from rawws.chatclient.commands import (
 )
 from rawws.chatclient.direct import DirectMessages
 from rawws.chatclient.doors import door_answer, door_frame, history_lines, member_line
+from rawws.chatclient.roomlog import RoomLog
 
 Frame = dict[str, Any]  # one decoded server frame
 TEXT_PREVIEW_CHARS = 40
@@ -105,52 +104,6 @@ class Formatter:
     @staticmethod
     def error(text: str) -> str:
         return f"! {text}"
-
-
-# -- dedupe: message ids already shown ---------------------------------------------------------
-
-
-class RoomLog:
-    """The ids of one room's messages that were shown (or were history when we joined).
-
-    Everything up to ``floor`` is done; ``above`` holds ids past it that came out
-    of order. Ids increase by one per room, so in the normal case ``above`` stays
-    empty and this is a per-room high-water mark; a gap is re-fetched on
-    recovery because ``since`` is the floor, and the ids past it are not shown twice.
-    """
-
-    __slots__ = ("above", "floor")
-
-    def __init__(self, floor: int | None = None) -> None:
-        self.floor = floor  # None until the server's ``joined`` says where the room was
-        self.above: set[int] = set()
-
-    @property
-    def since(self) -> int | None:
-        """What to re-join with: every id above it is wanted."""
-        return self.floor
-
-    def joined(self, last_id: int) -> bool:
-        """The server's ``joined``; ``False`` when the room went back in time (its data was reset)."""
-        if self.floor is None:
-            self.floor = last_id  # a fresh join: what came before is history, not news
-            return True
-        if last_id >= self.floor:
-            return True  # a re-join: the replay brings what is past the floor
-        self.floor, self.above = last_id, set()
-        return False
-
-    def first_sight(self, message_id: int) -> bool:
-        """Record ``message_id``; ``True`` the first time only."""
-        floor = self.floor or 0
-        if message_id <= floor or message_id in self.above:
-            return False
-        self.above.add(message_id)
-        while floor + 1 in self.above:
-            floor += 1
-            self.above.remove(floor)
-        self.floor = floor
-        return True
 
 
 # -- the client's state ------------------------------------------------------------------------

@@ -16,7 +16,8 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from rawws.chat.wire import DEFAULT_ROOM, join_frame, say_frame
+from rawws.chat.client_frames import join_frame, say_frame
+from rawws.chat.wire import DEFAULT_ROOM
 from rawws.chatclient.answers import NotStored, is_welcome, send_outcome
 from rawws.chatclient.chat_login import ChatLogin
 from rawws.chatclient.commands import check_text

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from rawws.chat import wire as chat
 from rawws.chat.access import authorize, needs_membership
+from rawws.chat.client_frames import dm_frame
 from rawws.chat.doors import direct_name, private_name
 from rawws.errors import ChatError
 from rawws.store.base import RoomView
@@ -22,7 +23,7 @@ def test_dm_is_parsed() -> None:
         "Bob", "d"
     )
     assert chat.parse_command('{"type":"dm","user":"bob"}') == chat.Dm("bob")
-    assert json.loads(chat.dm_frame("bob", "d")) == {
+    assert json.loads(dm_frame("bob", "d")) == {
         "type": "dm",
         "user": "bob",
         "ref": "d",

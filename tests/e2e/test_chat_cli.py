@@ -42,7 +42,8 @@ from rawws.chatclient.commands import (
 )
 from rawws.chatclient.login import HttpExchange
 from rawws.chatclient.reconnect import Backoff, describe, retryable, should_reconnect
-from rawws.chatclient.state import ChatState, Formatter, RoomLog
+from rawws.chatclient.roomlog import RoomLog
+from rawws.chatclient.state import ChatState, Formatter
 from rawws.chatclient.target import chat_target, url_credential
 from rawws.cli import (
     EXIT_CLOSED_WITH_ERROR,
