@@ -220,7 +220,7 @@ def authorize_moderation(
         raise ChatError(mod.NOT_MEMBER, f"{target_name} is banned from {room}", ref)
     if isinstance(command, mod.Ban):
         return event(BANNED_EVENT, BANNED, muted_until=None)
-    if has is None and wire.is_private(room):
+    if has is None and wire.has_door(room):
         raise ChatError(mod.NOT_MEMBER, f"{target_name} is not in {room}", ref)
     if isinstance(command, mod.Kick):
         return event(KICKED, None, muted_until=None)

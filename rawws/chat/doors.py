@@ -140,7 +140,7 @@ class Doors:
         the banned, who are told so (public rooms are no secret); None when not stored.
         """
         found = await self.membership(command.room, user, cached)
-        if chat.is_private(command.room):
+        if chat.has_door(command.room):
             return authorize_stored(command, found)
         if found is not None and found.role == BANNED:
             raise ChatError(
