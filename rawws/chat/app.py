@@ -36,6 +36,7 @@ from rawws.accounts.tokens import (
 from rawws.bus.redis import RedisBus, reach
 from rawws.bus.seal import bus_key
 from rawws.chat import wire
+from rawws.chat.doors import stored_admin
 from rawws.chat.page import add_page_routes
 from rawws.chat.service import ChatHandler, ChatLimits
 from rawws.config import ServerConfig
@@ -205,6 +206,7 @@ async def setup_app(server: Server) -> None:
     bus = open_bus(config, settings.secret)
     chat = ChatHandler(
         store,
+        is_admin=stored_admin(store),  # `rawws admin grant`, on the server's machine
         bus=bus,
         node=node_name(),
         heartbeat_s=config.bus_heartbeat_s,

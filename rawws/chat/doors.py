@@ -24,7 +24,7 @@ import logging
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from rawws.chat import wire as chat
 from rawws.chat import wire_moderation as mod
@@ -47,14 +47,27 @@ from rawws.store.outage import StoreHealth, StoreUnavailable
 log = logging.getLogger("rawws.chat")
 
 
-def never_admin(user: str) -> bool:
-    """The default admin check: nobody is a server admin.
+IsAdmin = Callable[[str], Awaitable[bool]]
 
-    The admin flag is stored on another branch (``users.admin``, set by ``rawws admin
-    grant`` on the server's machine); when it merges, the lead passes its reader to
-    ``ChatHandler(is_admin=…)`` in the app's wiring, and admins moderate every room.
-    """
+
+async def never_admin(user: str) -> bool:
+    """Nobody is a server admin: the default of a ``ChatHandler`` built without a store's flag."""
     return False
+
+
+def stored_admin(store: Store) -> IsAdmin:
+    """Whether a user is a server admin, by the flag ``rawws admin grant`` sets on the server's machine.
+
+    Read from the store each time it is asked (a moderation command or an admin's
+    invitation, never a ``say``), so a grant or a revoke holds on every node at once.
+    A user the store does not know (an outside identity provider's) is no admin.
+    """
+
+    async def is_admin(user: str) -> bool:
+        found = await store.get_user(user)
+        return found is not None and found.admin
+
+    return is_admin
 
 
 MAX_CACHED_MEMBERSHIPS = 65_536  # per node; the oldest read goes first
@@ -105,7 +118,7 @@ class Doors:
         health: StoreHealth,
         notify: Callable[[str, str], None],
         publish: Callable[[StoredMessage], None],
-        is_admin: Callable[[str], bool] = never_admin,
+        is_admin: IsAdmin = never_admin,
     ) -> None:
         self.store = store
         self.health = health
@@ -201,7 +214,7 @@ class Doors:
         raise ChatError(chat.ROOM_TAKEN, f"{command.room} exists: join it", command.ref)
 
     async def _invite(self, member: ChatMember, command: chat.Invite) -> None:
-        if not self.is_admin(member.user):
+        if not await self.is_admin(member.user):
             await self.admit(command, member.user)
         elif (
             await self.health.call("inviting", self.store.room_info(command.room))

@@ -78,7 +78,7 @@ class Moderator:
         actor = await self.health.call(
             "moderating", self.store.membership(room, member.user)
         )
-        role = actor_role(room, info, actor, self.is_admin(member.user))
+        role = actor_role(room, info, actor, await self.is_admin(member.user))
         authorize_actor(command, info, role)
         assert role is not None
         user = await self.health.call("moderating", self.store.get_user(command.user))

@@ -19,14 +19,14 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 from rawws.bus.base import Bus
 from rawws.chat import wire as chat
 from rawws.chat.access import authorize, needs_membership
-from rawws.chat.doors import Doors
+from rawws.chat.doors import Doors, IsAdmin
 from rawws.chat.feed import DEFAULT_HEARTBEAT_S, RoomFeed
 from rawws.chat.hub import Hub
 from rawws.chat.member import CatchUp, ChatMember
@@ -100,7 +100,7 @@ class ChatHandler:
         health: StoreHealth | None = None,
         limits: ChatLimits | None = None,
         counters: Counters | None = None,
-        is_admin: Callable[[str], bool] = never_admin,
+        is_admin: IsAdmin = never_admin,
     ) -> None:
         self.store = store
         self.limits = limits = limits if limits is not None else ChatLimits()

@@ -14,6 +14,7 @@ import pytest
 
 from rawws.chat import wire as chat
 from rawws.chat import wire_moderation as mod
+from rawws.chat.doors import stored_admin
 from rawws.chat.service import ChatHandler
 from rawws.store import SqlStore, open_store, sqlite_url
 from tests.chat.test_doors import HASH, kind_of, settle
@@ -28,11 +29,11 @@ ACTOR = dict(
 
 
 class Node:
-    """One chat handler (a node) whose admins are ``ADMINS``."""
+    """One chat handler (a node) that asks the store who is an admin, as ``rawws serve`` does."""
 
     def __init__(self, store: SqlStore) -> None:
         self.handler = ChatHandler(
-            store, limits=UNLIMITED, is_admin=lambda user: user in ADMINS
+            store, limits=UNLIMITED, is_admin=stored_admin(store)
         )
 
     def connect(self, user: str) -> FakePeer:
@@ -71,6 +72,8 @@ async def opened(url: str) -> SqlStore:
     store = await open_store(url)
     for name in USERS:
         await store.create_user(name, HASH)
+    for name in ADMINS:  # as `rawws admin grant` does, on the server's machine
+        assert await store.set_admin(name, True)
     return store
 
 
