@@ -7,7 +7,6 @@ opened (1008); a disabled account's logins, refreshes and connections are refuse
 from __future__ import annotations
 
 import asyncio
-import time
 
 from rawws.cli.admin import admin_command
 from rawws.server.server import Server
@@ -130,13 +129,10 @@ async def test_a_disabled_account_is_refused_everywhere_until_enabled(
     server = await start_server(data_dir=str(data_dir))
     ada = await session(server)
     connection = await connect_chat(server, ada["access_token"], "Ada")
-    started = time.monotonic()
-
     code = await admin("disable", "ada", "--data-dir", str(data_dir))
     assert code == 0, capsys.readouterr().err
 
-    assert await closed_with(connection, 5.0) == (1008, "account disabled")
-    assert time.monotonic() - started < 1.5  # the store poll, every half second
+    assert await closed_with(connection) == (1008, "account disabled")
     refused = await login(server.port, "Ada")
     assert refused.status == 403
     assert refused.json["error"]["code"] == "account_disabled"
