@@ -1,0 +1,167 @@
+"""Moderation on the browser page, end to end: a real server and headless Chromium (see test_browser.py).
+
+The owner's page moderates with the member list's controls; the member's page is refused in words
+while muted and told when it is kicked; membership events are shown in words in the timeline, live
+and in `history`, and their ids count like messages' (docs/protocol.md, "Membership in the room's
+stream").
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from tests.e2e import test_browser
+from tests.e2e.test_browser import OpenPage, StartServer, base_url, expect
+
+# The browser tests' fixtures, shared by name (pytest finds fixtures among a module's names).
+browser = test_browser.browser
+open_page = test_browser.open_page
+
+
+def events(page, room: str):
+    return page.page.locator(f'#messages ol[data-room="{room}"] > li.event')
+
+
+async def test_the_owner_mutes_and_kicks_a_member_on_the_page(
+    start_server: StartServer, open_page: OpenPage
+) -> None:
+    """ann makes a private room and invites bob, who joins; bob sees no moderation controls, ann
+    does. ann mutes bob for a minute: bob's say is refused with the time it ends. ann kicks bob:
+    bob's page says so and drops the room, and nothing ann says afterwards reaches bob's page.
+    ann's page shows each event in words, in id order between the messages; after a reload
+    they come back in words from `history`."""
+    server = await start_server()
+    ann = await open_page(base_url(server), "ann")
+    bob = await open_page(base_url(server), "bob")
+    bob_frames: list[str] = []
+    bob.page.on(
+        "websocket",
+        lambda ws: ws.on("framereceived", lambda frame: bob_frames.append(frame)),
+    )
+    await ann.register()
+    await bob.register()
+
+    await ann.page.fill("#create-room", "den")
+    await ann.page.press("#create-room", "Enter")
+    title = ann.page.locator("#room-name")
+    await expect(title).to_have_text(re.compile(r"^den\.[a-z0-9]{8}$"))
+    den = await title.text_content()
+    assert den is not None
+    await ann.page.fill("#invite-user", "bob")
+    await ann.page.press("#invite-user", "Enter")
+    await expect(events(ann, den)).to_have_text([re.compile("bob was invited by ann")])
+    await expect(ann.message(den, 1)).to_contain_text("bob was invited by ann")
+
+    listed = bob.page.locator(f'#directory [data-room="{den}"] .room-button')
+    await listed.click()
+    await expect(bob.room_button(den)).to_have_attribute("aria-current", "true")
+    await expect(bob.member("ann")).to_contain_text("owner")
+    await expect(bob.page.locator("#member-list .member-actions")).to_have_count(0)
+    await bob.say("hi all")
+    await expect(ann.messages(den)).to_contain_text(["hi all"])
+
+    controls = ann.member("bob").locator(".member-actions")
+    await expect(controls.locator("[data-action]")).to_have_count(5)
+    await expect(controls.locator('[data-action="moderator"]')).to_have_text(
+        "Make moderator"
+    )
+    await controls.locator("select").select_option("60")
+    await controls.locator('[data-action="mute"]').click()
+    await expect(ann.page.locator("#notice-text")).to_have_text(
+        f"Done: bob was muted in {den}."
+    )
+    await expect(events(ann, den).nth(1)).to_contain_text(
+        re.compile(r"bob was muted by ann until \d")
+    )
+
+    await bob.page.fill("#message-input", "can I still talk?")
+    await bob.page.press("#message-input", "Enter")
+    await expect(bob.page.locator("#notice-text")).to_have_text(
+        re.compile(r"^You're muted in this room until \d.+\.$")
+    )
+    await expect(bob.page.locator('li.message[data-state="failed"]')).to_contain_text(
+        "Not sent: you're muted."
+    )
+
+    await controls.locator('[data-action="kick"]').click()
+    await expect(bob.page.locator("#notice-text")).to_have_text(
+        f"You were kicked from {den} by ann."
+    )
+    await expect(bob.room_button(den)).to_have_count(0)
+    await expect(events(ann, den).nth(2)).to_contain_text("bob was kicked by ann")
+    await expect(ann.member("bob")).to_have_count(0)
+    await ann.say("said after the kick")
+    assert not [frame for frame in bob_frames if "said after the kick" in frame]
+    assert "after the kick" not in await bob.page.locator("#messages").inner_text()
+    saved = await bob.page.evaluate("sessionStorage.getItem('rawws.rooms')")
+    assert den not in json.loads(saved)
+
+    # Events and messages share the room's ids: 1 invited, 2 bob's hi, 3 muted, (bob's refused
+    # say took none), 4 kicked, 5 ann's message.
+    ids = await ann.page.locator(
+        f'#messages ol[data-room="{den}"] > li[data-id]'
+    ).evaluate_all("nodes => nodes.map(n => Number(n.dataset.id))")
+    assert ids == [1, 2, 3, 4, 5]
+
+    # A fresh page reads the events from `history`, in words, in their places.
+    await ann.page.reload()
+    await expect(ann.connection).to_have_attribute("data-state", "online")
+    await ann.room_button(den).click()
+    await expect(events(ann, den)).to_have_text(
+        [
+            re.compile("bob was invited by ann"),
+            re.compile("bob was muted by ann until"),
+            re.compile("bob was kicked by ann"),
+        ]
+    )
+    await expect(ann.messages(den)).to_have_text(
+        [re.compile("hi all"), re.compile("said after the kick")]
+    )
+    for page in (ann, bob):
+        assert page.page_errors == []
+        assert await page.csp_violations() == []
+
+
+async def test_the_page_shows_a_refused_moderation_and_a_role_change(
+    start_server: StartServer, open_page: OpenPage
+) -> None:
+    """A moderator's page offers no controls for the owner; the owner makes bob a moderator and
+    back, shown in words on both pages; a refused command (unmute of a user not muted) is told
+    in the notice area in words."""
+    server = await start_server()
+    ann = await open_page(base_url(server), "ann")
+    bob = await open_page(base_url(server), "bob")
+    await ann.register()
+    await bob.register()
+    await ann.page.fill("#create-room", "club")
+    await ann.page.press("#create-room", "Enter")
+    title = ann.page.locator("#room-name")
+    await expect(title).to_have_text(re.compile(r"^club\.[a-z0-9]{8}$"))
+    club = await title.text_content()
+    assert club is not None
+    await ann.page.fill("#invite-user", "bob")
+    await ann.page.press("#invite-user", "Enter")
+    await bob.page.locator(f'#directory [data-room="{club}"] .room-button').click()
+    await expect(bob.room_button(club)).to_have_attribute("aria-current", "true")
+
+    controls = ann.member("bob").locator(".member-actions")
+    await controls.locator('[data-action="unmute"]').click()
+    await expect(ann.page.locator("#notice-text")).to_contain_text("can't be done")
+
+    await controls.locator('[data-action="moderator"]').click()
+    await expect(events(ann, club).last).to_contain_text(
+        "bob is now moderator (by ann)"
+    )
+    await expect(events(bob, club).last).to_contain_text(
+        "bob is now moderator (by ann)"
+    )
+    await expect(ann.member("bob")).to_contain_text("moderator")
+    await expect(controls.locator('[data-action="member"]')).to_have_text("Make member")
+    # bob moderates now, but not the owner.
+    await expect(bob.member("ann")).to_contain_text("owner")
+    await expect(bob.page.locator("#member-list .member-actions")).to_have_count(0)
+    await controls.locator('[data-action="member"]').click()
+    await expect(events(bob, club).last).to_contain_text("bob is now member (by ann)")
+    for page in (ann, bob):
+        assert page.page_errors == []
