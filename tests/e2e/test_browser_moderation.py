@@ -12,7 +12,13 @@ import json
 import re
 
 from tests.e2e import test_browser
-from tests.e2e.test_browser import OpenPage, StartServer, base_url, expect
+from tests.e2e.test_browser import (
+    OpenPage,
+    StartServer,
+    WebSocketRoute,
+    base_url,
+    expect,
+)
 
 # The browser tests' fixtures, shared by name (pytest finds fixtures among a module's names).
 browser = test_browser.browser
@@ -58,6 +64,8 @@ async def test_the_owner_mutes_and_kicks_a_member_on_the_page(
     await expect(bob.room_button(den)).to_have_attribute("aria-current", "true")
     await expect(bob.member("ann")).to_contain_text("owner")
     await expect(bob.page.locator("#member-list .member-actions")).to_have_count(0)
+    await expect(bob.page.locator("#invite-form")).to_be_hidden()  # a plain member
+    await expect(ann.page.locator("#invite-form")).to_be_visible()
     await bob.say("hi all")
     await expect(ann.messages(den)).to_contain_text(["hi all"])
 
@@ -132,6 +140,17 @@ async def test_the_page_shows_a_refused_moderation_and_a_role_change(
     server = await start_server()
     ann = await open_page(base_url(server), "ann")
     bob = await open_page(base_url(server), "bob")
+    sockets: list[WebSocketRoute] = []  # ann's, relayed as they are: to drop one below
+    sent: list[str] = []
+
+    def relay(ws: WebSocketRoute) -> None:
+        sockets.append(ws)
+        ws.connect_to_server()
+
+    await ann.page.route_web_socket(re.compile(r"/ws\?"), relay)
+    ann.page.on(
+        "websocket", lambda ws: ws.on("framesent", lambda frame: sent.append(frame))
+    )
     await ann.register()
     await bob.register()
     await ann.page.fill("#create-room", "club")
@@ -163,5 +182,18 @@ async def test_the_page_shows_a_refused_moderation_and_a_role_change(
     await expect(bob.page.locator("#member-list .member-actions")).to_have_count(0)
     await controls.locator('[data-action="member"]').click()
     await expect(events(bob, club).last).to_contain_text("bob is now member (by ann)")
+
+    # The room's last id is an event's (1 invited, 2 and 3 the roles): a dropped connection
+    # joins again with `since` 3, and nothing is shown twice.
+    await expect(events(ann, club).last).to_contain_text("bob is now member (by ann)")
+    sent.clear()
+    await sockets[-1].close()
+    await expect(ann.connection).not_to_have_attribute("data-state", "online")
+    await expect(ann.connection).to_have_attribute("data-state", "online")
+    joins = [json.loads(frame) for frame in sent if '"join"' in frame]
+    assert {"type": "join", "room": club, "ref": f"join:{club}", "since": 3} in joins
+    await ann.say("back again")
+    await expect(ann.message(club, 4)).to_contain_text("back again")
+    await expect(events(ann, club)).to_have_count(3)
     for page in (ann, bob):
         assert page.page_errors == []

@@ -12,6 +12,10 @@
 //   every room is joined again with `since` = the last message id seen there, so
 //   the server replays exactly what was missed. Messages are kept by id per room
 //   and inserted in id order, so nothing is shown twice.
+// * Membership events (`member`: invited, kicked, muted, a new role…) take the room's ids like
+//   messages: they are shown in words in their place and advance the `since` of a re-join.
+//   `removed` drops the room (not joined again). Owners and moderators get the member list's
+//   moderation buttons; the server decides, and its `moderated` or `error` is shown.
 // * All text from users or the server goes in with textContent, never as HTML.
 // * The protocol's limits (room names, text length, rooms per connection, history
 //   page, frame rate) are not copied here: every welcome frame carries them
@@ -1185,8 +1189,7 @@
     for (const other of state.rooms.values()) other.list.hidden = other !== room;
     selectRoomTitle(name);
     $("message-input").placeholder = name ? `Message ${signOf(name)}${labelOf(name)}` : "Join a room to chat";
-    $("invite-form").hidden = !name || kindOf(name) !== "private";
-    $("message-input").disabled = !name;
+    $("message-input").disabled = !name; // the invite form: renderMembers (it needs your role)
     if (room) {
       if (room.roles.size === 0) askRoles(room);
       room.unread = 0;
@@ -1261,6 +1264,9 @@
       return item;
     });
     $("member-list").replaceChildren(...items);
+    // Inviting is for the owner and moderators: hidden once the page knows you are neither.
+    const role = room ? myRole(room) : null;
+    $("invite-form").hidden = !room || kindOf(room.name) !== "private" || (role !== null && (ROLE_RANK[role] || 0) < ROLE_RANK.moderator);
     $("member-count").textContent = String(names.length);
     $("member-count-badge").textContent = String(names.length);
   }
