@@ -239,7 +239,8 @@ async def test_the_page_shows_a_refused_moderation_and_a_role_change(
 ) -> None:
     """A moderator's page offers no controls for the owner; the owner makes bob a moderator and
     back, shown in words on both pages; a refused command (unmute of a user not muted) is told
-    in the notice area in words."""
+    in the notice area in words. A dropped connection joins again with `since` the last event's
+    id; a ban drops the room from bob's page with a notice."""
     server = await start_server()
     ann = await open_page(base_url(server), "ann")
     bob = await open_page(base_url(server), "bob")
@@ -298,5 +299,13 @@ async def test_the_page_shows_a_refused_moderation_and_a_role_change(
     await ann.say("back again")
     await expect(ann.message(club, 4)).to_contain_text("back again")
     await expect(events(ann, club)).to_have_count(3)
+
+    # A ban: bob's page is told by whom and drops the room; ann's shows the event in its place.
+    await ann.member("bob").locator('.member-actions [data-action="ban"]').click()
+    await expect(bob.page.locator("#notice-text")).to_have_text(
+        f"You were banned from {club} by ann."
+    )
+    await expect(bob.room_button(club)).to_have_count(0)
+    await expect(ann.message(club, 5)).to_contain_text("bob was banned by ann")
     for page in (ann, bob):
         assert page.page_errors == []

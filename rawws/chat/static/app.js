@@ -859,6 +859,7 @@
       markFailed(pending, frame.code === "muted" ? "Not sent: you're muted." : "Not sent.", true);
       state.rooms.get(pending.room)?.orphans.push(pending);
     } else if (ref && ref.startsWith("join:")) {
+      if (frame.code === "banned") text = `You're banned from ${labelOf(ref.slice(5))}.`; // a public room
       const room = state.rooms.get(ref.slice(5));
       if (room && !room.joined) {
         if (frame.code === "rate_limited") {
