@@ -12,6 +12,10 @@
 //   every room is joined again with `since` = the last message id seen there, so
 //   the server replays exactly what was missed. Messages are kept by id per room
 //   and inserted in id order, so nothing is shown twice.
+// * Membership events (`member`: invited, kicked, muted, a new role…) take the room's ids like
+//   messages: they are shown in words in their place and advance the `since` of a re-join.
+//   `removed` drops the room (not joined again). Owners and moderators get the member list's
+//   moderation buttons; the server decides, and its `moderated` or `error` is shown.
 // * All text from users or the server goes in with textContent, never as HTML.
 // * The protocol's limits (room names, text length, rooms per connection, history
 //   page, frame rate) are not copied here: every welcome frame carries them
@@ -50,7 +54,27 @@
     no_such_user: "There is no user by that name.",
     room_taken: "That room exists already: join it.",
     forbidden: "Only the room's owner or a moderator may do that.",
+    muted: "You're muted in this room for now.",
+    banned: "That user is banned from this room: unban them first.",
+    not_member: "That user is not a member of this room.",
+    not_banned: "That user is not banned from this room.",
+    bad_target: "That can't be done to that user (yourself, the owner, or nothing to change).",
+    bad_role: "That is not a role: owner, moderator or member.",
   };
+
+  // What a moderation event says in a room's timeline (docs/protocol.md, `member`).
+  const EVENT_WORDS = {
+    invited: (e) => `${e.user} was invited by ${e.by}`,
+    kicked: (e) => `${e.user} was kicked by ${e.by}`,
+    banned: (e) => `${e.user} was banned by ${e.by}`,
+    unbanned: (e) => `${e.user} was unbanned by ${e.by}`,
+    muted: (e) => `${e.user} was muted by ${e.by}${Number.isFinite(e.until) ? ` until ${untilText(e.until)}` : ""}`,
+    unmuted: (e) => `${e.user} was unmuted by ${e.by}`,
+    role: (e) => `${e.user} is now ${typeof e.role === "string" ? e.role : "changed"} (by ${e.by})`,
+  };
+  // The mute durations the member list offers, in seconds.
+  const MUTE_CHOICES = [[60, "1 min"], [600, "10 min"], [3600, "1 h"], [86400, "1 day"]];
+  const ROLE_RANK = { owner: 3, moderator: 2, member: 1 };
 
   const $ = (id) => document.getElementById(id);
   const el = (tag, className, text) => {
@@ -139,6 +163,12 @@
     weekday: "short", day: "numeric", month: "short", hour: "numeric", minute: "2-digit",
   });
   const fullFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "medium" });
+
+  // A moment (seconds since the epoch) in local time: the time alone today, else with the day.
+  function untilText(ts) {
+    const date = new Date(ts * 1000);
+    return date.toDateString() === new Date().toDateString() ? timeFormat.format(date) : dayTimeFormat.format(date);
+  }
 
   function timeElement(ts) {
     const date = new Date(ts * 1000);
@@ -597,6 +627,9 @@
       case "invited": return onInvited(frame);
       case "direct": return onDirect(frame);
       case "rooms": return onRooms(frame);
+      case "member": return addEvent(frame, { live: true });
+      case "removed": return onRemoved(frame);
+      case "moderated": return onModerated(frame);
       default: return;
     }
   }
@@ -667,6 +700,7 @@
     renderRoomList();
     renderDirectory();
     if (state.current) selectRoomTitle(state.current);
+    renderMembers();
   }
 
   // Every room you may see and are not in: one click joins it.
@@ -757,7 +791,10 @@
     const visible = room.name === state.current;
     const fromBottom = box.scrollHeight - box.scrollTop;
     const wasEmpty = room.ids.length === 0;
-    for (const message of frame.messages) addMessage(message, { live: false });
+    for (const message of frame.messages) {
+      if (message && message.type === "member") addEvent(message, { live: false });
+      else addMessage(message, { live: false });
+    }
     const asked = historyPage(); // without the server's limits, one page is all
     if (!asked || frame.messages.length < asked || (room.ids.length && room.ids[0] <= 1)) room.historyDone = true;
     updateEarlier(room);
@@ -792,7 +829,10 @@
   }
 
   function onError(frame) {
-    const text = friendlyError(frame.code, typeof frame.message === "string" ? frame.message : "");
+    let text = friendlyError(frame.code, typeof frame.message === "string" ? frame.message : "");
+    if (frame.code === "muted" && Number.isFinite(frame.until)) {
+      text = `You're muted in this room until ${untilText(frame.until)}.`;
+    }
     const ref = typeof frame.ref === "string" ? frame.ref : null;
     if (!ref && frame.code === "rate_limited") {
       // Over the frame rate the server drops frames unread and says so once, without a ref:
@@ -816,9 +856,10 @@
     if (ref && state.pending.has(ref)) {
       const pending = state.pending.get(ref);
       state.pending.delete(ref);
-      markFailed(pending, "Not sent.", true);
+      markFailed(pending, frame.code === "muted" ? "Not sent: you're muted." : "Not sent.", true);
       state.rooms.get(pending.room)?.orphans.push(pending);
     } else if (ref && ref.startsWith("join:")) {
+      if (frame.code === "banned") text = `You're banned from ${labelOf(ref.slice(5))}.`; // a public room
       const room = state.rooms.get(ref.slice(5));
       if (room && !room.joined) {
         if (frame.code === "rate_limited") {
@@ -832,6 +873,123 @@
       }
     }
     showNotice(text);
+  }
+
+  // -- membership events, removal and moderation (docs/protocol.md) -------------------------
+
+  function validEvent(e) {
+    return e && typeof e.room === "string" && Number.isSafeInteger(e.id) && typeof e.event === "string"
+      && typeof e.user === "string" && typeof e.by === "string" && typeof e.ts === "number";
+  }
+
+  // A `member` frame (live or replayed) or a `member` object in a `history` answer: shown in words
+  // in its place, and counted in the room's ids like a message, so `since` stays exact.
+  function addEvent(event, { live }) {
+    if (!validEvent(event)) return;
+    const room = state.rooms.get(event.room);
+    if (!room) return;
+    if (live) room.lastId = Math.max(room.lastId, event.id);
+    if (room.nodes.has(event.id)) return;
+    const words = EVENT_WORDS[event.event];
+    const node = el("li", "event");
+    node.dataset.event = event.event;
+    node.dataset.user = event.user;
+    node.append(el("span", "event-text", words ? words(event) : `${event.user}: ${event.event} (by ${event.by})`));
+    node.append(timeElement(event.ts));
+    const box = $("messages");
+    const nearBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 120;
+    placeMessage(room, event.id, node);
+    if (live) {
+      if (event.event === "role" && typeof event.role === "string") {
+        room.roles.set(event.user, event.role);
+        if (event.role === "owner") room.roles.set(event.by, "moderator"); // the owner handed it over
+      } else if (event.event === "kicked" || event.event === "banned") {
+        room.roles.delete(event.user);
+        room.members.delete(event.user);
+      }
+      if (room.name === state.current) {
+        renderMembers();
+        if (nearBottom) box.scrollTop = box.scrollHeight;
+      }
+    }
+  }
+
+  // This connection was taken out of a room (kicked or banned): gone from the list, not joined
+  // again on a reconnect, and said so.
+  function onRemoved(frame) {
+    if (typeof frame.room !== "string") return;
+    const label = labelOf(frame.room);
+    const reason = frame.reason === "banned" ? "banned" : "kicked";
+    const by = typeof frame.by === "string" ? ` by ${frame.by}` : "";
+    const room = state.rooms.get(frame.room);
+    if (room) {
+      room.joined = false; // the server took us out already: no `leave`
+      for (const [ref, pending] of state.pending) if (pending.room === frame.room) state.pending.delete(ref);
+      removeRoom(frame.room);
+    }
+    showNotice(`You were ${reason} from ${label}${by}.`);
+    send({ type: "rooms", ref: "rooms" });
+  }
+
+  const DONE_WORDS = {
+    kicked: "was kicked from", banned: "was banned from", unbanned: "was unbanned in",
+    muted: "was muted in", unmuted: "was unmuted in", role: "has a new role in",
+  };
+
+  function onModerated(frame) {
+    if (typeof frame.room !== "string" || typeof frame.user !== "string") return;
+    const done = DONE_WORDS[frame.event] || `: ${frame.event} in`;
+    showNotice(`Done: ${frame.user} ${done} ${labelOf(frame.room)}.`);
+  }
+
+  function myRole(room) {
+    const role = room.roles.get(state.user);
+    if (role) return role;
+    const entry = state.directory.find((r) => r.room === room.name);
+    return entry && typeof entry.role === "string" ? entry.role : null;
+  }
+
+  function moderate(frame) {
+    frame.ref = `mod${++state.refSeq}`;
+    if (!send(frame)) showNotice("You're not connected right now. Try again once you're back online.");
+  }
+
+  // Kick, ban, mute and unmute a member whose role is below yours; the owner also sets roles.
+  // The server decides (an `error` says why not): these only spare a plain member useless buttons.
+  function moderationControls(room, user) {
+    const mine = ROLE_RANK[myRole(room)] || 0;
+    const theirs = ROLE_RANK[room.roles.get(user)] || ROLE_RANK.member;
+    if (mine < ROLE_RANK.moderator || theirs >= mine) return null;
+    const box = el("div", "member-actions");
+    const button = (action, text, frame) => {
+      const node = el("button", "link-button", text);
+      node.type = "button";
+      node.dataset.action = action;
+      node.addEventListener("click", () => moderate(frame()));
+      return node;
+    };
+    const target = { room: room.name, user };
+    const duration = el("select", "mute-duration");
+    duration.setAttribute("aria-label", `How long to mute ${user}`);
+    for (const [seconds, text] of MUTE_CHOICES) {
+      const option = el("option", "", text);
+      option.value = String(seconds);
+      duration.append(option);
+    }
+    box.append(
+      button("kick", "Kick", () => ({ type: "kick", ...target })),
+      button("ban", "Ban", () => ({ type: "ban", ...target })),
+      duration,
+      button("mute", "Mute", () => ({ type: "mute", ...target, seconds: Number(duration.value) })),
+      button("unmute", "Unmute", () => ({ type: "unmute", ...target })),
+    );
+    if (mine === ROLE_RANK.owner) {
+      const promote = room.roles.get(user) === "moderator"
+        ? button("member", "Make member", () => ({ type: "role", ...target, role: "member" }))
+        : button("moderator", "Make moderator", () => ({ type: "role", ...target, role: "moderator" }));
+      box.append(promote);
+    }
+    return box;
   }
 
   // -- messages --------------------------------------------------------------------------
@@ -928,7 +1086,7 @@
   }
 
   function updateEmpty(room) {
-    room.empty.hidden = !(room.historyDone && room.list.querySelector(".message") === null);
+    room.empty.hidden = !(room.historyDone && room.list.querySelector(".message, .event") === null);
   }
 
   function updateEarlier(room) {
@@ -1032,8 +1190,7 @@
     for (const other of state.rooms.values()) other.list.hidden = other !== room;
     selectRoomTitle(name);
     $("message-input").placeholder = name ? `Message ${signOf(name)}${labelOf(name)}` : "Join a room to chat";
-    $("invite-form").hidden = !name || kindOf(name) !== "private";
-    $("message-input").disabled = !name;
+    $("message-input").disabled = !name; // the invite form: renderMembers (it needs your role)
     if (room) {
       if (room.roles.size === 0) askRoles(room);
       room.unread = 0;
@@ -1101,9 +1258,16 @@
       const role = room.roles.get(name);
       if (role) item.append(el("span", "role", role));
       if (name === state.user) item.append(el("span", "you", "you"));
+      else {
+        const controls = moderationControls(room, name);
+        if (controls) item.append(controls);
+      }
       return item;
     });
     $("member-list").replaceChildren(...items);
+    // Inviting is for the owner and moderators: hidden once the page knows you are neither.
+    const role = room ? myRole(room) : null;
+    $("invite-form").hidden = !room || kindOf(room.name) !== "private" || (role !== null && (ROLE_RANK[role] || 0) < ROLE_RANK.moderator);
     $("member-count").textContent = String(names.length);
     $("member-count-badge").textContent = String(names.length);
   }
