@@ -219,7 +219,11 @@ class ChatHandler:
         """Authorize (``rawws.chat.access``, the one place that decides), then run the command."""
         authorize(command, lambda room: self.hub.is_member(member, room))
         if isinstance(command, Say):
-            if not refuse_muted(member, command.room, command.ref, time.time()):
+            # ``member.muted`` is empty unless a mute holds somewhere: no clock read, no call
+            if not (
+                member.muted
+                and refuse_muted(member, command.room, command.ref, time.time())
+            ):
                 self._say(member, command)
         elif isinstance(command, Join):
             if needs_membership(command):  # a private room: its door is stored
