@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rawws.chat import wire as chat
+from rawws.chat.doors import IsAdmin, never_admin
 from rawws.chat.service import ChatHandler
 from rawws.store import SqlStore, open_store, sqlite_url
 from tests.chat.test_service import UNLIMITED, FakePeer
@@ -43,8 +44,8 @@ async def settle(handler: ChatHandler) -> None:
 class Node:
     """One chat handler (a node) and a way to ask it things."""
 
-    def __init__(self, store: SqlStore) -> None:
-        self.handler = ChatHandler(store, limits=UNLIMITED)
+    def __init__(self, store: SqlStore, *, is_admin: IsAdmin = never_admin) -> None:
+        self.handler = ChatHandler(store, limits=UNLIMITED, is_admin=is_admin)
 
     def connect(self, user: str) -> FakePeer:
         peer = FakePeer(user)
@@ -58,9 +59,16 @@ class Node:
         await settle(self.handler)
         return peer.frames[before:]
 
+    #: Frames that are not the answer to a command (what others' doings tell everyone).
+    NOT_ANSWERS: tuple[str, ...] = ("presence",)
+
     async def answer(self, peer: FakePeer, **frame: Any) -> dict:
         """The one answer to a frame: its error code, or its type."""
-        got = [f for f in await self.ask(peer, **frame) if f["type"] != "presence"]
+        got = [
+            f
+            for f in await self.ask(peer, **frame)
+            if f["type"] not in self.NOT_ANSWERS
+        ]
         assert got, frame
         return got[0]
 

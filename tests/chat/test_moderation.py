@@ -15,10 +15,10 @@ import pytest
 from rawws.chat import wire as chat
 from rawws.chat import wire_moderation as mod
 from rawws.chat.doors import stored_admin
-from rawws.chat.service import ChatHandler
 from rawws.store import SqlStore, open_store, sqlite_url
-from tests.chat.test_doors import HASH, kind_of, settle
-from tests.chat.test_service import UNLIMITED, FakePeer
+from tests.chat.test_doors import HASH, kind_of
+from tests.chat.test_doors import Node as DoorsNode
+from tests.chat.test_service import FakePeer
 
 USERS = ("ann", "mo", "bob", "cy", "bu", "mu", "ad", "tg", "tb", "tm", "dan")
 ADMINS = {"ad"}
@@ -28,36 +28,14 @@ ACTOR = dict(
 )  # who plays each role
 
 
-class Node:
-    """One chat handler (a node) that asks the store who is an admin, as ``rawws serve`` does."""
+class Node(DoorsNode):
+    """One chat handler (a node) that asks the store who is an admin, as ``rawws serve`` does;
+    a room's member events are not answers either."""
+
+    NOT_ANSWERS = ("presence", "member")
 
     def __init__(self, store: SqlStore) -> None:
-        self.handler = ChatHandler(
-            store, limits=UNLIMITED, is_admin=stored_admin(store)
-        )
-
-    def connect(self, user: str) -> FakePeer:
-        peer = FakePeer(user)
-        self.handler.on_open(peer)
-        return peer
-
-    async def ask(self, peer: FakePeer, **frame: Any) -> list[dict]:
-        import json
-
-        before = len(peer.frames)
-        self.handler.on_message(peer, json.dumps(frame))
-        await settle(self.handler)
-        return peer.frames[before:]
-
-    async def answer(self, peer: FakePeer, **frame: Any) -> dict:
-        """The answer to a frame: the first one that is not presence nor a room's member event."""
-        got = [
-            f
-            for f in await self.ask(peer, **frame)
-            if f["type"] not in ("presence", "member")
-        ]
-        assert got, frame
-        return got[0]
+        super().__init__(store, is_admin=stored_admin(store))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
