@@ -15,6 +15,7 @@ import io
 import json
 import os
 import random
+import re
 import signal
 import sys
 import time
@@ -590,6 +591,39 @@ async def finish(child: pexpect.spawn) -> int:
     await asyncio.to_thread(child.expect, pexpect.EOF)
     await asyncio.to_thread(child.close)
     return child.exitstatus
+
+
+@contextlib.asynccontextmanager
+async def two_terminals(
+    start_server: StartServer,
+) -> AsyncIterator[tuple[pexpect.spawn, pexpect.spawn]]:
+    """`rawws chat` as ada and as bob on one fresh server, each in the lobby; at the end
+    both printed no traceback, and both quit with Ctrl-D, exit 0."""
+    server = await start_server()
+    await register(server, "ada", "bob")
+    base = f"ws://127.0.0.1:{server.port}"
+    ada = spawn_chat("--user", "ada", base)
+    bob = spawn_chat("--user", "bob", base)
+    try:
+        await expect(ada, "* joined lobby")
+        await expect(bob, "* joined lobby")
+        yield ada, bob
+        for child in (ada, bob):
+            assert re.search(r"\bTraceback\b", output_of(child)) is None
+            child.sendcontrol("d")
+        assert [await finish(ada), await finish(bob)] == [EXIT_OK, EXIT_OK]
+    finally:
+        for child in (ada, bob):
+            child.terminate(force=True)
+
+
+async def make_private_room(child: pexpect.spawn, label: str = "den") -> str:
+    """`/create LABEL private` typed in ``child``: the room's name, as the terminal said it."""
+    await type_line(child, f"/create {label} private")
+    await asyncio.to_thread(
+        child.expect, rf"\* made private room ({label}\.[a-z0-9]{{8}}), yours"
+    )
+    return str(child.match.group(1))
 
 
 async def rawws(

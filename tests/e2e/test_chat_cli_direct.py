@@ -4,7 +4,6 @@ lines shown (no I/O), then two terminals through a real server."""
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 
@@ -12,13 +11,10 @@ from rawws.chat.doors import direct_name
 from rawws.chatclient.commands import BadInput, MessageUser, parse_input
 from rawws.chatclient.state import ChatState
 from tests.e2e.test_chat_cli import (
-    EXIT_OK,
     expect,
-    finish,
     frame,
-    register,
     shown,
-    spawn_chat,
+    two_terminals,
     type_line,
 )
 
@@ -102,14 +98,7 @@ def test_rooms_shows_a_direct_room_with_the_other_user() -> None:
 
 
 async def test_two_terminals_talk_in_their_direct_room(start_server) -> None:
-    server = await start_server()
-    await register(server, "ada", "bob")
-    base = f"ws://127.0.0.1:{server.port}"
-    ada = spawn_chat("--user", "ada", base)
-    bob = spawn_chat("--user", "bob", base)
-    try:
-        await expect(ada, "* joined lobby")
-        await expect(bob, "* joined lobby")
+    async with two_terminals(start_server) as (ada, bob):
         await type_line(ada, "/msg bob just between us")
         await expect(ada, f"[{ROOM}] ada: just between us")
         await expect(bob, f"[{ROOM}] ada: just between us")
@@ -119,11 +108,3 @@ async def test_two_terminals_talk_in_their_direct_room(start_server) -> None:
         await expect(bob, f"{ROOM} (direct with ada, member, joined)")
         await type_line(ada, "/msg ada me")
         await expect(ada, "! /msg to ada not sent: a direct room is with someone else")
-        assert re.search(r"\bTraceback\b", ada.logfile_read.getvalue()) is None
-        ada.sendcontrol("d")
-        bob.sendcontrol("d")
-        assert await finish(ada) == EXIT_OK
-        assert await finish(bob) == EXIT_OK
-    finally:
-        ada.terminate(force=True)
-        bob.terminate(force=True)

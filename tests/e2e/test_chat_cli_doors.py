@@ -3,9 +3,7 @@ shown (no I/O), then two terminals and a private room through a real server."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import re
 
 import pytest
 
@@ -18,13 +16,11 @@ from rawws.chatclient.commands import (
 )
 from rawws.chatclient.state import ChatState
 from tests.e2e.test_chat_cli import (
-    EXIT_OK,
     expect,
-    finish,
     frame,
-    register,
+    make_private_room,
     shown,
-    spawn_chat,
+    two_terminals,
     type_line,
 )
 
@@ -101,19 +97,8 @@ def test_a_join_of_no_such_room_is_undone() -> None:
 
 
 async def test_two_terminals_make_and_share_a_private_room(start_server) -> None:
-    server = await start_server()
-    await register(server, "ada", "bob")
-    base = f"ws://127.0.0.1:{server.port}"
-    ada = spawn_chat("--user", "ada", base)
-    bob = spawn_chat("--user", "bob", base)
-    try:
-        await expect(ada, "* joined lobby")
-        await expect(bob, "* joined lobby")
-        await type_line(ada, "/create den private")
-        await asyncio.to_thread(
-            ada.expect, r"\* made private room (den\.[a-z0-9]{8}), yours"
-        )
-        den = ada.match.group(1)
+    async with two_terminals(start_server) as (ada, bob):
+        den = await make_private_room(ada)
         await type_line(bob, f"/join {den}")
         await expect(bob, f"! no room {den}")
         await type_line(ada, f"/invite {den} bob")
@@ -126,11 +111,3 @@ async def test_two_terminals_make_and_share_a_private_room(start_server) -> None
         await type_line(ada, f"/join {den}")
         await type_line(ada, "just us")
         await expect(bob, f"[{den}] ada: just us")
-        assert re.search(r"\bTraceback\b", ada.logfile_read.getvalue()) is None
-        ada.sendcontrol("d")
-        bob.sendcontrol("d")
-        assert await finish(ada) == EXIT_OK
-        assert await finish(bob) == EXIT_OK
-    finally:
-        ada.terminate(force=True)
-        bob.terminate(force=True)
