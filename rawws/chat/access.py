@@ -106,10 +106,18 @@ def authorize(command: wire.Command, joined: Callable[[str], bool]) -> None:
                 getattr(command, "ref", None),
             )
         return
-    if rule is _ANYONE or rule is Rule.MODERATE:
+    if rule is _ANYONE:
         return
     room = command.room  # type: ignore[union-attr]
     ref = getattr(command, "ref", None)
+    if rule is Rule.MODERATE:
+        if wire.is_direct(room):  # by the name: the same answer for made and not
+            raise ChatError(
+                wire.BAD_ROOM,
+                "a direct room is its two users': nobody moderates it",
+                ref,
+            )
+        return
     if rule is _NOT_JOINED and joined(room):
         raise ChatError(wire.BAD_ROOM, f"already in {room}", ref)
     if rule is _PRIVATE and wire.is_direct(room):  # by the name: same for made and not

@@ -187,6 +187,64 @@ async def test_the_authorization_matrix(store_url: str) -> None:
         await store.close()
 
 
+DIRECT_ROLES = {
+    "member": "bob",
+    "non-member": "cy",
+    "admin": "ad",
+}  # bob's room with tg
+
+
+def expected_direct(command: str, role: str) -> str:
+    """A direct room: its two users only; nobody invites to it or moderates it, admins neither
+    (``bad_room``, told by the name alone); to anyone else it is a room that does not exist."""
+    member = role == "member"
+    if command == "join":
+        return "joined" if member else chat.NO_SUCH_ROOM
+    if command in ("leave", "say", "history", "who"):
+        if not member:
+            return chat.NOT_JOINED
+        return {"leave": "left", "say": "ack", "history": "history", "who": "members"}[
+            command
+        ]
+    if command in ("create", "rooms"):
+        return {"create": "created", "rooms": "rooms"}[command]
+    return chat.BAD_ROOM  # invite, and every moderation command
+
+
+async def test_the_direct_room_matrix(store_url: str) -> None:
+    """command × role (member, non-member, admin) in a direct room: 14 × 3 = 42 cases, each on a
+    fresh connection that first joins; on SQLite and PostgreSQL."""
+    store = await opened(store_url)
+    node = Node(store)
+    try:
+        bob = node.connect("bob")
+        room = (await node.answer(bob, type="dm", user="tg", ref="d"))["room"]
+        node.handler.on_close(bob, 1000)
+        got: dict[tuple[str, str], str] = {}
+        want: dict[tuple[str, str], str] = {}
+        for command in COMMANDS:
+            for role, user in DIRECT_ROLES.items():
+                peer = node.connect(user)
+                answer = await node.answer(peer, type="join", room=room, ref="j")
+                if command != "join":
+                    frame = {"room": room, **FIELDS[command]}
+                    answer = await node.answer(peer, type=command, **frame)
+                got[(command, role)] = kind_of(answer)
+                want[(command, role)] = expected_direct(command, role)
+                node.handler.on_close(peer, 1000)
+        assert len(got) == 42
+        assert got == want
+        rooms = await node.answer(node.connect("tg"), type="rooms", ref="r")
+        assert [
+            (r["room"], r["role"]) for r in rooms["rooms"] if r["kind"] == "direct"
+        ] == [
+            (room, "member")
+        ]  # tg is still in it: nothing anyone sent took the room away
+    finally:
+        await node.handler.close()
+        await store.close()
+
+
 async def test_bad_moderation_is_an_error_that_changes_nothing(tmp_path: Path) -> None:
     """Kicking yourself, an unknown user, a role that does not exist, banning the owner, a
     moderator on a moderator, and the rest of the table's refusals: each an ``error``, the
