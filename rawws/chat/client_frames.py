@@ -17,8 +17,13 @@ def join_frame(room: str, since: int | None = None) -> str:
     )
 
 
-def leave_frame(room: str) -> str:
-    return dumps({"type": "leave", "room": room})
+def leave_frame(room: str, for_good: bool = False) -> str:
+    """``leave``; ``for_good`` ends the user's membership of the room (the field only when true)."""
+    return dumps(
+        {"type": "leave", "room": room, "for_good": True}
+        if for_good
+        else {"type": "leave", "room": room}
+    )
 
 
 def say_frame(room: str, text: str, ref: str) -> str:

@@ -52,6 +52,13 @@ class LeaveRoom:
 
 
 @dataclass(frozen=True, slots=True)
+class PartRoom:
+    """``/part [ROOM]``: leave ROOM for good (``leave`` with ``for_good``), ending the membership."""
+
+    room: str | None = None  # None: the current room
+
+
+@dataclass(frozen=True, slots=True)
 class WhoIsHere:
     room: str | None = None
 
@@ -116,6 +123,7 @@ InputCommand = (
     SayLine
     | JoinRoom
     | LeaveRoom
+    | PartRoom
     | WhoIsHere
     | ShowHistory
     | ListRooms
@@ -132,6 +140,7 @@ HELP = (
     "* type a line to say it in the current room; a line starting with / is a command ('//' sends a '/'):",
     "*   /join ROOM     join ROOM (or switch to it) and talk there",
     "*   /leave [ROOM]  leave ROOM (default: the current room)",
+    "*   /part [ROOM]   leave ROOM for good (a private room then takes a new invitation)",
     "*   /who [ROOM]    who is in the room now",
     (
         f"*   /history [N]   the last N messages of the current room (default {DEFAULT_HISTORY_COUNT}, "
@@ -175,12 +184,14 @@ def _parse_command(line: str) -> InputCommand:
         if len(args) != 1:
             return BadInput("usage: /join ROOM")
         return JoinRoom(args[0]) if valid_room(args[0]) else BadInput(ROOM_RULE)
-    if name in ("leave", "who"):
+    if name in ("leave", "part", "who"):
         if len(args) > 1:
             return BadInput(f"usage: /{name} [ROOM]")
         room = args[0] if args else None
         if room is not None and not valid_room(room):
             return BadInput(ROOM_RULE)
+        if name == "part":
+            return PartRoom(room)
         return LeaveRoom(room) if name == "leave" else WhoIsHere(room)
     if name == "create":
         return _create(args)

@@ -78,13 +78,26 @@ _EVENT_WORDS = {
 }
 
 
+# A member's own doings: the first join of a public room, and a part (``leave`` for good).
+_OWN_WORDS = {
+    "joined": "joined {room} as a new member",
+    "left": "left {room} for good",
+}
+
+
 def member_line(frame: Frame) -> str:
     """A membership event (``member``, ``removed``, ``moderated``) in words: "bob was kicked by ann"."""
     room, event = frame["room"], str(frame.get("event") or frame.get("reason"))
     user, by = frame.get("user"), frame.get("by")
     who = "you were" if frame["type"] == "removed" else f"{user}"
+    if (
+        event == "left" and frame["type"] == "removed"
+    ):  # a part on another connection of ours
+        return f"you left {room} for good"
     if frame["type"] == "removed":
         return f"{who} {event} from {room} by {by}"
+    if event in _OWN_WORDS and frame["type"] == "member":  # done by the user themselves
+        return f"{who} {_OWN_WORDS[event].format(room=room)}"
     if event == "muted":
         words = "was muted" + (
             f" for {max(0, round(frame['until'] - time.time()))} s"

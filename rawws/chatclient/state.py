@@ -47,6 +47,7 @@ from rawws.chatclient.commands import (
     ListRooms,
     MessageUser,
     Moderate,
+    PartRoom,
     Quit,
     SayLine,
     ShowHistory,
@@ -55,6 +56,7 @@ from rawws.chatclient.commands import (
 )
 from rawws.chatclient.direct import DirectMessages
 from rawws.chatclient.doors import door_answer, door_frame, history_lines, member_line
+from rawws.chatclient.part import Parting, left_line
 from rawws.chatclient.roomlog import RoomLog
 
 Frame = dict[str, Any]  # one decoded server frame
@@ -125,7 +127,7 @@ class PendingSay:
     text: str
 
 
-class ChatState(DirectMessages):
+class ChatState(DirectMessages, Parting):
     """One user's chat across connections: rooms, the current room, ids seen, says not yet acknowledged.
 
     The edge calls ``on_connected()`` for every new connection (it answers the
@@ -159,6 +161,7 @@ class ChatState(DirectMessages):
         ] = []  # (room, current before) of /join in flight
         self._refs = itertools.count(1)
         self._direct_init()
+        self._part_init()
 
     @property
     def recovered(self) -> bool:
@@ -199,6 +202,7 @@ class ChatState(DirectMessages):
                 )
             out.show.append(self.formatter.error(line))
         self.pending.clear()
+        out.show.extend(self.formatter.error(line) for line in self._parts_unanswered())
         for whom, text in self._direct_dropped():
             line = f"/msg to {whom} not sent before the connection dropped: “{preview(text)}”"
             out.show.append(self.formatter.error(line))
@@ -296,7 +300,11 @@ class ChatState(DirectMessages):
         return Output(show=door_answer(frame, self.formatter, set(self.rooms)) or [])
 
     def _on_left(self, frame: Frame) -> Output:
-        return Output(show=[self.formatter.info(f"left {frame['room']}")])
+        """A plain leave dropped its room already; a part's room goes now it is answered."""
+        room, out = frame["room"], Output(show=[self.formatter.info(left_line(frame))])
+        if self._parted(room):
+            self._drop(room, self._other_room(room), out)
+        return out
 
     def _on_message(self, frame: Frame) -> Output:
         room, message_id = frame["room"], frame["id"]
@@ -319,8 +327,10 @@ class ChatState(DirectMessages):
         return Output(show=[self.formatter.info(line)] if new else [])
 
     def _on_removed(self, frame: Frame) -> Output:
-        """Kicked or banned: the room is no longer ours (nor re-joined after a reconnect)."""
-        out = Output(show=[self.formatter.error(member_line(frame))])
+        """Kicked, banned, or parted on another connection: the room is no longer ours (nor re-joined)."""
+        quiet = frame.get("reason") == "left"  # our own doing: no alarm
+        tell = self.formatter.info if quiet else self.formatter.error
+        out = Output(show=[tell(member_line(frame))])
         self._drop(frame["room"], next(iter(self.rooms), None), out)
         return out
 
@@ -376,6 +386,7 @@ class ChatState(DirectMessages):
             )
             return out
         out.show.append(self.formatter.error(message))
+        self._part_refused(frame)
         if (
             frame.get("code") in (TOO_MANY_ROOMS, NO_SUCH_ROOM)
             and self._unconfirmed_joins
@@ -387,6 +398,7 @@ class ChatState(DirectMessages):
         """``room`` is not ours (refused, or we were removed): talk in ``before`` or nowhere."""
         self.rooms.pop(room, None)
         self._awaiting.discard(room)
+        self._parting.discard(room)
         if self.current == room:
             self.current = before if before in self.rooms else None
             out.show.append(self._talking_in())
@@ -436,11 +448,15 @@ class ChatState(DirectMessages):
                 return Output(show=[self.formatter.error(f"you are not in {room}")])
             del self.rooms[room]
             self._awaiting.discard(room)
+            self._parting.discard(room)
             out = Output(send=[leave_frame(room)])
             if self.current == room:
                 self.current = next(reversed(self.rooms), None)
                 out.show.append(self._talking_in())
             return out
+        if isinstance(command, PartRoom):
+            send, refused = self._part(room)
+            return Output(send, [self.formatter.error(refused)] if refused else [])
         if isinstance(command, WhoIsHere):
             return Output(send=[who_frame(room)])
         if isinstance(command, ShowHistory):
