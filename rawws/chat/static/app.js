@@ -12,10 +12,12 @@
 //   every room is joined again with `since` = the last message id seen there, so
 //   the server replays exactly what was missed. Messages are kept by id per room
 //   and inserted in id order, so nothing is shown twice.
-// * Membership events (`member`: invited, kicked, muted, a new role…) take the room's ids like
-//   messages: they are shown in words in their place and advance the `since` of a re-join.
-//   `removed` drops the room (not joined again). Owners and moderators get the member list's
-//   moderation buttons; the server decides, and its `moderated` or `error` is shown.
+// * Membership events (`member`: invited, kicked, muted, a new role, a first join, a leave for
+//   good…) take the room's ids like messages: they are shown in words in their place and advance
+//   the `since` of a re-join. `removed` drops the room (not joined again). Owners and moderators
+//   get the member list's moderation buttons; the server decides, and its `moderated` or
+//   `error` is shown. "Leave for good" (`leave` with `for_good`) ends your membership: the room
+//   stays until the server's `left` says it is done (an owner is refused: hand it over first).
 // * All text from users or the server goes in with textContent, never as HTML.
 // * The protocol's limits (room names, text length, rooms per connection, history
 //   page, frame rate) are not copied here: every welcome frame carries them
@@ -62,8 +64,10 @@
     bad_role: "That is not a role: owner, moderator or member.",
   };
 
-  // What a moderation event says in a room's timeline (docs/protocol.md, `member`).
+  // What a membership event says in a room's timeline (docs/protocol.md, `member`).
   const EVENT_WORDS = {
+    joined: (e) => `${e.user} joined`,
+    left: (e) => `${e.user} left for good`,
     invited: (e) => `${e.user} was invited by ${e.by}`,
     kicked: (e) => `${e.user} was kicked by ${e.by}`,
     banned: (e) => `${e.user} was banned by ${e.by}`,
@@ -113,6 +117,7 @@
     noticeTimer: null,
     directory: [], // the last `rooms` answer: every room this user may see, with its kind
     others: new Map(), // direct room name -> the other user (from `direct` and `rooms`)
+    parting: new Set(), // rooms whose `leave` for good is on its way: gone when `left` answers
   };
 
   class Room {
@@ -440,6 +445,7 @@
     if (ws) ws.close(1000, "signed out");
     state.rooms.clear();
     state.pending.clear();
+    state.parting.clear();
     state.current = null;
     state.useDefaults = false;
     $("messages").replaceChildren();
@@ -565,6 +571,12 @@
     if (Date.now() - state.connectedAt > STABLE_CONNECTION_MS) state.attempt = 0;
     state.connectedAt = 0;
     for (const room of state.rooms.values()) room.joined = false;
+    for (const name of state.parting) {
+      // Done or not, the server may have ended the membership: joining again would begin a new one.
+      dropRoom(name);
+      showNotice(`The connection dropped while leaving ${labelOf(name)} for good. Join it again if you're still a member.`);
+    }
+    state.parting.clear();
     for (const [ref, pending] of state.pending) {
       // Stored or not? If it was, the replay brings it back and it is adopted then.
       markFailed(pending, "Not sent: the connection dropped.");
@@ -615,7 +627,7 @@
     switch (frame.type) {
       case "welcome": return onWelcome(frame);
       case "joined": return onJoined(frame);
-      case "left": return;
+      case "left": return onLeft(frame);
       case "message": return addMessage(frame, { live: true });
       case "ack": return onAck(frame);
       case "presence": return onPresence(frame);
@@ -858,6 +870,13 @@
       state.pending.delete(ref);
       markFailed(pending, frame.code === "muted" ? "Not sent: you're muted." : "Not sent.", true);
       state.rooms.get(pending.room)?.orphans.push(pending);
+    } else if (ref && ref.startsWith("part:")) {
+      // "Leave for good" refused: the room stays yours (an owner hands it over first).
+      const name = ref.slice(5);
+      state.parting.delete(name);
+      if (frame.code === "forbidden") text = `You own ${labelOf(name)}: make someone else its owner first.`;
+      else if (frame.code === "bad_room") text = "A direct conversation can't be left for good.";
+      renderMembers();
     } else if (ref && ref.startsWith("join:")) {
       if (frame.code === "banned") text = `You're banned from ${labelOf(ref.slice(5))}.`; // a public room
       const room = state.rooms.get(ref.slice(5));
@@ -903,7 +922,7 @@
       if (event.event === "role" && typeof event.role === "string") {
         room.roles.set(event.user, event.role);
         if (event.role === "owner") room.roles.set(event.by, "moderator"); // the owner handed it over
-      } else if (event.event === "kicked" || event.event === "banned") {
+      } else if (event.event === "kicked" || event.event === "banned" || event.event === "left") {
         room.roles.delete(event.user);
         room.members.delete(event.user);
       }
@@ -914,21 +933,54 @@
     }
   }
 
-  // This connection was taken out of a room (kicked or banned): gone from the list, not joined
-  // again on a reconnect, and said so.
+  // This connection was taken out of a room (kicked or banned, or you left it for good on another
+  // connection): gone from the list, not joined again on a reconnect, and said so.
   function onRemoved(frame) {
     if (typeof frame.room !== "string") return;
     const label = labelOf(frame.room);
-    const reason = frame.reason === "banned" ? "banned" : "kicked";
-    const by = typeof frame.by === "string" ? ` by ${frame.by}` : "";
-    const room = state.rooms.get(frame.room);
-    if (room) {
-      room.joined = false; // the server took us out already: no `leave`
-      for (const [ref, pending] of state.pending) if (pending.room === frame.room) state.pending.delete(ref);
-      removeRoom(frame.room);
+    state.parting.delete(frame.room);
+    dropRoom(frame.room);
+    if (frame.reason === "left") {
+      showNotice(`You left ${label} for good.`); // your own doing, elsewhere: nothing alarming
+    } else {
+      const reason = frame.reason === "banned" ? "banned" : "kicked";
+      const by = typeof frame.by === "string" ? ` by ${frame.by}` : "";
+      showNotice(`You were ${reason} from ${label}${by}.`);
     }
-    showNotice(`You were ${reason} from ${label}${by}.`);
     send({ type: "rooms", ref: "rooms" });
+  }
+
+  // The answer to `leave`. A plain one took its room off the page already; one for good (its
+  // `id` is the stored `left` event's) takes it off now.
+  function onLeft(frame) {
+    if (typeof frame.room !== "string" || !state.parting.has(frame.room)) return;
+    state.parting.delete(frame.room);
+    dropRoom(frame.room);
+    showNotice(Number.isSafeInteger(frame.id) ? `You left ${labelOf(frame.room)} for good.` : `You left ${labelOf(frame.room)}.`);
+    send({ type: "rooms", ref: "rooms" });
+  }
+
+  // The server took this connection out of the room already: no `leave`.
+  function dropRoom(name) {
+    const room = state.rooms.get(name);
+    if (!room) return;
+    room.joined = false;
+    for (const [ref, pending] of state.pending) if (pending.room === name) state.pending.delete(ref);
+    removeRoom(name);
+  }
+
+  // "Leave for good": end your membership of the current room. Not for a direct room (the pair's
+  // for good) nor, once the page knows it, for its owner (the server refuses both anyway).
+  function leaveForGood() {
+    const room = state.current ? state.rooms.get(state.current) : null;
+    if (!room || state.parting.has(room.name)) return;
+    const frame = { type: "leave", room: room.name, for_good: true, ref: `part:${room.name}` };
+    if (!room.joined || !send(frame)) {
+      showNotice("You're not connected right now. Try again once you're back online.");
+      return;
+    }
+    state.parting.add(room.name);
+    renderMembers();
   }
 
   const DONE_WORDS = {
@@ -1268,6 +1320,14 @@
     // Inviting is for the owner and moderators: hidden once the page knows you are neither.
     const role = room ? myRole(room) : null;
     $("invite-form").hidden = !room || kindOf(room.name) !== "private" || (role !== null && (ROLE_RANK[role] || 0) < ROLE_RANK.moderator);
+    const part = $("leave-for-good");
+    part.hidden = !room || kindOf(room.name) === "direct" || role === "owner";
+    part.disabled = Boolean(room && state.parting.has(room.name));
+    if (room) {
+      part.title = kindOf(room.name) === "private"
+        ? `Stop being a member of ${room.name}: only a new invitation lets you back in`
+        : `Stop being a member of #${room.name}: joining it again starts afresh`;
+    }
     $("member-count").textContent = String(names.length);
     $("member-count-badge").textContent = String(names.length);
   }
@@ -1370,6 +1430,7 @@
       input.value = "";
       send({ type: "create", room: name, kind: "private", ref: "create" }); // the server checks the name
     });
+    $("leave-for-good").addEventListener("click", leaveForGood);
     $("invite-form").addEventListener("submit", (event) => {
       event.preventDefault();
       const input = $("invite-user");
