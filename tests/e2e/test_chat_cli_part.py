@@ -209,7 +209,7 @@ async def test_a_terminal_parts_a_public_room_and_joins_it_again(start_server) -
         await type_line(ada, "/join plaza")
         await expect(ada, "* joined plaza")
         await type_line(ada, "/part")
-        await expect(ada, "! ")
+        await expect(ada, "! you own plaza: hand it over first")
         await type_line(ada, "/rooms")
         await expect(ada, "* rooms: lobby, plaza (current)")
         assert "you left plaza" not in output_of(ada)
