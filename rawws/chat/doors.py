@@ -37,7 +37,6 @@ from rawws.store.base import (
     INVITED,
     MEMBER,
     PRIVATE,
-    PUBLIC,
     MemberEvent,
     Membership,
 )
@@ -161,9 +160,29 @@ class Doors:
             )
         return found
 
+    async def enter_public(self, room: str, user: str) -> Membership:
+        """``user``'s membership of the public room ``room``, begun the first time they join.
+
+        Their first ``join`` stores a ``joined`` event (the room's next id), published like
+        a message; they read the room from there on, as a private room's member reads it
+        from their invitation. A member (as this node last saw them) stores nothing.
+        """
+        found = await self.admit(chat.Join(room), user, cached=True)
+        if found is not None:
+            return found
+        made, event = await self.health.call(
+            "joining", self.store.join_public(room, user, time.time())
+        )
+        if made.role == BANNED:  # banned meanwhile
+            raise ChatError(mod.BANNED, f"you are banned from {room}")
+        self.cache.put(user, made)
+        if event is not None:
+            self.publish(event)
+        return made
+
     def place(self, member: ChatMember, room: str, found: Membership | None) -> None:
         """What a member's stored row means for its connection: where its reading starts, its mute."""
-        if found is not None and found.kind != PUBLIC:
+        if found is not None:
             member.floors[room] = found.since_id
         if found is not None and found.muted_until is not None:
             member.muted[room] = found.muted_until
