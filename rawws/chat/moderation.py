@@ -130,6 +130,7 @@ class Moderator:
                 stored = await self.health.call(
                     "leaving", self.store.apply_member_event(event)
                 )
+                self.evict(room, username_key(member.user))
         except ChatError as error:
             member.send(chat.error(error.code, error.message, error.ref))
             return

@@ -348,6 +348,10 @@ class ChatHandler:
             if not current():
                 return
             again = await self.doors.admit(Join(room), member.user)
+            if again is None and not chat.has_door(
+                room
+            ):  # ended meanwhile: begun again
+                again = await self.doors.enter_public(room, member.user)
             if not current():
                 return
             self.doors.place(member, room, again)

@@ -99,6 +99,7 @@ BINARY = "binary_not_supported"
 NO_SUCH_ROOM = "no_such_room"
 NO_SUCH_USER = "no_such_user"
 ROOM_TAKEN = "room_taken"
+OWNER_LIMIT = "owner_limit"  # ``create`` by a user who owns ``MAX_OWNED_ROOMS`` rooms
 FORBIDDEN = "forbidden"
 UNAVAILABLE = "unavailable"
 

@@ -266,6 +266,13 @@ class RoomsSql:
         joined = StoredMessage(room, event_id, user, "", ts, JOINED, user)
         return Membership(room, PUBLIC, MEMBER, event_id), joined
 
+    async def owned_rooms(self, user: str) -> int:
+        """How many rooms ``user`` owns now (made with ``create``, or handed over to them)."""
+        query = sa.select(sa.func.count()).select_from(rooms)
+        query = query.where(rooms.c.owner == username_key(user))
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(query)).scalar_one())
+
     async def room_info(self, room: str) -> RoomInfo | None:
         query = sa.select(rooms.c.kind, rooms.c.owner).where(rooms.c.name == room)
         async with self.engine.connect() as conn:
