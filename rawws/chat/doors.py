@@ -37,7 +37,6 @@ from rawws.store.base import (
     INVITED,
     MEMBER,
     PRIVATE,
-    PUBLIC,
     MemberEvent,
     Membership,
 )
@@ -48,6 +47,10 @@ log = logging.getLogger("rawws.chat")
 
 
 IsAdmin = Callable[[str], Awaitable[bool]]
+
+#: The most rooms one user may own: ``create`` is what a user can repeat to fill the store
+#: (a private name is never taken), so it is bounded per user, not only by the frame rate.
+MAX_OWNED_ROOMS = 100
 
 
 async def never_admin(user: str) -> bool:
@@ -161,9 +164,31 @@ class Doors:
             )
         return found
 
+    async def enter_public(self, room: str, user: str) -> Membership:
+        """``user``'s membership of the public room ``room``, begun the first time they join.
+
+        Their first ``join`` stores a ``joined`` event (the room's next id), published like
+        a message; they read the room from there on, as a private room's member reads it
+        from their invitation. A member stores nothing. Read from the store, not the cache:
+        a node with nobody in the room does not apply its events, so what it cached of a
+        membership since ended (a kick, a leave for good) may be stale.
+        """
+        found = await self.admit(chat.Join(room), user)
+        if found is not None:
+            return found
+        made, event = await self.health.call(
+            "joining", self.store.join_public(room, user, time.time())
+        )
+        if made.role == BANNED:  # banned meanwhile
+            raise ChatError(mod.BANNED, f"you are banned from {room}")
+        self.cache.put(user, made)
+        if event is not None:
+            self.publish(event)
+        return made
+
     def place(self, member: ChatMember, room: str, found: Membership | None) -> None:
         """What a member's stored row means for its connection: where its reading starts, its mute."""
-        if found is not None and found.kind != PUBLIC:
+        if found is not None:
             member.floors[room] = found.since_id
         if found is not None and found.muted_until is not None:
             member.muted[room] = found.muted_until
@@ -198,6 +223,15 @@ class Doors:
             )
 
     async def _create(self, member: ChatMember, command: chat.Create) -> None:
+        owned = await self.health.call("creating", self.store.owned_rooms(member.user))
+        if (
+            owned >= MAX_OWNED_ROOMS
+        ):  # checked, then made: concurrent creates may pass by a few
+            raise ChatError(
+                chat.OWNER_LIMIT,
+                f"you own {owned} rooms, the most one user may: hand one over first",
+                command.ref,
+            )
         for _ in range(NAME_ATTEMPTS if command.kind == "private" else 1):
             room = (
                 private_name(command.room)

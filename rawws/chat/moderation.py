@@ -28,7 +28,15 @@ from rawws.chat.hub import Hub
 from rawws.chat.member import ChatMember
 from rawws.errors import ChatError
 from rawws.store import StoredMessage
-from rawws.store.base import MUTED, REMOVING_EVENTS, UNMUTED, MemberEvent
+from rawws.store.base import (
+    BANNED,
+    LEFT,
+    MUTED,
+    OWNER,
+    REMOVING_EVENTS,
+    UNMUTED,
+    MemberEvent,
+)
 from rawws.store.names import username_key
 from rawws.store.outage import StoreUnavailable
 
@@ -90,6 +98,54 @@ class Moderator:
         return authorize_moderation(
             command, info, role, member.user, user.username, target, time.time()
         )
+
+    async def leave_for_good(self, member: ChatMember, command: chat.Leave) -> None:
+        """``leave`` with ``for_good``: a stored ``left`` event ends the membership, then the
+        connection leaves (``left`` with the event's id); the user's other connections
+        leave where the event reaches them (``removed``, reason ``left``), on every node.
+
+        A direct room is the pair's for good, and an owner hands the room over first.
+        Without a membership (never joined since version 8, or banned) nothing is stored.
+        """
+        room = command.room
+        try:
+            if chat.is_direct(room):
+                raise ChatError(
+                    chat.BAD_ROOM, "a direct room cannot be left for good", command.ref
+                )
+            found = await self.health.call(
+                "leaving", self.store.membership(room, member.user)
+            )
+            if found is not None and found.role == OWNER:
+                raise ChatError(
+                    chat.FORBIDDEN,
+                    f"you own {room}: hand it over first (role … owner)",
+                    command.ref,
+                )
+            stored = None
+            if found is not None and found.role != BANNED:
+                event = MemberEvent(
+                    room, LEFT, member.user, member.user, "", time.time(), None
+                )
+                stored = await self.health.call(
+                    "leaving", self.store.apply_member_event(event)
+                )
+                self.evict(room, username_key(member.user))
+        except ChatError as error:
+            member.send(chat.error(error.code, error.message, error.ref))
+            return
+        except Exception as exc:
+            if not isinstance(exc, StoreUnavailable):
+                log.exception("leave failed room=%s", room)
+            member.send(
+                chat.error(chat.UNAVAILABLE, "not done; send it again", command.ref)
+            )
+            return
+        if room in member.last_ids:  # not taken out by the event meanwhile
+            self.leave(member, room)
+        member.send(chat.left(room, None if stored is None else stored.id))
+        if stored is not None:
+            self.publish(stored)
 
     # -- events, in the room's order ------------------------------------------------------
 

@@ -230,6 +230,8 @@ class ChatHandler:
                 self._spawn(member, self._join_stored(member, command))
             else:  # at once, as a pipelined leave expects; a ban is read in _catch_up
                 self._join(member, command)
+        elif isinstance(command, Leave) and command.for_good:
+            self._spawn(member, self.moderator.leave_for_good(member, command))
         elif isinstance(command, Leave):
             self._leave(member, command.room)
             member.send(chat.left(command.room))
@@ -334,12 +336,22 @@ class ChatHandler:
             return member.catching_up.get(room) is catch_up
 
         try:
+            if not chat.has_door(
+                room
+            ):  # a public room's membership: begun by a first join
+                await self.doors.enter_public(room, member.user)
+                if not current():
+                    return
             last_id = await self.health.call(
                 "joining", self.reads.last_message_id(room)
             )
             if not current():
                 return
             again = await self.doors.admit(Join(room), member.user)
+            if again is None and not chat.has_door(
+                room
+            ):  # ended meanwhile: begun again
+                again = await self.doors.enter_public(room, member.user)
             if not current():
                 return
             self.doors.place(member, room, again)

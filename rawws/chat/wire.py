@@ -99,6 +99,7 @@ BINARY = "binary_not_supported"
 NO_SUCH_ROOM = "no_such_room"
 NO_SUCH_USER = "no_such_user"
 ROOM_TAKEN = "room_taken"
+OWNER_LIMIT = "owner_limit"  # ``create`` by a user who owns ``MAX_OWNED_ROOMS`` rooms
 FORBIDDEN = "forbidden"
 UNAVAILABLE = "unavailable"
 
@@ -115,6 +116,8 @@ class Join:
 @dataclass(frozen=True, slots=True)
 class Leave:
     room: str
+    for_good: bool = False  # also end the membership (a stored ``left`` event)
+    ref: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,7 +232,10 @@ def parse_command(data: str | bytes) -> Command:
         if kind == "join":
             return Join(_room(frame), _optional_int(frame, "since", minimum=0), ref)
         if kind == "leave":
-            return Leave(_room(frame))
+            for_good = frame.get("for_good", False)
+            if type(for_good) is not bool:
+                raise ChatError(BAD_FIELD, "for_good must be true or false")
+            return Leave(_room(frame), for_good, ref)
         if kind == "history":
             limit = _optional_int(frame, "limit", minimum=1)
             return HistoryRequest(
@@ -387,8 +393,11 @@ def joined(room: str, users: list[str], last_id: int) -> str:
     return dumps({"type": "joined", "room": room, "users": users, "last_id": last_id})
 
 
-def left(room: str) -> str:
-    return dumps({"type": "left", "room": room})
+def left(room: str, event_id: int | None = None) -> str:
+    """The answer to ``leave``; with ``id``, the stored ``left`` event that ended the membership."""
+    if event_id is None:
+        return dumps({"type": "left", "room": room})
+    return dumps({"type": "left", "room": room, "id": event_id})
 
 
 def ack(ref: str | None, room: str, message_id: int) -> str:

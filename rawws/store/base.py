@@ -40,9 +40,22 @@ class StoredMessage:
 SAY = "say"
 INVITED, KICKED, BANNED_EVENT, UNBANNED = "invited", "kicked", "banned", "unbanned"
 ROLE_CHANGED, MUTED, UNMUTED = "role", "muted", "unmuted"
-MEMBER_EVENTS = (INVITED, KICKED, BANNED_EVENT, UNBANNED, ROLE_CHANGED, MUTED, UNMUTED)
+#: A public room's membership begins with a ``joined`` event (its first ``join``) and a
+#: membership of any kind may end with ``left`` (``leave`` with ``for_good``).
+JOINED, LEFT = "joined", "left"
+MEMBER_EVENTS = (
+    INVITED,
+    KICKED,
+    BANNED_EVENT,
+    UNBANNED,
+    ROLE_CHANGED,
+    MUTED,
+    UNMUTED,
+    JOINED,
+    LEFT,
+)
 #: The events after which their target is no longer in the room (their connections leave it).
-REMOVING_EVENTS = (KICKED, BANNED_EVENT)
+REMOVING_EVENTS = (KICKED, BANNED_EVENT, LEFT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,9 +185,15 @@ class Rooms(Protocol):
 
     async def membership(self, room: str, user: str) -> Membership | None: ...
 
+    async def owned_rooms(self, user: str) -> int: ...
+
     async def room_info(self, room: str) -> RoomInfo | None: ...
 
     async def apply_member_event(self, event: MemberEvent) -> StoredMessage: ...
+
+    async def join_public(
+        self, room: str, user: str, ts: float
+    ) -> tuple[Membership, StoredMessage | None]: ...
 
     async def visible_rooms(self, user: str) -> list[RoomView]: ...
 

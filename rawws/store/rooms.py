@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from rawws.store.base import (
     BANNED,
     DIRECT,
+    JOINED,
     MEMBER,
     MODERATOR,
     OWNER,
@@ -197,6 +198,80 @@ class RoomsSql:
             event.kind,
             event.target,
         )
+
+    async def join_public(
+        self, room: str, user: str, ts: float
+    ) -> tuple[Membership, StoredMessage | None]:
+        """``user``'s membership of the public room ``room``: stored with a ``joined`` event
+        (the room's next id, their ``since_id``) unless they have a row already (a member, or banned).
+
+        The room's row is locked first (an update that changes nothing) and the membership
+        read under that lock, so two first joins at once store one event: the second finds
+        the first's row. The event is returned to be published like a message.
+        """
+        key = username_key(user)
+        mine = sa.and_(room_members.c.room == room, room_members.c.user_key == key)
+        async with self.engine.begin() as conn:
+            await conn.execute(self._insert_room_if_missing(room))
+            locked = (
+                await conn.execute(
+                    rooms.update()
+                    .where(rooms.c.name == room)
+                    .values(last_id=rooms.c.last_id)
+                    .returning(rooms.c.kind, rooms.c.last_id)
+                )
+            ).one()
+            found = (
+                await conn.execute(
+                    sa.select(
+                        room_members.c.role,
+                        room_members.c.since_id,
+                        room_members.c.muted_until,
+                    ).where(mine)
+                )
+            ).first()
+            if (
+                locked.kind != PUBLIC
+            ):  # public and private names never meet: a bug if so
+                raise RuntimeError(f"{room} is not a public room")
+            if found is not None:  # a member already, or banned: no event
+                return Membership(
+                    room, PUBLIC, found.role, int(found.since_id), found.muted_until
+                ), None
+            event_id = int(locked.last_id) + 1
+            await conn.execute(
+                rooms.update().where(rooms.c.name == room).values(last_id=event_id)
+            )
+            await conn.execute(
+                messages.insert().values(
+                    room=room,
+                    id=event_id,
+                    user=user,
+                    text="",
+                    ts=ts,
+                    kind=JOINED,
+                    target=user,
+                )
+            )
+            await conn.execute(
+                room_members.insert().values(
+                    room=room,
+                    user_key=key,
+                    role=MEMBER,
+                    since_id=event_id,
+                    added_by=key,
+                    added_at=ts,
+                )
+            )
+        joined = StoredMessage(room, event_id, user, "", ts, JOINED, user)
+        return Membership(room, PUBLIC, MEMBER, event_id), joined
+
+    async def owned_rooms(self, user: str) -> int:
+        """How many rooms ``user`` owns now (made with ``create``, or handed over to them)."""
+        query = sa.select(sa.func.count()).select_from(rooms)
+        query = query.where(rooms.c.owner == username_key(user))
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(query)).scalar_one())
 
     async def room_info(self, room: str) -> RoomInfo | None:
         query = sa.select(rooms.c.kind, rooms.c.owner).where(rooms.c.name == room)

@@ -6,6 +6,7 @@ from version ``n`` to ``n + 1``. ``SqlStore.initialize`` runs them under ``lock_
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -14,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rawws.store.names import username_key, username_skeleton
 
-SCHEMA_VERSION = 7  # 1: users; 2: rooms and messages; 3: refresh tokens and spent tickets; 4: name skeletons;
+SCHEMA_VERSION = 8  # 1: users; 2: rooms and messages; 3: refresh tokens and spent tickets; 4: name skeletons;
 # 5: room kinds, owners and stored membership; 6: account stops (disabled, admin, not_before);
-# 7: membership events in the messages' sequence, mutes
+# 7: membership events in the messages' sequence, mutes; 8: public rooms' writers are members
 
 metadata = sa.MetaData()
 
@@ -248,6 +249,44 @@ async def _add_member_events(conn: AsyncConnection) -> None:
         )
 
 
+async def _add_public_writers(conn: AsyncConnection) -> None:
+    """Version 8: whoever wrote in a public room is its member from its start (``since_id`` 0).
+
+    From version 8 on a public room's membership begins with a stored ``joined`` event and
+    its history is read from there; before, joining stored nothing. So that upgrading
+    hides nothing from those who took part, each registered user who wrote in a public
+    room gets the membership they would have had; others join anew (and read from then).
+    """
+    written = sa.select(messages.c.room, messages.c.user).distinct()
+    written = written.join(rooms, rooms.c.name == messages.c.room)
+    written = written.where(rooms.c.kind == "public", messages.c.kind == "say")
+    rows = (await conn.execute(written)).all()
+    registered = {
+        row.username_key for row in await conn.execute(sa.select(users.c.username_key))
+    }
+    present = {
+        (row.room, row.user_key)
+        for row in await conn.execute(
+            sa.select(room_members.c.room, room_members.c.user_key)
+        )
+    }
+    now = time.time()
+    new = {
+        (row.room, username_key(row.user))
+        for row in rows
+        if username_key(row.user) in registered
+    } - present
+    if new:
+        await conn.execute(
+            room_members.insert(),
+            [
+                dict(room=room, user_key=key, role="member", since_id=0)
+                | dict(added_by=key, added_at=now)
+                for room, key in sorted(new)
+            ],
+        )
+
+
 #: ``MIGRATIONS[n]`` upgrades a database from version ``n`` to ``n + 1``.
 MIGRATIONS: dict[int, Migration] = {
     1: _add_messages,
@@ -256,6 +295,7 @@ MIGRATIONS: dict[int, Migration] = {
     4: _add_room_kinds,
     5: _add_account_stops,
     6: _add_member_events,
+    7: _add_public_writers,
 }
 
 

@@ -323,7 +323,7 @@ async def test_a_postgresql_outage_is_503_with_retry_after_and_two_log_lines(
         await admin.close()
     assert (await login(server.port, "Ada")).status == 200
     await ada.say("lobby", "after it", ref="up")
-    assert (await ada.wait_ack("up"))["id"] == 1
+    assert (await ada.wait_ack("up"))["id"] == 2  # after ada's joined (1)
     await ada.close()
     # The outage ends once the store has stayed up a while (a flapping store is one
     # outage, rawws.store.outage): /readyz's probe, polled as a load balancer would, ends it.

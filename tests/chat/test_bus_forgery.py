@@ -116,16 +116,16 @@ async def test_forged_events_are_refused_and_never_delivered(
         for node in (a, b):  # every forged event before it was judged
             await wait_for(lambda node=node: bus(node).forged == len(forged) + 1)
         await alice.say("lobby", "the real one", ref="r1")
-        await alice.wait_ack("r1")
+        real = (await alice.wait_ack("r1"))["id"]
         for client in (alice, bob):
-            await client.wait_message_id("lobby", 1)
+            await client.wait_message_id("lobby", real)
         for client in (alice, bob):
             texts = [(m["id"], m["user"], m["text"]) for m in client.messages("lobby")]
             delivered = [t for t in texts if t[2].startswith("forged")]
             assert delivered == [], (
                 f"{client.user}: {len(delivered)} of {FORGED_MESSAGES} forged messages delivered"
             )
-            assert texts == [(1, "alice", "the real one")]
+            assert texts == [(real, "alice", "the real one")]
             assert client.of_type("presence", user="mallory") == []
             assert client.of_type("presence", user="eve") == []
             assert await who(client) == ["alice", "bob"]
@@ -155,7 +155,8 @@ async def test_a_recorded_event_played_again_is_refused(
     try:
         await alice.wait_frame("presence", user="bob", event="joined")
         await bob.say("lobby", "hello", ref="h")
-        await alice.wait_message_id("lobby", 1)
+        hello = (await bob.wait_ack("h"))["id"]
+        await alice.wait_message_id("lobby", hello)
         await bob.close()
         await alice.wait_frame("presence", user="bob", event="left")
         recorded: list[bytes] = []
@@ -178,7 +179,7 @@ async def test_a_recorded_event_played_again_is_refused(
         await wait_for(lambda: bus(a).stale == stale_before + 1 + len(recorded))
         assert await who(alice) == ["alice"]
         assert alice.of_type("presence", user="bob", event="joined")[1:] == []
-        assert alice.message_ids("lobby") == [1]
+        assert alice.message_ids("lobby") == [hello]
         assert bus(a).forged == 0
         _, samples = await scrape(a.metrics_port or 0)
         assert refused(samples) == {
@@ -226,7 +227,7 @@ async def test_a_unix_socket_bus_with_its_password_as_a_parameter(
     alice, bob = await member(a, "alice"), await member(b, "bob")
     try:
         await alice.say("lobby", "over the socket", ref="s")
-        await bob.wait_message_id("lobby", 1)
+        await bob.wait_message_id("lobby", (await alice.wait_ack("s"))["id"])
         assert [m["text"] for m in bob.messages("lobby")] == ["over the socket"]
     finally:
         await close_quietly(alice, bob)

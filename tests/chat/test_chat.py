@@ -105,6 +105,17 @@ async def sync(client: ChatClient, room: str = "lobby") -> list[str]:
     return (await client.wait_frame("members", start=start, room=room))["users"]
 
 
+def entry_ids(client: ChatClient, room: str, start: int = 0) -> list[int]:
+    """The ids of every entry of ``room`` that ``client`` got, in order: its ``message`` frames and
+    its ``member`` frames (membership events, such as another user's first ``join``, take ids too).
+    For a client that keeps its messages."""
+    return [
+        f["id"]
+        for f in client.frames[start:]
+        if f["type"] in ("message", "member") and f.get("room") == room
+    ]
+
+
 def assert_gapless(ids: list[int], first: int, last: int, who: str = "") -> None:
     assert ids == list(range(first, last + 1)), (
         f"{who}: expected ids {first}..{last} once each, in order; got {len(ids)} ids"
@@ -131,9 +142,16 @@ async def test_every_member_gets_every_message_of_its_room_once_in_order(
     }
     async with chatting(server, *names) as connected:
         clients = dict(zip(names, connected, strict=True))
+        # Everyone joins first. Each first join of a room stores a `joined` event, the room's next
+        # id; the messages come after the last of them: base[room] + 1 onwards.
+        joined: dict[tuple[str, str], dict] = {}
         for name, rooms in rooms_of.items():
             for room in rooms:
-                await clients[name].join(room)
+                joined[name, room] = await clients[name].join(room)
+        base = {
+            room: max(last["last_id"] for (_, r), last in joined.items() if r == room)
+            for room in ("lobby", "dev")
+        }
         per_sender = 8  # within the burst of the per-connection rate limit
         sent: dict[str, dict[str, str]] = {"lobby": {}, "dev": {}}  # room → ref → text
 
@@ -156,7 +174,7 @@ async def test_every_member_gets_every_message_of_its_room_once_in_order(
         totals = {room: len(refs) for room, refs in sent.items()}
         for name, client in clients.items():
             for room in rooms_of[name]:
-                await client.wait_message_id(room, totals[room])
+                await client.wait_message_id(room, base[room] + totals[room])
 
         # every ack came before its own message, and carries the ref and the id it got
         stored: dict[str, dict[int, dict]] = {"lobby": {}, "dev": {}}
@@ -191,8 +209,29 @@ async def test_every_member_gets_every_message_of_its_room_once_in_order(
                     )
                     continue
                 assert_gapless(
-                    [m["id"] for m in messages], 1, totals[room], f"{name}/{room}"
+                    [m["id"] for m in messages],
+                    base[room] + 1,
+                    base[room] + totals[room],
+                    f"{name}/{room}",
                 )
+                # and before them, the `joined` events of those who joined after it: every id
+                # of the room from its own join on, once each, in order
+                since = joined[name, room]["last_id"]
+                assert_gapless(
+                    entry_ids(client, room),
+                    since + 1,
+                    base[room] + totals[room],
+                    f"{name}/{room} with member events",
+                )
+                later = [
+                    other
+                    for (other, r), answer in joined.items()
+                    if r == room and answer["last_id"] > since
+                ]
+                assert [
+                    (e["event"], e["user"], e["by"])
+                    for e in client.of_type("member", room=room)
+                ] == [("joined", other, other) for other in later]
                 for m in messages:
                     assert set(m) == {"type", "room", "id", "user", "text", "ts"}
                     assert m["text"].startswith(f"{m['user']} says ")
@@ -249,8 +288,11 @@ async def test_say_needs_a_join_and_a_member_is_told_its_own_rooms(
             "type": "joined",
             "room": "lobby",
             "users": ["ann"],
-            "last_id": 0,
+            # a new room: its only entry is ann's own `joined` event (her first join stored
+            # it), which she is not sent
+            "last_id": 1,
         }
+        assert ann.of_type("member") == []
         start = len(ann.frames)
         await ann.send(type="join", room="lobby", ref="again")
         assert (await ann.wait_frame("error", start=start))[
@@ -261,7 +303,8 @@ async def test_say_needs_a_join_and_a_member_is_told_its_own_rooms(
             "code"
         ] == chat.NOT_JOINED
         await ann.say("lobby", "now", ref="now")
-        assert (await ann.wait_ack("now"))["id"] == 1
+        now = (await ann.wait_ack("now"))["id"]
+        assert now == joined["last_id"] + 1  # the room's next id after her join
         start = len(ann.frames)
         await ann.send(type="leave", room="lobby")
         assert await ann.wait_frame("left", start=start) == {
@@ -270,8 +313,15 @@ async def test_say_needs_a_join_and_a_member_is_told_its_own_rooms(
         }
         await ann.say("lobby", "gone", ref="gone")
         assert (await ann.wait_frame("error", ref="gone"))["code"] == chat.NOT_JOINED
-        await ann.join("lobby", since=0)
-        await ann.wait_message_id("lobby", 1)
+        start = len(ann.frames)
+        # joined again after a plain leave: nothing stored, and since=0 replays what she
+        # may read, from her first join on: her message
+        assert (await ann.join("lobby", since=0))["last_id"] == now
+        # (her live copy of it came before the leave: wait for the replayed one)
+        await ann.wait_until(
+            lambda: entry_ids(ann, "lobby", start), what="the replayed message"
+        )
+        assert entry_ids(ann, "lobby", start) == [now]
 
 
 async def test_too_many_rooms(start_chat: StartChat) -> None:
@@ -420,8 +470,8 @@ async def test_a_text_no_database_can_hold_does_not_fail_other_messages(
     """NUL (PostgreSQL) or a lone surrogate (any UTF-8): refused at once, never part of a stored batch."""
     server = await start_chat()
     async with chatting(server, "ann", "bob") as (ann, bob):
-        await ann.join("lobby")
-        await bob.join("lobby")
+        ann_joined = await ann.join("lobby")
+        base = (await bob.join("lobby"))["last_id"]
         await asyncio.gather(
             ann.send_raw(
                 '{"type":"say","room":"lobby","text":"nul \\u0000 here","ref":"nul"}'
@@ -433,12 +483,21 @@ async def test_a_text_no_database_can_hold_does_not_fail_other_messages(
         )
         assert (await ann.wait_frame("error", ref="nul"))["code"] == chat.BAD_FIELD
         assert (await ann.wait_frame("error", ref="sur"))["code"] == chat.BAD_FIELD
-        assert (await bob.wait_ack("fine"))["id"] == 1
+        # the ids after both joins (each stored a `joined` event): the refused texts took none
+        assert (await bob.wait_ack("fine"))["id"] == base + 1
         await ann.say("lobby", "still here", ref="after")
-        assert (await ann.wait_ack("after"))["id"] == 2
-        assert [m["text"] for m in await history(ann, "lobby")] == [
+        assert (await ann.wait_ack("after"))["id"] == base + 2
+        await ann.wait_message_id("lobby", base + 2)
+        found = await history(ann, "lobby")  # from ann's join: bob's join, then the two
+        assert [m["id"] for m in found] == list(
+            range(ann_joined["last_id"] + 1, base + 3)
+        )
+        assert [m["text"] for m in found if m["type"] == "message"] == [
             "fine",
             "still here",
+        ]
+        assert [(m["event"], m["user"]) for m in found if m["type"] == "member"] == [
+            ("joined", "bob")
         ]
 
 
@@ -542,51 +601,72 @@ async def all_history_retrying(client: ChatClient, room: str) -> list[dict]:
 async def test_history_pagination(start_chat: StartChat, no_rate_limit: None) -> None:
     server = await start_chat()
     async with chatting(server, "ann", "bob") as (ann, bob):
-        await ann.join("lobby")
+        # history is for members (rawws.chat.access), and a member reads from its join on:
+        # bob and ann join both rooms before anything is said there
         await bob.join("dev")
+        dev_base = (await ann.join("dev"))["last_id"]  # bob's and ann's `joined` events
+        await bob.join("lobby")
+        base = (await ann.join("lobby"))["last_id"]
         ids = await ann.flood("lobby", 25, prefix="h", window=25)
-        assert ids == list(range(1, 26))
-        await bob.flood("dev", 3, prefix="d")
+        assert ids == list(range(base + 1, base + 26))
+        assert await bob.flood("dev", 3, prefix="d") == [
+            dev_base + 1,
+            dev_base + 2,
+            dev_base + 3,
+        ]
+        # history never reaches past what the connection was delivered: all of it, first
+        for client in (ann, bob):
+            await client.wait_message_id("lobby", base + 25)
+        await ann.wait_message_id("dev", dev_base + 3)
 
         def texts(messages: list[dict]) -> list[str]:
             return [m["text"] for m in messages]
 
-        await bob.join("lobby")  # history is for members (rawws.chat.access)
         newest = await history(bob, "lobby", limit=10)
-        assert [m["id"] for m in newest] == list(range(16, 26))
+        assert [m["id"] for m in newest] == list(range(base + 16, base + 26))
         assert texts(newest) == [flood_text("h", i, 64) for i in range(15, 25)]
         assert all(
             m["user"] == "ann" and m["room"] == "lobby" and m["type"] == "message"
             for m in newest
         )
         assert [
-            m["id"] for m in await history(ann, "lobby", before=16, limit=10)
-        ] == list(range(6, 16))
+            m["id"] for m in await history(ann, "lobby", before=base + 16, limit=10)
+        ] == list(range(base + 6, base + 16))
         assert [
-            m["id"] for m in await history(ann, "lobby", before=6, limit=10)
-        ] == list(range(1, 6))
-        assert await history(ann, "lobby", before=1, limit=10) == []
+            m["id"] for m in await history(ann, "lobby", before=base + 6, limit=10)
+        ] == list(range(base + 1, base + 6))
+        # ann's reading starts at her own `joined` event (base): nothing before it
+        assert await history(ann, "lobby", before=base + 1, limit=10) == []
         assert [m["id"] for m in await history(ann, "lobby")] == list(
-            range(1, 26)
+            range(base + 1, base + 26)
         )  # default limit 50
-        assert [m["id"] for m in await history(ann, "lobby", before=1000)] == list(
-            range(1, 26)
-        )
-        await ann.join("dev")
+        assert [
+            m["id"] for m in await history(ann, "lobby", before=base + 1000)
+        ] == list(range(base + 1, base + 26))
         await ann.join("nowhere")
-        assert [m["id"] for m in await history(ann, "dev")] == [1, 2, 3]
+        assert [m["id"] for m in await history(ann, "dev")] == [
+            dev_base + 1,
+            dev_base + 2,
+            dev_base + 3,
+        ]
         assert await history(ann, "nowhere") == []
         # the newest page of a long room is capped at MAX_HISTORY_LIMIT
         await ann.flood("lobby", chat.MAX_HISTORY_LIMIT, prefix="more", window=50)
+        await ann.wait_message_id("lobby", base + 25 + chat.MAX_HISTORY_LIMIT)
         capped = await history(ann, "lobby", limit=10_000)
         assert len(capped) == chat.MAX_HISTORY_LIMIT
-        assert capped[-1]["id"] == 25 + chat.MAX_HISTORY_LIMIT
+        assert capped[-1]["id"] == base + 25 + chat.MAX_HISTORY_LIMIT
         assert [m["id"] for m in await all_history(ann, "lobby")] == list(
-            range(1, 26 + chat.MAX_HISTORY_LIMIT)
+            range(base + 1, base + 26 + chat.MAX_HISTORY_LIMIT)
         )
-        # a history answer equals what members got live
-        await ann.wait_message_id("lobby", 25 + chat.MAX_HISTORY_LIMIT)
+        # a history answer equals what members got live (bob's: ann's `joined` event too)
         assert await all_history(ann, "lobby") == ann.messages("lobby")
+        await bob.wait_message_id("lobby", base + 25 + chat.MAX_HISTORY_LIMIT)
+        assert await all_history(bob, "lobby") == [
+            f
+            for f in bob.frames
+            if f["type"] in ("message", "member") and f.get("room") == "lobby"
+        ]
 
 
 # -- joining with `since`: replay, then live, no gap, no duplicate ------------------------------
@@ -601,8 +681,15 @@ async def test_join_with_since_during_a_flood_gets_every_id_once(
     )  # small pages: many store round trips
     tokens = await new_users(server, "ann", "bob")
     bob = await connect_chat(server, tokens["bob"], "bob", keep_messages=False)
-    await bob.join("lobby")
-    sent = 0
+    bob_joined = await bob.join("lobby")
+    # ann is a member before the flood (her first join stores her `joined` event): she reads
+    # the room from there on, so each of her joins below may replay all of the flood
+    first_ann = await connect_chat(server, tokens["ann"], "ann")
+    ann_since = (await first_ann.join("lobby"))["last_id"]
+    await close_quietly(first_ann)
+    event = await bob.wait_frame("member", room="lobby", user="ann", event="joined")
+    assert event["id"] == ann_since == bob_joined["last_id"] + 1
+    sent = ann_since  # the last id before the flood
     try:
         for round_ in range(5):
             flood = asyncio.create_task(
@@ -625,16 +712,20 @@ async def test_join_with_since_during_a_flood_gets_every_id_once(
             sent = ids[-1]
             for client, since, joined in joiners:
                 await client.wait_message_id("lobby", sent)
+                # a replay never reaches before ann's own `joined` event (her since_id)
                 first = (
                     joined["last_id"]
                     if since is None
-                    else min(since, joined["last_id"])
+                    else max(min(since, joined["last_id"]), ann_since)
                 ) + 1
                 assert_gapless(
                     client.ids["lobby"], first, sent, f"round {round_} since={since}"
                 )
+                assert client.of_type("member") == []  # ann's later joins store nothing
             await close_quietly(*(client for client, _, _ in joiners))
-        assert_gapless(bob.ids["lobby"], 1, sent, "the flooder")
+        # the flooder: ann's `joined` event, then every message
+        assert [f["id"] for f in bob.of_type("member", room="lobby")] == [ann_since]
+        assert_gapless(bob.ids["lobby"], ann_since + 1, sent, "the flooder")
     finally:
         await close_quietly(bob)
 
@@ -646,21 +737,24 @@ async def test_reconnect_and_resume(start_chat: StartChat, no_rate_limit: None) 
     ann = await connect_chat(server, tokens["ann"], "ann")
     try:
         await bob.join("lobby")
-        await ann.join("lobby")
-        await bob.flood("lobby", 30, prefix="a")
-        await ann.wait_message_id("lobby", 30)
+        base = (await ann.join("lobby"))["last_id"]  # after both `joined` events
+        assert await bob.flood("lobby", 30, prefix="a") == list(
+            range(base + 1, base + 31)
+        )
+        await ann.wait_message_id("lobby", base + 30)
         seen = ann.message_ids("lobby")[-1]
-        assert seen == 30
+        assert seen == base + 30
         await ann.close()
-        await bob.flood("lobby", 40, prefix="b")  # ann misses 31..70
+        await bob.flood("lobby", 40, prefix="b")  # ann misses seen+1..seen+40
         ann = await connect_chat(server, tokens["ann"], "ann")
         joined = await ann.join("lobby", since=seen)
-        assert joined["last_id"] == 70
-        await ann.wait_message_id("lobby", 70)
-        await bob.flood("lobby", 10, prefix="c")  # live again: 71..80
-        await ann.wait_message_id("lobby", 80)
+        assert joined["last_id"] == seen + 40  # her join again stored nothing
+        await ann.wait_message_id("lobby", seen + 40)
+        await bob.flood("lobby", 10, prefix="c")  # live again: seen+41..seen+50
+        await ann.wait_message_id("lobby", seen + 50)
         messages = ann.messages("lobby")
-        assert_gapless([m["id"] for m in messages], 31, 80, "resumed")
+        assert_gapless([m["id"] for m in messages], seen + 1, seen + 50, "resumed")
+        assert entry_ids(ann, "lobby") == [m["id"] for m in messages]
         expected = [flood_text("b", i, 64) for i in range(40)] + [
             flood_text("c", i, 64) for i in range(10)
         ]
@@ -678,7 +772,14 @@ async def test_join_leave_join_at_once_replays_once(
     server = await start_chat()
     async with chatting(server, "bob", "ann") as (bob, ann):
         await bob.join("lobby")
-        await bob.flood("lobby", 50, prefix="x", window=50)
+        # ann becomes a member (her `joined` event) and leaves before the flood: every join
+        # with since=0 below replays all of it, from her join on
+        base = (await ann.join("lobby"))["last_id"]
+        await ann.send(type="leave", room="lobby")
+        await ann.wait_frame("left", room="lobby")
+        assert await bob.flood("lobby", 50, prefix="x", window=50) == list(
+            range(base + 1, base + 51)
+        )
         for round_ in range(3):
             start = len(ann.frames)
             frames = [
@@ -691,20 +792,19 @@ async def test_join_leave_join_at_once_replays_once(
             await ann.wait_count("left", 2, start=start)
             last_left = ann.frames.index(ann.of_type("left", start)[-1])
             joined = await ann.wait_frame("joined", start=last_left)
-            await ann.wait_message_id("lobby", 50)
-            after = [
-                f["id"]
-                for f in ann.frames[ann.frames.index(joined) :]
-                if f["type"] == "message"
-            ]
-            assert_gapless(after, 1, 50, f"round {round_} after the last join")
+            # (from the second round on, ann.ids has base+50 already: wait for this replay's)
+            at = ann.frames.index(joined)
+            await ann.wait_until(
+                lambda at=at: base + 50 in entry_ids(ann, "lobby", at),
+                what=f"message {base + 50} replayed after the last join",
+            )
+            after = entry_ids(ann, "lobby", at)
+            assert_gapless(
+                after, base + 1, base + 50, f"round {round_} after the last join"
+            )
             assert await sync(ann) == ["ann", "bob"]
-            after = [
-                f["id"]
-                for f in ann.frames[ann.frames.index(joined) :]
-                if f["type"] == "message"
-            ]
-            assert_gapless(after, 1, 50, f"round {round_}: a late replay")
+            after = entry_ids(ann, "lobby", at)
+            assert_gapless(after, base + 1, base + 50, f"round {round_}: a late replay")
             assert len(ann.of_type("joined", last_left)) == 1
             start = len(ann.frames)
             await ann.send(type="leave", room="lobby")
@@ -738,7 +838,7 @@ async def test_a_slow_consumer_is_closed_and_fast_ones_get_everything(
     names = [f"reader{i}" for i in range(5)] + ["sender", "slow"]
     tokens = await new_users(server, *names)
     sender = await connect_chat(server, tokens["sender"], "sender", keep_messages=False)
-    await sender.join("lobby")
+    sender_joined = await sender.join("lobby")
     # the slow one: a raw socket with a small receive buffer that joins and never reads
     slow = await raw_chat_socket(server.port, tokens["slow"])
     await slow.send(client_text_frame({"type": "join", "room": "lobby"}))
@@ -750,19 +850,33 @@ async def test_a_slow_consumer_is_closed_and_fast_ones_get_everything(
             reader = await connect_chat(server, tokens[name], name, keep_messages=False)
             await reader.join("lobby")
             readers.append(reader)
+        # the first join of each user stored a `joined` event (the slow one's and the five
+        # readers'; their other connections stored nothing): the sender got them all, in order
+        events = await sender.wait_count("member", 6, room="lobby")
+        first_event = sender_joined["last_id"] + 1
+        assert [(e["id"], e["event"]) for e in events] == [
+            (first_event + n, "joined") for n in range(6)
+        ]
+        assert sorted(e["user"] for e in events) == sorted(set(names) - {"sender"})
+        base = events[-1]["id"]  # the messages come after
         assert (await healthz(server.port))["slow_consumers_closed"] == 0
         before = rss_bytes()
 
         ids = await sender.flood(
             "lobby", messages, prefix="s", size=size, window=64, timeout=TIMEOUT_S * 3
         )
-        assert ids == list(range(1, messages + 1))
+        assert ids == list(range(base + 1, base + messages + 1))
         for reader in readers:
-            await reader.wait_message_id("lobby", messages, timeout=TIMEOUT_S * 6)
+            await reader.wait_message_id(
+                "lobby", base + messages, timeout=TIMEOUT_S * 6
+            )
         for n, reader in enumerate(readers):
-            assert_gapless(reader.ids["lobby"], 1, messages, f"reader {n}")
+            assert_gapless(
+                reader.ids["lobby"], base + 1, base + messages, f"reader {n}"
+            )
             assert not reader.done
-        assert_gapless(sender.ids["lobby"], 1, messages, "sender")
+        assert_gapless(sender.ids["lobby"], base + 1, base + messages, "sender")
+        assert len(sender.of_type("member")) == 6  # no more events came
 
         # the slow one was closed, and only it; memory stayed bounded meanwhile
         assert (await healthz(server.port))["slow_consumers_closed"] == 1
@@ -777,8 +891,12 @@ async def test_a_slow_consumer_is_closed_and_fast_ones_get_everything(
         assert not eof, "EOF without a close frame"
         texts = [json.loads(payload) for opcode, payload in frames if opcode == 0x1]
         assert [t["type"] for t in texts[:2]] == ["welcome", "joined"]
-        got = [t["id"] for t in texts if t["type"] == "message"]
-        assert got == list(range(1, len(got) + 1)) and len(got) < messages
+        # every entry from its join on (the readers' `joined` events, then messages), in
+        # order, until it was closed: not all the messages
+        got = [t["id"] for t in texts if t["type"] in ("message", "member")]
+        first = texts[1]["last_id"] + 1
+        assert got == list(range(first, first + len(got)))
+        assert len([t for t in texts if t["type"] == "message"]) < messages
         if not eof:
             opcode, payload = frames[-1]
             assert (
@@ -813,14 +931,19 @@ async def test_a_replay_larger_than_the_outbox_does_not_close_the_client(
     tokens = await new_users(server, "ann", "bob")
     bob = await connect_chat(server, tokens["bob"], "bob", keep_messages=False)
     await bob.join("lobby")
-    await bob.flood(
+    # ann is a member (her `joined` event) and goes away before the messages are said
+    ann = await connect_chat(server, tokens["ann"], "ann", keep_messages=False)
+    base = (await ann.join("lobby"))["last_id"]
+    await ann.close()
+    ids = await bob.flood(
         "lobby", 2000, prefix="p", size=512, window=32, timeout=TIMEOUT_S * 3
     )
+    assert ids == list(range(base + 1, base + 2001))
     ann = await connect_chat(server, tokens["ann"], "ann", keep_messages=False)
     try:
-        await ann.join("lobby", since=0)
-        await ann.wait_message_id("lobby", 2000, timeout=TIMEOUT_S * 3)
-        assert_gapless(ann.ids["lobby"], 1, 2000, "replayed")
+        await ann.join("lobby", since=0)  # all she may read: from her join on
+        await ann.wait_message_id("lobby", base + 2000, timeout=TIMEOUT_S * 3)
+        assert_gapless(ann.ids["lobby"], base + 1, base + 2000, "replayed")
         assert (await healthz(server.port))["slow_consumers_closed"] == 0
     finally:
         await close_quietly(ann, bob)
@@ -837,11 +960,15 @@ async def test_messages_survive_a_restart_and_ids_continue(
     tokens = await new_users(server, "ann", "bob")
     ann = await connect_chat(server, tokens["ann"], "ann")
     bob = await connect_chat(server, tokens["bob"], "bob")
-    await ann.join("lobby")
+    lobby_base = (await ann.join("lobby"))["last_id"]  # ann's `joined` event
     await bob.join("dev")
+    # history is for members, from their join on: ann joins dev before bob speaks there
+    dev_base = (await ann.join("dev"))["last_id"]
     lobby_ids = await ann.flood("lobby", 12, prefix="l")
     dev_ids = await bob.flood("dev", 5, prefix="d")
-    await ann.join("dev")  # history is for members
+    # history reaches as far as the connection was delivered: all of it, first
+    await ann.wait_message_id("lobby", lobby_ids[-1])
+    await ann.wait_message_id("dev", dev_ids[-1])
     before = {"lobby": await history(ann, "lobby"), "dev": await history(ann, "dev")}
     await asyncio.wait_for(server.shutdown(), TIMEOUT_S * 2)
     for client in (ann, bob):
@@ -855,20 +982,25 @@ async def test_messages_survive_a_restart_and_ids_continue(
         server, tokens["bob"], "bob"
     )  # and the signing secret: old tokens still work
     try:
-        joined = await ann.join("lobby", since=10)
-        assert joined["last_id"] == 12
-        await ann.wait_message_id("lobby", 12)
-        assert ann.message_ids("lobby") == [11, 12]
+        # the two last of the twelve; joining again stores nothing, so the last id is still
+        # the twelfth message's
+        joined = await ann.join("lobby", since=lobby_ids[-3])
+        assert joined["last_id"] == lobby_ids[-1]
+        await ann.wait_message_id("lobby", lobby_ids[-1])
+        assert ann.message_ids("lobby") == lobby_ids[-2:]
         await ann.join("dev")
         assert await history(ann, "lobby") == before["lobby"]
         assert await history(ann, "dev") == before["dev"]
-        assert [m["id"] for m in before["lobby"]] == lobby_ids == list(range(1, 13))
-        assert [m["id"] for m in before["dev"]] == dev_ids == list(range(1, 6))
+        assert [m["id"] for m in before["lobby"]] == lobby_ids
+        assert lobby_ids == list(range(lobby_base + 1, lobby_base + 13))
+        assert [m["id"] for m in before["dev"]] == dev_ids
+        assert dev_ids == list(range(dev_base + 1, dev_base + 6))
+        # the ids go on from the last stored one
         await ann.say("lobby", "after the restart", ref="new")
-        assert (await ann.wait_ack("new"))["id"] == 13
+        assert (await ann.wait_ack("new"))["id"] == lobby_ids[-1] + 1
         await bob.join("dev")
         await bob.say("dev", "dev again", ref="new")
-        assert (await bob.wait_ack("new"))["id"] == 6
+        assert (await bob.wait_ack("new"))["id"] == dev_ids[-1] + 1
     finally:
         await close_quietly(ann, bob)
 
@@ -905,8 +1037,8 @@ async def test_shutdown_stores_every_accepted_message(
     clients = [
         await connect_chat(server, tokens[name], name) for name in ("ann", "bob")
     ]
-    for client in clients:
-        await client.join("lobby")
+    ann_since = (await clients[0].join("lobby"))["last_id"]  # ann's `joined` event
+    base = (await clients[1].join("lobby"))["last_id"]  # bob's: the messages come after
     texts = {
         client.user: [f"{client.user} {i}" for i in range(300)] for client in clients
     }
@@ -932,9 +1064,21 @@ async def test_shutdown_stores_every_accepted_message(
     server = await start_chat(data_dir=data_dir)
     reader = await connect_chat(server, await login(server.port, "ann"), "ann")
     try:
+        # ann again: her join stores nothing, and she reads from her first join on
         await reader.join("lobby")
-        stored = await all_history(reader, "lobby")
-        assert [m["id"] for m in stored] == list(range(1, len(stored) + 1))
+        entries = await all_history(reader, "lobby")
+        assert [m["id"] for m in entries] == list(
+            range(ann_since + 1, ann_since + len(entries) + 1)
+        )
+        # bob's `joined` event, then every stored message
+        events = [
+            (m["id"], m["event"], m["user"]) for m in entries if m["type"] == "member"
+        ]
+        assert events == [(base, "joined", "bob")]
+        stored = [m for m in entries if m["type"] == "message"]
+        assert [m["id"] for m in stored] == list(
+            range(base + 1, base + len(stored) + 1)
+        )
         by_id = {m["id"]: m for m in stored}
         for client in clients:
             for ref, ack in client.acks.items():
@@ -964,7 +1108,14 @@ async def test_a_failed_replay_can_be_joined_again(
     store = chat_handler(server).store
     async with chatting(server, "bob", "ann") as (bob, ann):
         await bob.join("lobby")
-        await bob.flood("lobby", 10, prefix="m")
+        # ann becomes a member and leaves before the messages: joining with since=0 then
+        # has them to replay
+        base = (await ann.join("lobby"))["last_id"]
+        await ann.send(type="leave", room="lobby")
+        await ann.wait_frame("left", room="lobby")
+        assert await bob.flood("lobby", 10, prefix="m") == list(
+            range(base + 1, base + 11)
+        )
         real = store.messages_after
         failures = [RuntimeError("the database is down")]
 
@@ -974,15 +1125,16 @@ async def test_a_failed_replay_can_be_joined_again(
             return await real(*args, **kwargs)
 
         store.messages_after = failing_once  # type: ignore[method-assign]
-        start = len(ann.frames)
+        start, bob_start = len(ann.frames), len(bob.frames)
         await ann.send(type="join", room="lobby", since=0)
         error = await ann.wait_frame("error", start=start)
         assert error["code"] == chat.UNAVAILABLE
-        await bob.wait_frame("presence", user="ann", event="left")
+        assert failures == []  # the replay's query is what failed
+        await bob.wait_frame("presence", start=bob_start, user="ann", event="left")
         assert await sync(bob) == ["bob"]
         await ann.join("lobby", since=0)  # not "already in lobby"
-        await ann.wait_message_id("lobby", 10)
-        assert_gapless(ann.message_ids("lobby"), 1, 10, "joined again")
+        await ann.wait_message_id("lobby", base + 10)
+        assert_gapless(ann.message_ids("lobby"), base + 1, base + 10, "joined again")
 
 
 async def test_a_closed_connection_is_not_kept_alive_by_the_rate_limiter(
@@ -1048,13 +1200,17 @@ async def test_shutdown_waits_for_a_replay_query_cut_short(
             await conn.execute(sa.text(slow_sql))
         return await real(*args, **kwargs)
 
-    store.messages_after = slow_messages_after  # type: ignore[method-assign]
     tokens = await new_users(server, "ann", "bob")
     bob = await connect_chat(server, tokens["bob"], "bob")
     await bob.join("lobby")
-    await bob.flood("lobby", 3, prefix="m")
+    # ann is a member before the messages (she reads from her join on), then goes away
     ann = await connect_chat(server, tokens["ann"], "ann")
-    await ann.send(type="join", room="lobby", since=0)
+    await ann.join("lobby")
+    await ann.close()
+    await bob.flood("lobby", 3, prefix="m")
+    store.messages_after = slow_messages_after  # type: ignore[method-assign]
+    ann = await connect_chat(server, tokens["ann"], "ann")
+    await ann.send(type="join", room="lobby", since=0)  # three messages to replay
     await asyncio.wait_for(started.wait(), TIMEOUT_S)
     await asyncio.wait_for(server.shutdown(), TIMEOUT_S * 2)
     lingering = [

@@ -1,7 +1,10 @@
 """Several nodes, one chat: real servers on one PostgreSQL database and one real ``redis-server``.
 
-Every claim is an exact id account: every member of a room gets ids 1..N,
-each once, in order, whichever node stored them and whatever the bus lost.
+Every claim is an exact id account: every member of a room gets every id of
+the room from its join on, each once, in order, whichever node stored them and
+whatever the bus lost: the ``joined`` events of those who joined after it (a
+user's first join of a public room takes the room's next id), then the
+messages, base+1..base+N once everyone has joined.
 """
 
 from __future__ import annotations
@@ -136,6 +139,37 @@ async def members(
     return clients
 
 
+def joined_base(clients: list[tuple[Server, ChatClient]], room: str = "lobby") -> int:
+    """The room's last id once all of ``clients`` joined it, one after another (``members``):
+    each first join stored one ``joined`` event, so their answers' ``last_id`` run on by one,
+    and what is said afterwards takes the ids after the last of them."""
+    last_ids = [
+        client.of_type("joined", room=room)[0]["last_id"] for _, client in clients
+    ]
+    assert last_ids == list(range(last_ids[0], last_ids[0] + len(last_ids))), last_ids
+    return last_ids[-1]
+
+
+def assert_account(
+    clients: list[tuple[Server, ChatClient]], room: str, base: int, last: int
+) -> None:
+    """Every member got every id of ``room`` from its join on, once each, in order: the later
+    joiners' ``joined`` events as ``member`` frames (base included), then messages base+1..last.
+    (A client of ``members`` keeps its messages' ids, not their frames: as every event here
+    comes before every message, the two lists tell the whole order.)"""
+    users = [client.user for _, client in clients]
+    for n, (node, client) in enumerate(clients):
+        who = f"{client.user}@{node.port}"
+        since = client.of_type("joined", room=room)[0]["last_id"]
+        events = client.of_type("member", room=room)
+        assert [(e["id"], e["event"], e["user"], e["by"]) for e in events] == [
+            (since + 1 + k, "joined", user, user)
+            for k, user in enumerate(users[n + 1 :])
+        ], f"{who}: {events}"
+        assert since + len(events) == base, who
+        assert_gapless(client.ids[room], base + 1, last, who)
+
+
 async def wait_all(
     clients: list[tuple[Server, ChatClient]], room: str, last: int
 ) -> None:
@@ -149,6 +183,7 @@ async def test_three_nodes_every_member_gets_every_message_once_in_order(
 ) -> None:
     nodes = [await start_node() for _ in range(3)]
     clients = await members(nodes, 2)
+    base = joined_base(clients)
     try:
         per_sender = 40
         senders = [
@@ -161,12 +196,11 @@ async def test_three_nodes_every_member_gets_every_message_once_in_order(
             )
         )
         total = per_sender * len(senders)
-        assert sorted(i for ids in acked for i in ids) == list(range(1, total + 1)), (
-            "the store gave ids 1..N"
-        )
-        await wait_all(clients, "lobby", total)
-        for node, client in clients:
-            assert_gapless(client.ids["lobby"], 1, total, f"{client.user}@{node.port}")
+        assert sorted(i for ids in acked for i in ids) == list(
+            range(base + 1, base + total + 1)
+        ), "the store gave the ids after the joins, base+1..base+N"
+        await wait_all(clients, "lobby", base + total)
+        assert_account(clients, "lobby", base, base + total)
         for node in nodes:
             assert handler(node).feed.garbage == 0
         # the others' messages came through the bus, not through the store
@@ -184,6 +218,7 @@ async def test_redis_killed_and_restarted_mid_traffic_loses_and_doubles_nothing(
     caplog.set_level(logging.WARNING, logger="rawws.bus")
     nodes = [await start_node() for _ in range(3)]
     clients = await members(nodes, 2)
+    base = joined_base(clients)
     senders = [client for _, client in clients]
     per_sender = 120
     try:
@@ -210,10 +245,11 @@ async def test_redis_killed_and_restarted_mid_traffic_loses_and_doubles_nothing(
         redis_server.start()
         acked = await asyncio.gather(*traffic)
         total = per_sender * len(senders)
-        assert sorted(i for ids in acked for i in ids) == list(range(1, total + 1))
-        await wait_all(clients, "lobby", total)
-        for node, client in clients:
-            assert_gapless(client.ids["lobby"], 1, total, f"{client.user}@{node.port}")
+        assert sorted(i for ids in acked for i in ids) == list(
+            range(base + 1, base + total + 1)
+        )
+        await wait_all(clients, "lobby", base + total)
+        assert_account(clients, "lobby", base, base + total)
         delivered = sum(len(c.ids["lobby"]) for _, c in clients)
         assert delivered == total * len(clients)
         downs = [r for r in caplog.records if "bus is down" in r.getMessage()]
@@ -236,10 +272,11 @@ async def test_a_lost_tail_in_a_quiet_room_is_found_by_the_heartbeat(
 ) -> None:
     a, b = await start_node(), await start_node()
     clients = await members([a, b], 1)
+    base = joined_base(clients)
     (_, on_a), (_, on_b) = clients
     try:
         await on_a.flood("lobby", 3, prefix="a-")
-        await on_b.wait_message_id("lobby", 3)
+        await on_b.wait_message_id("lobby", base + 3)
         # the next publish of node A is lost on the way (as pub/sub may): nothing else is said
         lost: list[Posted] = []
         real_publish = bus(a).publish
@@ -253,11 +290,11 @@ async def test_a_lost_tail_in_a_quiet_room_is_found_by_the_heartbeat(
 
         bus(a).publish = lose_first_message  # type: ignore[method-assign]
         await on_a.flood("lobby", 1, prefix="late-")
-        assert [event.message.id for event in lost] == [4]
+        assert [event.message.id for event in lost] == [base + 4]
         await on_b.wait_message_id(
-            "lobby", 4, timeout=WAIT_S
+            "lobby", base + 4, timeout=WAIT_S
         )  # from the store, after A's heartbeat
-        assert_gapless(on_b.ids["lobby"], 1, 4, "b")
+        assert_account(clients, "lobby", base, base + 4)
         assert handler(b).feed.fetched >= 1
     finally:
         await close_quietly(on_a, on_b)
@@ -269,6 +306,7 @@ async def test_garbage_on_the_channel_is_refused_counted_logged_once_and_never_d
     caplog.set_level(logging.WARNING, logger="rawws.bus")
     a, b = await start_node(), await start_node()
     clients = await members([a, b], 1)
+    base = joined_base(clients)
     client = redis_server_client(redis_server)
     try:
         garbage = [
@@ -282,9 +320,8 @@ async def test_garbage_on_the_channel_is_refused_counted_logged_once_and_never_d
         for data in garbage:
             await client.publish("rawws:events", data)
         await clients[0][1].flood("lobby", 2, prefix="ok-")
-        await wait_all(clients, "lobby", 2)
-        for _, member in clients:
-            assert_gapless(member.ids["lobby"], 1, 2, member.user)
+        await wait_all(clients, "lobby", base + 2)
+        assert_account(clients, "lobby", base, base + 2)
         for node in (a, b):  # refused unopened (rawws.bus.seal): the chat never sees it
             assert (bus(node).forged, handler(node).feed.garbage) == (len(garbage), 0)
         logged = [r for r in caplog.records if "refused a bus event" in r.getMessage()]
@@ -413,6 +450,7 @@ async def test_a_stalled_redis_does_not_stall_a_node(
     caplog.set_level(logging.WARNING, logger="rawws.bus")
     a, b = await start_node(), await start_node()
     clients = await members([a, b], 1)
+    base = joined_base(clients)
     (_, on_a), (_, on_b) = clients
     assert redis_server.process is not None
     try:
@@ -420,14 +458,10 @@ async def test_a_stalled_redis_does_not_stall_a_node(
             signal.SIGSTOP
         )  # connections stay open, nothing answers
         # node A goes on: stored, acked, delivered to its own member, while Redis hangs
-        assert await on_a.flood("lobby", 5, prefix="stalled-", timeout=WAIT_S) == [
-            1,
-            2,
-            3,
-            4,
-            5,
-        ]
-        await on_a.wait_message_id("lobby", 5)
+        assert await on_a.flood("lobby", 5, prefix="stalled-", timeout=WAIT_S) == list(
+            range(base + 1, base + 6)
+        )
+        await on_a.wait_message_id("lobby", base + 5)
         await wait_for_condition(
             lambda: not bus(a).connected and not bus(b).connected,
             timeout=WAIT_S,
@@ -437,9 +471,8 @@ async def test_a_stalled_redis_does_not_stall_a_node(
         await wait_for_condition(
             lambda: bus(a).connected and bus(b).connected, timeout=WAIT_S, what="back"
         )
-        await on_b.wait_message_id("lobby", 5, timeout=WAIT_S)
-        for _, member in clients:
-            assert_gapless(member.ids["lobby"], 1, 5, member.user)
+        await on_b.wait_message_id("lobby", base + 5, timeout=WAIT_S)
+        assert_account(clients, "lobby", base, base + 5)
         assert len([r for r in caplog.records if "bus is down" in r.getMessage()]) == 2
     finally:
         redis_server.process.send_signal(signal.SIGCONT)

@@ -314,7 +314,7 @@ async def test_a_member_reads_a_private_room_from_the_invitation_on(
         old = await node.answer(bob, type="history", room=den, before=4)
         assert old["messages"] == []
         # the owner reads it all, the invitation in its place (id 4); a public room's
-        # history stays whole for a newcomer
+        # newcomer reads it from their join on, as an invitee does a private room
         full = await node.answer(ann, type="history", room=den)
         assert [(m["type"], m["id"]) for m in full["messages"]] == [
             ("message", 1),
@@ -334,7 +334,15 @@ async def test_a_member_reads_a_private_room_from_the_invitation_on(
         cy = node.connect("cy")
         await node.answer(cy, type="join", room="plaza")
         public = await node.answer(cy, type="history", room="plaza")
-        assert [m["text"] for m in public["messages"]] == ["old news"]
+        assert public["messages"] == []
+        mine = await node.answer(ann, type="history", room="plaza")
+        assert [(m["type"], m["id"]) for m in mine["messages"]] == [
+            (
+                "message",
+                2,
+            ),  # after ann's own first join of plaza (1), where she reads from
+            ("member", 3),  # cy's
+        ]
     finally:
         await node.handler.close()
         await store.close()
@@ -452,6 +460,44 @@ async def test_a_failed_membership_read_answers_unavailable_and_the_join_can_be_
         store.membership = real  # type: ignore[method-assign]
         assert kind_of(await fresh.answer(bob, type="join", room=den)) == "joined"
         await fresh.handler.close()
+    finally:
+        await node.handler.close()
+        await store.close()
+
+
+async def test_a_user_owns_at_most_max_owned_rooms(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``create`` past the cap is ``owner_limit`` and makes nothing; handing a room over frees one."""
+    monkeypatch.setattr("rawws.chat.doors.MAX_OWNED_ROOMS", 3)
+    store = await opened(store_url)
+    node = Node(store)
+    try:
+        ann = node.connect("ann")
+        made = [await make_den(node, ann) for _ in range(2)]
+        plaza = await node.answer(ann, type="create", room="plaza", kind="public")
+        assert plaza["type"] == "created"
+        refused = await node.answer(ann, type="create", room="den", kind="private")
+        assert kind_of(refused) == chat.OWNER_LIMIT
+        refused = await node.answer(ann, type="create", room="agora", kind="public")
+        assert kind_of(refused) == chat.OWNER_LIMIT
+        assert await store.room_info("agora") is None
+        assert await store.owned_rooms("ANN") == 3
+        # bob may still make his own; ann hands one over and may make one more
+        assert (
+            await node.answer(
+                node.connect("bob"), type="create", room="agora", kind="public"
+            )
+        )["type"] == "created"
+        await node.answer(ann, type="invite", room=made[0], user="bob")
+        handed = await node.answer(
+            ann, type="role", room=made[0], user="bob", role="owner"
+        )
+        assert handed["type"] == "moderated"
+        assert (
+            kind_of(await node.answer(ann, type="create", room="den", kind="private"))
+            == "created"
+        )
     finally:
         await node.handler.close()
         await store.close()

@@ -7,7 +7,8 @@ carries every id of the room from where it started to where it ended, once, in o
 (messages and membership events alike), so ``since`` recovery stays exact.
 
 Hypothesis drives random invitations, joins (with and without ``since``), kicks, bans,
-unbans, messages and history reads over two in-process nodes sharing one SQLite store;
+unbans, leaving for good, messages and history reads, in a private or a public room (whose
+membership begins with a stored ``joined``), over two in-process nodes sharing one SQLite store;
 their bus (``LossyWire``) drops some events and delivers the rest late and out of
 order. At the end the bus "comes back" (each node's ``catch_up``, as after an outage).
 """
@@ -111,7 +112,7 @@ KINDS = (
     + ("join_since",) * 2
     + ("say",) * 4
     + ("kick",) * 2
-    + ("ban", "unban", "history", "history", "deliver")
+    + ("ban", "unban", "history", "history", "deliver", "part")
 )
 OPS = st.lists(
     st.tuples(
@@ -133,14 +134,14 @@ KICKED_THEN_TALK = [
 
 
 def membership_at(entries: list[StoredMessage]) -> dict[int, set[str]]:
-    """For each stored id: who was a member of the private room when it was stored."""
+    """For each stored id: who was a member of the room when it was stored."""
     members = {"ann"}
     at: dict[int, set[str]] = {}
     for entry in entries:
         target = username_key(entry.target or "")
-        if entry.kind == "invited":
+        if entry.kind in ("invited", "joined"):
             members.add(target)
-        elif entry.kind in ("kicked", "banned"):
+        elif entry.kind in ("kicked", "banned", "left"):
             members.discard(target)
         at[entry.id] = set(members)
     return at
@@ -184,7 +185,7 @@ def check(
             invited = [
                 e.id
                 for e in entries
-                if e.kind == "invited"
+                if e.kind in ("invited", "joined")
                 and username_key(e.target or "") == user
                 and e.id <= frame["last_id"]
             ]
@@ -198,15 +199,22 @@ def check(
             assert stretch is not None and by_id[frame["id"]].kind in (
                 "kicked",
                 "banned",
+                "left",
             )
             close(frame["id"])
+            stretch = None
+        elif kind == "left":  # this connection left: what it got up to then is exact
+            if stretch is not None:
+                close(start + 1 + len(stretch))
+                assert frame.get("id") is None or all(i < frame["id"] for i in stretch)
             stretch = None
     if stretch is not None:
         close(last + 1)
     return checked
 
 
-@example(ops=KICKED_THEN_TALK, seed=1, homes=[True, False, True])
+@example(ops=KICKED_THEN_TALK, seed=1, homes=[True, False, True], kind="private")
+@example(ops=KICKED_THEN_TALK, seed=1, homes=[True, False, True], kind="public")
 @settings(
     max_examples=60,
     deadline=None,
@@ -216,16 +224,21 @@ def check(
     ops=OPS,
     seed=st.integers(0, 2**32 - 1),
     homes=st.lists(st.booleans(), min_size=3, max_size=3),
+    kind=st.sampled_from(("private", "public")),
 )
 def test_no_message_reaches_a_non_member_and_every_stretch_is_exact(
-    ops: list[tuple[str, str]], seed: int, homes: list[bool]
+    ops: list[tuple[str, str]], seed: int, homes: list[bool], kind: str
 ) -> None:
     with tempfile.TemporaryDirectory() as directory:
-        asyncio.run(scenario(ops, random.Random(seed), homes, directory))
+        asyncio.run(scenario(ops, random.Random(seed), homes, directory, kind))
 
 
 async def scenario(
-    ops: list[tuple[str, str]], rng: random.Random, homes: list[bool], directory: str
+    ops: list[tuple[str, str]],
+    rng: random.Random,
+    homes: list[bool],
+    directory: str,
+    kind: str = "private",
 ) -> None:
     store: SqlStore = await open_store(sqlite_url(directory))
     for name in USERS:
@@ -251,7 +264,7 @@ async def scenario(
         def send(sender: str, **frame: object) -> None:
             home[sender].on_message(peers[sender], json.dumps(frame))
 
-        send("ann", type="create", room="den", kind="private", ref="c")
+        send("ann", type="create", room="den", kind=kind, ref="c")
         await settle(nodes)
         room = next(f["room"] for f in peers["ann"].frames if f["type"] == "created")
 
@@ -268,7 +281,11 @@ async def scenario(
 
         await join("ann", None)
         for n, (op, user) in enumerate(ops):
-            if op in ("invite", "kick", "ban", "unban"):
+            if op == "invite" and kind == "public":  # no door to open: they walk in
+                await join(user, None)
+            elif op == "part":
+                send(user, type="leave", room=room, for_good=True)
+            elif op in ("invite", "kick", "ban", "unban"):
                 send("ann", type=op, room=room, user=user, ref=f"{op}{n}")
             elif op == "join":
                 await join(user, None)

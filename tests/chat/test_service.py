@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 from rawws.chat.service import ChatHandler, ChatLimits
 from rawws.store import NewMessage, StoredMessage
+from rawws.store.base import MEMBER, PUBLIC, Membership
 
 UNLIMITED = ChatLimits(
     messages_per_s=1e9,
@@ -82,10 +83,12 @@ class FakeStore:
         await self._turns()
         return len(self.rooms[room])
 
-    async def membership(self, room: str, user: str) -> None:
-        """Nobody is stored as a member, banned or muted: every room here is public."""
+    async def membership(self, room: str, user: str) -> Membership:
+        """Every room here is public and everyone its member from its start (as version 8
+        makes those who wrote in a room before): no ``joined`` event is ever stored here,
+        and nobody is banned or muted."""
         await self._turns()
-        return None
+        return Membership(room, PUBLIC, MEMBER, 0)
 
     async def messages_after(
         self, room: str, after: int, limit: int

@@ -52,10 +52,13 @@ async def test_dm_from_both_sides_at_once_is_one_room_only_they_see(
                     heard[name].append(json.dumps(got).replace(name, "ROOM"))
         assert heard[room] == heard[never]
         assert cat.messages(room) == []
-        assert (await answer(cat, type="rooms"))[0]["rooms"] == []
+        assert (await answer(cat, type="rooms"))[0]["rooms"] == [
+            {"room": "lobby", "kind": "public", "role": "member"}  # joined above
+        ]
         listed = (await answer(bob, type="rooms"))[0]["rooms"]
         assert listed == [
-            {"room": room, "kind": "direct", "role": "member", "user": "ann"}
+            {"room": "lobby", "kind": "public", "role": "member"},
+            {"room": room, "kind": "direct", "role": "member", "user": "ann"},
         ]
 
         for frame, code in (
@@ -92,7 +95,8 @@ async def test_a_direct_room_opened_on_one_node_is_told_and_found_on_another(
         await ann.join(room)
         listed = (await answer(bob, type="rooms"))[0]["rooms"]
         assert listed == [
-            {"room": room, "kind": "direct", "role": "member", "user": "ann"}
+            {"room": "lobby", "kind": "public", "role": "member"},
+            {"room": room, "kind": "direct", "role": "member", "user": "ann"},
         ]
         await bob.join(room, since=0)
         await ann.say(room, "hello from a", "h")

@@ -114,7 +114,13 @@ async def test_a_schema_4_database_opens_with_its_rooms_public_and_nothing_lost(
             (m.text, m.kind, m.target)
             for m in await store.messages_after("lobby", 0, 10)
         ] == [("one", "say", None), ("two", "say", None)]
-        assert await store.visible_rooms("ada") == [RoomView("lobby", "public", None)]
+        # Ada wrote in the lobby: a member of it from its start (version 8), so reads it all
+        assert await store.visible_rooms("ada") == [
+            RoomView("lobby", "public", "member")
+        ]
+        assert await store.membership("lobby", "Ada") == Membership(
+            "lobby", "public", "member", 0
+        )
         stored = await store.append_messages([NewMessage("lobby", "Ada", "three", 3.0)])
         assert stored[0].id == 3
         assert await store.create_room("lobby", "public", "Ada") is None  # taken
