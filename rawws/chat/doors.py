@@ -39,6 +39,7 @@ from rawws.store.base import (
     PRIVATE,
     MemberEvent,
     Membership,
+    MembershipChanged,
 )
 from rawws.store.names import username_key
 from rawws.store.outage import StoreHealth, StoreUnavailable
@@ -248,8 +249,10 @@ class Doors:
         raise ChatError(chat.ROOM_TAKEN, f"{command.room} exists: join it", command.ref)
 
     async def _invite(self, member: ChatMember, command: chat.Invite) -> None:
+        judged_on: tuple[tuple[str, str | None], ...] = ()
         if not await self.is_admin(member.user):
-            await self.admit(command, member.user)
+            inviter = await self.admit(command, member.user)
+            judged_on = ((member.user, None if inviter is None else inviter.role),)
         elif (
             await self.health.call("inviting", self.store.room_info(command.room))
             is None
@@ -273,10 +276,18 @@ class Doors:
                 "",
                 time.time(),
                 MEMBER,
+                expect=(*judged_on, (invitee.username, None)),
             )
-            stored = await self.health.call(
-                "inviting", self.store.apply_member_event(event)
-            )
+            try:
+                stored = await self.health.call(
+                    "inviting", self.store.apply_member_event(event)
+                )
+            except MembershipChanged:  # kicked meanwhile, or invited by someone else
+                raise ChatError(
+                    chat.UNAVAILABLE,
+                    "the room changed meanwhile; send it again",
+                    command.ref,
+                ) from None
             self.cache.put(
                 invitee.username, Membership(command.room, PRIVATE, MEMBER, stored.id)
             )

@@ -15,6 +15,7 @@ A connection that is replaying the room meets the event in its replay instead
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -36,11 +37,15 @@ from rawws.store.base import (
     REMOVING_EVENTS,
     UNMUTED,
     MemberEvent,
+    MembershipChanged,
 )
 from rawws.store.names import username_key
 from rawws.store.outage import StoreUnavailable
 
 log = logging.getLogger("rawws.chat")
+
+#: How many times a moderation command is judged when others change the room meanwhile.
+JUDGE_ATTEMPTS = 3
 
 
 class Moderator:
@@ -65,10 +70,21 @@ class Moderator:
     async def run(self, member: ChatMember, command: mod.Moderation) -> None:
         """One moderation command, answered on ``member``: ``moderated``, or the ``error`` that stopped it."""
         try:
-            event = await self._judge(member, command)
-            stored = await self.health.call(
-                "moderating", self.store.apply_member_event(event)
-            )
+            for _ in range(JUDGE_ATTEMPTS):
+                event = await self._judge(member, command)
+                try:
+                    stored = await self.health.call(
+                        "moderating", self.store.apply_member_event(event)
+                    )
+                    break
+                except MembershipChanged:
+                    continue  # another command changed what this one was judged on
+            else:
+                raise ChatError(
+                    chat.UNAVAILABLE,
+                    "the room changed meanwhile; send it again",
+                    command.ref,
+                )
             member.send(mod.moderated(command.ref, stored))
             self.publish(stored)
         except ChatError as error:
@@ -95,9 +111,14 @@ class Moderator:
         target = await self.health.call(
             "moderating", self.store.membership(room, user.username)
         )
-        return authorize_moderation(
+        event = authorize_moderation(
             command, info, role, member.user, user.username, target, time.time()
         )
+        judged_on = (
+            (member.user, None if actor is None else actor.role),
+            (user.username, None if target is None else target.role),
+        )
+        return dataclasses.replace(event, expect=judged_on)
 
     async def leave_for_good(self, member: ChatMember, command: chat.Leave) -> None:
         """``leave`` with ``for_good``: a stored ``left`` event ends the membership, then the
@@ -127,6 +148,7 @@ class Moderator:
                 event = MemberEvent(
                     room, LEFT, member.user, member.user, "", time.time(), None
                 )
+                event = dataclasses.replace(event, expect=((member.user, found.role),))
                 stored = await self.health.call(
                     "leaving", self.store.apply_member_event(event)
                 )
@@ -134,8 +156,10 @@ class Moderator:
         except ChatError as error:
             member.send(chat.error(error.code, error.message, error.ref))
             return
-        except Exception as exc:
-            if not isinstance(exc, StoreUnavailable):
+        except (
+            Exception
+        ) as exc:  # MembershipChanged: kicked or handed the room meanwhile
+            if not isinstance(exc, (StoreUnavailable, MembershipChanged)):
                 log.exception("leave failed room=%s", room)
             member.send(
                 chat.error(chat.UNAVAILABLE, "not done; send it again", command.ref)

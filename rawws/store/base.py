@@ -65,6 +65,9 @@ class MemberEvent:
     ``role`` is the target's stored role afterwards (None: no row: not a member of a private
     room, nobody special in a public one); ``demote`` names a previous owner who becomes a
     moderator (ownership handed over); ``muted_until`` is the target's mute afterwards.
+    ``expect`` is what the command was judged on: (user, their stored role or None) pairs
+    that must still hold when the event is stored, else ``MembershipChanged`` and nothing
+    is stored (two commands judged at once: the second is judged again on the first's result).
     """
 
     room: str
@@ -76,6 +79,11 @@ class MemberEvent:
     role: str | None
     muted_until: float | None = None
     demote: str | None = None
+    expect: tuple[tuple[str, str | None], ...] = ()
+
+
+class MembershipChanged(Exception):
+    """A membership event's ``expect`` no longer held when it was to be stored: judge it again."""
 
 
 @dataclass(frozen=True, slots=True)

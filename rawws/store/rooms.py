@@ -24,6 +24,7 @@ from rawws.store.base import (
     PUBLIC,
     MemberEvent,
     Membership,
+    MembershipChanged,
     RoomInfo,
     RoomView,
     StoredMessage,
@@ -129,7 +130,8 @@ class RoomsSql:
         The id comes from the same ``UPDATE rooms … RETURNING`` as a message's, which also
         locks the room's row: events and messages of one room are numbered one at a time,
         so the membership a node reads is the one in force at the event's id. A new member's
-        ``since_id`` is the event's own id: they are sent what comes after it.
+        ``since_id`` is the event's own id: they are sent what comes after it. The roles the
+        event was judged on (``event.expect``) are read again under that lock.
         """
         key = username_key(event.target)
         async with self.engine.begin() as conn:
@@ -142,6 +144,15 @@ class RoomsSql:
                     .returning(rooms.c.last_id)
                 )
             ).scalar_one()
+            for user, role in event.expect:  # read under the room's lock just taken
+                now = await conn.execute(
+                    sa.select(room_members.c.role).where(
+                        room_members.c.room == event.room,
+                        room_members.c.user_key == username_key(user),
+                    )
+                )
+                if now.scalar_one_or_none() != role:
+                    raise MembershipChanged(f"{user}'s role in {event.room} changed")
             await conn.execute(
                 messages.insert().values(
                     room=event.room,
