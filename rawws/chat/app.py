@@ -37,8 +37,9 @@ from rawws.bus.redis import RedisBus, reach
 from rawws.bus.seal import bus_key
 from rawws.chat import wire
 from rawws.chat.doors import stored_admin
+from rawws.chat.limits import ChatLimits
 from rawws.chat.page import add_page_routes
-from rawws.chat.service import ChatHandler, ChatLimits
+from rawws.chat.service import ChatHandler
 from rawws.config import ServerConfig
 from rawws.errors import SettingError
 from rawws.server.echo import echo

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rawws.chat.peer import Peer
+
+if TYPE_CHECKING:
+    from rawws.chat.wire import Say
 
 
 class CatchUp:
@@ -37,6 +40,7 @@ class ChatMember:
         "floors",
         "muted",
         "catching_up",
+        "entering",
         "tasks",
         "dropping",
     )
@@ -46,12 +50,16 @@ class ChatMember:
         self.user = user
         self.rate_key = rate_key  # not the peer: the rate limiter outlives it
         self.last_ids: dict[str, int] = {}
-        # Per private room: the member's since_id; nothing at or before it is sent to them.
+        # Per room: the member's since_id; nothing at or before it is sent to them.
         self.floors: dict[str, int] = {}
         # Per room where this user is muted: until when (seconds since the epoch). Set from
         # the stored membership at join and by mute events as the room's sequence applies them.
         self.muted: dict[str, float] = {}
         self.catching_up: dict[str, CatchUp] = {}
+        # Per public room whose membership this connection's join is still reading (or
+        # storing, a first join): the ``say`` frames sent meanwhile, stored once it is
+        # (after the ``joined`` event), in the order they came.
+        self.entering: dict[str, list[Say]] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.dropping = False  # over the frame rate: frames are dropped unread until a token is back
 

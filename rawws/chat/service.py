@@ -11,6 +11,9 @@ Ordering guarantees, and how they are kept:
   resumes, skipping ids already delivered. A message is published only after it
   is stored, so it is delivered exactly once whether it was committed before,
   during or after the replay: no gap, no duplicate, and no unbounded buffer.
+* A public room's ``join`` reads the user's membership, and stores it (a ``joined``
+  event) the first time; a ``say`` sent meanwhile waits for it (``ChatMember.entering``),
+  so no message is stored by a non-member or before the join that let it in.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ import itertools
 import logging
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass
 from typing import Any
 
 from rawws.bus.base import Bus
@@ -29,6 +31,7 @@ from rawws.chat.access import authorize, needs_membership
 from rawws.chat.doors import Doors, IsAdmin
 from rawws.chat.feed import DEFAULT_HEARTBEAT_S, RoomFeed
 from rawws.chat.hub import Hub
+from rawws.chat.limits import ChatLimits
 from rawws.chat.member import CatchUp, ChatMember
 from rawws.chat.moderation import Moderator, never_admin, refuse_muted
 from rawws.chat.peer import Peer
@@ -48,37 +51,17 @@ from rawws.chat.wire import (
 )
 from rawws.chat.wire_moderation import Moderation
 from rawws.chat.writer import MessageWriter
-from rawws.config import (
-    DEFAULT_CHAT_MAX_BATCH_MESSAGES,
-    DEFAULT_CHAT_MAX_ROOMS_PER_CONNECTION,
-    DEFAULT_CHAT_MESSAGE_BURST,
-    DEFAULT_CHAT_MESSAGES_PER_S,
-    DEFAULT_CHAT_REPLAY_PAGE_MESSAGES,
-)
 from rawws.core.counters import Counters
 from rawws.core.ratelimit import RateLimiter
 from rawws.errors import ChatError
 from rawws.store import NewMessage, Store, StoredMessage
-from rawws.store.base import SAY
+from rawws.store.base import SAY, Membership
 from rawws.store.outage import StoreHealth, StoreUnavailable
 
 log = logging.getLogger("rawws.chat")
 RATE_LIMITED_MESSAGE = (
     "slow down: frames are dropped unread until the rate allows; send them again"
 )
-
-
-@dataclass(frozen=True, slots=True)
-class ChatLimits:
-    """The chat's limits, handed to the handler that enforces them (defaults: ``rawws.config``)."""
-
-    messages_per_s: float = (
-        DEFAULT_CHAT_MESSAGES_PER_S  # per connection, with bursts of message_burst
-    )
-    message_burst: int = DEFAULT_CHAT_MESSAGE_BURST
-    max_rooms_per_connection: int = DEFAULT_CHAT_MAX_ROOMS_PER_CONNECTION
-    max_batch_messages: int = DEFAULT_CHAT_MAX_BATCH_MESSAGES  # per group commit
-    replay_page_messages: int = DEFAULT_CHAT_REPLAY_PAGE_MESSAGES  # per replay query
 
 
 CLOSE_TASKS_TIMEOUT_S = (
@@ -219,8 +202,11 @@ class ChatHandler:
         """Authorize (``rawws.chat.access``, the one place that decides), then run the command."""
         authorize(command, lambda room: self.hub.is_member(member, room))
         if isinstance(command, Say):
+            held = member.entering.get(command.room) if member.entering else None
+            if held is not None:  # the membership is being read or stored: after it
+                held.append(command)
             # ``member.muted`` is empty unless a mute holds somewhere: no clock read, no call
-            if not (
+            elif not (
                 member.muted
                 and refuse_muted(member, command.room, command.ref, time.time())
             ):
@@ -313,6 +299,8 @@ class ChatHandler:
             CatchUp()
         )  # live delivery waits until the replay is out
         member.last_ids[room] = 0
+        if not chat.has_door(room):  # say frames wait for the stored membership
+            member.entering[room] = []
         self.feed.open_room(room)
         if self.hub.join(member, room):  # the user's first connection here
             self.feed.here(room, member.user, True)
@@ -335,11 +323,12 @@ class ChatHandler:
         ):  # False once the client left the room (and maybe joined again)
             return member.catching_up.get(room) is catch_up
 
+        held = member.entering.get(room)  # a public room: its membership, read or begun
         try:
-            if not chat.has_door(
-                room
-            ):  # a public room's membership: begun by a first join
-                await self.doors.enter_public(room, member.user)
+            if held is not None:
+                found = await self.doors.enter_public(room, member.user)
+                self._entered(member, room, held, found)
+                held = None
                 if not current():
                     return
             last_id = await self.health.call(
@@ -393,10 +382,18 @@ class ChatHandler:
                     self.counters.catchup_messages += 1
                 after = page[-1].id
         except ChatError as error:  # no longer admitted (kicked or banned meanwhile)
+            self._refuse_held(member, room, held, chat.NOT_JOINED, f"not in {room}")
             if current():
                 self._leave(member, room)
                 member.send(chat.error(error.code, error.message))
         except Exception as exc:
+            self._refuse_held(
+                member,
+                room,
+                held,
+                chat.UNAVAILABLE,
+                "message not stored; send it again",
+            )
             if not isinstance(exc, StoreUnavailable):
                 log.exception("replay failed room=%s", room)
             if current():
@@ -411,6 +408,34 @@ class ChatHandler:
                 del member.catching_up[room]
                 for text, frame in catch_up.frames:
                     member.deliver(room, None, text, frame)
+
+    def _entered(
+        self, member: ChatMember, room: str, held: list[Say], found: Membership
+    ) -> None:
+        """The public membership is stored (or was): the ``say`` frames held meanwhile go on, in order."""
+        if member.entering.get(room) is held:
+            del member.entering[room]
+        self.doors.place(member, room, found)  # its mute, before the held say frames
+        now = time.time()
+        for say in held:
+            if not (member.muted and refuse_muted(member, room, say.ref, now)):
+                self._say(member, say)
+
+    def _refuse_held(
+        self,
+        member: ChatMember,
+        room: str,
+        held: list[Say] | None,
+        code: str,
+        message: str,
+    ) -> None:
+        """The public membership could not be had: each ``say`` held for it is answered, not stored."""
+        if held is None:
+            return
+        if member.entering.get(room) is held:
+            del member.entering[room]
+        for say in held:
+            member.send(chat.error(code, message, say.ref))
 
     def _leave(self, member: ChatMember, room: str) -> None:
         member.last_ids.pop(room, None)

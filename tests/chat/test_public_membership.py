@@ -9,6 +9,7 @@ message is stored never receives it, live, in a ``since`` replay or in ``history
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -17,7 +18,7 @@ from rawws.chat import wire as chat
 from rawws.store import open_store, sqlite_url
 from rawws.store.base import JOINED, MEMBER, PUBLIC, Membership
 from rawws.store.schema import messages, room_members, schema_version
-from tests.chat.test_doors import Node, kind_of, opened
+from tests.chat.test_doors import Node, kind_of, opened, settle
 from tests.chat.test_doors import store_url as store_url  # the fixture
 
 
@@ -189,4 +190,55 @@ async def test_version_8_makes_writers_of_public_rooms_members(tmp_path: Path) -
             )
             assert count.scalar_one() == 1
     finally:
+        await store.close()
+
+
+async def test_a_say_right_after_a_first_join_is_stored_after_the_joined_event(
+    store_url: str,
+) -> None:
+    """``join`` and ``say`` in one go (as ``rawws send`` does): the say waits for the stored
+    membership, so it is never stored by a non-member nor before the join; a banned
+    user's is refused and stores nothing."""
+    store = await opened(store_url)
+    node = Node(store)
+    try:
+        ann = node.connect("ann")
+        for n, room in enumerate(("plaza", "agora")):
+            node.handler.on_message(ann, json.dumps({"type": "join", "room": room}))
+            for k in range(3):
+                frame = {"type": "say", "room": room, "text": f"t{k}", "ref": f"{n}{k}"}
+                node.handler.on_message(ann, json.dumps(frame))
+        await settle(node.handler)
+        for room in ("plaza", "agora"):
+            stored = await store.messages_after(room, 0, 10)
+            assert [(m.id, m.kind, m.text) for m in stored] == [
+                (1, "joined", ""),
+                (2, "say", "t0"),
+                (3, "say", "t1"),
+                (4, "say", "t2"),
+            ]
+        acks = [(f["ref"], f["id"]) for f in ann.frames if f["type"] == "ack"]
+        assert sorted(acks) == [(f"{n}{k}", k + 2) for n in range(2) for k in range(3)]
+        # banned from plaza: the join is refused, and so is the say sent with it
+        await node.answer(ann, type="create", room="forum", kind="public")
+        bob = node.connect("bob")
+        await node.answer(bob, type="join", room="forum")
+        await node.answer(bob, type="leave", room="forum")
+        await node.answer(ann, type="ban", room="forum", user="bob")
+        before, last = len(bob.frames), await store.last_message_id("forum")
+        node.handler.on_message(bob, json.dumps({"type": "join", "room": "forum"}))
+        say = {"type": "say", "room": "forum", "text": "let me in", "ref": "b"}
+        node.handler.on_message(bob, json.dumps(say))
+        await settle(node.handler)
+        errors = [
+            (f["code"], f.get("ref"))
+            for f in bob.frames[before:]
+            if f["type"] == "error"
+        ]
+        assert sorted(errors, key=str) == sorted(
+            [(chat.NOT_JOINED, "b"), ("banned", None)], key=str
+        )
+        assert await store.last_message_id("forum") == last
+    finally:
+        await node.handler.close()
         await store.close()

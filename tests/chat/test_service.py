@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rawws.chat.service import ChatHandler, ChatLimits
+from rawws.chat.limits import ChatLimits
+from rawws.chat.service import ChatHandler
 from rawws.store import NewMessage, StoredMessage
 from rawws.store.base import MEMBER, PUBLIC, Membership
 

@@ -1,0 +1,26 @@
+"""The chat's limits per connection and per query, as ``ChatHandler`` enforces them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rawws.config import (
+    DEFAULT_CHAT_MAX_BATCH_MESSAGES,
+    DEFAULT_CHAT_MAX_ROOMS_PER_CONNECTION,
+    DEFAULT_CHAT_MESSAGE_BURST,
+    DEFAULT_CHAT_MESSAGES_PER_S,
+    DEFAULT_CHAT_REPLAY_PAGE_MESSAGES,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatLimits:
+    """The chat's limits, handed to the handler that enforces them (defaults: ``rawws.config``)."""
+
+    messages_per_s: float = (
+        DEFAULT_CHAT_MESSAGES_PER_S  # per connection, with bursts of message_burst
+    )
+    message_burst: int = DEFAULT_CHAT_MESSAGE_BURST
+    max_rooms_per_connection: int = DEFAULT_CHAT_MAX_ROOMS_PER_CONNECTION
+    max_batch_messages: int = DEFAULT_CHAT_MAX_BATCH_MESSAGES  # per group commit
+    replay_page_messages: int = DEFAULT_CHAT_REPLAY_PAGE_MESSAGES  # per replay query
