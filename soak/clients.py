@@ -1,5 +1,9 @@
 """Chat clients that keep exact books: what they said and how it was answered, what they received and in
-which order. They reconnect after any drop (a restart, a kill) and re-join with ``since``."""
+which order. They reconnect after any drop (a restart, a kill) and re-join with ``since``.
+
+A room's ids count its messages and its membership events together (another soak client's
+first join of a public room is stored as its next id and arrives as a ``member`` frame), so the
+books record both: the ids a client receives in a room are then consecutive from its join on."""
 
 from __future__ import annotations
 
@@ -14,6 +18,14 @@ import websockets
 from websockets.exceptions import WebSocketException
 
 TEXT_PAD = 48  # characters of a normal message
+MEMBER_MARK = "\x00"  # begins a member event's entry in the books: no message text may contain NUL
+
+
+def member_entry(event: str, user: str | None, by: str | None) -> str:
+    """What the books keep of a membership event, in place of a message's text. It starts with
+    ``MEMBER_MARK``, which no message text may contain (the server refuses NUL), so it never
+    passes for a message."""
+    return f"{MEMBER_MARK}{event} {user} by {by}"
 
 
 @dataclass
@@ -32,11 +44,14 @@ class Books:
     )  # ref → (room, text): dropped unanswered
     received: dict[str, list[int]] = field(
         default_factory=dict
-    )  # room → ids in arrival order
+    )  # room → ids in arrival order, of messages and member events alike
     base: dict[str, int] = field(
         default_factory=dict
     )  # room → the last id when first joined: owed all after it
-    texts: dict[tuple[str, int], str] = field(default_factory=dict)
+    texts: dict[tuple[str, int], str] = field(
+        default_factory=dict
+    )  # (room, id) → a message's text or a member event's ``member_entry``
+    member_events = 0  # member frames received (counted in ``received`` too)
     sent = 0
     reconnects = 0
     errors_without_ref = 0
@@ -138,6 +153,16 @@ class ChatClient:
                 return
             await asyncio.sleep(0.05)
 
+    def _receive(self, room: str, room_id: int, entry: str) -> bool:
+        """One id of one of our rooms, a message's or a member event's: into the books."""
+        if room not in self.last:
+            return False
+        self.books.received.setdefault(room, []).append(room_id)
+        self.books.texts[(room, room_id)] = entry
+        last = self.last[room]
+        self.last[room] = room_id if last is None else max(last, room_id)
+        return True
+
     async def _read(self, ws: websockets.ClientConnection) -> None:
         async for raw in ws:
             frame = json.loads(raw)
@@ -145,19 +170,19 @@ class ChatClient:
             if kind == "welcome":
                 self.connected.set()
             elif kind == "message":
-                room, message_id = frame["room"], int(frame["id"])
-                if room in self.last:
-                    self.books.received.setdefault(room, []).append(message_id)
-                    self.books.texts[(room, message_id)] = frame["text"]
-                    last = self.last[room]
-                    self.last[room] = (
-                        message_id if last is None else max(last, message_id)
-                    )
+                self._receive(frame["room"], int(frame["id"]), frame["text"])
+            elif kind == "member":
+                if self._receive(
+                    frame["room"],
+                    int(frame["id"]),
+                    member_entry(frame["event"], frame.get("user"), frame.get("by")),
+                ):
+                    self.books.member_events += 1
             elif kind == "joined":
                 room = frame["room"]
                 if (
                     self.last.get(room, 0) is None
-                ):  # the first join: history starts after what exists
+                ):  # the first join: what it owes starts after what exists (our own joined event included)
                     self.last[room] = int(frame["last_id"])
                     self.books.base[room] = int(frame["last_id"])
             elif kind == "ack":

@@ -24,7 +24,7 @@ from soak.attacks import (
     hostile,
     slow_reader,
 )
-from soak.clients import Books, ChatClient
+from soak.clients import MEMBER_MARK, Books, ChatClient, member_entry
 from soak.edges import close_code_flood, report_edges, watch_readiness
 from soak.frame_cost import frame_cost
 from soak.profiles import Profile
@@ -147,7 +147,9 @@ async def postgres_outage(db_url: str, seconds: float) -> None:
 async def stored_messages(
     db_url: str | None, data_dir: str, rooms: list[str]
 ) -> dict[tuple[str, int], str]:
+    """Every id of the rooms: a message's text, or a membership event's ``member_entry``."""
     from rawws.store import open_store, sqlite_url
+    from rawws.store.base import SAY
 
     store = await open_store(db_url or sqlite_url(data_dir))
     try:
@@ -155,7 +157,14 @@ async def stored_messages(
         for room in rooms:
             after = 0
             while page := await store.messages_after(room, after, 5000):
-                found.update({(m.room, m.id): m.text for m in page})
+                found.update(
+                    {
+                        (m.room, m.id): m.text
+                        if m.kind == SAY
+                        else member_entry(m.kind, m.target, m.user)
+                        for m in page
+                    }
+                )
                 after = page[-1].id
         return found
     finally:
@@ -165,10 +174,15 @@ async def stored_messages(
 def account(
     books: list[Books], stored: dict[tuple[str, int], str], outcome: Outcome
 ) -> None:
-    """Exact accounting: every ack against the store, every client's deliveries against the store."""
+    """Exact accounting: every ack against the store, every client's deliveries against the store.
+
+    A room's ids are its messages and its membership events (the clients' own joins) together: a
+    client is owed every stored id after its first join up to the last it received, events included,
+    and an event it received must be the stored one as much as a message's text must."""
     acked = {(room, mid): text for b in books for room, mid, text in b.acked.values()}
     lost = sum(1 for key, text in acked.items() if stored.get(key) != text)
     stored_texts = set(stored.values())
+    stored_events = sum(1 for entry in stored.values() if entry.startswith(MEMBER_MARK))
     unresolved_stored = sum(
         1
         for b in books
@@ -201,8 +215,10 @@ def account(
         refused=sum(len(b.refused) for b in books),
         unanswered_at_a_drop=sum(len(b.unresolved) for b in books),
         of_which_stored=unresolved_stored,
-        stored=len(stored),
-        deliveries=delivered,
+        stored=len(stored) - stored_events,
+        stored_member_events=stored_events,
+        deliveries=delivered - sum(b.member_events for b in books),
+        member_events_delivered=sum(b.member_events for b in books),
         lost_acked=lost,
         duplicated=duplicates,
         out_of_order=out_of_order,

@@ -636,19 +636,19 @@ async def rawws(
 async def test_two_users_chat_join_who_and_history_in_terminals(
     start_server: StartServer,
 ):
+    """Each reads a room from their join on, so the one whose history is asked for (ada)
+    joins each room after bob: her history then holds exactly what was said after it."""
     server = await start_server()
     await register(server, "ada", "bob")
     base = f"ws://127.0.0.1:{server.port}"
-    ada = spawn_chat("--user", "ada", base)
-    bob: pexpect.spawn | None = None
+    bob = spawn_chat("--user", "bob", f"http://127.0.0.1:{server.port}")
+    ada: pexpect.spawn | None = None
     try:
+        await expect(bob, "* joined lobby; here: bob")
+        ada = spawn_chat("--user", "ada", base)  # after bob: he sees her join
         await expect(ada, f"connected to {base}/ws as ada")
-        await expect(ada, "* joined lobby; here: ada")
-        bob = spawn_chat(
-            "--user", "bob", f"http://127.0.0.1:{server.port}"
-        )  # after ada: she sees him join
-        await expect(bob, "* joined lobby; here: ")
-        await expect(ada, "* bob joined lobby")
+        await expect(ada, "* joined lobby; here: ")
+        await expect(bob, "* ada joined lobby")
 
         await type_line(ada, "hi")
         await expect(ada, "[lobby] ada: hi")
@@ -657,11 +657,11 @@ async def test_two_users_chat_join_who_and_history_in_terminals(
         await expect(ada, "[lobby] bob: hello ada")
         await expect(bob, "[lobby] bob: hello ada")
 
-        await type_line(ada, "/join dev")
-        await expect(ada, "* joined dev")
         await type_line(bob, "/join dev")
         await expect(bob, "* joined dev")
-        await expect(ada, "* bob joined dev")
+        await type_line(ada, "/join dev")
+        await expect(ada, "* joined dev")
+        await expect(bob, "* ada joined dev")
         await type_line(ada, "in dev now")
         await expect(bob, "[dev] ada: in dev now")
 
@@ -690,9 +690,9 @@ async def test_two_users_chat_join_who_and_history_in_terminals(
         assert await finish(ada) == EXIT_OK
         assert await finish(bob) == EXIT_OK
     finally:
-        ada.terminate(force=True)
-        if bob is not None:
-            bob.terminate(force=True)
+        bob.terminate(force=True)
+        if ada is not None:
+            ada.terminate(force=True)
     for child in (ada, bob):
         printed = output_of(child)
         assert (
@@ -741,7 +741,7 @@ async def test_reconnect_recovers_every_missed_message_exactly_once(
         await expect(ada, "* joined lobby")
         async with Peer.open(first, tokens["bob"]) as bob:
             await bob.join("lobby")
-            await bob.say("lobby", "before the drop")
+            before = await bob.say("lobby", "before the drop")
         await expect(ada, "[lobby] bob: before the drop")
 
         os.kill(
@@ -753,7 +753,8 @@ async def test_reconnect_recovers_every_missed_message_exactly_once(
         async with Peer.open(second, tokens["bob"]) as bob:
             await bob.join("lobby")
             missed = [await bob.say("lobby", f"missed {n}") for n in (1, 2, 3)]
-            assert missed == [2, 3, 4]
+            # the next ids after the last one ada saw (bob's second join stores nothing)
+            assert missed == [before + 1, before + 2, before + 3]
             os.kill(ada.pid, signal.SIGCONT)
             stopped = False
             await expect(ada, "* reconnected; rejoining lobby")
@@ -849,8 +850,13 @@ async def test_chat_url_with_a_token_speaks_the_protocol_from_a_pipe(
 async def test_send_with_user_says_in_the_room_and_it_is_in_the_history(
     start_server: StartServer,
 ):
+    """bob joins dev and the lobby first (a member reads from their join on); ada's sends
+    join each room (her `joined`, which bob's history lists in its place) and say in it."""
     server = await start_server()
     tokens = await register(server, "ada", "bob")
+    async with Peer.open(server, tokens["bob"]) as bob:
+        await bob.join("dev")
+        await bob.join("lobby")
     code, out, err = await rawws(
         "send",
         "--user",
@@ -873,8 +879,23 @@ async def test_send_with_user_says_in_the_room_and_it_is_in_the_history(
     async with Peer.open(server, tokens["bob"]) as bob:
         dev = await bob.history("dev")
         lobby = await bob.history("lobby")
-    assert [(m["user"], m["text"]) for m in dev] == [("ada", "shipped it")]
-    assert [(m["user"], m["text"]) for m in lobby] == [("ada", "from stdin")]
+    assert [entry_of(m) for m in dev] == [
+        ("member", "ada", "joined"),
+        ("message", "ada", "shipped it"),
+    ]
+    assert [entry_of(m) for m in lobby] == [
+        ("member", "ada", "joined"),
+        ("message", "ada", "from stdin"),
+    ]
+
+
+def entry_of(entry: dict) -> tuple[str, str, str]:
+    """A history entry in short: a message's type, user and text; a member event's type, user and event."""
+    return (
+        entry["type"],
+        entry["user"],
+        entry["text" if entry["type"] == "message" else "event"],
+    )
 
 
 async def test_send_with_user_exits_7_when_the_store_fails(start_server: StartServer):

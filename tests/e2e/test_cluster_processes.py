@@ -55,6 +55,18 @@ def assert_gapless(ids: list[int], first: int, last: int, who: str) -> None:
     assert ids == list(range(first, last + 1)), f"{who}: {ids}"
 
 
+def stream_ids(client: ChatClient, room: str) -> list[int]:
+    """The ids ``client`` got in ``room``, in the order they came: its messages and its member
+    events (a later user's first join of a public room takes the room's next id), which together
+    run without a gap from the client's own join on. Needs the client's message frames kept."""
+    assert client.keep_messages
+    return [
+        f["id"]
+        for f in client.frames
+        if f["type"] in ("message", "member") and f.get("room") == room
+    ]
+
+
 async def test_a_killed_nodes_users_leave_and_its_members_resume_on_another_node(
     nodes: StartNode,
 ) -> None:
@@ -63,14 +75,18 @@ async def test_a_killed_nodes_users_leave_and_its_members_resume_on_another_node
     bob = await connect_chat(b.port, await new_user(b.port, "bob"), "bob")
     ann_again: ChatClient | None = None
     try:
-        await ann.join("lobby")
-        await bob.join("lobby")
+        # each reads the lobby from their own join on; ann is there first, so she also gets
+        # bob's `joined` (as a member frame) in its place among the messages
+        ann_from = (await ann.join("lobby"))["last_id"] + 1
+        bob_from = (await bob.join("lobby"))["last_id"] + 1
         await ann.flood("lobby", 5, prefix="ann-")
         await bob.flood("lobby", 5, prefix="bob-")
-        await ann.wait_message_id("lobby", 10)
-        await bob.wait_message_id("lobby", 10)
-        assert_gapless(ann.ids["lobby"], 1, 10, "ann before the kill")
-        last_seen_by_ann = ann.ids["lobby"][-1]
+        said = bob_from + 9  # the tenth message after bob's join
+        await ann.wait_message_id("lobby", said)
+        await bob.wait_message_id("lobby", said)
+        assert_gapless(stream_ids(ann, "lobby"), ann_from, said, "ann before the kill")
+        assert_gapless(stream_ids(bob, "lobby"), bob_from, said, "bob before the kill")
+        last_seen_by_ann = stream_ids(ann, "lobby")[-1]
 
         a.kill()
         killed = time.monotonic()
@@ -95,10 +111,14 @@ async def test_a_killed_nodes_users_leave_and_its_members_resume_on_another_node
 
         # ann reconnects to the surviving node and resumes with since: nothing missed, nothing twice
         ann_again = await connect_chat(b.port, await chat_login(b.port, "ann"), "ann")
-        await ann_again.join("lobby", since=last_seen_by_ann)
-        await ann_again.wait_message_id("lobby", 17, timeout=WAIT_S)
+        await ann_again.join("lobby", since=last_seen_by_ann)  # not her first: no event
+        said += 7  # bob-late-: the 7 said while ann was cut off
+        await ann_again.wait_message_id("lobby", said, timeout=WAIT_S)
         assert_gapless(
-            ann.ids["lobby"] + ann_again.ids["lobby"], 1, 17, "ann across the kill"
+            stream_ids(ann, "lobby") + stream_ids(ann_again, "lobby"),
+            ann_from,
+            said,
+            "ann across the kill",
         )
         await bob.wait_frame(
             "presence", room="lobby", user="ann", event="joined", start=start
@@ -121,19 +141,19 @@ async def test_a_killed_nodes_users_leave_and_its_members_resume_on_another_node
 async def test_three_processes_every_member_gets_every_message_once_in_order(
     nodes: StartNode,
 ) -> None:
+    """Each member joins in turn, so each gets the later ones' `joined` events, then every
+    message: all of it without a gap or a double from its own join on, in id order."""
     started = [await nodes() for _ in range(3)]
     clients: list[ChatClient] = []
+    joined_at: dict[str, int] = {}  # user → the lobby's last id when they joined
     try:
         for n, node in enumerate(started):
             for i in range(3):
                 name = f"p{n}m{i}"
                 client = await connect_chat(
-                    node.port,
-                    await new_user(node.port, name),
-                    name,
-                    keep_messages=False,
+                    node.port, await new_user(node.port, name), name
                 )
-                await client.join("lobby")
+                joined_at[name] = (await client.join("lobby"))["last_id"]
                 clients.append(client)
         per_sender = 15  # within the per-connection burst: no rate limit in the way
         acked = await asyncio.gather(
@@ -143,12 +163,19 @@ async def test_three_processes_every_member_gets_every_message_once_in_order(
             )
         )
         total = per_sender * len(clients)
-        assert sorted(i for ids in acked for i in ids) == list(range(1, total + 1))
+        # every join was answered before anything was said: the messages follow the last join
+        first, last = max(joined_at.values()) + 1, max(joined_at.values()) + total
+        assert sorted(i for ids in acked for i in ids) == list(range(first, last + 1))
         await asyncio.gather(
-            *(c.wait_message_id("lobby", total, timeout=WAIT_S) for c in clients)
+            *(c.wait_message_id("lobby", last, timeout=WAIT_S) for c in clients)
         )
         for client in clients:
-            assert_gapless(client.ids["lobby"], 1, total, client.user)
+            assert_gapless(
+                stream_ids(client, "lobby"),
+                joined_at[client.user] + 1,
+                last,
+                client.user,
+            )
     finally:
         await close_quietly(*clients)
 
@@ -158,17 +185,15 @@ async def test_redis_killed_and_restarted_under_three_processes(
 ) -> None:
     started = [await nodes() for _ in range(3)]
     clients: list[ChatClient] = []
+    joined_at: dict[str, int] = {}  # user → the lobby's last id when they joined
     try:
         for n, node in enumerate(started):
             for i in range(2):
                 name = f"r{n}m{i}"
                 client = await connect_chat(
-                    node.port,
-                    await new_user(node.port, name),
-                    name,
-                    keep_messages=False,
+                    node.port, await new_user(node.port, name), name
                 )
-                await client.join("lobby")
+                joined_at[name] = (await client.join("lobby"))["last_id"]
                 clients.append(client)
         per_sender = 40
 
@@ -190,12 +215,19 @@ async def test_redis_killed_and_restarted_under_three_processes(
         redis_server.start()
         acked = await asyncio.gather(*traffic)
         total = per_sender * len(clients)
-        assert sorted(i for ids in acked for i in ids) == list(range(1, total + 1))
+        # the joins (each a `joined` event the earlier members get) all came before the talk
+        first, last = max(joined_at.values()) + 1, max(joined_at.values()) + total
+        assert sorted(i for ids in acked for i in ids) == list(range(first, last + 1))
         await asyncio.gather(
-            *(c.wait_message_id("lobby", total, timeout=WAIT_S) for c in clients)
+            *(c.wait_message_id("lobby", last, timeout=WAIT_S) for c in clients)
         )
         for client in clients:
-            assert_gapless(client.ids["lobby"], 1, total, client.user)
+            assert_gapless(
+                stream_ids(client, "lobby"),
+                joined_at[client.user] + 1,
+                last,
+                client.user,
+            )
         await asyncio.sleep(HEARTBEAT_S * 2)
         for node in started:
             log = node.log()

@@ -204,6 +204,9 @@ async def test_chat_across_two_nodes_through_nginx(
     try:
         await alice.join("lobby")
         await bobby.join("lobby")
+        # bob's first join is stored as the lobby's next id: alice, a member already, gets it
+        # from the other node as a `member` frame
+        await alice.wait_frame("member", room="lobby", event="joined", user="bob")
         ids = await alice.flood(
             "lobby", 15, prefix="x"
         )  # within the per-connection burst
@@ -213,11 +216,20 @@ async def test_chat_across_two_nodes_through_nginx(
         )  # every one, once, in order, from the other node
     finally:
         await close_quietly(alice, bobby)
-    # The bus families count what crossed: 15 published by alice's node, 15 received by bob's.
+    # The bus families count what crossed, stored events as well as messages: alice's node
+    # published her `joined` and the 15 messages, and bob's received all 16; bob's node
+    # published his `joined`, and alice's received it.
     sender, receiver = [await bus_samples(node) for node in nodes]
+    joined = (
+        1  # each one's first join of the lobby: one event, on the bus from their node
+    )
     assert (
-        sender["rawws_bus_published_messages_total"] == 15
-        and receiver["rawws_bus_received_messages_total"] == 15
+        sender["rawws_bus_published_messages_total"] == joined + 15
+        and receiver["rawws_bus_received_messages_total"] == joined + 15
+    )
+    assert (
+        receiver["rawws_bus_published_messages_total"] == joined
+        and sender["rawws_bus_received_messages_total"] == joined
     )
     assert sender["rawws_bus_connected"] == receiver["rawws_bus_connected"] == 1
 
