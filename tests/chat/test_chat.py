@@ -105,17 +105,6 @@ async def sync(client: ChatClient, room: str = "lobby") -> list[str]:
     return (await client.wait_frame("members", start=start, room=room))["users"]
 
 
-def entry_ids(client: ChatClient, room: str, start: int = 0) -> list[int]:
-    """The ids of every entry of ``room`` that ``client`` got, in order: its ``message`` frames and
-    its ``member`` frames (membership events, such as another user's first ``join``, take ids too).
-    For a client that keeps its messages."""
-    return [
-        f["id"]
-        for f in client.frames[start:]
-        if f["type"] in ("message", "member") and f.get("room") == room
-    ]
-
-
 def assert_gapless(ids: list[int], first: int, last: int, who: str = "") -> None:
     assert ids == list(range(first, last + 1)), (
         f"{who}: expected ids {first}..{last} once each, in order; got {len(ids)} ids"
@@ -218,7 +207,7 @@ async def test_every_member_gets_every_message_of_its_room_once_in_order(
                 # of the room from its own join on, once each, in order
                 since = joined[name, room]["last_id"]
                 assert_gapless(
-                    entry_ids(client, room),
+                    client.entry_ids(room),
                     since + 1,
                     base[room] + totals[room],
                     f"{name}/{room} with member events",
@@ -319,9 +308,9 @@ async def test_say_needs_a_join_and_a_member_is_told_its_own_rooms(
         assert (await ann.join("lobby", since=0))["last_id"] == now
         # (her live copy of it came before the leave: wait for the replayed one)
         await ann.wait_until(
-            lambda: entry_ids(ann, "lobby", start), what="the replayed message"
+            lambda: ann.entry_ids("lobby", start), what="the replayed message"
         )
-        assert entry_ids(ann, "lobby", start) == [now]
+        assert ann.entry_ids("lobby", start) == [now]
 
 
 async def test_too_many_rooms(start_chat: StartChat) -> None:
@@ -754,7 +743,7 @@ async def test_reconnect_and_resume(start_chat: StartChat, no_rate_limit: None) 
         await ann.wait_message_id("lobby", seen + 50)
         messages = ann.messages("lobby")
         assert_gapless([m["id"] for m in messages], seen + 1, seen + 50, "resumed")
-        assert entry_ids(ann, "lobby") == [m["id"] for m in messages]
+        assert ann.entry_ids("lobby") == [m["id"] for m in messages]
         expected = [flood_text("b", i, 64) for i in range(40)] + [
             flood_text("c", i, 64) for i in range(10)
         ]
@@ -795,15 +784,15 @@ async def test_join_leave_join_at_once_replays_once(
             # (from the second round on, ann.ids has base+50 already: wait for this replay's)
             at = ann.frames.index(joined)
             await ann.wait_until(
-                lambda at=at: base + 50 in entry_ids(ann, "lobby", at),
+                lambda at=at: base + 50 in ann.entry_ids("lobby", at),
                 what=f"message {base + 50} replayed after the last join",
             )
-            after = entry_ids(ann, "lobby", at)
+            after = ann.entry_ids("lobby", at)
             assert_gapless(
                 after, base + 1, base + 50, f"round {round_} after the last join"
             )
             assert await sync(ann) == ["ann", "bob"]
-            after = entry_ids(ann, "lobby", at)
+            after = ann.entry_ids("lobby", at)
             assert_gapless(after, base + 1, base + 50, f"round {round_}: a late replay")
             assert len(ann.of_type("joined", last_left)) == 1
             start = len(ann.frames)

@@ -25,6 +25,17 @@ browser = test_browser.browser
 open_page = test_browser.open_page
 
 
+async def create_private_room(page, label: str) -> str:
+    """``page``'s user makes a private room with the "New private room" control: its name."""
+    await page.page.fill("#create-room", label)
+    await page.page.press("#create-room", "Enter")
+    title = page.page.locator("#room-name")
+    await expect(title).to_have_text(re.compile(rf"^{label}\.[a-z0-9]{{8}}$"))
+    name = await title.text_content()
+    assert name is not None
+    return name
+
+
 def events(page, room: str):
     return page.page.locator(f'#messages ol[data-room="{room}"] > li.event')
 
@@ -86,12 +97,7 @@ async def test_the_page_makes_a_private_room_invites_and_opens_a_direct_room(
     await ann.register()
     await bob.register()
 
-    await ann.page.fill("#create-room", "den")
-    await ann.page.press("#create-room", "Enter")
-    title = ann.page.locator("#room-name")
-    await expect(title).to_have_text(re.compile(r"^den\.[a-z0-9]{8}$"))
-    den = await title.text_content()
-    assert den is not None
+    den = await create_private_room(ann, "den")
     await expect(ann.room_button(den)).to_have_attribute("aria-current", "true")
     await expect(ann.member("ann")).to_contain_text("owner")
 
@@ -151,12 +157,7 @@ async def test_the_owner_mutes_and_kicks_a_member_on_the_page(
     await ann.register()
     await bob.register()
 
-    await ann.page.fill("#create-room", "den")
-    await ann.page.press("#create-room", "Enter")
-    title = ann.page.locator("#room-name")
-    await expect(title).to_have_text(re.compile(r"^den\.[a-z0-9]{8}$"))
-    den = await title.text_content()
-    assert den is not None
+    den = await create_private_room(ann, "den")
     await ann.page.fill("#invite-user", "bob")
     await ann.page.press("#invite-user", "Enter")
     await expect(events(ann, den)).to_have_text([re.compile("bob was invited by ann")])
@@ -257,12 +258,7 @@ async def test_the_page_shows_a_refused_moderation_and_a_role_change(
     )
     await ann.register()
     await bob.register()
-    await ann.page.fill("#create-room", "club")
-    await ann.page.press("#create-room", "Enter")
-    title = ann.page.locator("#room-name")
-    await expect(title).to_have_text(re.compile(r"^club\.[a-z0-9]{8}$"))
-    club = await title.text_content()
-    assert club is not None
+    club = await create_private_room(ann, "club")
     await ann.page.fill("#invite-user", "bob")
     await ann.page.press("#invite-user", "Enter")
     await bob.page.locator(f'#directory [data-room="{club}"] .room-button').click()

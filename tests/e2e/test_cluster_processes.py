@@ -55,18 +55,6 @@ def assert_gapless(ids: list[int], first: int, last: int, who: str) -> None:
     assert ids == list(range(first, last + 1)), f"{who}: {ids}"
 
 
-def stream_ids(client: ChatClient, room: str) -> list[int]:
-    """The ids ``client`` got in ``room``, in the order they came: its messages and its member
-    events (a later user's first join of a public room takes the room's next id), which together
-    run without a gap from the client's own join on. Needs the client's message frames kept."""
-    assert client.keep_messages
-    return [
-        f["id"]
-        for f in client.frames
-        if f["type"] in ("message", "member") and f.get("room") == room
-    ]
-
-
 async def test_a_killed_nodes_users_leave_and_its_members_resume_on_another_node(
     nodes: StartNode,
 ) -> None:
@@ -84,9 +72,9 @@ async def test_a_killed_nodes_users_leave_and_its_members_resume_on_another_node
         said = bob_from + 9  # the tenth message after bob's join
         await ann.wait_message_id("lobby", said)
         await bob.wait_message_id("lobby", said)
-        assert_gapless(stream_ids(ann, "lobby"), ann_from, said, "ann before the kill")
-        assert_gapless(stream_ids(bob, "lobby"), bob_from, said, "bob before the kill")
-        last_seen_by_ann = stream_ids(ann, "lobby")[-1]
+        assert_gapless(ann.entry_ids("lobby"), ann_from, said, "ann before the kill")
+        assert_gapless(bob.entry_ids("lobby"), bob_from, said, "bob before the kill")
+        last_seen_by_ann = ann.entry_ids("lobby")[-1]
 
         a.kill()
         killed = time.monotonic()
@@ -115,7 +103,7 @@ async def test_a_killed_nodes_users_leave_and_its_members_resume_on_another_node
         said += 7  # bob-late-: the 7 said while ann was cut off
         await ann_again.wait_message_id("lobby", said, timeout=WAIT_S)
         assert_gapless(
-            stream_ids(ann, "lobby") + stream_ids(ann_again, "lobby"),
+            ann.entry_ids("lobby") + ann_again.entry_ids("lobby"),
             ann_from,
             said,
             "ann across the kill",
@@ -171,7 +159,7 @@ async def test_three_processes_every_member_gets_every_message_once_in_order(
         )
         for client in clients:
             assert_gapless(
-                stream_ids(client, "lobby"),
+                client.entry_ids("lobby"),
                 joined_at[client.user] + 1,
                 last,
                 client.user,
@@ -223,7 +211,7 @@ async def test_redis_killed_and_restarted_under_three_processes(
         )
         for client in clients:
             assert_gapless(
-                stream_ids(client, "lobby"),
+                client.entry_ids("lobby"),
                 joined_at[client.user] + 1,
                 last,
                 client.user,

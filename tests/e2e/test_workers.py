@@ -62,18 +62,6 @@ def client_port(client: ChatClient) -> int:
     return int(client.ws.transport.get_extra_info("sockname")[1])
 
 
-def stream_ids(client: ChatClient, room: str) -> list[int]:
-    """The ids ``client`` got in ``room``, in the order they came: its messages and its member
-    events (a later user's first join of a public room takes the room's next id), which together
-    run without a gap from the client's own join on. Needs the client's message frames kept."""
-    assert client.keep_messages
-    return [
-        f["id"]
-        for f in client.frames
-        if f["type"] in ("message", "member") and f.get("room") == room
-    ]
-
-
 @pytest.fixture
 async def workers(tmp_path: Path, redis_server: RedisServer) -> AsyncIterator[Node]:
     # port=0: the kernel picks, the parent binds it with SO_REUSEPORT and both workers share it
@@ -130,7 +118,7 @@ async def test_two_workers_share_the_port_and_the_chat(workers: Node) -> None:
             *(c.wait_message_id("lobby", last, timeout=WAIT_S) for c in clients)
         )
         for client in clients:
-            assert stream_ids(client, "lobby") == list(
+            assert client.entry_ids("lobby") == list(
                 range(joined_at[client.user] + 1, last + 1)
             ), client.user
         # SIGTERM to the parent stops both workers gracefully: every open connection is told 1001

@@ -165,6 +165,18 @@ class ChatClient:
     def message_ids(self, room: str, start: int = 0) -> list[int]:
         return [m["id"] for m in self.messages(room, start)]
 
+    def entry_ids(self, room: str, start: int = 0) -> list[int]:
+        """The ids of every entry of ``room`` this client got, in the order they came: its
+        ``message`` frames and its ``member`` frames (membership events, such as another user's
+        first ``join``, take the room's ids too), which together run without a gap from the
+        client's own join on. Needs the client's message frames kept."""
+        assert self.keep_messages
+        return [
+            f["id"]
+            for f in self.frames[start:]
+            if f["type"] in ("message", "member") and f.get("room") == room
+        ]
+
     async def wait_until(
         self,
         predicate: Callable[[], Any],
