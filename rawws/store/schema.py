@@ -125,6 +125,11 @@ spent_tickets = sa.Table(
 Migration = Callable[[AsyncConnection], Awaitable[None]]
 
 
+def user_named(username: str) -> sa.Select[Any]:
+    """The ``users`` row of ``username``, as names are compared (``names.username_key``)."""
+    return sa.select(users).where(users.c.username_key == username_key(username))
+
+
 async def _add_messages(conn: AsyncConnection) -> None:
     await conn.run_sync(
         lambda sync: metadata.create_all(sync, tables=[rooms, messages])

@@ -39,6 +39,7 @@ from rawws.store.schema import (
     rooms,
     schema_version,
     spent_tickets,
+    user_named,
     users,
 )
 from rawws.store.stops import AccountStops
@@ -111,13 +112,7 @@ class SqlStore(RoomsSql, AccountStops):
 
     async def get_user(self, username: str) -> User | None:
         async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(users).where(
-                        users.c.username_key == username_key(username)
-                    )
-                )
-            ).first()
+            row = (await conn.execute(user_named(username))).first()
         if row is None:
             return None
         created = (

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from rawws.store.base import Stamp
 from rawws.store.names import username_key
-from rawws.store.schema import refresh_tokens, users
+from rawws.store.schema import refresh_tokens, user_named, users
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,13 +103,7 @@ class AccountStops:
 
     async def account_state(self, username: str) -> AccountState | None:
         async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(users).where(
-                        users.c.username_key == username_key(username)
-                    )
-                )
-            ).first()
+            row = (await conn.execute(user_named(username))).first()
         if row is None:
             return None
         return AccountState(row.username, row.disabled, row.admin, row.not_before)

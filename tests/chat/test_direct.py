@@ -6,7 +6,6 @@ Driven as in test_doors (peers that record what they are sent, a real store).
 from __future__ import annotations
 
 import asyncio
-import json
 import tempfile
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from hypothesis import strategies as st
 
 from rawws.chat import wire as chat
 from rawws.chat.doors import direct_name
-from tests.chat.test_doors import Node, command, kind_of, opened
+from tests.chat.test_doors import Node, command, kind_of, opened, outsider_hears
 from tests.chat.test_doors import (
     store_url as store_url,
 )  # the fixture: SQLite, PostgreSQL
@@ -112,14 +111,7 @@ async def direct_leak(directory: Path, commands: list[dict]) -> None:
         for text in ("one", "two"):
             await node.answer(ann, type="say", room=room, text=text, ref=text)
         never = direct_name("bob", "dan")  # a pair that never spoke
-        heard: dict[str, list[str]] = {}
-        for name in (room, never):
-            cy = node.connect("cy")
-            for frame in commands:
-                await node.ask(cy, **frame, room=name)
-                await node.answer(ann, type="say", room=room, text="more", ref="m")
-            heard[name] = [json.dumps(f).replace(name, "ROOM") for f in cy.frames]
-            node.handler.on_close(cy, 1000)
+        heard = await outsider_hears(node, ann, room, never, commands)
         assert heard[room] == heard[never]
         assert not any('"type": "message"' in f for f in heard[room])
     finally:

@@ -91,6 +91,22 @@ async def opened(where: Path | str) -> SqlStore:
     return store
 
 
+async def outsider_hears(
+    node: Node, talker: FakePeer, room: str, never: str, commands: list[dict]
+) -> dict[str, list[str]]:
+    """What a fresh outsider ("cy") is told for ``commands`` about ``room`` and about ``never``
+    (a name no room has), while ``talker`` keeps talking in ``room``: each room's name masked."""
+    heard: dict[str, list[str]] = {}
+    for name in (room, never):
+        cy = node.connect("cy")
+        for frame in commands:
+            await node.ask(cy, **frame, room=name)
+            await node.answer(talker, type="say", room=room, text="more", ref="m")
+        heard[name] = [json.dumps(f).replace(name, "ROOM") for f in cy.frames]
+        node.handler.on_close(cy, 1000)
+    return heard
+
+
 def kind_of(answer: dict) -> str:
     return answer["code"] if answer["type"] == "error" else answer["type"]
 
@@ -222,14 +238,7 @@ async def leak_scenario(
         for text in ("one", "two"):
             await node.answer(ann, type="say", room=den, text=text, ref=text)
         never = "den.zzzzzzzz"
-        heard: dict[str, list[str]] = {}
-        for room in (den, never):
-            cy = node.connect("cy")
-            for frame in commands:
-                await node.ask(cy, **frame, room=room)
-                await node.answer(ann, type="say", room=den, text="more", ref="m")
-            heard[room] = [json.dumps(f).replace(room, "ROOM") for f in cy.frames]
-            node.handler.on_close(cy, 1000)
+        heard = await outsider_hears(node, ann, den, never, commands)
         assert heard[den] == heard[never]
         assert not any('"type": "message"' in f for f in heard[den])
     finally:

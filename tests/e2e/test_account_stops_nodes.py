@@ -29,7 +29,7 @@ from tests.support.chat_client import (
 )
 from tests.support.chat_client import login as chat_login
 from tests.support.helpers import TIMEOUT_S, http, raw_upgrade_status
-from tests.support.nodes import Node, serve_environment, start_node
+from tests.support.nodes import Node, node_starter, serve_environment
 from tests.support.redis_server import RedisServer
 
 SECRET = "account-stops-test-secret-" + "z" * 32
@@ -50,16 +50,8 @@ def env(postgres_url: str, redis_server: RedisServer) -> dict[str, str]:
 
 @pytest.fixture
 async def nodes(tmp_path: Path, env: dict[str, str]) -> AsyncIterator[StartNode]:
-    started: list[Node] = []
-
-    async def start() -> Node:
-        node = await start_node(tmp_path / f"node{len(started)}", port=0, env=env)
-        started.append(node)
-        return node
-
-    yield start
-    for node in started:
-        await node.stop()
+    async with node_starter(tmp_path, env) as start:
+        yield start
 
 
 async def stamp_of(postgres_url: str, user_key: str) -> float:

@@ -11,18 +11,17 @@ store: the kick comes first in the room's order, so the kicked user is told
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.chat_client import close_quietly, connect_chat, login, new_user
-from tests.support.nodes import Node, start_node
+from tests.support.nodes import StartNode, node_starter
 from tests.support.redis_server import RedisServer
 
 SECRET = "moderation-cluster-secret-" + "m" * 32
 HEARTBEAT_S = "0.2"  # heads: how a node finds what the bus did not bring
-StartNode = Callable[[], Awaitable[Node]]
 
 
 @pytest.fixture
@@ -35,16 +34,8 @@ async def nodes(
         "RAWWS_JWT_SECRET": SECRET,
         "RAWWS_BUS_HEARTBEAT_S": HEARTBEAT_S,
     }
-    started: list[Node] = []
-
-    async def start() -> Node:
-        node = await start_node(tmp_path / f"node{len(started)}", port=0, env=env)
-        started.append(node)
-        return node
-
-    yield start
-    for node in started:
-        await node.stop()
+    async with node_starter(tmp_path, env) as start:
+        yield start
 
 
 async def test_a_kick_made_while_redis_is_down_holds_on_the_other_node_when_it_returns(

@@ -24,6 +24,7 @@ import re
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -194,3 +195,26 @@ async def wait_ready(node: Node) -> None:
                 f"rawws serve did not answer /healthz within {START_TIMEOUT_S}s:\n{node.log()}"
             )
         await asyncio.sleep(POLL_S)
+
+
+StartNode = Callable[[], Awaitable[Node]]
+
+
+@contextlib.asynccontextmanager
+async def node_starter(
+    directory: Path, env: dict[str, str]
+) -> AsyncIterator[StartNode]:
+    """Start ``rawws serve`` nodes on demand, each in its own folder under ``directory`` with
+    ``env``; every node started is stopped on the way out."""
+    started: list[Node] = []
+
+    async def start() -> Node:
+        node = await start_node(directory / f"node{len(started)}", port=0, env=env)
+        started.append(node)
+        return node
+
+    try:
+        yield start
+    finally:
+        for node in started:
+            await node.stop()
