@@ -27,6 +27,7 @@ from rawws.store.base import (
     BANNED,
     BANNED_EVENT,
     KICKED,
+    LEFT,
     MEMBER,
     MODERATOR,
     MUTED,
@@ -244,3 +245,25 @@ def authorize_moderation(
         raise ChatError(mod.BAD_TARGET, f"{target_name} is a {command.role}", ref)
     demote = info.owner if info is not None and command.role == OWNER else None
     return event(ROLE_CHANGED, command.role, command.role, demote=demote)
+
+
+def authorize_leaving(
+    command: wire.Leave, user: str, found: Membership | None, now: float
+) -> MemberEvent | None:
+    """``leave`` with ``for_good``: the ``left`` event it stores, None when there is no
+    membership to end (not joined since version 8, or banned), or the ``ChatError`` why not:
+    a direct room is the pair's for good, and an owner hands the room over first."""
+    if wire.is_direct(command.room):
+        raise ChatError(
+            wire.BAD_ROOM, "a direct room cannot be left for good", command.ref
+        )
+    if found is None or found.role == BANNED:
+        return None
+    if found.role == OWNER:
+        raise ChatError(
+            wire.FORBIDDEN,
+            f"you own {command.room}: hand it over first (role … owner)",
+            command.ref,
+        )
+    judged_on = ((user, found.role),)
+    return MemberEvent(command.room, LEFT, user, user, "", now, None, expect=judged_on)

@@ -22,7 +22,12 @@ from collections.abc import Callable
 
 from rawws.chat import wire as chat
 from rawws.chat import wire_moderation as mod
-from rawws.chat.access import actor_role, authorize_actor, authorize_moderation
+from rawws.chat.access import (
+    actor_role,
+    authorize_actor,
+    authorize_leaving,
+    authorize_moderation,
+)
 from rawws.chat.doors import Doors
 from rawws.chat.doors import never_admin as never_admin
 from rawws.chat.hub import Hub
@@ -30,10 +35,7 @@ from rawws.chat.member import ChatMember
 from rawws.errors import ChatError
 from rawws.store import StoredMessage
 from rawws.store.base import (
-    BANNED,
-    LEFT,
     MUTED,
-    OWNER,
     REMOVING_EVENTS,
     UNMUTED,
     MemberEvent,
@@ -130,25 +132,12 @@ class Moderator:
         """
         room = command.room
         try:
-            if chat.is_direct(room):
-                raise ChatError(
-                    chat.BAD_ROOM, "a direct room cannot be left for good", command.ref
-                )
             found = await self.health.call(
                 "leaving", self.store.membership(room, member.user)
             )
-            if found is not None and found.role == OWNER:
-                raise ChatError(
-                    chat.FORBIDDEN,
-                    f"you own {room}: hand it over first (role … owner)",
-                    command.ref,
-                )
+            event = authorize_leaving(command, member.user, found, time.time())
             stored = None
-            if found is not None and found.role != BANNED:
-                event = MemberEvent(
-                    room, LEFT, member.user, member.user, "", time.time(), None
-                )
-                event = dataclasses.replace(event, expect=((member.user, found.role),))
+            if event is not None:
                 stored = await self.health.call(
                     "leaving", self.store.apply_member_event(event)
                 )
