@@ -47,9 +47,12 @@ class TokenPair:
     refresh_token: str
     refresh_expires_in: int
     session: str
+    #: The user's name as registered: a page that signs in from its cookie learns who it is.
+    username: str = ""
 
     def as_json(self) -> dict[str, object]:
         return {
+            "user": self.username,
             "access_token": self.access_token,
             "token_type": "bearer",
             "expires_in": self.access_expires_in,
@@ -136,4 +139,5 @@ class RefreshTokens:
             refresh,
             int(self.ttl_s),
             family,
+            username,
         )

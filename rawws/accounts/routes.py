@@ -21,7 +21,14 @@ from rawws.accounts.hashing import FairHashing
 from rawws.accounts.login_limits import PERIOD_S as LOGIN_PERIOD_S
 from rawws.accounts.login_limits import LoginLimits
 from rawws.accounts.passwords import Passwords, check_password, check_username
-from rawws.accounts.refresh import RefreshTokens, refresh_token_hash
+from rawws.accounts.refresh import RefreshTokens, TokenPair, refresh_token_hash
+from rawws.accounts.session_cookie import (
+    check_cookie_request,
+    clear_cookie,
+    cookie_token,
+    set_cookie,
+    wants_cookie,
+)
 from rawws.accounts.stops import StopBook
 from rawws.accounts.tokens import ACCESS, TICKET, Identity, Tokens, bearer_token
 from rawws.config import (
@@ -105,7 +112,12 @@ class Accounts:
         shared_limit: SharedLimit | None = None,
         counters: Counters | None = None,
         stops: StopBook | None = None,
+        allowed_origins: frozenset[str] = frozenset(),
+        tls: bool = False,
     ) -> None:
+        #: Where a cookie session's requests may come from (``session_cookie``), as for /ws.
+        self.allowed_origins = frozenset(o.rstrip("/").lower() for o in allowed_origins)
+        self.tls = tls
         #: The users' ``not_before`` stamps as this node knows them (none: nothing is stopped here).
         self.stops = stops
         self.counters = counters if counters is not None else Counters()
@@ -202,6 +214,9 @@ class Accounts:
 
     async def _login(self, request: Request) -> Response:
         body = read_json_object(request)
+        cookie = wants_cookie(body)
+        if cookie:  # before the password is checked: a forged request costs no hash
+            check_cookie_request(request, self.allowed_origins, tls=self.tls)
         username, password = body.get("username"), body.get("password")
         if (
             not isinstance(username, str)
@@ -244,15 +259,49 @@ class Accounts:
             # Enabled since this node last polled: its new token works here at once.
             stamp = Stamp(username_key(again.username), again.not_before, False)
             self.stops.note(stamp)
-        return json_response(200, pair.as_json(), [("Cache-Control", "no-store")])
+        return self._tokens_response(request, pair, cookie)
+
+    def _tokens_response(
+        self, request: Request, pair: TokenPair, cookie: bool
+    ) -> Response:
+        """``pair`` as JSON; a cookie session's refresh token goes in the cookie only."""
+        headers = [("Cache-Control", "no-store")]
+        payload = pair.as_json()
+        if cookie:
+            del payload["refresh_token"]
+            headers.append(
+                set_cookie(
+                    request, pair.refresh_token, pair.refresh_expires_in, tls=self.tls
+                )
+            )
+        return json_response(200, payload, headers)
+
+    def _presented(self, request: Request, body: dict[str, Any]) -> tuple[object, bool]:
+        """The refresh token a request presents, and whether it came in the cookie.
+
+        The body's token wins (an API client); else the cookie, only from a page of ours.
+        """
+        if "refresh_token" in body:
+            return body["refresh_token"], False
+        token = cookie_token(request)
+        if token is None:
+            return None, False
+        check_cookie_request(request, self.allowed_origins, tls=self.tls)
+        return token, True
 
     async def refresh(self, request: Request) -> Response:
         """A refresh token for a new access token and the refresh token's successor (rotation)."""
-        body = read_json_object(request)
-        pair = await self._stored(
-            "refresh", self.refresh_tokens.rotate(body.get("refresh_token"))
-        )
-        return json_response(200, pair.as_json(), [("Cache-Control", "no-store")])
+        presented, cookie = self._presented(request, read_json_object(request))
+        try:
+            pair = await self._stored("refresh", self.refresh_tokens.rotate(presented))
+        except HttpError as error:
+            if cookie and error.status == 401:  # spent, revoked or expired: drop it
+                error.headers = [
+                    *error.headers,
+                    clear_cookie(request, tls=self.tls),
+                ]
+            raise
+        return self._tokens_response(request, pair, cookie)
 
     async def logout(self, request: Request) -> Response:
         """Revoke the refresh token's family, and stop the user's access tokens issued until now.
@@ -262,8 +311,7 @@ class Accounts:
         The user's other logins keep their refresh tokens: they refresh for a new access token.
         Idempotent: a second logout with the same token stops nothing more.
         """
-        body = read_json_object(request)
-        presented = body.get("refresh_token")
+        presented, cookie = self._presented(request, read_json_object(request))
         self.refresh_tokens.check_presented(presented)
         assert isinstance(presented, str)
         stamp = await self._stored(
@@ -275,9 +323,10 @@ class Accounts:
         if stamp is not None and self.stops is not None:
             # this node's connections close now, the others' as soon as they hear
             self.stops.stamped(stamp)
-        return json_response(
-            200, {"revoked": stamp is not None}, [("Cache-Control", "no-store")]
-        )
+        headers = [("Cache-Control", "no-store")]
+        if cookie:
+            headers.append(clear_cookie(request, tls=self.tls))
+        return json_response(200, {"revoked": stamp is not None}, headers)
 
     async def change_password(self, request: Request) -> Response:
         """Needs the access token and the current password; revokes every other login of the user.

@@ -266,6 +266,8 @@ async def setup_app(server: Server) -> None:
         shared_limit=shared.take if shared else None,
         counters=server.counters,
         stops=stops,
+        allowed_origins=frozenset(config.allowed_origins),
+        tls=config.tls,
     )
     accounts.add_routes(server.router)
     add_page_routes(server.router)

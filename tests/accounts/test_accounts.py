@@ -73,6 +73,7 @@ async def test_register_login_ticket(server: Server) -> None:
         and 0 < body["expires_in"] <= server.config.access_ttl_s
     )
     assert set(body) == {
+        "user",
         "access_token",
         "token_type",
         "expires_in",

@@ -87,6 +87,7 @@ async def test_refresh_rotates_and_each_token_is_single_use(server: Server) -> N
     assert renewed.headers["cache-control"] == "no-store"
     body = renewed.json
     assert set(body) == {
+        "user",
         "access_token",
         "token_type",
         "expires_in",
@@ -94,6 +95,9 @@ async def test_refresh_rotates_and_each_token_is_single_use(server: Server) -> N
         "refresh_expires_in",
     }
     assert body["refresh_token"] != first["refresh_token"]  # rotated
+    assert (
+        body["user"] == "Ada"
+    )  # as registered: a page signed in by its cookie learns who it is
     assert (
         jwt.decode(str(body["access_token"]), options={"verify_signature": False})[
             "sub"

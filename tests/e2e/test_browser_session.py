@@ -8,6 +8,7 @@ import re
 import time
 from pathlib import Path
 
+from rawws.accounts.session_cookie import COOKIE_NAME
 from rawws.accounts.tokens import Tokens
 from rawws.chat import wire
 from rawws.chat.app import token_settings
@@ -23,6 +24,14 @@ except ImportError:  # pragma: no cover - the browser fixture skips
 # The browser tests' fixtures (tests/e2e/test_browser.py), shared by name.
 browser = test_browser.browser
 open_page = test_browser.open_page
+
+
+async def refresh_cookie(page: test_browser.ChatPage) -> str | None:
+    """The refresh token the browser keeps for the page (an HttpOnly cookie: no script reads it)."""
+    for cookie in await page.context.cookies():
+        if cookie["name"] == COOKIE_NAME:
+            return cookie["value"]
+    return None
 
 
 async def test_expired_session_shows_the_sign_in_form_again(
@@ -76,7 +85,10 @@ async def test_the_page_renews_its_session_and_reconnects_without_a_prompt(
         ),
     )
     await page.register()
-    refresh_before = await page.page.evaluate("sessionStorage.getItem('rawws.refresh')")
+    # The page's first look for a refresh cookie (none yet: 401) came before the sign-in.
+    assert refreshes[0] == 401
+    del refreshes[0]
+    refresh_before = await refresh_cookie(page)
     assert refresh_before
 
     deadline = time.monotonic() + 30
@@ -90,10 +102,7 @@ async def test_the_page_renews_its_session_and_reconnects_without_a_prompt(
     assert len(page.websocket_urls) >= 3, page.websocket_urls
     await expect(page.connection).to_have_attribute("data-state", "online")
     await expect(page.page.locator("#auth-view")).to_be_hidden()
-    assert (
-        await page.page.evaluate("sessionStorage.getItem('rawws.refresh')")
-        != refresh_before
-    )  # rotated
+    assert await refresh_cookie(page) != refresh_before  # rotated
 
     await page.say("a message after the renewals")
     assert page.dialogs == [] and page.page_errors == []

@@ -3,9 +3,12 @@
 // * The access token lives in memory and in sessionStorage (this tab only), never
 //   in a URL: every (re)connection buys a fresh single-use ticket with
 //   POST /auth/ticket and opens ws(s)://<this host>/ws?ticket=…, offering rawws.v1.
-// * The refresh token (sessionStorage too) renews the access token a minute before
-//   it expires (POST /auth/refresh, rotated on every use), so a tab left open for a
-//   working day stays signed in. A socket opened with the old token still ends with
+// * The refresh token is never seen by this script: the server keeps it in an HttpOnly,
+//   SameSite=Strict cookie for /auth (docs/protocol.md, "A browser's session"). It renews
+//   the access token a minute before it expires (POST /auth/refresh with the
+//   X-Rawws-Session header, rotated on every use; tabs take turns through a Web Lock so
+//   two never present one token), so a tab left open for a working day stays signed in,
+//   and a new tab or a restarted browser signs in from the cookie without a prompt. A socket opened with the old token still ends with
 //   1008 when that token expires; the page reconnects with the new one and `since`,
 //   without a prompt. Only a refused refresh (revoked, replayed, expired) signs out.
 // * A dropped connection is retried with capped exponential backoff and jitter;
@@ -34,7 +37,7 @@
   const NOTICE_MS = 7000;
   const STORAGE = {
     token: "rawws.token",
-    refresh: "rawws.refresh",
+    refresh: "rawws.refresh", // where pages before the cookie session kept it: removed at start
     expiresAt: "rawws.expiresAt",
     user: "rawws.user",
     rooms: "rawws.rooms",
@@ -110,6 +113,8 @@
     retryAt: 0,
     connection: "offline",
     useDefaults: false, // add the server's default rooms at the next welcome (a fresh sign-in)
+    restoreRooms: false, // join again the rooms the server says you belong to (a fresh sign-in)
+    renewable: false, // the session has a refresh cookie (signed in with a password or by the cookie)
     everOnline: false,
     pending: new Map(), // ref -> {room, text, node, socket}
     limits: null, // the protocol's limits, from the last welcome (readLimits)
@@ -286,13 +291,17 @@
     box.hidden = !text;
   }
 
-  async function postJson(path, body) {
+  // `session`: the request uses (or sets) the refresh cookie, with the header the server
+  // requires of it (no other site's page can send that header).
+  async function postJson(path, body, { session = false } = {}) {
+    const headers = { "Content-Type": "application/json" };
+    if (session) headers["X-Rawws-Session"] = "cookie";
     const response = await fetch(path, {
       method: "POST",
-      headers: { "Content-Type": "application/json" },
+      headers,
       body: JSON.stringify(body),
       cache: "no-store",
-      credentials: "omit",
+      credentials: session ? "same-origin" : "omit",
     });
     let payload = null;
     try {
@@ -308,7 +317,8 @@
   }
 
   async function logIn(username, password) {
-    const { response, payload } = await postJson("/auth/login", { username, password });
+    const { response, payload } = await postJson(
+      "/auth/login", { username, password, session: "cookie" }, { session: true });
     if (response.ok && payload && typeof payload.access_token === "string") return payload;
     if (response.status === 401) throw new Error("Wrong username or password.");
     if (response.status === 429) {
@@ -349,12 +359,10 @@
 
   function keepTokens(tokens) {
     state.token = tokens.access_token;
-    state.refresh = typeof tokens.refresh_token === "string" ? tokens.refresh_token : null;
+    state.renewable = true;
     const lifetime = Number(tokens.expires_in);
     state.expiresAt = Number.isFinite(lifetime) && lifetime > 0 ? Date.now() + lifetime * 1000 : 0;
     storage("set", STORAGE.token, state.token);
-    if (state.refresh) storage("set", STORAGE.refresh, state.refresh);
-    else storage("remove", STORAGE.refresh);
     storage("set", STORAGE.expiresAt, String(state.expiresAt));
     scheduleRefresh();
   }
@@ -362,7 +370,7 @@
   function scheduleRefresh() {
     clearTimeout(state.refreshTimer);
     state.refreshTimer = null;
-    if (!state.refresh || !state.expiresAt) return;
+    if (!state.renewable || !state.expiresAt) return;
     const lifetime = state.expiresAt - Date.now();
     const delay = Math.max(0, lifetime - Math.min(REFRESH_MARGIN_MS, lifetime / 3));
     state.refreshTimer = setTimeout(() => {
@@ -370,23 +378,30 @@
     }, delay);
   }
 
-  // Trade the refresh token for a new pair. true: renewed; false: refused (the session is over).
+  // The refresh cookie for a new access token (and the cookie's successor). One tab at a time
+  // (a Web Lock): tabs share the cookie, and a token presented twice ends the login.
+  async function refreshByCookie() {
+    const call = () => postJson("/auth/refresh", {}, { session: true });
+    if (navigator.locks && navigator.locks.request) return navigator.locks.request("rawws.refresh", call);
+    return call();
+  }
+
+  // Trade the refresh cookie for a new access token. true: renewed; false: refused (the session is over).
   // A network or server error throws, so the caller retries later instead of signing out.
   function renewTokens() {
     if (state.refreshing) return state.refreshing;
-    const presented = state.refresh;
-    if (!presented) return Promise.resolve(false);
+    if (!state.renewable) return Promise.resolve(false);
+    const seq = state.connectSeq;
     state.refreshing = (async () => {
       try {
-        const { response, payload } = await postJson("/auth/refresh", { refresh_token: presented });
-        if (state.refresh !== presented) return Boolean(state.token); // signed out or renewed meanwhile
+        const { response, payload } = await refreshByCookie();
+        if (seq !== state.connectSeq) return false; // signed out meanwhile
         if (response.ok && payload && typeof payload.access_token === "string") {
           keepTokens(payload);
           return true;
         }
-        if (response.status === 401 || response.status === 400) {
-          state.refresh = null;
-          storage("remove", STORAGE.refresh);
+        if (response.status === 401 || response.status === 400 || response.status === 403) {
+          state.renewable = false;
           return false;
         }
         state.refreshTimer = setTimeout(() => renewTokens().catch(() => {}), 5000 + Math.random() * 5000);
@@ -424,11 +439,11 @@
 
   function stopChat(notice, { logout = false } = {}) {
     state.connectSeq++;
-    if (logout && state.refresh) {
-      postJson("/auth/logout", { refresh_token: state.refresh }).catch(() => {}); // revoke this login
+    if (logout && state.renewable) {
+      postJson("/auth/logout", {}, { session: true }).catch(() => {}); // revoke this login, drop the cookie
     }
     state.token = null;
-    state.refresh = null;
+    state.renewable = false;
     state.expiresAt = 0;
     clearTimeout(state.refreshTimer);
     state.refreshTimer = null;
@@ -448,6 +463,7 @@
     state.parting.clear();
     state.current = null;
     state.useDefaults = false;
+    state.restoreRooms = false;
     $("messages").replaceChildren();
     $("room-list").replaceChildren();
     $("member-list").replaceChildren();
@@ -495,7 +511,7 @@
     else if (state.connection === "online") setConnection("reconnecting");
     let ticket;
     try {
-      if (state.refresh && state.expiresAt && Date.now() >= state.expiresAt - REFRESH_MARGIN_MS) {
+      if (state.renewable && state.expiresAt && Date.now() >= state.expiresAt - REFRESH_MARGIN_MS) {
         await renewTokens(); // about to expire: renew first (a refusal shows up as the ticket's 401)
         if (seq !== state.connectSeq) return;
       }
@@ -709,10 +725,27 @@
     for (const entry of state.directory) {
       if (entry.kind === "direct" && typeof entry.user === "string") state.others.set(entry.room, entry.user);
     }
+    if (state.restoreRooms) restoreRooms();
     renderRoomList();
     renderDirectory();
     if (state.current) selectRoomTitle(state.current);
     renderMembers();
+  }
+
+  // A fresh sign-in (a new tab, a restarted browser): the rooms you are a member of (a role
+  // in the `rooms` answer) are joined again, as far as the connection's room limit allows.
+  // The server remembers them: "Leave for good" is what ends a membership.
+  function restoreRooms() {
+    state.restoreRooms = false;
+    const most = state.limits ? state.limits.max_rooms_per_connection : Infinity;
+    for (const entry of state.directory) {
+      if (state.rooms.size >= most) break;
+      if (typeof entry.role !== "string" || state.rooms.has(entry.room) || state.parting.has(entry.room)) continue;
+      const room = ensureRoom(entry.room);
+      if (state.connection === "online") sendJoin(room);
+    }
+    saveRooms();
+    renderRoomList();
   }
 
   // Every room you may see and are not in: one click joins it.
@@ -761,6 +794,7 @@
     if (state.useDefaults && Array.isArray(frame.rooms)) {
       for (const name of frame.rooms) if (validRoom(name)) ensureRoom(name);
       if (!state.current) selectRoom(state.rooms.keys().next().value || null);
+      state.restoreRooms = true; // and the rooms you belong to, from the answer to `rooms`
     }
     state.useDefaults = false;
     state.everOnline = true;
@@ -1452,13 +1486,27 @@
       if (state.token && !state.ws) setConnection("offline");
     });
 
+    storage("remove", STORAGE.refresh); // kept there by pages before the cookie session
     const token = storage("get", STORAGE.token);
     const user = storage("get", STORAGE.user);
     const expiresAt = Number(storage("get", STORAGE.expiresAt)) || 0;
-    const refresh = storage("get", STORAGE.refresh);
     const expiresIn = expiresAt ? Math.max(1, (expiresAt - Date.now()) / 1000) : 0;
-    if (token && user) startChat({ access_token: token, refresh_token: refresh, expires_in: expiresIn }, user);
-    else showAuth();
+    if (token && user) startChat({ access_token: token, expires_in: expiresIn }, user);
+    else signInByCookie();
+  }
+
+  // A new tab or a restarted browser: the refresh cookie, if the browser has one, signs in.
+  async function signInByCookie() {
+    try {
+      const { response, payload } = await refreshByCookie();
+      if (response.ok && payload && typeof payload.access_token === "string" && typeof payload.user === "string") {
+        startChat(payload, payload.user);
+        return;
+      }
+    } catch (_) {
+      // the server is unreachable: the form says so when it is used
+    }
+    showAuth();
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
