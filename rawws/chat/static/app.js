@@ -173,6 +173,54 @@
     weekday: "short", day: "numeric", month: "short", hour: "numeric", minute: "2-digit",
   });
   const fullFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "medium" });
+  const dayFormat = new Intl.DateTimeFormat(undefined, { weekday: "long", day: "numeric", month: "long", year: "numeric" });
+
+  // The day separator's words for a moment: "Today", "Yesterday" or the date in full.
+  function dayLabel(ts) {
+    const date = new Date(ts * 1000);
+    const today = new Date();
+    if (date.toDateString() === today.toDateString()) return "Today";
+    const yesterday = new Date(today.getFullYear(), today.getMonth(), today.getDate() - 1);
+    if (date.toDateString() === yesterday.toDateString()) return "Yesterday";
+    return dayFormat.format(date);
+  }
+
+  // http(s) addresses in a message, as typed: a link ends before white space, and before
+  // punctuation that ends a sentence or closes a bracket the address did not open.
+  const LINK = /\bhttps?:\/\/[^\s<>"]+/g;
+
+  function linkEnd(address) {
+    let end = address.length;
+    while (end > 0 && /[.,;:!?'*]/.test(address[end - 1])) end--;
+    if (address[end - 1] === ")" && !address.slice(0, end).includes("(")) end--;
+    return end;
+  }
+
+  // A message's text as a paragraph: its words as text nodes, its addresses as links (opened
+  // in a new tab, without the page's referrer or a handle on it). Never parsed as HTML.
+  function textWithLinks(text, className = "text") {
+    const paragraph = el("p", className);
+    let at = 0;
+    for (const match of text.matchAll(LINK)) {
+      const address = match[0].slice(0, linkEnd(match[0]));
+      let url = null;
+      try {
+        url = new URL(address);
+      } catch (_) {
+        url = null;
+      }
+      if (!url || (url.protocol !== "http:" && url.protocol !== "https:")) continue;
+      paragraph.append(text.slice(at, match.index));
+      const link = el("a", "", address);
+      link.href = url.href;
+      link.target = "_blank";
+      link.rel = "noopener noreferrer nofollow";
+      paragraph.append(link);
+      at = match.index + address.length;
+    }
+    paragraph.append(text.slice(at));
+    return paragraph;
+  }
 
   // A moment (seconds since the epoch) in local time: the time alone today, else with the day.
   function untilText(ts) {
@@ -239,10 +287,21 @@
     return typeof name === "string" && (!state.limits || state.limits.roomName.test(name));
   }
 
+  // No maxlength on the box: it would cut a long paste short in silence. The box keeps all of
+  // it, and says how far over the limit it is before anything is sent (characters as the
+  // server counts them: code points, not UTF-16 units).
   function applyLimits() {
-    const input = $("message-input");
-    if (state.limits) input.maxLength = state.limits.max_text_chars;
-    else input.removeAttribute("maxlength");
+    $("message-input").removeAttribute("maxlength");
+    updateLength();
+  }
+
+  function updateLength() {
+    const box = $("length-warning");
+    const most = state.limits ? state.limits.max_text_chars : 0;
+    const length = most ? Array.from($("message-input").value).length : 0;
+    box.hidden = !most || length <= most;
+    box.textContent = box.hidden ? "" : `${length.toLocaleString()} characters: the limit is ${most.toLocaleString()}.`
+      + " Shorten it or split it in two before sending.";
   }
 
   function capitalise(text) {
@@ -945,6 +1004,7 @@
     if (room.nodes.has(event.id)) return;
     const words = EVENT_WORDS[event.event];
     const node = el("li", "event");
+    node.dataset.ts = String(event.ts);
     node.dataset.event = event.event;
     node.dataset.user = event.user;
     node.append(el("span", "event-text", words ? words(event) : `${event.user}: ${event.event} (by ${event.by})`));
@@ -1086,7 +1146,7 @@
     const body = el("div", "body");
     const meta = el("div", "meta");
     meta.append(el("span", "author", message.user), timeElement(message.ts));
-    body.append(meta, el("p", "text", message.text));
+    body.append(meta, textWithLinks(message.text));
     node.append(body, el("span", "status"));
     node.dataset.user = message.user;
     node.dataset.ts = String(message.ts);
@@ -1150,7 +1210,11 @@
     room.nodes.set(id, node);
     room.list.insertBefore(node, next || null);
     regroup(node);
-    if (node.nextElementSibling) regroup(node.nextElementSibling);
+    markDay(node);
+    if (node.nextElementSibling) {
+      regroup(node.nextElementSibling);
+      markDay(node.nextElementSibling);
+    }
     updateEmpty(room);
   }
 
@@ -1169,6 +1233,18 @@
       && previous.dataset.user === node.dataset.user
       && Math.abs(Number(node.dataset.ts) - Number(previous.dataset.ts)) < GROUP_WINDOW_S;
     node.classList.toggle("continued", Boolean(continued));
+  }
+
+  // The first entry of a day (local time) carries that day's separator (drawn by the CSS from
+  // `data-day`): decided against the entry before it, so history loaded above moves it.
+  function markDay(node) {
+    if (!node.dataset.ts) return;
+    const day = new Date(Number(node.dataset.ts) * 1000).toDateString();
+    let previous = node.previousElementSibling;
+    while (previous && !previous.dataset.ts) previous = previous.previousElementSibling;
+    const first = !previous || new Date(Number(previous.dataset.ts) * 1000).toDateString() !== day;
+    if (first) node.dataset.day = dayLabel(Number(node.dataset.ts));
+    else delete node.dataset.day;
   }
 
   function updateEmpty(room) {
@@ -1398,7 +1474,7 @@
       showNotice("Join a room first.");
       return;
     }
-    if (state.limits && text.length > state.limits.max_text_chars) {
+    if (state.limits && Array.from(text).length > state.limits.max_text_chars) {
       showNotice(FRIENDLY_ERRORS.too_long(state.limits));
       return;
     }
@@ -1408,6 +1484,7 @@
     }
     sendMessage(room, text);
     input.value = "";
+    updateLength();
   }
 
   function init() {
@@ -1431,6 +1508,7 @@
       event.preventDefault();
       submitComposer();
     });
+    $("message-input").addEventListener("input", updateLength);
     $("message-input").addEventListener("keydown", (event) => {
       if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
         event.preventDefault();
