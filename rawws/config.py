@@ -207,6 +207,12 @@ class ServerConfig:
         "messages per replay query",
         COUNT,
     )
+    presence_grace_s: float = CHAT(
+        DEFAULT_PRESENCE_GRACE_S,
+        "a user whose last connection closed stays present this long (a reload is no leave)",
+        SECONDS.zero_means("gone at once"),
+        flag="--presence-grace",
+    )
     data_dir: str = STORE(
         "rawws-data", "the SQLite file and the generated JWT secret", metavar="DIR"
     )

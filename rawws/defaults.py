@@ -31,6 +31,7 @@ __all__ = [
     "DEFAULT_CHAT_MESSAGES_PER_S",
     "DEFAULT_CHAT_MESSAGE_BURST",
     "DEFAULT_CHAT_MAX_ROOMS_PER_CONNECTION",
+    "DEFAULT_PRESENCE_GRACE_S",
     "DEFAULT_CHAT_MAX_BATCH_MESSAGES",
     "DEFAULT_CHAT_REPLAY_PAGE_MESSAGES",
     "DEFAULT_ACCESS_TTL_S",
@@ -84,6 +85,9 @@ DEFAULT_MESSAGE_TIMEOUT_S = 30.0
 DEFAULT_CHAT_MESSAGES_PER_S = 10.0
 DEFAULT_CHAT_MESSAGE_BURST = 20
 DEFAULT_CHAT_MAX_ROOMS_PER_CONNECTION = 32
+#: A user whose last connection to a room closed counts as present this long: a page reload
+#: or a short network change shows no "left" and "joined" to everyone in the room.
+DEFAULT_PRESENCE_GRACE_S = 5.0
 DEFAULT_CHAT_MAX_BATCH_MESSAGES = 256
 DEFAULT_CHAT_REPLAY_PAGE_MESSAGES = 500
 # Accounts and tokens

@@ -212,6 +212,7 @@ async def setup_app(server: Server) -> None:
         node=node_name(),
         heartbeat_s=config.bus_heartbeat_s,
         presence_ttl_s=config.presence_ttl_s,
+        presence_grace_s=config.presence_grace_s,
         counters=server.counters,
         health=health,
         limits=ChatLimits(

@@ -41,9 +41,16 @@ def text_frame(text: str) -> SharedFrame:
 
 
 class Hub:
-    def __init__(self) -> None:
+    """``grace_s``: a user whose last connection left a room stays present that long
+    (*lingering*): a reload or a reconnect within it shows nobody a ``left`` and a ``joined``.
+    ``leave`` then says nothing; ``expire`` names the users whose grace ran out."""
+
+    def __init__(self, grace_s: float = 0.0) -> None:
+        self.grace_s = grace_s
         self._rooms: dict[str, dict[Member, None]] = {}  # insertion-ordered sets
-        self._present: dict[str, Counter[str]] = {}  # room → user → connections
+        # room → user → connections; a lingering user is kept at 0 (present, unconnected)
+        self._present: dict[str, Counter[str]] = {}
+        self._lingering: dict[tuple[str, str], float] = {}  # (room, user) → until when
 
     def join(self, member: Member, room: str) -> bool:
         """Add ``member``; ``True`` when its user was not present in the room before."""
@@ -53,10 +60,16 @@ class Hub:
         members[member] = None
         present = self._present.setdefault(room, Counter())
         present[member.user] += 1
+        if self._lingering and (room, member.user) in self._lingering:
+            del self._lingering[(room, member.user)]
+            return False  # back within the grace: never gone
         return present[member.user] == 1
 
-    def leave(self, member: Member, room: str) -> bool:
-        """Remove ``member``; ``True`` when that was its user's last connection in the room."""
+    def leave(self, member: Member, room: str, now: float | None = None) -> bool:
+        """Remove ``member``; ``True`` when that was its user's last connection in the room.
+
+        ``now``: the connection closed (it did not ask to leave): with a grace, its user
+        lingers until ``expire`` instead, and this says ``False``."""
         members = self._rooms.get(room)
         if members is None or member not in members:
             return False
@@ -64,12 +77,33 @@ class Hub:
         present = self._present[room]
         present[member.user] -= 1
         left = present[member.user] == 0
-        if left:
+        if left and now is not None and self.grace_s > 0:
+            self._lingering[(room, member.user)] = now + self.grace_s
+            left = False
+        elif left:
             del present[member.user]
         if not members:
             del self._rooms[room]
-            del self._present[room]
+            if not present:
+                del self._present[room]
         return left
+
+    def expire(self, now: float) -> list[tuple[str, str]]:
+        """The (room, user) pairs whose grace ran out by ``now``: gone from the room now."""
+        if not self._lingering:
+            return []
+        gone = [key for key, until in self._lingering.items() if until <= now]
+        for room, user in gone:
+            del self._lingering[(room, user)]
+            present = self._present[room]
+            del present[user]
+            if not present and room not in self._rooms:
+                del self._present[room]
+        return gone
+
+    def lingering(self, room: str, user: str) -> bool:
+        """``user`` left ``room`` within the grace and may come back unannounced."""
+        return (room, user) in self._lingering
 
     def is_member(self, member: Member, room: str) -> bool:
         return member in self._rooms.get(room, ())

@@ -80,6 +80,7 @@ class ChatHandler:
         node: str = "local",
         heartbeat_s: float = DEFAULT_HEARTBEAT_S,
         presence_ttl_s: float = DEFAULT_PRESENCE_TTL_S,
+        presence_grace_s: float = 0.0,
         health: StoreHealth | None = None,
         limits: ChatLimits | None = None,
         counters: Counters | None = None,
@@ -87,7 +88,7 @@ class ChatHandler:
     ) -> None:
         self.store = store
         self.limits = limits = limits if limits is not None else ChatLimits()
-        self.hub = hub or Hub()
+        self.hub = hub or Hub(presence_grace_s)
         self.counters = counters if counters is not None else Counters()
         self.health = health if health is not None else StoreHealth()
         self.writer = MessageWriter(
@@ -126,6 +127,7 @@ class ChatHandler:
         self._tasks: set[asyncio.Task[None]] = (
             set()
         )  # every member's replays and queries, until done
+        self._grace: asyncio.Task[None] | None = None  # ends the lingering (Hub.expire)
 
     def _publish_message(self, room: str, text: str, message_id: int) -> None:
         self.counters.fanout_deliveries += self.hub.publish(room, text, message_id)
@@ -145,6 +147,17 @@ class ChatHandler:
     async def start(self) -> None:
         """Connect the bus (``BusUnavailable`` when it cannot be reached)."""
         await self.feed.start()
+        if self.hub.grace_s > 0:
+            self._grace = asyncio.create_task(self._end_graces())
+
+    async def _end_graces(self) -> None:
+        """Users whose grace ran out leave their rooms: here, then on every node."""
+        while True:
+            await asyncio.sleep(min(1.0, self.hub.grace_s / 2))
+            for room, user in self.hub.expire(time.monotonic()):
+                self.feed.here(room, user, False)
+                if not self.presence.elsewhere(room, user):
+                    self.hub.publish(room, chat.presence(room, user, "left"))
 
     # -- WebSocketHandler -----------------------------------------------------------
 
@@ -193,8 +206,11 @@ class ChatHandler:
         self.stops.remove(peer, member.user)
         for task in member.tasks:
             task.cancel()
+        now = (
+            time.monotonic()
+        )  # closed, not left: a reload within the grace is no leave
         for room in list(member.last_ids):
-            self._leave(member, room)
+            self._leave(member, room, now)
 
     # -- commands ---------------------------------------------------------------------
 
@@ -437,12 +453,12 @@ class ChatHandler:
         for say in held:
             member.send(chat.error(code, message, say.ref))
 
-    def _leave(self, member: ChatMember, room: str) -> None:
+    def _leave(self, member: ChatMember, room: str, now: float | None = None) -> None:
         member.last_ids.pop(room, None)
         member.floors.pop(room, None)
         member.muted.pop(room, None)
         member.catching_up.pop(room, None)
-        if self.hub.leave(member, room):  # the user's last connection here
+        if self.hub.leave(member, room, now):  # the user's last connection here
             self.feed.here(room, member.user, False)
             if not self.presence.elsewhere(room, member.user):
                 self.hub.publish(room, chat.presence(room, member.user, "left"))
@@ -475,6 +491,8 @@ class ChatHandler:
         cancelling it a second time, can leave that task hanging so the process never exits.
         """
         await self.writer.flush()
+        if self._grace is not None:
+            self._grace.cancel()
         await self.feed.close()
         pending = [task for task in self._tasks if not task.done()]
         for task in pending:
