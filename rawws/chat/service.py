@@ -37,6 +37,7 @@ from rawws.chat.moderation import Moderator, never_admin, refuse_muted
 from rawws.chat.peer import Peer
 from rawws.chat.presence import DEFAULT_PRESENCE_TTL_S, Change, ClusterPresence
 from rawws.chat.replay import SharedReads
+from rawws.chat.retention import gap
 from rawws.chat.stops import ConnectionStops
 from rawws.chat.wire import (
     Create,
@@ -367,6 +368,9 @@ class ChatHandler:
                 )
                 if not current():
                     return
+                if page[0].id > after + 1 if page else after < last_id:
+                    # ids have no gaps but what retention removed: say so, never a silent gap
+                    member.send(gap(room, after, page[0].id if page else last_id + 1))
                 if not page:
                     break
                 for message in page:
