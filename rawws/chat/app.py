@@ -221,6 +221,8 @@ async def setup_app(server: Server) -> None:
             max_rooms_per_connection=config.chat_max_rooms_per_connection,
             max_batch_messages=config.chat_max_batch_messages,
             replay_page_messages=config.chat_replay_page_messages,
+            history_max_age_s=config.history_max_age_s,
+            history_max_messages=config.history_max_messages,
         ),
     )
     try:

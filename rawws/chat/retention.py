@@ -18,6 +18,8 @@ from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
 from rawws.chat import wire
+from rawws.chat.wire_retention import strictest
+from rawws.store.retention import RoomBounds
 
 log = logging.getLogger("rawws.chat")
 
@@ -27,7 +29,7 @@ DEFAULT_SWEEP_INTERVAL_S = 60.0
 class Kept(Protocol):
     """What the sweep needs of the store (``rawws.store.retention.RetentionSql``)."""
 
-    def room_names(self) -> AsyncIterator[str]: ...
+    def room_bounds(self) -> AsyncIterator[RoomBounds]: ...
 
     async def retention_cut(
         self, room: str, older_than: float | None, max_messages: int | None
@@ -61,26 +63,28 @@ class RetentionSweep:
         self.removed = 0  # entries removed since start (metrics, tests)
         self._task: asyncio.Task[None] | None = None
 
-    @property
-    def active(self) -> bool:
-        return self.max_age_s > 0 or self.max_messages > 0
-
     async def sweep_once(self) -> int:
         """One walk over every room; how many entries it removed."""
-        older_than = self.clock() - self.max_age_s if self.max_age_s > 0 else None
-        keep = self.max_messages if self.max_messages > 0 else None
+        now = self.clock()
         removed = 0
-        async for room in self.store.room_names():
-            cut = await self.store.retention_cut(room, older_than, keep)
+        async for bounds in self.store.room_bounds():
+            age = strictest(self.max_age_s, bounds.max_age_s)
+            keep = int(strictest(self.max_messages, bounds.max_messages))
+            if not age and not keep:
+                continue  # kept forever
+            cut = await self.store.retention_cut(
+                bounds.room, now - age if age else None, keep or None
+            )
             if cut > 0:
-                removed += await self.store.remove_through(room, cut)
+                removed += await self.store.remove_through(bounds.room, cut)
         self.removed += removed
         if removed:
             log.info("retention removed %d stored entries", removed)
         return removed
 
     def start(self) -> None:
-        if self.active and self._task is None:
+        """Sweep every ``interval_s`` from now on (rooms' owners may set bounds of their own)."""
+        if self._task is None:
             self._task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:

@@ -14,7 +14,8 @@ million old messages never holds the room's row, or SQLite's one writer, for lon
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -26,8 +27,19 @@ SWEEP_BATCH = 500  # rows removed per transaction
 ROOMS_PAGE = 500  # rooms read per query while sweeping
 
 
+@dataclass(frozen=True, slots=True)
+class RoomBounds:
+    """A room's own retention: 0 where it has none of its own."""
+
+    room: str
+    max_age_s: float
+    max_messages: int
+
+
 class RetentionSql:
     engine: AsyncEngine
+
+    _insert_room_if_missing: Callable[[str], sa.Executable]  # ``RoomsSql``'s
 
     async def kept_from(self, room: str) -> int:
         """The lowest id of ``room`` still stored (its last id + 1 when none is)."""
@@ -46,26 +58,49 @@ class RetentionSql:
             ).scalar()
         return int(last or 0) + 1
 
-    async def room_names(self) -> AsyncIterator[str]:
-        """Every room with a stored sequence, a page at a time (the sweep's walk)."""
+    async def room_bounds(self) -> AsyncIterator[RoomBounds]:
+        """Every room with a stored sequence and its own bounds, a page at a time (the sweep's walk)."""
         after = ""
         while True:
             async with self.engine.connect() as conn:
-                page = list(
-                    (
-                        await conn.execute(
-                            sa.select(rooms.c.name)
-                            .where(rooms.c.name > after)
-                            .order_by(rooms.c.name)
-                            .limit(ROOMS_PAGE)
-                        )
-                    ).scalars()
-                )
-            for name in page:
-                yield name
+                page = (
+                    await conn.execute(
+                        sa.select(rooms.c.name, rooms.c.max_age_s, rooms.c.max_messages)
+                        .where(rooms.c.name > after)
+                        .order_by(rooms.c.name)
+                        .limit(ROOMS_PAGE)
+                    )
+                ).all()
+            for row in page:
+                yield RoomBounds(row.name, row.max_age_s or 0.0, row.max_messages or 0)
             if len(page) < ROOMS_PAGE:
                 return
-            after = page[-1]
+            after = page[-1].name
+
+    async def set_room_retention(
+        self, room: str, max_age_s: float, max_messages: int
+    ) -> None:
+        """A room's own bounds (0: none of its own); the room's row is made if need be."""
+        async with self.engine.begin() as conn:
+            await conn.execute(self._insert_room_if_missing(room))
+            await conn.execute(
+                rooms.update()
+                .where(rooms.c.name == room)
+                .values(max_age_s=max_age_s or None, max_messages=max_messages or None)
+            )
+
+    async def room_retention(self, room: str) -> RoomBounds:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(rooms.c.max_age_s, rooms.c.max_messages).where(
+                        rooms.c.name == room
+                    )
+                )
+            ).first()
+        if row is None:
+            return RoomBounds(room, 0.0, 0)
+        return RoomBounds(room, row.max_age_s or 0.0, row.max_messages or 0)
 
     async def retention_cut(
         self, room: str, older_than: float | None, max_messages: int | None
