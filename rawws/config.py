@@ -50,6 +50,7 @@ from rawws.defaults import *  # noqa: F403  # used below and re-exported: code i
 from rawws.errors import SettingError
 
 MODE = Unit(None, compression_mode)  # true/false, 1/0… too: shared/off
+KEPT = Unit("N", INTEGER.parse, rule=at_least(0), zero="no limit")  # 0: every one kept
 
 LISTEN = Group("listening")
 WEBSOCKET = Group("WebSocket", "each WebSocket connection")
@@ -229,6 +230,18 @@ class ServerConfig:
         DEFAULT_DB_TIMEOUT_S,
         "time to connect to the database (at start: to make its schema too)",
         SECONDS,
+    )
+    history_max_age_s: float = STORE(
+        0.0,
+        "messages older than this are removed from every room, oldest first",
+        SECONDS.zero_means("kept forever"),
+        flag="--history-max-age",
+    )
+    history_max_messages: int = STORE(
+        0,
+        "each room keeps its newest N messages; older ones are removed",
+        KEPT,
+        flag="--history-max-messages",
     )
     jwt_secret: str | None = ACCOUNTS(
         None, "HS256 secret", flag=None, unset="generated", secret=True, repr=False

@@ -22,6 +22,7 @@ from enum import Enum
 
 from rawws.chat import wire
 from rawws.chat import wire_moderation as mod
+from rawws.chat.wire_retention import RetentionChange
 from rawws.errors import ChatError
 from rawws.store.base import (
     BANNED,
@@ -76,6 +77,8 @@ RULES: dict[type[wire.Command], Rule] = {
     mod.Mute: Rule.MODERATE,
     mod.Unmute: Rule.MODERATE,
     mod.RoleChange: Rule.MODERATE,
+    # The room's stored owner (or an admin) decides: ``authorize_retention``.
+    RetentionChange: Rule.ANYONE,
 }
 
 _JOINED, _NOT_JOINED, _PRIVATE, _ANYONE = (
@@ -267,3 +270,33 @@ def authorize_leaving(
         )
     judged_on = ((user, found.role),)
     return MemberEvent(command.room, LEFT, user, user, "", now, None, expect=judged_on)
+
+
+def authorize_retention(
+    command: RetentionChange,
+    found: Membership | None,
+    admin: bool,
+    server_age_s: float,
+    server_messages: int,
+) -> None:
+    """A room's own retention: set by its owner (or an admin), never longer than the server's.
+
+    Not in a direct room (its two users have no owner between them). A private room's
+    outsider hears of no room, as for every other command.
+    """
+    room, ref = command.room, command.ref
+    if wire.is_direct(room):
+        raise ChatError(wire.BAD_ROOM, "a direct room keeps what the server keeps", ref)
+    owner = found is not None and found.role == OWNER
+    if wire.is_private(room) and found is None and not admin:
+        raise ChatError(wire.NO_SUCH_ROOM, f"no room {room}", ref)
+    if not owner and not admin:
+        raise ChatError(wire.FORBIDDEN, f"only the owner of {room} sets that", ref)
+    for asked, most, what in (
+        (command.max_age_s, server_age_s, "max_age"),
+        (command.max_messages, server_messages, "max_messages"),
+    ):
+        if most and asked > most:
+            raise ChatError(
+                wire.BAD_FIELD, f"{what} may be at most the server's {most:g}", ref
+            )

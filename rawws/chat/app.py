@@ -39,6 +39,7 @@ from rawws.chat import wire
 from rawws.chat.doors import stored_admin
 from rawws.chat.limits import ChatLimits
 from rawws.chat.page import add_page_routes
+from rawws.chat.retention import RetentionSweep
 from rawws.chat.service import ChatHandler
 from rawws.config import ServerConfig
 from rawws.errors import SettingError
@@ -221,6 +222,8 @@ async def setup_app(server: Server) -> None:
             max_rooms_per_connection=config.chat_max_rooms_per_connection,
             max_batch_messages=config.chat_max_batch_messages,
             replay_page_messages=config.chat_replay_page_messages,
+            history_max_age_s=config.history_max_age_s,
+            history_max_messages=config.history_max_messages,
         ),
     )
     try:
@@ -301,7 +304,11 @@ async def setup_app(server: Server) -> None:
         await connections.start()
         server.limits.shared = connections
 
+    sweep = RetentionSweep(store, config.history_max_age_s, config.history_max_messages)
+    sweep.start()
+
     async def close() -> None:
+        await sweep.close()
         if connections is not None:  # the bus's client is closed with the chat
             await connections.close()
         await stops.close()

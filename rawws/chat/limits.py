@@ -24,3 +24,7 @@ class ChatLimits:
     max_rooms_per_connection: int = DEFAULT_CHAT_MAX_ROOMS_PER_CONNECTION
     max_batch_messages: int = DEFAULT_CHAT_MAX_BATCH_MESSAGES  # per group commit
     replay_page_messages: int = DEFAULT_CHAT_REPLAY_PAGE_MESSAGES  # per replay query
+    # Retention (``--history-max-age``, ``--history-max-messages``; 0: none): a room's owner
+    # may keep less, never more.
+    history_max_age_s: float = 0.0
+    history_max_messages: int = 0

@@ -37,6 +37,8 @@ from rawws.chat.moderation import Moderator, never_admin, refuse_muted
 from rawws.chat.peer import Peer
 from rawws.chat.presence import DEFAULT_PRESENCE_TTL_S, Change, ClusterPresence
 from rawws.chat.replay import SharedReads
+from rawws.chat.retention import gap
+from rawws.chat.room_retention import RoomRetention
 from rawws.chat.stops import ConnectionStops
 from rawws.chat.wire import (
     Create,
@@ -50,6 +52,7 @@ from rawws.chat.wire import (
     Who,
 )
 from rawws.chat.wire_moderation import Moderation
+from rawws.chat.wire_retention import RetentionChange
 from rawws.chat.writer import MessageWriter
 from rawws.core.counters import Counters
 from rawws.core.ratelimit import RateLimiter
@@ -118,6 +121,7 @@ class ChatHandler:
             store, self.health, self._notify, self.feed.stored_here, is_admin
         )
         self.moderator = Moderator(self.doors, self.hub, self._leave)
+        self.retention = RoomRetention(store, self.health, self.doors, limits)
         #: By user, so a stopped account's connections are closed (``StopBook`` calls ``stops.stop``).
         self.stops = ConnectionStops(self.counters)
         self._rate = RateLimiter(
@@ -251,6 +255,8 @@ class ChatHandler:
             self._spawn(member, self.doors.run(member, command))
         elif isinstance(command, Moderation):
             self._spawn(member, self.moderator.run(member, command))
+        elif isinstance(command, RetentionChange):
+            self._spawn(member, self.retention.run(member, command))
 
     def _notify(self, user: str, text: str) -> None:
         """``text`` to every connection of ``user``: here, and on the other nodes through the bus."""
@@ -383,6 +389,9 @@ class ChatHandler:
                 )
                 if not current():
                     return
+                if page[0].id > after + 1 if page else after < last_id:
+                    # ids have no gaps but what retention removed: say so, never a silent gap
+                    member.send(gap(room, after, page[0].id if page else last_id + 1))
                 if not page:
                     break
                 for message in page:

@@ -41,6 +41,7 @@ from rawws.chat.wire_moderation import (
     Unmute,
     event_fields,
 )
+from rawws.chat.wire_retention import RetentionChange, parse_retention
 from rawws.errors import ChatError
 from rawws.store.base import ROLES, SAY, RoomView
 from rawws.store.base import (
@@ -180,6 +181,7 @@ Command = (
     | Mute
     | Unmute
     | RoleChange
+    | RetentionChange
 )
 _TARGETED: dict[str, type[Kick | Ban | Unban | Unmute]] = {
     "kick": Kick,
@@ -266,6 +268,8 @@ def parse_command(data: str | bytes) -> Command:
             return Mute(_room(frame), _user(frame), seconds, ref)
         if kind == "role":
             return RoleChange(_room(frame), _user(frame), _role(frame), ref)
+        if kind == "retention":
+            return parse_retention(frame, ref, _room)
     except ChatError as error:
         error.ref = ref
         raise

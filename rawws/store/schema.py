@@ -15,9 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rawws.store.names import username_key, username_skeleton
 
-SCHEMA_VERSION = 8  # 1: users; 2: rooms and messages; 3: refresh tokens and spent tickets; 4: name skeletons;
+SCHEMA_VERSION = 9  # 1: users; 2: rooms and messages; 3: refresh tokens and spent tickets; 4: name skeletons;
 # 5: room kinds, owners and stored membership; 6: account stops (disabled, admin, not_before);
-# 7: membership events in the messages' sequence, mutes; 8: public rooms' writers are members
+# 7: membership events in the messages' sequence, mutes; 8: public rooms' writers are members;
+# 9: a room's own retention
 
 metadata = sa.MetaData()
 
@@ -62,6 +63,9 @@ rooms = sa.Table(
     sa.Column("kind", sa.String(16), nullable=False, server_default="public"),
     # The username key of the user who made it with ``create``; NULL for an implicit room.
     sa.Column("owner", sa.String(32), nullable=True),
+    # Version 9: the owner's own retention (NULL: the server's alone), never beyond the server's.
+    sa.Column("max_age_s", sa.Float, nullable=True),
+    sa.Column("max_messages", sa.BigInteger, nullable=True),
 )
 
 # Who belongs to a room, stored so that every node reads the same answer. ``since_id``
@@ -292,6 +296,23 @@ async def _add_public_writers(conn: AsyncConnection) -> None:
         )
 
 
+async def _add_room_retention(conn: AsyncConnection) -> None:
+    """Version 9: rooms get ``max_age_s`` and ``max_messages``, a room's own retention (none yet).
+
+    One function, so that a merge beside another version 9 only renumbers it.
+    """
+
+    def present(sync: Any) -> set[str]:
+        return {column["name"] for column in sa.inspect(sync).get_columns("rooms")}
+
+    have = await conn.run_sync(present)
+    for name, declaration in (("max_age_s", "FLOAT"), ("max_messages", "BIGINT")):
+        if name not in have:
+            await conn.execute(
+                sa.text(f"ALTER TABLE rooms ADD COLUMN {name} {declaration}")
+            )
+
+
 #: ``MIGRATIONS[n]`` upgrades a database from version ``n`` to ``n + 1``.
 MIGRATIONS: dict[int, Migration] = {
     1: _add_messages,
@@ -301,6 +322,7 @@ MIGRATIONS: dict[int, Migration] = {
     5: _add_account_stops,
     6: _add_member_events,
     7: _add_public_writers,
+    8: _add_room_retention,
 }
 
 

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from rawws.chat import wire
 from rawws.chat import wire_moderation as mod
 from rawws.chat.access import RULES, authorize
+from rawws.chat.wire_retention import RetentionChange
 from rawws.errors import ChatError
 
 ROOM = "lobby"
@@ -30,6 +31,7 @@ COMMANDS: dict[str, wire.Command] = {
     "mute": mod.Mute(ROOM, "bob", 60, "r8"),
     "unmute": mod.Unmute(ROOM, "bob", "r9"),
     "role": mod.RoleChange(ROOM, "bob", "moderator", "r10"),
+    "retention": RetentionChange(ROOM, 3600, 0, "r11"),
 }
 # command → (the answer when the connection is in the room, the answer when it is not); None: allowed
 MATRIX: dict[str, tuple[str | None, str | None]] = {
@@ -52,6 +54,7 @@ MATRIX: dict[str, tuple[str | None, str | None]] = {
     "mute": (None, None),
     "unmute": (None, None),
     "role": (None, None),
+    "retention": (None, None),  # the stored owner decides (authorize_retention)
 }
 
 
