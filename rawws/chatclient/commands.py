@@ -105,6 +105,21 @@ class Moderate:
 
 
 @dataclass(frozen=True, slots=True)
+class EditMessage:
+    """``/edit ID TEXT``: your message ``ID`` of the current room now reads TEXT."""
+
+    id: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteMessage:
+    """``/delete ID``: message ``ID`` of the current room is deleted (yours; anyone's for owners, moderators)."""
+
+    id: int
+
+
+@dataclass(frozen=True, slots=True)
 class Help:
     pass
 
@@ -131,6 +146,8 @@ InputCommand = (
     | InviteUser
     | MessageUser
     | Moderate
+    | EditMessage
+    | DeleteMessage
     | Help
     | Quit
     | BadInput
@@ -150,6 +167,8 @@ HELP = (
     "*   /create NAME [private]  make a room (public unless private) and own it",
     "*   /invite ROOM USER       let USER into your private ROOM (from now on)",
     "*   /msg USER TEXT          say TEXT in the direct room of you and USER (joined for you)",
+    "*   /edit ID TEXT  your message ID (the #ID before it) of the current room now reads TEXT",
+    "*   /delete ID     delete message ID of the current room (yours; owners, moderators: anyone's)",
     "*   /kick ROOM USER, /ban ROOM USER, /unban ROOM USER   (owners, moderators)",
     "*   /mute ROOM USER SECONDS, /unmute ROOM USER          (owners, moderators)",
     "*   /role ROOM USER owner|moderator|member              (the owner)",
@@ -207,6 +226,8 @@ def _parse_command(line: str) -> InputCommand:
         return InviteUser(args[0], args[1])
     if name in MODERATION_USAGE:
         return _moderate(name, args)
+    if name in ("edit", "delete"):
+        return _change(name, line)
     if name == "history":
         if not args:
             return ShowHistory()
@@ -240,6 +261,21 @@ def _msg(line: str) -> InputCommand:
         return BadInput("usage: /msg USER TEXT")
     problem = check_text(parts[2])
     return BadInput(problem) if problem else MessageUser(parts[1], parts[2])
+
+
+def _change(name: str, line: str) -> InputCommand:
+    """``/edit ID TEXT`` or ``/delete ID``; ID as shown before a message (``#12``) or bare."""
+    parts = line[1:].split(maxsplit=2)
+    usage = BadInput("usage: /edit ID TEXT" if name == "edit" else "usage: /delete ID")
+    if len(parts) != (3 if name == "edit" else 2):
+        return usage
+    digits = parts[1].removeprefix("#")
+    if not digits.isascii() or not digits.isdigit() or int(digits) < 1:
+        return usage
+    if name == "delete":
+        return DeleteMessage(int(digits))
+    problem = check_text(parts[2])
+    return BadInput(problem) if problem else EditMessage(int(digits), parts[2])
 
 
 MODERATION_USAGE = {

@@ -62,6 +62,9 @@ def door_answer(frame: Frame, formatter: _Lines, joined: set[str]) -> list[str] 
             if entry.get("user"):  # a direct room: whose
                 role = f" with {entry['user']}{role}"
             here = ", joined" if entry["room"] in joined else ""
+            unread = entry.get("unread")
+            if isinstance(unread, int) and not isinstance(unread, bool) and unread > 0:
+                here += f", {unread} unread"
             listed.append(f"{entry['room']} ({entry['kind']}{role}{here})")
         return [
             formatter.info("rooms you may join: " + (", ".join(listed) or "none yet"))

@@ -6,8 +6,11 @@ a connection that ends on its own is reported by the caller.
 
 ``chat_session()`` does the same for the chat protocol (``rawws chat --user``),
 whose rules live in ``rawws.chatclient.state`` (``ChatState``): it sends what the
-state answers, shows what it says, and after a dropped connection opens a new
-one on a backoff schedule while the user can still type ``/quit``.
+state answers (paced to the server's rate by ``rawws.chatclient.outbox``),
+shows what it says, and after a dropped connection opens a new one on a backoff
+schedule while the user can still type ``/quit``. At the end of input it waits
+until every line is stored (or no progress was made for a while), and says how
+many were not.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 
 from rawws.chatclient.answers import is_welcome
 from rawws.chatclient.commands import Quit, parse_input
+from rawws.chatclient.outbox import Outbox
 from rawws.chatclient.reconnect import Backoff, describe, retryable, should_reconnect
 from rawws.chatclient.state import ChatState, Output
 from rawws.chatclient.terminal import (
@@ -45,7 +49,8 @@ class ChatEnd:
     """How a chat ended: ``by_user`` when the user quit (we closed with 1000).
 
     ``gave_up`` says why the last reconnection attempt failed when all were
-    used up; ``close_timed_out`` that our close frame was not answered in time.
+    used up; ``close_timed_out`` that our close frame was not answered in time;
+    ``not_stored`` how many typed lines the server had not stored when the user quit.
     """
 
     code: int
@@ -53,6 +58,7 @@ class ChatEnd:
     by_user: bool
     gave_up: str | None = None
     close_timed_out: bool = False
+    not_stored: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,9 +123,11 @@ async def _show_incoming(
 
 # -- the chat protocol session: reconnects with recovery ---------------------------------------
 
-QUIT_ACK_TIMEOUT_S = (
-    5.0  # /quit or the end of input waits this long for acks of what was just said
-)
+# /quit or the end of input waits for every line to be stored; it gives up when nothing
+# was sent or received for this long (beyond the wait the pace imposes)
+QUIT_ACK_TIMEOUT_S = 5.0
+# after ``rate_limited``, the says still without an ack this long after it were dropped
+SETTLE_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +175,7 @@ class ChatSession:
         *,
         rng: random.Random | None = None,
         quit_ack_timeout: float = QUIT_ACK_TIMEOUT_S,
+        settle_s: float = SETTLE_S,
     ) -> None:
         self.terminal = terminal
         self.state = state
@@ -174,12 +183,14 @@ class ChatSession:
         self.backoff = backoff
         self.rng = rng or random.Random()
         self.quit_ack_timeout = quit_ack_timeout
+        self.settle_s = settle_s
+        self.outbox = Outbox(state.mark_sent)
         self.ws: ClientConnection | None = None
         self.failed_attempts = 0  # since the last recovered connection
         self._inbox: asyncio.Queue[_SessionEvent] = asyncio.Queue()
         self._receiver: asyncio.Task[None] | None = None
         self._reconnector: asyncio.Task[None] | None = None
-        self._acked = asyncio.Event()
+        self._settler: asyncio.Task[None] | None = None
         self._last_close: tuple[int, str] = (ABNORMAL_CLOSURE, "")
         self._not_the_chat: NotTheChat | None = (
             None  # raised even by a quit already under way
@@ -230,6 +241,7 @@ class ChatSession:
 
     async def _attach(self, ws: ClientConnection) -> None:
         self.ws = ws
+        self.outbox.attach(ws)
         self._receiver = asyncio.create_task(self._receive(ws))
         await self._apply(self.state.on_connected())
 
@@ -241,29 +253,42 @@ class ChatSession:
                     self._not_the_chat = NotTheChat(message)
                     self._inbox.put_nowait(_ReconnectFailed(self._not_the_chat))
                     return
-                first = False
                 # an answer may send too: /msg's join and say follow the server's answers
                 await self._apply(self.state.receive(message))
-                if not self.state.pending:
-                    self._acked.set()
+                if first and self.state.rate_limits is not None:
+                    self.outbox.configure(self.state.rate_limits)
+                first = False
+                self.outbox.progress.set()
+                if self.state.says.in_doubt and self._settler is None:
+                    self._settler = asyncio.create_task(self._settle())
                 if self.failed_attempts and self.state.recovered:
                     self.failed_attempts = 0
         except ConnectionClosed:
             pass
         finally:
-            self._acked.set()  # a quit waiting for acks waits no more
+            self.outbox.progress.set()  # a quit waiting for acks waits no more
             self._inbox.put_nowait(_Lost(ws))
 
+    async def _settle(self) -> None:
+        """After ``rate_limited``: the says still in doubt ``settle_s`` later were dropped (their
+        acks would have come): sent again. A later ``rate_limited`` starts its own while."""
+        try:
+            while self.state.says.in_doubt:
+                upto = self.state.says.drops
+                await asyncio.sleep(self.settle_s)
+                await self._apply(self.state.settle(upto))
+        finally:
+            self._settler = None
+
     async def _apply(self, output: Output) -> None:
+        """Show the lines; queue the frames, to go when the pace allows (none while disconnected)."""
         self._show(output.show)
-        ws = self.ws
-        if ws is None:
+        if self.ws is None:
             return
-        for frame in output.send:
-            try:
-                await ws.send(frame)
-            except ConnectionClosed:
-                return  # the receiver reports the close
+        if output.throttled:
+            self.outbox.throttled()
+        self.outbox.put_first(output.resend)
+        self.outbox.put(output.send)
 
     def _show(self, lines: list[str]) -> None:
         for line in lines:
@@ -275,8 +300,8 @@ class ChatSession:
         self.ws = None
         code = ws.close_code if ws.close_code is not None else ABNORMAL_CLOSURE
         self._last_close = (code, ws.close_reason)
+        self.outbox.detach()
         self._show(self.state.on_disconnected().show)
-        self._acked.set()
         if (
             self.open_connection is None
             or self.backoff.attempts == 0
@@ -298,15 +323,18 @@ class ChatSession:
     async def _reconnect(
         self, open_connection: Callable[[], Awaitable[ClientConnection]]
     ) -> None:
+        """One line per attempt, before its wait: its number, the wait, why the one before failed."""
         last = "no attempt made"
         while self.failed_attempts < self.backoff.attempts:
             self.failed_attempts += 1
             delay = self.backoff.delay(self.failed_attempts, self.rng)
-            self._show(
-                [
-                    f"! attempt {self.failed_attempts} of {self.backoff.attempts} in {delay:.1f}s"
-                ]
+            why = (
+                f" (attempt {self.failed_attempts - 1}: {last})"
+                if self.failed_attempts > 1
+                else ""
             )
+            line = f"! attempt {self.failed_attempts} of {self.backoff.attempts} in {delay:.1f}s{why}"
+            self._show([line])
             await asyncio.sleep(delay)
             try:
                 ws = await open_connection()
@@ -315,7 +343,6 @@ class ChatSession:
                     self._inbox.put_nowait(_ReconnectFailed(exc))
                     return
                 last = describe(exc)
-                self._show([f"! reconnecting failed: {last}"])
                 continue
             self._inbox.put_nowait(_Reconnected(ws))
             return
@@ -327,18 +354,17 @@ class ChatSession:
         ws = self.ws
         if ws is None:
             code, reason = self._last_close
-            return ChatEnd(code, reason, by_user=True)
-        if wait_for_acks and self.state.pending:
-            self._acked.clear()
-            if self.state.pending:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.quit_ack_timeout):
-                        await self._acked.wait()
+            not_stored = self._not_stored()
+            self._show(self.state.on_disconnected(quitting=True).show)
+            return ChatEnd(code, reason, by_user=True, not_stored=not_stored)
+        if wait_for_acks:
+            await self._drain()
         await ws.close(NORMAL_CLOSURE)
         if (
             self._not_the_chat is not None
         ):  # found while waiting for acks that will never come
             raise self._not_the_chat
+        not_stored = self._not_stored()
         self._show(
             self.state.on_disconnected(quitting=True).show
         )  # says still without an ack
@@ -347,10 +373,35 @@ class ChatSession:
             ws.close_reason,
             by_user=True,
             close_timed_out=ws.close_timed_out,
+            not_stored=not_stored,
         )
 
+    def _not_stored(self) -> int:
+        """Typed lines the server refused or never acknowledged (some may be stored: no ack came)."""
+        return len(self.state.pending) + self.state.says.refused
+
+    async def _drain(self) -> None:
+        """Until every line is sent and stored, while the connection lasts and things move.
+
+        Each frame sent or received is progress; ``quit_ack_timeout`` without any
+        (beyond the wait the pace imposes) ends the wait, as does a lost connection.
+        """
+        progress = self.outbox.progress
+        while not self.state.answered or not self.outbox.empty:
+            if self._receiver is None or self._receiver.done():
+                return
+            progress.clear()
+            patience = self.quit_ack_timeout + self.outbox.pacer.delay(
+                asyncio.get_running_loop().time()
+            )
+            try:
+                await asyncio.wait_for(progress.wait(), patience)
+            except TimeoutError:
+                return
+
     async def _cleanup(self) -> None:
-        for task in (self._reconnector, self._receiver):
+        await self.outbox.close()
+        for task in (self._reconnector, self._receiver, self._settler):
             if task is not None and not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -372,6 +423,7 @@ async def chat_session(
     *,
     rng: random.Random | None = None,
     quit_ack_timeout: float = QUIT_ACK_TIMEOUT_S,
+    settle_s: float = SETTLE_S,
 ) -> ChatEnd:
     """Speak the chat protocol on ``ws`` (and on its successors) until the user quits or reconnecting ends."""
     session = ChatSession(
@@ -381,5 +433,6 @@ async def chat_session(
         backoff,
         rng=rng,
         quit_ack_timeout=quit_ack_timeout,
+        settle_s=settle_s,
     )
     return await session.run(ws)

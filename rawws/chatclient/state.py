@@ -1,10 +1,13 @@
 """The chat protocol from the client's side (`rawws chat --user`, `rawws send --user`), as plain code.
 
-No sockets, no asyncio, no clock here: frames and typed commands in, frames and
-screen lines out, so every rule is tested without a server. The asyncio edge is
-``rawws.chatclient.session`` (the reconnecting terminal loop).
+No sockets, no asyncio, no clock of its own here: frames and typed commands in,
+frames and screen lines out, so every rule is tested without a server. The asyncio
+edge is ``rawws.chatclient.session`` (the reconnecting terminal loop, paced).
 
-* ``Formatter``: server frames → one line each (``[room] user: text``).
+* ``Formatter`` (``rawws.chatclient.formatter``): server frames → one line each.
+* ``Says`` (``rawws.chatclient.says``): typed lines until the server stored them.
+* ``RoomEvents`` (``rawws.chatclient.events``): recent history on join, edits,
+  deletions, typing.
 * ``RoomLog``: the message ids of one room already shown (dedupe by room:id)
   and the ``since`` to re-join with after a dropped connection.
 * ``ChatState``: the client's state machine over all of the above.
@@ -20,25 +23,29 @@ pending set, which is what an ``error`` with its ``ref`` is matched against).
 from __future__ import annotations
 
 import itertools
-import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 from rawws.chat.client_frames import (
     history_frame,
     join_frame,
     leave_frame,
-    say_frame,
     who_frame,
 )
-from rawws.chat.wire import DEFAULT_ROOM, NO_SUCH_ROOM, TOO_MANY_ROOMS
+from rawws.chat.wire import (
+    DEFAULT_ROOM,
+    NO_SUCH_ROOM,
+    RATE_LIMITED,
+    TOO_MANY_ROOMS,
+    UNAVAILABLE,
+)
 from rawws.chatclient.commands import (
     HELP,
     ROOM_RULE,
     BadInput,
     CreateRoom,
+    DeleteMessage,
+    EditMessage,
     Help,
     InputCommand,
     InviteUser,
@@ -56,88 +63,34 @@ from rawws.chatclient.commands import (
 )
 from rawws.chatclient.direct import DirectMessages
 from rawws.chatclient.doors import door_answer, door_frame, history_lines, member_line
+from rawws.chatclient.events import RoomEvents, change_refused
+from rawws.chatclient.formatter import Formatter, Frame, decode, preview
+from rawws.chatclient.output import Output
+from rawws.chatclient.pacing import RateLimits
 from rawws.chatclient.part import Parting, left_line
 from rawws.chatclient.roomlog import RoomLog
+from rawws.chatclient.says import PendingSay, Says
 
-Frame = dict[str, Any]  # one decoded server frame
-TEXT_PREVIEW_CHARS = 40
-
-
-def preview(text: str) -> str:
-    """A say on one short line, for an error that names it without flooding the screen."""
-    one_line = " ".join(text.split())
-    return (
-        one_line
-        if len(one_line) <= TEXT_PREVIEW_CHARS
-        else one_line[: TEXT_PREVIEW_CHARS - 1] + "…"
-    )
-
-
-class Formatter:
-    """Screen lines: ``12:34 [lobby] ada: hi``, ``* bob joined lobby``, ``! slow down``.
-
-    ``localtime`` turns a message's ``ts`` (seconds since the epoch) into local
-    time; tests pass ``time.gmtime``.
-    """
-
-    def __init__(
-        self, localtime: Callable[[float], time.struct_time] = time.localtime
-    ) -> None:
-        self.localtime = localtime
-
-    def message(self, frame: Frame) -> str:
-        stamp = ""
-        ts = frame.get("ts")
-        if isinstance(ts, (int, float)) and not isinstance(ts, bool):
-            try:
-                stamp = time.strftime("%H:%M ", self.localtime(ts))
-            except (OverflowError, OSError, ValueError):
-                stamp = ""
-        return f"{stamp}[{frame.get('room')}] {frame.get('user')}: {frame.get('text')}"
-
-    @staticmethod
-    def presence(frame: Frame) -> str:
-        return f"* {frame.get('user')} {frame.get('event')} {frame.get('room')}"
-
-    @staticmethod
-    def info(text: str) -> str:
-        return f"* {text}"
-
-    @staticmethod
-    def error(text: str) -> str:
-        return f"! {text}"
-
+__all__ = ["ChatState", "Formatter", "Output", "PendingSay", "preview"]
 
 # -- the client's state ------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class Output:
-    """What one event makes the client do: frames to send, lines to show."""
-
-    send: list[str] = field(default_factory=list)
-    show: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class PendingSay:
-    """A say sent and not yet acknowledged: what an ``error`` with its ref is reported against."""
-
-    room: str
-    text: str
-
-
-class ChatState(DirectMessages, Parting):
+class ChatState(DirectMessages, Parting, RoomEvents):
     """One user's chat across connections: rooms, the current room, ids seen, says not yet acknowledged.
 
     The edge calls ``on_connected()`` for every new connection (it answers the
     join frames, with ``since`` on a re-join), ``receive()`` for every frame,
     ``command()`` for every typed command and ``on_disconnected()`` when the
-    connection is gone. Nothing here blocks or reads a clock.
+    connection is gone. Nothing here blocks; the one clock read is ``clock``'s, for
+    how long a "typing" line stands (tests pass their own).
     """
 
     def __init__(
-        self, room: str = DEFAULT_ROOM, formatter: Formatter | None = None
+        self,
+        room: str = DEFAULT_ROOM,
+        formatter: Formatter | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not valid_room(room):
             raise ValueError(ROOM_RULE)
@@ -147,7 +100,6 @@ class ChatState(DirectMessages, Parting):
             room: RoomLog()
         }  # joined (or being joined), in join order
         self.current: str | None = room
-        self.pending: dict[str, PendingSay] = {}  # ref -> say not yet acknowledged
         self.connected = False
         self.connections = 0
         self.duplicates = (
@@ -160,8 +112,21 @@ class ChatState(DirectMessages, Parting):
             tuple[str, str | None]
         ] = []  # (room, current before) of /join in flight
         self._refs = itertools.count(1)
+        self.says = Says(self._refs)  # typed lines not stored yet, by ref
+        self.rate_limits: RateLimits | None = None  # the last welcome's
         self._direct_init()
         self._part_init()
+        self._events_init(clock)
+
+    @property
+    def pending(self) -> dict[str, PendingSay]:
+        """Says not acknowledged yet (queued or sent), by ref, in the order they were made."""
+        return self.says.pending
+
+    @property
+    def answered(self) -> bool:
+        """Every typed line stored, every first join's recent history in (what a quit waits for)."""
+        return not self.says.pending and not self._recent
 
     @property
     def recovered(self) -> bool:
@@ -178,6 +143,11 @@ class ChatState(DirectMessages, Parting):
         out = Output(
             send=[join_frame(room, log.since) for room, log in self.rooms.items()]
         )
+        frames, gone = self.says.requeue(set(self.rooms))  # never sent: no doubt
+        out.send.extend(frames)
+        for say in gone:
+            line = f"not sent: you are no longer in {say.room}: “{preview(say.text)}”"
+            out.show.append(self.formatter.error(line))
         if self.connections > 1:
             rooms = ", ".join(self.rooms) or "no room"
             out.show.append(
@@ -188,12 +158,20 @@ class ChatState(DirectMessages, Parting):
         return out
 
     def on_disconnected(self, *, quitting: bool = False) -> Output:
-        """The connection is gone: says without an ack are reported (never sent again: no duplicates)."""
+        """The connection is gone: says sent without an ack are reported (never sent again: no
+        duplicates); the ones still queued go out on the next connection, unless quitting."""
         self.connected = False
         self._awaiting.clear()
         out = Output()
-        for say in self.pending.values():
-            if quitting:
+        lost = (
+            list(self.says.pending.values()) if quitting else self.says.disconnected()
+        )
+        if quitting:
+            self.says.pending.clear()
+        for say in lost:
+            if quitting and not say.sent:
+                line = f"“{preview(say.text)}” in {say.room} not sent before quitting"
+            elif quitting:
                 line = f"no ack for “{preview(say.text)}” in {say.room} before quitting; it may not be stored"
             else:
                 line = (
@@ -201,8 +179,9 @@ class ChatState(DirectMessages, Parting):
                     "if it was stored it shows up after reconnecting"
                 )
             out.show.append(self.formatter.error(line))
-        self.pending.clear()
         out.show.extend(self.formatter.error(line) for line in self._parts_unanswered())
+        self._release_held()  # not shown: the re-join's ``since`` brings them again
+        out.show.extend(self.formatter.error(line) for line in self._changes_dropped())
         for whom, text in self._direct_dropped():
             line = f"/msg to {whom} not sent before the connection dropped: “{preview(text)}”"
             out.show.append(self.formatter.error(line))
@@ -211,28 +190,14 @@ class ChatState(DirectMessages, Parting):
     # -- frames from the server --
 
     def receive(self, data: str | bytes) -> Output:
-        if isinstance(data, bytes):
-            return Output(
-                show=[self.formatter.error("the server sent a binary frame; ignored")]
-            )
-        try:
-            frame = json.loads(data)
-        except ValueError:
-            return Output(
-                show=[
-                    self.formatter.error(
-                        "the server sent a frame that is not JSON; ignored"
-                    )
-                ]
-            )
-        if not isinstance(frame, dict):
-            return Output(
-                show=[
-                    self.formatter.error(
-                        "the server sent a frame that is not a JSON object; ignored"
-                    )
-                ]
-            )
+        frame = decode(data)
+        if isinstance(frame, str):
+            return Output(show=[self.formatter.error(frame)])
+        return self._dispatch(frame)
+
+    def _dispatch(self, frame: Frame) -> Output:
+        if self._holds(frame):
+            return Output()  # after the room's recent history
         kind = frame.get("type")
         handler: Callable[[Frame], Output] | None = (
             getattr(self, f"_on_{kind}", None) if isinstance(kind, str) else None
@@ -255,6 +220,7 @@ class ChatState(DirectMessages, Parting):
     def _on_welcome(self, frame: Frame) -> Output:
         first = self.user is None
         self.user = str(frame["user"])
+        self.rate_limits = RateLimits.from_welcome(frame.get("limits"))
         return Output(
             show=[self.formatter.info(f"signed in as {self.user}")] if first else []
         )
@@ -283,11 +249,16 @@ class ChatState(DirectMessages, Parting):
             )
         if not rejoin:
             users = ", ".join(str(user) for user in frame.get("users") or [])
+            unread = frame.get("unread")
+            news = (
+                f"; {unread} unread" if isinstance(unread, int) and unread > 0 else ""
+            )
             out.show.append(
                 self.formatter.info(
-                    f"joined {room}" + (f"; here: {users}" if users else "")
+                    f"joined {room}" + (f"; here: {users}" if users else "") + news
                 )
             )
+            out.send.append(self._ask_recent(room))
         out.send.extend(self._say_in(room, text) for text in self._said_in(room))
         return out
 
@@ -314,6 +285,7 @@ class ChatState(DirectMessages, Parting):
         if not log.first_sight(message_id):
             self.duplicates += 1
             return Output()
+        self._typed(frame)
         return Output(show=[self.formatter.message(frame)])
 
     def _on_member(self, frame: Frame) -> Output:
@@ -335,10 +307,11 @@ class ChatState(DirectMessages, Parting):
         return out
 
     def _on_ack(self, frame: Frame) -> Output:
+        """A say stored (says in doubt sent before it were dropped: sent again), or an edit done."""
         ref = frame.get("ref")
-        if ref is not None:
-            self.pending.pop(ref, None)
-        return Output()
+        if not isinstance(ref, str) or self._change_answered(ref) is not None:
+            return Output()
+        return self._send_again(self.says.acked(ref))
 
     def _on_presence(self, frame: Frame) -> Output:
         if frame["room"] not in self.rooms:
@@ -357,6 +330,11 @@ class ChatState(DirectMessages, Parting):
         )
 
     def _on_history(self, frame: Frame) -> Output:
+        recent = self._recent_answer(frame)
+        if (
+            recent is not None
+        ):  # what a first join asked for, then what came live meanwhile
+            return self._and_held(Output(show=recent[0]), recent[1])
         messages = [m for m in frame["messages"] if isinstance(m, dict)]
         room = frame["room"]
         if not messages:
@@ -366,19 +344,40 @@ class ChatState(DirectMessages, Parting):
         )
         return Output(show=[head, *history_lines(self.formatter, messages)])
 
+    def _and_held(self, out: Output, held: list[Frame]) -> Output:
+        for frame in held:
+            more = self._dispatch(frame)
+            out.show.extend(more.show)
+            out.send.extend(more.send)
+        return out
+
     def _on_error(self, frame: Frame) -> Output:
         message = str(frame.get("message") or frame.get("code") or "error")
-        say = (
-            self.pending.pop(frame["ref"], None)
-            if isinstance(frame.get("ref"), str)
-            else None
-        )
+        code, ref = frame.get("code"), frame.get("ref")
+        if code == RATE_LIMITED and ref is None:
+            self.says.rate_limited()  # sent again when it is known which were dropped
+            line = self.formatter.error(f"{message} (lines not stored are sent again)")
+            # a join's history request may be what was dropped: show what waited for it
+            return self._and_held(
+                Output(show=[line], throttled=True), self._release_held()
+            )
+        say = self.says.failed(ref)
+        if say is not None and code == UNAVAILABLE:
+            return self._send_again([say])
+        change = self._change_answered(ref)
+        if change is not None:
+            return Output(show=[self.formatter.error(change_refused(change, message))])
         out = Output()
+        if (
+            code == UNAVAILABLE and ref is None and self._recent
+        ):  # a join's history failed
+            self._and_held(out, self._release_held())
         refused = self._direct_refused(frame.get("ref"))
         if refused is not None:
             line = f"/msg to {refused[0]} not sent: {message}: “{preview(refused[1])}”"
             return Output(show=[self.formatter.error(line)])
         if say is not None:
+            self.says.refused += 1
             out.show.append(
                 self.formatter.error(
                     f"not sent to {say.room}: {message}: “{preview(say.text)}”"
@@ -398,6 +397,7 @@ class ChatState(DirectMessages, Parting):
         """``room`` is not ours (refused, or we were removed): talk in ``before`` or nowhere."""
         self.rooms.pop(room, None)
         self._awaiting.discard(room)
+        self._release_held(room)
         self._parting.discard(room)
         if self.current == room:
             self.current = before if before in self.rooms else None
@@ -420,6 +420,9 @@ class ChatState(DirectMessages, Parting):
         if isinstance(command, JoinRoom) and command.room in self.rooms:
             self.current = command.room
             return Output(show=[self._talking_in()])
+        if not self.connected and isinstance(command, SayLine) and self.current:
+            self.says.new(self.current, command.text)  # sent once connected again
+            return Output(show=[self.formatter.error("not connected: the line waits")])
         if not self.connected:
             return Output(
                 show=[
@@ -428,6 +431,12 @@ class ChatState(DirectMessages, Parting):
             )
         if isinstance(command, SayLine):
             return self._say(command.text)
+        if isinstance(command, (EditMessage, DeleteMessage)):
+            if self.current is None:
+                return Output(
+                    show=[self.formatter.error("you are in no room: /join ROOM first")]
+                )
+            return Output(send=[self._change_frame(command, self.current)])
         if isinstance(command, (CreateRoom, InviteUser, Moderate)):
             return Output(send=[door_frame(command)])
         if isinstance(command, MessageUser):
@@ -448,6 +457,7 @@ class ChatState(DirectMessages, Parting):
                 return Output(show=[self.formatter.error(f"you are not in {room}")])
             del self.rooms[room]
             self._awaiting.discard(room)
+            self._release_held(room)
             self._parting.discard(room)
             out = Output(send=[leave_frame(room)])
             if self.current == room:
@@ -471,9 +481,7 @@ class ChatState(DirectMessages, Parting):
         return Output(send=[self._say_in(self.current, text)])
 
     def _say_in(self, room: str, text: str) -> str:
-        ref = f"c{next(self._refs)}"
-        self.pending[ref] = PendingSay(room, text)
-        return say_frame(room, text, ref)
+        return self.says.new(room, text)
 
     def _talking_in(self) -> str:
         if self.current is None:

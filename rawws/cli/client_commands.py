@@ -270,6 +270,12 @@ async def chat_protocol_command(args: argparse.Namespace, password: str | None) 
         ws, terminal, state, open_ws if reusable else None, backoff
     )
     if end.by_user:
+        if end.not_stored:
+            lines = "line was" if end.not_stored == 1 else "lines were"
+            raise ClientFailure(
+                EXIT_NOT_STORED,
+                f"{end.not_stored} {lines} not stored (refused, or no ack before quitting)",
+            )
         if end.close_timed_out:
             raise ClientFailure(
                 EXIT_TIMEOUT, "timed out: the server did not answer our close frame"

@@ -39,6 +39,12 @@ SEND_EXIT_CODES = (
   {EXIT_NOT_STORED}  --user: the server did not store the message (its error shown)
 """
 )
+CHAT_EXIT_CODES = (
+    CLIENT_EXIT_CODES
+    + f"""\
+  {EXIT_NOT_STORED}  --user: lines typed or piped were not stored when it quit (how many shown)
+"""
+)
 SERVE_EXIT_CODES = (
     f"exit codes: {EXIT_OK} stopped by SIGTERM or SIGINT (once listening: after a graceful shutdown; "
     f"SIGTERM while starting too); {EXIT_CANNOT_SERVE} a bad flag, variable, file, URL or database, said in "

@@ -15,7 +15,11 @@ from rawws._version import __version__
 from rawws.chat.wire import DEFAULT_ROOM
 from rawws.chatclient.commands import ROOM_RULE, valid_room
 from rawws.chatclient.reconnect import DEFAULT_BACKOFF
-from rawws.cli.exits import CLIENT_EXIT_CODES, SEND_EXIT_CODES, SERVE_EXIT_CODES
+from rawws.cli.exits import (
+    CHAT_EXIT_CODES,
+    SEND_EXIT_CODES,
+    SERVE_EXIT_CODES,
+)
 from rawws.cli.flags import add_serve_flags
 from rawws.config import DEFAULT_MAX_MESSAGE_BYTES
 from rawws.core import settings
@@ -155,15 +159,19 @@ TRACE_RULE = """\
 
 CHAT_BEHAVIOUR = """\
 chat protocol:
-  Joins --room (default lobby). Messages show as "HH:MM [room] user: text", presence as
+  Joins --room (default lobby) and shows its last 20 messages. Messages show as
+  "HH:MM #ID [room] user: text" (ID is what /edit and /delete take), presence as
   "* user joined room", errors as "! message". A typed line is said in the current room
   (it shows once the server delivers it back); commands: /join ROOM (and talk there),
-  /leave [ROOM], /who [ROOM], /history [N], /rooms, /help, /quit.
+  /leave [ROOM], /who [ROOM], /history [N], /rooms, /edit ID TEXT, /delete ID, /help, /quit.
+  Lines are sent no faster than the server's rate (its welcome's limits): a paste or a pipe
+  waits, in order, and a line the server dropped or could not store is sent again.
   After a dropped connection (close 1001, 1006, 1008, 1011-1014 -- not 1000, not a refused
   upgrade) it reconnects with a fresh ticket after a jittered, capped exponential backoff,
   re-joins every room with `since` = the last message id seen, and prints each missed
-  message once. Ctrl-D, Ctrl-C or /quit close with 1000 (Ctrl-D and /quit first wait up to
-  5 s for the acks of what was just said).
+  message once. Ctrl-D, Ctrl-C or /quit close with 1000 (Ctrl-D, the end of piped input and
+  /quit first wait until every line is stored, giving up after 5 s without progress; lines
+  still not stored then exit 7).
 """
 
 
@@ -215,7 +223,7 @@ def add_client_commands(
         + "\n"
         + TRACE_RULE
         + "\n"
-        + CLIENT_EXIT_CODES,
+        + CHAT_EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     chat.add_argument(

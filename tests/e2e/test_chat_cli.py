@@ -120,8 +120,8 @@ def test_messages_presence_and_errors_are_formatted_on_one_line():
         "text": "hi",
         "ts": 3600 * 13 + 60 * 7 + 5,
     }
-    assert formatter.message(frame) == "13:07 [lobby] ada: hi"
-    assert formatter.message({**frame, "ts": "not a time"}) == "[lobby] ada: hi"
+    assert formatter.message(frame) == "13:07 #3 [lobby] ada: hi"
+    assert formatter.message({**frame, "ts": "not a time"}) == "#3 [lobby] ada: hi"
     assert (
         formatter.presence({"room": "dev", "user": "bob", "event": "joined"})
         == "* bob joined dev"
@@ -186,17 +186,21 @@ def test_state_rejoins_every_room_since_the_last_id_and_prints_missed_messages_o
     assert shown(state, frame("welcome", user="ada", rooms=["lobby"])) == [
         "* signed in as ada"
     ]
-    assert shown(state, frame("joined", room="lobby", users=["ada"], last_id=5)) == [
-        "* joined lobby; here: ada"
-    ]
+    joined = state.receive(frame("joined", room="lobby", users=["ada"], last_id=5))
+    assert joined.show == ["* joined lobby; here: ada"]
+    assert joined.send == [
+        '{"type":"history","room":"lobby","limit":20}'
+    ]  # recent ones
     assert state.recovered
     join_dev = state.command(JoinRoom("dev"))
     assert join_dev.send == ['{"type":"join","room":"dev"}'] and state.current == "dev"
     shown(state, frame("joined", room="dev", users=["ada", "bob"], last_id=0))
     assert state.recovered
+    assert shown(state, frame("history", room="lobby", messages=[])) == []
+    assert shown(state, frame("history", room="dev", messages=[])) == []
     assert shown(state, message("lobby", 6), message("dev", 1)) == [
-        "00:00 [lobby] bob: message 6",
-        "00:00 [dev] bob: message 1",
+        "00:00 #6 [lobby] bob: message 6",
+        "00:00 #1 [dev] bob: message 1",
     ]
 
     assert state.on_disconnected().show == []
@@ -221,7 +225,10 @@ def test_state_rejoins_every_room_since_the_last_id_and_prints_missed_messages_o
         message("lobby", 8),
         message("lobby", 7),
     )
-    assert lines == ["00:00 [lobby] bob: message 7", "00:00 [lobby] bob: message 8"]
+    assert lines == [
+        "00:00 #7 [lobby] bob: message 7",
+        "00:00 #8 [lobby] bob: message 8",
+    ]
     assert state.duplicates == 2
     assert not state.recovered  # dev has not answered yet
     shown(state, frame("joined", room="dev", users=["ada"], last_id=1))
@@ -240,13 +247,8 @@ def test_state_says_in_the_current_room_and_matches_acks_and_errors_by_ref():
     )  # shown when the message comes
     assert shown(
         state,
-        frame(
-            "error",
-            code="unavailable",
-            message="message not stored; send it again",
-            ref="c2",
-        ),
-    ) == ["! not sent to lobby: message not stored; send it again: “again”"]
+        frame("error", code="muted", message="you are muted in lobby", ref="c2"),
+    ) == ["! not sent to lobby: you are muted in lobby: “again”"]
     assert state.pending == {}
     assert shown(
         state, frame("error", code="bad_json", message="frame is not valid JSON")
@@ -256,18 +258,22 @@ def test_state_says_in_the_current_room_and_matches_acks_and_errors_by_ref():
 def test_state_reports_says_without_an_ack_when_the_connection_drops():
     state = ChatState("lobby")
     state.on_connected()
-    state.command(SayLine("lost in flight"))
+    state.mark_sent(state.command(SayLine("lost in flight")).send[0])
     lines = state.on_disconnected().show
     assert len(lines) == 1 and lines[0].startswith(
         "! no ack for “lost in flight” in lobby"
     )
     offline = state.command(SayLine("while away"))
-    assert offline.send == [] and offline.show == [
+    assert offline.send == [] and offline.show == ["! not connected: the line waits"]
+    assert state.command(WhoIsHere()).show == [
         "! not connected (reconnecting); nothing sent"
     ]
     assert state.command(ListRooms()).show == [
         "* rooms: lobby (current)"
     ]  # local commands still work
+    again = state.on_connected().send  # the line typed meanwhile goes after the join
+    assert [json.loads(f)["type"] for f in again] == ["join", "say"]
+    assert json.loads(again[1])["text"] == "while away"
 
 
 def test_state_join_switch_leave_who_history():
@@ -475,9 +481,15 @@ SANS_IO_CLIENT_MODULES = (
     "login",
     "reconnect",
     "visible",
+    "pacing",
+    "says",
+    "events",
+    "formatter",
+    "output",
 )
 CLIENT_IO_MODULES = {"rawws.client.connect", "rawws.client.connection"} | {
-    f"rawws.chatclient.{name}" for name in ("terminal", "session", "chat_login")
+    f"rawws.chatclient.{name}"
+    for name in ("terminal", "session", "chat_login", "outbox")
 }
 
 
@@ -800,6 +812,11 @@ async def test_reconnecting_gives_up_after_the_attempts_allowed(
         assert await finish(child) == EXIT_CLOSED_WITH_ERROR
     finally:
         child.terminate(force=True)
+    # one line per attempt, which says why the one before it failed
+    attempts = [line for line in output_of(child).splitlines() if "attempt " in line]
+    assert len(attempts) == 2, attempts
+    assert "reconnecting failed" not in output_of(child)
+    assert re.search(r"! attempt 2 of 2 in [\d.]+s \(attempt 1: .+\)", attempts[1])
 
 
 async def test_a_drop_with_reconnecting_off_ends_the_chat(start_server: StartServer):

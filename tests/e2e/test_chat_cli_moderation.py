@@ -66,6 +66,7 @@ def test_membership_events_count_as_ids_and_removed_drops_the_room() -> None:
     state.on_connected()
     shown(state, frame("welcome", user="ann", rooms=["lobby"]))
     shown(state, frame("joined", room="lobby", users=[], last_id=0))
+    shown(state, frame("history", room="lobby", messages=[]))  # the join's recent ones
     kicked = frame(
         "member", room="lobby", id=2, event="kicked", user="cy", by="bob", ts=0
     )

@@ -40,6 +40,7 @@ def joined(*rooms: str) -> ChatState:
         if room != rooms[0]:
             state.command(parse_input(f"/join {room}"))  # type: ignore[arg-type]
         shown(state, frame("joined", room=room, users=["ann"], last_id=0))
+        shown(state, frame("history", room=room, messages=[]))  # the join's recent ones
     return state
 
 
