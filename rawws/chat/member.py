@@ -12,6 +12,7 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from rawws.chat.peer import Peer
+from rawws.chat.wire import error
 
 if TYPE_CHECKING:
     from rawws.chat.wire import Say
@@ -93,6 +94,17 @@ class ChatMember:
         while peer.open and peer.backed_up:
             await asyncio.sleep(0)  # the flush scheduled by the last send runs
             await peer.wait_writable()
+
+    def refuse_held(
+        self, room: str, held: list[Say] | None, code: str, message: str
+    ) -> None:
+        """The public membership could not be had: each ``say`` held for it is answered, not stored."""
+        if held is None:
+            return
+        if self.entering.get(room) is held:
+            del self.entering[room]
+        for say in held:
+            self.send(error(code, message, say.ref))
 
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coroutine)

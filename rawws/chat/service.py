@@ -30,12 +30,14 @@ from rawws.chat import wire as chat
 from rawws.chat.access import authorize, needs_membership
 from rawws.chat.doors import Doors, IsAdmin
 from rawws.chat.feed import DEFAULT_HEARTBEAT_S, RoomFeed
+from rawws.chat.history import answer_history
 from rawws.chat.hub import Hub
 from rawws.chat.limits import ChatLimits
 from rawws.chat.member import CatchUp, ChatMember
 from rawws.chat.moderation import Moderator, never_admin, refuse_muted
 from rawws.chat.peer import Peer
 from rawws.chat.presence import DEFAULT_PRESENCE_TTL_S, Change, ClusterPresence
+from rawws.chat.presence_grace import end_graces
 from rawws.chat.replay import SharedReads
 from rawws.chat.retention import gap
 from rawws.chat.room_retention import RoomRetention
@@ -152,16 +154,9 @@ class ChatHandler:
         """Connect the bus (``BusUnavailable`` when it cannot be reached)."""
         await self.feed.start()
         if self.hub.grace_s > 0:
-            self._grace = asyncio.create_task(self._end_graces())
-
-    async def _end_graces(self) -> None:
-        """Users whose grace ran out leave their rooms: here, then on every node."""
-        while True:
-            await asyncio.sleep(min(1.0, self.hub.grace_s / 2))
-            for room, user in self.hub.expire(time.monotonic()):
-                self.feed.here(room, user, False)
-                if not self.presence.elsewhere(room, user):
-                    self.hub.publish(room, chat.presence(room, user, "left"))
+            self._grace = asyncio.create_task(
+                end_graces(self.hub, self.feed, self.presence)
+            )
 
     # -- WebSocketHandler -----------------------------------------------------------
 
@@ -242,7 +237,9 @@ class ChatHandler:
             self._leave(member, command.room)
             member.send(chat.left(command.room))
         elif isinstance(command, HistoryRequest):
-            self._spawn(member, self._history(member, command))
+            self._spawn(
+                member, answer_history(self.store, self.health, member, command)
+            )
         elif isinstance(command, Who):
             users = self.presence.users(command.room)
             if chat.has_door(
@@ -407,13 +404,12 @@ class ChatHandler:
                     self.counters.catchup_messages += 1
                 after = page[-1].id
         except ChatError as error:  # no longer admitted (kicked or banned meanwhile)
-            self._refuse_held(member, room, held, chat.NOT_JOINED, f"not in {room}")
+            member.refuse_held(room, held, chat.NOT_JOINED, f"not in {room}")
             if current():
                 self._leave(member, room)
                 member.send(chat.error(error.code, error.message))
         except Exception as exc:
-            self._refuse_held(
-                member,
+            member.refuse_held(
                 room,
                 held,
                 chat.UNAVAILABLE,
@@ -446,22 +442,6 @@ class ChatHandler:
             if not (member.muted and refuse_muted(member, room, say.ref, now)):
                 self._say(member, say)
 
-    def _refuse_held(
-        self,
-        member: ChatMember,
-        room: str,
-        held: list[Say] | None,
-        code: str,
-        message: str,
-    ) -> None:
-        """The public membership could not be had: each ``say`` held for it is answered, not stored."""
-        if held is None:
-            return
-        if member.entering.get(room) is held:
-            del member.entering[room]
-        for say in held:
-            member.send(chat.error(code, message, say.ref))
-
     def _leave(self, member: ChatMember, room: str, now: float | None = None) -> None:
         member.last_ids.pop(room, None)
         member.floors.pop(room, None)
@@ -473,24 +453,6 @@ class ChatHandler:
                 self.hub.publish(room, chat.presence(room, member.user, "left"))
         if not self.hub.occupied(room):
             self.feed.close_room(room)
-
-    async def _history(self, member: ChatMember, command: HistoryRequest) -> None:
-        try:
-            # Never past what this connection was delivered: its node may not have applied
-            # a kick stored since, and nothing after that kick may reach the kicked.
-            upto = member.last_ids.get(command.room, 0) + 1
-            before = upto if command.before is None else min(command.before, upto)
-            found = await self.health.call(
-                "history",
-                self.store.messages_before(command.room, before, command.limit),
-            )
-        except Exception as exc:
-            if not isinstance(exc, StoreUnavailable):
-                log.exception("history failed room=%s", command.room)
-            member.send(chat.error(chat.UNAVAILABLE, "history unavailable"))
-            return
-        floor = member.floors.get(command.room, 0)
-        member.send(chat.history(command.room, [m for m in found if m.id > floor]))
 
     async def close(self) -> None:
         """Before the store closes: everything accepted is stored, and no query is still running.
