@@ -21,6 +21,7 @@ from collections.abc import Callable
 from enum import Enum
 
 from rawws.chat import wire
+from rawws.chat import wire_edits as edits
 from rawws.chat import wire_moderation as mod
 from rawws.errors import ChatError
 from rawws.store.base import (
@@ -76,6 +77,10 @@ RULES: dict[type[wire.Command], Rule] = {
     mod.Mute: Rule.MODERATE,
     mod.Unmute: Rule.MODERATE,
     mod.RoleChange: Rule.MODERATE,
+    # In a room joined; whose message it is, and the stored role a deletion of another's
+    # needs, are read by the store under the room's lock (``Store.change_message``).
+    edits.Edit: Rule.JOINED,
+    edits.Delete: Rule.JOINED,
 }
 
 _JOINED, _NOT_JOINED, _PRIVATE, _ANYONE = (

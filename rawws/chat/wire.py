@@ -30,6 +30,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from rawws.chat import wire_edits as edits
+from rawws.chat.wire_edits import NOT_FOUND as NOT_FOUND
 from rawws.chat.wire_moderation import (
     BAD_ROLE,
     MAX_MUTE_S,
@@ -39,7 +41,6 @@ from rawws.chat.wire_moderation import (
     RoleChange,
     Unban,
     Unmute,
-    event_fields,
 )
 from rawws.errors import ChatError
 from rawws.store.base import ROLES, SAY, RoomView
@@ -180,6 +181,7 @@ Command = (
     | Mute
     | Unmute
     | RoleChange
+    | edits.MessageChange  # edit, delete
 )
 _TARGETED: dict[str, type[Kick | Ban | Unban | Unmute]] = {
     "kick": Kick,
@@ -266,6 +268,12 @@ def parse_command(data: str | bytes) -> Command:
             return Mute(_room(frame), _user(frame), seconds, ref)
         if kind == "role":
             return RoleChange(_room(frame), _user(frame), _role(frame), ref)
+        if kind in ("edit", "delete"):
+            room, message_id = _room(frame), _optional_int(frame, "id", minimum=1)
+            if message_id is None:
+                raise ChatError(BAD_FIELD, "id must be the id of a message")
+            text = _text(frame) if kind == "edit" else None
+            return edits.message_change(room, message_id, text, ref)
     except ChatError as error:
         error.ref = ref
         raise
@@ -476,10 +484,10 @@ def message(stored: StoredMessage) -> str:
 
 
 def message_fields(stored: StoredMessage) -> dict[str, object]:
-    """The wire object of one stored entry: a ``message``, or a ``member`` event (its kind not 'say')."""
+    """One stored entry's wire object: a ``message`` (as it is now), ``member``, ``edited``, ``deleted``."""
     if stored.kind != SAY:
-        return event_fields(stored)
-    return {
+        return edits.any_event_fields(stored)
+    fields: dict[str, object] = {
         "type": "message",
         "room": stored.room,
         "id": stored.id,
@@ -487,3 +495,4 @@ def message_fields(stored: StoredMessage) -> dict[str, object]:
         "text": stored.text,
         "ts": stored.ts,
     }
+    return edits.add_state(fields, stored)
