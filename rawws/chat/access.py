@@ -21,6 +21,7 @@ from collections.abc import Callable
 from enum import Enum
 
 from rawws.chat import wire
+from rawws.chat import wire_edits as edits
 from rawws.chat import wire_moderation as mod
 from rawws.chat.wire_retention import RetentionChange
 from rawws.errors import ChatError
@@ -79,6 +80,10 @@ RULES: dict[type[wire.Command], Rule] = {
     mod.RoleChange: Rule.MODERATE,
     # The room's stored owner (or an admin) decides: ``authorize_retention``.
     RetentionChange: Rule.ANYONE,
+    # In a room joined; whose message it is, and the stored role a deletion of another's
+    # needs, are read by the store under the room's lock (``Store.change_message``).
+    edits.Edit: Rule.JOINED,
+    edits.Delete: Rule.JOINED,
 }
 
 _JOINED, _NOT_JOINED, _PRIVATE, _ANYONE = (

@@ -5,6 +5,8 @@ Five kinds of event, as compact JSON (one object per bus message):
 * ``Posted``: a stored message (room, id, user, text, ts) and the node that stored it;
   a membership event (kicked, banned, …) is one too, with its kind and target added
   (``e``, ``g``): it travels, is ordered and is repaired from the store as a message is;
+  so is an edit or a deletion, with its kind and the id of the message it changes (``e``,
+  ``a``), an edit with its new text;
 * ``Heads``: a node's heartbeat, the newest id it stored in each room it wrote
   to lately, so a node that missed a room's last message finds the gap
   without waiting for the next one, and who is present on it in each room;
@@ -29,7 +31,7 @@ import math
 from dataclasses import dataclass, field
 
 from rawws.chat.wire import MAX_ID, MAX_ROOM_CHARS
-from rawws.store.base import MEMBER_EVENTS, SAY, StoredMessage
+from rawws.store.base import CHANGE_EVENTS, MEMBER_EVENTS, SAY, StoredMessage
 
 FORMAT_VERSION = 1
 MAX_USER_CHARS = 64
@@ -98,7 +100,9 @@ def encode_event(event: BusEvent) -> bytes:
             "t": m.text,
             "s": m.ts,
         }
-        if m.kind != SAY:
+        if m.about is not None:  # an edit or a deletion
+            body["e"], body["a"] = m.kind, m.about
+        elif m.kind != SAY:
             body["e"], body["g"] = m.kind, m.target
     elif isinstance(event, Heads):
         body = {
@@ -182,10 +186,17 @@ def decode_event(data: bytes | str) -> BusEvent | None:
             and isinstance(user, str)
         )
         assert isinstance(text, str) and isinstance(ts, int | float)
-        kind, target = body.get("e", SAY), body.get("g")
-        if kind != SAY and not (kind in MEMBER_EVENTS and _is_user(target)):
+        kind, target, about = body.get("e", SAY), body.get("g"), body.get("a")
+        if kind in CHANGE_EVENTS:
+            if not _is_id(about):
+                return None
+            target = None
+        elif kind != SAY and not (kind in MEMBER_EVENTS and _is_user(target)):
             return None
+        else:
+            about = None
         assert isinstance(kind, str) and (target is None or isinstance(target, str))
+        assert about is None or isinstance(about, int)
         return Posted(
             node,
             StoredMessage(
@@ -196,6 +207,7 @@ def decode_event(data: bytes | str) -> BusEvent | None:
                 float(ts),
                 kind,
                 target if kind != SAY else None,
+                about,
             ),
         )
     if kind == "h":

@@ -49,7 +49,7 @@ MAX_HEAD_ROOMS = (
 Deliver = Callable[[str, str, int], object]  # (room, text, id): the hub's publish
 Apply = Callable[
     [StoredMessage], object
-]  # a membership event, in its place: the hub applies it
+]  # an event (membership, edit, deletion), in its place: the hub applies it
 Announce = Callable[[Change], object]  # a user appeared in / left a room, cluster-wide
 Notify = Callable[[str, str], object]  # (user, frame): to that user's connections here
 
@@ -72,8 +72,9 @@ class RoomFeed:
         apply: Apply | None = None,
     ) -> None:
         self.store = store
-        # Membership events (kind not 'say') go here instead of ``deliver``, in id order with
-        # the messages: a kicked user is out of the room before the next message goes out.
+        # Events (kind not 'say': membership, edits, deletions) go here instead of ``deliver``,
+        # in id order with the messages: a kicked user is out of the room before the next
+        # message goes out; an edit reaches only those who were sent its message.
         self._apply = apply
         self.bus_counters = bus_counters if bus_counters is not None else BusCounters()
         self.garbage = 0  # bus messages that were not ours

@@ -11,6 +11,7 @@ itself. Delivery never awaits: members queue into their bounded outboxes.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from typing import Protocol
 
 from rawws.core.deflate import SharedFrame
@@ -145,3 +146,20 @@ class Hub:
                 member.deliver(room, message_id, text, frame)
                 reached += 1
         return reached
+
+    def publish_where(
+        self,
+        room: str,
+        text: str,
+        message_id: int,
+        sees: Callable[[Member], bool],
+    ) -> int:
+        """Offer ``text`` to the members of ``room`` that ``sees`` lets see it, framed once (an
+        edit of a message some of them joined after); how many got it."""
+        members = [member for member in self._rooms.get(room, ()) if sees(member)]
+        if not members:
+            return 0
+        frame = text_frame(text)
+        for member in members:
+            member.deliver(room, message_id, text, frame)
+        return len(members)

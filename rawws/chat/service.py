@@ -29,6 +29,7 @@ from rawws.bus.base import Bus
 from rawws.chat import wire as chat
 from rawws.chat.access import authorize, needs_membership
 from rawws.chat.doors import Doors, IsAdmin
+from rawws.chat.edits import Editor, unseen
 from rawws.chat.feed import DEFAULT_HEARTBEAT_S, RoomFeed
 from rawws.chat.history import answer_history
 from rawws.chat.hub import Hub
@@ -53,6 +54,7 @@ from rawws.chat.wire import (
     Say,
     Who,
 )
+from rawws.chat.wire_edits import MessageChange
 from rawws.chat.wire_moderation import Moderation
 from rawws.chat.wire_retention import RetentionChange
 from rawws.chat.writer import MessageWriter
@@ -124,6 +126,7 @@ class ChatHandler:
         )
         self.moderator = Moderator(self.doors, self.hub, self._leave)
         self.retention = RoomRetention(store, self.health, self.doors, limits)
+        self.editor = Editor(store, self.health, self.hub, self.feed.stored_here)
         #: By user, so a stopped account's connections are closed (``StopBook`` calls ``stops.stop``).
         self.stops = ConnectionStops(self.counters)
         self._rate = RateLimiter(
@@ -139,7 +142,11 @@ class ChatHandler:
         self.counters.fanout_deliveries += self.hub.publish(room, text, message_id)
 
     def _apply_event(self, event: StoredMessage) -> None:
-        self.counters.fanout_deliveries += self.moderator.apply(event)
+        """An event in its place in the room: an edit or deletion, or a membership event."""
+        if event.about is not None:
+            self.counters.fanout_deliveries += self.editor.deliver(event)
+        else:
+            self.counters.fanout_deliveries += self.moderator.apply(event)
 
     def _announce(self, change: Change) -> None:
         """A user appeared on / vanished from every other node's view: tell this node's members."""
@@ -254,6 +261,10 @@ class ChatHandler:
             self._spawn(member, self.moderator.run(member, command))
         elif isinstance(command, RetentionChange):
             self._spawn(member, self.retention.run(member, command))
+        elif isinstance(command, MessageChange) and not self.editor.muted(
+            member, command
+        ):
+            self._spawn(member, self.editor.run(member, command))
 
     def _notify(self, user: str, text: str) -> None:
         """``text`` to every connection of ``user``: here, and on the other nodes through the bus."""
@@ -396,6 +407,8 @@ class ChatHandler:
                     if not current() or not member.peer.open:
                         return
                     member.last_ids[room] = message.id
+                    if message.kind != SAY and unseen(member, message):
+                        continue  # an edit of a message from before their membership
                     if message.kind != SAY and not self.moderator.replayed(
                         member, message
                     ):

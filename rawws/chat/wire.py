@@ -26,10 +26,26 @@ client that cannot import them (the browser page), so no client keeps a copy.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
+from rawws.chat import wire_edits as edits
+from rawws.chat.room_names import (  # re-exported: the protocol's names of rooms
+    DIRECT_DIGEST_CHARS as DIRECT_DIGEST_CHARS,
+)
+from rawws.chat.room_names import DIRECT_PREFIX as DIRECT_PREFIX
+from rawws.chat.room_names import DIRECT_ROOM_NAME as DIRECT_ROOM_NAME
+from rawws.chat.room_names import MAX_PRIVATE_LABEL_CHARS as MAX_PRIVATE_LABEL_CHARS
+from rawws.chat.room_names import MAX_ROOM_CHARS as MAX_ROOM_CHARS
+from rawws.chat.room_names import PRIVATE_ROOM_NAME as PRIVATE_ROOM_NAME
+from rawws.chat.room_names import PRIVATE_SUFFIX_CHARS as PRIVATE_SUFFIX_CHARS
+from rawws.chat.room_names import PUBLIC_ROOM_NAME as PUBLIC_ROOM_NAME
+from rawws.chat.room_names import ROOM_NAME as ROOM_NAME
+from rawws.chat.room_names import ROOM_RULE as ROOM_RULE
+from rawws.chat.room_names import has_door as has_door
+from rawws.chat.room_names import is_direct as is_direct
+from rawws.chat.room_names import is_private as is_private
+from rawws.chat.wire_edits import NOT_FOUND as NOT_FOUND
 from rawws.chat.wire_moderation import (
     BAD_ROLE,
     MAX_MUTE_S,
@@ -39,7 +55,6 @@ from rawws.chat.wire_moderation import (
     RoleChange,
     Unban,
     Unmute,
-    event_fields,
 )
 from rawws.chat.wire_retention import RetentionChange, parse_retention
 from rawws.errors import ChatError
@@ -49,30 +64,6 @@ from rawws.store.base import (
 )  # re-exported: what the protocol sends
 
 DEFAULT_ROOM = "lobby"
-MAX_ROOM_CHARS = 32
-#: A private room's name is the label its creator chose, a '.', and this many random
-#: characters the server adds: no public name has a '.', so the two kinds never share a
-#: name, and a private name is never taken, so ``create`` never tells a private room exists.
-PRIVATE_SUFFIX_CHARS = 8
-MAX_PRIVATE_LABEL_CHARS = MAX_ROOM_CHARS - 1 - PRIVATE_SUFFIX_CHARS
-PUBLIC_ROOM_NAME = re.compile(rf"[a-z0-9][a-z0-9_-]{{0,{MAX_ROOM_CHARS - 1}}}")
-PRIVATE_ROOM_NAME = re.compile(
-    rf"[a-z0-9][a-z0-9_-]{{0,{MAX_PRIVATE_LABEL_CHARS - 1}}}\.[a-z0-9]{{{PRIVATE_SUFFIX_CHARS}}}"
-)
-#: A direct room's name: '~' and a digest of its two users' keys, so each pair has exactly
-#: one (the rooms table's primary key) and no public or private name (neither has a '~') is one.
-DIRECT_PREFIX = "~"
-DIRECT_DIGEST_CHARS = 24
-DIRECT_ROOM_NAME = re.compile(rf"~[0-9a-f]{{{DIRECT_DIGEST_CHARS}}}")
-# A room name matches this whole (the same syntax in Python and JavaScript: the page gets it too).
-ROOM_NAME = re.compile(
-    f"{PUBLIC_ROOM_NAME.pattern}|{PRIVATE_ROOM_NAME.pattern}|{DIRECT_ROOM_NAME.pattern}"
-)
-ROOM_RULE = (
-    f"1-{MAX_ROOM_CHARS} characters of a-z, 0-9, '_' and '-', starting with a letter or digit"
-    f" (a private room's name ends in '.' and {PRIVATE_SUFFIX_CHARS} letters or digits;"
-    f" a direct room's is '~' and {DIRECT_DIGEST_CHARS} hex digits)"
-)
 ROOM_KINDS = ("public", "private")  # what ``create`` makes ('direct' comes with ``dm``)
 MAX_USER_CHARS = 32
 MAX_TEXT_CHARS = 4000
@@ -182,6 +173,7 @@ Command = (
     | Unmute
     | RoleChange
     | RetentionChange
+    | edits.MessageChange  # edit, delete
 )
 _TARGETED: dict[str, type[Kick | Ban | Unban | Unmute]] = {
     "kick": Kick,
@@ -189,22 +181,6 @@ _TARGETED: dict[str, type[Kick | Ban | Unban | Unmute]] = {
     "unban": Unban,
     "unmute": Unmute,
 }
-
-
-def is_private(room: str) -> bool:
-    """A private room's name, by its syntax alone (``PRIVATE_ROOM_NAME``): no lookup needed."""
-    return "." in room
-
-
-def is_direct(room: str) -> bool:
-    """A direct room's name, by its syntax alone (``DIRECT_ROOM_NAME``): no lookup needed."""
-    return room.startswith(DIRECT_PREFIX)
-
-
-def has_door(room: str) -> bool:
-    """Only stored members may enter (a private or a direct room): told by the name alone, so
-    the question itself never reads the store and never depends on whether the room exists."""
-    return is_private(room) or is_direct(room)
 
 
 def parse_command(data: str | bytes) -> Command:
@@ -270,6 +246,12 @@ def parse_command(data: str | bytes) -> Command:
             return RoleChange(_room(frame), _user(frame), _role(frame), ref)
         if kind == "retention":
             return parse_retention(frame, ref, _room)
+        if kind in ("edit", "delete"):
+            room, message_id = _room(frame), _optional_int(frame, "id", minimum=1)
+            if message_id is None:
+                raise ChatError(BAD_FIELD, "id must be the id of a message")
+            text = _text(frame) if kind == "edit" else None
+            return edits.message_change(room, message_id, text, ref)
     except ChatError as error:
         error.ref = ref
         raise
@@ -480,10 +462,10 @@ def message(stored: StoredMessage) -> str:
 
 
 def message_fields(stored: StoredMessage) -> dict[str, object]:
-    """The wire object of one stored entry: a ``message``, or a ``member`` event (its kind not 'say')."""
+    """One stored entry's wire object: a ``message`` (as it is now), ``member``, ``edited``, ``deleted``."""
     if stored.kind != SAY:
-        return event_fields(stored)
-    return {
+        return edits.any_event_fields(stored)
+    fields: dict[str, object] = {
         "type": "message",
         "room": stored.room,
         "id": stored.id,
@@ -491,3 +473,4 @@ def message_fields(stored: StoredMessage) -> dict[str, object]:
         "text": stored.text,
         "ts": stored.ts,
     }
+    return edits.add_state(fields, stored)

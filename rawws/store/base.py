@@ -35,6 +35,13 @@ class StoredMessage:
     # (a role's name, a mute's end as seconds since the epoch, or "").
     kind: str = "say"
     target: str | None = None
+    # An ``edited`` or ``deleted`` event: the id of the message it changes (``CHANGE_EVENTS``).
+    about: int | None = None
+    # A message's current state (``Edits.change_message``): when it was last edited; who
+    # deleted it and when (its text is then "": a deletion removes the text from the store).
+    edited_at: float | None = None
+    deleted_by: str | None = None
+    deleted_at: float | None = None
 
 
 SAY = "say"
@@ -54,6 +61,10 @@ MEMBER_EVENTS = (
     JOINED,
     LEFT,
 )
+#: A message edited or deleted: an event in the room's sequence (its own id), ``about`` the
+#: message it changes; its stored row keeps no text (the message's row holds the current one).
+EDITED, DELETED = "edited", "deleted"
+CHANGE_EVENTS = (EDITED, DELETED)
 #: The events after which their target is no longer in the room (their connections leave it).
 REMOVING_EVENTS = (KICKED, BANNED_EVENT, LEFT)
 
@@ -80,6 +91,15 @@ class MemberEvent:
     muted_until: float | None = None
     demote: str | None = None
     expect: tuple[tuple[str, str | None], ...] = ()
+
+
+class MessageNotFound(Exception):
+    """An edit or deletion names no message of its room that is still there (an event's id,
+    another room's, one never stored, or one deleted already): nothing is stored."""
+
+
+class NotYours(Exception):
+    """An edit of someone else's message, or a deletion of it by a plain member: nothing is stored."""
 
 
 class MembershipChanged(Exception):
@@ -237,7 +257,15 @@ class Stops(Protocol):
     async def stamps_since(self, since: float) -> list[Stamp]: ...
 
 
-class Store(Grants, Rooms, Stops, Protocol):
+class Edits(Protocol):
+    """Edits and deletions of stored messages (``rawws.store.edits``)."""
+
+    async def change_message(
+        self, room: str, message_id: int, actor: str, text: str | None, ts: float
+    ) -> StoredMessage: ...
+
+
+class Store(Grants, Rooms, Stops, Edits, Protocol):
     async def create_user(self, username: str, password_hash: str) -> User: ...
 
     async def get_user(self, username: str) -> User | None: ...

@@ -106,12 +106,17 @@ WAL_SWITCH_PAUSE_S = 0.005
 
 
 def _tune_sqlite(dbapi_connection: Any, _record: object) -> None:
-    """WAL lets readers go on while one writer commits; wait rather than fail on a busy file."""
+    """WAL lets readers go on while one writer commits; wait rather than fail on a busy file.
+
+    ``secure_delete``: space a row frees (a deleted message's text) is overwritten with
+    zeros, so a deletion removes the text from the file, not only from the table.
+    """
     cursor = dbapi_connection.cursor()
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
     _switch_to_wal(cursor)
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 

@@ -15,10 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rawws.store.names import username_key, username_skeleton
 
-SCHEMA_VERSION = 9  # 1: users; 2: rooms and messages; 3: refresh tokens and spent tickets; 4: name skeletons;
+SCHEMA_VERSION = 10  # 1: users; 2: rooms and messages; 3: refresh tokens and spent tickets; 4: name skeletons;
 # 5: room kinds, owners and stored membership; 6: account stops (disabled, admin, not_before);
 # 7: membership events in the messages' sequence, mutes; 8: public rooms' writers are members;
-# 9: a room's own retention
+# 9: edits and deletions (``EDIT_COLUMNS``); 10: a room's own retention
 
 metadata = sa.MetaData()
 
@@ -63,7 +63,7 @@ rooms = sa.Table(
     sa.Column("kind", sa.String(16), nullable=False, server_default="public"),
     # The username key of the user who made it with ``create``; NULL for an implicit room.
     sa.Column("owner", sa.String(32), nullable=True),
-    # Version 9: the owner's own retention (NULL: the server's alone), never beyond the server's.
+    # Version 10: the owner's own retention (NULL: the server's alone), never beyond the server's.
     sa.Column("max_age_s", sa.Float, nullable=True),
     sa.Column("max_messages", sa.BigInteger, nullable=True),
 )
@@ -99,6 +99,13 @@ messages = sa.Table(
     sa.Column("kind", sa.String(16), nullable=False, server_default="say"),
     # Whom a membership event is about (as registered); NULL for a 'say'.
     sa.Column("target", sa.String(32), nullable=True),
+    # Version 9. An 'edited' or 'deleted' event: the id of the message it changes (its row
+    # keeps no text). A 'say': when it was last edited; who deleted it and when (its text is
+    # then "": a deletion removes the text, a tombstone remains).
+    sa.Column("about", sa.BigInteger, nullable=True),
+    sa.Column("edited_at", sa.Float, nullable=True),
+    sa.Column("deleted_by", sa.String(64), nullable=True),
+    sa.Column("deleted_at", sa.Float, nullable=True),
 )
 
 # A refresh token is stored as the SHA-256 of its random value: a copy of the
@@ -296,10 +303,36 @@ async def _add_public_writers(conn: AsyncConnection) -> None:
         )
 
 
-async def _add_room_retention(conn: AsyncConnection) -> None:
-    """Version 9: rooms get ``max_age_s`` and ``max_messages``, a room's own retention (none yet).
+EDIT_COLUMNS = (
+    ("about", "BIGINT"),
+    ("edited_at", "FLOAT"),
+    ("deleted_by", "VARCHAR(64)"),
+    ("deleted_at", "FLOAT"),
+)
+
+
+async def _add_edits(conn: AsyncConnection) -> None:
+    """Version 9: messages get ``about`` (an edit or deletion event's message), ``edited_at``,
+    ``deleted_by`` and ``deleted_at``; every earlier row is a message never edited nor deleted.
 
     One function, so that a merge beside another version 9 only renumbers it.
+    """
+
+    def present(sync: Any) -> set[str]:
+        return {column["name"] for column in sa.inspect(sync).get_columns("messages")}
+
+    have = await conn.run_sync(present)
+    for name, declaration in EDIT_COLUMNS:
+        if name not in have:
+            await conn.execute(
+                sa.text(f"ALTER TABLE messages ADD COLUMN {name} {declaration}")
+            )
+
+
+async def _add_room_retention(conn: AsyncConnection) -> None:
+    """Version 10: rooms get ``max_age_s`` and ``max_messages``, a room's own retention (none yet).
+
+    One function, so that a merge beside another migration only renumbers it.
     """
 
     def present(sync: Any) -> set[str]:
@@ -322,7 +355,8 @@ MIGRATIONS: dict[int, Migration] = {
     5: _add_account_stops,
     6: _add_member_events,
     7: _add_public_writers,
-    8: _add_room_retention,
+    8: _add_edits,
+    9: _add_room_retention,
 }
 
 

@@ -27,6 +27,7 @@ from rawws.store.base import (
     StoredMessage,
     User,
 )
+from rawws.store.edits import EditsSql, current_entries, history_entries, stored_entry
 from rawws.store.names import username_key, username_skeleton
 from rawws.store.retention import RetentionSql
 from rawws.store.rooms import RoomsSql
@@ -52,9 +53,9 @@ def sqlite_url(data_dir: str | Path) -> str:
     return f"sqlite+aiosqlite:///{Path(data_dir) / SQLITE_FILE}"
 
 
-class SqlStore(RoomsSql, AccountStops, RetentionSql):
+class SqlStore(RoomsSql, AccountStops, EditsSql, RetentionSql):
     """A ``Store`` over any SQLAlchemy async URL (rooms and membership: ``rawws.store.rooms``;
-    the account stops' queries: ``rawws.store.stops``)."""
+    the account stops' queries: ``rawws.store.stops``; edits and deletions: ``rawws.store.edits``; retention: ``rawws.store.retention``)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -179,9 +180,10 @@ class SqlStore(RoomsSql, AccountStops, RetentionSql):
     async def messages_after(
         self, room: str, after: int, limit: int
     ) -> list[StoredMessage]:
-        """Up to ``limit`` messages with id > ``after``, oldest first (replay on reconnect)."""
+        """Up to ``limit`` entries with id > ``after``, oldest first (replay on reconnect, a gap's
+        repair): every event, each message and edit in its current state (``stored_entry``)."""
         query = (
-            sa.select(messages)
+            current_entries()
             .where(messages.c.room == room, messages.c.id > after)
             .order_by(messages.c.id)
             .limit(limit)
@@ -191,8 +193,9 @@ class SqlStore(RoomsSql, AccountStops, RetentionSql):
     async def messages_before(
         self, room: str, before: int | None, limit: int
     ) -> list[StoredMessage]:
-        """The ``limit`` messages just before id ``before`` (or the newest), oldest first."""
-        query = sa.select(messages).where(messages.c.room == room)
+        """The ``limit`` entries just before id ``before`` (or the newest), oldest first: messages
+        in their current state and membership events, never an edit or deletion event."""
+        query = history_entries().where(messages.c.room == room)
         if before is not None:
             query = query.where(messages.c.id < before)
         rows = await self._messages(query.order_by(messages.c.id.desc()).limit(limit))
@@ -215,12 +218,7 @@ class SqlStore(RoomsSql, AccountStops, RetentionSql):
     async def _messages(self, query: sa.Select[Any]) -> list[StoredMessage]:
         async with self.engine.connect() as conn:
             result = await conn.execute(query)
-            return [
-                StoredMessage(
-                    row.room, row.id, row.user, row.text, row.ts, row.kind, row.target
-                )
-                for row in result
-            ]
+            return [stored_entry(row) for row in result]
 
     # -- refresh tokens and tickets --------------------------------------------
 

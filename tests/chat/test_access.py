@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rawws.chat import wire
+from rawws.chat import wire_edits as edits
 from rawws.chat import wire_moderation as mod
 from rawws.chat.access import RULES, authorize
 from rawws.chat.wire_retention import RetentionChange
@@ -32,6 +33,8 @@ COMMANDS: dict[str, wire.Command] = {
     "unmute": mod.Unmute(ROOM, "bob", "r9"),
     "role": mod.RoleChange(ROOM, "bob", "moderator", "r10"),
     "retention": RetentionChange(ROOM, 3600, 0, "r11"),
+    "edit": edits.Edit(ROOM, 1, "new", "r11"),
+    "delete": edits.Delete(ROOM, 1, "r12"),
 }
 # command → (the answer when the connection is in the room, the answer when it is not); None: allowed
 MATRIX: dict[str, tuple[str | None, str | None]] = {
@@ -55,6 +58,9 @@ MATRIX: dict[str, tuple[str | None, str | None]] = {
     "unmute": (None, None),
     "role": (None, None),
     "retention": (None, None),  # the stored owner decides (authorize_retention)
+    # whose message, and a deleter's stored role: the store decides (tests/store/test_edits)
+    "edit": (None, wire.NOT_JOINED),
+    "delete": (None, wire.NOT_JOINED),
 }
 
 

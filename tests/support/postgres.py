@@ -232,3 +232,33 @@ def start_cluster(cluster: PostgresCluster) -> None:
         str(START_TIMEOUT_S),
         "start",
     )
+
+
+def dump_database(url: str) -> bytes:
+    """``pg_dump`` of the database at ``url`` (one on the session's cluster): what a backup
+    taken now would hold (the grep test of deleted messages reads it)."""
+    from sqlalchemy.engine import make_url
+
+    bin_dir = _find_bin_dir()
+    assert bin_dir is not None
+    parsed = make_url(url)
+    result = subprocess.run(
+        [
+            *_runner(),
+            str(bin_dir / "pg_dump"),
+            *(
+                "-h",
+                str(parsed.host),
+                "-p",
+                str(parsed.port),
+                "-U",
+                str(parsed.username),
+            ),
+            str(parsed.database),
+        ],
+        capture_output=True,
+        timeout=START_TIMEOUT_S,
+        check=True,
+        cwd="/",  # as the postgres user, our own working directory may not be readable
+    )
+    return result.stdout
