@@ -5,13 +5,15 @@ one of the newest ``max_messages`` messages."""
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rawws.chat.retention import RetentionSweep
-from rawws.store import NewMessage, SqlStore
+from rawws.store import NewMessage, SqlStore, open_store, sqlite_url
 from rawws.store.base import MemberEvent
+from rawws.store.schema import SCHEMA_VERSION, schema_version
 
 NOW = 1_000_000.0
 rooms = itertools.count(1)
@@ -106,3 +108,24 @@ async def test_nothing_younger_than_the_bounds_is_ever_removed(
         assert not kept or kept[0] >= (young[0] if young else len(ages) + 1)
     if max_messages:
         assert len(kept) <= max_messages
+
+
+async def test_a_version_9_database_gets_the_rooms_own_bounds(tmp_path: Path) -> None:
+    """Version 9 had no ``max_age_s``, ``max_messages`` on rooms: added, every room without
+    bounds of its own."""
+    store = await open_store(sqlite_url(tmp_path))
+    await store.append_messages([NewMessage("lobby", "ann", "old", NOW)])
+    async with store.engine.begin() as conn:
+        for column in ("max_age_s", "max_messages"):
+            await conn.exec_driver_sql(f"ALTER TABLE rooms DROP COLUMN {column}")
+        await conn.execute(schema_version.update().values(version=9))
+    await store.close()
+    store = await open_store(sqlite_url(tmp_path))
+    try:
+        assert await store.schema_version() == SCHEMA_VERSION == 10
+        assert (await store.room_retention("lobby")).max_messages == 0
+        await store.set_room_retention("lobby", 60.0, 5)
+        bounds = await store.room_retention("lobby")
+        assert (bounds.max_age_s, bounds.max_messages) == (60.0, 5)
+    finally:
+        await store.close()
