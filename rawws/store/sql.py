@@ -28,6 +28,7 @@ from rawws.store.base import (
     User,
 )
 from rawws.store.names import username_key, username_skeleton
+from rawws.store.reads import ReadsSql
 from rawws.store.rooms import RoomsSql
 from rawws.store.schema import (
     MIGRATIONS,
@@ -51,9 +52,9 @@ def sqlite_url(data_dir: str | Path) -> str:
     return f"sqlite+aiosqlite:///{Path(data_dir) / SQLITE_FILE}"
 
 
-class SqlStore(RoomsSql, AccountStops):
+class SqlStore(RoomsSql, AccountStops, ReadsSql):
     """A ``Store`` over any SQLAlchemy async URL (rooms and membership: ``rawws.store.rooms``;
-    the account stops' queries: ``rawws.store.stops``)."""
+    the account stops' queries: ``rawws.store.stops``; read markers: ``rawws.store.reads``)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine

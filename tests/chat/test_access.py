@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rawws.chat import wire
+from rawws.chat import wire, wire_reads
 from rawws.chat import wire_moderation as mod
 from rawws.chat.access import RULES, authorize
 from rawws.errors import ChatError
@@ -30,6 +30,8 @@ COMMANDS: dict[str, wire.Command] = {
     "mute": mod.Mute(ROOM, "bob", 60, "r8"),
     "unmute": mod.Unmute(ROOM, "bob", "r9"),
     "role": mod.RoleChange(ROOM, "bob", "moderator", "r10"),
+    "read": wire_reads.Read(ROOM, 1, "r11"),
+    "typing": wire_reads.Typing(ROOM),
 }
 # command → (the answer when the connection is in the room, the answer when it is not); None: allowed
 MATRIX: dict[str, tuple[str | None, str | None]] = {
@@ -52,6 +54,9 @@ MATRIX: dict[str, tuple[str | None, str | None]] = {
     "mute": (None, None),
     "unmute": (None, None),
     "role": (None, None),
+    # a non-member's read or typing is refused before anything is looked at (test_reads)
+    "read": (None, wire.NOT_JOINED),
+    "typing": (None, wire.NOT_JOINED),
 }
 
 
