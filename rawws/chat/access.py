@@ -5,7 +5,7 @@ The service asks ``authorize`` for each parsed command and runs it only if no
 test holds every command type of ``rawws.chat.wire`` to one, so a new command
 cannot skip the check. The first question is the connection's own membership of
 the room the command names: ``join`` a room you are not in; ``leave``, ``say``,
-``history`` and ``who`` only in a room you joined, so a user learns nothing of a
+``history``, ``who``, ``read`` and ``typing`` only in a room you joined, so a user learns nothing of a
 room's messages or members without joining it first. That answer is local, so the
 hot path (``say``) reads no database.
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from enum import Enum
 
-from rawws.chat import wire
+from rawws.chat import wire, wire_reads
 from rawws.chat import wire_edits as edits
 from rawws.chat import wire_moderation as mod
 from rawws.chat.wire_retention import RetentionChange
@@ -71,6 +71,8 @@ RULES: dict[type[wire.Command], Rule] = {
     wire.Invite: Rule.PRIVATE,
     wire.RoomsRequest: Rule.ANYONE,  # each user sees only what they may (``visible_rooms``)
     wire.Dm: Rule.ANYONE,  # names a user, not a room: the pair's room is found or made
+    wire_reads.Read: Rule.JOINED,  # and never past what the connection was sent
+    wire_reads.Typing: Rule.JOINED,  # and not muted (``rawws.chat.typing_relay``)
     # Stored roles decide these (an admin need not have joined): ``authorize_actor``.
     mod.Kick: Rule.MODERATE,
     mod.Ban: Rule.MODERATE,

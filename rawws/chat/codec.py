@@ -1,6 +1,6 @@
 """What the chat says to the other nodes over the bus, and how it is encoded (the bus carries bytes).
 
-Five kinds of event, as compact JSON (one object per bus message):
+Seven kinds of event, as compact JSON (one object per bus message):
 
 * ``Posted``: a stored message (room, id, user, text, ts) and the node that stored it;
   a membership event (kicked, banned, …) is one too, with its kind and target added
@@ -17,6 +17,11 @@ Five kinds of event, as compact JSON (one object per bus message):
 * ``Notice``: a frame for every connection of one user, wherever it is (an
   invitation, a direct room opened): a hint, like all of the bus, never a door
   (the doors are in the store, so a lost notice costs a prompt, not access).
+* ``Marked``: a user's read marker in a room moved forward on a node: the others
+  tell that user's connections and remember it (a lost one costs a stale badge:
+  the marker itself is in the store);
+* ``Typing``: a user is typing in a room: each node tells the room's other users
+  there (not stored, not repaired: a lost one is a missing hint).
 
 ``decode_event`` checks every field's type and bounds: anything else is ``None``
 (the caller counts it and logs once), never a delivery. It only ever sees what the
@@ -82,9 +87,28 @@ class Notice:
     text: str
 
 
+@dataclass(frozen=True, slots=True)
+class Marked:
+    """``user``'s read marker in ``room`` moved forward to ``last_read`` on ``node``."""
+
+    node: str
+    room: str
+    user: str
+    last_read: int
+
+
+@dataclass(frozen=True, slots=True)
+class Typing:
+    """``user`` is typing in ``room`` (let through ``node``'s rate limit)."""
+
+    node: str
+    room: str
+    user: str
+
+
 MAX_NOTICE_CHARS = 1024  # an invitation or a direct room's notice is far shorter
 
-BusEvent = Posted | Heads | Presence | Stopped | Notice
+BusEvent = Posted | Heads | Presence | Stopped | Notice | Marked | Typing
 
 
 def encode_event(event: BusEvent) -> bytes:
@@ -129,6 +153,12 @@ def encode_event(event: BusEvent) -> bytes:
             "u": event.user,
             "t": event.text,
         }
+    elif isinstance(event, Marked):
+        body = {"v": FORMAT_VERSION, "k": "r", "n": event.node, "r": event.room}
+        body |= {"u": event.user, "i": event.last_read}
+    elif isinstance(event, Typing):
+        body = {"v": FORMAT_VERSION, "k": "y", "n": event.node, "r": event.room}
+        body["u"] = event.user
     else:
         body = {
             "v": FORMAT_VERSION,
@@ -254,4 +284,15 @@ def decode_event(data: bytes | str) -> BusEvent | None:
             return None
         assert isinstance(user, str)
         return Notice(node, user, text)
+    if kind in ("r", "y"):
+        room, user, read = body.get("r"), body.get("u"), body.get("i")
+        if not (_is_room(room) and _is_user(user)):
+            return None
+        assert isinstance(room, str) and isinstance(user, str)
+        if kind == "y":
+            return Typing(node, room, user)
+        if not _is_id(read):
+            return None
+        assert isinstance(read, int)
+        return Marked(node, room, user, read)
     return None

@@ -40,6 +40,7 @@ from rawws.store.base import (
     MemberEvent,
     Membership,
     MembershipChanged,
+    RoomView,
 )
 from rawws.store.names import username_key
 from rawws.store.outage import StoreHealth, StoreUnavailable
@@ -48,6 +49,12 @@ log = logging.getLogger("rawws.chat")
 
 
 IsAdmin = Callable[[str], Awaitable[bool]]
+Refine = Callable[[str, list[RoomView]], Awaitable[list[RoomView]]]
+
+
+async def _as_stored(user: str, views: list[RoomView]) -> list[RoomView]:
+    return views
+
 
 #: The most rooms one user may own: ``create`` is what a user can repeat to fill the store
 #: (a private name is never taken), so it is bounded per user, not only by the frame rate.
@@ -132,6 +139,8 @@ class Doors:
         self.publish = publish  # a stored invitation: to this node's feed and the bus
         self.is_admin = is_admin  # server admins invite to every private room there is
         self.cache = MembershipCache()
+        #: ``rooms``' views as this node knows them (markers not yet stored: ``ReadMarkers.refine``).
+        self.refine: Refine = _as_stored
 
     async def membership(
         self, room: str, user: str, cached: bool = False
@@ -213,6 +222,7 @@ class Doors:
                 views = await self.health.call(
                     "rooms", self.store.visible_rooms(member.user)
                 )
+                views = await self.refine(member.user, views)
                 member.send(chat.rooms(views, command.ref))
         except ChatError as error:
             member.send(chat.error(error.code, error.message, error.ref))

@@ -21,10 +21,12 @@ from rawws.chat import wire as chat
 from rawws.chat.codec import (
     BusEvent,
     Heads,
+    Marked,
     Notice,
     Posted,
     Presence,
     Stopped,
+    Typing,
     decode_event,
     encode_event,
 )
@@ -80,6 +82,9 @@ class RoomFeed:
         self.garbage = 0  # bus messages that were not ours
         #: Another node set a user's stamp (``accounts.stops.StopBook.note``, set by the app).
         self.on_stopped: Callable[[Stamp], None] | None = None
+        #: Another node moved a read marker / let a ``typing`` through (``rawws.chat.reads``, ``typing_``).
+        self.on_marked: Callable[[Marked], None] | None = None
+        self.on_typing: Callable[[Typing], None] | None = None
         self.bus: Bus = bus or LocalBus()
         self.node = node
         self._deliver = deliver
@@ -164,6 +169,14 @@ class RoomFeed:
         if isinstance(event, Notice):
             self._notify(event.user, event.text)
             return
+        if isinstance(event, Marked):
+            if self.on_marked is not None:
+                self.on_marked(event)
+            return
+        if isinstance(event, Typing):
+            if self.on_typing is not None:
+                self.on_typing(event)
+            return
         now = time.monotonic()
         if isinstance(event, Presence):
             self._tell(
@@ -199,6 +212,10 @@ class RoomFeed:
     def tell_user(self, user: str, text: str) -> None:
         """``text`` for ``user``'s connections on the other nodes (this node's are told by the caller)."""
         self.bus.publish(encode_event(Notice(self.node, user, text)))
+
+    def tell(self, event: Marked | Typing) -> None:
+        """A hint for the other nodes (a read marker moved, someone typing): sent once, never repaired."""
+        self.bus.publish(encode_event(event))
 
     def _offer(self, message: StoredMessage) -> None:
         sequencer = self._rooms.get(message.room)

@@ -134,13 +134,22 @@ class Hub:
         message_id: int | None = None,
         *,
         exclude: Member | None = None,
+        exclude_user: str | None = None,
     ) -> int:
-        """Offer ``text`` to every member of ``room`` (but ``exclude``), framed once; how many got it."""
+        """Offer ``text`` to every member of ``room`` (but ``exclude``, and every connection of
+        ``exclude_user``), framed once; how many got it."""
         members = self._rooms.get(room)
         if not members:
             return 0
         frame = text_frame(text)
         reached = 0
+        # A loop of its own (``exclude`` is not looked at): a message's pays no extra test.
+        if exclude_user is not None:
+            for member in list(members):
+                if member.user != exclude_user:
+                    member.deliver(room, message_id, text, frame)
+                    reached += 1
+            return reached
         for member in list(members):
             if member is not exclude:
                 member.deliver(room, message_id, text, frame)

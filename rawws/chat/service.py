@@ -39,10 +39,12 @@ from rawws.chat.moderation import Moderator, never_admin, refuse_muted
 from rawws.chat.peer import Peer
 from rawws.chat.presence import DEFAULT_PRESENCE_TTL_S, Change, ClusterPresence
 from rawws.chat.presence_grace import end_graces
+from rawws.chat.reads import ReadMarkers
 from rawws.chat.replay import SharedReads
 from rawws.chat.retention import gap
 from rawws.chat.room_retention import RoomRetention
 from rawws.chat.stops import ConnectionStops
+from rawws.chat.typing_relay import TypingRelay
 from rawws.chat.wire import (
     Create,
     Dm,
@@ -56,6 +58,7 @@ from rawws.chat.wire import (
 )
 from rawws.chat.wire_edits import MessageChange
 from rawws.chat.wire_moderation import Moderation
+from rawws.chat.wire_reads import Read, Typing
 from rawws.chat.wire_retention import RetentionChange
 from rawws.chat.writer import MessageWriter
 from rawws.core.counters import Counters
@@ -129,6 +132,9 @@ class ChatHandler:
         self.editor = Editor(store, self.health, self.hub, self.feed.stored_here)
         #: By user, so a stopped account's connections are closed (``StopBook`` calls ``stops.stop``).
         self.stops = ConnectionStops(self.counters)
+        self.markers = ReadMarkers(self.feed, self.health, self.stops.peers, node)
+        self.doors.refine = self.markers.refine  # ``rooms``: markers not yet stored
+        self.typists = TypingRelay(self.hub, self.feed, node)
         self._rate = RateLimiter(
             limits.message_burst, limits.message_burst / limits.messages_per_s
         )
@@ -265,6 +271,10 @@ class ChatHandler:
             member, command
         ):
             self._spawn(member, self.editor.run(member, command))
+        elif isinstance(command, Read):
+            self.markers.read(member, command)
+        elif isinstance(command, Typing):
+            self.typists.typing(member, command)
 
     def _notify(self, user: str, text: str) -> None:
         """``text`` to every connection of ``user``: here, and on the other nodes through the bus."""
@@ -371,13 +381,15 @@ class ChatHandler:
                 room
             ):  # ended meanwhile: begun again
                 again = await self.doors.enter_public(room, member.user)
+            read, unread = await self.markers.joined(room, member.user, again, last_id)
             if not current():
                 return
             self.doors.place(member, room, again)
             self.feed.start_room(
                 room, last_id
             )  # the first member here: live delivery goes on after last_id
-            member.send(chat.joined(room, self.presence.users(room), last_id))
+            users = self.presence.users(room)
+            member.send(chat.joined(room, users, last_id, read, unread))
             # Replay what the client missed, up to what was stored when it joined, what
             # the hub delivered since and what this node's feed had delivered before it
             # joined; then live delivery takes over.
@@ -477,6 +489,7 @@ class ChatHandler:
         await self.writer.flush()
         if self._grace is not None:
             self._grace.cancel()
+        await self.markers.close()
         await self.feed.close()
         pending = [task for task in self._tasks if not task.done()]
         for task in pending:

@@ -40,6 +40,10 @@ class ConnectionStops:
             if not peers:
                 del self._by_user[key]
 
+    def peers(self, user: str) -> list[Peer]:
+        """``user``'s open connections on this node (a read marker that moved is told to each)."""
+        return list(self._by_user.get(username_key(user), ()))
+
     def stop(self, stamp: Stamp) -> None:
         """Close (1008, the reason said) each of the user's connections ``stamp`` stops."""
         closed = 0

@@ -3,9 +3,10 @@
 Client → server: ``join {room, since?, ref?}``, ``leave {room}``, ``say {room, text, ref?}``,
 ``history {room, before?, limit?}``, ``who {room}``, ``create {room, kind, ref?}``,
 ``invite {room, user, ref?}``, ``rooms {ref?}``, ``dm {user, ref?}``, ``kick``/``ban``/``unban``/``unmute
-{room, user, ref?}``, ``mute {room, user, seconds, ref?}``, ``role {room, user, role, ref?}``.
+{room, user, ref?}``, ``mute {room, user, seconds, ref?}``, ``role {room, user, role, ref?}``,
+``read {room, id}``, ``typing {room}`` (``rawws.chat.wire_reads``, with their frames).
 
-Server → client: ``welcome {user, rooms, limits}``, ``joined {room, users, last_id}``,
+Server → client: ``welcome {user, rooms, limits}``, ``joined {room, users, last_id, last_read, unread}``,
 ``left {room}``, ``message {room, id, user, text, ts}``, ``ack {ref, room, id}``,
 ``presence {room, user, event}``, ``members {room, users}``,
 ``history {room, messages}``, ``error {code, message, ref?}``, ``created {room, kind, role, ref?}``,
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rawws.chat import wire_edits as edits
+from rawws.chat import wire_reads as reads  # parses read and typing
 from rawws.chat.room_names import (  # re-exported: the protocol's names of rooms
     DIRECT_DIGEST_CHARS as DIRECT_DIGEST_CHARS,
 )
@@ -174,6 +176,7 @@ Command = (
     | RoleChange
     | RetentionChange
     | edits.MessageChange  # edit, delete
+    | reads.Command
 )
 _TARGETED: dict[str, type[Kick | Ban | Unban | Unmute]] = {
     "kick": Kick,
@@ -252,6 +255,9 @@ def parse_command(data: str | bytes) -> Command:
                 raise ChatError(BAD_FIELD, "id must be the id of a message")
             text = _text(frame) if kind == "edit" else None
             return edits.message_change(room, message_id, text, ref)
+        if isinstance(kind, str) and kind in reads.KINDS:
+            read_id = _optional_int(frame, "id", minimum=1) if kind == "read" else None
+            return reads.parse(kind, _room(frame), read_id, ref)
     except ChatError as error:
         error.ref = ref
         raise
@@ -375,8 +381,10 @@ def welcome(user: str, rooms: list[str], limits: dict[str, object]) -> str:
     return dumps({"type": "welcome", "user": user, "rooms": rooms, "limits": limits})
 
 
-def joined(room: str, users: list[str], last_id: int) -> str:
-    return dumps({"type": "joined", "room": room, "users": users, "last_id": last_id})
+def joined(room: str, users: list[str], last_id: int, read: int, unread: int) -> str:
+    """``read``: the user's marker in force; ``unread``: messages of others after it."""
+    fields = {"room": room, "users": users, "last_id": last_id, "last_read": read}
+    return dumps({"type": "joined", **fields, "unread": unread})
 
 
 def left(room: str, event_id: int | None = None) -> str:
@@ -438,6 +446,8 @@ def _room_view(view: RoomView) -> dict[str, object]:
     }
     if view.user is not None:  # a direct room: who the other one of the two is
         fields["user"] = view.user
+    if view.last_read is not None:  # a member: their marker and unread count
+        fields["last_read"], fields["unread"] = view.last_read, view.unread
     return fields
 
 

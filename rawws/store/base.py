@@ -133,6 +133,14 @@ class Membership:
     role: str
     since_id: int
     muted_until: float | None = None  # seconds since the epoch; None: not muted
+    last_read: int = (
+        0  # the stored read marker (in force: the larger of it and since_id)
+    )
+
+    @property
+    def read_upto(self) -> int:
+        """The read marker in force: what they said they read, and never before they joined."""
+        return max(self.last_read, self.since_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +161,10 @@ class RoomView:
     kind: str
     role: str | None
     user: str | None = None
+    # Where ``role`` is set (a member): their read marker in force, and how many messages
+    # of others came after it (``Reads.unread``'s count).
+    last_read: int | None = None
+    unread: int | None = None
 
 
 ROTATED, REUSED, INVALID = "rotated", "reused", "invalid"
@@ -265,7 +277,15 @@ class Edits(Protocol):
     ) -> StoredMessage: ...
 
 
-class Store(Grants, Rooms, Stops, Edits, Protocol):
+class Reads(Protocol):
+    """Read markers (``rawws.store.reads``): written in batches, only ever forward."""
+
+    async def save_read_markers(self, marks: list[tuple[str, str, int]]) -> None: ...
+
+    async def unread(self, room: str, user: str, after: int, upto: int) -> int: ...
+
+
+class Store(Grants, Rooms, Stops, Edits, Reads, Protocol):
     async def create_user(self, username: str, password_hash: str) -> User: ...
 
     async def get_user(self, username: str) -> User | None: ...

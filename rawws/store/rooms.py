@@ -8,7 +8,9 @@ room's ordered stream: every message numbered after it is one stored after they 
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -30,10 +32,19 @@ from rawws.store.base import (
     StoredMessage,
 )
 from rawws.store.names import username_key
+from rawws.store.reads import marker_in_force, unread_count
 from rawws.store.schema import messages, room_members, rooms, users
 
 #: The most rooms ``visible_rooms`` lists: an answer fits one frame however many rooms exist.
 MAX_VISIBLE_ROOMS = 500
+
+
+def _view(row: Any) -> RoomView:
+    """A ``visible_rooms`` row: a member's view has their marker and unread count."""
+    if row.role is None:
+        return RoomView(row.name, row.kind, None)
+    last_read, unread = int(row.last_read), int(row.unread)
+    return RoomView(row.name, row.kind, row.role, None, last_read, unread)
 
 
 class RoomsSql:
@@ -238,6 +249,7 @@ class RoomsSql:
                         room_members.c.role,
                         room_members.c.since_id,
                         room_members.c.muted_until,
+                        room_members.c.last_read,
                     ).where(mine)
                 )
             ).first()
@@ -246,8 +258,9 @@ class RoomsSql:
             ):  # public and private names never meet: a bug if so
                 raise RuntimeError(f"{room} is not a public room")
             if found is not None:  # a member already, or banned: no event
+                since, read = int(found.since_id), int(found.last_read)
                 return Membership(
-                    room, PUBLIC, found.role, int(found.since_id), found.muted_until
+                    room, PUBLIC, found.role, since, found.muted_until, read
                 ), None
             event_id = int(locked.last_id) + 1
             await conn.execute(
@@ -298,6 +311,7 @@ class RoomsSql:
                 room_members.c.role,
                 room_members.c.since_id,
                 room_members.c.muted_until,
+                room_members.c.last_read,
             )
             .join(room_members, room_members.c.room == rooms.c.name)
             .where(rooms.c.name == room, room_members.c.user_key == username_key(user))
@@ -306,26 +320,29 @@ class RoomsSql:
             row = (await conn.execute(query)).first()
         if row is None:
             return None
-        return Membership(room, row.kind, row.role, int(row.since_id), row.muted_until)
+        since, read = int(row.since_id), int(row.last_read)
+        return Membership(room, row.kind, row.role, since, row.muted_until, read)
 
     async def visible_rooms(self, user: str) -> list[RoomView]:
-        """Every public room that has a row (made, or written in), and every room ``user`` belongs to."""
-        mine = sa.and_(
-            room_members.c.user_key == username_key(user),
-            room_members.c.role != BANNED,
-        )
+        """Every public room that has a row (made, or written in), and every room ``user`` belongs to;
+        where a member, their read marker in force and unread count, in the same one query."""
+        key = username_key(user)
+        mine = sa.and_(room_members.c.user_key == key, room_members.c.role != BANNED)
         query = (
-            sa.select(rooms.c.name, rooms.c.kind, room_members.c.role)
+            sa.select(
+                rooms.c.name,
+                rooms.c.kind,
+                room_members.c.role,
+                marker_in_force().label("last_read"),
+                unread_count(rooms.c.name, key, rooms.c.last_id).label("unread"),
+            )
             .outerjoin(room_members, sa.and_(room_members.c.room == rooms.c.name, mine))
             .where(sa.or_(rooms.c.kind == PUBLIC, room_members.c.role.is_not(None)))
             .order_by(rooms.c.name)
             .limit(MAX_VISIBLE_ROOMS)
         )
         async with self.engine.connect() as conn:
-            views = [
-                RoomView(row.name, row.kind, row.role)
-                for row in await conn.execute(query)
-            ]
+            views = [_view(row) for row in await conn.execute(query)]
             direct = [v.room for v in views if v.kind == DIRECT]
             if not direct:
                 return views
@@ -338,9 +355,7 @@ class RoomsSql:
             )
             other = {row.room: row.username for row in await conn.execute(others)}
         return [
-            RoomView(v.room, v.kind, v.role, other.get(v.room))
-            if v.kind == DIRECT
-            else v
+            dataclasses.replace(v, user=other.get(v.room)) if v.kind == DIRECT else v
             for v in views
         ]
 

@@ -15,10 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rawws.store.names import username_key, username_skeleton
 
-SCHEMA_VERSION = 10  # 1: users; 2: rooms and messages; 3: refresh tokens and spent tickets; 4: name skeletons;
+SCHEMA_VERSION = 11  # 1: users; 2: rooms and messages; 3: refresh tokens and spent tickets; 4: name skeletons;
 # 5: room kinds, owners and stored membership; 6: account stops (disabled, admin, not_before);
 # 7: membership events in the messages' sequence, mutes; 8: public rooms' writers are members;
-# 9: edits and deletions (``EDIT_COLUMNS``); 10: a room's own retention
+# 9: edits and deletions (``EDIT_COLUMNS``); 10: a room's own retention; 11: read markers
+# (room_members.last_read)
 
 metadata = sa.MetaData()
 
@@ -84,6 +85,9 @@ room_members = sa.Table(
     sa.Column("added_at", sa.Float, nullable=False),
     # Until when (seconds since the epoch) the member's `say` is refused; NULL: not muted.
     sa.Column("muted_until", sa.Float, nullable=True),
+    # Version 11: the member's read marker, the highest id they said they read; it only
+    # grows (``rawws.store.reads``). In force: the larger of it and ``since_id``.
+    sa.Column("last_read", sa.BigInteger, nullable=False, server_default="0"),
 )
 
 messages = sa.Table(
@@ -346,6 +350,23 @@ async def _add_room_retention(conn: AsyncConnection) -> None:
             )
 
 
+async def _add_read_markers(conn: AsyncConnection) -> None:
+    """Version 11: every membership gets a read marker, 0 (its ``since_id`` counts until one is set).
+
+    One function, so a merge beside another version 9 only renumbers it.
+    """
+
+    def columns(sync: Any) -> set[str]:
+        return {c["name"] for c in sa.inspect(sync).get_columns("room_members")}
+
+    if "last_read" not in await conn.run_sync(columns):
+        await conn.execute(
+            sa.text(
+                "ALTER TABLE room_members ADD COLUMN last_read BIGINT NOT NULL DEFAULT 0"
+            )
+        )
+
+
 #: ``MIGRATIONS[n]`` upgrades a database from version ``n`` to ``n + 1``.
 MIGRATIONS: dict[int, Migration] = {
     1: _add_messages,
@@ -357,6 +378,7 @@ MIGRATIONS: dict[int, Migration] = {
     7: _add_public_writers,
     8: _add_edits,
     9: _add_room_retention,
+    10: _add_read_markers,
 }
 
 

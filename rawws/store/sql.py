@@ -29,6 +29,7 @@ from rawws.store.base import (
 )
 from rawws.store.edits import EditsSql, current_entries, history_entries, stored_entry
 from rawws.store.names import username_key, username_skeleton
+from rawws.store.reads import ReadsSql
 from rawws.store.retention import RetentionSql
 from rawws.store.rooms import RoomsSql
 from rawws.store.schema import (
@@ -53,9 +54,10 @@ def sqlite_url(data_dir: str | Path) -> str:
     return f"sqlite+aiosqlite:///{Path(data_dir) / SQLITE_FILE}"
 
 
-class SqlStore(RoomsSql, AccountStops, EditsSql, RetentionSql):
+class SqlStore(RoomsSql, AccountStops, EditsSql, RetentionSql, ReadsSql):
     """A ``Store`` over any SQLAlchemy async URL (rooms and membership: ``rawws.store.rooms``;
-    the account stops' queries: ``rawws.store.stops``; edits and deletions: ``rawws.store.edits``; retention: ``rawws.store.retention``)."""
+    the account stops' queries: ``rawws.store.stops``; edits and deletions: ``rawws.store.edits``;
+    retention: ``rawws.store.retention``; read markers: ``rawws.store.reads``)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rawws.chat import wire
+from rawws.chat import wire, wire_reads
 from rawws.chat import wire_edits as edits
 from rawws.chat import wire_moderation as mod
 from rawws.chat.access import RULES, authorize
@@ -35,6 +35,8 @@ COMMANDS: dict[str, wire.Command] = {
     "retention": RetentionChange(ROOM, 3600, 0, "r11"),
     "edit": edits.Edit(ROOM, 1, "new", "r11"),
     "delete": edits.Delete(ROOM, 1, "r12"),
+    "read": wire_reads.Read(ROOM, 1, "r11"),
+    "typing": wire_reads.Typing(ROOM),
 }
 # command → (the answer when the connection is in the room, the answer when it is not); None: allowed
 MATRIX: dict[str, tuple[str | None, str | None]] = {
@@ -61,6 +63,9 @@ MATRIX: dict[str, tuple[str | None, str | None]] = {
     # whose message, and a deleter's stored role: the store decides (tests/store/test_edits)
     "edit": (None, wire.NOT_JOINED),
     "delete": (None, wire.NOT_JOINED),
+    # a non-member's read or typing is refused before anything is looked at (test_reads)
+    "read": (None, wire.NOT_JOINED),
+    "typing": (None, wire.NOT_JOINED),
 }
 
 

@@ -280,6 +280,8 @@ async def test_say_needs_a_join_and_a_member_is_told_its_own_rooms(
             # a new room: its only entry is ann's own `joined` event (her first join stored
             # it), which she is not sent
             "last_id": 1,
+            "last_read": 1,  # her marker starts where her membership does
+            "unread": 0,
         }
         assert ann.of_type("member") == []
         start = len(ann.frames)

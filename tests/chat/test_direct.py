@@ -48,6 +48,7 @@ async def test_dm_opens_the_pairs_one_room_for_the_two_of_them(store_url: str) -
         listed = await node.answer(ann, type="rooms", ref="q")
         assert listed["rooms"] == [
             {"room": room, "kind": "direct", "role": "member", "user": "bob"}
+            | {"last_read": 0, "unread": 0}  # "psst" is her own: not unread
         ]
         assert (await node.answer(cy, type="rooms"))["rooms"] == []
     finally:

@@ -258,12 +258,15 @@ async def test_rooms_lists_a_private_room_to_its_members_only(tmp_path: Path) ->
             user.user: (await node.answer(user, type="rooms", ref="q"))["rooms"]
             for user in (ann, bob, cy)
         }
+        # a member's view has their read marker (from their invitation on) and unread count
+        mine = {"last_read": 0, "unread": 0}
         assert listed["ann"] == [
-            {"room": den, "kind": "private", "role": "owner"},
-            {"room": "plaza", "kind": "public", "role": "owner"},
+            {"room": den, "kind": "private", "role": "owner", **mine},
+            {"room": "plaza", "kind": "public", "role": "owner", **mine},
         ]
         assert listed["bob"] == [
-            {"room": den, "kind": "private", "role": "member"},
+            {"room": den, "kind": "private", "role": "member", "last_read": 1}
+            | {"unread": 0},
             {"room": "plaza", "kind": "public", "role": None},
         ]
         assert listed["cy"] == [{"room": "plaza", "kind": "public", "role": None}]

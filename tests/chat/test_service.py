@@ -97,6 +97,11 @@ class FakeStore:
         await self._turns()
         return self.rooms[room][after : after + limit]
 
+    async def unread(self, room: str, user: str, after: int, upto: int) -> int:
+        """The SQL store's rule (``rawws.store.reads``): says of others in (after, upto]."""
+        await self._turns()
+        return sum(1 for m in self.rooms[room][after:upto] if m.user != user)
+
     async def messages_before(
         self, room: str, before: int | None, limit: int
     ) -> list[StoredMessage]:

@@ -305,8 +305,15 @@ MESSAGE = StoredMessage("lobby", 42, "ada", 'hi "bob" ☃\n', 1795539257.28)
             },
         ),
         (
-            chat.joined("lobby", ["ada", "bob"], 41),
-            {"type": "joined", "room": "lobby", "users": ["ada", "bob"], "last_id": 41},
+            chat.joined("lobby", ["ada", "bob"], 41, 39, 1),
+            {
+                "type": "joined",
+                "room": "lobby",
+                "users": ["ada", "bob"],
+                "last_id": 41,
+                "last_read": 39,
+                "unread": 1,
+            },
         ),
         (chat.left("lobby"), {"type": "left", "room": "lobby"}),
         (

@@ -52,13 +52,17 @@ async def test_dm_from_both_sides_at_once_is_one_room_only_they_see(
                     heard[name].append(json.dumps(got).replace(name, "ROOM"))
         assert heard[room] == heard[never]
         assert cat.messages(room) == []
+        # joined above, third (lobby's ids: ann's, bob's, cat's joined events; no say)
         assert (await answer(cat, type="rooms"))[0]["rooms"] == [
-            {"room": "lobby", "kind": "public", "role": "member"}  # joined above
+            {"room": "lobby", "kind": "public", "role": "member"}
+            | {"last_read": 3, "unread": 0}
         ]
         listed = (await answer(bob, type="rooms"))[0]["rooms"]
         assert listed == [
-            {"room": "lobby", "kind": "public", "role": "member"},
-            {"room": room, "kind": "direct", "role": "member", "user": "ann"},
+            {"room": "lobby", "kind": "public", "role": "member"}
+            | {"last_read": 2, "unread": 0},
+            {"room": room, "kind": "direct", "role": "member", "user": "ann"}
+            | {"last_read": 0, "unread": 1},  # ann's psst
         ]
 
         for frame, code in (
@@ -95,8 +99,10 @@ async def test_a_direct_room_opened_on_one_node_is_told_and_found_on_another(
         await ann.join(room)
         listed = (await answer(bob, type="rooms"))[0]["rooms"]
         assert listed == [
-            {"room": "lobby", "kind": "public", "role": "member"},
-            {"room": room, "kind": "direct", "role": "member", "user": "ann"},
+            {"room": "lobby", "kind": "public", "role": "member"}
+            | {"last_read": 1, "unread": 0},
+            {"room": room, "kind": "direct", "role": "member", "user": "ann"}
+            | {"last_read": 0, "unread": 0},
         ]
         await bob.join(room, since=0)
         await ann.say(room, "hello from a", "h")

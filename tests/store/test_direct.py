@@ -55,10 +55,12 @@ async def test_rooms_lists_a_direct_room_to_its_two_with_the_other_user(
     await store.create_room("plaza", "public", "cy")
     assert await store.visible_rooms("ann") == [
         RoomView("plaza", "public", None),
-        RoomView(room, "direct", "member", "Bob"),
+        RoomView(room, "direct", "member", "Bob", 0, 0),
     ]
     assert await store.visible_rooms("BOB") == [
         RoomView("plaza", "public", None),
-        RoomView(room, "direct", "member", "ann"),
+        RoomView(room, "direct", "member", "ann", 0, 0),
     ]
-    assert await store.visible_rooms("cy") == [RoomView("plaza", "public", "owner")]
+    assert await store.visible_rooms("cy") == [
+        RoomView("plaza", "public", "owner", None, 0, 0)
+    ]

@@ -116,7 +116,7 @@ async def test_a_schema_4_database_opens_with_its_rooms_public_and_nothing_lost(
         ] == [("one", "say", None), ("two", "say", None)]
         # Ada wrote in the lobby: a member of it from its start (version 8), so reads it all
         assert await store.visible_rooms("ada") == [
-            RoomView("lobby", "public", "member")
+            RoomView("lobby", "public", "member", None, 0, 0)  # all hers: none unread
         ]
         assert await store.membership("lobby", "Ada") == Membership(
             "lobby", "public", "member", 0
@@ -171,19 +171,19 @@ async def test_visible_rooms_are_public_ones_and_ones_the_user_belongs_to(
     await store.create_room("plaza", "public", "Cy")
     await store.add_member("ops.bbbbbbbb", "Bob", "member", "Cy")
     assert await store.visible_rooms("ada") == [
-        RoomView("den.aaaaaaaa", "private", "owner"),
+        RoomView("den.aaaaaaaa", "private", "owner", None, 0, 0),
         RoomView("lobby", "public", None),
         RoomView("plaza", "public", None),
     ]
     assert await store.visible_rooms("bob") == [
         RoomView("lobby", "public", None),
-        RoomView("ops.bbbbbbbb", "private", "member"),
+        RoomView("ops.bbbbbbbb", "private", "member", None, 0, 0),
         RoomView("plaza", "public", None),
     ]
     assert await store.visible_rooms("cy") == [
         RoomView("lobby", "public", None),
-        RoomView("ops.bbbbbbbb", "private", "owner"),
-        RoomView("plaza", "public", "owner"),
+        RoomView("ops.bbbbbbbb", "private", "owner", None, 0, 0),
+        RoomView("plaza", "public", "owner", None, 0, 0),
     ]
 
 
