@@ -726,6 +726,7 @@
       case "deleted": return onDeleted(frame);
       case "read": return onRead(frame);
       case "typing": return onTyping(frame);
+      case "gap": return onGap(frame);
       default: return;
     }
   }
@@ -1327,6 +1328,16 @@
       room.unread = 0; // read in another tab or on another device
       renderRoomList();
     }
+  }
+
+  // A reconnect's replay skipped what retention removed before it was read: said in its place.
+  function onGap(frame) {
+    const room = state.rooms.get(frame.room);
+    if (!room || !Number.isSafeInteger(frame.after) || !Number.isSafeInteger(frame.resumes_at)) return;
+    if (room.nodes.has(frame.after + 0.5)) return;
+    const node = el("li", "event gap");
+    node.append(el("span", "event-text", "Older messages here were removed by the room's retention before you read them."));
+    placeMessage(room, frame.after + 0.5, node); // between what you had and what is kept
   }
 
   function sendTyping() {
