@@ -1334,10 +1334,13 @@
   function onGap(frame) {
     const room = state.rooms.get(frame.room);
     if (!room || !Number.isSafeInteger(frame.after) || !Number.isSafeInteger(frame.resumes_at)) return;
-    if (room.nodes.has(frame.after + 0.5)) return;
+    if (room.list.querySelector(`.gap[data-after="${frame.after}"]`)) return;
     const node = el("li", "event gap");
+    node.dataset.after = String(frame.after);
     node.append(el("span", "event-text", "Older messages here were removed by the room's retention before you read them."));
-    placeMessage(room, frame.after + 0.5, node); // between what you had and what is kept
+    // between what you had and what is kept (not an entry: it takes no id)
+    const next = room.ids.find((id) => id >= frame.resumes_at);
+    room.list.insertBefore(node, next !== undefined ? room.nodes.get(next) : firstUnplaced(room));
   }
 
   function sendTyping() {
