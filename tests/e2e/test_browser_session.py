@@ -166,10 +166,15 @@ async def test_the_page_keeps_to_the_limits_the_server_sent(
         "websocket", lambda ws: ws.on("framesent", lambda frame: sent.append(frame))
     )
     await page.register()
-    assert (
-        await page.page.evaluate("document.getElementById('message-input').maxLength")
-        == wire.MAX_TEXT_CHARS
+    # No maxlength to cut a long paste in silence: the box says it is over the welcome's limit.
+    box = page.page.locator("#message-input")
+    assert await box.evaluate("input => input.maxLength") == -1
+    await box.fill("x" * (wire.MAX_TEXT_CHARS + 1))
+    await expect(page.page.locator("#length-warning")).to_contain_text(
+        f"{wire.MAX_TEXT_CHARS + 1:,} characters: the limit is {wire.MAX_TEXT_CHARS:,}"
     )
+    await box.fill("")
+    await expect(page.page.locator("#length-warning")).to_be_hidden()
     await page.join("dev")
     await page.page.fill("#join-room", "ops")
     await page.page.press("#join-room", "Enter")
@@ -203,7 +208,10 @@ async def test_the_page_keeps_to_the_limits_the_server_sent(
     )
     await other.register()
     input_box = other.page.locator("#message-input")
-    assert await input_box.evaluate("input => input.maxLength") == 10
+    await input_box.fill("eleven char")
+    await expect(other.page.locator("#length-warning")).to_contain_text(
+        "11 characters: the limit is 10"
+    )
     await input_box.evaluate(
         """(input) => {
             input.value = "eleven char";

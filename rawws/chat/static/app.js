@@ -137,6 +137,11 @@
       this.members = new Set();
       this.roles = new Map(); // user -> role, from `who` in a room with stored membership
       this.unread = 0;
+      this.lastRead = 0; // the user's read marker here (from `joined` and `read`)
+      this.readSent = 0; // the highest id this page sent a `read` for
+      this.readTimer = null;
+      this.typing = new Map(); // user -> until when (ms) they are shown typing
+      this.typingSentAt = 0;
       this.historyDone = false;
       this.historyPending = false;
       this.list = el("ol", "message-list");
@@ -717,6 +722,11 @@
       case "member": return addEvent(frame, { live: true });
       case "removed": return onRemoved(frame);
       case "moderated": return onModerated(frame);
+      case "edited": return onEdited(frame);
+      case "deleted": return onDeleted(frame);
+      case "read": return onRead(frame);
+      case "typing": return onTyping(frame);
+      case "gap": return onGap(frame);
       default: return;
     }
   }
@@ -872,6 +882,9 @@
       return;
     }
     room.joined = true;
+    if (Number.isSafeInteger(frame.last_read)) room.lastRead = Math.max(room.lastRead, frame.last_read);
+    if (Number.isSafeInteger(frame.unread) && room.name !== state.current) room.unread = frame.unread;
+    room.readSent = Math.max(room.readSent, room.lastRead);
     setMembers(room.name, frame.users);
     if (room.name === state.current) askRoles(room);
     if (!room.baseline) {
@@ -903,7 +916,9 @@
     const asked = historyPage(); // without the server's limits, one page is all
     if (!asked || frame.messages.length < asked || (room.ids.length && room.ids[0] <= 1)) room.historyDone = true;
     updateEarlier(room);
+    if (wasEmpty) markNewMessages(room);
     if (visible) box.scrollTop = wasEmpty ? box.scrollHeight : box.scrollHeight - fromBottom;
+    noteSeen(room);
   }
 
   function onAck(frame) {
@@ -1138,6 +1153,232 @@
     return box;
   }
 
+  // -- edits and deletions, read markers, typing (docs/protocol.md) ----------------------
+
+  const TYPING_EVERY_MS = 3000; // how often typing is said while one types (the server allows 1/s)
+  const READ_AFTER_MS = 800; // a room in view this long has been read up to its newest id
+
+  // A message's text as it is now: "(edited)" after an edit, a tombstone once deleted (its
+  // text is gone from the server: the frame carries none).
+  function showState(node, message) {
+    const text = node.querySelector(".text");
+    if (message.deleted === true) {
+      const by = typeof message.deleted_by === "string" && message.deleted_by !== node.dataset.user
+        ? ` by ${message.deleted_by}` : "";
+      text.replaceWith(el("p", "text tombstone", `Message deleted${by}.`));
+      node.dataset.deleted = "true";
+      node.messageText = "";
+      node.querySelector(".message-actions")?.remove();
+      node.querySelector(".edited")?.remove();
+      return;
+    }
+    if (typeof message.edited_at === "number" && !node.querySelector(".edited")) {
+      const mark = el("span", "edited", "(edited)");
+      mark.title = fullFormat.format(new Date(message.edited_at * 1000));
+      node.querySelector(".meta").append(mark);
+    }
+  }
+
+  // Edit and Delete on your own messages; Delete on anyone's for a room's owner or moderator
+  // (the server decides: its `error` says why not).
+  function addActions(room, node) {
+    if (node.dataset.deleted || node.querySelector(".message-actions")) return;
+    const own = node.dataset.user === state.user;
+    const manager = (ROLE_RANK[myRole(room)] || 0) >= ROLE_RANK.moderator;
+    if (!own && !manager) return;
+    const box = el("div", "message-actions");
+    if (own) {
+      const edit = el("button", "link-button", "Edit");
+      edit.type = "button";
+      edit.dataset.action = "edit";
+      box.append(edit);
+    }
+    const remove = el("button", "link-button", "Delete");
+    remove.type = "button";
+    remove.dataset.action = "delete";
+    box.append(remove);
+    node.querySelector(".body").append(box);
+  }
+
+  function onMessageAction(event) {
+    const button = event.target.closest("button[data-action]");
+    const node = button && button.closest("li.message[data-id]");
+    if (!node) return;
+    const room = state.rooms.get(node.closest("ol").dataset.room);
+    const id = Number(node.dataset.id);
+    if (!room || !Number.isSafeInteger(id)) return;
+    const action = button.dataset.action;
+    if (action === "edit") openEditor(room, node, id);
+    else if (action === "delete") askDelete(node, button);
+    else if (action === "delete-yes") sendChange({ type: "delete", room: room.name, id, ref: `delete:${id}` });
+    else if (action === "delete-no") node.querySelector(".confirm")?.remove();
+  }
+
+  function askDelete(node, button) {
+    if (node.querySelector(".confirm")) return;
+    const confirm = el("span", "confirm", "Delete this message? ");
+    for (const [action, text] of [["delete-yes", "Delete"], ["delete-no", "Keep"]]) {
+      const choice = el("button", "link-button", text);
+      choice.type = "button";
+      choice.dataset.action = action;
+      confirm.append(choice, " ");
+    }
+    button.parentNode.append(confirm);
+  }
+
+  function openEditor(room, node, id) {
+    if (node.querySelector(".editor")) return;
+    const form = el("form", "editor");
+    const box = el("textarea", "edit-input");
+    box.value = node.messageText || "";
+    box.setAttribute("aria-label", "Edit your message");
+    const save = el("button", "primary", "Save");
+    save.type = "submit";
+    const cancel = el("button", "link-button", "Cancel");
+    cancel.type = "button";
+    form.append(box, save, cancel);
+    const text = node.querySelector(".text");
+    text.hidden = true;
+    text.after(form);
+    box.focus();
+    const close = () => {
+      form.remove();
+      text.hidden = false;
+    };
+    cancel.addEventListener("click", close);
+    box.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") close();
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        form.requestSubmit();
+      }
+    });
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const value = box.value.trim();
+      if (!value || value === node.messageText) return close();
+      if (state.limits && Array.from(value).length > state.limits.max_text_chars) {
+        showNotice(FRIENDLY_ERRORS.too_long(state.limits));
+        return;
+      }
+      if (sendChange({ type: "edit", room: room.name, id, text: value, ref: `edit:${id}` })) close();
+    });
+  }
+
+  function sendChange(frame) {
+    if (send(frame)) return true;
+    showNotice("You're not connected right now. Try again once you're back online.");
+    return false;
+  }
+
+  // `edited` and `deleted` take ids of their own in the room's sequence (a re-join's `since`
+  // covers them) and change the message they name, wherever it is on the page.
+  function onEdited(frame) {
+    const room = state.rooms.get(frame.room);
+    if (!room || !Number.isSafeInteger(frame.id) || !Number.isSafeInteger(frame.message)) return;
+    room.lastId = Math.max(room.lastId, frame.id);
+    const node = room.nodes.get(frame.message);
+    if (!node || node.dataset.deleted || typeof frame.text !== "string") return;
+    node.messageText = frame.text;
+    node.querySelector(".text").replaceWith(textWithLinks(frame.text));
+    showState(node, { edited_at: typeof frame.ts === "number" ? frame.ts : Date.now() / 1000 });
+  }
+
+  function onDeleted(frame) {
+    const room = state.rooms.get(frame.room);
+    if (!room || !Number.isSafeInteger(frame.id) || !Number.isSafeInteger(frame.message)) return;
+    room.lastId = Math.max(room.lastId, frame.id);
+    const node = room.nodes.get(frame.message);
+    if (node) showState(node, { deleted: true, deleted_by: frame.user });
+  }
+
+  // The first message after your read marker (not your own) gets a "New messages" divider,
+  // kept until you move to another room.
+  function markNewMessages(room) {
+    room.list.querySelector(".new-divider")?.remove();
+    for (const id of room.ids) {
+      if (id <= room.lastRead) continue;
+      const node = room.nodes.get(id);
+      if (!node || !node.classList.contains("message") || node.dataset.user === state.user) continue;
+      node.prepend(el("div", "new-divider", "New messages"));
+      return;
+    }
+  }
+
+  // The room in view, in a visible tab: read up to its newest id, said once it has been in
+  // view a moment (the server keeps the highest; the user's other tabs and devices hear it).
+  function noteSeen(room) {
+    if (room.name !== state.current || document.visibilityState !== "visible" || !room.joined) return;
+    if (room.lastId <= room.readSent || room.readTimer) return;
+    room.readTimer = setTimeout(() => {
+      room.readTimer = null;
+      if (room.name !== state.current || document.visibilityState !== "visible" || !room.joined) return;
+      if (room.lastId > room.readSent && send({ type: "read", room: room.name, id: room.lastId })) {
+        room.readSent = room.lastId;
+      }
+    }, READ_AFTER_MS);
+  }
+
+  function onRead(frame) {
+    const room = state.rooms.get(frame.room);
+    if (!room || !Number.isSafeInteger(frame.last_read)) return;
+    room.lastRead = Math.max(room.lastRead, frame.last_read);
+    room.readSent = Math.max(room.readSent, frame.last_read);
+    if (room.lastRead >= room.lastId && room.unread) {
+      room.unread = 0; // read in another tab or on another device
+      renderRoomList();
+    }
+  }
+
+  // A reconnect's replay skipped what retention removed before it was read: said in its place.
+  function onGap(frame) {
+    const room = state.rooms.get(frame.room);
+    if (!room || !Number.isSafeInteger(frame.after) || !Number.isSafeInteger(frame.resumes_at)) return;
+    if (room.list.querySelector(`.gap[data-after="${frame.after}"]`)) return;
+    const node = el("li", "event gap");
+    node.dataset.after = String(frame.after);
+    node.append(el("span", "event-text", "Older messages here were removed by the room's retention before you read them."));
+    // between what you had and what is kept (not an entry: it takes no id)
+    const next = room.ids.find((id) => id >= frame.resumes_at);
+    room.list.insertBefore(node, next !== undefined ? room.nodes.get(next) : firstUnplaced(room));
+  }
+
+  function sendTyping() {
+    const room = state.current ? state.rooms.get(state.current) : null;
+    if (!room || !room.joined || !$("message-input").value.trim()) return;
+    const now = Date.now();
+    if (now - room.typingSentAt < TYPING_EVERY_MS) return;
+    room.typingSentAt = now;
+    send({ type: "typing", room: room.name });
+  }
+
+  function onTyping(frame) {
+    const room = state.rooms.get(frame.room);
+    if (!room || typeof frame.user !== "string" || frame.user === state.user) return;
+    const seconds = Number.isFinite(frame.expires_in) && frame.expires_in > 0 ? Math.min(frame.expires_in, 30) : 5;
+    room.typing.set(frame.user, Date.now() + seconds * 1000);
+    renderTyping();
+    setTimeout(renderTyping, seconds * 1000 + 50); // and gone by itself
+  }
+
+  function renderTyping() {
+    const line = $("typing-line");
+    const room = state.current ? state.rooms.get(state.current) : null;
+    const now = Date.now();
+    const names = [];
+    if (room) {
+      for (const [user, until] of room.typing) {
+        if (until > now) names.push(user);
+        else room.typing.delete(user);
+      }
+    }
+    let text = "";
+    if (names.length === 1) text = `${names[0]} is typing…`;
+    else if (names.length === 2) text = `${names[0]} and ${names[1]} are typing…`;
+    else if (names.length > 2) text = "Several people are typing…";
+    line.textContent = text;
+  }
+
   // -- messages --------------------------------------------------------------------------
 
   function messageNode(message, own) {
@@ -1150,6 +1391,8 @@
     node.append(body, el("span", "status"));
     node.dataset.user = message.user;
     node.dataset.ts = String(message.ts);
+    node.messageText = message.text;
+    showState(node, message);
     return node;
   }
 
@@ -1191,7 +1434,9 @@
       room.unread++;
       renderRoomList();
     }
+    if (live && room.typing.delete(message.user)) renderTyping();
     if (visible && live && nearBottom) box.scrollTop = box.scrollHeight;
+    if (live) noteSeen(room);
   }
 
   // Put `node` (a message with this id) in its place in id order, pending ones last.
@@ -1209,6 +1454,7 @@
     room.ids.splice(low, 0, id);
     room.nodes.set(id, node);
     room.list.insertBefore(node, next || null);
+    if (node.classList.contains("message")) addActions(room, node);
     regroup(node);
     markDay(node);
     if (node.nextElementSibling) {
@@ -1353,12 +1599,18 @@
     selectRoomTitle(name);
     $("message-input").placeholder = name ? `Message ${signOf(name)}${labelOf(name)}` : "Join a room to chat";
     $("message-input").disabled = !name; // the invite form: renderMembers (it needs your role)
+    for (const other of state.rooms.values()) {
+      if (other !== room) other.list.querySelector(".new-divider")?.remove(); // seen: gone when you move on
+    }
     if (room) {
       if (room.roles.size === 0) askRoles(room);
+      if (room.unread > 0) markNewMessages(room);
       room.unread = 0;
       const box = $("messages");
       box.scrollTop = box.scrollHeight;
+      noteSeen(room);
     }
+    renderTyping();
     renderRoomList();
     renderMembers();
     closeDrawers();
@@ -1508,7 +1760,15 @@
       event.preventDefault();
       submitComposer();
     });
-    $("message-input").addEventListener("input", updateLength);
+    $("message-input").addEventListener("input", () => {
+      updateLength();
+      sendTyping();
+    });
+    $("messages").addEventListener("click", onMessageAction);
+    document.addEventListener("visibilitychange", () => {
+      const room = state.current ? state.rooms.get(state.current) : null;
+      if (room) noteSeen(room);
+    });
     $("message-input").addEventListener("keydown", (event) => {
       if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
         event.preventDefault();
