@@ -76,7 +76,9 @@ async def test_unread_counts_others_says_in_the_range(store: SqlStore) -> None:
     assert await store.unread("plaza", "bob", 0, 8) == 1  # her joined is no say
     assert (await store.messages_after("plaza", 0, 1))[0].kind == JOINED
     await store.change_message("plaza", 3, "bob", None, 5.0)  # 9: b1 deleted
-    assert await store.unread("plaza", "ann", 0, 9) == 3  # a deleted message is not unread
+    assert (
+        await store.unread("plaza", "ann", 0, 9) == 3
+    )  # a deleted message is not unread
 
 
 async def test_visible_rooms_give_each_member_room_its_marker_and_count(
