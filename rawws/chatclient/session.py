@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from rawws.chatclient.answers import is_welcome
 from rawws.chatclient.commands import Quit, parse_input
+from rawws.chatclient.marks import READ_EVERY_S, ReadMarks
 from rawws.chatclient.outbox import Outbox
 from rawws.chatclient.reconnect import Backoff, describe, retryable, should_reconnect
 from rawws.chatclient.state import ChatState, Output
@@ -191,6 +192,8 @@ class ChatSession:
         self._receiver: asyncio.Task[None] | None = None
         self._reconnector: asyncio.Task[None] | None = None
         self._settler: asyncio.Task[None] | None = None
+        self.marks = ReadMarks()
+        self._marker: asyncio.Task[None] | None = None
         self._last_close: tuple[int, str] = (ABNORMAL_CLOSURE, "")
         self._not_the_chat: NotTheChat | None = (
             None  # raised even by a quit already under way
@@ -202,6 +205,7 @@ class ChatSession:
         loop.add_signal_handler(signal.SIGINT, self._inbox.put_nowait, Interrupt())
         try:
             await self._attach(ws)
+            self._marker = asyncio.create_task(self._mark_read())
             while True:
                 end = await self._handle(await self._inbox.get())
                 if end is not None:
@@ -279,6 +283,13 @@ class ChatSession:
                 await self._apply(self.state.settle(upto))
         finally:
             self._settler = None
+
+    async def _mark_read(self) -> None:
+        """What was printed is read: the markers go every ``READ_EVERY_S`` (``marks``)."""
+        while True:
+            await asyncio.sleep(READ_EVERY_S)
+            if self.ws is not None:
+                self.outbox.put(self.marks.due(self.state))
 
     async def _apply(self, output: Output) -> None:
         """Show the lines; queue the frames, to go when the pace allows (none while disconnected)."""
@@ -401,7 +412,7 @@ class ChatSession:
 
     async def _cleanup(self) -> None:
         await self.outbox.close()
-        for task in (self._reconnector, self._receiver, self._settler):
+        for task in (self._reconnector, self._receiver, self._settler, self._marker):
             if task is not None and not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

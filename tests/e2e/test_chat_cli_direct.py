@@ -3,6 +3,7 @@ lines shown (no I/O), then two terminals through a real server."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -105,6 +106,30 @@ async def test_two_terminals_talk_in_their_direct_room(start_server) -> None:
         await type_line(bob, "/msg ada likewise")
         await expect(ada, f"[{ROOM}] bob: likewise")
         await type_line(bob, "/rooms")
-        await expect(bob, f"{ROOM} (direct with ada, member, joined)")
+        await expect(bob, f"{ROOM} (direct with ada, member, joined")  # unread or not
         await type_line(ada, "/msg ada me")
         await expect(ada, "! /msg to ada not sent: a direct room is with someone else")
+
+
+async def test_what_the_terminal_printed_is_read(start_server) -> None:
+    """`rawws chat` sends read markers for what it showed: the unread count of bob's lobby,
+    which ada's message raised, goes back to none without bob typing anything but /rooms."""
+    async with two_terminals(start_server) as (ada, bob):
+        await type_line(ada, "read me")
+        await expect(bob, "[lobby] ada: read me")
+        for _ in range(
+            60
+        ):  # the marker goes within READ_EVERY_S; each look is one /rooms
+            await type_line(bob, "/rooms")
+            seen = await asyncio.to_thread(
+                bob.expect,
+                [
+                    r"lobby \(public, member, joined\)",
+                    r"lobby \(public, member, joined, \d+ unread\)",
+                ],
+            )
+            if seen == 0:
+                break
+            await asyncio.sleep(0.5)
+        else:
+            raise AssertionError("bob's lobby kept an unread count")

@@ -1358,7 +1358,7 @@
     const seconds = Number.isFinite(frame.expires_in) && frame.expires_in > 0 ? Math.min(frame.expires_in, 30) : 5;
     room.typing.set(frame.user, Date.now() + seconds * 1000);
     renderTyping();
-    setTimeout(renderTyping, seconds * 1000 + 50); // and gone by itself
+    setTimeout(renderTyping, seconds * 1000 + 100); // and gone by itself
   }
 
   function renderTyping() {
