@@ -115,7 +115,7 @@ async def test_a_version_8_database_gains_markers_and_keeps_its_members(
     await store.close()
     store = await open_store(store_url)
     try:
-        assert await store.schema_version() == SCHEMA_VERSION == 9
+        assert await store.schema_version() == SCHEMA_VERSION == 12
         found = await store.membership("plaza", "ann")
         assert found is not None and (found.since_id, found.last_read) == (1, 0)
         await store.save_read_markers([("plaza", "ann", 1)])

@@ -122,7 +122,7 @@ async def test_a_version_9_database_gets_the_rooms_own_bounds(tmp_path: Path) ->
     await store.close()
     store = await open_store(sqlite_url(tmp_path))
     try:
-        assert await store.schema_version() == SCHEMA_VERSION == 10
+        assert await store.schema_version() == SCHEMA_VERSION == 12
         assert (await store.room_retention("lobby")).max_messages == 0
         await store.set_room_retention("lobby", 60.0, 5)
         bounds = await store.room_retention("lobby")
