@@ -1,4 +1,5 @@
-"""`POST /auth/register`, `/auth/login`, `/auth/ticket`, `/auth/refresh`, `/auth/logout`, `/auth/password`.
+"""`POST /auth/register`, `/auth/login`, `/auth/ticket`, `/auth/refresh`, `/auth/logout`, `/auth/password`,
+`/auth/erase` (``rawws.accounts.erasure``).
 
 JSON in, JSON out, hashing off the event loop. Every action an outsider can
 repeat cheaply is limited (logins per user at one address and per address,
@@ -11,12 +12,14 @@ unreachable, each node's own limit still holds. A store outage is a 503 with
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from rawws.accounts.erasure import erase_account
 from rawws.accounts.hashing import FairHashing
 from rawws.accounts.login_limits import PERIOD_S as LOGIN_PERIOD_S
 from rawws.accounts.login_limits import LoginLimits
@@ -44,7 +47,7 @@ from rawws.core.http import Request, Response, Router, json_response
 from rawws.core.ratelimit import RateLimiter
 from rawws.errors import HttpError, RawwsError, UsernameTaken
 from rawws.store import Store
-from rawws.store.base import Stamp
+from rawws.store.base import Stamp, StoredMessage
 from rawws.store.names import username_key
 from rawws.store.outage import RETRY_AFTER_S, StoreHealth, StoreUnavailable
 
@@ -136,6 +139,8 @@ class Accounts:
         )
         self._ticket_limit = RateLimiter(tickets_per_user, TICKET_PERIOD_S)
         self.hashing = FairHashing()
+        #: An erasure's ``deleted`` events, for the chat to deliver and publish (set by the app).
+        self.on_erased: Callable[[list[StoredMessage]], object] | None = None
 
     def add_routes(self, router: Router) -> None:
         router.add("POST", "/auth/register", self.register)
@@ -144,6 +149,7 @@ class Accounts:
         router.add("POST", "/auth/refresh", self.refresh)
         router.add("POST", "/auth/logout", self.logout)
         router.add("POST", "/auth/password", self.change_password)
+        router.add("POST", "/auth/erase", functools.partial(erase_account, self))
 
     async def _off_loop(
         self, request: Request, user: str, function: Callable[..., T], *args: object

@@ -46,7 +46,7 @@ from rawws.errors import SettingError
 from rawws.server.echo import echo
 from rawws.server.metrics import MetricsListener
 from rawws.server.server import Server
-from rawws.store import SqlStore, open_store, sqlite_url
+from rawws.store import SqlStore, StoredMessage, open_store, sqlite_url
 from rawws.store.outage import StoreHealth, write_probe
 
 log = logging.getLogger("rawws.server")
@@ -273,6 +273,13 @@ async def setup_app(server: Server) -> None:
         allowed_origins=frozenset(config.allowed_origins),
         tls=config.tls,
     )
+
+    # An erasure's deletions, delivered here and published on the bus in their order.
+    def erased(events: list[StoredMessage]) -> None:
+        for event in events:
+            chat.feed.stored_here(event)
+
+    accounts.on_erased = erased
     accounts.add_routes(server.router)
     add_page_routes(server.router)
     # A ticket is spent once: in the bus's shared record when there are several nodes,

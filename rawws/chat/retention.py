@@ -6,6 +6,11 @@ The sweep walks the rooms every ``interval_s``; each room's removal is small
 transactions awaited one after another (``rawws.store.retention``), so the event loop
 serves everyone meanwhile, and a store outage skips the round (the next one catches up).
 With several nodes each sweeps: removing a prefix twice removes nothing more.
+
+The same walk ends erased accounts' quarantine (``rawws.store.erasure.QUARANTINE_S``): the
+rows of users erased longer ago are deleted and their names are free again. It runs here
+because this is the one periodic store task every node has (whatever its retention flags),
+and a name freed a minute late is no harm.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Protocol
 
 from rawws.chat import wire
 from rawws.chat.wire_retention import strictest
+from rawws.store.erasure import QUARANTINE_S
 from rawws.store.retention import RoomBounds
 
 log = logging.getLogger("rawws.chat")
@@ -36,6 +42,8 @@ class Kept(Protocol):
     ) -> int: ...
 
     async def remove_through(self, room: str, cut: int) -> int: ...
+
+    async def forget_erased(self, before_ts: float) -> int: ...
 
 
 def gap(room: str, after: int, resumes_at: int) -> str:
@@ -61,11 +69,17 @@ class RetentionSweep:
         self.interval_s = interval_s
         self.clock = clock
         self.removed = 0  # entries removed since start (metrics, tests)
+        self.forgotten = 0  # erased users whose quarantine ended, since start
         self._task: asyncio.Task[None] | None = None
 
     async def sweep_once(self) -> int:
-        """One walk over every room; how many entries it removed."""
+        """One walk over every room; how many entries it removed. Then the erased users whose
+        quarantine is over are forgotten (``forgotten`` counts them)."""
         now = self.clock()
+        forgotten = await self.store.forget_erased(now - QUARANTINE_S)
+        self.forgotten += forgotten
+        if forgotten:
+            log.info("%d erased account(s) forgotten: their names are free", forgotten)
         removed = 0
         async for bounds in self.store.room_bounds():
             age = strictest(self.max_age_s, bounds.max_age_s)

@@ -1,4 +1,4 @@
-"""`rawws admin`: stop and start accounts, grant server admin, on the server's machine only.
+"""`rawws admin`: stop, start and erase accounts, grant server admin, on the server's machine only.
 
 It opens the database `rawws serve` uses, read from the same flags and ``RAWWS_*``
 variables (``--data-dir``, ``--db``; any of `rawws serve`'s flags is accepted, so
@@ -11,6 +11,14 @@ user's connections close with 1008 on every node within a second, bus or no bus.
 With ``--bus`` it is also published there (sealed with the cluster's key, from the
 JWT secret), so the nodes act on it at once; a bus that does not take it is said
 in a line, and the command still succeeds (the poll carries it).
+
+`erase USER` erases the account as the user could (``rawws.store.erasure``), each message
+deleted by "admin". The command has no feed: the ``deleted`` events are stored in each
+room's sequence but not published, so live members get them when the room's next entry
+shows their node the gap (it reads the events from the store, in order), or at their next
+reconnect with ``since``; ``history`` shows the tombstones at once. The stamp closes the
+user's connections as a disable does.
+
 Every failure (a bad flag, a database that will not open, an unknown user) is one
 line and exit 1, never a traceback.
 """
@@ -39,7 +47,9 @@ from rawws.store import SqlStore
 from rawws.store.base import Stamp
 
 SEE_ADMIN_HELP = "see `rawws admin --help`"
-ACTIONS = ("disable", "enable", "grant", "revoke", "list")
+#: Who an admin's erasure says deleted the messages (``deleted_by``).
+ADMIN_ERASER = "admin"
+ACTIONS = ("disable", "enable", "grant", "revoke", "erase", "list")
 
 ADMIN_DESCRIPTION = """\
 Accounts, on the server's machine: the database is the one `rawws serve` uses, named
@@ -50,6 +60,9 @@ by the same flags or RAWWS_* variables (--data-dir, --db).
   enable USER    let the user sign in again (with the password they had)
   grant USER     make the user a server admin (only ever granted here)
   revoke USER    take server admin away
+  erase USER     erase the account: every message of theirs deleted (by "admin"),
+                 refresh tokens and memberships removed, connections closed; the
+                 name stays taken for 30 days (the quarantine), then is free again
   list           the admins and the disabled users
 """
 
@@ -126,9 +139,13 @@ async def _act(
         ]
     assert user is not None
     stamp: Stamp | None = None
+    redacted = 0
     if action in ("disable", "enable"):
         stamp = await store.set_disabled(user, action == "disable", time.time())
         found = stamp is not None
+    elif action == "erase":  # the admin's decision: no role is checked (``erase_user``)
+        stamp, events = await store.erase_user(user, ADMIN_ERASER, time.time())
+        found, redacted = stamp is not None, len(events)
     else:
         found = await store.set_admin(user, action == "grant")
     if not found:
@@ -140,6 +157,8 @@ async def _act(
         "enable": "enabled: may sign in again",
         "grant": "is a server admin",
         "revoke": "is no longer a server admin",
+        "erase": f"erased: {redacted} message(s) deleted, connections close on every "
+        "node within a second; the name is taken for 30 days",
     }[action]
     lines = [f"{user} {done}"]
     if stamp is not None and config.bus_url is not None:

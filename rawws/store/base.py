@@ -277,6 +277,16 @@ class Edits(Protocol):
     ) -> StoredMessage: ...
 
 
+class Erasure(Protocol):
+    """Account erasure and the end of its quarantine (``rawws.store.erasure``)."""
+
+    async def erase_user(
+        self, username: str, by: str, ts: float
+    ) -> tuple[Stamp | None, list[StoredMessage]]: ...
+
+    async def forget_erased(self, before_ts: float) -> int: ...
+
+
 class Reads(Protocol):
     """Read markers (``rawws.store.reads``): written in batches, only ever forward."""
 
@@ -285,7 +295,7 @@ class Reads(Protocol):
     async def unread(self, room: str, user: str, after: int, upto: int) -> int: ...
 
 
-class Store(Grants, Rooms, Stops, Edits, Reads, Protocol):
+class Store(Grants, Rooms, Stops, Edits, Erasure, Reads, Protocol):
     async def create_user(self, username: str, password_hash: str) -> User: ...
 
     async def get_user(self, username: str) -> User | None: ...

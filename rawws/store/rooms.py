@@ -8,6 +8,7 @@ room's ordered stream: every message numbered after it is one stored after they 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from typing import Any
@@ -385,9 +386,40 @@ class RoomsSql:
         except IntegrityError:
             pass  # made before, or by the other one just now: it stands as made
         found = await self.membership(room, user)
+        if (
+            found is None
+        ):  # their name's earlier holder was erased (``rawws.store.erasure``)
+            found = await self._rejoin_direct(room, user)
         if found is None or found.kind != DIRECT:
             raise RuntimeError(f"{room} is not the direct room of its pair")
         return found
+
+    async def _rejoin_direct(self, room: str, user: str) -> Membership | None:
+        """A direct room of the pair exists but ``user`` has no row in it: an erasure removed
+        the row of the name's earlier holder. The name's new holder becomes a member from the
+        room's last id on: nothing said to the erased user is theirs to read."""
+        key = username_key(user)
+        async with self.engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(rooms.c.kind, rooms.c.last_id).where(rooms.c.name == room)
+                )
+            ).first()
+            if row is None or row.kind != DIRECT:
+                return None
+            with contextlib.suppress(IntegrityError):  # the same user, twice at once
+                async with conn.begin_nested():
+                    await conn.execute(
+                        room_members.insert().values(
+                            room=room,
+                            user_key=key,
+                            role=MEMBER,
+                            since_id=row.last_id,
+                            added_by=key,
+                            added_at=time.time(),
+                        )
+                    )
+        return await self.membership(room, user)
 
     async def member_roles(self, room: str) -> dict[str, str]:
         """The stored members of ``room`` (as registered) and their roles."""

@@ -15,11 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rawws.store.names import username_key, username_skeleton
 
-SCHEMA_VERSION = 11  # 1: users; 2: rooms and messages; 3: refresh tokens and spent tickets; 4: name skeletons;
+SCHEMA_VERSION = 12  # 1: users; 2: rooms and messages; 3: refresh tokens and spent tickets; 4: name skeletons;
 # 5: room kinds, owners and stored membership; 6: account stops (disabled, admin, not_before);
 # 7: membership events in the messages' sequence, mutes; 8: public rooms' writers are members;
 # 9: edits and deletions (``EDIT_COLUMNS``); 10: a room's own retention; 11: read markers
-# (room_members.last_read)
+# (room_members.last_read); 12: account erasure (users.erased_at)
 
 metadata = sa.MetaData()
 
@@ -50,6 +50,9 @@ users = sa.Table(
     # disable). Indexed: every node polls for the stamps set since its last look.
     sa.Column("not_before", sa.Float, nullable=False, server_default="0"),
     sa.Index("users_not_before", "not_before"),
+    # Version 12: when the account was erased (``rawws.store.erasure``); NULL: not erased.
+    # The row stays, disabled, for the quarantine, so the name stays taken meanwhile.
+    sa.Column("erased_at", sa.Float, nullable=True),
 )
 
 rooms = sa.Table(
@@ -367,6 +370,19 @@ async def _add_read_markers(conn: AsyncConnection) -> None:
         )
 
 
+async def _add_erasure(conn: AsyncConnection) -> None:
+    """Version 12: users get ``erased_at`` (NULL: nobody is erased yet).
+
+    One function, so a merge beside another version 12 only renumbers it.
+    """
+
+    def columns(sync: Any) -> set[str]:
+        return {c["name"] for c in sa.inspect(sync).get_columns("users")}
+
+    if "erased_at" not in await conn.run_sync(columns):
+        await conn.execute(sa.text("ALTER TABLE users ADD COLUMN erased_at FLOAT"))
+
+
 #: ``MIGRATIONS[n]`` upgrades a database from version ``n`` to ``n + 1``.
 MIGRATIONS: dict[int, Migration] = {
     1: _add_messages,
@@ -379,6 +395,7 @@ MIGRATIONS: dict[int, Migration] = {
     8: _add_edits,
     9: _add_room_retention,
     10: _add_read_markers,
+    11: _add_erasure,
 }
 
 

@@ -28,6 +28,7 @@ from rawws.store.base import (
     User,
 )
 from rawws.store.edits import EditsSql, current_entries, history_entries, stored_entry
+from rawws.store.erasure import ErasureSql
 from rawws.store.names import username_key, username_skeleton
 from rawws.store.reads import ReadsSql
 from rawws.store.retention import RetentionSql
@@ -54,10 +55,11 @@ def sqlite_url(data_dir: str | Path) -> str:
     return f"sqlite+aiosqlite:///{Path(data_dir) / SQLITE_FILE}"
 
 
-class SqlStore(RoomsSql, AccountStops, EditsSql, RetentionSql, ReadsSql):
+class SqlStore(RoomsSql, AccountStops, ErasureSql, EditsSql, RetentionSql, ReadsSql):
     """A ``Store`` over any SQLAlchemy async URL (rooms and membership: ``rawws.store.rooms``;
     the account stops' queries: ``rawws.store.stops``; edits and deletions: ``rawws.store.edits``;
-    retention: ``rawws.store.retention``; read markers: ``rawws.store.reads``)."""
+    retention: ``rawws.store.retention``; read markers: ``rawws.store.reads``; account
+    erasure: ``rawws.store.erasure``)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
