@@ -64,6 +64,7 @@ class Client:
         self.user = user
         self.view: View = {}
         self.newest = 0  # the highest id of the room this user was sent
+        self.joined = False  # a first ``joined`` came: every later join sends ``since``
         self.frames: list[
             dict[str, Any]
         ] = []  # every frame of every connection, in order
@@ -74,9 +75,8 @@ class Client:
             if frame.get("room") != ROOM:
                 continue
             kind = frame["type"]
-            if (
-                kind == "joined" and not self.newest
-            ):  # joined without since: from here on
+            if kind == "joined" and not self.joined:  # without since: from here on
+                self.joined = True
                 self.newest = frame["last_id"]
             if kind == "history":
                 for item in frame["messages"]:
@@ -149,6 +149,13 @@ EDITED_THEN_DELETED = [
 
 
 @example(ops=EDITED_THEN_DELETED, seed=1, homes=[False, True, True])
+@example(
+    ops=[("say", "bob", 0), ("reconnect", "ann", 0)]
+    + [("say", "ann", 0)] * 7
+    + [("edit", "bob", 0)],
+    seed=1,
+    homes=[False, True, True],
+)
 @settings(
     max_examples=25,
     deadline=None,
@@ -240,7 +247,8 @@ async def scenario(
     def connect(user: str) -> None:
         """A new connection of ``user`` joins with ``since`` their newest id (none the first time)."""
         away(user)
-        since = clients[user].newest or None
+        # as the page does: after a first join, always `since` (0 too: nothing came yet)
+        since = clients[user].newest if clients[user].joined else None
         peers[user] = FakePeer(user)
         connections.append((peers[user], list(deletions.values())))
         home[user].on_open(peers[user])
