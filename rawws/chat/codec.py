@@ -106,6 +106,7 @@ class Typing:
     user: str
 
 
+MAX_STREAM_ID_CHARS = 32  # a stream's id (``streams.id``)
 MAX_NOTICE_CHARS = 1024  # an invitation or a direct room's notice is far shorter
 
 BusEvent = Posted | Heads | Presence | Stopped | Notice | Marked | Typing
@@ -128,6 +129,10 @@ def encode_event(event: BusEvent) -> bytes:
             body["e"], body["a"] = m.kind, m.about
         elif m.kind != SAY:
             body["e"], body["g"] = m.kind, m.target
+        if m.app:  # published through the server API: ``u`` is the key's name
+            body["o"] = 1
+        if m.stream is not None:
+            body["x"] = m.stream
     elif isinstance(event, Heads):
         body = {
             "v": FORMAT_VERSION,
@@ -179,6 +184,10 @@ def _is_room(value: object) -> bool:
     return isinstance(value, str) and 0 < len(value) <= MAX_ROOM_CHARS
 
 
+def _is_stream(value: object) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= MAX_STREAM_ID_CHARS
+
+
 def _is_user(value: object) -> bool:
     return isinstance(value, str) and 0 < len(value) <= MAX_USER_CHARS
 
@@ -227,6 +236,10 @@ def decode_event(data: bytes | str) -> BusEvent | None:
             about = None
         assert isinstance(kind, str) and (target is None or isinstance(target, str))
         assert about is None or isinstance(about, int)
+        app, stream = body.get("o", 0), body.get("x")
+        if app not in (0, 1) or not (stream is None or _is_stream(stream)):
+            return None
+        assert stream is None or isinstance(stream, str)
         return Posted(
             node,
             StoredMessage(
@@ -238,6 +251,8 @@ def decode_event(data: bytes | str) -> BusEvent | None:
                 kind,
                 target if kind != SAY else None,
                 about,
+                app=app == 1,
+                stream=stream,
             ),
         )
     if kind == "h":

@@ -483,4 +483,10 @@ def message_fields(stored: StoredMessage) -> dict[str, object]:
         "text": stored.text,
         "ts": stored.ts,
     }
+    if stored.app:  # published by an application (``user`` is its API key's name)
+        fields["app"] = True
+    if (
+        stored.stream is not None
+    ):  # the whole of a streamed message: it replaces the preview
+        fields["stream"] = stored.stream
     return edits.add_state(fields, stored)

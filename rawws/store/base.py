@@ -42,6 +42,10 @@ class StoredMessage:
     edited_at: float | None = None
     deleted_by: str | None = None
     deleted_at: float | None = None
+    # Published by an application through the server API (``user`` is its key's name), and
+    # the stream a finished streamed message came from.
+    app: bool = False
+    stream: str | None = None
 
 
 SAY = "say"
@@ -114,9 +118,12 @@ class NewMessage:
     user: str
     text: str
     ts: float
+    app: bool = False  # published through the server API: ``user`` is the key's name
+    stream: str | None = None  # the whole text of this finished stream
 
 
 PUBLIC, PRIVATE, DIRECT = "public", "private", "direct"  # a room's kind
+FEED = "feed"  # a public room whose members only read: only the server API publishes
 OWNER, MODERATOR, MEMBER = "owner", "moderator", "member"  # a member's role
 #: A stored "role" that is no membership: the user may not join (nor be invited) until unbanned.
 BANNED = "banned"

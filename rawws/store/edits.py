@@ -94,6 +94,8 @@ def stored_entry(row: Any) -> StoredMessage:
         row.edited_at,
         row.deleted_by,
         row.deleted_at,
+        bool(row.app),
+        row.stream,
     )
 
 

@@ -15,11 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rawws.store.names import username_key, username_skeleton
 
-SCHEMA_VERSION = 12  # 1: users; 2: rooms and messages; 3: refresh tokens and spent tickets; 4: name skeletons;
+SCHEMA_VERSION = 13  # 1: users; 2: rooms and messages; 3: refresh tokens and spent tickets; 4: name skeletons;
 # 5: room kinds, owners and stored membership; 6: account stops (disabled, admin, not_before);
 # 7: membership events in the messages' sequence, mutes; 8: public rooms' writers are members;
 # 9: edits and deletions (``EDIT_COLUMNS``); 10: a room's own retention; 11: read markers
-# (room_members.last_read); 12: account erasure (users.erased_at)
+# (room_members.last_read); 12: account erasure (users.erased_at); 13: the server API (api keys,
+# idempotency records, streams, hook deliveries; messages.app and messages.stream)
 
 metadata = sa.MetaData()
 
@@ -113,6 +114,64 @@ messages = sa.Table(
     sa.Column("edited_at", sa.Float, nullable=True),
     sa.Column("deleted_by", sa.String(64), nullable=True),
     sa.Column("deleted_at", sa.Float, nullable=True),
+    # Version 13: published by an application (``user`` is its API key's name), and the
+    # stream a finished streamed message came from (NULL for any other).
+    sa.Column("app", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("stream", sa.String(32), nullable=True),
+)
+
+# Version 13, the server API (``docs/server-api.md``). A key keeps the SHA-256 of its
+# secret; ``scopes`` and ``rooms`` are comma lists ("" rooms: every room).
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(16), primary_key=True),
+    sa.Column("name", sa.String(32), nullable=False, unique=True),
+    sa.Column("secret_hash", sa.String(64), nullable=False),
+    sa.Column("scopes", sa.String(64), nullable=False),
+    sa.Column("rooms", sa.Text, nullable=False, server_default=""),
+    sa.Column("per_s", sa.Float, nullable=False),
+    sa.Column("burst", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("revoked_at", sa.Float, nullable=True),
+)
+
+# A publish with an idempotency key, recorded in the transaction that stored its message.
+api_publishes = sa.Table(
+    "api_publishes",
+    metadata,
+    sa.Column("key_id", sa.String(16), primary_key=True),
+    sa.Column("idempotency_key", sa.String(128), primary_key=True),
+    sa.Column("body_hash", sa.String(64), nullable=False),
+    sa.Column("room", sa.String(32), nullable=False),
+    sa.Column("message_id", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False, index=True),
+)
+
+# A streamed message while it is open: its text so far; ``message_id`` once finished.
+streams = sa.Table(
+    "streams",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("room", sa.String(32), nullable=False, index=True),
+    sa.Column("user", sa.String(64), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("chunks", sa.Integer, nullable=False),
+    sa.Column("opened_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False, index=True),
+    sa.Column("message_id", sa.BigInteger, nullable=True),
+)
+
+# An "after" hook (a disconnect) until the app acknowledged it or it expired.
+hook_deliveries = sa.Table(
+    "hook_deliveries",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),  # X-Rawws-Delivery
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("due_at", sa.Float, nullable=False, index=True),
+    sa.Column("expires_at", sa.Float, nullable=False),
 )
 
 # A refresh token is stored as the SHA-256 of its random value: a copy of the
@@ -383,6 +442,33 @@ async def _add_erasure(conn: AsyncConnection) -> None:
         await conn.execute(sa.text("ALTER TABLE users ADD COLUMN erased_at FLOAT"))
 
 
+async def _add_server_api(conn: AsyncConnection) -> None:
+    """Version 13: the server API's tables, and messages' ``app`` and ``stream`` columns.
+
+    One function, so a merge beside another version 13 only renumbers it.
+    """
+
+    def columns(sync: Any) -> set[str]:
+        return {c["name"] for c in sa.inspect(sync).get_columns("messages")}
+
+    have = await conn.run_sync(columns)
+    if "app" not in have:
+        await conn.execute(
+            sa.text(
+                "ALTER TABLE messages ADD COLUMN app BOOLEAN NOT NULL DEFAULT false"
+            )
+        )
+    if "stream" not in have:
+        await conn.execute(
+            sa.text("ALTER TABLE messages ADD COLUMN stream VARCHAR(32)")
+        )
+    await conn.run_sync(
+        lambda sync: metadata.create_all(
+            sync, tables=[api_keys, api_publishes, streams, hook_deliveries]
+        )
+    )
+
+
 #: ``MIGRATIONS[n]`` upgrades a database from version ``n`` to ``n + 1``.
 MIGRATIONS: dict[int, Migration] = {
     1: _add_messages,
@@ -396,6 +482,7 @@ MIGRATIONS: dict[int, Migration] = {
     9: _add_room_retention,
     10: _add_read_markers,
     11: _add_erasure,
+    12: _add_server_api,
 }
 
 

@@ -166,7 +166,13 @@ class SqlStore(RoomsSql, AccountStops, ErasureSql, EditsSql, RetentionSql, Reads
                 rows = []
                 for offset, item in enumerate(items):
                     message = StoredMessage(
-                        room, first + offset, item.user, item.text, item.ts
+                        room,
+                        first + offset,
+                        item.user,
+                        item.text,
+                        item.ts,
+                        app=item.app,
+                        stream=item.stream,
                     )
                     stored[positions[id(item)]] = message
                     rows.append(
@@ -176,6 +182,8 @@ class SqlStore(RoomsSql, AccountStops, ErasureSql, EditsSql, RetentionSql, Reads
                             "user": item.user,
                             "text": item.text,
                             "ts": item.ts,
+                            "app": item.app,
+                            "stream": item.stream,
                         }
                     )
                 await conn.execute(messages.insert(), rows)
