@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from rawws.chat.app import setup_app
+from rawws.apps.setup import setup_service
 from rawws.config import ServerConfig
 from rawws.server.server import Server
 
@@ -51,7 +51,7 @@ async def start_server(
         }
         config = ServerConfig(**{**defaults, **settings})  # type: ignore[arg-type]
         server = Server(config)
-        await setup_app(server)
+        await setup_service(server)
         await server.start()
         servers.append(server)
         return server

@@ -14,6 +14,7 @@ import logging
 import os
 import secrets
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 
 import jwt
@@ -185,7 +186,18 @@ def token_settings(config: ServerConfig) -> TokenSettings:
     )
 
 
-async def setup_app(server: Server) -> None:
+@dataclass(frozen=True, slots=True)
+class ChatApp:
+    """What ``setup_app`` built, for what stands on the chat (the server API, ``rawws.apps``)."""
+
+    store: SqlStore
+    chat: ChatHandler
+    bus: RedisBus | None
+    health: StoreHealth
+    tokens: Tokens
+
+
+async def setup_app(server: Server) -> ChatApp:
     """Open the store and register every route and endpoint of the chat service."""
     config = server.config
     metrics = None
@@ -339,3 +351,4 @@ async def setup_app(server: Server) -> None:
     if metrics is not None:
         await metrics.start()
         server.metrics_port = metrics.port
+    return ChatApp(store, chat, bus, health, tokens)

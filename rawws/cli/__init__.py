@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from rawws.errors import ClientFailure, StartInterrupted
 
 try:  # loading the command line takes a moment (SQLAlchemy, redis, cryptography): a Ctrl-C then is one line too
-    from rawws.chat.app import setup_app
+    from rawws.apps.setup import setup_service
     from rawws.cli.admin import admin_command
     from rawws.cli.client_commands import client_coroutine, run_client_command
     from rawws.cli.exits import (
@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if (
         argv[:1] == ["serve"]
     ):  # its own parser (a bad flag is one line); configures logging once its settings are read
-        return serve_command(argv, setup_app)
+        return serve_command(argv, setup_service)
     if argv[:1] == ["admin"]:  # its own parser too: every mistake is one line
         return admin_command(argv)
     parser = build_parser()

@@ -50,7 +50,7 @@ from rawws.server.lifecycle import run_server, unless_stopped
 from rawws.server.readiness import stop_signals
 from rawws.server.server import Server
 
-Setup = Callable[[Server], Awaitable[None]]
+Setup = Callable[[Server], Awaitable[object]]
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,7 @@ def _forget(task: asyncio.Future[Any]) -> None:
 
 
 async def start(
-    server: Server, setup: Callable[[Server], Awaitable[None]] | None
+    server: Server, setup: Callable[[Server], Awaitable[object]] | None
 ) -> None:
     """Listen, set the server up, accept: the port first, so a host or port that cannot be had is said before
     any file or database is touched. When a step fails or is cancelled, what the set-up opened is closed."""
@@ -71,7 +71,7 @@ async def start(
 
 async def run_server(
     config: ServerConfig,
-    setup: Callable[[Server], Awaitable[None]] | None = None,
+    setup: Callable[[Server], Awaitable[object]] | None = None,
     on_listening: Callable[[], None] | None = None,
 ) -> None:
     """Start a server, announce where it listens, and serve until a stop signal (then shut down gracefully).

@@ -1,0 +1,47 @@
+"""Wiring: the chat service, then the server API on the same server (what `rawws serve` runs).
+
+Each part of the API is a module with ``add_calls(routes, context)``; ``CALLS``
+lists them, so a part is mounted by naming it here once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rawws.apps.routes import ApiRoutes, KeyLookup
+from rawws.chat.app import ChatApp, setup_app
+from rawws.server.server import Server
+
+
+@dataclass(frozen=True, slots=True)
+class ApiContext:
+    """What every part of the API may use: the server (its config and router) and the chat it stands on."""
+
+    server: Server
+    app: ChatApp
+
+
+#: The parts of the API, each ``add_calls(routes, context)``.
+CALLS: tuple[Callable[[ApiRoutes, ApiContext], None], ...] = ()
+
+
+async def setup_service(server: Server) -> ChatApp:
+    """The chat service and, on the same server, its API for applications."""
+    app = await setup_app(server)
+    context = ApiContext(server, app)
+    routes = ApiRoutes(key_lookup(context), clock=time.monotonic)
+    for add_calls in CALLS:
+        add_calls(routes, context)
+    routes.mount(server.router)
+    return app
+
+
+def key_lookup(context: ApiContext) -> KeyLookup:
+    """The keys as the store has them (a cache of one second comes with the keys' store)."""
+
+    async def lookup(key_id: str) -> None:
+        return None  # replaced by the keys' store: until then no key is live
+
+    return lookup
