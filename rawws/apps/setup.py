@@ -10,9 +10,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import sqlalchemy as sa
+
+from rawws.apps import room_reads, rooms_calls
+from rawws.apps.keys import ApiKey
 from rawws.apps.routes import ApiRoutes, KeyLookup
 from rawws.chat.app import ChatApp, setup_app
 from rawws.server.server import Server
+from rawws.store.schema import api_keys
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +29,10 @@ class ApiContext:
 
 
 #: The parts of the API, each ``add_calls(routes, context)``.
-CALLS: tuple[Callable[[ApiRoutes, ApiContext], None], ...] = ()
+CALLS: tuple[Callable[[ApiRoutes, ApiContext], None], ...] = (
+    rooms_calls.add_calls,
+    room_reads.add_calls,
+)
 
 
 async def setup_service(server: Server) -> ChatApp:
@@ -41,7 +49,23 @@ async def setup_service(server: Server) -> ChatApp:
 def key_lookup(context: ApiContext) -> KeyLookup:
     """The keys as the store has them (a cache of one second comes with the keys' store)."""
 
-    async def lookup(key_id: str) -> None:
-        return None  # replaced by the keys' store: until then no key is live
+    async def lookup(key_id: str) -> ApiKey | None:
+        # Stand-in until the keys' store lands (it replaces this whole function): one read.
+        query = sa.select(api_keys).where(api_keys.c.id == key_id)
+        async with context.app.store.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None:
+            return None
+        return ApiKey(
+            row.id,
+            row.name,
+            row.secret_hash,
+            frozenset(row.scopes.split(",")),
+            tuple(r for r in row.rooms.split(",") if r),
+            row.per_s,
+            row.burst,
+            row.created_at,
+            row.revoked_at,
+        )
 
     return lookup

@@ -1,6 +1,6 @@
 """What the chat says to the other nodes over the bus, and how it is encoded (the bus carries bytes).
 
-Seven kinds of event, as compact JSON (one object per bus message):
+Nine kinds of event, as compact JSON (one object per bus message):
 
 * ``Posted``: a stored message (room, id, user, text, ts) and the node that stored it;
   a membership event (kicked, banned, …) is one too, with its kind and target added
@@ -22,6 +22,10 @@ Seven kinds of event, as compact JSON (one object per bus message):
   the marker itself is in the store);
 * ``Typing``: a user is typing in a room: each node tells the room's other users
   there (not stored, not repaired: a lost one is a missing hint).
+* ``RoomDeleted``: the server API removed a room from the store: each node takes its
+  connections out of it and drops what it kept of the room (``rawws.chat.removal``);
+* ``Disconnected``: the server API disconnected a user: each node closes that user's
+  connections (``rawws.chat.removal``).
 
 ``decode_event`` checks every field's type and bounds: anything else is ``None``
 (the caller counts it and logs once), never a delivery. It only ever sees what the
@@ -106,10 +110,37 @@ class Typing:
     user: str
 
 
+@dataclass(frozen=True, slots=True)
+class RoomDeleted:
+    """``room`` was removed from the store by ``by`` (an API key's name) on ``node``."""
+
+    node: str
+    room: str
+    by: str
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnected:
+    """Every connection of ``user`` is to be closed, on every node (the server API's call)."""
+
+    node: str
+    user: str
+
+
 MAX_STREAM_ID_CHARS = 32  # a stream's id (``streams.id``)
 MAX_NOTICE_CHARS = 1024  # an invitation or a direct room's notice is far shorter
 
-BusEvent = Posted | Heads | Presence | Stopped | Notice | Marked | Typing
+BusEvent = (
+    Posted
+    | Heads
+    | Presence
+    | Stopped
+    | Notice
+    | Marked
+    | Typing
+    | RoomDeleted
+    | Disconnected
+)
 
 
 def encode_event(event: BusEvent) -> bytes:
@@ -164,6 +195,11 @@ def encode_event(event: BusEvent) -> bytes:
     elif isinstance(event, Typing):
         body = {"v": FORMAT_VERSION, "k": "y", "n": event.node, "r": event.room}
         body["u"] = event.user
+    elif isinstance(event, RoomDeleted):
+        body = {"v": FORMAT_VERSION, "k": "d", "n": event.node, "r": event.room}
+        body["u"] = event.by
+    elif isinstance(event, Disconnected):
+        body = {"v": FORMAT_VERSION, "k": "q", "n": event.node, "u": event.user}
     else:
         body = {
             "v": FORMAT_VERSION,
@@ -299,6 +335,18 @@ def decode_event(data: bytes | str) -> BusEvent | None:
             return None
         assert isinstance(user, str)
         return Notice(node, user, text)
+    if kind == "d":
+        room, by = body.get("r"), body.get("u")
+        if not (_is_room(room) and _is_user(by)) or len(body) != 5:
+            return None
+        assert isinstance(room, str) and isinstance(by, str)
+        return RoomDeleted(node, room, by)
+    if kind == "q":
+        user = body.get("u")
+        if not _is_user(user) or len(body) != 4:
+            return None
+        assert isinstance(user, str)
+        return Disconnected(node, user)
     if kind in ("r", "y"):
         room, user, read = body.get("r"), body.get("u"), body.get("i")
         if not (_is_room(room) and _is_user(user)):

@@ -104,6 +104,11 @@ class MembershipCache:
     def evict(self, room: str, user: str) -> None:
         self._found.pop((room, username_key(user)), None)
 
+    def evict_room(self, room: str) -> None:
+        """Every membership of ``room``: the room was removed (``rawws.chat.removal``)."""
+        for key in [key for key in self._found if key[0] == room]:
+            del self._found[key]
+
 
 def direct_name(user: str, other: str) -> str:
     """The one direct room of two users, the same whichever of them asks: a digest of their keys."""

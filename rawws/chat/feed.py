@@ -20,11 +20,13 @@ from rawws.bus.base import Bus, LocalBus
 from rawws.chat import wire as chat
 from rawws.chat.codec import (
     BusEvent,
+    Disconnected,
     Heads,
     Marked,
     Notice,
     Posted,
     Presence,
+    RoomDeleted,
     Stopped,
     Typing,
     decode_event,
@@ -85,6 +87,8 @@ class RoomFeed:
         #: Another node moved a read marker / let a ``typing`` through (``rawws.chat.reads``, ``typing_``).
         self.on_marked: Callable[[Marked], None] | None = None
         self.on_typing: Callable[[Typing], None] | None = None
+        #: Another node removed a room / disconnected a user (``rawws.chat.removal``).
+        self.on_removal: Callable[[RoomDeleted | Disconnected], None] | None = None
         self.bus: Bus = bus or LocalBus()
         self.node = node
         self._deliver = deliver
@@ -177,6 +181,10 @@ class RoomFeed:
             if self.on_typing is not None:
                 self.on_typing(event)
             return
+        if isinstance(event, RoomDeleted | Disconnected):
+            if self.on_removal is not None:
+                self.on_removal(event)
+            return
         now = time.monotonic()
         if isinstance(event, Presence):
             self._tell(
@@ -213,7 +221,13 @@ class RoomFeed:
         """``text`` for ``user``'s connections on the other nodes (this node's are told by the caller)."""
         self.bus.publish(encode_event(Notice(self.node, user, text)))
 
-    def tell(self, event: Marked | Typing) -> None:
+    def forget_room(self, room: str) -> None:
+        """``room`` was removed from the store: its sequencer and its head go, so a room made
+        later under that name is numbered from 1 here as in the store."""
+        self.close_room(room)
+        self._written.pop(room, None)
+
+    def tell(self, event: Marked | Typing | RoomDeleted | Disconnected) -> None:
         """A hint for the other nodes (a read marker moved, someone typing): sent once, never repaired."""
         self.bus.publish(encode_event(event))
 

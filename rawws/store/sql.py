@@ -32,6 +32,7 @@ from rawws.store.erasure import ErasureSql
 from rawws.store.names import username_key, username_skeleton
 from rawws.store.reads import ReadsSql
 from rawws.store.retention import RetentionSql
+from rawws.store.room_removal import RoomRemovalSql
 from rawws.store.rooms import RoomsSql
 from rawws.store.schema import (
     MIGRATIONS,
@@ -55,11 +56,19 @@ def sqlite_url(data_dir: str | Path) -> str:
     return f"sqlite+aiosqlite:///{Path(data_dir) / SQLITE_FILE}"
 
 
-class SqlStore(RoomsSql, AccountStops, ErasureSql, EditsSql, RetentionSql, ReadsSql):
+class SqlStore(
+    RoomsSql,
+    RoomRemovalSql,
+    AccountStops,
+    ErasureSql,
+    EditsSql,
+    RetentionSql,
+    ReadsSql,
+):
     """A ``Store`` over any SQLAlchemy async URL (rooms and membership: ``rawws.store.rooms``;
     the account stops' queries: ``rawws.store.stops``; edits and deletions: ``rawws.store.edits``;
     retention: ``rawws.store.retention``; read markers: ``rawws.store.reads``; account
-    erasure: ``rawws.store.erasure``)."""
+    erasure: ``rawws.store.erasure``; the server API's room calls: ``rawws.store.room_removal``)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
