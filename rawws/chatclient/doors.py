@@ -97,6 +97,8 @@ def member_line(frame: Frame) -> str:
         event == "left" and frame["type"] == "removed"
     ):  # a part on another connection of ours
         return f"you left {room} for good"
+    if frame["type"] == "removed" and event == "deleted":  # the room itself, by an app
+        return f"{room} was deleted by {by}"
     if frame["type"] == "removed":
         return f"{who} {event} from {room} by {by}"
     if event in _OWN_WORDS and frame["type"] == "member":  # done by the user themselves

@@ -1051,6 +1051,9 @@
     dropRoom(frame.room);
     if (frame.reason === "left") {
       showNotice(`You left ${label} for good.`); // your own doing, elsewhere: nothing alarming
+    } else if (frame.reason === "deleted") {
+      const by = typeof frame.by === "string" ? ` by ${frame.by}` : "";
+      showNotice(`${label} was deleted${by}.`); // the server API removed the room itself
     } else {
       const reason = frame.reason === "banned" ? "banned" : "kicked";
       const by = typeof frame.by === "string" ? ` by ${frame.by}` : "";
