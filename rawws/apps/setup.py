@@ -10,6 +10,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from rawws.apps import publish
+from rawws.apps.key_book import KeyBook
+from rawws.apps.keys import ApiKey
+from rawws.apps.openapi import add_document
 from rawws.apps.routes import ApiRoutes, KeyLookup
 from rawws.chat.app import ChatApp, setup_app
 from rawws.server.server import Server
@@ -24,7 +28,7 @@ class ApiContext:
 
 
 #: The parts of the API, each ``add_calls(routes, context)``.
-CALLS: tuple[Callable[[ApiRoutes, ApiContext], None], ...] = ()
+CALLS: tuple[Callable[[ApiRoutes, ApiContext], None], ...] = (publish.add_calls,)
 
 
 async def setup_service(server: Server) -> ChatApp:
@@ -35,13 +39,15 @@ async def setup_service(server: Server) -> ChatApp:
     for add_calls in CALLS:
         add_calls(routes, context)
     routes.mount(server.router)
+    add_document(server.router)
     return app
 
 
 def key_lookup(context: ApiContext) -> KeyLookup:
-    """The keys as the store has them (a cache of one second comes with the keys' store)."""
+    """The keys as the store has them, each cached for a second (``rawws.apps.key_book``)."""
+    store, health = context.app.store, context.app.health
 
-    async def lookup(key_id: str) -> None:
-        return None  # replaced by the keys' store: until then no key is live
+    async def read(key_id: str) -> ApiKey | None:
+        return await health.call("reading an API key", store.api_key(key_id))
 
-    return lookup
+    return KeyBook(read).lookup

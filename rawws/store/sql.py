@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from rawws.errors import SchemaTooNew, UsernameTaken
+from rawws.store.api_keys import ApiKeysSql
 from rawws.store.base import (
     INVALID,
     REUSED,
@@ -30,6 +31,7 @@ from rawws.store.base import (
 from rawws.store.edits import EditsSql, current_entries, history_entries, stored_entry
 from rawws.store.erasure import ErasureSql
 from rawws.store.names import username_key, username_skeleton
+from rawws.store.publishes import PublishesSql
 from rawws.store.reads import ReadsSql
 from rawws.store.retention import RetentionSql
 from rawws.store.rooms import RoomsSql
@@ -55,11 +57,21 @@ def sqlite_url(data_dir: str | Path) -> str:
     return f"sqlite+aiosqlite:///{Path(data_dir) / SQLITE_FILE}"
 
 
-class SqlStore(RoomsSql, AccountStops, ErasureSql, EditsSql, RetentionSql, ReadsSql):
+class SqlStore(
+    RoomsSql,
+    AccountStops,
+    ErasureSql,
+    EditsSql,
+    RetentionSql,
+    ReadsSql,
+    ApiKeysSql,
+    PublishesSql,
+):
     """A ``Store`` over any SQLAlchemy async URL (rooms and membership: ``rawws.store.rooms``;
     the account stops' queries: ``rawws.store.stops``; edits and deletions: ``rawws.store.edits``;
     retention: ``rawws.store.retention``; read markers: ``rawws.store.reads``; account
-    erasure: ``rawws.store.erasure``)."""
+    erasure: ``rawws.store.erasure``; the server API's keys: ``rawws.store.api_keys``, and its
+    exactly-once publish: ``rawws.store.publishes``)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
