@@ -5,63 +5,62 @@ the SHA-256 the row keeps. The secret is 32 random bytes, so a fast hash is enou
 (nothing to guess), and a copy of the database holds no key that works. The
 ``rwk_`` prefix keeps a key and a user's token (a JWT) apart wherever either is
 presented.
+
+The format, the hash and ``ApiKey`` are defined in ``rawws.store.api_keys`` (the store
+makes and reads keys and may not import this layer) and re-exported here; the checks of
+what ``rawws api-key create`` is given are here, where the user-name and room-name rules
+may be read.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
+import math
 import re
-import secrets
-from dataclasses import dataclass
 
-PREFIX = "rwk_"
-ID_HEX_DIGITS = 12
-SECRET_BYTES = 32
+from rawws.accounts.passwords import USERNAME
+from rawws.chat.room_names import MAX_ROOM_CHARS, ROOM_NAME
+from rawws.store.api_keys import (
+    ID_HEX_DIGITS as ID_HEX_DIGITS,
+)
+from rawws.store.api_keys import PREFIX as PREFIX
+from rawws.store.api_keys import SECRET_BYTES as SECRET_BYTES
+from rawws.store.api_keys import ApiKey as ApiKey
+from rawws.store.api_keys import hash_secret as hash_secret
+from rawws.store.api_keys import new_key as new_key
+from rawws.store.api_keys import room_matches as room_matches
+
 PUBLISH, ROOMS, USERS, READ = "publish", "rooms", "users", "read"
 SCOPES = (PUBLISH, ROOMS, USERS, READ)
 _PRESENTED = re.compile(r"rwk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})")
+#: A prefix pattern: the start of a room name, then ``*``.
+ROOM_PREFIX = re.compile(rf"[a-z0-9~][a-z0-9_.-]{{0,{MAX_ROOM_CHARS - 1}}}\*")
+DEFAULT_PER_S = 50.0
+DEFAULT_BURST = 100
 
 
-@dataclass(frozen=True, slots=True)
-class ApiKey:
-    """A key as stored: ``rooms`` empty means every room; a pattern ending in ``*`` is a prefix."""
-
-    id: str
-    name: str
-    secret_hash: str
-    scopes: frozenset[str]
-    rooms: tuple[str, ...] = ()
-    per_s: float = 50.0
-    burst: int = 100
-    created_at: float = 0.0
-    revoked_at: float | None = None
-
-    def reaches(self, room: str) -> bool:
-        """Whether this key may touch ``room`` at all (outside its rooms it learns nothing of one)."""
-        return not self.rooms or room_matches(self.rooms, room)
-
-
-def room_matches(patterns: tuple[str, ...] | list[str], room: str) -> bool:
-    """``room`` is named by one of ``patterns``: exactly, or by a prefix ending in ``*``."""
-    for pattern in patterns:
-        if pattern.endswith("*"):
-            if room.startswith(pattern[:-1]):
-                return True
-        elif room == pattern:
-            return True
-    return False
-
-
-def new_key() -> tuple[str, str, str]:
-    """A fresh key: (what the user is shown once, its id, the SHA-256 of its secret)."""
-    key_id = secrets.token_hex(ID_HEX_DIGITS // 2)
-    secret = secrets.token_urlsafe(SECRET_BYTES)
-    return f"{PREFIX}{key_id}_{secret}", key_id, hash_secret(secret)
-
-
-def hash_secret(secret: str) -> str:
-    return hashlib.sha256(secret.encode("ascii")).hexdigest()
+def key_settings_problem(
+    name: str, scopes: list[str], rooms: list[str], per_s: float, burst: int
+) -> str | None:
+    """What is wrong with a new key's settings, in one line, or ``None``."""
+    if USERNAME.fullmatch(name) is None:
+        return (
+            f"{name!r}: a key's name follows the user-name rules: 3-32 characters, letters,"
+            " digits, '_', '.', '-', starting with a letter or digit"
+        )
+    if not scopes:
+        return f"a key needs at least one --scope ({', '.join(SCOPES)})"
+    for scope in scopes:
+        if scope not in SCOPES:
+            return f"{scope!r}: not a scope ({', '.join(SCOPES)})"
+    for room in rooms:
+        if ROOM_NAME.fullmatch(room) is None and ROOM_PREFIX.fullmatch(room) is None:
+            return f"{room!r}: not a room name, nor a prefix ending in '*'"
+    if not math.isfinite(per_s) or per_s <= 0:
+        return f"--per-second must be a number above 0, not {per_s:g}"
+    if burst < 1:
+        return f"--burst must be at least 1, not {burst}"
+    return None
 
 
 def parse_presented(token: str) -> tuple[str, str] | None:

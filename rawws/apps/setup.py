@@ -10,14 +10,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import sqlalchemy as sa
-
-from rawws.apps import room_reads, rooms_calls
+from rawws.apps import publish, room_reads, rooms_calls
+from rawws.apps.key_book import KeyBook
 from rawws.apps.keys import ApiKey
+from rawws.apps.openapi import add_document
 from rawws.apps.routes import ApiRoutes, KeyLookup
 from rawws.chat.app import ChatApp, setup_app
 from rawws.server.server import Server
-from rawws.store.schema import api_keys
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +29,7 @@ class ApiContext:
 
 #: The parts of the API, each ``add_calls(routes, context)``.
 CALLS: tuple[Callable[[ApiRoutes, ApiContext], None], ...] = (
+    publish.add_calls,
     rooms_calls.add_calls,
     room_reads.add_calls,
 )
@@ -43,29 +43,15 @@ async def setup_service(server: Server) -> ChatApp:
     for add_calls in CALLS:
         add_calls(routes, context)
     routes.mount(server.router)
+    add_document(server.router)
     return app
 
 
 def key_lookup(context: ApiContext) -> KeyLookup:
-    """The keys as the store has them (a cache of one second comes with the keys' store)."""
+    """The keys as the store has them, each cached for a second (``rawws.apps.key_book``)."""
+    store, health = context.app.store, context.app.health
 
-    async def lookup(key_id: str) -> ApiKey | None:
-        # Stand-in until the keys' store lands (it replaces this whole function): one read.
-        query = sa.select(api_keys).where(api_keys.c.id == key_id)
-        async with context.app.store.engine.connect() as conn:
-            row = (await conn.execute(query)).first()
-        if row is None:
-            return None
-        return ApiKey(
-            row.id,
-            row.name,
-            row.secret_hash,
-            frozenset(row.scopes.split(",")),
-            tuple(r for r in row.rooms.split(",") if r),
-            row.per_s,
-            row.burst,
-            row.created_at,
-            row.revoked_at,
-        )
+    async def read(key_id: str) -> ApiKey | None:
+        return await health.call("reading an API key", store.api_key(key_id))
 
-    return lookup
+    return KeyBook(read).lookup

@@ -1,8 +1,9 @@
-"""Command line: `rawws serve|admin|send|chat …`. The only package that parses arguments or configures logging.
+"""Command line: `rawws serve|admin|api-key|send|chat …`. The only package that parses arguments or configures logging.
 
   parser.py           the commands, the clients' flags, `rawws serve`'s own parser
   flags.py            `rawws serve`'s flags and --help, built from ServerConfig's fields
   admin.py            `rawws admin`: disable, enable, grant and revoke admin, list (the database, never the network)
+  api_keys.py         `rawws api-key`: create, list and revoke the server API's keys (the database, likewise)
   serve.py            `rawws serve`: flags → ServerConfig, logging, run until a signal; every failure one line
   workers.py          `rawws serve --workers N`: N processes on one port (SO_REUSEPORT)
   client_commands.py  `rawws send` and `rawws chat`: the commands and their failures
@@ -23,6 +24,7 @@ from rawws.errors import ClientFailure, StartInterrupted
 try:  # loading the command line takes a moment (SQLAlchemy, redis, cryptography): a Ctrl-C then is one line too
     from rawws.apps.setup import setup_service
     from rawws.cli.admin import admin_command
+    from rawws.cli.api_keys import api_key_command
     from rawws.cli.client_commands import client_coroutine, run_client_command
     from rawws.cli.exits import (
         EXIT_CANNOT_CONNECT,
@@ -73,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve_command(argv, setup_service)
     if argv[:1] == ["admin"]:  # its own parser too: every mistake is one line
         return admin_command(argv)
+    if argv[:1] == ["api-key"]:  # likewise
+        return api_key_command(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.log_level)

@@ -62,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="disable or enable an account, grant server admin (on the server's machine)",
         add_help=False,
     )
+    commands.add_parser(  # parsed by `rawws.cli.api_keys`; listed here for `rawws --help`
+        "api-key",
+        help="create, list or revoke the server API's keys (on the server's machine)",
+        add_help=False,
+    )
     add_client_commands(commands)
     return parser
 

@@ -112,8 +112,9 @@ class EditsSql:
         One transaction: the room's next id is taken first (``UPDATE rooms … RETURNING``,
         which locks the room's row as a message's numbering does), then the message and the
         actor's stored role are read under that lock, so no other change of the room comes
-        between the check and the change. Its author may edit and delete it; the room's
-        owner and moderators may delete it too. Else ``MessageNotFound`` (not a message of
+        between the check and the change. Its author may edit and delete it (never so an
+        application's message, ``app``: a user with the key's name is not its author); the
+        room's owner and moderators may delete it too. Else ``MessageNotFound`` (not a message of
         the room, or deleted already) or ``NotYours``, and nothing is stored (the id is not
         taken either: the transaction rolls back).
 
@@ -134,13 +135,18 @@ class EditsSql:
             found = (
                 await conn.execute(
                     sa.select(
-                        messages.c.user, messages.c.kind, messages.c.deleted_at
+                        messages.c.user,
+                        messages.c.kind,
+                        messages.c.deleted_at,
+                        messages.c.app,
                     ).where(messages.c.room == room, messages.c.id == message_id)
                 )
             ).first()
             if found is None or found.kind != SAY or found.deleted_at is not None:
                 raise MessageNotFound(f"no message {message_id} in {room}")
-            if username_key(found.user) != username_key(actor):
+            # an application's message is nobody's own: a user named like the key may not
+            # edit it, and may delete it only as the room's owner or a moderator
+            if found.app or username_key(found.user) != username_key(actor):
                 # someone else's: only a deletion, by the room's owner or a moderator
                 role = None
                 if text is None:

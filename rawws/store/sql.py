@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from rawws.errors import SchemaTooNew, UsernameTaken
+from rawws.store.api_keys import ApiKeysSql
 from rawws.store.base import (
     INVALID,
     REUSED,
@@ -30,6 +31,7 @@ from rawws.store.base import (
 from rawws.store.edits import EditsSql, current_entries, history_entries, stored_entry
 from rawws.store.erasure import ErasureSql
 from rawws.store.names import username_key, username_skeleton
+from rawws.store.publishes import PublishesSql
 from rawws.store.reads import ReadsSql
 from rawws.store.retention import RetentionSql
 from rawws.store.room_removal import RoomRemovalSql
@@ -64,11 +66,14 @@ class SqlStore(
     EditsSql,
     RetentionSql,
     ReadsSql,
+    ApiKeysSql,
+    PublishesSql,
 ):
     """A ``Store`` over any SQLAlchemy async URL (rooms and membership: ``rawws.store.rooms``;
     the account stops' queries: ``rawws.store.stops``; edits and deletions: ``rawws.store.edits``;
     retention: ``rawws.store.retention``; read markers: ``rawws.store.reads``; account
-    erasure: ``rawws.store.erasure``; the server API's room calls: ``rawws.store.room_removal``)."""
+    erasure: ``rawws.store.erasure``; the server API's keys: ``rawws.store.api_keys``, its
+    exactly-once publish: ``rawws.store.publishes``, its room calls: ``rawws.store.room_removal``)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
