@@ -121,7 +121,7 @@ messages = sa.Table(
 )
 
 # Version 13, the server API (``docs/server-api.md``). A key keeps the SHA-256 of its
-# secret; ``scopes`` and ``rooms`` are comma lists ("" rooms: every room).
+# secret; ``scopes`` and ``rooms`` are space-separated ("" rooms: every room).
 api_keys = sa.Table(
     "api_keys",
     metadata,
