@@ -29,6 +29,7 @@ from rawws.store.base import (
 )
 from rawws.store.edits import EditsSql, current_entries, history_entries, stored_entry
 from rawws.store.erasure import ErasureSql
+from rawws.store.hooks import HookDeliveriesSql
 from rawws.store.names import username_key, username_skeleton
 from rawws.store.reads import ReadsSql
 from rawws.store.retention import RetentionSql
@@ -55,7 +56,15 @@ def sqlite_url(data_dir: str | Path) -> str:
     return f"sqlite+aiosqlite:///{Path(data_dir) / SQLITE_FILE}"
 
 
-class SqlStore(RoomsSql, AccountStops, ErasureSql, EditsSql, RetentionSql, ReadsSql):
+class SqlStore(
+    RoomsSql,
+    AccountStops,
+    ErasureSql,
+    EditsSql,
+    RetentionSql,
+    ReadsSql,
+    HookDeliveriesSql,
+):
     """A ``Store`` over any SQLAlchemy async URL (rooms and membership: ``rawws.store.rooms``;
     the account stops' queries: ``rawws.store.stops``; edits and deletions: ``rawws.store.edits``;
     retention: ``rawws.store.retention``; read markers: ``rawws.store.reads``; account
