@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from rawws.config_hooks import HOOKS as HOOKS  # re-exported: the flags' sections
+from rawws.config_hooks import HookSettings
 from rawws.core.deflate import (
     COMPRESSION_MODES,
     DEFAULT_MEMORY_LEVEL,
@@ -67,8 +69,9 @@ OPERATIONS = Group("operations")
 
 
 @dataclass(frozen=True, slots=True)
-class ServerConfig:
-    """Everything `rawws serve` can be told (each field with its group, help and unit)."""
+class ServerConfig(HookSettings):
+    """Everything `rawws serve` can be told (each field with its group, help and unit; the hooks'
+    in ``rawws.config_hooks``)."""
 
     host: str = LISTEN("127.0.0.1", "address to listen on", metavar="HOST")
     port: int = LISTEN(8765, "port to listen on", PORT)
@@ -398,6 +401,7 @@ class ServerConfig:
             raise SettingError(
                 "forwarded_allow_ips", shown(self.forwarded_allow_ips), str(exc)
             ) from None
+        self.check_hooks()
 
     @property
     def tls(self) -> bool:

@@ -131,6 +131,7 @@ def test_only_a_handful_of_modules_sit_outside_the_layers():
             "__main__.py",
             "_version.py",
             "config.py",
+            "config_hooks.py",  # the hooks' settings, which ServerConfig inherits (the same cap)
             "defaults.py",  # config.py's defaults, kept apart so config.py stays under 500 lines
             "errors.py",
         ]

@@ -420,8 +420,11 @@ class WebSocketAuthenticator:
         tls: bool,
         shared_spend: SharedSpend | None = None,
         check_stopped: Callable[[Identity], None] | None = None,
+        check_connect: Callable[[Identity, Request], Awaitable[None]] | None = None,
     ) -> None:
         self.tokens = tokens
+        #: The app's ``connect`` hook (``accounts.hooks.connect_check``), asked last, before the 101.
+        self.check_connect = check_connect
         #: 401 for a credential its user's ``not_before`` stamp stopped (``accounts.stops``).
         self.check_stopped = check_stopped
         self.ledger = ledger
@@ -434,6 +437,24 @@ class WebSocketAuthenticator:
         self.tls = tls
 
     def __call__(self, request: Request) -> Identity | Awaitable[Identity]:
+        """The identity, or an awaitable of it when the app's ``connect`` hook is asked."""
+        identity = self._verify(request)
+        if self.check_connect is None:
+            return identity
+        return self._ask_app(identity, request, self.check_connect)
+
+    async def _ask_app(
+        self,
+        identity: Identity | Awaitable[Identity],
+        request: Request,
+        check: Callable[[Identity, Request], Awaitable[None]],
+    ) -> Identity:
+        if not isinstance(identity, Identity):
+            identity = await identity
+        await check(identity, request)  # HttpError: 403, or 503 when the app is down
+        return identity
+
+    def _verify(self, request: Request) -> Identity | Awaitable[Identity]:
         """The identity, or (a ticket on a node of several) an awaitable of it: the
         ticket is spent in the shared record before the upgrade is accepted."""
         check_origin(request, self.allowed_origins, tls=self.tls)

@@ -19,6 +19,9 @@ from pathlib import Path
 
 import jwt
 
+from rawws.accounts.hook_deliveries import HookDeliveries
+from rawws.accounts.hook_wire import MIN_SECRET_BYTES
+from rawws.accounts.hooks import HookClient, connect_check
 from rawws.accounts.passwords import Passwords
 from rawws.accounts.routes import Accounts, StoredTickets
 from rawws.accounts.shared import Breaker, SharedState
@@ -38,6 +41,7 @@ from rawws.bus.redis import RedisBus, reach
 from rawws.bus.seal import bus_key
 from rawws.chat import wire
 from rawws.chat.doors import stored_admin
+from rawws.chat.hooked import ChatHooks, DisconnectHook
 from rawws.chat.limits import ChatLimits
 from rawws.chat.page import add_page_routes
 from rawws.chat.retention import RetentionSweep
@@ -163,6 +167,39 @@ def read_public_key(path: str, algorithm: str) -> bytes:
     return pem
 
 
+def read_hook_secret(path: str) -> bytes:
+    """The key of ``--hook-secret-file`` (its bytes, surrounding whitespace dropped), read at start: one
+    line naming the flag when it is missing, unreadable or short (the key itself is never shown)."""
+    try:
+        secret = Path(path).read_bytes().strip()
+    except FileNotFoundError:
+        raise SettingError("hook_secret_file", path, "no such file") from None
+    except OSError as exc:
+        raise SettingError(
+            "hook_secret_file", path, f"cannot read it ({exc.strerror or exc})"
+        ) from None
+    if len(secret) < MIN_SECRET_BYTES:
+        raise SettingError(
+            "hook_secret_file",
+            path,
+            f"the key is shorter than {MIN_SECRET_BYTES} bytes: write a longer random one",
+        )
+    return secret
+
+
+def hook_client(config: ServerConfig, server: Server) -> HookClient | None:
+    """The app's hooks when ``--hook-url`` is set (its key read now), else ``None``."""
+    if config.hook_url is None or config.hook_secret_file is None:
+        return None
+    return HookClient(
+        config.hook_url,
+        read_hook_secret(config.hook_secret_file),
+        config.hook_timeout_s,
+        failure_allows=config.hook_failure == "allow",
+        counters=server.counters,
+    )
+
+
 def token_settings(config: ServerConfig) -> TokenSettings:
     """The token settings of ``config``: the outside key read first, so a bad one leaves no new secret behind."""
     public_key = None
@@ -200,6 +237,7 @@ class ChatApp:
 async def setup_app(server: Server) -> ChatApp:
     """Open the store and register every route and endpoint of the chat service."""
     config = server.config
+    hooks = hook_client(config, server)  # a bad key file is said before anything starts
     metrics = None
     if config.metrics_port is not None:  # its port is had first too, like the server's
         metrics = MetricsListener(server, config.metrics_host, config.metrics_port)
@@ -218,11 +256,12 @@ async def setup_app(server: Server) -> ChatApp:
         await store.close()
         raise
     bus = open_bus(config, settings.secret)
+    node = node_name()
     chat = ChatHandler(
         store,
         is_admin=stored_admin(store),  # `rawws admin grant`, on the server's machine
         bus=bus,
-        node=node_name(),
+        node=node,
         heartbeat_s=config.bus_heartbeat_s,
         presence_ttl_s=config.presence_ttl_s,
         presence_grace_s=config.presence_grace_s,
@@ -303,10 +342,22 @@ async def setup_app(server: Server) -> ChatApp:
         tls=config.tls,
         shared_spend=shared.spend_ticket if shared else StoredTickets(store, health),
         check_stopped=stops.check,
+        check_connect=connect_check(hooks) if hooks is not None else None,
     )
+    handler: ChatHandler | DisconnectHook = chat
+    deliveries = None
+    if (
+        hooks is not None
+    ):  # without --hook-url nothing of the hooks runs, nothing is written
+        chat.hooks = ChatHooks(hooks, config.hook_say_rooms, chat.hub.is_member)
+        deliveries = HookDeliveries(store, hooks)
+        handler = DisconnectHook(
+            chat.on_open, chat.on_message, chat.on_close, deliveries, node
+        )
+        deliveries.start()
     server.add_websocket(
         "/ws",
-        chat,
+        handler,
         subprotocols=(SUBPROTOCOL,),
         authenticate=authenticate,
         max_message_bytes=wire.MAX_FRAME_BYTES,
@@ -332,6 +383,8 @@ async def setup_app(server: Server) -> ChatApp:
             await connections.close()
         await stops.close()
         await chat.close()  # every accepted message is stored before the store closes
+        if deliveries is not None:  # the disconnects of the closed connections written
+            await deliveries.close()
         accounts.close()
         await store.close()
 

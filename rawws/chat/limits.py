@@ -12,6 +12,13 @@ from rawws.config import (
     DEFAULT_CHAT_REPLAY_PAGE_MESSAGES,
 )
 
+#: What a connection over its frame rate is told (``ChatHandler`` imports these two from here).
+RATE_LIMITED_MESSAGE = (
+    "slow down: frames are dropped unread until the rate allows; send them again"
+)
+# shutdown waits this long for replays and history queries to unwind
+CLOSE_TASKS_TIMEOUT_S = 5.0
+
 
 @dataclass(frozen=True, slots=True)
 class ChatLimits:

@@ -32,8 +32,9 @@ from rawws.chat.doors import Doors, IsAdmin
 from rawws.chat.edits import Editor, unseen
 from rawws.chat.feed import DEFAULT_HEARTBEAT_S, RoomFeed
 from rawws.chat.history import answer_history
+from rawws.chat.hooked import ChatHooks
 from rawws.chat.hub import Hub
-from rawws.chat.limits import ChatLimits
+from rawws.chat.limits import CLOSE_TASKS_TIMEOUT_S, RATE_LIMITED_MESSAGE, ChatLimits
 from rawws.chat.member import CatchUp, ChatMember
 from rawws.chat.moderation import Moderator, never_admin, refuse_muted
 from rawws.chat.peer import Peer
@@ -69,18 +70,12 @@ from rawws.store.base import SAY, Membership
 from rawws.store.outage import StoreHealth, StoreUnavailable
 
 log = logging.getLogger("rawws.chat")
-RATE_LIMITED_MESSAGE = (
-    "slow down: frames are dropped unread until the rate allows; send them again"
-)
-
-
-CLOSE_TASKS_TIMEOUT_S = (
-    5.0  # shutdown waits this long for replays and history queries to unwind
-)
 
 
 class ChatHandler:
     """The `/ws` endpoint's ``WebSocketHandler``."""
+
+    hooks: ChatHooks | None = None  # the app's join and say hooks, set by the wiring
 
     def __init__(
         self,
@@ -120,9 +115,8 @@ class ChatHandler:
             notify=self._notify_here,
             apply=self._apply_event,
         )
-        self.reads = SharedReads(
-            store
-        )  # replay queries shared by members who rejoin at once
+        # replay queries shared by members who rejoin at once
+        self.reads = SharedReads(store)
         self._members: dict[Peer, ChatMember] = {}
         self.doors = Doors(
             store, self.health, self._notify, self.feed.stored_here, is_admin
@@ -139,9 +133,8 @@ class ChatHandler:
             limits.message_burst, limits.message_burst / limits.messages_per_s
         )
         self._rate_keys = itertools.count(1)
-        self._tasks: set[asyncio.Task[None]] = (
-            set()
-        )  # every member's replays and queries, until done
+        # every member's replays and queries, until done
+        self._tasks: set[asyncio.Task[None]] = set()
         self._grace: asyncio.Task[None] | None = None  # ends the lingering (Hub.expire)
 
     def _publish_message(self, room: str, text: str, message_id: int) -> None:
@@ -218,9 +211,8 @@ class ChatHandler:
         self.stops.remove(peer, member.user)
         for task in member.tasks:
             task.cancel()
-        now = (
-            time.monotonic()
-        )  # closed, not left: a reload within the grace is no leave
+        # closed, not left: a reload within the grace is no leave
+        now = time.monotonic()
         for room in list(member.last_ids):
             self._leave(member, room, now)
 
@@ -296,6 +288,8 @@ class ChatHandler:
         """
         try:
             membership = await self.doors.admit(command, member.user, cached=True)
+            if self.hooks is not None:  # the app's too; a no is a non-member's
+                await self.hooks.join(member.user, command)
             if self._members.get(member.peer) is not member:
                 return  # closed meanwhile
             authorize(command, lambda room: self.hub.is_member(member, room))
@@ -315,6 +309,12 @@ class ChatHandler:
             )
 
     def _say(self, member: ChatMember, command: Say) -> None:
+        if self.hooks is None:
+            self._store_say(member, command)
+        else:  # stored in its turn, once the app allowed what waits for it
+            self.hooks.say(member, command, self._store_say)
+
+    def _store_say(self, member: ChatMember, command: Say) -> None:
         item = NewMessage(command.room, member.user, command.text, time.time())
 
         def stored(message: StoredMessage) -> None:
@@ -335,9 +335,8 @@ class ChatHandler:
         most = self.limits.max_rooms_per_connection
         if len(member.last_ids) >= most:
             raise ChatError(chat.TOO_MANY_ROOMS, f"at most {most} rooms per connection")
-        catch_up = member.catching_up[room] = (
-            CatchUp()
-        )  # live delivery waits until the replay is out
+        # live delivery waits until the replay is out
+        catch_up = member.catching_up[room] = CatchUp()
         member.last_ids[room] = 0
         if not chat.has_door(room):  # say frames wait for the stored membership
             member.entering[room] = []

@@ -17,6 +17,7 @@ from typing import Any
 from rawws.config import (
     ACCOUNTS,
     CHAT,
+    HOOKS,
     HTTP,
     LISTEN,
     NODES,
@@ -28,7 +29,7 @@ from rawws.config import (
 from rawws.core.settings import SWITCH, Group, flag_of, help_of, unit_of
 
 #: The sections of `rawws serve --help`, in this order.
-GROUPS = (LISTEN, WEBSOCKET, HTTP, CHAT, STORE, ACCOUNTS, NODES, OPERATIONS)
+GROUPS = (LISTEN, WEBSOCKET, HTTP, CHAT, STORE, ACCOUNTS, HOOKS, NODES, OPERATIONS)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 DEFAULT_LOG_LEVEL = "INFO"
 

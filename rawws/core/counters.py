@@ -125,6 +125,7 @@ class Counters:
         "store_commit_failures",
         "loop_lag_seconds",
         "bus",
+        "hook_calls",
     )
 
     def __init__(self) -> None:
@@ -158,12 +159,18 @@ class Counters:
         self.store_commit_failures = 0
         self.loop_lag_seconds = Histogram(LATENCY_BUCKETS_S)
         self.bus = BusCounters()
+        #: (hook kind, outcome: allow, deny or failed) → calls to the app (``rawws.accounts.hooks``)
+        self.hook_calls: dict[tuple[str, str], int] = {}
 
     def handshake(self, status: int) -> None:
         self.handshakes[status] = self.handshakes.get(status, 0) + 1
 
     def closed(self, code: int) -> None:
         self.close_codes[code] = self.close_codes.get(code, 0) + 1
+
+    def hook_call(self, kind: str, outcome: str) -> None:
+        key = (kind, outcome)
+        self.hook_calls[key] = self.hook_calls.get(key, 0) + 1
 
     def login(self, outcome: str) -> None:
         self.logins[outcome] = self.logins.get(outcome, 0) + 1

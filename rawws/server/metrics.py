@@ -71,6 +71,30 @@ def _by_label(values: dict[int, int], label: Callable[[int], str]) -> dict[str, 
     return summed
 
 
+#: The labels of ``rawws_hook_calls``: hook kinds and outcomes (``rawws.accounts.hook_wire``'s, which the
+#: server may not import: the library imports no app), any other value counted as ``other``.
+HOOK_KINDS = ("connect", "join", "say", "disconnect")
+HOOK_OUTCOMES = ("allow", "deny", "failed", "delivered")
+
+
+def _hook_calls(calls: dict[tuple[str, str], int]) -> CounterMetricFamily:
+    family = CounterMetricFamily(
+        "rawws_hook_calls",
+        "Calls to the application's hooks, by hook and outcome (allow, deny, failed; an after-hook: delivered, failed)",
+        labels=["hook", "outcome"],
+    )
+    summed: dict[tuple[str, str], int] = {}
+    for (kind, outcome), value in calls.items():
+        key = (
+            kind if kind in HOOK_KINDS else "other",
+            outcome if outcome in HOOK_OUTCOMES else "other",
+        )
+        summed[key] = summed.get(key, 0) + value
+    for key, value in sorted(summed.items()):
+        family.add_metric(list(key), value)
+    return family
+
+
 class RawwsCollector:
     """Reads one server's counters when Prometheus scrapes (``prometheus_client``'s collector protocol)."""
 
@@ -189,6 +213,8 @@ class RawwsCollector:
             "How late a timer ran on the event loop",
             counters.loop_lag_seconds,
         )
+        if counters.hook_calls:
+            yield _hook_calls(counters.hook_calls)
         bus = counters.bus
         connected = (
             bus.connected_probe() if bus.connected_probe is not None else bus.connected

@@ -30,6 +30,7 @@ from rawws.store.base import (
 )
 from rawws.store.edits import EditsSql, current_entries, history_entries, stored_entry
 from rawws.store.erasure import ErasureSql
+from rawws.store.hooks import HookDeliveriesSql
 from rawws.store.names import username_key, username_skeleton
 from rawws.store.publishes import PublishesSql
 from rawws.store.reads import ReadsSql
@@ -68,12 +69,14 @@ class SqlStore(
     ReadsSql,
     ApiKeysSql,
     PublishesSql,
+    HookDeliveriesSql,
 ):
     """A ``Store`` over any SQLAlchemy async URL (rooms and membership: ``rawws.store.rooms``;
     the account stops' queries: ``rawws.store.stops``; edits and deletions: ``rawws.store.edits``;
     retention: ``rawws.store.retention``; read markers: ``rawws.store.reads``; account
     erasure: ``rawws.store.erasure``; the server API's keys: ``rawws.store.api_keys``, its
-    exactly-once publish: ``rawws.store.publishes``, its room calls: ``rawws.store.room_removal``)."""
+    exactly-once publish: ``rawws.store.publishes``, its room calls: ``rawws.store.room_removal``;
+    the hooks told after: ``rawws.store.hooks``)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine

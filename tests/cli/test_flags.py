@@ -87,8 +87,14 @@ TEXTS = {
     "allowed_origins": "https://a.example,https://b.example",
     "forwarded_allow_ips": "10.0.0.0/8,127.0.0.1",
     "jwt_secret": "s" * 32,
+    "hook_url": "https://app.example/rawws-hooks",
+    "hook_say_rooms": "support,ops-*",
 }
-PARTNERS = {"tls_cert": ("tls_key", "key.pem"), "tls_key": ("tls_cert", "cert.pem")}
+PARTNERS = {
+    "tls_cert": ("tls_key", "key.pem"),
+    "tls_key": ("tls_cert", "cert.pem"),
+    "hook_url": ("hook_secret_file", "hook-key"),
+}
 
 
 def a_value(setting: dataclasses.Field[Any]) -> tuple[str, object]:
