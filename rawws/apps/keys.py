@@ -15,6 +15,9 @@ import re
 import secrets
 from dataclasses import dataclass
 
+# The same patterns as an outside token's room rights: one matcher, where accounts and chat reach it.
+from rawws.accounts.room_rights import room_matches as room_matches
+
 PREFIX = "rwk_"
 ID_HEX_DIGITS = 12
 SECRET_BYTES = 32
@@ -40,17 +43,6 @@ class ApiKey:
     def reaches(self, room: str) -> bool:
         """Whether this key may touch ``room`` at all (outside its rooms it learns nothing of one)."""
         return not self.rooms or room_matches(self.rooms, room)
-
-
-def room_matches(patterns: tuple[str, ...] | list[str], room: str) -> bool:
-    """``room`` is named by one of ``patterns``: exactly, or by a prefix ending in ``*``."""
-    for pattern in patterns:
-        if pattern.endswith("*"):
-            if room.startswith(pattern[:-1]):
-                return True
-        elif room == pattern:
-            return True
-    return False
 
 
 def new_key() -> tuple[str, str, str]:
