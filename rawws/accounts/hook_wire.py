@@ -17,6 +17,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Final
 
+from rawws.store.room_patterns import room_matches as room_matches
+
 CONNECT: Final = "connect"
 JOIN: Final = "join"
 SAY: Final = "say"
@@ -129,14 +131,3 @@ DELIVERY_TTL_S: Final = 24 * 3600.0
 def retry_delay(attempts: int) -> float:
     """Seconds before the next try of a delivery that failed ``attempts`` times (1 s doubling to 60 s)."""
     return min(RETRY_MAX_S, RETRY_FIRST_S * 2.0 ** min(max(attempts - 1, 0), 16))
-
-
-def room_matches(room: str, patterns: tuple[str, ...]) -> bool:
-    """Whether ``--hook-say-room`` covers ``room``: a pattern is a name, or a prefix ending in ``*``."""
-    for pattern in patterns:
-        if pattern.endswith("*"):
-            if room.startswith(pattern[:-1]):
-                return True
-        elif room == pattern:
-            return True
-    return False

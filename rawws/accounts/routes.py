@@ -405,6 +405,7 @@ class Accounts:
             TICKET,
             session_expires_at=identity.expires_at,
             session_issued_at=identity.issued_at,
+            rooms=identity.rooms,  # an outside token's room rights hold on its ticket too
         )
         return json_response(
             200,

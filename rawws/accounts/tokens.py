@@ -11,6 +11,10 @@
 * A token signed by an outside provider (``public_key``) names a user of that
   provider: its ``sub`` is put in the provider's namespace (``ext:ada``), which
   no local account can have (local names have no ``:``). It is never the local ``ada``.
+* Only an outside token's ``rawws_rooms`` claim (``rawws.accounts.room_rights``) is
+  honoured, and a ticket's, which we write only into tickets bought with such a token
+  (its subject is in the outside namespace: no local name can be). A claim in a token
+  we signed for a local user is ignored: we never write one there.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from dataclasses import dataclass, field
 
 import jwt
 
+from rawws.accounts.room_rights import CLAIM as ROOMS_CLAIM
+from rawws.accounts.room_rights import RoomRights, honoured_rights
 from rawws.config import (
     DEFAULT_ACCESS_TTL_S,
     DEFAULT_JWT_AUDIENCE,
@@ -74,6 +80,8 @@ class Identity:
     # When the credential was issued (a ticket: the access token that bought it), epoch seconds
     # to the millisecond; a user's ``not_before`` stamp at or past it stops it (``accounts.stops``).
     issued_at: float = 0.0
+    # The rooms an outside token (or a ticket bought with one) lets the user into: None, no limits.
+    rooms: RoomRights | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +147,7 @@ class Tokens:
         session_expires_at: float | None = None,
         session: str = "",
         session_issued_at: float | None = None,
+        rooms: RoomRights | None = None,
     ) -> tuple[str, Identity]:
         """A signed token and the identity it proves.
 
@@ -146,6 +155,7 @@ class Tokens:
         token's ``exp``. The ticket itself is valid ``ticket_ttl_s`` at most and
         never beyond it, and the connection it opens lasts until it. A ticket's
         ``exp`` keeps its fraction of a second: it lives exactly ``ticket_ttl_s``.
+        ``rooms``: the buying outside token's room rights, carried by the ticket.
         """
         now = self.clock()
         expires_at: float
@@ -161,8 +171,12 @@ class Tokens:
             if session_issued_at is not None
             else issued_ms
         )
+        outside_user = user.startswith(f"{self.settings.public_namespace}:")
+        if rooms is not None and (typ != TICKET or not outside_user):
+            raise ValueError("room rights are carried only by an outside user's ticket")
+        token_id = secrets.token_urlsafe(16)
         identity = Identity(
-            user, expires_at, secrets.token_urlsafe(16), session, session_ms / 1000
+            user, expires_at, token_id, session, session_ms / 1000, rooms
         )
         claims: dict[str, object] = {
             "sub": user,
@@ -180,6 +194,8 @@ class Tokens:
             claims[SESSION_ISSUED_MS_CLAIM] = session_ms
         if session:
             claims[SESSION_CLAIM] = session
+        if rooms is not None:
+            claims[ROOMS_CLAIM] = rooms.as_claim()
         return jwt.encode(claims, self.settings.secret, algorithm="HS256"), identity
 
     def verify(self, token: str, typ: str = ACCESS) -> Identity:
@@ -237,7 +253,18 @@ class Tokens:
             token_id if isinstance(token_id, str) else "",
             session if isinstance(session, str) else "",
             _issued_at(claims, typ, outside),
+            self._room_rights(claims, typ, subject, outside),
         )
+
+    def _room_rights(
+        self, claims: dict[str, object], typ: str, subject: str, outside: bool
+    ) -> RoomRights | None:
+        """The ``rawws_rooms`` claim where it is honoured (``honoured_rights``); malformed: 401."""
+        of_outside = subject.startswith(f"{self.settings.public_namespace}:")
+        try:
+            return honoured_rights(claims, outside, typ == TICKET, of_outside)
+        except ValueError:
+            raise AuthError("invalid room rights") from None
 
     def _key_for(self, algorithm: object) -> tuple[bytes, list[str]]:
         if algorithm == "HS256":

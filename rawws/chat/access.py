@@ -13,12 +13,21 @@ Some commands also need the user's *stored* membership (``STORED_RULES``): joini
 private or direct room, inviting to a private one. The service looks it up (``rawws.chat.doors``) and
 asks ``authorize_stored``. A user who is not a member of a private room gets exactly
 the answer a name no room has gets (``no_such_room``): nothing tells them it exists.
+
+Two limits come from the connection's own state, so they too are decided here with no
+I/O: a *feed* room (stored kind ``feed``, learnt at the join: ``ChatMember.feeds``) is
+read only (``say``, ``edit``, ``delete`` and ``typing`` there are ``forbidden``: only its
+application publishes), and an outside token's room rights (``ChatMember.rights``,
+``rawws.accounts.room_rights``) narrow which rooms the user may join (outside them: the
+answer of a room never made) and publish in. The common connection has neither, and its
+``say`` pays two falsy checks for them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from rawws.chat import wire, wire_reads
 from rawws.chat import wire_edits as edits
@@ -42,6 +51,9 @@ from rawws.store.base import (
     RoomInfo,
 )
 from rawws.store.names import username_key
+
+if TYPE_CHECKING:
+    from rawws.chat.member import ChatMember
 
 
 class Rule(Enum):
@@ -95,18 +107,31 @@ _JOINED, _NOT_JOINED, _PRIVATE, _ANYONE = (
     Rule.ANYONE,
 )
 
+#: What a feed's members may not do there, nor anyone outside their token's ``publish`` (but
+#: ``delete``: taking one's own words back is no publishing). ``read`` markers stay theirs.
+PUBLISHING: frozenset[type[wire.Command]] = frozenset(
+    {wire.Say, edits.Edit, edits.Delete, wire_reads.Typing}
+)
+FEED_REFUSAL = "{room} is a feed: only its application posts there"
+RIGHTS_REFUSAL = "your token does not let you post in {room}"
+
 STORED_RULES: dict[type[wire.Command], Stored] = {
     wire.Join: Stored.MEMBER,
     wire.Invite: Stored.MANAGER,
 }
 
 
-def authorize(command: wire.Command, joined: Callable[[str], bool]) -> None:
+def authorize(
+    command: wire.Command,
+    joined: Callable[[str], bool],
+    member: ChatMember | None = None,
+) -> None:
     """Raise the ``ChatError`` the client gets when ``command`` is not allowed; return when it is.
 
-    ``joined(room)``: this connection is in ``room``. The rules are compared with
-    module-level names: this runs for every ``say``, and an enum member read off its
-    class costs more than the whole check it guards.
+    ``joined(room)``: this connection is in ``room``; ``member``: its feeds and room
+    rights (None: neither). The rules are compared with module-level names: this runs
+    for every ``say``, and an enum member read off its class costs more than the whole
+    check it guards.
     """
     rule = RULES[type(command)]
     if rule is _JOINED:  # say, history, who, leave: the hot path, one local lookup
@@ -116,11 +141,16 @@ def authorize(command: wire.Command, joined: Callable[[str], bool]) -> None:
                 f"join {command.room} first",  # type: ignore[union-attr]
                 getattr(command, "ref", None),
             )
+        if member is not None and (member.feeds or member.rights is not None):
+            authorize_publishing(command, member)
         return
     if rule is _ANYONE:
         return
     room = command.room  # type: ignore[union-attr]
     ref = getattr(command, "ref", None)
+    rights = member.rights if member is not None else None
+    if rule is _NOT_JOINED and rights is not None and not rights.may_join(room):
+        raise ChatError(wire.NO_SUCH_ROOM, f"no room {room}", ref)  # as if never made
     if rule is Rule.MODERATE:
         if wire.is_direct(room):  # by the name: the same answer for made and not
             raise ChatError(
@@ -135,6 +165,21 @@ def authorize(command: wire.Command, joined: Callable[[str], bool]) -> None:
         raise ChatError(wire.BAD_ROOM, "a direct room is for its two users only", ref)
     if rule is _PRIVATE and not wire.is_private(room):
         raise ChatError(wire.BAD_ROOM, "only a private room takes invitations", ref)
+
+
+def authorize_publishing(command: wire.Command, member: ChatMember) -> None:
+    """A joined room's ``command`` that publishes (``PUBLISHING``): not in a feed, and not
+    outside the token's ``publish`` rights. Anything else passes."""
+    if type(command) not in PUBLISHING:
+        return
+    room: str = command.room  # type: ignore[union-attr]
+    ref = getattr(command, "ref", None)
+    if room in member.feeds:
+        raise ChatError(wire.FORBIDDEN, FEED_REFUSAL.format(room=room), ref)
+    rights = member.rights
+    publishes = type(command) is not edits.Delete
+    if publishes and rights is not None and not rights.may_publish(room):
+        raise ChatError(wire.FORBIDDEN, RIGHTS_REFUSAL.format(room=room), ref)
 
 
 def needs_membership(command: wire.Command) -> bool:

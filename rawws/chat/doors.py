@@ -34,6 +34,7 @@ from rawws.errors import ChatError
 from rawws.store import Store, StoredMessage
 from rawws.store.base import (
     BANNED,
+    FEED,
     INVITED,
     MEMBER,
     PRIVATE,
@@ -202,13 +203,20 @@ class Doors:
         return made
 
     def place(self, member: ChatMember, room: str, found: Membership | None) -> None:
-        """What a member's stored row means for its connection: where its reading starts, its mute."""
+        """What a member's stored row means for its connection: where its reading starts, its mute,
+        whether the room is a feed."""
         if found is not None:
             member.floors[room] = found.since_id
         if found is not None and found.muted_until is not None:
             member.muted[room] = found.muted_until
         else:
             member.muted.pop(room, None)
+        if (
+            found is not None and found.kind == FEED
+        ):  # read only here (``rawws.chat.access``)
+            member.feeds.add(room)
+        else:
+            member.feeds.discard(room)
 
     async def run(
         self,
@@ -228,6 +236,10 @@ class Doors:
                     "rooms", self.store.visible_rooms(member.user)
                 )
                 views = await self.refine(member.user, views)
+                if (
+                    member.rights is not None
+                ):  # outside its rights a room is not told of
+                    views = [v for v in views if member.rights.may_join(v.room)]
                 member.send(chat.rooms(views, command.ref))
         except ChatError as error:
             member.send(chat.error(error.code, error.message, error.ref))

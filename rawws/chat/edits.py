@@ -21,9 +21,12 @@ from collections.abc import Callable
 
 from rawws.chat import wire as chat
 from rawws.chat import wire_edits as edits
+from rawws.chat.access import authorize_publishing
 from rawws.chat.hub import Hub, Member
 from rawws.chat.member import ChatMember
 from rawws.chat.moderation import refuse_muted
+from rawws.chat.read_only import kind_known
+from rawws.errors import ChatError
 from rawws.store import Store, StoredMessage
 from rawws.store.base import MessageNotFound, NotYours
 from rawws.store.outage import StoreHealth, StoreUnavailable
@@ -57,12 +60,20 @@ class Editor:
         """One ``edit`` or ``delete``, answered on ``member``: ``ack``, or the ``error`` that stopped it."""
         text = command.text if isinstance(command, edits.Edit) else None
         try:
+            if command.room in member.entering:  # a feed's kind may not be known yet
+                await self.health.call(
+                    "editing", kind_known(member, command.room, self.store)
+                )
+                authorize_publishing(command, member)
             stored = await self.health.call(
                 "editing",
                 self.store.change_message(
                     command.room, command.id, member.user, text, time.time()
                 ),
             )
+        except ChatError as error:
+            member.send(chat.error(error.code, error.message, error.ref))
+            return
         except MessageNotFound:
             refusal = f"no message {command.id} in {command.room}"
             member.send(chat.error(edits.NOT_FOUND, refusal, command.ref))

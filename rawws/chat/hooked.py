@@ -65,7 +65,7 @@ class ChatHooks:
         """``command`` stored at once (``store``), or in its turn behind the app's answers."""
         line = self._lines.get(member)
         if line is None:
-            if not room_matches(command.room, self.say_rooms):
+            if not room_matches(self.say_rooms, command.room):
                 store(member, command)  # nothing waits: the hot path is untouched
                 return
             line = self._lines[member] = deque()
@@ -88,7 +88,7 @@ class ChatHooks:
         try:
             while line:
                 command = line[0]
-                if room_matches(command.room, self.say_rooms):
+                if room_matches(self.say_rooms, command.room):
                     refusal = await self._ask(member, command)
                     if refusal is None and not self.is_member(member, command.room):
                         refusal = chat.error(

@@ -11,6 +11,8 @@ import asyncio
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
+from rawws.accounts.room_rights import RoomRights
+from rawws.accounts.tokens import Identity
 from rawws.chat.peer import Peer
 from rawws.chat.wire import error
 
@@ -44,6 +46,8 @@ class ChatMember:
         "entering",
         "tasks",
         "dropping",
+        "feeds",
+        "rights",
     )
 
     def __init__(self, peer: Peer, user: str, rate_key: int = 0) -> None:
@@ -63,6 +67,14 @@ class ChatMember:
         self.entering: dict[str, list[Say]] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.dropping = False  # over the frame rate: frames are dropped unread until a token is back
+        # The rooms joined whose stored kind is ``feed``: read here, published by an application
+        # only. Learnt from the join's stored membership (``Doors.place``), so ``say`` reads nothing.
+        self.feeds: set[str] = set()
+        # What the credential's room rights allow (an outside token's ``rawws_rooms``): None, no limits.
+        identity = getattr(peer, "identity", None)
+        self.rights: RoomRights | None = (
+            identity.rooms if isinstance(identity, Identity) else None
+        )
 
     def deliver(
         self, room: str, message_id: int | None, text: str, frame: bytes
@@ -83,6 +95,14 @@ class ChatMember:
                 return  # already delivered by a replay
             self.last_ids[room] = message_id
         self.peer.send_shared(text, frame)
+
+    def forget(self, room: str) -> None:
+        """Out of ``room``: nothing of it is kept (its replay, if running, stops)."""
+        self.last_ids.pop(room, None)
+        self.floors.pop(room, None)
+        self.muted.pop(room, None)
+        self.catching_up.pop(room, None)
+        self.feeds.discard(room)
 
     def send(self, text: str) -> None:
         self.peer.send_nowait(text)

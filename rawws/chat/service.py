@@ -40,6 +40,7 @@ from rawws.chat.moderation import Moderator, never_admin, refuse_muted
 from rawws.chat.peer import Peer
 from rawws.chat.presence import DEFAULT_PRESENCE_TTL_S, Change, ClusterPresence
 from rawws.chat.presence_grace import end_graces
+from rawws.chat.read_only import held_say_allowed
 from rawws.chat.reads import ReadMarkers
 from rawws.chat.replay import SharedReads
 from rawws.chat.retention import gap
@@ -220,7 +221,7 @@ class ChatHandler:
 
     def _dispatch(self, member: ChatMember, command: chat.Command) -> None:
         """Authorize (``rawws.chat.access``, the one place that decides), then run the command."""
-        authorize(command, lambda room: self.hub.is_member(member, room))
+        authorize(command, lambda room: self.hub.is_member(member, room), member)
         if isinstance(command, Say):
             held = member.entering.get(command.room) if member.entering else None
             if held is not None:  # the membership is being read or stored: after it
@@ -292,7 +293,7 @@ class ChatHandler:
                 await self.hooks.join(member.user, command)
             if self._members.get(member.peer) is not member:
                 return  # closed meanwhile
-            authorize(command, lambda room: self.hub.is_member(member, room))
+            authorize(command, lambda room: self.hub.is_member(member, room), member)
             self.doors.place(member, command.room, membership)
             self._join(member, command)
         except ChatError as error:
@@ -388,7 +389,8 @@ class ChatHandler:
                 room, last_id
             )  # the first member here: live delivery goes on after last_id
             users = self.presence.users(room)
-            member.send(chat.joined(room, users, last_id, read, unread))
+            assert again is not None  # a door's admit refuses, a public room is entered
+            member.send(chat.joined(room, users, last_id, read, unread, again.kind))
             # Replay what the client missed, up to what was stored when it joined, what
             # the hub delivered since and what this node's feed had delivered before it
             # joined; then live delivery takes over.
@@ -462,15 +464,12 @@ class ChatHandler:
             del member.entering[room]
         self.doors.place(member, room, found)  # its mute, before the held say frames
         now = time.time()
-        for say in held:
-            if not (member.muted and refuse_muted(member, room, say.ref, now)):
+        for say in held:  # the room's kind is known now: a feed's are refused
+            if held_say_allowed(member, say, now):
                 self._say(member, say)
 
     def _leave(self, member: ChatMember, room: str, now: float | None = None) -> None:
-        member.last_ids.pop(room, None)
-        member.floors.pop(room, None)
-        member.muted.pop(room, None)
-        member.catching_up.pop(room, None)
+        member.forget(room)
         if self.hub.leave(member, room, now):  # the user's last connection here
             self.feed.here(room, member.user, False)
             if not self.presence.elsewhere(room, member.user):

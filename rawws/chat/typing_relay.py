@@ -57,6 +57,8 @@ class TypingRelay:
     def typing(self, member: ChatMember, command: wr.Typing) -> None:
         """A joined connection's ``typing``: refused when muted, dropped over the rate, else told."""
         room, user = command.room, member.user
+        if member.entering and room in member.entering:
+            return  # the room may be a feed, not known yet (``rawws.chat.read_only``)
         if member.muted and refuse_muted(member, room, None, time.time()):
             return
         if not self._allowed(room, user):

@@ -381,10 +381,12 @@ def welcome(user: str, rooms: list[str], limits: dict[str, object]) -> str:
     return dumps({"type": "welcome", "user": user, "rooms": rooms, "limits": limits})
 
 
-def joined(room: str, users: list[str], last_id: int, read: int, unread: int) -> str:
-    """``read``: the user's marker in force; ``unread``: messages of others after it."""
-    fields = {"room": room, "users": users, "last_id": last_id, "last_read": read}
-    return dumps({"type": "joined", **fields, "unread": unread})
+def joined(
+    room: str, users: list[str], last_id: int, read: int, unread: int, kind: str
+) -> str:
+    """``read``: the user's marker in force; ``unread``: messages of others after it; ``kind``: stored."""
+    fields = {"room": room, "kind": kind, "users": users, "last_id": last_id}
+    return dumps({"type": "joined", **fields, "last_read": read, "unread": unread})
 
 
 def left(room: str, event_id: int | None = None) -> str:

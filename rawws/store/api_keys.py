@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from rawws.errors import RawwsError
 from rawws.store.names import username_key
+from rawws.store.room_patterns import room_matches as room_matches
 from rawws.store.schema import api_keys
 
 PREFIX = "rwk_"
@@ -51,17 +52,6 @@ class ApiKey:
     def reaches(self, room: str) -> bool:
         """Whether this key may touch ``room`` at all (outside its rooms it learns nothing of one)."""
         return not self.rooms or room_matches(self.rooms, room)
-
-
-def room_matches(patterns: tuple[str, ...] | list[str], room: str) -> bool:
-    """``room`` is named by one of ``patterns``: exactly, or by a prefix ending in ``*``."""
-    for pattern in patterns:
-        if pattern.endswith("*"):
-            if room.startswith(pattern[:-1]):
-                return True
-        elif room == pattern:
-            return True
-    return False
 
 
 def new_key() -> tuple[str, str, str]:

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from rawws.store.base import (
     BANNED,
     DIRECT,
+    FEED,
     JOINED,
     MEMBER,
     MODERATOR,
@@ -254,14 +255,18 @@ class RoomsSql:
                     ).where(mine)
                 )
             ).first()
-            if (
-                locked.kind != PUBLIC
+            kind = (
+                locked.kind
+            )  # a feed is joined as a public room is (read only: chat.access)
+            if kind not in (
+                PUBLIC,
+                FEED,
             ):  # public and private names never meet: a bug if so
                 raise RuntimeError(f"{room} is not a public room")
             if found is not None:  # a member already, or banned: no event
                 since, read = int(found.since_id), int(found.last_read)
                 return Membership(
-                    room, PUBLIC, found.role, since, found.muted_until, read
+                    room, kind, found.role, since, found.muted_until, read
                 ), None
             event_id = int(locked.last_id) + 1
             await conn.execute(
@@ -289,7 +294,7 @@ class RoomsSql:
                 )
             )
         joined = StoredMessage(room, event_id, user, "", ts, JOINED, user)
-        return Membership(room, PUBLIC, MEMBER, event_id), joined
+        return Membership(room, kind, MEMBER, event_id), joined
 
     async def owned_rooms(self, user: str) -> int:
         """How many rooms ``user`` owns now (made with ``create``, or handed over to them)."""
@@ -338,7 +343,11 @@ class RoomsSql:
                 unread_count(rooms.c.name, key, rooms.c.last_id).label("unread"),
             )
             .outerjoin(room_members, sa.and_(room_members.c.room == rooms.c.name, mine))
-            .where(sa.or_(rooms.c.kind == PUBLIC, room_members.c.role.is_not(None)))
+            .where(
+                sa.or_(
+                    rooms.c.kind.in_((PUBLIC, FEED)), room_members.c.role.is_not(None)
+                )
+            )
             .order_by(rooms.c.name)
             .limit(MAX_VISIBLE_ROOMS)
         )

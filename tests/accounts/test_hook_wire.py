@@ -116,10 +116,10 @@ NAMES = st.text(st.characters(blacklist_characters="*"), max_size=12)
 def test_room_patterns(prefix: str, tail: str) -> None:
     """A room's name never holds ``*`` (``chat.room_names``): a pattern is a name or a prefix."""
     room = prefix + tail
-    assert room_matches(room, (prefix + "*",))
-    assert room_matches(room, (room,))
-    assert room_matches(prefix, (prefix,)) and not room_matches(prefix + "x", (prefix,))
-    assert not room_matches(room, ())
+    assert room_matches((prefix + "*",), room)
+    assert room_matches((room,), room)
+    assert room_matches((prefix,), prefix) and not room_matches((prefix,), prefix + "x")
+    assert not room_matches((), room)
 
 
 def test_the_client_address_is_the_peer_without_its_port() -> None:

@@ -276,6 +276,7 @@ async def test_say_needs_a_join_and_a_member_is_told_its_own_rooms(
         assert joined == {
             "type": "joined",
             "room": "lobby",
+            "kind": "public",
             "users": ["ann"],
             # a new room: its only entry is ann's own `joined` event (her first join stored
             # it), which she is not sent

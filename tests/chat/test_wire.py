@@ -305,10 +305,11 @@ MESSAGE = StoredMessage("lobby", 42, "ada", 'hi "bob" ☃\n', 1795539257.28)
             },
         ),
         (
-            chat.joined("lobby", ["ada", "bob"], 41, 39, 1),
+            chat.joined("lobby", ["ada", "bob"], 41, 39, 1, "public"),
             {
                 "type": "joined",
                 "room": "lobby",
+                "kind": "public",
                 "users": ["ada", "bob"],
                 "last_id": 41,
                 "last_read": 39,

@@ -129,6 +129,7 @@
     constructor(name) {
       this.name = name;
       this.joined = false; // confirmed by `joined` on the current connection
+      this.feed = false; // its `joined` said kind "feed": read only, no composer
       this.baseline = false; // got its first `joined` (and asked for the history before it)
       this.lastId = 0; // the highest id of a `message` frame received in this room
       this.ids = []; // ids shown, ascending
@@ -882,6 +883,8 @@
       return;
     }
     room.joined = true;
+    room.feed = frame.kind === "feed"; // only its application posts there: no composer
+    if (room.name === state.current) renderComposer();
     if (Number.isSafeInteger(frame.last_read)) room.lastRead = Math.max(room.lastRead, frame.last_read);
     if (Number.isSafeInteger(frame.unread) && room.name !== state.current) room.unread = frame.unread;
     room.readSent = Math.max(room.readSent, room.lastRead);
@@ -1185,8 +1188,8 @@
   // Edit and Delete on your own messages; Delete on anyone's for a room's owner or moderator
   // (the server decides: its `error` says why not).
   function addActions(room, node) {
-    if (node.dataset.deleted || node.querySelector(".message-actions")) return;
-    const own = node.dataset.user === state.user;
+    if (room.feed || node.dataset.deleted || node.querySelector(".message-actions")) return; // a feed: read only
+    const own = node.dataset.user === state.user && !node.dataset.app;
     const manager = (ROLE_RANK[myRole(room)] || 0) >= ROLE_RANK.moderator;
     if (!own && !manager) return;
     const box = el("div", "message-actions");
@@ -1389,10 +1392,14 @@
     node.append(avatar(message.user));
     const body = el("div", "body");
     const meta = el("div", "meta");
-    meta.append(el("span", "author", message.user), timeElement(message.ts));
+    meta.append(el("span", "author", message.user));
+    // Published by an application (the server API): never mistaken for a user of that name.
+    if (message.app === true) meta.append(el("span", "app-badge", "app"));
+    meta.append(timeElement(message.ts));
     body.append(meta, textWithLinks(message.text));
     node.append(body, el("span", "status"));
     node.dataset.user = message.user;
+    if (message.app === true) node.dataset.app = "true";
     node.dataset.ts = String(message.ts);
     node.messageText = message.text;
     showState(node, message);
@@ -1419,7 +1426,7 @@
       }
       return;
     }
-    const own = message.user === state.user;
+    const own = message.user === state.user && message.app !== true; // an app is never you
     if (own) {
       const index = room.orphans.findIndex((p) => p.text === message.text);
       if (index >= 0) {
@@ -1602,6 +1609,7 @@
     selectRoomTitle(name);
     $("message-input").placeholder = name ? `Message ${signOf(name)}${labelOf(name)}` : "Join a room to chat";
     $("message-input").disabled = !name; // the invite form: renderMembers (it needs your role)
+    renderComposer();
     for (const other of state.rooms.values()) {
       if (other !== room) other.list.querySelector(".new-divider")?.remove(); // seen: gone when you move on
     }
@@ -1617,6 +1625,14 @@
     renderRoomList();
     renderMembers();
     closeDrawers();
+  }
+
+  // A feed's members only read: its line replaces the composer while it is the current room.
+  function renderComposer() {
+    const room = state.current ? state.rooms.get(state.current) : null;
+    const feed = Boolean(room && room.feed);
+    $("composer").hidden = feed;
+    $("feed-note").hidden = !feed;
   }
 
   function renderRoomList() {
