@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from rawws.apps import streams
 from rawws.apps.routes import ApiRoutes, KeyLookup
 from rawws.chat.app import ChatApp, setup_app
 from rawws.server.server import Server
@@ -24,7 +25,7 @@ class ApiContext:
 
 
 #: The parts of the API, each ``add_calls(routes, context)``.
-CALLS: tuple[Callable[[ApiRoutes, ApiContext], None], ...] = ()
+CALLS: tuple[Callable[[ApiRoutes, ApiContext], None], ...] = (streams.add_calls,)
 
 
 async def setup_service(server: Server) -> ChatApp:

@@ -20,6 +20,7 @@ from rawws.bus.base import Bus, LocalBus
 from rawws.chat import wire as chat
 from rawws.chat.codec import (
     BusEvent,
+    Chunk,
     Heads,
     Marked,
     Notice,
@@ -85,6 +86,11 @@ class RoomFeed:
         #: Another node moved a read marker / let a ``typing`` through (``rawws.chat.reads``, ``typing_``).
         self.on_marked: Callable[[Marked], None] | None = None
         self.on_typing: Callable[[Typing], None] | None = None
+        #: Streamed messages (``rawws.chat.stream_relay``): another node's chunk; a finished
+        #: stream's message handed to the hub here; a room left with no member here.
+        self.on_chunk: Callable[[Chunk], None] | None = None
+        self.on_streamed: Callable[[StoredMessage], None] | None = None
+        self.on_room_closed: Callable[[str], None] | None = None
         self.bus: Bus = bus or LocalBus()
         self.node = node
         self._deliver = deliver
@@ -112,6 +118,8 @@ class RoomFeed:
 
     def close_room(self, room: str) -> None:
         self._rooms.pop(room, None)
+        if self.on_room_closed is not None:
+            self.on_room_closed(room)
         task = self._fetching.pop(room, None)
         if task is not None:
             task.cancel()
@@ -177,6 +185,10 @@ class RoomFeed:
             if self.on_typing is not None:
                 self.on_typing(event)
             return
+        if isinstance(event, Chunk):
+            if self.on_chunk is not None:
+                self.on_chunk(event)
+            return
         now = time.monotonic()
         if isinstance(event, Presence):
             self._tell(
@@ -213,8 +225,9 @@ class RoomFeed:
         """``text`` for ``user``'s connections on the other nodes (this node's are told by the caller)."""
         self.bus.publish(encode_event(Notice(self.node, user, text)))
 
-    def tell(self, event: Marked | Typing) -> None:
-        """A hint for the other nodes (a read marker moved, someone typing): sent once, never repaired."""
+    def tell(self, event: Marked | Typing | Chunk) -> None:
+        """For the other nodes: a hint (a read marker moved, someone typing), sent once, never
+        repaired; or a stream's chunk, which a node that misses it reads from the store."""
         self.bus.publish(encode_event(event))
 
     def _offer(self, message: StoredMessage) -> None:
@@ -230,6 +243,8 @@ class RoomFeed:
                 self._apply(message)
             else:
                 self._deliver(room, chat.message(message), message.id)
+                if message.stream is not None and self.on_streamed is not None:
+                    self.on_streamed(message)
 
     # -- gaps -----------------------------------------------------------------------------
 

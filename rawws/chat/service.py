@@ -44,6 +44,7 @@ from rawws.chat.replay import SharedReads
 from rawws.chat.retention import gap
 from rawws.chat.room_retention import RoomRetention
 from rawws.chat.stops import ConnectionStops
+from rawws.chat.stream_relay import StreamRelay
 from rawws.chat.typing_relay import TypingRelay
 from rawws.chat.wire import (
     Create,
@@ -74,9 +75,8 @@ RATE_LIMITED_MESSAGE = (
 )
 
 
-CLOSE_TASKS_TIMEOUT_S = (
-    5.0  # shutdown waits this long for replays and history queries to unwind
-)
+# shutdown waits this long for replays and history queries to unwind
+CLOSE_TASKS_TIMEOUT_S = 5.0
 
 
 class ChatHandler:
@@ -135,13 +135,13 @@ class ChatHandler:
         self.markers = ReadMarkers(self.feed, self.health, self.stops.peers, node)
         self.doors.refine = self.markers.refine  # ``rooms``: markers not yet stored
         self.typists = TypingRelay(self.hub, self.feed, node)
+        self.streams = StreamRelay(self.hub, self.feed, store, node)
         self._rate = RateLimiter(
             limits.message_burst, limits.message_burst / limits.messages_per_s
         )
         self._rate_keys = itertools.count(1)
-        self._tasks: set[asyncio.Task[None]] = (
-            set()
-        )  # every member's replays and queries, until done
+        # every member's replays and queries, until done
+        self._tasks: set[asyncio.Task[None]] = set()
         self._grace: asyncio.Task[None] | None = None  # ends the lingering (Hub.expire)
 
     def _publish_message(self, room: str, text: str, message_id: int) -> None:
@@ -218,9 +218,8 @@ class ChatHandler:
         self.stops.remove(peer, member.user)
         for task in member.tasks:
             task.cancel()
-        now = (
-            time.monotonic()
-        )  # closed, not left: a reload within the grace is no leave
+        # closed, not left: a reload within the grace is no leave
+        now = time.monotonic()
         for room in list(member.last_ids):
             self._leave(member, room, now)
 
@@ -335,9 +334,8 @@ class ChatHandler:
         most = self.limits.max_rooms_per_connection
         if len(member.last_ids) >= most:
             raise ChatError(chat.TOO_MANY_ROOMS, f"at most {most} rooms per connection")
-        catch_up = member.catching_up[room] = (
-            CatchUp()
-        )  # live delivery waits until the replay is out
+        # live delivery waits until the replay is out
+        catch_up = member.catching_up[room] = CatchUp()
         member.last_ids[room] = 0
         if not chat.has_door(room):  # say frames wait for the stored membership
             member.entering[room] = []
@@ -358,9 +356,8 @@ class ChatHandler:
     async def _catch_up(
         self, member: ChatMember, room: str, since: int | None, catch_up: CatchUp
     ) -> None:
-        def current() -> (
-            bool
-        ):  # False once the client left the room (and maybe joined again)
+        # False once the client left the room (and maybe joined again)
+        def current() -> bool:
             return member.catching_up.get(room) is catch_up
 
         held = member.entering.get(room)  # a public room: its membership, read or begun
@@ -454,6 +451,7 @@ class ChatHandler:
                 del member.catching_up[room]
                 for text, frame in catch_up.frames:
                     member.deliver(room, None, text, frame)
+                self.streams.went_live(member, room)  # then the open streams
 
     def _entered(
         self, member: ChatMember, room: str, held: list[Say], found: Membership
@@ -491,6 +489,7 @@ class ChatHandler:
             self._grace.cancel()
         await self.markers.close()
         await self.feed.close()
+        await self.streams.close()
         pending = [task for task in self._tasks if not task.done()]
         for task in pending:
             if not task.cancelling():
