@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from rawws.apps import publish, room_reads, rooms_calls
+from rawws.apps import publish, room_reads, rooms_calls, streams
 from rawws.apps.key_book import KeyBook
 from rawws.apps.keys import ApiKey
 from rawws.apps.openapi import add_document
@@ -32,6 +32,7 @@ CALLS: tuple[Callable[[ApiRoutes, ApiContext], None], ...] = (
     publish.add_calls,
     rooms_calls.add_calls,
     room_reads.add_calls,
+    streams.add_calls,
 )
 
 

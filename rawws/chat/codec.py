@@ -1,6 +1,6 @@
 """What the chat says to the other nodes over the bus, and how it is encoded (the bus carries bytes).
 
-Nine kinds of event, as compact JSON (one object per bus message):
+Ten kinds of event, as compact JSON (one object per bus message):
 
 * ``Posted``: a stored message (room, id, user, text, ts) and the node that stored it;
   a membership event (kicked, banned, …) is one too, with its kind and target added
@@ -25,7 +25,10 @@ Nine kinds of event, as compact JSON (one object per bus message):
 * ``RoomDeleted``: the server API removed a room from the store: each node takes its
   connections out of it and drops what it kept of the room (``rawws.chat.removal``);
 * ``Disconnected``: the server API disconnected a user: each node closes that user's
-  connections (``rawws.chat.removal``).
+  connections (``rawws.chat.removal``);
+* ``Chunk``: a chunk appended to a streamed message (``rawws.chat.stream_relay``): each
+  node tells the room's members there; one lost is a gap in its ``seq``, which the
+  node fills from the store (the stream's text so far is stored with every chunk).
 
 ``decode_event`` checks every field's type and bounds: anything else is ``None``
 (the caller counts it and logs once), never a delivery. It only ever sees what the
@@ -39,7 +42,7 @@ import json
 import math
 from dataclasses import dataclass, field
 
-from rawws.chat.wire import MAX_ID, MAX_ROOM_CHARS
+from rawws.chat.wire import MAX_ID, MAX_ROOM_CHARS, MAX_TEXT_CHARS
 from rawws.store.base import CHANGE_EVENTS, MEMBER_EVENTS, SAY, StoredMessage
 
 FORMAT_VERSION = 1
@@ -127,6 +130,21 @@ class Disconnected:
     user: str
 
 
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """``text``, the ``seq``-th chunk (from 1) of ``user``'s open ``stream`` in ``room``.
+
+    No chunk is empty and a stream holds at most the wire's text limit, so ``seq`` and
+    ``text`` are both bounded by ``MAX_TEXT_CHARS``."""
+
+    node: str
+    room: str
+    stream: str
+    seq: int
+    user: str
+    text: str
+
+
 MAX_STREAM_ID_CHARS = 32  # a stream's id (``streams.id``)
 MAX_NOTICE_CHARS = 1024  # an invitation or a direct room's notice is far shorter
 
@@ -140,6 +158,7 @@ BusEvent = (
     | Typing
     | RoomDeleted
     | Disconnected
+    | Chunk
 )
 
 
@@ -200,6 +219,9 @@ def encode_event(event: BusEvent) -> bytes:
         body["u"] = event.by
     elif isinstance(event, Disconnected):
         body = {"v": FORMAT_VERSION, "k": "q", "n": event.node, "u": event.user}
+    elif isinstance(event, Chunk):
+        body = {"v": FORMAT_VERSION, "k": "c", "n": event.node, "r": event.room}
+        body |= {"x": event.stream, "i": event.seq, "u": event.user, "t": event.text}
     else:
         body = {
             "v": FORMAT_VERSION,
@@ -347,6 +369,8 @@ def decode_event(data: bytes | str) -> BusEvent | None:
             return None
         assert isinstance(user, str)
         return Disconnected(node, user)
+    if kind == "c":
+        return _chunk(node, body)
     if kind in ("r", "y"):
         room, user, read = body.get("r"), body.get("u"), body.get("i")
         if not (_is_room(room) and _is_user(user)):
@@ -359,3 +383,16 @@ def decode_event(data: bytes | str) -> BusEvent | None:
         assert isinstance(read, int)
         return Marked(node, room, user, read)
     return None
+
+
+def _chunk(node: str, body: dict[str, object]) -> Chunk | None:
+    room, stream, seq = body.get("r"), body.get("x"), body.get("i")
+    user, text = body.get("u"), body.get("t")
+    if not (_is_room(room) and _is_stream(stream) and _is_user(user)):
+        return None
+    if type(seq) is not int or not 1 <= seq <= MAX_TEXT_CHARS:
+        return None
+    if not isinstance(text, str) or not 0 < len(text) <= MAX_TEXT_CHARS:
+        return None
+    assert isinstance(room, str) and isinstance(stream, str) and isinstance(user, str)
+    return Chunk(node, room, stream, seq, user, text)

@@ -20,6 +20,7 @@ from rawws.bus.base import Bus, LocalBus
 from rawws.chat import wire as chat
 from rawws.chat.codec import (
     BusEvent,
+    Chunk,
     Disconnected,
     Heads,
     Marked,
@@ -89,6 +90,11 @@ class RoomFeed:
         self.on_typing: Callable[[Typing], None] | None = None
         #: Another node removed a room / disconnected a user (``rawws.chat.removal``).
         self.on_removal: Callable[[RoomDeleted | Disconnected], None] | None = None
+        #: Streamed messages (``rawws.chat.stream_relay``): another node's chunk; a finished
+        #: stream's message handed to the hub here; a room left with no member here.
+        self.on_chunk: Callable[[Chunk], None] | None = None
+        self.on_streamed: Callable[[StoredMessage], None] | None = None
+        self.on_room_closed: Callable[[str], None] | None = None
         self.bus: Bus = bus or LocalBus()
         self.node = node
         self._deliver = deliver
@@ -116,6 +122,8 @@ class RoomFeed:
 
     def close_room(self, room: str) -> None:
         self._rooms.pop(room, None)
+        if self.on_room_closed is not None:
+            self.on_room_closed(room)
         task = self._fetching.pop(room, None)
         if task is not None:
             task.cancel()
@@ -185,6 +193,10 @@ class RoomFeed:
             if self.on_removal is not None:
                 self.on_removal(event)
             return
+        if isinstance(event, Chunk):
+            if self.on_chunk is not None:
+                self.on_chunk(event)
+            return
         now = time.monotonic()
         if isinstance(event, Presence):
             self._tell(
@@ -227,8 +239,10 @@ class RoomFeed:
         self.close_room(room)
         self._written.pop(room, None)
 
-    def tell(self, event: Marked | Typing | RoomDeleted | Disconnected) -> None:
-        """A hint for the other nodes (a read marker moved, someone typing): sent once, never repaired."""
+    def tell(self, event: Marked | Typing | RoomDeleted | Disconnected | Chunk) -> None:
+        """For the other nodes: a hint (a read marker moved, someone typing), sent once, never
+        repaired; a room removed or a user disconnected by the server API; or a stream's
+        chunk, which a node that misses it reads from the store."""
         self.bus.publish(encode_event(event))
 
     def _offer(self, message: StoredMessage) -> None:
@@ -244,6 +258,8 @@ class RoomFeed:
                 self._apply(message)
             else:
                 self._deliver(room, chat.message(message), message.id)
+                if message.stream is not None and self.on_streamed is not None:
+                    self.on_streamed(message)
 
     # -- gaps -----------------------------------------------------------------------------
 

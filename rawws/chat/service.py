@@ -46,6 +46,7 @@ from rawws.chat.replay import SharedReads
 from rawws.chat.retention import gap
 from rawws.chat.room_retention import RoomRetention
 from rawws.chat.stops import ConnectionStops
+from rawws.chat.stream_relay import StreamRelay
 from rawws.chat.typing_relay import TypingRelay
 from rawws.chat.wire import (
     Create,
@@ -130,6 +131,7 @@ class ChatHandler:
         self.markers = ReadMarkers(self.feed, self.health, self.stops.peers, node)
         self.doors.refine = self.markers.refine  # ``rooms``: markers not yet stored
         self.typists = TypingRelay(self.hub, self.feed, node)
+        self.streams = StreamRelay(self.hub, self.feed, store, node)
         self._rate = RateLimiter(
             limits.message_burst, limits.message_burst / limits.messages_per_s
         )
@@ -248,9 +250,8 @@ class ChatHandler:
             )
         elif isinstance(command, Who):
             users = self.presence.users(command.room)
-            if chat.has_door(
-                command.room
-            ):  # stored roles to tell: read, not on the hot path
+            # stored roles to tell: read, not on the hot path
+            if chat.has_door(command.room):
                 self._spawn(member, self.doors.who(member, command.room, users))
             else:
                 member.send(chat.members(command.room, users))
@@ -358,9 +359,8 @@ class ChatHandler:
     async def _catch_up(
         self, member: ChatMember, room: str, since: int | None, catch_up: CatchUp
     ) -> None:
-        def current() -> (
-            bool
-        ):  # False once the client left the room (and maybe joined again)
+        # False once the client left the room (and maybe joined again)
+        def current() -> bool:
             return member.catching_up.get(room) is catch_up
 
         held = member.entering.get(room)  # a public room: its membership, read or begun
@@ -377,17 +377,15 @@ class ChatHandler:
             if not current():
                 return
             again = await self.doors.admit(Join(room), member.user)
-            if again is None and not chat.has_door(
-                room
-            ):  # ended meanwhile: begun again
+            # ended meanwhile: begun again
+            if again is None and not chat.has_door(room):
                 again = await self.doors.enter_public(room, member.user)
             read, unread = await self.markers.joined(room, member.user, again, last_id)
             if not current():
                 return
             self.doors.place(member, room, again)
-            self.feed.start_room(
-                room, last_id
-            )  # the first member here: live delivery goes on after last_id
+            # the first member here: live delivery goes on after last_id
+            self.feed.start_room(room, last_id)
             users = self.presence.users(room)
             assert again is not None  # a door's admit refuses, a public room is entered
             member.send(chat.joined(room, users, last_id, read, unread, again.kind))
@@ -455,6 +453,7 @@ class ChatHandler:
                 del member.catching_up[room]
                 for text, frame in catch_up.frames:
                     member.deliver(room, None, text, frame)
+                self.streams.went_live(member, room)  # then the open streams
 
     def _entered(
         self, member: ChatMember, room: str, held: list[Say], found: Membership
@@ -489,6 +488,7 @@ class ChatHandler:
             self._grace.cancel()
         await self.markers.close()
         await self.feed.close()
+        await self.streams.close()
         pending = [task for task in self._tasks if not task.done()]
         for task in pending:
             if not task.cancelling():

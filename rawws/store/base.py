@@ -302,7 +302,29 @@ class Reads(Protocol):
     async def unread(self, room: str, user: str, after: int, upto: int) -> int: ...
 
 
-class Store(Grants, Rooms, Stops, Edits, Erasure, Reads, Protocol):
+@dataclass(frozen=True, slots=True)
+class StreamState:
+    """A streamed message as stored (``rawws.store.streams``): ``text`` is its ``chunks``
+    appends so far; ``message_id`` is set once it is finished (its text is then the message's)."""
+
+    id: str
+    room: str
+    user: str
+    text: str
+    chunks: int
+    updated_at: float
+    message_id: int | None = None
+
+
+class Streams(Protocol):
+    """What the chat reads of open streams: a member joining mid-stream, a node that missed a chunk."""
+
+    async def open_streams(self, room: str) -> list[StreamState]: ...
+
+    async def stream_state(self, stream_id: str) -> StreamState | None: ...
+
+
+class Store(Grants, Rooms, Stops, Edits, Erasure, Reads, Streams, Protocol):
     async def create_user(self, username: str, password_hash: str) -> User: ...
 
     async def get_user(self, username: str) -> User | None: ...

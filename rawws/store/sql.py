@@ -51,6 +51,7 @@ from rawws.store.schema import (
     users,
 )
 from rawws.store.stops import AccountStops
+from rawws.store.streams import StreamsSql
 
 SQLITE_FILE = "rawws.db"
 
@@ -70,13 +71,14 @@ class SqlStore(
     ApiKeysSql,
     PublishesSql,
     HookDeliveriesSql,
+    StreamsSql,
 ):
     """A ``Store`` over any SQLAlchemy async URL (rooms and membership: ``rawws.store.rooms``;
     the account stops' queries: ``rawws.store.stops``; edits and deletions: ``rawws.store.edits``;
     retention: ``rawws.store.retention``; read markers: ``rawws.store.reads``; account
     erasure: ``rawws.store.erasure``; the server API's keys: ``rawws.store.api_keys``, its
     exactly-once publish: ``rawws.store.publishes``, its room calls: ``rawws.store.room_removal``;
-    the hooks told after: ``rawws.store.hooks``)."""
+    the hooks told after: ``rawws.store.hooks``; streamed messages: ``rawws.store.streams``)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -171,40 +173,59 @@ class SqlStore(
         async with self.engine.begin() as conn:
             for room, items in by_room.items():
                 await conn.execute(self._insert_room_if_missing(room))
-                last = (
-                    await conn.execute(
-                        rooms.update()
-                        .where(rooms.c.name == room)
-                        .values(last_id=rooms.c.last_id + len(items))
-                        .returning(rooms.c.last_id)
-                    )
-                ).scalar_one()
-                first = last - len(items) + 1
-                rows = []
-                for offset, item in enumerate(items):
-                    message = StoredMessage(
-                        room,
-                        first + offset,
-                        item.user,
-                        item.text,
-                        item.ts,
-                        app=item.app,
-                        stream=item.stream,
-                    )
+                numbered = await self._number_in_room(conn, room, items)
+                for item, message in zip(items, numbered, strict=True):
                     stored[positions[id(item)]] = message
-                    rows.append(
-                        {
-                            "room": room,
-                            "id": message.id,
-                            "user": item.user,
-                            "text": item.text,
-                            "ts": item.ts,
-                            "app": item.app,
-                            "stream": item.stream,
-                        }
-                    )
-                await conn.execute(messages.insert(), rows)
         return [stored[index] for index in range(len(batch))]
+
+    async def _number_in_room(
+        self, conn: AsyncConnection, room: str, items: list[NewMessage]
+    ) -> list[StoredMessage]:
+        """Give ``items`` the room's next ids and insert them, in ``conn``'s transaction.
+
+        The ids come from one ``UPDATE rooms … RETURNING`` (which locks the room's row until
+        the transaction ends), so they stay ordered with several nodes on one database. The
+        room's row must exist (``[]`` and nothing stored when it does not).
+        """
+        last = (
+            await conn.execute(
+                rooms.update()
+                .where(rooms.c.name == room)
+                .values(last_id=rooms.c.last_id + len(items))
+                .returning(rooms.c.last_id)
+            )
+        ).scalar_one_or_none()
+        if last is None:
+            return []
+        first = int(last) - len(items) + 1
+        numbered = [
+            StoredMessage(
+                room,
+                first + offset,
+                item.user,
+                item.text,
+                item.ts,
+                app=item.app,
+                stream=item.stream,
+            )
+            for offset, item in enumerate(items)
+        ]
+        await conn.execute(
+            messages.insert(),
+            [
+                {
+                    "room": room,
+                    "id": message.id,
+                    "user": message.user,
+                    "text": message.text,
+                    "ts": message.ts,
+                    "app": message.app,
+                    "stream": message.stream,
+                }
+                for message in numbered
+            ],
+        )
+        return numbered
 
     async def messages_after(
         self, room: str, after: int, limit: int

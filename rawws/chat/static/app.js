@@ -143,6 +143,8 @@
       this.readTimer = null;
       this.typing = new Map(); // user -> until when (ms) they are shown typing
       this.typingSentAt = 0;
+      this.streams = new Map(); // stream -> {node, text, seq}: an application's message arriving
+      this.streamsDone = new Set(); // streams whose message came (a late chunk is dropped)
       this.historyDone = false;
       this.historyPending = false;
       this.list = el("ol", "message-list");
@@ -727,6 +729,7 @@
       case "deleted": return onDeleted(frame);
       case "read": return onRead(frame);
       case "typing": return onTyping(frame);
+      case "stream": return onStream(frame);
       case "gap": return onGap(frame);
       default: return;
     }
@@ -1385,6 +1388,47 @@
     line.textContent = text;
   }
 
+  // -- streamed messages (an application's text, arriving chunk by chunk) ------------------
+
+  // A `stream` frame: a chunk (appended to the bubble), or with `whole` everything so far (it
+  // replaces the bubble's text). The bubble has no id: it stays below the stored messages until
+  // the finished `message` (with this `stream`) takes its place.
+  function onStream(frame) {
+    const room = state.rooms.get(frame.room);
+    if (!room || typeof frame.stream !== "string" || typeof frame.text !== "string"
+      || typeof frame.user !== "string" || !Number.isSafeInteger(frame.seq)) return;
+    if (room.streamsDone.has(frame.stream)) return; // its message came first
+    let preview = room.streams.get(frame.stream);
+    if (preview && !frame.whole && frame.seq <= preview.seq) return;
+    const text = frame.whole || !preview ? frame.text : preview.text + frame.text;
+    const box = $("messages");
+    const nearBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 120;
+    if (!preview) {
+      const node = messageNode({ user: frame.user, text, ts: Date.now() / 1000 }, false);
+      node.dataset.state = "streaming";
+      node.classList.add("streaming");
+      room.list.append(node);
+      regroup(node);
+      updateEmpty(room);
+      preview = { node, text, seq: frame.seq };
+      room.streams.set(frame.stream, preview);
+    } else {
+      preview.node.querySelector(".text").replaceWith(textWithLinks(text));
+    }
+    preview.text = text;
+    preview.seq = frame.seq;
+    preview.node.messageText = text;
+    if (room.name === state.current && nearBottom) box.scrollTop = box.scrollHeight;
+  }
+
+  // The finished message of a stream: its bubble goes (the message is placed by its id).
+  function endStream(room, stream) {
+    room.streamsDone.add(stream);
+    const preview = room.streams.get(stream);
+    if (preview) preview.node.remove();
+    room.streams.delete(stream);
+  }
+
   // -- messages --------------------------------------------------------------------------
 
   function messageNode(message, own) {
@@ -1416,6 +1460,7 @@
     const room = state.rooms.get(message.room);
     if (!room) return;
     if (live) room.lastId = Math.max(room.lastId, message.id);
+    if (typeof message.stream === "string") endStream(room, message.stream);
     const existing = room.nodes.get(message.id);
     if (existing) {
       // Our own message whose ack came first: the server's time replaces the local one.
