@@ -113,7 +113,10 @@ CALLS: dict[str, tuple[str, str, Schema, Schema]] = {
         ROOMS,
         "The key's rooms",
         closed([], prefix=STRING),
-        answer(rooms={"type": "array", "items": ROOM_ANSWER}),
+        answer(
+            rooms={"type": "array", "items": ROOM_ANSWER},
+            truncated={"type": "boolean"},
+        ),
     ),
     "rooms_delete": (
         ROOMS,
