@@ -33,7 +33,15 @@ from rawws.accounts.session_cookie import (
     wants_cookie,
 )
 from rawws.accounts.stops import StopBook
-from rawws.accounts.tokens import ACCESS, TICKET, Identity, Tokens, bearer_token
+from rawws.accounts.tokens import (
+    ACCESS,
+    TICKET,
+    Identity,
+    Tokens,
+)
+from rawws.accounts.upgrade_auth import (
+    bearer_token,
+)
 from rawws.config import (
     DEFAULT_LOGINS_PER_MINUTE_PER_ADDRESS,
     DEFAULT_LOGINS_PER_MINUTE_PER_USER,

@@ -21,7 +21,9 @@ Why a cookie, and why this one:
 
 from __future__ import annotations
 
-from rawws.accounts.tokens import check_origin
+from rawws.accounts.upgrade_auth import (
+    check_origin,
+)
 from rawws.core.http import Request
 from rawws.errors import HttpError
 

@@ -31,11 +31,13 @@ from rawws.accounts.tokens import (
     SECRET_BYTES,
     SUBPROTOCOL,
     PublicKey,
-    TicketLedger,
     Tokens,
     TokenSettings,
-    WebSocketAuthenticator,
     generate_secret,
+)
+from rawws.accounts.upgrade_auth import (
+    TicketLedger,
+    WebSocketAuthenticator,
 )
 from rawws.bus.redis import RedisBus, reach
 from rawws.bus.seal import bus_key

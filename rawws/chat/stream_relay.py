@@ -185,6 +185,11 @@ class StreamRelay:
             self.copies.pop(stream, None)
         self.by_room.pop(room, None)
         self.waiting.pop(room, None)
+        reading = self.reading.get(room)
+        if (
+            reading is not None
+        ):  # its read still runs: it must not keep the gone members alive
+            reading[0].clear()
 
     # -- a member joins ---------------------------------------------------------------
 

@@ -100,7 +100,7 @@ class ServeParser(argparse.ArgumentParser):
                 (extra for extra in extras if extra.startswith("-")), extras[0]
             )
             name = unknown.split("=", 1)[0]
-            close = difflib.get_close_matches(name, self._option_string_actions, n=1)
+            close = closest_flag(name, list(self._option_string_actions))
             hint = (
                 f"did you mean {close[0]}? " if close and name.startswith("--") else ""
             )
@@ -108,6 +108,16 @@ class ServeParser(argparse.ArgumentParser):
                 f"{name}: not a flag of rawws serve ({hint}{SEE_SERVE_HELP})"
             )
         return args
+
+
+def closest_flag(name: str, flags: list[str]) -> list[str]:
+    """The real flag ``name`` most likely meant: among those of its first word (``--db-url`` →
+    ``--db``, not the merely similar ``--hook-url``) if any, else among all."""
+    word = name.removeprefix("--").split("-", 1)[0]
+    kin = [flag for flag in flags if flag.removeprefix("--").split("-", 1)[0] == word]
+    return difflib.get_close_matches(name, kin, n=1, cutoff=0.0) or (
+        difflib.get_close_matches(name, flags, n=1)
+    )
 
 
 def build_serve_parser() -> ServeParser:

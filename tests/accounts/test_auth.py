@@ -19,12 +19,14 @@ from hypothesis import strategies as st
 from rawws.accounts.tokens import (
     ACCESS,
     TICKET,
-    Credential,
     Identity,
     PublicKey,
-    TicketLedger,
     Tokens,
     TokenSettings,
+)
+from rawws.accounts.upgrade_auth import (
+    Credential,
+    TicketLedger,
     WebSocketAuthenticator,
     bearer_token,
     check_origin,

@@ -10,7 +10,9 @@ import time
 import pytest
 
 from rawws.accounts.stops import StopBook
-from rawws.accounts.tokens import WebSocketAuthenticator
+from rawws.accounts.upgrade_auth import (
+    WebSocketAuthenticator,
+)
 from rawws.cli.admin import admin_command
 from rawws.server.server import Server
 from tests.conftest import StartServer
