@@ -4,45 +4,38 @@ RAWWS_API_KEY=rwk_… python examples/stream_text.py http://127.0.0.1:8765 ROOM 
 
 Reads FILE (standard input without one), opens a stream in ROOM, appends the text a
 few words at a time (the room's members watch it grow), finishes it (it becomes one
-message of the room), and prints the stream's id and the message's id. Plain HTTP and
-JSON through the standard library: any language does the same three calls.
+message of the room), and prints the stream's id and the message's id. Through
+``rawws.api``; the three calls are plain HTTP and JSON (``docs/server-api.md``), so
+any language does the same.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
 import os
 import re
 import sys
-import time
-import urllib.error
-import urllib.request
+
+from rawws.api import ApiClient, ApiError, ApiUnreachable
 
 WORDS_PER_CHUNK = 3
 PAUSE_S = 0.05  # a model's pace, roughly
-
-
-def call(base: str, key: str, name: str, **body: object) -> dict[str, object]:
-    """``POST /api/v1/<name>``: the answer, or the server's error said in one line."""
-    request = urllib.request.Request(
-        f"{base.rstrip('/')}/api/v1/{name}",
-        data=json.dumps(body).encode("utf-8"),
-        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            answer: dict[str, object] = json.load(response)
-            return answer
-    except urllib.error.HTTPError as error:
-        detail = json.load(error).get("error", {})
-        sys.exit(f"{name}: {error.code} {detail.get('code')}: {detail.get('message')}")
 
 
 def chunks(text: str, words: int = WORDS_PER_CHUNK) -> list[str]:
     """The text in pieces of a few words, each with the spaces after it: joined, the text."""
     pieces = re.findall(r"\S+\s*|\s+", text)
     return ["".join(pieces[i : i + words]) for i in range(0, len(pieces), words)]
+
+
+async def stream_text(base: str, key: str, room: str, text: str) -> str:
+    """Open, append every chunk, finish (leaving the block finishes it): the line to print."""
+    async with ApiClient(base, key) as client, client.stream(room) as stream:
+        for piece in chunks(text):
+            await stream.append(piece)
+            await asyncio.sleep(PAUSE_S)
+        finished = await stream.finish()
+    return f"stream {stream.id}: message {finished.id} in {finished.room}"
 
 
 def main() -> None:
@@ -55,12 +48,12 @@ def main() -> None:
             text = file.read()
     else:
         text = sys.stdin.read()
-    stream = call(base, key, "stream_open", room=room)["stream"]
-    for piece in chunks(text):
-        call(base, key, "stream_append", stream=stream, text=piece)
-        time.sleep(PAUSE_S)
-    finished = call(base, key, "stream_finish", stream=stream)
-    print(f"stream {stream}: message {finished['id']} in {finished['room']}")
+    try:
+        print(asyncio.run(stream_text(base, key, room, text)))
+    except ApiError as error:
+        sys.exit(f"{error.status} {error.code}: {error.message}")
+    except ApiUnreachable as error:
+        sys.exit(str(error))
 
 
 if __name__ == "__main__":
