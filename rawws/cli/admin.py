@@ -26,21 +26,20 @@ line and exit 1, never a traceback.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import socket
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
 
 from rawws.bus.redis import BusUnavailable, publish_once
 from rawws.bus.seal import bus_key
 from rawws.chat.app import SECRET_FILE, open_app_store
 from rawws.chat.codec import Stopped, encode_event
-from rawws.cli.exits import EXIT_CANNOT_SERVE, EXIT_OK
+from rawws.cli.database_commands import OneLineParser, run_on_database
+from rawws.cli.exits import EXIT_CANNOT_SERVE
 from rawws.cli.flags import add_serve_flags
-from rawws.cli.serve import Origins, explain, say, serve_config
+from rawws.cli.serve import say, serve_config
 from rawws.config import ServerConfig, shown
 from rawws.errors import RawwsError, UsageError
 from rawws.store import SqlStore
@@ -67,16 +66,10 @@ by the same flags or RAWWS_* variables (--data-dir, --db).
 """
 
 
-class AdminParser(argparse.ArgumentParser):
-    """A mistake on the command line is one line and exit 1, as `rawws serve`'s are."""
-
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{message.removeprefix('argument ')} ({SEE_ADMIN_HELP})")
-
-
-def build_admin_parser() -> AdminParser:
-    parser = AdminParser(
+def build_admin_parser() -> OneLineParser:
+    parser = OneLineParser(
         prog="rawws admin",
+        see=SEE_ADMIN_HELP,
         description=ADMIN_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -100,17 +93,11 @@ def admin_command(argv: Sequence[str]) -> int:
     except (UsageError, RawwsError) as exc:
         say(str(exc))
         return EXIT_CANNOT_SERVE
-    try:
-        lines = asyncio.run(run_admin(config, args.action, args.user))
-    except RawwsError as exc:
-        say(explain(exc, config, Origins.of(args)) or str(exc))
-        return EXIT_CANNOT_SERVE
-    except KeyboardInterrupt:
-        say("interrupted by SIGINT")
-        return EXIT_CANNOT_SERVE
-    for line in lines:
-        print(line)
-    return EXIT_OK
+
+    async def work() -> tuple[list[str], str]:
+        return await run_admin(config, args.action, args.user), ""
+
+    return run_on_database(config, args, work)
 
 
 class NoSuchUser(RawwsError):

@@ -14,11 +14,8 @@ one line on stderr and exit 1, as `rawws admin`'s are; never a traceback.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import sys
 import time
 from collections.abc import Sequence
-from typing import NoReturn
 
 from rawws.apps.keys import (
     DEFAULT_BURST,
@@ -28,9 +25,10 @@ from rawws.apps.keys import (
     key_settings_problem,
 )
 from rawws.chat.app import open_app_store
-from rawws.cli.exits import EXIT_CANNOT_SERVE, EXIT_OK
+from rawws.cli.database_commands import OneLineParser, run_on_database
+from rawws.cli.exits import EXIT_CANNOT_SERVE
 from rawws.cli.flags import add_serve_flags
-from rawws.cli.serve import Origins, explain, say, serve_config
+from rawws.cli.serve import say, serve_config
 from rawws.config import ServerConfig, shown
 from rawws.errors import RawwsError, UsageError
 
@@ -50,16 +48,10 @@ uses, named by the same flags or RAWWS_* variables (--data-dir, --db).
 """
 
 
-class KeyParser(argparse.ArgumentParser):
-    """A mistake on the command line is one line and exit 1, as `rawws admin`'s are."""
-
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{message.removeprefix('argument ')} ({SEE_HELP})")
-
-
-def build_parser() -> KeyParser:
-    parser = KeyParser(
+def build_parser() -> OneLineParser:
+    parser = OneLineParser(
         prog="rawws api-key",
+        see=SEE_HELP,
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -103,19 +95,7 @@ def api_key_command(argv: Sequence[str]) -> int:
     except (UsageError, RawwsError) as exc:
         say(str(exc))
         return EXIT_CANNOT_SERVE
-    try:
-        out, note = asyncio.run(run(config, args))
-    except RawwsError as exc:
-        say(explain(exc, config, Origins.of(args)) or str(exc))
-        return EXIT_CANNOT_SERVE
-    except KeyboardInterrupt:
-        say("interrupted by SIGINT")
-        return EXIT_CANNOT_SERVE
-    for line in out:
-        print(line)
-    if note:
-        print(note, file=sys.stderr)
-    return EXIT_OK
+    return run_on_database(config, args, lambda: run(config, args))
 
 
 class NoSuchKey(RawwsError):

@@ -8,15 +8,14 @@ read back by a room made later under the same name: that room starts from id 1.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from rawws.store.base import DIRECT, OWNER
-from rawws.store.names import username_key
+from rawws.store.base import DIRECT
+from rawws.store.rooms import RoomsSql
 from rawws.store.schema import (
     api_publishes,
     messages,
@@ -47,33 +46,21 @@ def _named_by(patterns: tuple[str, ...]) -> sa.ColumnElement[bool]:
     return sa.or_(*clauses)
 
 
-class RoomRemovalSql:
-    """The server API's part of the store's rooms."""
+class RoomRemovalSql(RoomsSql):
+    """The server API's part of the store's rooms (on the chat's: ``RoomsSql``)."""
 
     engine: AsyncEngine
 
     async def create_owned_room(self, room: str, kind: str, owner: str | None) -> bool:
         """Make ``room`` of ``kind``, ``owner`` (if any) its owner member from id 0, as the chat's
-        ``create`` does; False when the name is taken (a row exists: made, or written in)."""
-        owner_key = None if owner is None else username_key(owner)
+        ``create`` does (``RoomsSql.create_room``); False when the name is taken (a row exists)."""
+        if owner is not None:
+            return await self.create_room(room, kind, owner) is not None
         try:
             async with self.engine.begin() as conn:
                 await conn.execute(
-                    rooms.insert().values(
-                        name=room, last_id=0, kind=kind, owner=owner_key
-                    )
+                    rooms.insert().values(name=room, last_id=0, kind=kind, owner=None)
                 )
-                if owner_key is not None:
-                    await conn.execute(
-                        room_members.insert().values(
-                            room=room,
-                            user_key=owner_key,
-                            role=OWNER,
-                            since_id=0,
-                            added_by=owner_key,
-                            added_at=time.time(),
-                        )
-                    )
         except IntegrityError:
             return False
         return True

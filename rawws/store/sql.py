@@ -36,7 +36,6 @@ from rawws.store.publishes import PublishesSql
 from rawws.store.reads import ReadsSql
 from rawws.store.retention import RetentionSql
 from rawws.store.room_removal import RoomRemovalSql
-from rawws.store.rooms import RoomsSql
 from rawws.store.schema import (
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -61,8 +60,7 @@ def sqlite_url(data_dir: str | Path) -> str:
 
 
 class SqlStore(
-    RoomsSql,
-    RoomRemovalSql,
+    RoomRemovalSql,  # and the chat's rooms, ``RoomsSql``, which it builds on
     AccountStops,
     ErasureSql,
     EditsSql,

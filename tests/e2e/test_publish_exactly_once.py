@@ -187,7 +187,7 @@ async def attempt(api: ApiClient, text: str, key: str) -> Published | Exception:
 
 
 async def test_a_publish_stored_by_a_node_killed_before_it_answered_is_stored_once(
-    nodes, env: dict[str, str], postgres_url: str
+    nodes, env: dict[str, str], postgres_url: str, tmp_path: Path
 ) -> None:
     a_port = free_port()
     a, b = await nodes("a", a_port), await nodes("b")
@@ -228,6 +228,10 @@ async def test_a_publish_stored_by_a_node_killed_before_it_answered_is_stored_on
         assert await app_messages(postgres_url, ROOM, APP) == 1
         assert await idempotency_records(postgres_url) == 1
         await assert_each_got_it_once(members, stored[0].id, text)
+        logs = [path.read_text(errors="replace") for path in tmp_path.rglob("*.log")]
+        assert len(logs) >= 3  # A, A again, B: none of them wrote the key or its secret
+        secret = key.rsplit("_", 1)[1]
+        assert not [text for text in logs if secret in text]
     finally:
         await via_a.close()
         await via_b.close()
