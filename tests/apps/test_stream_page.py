@@ -4,6 +4,7 @@ and the finished message takes its place (one message, no bubble left)."""
 
 from __future__ import annotations
 
+from rawws.apps.keys import PUBLISH, ROOMS
 from tests.apps.key_rows import api, live_key
 from tests.apps.test_streams import append, open_stream
 from tests.e2e import test_browser
@@ -22,9 +23,12 @@ async def test_a_stream_grows_in_a_bubble_then_becomes_the_message(
     start_server: StartServer, open_page: OpenPage
 ) -> None:
     server = await start_server()
-    key = await live_key(server, "oracle")
+    key = await live_key(server, "oracle", scopes=(PUBLISH, ROOMS))
+    # made first: the page's join of lobby may still be on its way when the stream opens
+    made = await api(server.port, key, "rooms_create", room="lobby", kind="public")
+    assert made.status == 200, made.body
     page = await open_page(base_url(server), "linda")
-    await page.register()  # in lobby
+    await page.register()  # online; it joins lobby
     stream = await open_stream(server, key, "lobby")
     bubble = page.page.locator('#messages li.message[data-state="streaming"]')
     await append(server, key, stream, "Once upon ")
