@@ -35,7 +35,7 @@ from rawws.apps.routes import ApiRoutes
 from rawws.chat.wire import MAX_TEXT_CHARS, ROOM_NAME
 from rawws.store import NewMessage, SqlStore
 from rawws.store.base import FEED, PRIVATE, PUBLIC
-from rawws.store.outage import StoreUnavailable
+from rawws.store.outage import StoreUnavailable, is_outage
 from rawws.store.publishes import (
     PUBLISH_WINDOW_S,
     IdempotencyConflict,
@@ -175,9 +175,11 @@ class PublishSweep:
             try:
                 await self.sweep_once()
             except Exception as exc:  # an outage: the next round catches up
-                log.warning(
-                    "sweeping old idempotency records failed: %s", type(exc).__name__
-                )
+                if not is_outage(exc):  # an outage is the store's to log
+                    log.warning(
+                        "sweeping old idempotency records failed: %s",
+                        type(exc).__name__,
+                    )
             await asyncio.sleep(self.interval_s)
 
     async def close(self) -> None:

@@ -28,6 +28,7 @@ from rawws.apps.routes import ApiRoutes
 from rawws.chat.feed import RoomFeed
 from rawws.chat.stream_relay import StreamRelay
 from rawws.chat.wire import MAX_TEXT_CHARS
+from rawws.store.outage import is_outage
 from rawws.store.sql import SqlStore
 from rawws.store.streams import NoSuchStream, StreamFinished, StreamTooLong
 
@@ -141,10 +142,11 @@ class IdleStreams:
                 await self.sweep()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.warning(
-                    "finishing idle streams failed; trying again", exc_info=True
-                )
+            except Exception as exc:
+                if not is_outage(exc):  # an outage is the store's to log
+                    log.warning(
+                        "finishing idle streams failed; trying again", exc_info=True
+                    )
 
     async def sweep(self) -> int:
         """Finish the idle streams due now: how many this call finished."""

@@ -44,6 +44,7 @@ from rawws.chat.hub import Hub, Member, text_frame
 from rawws.chat.member import ChatMember
 from rawws.chat.wire_reads import dumps
 from rawws.store.base import StoredMessage, Streams, StreamState
+from rawws.store.outage import is_outage
 
 log = logging.getLogger("rawws.chat")
 
@@ -214,12 +215,13 @@ class StreamRelay:
                 stored = await self.store.open_streams(room)
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.warning(
-                "reading the open streams of room=%s failed: joiners get this node's copy",
-                room,
-                exc_info=True,
-            )
+        except Exception as exc:
+            if not is_outage(exc):  # an outage is the store's to log (two lines in all)
+                log.warning(
+                    "reading the open streams of room=%s failed: joiners get this node's copy",
+                    room,
+                    exc_info=True,
+                )
         self._loaded(room, stored)
 
     def _loaded(self, room: str, stored: list[StreamState] | None) -> None:
@@ -297,9 +299,10 @@ class StreamRelay:
                 state = await self.store.stream_state(copy.id)
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
             copy.reading = False  # the next chunk past the gap tries again
-            log.warning("reading stream=%s failed", copy.id, exc_info=True)
+            if not is_outage(exc):  # an outage is the store's to log
+                log.warning("reading stream=%s failed", copy.id, exc_info=True)
             return
         copy.reading = False
         if self.copies.get(copy.id) is not copy:
