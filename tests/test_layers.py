@@ -28,7 +28,17 @@ IO_MODULES = {
 #: ``aio`` holds the asyncio pieces its two ends share (the receive queue).
 LIBRARY = ("core", "aio", "server", "client")
 #: The apps built on it: the chat service and what stands behind it, the chat clients, the command line.
-APPS = ("chat", "accounts", "store", "bus", "apps", "chatclient", "api", "cli")
+APPS = (
+    "chat",
+    "accounts",
+    "store",
+    "bus",
+    "transports",
+    "apps",
+    "chatclient",
+    "api",
+    "cli",
+)
 LAYERS = LIBRARY + APPS
 
 
@@ -44,13 +54,21 @@ FORBIDDEN_LAYERS = {
     "server": _rawws("client", *APPS),
     "client": _rawws("server", *APPS),
     # the store is the bottom of the apps; the bus is transport only (it carries bytes)
-    "store": _rawws("chat", "accounts", "bus", "apps", "chatclient", "api"),
-    "bus": _rawws("chat", "accounts", "store", "apps", "chatclient", "api"),
-    "accounts": _rawws("chat", "apps", "chatclient", "api"),
-    "chat": _rawws("apps", "chatclient", "api"),
+    "store": _rawws(
+        "chat", "accounts", "bus", "transports", "apps", "chatclient", "api"
+    ),
+    "bus": _rawws(
+        "chat", "accounts", "store", "transports", "apps", "chatclient", "api"
+    ),
+    "accounts": _rawws("chat", "transports", "apps", "chatclient", "api"),
+    "chat": _rawws("transports", "apps", "chatclient", "api"),
+    # the chat over SSE, long-polling and POST /send: the chat's sessions, other framing
+    "transports": _rawws("apps", "chatclient", "api"),
     # the server API for applications stands on the chat (its rooms, fan-out and store)
     "apps": _rawws("chatclient", "api"),
-    "chatclient": _rawws("server", "accounts", "store", "bus", "apps", "api"),
+    "chatclient": _rawws(
+        "server", "accounts", "store", "bus", "transports", "apps", "api"
+    ),
     # ``rawws.api``, the applications' client of /api/v1: the library's core and nothing else
     "api": _rawws(
         "aio",
@@ -60,6 +78,7 @@ FORBIDDEN_LAYERS = {
         "accounts",
         "store",
         "bus",
+        "transports",
         "apps",
         "chatclient",
     ),

@@ -17,6 +17,7 @@ from rawws.apps.openapi import add_document
 from rawws.apps.routes import ApiRoutes, KeyLookup
 from rawws.chat.app import ChatApp, setup_app
 from rawws.server.server import Server
+from rawws.transports.setup import add_transports
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +38,10 @@ CALLS: tuple[Callable[[ApiRoutes, ApiContext], None], ...] = (
 
 
 async def setup_service(server: Server) -> ChatApp:
-    """The chat service and, on the same server, its API for applications."""
+    """The chat service (over WebSocket, SSE and long-polling) and, on the same server, its API
+    for applications."""
     app = await setup_app(server)
+    add_transports(server, app)
     context = ApiContext(server, app)
     routes = ApiRoutes(key_lookup(context), clock=time.monotonic)
     for add_calls in CALLS:

@@ -234,6 +234,10 @@ class ChatApp:
     bus: RedisBus | None
     health: StoreHealth
     tokens: Tokens
+    #: The `/ws` endpoint's handler (the chat's, or it with the disconnect hook): SSE and polling's too.
+    handler: ChatHandler | DisconnectHook
+    #: The upgrade's credential check (Origin, token or ticket, stops, the connect hook).
+    authenticate: WebSocketAuthenticator
 
 
 async def setup_app(server: Server) -> ChatApp:
@@ -406,4 +410,4 @@ async def setup_app(server: Server) -> ChatApp:
     if metrics is not None:
         await metrics.start()
         server.metrics_port = metrics.port
-    return ChatApp(store, chat, bus, health, tokens)
+    return ChatApp(store, chat, bus, health, tokens, handler, authenticate)

@@ -54,7 +54,10 @@ class ChatMember:
         self.peer = peer
         self.user = user
         self.rate_key = rate_key  # not the peer: the rate limiter outlives it
-        self.last_ids: dict[str, int] = {}
+        # A session over SSE or long-polling (``rawws.transports``) lends its own dict: its
+        # position, the ``id:`` of every event it sends, is read from it.
+        lent = getattr(peer, "last_ids", None)
+        self.last_ids: dict[str, int] = lent if isinstance(lent, dict) else {}
         # Per room: the member's since_id; nothing at or before it is sent to them.
         self.floors: dict[str, int] = {}
         # Per room where this user is muted: until when (seconds since the epoch). Set from

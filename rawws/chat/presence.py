@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from rawws.chat import wire
+from rawws.chat.hub import Hub
 from rawws.config import DEFAULT_PRESENCE_TTL_S as DEFAULT_PRESENCE_TTL_S
 
 Snapshot = dict[str, frozenset[str]]  # room → users present on one node
@@ -108,3 +110,17 @@ class ClusterPresence:
             for user in sorted(users)
             if not self._here(room, user) and not self.elsewhere(room, user)
         ]
+
+
+def announcer(hub: Hub) -> Callable[[Change], None]:
+    """What a node does when a user appeared on / vanished from every other node's view: tell its members."""
+
+    def announce(change: Change) -> None:
+        hub.publish(
+            change.room,
+            wire.presence(
+                change.room, change.user, "joined" if change.joined else "left"
+            ),
+        )
+
+    return announce

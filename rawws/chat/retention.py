@@ -54,6 +54,17 @@ def gap(room: str, after: int, resumes_at: int) -> str:
     )
 
 
+POSITION_AHEAD = "position_ahead"  # a join's since is past the room's newest id
+
+
+def ahead(room: str, since: int, newest: int) -> str:
+    """``since`` is past ``room``'s newest id (from the future, or from before the room was
+    deleted and made again): said, then the join starts after the newest; never a silent gap."""
+    return wire.error(
+        POSITION_AHEAD, f"{room} has no message {since}: starting after {newest}"
+    )
+
+
 class RetentionSweep:
     def __init__(
         self,

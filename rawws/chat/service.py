@@ -38,12 +38,12 @@ from rawws.chat.limits import CLOSE_TASKS_TIMEOUT_S, RATE_LIMITED_MESSAGE, ChatL
 from rawws.chat.member import CatchUp, ChatMember
 from rawws.chat.moderation import Moderator, never_admin, refuse_muted
 from rawws.chat.peer import Peer
-from rawws.chat.presence import DEFAULT_PRESENCE_TTL_S, Change, ClusterPresence
+from rawws.chat.presence import DEFAULT_PRESENCE_TTL_S, ClusterPresence, announcer
 from rawws.chat.presence_grace import end_graces
 from rawws.chat.read_only import held_say_allowed
 from rawws.chat.reads import ReadMarkers
 from rawws.chat.replay import SharedReads
-from rawws.chat.retention import gap
+from rawws.chat.retention import ahead, gap
 from rawws.chat.room_retention import RoomRetention
 from rawws.chat.stops import ConnectionStops
 from rawws.chat.stream_relay import StreamRelay
@@ -111,7 +111,7 @@ class ChatHandler:
             node,
             heartbeat_s=heartbeat_s,
             presence=self.presence,
-            announce=self._announce,
+            announce=announcer(self.hub),
             local_presence=self.hub.presence,
             bus_counters=self.counters.bus if bus is not None else None,
             notify=self._notify_here,
@@ -149,15 +149,6 @@ class ChatHandler:
             self.counters.fanout_deliveries += self.editor.deliver(event)
         else:
             self.counters.fanout_deliveries += self.moderator.apply(event)
-
-    def _announce(self, change: Change) -> None:
-        """A user appeared on / vanished from every other node's view: tell this node's members."""
-        self.hub.publish(
-            change.room,
-            chat.presence(
-                change.room, change.user, "joined" if change.joined else "left"
-            ),
-        )
 
     async def start(self) -> None:
         """Connect the bus (``BusUnavailable`` when it cannot be reached)."""
@@ -218,6 +209,15 @@ class ChatHandler:
         now = time.monotonic()
         for room in list(member.last_ids):
             self._leave(member, room, now)
+
+    def rejoin(self, peer: Peer, room: str, since: int) -> None:
+        """Join ``room`` after ``since`` again (a session resumed at its position, ``rawws.transports``)."""
+        member = self._members[peer]
+        try:  # not paid from the frame rate: a position holds at most the rooms a connection may
+            self._dispatch(member, Join(room, since))
+        except ChatError as error:
+            member.last_ids.pop(room, None)  # not in its position any more
+            member.send(chat.error(error.code, error.message))
 
     # -- commands ---------------------------------------------------------------------
 
@@ -335,11 +335,11 @@ class ChatHandler:
     def _join(self, member: ChatMember, command: Join) -> None:
         room = command.room
         most = self.limits.max_rooms_per_connection
-        if len(member.last_ids) >= most:
+        if room not in member.last_ids and len(member.last_ids) >= most:
             raise ChatError(chat.TOO_MANY_ROOMS, f"at most {most} rooms per connection")
         # live delivery waits until the replay is out
         catch_up = member.catching_up[room] = CatchUp()
-        member.last_ids[room] = 0
+        member.last_ids.setdefault(room, 0)  # a resumed session's: where it resumes
         if not chat.has_door(room):  # say frames wait for the stored membership
             member.entering[room] = []
         self.feed.open_room(room)
@@ -388,15 +388,17 @@ class ChatHandler:
             self.feed.start_room(room, last_id)
             users = self.presence.users(room)
             assert again is not None  # a door's admit refuses, a public room is entered
-            member.send(chat.joined(room, users, last_id, read, unread, again.kind))
             # Replay what the client missed, up to what was stored when it joined, what
             # the hub delivered since and what this node's feed had delivered before it
             # joined; then live delivery takes over.
             after = last_id if since is None else min(since, last_id)
-            after = max(
-                after, member.floors.get(room, 0)
-            )  # a member of a private room: from since_id
+            # a member of a private room: from since_id
+            after = max(after, member.floors.get(room, 0))
+            # Set before `joined`: a session's position (rawws.transports) includes it.
             member.last_ids[room] = after
+            if since is not None and since > last_id:
+                member.send(ahead(room, since, last_id))
+            member.send(chat.joined(room, users, last_id, read, unread, again.kind))
             if since is not None:
                 self.counters.catchups += 1
             while after < max(last_id, catch_up.newest, self.feed.delivered_upto(room)):

@@ -21,6 +21,7 @@ import h11
 
 from rawws.core.http import Request, Response, check_request_head, error_response
 from rawws.errors import HttpError
+from rawws.server.streamed import ResponseStream, StreamedResponse
 from rawws.server.upgrade import upgrade
 
 if TYPE_CHECKING:
@@ -91,6 +92,9 @@ class HttpConnection:
                     response.status,
                     request.peer,
                 )
+                if isinstance(response, StreamedResponse):
+                    await self.stream(response, request)
+                    return False
                 self.respond(response, request)
             if self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE:
                 self.h11.start_next_cycle()
@@ -187,6 +191,28 @@ class HttpConnection:
             data += conn.send(h11.Data(data=response.body))
         data += conn.send(h11.EndOfMessage())
         self.writer.write(data)
+
+    async def stream(self, response: StreamedResponse, request: Request) -> None:
+        """Write ``response``'s head, let it produce its body, then close the connection."""
+        chunked = request.http_version == b"1.1"
+        headers = [SERVER_HEADER, *response.headers, ("Connection", "close")]
+        if (
+            chunked
+        ):  # the chunks are framed by ``ResponseStream``; h11 only writes the head
+            headers.append(("Transfer-Encoding", "chunked"))
+        self.writer.write(
+            self.h11.send(
+                h11.Response(
+                    status_code=response.status, headers=headers, reason=response.reason
+                )
+            )
+            or b""
+        )
+        body = ResponseStream(self.reader, self.writer, chunked=chunked)
+        try:
+            await response.produce(body)
+        finally:
+            await body.finish()
 
     def refuse(self, error: HttpError) -> None:
         """Answer a request we cannot go on with; the caller then closes the connection."""

@@ -81,6 +81,8 @@ class Server:
         self._closing = False
         self._shutdown: asyncio.Task[None] | None = None
         self._closed = asyncio.Event()
+        #: Run as shutdown begins, before connections are waited for (open event streams end).
+        self.on_closing: list[Callable[[], None]] = []
         #: Run after every connection is gone (closing stores, executors, …).
         self.on_shutdown: list[Callable[[], Awaitable[None]]] = []
         self._trusted_proxies = TrustedProxies(config.forwarded_allow_ips)
@@ -253,6 +255,8 @@ class Server:
         if self._server is not None:
             self._server.close()
         log.info("shutting down: %d websocket(s) open", len(self.connections))
+        for stopping in self.on_closing:
+            stopping()
         for reader in list(self.idle_readers):
             reader.feed_eof()  # between requests: nothing is lost by closing now
         connections = list(self.connections)

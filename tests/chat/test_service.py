@@ -232,9 +232,25 @@ async def run_scenario(operations: list[tuple], seed: int) -> None:
             scenario.send(peer, type="leave", room=room)
     await settle(scenario.handler)
     for peer in peers:
-        assert not [f for f in peer.frames if f["type"] == "error"], peer.frames
+        errors = [f for f in peer.frames if f["type"] == "error"]
+        assert all(f["code"] == "position_ahead" for f in errors), peer.frames
+        check_ahead(peer.frames)
         check_member(peer, store)
     await scenario.handler.close()
+
+
+def check_ahead(frames: list[dict]) -> None:
+    """A join whose ``since`` is past the room's newest id is told so, right before its
+    ``joined`` (which then starts from the newest); no other join is."""
+    since: dict[str, int | None] = {}
+    for index, frame in enumerate(frames):
+        if frame["type"] == "_join":
+            since[frame["room"]] = frame["since"]
+        elif frame["type"] == "joined":
+            asked = since[frame["room"]]
+            ahead = asked is not None and asked > frame["last_id"]
+            told = frames[index - 1].get("code") == "position_ahead"
+            assert told == ahead, (frame, asked, frames[index - 1])
 
 
 async def test_a_non_member_gets_no_message_and_only_not_joined_about_a_room() -> None:
