@@ -165,7 +165,9 @@ class Session:
         self._roomy.set()
         self._queue.append((self._seq, text, self._delivered))
         self._woken()
-        self._on_closed(self, code)
+        # Soon, not now: a close can come from inside the chat's own fan-out or command, which
+        # goes on with this member; a WebSocket's close reaches the chat later too.
+        asyncio.get_running_loop().call_soon(self._on_closed, self, code)
 
     # -- the queue -------------------------------------------------------------------
 

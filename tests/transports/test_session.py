@@ -92,6 +92,8 @@ async def test_a_reader_that_falls_behind_is_closed_1008_and_keeps_its_position(
     for n in range(2, 7):
         polled.last_ids["lobby"] = n
         polled.send_nowait(texts(1, n)[0])
+    assert closed == []  # told soon, not from inside the send
+    await asyncio.sleep(0)
     assert closed == [1008]
     assert not polled.open and not polled.send_nowait("{}")
     events, _, position = polled.after(1)
