@@ -213,11 +213,11 @@ class ChatHandler:
     def rejoin(self, peer: Peer, room: str, since: int) -> None:
         """Join ``room`` after ``since`` again (a session resumed at its position, ``rawws.transports``)."""
         member = self._members[peer]
-        try:  # not paid from the frame rate: a position holds at most the rooms a connection may
-            self._dispatch(member, Join(room, since))
+        try:  # unrated (a position names at most a connection's rooms); the ref names a refusal's room
+            self._dispatch(member, Join(room, since, f"join:{room}"))
         except ChatError as error:
             member.last_ids.pop(room, None)  # not in its position any more
-            member.send(chat.error(error.code, error.message))
+            member.send(chat.error(error.code, error.message, error.ref))
 
     # -- commands ---------------------------------------------------------------------
 
@@ -284,10 +284,8 @@ class ChatHandler:
     async def _join_stored(self, member: ChatMember, command: Join) -> None:
         """A private room's door: the stored membership first, then the join, from ``since_id`` on.
 
-        The membership is read again once the room's last id is (``_catch_up``): a kick
-        stored between the two reads is then seen, since this connection may have joined
-        the hub after the kick was applied there.
-        """
+        The membership is read again once the room's last id is (``_catch_up``): a kick stored between
+        the two reads is then seen, as this connection may have joined the hub after it was applied."""
         try:
             membership = await self.doors.admit(command, member.user, cached=True)
             if self.hooks is not None:  # the app's too; a no is a non-member's
@@ -298,6 +296,8 @@ class ChatHandler:
             self.doors.place(member, command.room, membership)
             self._join(member, command)
         except ChatError as error:
+            if not self.hub.is_member(member, command.room):  # a resumed position's
+                member.last_ids.pop(command.room, None)
             member.send(chat.error(error.code, error.message, error.ref))
         except Exception as exc:  # the store failed: the same answer whoever asks
             if not isinstance(exc, StoreUnavailable):

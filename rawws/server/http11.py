@@ -208,7 +208,14 @@ class HttpConnection:
             )
             or b""
         )
-        body = ResponseStream(self.reader, self.writer, chunked=chunked)
+        # As a WebSocket's after its 101: the kernel holds a bounded part of a slow reader's backlog.
+        _set_send_buffer(self.writer, self.config.send_buffer_bytes)
+        body = ResponseStream(
+            self.reader,
+            self.writer,
+            chunked=chunked,
+            high_water=self.config.write_high_water_bytes,
+        )
         try:
             await response.produce(body)
         finally:

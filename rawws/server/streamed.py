@@ -49,7 +49,11 @@ class ResponseStream:
         writer: asyncio.StreamWriter,
         *,
         chunked: bool,
+        high_water: int,
     ) -> None:
+        # ``drain`` waits once more than ``high_water`` bytes wait for the socket, and until
+        # half of them went: the producer's bound and the transport's are one.
+        writer.transport.set_write_buffer_limits(high=high_water, low=high_water // 2)
         self._writer = writer
         self._chunked = chunked
         #: Set when the client went away, sent bytes, or the server is stopping.
@@ -74,7 +78,7 @@ class ResponseStream:
         return self._writer.transport.get_write_buffer_size()
 
     async def drain(self) -> None:
-        """Return once the socket takes bytes again (at once when it is not full)."""
+        """Return once no more than half the high-water mark waits (at once when not over it)."""
         with contextlib.suppress(ConnectionError):
             await self._writer.drain()
 

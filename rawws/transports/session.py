@@ -83,6 +83,10 @@ class Session:
         "_waiter",
         "last_poll",
         "_delivered",
+        "_loop",
+        "_batch",
+        "_batch_bytes",
+        "_batch_due",
     )
 
     def __init__(
@@ -119,6 +123,12 @@ class Session:
         self.last_poll = time.monotonic()
         #: The position after the last event written (SSE) or acknowledged (a poll).
         self._delivered = ""
+        self._loop = asyncio.get_running_loop()
+        # SSE: what this loop turn sent, written as one piece once it ends (as a WebSocket's
+        # outbox is flushed once per turn): a burst costs one write per session, not one per event.
+        self._batch: list[bytes] = []
+        self._batch_bytes = 0
+        self._batch_due = False
 
     # -- Peer ------------------------------------------------------------------------
 
@@ -167,7 +177,7 @@ class Session:
         self._woken()
         # Soon, not now: a close can come from inside the chat's own fan-out or command, which
         # goes on with this member; a WebSocket's close reaches the chat later too.
-        asyncio.get_running_loop().call_soon(self._on_closed, self, code)
+        self._loop.call_soon(self._on_closed, self, code)
 
     # -- the queue -------------------------------------------------------------------
 
@@ -180,9 +190,13 @@ class Session:
         if (
             stream is not None
             and not self._queue
-            and stream.buffered < self._high_water
+            and self._batch_bytes + stream.buffered <= self._high_water
         ):
-            stream.write(sse_data(text), b"id: ", position.encode(), b"\n\n")
+            self._batch += (sse_data(text), b"id: " + position.encode() + b"\n\n")
+            self._batch_bytes += len(text)
+            if not self._batch_due:
+                self._batch_due = True
+                self._loop.call_soon(self._send_batch)
             self._delivered = position
             return True
         size = len(text)
@@ -223,19 +237,29 @@ class Session:
 
     # -- Server-Sent Events ----------------------------------------------------------
 
-    async def pump(self, stream: ResponseStream) -> int:
-        """Write this session's events to ``stream`` until one of them ends; the close code."""
+    def _send_batch(self) -> None:
+        """Write what this turn sent as one piece (the pieces stay in order)."""
+        self._batch_due = False
+        if self._batch and self.stream is not None:
+            self.stream.write(*self._batch)
+        self._batch.clear()
+        self._batch_bytes = 0
+
+    async def pump(self, stream: ResponseStream) -> None:
+        """Write this session's events to ``stream`` until the stream or the session ends."""
         self.stream = stream
         stream.write(_RETRY)
-        ended = asyncio.get_running_loop().create_task(stream.ended.wait())
+        ended = self._loop.create_task(stream.ended.wait())
         ended.add_done_callback(lambda _: self._wake.set())
         try:
             while True:
                 self._flush(stream)
                 if stream.ended.is_set() or (not self._open and not self._queue):
                     break
-                if self._queue:  # the socket is full: wait until it takes bytes again
-                    await stream.drain()
+                if (
+                    self._queue
+                ):  # over the high-water mark: the transport paused writing
+                    await stream.drain()  # until the socket took enough
                     continue
                 left = self._identity.expires_at - time.time()
                 if left <= 0:  # as a WebSocket is closed when its token expires
@@ -248,18 +272,21 @@ class Session:
                     stream.write(_HEARTBEAT)
         finally:
             ended.cancel()
+            self._send_batch()
             self.stream = None
-        return 1001 if stream.why == "server stopping" else 1006
 
     def _flush(self, stream: ResponseStream) -> None:
+        """What waits in the queue, as far as the socket's high-water mark lets, in one piece."""
         written = 0
         for _, text, position in self._queue:
-            if stream.buffered >= self._high_water and self._open:
+            if self._batch_bytes + stream.buffered > self._high_water and self._open:
                 break  # (a closed session's one event, ``closed``, goes out anyway)
-            stream.write(sse_data(text), b"id: ", position.encode(), b"\n\n")
+            self._batch += (sse_data(text), b"id: " + position.encode() + b"\n\n")
+            self._batch_bytes += len(text)
             written += 1
         if written:
             self._dropped(written)
+        self._send_batch()
 
     # -- long-polling ----------------------------------------------------------------
 

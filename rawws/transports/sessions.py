@@ -180,6 +180,6 @@ async def pump_stream(
     sessions: Sessions, session: Session, stream: ResponseStream
 ) -> None:
     """An SSE session's life: its events written until the stream or the session ends."""
-    code = await session.pump(stream)
-    session.close(code, "stream ended")
+    await session.pump(stream)
+    session.close(1006, "stream ended")  # (closed already, unless the client went away)
     sessions.forget(session)

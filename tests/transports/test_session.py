@@ -39,7 +39,9 @@ def texts(n: int, start: int = 0) -> list[str]:
     return [json.dumps({"type": "message", "id": i}) for i in range(start, start + n)]
 
 
-async def test_a_lost_answer_comes_again_and_an_ack_drops_what_it_acknowledges() -> None:
+async def test_a_lost_answer_comes_again_and_an_ack_drops_what_it_acknowledges() -> (
+    None
+):
     polled, _ = session()
     for text in texts(3):
         assert polled.send_nowait(text)
@@ -82,7 +84,9 @@ async def test_each_event_carries_the_position_it_was_queued_with() -> None:
     assert polled.after(1) == (texts(1, 1), 2, "lobby:5")
 
 
-async def test_a_reader_that_falls_behind_is_closed_1008_and_keeps_its_position() -> None:
+async def test_a_reader_that_falls_behind_is_closed_1008_and_keeps_its_position() -> (
+    None
+):
     polled, closed = session(max_messages=4)
     polled.last_ids["lobby"] = 1
     polled.send_nowait(texts(1)[0])
