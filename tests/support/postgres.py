@@ -182,23 +182,25 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture
-async def postgres_url(postgres_cluster: PostgresCluster) -> AsyncIterator[str]:
-    """A SQLAlchemy URL of a brand-new, empty database on the session's cluster."""
+async def new_database(cluster: PostgresCluster) -> str:
+    """A SQLAlchemy URL of a brand-new, empty database on ``cluster``."""
     import asyncpg
 
     name = f"test_{os.getpid()}_{next(_database_numbers)}"
     admin = await asyncpg.connect(
-        host=postgres_cluster.host,
-        port=postgres_cluster.port,
-        user=postgres_cluster.user,
-        database="postgres",
+        host=cluster.host, port=cluster.port, user=cluster.user, database="postgres"
     )
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    yield postgres_cluster.url(name)
+    return cluster.url(name)
+
+
+@pytest.fixture
+async def postgres_url(postgres_cluster: PostgresCluster) -> AsyncIterator[str]:
+    """A SQLAlchemy URL of a brand-new, empty database on the session's cluster."""
+    yield await new_database(postgres_cluster)
 
 
 def _pg_ctl(cluster: PostgresCluster, *arguments: str) -> None:

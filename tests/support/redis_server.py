@@ -117,8 +117,8 @@ class RedisServer:
         self.kill()
 
 
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+def redis_binary() -> str:
+    """The ``redis-server`` to run; without one the test is skipped (failed under ``CI=true``)."""
     binary = shutil.which("redis-server") or (
         "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None
     )
@@ -126,7 +126,12 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
         if os.environ.get("CI") == "true":
             pytest.fail("redis-server is required in CI")
         pytest.skip("redis-server not installed")
-    server = RedisServer(binary, tmp_path)
+    return binary
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(redis_binary(), tmp_path)
     server.start()
     try:
         yield server
