@@ -7,6 +7,7 @@ import os
 import platform
 from pathlib import Path
 
+from bench.blocks import blocks
 from bench.metrics import (
     Metric,
     collect,
@@ -488,7 +489,9 @@ def write_report(out: Path, plots_dir: Path, meta: dict, results: list[dict]) ->
     if limits.exists():
         lines += ["", limits.read_text().rstrip()]
     lines += further_studies(out.parent)
-    out.write_text("\n".join(lines) + "\n")
+    # the blocks the studies wrote into the page this one replaces (bench/blocks.py)
+    kept = blocks(out.read_text()) if out.exists() else []
+    out.write_text("\n".join(lines) + "\n" + "".join("\n" + block for block in kept))
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -500,8 +503,15 @@ FURTHER_STUDIES = [
     (
         "overhead/OVERHEAD.md",
         "one feed by short polling, long polling and WebSocket push: bytes on the wire "
-        "and latency, against websocket.org's claims",
-        ["overhead_ratios.png"],
+        "and latency, against websocket.org's claims; and, on the product, one chat feed "
+        "over `/ws`, `/sse` and `/poll` (section *On the product*)",
+        ["overhead_ratios.png", "product_bytes.png"],
+    ),
+    (
+        "overhead/SESSIONS.md",
+        "what an SSE session and a waiting long poll cost the server beside a WebSocket: "
+        "idle memory, CPU per delivery to 1,000 members",
+        [],
     ),
     (
         "perf/PERF.md",

@@ -4,7 +4,9 @@ The studies are run by hand, rarely; what breaks them in between is a change
 elsewhere (the harness's client or servers, testkit, rawws's own modules).
 Measuring anything is left to their runs. The overhead study, which ``python
 -m bench`` used to run as its Part 1, still runs here in ``--quick`` mode,
-against rawws's own ``Server``: its write-up, plots and raw JSON.
+against rawws's own ``Server``: its write-up, plots and raw JSON; so do its
+two runs on the product (``rawws serve``'s /ws, /sse and /poll): the bytes
+and latency of one feed, and what a session costs the server.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ REPO = Path(__file__).resolve().parent.parent
 COMMANDS = [
     "experiments.overhead",
     "experiments.overhead.capture_chromium",
+    "experiments.overhead.product",
+    "experiments.overhead.sessions",
     "experiments.perf.compression",
     "experiments.perf.auth_handshake",
     "experiments.perf.storm",
@@ -72,3 +76,61 @@ def test_the_overhead_study_runs_and_writes_its_report(tmp_path: Path) -> None:
         assert f"plots/{png}" in report
     study = json.loads(raw.read_text())
     assert study["raw"]["published"] > 0 and not study["raw"]["errors"]
+
+
+def test_the_product_study_reads_every_line_on_every_transport(tmp_path: Path) -> None:
+    out, plots, raw = tmp_path / "OVERHEAD.md", tmp_path / "plots", tmp_path / "p.json"
+    results = tmp_path / "RESULTS.md"
+    out.write_text(
+        "# The overhead study: polling vs WebSocket\n\nthe study's own page\n"
+    )
+    results.write_text("# rawws benchmarks\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "experiments.overhead.product", "--quick"]
+        + ["--out", str(out), "--plots", str(plots), "--json", str(raw)]
+        + ["--results", str(results)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    page = out.read_text()
+    assert page.startswith(
+        "# The overhead study: polling vs WebSocket\n\nthe study's own page\n"
+    )
+    assert "## On the product: `/ws`, `/sse` and `/poll` of `rawws serve`" in page
+    for png in ("product_bytes.png", "product_latency.png"):
+        assert (plots / png).read_bytes().startswith(b"\x89PNG"), png
+        assert f"plots/{png}" in page
+    summary = results.read_text()
+    assert summary.startswith("# rawws benchmarks\n")
+    assert "Transports on the product: bytes and latency" in summary
+    study = json.loads(raw.read_text())
+    assert study["raw"]["published"] > 0 and not study["raw"]["errors"]
+    for group in study["raw"]["groups"]:
+        assert group["missing"] == 0 and group["duplicates"] == 0, group["method"]
+        assert group["bytes"]["payload"] > 0, group["method"]
+
+
+def test_the_sessions_study_measures_every_transport(tmp_path: Path) -> None:
+    page, results, raw = (
+        tmp_path / "SESSIONS.md",
+        tmp_path / "RESULTS.md",
+        tmp_path / "s.json",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "experiments.overhead.sessions", "--quick"]
+        + ["--write", str(page), "--results", str(results), "--json", str(raw)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "SSE `/sse`" in page.read_text() and "long poll `/poll`" in page.read_text()
+    assert "what a session costs the server" in results.read_text()
+    (round_,) = json.loads(raw.read_text())["rounds"]
+    for kind in ("WebSocket", "SSE", "long polling"):
+        assert round_[kind]["lockstep"]["deliveries"] > 0, kind
+        assert round_[kind]["rss_kib"] > round_[kind]["baseline_kib"], kind

@@ -36,4 +36,12 @@ every write is made after sleeping ``delay`` (upstream), and every byte read
 counts as received ``delay`` later (downstream); a polling client cannot send
 its next request before it has "received" the previous answer. Latency =
 that receive time − the server's publish time (both CLOCK_MONOTONIC).
+
+The same comparison on the product, with the chat's own transports (``/ws``,
+``/sse``, long and short ``/poll`` of a real ``rawws serve``), is
+``python -m experiments.overhead.product`` (its section "On the product" of
+OVERHEAD.md); what a session of each costs the server (idle memory, CPU per
+delivery to 1,000 members) is ``python -m experiments.overhead.sessions``
+(SESSIONS.md). The first reuses this study's counting, analysis and plots; the
+second, perfkit's server processes and /proc readings.
 """

@@ -19,36 +19,34 @@ WS_KINDS = (
 )
 
 
+def figures(g: dict) -> dict:
+    """One kind of user's counts (``simulate.summarise``) per delivered message, with TCP/IP and latency."""
+    b = g["bytes"]
+    n = max(1, g["delivered"])
+    tcpip = g["segments"] * TCPIP_BYTES_PER_SEGMENT
+    app_total = sum(b.values())
+    lat = g["latencies_ms"]
+    requests = g["requests"]
+    return {
+        **{k: v for k, v in g.items() if k != "latencies_ms"},
+        "per_message": {k: v / n for k, v in b.items()},
+        "segments_per_message": g["segments"] / n,
+        "segments_per_request": g["segments"] / requests if requests else None,
+        "tcpip_per_message": tcpip / n,
+        "app_overhead_per_message": (app_total - b.get("payload", 0)) / n,
+        "wire_per_message": (app_total + tcpip) / n,
+        "request_bytes_mean": b.get("http_request", 0) / requests if requests else None,
+        "response_head_mean": b.get("http_response_head", 0) / requests
+        if requests
+        else None,
+        "latency_ms": {f"p{p}": pct(lat, p) for p in (50, 90, 99)}
+        | {"max": lat[-1] if lat else None, "n": len(lat)},
+        "latencies_ms": lat,
+    }
+
+
 def analyse(raw: dict, params: dict) -> dict:
-    groups = {}
-    for g in raw["groups"]:
-        b = g["bytes"]
-        n = max(1, g["delivered"])
-        per = {k: v / n for k, v in b.items()}
-        tcpip = g["segments"] * TCPIP_BYTES_PER_SEGMENT
-        app_total = sum(b.values())
-        overhead_app = app_total - b.get("payload", 0)
-        lat = g["latencies_ms"]
-        groups[key(g["method"], g["headers"])] = {
-            **{k: v for k, v in g.items() if k != "latencies_ms"},
-            "per_message": per,
-            "segments_per_message": g["segments"] / n,
-            "segments_per_request": g["segments"] / g["requests"]
-            if g["requests"]
-            else None,
-            "tcpip_per_message": tcpip / n,
-            "app_overhead_per_message": overhead_app / n,
-            "wire_per_message": (app_total + tcpip) / n,
-            "request_bytes_mean": b.get("http_request", 0) / g["requests"]
-            if g["requests"]
-            else None,
-            "response_head_mean": b.get("http_response_head", 0) / g["requests"]
-            if g["requests"]
-            else None,
-            "latency_ms": {f"p{p}": pct(lat, p) for p in (50, 90, 99)}
-            | {"max": lat[-1] if lat else None, "n": len(lat)},
-            "latencies_ms": lat,
-        }
+    groups = {key(g["method"], g["headers"]): figures(g) for g in raw["groups"]}
 
     # The websocket.org scenario: every client gets one message a second; a poller polls once a second and each
     # poll brings one message. Per client per second, from the bytes measured above.

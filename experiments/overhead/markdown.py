@@ -229,6 +229,30 @@ def explain(study: dict) -> list[str]:
     ]
 
 
+#: The section ``python -m experiments.overhead.product`` writes into the same page, between these lines;
+#: each of the two commands rewrites its own part and keeps the other's.
+SECTION_BEGIN = "<!-- On the product: written by `python -m experiments.overhead.product`; re-run it to change. -->"
+SECTION_END = "<!-- End of On the product. -->"
+
+
+def split_page(text: str) -> tuple[str, str]:
+    """The page without the product's section, and that section (with its marker lines; empty if none)."""
+    if SECTION_BEGIN not in text or SECTION_END not in text:
+        return text, ""
+    before, rest = text.split(SECTION_BEGIN, 1)
+    section, after = rest.split(SECTION_END, 1)
+    return before.rstrip("\n") + "\n" + after.lstrip("\n"), (
+        SECTION_BEGIN + section + SECTION_END + "\n"
+    )
+
+
+def write_section(out: Path, section_lines: list[str]) -> None:
+    """Put the product's section at the end of ``out`` (created if missing), in place of the one there."""
+    page, _ = split_page(out.read_text() if out.exists() else "")
+    section = "\n".join([SECTION_BEGIN, "", *section_lines, "", SECTION_END]) + "\n"
+    out.write_text(page.rstrip("\n") + "\n\n" + section if page.strip() else section)
+
+
 def write_markdown(study: dict, out: Path, plots_dir: Path) -> None:
     rel = os.path.relpath(plots_dir, out.parent)
     lines = [
@@ -236,4 +260,5 @@ def write_markdown(study: dict, out: Path, plots_dir: Path) -> None:
         "",
         *render_markdown(study, plots_rel=rel, heading_level=1),
     ]
-    out.write_text("\n".join(lines) + "\n")
+    _, section = split_page(out.read_text() if out.exists() else "")
+    out.write_text("\n".join(lines) + "\n" + ("\n" + section if section else ""))

@@ -13,6 +13,50 @@ from experiments.overhead.common import (
 )
 
 
+def stacked_bars(
+    ax, rows: list[tuple[str, dict[str, float]]], kinds: list[tuple[str, str, str]]
+) -> None:
+    """One horizontal bar per row, stacked by kind (``kinds``: key, label, colour), its total written beside it."""
+    for row, (_, per) in enumerate(rows):
+        left = 0.0
+        for k, label, color in kinds:
+            v = per.get(k, 0.0)
+            ax.barh(row, v, left=left, color=color, label=label if row == 0 else None)
+            left += v
+        ax.text(left + 5, row, f"{left:,.0f} B", va="center", fontsize=8)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([name for name, _ in rows], fontsize=8)
+    ax.invert_yaxis()
+
+
+def latency_cdf(
+    ax, series: list[tuple[str, list[float], str, str]], delay_ms: float
+) -> None:
+    """Sorted latencies as distribution curves (label, values, line style, colour); 1× and 3× the delay marked."""
+    for label, lat, style, color in series:
+        if lat:
+            ax.plot(
+                lat,
+                [(i + 1) / len(lat) for i in range(len(lat))],
+                style,
+                color=color,
+                label=label,
+            )
+    for mult in (1, 3):
+        ax.axvline(delay_ms * mult, color="#888888", lw=0.8, ls="--")
+        ax.text(
+            delay_ms * mult,
+            0.02,
+            f" {mult}×{delay_ms:g} ms",
+            fontsize=7,
+            color="#555555",
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("publish → receive, ms (log)")
+    ax.set_ylabel("fraction of deliveries")
+    ax.grid(alpha=0.3)
+
+
 def plots(study: dict, plots_dir: Path) -> None:
     import matplotlib
 
@@ -39,21 +83,15 @@ def plots(study: dict, plots_dir: Path) -> None:
         ("tcpip", "TCP/IP (52 B × segments)", "#999999"),
     ]
     fig, ax = plt.subplots(figsize=(10, 4.6))
-    for row, k in enumerate(order):
+    rows = []
+    for k in order:
         g = groups[key(*k)]
         per = dict(g["per_message"])
         per["keepalive"] = per.get("ws_ping", 0) + per.get("ws_pong", 0)
         per["upgrade"] = per.get("upgrade_request", 0) + per.get("upgrade_response", 0)
         per["tcpip"] = g["tcpip_per_message"]
-        left = 0.0
-        for k, label, color in kinds:
-            v = per.get(k, 0.0)
-            ax.barh(row, v, left=left, color=color, label=label if row == 0 else None)
-            left += v
-        ax.text(left + 5, row, f"{left:,.0f} B", va="center", fontsize=8)
-    ax.set_yticks(range(len(order)))
-    ax.set_yticklabels([f"{m} ({h})" for m, h in order], fontsize=8)
-    ax.invert_yaxis()
+        rows.append((f"{k[0]} ({k[1]})", per))
+    stacked_bars(ax, rows, kinds)
     ax.set_xlabel("bytes on the wire per delivered message (both directions)")
     ax.set_title(
         f"{study['params']['rate']:g} msg/s feed, poll every {study['params']['interval']:g} s, "
@@ -72,28 +110,19 @@ def plots(study: dict, plots_dir: Path) -> None:
         "long polling": "#dd8452",
         "WebSocket": "#4c72b0",
     }
-    for m, h in order:
-        lat = groups[key(m, h)]["latencies_ms"]
-        if lat:
-            ax.plot(
-                lat,
-                [(i + 1) / len(lat) for i in range(len(lat))],
-                styles[h],
-                color=colors[m],
-                label=f"{m} ({h})",
-            )
+    latency_cdf(
+        ax,
+        [
+            (f"{m} ({h})", groups[key(m, h)]["latencies_ms"], styles[h], colors[m])
+            for m, h in order
+        ],
+        study["params"]["delay_ms"],
+    )
     d = study["params"]["delay_ms"]
-    for mult in (1, 3):
-        ax.axvline(d * mult, color="#888888", lw=0.8, ls="--")
-        ax.text(d * mult, 0.02, f" {mult}×{d:g} ms", fontsize=7, color="#555555")
-    ax.set_xscale("log")
-    ax.set_xlabel("publish → receive, ms (log)")
-    ax.set_ylabel("fraction of deliveries")
     ax.set_title(
         f"latency with a simulated one-way delay of {d:g} ms (claim: 150 ms → 50 ms)",
         fontsize=9,
     )
-    ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
     save_png(fig, plots_dir / "overhead_latency.png")

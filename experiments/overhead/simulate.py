@@ -85,43 +85,47 @@ async def simulate(
     published = log["published_ns"]
     out: dict = {"published": len(published), "errors": errors, "groups": []}
     for method, hkind, counters in groups:
-        total: dict[str, int] = {}
-        latencies: list[float] = []
-        per_message: dict[int, list[float]] = {}
-        delivered = duplicates = 0
-        for c in counters:
-            for k, v in c.bytes.items():
-                total[k] = total.get(k, 0) + v
-            for i, at in c.received.items():
-                if 0 < i <= len(published):
-                    ms = (at - published[i - 1]) / 1e6
-                    latencies.append(ms)
-                    per_message.setdefault(i, []).append(ms)
-            delivered += len(c.received)
-            duplicates += c.duplicates
-        latencies.sort()
-        # messages that reached most users of this kind more than 2 one-way delays late: for WebSocket that is
-        # not the protocol but a stall of the server or of the machine at the moment of publishing
-        late = sorted(
-            i
-            for i, ms in per_message.items()
-            if statistics.median(ms) > 2 * delay * 1000
-        )
-        out["groups"].append(
-            {
-                "method": method,
-                "headers": hkind,
-                "users": len(counters),
-                "bytes": total,
-                "requests": sum(c.requests for c in counters),
-                "empty_responses": sum(c.empty_responses for c in counters),
-                "segments": sum(c.segments for c in counters),
-                "pings": sum(c.pings for c in counters),
-                "delivered": delivered,
-                "missing": len(counters) * len(published) - delivered,
-                "duplicates": duplicates,
-                "late_messages": late,
-                "latencies_ms": latencies,
-            }
-        )
+        out["groups"].append(summarise(method, hkind, counters, published, delay))
     return out
+
+
+def summarise(
+    method: str, hkind: str, counters: list[Counter], published: list[int], delay: float
+) -> dict:
+    """One kind of user's counts added up: bytes by kind, latencies (``published[i - 1]`` is message i's
+    publish time, ns), and the messages late for most of them."""
+    total: dict[str, int] = {}
+    latencies: list[float] = []
+    per_message: dict[int, list[float]] = {}
+    delivered = duplicates = 0
+    for c in counters:
+        for k, v in c.bytes.items():
+            total[k] = total.get(k, 0) + v
+        for i, at in c.received.items():
+            if 0 < i <= len(published):
+                ms = (at - published[i - 1]) / 1e6
+                latencies.append(ms)
+                per_message.setdefault(i, []).append(ms)
+        delivered += len(c.received)
+        duplicates += c.duplicates
+    latencies.sort()
+    # messages that reached most users of this kind more than 2 one-way delays late: for WebSocket that is
+    # not the protocol but a stall of the server or of the machine at the moment of publishing
+    late = sorted(
+        i for i, ms in per_message.items() if statistics.median(ms) > 2 * delay * 1000
+    )
+    return {
+        "method": method,
+        "headers": hkind,
+        "users": len(counters),
+        "bytes": total,
+        "requests": sum(c.requests for c in counters),
+        "empty_responses": sum(c.empty_responses for c in counters),
+        "segments": sum(c.segments for c in counters),
+        "pings": sum(c.pings for c in counters),
+        "delivered": delivered,
+        "missing": len(counters) * len(published) - delivered,
+        "duplicates": duplicates,
+        "late_messages": late,
+        "latencies_ms": latencies,
+    }
