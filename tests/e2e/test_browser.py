@@ -312,6 +312,21 @@ async def test_page_and_assets_are_served_with_security_headers(
         "the page names its script and stylesheet with a content hash"
     )
 
+    # app.js imports the client library by its hashed URL: a new rawws.js is a new app.js URL too.
+    status, _, script = await http_get(
+        server.port, f"/static/app.js?v={versions['app.js']}"
+    )
+    library = re.findall(
+        r'from "/static/rawws\.js\?v=([0-9a-f]+)"', script.decode("utf-8")
+    )
+    assert status == 200 and len(library) == 1, (
+        "app.js imports rawws.js with a content hash"
+    )
+    versions["rawws.js"] = library[0]
+    assert script == (STATIC / "app.js").read_bytes().replace(
+        b'"/static/rawws.js"', f'"/static/rawws.js?v={library[0]}"'.encode()
+    )
+
     immutable = "public, max-age=31536000, immutable"
     for target, content_type, cache in [
         ("/", "text/html; charset=utf-8", "no-cache"),
@@ -328,6 +343,12 @@ async def test_page_and_assets_are_served_with_security_headers(
             immutable,
         ),
         ("/static/app.js?v=stale", "text/javascript; charset=utf-8", "no-cache"),
+        ("/static/rawws.js", "text/javascript; charset=utf-8", "no-cache"),
+        (
+            f"/static/rawws.js?v={versions['rawws.js']}",
+            "text/javascript; charset=utf-8",
+            immutable,
+        ),
     ]:
         status, headers, body = await http_get(server.port, target)
         assert status == 200, target
@@ -339,8 +360,10 @@ async def test_page_and_assets_are_served_with_security_headers(
         ), target
         assert headers["x-content-type-options"] == "nosniff", target
         assert headers["referrer-policy"] == "no-referrer", target
-        if target.startswith("/static/"):
-            name = urlsplit(target).path.rsplit("/", 1)[1]
+        name = urlsplit(target).path.rsplit("/", 1)[1]
+        if (
+            target.startswith("/static/") and name != "app.js"
+        ):  # app.js: its import, above
             assert body == (STATIC / name).read_bytes(), target
 
     status, headers, body = await http_get(server.port, "/", method="HEAD")
@@ -365,7 +388,7 @@ def test_page_has_no_inline_script_or_style_and_no_html_sinks() -> None:
     )
     assert not re.search(r"\son[a-z]+=", html), "inline event handler (CSP forbids it)"
     assert "javascript:" not in html
-    script = (STATIC / "app.js").read_text()
+    script = (STATIC / "app.js").read_text() + (STATIC / "rawws.js").read_text()
     for sink in (
         "innerHTML",
         "outerHTML",
@@ -402,8 +425,17 @@ def test_the_page_keeps_no_copy_of_the_protocols_limits() -> None:
 def test_pages_refuse_an_index_that_does_not_reference_its_assets() -> None:
     files = {
         "index.html": b"<!doctype html><title>x</title>",
-        "app.js": b"",
+        "rawws.js": b"",
+        "app.js": b'import { RawwsClient } from "/static/rawws.js";',
         "app.css": b"",
     }
+    with pytest.raises(ValueError):
+        chat_page.Pages(read=files.__getitem__)
+    # An app.js that does not import the library by the URL the page rewrites is refused too.
+    files["index.html"] = (
+        b'<script type="module" src="/static/app.js"></script><link href="/static/app.css">'
+    )
+    chat_page.Pages(read=files.__getitem__)
+    files["app.js"] = b'import { RawwsClient } from "./rawws.js";'
     with pytest.raises(ValueError):
         chat_page.Pages(read=files.__getitem__)

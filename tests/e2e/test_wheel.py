@@ -214,6 +214,7 @@ def test_the_sdist_holds_what_the_wheel_is_built_from(built: tuple[Path, Path]) 
         "rawws/core/_mask.c",
         "rawws/chat/static/index.html",
         "rawws/chat/static/app.js",
+        "rawws/chat/static/rawws.js",
         "rawws/py.typed",
         "deploy/rawws.service",
         "docs/deploying.md",

@@ -14,7 +14,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,12 +103,19 @@ class Nginx:
     def _globals(self) -> str:
         return f"daemon off; pid {self.prefix / 'nginx.pid'}; error_log {self.prefix / 'error.log'} info;"
 
-    async def start(self, upstreams: list[int]) -> int:
-        """Run nginx in front of ``upstreams``; the port it listens on."""
+    async def start(
+        self, upstreams: list[int], variant: Callable[[str], str] | None = None
+    ) -> int:
+        """Run nginx in front of ``upstreams``; the port it listens on.
+
+        ``variant`` rewrites the rendered configuration: a proxy configured otherwise than
+        deploy/nginx.conf (one that drops ``Upgrade``, one that buffers), for the fallbacks.
+        """
         assert self.process is None
         self.port = free_port()
         conf = self.prefix / "nginx.conf"
-        conf.write_text(render_conf(self.port, upstreams, self.prefix))
+        text = render_conf(self.port, upstreams, self.prefix)
+        conf.write_text(variant(text) if variant is not None else text)
         checked = self.test_conf(conf)
         assert checked.returncode == 0, checked.stderr
         self.process = subprocess.Popen(

@@ -1,8 +1,12 @@
 // The rawws chat page. No framework, no build step, no network but this origin.
 //
+// * The connection is the client library's (rawws.js, imported below: the page serves it with a
+//   content hash in its URL): a WebSocket where one gets through, else Server-Sent Events with
+//   POST /send, else long-polling; the header says which ("WebSocket", "SSE", "long-polling").
 // * The access token lives in memory and in sessionStorage (this tab only), never
-//   in a URL: every (re)connection buys a fresh single-use ticket with
-//   POST /auth/ticket and opens ws(s)://<this host>/ws?ticket=…, offering rawws.v1.
+//   in a URL: every WebSocket buys a fresh single-use ticket with
+//   POST /auth/ticket and opens ws(s)://<this host>/ws?ticket=…, offering rawws.v1;
+//   SSE and long-polling send it in an Authorization header.
 // * The refresh token is never seen by this script: the server keeps it in an HttpOnly,
 //   SameSite=Strict cookie for /auth (docs/protocol.md, "A browser's session"). It renews
 //   the access token a minute before it expires (POST /auth/refresh with the
@@ -11,7 +15,7 @@
 //   and a new tab or a restarted browser signs in from the cookie without a prompt. A socket opened with the old token still ends with
 //   1008 when that token expires; the page reconnects with the new one and `since`,
 //   without a prompt. Only a refused refresh (revoked, replayed, expired) signs out.
-// * A dropped connection is retried with capped exponential backoff and jitter;
+// * A dropped connection is retried (by the library) with capped exponential backoff and jitter;
 //   every room is joined again with `since` = the last message id seen there, so
 //   the server replays exactly what was missed. Messages are kept by id per room
 //   and inserted in id order, so nothing is shown twice.
@@ -26,13 +30,10 @@
 //   page, frame rate) are not copied here: every welcome frame carries them
 //   (docs/protocol.md), and the page checks what it sends against the last ones it
 //   read. Until the first welcome it checks nothing the server will not check.
-"use strict";
+import { RawwsClient } from "/static/rawws.js";
 
 (() => {
-  const BACKOFF_BASE_MS = 500;
-  const BACKOFF_CAP_MS = 30000;
   const OFFLINE_AFTER_ATTEMPTS = 5; // failed attempts in a row before "reconnecting" becomes "offline"
-  const STABLE_CONNECTION_MS = 10000; // a connection that lasted this long resets the backoff
   const GROUP_WINDOW_S = 5 * 60; // consecutive messages of one author within this are grouped
   const NOTICE_MS = 7000;
   const STORAGE = {
@@ -42,7 +43,6 @@
     user: "rawws.user",
     rooms: "rawws.rooms",
   };
-  const REFRESH_MARGIN_MS = 60000; // renew the access token when it has less than this left
   const PALETTE_SIZE = 8;
 
   // Error codes in words; those that state a limit say the one the server sent (state.limits).
@@ -94,29 +94,19 @@
   // -- state ------------------------------------------------------------------------
 
   const state = {
+    client: null, // the RawwsClient of this sign-in (rawws.js): the connection, the tokens' renewal
     token: null,
-    refresh: null, // the refresh token: single use, replaced by every renewal
-    expiresAt: 0, // Date.now() when the access token expires
-    refreshTimer: null,
-    refreshing: null, // the renewal in flight, shared by everyone who needs it
     user: null,
     rooms: new Map(), // name -> Room, in the order joined
     current: null,
-    ws: null,
-    socketSeq: 0, // which connection a pending message was sent on
-    connecting: false,
-    connectSeq: 0, // bumped on logout so a late ticket answer is ignored
-    connectedAt: 0,
-    attempt: 0,
-    retryTimer: null,
+    waiting: false, // the client waits before trying again (its backoff)
     countdownTimer: null,
     retryAt: 0,
     connection: "offline",
     useDefaults: false, // add the server's default rooms at the next welcome (a fresh sign-in)
     restoreRooms: false, // join again the rooms the server says you belong to (a fresh sign-in)
-    renewable: false, // the session has a refresh cookie (signed in with a password or by the cookie)
     everOnline: false,
-    pending: new Map(), // ref -> {room, text, node, socket}
+    pending: new Map(), // ref -> {room, text, node}
     limits: null, // the protocol's limits, from the last welcome (readLimits)
     refSeq: 0,
     noticeTimer: null,
@@ -358,17 +348,14 @@
     box.hidden = !text;
   }
 
-  // `session`: the request uses (or sets) the refresh cookie, with the header the server
-  // requires of it (no other site's page can send that header).
-  async function postJson(path, body, { session = false } = {}) {
-    const headers = { "Content-Type": "application/json" };
-    if (session) headers["X-Rawws-Session"] = "cookie";
+  // Registration (everything else of the account is the client library's: rawws.js).
+  async function postJson(path, body) {
     const response = await fetch(path, {
       method: "POST",
-      headers,
+      headers: { "Content-Type": "application/json" },
       body: JSON.stringify(body),
       cache: "no-store",
-      credentials: session ? "same-origin" : "omit",
+      credentials: "omit",
     });
     let payload = null;
     try {
@@ -383,16 +370,35 @@
     return payload && payload.error && typeof payload.error.message === "string" ? payload.error.message : "";
   }
 
+  // A client of this page's own (cookie session: the refresh token is an HttpOnly cookie) whose
+  // events reach the page only while it is the signed-in one.
+  function newClient() {
+    const client = new RawwsClient({ auth: "cookie" });
+    const on = (type, handler) => client.on(type, (value) => {
+      if (state.client === client) handler(value);
+    });
+    on("token", keepToken);
+    on("status", onStatus);
+    on("transport", ({ transport }) => showTransport(transport));
+    on("frame", onFrame);
+    on("disconnect", onDisconnected);
+    on("unauthorized", () => stopChat("Your session has expired. Please sign in again."));
+    return client;
+  }
+
   async function logIn(username, password) {
-    const { response, payload } = await postJson(
-      "/auth/login", { username, password, session: "cookie" }, { session: true });
-    if (response.ok && payload && typeof payload.access_token === "string") return payload;
-    if (response.status === 401) throw new Error("Wrong username or password.");
-    if (response.status === 429) {
-      const wait = Number(response.headers.get("Retry-After")) || 60;
-      throw new Error(`Too many sign-in attempts. Try again in ${wait} seconds.`);
+    const client = newClient();
+    try {
+      await client.login(username, password);
+    } catch (error) {
+      if (error instanceof TypeError) throw error; // fetch itself failed
+      if (error.status === 401) throw new Error("Wrong username or password.");
+      if (error.status === 429) {
+        throw new Error(`Too many sign-in attempts. Try again in ${error.retryAfter || 60} seconds.`);
+      }
+      throw new Error(capitalise(error.serverMessage || "") || `Sign-in failed (HTTP ${error.status}).`);
     }
-    throw new Error(capitalise(serverMessage(payload)) || `Sign-in failed (HTTP ${response.status}).`);
+    return client;
   }
 
   async function submitAuth(form, action) {
@@ -411,9 +417,9 @@
         if (response.status === 409) throw new Error("That username is taken. Pick another one.");
         if (!response.ok) throw new Error(capitalise(serverMessage(payload)) || `Registration failed (HTTP ${response.status}).`);
       }
-      const tokens = await logIn(username, password);
+      const client = await logIn(username, password);
       form.elements.password.value = "";
-      startChat(tokens, username);
+      startChat(client, username);
     } catch (error) {
       const offline = error instanceof TypeError; // fetch itself failed
       formError(form, offline ? "Can't reach the server. Check your connection and try again." : error.message);
@@ -424,64 +430,18 @@
 
   // -- starting and stopping the chat -------------------------------------------------
 
-  function keepTokens(tokens) {
-    state.token = tokens.access_token;
-    state.renewable = true;
-    const lifetime = Number(tokens.expires_in);
-    state.expiresAt = Number.isFinite(lifetime) && lifetime > 0 ? Date.now() + lifetime * 1000 : 0;
-    storage("set", STORAGE.token, state.token);
-    storage("set", STORAGE.expiresAt, String(state.expiresAt));
-    scheduleRefresh();
+  // The access token, kept for this tab (a reload signs in without the form); the client renews it.
+  function keepToken({ accessToken, expiresIn }) {
+    state.token = accessToken;
+    const lifetime = Number(expiresIn);
+    const expiresAt = Number.isFinite(lifetime) && lifetime > 0 ? Date.now() + lifetime * 1000 : 0;
+    storage("set", STORAGE.token, accessToken);
+    storage("set", STORAGE.expiresAt, String(expiresAt));
   }
 
-  function scheduleRefresh() {
-    clearTimeout(state.refreshTimer);
-    state.refreshTimer = null;
-    if (!state.renewable || !state.expiresAt) return;
-    const lifetime = state.expiresAt - Date.now();
-    const delay = Math.max(0, lifetime - Math.min(REFRESH_MARGIN_MS, lifetime / 3));
-    state.refreshTimer = setTimeout(() => {
-      renewTokens().catch(() => {}); // a failure is handled where a token is next needed
-    }, delay);
-  }
-
-  // The refresh cookie for a new access token (and the cookie's successor). One tab at a time
-  // (a Web Lock): tabs share the cookie, and a token presented twice ends the login.
-  async function refreshByCookie() {
-    const call = () => postJson("/auth/refresh", {}, { session: true });
-    if (navigator.locks && navigator.locks.request) return navigator.locks.request("rawws.refresh", call);
-    return call();
-  }
-
-  // Trade the refresh cookie for a new access token. true: renewed; false: refused (the session is over).
-  // A network or server error throws, so the caller retries later instead of signing out.
-  function renewTokens() {
-    if (state.refreshing) return state.refreshing;
-    if (!state.renewable) return Promise.resolve(false);
-    const seq = state.connectSeq;
-    state.refreshing = (async () => {
-      try {
-        const { response, payload } = await refreshByCookie();
-        if (seq !== state.connectSeq) return false; // signed out meanwhile
-        if (response.ok && payload && typeof payload.access_token === "string") {
-          keepTokens(payload);
-          return true;
-        }
-        if (response.status === 401 || response.status === 400 || response.status === 403) {
-          state.renewable = false;
-          return false;
-        }
-        state.refreshTimer = setTimeout(() => renewTokens().catch(() => {}), 5000 + Math.random() * 5000);
-        throw new Error(`refresh: HTTP ${response.status}`);
-      } finally {
-        state.refreshing = null;
-      }
-    })();
-    return state.refreshing;
-  }
-
-  function startChat(tokens, username) {
-    keepTokens(tokens);
+  function startChat(client, username) {
+    state.client = client;
+    keepToken({ accessToken: client.accessToken, expiresIn: (client.tokenExpiresAt - Date.now()) / 1000 });
     state.user = username;
     storage("set", STORAGE.user, username);
     $("auth-view").hidden = true;
@@ -497,34 +457,27 @@
     const names = Array.isArray(saved) ? saved.filter(validRoom) : [];
     state.useDefaults = !Array.isArray(saved); // a saved list, even an empty one, wins over the defaults
     state.everOnline = false;
-    for (const name of state.useDefaults ? [] : names) ensureRoom(name); // the defaults come with the welcome
+    for (const name of state.useDefaults ? [] : names) sendJoin(ensureRoom(name)); // the defaults come with the welcome
     selectRoom(state.rooms.keys().next().value || null);
-    state.attempt = 0;
-    connect();
+    setConnection("connecting");
+    client.connect();
     $("message-input").focus();
   }
 
   function stopChat(notice, { logout = false } = {}) {
-    state.connectSeq++;
-    if (logout && state.renewable) {
-      postJson("/auth/logout", {}, { session: true }).catch(() => {}); // revoke this login, drop the cookie
+    const client = state.client;
+    state.client = null;
+    if (client) {
+      if (logout) client.logout().catch(() => {}); // revoke this login, drop the cookie
+      else client.close();
     }
     state.token = null;
-    state.renewable = false;
-    state.expiresAt = 0;
-    clearTimeout(state.refreshTimer);
-    state.refreshTimer = null;
     storage("remove", STORAGE.token);
     storage("remove", STORAGE.refresh);
     storage("remove", STORAGE.expiresAt);
     storage("remove", STORAGE.rooms);
-    clearTimeout(state.retryTimer);
     clearInterval(state.countdownTimer);
-    state.retryTimer = null;
-    const ws = state.ws;
-    state.ws = null;
-    state.connecting = false;
-    if (ws) ws.close(1000, "signed out");
+    state.waiting = false;
     state.rooms.clear();
     state.pending.clear();
     state.parting.clear();
@@ -535,6 +488,7 @@
     $("room-list").replaceChildren();
     $("member-list").replaceChildren();
     setConnection("offline");
+    showTransport(null);
     hideNotice();
     showAuth(notice);
   }
@@ -547,112 +501,53 @@
     reconnecting: "Reconnecting…",
     offline: "Offline",
   };
+  const TRANSPORT_LABELS = { websocket: "WebSocket", sse: "SSE", poll: "long-polling" };
 
   function setConnection(name) {
     state.connection = name;
     const box = $("connection");
     box.dataset.state = name;
     updateConnectionLabel();
-    $("retry-now").hidden = !(name === "reconnecting" || name === "offline") || !state.token;
+    $("retry-now").hidden = !(name === "reconnecting" || name === "offline") || !state.client;
     $("send-button").disabled = name !== "online";
     document.body.dataset.connection = name;
   }
 
+  // Which transport carries the chat (the library's choice: docs/transports.md).
+  function showTransport(name) {
+    const box = $("transport");
+    box.dataset.transport = name || "";
+    box.textContent = name ? TRANSPORT_LABELS[name] || name : "";
+    box.title = name ? `Connected over ${TRANSPORT_LABELS[name] || name}` : "";
+    box.hidden = !name;
+  }
+
   function updateConnectionLabel() {
     let label = CONNECTION_LABELS[state.connection];
-    if (state.retryTimer !== null && (state.connection === "reconnecting" || state.connection === "offline")) {
+    if (state.waiting && (state.connection === "reconnecting" || state.connection === "offline")) {
       const seconds = Math.ceil((state.retryAt - Date.now()) / 1000);
       if (seconds > 1) label = `${state.connection === "offline" ? "Offline" : "Reconnecting"} · retry in ${seconds}s`;
     }
     $("connection-label").textContent = label;
   }
 
-  async function connect() {
-    clearTimeout(state.retryTimer);
+  // The client's progress: "online" is said by the welcome (onWelcome), after the page read its limits.
+  function onStatus({ status, attempt, retryAt }) {
     clearInterval(state.countdownTimer);
-    state.retryTimer = null;
-    if (!state.token || state.ws || state.connecting) return;
-    state.connecting = true;
-    const seq = ++state.connectSeq;
-    if (!state.everOnline) setConnection("connecting");
-    else if (state.connection === "online") setConnection("reconnecting");
-    let ticket;
-    try {
-      if (state.renewable && state.expiresAt && Date.now() >= state.expiresAt - REFRESH_MARGIN_MS) {
-        await renewTokens(); // about to expire: renew first (a refusal shows up as the ticket's 401)
-        if (seq !== state.connectSeq) return;
-      }
-      let response = await askTicket();
-      if (seq !== state.connectSeq) return;
-      if (response.status === 401 && (await renewTokens())) {
-        if (seq !== state.connectSeq) return;
-        response = await askTicket();
-        if (seq !== state.connectSeq) return;
-      }
-      if (response.status === 401) {
-        state.connecting = false;
-        stopChat("Your session has expired. Please sign in again.");
-        return;
-      }
-      if (!response.ok) throw new Error(`ticket: HTTP ${response.status}`);
-      ticket = (await response.json()).ticket;
-      if (typeof ticket !== "string") throw new Error("ticket: bad answer");
-    } catch (_) {
-      if (seq === state.connectSeq) {
-        state.connecting = false;
-        scheduleReconnect();
-      }
-      return;
+    state.waiting = status === "waiting";
+    if (status === "connecting") {
+      if (!state.everOnline) setConnection("connecting");
+      else if (state.connection === "online") setConnection("reconnecting");
+    } else if (status === "waiting") {
+      state.retryAt = retryAt;
+      state.countdownTimer = setInterval(updateConnectionLabel, 1000);
+      const offline = attempt > OFFLINE_AFTER_ATTEMPTS || navigator.onLine === false;
+      setConnection(offline ? "offline" : "reconnecting");
     }
-    if (seq !== state.connectSeq) return;
-    state.connecting = false;
-    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    let ws;
-    try {
-      ws = new WebSocket(`${scheme}//${location.host}/ws?ticket=${encodeURIComponent(ticket)}`, ["rawws.v1"]);
-    } catch (_) {
-      scheduleReconnect();
-      return;
-    }
-    state.ws = ws;
-    state.socketSeq++;
-    ws.addEventListener("message", (event) => {
-      if (state.ws === ws) onFrame(event.data);
-    });
-    ws.addEventListener("close", (event) => {
-      if (state.ws === ws) {
-        state.ws = null;
-        onDisconnected(event);
-      }
-    });
   }
 
-  function askTicket() {
-    return fetch("/auth/ticket", {
-      method: "POST",
-      headers: { Authorization: `Bearer ${state.token}` },
-      cache: "no-store",
-      credentials: "omit",
-    });
-  }
-
-  function scheduleReconnect() {
-    if (!state.token) return;
-    const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** Math.min(state.attempt, 16));
-    const delay = ceiling / 2 + Math.random() * (ceiling / 2); // "equal jitter": spread, never zero
-    state.attempt++;
-    state.retryAt = Date.now() + delay;
-    clearTimeout(state.retryTimer);
-    clearInterval(state.countdownTimer);
-    state.retryTimer = setTimeout(connect, delay);
-    state.countdownTimer = setInterval(updateConnectionLabel, 1000);
-    const offline = state.attempt > OFFLINE_AFTER_ATTEMPTS || navigator.onLine === false;
-    setConnection(offline ? "offline" : "reconnecting");
-  }
-
+  // A connection that was online ended: the client reconnects by itself and joins every room again.
   function onDisconnected() {
-    if (Date.now() - state.connectedAt > STABLE_CONNECTION_MS) state.attempt = 0;
-    state.connectedAt = 0;
     for (const room of state.rooms.values()) room.joined = false;
     for (const name of state.parting) {
       // Done or not, the server may have ended the membership: joining again would begin a new one.
@@ -660,25 +555,17 @@
       showNotice(`The connection dropped while leaving ${labelOf(name)} for good. Join it again if you're still a member.`);
     }
     state.parting.clear();
-    for (const [ref, pending] of state.pending) {
-      // Stored or not? If it was, the replay brings it back and it is adopted then.
-      markFailed(pending, "Not sent: the connection dropped.");
-      state.rooms.get(pending.room)?.orphans.push(pending);
-      state.pending.delete(ref);
-    }
-    scheduleReconnect();
+    if (state.connection === "online") setConnection("reconnecting");
   }
 
   function send(frame) {
-    if (!state.ws || state.ws.readyState !== WebSocket.OPEN) return false;
-    state.ws.send(JSON.stringify(frame));
-    return true;
+    return state.client ? state.client.send(frame) : false;
   }
 
+  // Into the room, now or once connected, and again after every reconnection (with `since`: the
+  // client keeps the last id of each room).
   function sendJoin(room) {
-    const frame = { type: "join", room: room.name, ref: `join:${room.name}` };
-    if (room.baseline) frame.since = room.lastId;
-    send(frame);
+    if (state.client) state.client.join(room.name);
   }
 
   function requestHistory(room) {
@@ -699,13 +586,8 @@
 
   // -- frames from the server ---------------------------------------------------------
 
-  function onFrame(data) {
-    let frame;
-    try {
-      frame = JSON.parse(data);
-    } catch (_) {
-      return;
-    }
+  // Every frame the client passes on (parsed, and without one it had already: a resume's overlap).
+  function onFrame(frame) {
     if (!frame || typeof frame.type !== "string") return;
     switch (frame.type) {
       case "welcome": return onWelcome(frame);
@@ -856,7 +738,6 @@
   }
 
   function onWelcome(frame) {
-    state.connectedAt = Date.now();
     state.limits = readLimits(frame.limits);
     applyLimits();
     for (const name of [...state.rooms.keys()]) if (!validRoom(name)) removeRoom(name);
@@ -871,11 +752,10 @@
     }
     state.useDefaults = false;
     state.everOnline = true;
-    clearTimeout(state.retryTimer);
     clearInterval(state.countdownTimer);
-    state.retryTimer = null;
+    state.waiting = false;
     setConnection("online");
-    for (const room of state.rooms.values()) sendJoin(room);
+    for (const room of state.rooms.values()) sendJoin(room); // the client joined its own again already
     send({ type: "rooms", ref: "rooms" });
   }
 
@@ -1092,8 +972,7 @@
   function leaveForGood() {
     const room = state.current ? state.rooms.get(state.current) : null;
     if (!room || state.parting.has(room.name)) return;
-    const frame = { type: "leave", room: room.name, for_good: true, ref: `part:${room.name}` };
-    if (!room.joined || !send(frame)) {
+    if (!room.joined || !state.client || !state.client.leave(room.name, { forGood: true })) {
       showNotice("You're not connected right now. Try again once you're back online.");
       return;
     }
@@ -1591,15 +1470,19 @@
     room.list.append(node);
     regroup(node);
     updateEmpty(room);
-    const pending = { room: room.name, text, node, socket: state.socketSeq };
+    const pending = { room: room.name, text, node };
     state.pending.set(ref, pending);
     const box = $("messages");
     box.scrollTop = box.scrollHeight;
-    if (!send({ type: "say", room: room.name, text, ref })) {
+    // The `ack` and `error` frames are handled as they come (onAck, onError); what the promise adds
+    // is the end of a say nobody answered: its timeout, or the connection dropping under it.
+    const said = state.client ? state.client.say(room.name, text, { ref }) : Promise.reject(new Error("offline"));
+    said.catch((error) => {
+      if (state.pending.get(ref) !== pending) return; // answered already
       state.pending.delete(ref);
-      markFailed(pending, "Not sent.", true);
-      room.orphans.push(pending);
-    }
+      markFailed(pending, error.code === "disconnected" ? "Not sent: the connection dropped." : "Not sent.", true);
+      state.rooms.get(pending.room)?.orphans.push(pending);
+    });
   }
 
   // -- rooms ------------------------------------------------------------------------------
@@ -1642,7 +1525,10 @@
   function leaveRoom(name) {
     const room = state.rooms.get(name);
     if (!room) return;
-    if (room.joined) send({ type: "leave", room: name });
+    if (state.client) {
+      if (room.joined) state.client.leave(name);
+      else state.client.forget(name); // not joined again on the next connection
+    }
     for (const [ref, pending] of state.pending) if (pending.room === name) state.pending.delete(ref);
     removeRoom(name);
   }
@@ -1815,10 +1701,7 @@
       submitAuth(event.currentTarget, "register");
     });
     $("logout").addEventListener("click", () => stopChat("You're signed out.", { logout: true }));
-    $("retry-now").addEventListener("click", () => {
-      state.attempt = Math.min(state.attempt, OFFLINE_AFTER_ATTEMPTS);
-      connect();
-    });
+    $("retry-now").addEventListener("click", () => state.client?.reconnectNow());
     $("notice-close").addEventListener("click", hideNotice);
     $("composer").addEventListener("submit", (event) => {
       event.preventDefault();
@@ -1882,10 +1765,10 @@
       if (event.key === "Escape") closeDrawers();
     });
     window.addEventListener("online", () => {
-      if (state.token && !state.ws) connect();
+      if (state.client && !state.client.online) state.client.reconnectNow();
     });
     window.addEventListener("offline", () => {
-      if (state.token && !state.ws) setConnection("offline");
+      if (state.client && !state.client.online) setConnection("offline");
     });
 
     storage("remove", STORAGE.refresh); // kept there by pages before the cookie session
@@ -1893,16 +1776,21 @@
     const user = storage("get", STORAGE.user);
     const expiresAt = Number(storage("get", STORAGE.expiresAt)) || 0;
     const expiresIn = expiresAt ? Math.max(1, (expiresAt - Date.now()) / 1000) : 0;
-    if (token && user) startChat({ access_token: token, expires_in: expiresIn }, user);
-    else signInByCookie();
+    if (token && user) {
+      const client = newClient();
+      client.useTokens({ access_token: token, expires_in: expiresIn });
+      startChat(client, user);
+    } else {
+      signInByCookie();
+    }
   }
 
   // A new tab or a restarted browser: the refresh cookie, if the browser has one, signs in.
   async function signInByCookie() {
     try {
-      const { response, payload } = await refreshByCookie();
-      if (response.ok && payload && typeof payload.access_token === "string" && typeof payload.user === "string") {
-        startChat(payload, payload.user);
+      const client = newClient();
+      if ((await client.renew()) && typeof client.user === "string") {
+        startChat(client, client.user);
         return;
       }
     } catch (_) {
