@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -298,9 +299,13 @@ async def open_sse(
     last_event_id: str | None = None,
     headers: dict[str, str] | None = None,
     path: str = "/sse",
+    receive_buffer: int | None = None,
 ) -> tuple[int, dict[str, str], bytes, asyncio.StreamReader, asyncio.StreamWriter]:
     """Send ``GET path`` (bearer ``token`` unless None) and read the answer's head: status,
-    headers, the body of a refusal (by Content-Length), and the open stream."""
+    headers, the body of a refusal (by Content-Length), and the open stream.
+
+    ``receive_buffer``: the socket's ``SO_RCVBUF``, set before it connects (so the kernel
+    cannot grow it), for a reader that stalls soon."""
     all_headers = {"Host": f"127.0.0.1:{port}", "Accept": "text/event-stream"}
     if token is not None:
         all_headers["Authorization"] = f"Bearer {token}"
@@ -310,7 +315,15 @@ async def open_sse(
     head = f"GET {path} HTTP/1.1\r\n" + "".join(
         f"{name}: {value}\r\n" for name, value in all_headers.items()
     )
-    reader, writer = await asyncio.wait_for(open_raw(port), TIMEOUT_S)
+    if receive_buffer is None:
+        reader, writer = await asyncio.wait_for(open_raw(port), TIMEOUT_S)
+    else:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        sock.setblocking(False)
+        connecting = asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+        await asyncio.wait_for(connecting, TIMEOUT_S)
+        reader, writer = await asyncio.open_connection(sock=sock)
     try:
         writer.write((head + "\r\n").encode("latin-1"))
         status, response_headers, body = await read_http_head(reader, TIMEOUT_S)
@@ -318,6 +331,86 @@ async def open_sse(
         await close_writer(writer)
         raise
     return status, response_headers, body, reader, writer
+
+
+class SseSteps:
+    """One ``GET /sse`` read a step at a time, only when the test asks (``next``): for the answer's
+    head and refusals, a reader that stalls, and each event with the last event id after it."""
+
+    def __init__(
+        self,
+        status: int,
+        headers: dict[str, str],
+        body: bytes,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        self.status, self.headers, self.body = status, headers, body
+        self._reader, self._writer = reader, writer
+        self._lines = SseLines()
+        self._fields: list[tuple[str, str] | None] = []
+        self.last_event_id: str | None = None  # as a browser keeps it (None: never set)
+        self.retry_ms: int | None = None
+        self.ended = False
+
+    @classmethod
+    async def open(cls, port: int, token: str | None, **options: Any) -> SseSteps:
+        """``open_sse``'s answer; a refusal's connection is closed at once."""
+        steps = cls(*await open_sse(port, token, **options))
+        if steps.status != 200:
+            await steps.close()
+        return steps
+
+    async def next(self, timeout: float = TIMEOUT_S) -> tuple[Frame, str | None]:
+        """The next event's JSON and the last event id after it (AssertionError at the end)."""
+        data: list[str] = []
+        while True:
+            while not self._fields:
+                chunk = await asyncio.wait_for(self._chunk(), timeout)
+                assert chunk is not None, "the event stream ended"
+                self._fields = self._lines.feed(chunk)
+            field = self._fields.pop(0)
+            if field is None:
+                if data:
+                    return json.loads("\n".join(data)), self.last_event_id
+            elif field[0] == "data":
+                data.append(field[1])
+            elif field[0] == "id":
+                self.last_event_id = field[1]
+            elif field[0] == "retry":
+                self.retry_ms = int(field[1])
+
+    async def until(self, kind: str, **fields: object) -> tuple[Frame, str | None]:
+        """Events up to the first of type ``kind`` with ``fields``."""
+        while True:
+            frame, event_id = await self.next()
+            if frame["type"] == kind and all(
+                frame.get(k) == v for k, v in fields.items()
+            ):
+                return frame, event_id
+
+    async def rest(self) -> list[tuple[Frame, str | None]]:
+        """Every event until the server ends the stream."""
+        events = []
+        while not self.ended or self._fields:
+            try:
+                events.append(await self.next())
+            except AssertionError:
+                break
+        assert self.ended, "the stream did not end"
+        return events
+
+    async def _chunk(self) -> bytes | None:
+        size = int((await self._reader.readuntil(b"\r\n")).split(b";")[0], 16)
+        if size == 0:
+            self.ended = True
+            return None
+        chunk = await self._reader.readexactly(size + 2)
+        assert chunk.endswith(b"\r\n"), f"a chunk not ended by CRLF: {chunk!r}"
+        return chunk[:-2]
+
+    async def close(self) -> None:
+        await close_writer(self._writer)
 
 
 # -- long-polling ----------------------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 from rawws.transports import sessions as sessions_module
 from tests.conftest import StartServer
 from tests.support.helpers import http, registered_token
-from tests.support.sse import SseStream, open_sse
+from tests.support.transport_clients import SseSteps
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -40,15 +40,12 @@ async def poll(
 
 async def sse_session(
     port: int, token: str, position: str | None = None
-) -> tuple[SseStream, str]:
-    headers = bearer(token)
-    if position is not None:
-        headers["Last-Event-ID"] = position
-    stream = await open_sse(port, headers)
+) -> tuple[SseSteps, str]:
+    stream = await SseSteps.open(port, token, last_event_id=position)
     assert stream.status == 200, stream.body
-    first = await stream.next()
-    assert first.data["type"] == "session"
-    return stream, first.data["session"]
+    first, _ = await stream.next()
+    assert first["type"] == "session"
+    return stream, first["session"]
 
 
 async def test_an_event_stream_is_unbuffered_chunked_and_starts_with_its_session(
@@ -56,16 +53,16 @@ async def test_an_event_stream_is_unbuffered_chunked_and_starts_with_its_session
 ) -> None:
     server = await start_server()
     token = await registered_token(server.port, "ann")
-    stream = await open_sse(server.port, bearer(token))
+    stream = await SseSteps.open(server.port, token)
     assert stream.status == 200
     assert stream.headers["content-type"] == "text/event-stream; charset=utf-8"
     assert stream.headers["cache-control"] == "no-cache, no-transform"
     assert stream.headers["x-accel-buffering"] == "no"
     assert stream.headers["transfer-encoding"] == "chunked"
-    first = await stream.next()
-    assert stream.retry == 2000
-    assert first.data["type"] == "session" and first.data["transport"] == "sse"
-    assert (await stream.next()).data["type"] == "welcome"
+    first, _ = await stream.next()
+    assert stream.retry_ms == 2000
+    assert first["type"] == "session" and first["transport"] == "sse"
+    assert (await stream.next())[0]["type"] == "welcome"
     await stream.close()
 
 
@@ -80,8 +77,8 @@ async def test_a_say_sent_by_post_is_acked_on_the_stream_and_reaches_a_poller(
     bob_session = first["session"]
     assert await send(port, ann, ann_session, {"type": "join", "room": "lobby"}) == 202
     assert await send(port, bob, bob_session, {"type": "join", "room": "lobby"}) == 202
-    joined = await stream.until("joined", room="lobby")
-    assert joined.id == f"lobby:{joined.data['last_id']}"
+    joined, joined_id = await stream.until("joined", room="lobby")
+    assert joined_id == f"lobby:{joined['last_id']}"
     assert (
         await send(
             port,
@@ -91,16 +88,16 @@ async def test_a_say_sent_by_post_is_acked_on_the_stream_and_reaches_a_poller(
         )
         == 202
     )
-    ack = await stream.until("ack", ref="r1")
-    message = await stream.until("message", id=ack.data["id"])
-    assert message.data["text"] == "hi" and message.id == f"lobby:{ack.data['id']}"
+    ack, _ = await stream.until("ack", ref="r1")
+    message, message_id = await stream.until("message", id=ack["id"])
+    assert message["text"] == "hi" and message_id == f"lobby:{ack['id']}"
     cursor, seen = first["cursor"], []
     while not any(e["type"] == "message" for e in seen):
         answer = await poll(port, bob, f"?session={bob_session}&ack={cursor}&wait=10")
         cursor, seen = answer["cursor"], seen + answer["events"]
     said = [e for e in seen if e["type"] == "message"]
-    assert [(e["id"], e["text"]) for e in said] == [(ack.data["id"], "hi")]
-    assert answer["position"] == f"lobby:{ack.data['id']}"
+    assert [(e["id"], e["text"]) for e in said] == [(ack["id"], "hi")]
+    assert answer["position"] == f"lobby:{ack['id']}"
     await stream.close()
 
 
@@ -187,9 +184,9 @@ async def test_a_ticket_opens_one_stream_once(start_server: StartServer) -> None
     ticket = (
         await http(server.port, "POST", "/auth/ticket", headers=bearer(token))
     ).json["ticket"]
-    first = await open_sse(server.port, query=f"?ticket={ticket}")
+    first = await SseSteps.open(server.port, None, path=f"/sse?ticket={ticket}")
     assert first.status == 200
-    again = await open_sse(server.port, query=f"?ticket={ticket}")
+    again = await SseSteps.open(server.port, None, path=f"/sse?ticket={ticket}")
     assert again.status == 401
     await first.close()
 
@@ -209,8 +206,7 @@ async def test_a_resumed_position_gets_exactly_what_was_missed_in_every_room(
         {"type": "join", "room": "dev"},
     )
     await stream.until("joined", room="lobby")
-    joined = await stream.until("joined", room="dev")
-    position = joined.id
+    _, position = await stream.until("joined", room="dev")
     assert (
         position is not None and position.startswith("lobby:") and ",dev:" in position
     )
@@ -219,24 +215,23 @@ async def test_a_resumed_position_gets_exactly_what_was_missed_in_every_room(
     said: dict[str, list[int]] = {"lobby": [], "dev": []}
     for n in range(6):
         room = "lobby" if n % 2 else "dev"
-        await send(
-            port, bob, bob_session, {"type": "join", "room": room}
-        ) if n < 2 else None
-        await bob_stream.until("joined", room=room) if n < 2 else None
+        if n < 2:
+            await send(port, bob, bob_session, {"type": "join", "room": room})
+            await bob_stream.until("joined", room=room)
         await send(
             port,
             bob,
             bob_session,
             {"type": "say", "room": room, "text": f"m{n}", "ref": f"m{n}"},
         )
-        said[room].append((await bob_stream.until("ack", ref=f"m{n}")).data["id"])
+        said[room].append((await bob_stream.until("ack", ref=f"m{n}"))[0]["id"])
     resumed, _ = await sse_session(port, ann, position)
     got: dict[str, list[int]] = {"lobby": [], "dev": []}
     while len(got["lobby"]) + len(got["dev"]) < 6:
-        event = await resumed.next()
-        assert event.data["type"] != "error", event.data
-        if event.data["type"] == "message":
-            got[event.data["room"]].append(event.data["id"])
+        event, _ = await resumed.next()
+        assert event["type"] != "error", event
+        if event["type"] == "message":
+            got[event["room"]].append(event["id"])
     assert got == said
     await send(
         port,
@@ -244,8 +239,8 @@ async def test_a_resumed_position_gets_exactly_what_was_missed_in_every_room(
         bob_session,
         {"type": "say", "room": "dev", "text": "live", "ref": "l"},
     )
-    live = await resumed.until("message", text="live")
-    assert live.id is not None and f"dev:{live.data['id']}" in live.id
+    live, live_position = await resumed.until("message", text="live")
+    assert live_position is not None and f"dev:{live['id']}" in live_position
     await asyncio.gather(resumed.close(), bob_stream.close())
 
 
@@ -255,10 +250,10 @@ async def test_a_garbage_position_is_said_then_a_fresh_start(
     server = await start_server()
     token = await registered_token(server.port, "ann")
     stream, _ = await sse_session(server.port, token, "lobby:12,<script>")
-    error = await stream.next()
-    assert error.data["type"] == "error" and error.data["code"] == "bad_position"
-    welcome = await stream.next()
-    assert welcome.data["type"] == "welcome" and welcome.id == ""
+    error, _ = await stream.next()
+    assert error["type"] == "error" and error["code"] == "bad_position"
+    welcome, position = await stream.next()
+    assert welcome["type"] == "welcome" and position == ""
     await stream.close()
 
 
@@ -268,13 +263,11 @@ async def test_a_position_from_the_future_is_said_then_the_room_starts_at_its_ne
     server = await start_server()
     token = await registered_token(server.port, "ann")
     stream, _ = await sse_session(server.port, token, "lobby:999")
-    ahead = await stream.until("error")
-    assert ahead.data["code"] == "position_ahead"
-    joined = await stream.next()
-    assert joined.data["type"] == "joined"
-    assert (
-        joined.id == f"lobby:{joined.data['last_id']}" and joined.data["last_id"] < 999
-    )
+    ahead, _ = await stream.until("error")
+    assert ahead["code"] == "position_ahead"
+    joined, position = await stream.next()
+    assert joined["type"] == "joined" and joined["last_id"] < 999
+    assert position == f"lobby:{joined['last_id']}"
     await stream.close()
 
 
@@ -285,11 +278,11 @@ async def test_streams_and_polls_count_against_the_users_connection_limit(
     token = await registered_token(server.port, "ann")
     stream, _ = await sse_session(server.port, token)
     await poll(server.port, token, "")
-    refused = await open_sse(server.port, bearer(token))
+    refused = await SseSteps.open(server.port, token)
     assert refused.status == 429
     await stream.close()
     for _ in range(100):  # the server sees the close, then the slot is free
-        reopened = await open_sse(server.port, bearer(token))
+        reopened = await SseSteps.open(server.port, token)
         if reopened.status == 200:
             break
         await asyncio.sleep(0.05)
@@ -309,17 +302,16 @@ async def test_a_reader_that_stalls_is_closed_slow_consumer_at_what_it_really_go
     )
     port = server.port
     ann, bob = await registered_token(port, "ann"), await registered_token(port, "bob")
-    stalled = await open_sse(port, bearer(ann), receive_buffer=4096)
-    stalled_session = (await stalled.next()).data["session"]
+    stalled = await SseSteps.open(port, ann, receive_buffer=4096)
+    stalled_session = (await stalled.next())[0]["session"]
     await send(port, ann, stalled_session, {"type": "join", "room": "lobby"})
     await stalled.until("joined", room="lobby")
     talker, talker_session = await sse_session(port, bob)
     await send(port, bob, talker_session, {"type": "join", "room": "lobby"})
     await talker.until("joined", room="lobby")
 
-    async def keep_reading() -> (
-        None
-    ):  # the talker keeps up: only the stalled reader lags
+    async def keep_reading() -> None:
+        """The talker keeps up: only the stalled reader lags."""
         while True:
             await talker.next(60)
 
@@ -338,17 +330,12 @@ async def test_a_reader_that_stalls_is_closed_slow_consumer_at_what_it_really_go
         await asyncio.sleep(0.05)
     assert server.counters.slow_consumers_closed == 1
     reading.cancel()
-    events = await stalled.end()
-    assert events[-1].data == {
-        "type": "closed",
-        "code": 1008,
-        "reason": "slow consumer",
-    }
-    ids = [e.data["id"] for e in events if e.data["type"] == "message"]
-    assert ids == list(range(ids[0], ids[0] + len(ids)))  # a prefix, no hole
-    assert (
-        events[-1].id == f"lobby:{ids[-1]}"
-    )  # the position of what it got, no further
+    events = await stalled.rest()
+    closed, position = events[-1]
+    assert closed == {"type": "closed", "code": 1008, "reason": "slow consumer"}
+    ids = [frame["id"] for frame, _ in events if frame["type"] == "message"]
+    assert ids and ids == list(range(ids[0], ids[0] + len(ids)))  # no hole
+    assert position == f"lobby:{ids[-1]}"  # what it really got, no further
     await talker.close()
 
 
@@ -378,8 +365,8 @@ async def test_a_server_that_stops_ends_each_stream_with_closed_1001(
     stream, _ = await sse_session(server.port, token)
     await stream.next()  # welcome
     stopping = asyncio.create_task(server.shutdown())
-    events = await stream.end()
-    assert events[-1].data == {
+    events = await stream.rest()
+    assert events[-1][0] == {
         "type": "closed",
         "code": 1001,
         "reason": "server shutting down",
