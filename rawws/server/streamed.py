@@ -41,7 +41,7 @@ class StreamedResponse(Response):
 class ResponseStream:
     """The open body of one ``StreamedResponse``: ``write`` pieces, ``ended`` once it should stop."""
 
-    __slots__ = ("_writer", "_chunked", "ended", "why", "_reading")
+    __slots__ = ("_writer", "_chunked", "ended", "why", "on_end", "_reading")
 
     def __init__(
         self,
@@ -59,6 +59,8 @@ class ResponseStream:
         #: Set when the client went away, sent bytes, or the server is stopping.
         self.ended = asyncio.Event()
         self.why = ""
+        #: Called once when it ends (a producer waiting on something else wakes up).
+        self.on_end: Callable[[], None] | None = None
         self._reading = asyncio.get_running_loop().create_task(self._read(reader))
 
     def write(self, *pieces: bytes) -> None:
@@ -87,6 +89,8 @@ class ResponseStream:
         if not self.ended.is_set():
             self.why = why
             self.ended.set()
+            if self.on_end is not None:
+                self.on_end()
 
     async def finish(self) -> None:
         """The body's last bytes (the last chunk) and the connection's close."""

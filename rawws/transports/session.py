@@ -249,8 +249,7 @@ class Session:
         """Write this session's events to ``stream`` until the stream or the session ends."""
         self.stream = stream
         stream.write(_RETRY)
-        ended = self._loop.create_task(stream.ended.wait())
-        ended.add_done_callback(lambda _: self._wake.set())
+        stream.on_end = self._wake.set
         try:
             while True:
                 self._flush(stream)
@@ -271,7 +270,7 @@ class Session:
                 except TimeoutError:
                     stream.write(_HEARTBEAT)
         finally:
-            ended.cancel()
+            stream.on_end = None
             self._send_batch()
             self.stream = None
 
