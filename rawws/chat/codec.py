@@ -1,6 +1,6 @@
 """What the chat says to the other nodes over the bus, and how it is encoded (the bus carries bytes).
 
-Ten kinds of event, as compact JSON (one object per bus message):
+Eleven kinds of event, as compact JSON (one object per bus message):
 
 * ``Posted``: a stored message (room, id, user, text, ts) and the node that stored it;
   a membership event (kicked, banned, …) is one too, with its kind and target added
@@ -29,6 +29,10 @@ Ten kinds of event, as compact JSON (one object per bus message):
 * ``Chunk``: a chunk appended to a streamed message (``rawws.chat.stream_relay``): each
   node tells the room's members there; one lost is a gap in its ``seq``, which the
   node fills from the store (the stream's text so far is stored with every chunk).
+* ``Commands``: what a user sent with ``POST /send`` to a node that does not hold the
+  session named (``rawws.transports``): the node that does runs them as the session's
+  own, if the session is there and is that user's; else they are dropped (the client's
+  acknowledgements time out, and it opens a session where it is).
 
 ``decode_event`` checks every field's type and bounds: anything else is ``None``
 (the caller counts it and logs once), never a delivery. It only ever sees what the
@@ -145,7 +149,20 @@ class Chunk:
     text: str
 
 
+@dataclass(frozen=True, slots=True)
+class Commands:
+    """``texts`` (chat commands) for ``user``'s session ``session``, sent by ``node``."""
+
+    node: str
+    session: str
+    user: str
+    texts: tuple[str, ...]
+
+
 MAX_STREAM_ID_CHARS = 32  # a stream's id (``streams.id``)
+MAX_SESSION_ID_CHARS = 64  # a session's id (``rawws.transports``)
+MAX_FORWARDED_COMMANDS = 32  # as one ``POST /send`` carries at most
+MAX_FORWARDED_CHARS = 64 * 1024  # each, as a frame
 MAX_NOTICE_CHARS = 1024  # an invitation or a direct room's notice is far shorter
 
 BusEvent = (
@@ -159,6 +176,7 @@ BusEvent = (
     | RoomDeleted
     | Disconnected
     | Chunk
+    | Commands
 )
 
 
@@ -200,6 +218,9 @@ def encode_event(event: BusEvent) -> bytes:
             "b": event.not_before,
             "d": event.disabled,
         }
+    elif isinstance(event, Commands):
+        body = {"v": FORMAT_VERSION, "k": "s", "n": event.node, "u": event.user}
+        body |= {"i": event.session, "t": list(event.texts)}
     elif isinstance(event, Notice):
         body = {
             "v": FORMAT_VERSION,
@@ -371,6 +392,8 @@ def decode_event(data: bytes | str) -> BusEvent | None:
         return Disconnected(node, user)
     if kind == "c":
         return _chunk(node, body)
+    if kind == "s":
+        return _commands(node, body)
     if kind in ("r", "y"):
         room, user, read = body.get("r"), body.get("u"), body.get("i")
         if not (_is_room(room) and _is_user(user)):
@@ -396,3 +419,17 @@ def _chunk(node: str, body: dict[str, object]) -> Chunk | None:
         return None
     assert isinstance(room, str) and isinstance(stream, str) and isinstance(user, str)
     return Chunk(node, room, stream, seq, user, text)
+
+
+def _commands(node: str, body: dict[str, object]) -> Commands | None:
+    session, user, texts = body.get("i"), body.get("u"), body.get("t")
+    if not (isinstance(session, str) and 0 < len(session) <= MAX_SESSION_ID_CHARS):
+        return None
+    if not (_is_user(user) and isinstance(texts, list) and texts):
+        return None
+    if len(texts) > MAX_FORWARDED_COMMANDS or not all(
+        isinstance(text, str) and len(text) <= MAX_FORWARDED_CHARS for text in texts
+    ):
+        return None
+    assert isinstance(user, str)
+    return Commands(node, session, user, tuple(texts))

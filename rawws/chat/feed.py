@@ -21,6 +21,7 @@ from rawws.chat import wire as chat
 from rawws.chat.codec import (
     BusEvent,
     Chunk,
+    Commands,
     Disconnected,
     Heads,
     Marked,
@@ -95,6 +96,8 @@ class RoomFeed:
         self.on_chunk: Callable[[Chunk], None] | None = None
         self.on_streamed: Callable[[StoredMessage], None] | None = None
         self.on_room_closed: Callable[[str], None] | None = None
+        #: Commands another node took for a session held here (``rawws.transports``).
+        self.on_commands: Callable[[Commands], None] | None = None
         self.bus: Bus = bus or LocalBus()
         self.node = node
         self._deliver = deliver
@@ -197,6 +200,10 @@ class RoomFeed:
             if self.on_chunk is not None:
                 self.on_chunk(event)
             return
+        if isinstance(event, Commands):
+            if self.on_commands is not None:
+                self.on_commands(event)
+            return
         now = time.monotonic()
         if isinstance(event, Presence):
             self._tell(
@@ -228,6 +235,10 @@ class RoomFeed:
     def here(self, room: str, user: str, joined: bool) -> None:
         """``user``'s first connection on this node joined ``room`` (or its last one left)."""
         self.bus.publish(encode_event(Presence(self.node, room, user, joined)))
+
+    def forward_commands(self, session: str, user: str, texts: list[str]) -> None:
+        """``texts`` for ``user``'s session ``session``, which another node holds."""
+        self.bus.publish(encode_event(Commands(self.node, session, user, tuple(texts))))
 
     def tell_user(self, user: str, text: str) -> None:
         """``text`` for ``user``'s connections on the other nodes (this node's are told by the caller)."""

@@ -94,7 +94,14 @@ class TransportRoutes:
     async def send(self, request: Request) -> Response:
         identity = await _identity(self.acting, request)
         session_id, commands = _commands(request)
-        session = self.sessions.find(session_id, identity)
+        sessions = self.sessions
+        if sessions.elsewhere(
+            session_id
+        ):  # the node that holds it runs them, if it is theirs
+            assert sessions.forward is not None
+            sessions.forward(session_id, identity.user, commands)
+            return json_response(202, {"accepted": len(commands), "forwarded": True})
+        session = sessions.find(session_id, identity)
         if not session.open:
             raise no_such_session()
         for text in commands:

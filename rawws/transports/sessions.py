@@ -9,6 +9,11 @@ joined again room by room through the chat's own join, doors included.
 A request naming a session finds it only if it is on this node, open and the
 credential's user's: every other case is the same 404, so no one learns
 whether another user's session exists.
+
+A session's id begins with its node's tag. Commands posted to another node of
+the cluster (a load balancer without stickiness) are forwarded over the bus to
+the node the tag names, which runs them only for a session of its own that is
+that user's: an SSE session needs no sticky routing.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from rawws.accounts.tokens import Identity
+from rawws.chat.codec import Commands
 from rawws.chat.peer import Peer
 from rawws.chat.service import ChatHandler
 from rawws.chat.wire import dumps, error
@@ -67,6 +73,10 @@ class Sessions:
         self.handler = handler
         self.config = config
         self.counters = counters
+        #: The first part of every session id made here: where ``POST /send`` forwards to.
+        self.tag = secrets.token_hex(4)
+        #: Commands for another node's session go over the bus; ``None`` on a lone node.
+        self.forward: Callable[[str, str, list[str]], None] | None = None
         self._sessions: dict[str, Session] = {}
         self._releases: dict[str, Callable[[], None]] = {}
         self._sweep: asyncio.Task[None] | None = None
@@ -84,7 +94,7 @@ class Sessions:
         """A new session for ``identity`` (its limit slot is ``release``), resumed at ``last_event_id``."""
         config = self.config
         session = Session(
-            secrets.token_urlsafe(16),
+            f"{self.tag}.{secrets.token_urlsafe(16)}",
             transport,
             identity,
             max_bytes=config.outbox_max_bytes,
@@ -129,6 +139,19 @@ class Sessions:
         if session is None or session.user != identity.user:
             raise no_such_session()
         return session
+
+    def elsewhere(self, session_id: str) -> bool:
+        """``session_id`` names another node's session and could be forwarded there."""
+        tag, dot, _ = session_id.partition(".")
+        return self.forward is not None and bool(dot) and tag != self.tag
+
+    def run_forwarded(self, commands: Commands) -> None:
+        """Another node took ``commands`` for a session here: run them if it is that user's."""
+        session = self._sessions.get(commands.session)
+        if session is None or session.user != commands.user or not session.open:
+            return
+        for text in commands.texts:
+            self.handler.on_message(session, text)
 
     def _closed(self, session: Session, code: int) -> None:
         """The session closed: the chat forgets it and its limit slot is free. A poll session

@@ -22,6 +22,11 @@ def add_transports(server: Server, app: ChatApp) -> Sessions:
         shared_spend=opening.shared_spend,
         check_stopped=opening.check_stopped,
     )
+    if (
+        app.bus is not None
+    ):  # several nodes: commands reach a session wherever they land
+        sessions.forward = app.chat.feed.forward_commands
+        app.chat.feed.on_commands = sessions.run_forwarded
     TransportRoutes(server, sessions, opening, acting).add_to(server)
     server.on_closing.append(sessions.stop_all)
     server.on_shutdown.insert(0, sessions.close)

@@ -1,5 +1,6 @@
-"""The bus events of the server API's removals (``RoomDeleted``, ``Disconnected``): every one
-round-trips, and anything off their shape or bounds decodes to nothing."""
+"""The bus events of the server API's removals (``RoomDeleted``, ``Disconnected``) and of commands
+forwarded to another node's session (``Commands``): every one round-trips, and anything off their
+shape or bounds decodes to nothing."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 
 from rawws.chat.codec import (
     MAX_USER_CHARS,
+    Commands,
     Disconnected,
     RoomDeleted,
     decode_event,
@@ -61,5 +63,39 @@ def test_a_deletion_off_its_shape_is_refused(field: str, value: object) -> None:
 )
 def test_a_disconnect_off_its_shape_is_refused(field: str, value: object) -> None:
     body = json.loads(encode_event(Disconnected("n", "ada")))
+    body[field] = value
+    assert decode_event(json.dumps(body)) is None
+
+
+@given(
+    node=NODES,
+    session=st.text(min_size=1, max_size=64),
+    user=USERS,
+    texts=st.lists(st.text(max_size=200), min_size=1, max_size=32),
+)
+def test_forwarded_commands_round_trip(
+    node: str, session: str, user: str, texts: list[str]
+) -> None:
+    event = Commands(node, session, user, tuple(texts))
+    assert decode_event(encode_event(event)) == event
+
+
+@given(
+    field=st.sampled_from(["i", "u", "t"]),
+    value=st.one_of(
+        st.none(),
+        st.just(""),
+        st.just([]),
+        st.integers(),
+        st.text(min_size=65, max_size=70),
+        st.lists(st.just("{}"), min_size=33, max_size=34),
+        st.lists(st.integers(), min_size=1, max_size=2),
+        st.just(["x" * (64 * 1024 + 1)]),
+    ),
+)
+def test_forwarded_commands_off_their_shape_or_bounds_are_refused(
+    field: str, value: object
+) -> None:
+    body = json.loads(encode_event(Commands("n", "tag.s", "ann", ("{}",))))
     body[field] = value
     assert decode_event(json.dumps(body)) is None
