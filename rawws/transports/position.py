@@ -26,7 +26,8 @@ class BadPosition(ValueError):
 
 def format_position(last_ids: Mapping[str, int]) -> str:
     """``last_ids`` (room → last id, in the order joined) as a position."""
-    return ",".join(f"{room}:{last_id}" for room, last_id in last_ids.items())
+    # A list, not a generator: this runs once per event per session (a third of an SSE delivery).
+    return ",".join([f"{room}:{last_id}" for room, last_id in last_ids.items()])
 
 
 def parse_position(text: str, max_rooms: int) -> dict[str, int]:

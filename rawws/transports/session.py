@@ -192,7 +192,7 @@ class Session:
             and not self._queue
             and self._batch_bytes + stream.buffered <= self._high_water
         ):
-            self._batch += (sse_data(text), b"id: " + position.encode() + b"\n\n")
+            self._batch += (sse_data(text), f"id: {position}\n\n".encode())
             self._batch_bytes += len(text)
             if not self._batch_due:
                 self._batch_due = True
@@ -280,7 +280,7 @@ class Session:
         for _, text, position in self._queue:
             if self._batch_bytes + stream.buffered > self._high_water and self._open:
                 break  # (a closed session's one event, ``closed``, goes out anyway)
-            self._batch += (sse_data(text), b"id: " + position.encode() + b"\n\n")
+            self._batch += (sse_data(text), f"id: {position}\n\n".encode())
             self._batch_bytes += len(text)
             written += 1
         if written:
