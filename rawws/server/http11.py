@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import h11
 
@@ -211,10 +211,10 @@ class HttpConnection:
         # As a WebSocket's after its 101: the kernel holds a bounded part of a slow reader's backlog.
         _set_send_buffer(self.writer, self.config.send_buffer_bytes)
         body = ResponseStream(
-            self.reader,
-            self.writer,
+            cast(asyncio.Transport, self.writer.transport),
             chunked=chunked,
             high_water=self.config.write_high_water_bytes,
+            unread=bool(_take_buffered(self.reader)) or self.reader.at_eof(),
         )
         try:
             await response.produce(body)

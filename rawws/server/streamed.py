@@ -17,14 +17,10 @@ has not taken yet, for the producer's slow-reader bound.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from rawws.core.http import Response
-
-#: What is read at once from a client that should send nothing.
-_READ_SIZE = 4096
 
 
 async def _no_body(stream: ResponseStream) -> None:
@@ -38,75 +34,114 @@ class StreamedResponse(Response):
     produce: Callable[[ResponseStream], Awaitable[None]] = _no_body
 
 
-class ResponseStream:
-    """The open body of one ``StreamedResponse``: ``write`` pieces, ``ended`` once it should stop."""
+class ResponseStream(asyncio.Protocol):
+    """The open body of one ``StreamedResponse``: ``write`` pieces; ``ended`` once it should stop.
 
-    __slots__ = ("_writer", "_chunked", "ended", "why", "on_end", "_reading")
+    It becomes its transport's protocol once the head is written: no reader, no task of its
+    own is kept per open stream (a client that sends anything, or goes, ends it), and the
+    transport's flow control (``pause_writing``) is what ``drain`` waits on.
+    """
+
+    __slots__ = (
+        "_transport",
+        "_chunked",
+        "ended",
+        "why",
+        "on_end",
+        "_paused",
+        "_drained",
+    )
 
     def __init__(
         self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        transport: asyncio.Transport,
         *,
         chunked: bool,
         high_water: int,
+        unread: bool = False,
     ) -> None:
-        # ``drain`` waits once more than ``high_water`` bytes wait for the socket, and until
-        # half of them went: the producer's bound and the transport's are one.
-        writer.transport.set_write_buffer_limits(high=high_water, low=high_water // 2)
-        self._writer = writer
+        self._transport = transport
         self._chunked = chunked
-        #: Set when the client went away, sent bytes, or the server is stopping.
-        self.ended = asyncio.Event()
+        self.ended = (
+            False  # the client went away or sent bytes, or the server is stopping
+        )
         self.why = ""
         #: Called once when it ends (a producer waiting on something else wakes up).
         self.on_end: Callable[[], None] | None = None
-        self._reading = asyncio.get_running_loop().create_task(self._read(reader))
+        self._paused = False
+        self._drained: asyncio.Future[None] | None = None
+        transport.set_protocol(self)
+        transport.resume_reading()  # (the stream reader may have paused it)
+        # ``drain`` waits once more than ``high_water`` bytes wait for the socket, and until
+        # half of them went: the producer's bound and the transport's are one.
+        transport.set_write_buffer_limits(high=high_water, low=high_water // 2)
+        if unread:  # bytes already came behind the request
+            self.end("client sent data")
+        elif transport.is_closing():
+            self.end("client gone")
 
     def write(self, *pieces: bytes) -> None:
         """Send ``pieces`` as one piece of the body (one chunk)."""
-        if self.ended.is_set():
+        if self.ended:
             return
-        transport = self._writer.transport
         if self._chunked:
             size = sum(map(len, pieces))
-            transport.writelines((b"%x\r\n" % size, *pieces, b"\r\n"))
+            self._transport.writelines((b"%x\r\n" % size, *pieces, b"\r\n"))
         else:
-            transport.writelines(pieces)
+            self._transport.writelines(pieces)
 
     @property
     def buffered(self) -> int:
         """Bytes written that the socket has not taken yet."""
-        return self._writer.transport.get_write_buffer_size()
+        return self._transport.get_write_buffer_size()
 
     async def drain(self) -> None:
         """Return once no more than half the high-water mark waits (at once when not over it)."""
-        with contextlib.suppress(ConnectionError):
-            await self._writer.drain()
+        if not self._paused or self.ended:
+            return
+        if self._drained is None:
+            self._drained = asyncio.get_running_loop().create_future()
+        await self._drained
 
     def end(self, why: str) -> None:
         """Stop the body (the producer sees ``ended``); the first reason given is kept."""
-        if not self.ended.is_set():
-            self.why = why
-            self.ended.set()
-            if self.on_end is not None:
-                self.on_end()
+        if self.ended:
+            return
+        self.ended = True
+        self.why = why
+        self._release()
+        if self.on_end is not None:
+            self.on_end()
 
     async def finish(self) -> None:
         """The body's last bytes (the last chunk) and the connection's close."""
         self.end("finished")
-        self._reading.cancel()
-        writer = self._writer
-        if not writer.transport.is_closing():
+        transport = self._transport
+        if not transport.is_closing():
             if self._chunked:
-                writer.transport.write(b"0\r\n\r\n")
-            writer.close()
-        with contextlib.suppress(ConnectionError, asyncio.CancelledError):
-            await self._reading
+                transport.write(b"0\r\n\r\n")
+            transport.close()
 
-    async def _read(self, reader: asyncio.StreamReader) -> None:
-        try:
-            data = await reader.read(_READ_SIZE)
-        except ConnectionError:
-            data = b""
-        self.end("client sent data" if data else "client gone")
+    # -- asyncio.Protocol ------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        self.end("client sent data")
+
+    def eof_received(self) -> bool:
+        self.end("client gone")
+        return False  # the transport closes itself
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.end("client gone")
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        self._release()
+
+    def _release(self) -> None:
+        drained, self._drained = self._drained, None
+        if drained is not None and not drained.done():
+            drained.set_result(None)

@@ -253,7 +253,7 @@ class Session:
         try:
             while True:
                 self._flush(stream)
-                if stream.ended.is_set() or (not self._open and not self._queue):
+                if stream.ended or (not self._open and not self._queue):
                     break
                 if (
                     self._queue
