@@ -60,6 +60,34 @@ class SseData:
 sse_data = SseData()
 
 
+class Positions:
+    """A session's position as text and as its ``id:`` line. A position of one room is the
+    same for every member of that room a message is fanned out to: it is built once per
+    message (the last one asked is kept), not once per session."""
+
+    __slots__ = ("_room", "_id", "_text", "_line")
+
+    def __init__(self) -> None:
+        self._room = ""
+        self._id = -1
+        self._text = ""
+        self._line = b""
+
+    def __call__(self, last_ids: dict[str, int]) -> tuple[str, bytes]:
+        if len(last_ids) == 1:
+            for room, last_id in last_ids.items():
+                if last_id != self._id or room != self._room:
+                    self._room, self._id = room, last_id
+                    self._text = f"{room}:{last_id}"
+                    self._line = f"id: {self._text}\n\n".encode()
+                return self._text, self._line
+        text = format_position(last_ids)
+        return text, f"id: {text}\n\n".encode()
+
+
+positions = Positions()
+
+
 class Session:
     """One member over SSE or long-polling (``transport``), until ``close``; see the module."""
 
@@ -185,14 +213,14 @@ class Session:
         if not self._open:
             return False
         self._seq += 1
-        position = format_position(self.last_ids)
+        position, id_line = positions(self.last_ids)
         stream = self.stream
         if (
             stream is not None
             and not self._queue
             and self._batch_bytes + stream.buffered <= self._high_water
         ):
-            self._batch += (sse_data(text), f"id: {position}\n\n".encode())
+            self._batch += (sse_data(text), id_line)
             self._batch_bytes += len(text)
             if not self._batch_due:
                 self._batch_due = True

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from rawws.accounts.tokens import Identity
 from rawws.core.counters import Counters
-from rawws.transports.session import POLL, Session
+from rawws.transports.position import format_position
+from rawws.transports.session import POLL, Session, positions
 
 
 def session(
@@ -150,3 +151,23 @@ def test_a_client_that_acks_what_it_got_gets_every_event_once_in_order(
         assert got == sent
 
     asyncio.run(run())
+
+
+@given(
+    st.lists(
+        st.dictionaries(
+            st.sampled_from(["lobby", "dev", "a.12345678"]),
+            st.integers(0, 9),
+            max_size=3,
+        ),
+        max_size=20,
+    )
+)
+def test_the_id_line_kept_for_one_room_is_always_the_positions_own(
+    asked: list[dict[str, int]],
+) -> None:
+    """The one-room line built once for a fan-out never stands for another position."""
+    for last_ids in asked:
+        text, line = positions(last_ids)
+        assert text == format_position(last_ids)
+        assert line == f"id: {text}\n\n".encode()
