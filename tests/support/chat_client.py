@@ -63,7 +63,80 @@ async def healthz(port: int) -> dict:
 # -- the chat client -----------------------------------------------------------------
 
 
-class ChatClient:
+class FrameWaits:
+    """The frames one client got, in order, and bounded waits on them: ``ChatClient``'s, and the
+    other transports' clients' (``tests.support.transport_clients``), so a scenario is written once."""
+
+    user: str
+    frames: list[Frame]
+    _changed: asyncio.Condition
+
+    def stopped(self) -> str | None:
+        """Why no frame can come any more (None while the client goes on)."""
+        raise NotImplementedError
+
+    def of_type(self, kind: str, start: int = 0, **fields: object) -> list[Frame]:
+        return [
+            f
+            for f in self.frames[start:]
+            if f["type"] == kind and all(f.get(k) == v for k, v in fields.items())
+        ]
+
+    def messages(self, room: str, start: int = 0) -> list[Frame]:
+        return self.of_type("message", start, room=room)
+
+    def entry_ids(self, room: str, start: int = 0) -> list[int]:
+        """The ids of every entry of ``room`` this client got, in the order they came: its
+        ``message`` frames and its ``member`` frames (membership events, such as another user's
+        first ``join``, take the room's ids too), which together run without a gap from the
+        client's own join on."""
+        return [
+            f["id"]
+            for f in self.frames[start:]
+            if f["type"] in ("message", "member") and f.get("room") == room
+        ]
+
+    async def wait_until(
+        self,
+        predicate: Callable[[], Any],
+        *,
+        timeout: float = TIMEOUT_S,
+        what: str = "",
+    ) -> Any:
+        """Wait until ``predicate()`` is truthy (checked on every frame) and return it."""
+        try:
+            async with asyncio.timeout(timeout):
+                async with self._changed:
+                    while True:
+                        result = predicate()
+                        if result:
+                            return result
+                        stopped = self.stopped()
+                        if stopped is not None:
+                            raise AssertionError(
+                                f"{self.user}: {stopped} waiting for {what}; "
+                                f"last frames {self.frames[-5:]}"
+                            )
+                        await self._changed.wait()
+        except TimeoutError:
+            tail = self.frames[-5:]
+            raise AssertionError(
+                f"{self.user}: no {what or predicate} within {timeout}s; last frames {tail}"
+            ) from None
+
+    async def wait_frame(
+        self, kind: str, *, start: int = 0, timeout: float = TIMEOUT_S, **fields: object
+    ) -> Frame:
+        """The first frame from index ``start`` on of type ``kind`` whose fields match."""
+        found: list[Frame] = await self.wait_until(
+            lambda: self.of_type(kind, start, **fields),
+            timeout=timeout,
+            what=f"{kind} {fields or ''}",
+        )
+        return found[0]
+
+
+class ChatClient(FrameWaits):
     """One `/ws` connection; every frame received is kept in ``frames``.
 
     Besides, message ids are kept per room in ``ids``, acks by ref in ``acks`` and
@@ -152,67 +225,16 @@ class ChatClient:
 
     # -- looking at what came -------------------------------------------------------------
 
-    def of_type(self, kind: str, start: int = 0, **fields: object) -> list[Frame]:
-        return [
-            f
-            for f in self.frames[start:]
-            if f["type"] == kind and all(f.get(k) == v for k, v in fields.items())
-        ]
-
-    def messages(self, room: str, start: int = 0) -> list[Frame]:
-        return self.of_type("message", start, room=room)
+    def stopped(self) -> str | None:
+        return f"connection closed ({self.closed})" if self.done else None
 
     def message_ids(self, room: str, start: int = 0) -> list[int]:
         return [m["id"] for m in self.messages(room, start)]
 
     def entry_ids(self, room: str, start: int = 0) -> list[int]:
-        """The ids of every entry of ``room`` this client got, in the order they came: its
-        ``message`` frames and its ``member`` frames (membership events, such as another user's
-        first ``join``, take the room's ids too), which together run without a gap from the
-        client's own join on. Needs the client's message frames kept."""
+        """Needs the client's message frames kept (``keep_messages``)."""
         assert self.keep_messages
-        return [
-            f["id"]
-            for f in self.frames[start:]
-            if f["type"] in ("message", "member") and f.get("room") == room
-        ]
-
-    async def wait_until(
-        self,
-        predicate: Callable[[], Any],
-        *,
-        timeout: float = TIMEOUT_S,
-        what: str = "",
-    ) -> Any:
-        """Wait until ``predicate()`` is truthy (checked on every frame) and return it."""
-        try:
-            async with asyncio.timeout(timeout):
-                async with self._changed:
-                    while True:
-                        result = predicate()
-                        if result:
-                            return result
-                        if self.done:
-                            raise AssertionError(
-                                f"{self.user}: connection closed ({self.closed}) waiting for {what}"
-                            )
-                        await self._changed.wait()
-        except TimeoutError:
-            tail = self.frames[-5:]
-            raise AssertionError(
-                f"{self.user}: no {what or predicate} within {timeout}s; last frames {tail}"
-            ) from None
-
-    async def wait_frame(
-        self, kind: str, *, start: int = 0, timeout: float = TIMEOUT_S, **fields: object
-    ) -> Frame:
-        """The first frame from index ``start`` on of type ``kind`` whose fields match."""
-        found = await self.wait_until(
-            lambda: self.of_type(kind, start, **fields),
-            timeout=timeout,
-            what=f"{kind} {fields or ''}",
-        )
-        return found[0]
+        return super().entry_ids(room, start)
 
     async def wait_count(
         self,

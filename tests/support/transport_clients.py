@@ -22,11 +22,11 @@ import asyncio
 import contextlib
 import json
 import socket
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from tests.support.chat_client import Frame, FrameWaits
 from tests.support.helpers import (
     TIMEOUT_S,
     Reply,
@@ -36,13 +36,13 @@ from tests.support.helpers import (
     read_http_head,
 )
 
-Frame = dict[str, Any]
 #: How long one poll may wait on the server for something (the spec allows up to 25 s).
 POLL_WAIT_S = 10.0
 
 
-class EventLog:
-    """The frames one session got, in order, and bounded waits on them (as ``ChatClient``'s)."""
+class EventLog(FrameWaits):
+    """The frames one session got, in order, and bounded waits on them (``FrameWaits``, as
+    ``ChatClient``'s)."""
 
     def __init__(self, user: str) -> None:
         self.user = user
@@ -64,60 +64,8 @@ class EventLog:
         async with self._changed:
             self._changed.notify_all()
 
-    def of_type(self, kind: str, start: int = 0, **fields: object) -> list[Frame]:
-        return [
-            f
-            for f in self.frames[start:]
-            if f["type"] == kind and all(f.get(k) == v for k, v in fields.items())
-        ]
-
-    def messages(self, room: str, start: int = 0) -> list[Frame]:
-        return self.of_type("message", start, room=room)
-
-    def entry_ids(self, room: str, start: int = 0) -> list[int]:
-        """The ids of ``room``'s ``message`` and ``member`` frames, in the order they came."""
-        return [
-            f["id"]
-            for f in self.frames[start:]
-            if f["type"] in ("message", "member") and f.get("room") == room
-        ]
-
-    async def wait_until(
-        self,
-        predicate: Callable[[], Any],
-        *,
-        timeout: float = TIMEOUT_S,
-        what: str = "",
-    ) -> Any:
-        """Wait until ``predicate()`` is truthy (checked on every frame) and return it."""
-        try:
-            async with asyncio.timeout(timeout):
-                async with self._changed:
-                    while True:
-                        result = predicate()
-                        if result:
-                            return result
-                        if self.ended is not None:
-                            raise AssertionError(
-                                f"{self.user}: session ended ({self.ended}) waiting for {what}; "
-                                f"last frames {self.frames[-5:]}"
-                            )
-                        await self._changed.wait()
-        except TimeoutError:
-            raise AssertionError(
-                f"{self.user}: no {what or predicate} within {timeout}s; last frames {self.frames[-5:]}"
-            ) from None
-
-    async def wait_frame(
-        self, kind: str, *, start: int = 0, timeout: float = TIMEOUT_S, **fields: object
-    ) -> Frame:
-        """The first frame from index ``start`` on of type ``kind`` whose fields match."""
-        found: list[Frame] = await self.wait_until(
-            lambda: self.of_type(kind, start, **fields),
-            timeout=timeout,
-            what=f"{kind} {fields or ''}",
-        )
-        return found[0]
+    def stopped(self) -> str | None:
+        return None if self.ended is None else f"session ended ({self.ended})"
 
 
 class SessionClient(EventLog):
