@@ -84,11 +84,13 @@ class ResponseStream(asyncio.Protocol):
         """Send ``pieces`` as one piece of the body (one chunk)."""
         if self.ended:
             return
+        # One ``write`` of the joined bytes, not ``writelines``: ``write`` pauses the protocol past
+        # the high-water mark on every Python (3.12.1's ``writelines`` did not, and lost order).
         if self._chunked:
             size = sum(map(len, pieces))
-            self._transport.writelines((b"%x\r\n" % size, *pieces, b"\r\n"))
+            self._transport.write(b"".join((b"%x\r\n" % size, *pieces, b"\r\n")))
         else:
-            self._transport.writelines(pieces)
+            self._transport.write(b"".join(pieces))
 
     @property
     def buffered(self) -> int:
