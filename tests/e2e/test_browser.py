@@ -160,7 +160,13 @@ class ChatPage:
         await self.page.fill("#register-username", self.name)
         await self.page.fill("#register-password", PASSWORD)
         await self.page.click("#register-form button[type=submit]")
+        await self.wait_lobby()
+
+    async def wait_lobby(self) -> None:
+        """Online, and in the lobby: its `joined` came (the people list counts someone), so the
+        membership is stored and what is said from here is this user's to read."""
         await expect(self.connection).to_have_attribute("data-state", "online")
+        await expect(self.page.locator("#member-count")).not_to_have_text("0")
 
     async def sign_in(self) -> None:
         await expect(self.page.locator("#login-form")).to_be_visible()
