@@ -65,7 +65,6 @@ class ResponseStream(asyncio.Protocol):
         self.ended = (
             False  # the client went away or sent bytes, or the server is stopping
         )
-        self.why = ""
         #: Called once when it ends (a producer waiting on something else wakes up).
         self.on_end: Callable[[], None] | None = None
         self._paused = False
@@ -106,11 +105,10 @@ class ResponseStream(asyncio.Protocol):
         await self._drained
 
     def end(self, why: str) -> None:
-        """Stop the body (the producer sees ``ended``); the first reason given is kept."""
+        """Stop the body (the producer sees ``ended``); ``why`` is for the reader of the code."""
         if self.ended:
             return
         self.ended = True
-        self.why = why
         self._release()
         if self.on_end is not None:
             self.on_end()

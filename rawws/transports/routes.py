@@ -77,11 +77,11 @@ class TransportRoutes:
             session = self.sessions.find(session_id, identity)
             ack = _whole(request.query_param("ack") or "0", "ack")
             wait_s = _wait(request.query_param("wait"))
-            if not session.open and session.polled_out:
+            if session.polled_out:
                 self.sessions.forget(session)
                 raise no_such_session()
         events, cursor, position = await session.poll(ack, wait_s)
-        if not session.open and session.polled_out:
+        if session.polled_out:
             self.sessions.forget(session)
         head = dumps({"session": session.id, "cursor": cursor, "position": position})
         body = f'{head[:-1]},"events":[{",".join(events)}]}}'.encode()

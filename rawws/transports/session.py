@@ -220,8 +220,7 @@ class Session:
             and not self._queue
             and self._batch_bytes + stream.buffered <= self._high_water
         ):
-            self._batch += (sse_data(text), id_line)
-            self._batch_bytes += len(text)
+            self._batch_event(text, id_line)
             if not self._batch_due:
                 self._batch_due = True
                 self._loop.call_soon(self._send_batch)
@@ -264,6 +263,11 @@ class Session:
             self._roomy.set()
 
     # -- Server-Sent Events ----------------------------------------------------------
+
+    def _batch_event(self, text: str, id_line: bytes) -> None:
+        """One event into this turn's write: its ``data:`` line (shared) and its ``id:`` line."""
+        self._batch += (sse_data(text), id_line)
+        self._batch_bytes += len(text)
 
     def _send_batch(self) -> None:
         """Write what this turn sent as one piece (the pieces stay in order)."""
@@ -308,8 +312,7 @@ class Session:
         for _, text, position in self._queue:
             if self._batch_bytes + stream.buffered > self._high_water and self._open:
                 break  # (a closed session's one event, ``closed``, goes out anyway)
-            self._batch += (sse_data(text), f"id: {position}\n\n".encode())
-            self._batch_bytes += len(text)
+            self._batch_event(text, f"id: {position}\n\n".encode())
             written += 1
         if written:
             self._dropped(written)

@@ -35,7 +35,7 @@ from rawws.core.counters import Counters
 from rawws.errors import HttpError
 from rawws.server.streamed import ResponseStream
 from rawws.transports.position import BadPosition, parse_position
-from rawws.transports.session import HEARTBEAT_S, Session
+from rawws.transports.session import HEARTBEAT_S, POLL, Session
 
 #: Seconds a long-polling session lives with no poll: a few missed polls, not a lost client's rooms.
 POLL_IDLE_S = 30.0
@@ -160,7 +160,7 @@ class Sessions:
         if release is not None:
             release()
         self.handler.on_close(session, code)
-        if session.transport != "poll":
+        if session.transport != POLL:
             self._sessions.pop(session.id, None)
 
     def forget(self, session: Session) -> None:
@@ -183,10 +183,7 @@ class Sessions:
             await asyncio.sleep(SWEEP_S)
             now = time.monotonic()
             for session in list(self._sessions.values()):
-                if (
-                    session.transport == "poll"
-                    and now - session.last_poll > POLL_IDLE_S
-                ):
+                if session.transport == POLL and now - session.last_poll > POLL_IDLE_S:
                     if session.open:
                         session.close(1006, "no poll")
                     self.forget(session)
