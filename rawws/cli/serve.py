@@ -47,6 +47,11 @@ from rawws.errors import (
     UsageError,
 )
 from rawws.server.lifecycle import run_server, unless_stopped
+from rawws.server.open_files import (
+    AcceptErrors,
+    log_open_files,
+    raise_open_files_limit,
+)
 from rawws.server.readiness import stop_signals
 from rawws.server.server import Server
 
@@ -247,6 +252,9 @@ def _run(
 ) -> int:
     if config.bus_url is not None:
         check_bus_url(config.bus_url)
+    log_open_files(
+        raise_open_files_limit()
+    )  # before any worker starts: they inherit it
     if config.workers > 1:
         if config.bus_url is None:
             raise SettingError(
@@ -259,5 +267,12 @@ def _run(
             prepare_shared_files(config)
         )  # once, before the workers race for them
         return run_workers(config, argv)
-    asyncio.run(run_server(config, setup, on_listening))
+    asyncio.run(_serve(config, setup, on_listening))
     return EXIT_OK
+
+
+async def _serve(
+    config: ServerConfig, setup: Setup, on_listening: Callable[[], None]
+) -> None:
+    AcceptErrors(asyncio.get_running_loop()).install()
+    await run_server(config, setup, on_listening)

@@ -24,7 +24,7 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -139,11 +139,13 @@ async def start_node(
     port: int | None = None,
     env: dict[str, str] | None = None,
     metrics: bool = False,
+    wrapper: Sequence[str] = (),
 ) -> Node:
     """A `rawws serve` on 127.0.0.1 with ``args`` (and ``/metrics`` on a port of its own when ``metrics``),
     ready once ``/healthz`` answers.
 
     ``port``: None picks a free one; 0 lets the kernel pick (read from the log).
+    ``wrapper``: a command that runs the node (``prlimit --nofile=…`` for its limits).
     The environment is this one without any RAWWS_* variable, plus cheap argon2 and ``env``.
     """
     if port is None:
@@ -152,9 +154,10 @@ async def start_node(
     if metrics_port is not None:
         args = (*args, "--metrics-port", str(metrics_port))
     directory.mkdir(parents=True, exist_ok=True)
-    command = serve_command(
-        directory, "--host", "127.0.0.1", "--port", str(port), *args
-    )
+    command = [
+        *wrapper,
+        *serve_command(directory, "--host", "127.0.0.1", "--port", str(port), *args),
+    ]
     log_path = new_log_path(directory)
     with log_path.open("wb") as log_file:
         process = await asyncio.create_subprocess_exec(
