@@ -252,9 +252,7 @@ def _run(
 ) -> int:
     if config.bus_url is not None:
         check_bus_url(config.bus_url)
-    log_open_files(
-        raise_open_files_limit()
-    )  # before any worker starts: they inherit it
+    open_files = raise_open_files_limit()  # before any worker starts: they inherit it
     if config.workers > 1:
         if config.bus_url is None:
             raise SettingError(
@@ -267,7 +265,12 @@ def _run(
             prepare_shared_files(config)
         )  # once, before the workers race for them
         return run_workers(config, argv)
-    asyncio.run(_serve(config, setup, on_listening))
+
+    def listening() -> None:  # said once serving, so a first mistake stays one line
+        log_open_files(open_files)
+        on_listening()
+
+    asyncio.run(_serve(config, setup, listening))
     return EXIT_OK
 
 

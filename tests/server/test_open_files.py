@@ -28,7 +28,13 @@ from rawws.server.open_files import (
     raise_open_files_limit,
 )
 from testkit import masked_frame
-from tests.support.helpers import open_raw, read_frame, read_http_head, upgrade_request
+from tests.support.helpers import (
+    open_raw,
+    read_frame,
+    read_http_head,
+    upgrade_request,
+    wait_for_condition,
+)
 from tests.support.nodes import Node, start_node
 
 TEXT = 0x1
@@ -165,7 +171,8 @@ async def test_serve_raises_its_soft_limit_and_logs_it(tmp_path: Path) -> None:
     node = await start_node(tmp_path, "--echo", wrapper=prlimit(256, hard))
     try:
         assert process_open_files_limit(node.process.pid) == (hard, hard)
-        assert f"open files: at most {hard} per process, raised from 256" in node.log()
+        said = f"open files: at most {hard} per process, raised from 256"
+        await wait_for_condition(lambda: said in node.log(), what=said)
     finally:
         await node.stop()
 
