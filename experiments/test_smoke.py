@@ -36,6 +36,8 @@ COMMANDS = [
     "experiments.fanout",
     "experiments.metrics",
     "experiments.profile",
+    "experiments.scale",
+    "experiments.scale.members",
 ]
 
 
@@ -134,3 +136,38 @@ def test_the_sessions_study_measures_every_transport(tmp_path: Path) -> None:
     for kind in ("WebSocket", "SSE", "long polling"):
         assert round_[kind]["lockstep"]["deliveries"] > 0, kind
         assert round_[kind]["rss_kib"] > round_[kind]["baseline_kib"], kind
+
+
+def test_the_scale_study_counts_every_delivery_across_workers_and_load_processes(
+    tmp_path: Path,
+) -> None:
+    """Two workers sharing the room through a real redis-server, three load processes: every member has
+    every message once, in order, and the figures the study reports are there."""
+    if not shutil.which("redis-server"):
+        if os.environ.get("CI") == "true":
+            pytest.fail("redis-server is required under CI")
+        pytest.skip("redis-server not installed")
+    out = tmp_path / "scale.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "experiments.scale", "big", "--members", "60",
+         "--workers", "2", "--per-process", "20", "--messages", "4",
+         "--interval", "0.2", "--json", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (result,) = json.loads(out.read_text())
+    assert (result["members"], result["load_processes"], result["workers"]) == (
+        60,
+        3,
+        2,
+    )
+    assert result["deliveries"] == 60 * 4
+    assert (result["lost"], result["out_of_order"], result["members_short"]) == (
+        0,
+        0,
+        0,
+    )
+    assert result["last_member_p99_ms"] >= result["last_member_p50_ms"] > 0
+    assert (
+        result["client_cpu_us_per_delivery"] > 0 < result["server_cpu_us_per_delivery"]
+    )

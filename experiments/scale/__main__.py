@@ -1,0 +1,5 @@
+import sys
+
+from experiments.scale.room import main
+
+sys.exit(main())
