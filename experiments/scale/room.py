@@ -16,7 +16,8 @@ the messages, with every member's count checked (each message exactly once,
 in order) and the server's RSS per member (every server process's ``VmRSS``
 after the joins, less before them, ÷ members).
 
-``rate``: ``--members`` members (load processes of ``--per-process``),
+``rate``: ``--members`` members (load processes of ``--per-process``), on SQLite (and on a throwaway
+PostgreSQL too with ``--postgres``),
 senders posting ``rate`` messages/s in all for ``--duration`` seconds (each
 under the chat's limit of 10/s), for each rate of ``--rates`` in turn:
 publish → deliver p50 / p99 over every delivery, and the client's CPU per
@@ -41,7 +42,9 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from bench.blocks import write_block
 from experiments.cluster.cluster import children, start_redis
 from experiments.perf.latency import postgres_cluster
 from experiments.perfkit import (
@@ -52,6 +55,7 @@ from experiments.perfkit import (
     rss_kib,
     upgrade_request,
 )
+from experiments.scale.report import big_lines, rate_lines
 from testkit import chat_token, free_port, masked_frame, start, stop, wait_for_port
 
 ROOM = "big"
@@ -282,38 +286,51 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=1.0)
     parser.add_argument("--rates", default="100,200,400")
     parser.add_argument("--duration", type=float, default=10.0)
-    parser.add_argument("--postgres", action="store_true")
+    parser.add_argument(
+        "--postgres", action="store_true", help="rate: PostgreSQL as well as SQLite"
+    )
     parser.add_argument("--json", help="write the raw figures here")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        help="write the figures as a block of this page (bench/RESULTS.md)",
+    )
     args = parser.parse_args(argv)
     raise_fd_limit()
     results: list[dict] = []
     if args.scenario == "big":
         members = args.members or 100_000
         workers = args.workers or max(1, math.ceil(members / 18_000))
-        with node_running(workers, args.postgres) as node:
+        with node_running(workers, postgres=False) as node:
             result = measure(
                 node, members, args.per_process, 1, 1 / args.interval, args.messages
             )
         results.append({"workers": workers, **result})
     else:
         members = args.members or 1000
-        for rate in (float(r) for r in args.rates.split(",")):
-            with node_running(args.workers or 1, args.postgres) as node:
-                senders = max(1, math.ceil(rate / SENDER_RATE))
-                messages = int(rate * args.duration)
-                result = measure(
-                    node, members, args.per_process, senders, rate, messages
-                )
-            results.append(
-                {
-                    "workers": args.workers or 1,
-                    "db": "postgres" if args.postgres else "sqlite",
-                    **result,
-                }
-            )
-            print(json.dumps(results[-1]), file=sys.stderr)
+        for postgres in (False, True) if args.postgres else (False,):
+            for rate in (float(r) for r in args.rates.split(",")):
+                with node_running(args.workers or 1, postgres) as node:
+                    senders = max(1, math.ceil(rate / SENDER_RATE))
+                    messages = int(rate * args.duration)
+                    result = measure(
+                        node, members, args.per_process, senders, rate, messages
+                    )
+                db = "postgres" if postgres else "sqlite"
+                results.append({"workers": args.workers or 1, "db": db, **result})
+                print(json.dumps(results[-1]), file=sys.stderr)
     for result in results:
         print(json.dumps(result))
+    if args.results is not None:
+        command = "python -m experiments.scale " + " ".join(argv or sys.argv[1:])
+        if args.scenario == "big":
+            write_block(
+                args.results, "scale-big", command, big_lines(results[0], command)
+            )
+        else:
+            write_block(
+                args.results, "scale-rate", command, rate_lines(results, command)
+            )
     if args.json:
         with open(args.json, "w") as out:
             json.dump(results, out, indent=1)
