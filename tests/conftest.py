@@ -14,6 +14,7 @@ from rawws.server.server import Server
 # the PostgreSQL fixtures, found by pytest under these names here (the aliases mark them re-exported)
 from tests.support.postgres import postgres_cluster as postgres_cluster
 from tests.support.postgres import postgres_url as postgres_url
+from tests.support.redis_sentinel import redis_sentinels as redis_sentinels
 from tests.support.redis_server import redis_server as redis_server
 
 StartServer = Callable[..., Awaitable[Server]]

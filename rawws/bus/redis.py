@@ -29,7 +29,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import redis.asyncio as aioredis
+from redis.asyncio.sentinel import MasterNotFoundError
 
+from rawws.bus import sentinel
 from rawws.bus.base import Receiver
 from rawws.bus.seal import Refused, Seal
 from rawws.core.redact import redact_url
@@ -44,7 +46,7 @@ BACKOFF_MIN_S = 0.05
 BACKOFF_MAX_S = 2.0
 QUEUE_LIMIT = 10_000  # events waiting to be published; beyond, new ones are dropped (receivers repair)
 PIPELINE_MAX = 512  # events per pipeline round trip
-SCHEMES = ("redis", "rediss", "unix")
+SCHEMES = ("redis", "rediss", "unix")  # and rawws.bus.sentinel's redis+sentinel
 REFUSED_LOG_EVERY = 1000  # after the first refused event, one line per this many more
 
 
@@ -68,6 +70,12 @@ def check_bus_url(url: str) -> str:
     def refuse(reason: str) -> SettingError:
         return SettingError("bus_url", redacted(url), reason)
 
+    if sentinel.is_sentinel_url(url):
+        try:
+            sentinel.parse_sentinel_url(url)
+        except ValueError as exc:
+            raise refuse(str(exc)) from None
+        return url
     try:
         parts = urlsplit(url)
         port = parts.port  # raises on a port that is not a number or out of range
@@ -76,7 +84,9 @@ def check_bus_url(url: str) -> str:
             "the bus URL is malformed (e.g. redis://127.0.0.1:6379/0)"
         ) from None
     if parts.scheme not in SCHEMES:
-        raise refuse("a bus URL must start with redis://, rediss:// or unix://")
+        raise refuse(
+            "a bus URL must start with redis://, rediss://, unix:// or redis+sentinel://"
+        )
     if parts.scheme != "unix" and not parts.hostname:
         raise refuse("the bus URL names no host")
     if parts.scheme != "unix":
@@ -96,6 +106,24 @@ def check_bus_url(url: str) -> str:
     return url
 
 
+def _client(
+    url: str, call_timeout_s: float, *, blocking: bool = False
+) -> aioredis.Redis:
+    """A client of the Redis ``url`` names (a checked URL); ``blocking`` ones (a subscription's) wait
+    on reads without a timeout: its watch PINGs instead."""
+    read_timeout = None if blocking else call_timeout_s
+    if sentinel.is_sentinel_url(url):
+        return sentinel.sentinel_client(
+            sentinel.parse_sentinel_url(url),
+            call_timeout_s,
+            socket_timeout=read_timeout,
+            socket_connect_timeout=call_timeout_s,
+        )
+    return aioredis.Redis.from_url(
+        url, socket_timeout=read_timeout, socket_connect_timeout=call_timeout_s
+    )
+
+
 def _first_line(exc: BaseException) -> str:
     """``exc`` as one line without its type's module (``unexpected keyword argument 'passwd'``).
 
@@ -105,9 +133,14 @@ def _first_line(exc: BaseException) -> str:
     return text.split(".__init__() got an ")[-1].split(". Did you mean ")[0]
 
 
-def _unreachable(url: str, exc: BaseException, call_timeout_s: float) -> BusUnavailable:
+async def _unreachable(
+    url: str, exc: BaseException, call_timeout_s: float
+) -> BusUnavailable:
     text = str(exc).rstrip(".")
-    if isinstance(exc, TimeoutError | aioredis.TimeoutError):
+    if isinstance(exc, MasterNotFoundError) and sentinel.is_sentinel_url(url):
+        target = sentinel.parse_sentinel_url(url)
+        reason = await sentinel.no_primary_reason(target, call_timeout_s)
+    elif isinstance(exc, TimeoutError | aioredis.TimeoutError):
         reason = (
             f"it did not answer within {call_timeout_s:g} s: is Redis running there?"
         )
@@ -134,7 +167,7 @@ async def _ping(client: aioredis.Redis, url: str, call_timeout_s: float) -> None
         async with asyncio.timeout(call_timeout_s * 3):
             await client.ping()
     except (OSError, TimeoutError, aioredis.RedisError) as exc:
-        raise _unreachable(url, exc, call_timeout_s) from None
+        raise await _unreachable(url, exc, call_timeout_s) from None
 
 
 async def reach(url: str, call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S) -> None:
@@ -143,11 +176,7 @@ async def reach(url: str, call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S) -> Non
     A start asks this before it makes anything (the JWT secret the bus key comes from): a start
     refused for its bus leaves no new file behind.
     """
-    client = aioredis.Redis.from_url(
-        check_bus_url(url),
-        socket_timeout=call_timeout_s,
-        socket_connect_timeout=call_timeout_s,
-    )
+    client = _client(check_bus_url(url), call_timeout_s)
     try:
         await _ping(client, url, call_timeout_s)
     finally:
@@ -165,17 +194,13 @@ async def publish_once(
 ) -> None:
     """Seal ``data`` with the cluster's ``key`` and publish it once, from a process that is no node
     (`rawws admin`); ``BusUnavailable`` when Redis does not take it."""
-    client = aioredis.Redis.from_url(
-        check_bus_url(url),
-        socket_timeout=call_timeout_s,
-        socket_connect_timeout=call_timeout_s,
-    )
+    client = _client(check_bus_url(url), call_timeout_s)
     sealed = Seal(key, channel.encode("utf-8")).seal(data, time.time())
     try:
         async with asyncio.timeout(call_timeout_s):
             await client.publish(channel, sealed)
     except (OSError, TimeoutError, aioredis.RedisError) as exc:
-        raise _unreachable(url, exc, call_timeout_s) from None
+        raise await _unreachable(url, exc, call_timeout_s) from None
     finally:
         with contextlib.suppress(Exception):
             async with asyncio.timeout(call_timeout_s):
@@ -183,7 +208,8 @@ async def publish_once(
 
 
 class RedisBus:
-    """A ``Bus`` over one Redis server (``redis://host:port/db``), its events sealed with ``key``.
+    """A ``Bus`` over one Redis server (``redis://host:port/db``), or over the primary that Redis
+    Sentinel names now (``redis+sentinel://…``, ``rawws.bus.sentinel``), its events sealed with ``key``.
 
     ``key`` is the cluster's bus key (``rawws.bus.seal.bus_key``): the same on every node.
     """
@@ -200,12 +226,8 @@ class RedisBus:
         self.channel = channel
         self.seal = Seal(key, channel.encode("utf-8"))
         self.call_timeout_s = call_timeout_s
-        self.client: aioredis.Redis = aioredis.Redis.from_url(
-            url, socket_timeout=call_timeout_s, socket_connect_timeout=call_timeout_s
-        )
-        self._sub_client: aioredis.Redis = aioredis.Redis.from_url(
-            url, socket_connect_timeout=call_timeout_s
-        )
+        self.client: aioredis.Redis = _client(url, call_timeout_s)
+        self._sub_client: aioredis.Redis = _client(url, call_timeout_s, blocking=True)
         self._connected = False
         self._down_since: float | None = None
         self._queue: deque[bytes] = deque()

@@ -25,6 +25,8 @@ SECRET = "SECRET-d41d8cd98f00"
         ("--bus", f"unix:///nonexistent.sock?db=0&password={SECRET}"),
         ("--bus", "redis://:{secret}@127.0.0.1:{port}/0"),
         ("--bus", "redis://127.0.0.1:{port}/0?password={secret}"),
+        ("--bus", "redis+sentinel://:{secret}@127.0.0.1:{port}/bus/0"),
+        ("--bus", "redis+sentinel://127.0.0.1:{port}/bus?sentinel_password={secret}"),
         ("--db", "postgresql+asyncpg://rawws@127.0.0.1:{port}/rawws?password={secret}"),
         ("--db", "postgresql+asyncpg://rawws:{secret}@127.0.0.1:{port}/rawws"),
     ],
@@ -48,6 +50,28 @@ def test_an_unknown_bus_parameter_is_one_line_without_its_value(tmp_path: Path) 
     assert result.stderr == (
         "rawws: --bus unix:///nonexistent.sock?db=0&passwd=***: a parameter of the bus URL is not"
         " one Redis's client takes (unexpected keyword argument 'passwd')\n"
+    )
+
+
+def test_a_bad_sentinel_url_is_one_line_without_its_password(tmp_path: Path) -> None:
+    """Checked before anything is reached: the host list, the service, the database."""
+    url = f"redis+sentinel://:{SECRET}@s1:26379,,s2:26379/bus/0"
+    result = serve_once(tmp_path, "--bus", url)
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == (
+        "rawws: --bus redis+sentinel://:***@s1:26379,,s2:26379/bus/0: the sentinel URL's host"
+        " list has an empty one: host:port, separated by commas"
+        " (redis+sentinel://[:password@]host:26379[,host:port…]/service[/db])\n"
+    )
+
+
+def test_no_sentinel_answering_is_one_line(tmp_path: Path) -> None:
+    where = f"127.0.0.1:{free_port()},127.0.0.1:{free_port()}"
+    result = serve_once(tmp_path, "--bus", f"redis+sentinel://:{SECRET}@{where}/bus")
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == (
+        f"rawws: --bus redis+sentinel://:***@{where}/bus: cannot reach the bus:"
+        f" no sentinel answered at {where}: is redis-sentinel running there?\n"
     )
 
 
