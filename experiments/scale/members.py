@@ -6,7 +6,8 @@ Run by ``experiments.scale.room``, several at once, because one process holds
 at most its open-files limit of connections and one Python process cannot read
 a hundred thousand sockets as fast as the server writes them. It speaks on its
 standard streams: it prints ``ready N`` once its N members have joined, then
-waits; ``start`` (a line on stdin) resets its counters and CPU reading;
+waits; ``start`` (a line on stdin) resets its counters and CPU reading; ``count``
+prints how many deliveries it has had since;
 ``report`` makes it print one JSON line and exit.
 
 Each message's text is ``seq N at T``: T is the sender's ``time.monotonic_ns()``
@@ -33,7 +34,8 @@ from testkit import masked_frame
 
 STAMP = re.compile(rb'"text":"seq (\d+) at (\d+)"')
 TAIL_BYTES = 512  # more than one message frame: a stamp cut between two reads is found in the next
-BATCH = 250  # connections opened at once
+BATCH = 100  # connections opened at once
+TRIES = 3  # a member refused or cut while joining tries again, as a real client would; counted
 
 
 class Tally:
@@ -45,6 +47,8 @@ class Tally:
             int, float
         ] = {}  # seq → the slowest member's latency
         self.out_of_order = 0
+        self.retries = 0
+        self.last_refusal = ""
 
     def reset(self) -> None:
         self.latencies_ms = array("d")
@@ -71,7 +75,10 @@ class Member(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.joined.done():
-            self.joined.set_exception(ConnectionError("closed before joining"))
+            said = self.tail[:80] if not self.upgraded else b"after the 101"
+            self.joined.set_exception(
+                ConnectionError(f"closed before joining: {said!r}")
+            )
 
     def data_received(self, data: bytes) -> None:
         now_us = time.monotonic_ns() // 1000
@@ -108,6 +115,22 @@ class Member(asyncio.Protocol):
 async def open_member(
     port: int, token: str, room: str, source: str, tally: Tally
 ) -> Member:
+    """A member that has joined; a refused or cut attempt is tried again (``tally.retries``)."""
+    for attempt in range(TRIES):
+        try:
+            return await _open_member(port, token, room, source, tally)
+        except (OSError, TimeoutError) as exc:
+            if attempt == TRIES - 1:
+                raise
+            tally.retries += 1
+            tally.last_refusal = str(exc)
+            await asyncio.sleep(1.0)
+    raise AssertionError("unreachable")
+
+
+async def _open_member(
+    port: int, token: str, room: str, source: str, tally: Tally
+) -> Member:
     loop = asyncio.get_running_loop()
     joined: asyncio.Future[None] = loop.create_future()
     _, member = await loop.create_connection(
@@ -140,7 +163,9 @@ async def run(args: argparse.Namespace) -> None:
     )
     usage = resource.getrusage(resource.RUSAGE_SELF)
     while (line := (await reader.readline()).strip()) != b"report":
-        if line == b"start":
+        if line == b"count":  # how many deliveries so far: the study waits for them all
+            print(sum(member.count for member in members), flush=True)
+        elif line == b"start":
             tally.reset()
             for member in members:
                 member.count = member.last = 0
@@ -156,6 +181,8 @@ async def run(args: argparse.Namespace) -> None:
                 "counts": sorted({m.count for m in members}),
                 "received": sum(m.count for m in members),
                 "out_of_order": tally.out_of_order,
+                "retries": tally.retries,
+                "last_refusal": tally.last_refusal,
                 "latencies_ms": list(tally.latencies_ms),
                 "last_arrival_ms": tally.last_arrival_ms,
                 "cpu_s": cpu_s,

@@ -26,6 +26,7 @@ def big_lines(result: dict, command: str) -> list[str]:
         "| figure | value |",
         "|---|---:|",
         f"| members joined | {result['members']:,} (in {result['open_s']:.0f} s) |",
+        f"| joins tried again (refused or cut while joining) | {result['join_retries']:,} |",
         f"| deliveries | {result['deliveries']:,} |",
         f"| lost / out of order / members short | {result['lost']} / {result['out_of_order']}"
         f" / {result['members_short']} |",

@@ -59,6 +59,7 @@ from experiments.scale.report import big_lines, rate_lines
 from testkit import chat_token, free_port, masked_frame, start, stop, wait_for_port
 
 ROOM = "big"
+LATE_S = 120.0  # a delivery not there this long after the last message is counted lost
 SENDER_RATE = 8.0  # messages/s per sender connection, under the chat's 10/s
 
 
@@ -80,6 +81,7 @@ class Node:
         if self.workers > 1:
             self.redis, redis_port = start_redis(self.data_dir)
             flags += [
+                "--reuse-port",  # a listening socket per worker: the kernel spreads connections evenly
                 "--workers",
                 str(self.workers),
                 "--bus",
@@ -159,6 +161,21 @@ class Load:
             process.stdin.write(word + "\n")
             process.stdin.flush()
 
+    def received(self) -> int:
+        """Deliveries every load process has had since ``start``."""
+        self.say("count")
+        total = 0
+        for process in self.processes:
+            assert process.stdout is not None
+            total += int(process.stdout.readline())
+        return total
+
+    def wait_received(self, expected: int, deadline_s: float) -> None:
+        """Until ``expected`` deliveries came or ``deadline_s`` passed: a late delivery is slow, not lost."""
+        deadline = time.monotonic() + deadline_s
+        while self.received() < expected and time.monotonic() < deadline:
+            time.sleep(0.5)
+
     def reports(self) -> list[dict]:
         self.say("report")
         found = []
@@ -231,7 +248,7 @@ def measure(
         load.say("start")
         cpu0 = cpu_seconds_total(node.pids)
         took = asyncio.run(send(node.port, token, senders, rate, messages))
-        time.sleep(3.0)  # the last deliveries
+        load.wait_received(joined * messages, LATE_S)
         cpu = cpu_seconds_total(node.pids) - cpu0
         reports = load.reports()
     finally:
@@ -253,6 +270,10 @@ def measure(
         "deliveries": received,
         "lost": joined * messages - received,
         "out_of_order": sum(report["out_of_order"] for report in reports),
+        "join_retries": sum(report["retries"] for report in reports),
+        "last_refusal": next(
+            (r["last_refusal"] for r in reports if r["last_refusal"]), ""
+        ),
         "members_short": sum(
             1 for report in reports for count in report["counts"] if count != messages
         ),
