@@ -238,7 +238,7 @@ class Inbox:
         self._scheduled = False
         ws = self.ws
         messages = self.messages
-        counters = self.counters
+        queued_before = len(messages)
         limited = not self.draining
         max_queue = self.max_queue
         output: list[bytes] = []
@@ -267,9 +267,7 @@ class Inbox:
                         continue
                 elif type(event) is MessageReceived:
                     if not ws.output_pending:
-                        messages.append(event.data)
-                        if counters is not None:
-                            counters.messages_received += 1
+                        messages.append(event.data)  # counted once the run is over
                         continue
                 elif type(event) is PongReceived and not ws.output_pending:
                     self.owner._inbox_event(event)
@@ -280,6 +278,9 @@ class Inbox:
                     break
                 self._handle(event, output)
         finally:
+            if self.counters is not None:
+                # Every message is queued here, in this run (get() takes none meanwhile).
+                self.counters.messages_received += len(messages) - queued_before
             if output:
                 self.owner._inbox_output(
                     output[0] if len(output) == 1 else b"".join(output)
@@ -309,9 +310,7 @@ class Inbox:
         if event is None:
             return
         if type(event) is MessageReceived:
-            self.messages.append(event.data)
-            if self.counters is not None:
-                self.counters.messages_received += 1
+            self.messages.append(event.data)  # counted at the end of the run
         else:
             self.owner._inbox_event(event)  # type: ignore[arg-type]  # a pong or a close: the message case is above
 
@@ -322,6 +321,13 @@ class Inbox:
 
     def update_reading(self) -> None:
         """Read the socket only while the queue, the unparsed bytes and the owner allow it."""
+        if not (
+            self.reading_paused
+            or self.hold_reading
+            or self._events is not None
+            or self._backlog
+        ):
+            return  # reading, and nothing waits unparsed: no reason to stop (after every read)
         transport = self.transport
         if transport.is_closing():
             return

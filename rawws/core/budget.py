@@ -39,12 +39,15 @@ class ReadBudget:
         "bytes_per_s",
         "frame_capacity",
         "byte_capacity",
-        "frames",
-        "bytes",
+        "_frames_granted",
+        "_bytes_granted",
         "_updated",
         "frames_spent",
         "bytes_spent",
     )
+
+    # Each bucket is kept as what was granted (the burst plus the refills) against what was
+    # spent: a step then updates only the two totals, the one thing done for every frame.
 
     def __init__(
         self,
@@ -60,34 +63,59 @@ class ReadBudget:
         self.bytes_per_s = bytes_per_s
         self.frame_capacity = max(1.0, frames_per_s * burst_s)
         self.byte_capacity = max(1.0, bytes_per_s * burst_s)
-        self.frames = self.frame_capacity
-        self.bytes = self.byte_capacity
+        self._frames_granted = self.frame_capacity
+        self._bytes_granted = self.byte_capacity
         self._updated = now
         #: Totals since the connection opened (for tests, metrics and the soak).
         self.frames_spent = 0
         self.bytes_spent = 0
 
     @property
+    def frames(self) -> float:
+        """Frames left in the bucket (below zero: overdrawn)."""
+        return self._frames_granted - self.frames_spent
+
+    @property
+    def bytes(self) -> float:
+        """Payload bytes left in the bucket (below zero: overdrawn)."""
+        return self._bytes_granted - self.bytes_spent
+
+    @property
     def exhausted(self) -> bool:
         """Nothing more may be parsed until a ``refill``: a bucket is overdrawn."""
-        return self.frames < 0.0 or self.bytes < 0.0
+        return (
+            self.frames_spent > self._frames_granted
+            or self.bytes_spent > self._bytes_granted
+        )
 
     def spend(self, frames: int, nbytes: int) -> None:
         """Charge what a step cost (one frame header, or ``nbytes`` of payload after inflation)."""
-        self.frames -= frames
-        self.bytes -= nbytes
         self.frames_spent += frames
         self.bytes_spent += nbytes
+
+    def charge(self, frames: int, nbytes: int) -> bool:
+        """``spend``, then whether the budget is overdrawn now (the one call a parsing step makes)."""
+        self.frames_spent += frames
+        self.bytes_spent += nbytes
+        return (
+            self.frames_spent > self._frames_granted
+            or self.bytes_spent > self._bytes_granted
+        )
 
     def refill(self, now: float) -> None:
         elapsed = now - self._updated
         if elapsed <= 0:
             return
         self._updated = now
-        self.frames = min(
-            self.frame_capacity, self.frames + elapsed * self.frames_per_s
+        # A bucket holds at most its capacity: what was granted runs at most that far ahead.
+        self._frames_granted = min(
+            self.frames_spent + self.frame_capacity,
+            self._frames_granted + elapsed * self.frames_per_s,
         )
-        self.bytes = min(self.byte_capacity, self.bytes + elapsed * self.bytes_per_s)
+        self._bytes_granted = min(
+            self.bytes_spent + self.byte_capacity,
+            self._bytes_granted + elapsed * self.bytes_per_s,
+        )
 
     def ready_in(self, now: float) -> float:
         """Seconds until both buckets hold ``1/RESUME_FRACTION`` of their capacity again (0: now)."""

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import struct
 from codecs import getincrementaldecoder
-from collections.abc import Generator
+from collections.abc import Callable, Iterator
 
 from wsproto.extensions import Extension
 from wsproto.frame_protocol import (
@@ -46,6 +46,7 @@ from wsproto.frame_protocol import (
     Frame,
     FrameDecoder,
     FrameProtocol,
+    Header,
     MessageDecoder,
     Opcode,
     ParseFailed,
@@ -57,11 +58,17 @@ from rawws.core.extensions import PerMessageDeflate
 from rawws.core.masking import FAST_MASKING, Unmasker
 
 _CONTINUATION, _TEXT = Opcode.CONTINUATION, Opcode.TEXT
+_parse_header = FrameDecoder.parse_header  # wsproto's, called once per frame
 
 CONTROL_BIT = 0x08  # opcodes 0x8–0xF are control frames
 FIN_BIT = 0x80
 _LENGTH_16 = struct.Struct("!BBH")
 _LENGTH_64 = struct.Struct("!BBQ")
+#: The two header bytes of every final frame of up to 125 bytes, by opcode and length.
+_SHORT_FIN_HEADERS = [
+    [bytes((FIN_BIT | opcode, length)) for length in range(MAX_PAYLOAD_NORMAL + 1)]
+    for opcode in range(16)
+]
 
 
 class LimitedFrameDecoder(FrameDecoder):
@@ -79,6 +86,25 @@ class LimitedFrameDecoder(FrameDecoder):
         )
         #: A frame whose wire bytes are all taken while its inflation is not done: its ``fin``.
         self._frame_end_deferred: bool | None = None
+        self._budget: ReadBudget | None = None
+        self._overdrawn = False
+        self._unpaid_step: Callable[[], Frame | None] = self._step
+        self.budget = None
+
+    @property
+    def budget(self) -> ReadBudget | None:
+        """What each step costs is drawn from this (``None``: no budget, the client's default)."""
+        return self._budget
+
+    @budget.setter
+    def budget(self, budget: ReadBudget | None) -> None:
+        self._budget = budget
+        self._overdrawn = budget is not None and budget.exhausted
+        # The step wsproto's parsing generator calls once per frame, set per instance so
+        # that no call is added in between: without an inflater it is wsproto's own.
+        unpaid = super().process_buffer if self._deflate is None else self._step
+        self._unpaid_step = unpaid
+        self.process_buffer = unpaid if budget is None else self._paid_step  # type: ignore[method-assign]
 
     @property
     def backlog_bytes(self) -> int:
@@ -86,7 +112,30 @@ class LimitedFrameDecoder(FrameDecoder):
         deflate = self._deflate
         return 0 if deflate is None else deflate.backlog_bytes
 
-    def process_buffer(self) -> Frame | None:
+    def _paid_step(self) -> Frame | None:
+        """One step, paid from the budget; none is taken while it is overdrawn (``None``: nothing more now).
+
+        A data frame costs one frame when its last bytes are parsed, and its payload
+        after inflation; a control frame (at most 125 bytes) costs one frame. Only
+        this step spends the budget, so it is asked again only once a charge overdrew it.
+        """
+        budget = self._budget
+        assert budget is not None
+        if self._overdrawn:
+            if budget.exhausted:
+                return None
+            self._overdrawn = False  # refilled since
+        frame = self._unpaid_step()
+        if frame is not None:
+            if frame.opcode & CONTROL_BIT:
+                self._overdrawn = budget.charge(1, 0)
+            else:
+                self._overdrawn = budget.charge(
+                    1 if frame.frame_finished else 0, len(frame.payload)
+                )
+        return frame
+
+    def _step(self) -> Frame | None:
         """wsproto's step, or one more slice of a payload the inflater stopped in the middle of."""
         deflate = self._deflate
         if deflate is None:
@@ -118,14 +167,18 @@ class LimitedFrameDecoder(FrameDecoder):
         return Frame(_CONTINUATION, payload + tail if tail else payload, True, fin)
 
     def parse_header(self) -> bool:
-        if not super().parse_header():
+        if not _parse_header(self):
             return False
-        if FAST_MASKING and type(self.masker) is XorMaskerSimple:
-            self.masker = Unmasker(self.masker._masking_key)  # type: ignore[assignment]  # same process() interface
+        masker = self.masker
+        if type(masker) is XorMaskerSimple and FAST_MASKING:
+            self.masker = Unmasker(masker._masking_key)  # type: ignore[assignment]  # same process() interface
         limit = self.max_message_bytes
-        header = self.header
-        if limit is not None and header is not None and not header.opcode & CONTROL_BIT:
-            if header.opcode:  # TEXT or BINARY: a new message (CONTINUATION is 0)
+        if limit is None:
+            return True
+        header: Header = self.header  # type: ignore[assignment]  # set by a header that parsed
+        opcode = header.opcode
+        if not opcode & CONTROL_BIT:
+            if opcode:  # TEXT or BINARY: a new message (CONTINUATION is 0)
                 self._message_bytes = 0
                 self._compressed_message = header.rsv.rsv1
             if not self._compressed_message:
@@ -144,12 +197,7 @@ class AssemblingMessageDecoder(MessageDecoder):
     does: that is the common case and costs one decode. Otherwise every piece
     is checked with an incremental UTF-8 decoder whose output is dropped, and
     the piece goes on as bytes; ``rawws.core.protocol`` decodes the whole once.
-    ``payload_bytes`` is the size of the last piece's payload, for the budget.
     """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.payload_bytes = 0
 
     def process_frame(self, frame: Frame) -> Frame:
         opcode = frame.opcode
@@ -161,7 +209,6 @@ class AssemblingMessageDecoder(MessageDecoder):
             raise ParseFailed(f"expected CONTINUATION, got {opcode!r}")
         message_opcode = self.opcode
         payload: bytes = frame.payload  # type: ignore[assignment]  # data frames carry bytes from the frame decoder
-        self.payload_bytes = len(payload)
         finished = frame.frame_finished and frame.message_finished
         data: str | bytes = payload
         if message_opcode is _TEXT:
@@ -196,27 +243,28 @@ class TunedFrameProtocol(FrameProtocol):
         self._frame_decoder = self._decoder = LimitedFrameDecoder(
             client, self.extensions, max_message_bytes
         )
-        self._message_decoder = self._messages = AssemblingMessageDecoder()
-        #: What each step costs is drawn from this (``None``: no budget, the client's default).
-        self.budget: ReadBudget | None = None
+        self._message_decoder = AssemblingMessageDecoder()
 
-    def received_frames(self) -> Generator[Frame, None, None]:
-        """wsproto's, but each step is paid for and none is taken while the budget is overdrawn."""
-        budget = self.budget
-        if budget is None:
-            yield from super().received_frames()
-            return
-        parse = self._parse_more
-        messages = self._messages
-        while not budget.exhausted:
-            frame = next(parse, None)
-            if frame is None:
-                return
-            if frame.opcode & CONTROL_BIT:
-                budget.spend(1, 0)  # at most 125 bytes: the frame is the cost
-            else:
-                budget.spend(1 if frame.frame_finished else 0, messages.payload_bytes)
-            yield frame
+    @property
+    def budget(self) -> ReadBudget | None:
+        """What each step costs is drawn from this (``None``: no budget, the client's default).
+
+        The decoder pays each step before it is handed on and, once the budget is
+        overdrawn, parses nothing more: to wsproto that is a decoder waiting for bytes.
+        """
+        return self._decoder.budget
+
+    @budget.setter
+    def budget(self, budget: ReadBudget | None) -> None:
+        self._decoder.budget = budget
+
+    def received_frames(self) -> Iterator[Frame]:  # type: ignore[override]  # iterated only
+        """wsproto's frames until it needs more bytes (or the budget is overdrawn).
+
+        wsproto's own is a generator over its parsing generator, stopping at its
+        ``None``; ``iter(next, None)`` does the same in C, one Python frame less per frame.
+        """
+        return iter(self._parse_more.__next__, None)
 
     @property
     def unparsed_bytes(self) -> int:
@@ -230,10 +278,12 @@ class TunedFrameProtocol(FrameProtocol):
         if self.client or self.extensions:
             return super()._serialize_frame(opcode, payload, fin)
         # RFC 6455 §5.2: FIN and opcode, then the length in 7 bits, or 126 + 16 bits, or 127 + 64 bits.
-        first = FIN_BIT | opcode if fin else int(opcode)
         length = len(payload)
         if length <= MAX_PAYLOAD_NORMAL:
-            return bytes((first, length)) + payload
+            if fin:
+                return _SHORT_FIN_HEADERS[opcode][length] + payload
+            return bytes((opcode, length)) + payload
+        first = FIN_BIT | opcode if fin else int(opcode)
         if opcode & CONTROL_BIT:
             raise ValueError("payload too long for control frame")
         if length <= MAX_PAYLOAD_TWO_BYTE:

@@ -33,7 +33,8 @@ class Unmasker:
     __slots__ = ("_key",)
 
     def __init__(self, masking_key: bytes | bytearray) -> None:
-        self._key = bytes(masking_key)
+        # Not copied: wsproto hands over the four bytes it sliced off for this frame.
+        self._key = masking_key
 
     def process(self, data: bytes | bytearray) -> bytes:
         if not data:

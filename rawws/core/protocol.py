@@ -59,6 +59,9 @@ class State(enum.Enum):
     CLOSED = "closed"
 
 
+_OPEN = State.OPEN  # compared for every frame
+
+
 class WebSocket:
     """One WebSocket connection's protocol state, for either role, with no I/O."""
 
@@ -146,10 +149,9 @@ class WebSocket:
         Call ``data_to_send()`` after each event so replies keep their place
         relative to what the application sends in response to that event.
         """
-        if self.state is State.CLOSED:
-            return
-        self._frames.receive_bytes(data)
-        yield from self._events()
+        return self._events(
+            data
+        )  # the generator itself: no layer between it and the caller
 
     def receive_eof(self) -> Iterator[Event]:
         """The peer closed TCP. Without a close frame first, that is 1006."""
@@ -162,12 +164,28 @@ class WebSocket:
         )
         yield Closed(ABNORMAL_CLOSURE, "connection lost", by_peer=True)
 
-    def _events(self) -> Iterator[Event]:
+    def _events(self, data: bytes) -> Iterator[Event]:
+        if self.state is State.CLOSED:
+            return
+        self._frames.receive_bytes(data)  # once the first event is asked for
         try:
             for frame in self._frames.received_frames():
                 opcode = frame.opcode
                 if opcode is _BINARY or opcode is _TEXT:
-                    if self.state is not State.OPEN and not self.receive_while_closing:
+                    if (
+                        frame.message_finished
+                        and self.state is _OPEN
+                        and not self._fragments
+                    ):
+                        # The common case first: a whole message in one frame, a text one already a str.
+                        whole: str | bytes = frame.payload  # type: ignore[assignment]  # bytes for BINARY
+                        yield MessageReceived(
+                            whole.decode("utf-8")
+                            if opcode is _TEXT and type(whole) is bytes
+                            else whole
+                        )
+                        continue
+                    if self.state is not _OPEN and not self.receive_while_closing:
                         continue  # after our close nothing is delivered: nothing is held either
                     # A whole text message in one piece is a str; a piece of one is bytes (frames.py).
                     payload: str | bytes = frame.payload  # type: ignore[assignment]  # bytes for BINARY

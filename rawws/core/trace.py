@@ -10,7 +10,7 @@ data (after inflating, before compressing), as the application sees it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -57,7 +57,7 @@ class FrameEngine(Protocol):
     @property
     def unparsed_bytes(self) -> int: ...
 
-    def received_frames(self) -> Generator[Frame, None, None]: ...
+    def received_frames(self) -> Iterator[Frame]: ...
 
     def send_data(
         self, payload: bytes | bytearray | str = b"", fin: bool = True
