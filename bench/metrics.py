@@ -130,8 +130,18 @@ def _fanout(receivers: int, phase: str, field: str) -> Callable[[dict], float | 
     return get
 
 
+def _kib(mb: Callable[[dict], float | None]) -> Callable[[dict], float | None]:
+    """A figure the client gives in MB, in KiB: what a burst adds is a few hundred KiB at most."""
+
+    def get(r: dict) -> float | None:
+        value = mb(r)
+        return None if value is None else value * 1024
+
+    return get
+
+
 def fanout_metrics(params: dict) -> list[Metric]:
-    """For each receiver count: deliveries/s and server CPU per delivery, burst and lock-step."""
+    """For each receiver count: deliveries/s and server CPU per delivery, burst and lock-step; server memory in bursts."""
     out = []
     # strict=False, like the .get defaults: params without the burst sizes give no fan-out metrics, not an error
     for n, k in zip(
@@ -173,8 +183,30 @@ def fanout_metrics(params: dict) -> list[Metric]:
                 False,
                 "{:,.2f}",
             ),
+            Metric(
+                f"fan{tag}rss",
+                f"server peak RSS in bursts, fan-out to {n:,}",
+                "MB",
+                "fanout",
+                _fanout(n, "burst", "peak_rss_mb"),
+                False,
+                "{:,.1f}",
+            ),
+            Metric(
+                f"fan{tag}rssup",
+                f"server RSS added by bursts, fan-out to {n:,}",
+                "KiB",
+                "fanout",
+                _kib(_fanout(n, "burst", "peak_rss_growth_mb")),
+                False,
+            ),
         ]
     return out
+
+
+def is_fanout_memory(metric: Metric) -> bool:
+    """The fan-out's memory rows (plotted apart from its speed rows)."""
+    return metric.scenario == "fanout" and "rss" in metric.key
 
 
 def collect(results: list[dict], metric: Metric) -> dict[tuple[str, int], float]:

@@ -17,6 +17,7 @@ from bench.metrics import (
     ratio_to,
     server_name,
 )
+from bench.report_fanout import fanout_measured, fanout_plots
 from bench.report_plots import bar_plot, ratio_heatmap
 from bench.servers.registry import IMPLS, LOOPS, REFERENCE
 
@@ -334,31 +335,6 @@ def contention(results: list[dict]) -> list[str]:
     ]
 
 
-def fanout_measured(params: dict) -> str:
-    if "fanout_receivers" not in params:
-        return "- **fan-out (broadcast)**: not measured in this run."
-    counts = " and ".join(f"{n:,}" for n in params["fanout_receivers"])
-    bursts = ", ".join(
-        f"{k} for {n:,}"
-        for n, k in zip(params["fanout_receivers"], params["fanout_burst"], strict=True)
-    )
-    return (
-        f"- **fan-out (broadcast)**: one sender and N receivers ({counts}) on each server's `/fanout`, which sends every "
-        "message it receives, unchanged, to every other open `/fanout` connection, written the library's documented way: "
-        "rawws frames it once and queues the same bytes on every session (`send_frame`, the chat's path, `rawws.chat.hub`); "
-        "websockets calls `broadcast()`; picows calls `transport.send` per receiver (its broadcast example); aiohttp "
-        "awaits `send_bytes` per receiver (its chat example); the floor writes the length-prefixed bytes to each "
-        "receiver's transport (a connection joins its group by sending `FANO` first). All N + 1 connections are opened and "
-        "upgraded, the server is left to settle, and a validation pass of 2 bursts is checked on every receiver. "
-        f"*Burst*: K {params['fanout_size']} B messages back to back (K = {bursts}), wait until every receiver has all K, "
-        f"again for {params['fanout_duration_s']} s. *Lock-step*: one message, wait until all N receivers have it, the "
-        f"next, for {params['fanout_duration_s']} s. Every copy is compared byte for byte, in order; the sender must get "
-        "nothing back. Deliveries/s = messages × N ÷ wall time of the phase; server CPU per delivery = utime+stime of "
-        "the server (`/proc/<pid>/stat`) over the phase ÷ deliveries. (`python -m experiments.fanout` measures rawws's authenticated "
-        "chat broadcast on `/ws` on its own: `experiments/fanout/FANOUT.md`.)"
-    )
-
-
 def write_report(out: Path, plots_dir: Path, meta: dict, results: list[dict]) -> None:
     plots_dir.mkdir(parents=True, exist_ok=True)
     params = meta["params"]
@@ -379,22 +355,7 @@ def write_report(out: Path, plots_dir: Path, meta: dict, results: list[dict]) ->
     ]
     for name, title, keys in plots:
         bar_plot(plots_dir / name, results, [by_key[k] for k in keys], title)
-    fan = [m for m in metrics if m.scenario == "fanout"]
-    if fan:
-        # top row deliveries/s (log scale: the spread is wide), bottom row server CPU per delivery
-        fan = [m for m in fan if m.higher_is_better] + [
-            m for m in fan if not m.higher_is_better
-        ]
-        log = frozenset(m.key for m in fan if m.higher_is_better)
-        bar_plot(
-            plots_dir / "fanout.png",
-            results,
-            fan,
-            "fan-out: one sender, N receivers",
-            cols=len(fan) // 2,
-            log=log,
-        )
-        plots.append(("fanout.png", "fan-out", [m.key for m in fan]))
+    plots += fanout_plots(plots_dir, results, metrics)
     ratio_heatmap(plots_dir / "ratios.png", results, metrics, servers)
 
     pk = meta["packages"]

@@ -54,6 +54,7 @@ def test_quick_run_writes_a_report(tmp_path: Path) -> None:
         assert f"`{name}`" in report
     assert "rawws relative to each peer" in report
     assert "fan-out to 50, lock-step" in report and "server CPU per delivery" in report
+    assert "server peak RSS in bursts, fan-out to 50" in report
     assert "What limits us now" in report  # LIMITS.md, written by hand
 
     plots = tmp_path / "plots"
@@ -64,6 +65,7 @@ def test_quick_run_writes_a_report(tmp_path: Path) -> None:
         "handshakes.png",
         "memory.png",
         "fanout.png",
+        "fanout_memory.png",
         "ratios.png",
     ):
         data = (plots / png).read_bytes()
@@ -86,4 +88,7 @@ def test_quick_run_writes_a_report(tmp_path: Path) -> None:
             for phase in ("burst", "lockstep"):
                 assert run[phase]["deliveries"] == run[phase]["messages"] * n > 0
                 assert run[phase]["server_cpu_us_per_delivery"] >= 0
+            # the server's peak in bursts is measured from its idle RSS, never below it
+            burst = run["burst"]
+            assert burst["peak_rss_mb"] >= burst["rss_before_mb"] > 0
     assert not [r for r in raw["results"] if not r.get("ok")]

@@ -15,6 +15,7 @@ from bench.client.common import (
     ValidationError,
     percentile,
     proc_cpu_s,
+    proc_rss_kib,
     self_cpu_s,
     system_busy_s,
     wait_quiet,
@@ -212,6 +213,29 @@ class FanoutLoad:
         return 1
 
 
+def peak_rss_kib(pid: int) -> int:
+    """The server's peak RSS (``VmHWM``) since it started or since ``reset_peak_rss``."""
+    with open(f"/proc/{pid}/status", "rb") as f:
+        for line in f:
+            if line.startswith(b"VmHWM:"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no VmHWM for pid {pid}")
+
+
+def reset_peak_rss(pid: int) -> bool:
+    """Reset the server's ``VmHWM`` to its RSS now (Linux: ``5`` to ``clear_refs``); whether it could.
+
+    Without it, the peak read after a phase is the process's lifetime peak
+    (the start-up, opening 1,000 connections, the smaller fan-out before), not the phase's.
+    """
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return False
+    return True
+
+
 def fanout_phase(
     load: FanoutLoad,
     pid: int,
@@ -286,7 +310,9 @@ def fanout_benchmark(
     arrive. Burst: ``burst`` messages back to back, wait until every receiver
     has all of them, repeated for ``duration_s``. Lock-step: one message, wait
     until every receiver has it, repeated for ``duration_s``. Every copy is
-    checked in both timed phases too.
+    checked in both timed phases too. The server's peak RSS is measured from the
+    first validation burst to the end of the burst phase (``VmHWM`` reset to the
+    idle RSS before), beside that idle RSS.
     """
     fan = dataclasses.replace(target, path="/fanout")
     socks, open_s = open_connections(
@@ -301,6 +327,12 @@ def fanout_benchmark(
     load = FanoutLoad(fan, socks[-1], socks[:-1], size, burst, seed=1000 + receivers)
     try:
         wait_quiet(pid, quiet_s=0.2)
+        # from the first message on: the validation bursts have the burst phase's shape, and
+        # what they make the heap grow to stays in RSS (freed memory is reused, rarely returned)
+        isolated = reset_peak_rss(pid)
+        rss_before = proc_rss_kib(
+            pid
+        )  # after the reset: the peak can only be at or above it
         deadline = time.monotonic() + timeout_s
         for _ in range(validation_bursts):
             load.send(burst)
@@ -314,6 +346,14 @@ def fanout_benchmark(
             duration_s=duration_s,
             max_deliveries=max_deliveries,
             timeout_s=timeout_s,
+        )
+        peak = peak_rss_kib(pid)
+        burst_phase.update(
+            rss_before_mb=rss_before / 1024,
+            peak_rss_mb=peak / 1024,
+            # how much the burst added to what the idle connections already held
+            peak_rss_growth_mb=(peak - rss_before) / 1024,
+            peak_rss_isolated=isolated,
         )
         load.expect_nothing(0.02)
         lockstep_phase = fanout_phase(

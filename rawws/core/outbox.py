@@ -4,8 +4,16 @@ The outbox is bounded both in bytes and in messages. ``push`` never blocks and
 never drops silently: it answers whether the data fit, and the caller applies
 the slow-consumer policy when it did not. An empty outbox takes any one
 message, however large (the largest is bounded by the message size limit), so
-the bound is ``max_bytes`` plus one message. ``take`` hands everything queued over
-as one buffer, so one write carries it all.
+the bound is ``max_bytes`` plus one message.
+
+The chunks are references, not copies: a broadcast queues the one frame object
+it built on every receiver, so a thousand receivers lagging by the same
+messages hold those messages once. Copies are made only on the way out:
+``take`` joins what it hands over into one buffer (one write carries it), and
+the transport copies what the socket does not take into its own buffer. So
+``take`` hands over at most ``limit`` bytes (or one chunk, if that is larger)
+and leaves the rest queued as references: what a lagging reader costs in
+copies is bounded by the write, not by how far behind it is.
 """
 
 from __future__ import annotations
@@ -60,10 +68,23 @@ class Outbox:
         self.pending_bytes = 0
         return dropped
 
-    def take(self) -> bytes:
-        """Everything queued, as one buffer, in order."""
+    def take(self, limit: int | None = None) -> bytes:
+        """What is queued, in order, as one buffer: at most ``limit`` bytes, or the first chunk if it alone is more.
+
+        Without ``limit`` (or when everything fits, the usual case) it is everything.
+        """
         chunks = self._chunks
-        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        chunks.clear()
-        self.pending_bytes = 0
+        if limit is None or self.pending_bytes <= limit:
+            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            chunks.clear()
+            self.pending_bytes = 0
+            return data
+        size = len(chunks[0])
+        end = 1
+        while end < len(chunks) and size + len(chunks[end]) <= limit:
+            size += len(chunks[end])
+            end += 1
+        data = chunks[0] if end == 1 else b"".join(chunks[:end])
+        del chunks[:end]
+        self.pending_bytes -= size
         return data

@@ -265,12 +265,21 @@ class ConnectionEdge(asyncio.Protocol):
         return True
 
     def _flush(self) -> None:
+        """Write the outbox, a high-water mark at a time, until it is empty or the transport is full.
+
+        The rest stays in the outbox as references to the queued frames (shared
+        with every other receiver of a broadcast), not as a copy in the transport.
+        """
         self._flush_scheduled = False
-        if self._paused or not self.outbox or self.transport.is_closing():
+        outbox, transport = self.outbox, self.transport
+        if self._paused or not outbox or transport.is_closing():
             return
-        data = self.outbox.take()
-        self.counters.bytes_sent += len(data)
-        self.transport.write(data)  # may call pause_writing() before it returns
+        while True:  # once, unless more than a high-water mark is queued
+            data = outbox.take(self._high_water)
+            self.counters.bytes_sent += len(data)
+            transport.write(data)  # may call pause_writing() before it returns
+            if not outbox.pending_bytes or self._paused or transport.is_closing():
+                return
 
     def _wake_writers(self) -> None:
         if self._resumed is not None and not self._resumed.done():

@@ -61,3 +61,36 @@ def test_bounds_always_hold_and_accepted_data_is_never_lost(
     assert len(box) <= max_messages
     assert box.pending_bytes <= max_bytes or len(box) == 1
     assert box.take() == b"".join(accepted)
+
+
+def test_take_with_a_limit_hands_over_whole_chunks_up_to_it_and_keeps_the_rest():
+    box = Outbox(max_bytes=100, max_messages=10)
+    for chunk in (b"aa", b"bbb", b"cccc", b"d"):
+        box.push(chunk)
+    assert box.take(6) == b"aabbb", "cccc would pass the limit: it waits"
+    assert (len(box), box.pending_bytes) == (2, 5)
+    assert box.take(6) == b"ccccd"
+    assert not box and box.pending_bytes == 0
+
+
+def test_take_with_a_limit_below_the_first_chunk_hands_over_that_chunk_alone():
+    box = Outbox(max_bytes=100, max_messages=10)
+    first = b"x" * 10
+    box.push(first)
+    box.push(b"y")
+    assert box.take(4) is first, "the queued object itself, not a copy"
+    assert box.take(4) == b"y"
+
+
+@given(st.lists(st.binary(min_size=1, max_size=50), max_size=40), st.integers(0, 120))
+def test_limited_takes_give_back_everything_in_order_within_the_limit(chunks, limit):
+    box = Outbox(max_bytes=10**6, max_messages=10**6)
+    for chunk in chunks:
+        box.push(chunk)
+    taken = []
+    while box:
+        data = box.take(limit)
+        assert len(data) <= max(limit, max(map(len, chunks)))
+        taken.append(data)
+    assert b"".join(taken) == b"".join(chunks)
+    assert box.pending_bytes == 0
