@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import math
 import secrets
@@ -45,6 +46,7 @@ ACCESS = "access"
 TICKET = "ticket"
 
 MAX_TOKEN_BYTES = 8 * 1024  # a longer "token" is refused before it is parsed
+HEADERS_CACHED = 16  # JWS headers whose ``alg`` is remembered: one per issuer and algorithm in practice
 SECRET_BYTES = 32  # generated HS256 secrets (RFC 7518 §3.2: at least the hash size)
 PUBLIC_KEY_ALGORITHMS = ("RS256", "ES256", "EdDSA")
 BEARER_PROTOCOL_PREFIX = "bearer."
@@ -303,7 +305,14 @@ def _unverified_algorithm(token: str) -> object:
     validates the segment character by character in Python, which made it half
     the cost of checking a token (the signature check validates it again anyway).
     """
-    segment = token.split(".", 1)[0]
+    return _header_algorithm(token.split(".", 1)[0])
+
+
+@functools.lru_cache(maxsize=HEADERS_CACHED)
+def _header_algorithm(segment: str) -> object:
+    """``_unverified_algorithm`` of one header segment, remembered: every token one issuer signs
+    carries the same header, so each upgrade would decode the same few bytes again.
+    (A malformed one raises, and is not remembered.)"""
     try:
         header = json.loads(
             base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))

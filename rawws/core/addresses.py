@@ -20,11 +20,14 @@ spelling of one client gives the same string.
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
 
 from rawws.core.forwarded import parse_address
 
 IPV6_LIMIT_PREFIX = 64  # the smallest block an IPv6 end site is given
 MAX_UNPARSED_KEY_CHARS = 64  # a peer that is not an IP address (a Unix socket) keys as its text, this long at most
+#: Client hosts whose key is remembered: every upgrade asks, and few clients make most of them.
+HOST_KEYS_CACHED = 4096
 
 
 def limit_key(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
@@ -46,10 +49,24 @@ def peer_limit_key(peer: str) -> str:
     since it names our interface, not the client. Anything else (not an IP
     address) keys as its own text, cut to ``MAX_UNPARSED_KEY_CHARS``.
     """
+    # ``host:port`` (the socket's own peer, the usual case): the key is the host's, and a client's
+    # host repeats while its port does not, so the host's key is parsed once and remembered.
+    host, colon, port = peer.rpartition(":")
+    if colon and port.isdigit() and (":" not in host or host.startswith("[")):
+        key = _host_key(host)
+        if key is not None:
+            return key
     address = parse_address(_without_zone(peer))
     if address is None:
         return peer[:MAX_UNPARSED_KEY_CHARS]
     return limit_key(address)
+
+
+@lru_cache(maxsize=HOST_KEYS_CACHED)
+def _host_key(host: str) -> str | None:
+    """The limit key of ``host`` (an address, IPv6 in brackets), or ``None`` when it is not an IP address."""
+    address = parse_address(_without_zone(host))
+    return None if address is None else limit_key(address)
 
 
 def _without_zone(peer: str) -> str:

@@ -2,7 +2,7 @@
 
 serve.py      ``serve``: a ``Server`` for one handler on every path, in one call
 server.py     ``Server``: the listening socket, its endpoints and routes, start and graceful shutdown
-http11.py     ``HttpConnection``: one TCP connection while it speaks HTTP/1.1 (h11, reader, writer)
+http11.py     ``HttpConnection``: one TCP connection while it speaks HTTP/1.1 (h11, its transport)
 upgrade.py    the upgrade: process_request, the handshake decision, credentials, limits, the 101
 endpoint.py   what a WebSocket path is: its policy, handler kinds (coroutine or callbacks), authenticator
 connection.py ``ServerConnection``: the read side and the two APIs (coroutine, callbacks)

@@ -122,8 +122,8 @@ class ConnectionEdge(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self._flusher = flusher_for(self._loop)
         self._on_finished = on_finished
-        # asyncio's StreamWriter closes its transport when it is garbage-collected,
-        # so the HTTP side's writer must live as long as the WebSocket does.
+        # Whatever must live as long as the WebSocket (an asyncio StreamWriter closes its transport
+        # when it is collected); the server's HTTP side is the transport's protocol and hands none.
         self._stream = stream
         self._in_read_batch = False
         self._flush_scheduled = False
@@ -401,8 +401,10 @@ class ConnectionEdge(asyncio.Protocol):
             self._resume_handle = None
         self.keepalive.stop()
         self._sweeper.discard(self)
-        duration = self._loop.time() - self._opened_at
         self.counters.closed(code)
+        if not log.isEnabledFor(logging.INFO):
+            return  # the close line is filtered out: its fields are not built for nothing
+        duration = self._loop.time() - self._opened_at
         fields = {
             "peer": self.peer,
             "path": self.path,

@@ -12,6 +12,7 @@ then, once upgraded (``rawws.server.upgrade``), a ``ServerConnection``. As
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import ssl as ssl_module
@@ -37,7 +38,7 @@ from rawws.server.endpoint import (
     WebSocketEndpoint,
     WebSocketHandler,
 )
-from rawws.server.http11 import READ_SIZE, HttpConnection
+from rawws.server.http11 import HttpConnection
 from rawws.server.limits import ConnectionLimits
 from rawws.server.listening import bind_failure, server_ssl_context
 from rawws.server.readiness import STOP_SIGNALS, Readiness, drain, stop_signals
@@ -73,6 +74,9 @@ class Server:
         self.idle_readers: set[asyncio.StreamReader] = set()
         self._releases: dict[ServerConnection, Callable[[], None]] = {}
         self._http_tasks: set[asyncio.Task[None]] = set()
+        #: Accepted connections whose first request is not whole yet (no task of their own).
+        self._arriving: set[HttpConnection] = set()
+        self._all_arrived: asyncio.Future[None] | None = None
         self._handler_tasks: set[asyncio.Task[None]] = set()
         self._ssl = ssl
         #: Served over TLS (``tls_cert``/``tls_key``, or an ``ssl`` context given here).
@@ -160,8 +164,8 @@ class Server:
         if context is None and cert is not None and key is not None:
             context = server_ssl_context(cert, key)
         try:
-            self._server = await asyncio.start_server(
-                self._accept,
+            self._server = await asyncio.get_running_loop().create_server(
+                lambda: HttpConnection(self),
                 self.config.host,
                 self.config.port,
                 reuse_port=self.config.reuse_port or None,
@@ -169,11 +173,11 @@ class Server:
                 ssl_handshake_timeout=self.config.handshake_timeout_s
                 if context is not None
                 else None,
-                limit=READ_SIZE,
                 start_serving=False,
             )
         except OSError as exc:
             raise bind_failure(exc, self.config.host, self.config.port) or exc from None
+        _set_send_buffer(self._server.sockets, self.config.send_buffer_bytes)
 
     async def start(self) -> None:
         """Bind (if ``listen`` was not called), listen and accept connections."""
@@ -266,12 +270,18 @@ class Server:
             task for task in self._http_tasks | self._handler_tasks if not task.done()
         ]
         pending += [asyncio.ensure_future(c.wait_closed()) for c in connections]
+        if self._arriving:
+            # Their requests are answered (503 for an upgrade) as they come, until the timeout.
+            self._all_arrived = asyncio.get_running_loop().create_future()
+            pending.append(self._all_arrived)
         if pending:
             _, still_running = await asyncio.wait(
                 pending, timeout=self.config.shutdown_timeout_s
             )
             for connection in list(self.connections):
                 connection.abort(GOING_AWAY, "server shutting down")
+            for http in list(self._arriving):
+                http.transport.abort()
             for task in still_running:
                 task.cancel()
             if still_running:
@@ -314,26 +324,21 @@ class Server:
 
     # -- connections -------------------------------------------------------------
 
-    async def _accept(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        task = asyncio.current_task()
-        assert task is not None
+    def arriving(self, http: HttpConnection) -> None:
+        """A connection was accepted; its first request is on its way (shutdown waits for it, bounded)."""
+        self._arriving.add(http)
+
+    def arrived(self, http: HttpConnection) -> None:
+        """Its first request is whole (or it ended, or timed out)."""
+        self._arriving.discard(http)
+        if not self._arriving and self._all_arrived is not None:
+            if not self._all_arrived.done():
+                self._all_arrived.set_result(None)
+
+    def track_http(self, task: asyncio.Task[None]) -> None:
+        """An HTTP connection's task (a route, keep-alive, an upgrade that waits): shutdown waits for it."""
         self._http_tasks.add(task)
-        http = HttpConnection(self, reader, writer)
-        handed_off = False
-        try:
-            handed_off = await http.serve()
-        except asyncio.CancelledError:
-            writer.transport.abort()
-        except (ConnectionError, OSError) as exc:
-            log.debug("connection lost peer=%s: %r", http.peer, exc)
-        except Exception:
-            log.exception("connection failed peer=%s", http.peer)
-        finally:
-            self._http_tasks.discard(task)
-            if not handed_off and not writer.transport.is_closing():
-                writer.close()
+        task.add_done_callback(self._http_tasks.discard)
 
     def forwarded(self, request: Request) -> Request:
         """``request`` with the client a trusted proxy names (``--forwarded-allow-ips``), else as it is."""
@@ -379,3 +384,17 @@ class Server:
         """A coroutine handler's task: shutdown waits for it (then cancels it)."""
         self._handler_tasks.add(task)
         task.add_done_callback(self._handler_tasks.discard)
+
+
+def _set_send_buffer(listeners: Sequence[socket.socket], size: int) -> None:
+    """``SO_SNDBUF`` of every accepted socket (0 leaves the kernel's own), so the outbox (not the kernel's
+    autotuned few MiB) is what a slow reader fills first, on a WebSocket and a streamed response alike.
+
+    Set once on the listening sockets: Linux and the BSDs give an accepted socket its listener's
+    buffer sizes, so no connection pays a ``setsockopt`` of its own.
+    """
+    if size <= 0:
+        return
+    for listener in listeners:
+        with contextlib.suppress(OSError):
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)

@@ -11,11 +11,10 @@ handed over, and the ``ServerConnection`` becomes the transport's protocol.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING, cast
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
 from rawws.core.extensions import PerMessageDeflate
 from rawws.core.handshake import AcceptedUpgrade, decide_upgrade
@@ -31,46 +30,102 @@ if TYPE_CHECKING:
 log = logging.getLogger("rawws.server")
 
 
+def upgrade_now(
+    http: HttpConnection, request: Request, endpoint: WebSocketEndpoint
+) -> bool | Coroutine[Any, Any, bool]:
+    """The upgrade, done here and now when no step of it waits (the usual case): ``True`` once it is a
+    WebSocket, ``False`` when refused over HTTP; else the coroutine that finishes it (``process_request``,
+    an authenticator that returns an awaitable, a limit counted across nodes), to be awaited in a task."""
+    if endpoint.process_request is not None and not http.server.shutting_down:
+        return upgrade(http, request, endpoint)
+    return _checked(http, request, endpoint)
+
+
 async def upgrade(
     http: HttpConnection, request: Request, endpoint: WebSocketEndpoint
 ) -> bool:
     """Answer a request for ``endpoint``: ``True`` once it is a WebSocket, ``False`` when refused over HTTP."""
+    if endpoint.process_request is not None and not http.server.shutting_down:
+        response = await _process_request(endpoint.process_request, request)
+        if response is not None:
+            http.server.counters.handshake(response.status)
+            http.respond(response, request)
+            return False
+    outcome = _checked(http, request, endpoint)
+    return outcome if isinstance(outcome, bool) else await outcome
+
+
+def _checked(
+    http: HttpConnection, request: Request, endpoint: WebSocketEndpoint
+) -> bool | Coroutine[Any, Any, bool]:
+    """Shutdown (503), the handshake (RFC 6455 §4.2), the authenticator (401/403), the limits (429):
+    at once, or (what waits) in the coroutine returned."""
     server = http.server
     if server.shutting_down:
         # The open WebSockets were already told 1001; a new one would be left behind.
-        server.counters.handshake(503)
-        http.respond(error_response(HttpError(503, "server shutting down")), request)
+        _refused(http, request, HttpError(503, "server shutting down"))
         return False
-    if endpoint.process_request is not None:
-        response = await _process_request(endpoint.process_request, request)
-        if response is not None:
-            server.counters.handshake(response.status)
-            http.respond(response, request)
-            return False
     try:
         accepted = decide_upgrade(request, endpoint.policy)
         identity = endpoint.authenticate(request) if endpoint.authenticate else None
-        if inspect.isawaitable(identity):  # e.g. a ticket spent in the store
-            identity = await identity
-        release = await server.limits.admit_everywhere(
+        if inspect.isawaitable(identity) or server.limits.shared is not None:
+            return _admitted_later(http, request, endpoint, accepted, identity)
+        release = server.limits.admit(
             identity.user if identity else None, request.peer
         )  # or 429
     except HttpError as error:
-        log.debug(
-            "upgrade refused peer=%s path=%s status=%d",
-            request.peer,
-            request.path,
-            error.status,
-        )
-        server.counters.handshake(error.status)
-        http.respond(error_response(error), request)
+        _refused(http, request, error)
         return False
+    _open(http, request, endpoint, accepted, identity, release)
+    return True
+
+
+async def _admitted_later(
+    http: HttpConnection,
+    request: Request,
+    endpoint: WebSocketEndpoint,
+    accepted: AcceptedUpgrade,
+    identity: Identity | Awaitable[Identity] | None,
+) -> bool:
+    """The end of ``_checked`` for an identity still to come (e.g. a ticket spent in the store) or a
+    limit counted where every node sees it."""
+    try:
+        if inspect.isawaitable(identity):
+            identity = await identity
+        release = await http.server.limits.admit_everywhere(
+            identity.user if identity else None, request.peer
+        )  # or 429
+    except HttpError as error:
+        _refused(http, request, error)
+        return False
+    _open(http, request, endpoint, accepted, identity, release)
+    return True
+
+
+def _refused(http: HttpConnection, request: Request, error: HttpError) -> None:
+    log.debug(
+        "upgrade refused peer=%s path=%s status=%d",
+        request.peer,
+        request.path,
+        error.status,
+    )
+    http.server.counters.handshake(error.status)
+    http.respond(error_response(error), request)
+
+
+def _open(
+    http: HttpConnection,
+    request: Request,
+    endpoint: WebSocketEndpoint,
+    accepted: AcceptedUpgrade,
+    identity: Identity | None,
+    release: Callable[[], None],
+) -> None:
     try:
         open_websocket(http, request, endpoint, accepted, identity, release)
     except BaseException:
         release()
         raise
-    return True
 
 
 async def _process_request(hook: ProcessRequest, request: Request) -> Response | None:
@@ -105,7 +160,7 @@ def open_websocket(
     )
     # A stream's transport reads as well as writes (selector and SSL transports alike).
     connection = ServerConnection(
-        cast(asyncio.Transport, http.writer.transport),
+        http.transport,
         ws,
         endpoint.handler,
         server.config,
@@ -120,12 +175,11 @@ def open_websocket(
         expires_at=identity.expires_at if identity else None,
         max_queue=endpoint.max_queue,
         on_finished=server.connection_finished,
-        stream=http.writer,
     )
     server.counters.websockets_opened += 1
     server.counters.handshake(101)
     server.connection_opened(connection, release)
-    connection.start(initial_data, eof=http.reader.at_eof(), response=response)
+    connection.start(initial_data, eof=http.at_eof, response=response)
     if connection.task is not None:
         server.track(connection.task)
     return connection

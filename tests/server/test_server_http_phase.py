@@ -1,6 +1,6 @@
 """The server's HTTP phase: deadlines, keep-alive, pipelining, hand-off, shutdown.
 
-Each connection speaks HTTP (h11 over the accepted stream) until it is closed
+Each connection speaks HTTP (h11 over the accepted transport) until it is closed
 or becomes a WebSocket; these tests pin what that phase must do at its edges
 (what a request pipelined behind another gets, when an idle or half-sent
 request is cut off, what shutdown does to a connection between requests) and
@@ -216,6 +216,28 @@ async def test_shutdown_stops_accepting(start_server) -> None:
         socket.create_connection(("127.0.0.1", port), timeout=1.0),
     ):
         pass
+
+
+async def test_shutdown_drops_a_connection_whose_first_request_never_comes(
+    start_server,
+) -> None:
+    """A connection still waiting for its first request holds shutdown for the shutdown timeout at most
+    (not the handshake timeout), then it is dropped."""
+    server = await start_server(shutdown_timeout_s=0.3, handshake_timeout_s=60.0)
+    reader, writer = await open_raw(server.port)
+    try:
+        writer.write(b"GET /healthz HTTP/1.1\r\n")  # begun, never finished
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        started = asyncio.get_running_loop().time()
+        await asyncio.wait_for(server.shutdown(), TIMEOUT_S)
+        assert asyncio.get_running_loop().time() - started < 2.0, (
+            "shutdown waited past its timeout for a request that never came"
+        )
+        _, closed = await read_until_eof(reader, TIMEOUT_S)
+        assert closed, "the waiting connection outlived the shutdown"
+    finally:
+        await close_writer(writer)
 
 
 async def test_an_upgrade_completed_during_shutdown_is_refused_with_503(
