@@ -214,9 +214,9 @@ class Doors:
         if (
             found is not None and found.kind == FEED
         ):  # read only here (``rawws.chat.access``)
-            member.feeds.add(room)
+            member.feeds[room] = None
         else:
-            member.feeds.discard(room)
+            member.feeds.pop(room, None)
 
     async def run(
         self,

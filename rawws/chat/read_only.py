@@ -37,4 +37,4 @@ async def kind_known(member: ChatMember, room: str, store: Store) -> None:
     read from the store (the join's own read may not be done yet)."""
     info = await store.room_info(room)
     if info is not None and info.kind == FEED:
-        member.feeds.add(room)
+        member.feeds[room] = None

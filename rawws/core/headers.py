@@ -9,6 +9,30 @@ from rawws.errors import HeaderSyntaxError
 
 Headers = list[tuple[bytes, bytes]]
 
+#: The names and values nearly every upgrade request carries, one bytes object each for the whole
+#: process. A request's headers stay with its connection for its life (``request.headers``): a
+#: node of 100,000 connections would otherwise hold 100,000 copies of ``b"sec-websocket-key"``.
+_SHARED: dict[bytes, bytes] = {
+    name: name
+    for name in (
+        b"host", b"upgrade", b"connection", b"sec-websocket-key",
+        b"sec-websocket-version", b"sec-websocket-extensions",
+        b"sec-websocket-protocol", b"authorization", b"origin", b"user-agent",
+        b"cookie", b"accept-encoding", b"accept-language", b"cache-control",
+        b"pragma", b"x-forwarded-for", b"x-forwarded-proto", b"x-real-ip",
+        b"websocket", b"Upgrade", b"13", b"no-cache", b"keep-alive, Upgrade",
+        b"permessage-deflate; client_max_window_bits",
+        b"gzip, deflate, br", b"gzip, deflate, br, zstd",
+    )
+}  # fmt: skip
+
+
+def shared_headers(headers: Iterable[tuple[bytes, bytes]]) -> Headers:
+    """``headers`` as a list, each common name and value the process's one copy of it."""
+    shared = _SHARED.get
+    return [(shared(name, name), shared(value, value)) for name, value in headers]
+
+
 _TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _QUOTED = r'"(?:[^"\\]|\\.)*"'
 _PARAM = re.compile(rf"\s*({_TOKEN})\s*(?:=\s*({_TOKEN}|{_QUOTED})\s*)?")

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import h11
 
+from rawws.core.headers import shared_headers
 from rawws.core.http import Request, Response, check_request_head, error_response
 from rawws.errors import HttpError
 from rawws.server.endpoint import WebSocketEndpoint
@@ -329,8 +330,9 @@ class HttpConnection(asyncio.Protocol):
                 return _MORE
             if isinstance(event, h11.Request):
                 self._head = event
-                # Copied once from h11's header sequence (item by item): checked, then kept by the request.
-                self._headers = list(event.headers)
+                # Copied once from h11's header sequence (item by item), the common names and
+                # values shared: checked, then kept by the request for the connection's life.
+                self._headers = shared_headers(event.headers)
                 check_request_head(
                     event.method,
                     event.target,

@@ -6,7 +6,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rawws.core.headers import comma_list, parse_extension, split_outside_quotes, tokens
+from rawws.core.headers import (
+    comma_list,
+    parse_extension,
+    shared_headers,
+    split_outside_quotes,
+    tokens,
+)
 from rawws.errors import HeaderSyntaxError
 
 TOKEN_CHARS = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz"
@@ -64,3 +70,35 @@ def test_parser_never_raises_anything_but_syntax_errors(text):
         parse_extension(text)
     except HeaderSyntaxError:
         pass
+
+
+_HEADER_BYTES = st.one_of(
+    st.sampled_from([b"host", b"upgrade", b"websocket", b"13", b"authorization"]),
+    st.binary(max_size=20),
+)
+
+
+@given(st.lists(st.tuples(_HEADER_BYTES, _HEADER_BYTES), max_size=12))
+def test_shared_headers_are_the_same_headers(
+    headers: list[tuple[bytes, bytes]],
+) -> None:
+    assert shared_headers(headers) == headers
+
+
+def test_common_names_and_values_are_one_object_for_every_request() -> None:
+    def request() -> list[
+        tuple[bytes, bytes]
+    ]:  # new bytes objects, as h11 makes per request
+        def fresh(data: bytes) -> bytes:
+            return bytes(bytearray(data))
+
+        return [
+            (fresh(b"sec-websocket-version"), fresh(b"13")),
+            (fresh(b"x-custom"), fresh(b"its own")),
+        ]
+
+    made, again = request(), request()
+    assert made[0][0] is not again[0][0]
+    first, second = shared_headers(made), shared_headers(again)
+    assert first[0][0] is second[0][0] and first[0][1] is second[0][1]
+    assert first[1] == second[1]
