@@ -31,7 +31,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 
 PROFILES: dict[str, dict] = {
-    # Sized for a 2-core machine: the whole `python -m bench` (10 servers × 3 rounds) is
+    # Sized for a 2-core machine: the whole `python -m bench` (12 servers × 3 rounds) is
     # meant to finish within ~15 minutes.
     "default": {
         "rounds": 3,

@@ -20,6 +20,7 @@ def fanout_measured(params: dict) -> str:
         f"- **fan-out (broadcast)**: one sender and N receivers ({counts}) on each server's `/fanout`, which sends every "
         "message it receives, unchanged, to every other open `/fanout` connection, written the library's documented way: "
         "rawws frames it once and queues the same bytes on every session (`send_frame`, the chat's path, `rawws.chat.hub`); "
+        "rawws-lib (`rawws.serve` alone, coroutine handlers) calls `rawws.broadcast()`, which does the same; "
         "websockets calls `broadcast()`; picows calls `transport.send` per receiver (its broadcast example); aiohttp "
         "awaits `send_bytes` per receiver (its chat example); the floor writes the length-prefixed bytes to each "
         "receiver's transport (a connection joins its group by sending `FANO` first). All N + 1 connections are opened and "

@@ -1,4 +1,4 @@
-"""Smoke test for the benchmark harness: `python -m bench --quick` against rawws and websockets.
+"""Smoke test for the benchmark harness: `python -m bench --quick` against rawws, rawws-lib and websockets.
 
 Checks that the harness runs end to end and writes RESULTS-style output (the
 report, the plots, the raw JSON) — never how fast anything is. Needs the
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SERVERS = ("rawws", "websockets")
+SERVERS = ("rawws", "rawws-lib", "websockets")
 SCENARIOS = ("memory", "echo64", "echo16k", "rtt", "handshakes", "fanout")
 
 pytest.importorskip("matplotlib")

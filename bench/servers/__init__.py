@@ -5,6 +5,8 @@ Each takes ``--host``, ``--port`` and ``--uvloop`` and serves until SIGTERM/SIGI
 * ``rawws_server``   — ``rawws serve`` (its own parser, config and routes) plus ``/fanout``;
   takes rawws's arguments, with ``--uvloop`` first: ``python -m bench.servers.rawws_server
   [--uvloop] serve --echo --no-compression --port P``;
+* ``rawws_library``  — rawws as a library: ``rawws.serve`` with coroutine handlers and
+  ``rawws.broadcast``, no chat (impl ``rawws-lib``);
 * ``websockets_echo``— websockets' asyncio server, compression off;
 * ``picows_echo``    — picows, frame-level;
 * ``aiohttp_echo``   — aiohttp's ``WebSocketResponse``, compression off;

@@ -14,7 +14,7 @@ HOST = "127.0.0.1"
 
 @dataclass(frozen=True)
 class ServerSpec:
-    impl: str  # rawws, websockets, picows, aiohttp, floor
+    impl: str  # rawws, rawws-lib, websockets, picows, aiohttp, floor
     loop: str  # asyncio or uvloop
 
     @property
@@ -50,6 +50,7 @@ class ServerSpec:
                 "1000000",
             ]
         module = {
+            "rawws-lib": "rawws_library",  # rawws.serve alone: the library, without the chat
             "websockets": "websockets_echo",
             "picows": "picows_echo",
             "aiohttp": "aiohttp_echo",
@@ -59,7 +60,7 @@ class ServerSpec:
         return cmd + (["--uvloop"] if self.loop == "uvloop" else [])
 
 
-IMPLS = ("rawws", "websockets", "picows", "aiohttp", "floor")
+IMPLS = ("rawws", "rawws-lib", "websockets", "picows", "aiohttp", "floor")
 LOOPS = ("asyncio", "uvloop")
 ALL_SERVERS = [ServerSpec(impl, loop) for loop in LOOPS for impl in IMPLS]
 REFERENCE = "websockets"

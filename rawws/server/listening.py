@@ -14,10 +14,6 @@ import os
 import socket
 import ssl
 
-from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-
 from rawws.errors import SettingError
 
 
@@ -35,6 +31,12 @@ def _read(setting: str, path: str) -> bytes:
 
 def server_ssl_context(cert: str, key: str) -> ssl.SSLContext:
     """The context serving ``https://`` and ``wss://`` with ``cert`` (a PEM chain) and ``key`` (a PEM private key)."""
+    # Imported here, when TLS is configured: cryptography's x509 and serialization
+    # are 14 MB of RSS, a third of an idle library server's (bench/LIMITS.md).
+    from cryptography import x509
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+
     try:
         x509.load_pem_x509_certificates(_read("tls_cert", cert))
     except ValueError:
