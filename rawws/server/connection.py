@@ -68,7 +68,6 @@ class ServerConnection(ConnectionEdge):
         expires_at: float | None = None,
         max_queue: int = DEFAULT_MAX_QUEUE,
         on_finished: Callable[[ServerConnection], None] | None = None,
-        stream: object | None = None,
     ) -> None:
         super().__init__(
             transport,
@@ -80,7 +79,6 @@ class ServerConnection(ConnectionEdge):
             expires_at=expires_at,
             counters=counters,
             on_finished=on_finished,  # type: ignore[arg-type]  # called with this very object
-            stream=stream,
         )
         self.handler = handler
         #: The upgrade request: ``path``, ``query``, ``headers``, ``peer`` (behind a trusted proxy, its client).

@@ -72,7 +72,6 @@ class ConnectionEdge(asyncio.Protocol):
         "_loop",
         "_flusher",
         "_on_finished",
-        "_stream",
         "_in_read_batch",
         "_flush_scheduled",
         "_paused",
@@ -102,7 +101,6 @@ class ConnectionEdge(asyncio.Protocol):
         expires_at: float | None = None,
         counters: Counters | None = None,
         on_finished: Callable[[ConnectionEdge], None] | None = None,
-        stream: object | None = None,
     ) -> None:
         self.transport = transport
         self.ws = ws
@@ -122,9 +120,6 @@ class ConnectionEdge(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self._flusher = flusher_for(self._loop)
         self._on_finished = on_finished
-        # Whatever must live as long as the WebSocket (an asyncio StreamWriter closes its transport
-        # when it is collected); the server's HTTP side is the transport's protocol and hands none.
-        self._stream = stream
         self._in_read_batch = False
         self._flush_scheduled = False
         self._paused = False
@@ -449,7 +444,6 @@ class ConnectionEdge(asyncio.Protocol):
             self._close_timer = None
         if self._closed is not None and not self._closed.done():
             self._closed.set_result(None)
-        self._stream = None
         if self._on_finished is not None:
             on_finished, self._on_finished = self._on_finished, None
             on_finished(self)
