@@ -16,7 +16,6 @@ import asyncio
 import base64
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import testkit
+from rawws.server.open_files import raise_open_files_limit
 from testkit import masked_frame
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -38,8 +38,9 @@ BROWSER_OFFER = (
 
 
 def raise_fd_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    """A load process opens thousands of sockets: the soft open-files limit up to the hard one,
+    as ``rawws serve`` raises its own."""
+    raise_open_files_limit()
 
 
 def cpu_seconds(pid: int) -> float:
