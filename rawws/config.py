@@ -154,12 +154,12 @@ class ServerConfig(HookSettings):
         flag="--send-buffer",
         rule=at_least(0, " (the kernel's own size)"),
     )
-    read_bytes_per_s: int = WEBSOCKET(
-        DEFAULT_READ_BYTES_PER_S,
-        "payload a connection may have processed a second, counted after inflation; "
+    inflate_bytes_per_s: int = WEBSOCKET(
+        DEFAULT_INFLATE_BYTES_PER_S,
+        "bytes a connection's compressed messages may inflate to a second (plain payload is not counted); "
         "past it (a sixteenth of a second's worth at once) its socket is not read until it refills",
         SIZE,
-        flag="--read-bytes-per-second",
+        flag="--inflate-bytes-per-second",
     )
     read_frames_per_s: float = WEBSOCKET(
         DEFAULT_READ_FRAMES_PER_S,

@@ -25,7 +25,7 @@ __all__ = [
     "DEFAULT_OUTBOX_MAX_BYTES",
     "DEFAULT_OUTBOX_MAX_MESSAGES",
     "DEFAULT_WRITE_HIGH_WATER_BYTES",
-    "DEFAULT_READ_BYTES_PER_S",
+    "DEFAULT_INFLATE_BYTES_PER_S",
     "DEFAULT_READ_FRAMES_PER_S",
     "DEFAULT_MESSAGE_TIMEOUT_S",
     "DEFAULT_CHAT_MESSAGES_PER_S",
@@ -78,7 +78,7 @@ DEFAULT_OUTBOX_MAX_MESSAGES = 4096
 DEFAULT_WRITE_HIGH_WATER_BYTES = 64 * KiB
 # What a connection's input may cost (rawws.core.budget): payload bytes after inflation, and frames.
 # An honest client is slowed down (its socket is not read), never closed, past these.
-DEFAULT_READ_BYTES_PER_S = 64 * MiB
+DEFAULT_INFLATE_BYTES_PER_S = 64 * MiB
 DEFAULT_READ_FRAMES_PER_S = 20_000.0
 DEFAULT_MESSAGE_TIMEOUT_S = 30.0
 # Chat (its wire limits, such as the text length, live in rawws.chat.wire)

@@ -1,9 +1,12 @@
-"""What a peer's input may cost: frames and payload bytes per second, paid before they are processed.
+"""What a peer's input may cost: frames and inflated bytes per second, paid before they are processed.
 
 A compressed frame of a kilobyte can inflate to a megabyte, and every byte
-inflated is then unmasked, checked as UTF-8 and handed on: the cost of a frame
-is its *payload after inflation*, not its size on the wire. ``ReadBudget`` is
-two token buckets, one of frames and one of such bytes, that the core
+inflated is then checked as UTF-8 and handed on: the cost of a compressed frame
+is its *payload after inflation*, not its size on the wire. A plain payload
+costs in proportion to the bytes the peer really sent, and what one read holds
+is bounded by the transport, so it is not charged by the byte: only its frame
+is (a flood of tiny frames costs per frame, whatever their size). ``ReadBudget``
+is two token buckets, one of frames and one of inflated bytes, that the core
 (``rawws.core.protocol``) draws from for each frame and each slice of payload
 it parses (the inflater works in slices of ``INFLATE_SLICE_BYTES``,
 ``rawws.core.extensions``). Once either bucket is empty the core parses

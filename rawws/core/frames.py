@@ -115,9 +115,12 @@ class LimitedFrameDecoder(FrameDecoder):
     def _paid_step(self) -> Frame | None:
         """One step, paid from the budget; none is taken while it is overdrawn (``None``: nothing more now).
 
-        A data frame costs one frame when its last bytes are parsed, and its payload
-        after inflation; a control frame (at most 125 bytes) costs one frame. Only
-        this step spends the budget, so it is asked again only once a charge overdrew it.
+        A data frame costs one frame when its last bytes are parsed and, when its
+        message is compressed, the bytes it inflated to; a control frame (at most
+        125 bytes) costs one frame. A plain payload costs no bytes: the peer sent
+        every one of them, and what one read holds is bounded by the transport, so
+        only inflation multiplies what a peer's bytes cost. Only this step spends
+        the budget, so it is asked again only once a charge overdrew it.
         """
         budget = self._budget
         assert budget is not None
@@ -131,7 +134,8 @@ class LimitedFrameDecoder(FrameDecoder):
                 self._overdrawn = budget.charge(1, 0)
             else:
                 self._overdrawn = budget.charge(
-                    1 if frame.frame_finished else 0, len(frame.payload)
+                    1 if frame.frame_finished else 0,
+                    len(frame.payload) if self._compressed_message else 0,
                 )
         return frame
 
@@ -172,16 +176,14 @@ class LimitedFrameDecoder(FrameDecoder):
         masker = self.masker
         if type(masker) is XorMaskerSimple and FAST_MASKING:
             self.masker = Unmasker(masker._masking_key)  # type: ignore[assignment]  # same process() interface
-        limit = self.max_message_bytes
-        if limit is None:
-            return True
         header: Header = self.header  # type: ignore[assignment]  # set by a header that parsed
         opcode = header.opcode
         if not opcode & CONTROL_BIT:
             if opcode:  # TEXT or BINARY: a new message (CONTINUATION is 0)
                 self._message_bytes = 0
                 self._compressed_message = header.rsv.rsv1
-            if not self._compressed_message:
+            limit = self.max_message_bytes
+            if limit is not None and not self._compressed_message:
                 self._message_bytes += header.payload_len
                 if self._message_bytes > limit:
                     raise ParseFailed(

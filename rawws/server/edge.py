@@ -12,8 +12,8 @@ bytes leave and how it ends:
   outbox and the peer is not read; a push that does not fit applies the
   slow-consumer policy (close 1008, counted) instead of growing memory.
 * **Input paid before it is processed.** Each connection's core draws every
-  frame and every slice of payload (after inflation) from a ``ReadBudget``
-  (``rawws.core.budget``; ``read_bytes_per_s``, ``read_frames_per_s``). Once it
+  frame and every slice of inflated payload from a ``ReadBudget``
+  (``rawws.core.budget``; ``inflate_bytes_per_s``, ``read_frames_per_s``). Once it
   is overdrawn the core parses nothing more and the socket is not read; a timer
   refills it and parsing goes on where it stopped. A fast peer is slowed down
   by TCP's flow control, never closed for its rate.
@@ -135,7 +135,7 @@ class ConnectionEdge(asyncio.Protocol):
             ),
         )
         ws.read_budget = ReadBudget(
-            config.read_frames_per_s, float(config.read_bytes_per_s), now
+            config.read_frames_per_s, float(config.inflate_bytes_per_s), now
         )
         #: The budget is overdrawn: the socket is not read until ``_resume_input``.
         self._throttled = False

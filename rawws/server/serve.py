@@ -26,11 +26,11 @@ from rawws.aio.inbox import DEFAULT_MAX_QUEUE
 from rawws.config import (
     DEFAULT_CLOSE_TIMEOUT_S,
     DEFAULT_HANDSHAKE_TIMEOUT_S,
+    DEFAULT_INFLATE_BYTES_PER_S,
     DEFAULT_MAX_MESSAGE_BYTES,
     DEFAULT_MESSAGE_TIMEOUT_S,
     DEFAULT_PING_INTERVAL_S,
     DEFAULT_PING_TIMEOUT_S,
-    DEFAULT_READ_BYTES_PER_S,
     DEFAULT_READ_FRAMES_PER_S,
     ServerConfig,
 )
@@ -49,7 +49,7 @@ _KEYWORDS = {
     "ping_interval_s": "ping_interval",
     "ping_timeout_s": "ping_timeout",
     "close_timeout_s": "close_timeout",
-    "read_bytes_per_s": "read_bytes_per_second",
+    "inflate_bytes_per_s": "inflate_bytes_per_second",
     "read_frames_per_s": "read_frames_per_second",
     "message_timeout_s": "message_timeout",
 }
@@ -69,7 +69,7 @@ def serve(
     ping_interval: float | None = DEFAULT_PING_INTERVAL_S,
     ping_timeout: float = DEFAULT_PING_TIMEOUT_S,
     close_timeout: float = DEFAULT_CLOSE_TIMEOUT_S,
-    read_bytes_per_second: int = DEFAULT_READ_BYTES_PER_S,
+    inflate_bytes_per_second: int = DEFAULT_INFLATE_BYTES_PER_S,
     read_frames_per_second: float = DEFAULT_READ_FRAMES_PER_S,
     message_timeout: float | None = DEFAULT_MESSAGE_TIMEOUT_S,
     ssl: ssl_module.SSLContext | None = None,
@@ -88,8 +88,8 @@ def serve(
     ``max_queue``: received messages waiting for ``recv()`` before the socket is
     no longer read. ``open_timeout``: the whole request (and the TLS handshake).
     ``ping_interval`` (``None``: no keepalive), ``ping_timeout``,
-    ``close_timeout``: seconds. ``read_bytes_per_second`` (payload, counted after
-    inflation) and ``read_frames_per_second``: what one connection's input may
+    ``close_timeout``: seconds. ``inflate_bytes_per_second`` (what compressed
+    messages inflate to; a plain payload is not counted by the byte) and ``read_frames_per_second``: what one connection's input may
     cost; past either its socket is not read until the budget refills (it is
     slowed down, not closed). ``message_timeout``: seconds for a whole message
     from its first fragment, then 1008 (``None``: no limit). ``ssl``: serve ``wss://``. ``config``: every
@@ -107,7 +107,7 @@ def serve(
             ping_interval_s=ping_interval or 0.0,
             ping_timeout_s=ping_timeout,
             close_timeout_s=close_timeout,
-            read_bytes_per_s=read_bytes_per_second,
+            inflate_bytes_per_s=inflate_bytes_per_second,
             read_frames_per_s=read_frames_per_second,
             message_timeout_s=message_timeout or 0.0,
         )

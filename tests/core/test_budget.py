@@ -260,3 +260,29 @@ def test_tiny_frames_are_paced_by_the_frame_budget() -> None:
         budget.refill(now)
         got += messages(list(ws.receive_data(b"")))
     assert got == [b""] * 100
+
+
+def test_a_plain_payload_costs_its_frame_and_a_compressed_one_what_it_inflates_to() -> (
+    None
+):
+    """On a connection with compression, a plain message is paid by its frame alone, a compressed one by its bytes too."""
+    ws = compressed_server()
+    budget = ReadBudget(1e6, 1e9, 0.0)
+    ws.read_budget = budget
+    plain = b"p" * (256 * KiB)
+    message, frame = bomb(300 * KiB)
+    got = messages(list(ws.receive_data(masked_frame(BINARY, plain) + frame)))
+    assert got == [plain, message.decode()]
+    assert (budget.frames_spent, budget.bytes_spent) == (2, len(message))
+
+
+def test_plain_frames_are_not_held_back_by_an_empty_byte_bucket() -> None:
+    """Without compression a byte bucket of one byte holds nothing back: the peer paid for every byte by sending it."""
+    ws = WebSocket(client=False, max_message_bytes=MiB)
+    budget = ReadBudget(1e6, 1.0, 0.0)  # a byte bucket of one byte, a second
+    ws.read_budget = budget
+    payloads = [bytes([n]) * (64 * KiB) for n in range(10)]
+    wire = b"".join(masked_frame(BINARY, payload) for payload in payloads)
+    assert messages(list(ws.receive_data(wire))) == payloads
+    assert not ws.throttled
+    assert (budget.frames_spent, budget.bytes_spent) == (10, 0)

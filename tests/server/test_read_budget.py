@@ -17,6 +17,7 @@ import zlib
 import pytest
 
 import rawws
+from rawws.core.budget import ReadBudget
 from rawws.core.extensions import INFLATE_SLICE_BYTES
 from rawws.server.connection import ServerConnection
 from tests.support.helpers import (
@@ -69,7 +70,7 @@ async def test_compressed_frames_are_inflated_at_the_budget_and_others_are_answe
     """
     rate = 8 * MiB
     handler = Counting()
-    server = await serve(handler, read_bytes_per_second=rate)
+    server = await serve(handler, inflate_bytes_per_second=rate)
     loop = asyncio.get_running_loop()
     victim_reader, victim_writer = await open_raw(server.port)
     reader, writer = await open_raw(server.port, DEFLATE)
@@ -128,7 +129,7 @@ async def test_callbacks_are_paced_too_and_an_eof_waits_behind_the_held_frames(
     budget while another client is answered, and every one is delivered before the EOF ends it."""
     rate = 8 * MiB
     handler = CountingCallbacks()
-    server = await serve(handler, read_bytes_per_second=rate)
+    server = await serve(handler, inflate_bytes_per_second=rate)
     loop = asyncio.get_running_loop()
     victim_reader, victim_writer = await open_raw(server.port)
     reader, writer = await open_raw(server.port, DEFLATE)
@@ -155,13 +156,35 @@ async def test_callbacks_are_paced_too_and_an_eof_waits_behind_the_held_frames(
 
 
 async def test_an_honest_fast_client_is_slowed_down_and_gets_every_echo(serve) -> None:
-    """Four 512 KiB messages against a budget of 1 MiB a second: paused, never closed; all echoed."""
+    """Four compressed 512 KiB messages against a budget of 1 MiB a second: paused, never closed; all echoed."""
+    budgets: list[ReadBudget] = []
 
     async def echo(connection: ServerConnection) -> None:
+        budgets.append(connection.ws.read_budget)
         async for message in connection:
             await connection.send(message)
 
-    server = await serve(echo, read_bytes_per_second=MiB, compression=None)
+    server = await serve(echo, inflate_bytes_per_second=MiB)
+    async with rawws.connect(f"ws://127.0.0.1:{server.port}/") as client:
+        messages = [bytes([n]) * (512 * 1024) for n in range(4)]
+        for message in messages:
+            await client.send(message)
+        echoes = [await asyncio.wait_for(client.recv(), TIMEOUT_S) for _ in messages]
+        assert echoes == messages
+    (budget,) = budgets
+    assert budget.bytes_spent == 4 * 512 * 1024  # every inflated byte was paid for
+
+
+async def test_a_plain_payload_costs_its_frames_not_its_bytes(serve) -> None:
+    """Without compression the same four messages cost their frames and no bytes: TCP paces them."""
+    budgets: list[ReadBudget] = []
+
+    async def echo(connection: ServerConnection) -> None:
+        budgets.append(connection.ws.read_budget)
+        async for message in connection:
+            await connection.send(message)
+
+    server = await serve(echo, inflate_bytes_per_second=1024, compression=None)
     async with rawws.connect(
         f"ws://127.0.0.1:{server.port}/", compression=None
     ) as client:
@@ -170,6 +193,9 @@ async def test_an_honest_fast_client_is_slowed_down_and_gets_every_echo(serve) -
             await client.send(message)
         echoes = [await asyncio.wait_for(client.recv(), TIMEOUT_S) for _ in messages]
         assert echoes == messages
+    (budget,) = budgets
+    # four messages and the client's close frame; not one byte
+    assert (budget.frames_spent, budget.bytes_spent) == (5, 0)
 
 
 async def test_a_message_left_half_sent_is_closed_with_1008_when_its_time_is_up(
@@ -219,7 +245,7 @@ async def test_many_compressed_fragmented_messages_come_back_whole_under_the_bud
         compression=compression,
         max_message_size=64 * MiB,
         # 12.5 MiB and ~400 frames against bursts of 0.5 MiB and 25 frames: both budgets pause it
-        read_bytes_per_second=8 * MiB,
+        inflate_bytes_per_second=8 * MiB,
         read_frames_per_second=400,
     )
     takeover = compression == "dedicated"
