@@ -27,12 +27,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import platform
 import secrets
 import sys
 import time
+from datetime import UTC, datetime
+from pathlib import Path
 
 import jwt
 
+from bench.blocks import write_block
 from experiments.perfkit import (
     CHAT_ENV,
     HOST,
@@ -196,6 +200,30 @@ def auth_step_alone(calls: int = 5000) -> dict[str, float]:
     return {"rawws Tokens.verify": rawws_us, "jwt.decode (websockets peer)": peer_us}
 
 
+def table_lines(
+    results: dict[str, dict[str, list[dict[str, float]]]], alone: dict[str, float]
+) -> list[str]:
+    """The figures as Markdown: medians, and each server's per-round ratio to its scenario's peer."""
+    lines = [
+        "| scenario | server | server CPU µs / handshake (median) | vs peer: median of per-round ratios [range] | handshakes/s | errors |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for scenario, by_name in results.items():
+        peer_rounds = [r["cpu_us"] for r in by_name[PEERS[scenario]]]
+        for name, rounds in by_name.items():
+            ratios = [r["cpu_us"] / p for r, p in zip(rounds, peer_rounds, strict=True)]
+            cpu = median([r["cpu_us"] for r in rounds])
+            rate = median([r["per_s"] for r in rounds])
+            errors = sum(r["errors"] for r in rounds)
+            lines.append(
+                f"| {scenario} | {name} | {cpu:.0f} | {median(ratios):.2f}× "
+                f"[{min(ratios):.2f}–{max(ratios):.2f}] | {rate:.0f} | {errors:.0f} |"
+            )
+    lines += ["", "| auth step alone | CPU µs / check |", "|---|---:|"]
+    lines += [f"| {name} | {value:.1f} |" for name, value in alone.items()]
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m experiments.perf.auth_handshake",
@@ -213,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
         help="also run rawws from this unpacked source tree, as rawws@base",
     )
     parser.add_argument("--json", help="write the raw figures here")
+    parser.add_argument(
+        "--results", help="write the figures as a block of this page (bench/RESULTS.md)"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.handshakes = 1, 300
@@ -233,24 +264,29 @@ def main(argv: list[str] | None = None) -> int:
                     f"{figure['per_s']:.0f}/s, {figure['errors']:.0f} errors",
                     flush=True,
                 )
-    print(
-        "| scenario | server | server CPU µs / handshake (median) | vs peer | handshakes/s | errors |"
-    )
-    print("|---|---|---:|---:|---:|---:|")
-    for scenario, by_name in results.items():
-        names = list(by_name)
-        peer = median([r["cpu_us"] for r in by_name[PEERS[scenario]]])
-        for name in names:
-            cpu = median([r["cpu_us"] for r in by_name[name]])
-            rate = median([r["per_s"] for r in by_name[name]])
-            errors = sum(r["errors"] for r in by_name[name])
-            print(
-                f"| {scenario} | {name} | {cpu:.0f} | {cpu / peer:.2f}× | {rate:.0f} | {errors:.0f} |"
-            )
     alone = auth_step_alone()
-    print("| auth step alone | CPU µs / check |\n|---|---:|")
-    for name, value in alone.items():
-        print(f"| {name} | {value:.1f} |")
+    lines = table_lines(results, alone)
+    print("\n".join(lines))
+    if args.results:
+        command = "python -m experiments.perf.auth_handshake " + " ".join(
+            argv if argv is not None else sys.argv[1:]
+        )
+        write_block(
+            Path(args.results),
+            "auth-handshake",
+            command,
+            [
+                "### Server CPU per handshake, `/echo` and the chat's authenticated `/ws` (issue 25, item 3)",
+                "",
+                f"`{command}`: {args.rounds} round(s) of {args.handshakes} handshakes "
+                f"({args.concurrency} at once), a fresh server process per measurement, rounds "
+                f"in rotating order; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, Python "
+                f"{platform.python_version()}. The ratio is the median of the per-round "
+                "ratios to the peer, with their range.",
+                "",
+                *lines,
+            ],
+        )
     if args.json:
         with open(args.json, "w") as handle:
             json.dump({"handshakes": results, "auth_step_us": alone}, handle, indent=1)
