@@ -4,7 +4,10 @@ Each round starts every server once, in a rotated order (round r starts at
 the r-th server, so no server always runs first or last), as its own process
 on a fresh port; the load client (``bench/client/``) runs in its own process
 against it and prints one JSON line per scenario; then the server is stopped
-with SIGTERM. Medians over rounds and per-round ratios go to
+with SIGTERM. The fan-out scenario then gets a second, fresh process of the
+same server, started the same way once the first has stopped: its peak RSS in
+bursts would otherwise carry what the earlier scenarios left in the process
+(the memory scenario's 10,000 connections above all). Medians over rounds and per-round ratios go to
 ``bench/RESULTS.md``, the plots to ``bench/plots/``, the raw numbers to
 ``bench/results.json`` (not committed: every run writes it, and
 ``--report-only`` re-renders the report from it). Progress goes to stderr.
@@ -154,17 +157,32 @@ def summarise(result: dict) -> str:
     return ""
 
 
+#: Scenarios that run against a server process of their own, started after the
+#: process of the other scenarios has stopped: the fan-out's peak RSS in bursts
+#: (``VmHWM`` reset at idle) starts from the process's idle RSS, and after the
+#: memory scenario that RSS still holds what 10,000 connections left behind.
+OWN_PROCESS = ("fanout",)
+
+
+def server_processes(scenarios: list[str]) -> list[list[str]]:
+    """The scenarios of one server in one round, split into what each fresh server process runs, in order."""
+    shared = [s for s in scenarios if s not in OWN_PROCESS]
+    alone = [[s] for s in OWN_PROCESS if s in scenarios]
+    return ([shared] if shared else []) + alone
+
+
 def run_one(
     spec: ServerSpec,
     round_no: int,
     params: dict,
-    scenarios: str,
+    scenarios: list[str],
     progress: Progress,
     work: Path,
 ) -> list[dict]:
+    """Start ``spec`` on a fresh port, run ``scenarios`` against it with the load client, stop it."""
     port = free_port()
     data_dir = tempfile.mkdtemp(prefix=f"{spec.impl}-", dir=work)
-    log_path = work / f"{spec.name}-round{round_no}.log"
+    log_path = work / f"{spec.name}-round{round_no}-{'-'.join(scenarios)}.log"
     env = dict(
         os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")
     )
@@ -184,7 +202,7 @@ def run_one(
                 "--server-pid",
                 str(proc.pid),
                 "--scenarios",
-                scenarios,
+                ",".join(scenarios),
                 "--params",
                 json.dumps(params),
             ],
@@ -198,7 +216,11 @@ def run_one(
         for line in client.stdout:
             result = json.loads(line)
             result.update(
-                server=spec.name, impl=spec.impl, loop=spec.loop, round=round_no
+                server=spec.name,
+                impl=spec.impl,
+                loop=spec.loop,
+                round=round_no,
+                server_pid=proc.pid,
             )
             results.append(result)
             progress.line(
@@ -335,11 +357,12 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         for r in range(1, rounds + 1):
             k = (r - 1) % len(servers)
-            scenarios = args.scenarios
+            scenarios = args.scenarios.split(",")
             if r > params["memory_rounds"]:
-                scenarios = ",".join(s for s in scenarios.split(",") if s != "memory")
+                scenarios = [s for s in scenarios if s != "memory"]
             for spec in servers[k:] + servers[:k]:
-                results += run_one(spec, r, params, scenarios, progress, work)
+                for group in server_processes(scenarios):
+                    results += run_one(spec, r, params, group, progress, work)
                 progress.done += 1
             progress.line(f"round {r} done")
 
@@ -354,6 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         finished=finished.isoformat(),
         servers=[s.name for s in servers],
         nofile=list(nofile),
+        own_process=list(OWN_PROCESS),
     )
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(

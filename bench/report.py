@@ -19,6 +19,7 @@ from bench.metrics import (
 )
 from bench.report_fanout import fanout_measured, fanout_plots
 from bench.report_plots import bar_plot, ratio_heatmap
+from bench.report_targets import targets_table
 from bench.servers.registry import IMPLS, LOOPS, REFERENCE
 
 PACKAGES = (
@@ -158,9 +159,6 @@ def rawws_vs_peers(
     return lines
 
 
-# -- plots -------------------------------------------------------------------------------
-
-
 def flags(results: list[dict]) -> list[str]:
     out = []
     for r in results:
@@ -198,116 +196,6 @@ def flags(results: list[dict]) -> list[str]:
     return out
 
 
-# The optimisation targets of the benchmark issue (Part 3), rawws against websockets on the same loop:
-# (metric key, loop, "ratio" to websockets or "value" of rawws, comparison, bound, what it says).
-TARGETS = [
-    ("echo64", "asyncio", "ratio", ">=", 2.5, "echo 64 B msg/s"),
-    ("echo64", "uvloop", "ratio", ">=", 2.5, "echo 64 B msg/s"),
-    ("echo16k", "asyncio", "ratio", ">=", 1.5, "echo 16 KiB MB/s"),
-    ("echo16k", "uvloop", "ratio", ">=", 1.5, "echo 16 KiB MB/s"),
-    ("fan1k", "asyncio", "ratio", ">=", 20.0, "fan-out to 1,000, burst, deliveries/s"),
-    (
-        "fan1klscpu",
-        "asyncio",
-        "value",
-        "<=",
-        6.0,
-        "fan-out to 1,000, lock-step, server CPU µs per delivery",
-    ),
-    (
-        "fan100lscpu",
-        "asyncio",
-        "value",
-        "<=",
-        6.0,
-        "fan-out to 100, lock-step, server CPU µs per delivery",
-    ),
-    ("hs_seq", "asyncio", "ratio", ">=", 1.3, "handshakes/s, sequential"),
-    ("hs_conc", "asyncio", "ratio", ">=", 1.3, "handshakes/s, concurrent"),
-    (
-        "mem2k",
-        "asyncio",
-        "value",
-        "<=",
-        7.0,
-        "memory per idle connection at 2,000, KiB",
-    ),
-    (
-        "mem10k",
-        "asyncio",
-        "value",
-        "<=",
-        7.0,
-        "memory per idle connection at 10,000, KiB",
-    ),
-    ("rtt50", "uvloop", "ratio", "<=", 0.6, "round trip p50"),
-]
-
-
-def _rss_at(results: list[dict], server: str, connections: int) -> list[float]:
-    """Total server RSS in MB with ``connections`` idle WebSockets open, per round."""
-    out = []
-    for r in results:
-        if r.get("scenario") == "memory" and r.get("ok") and r.get("server") == server:
-            out += [
-                step["rss_kib"] / 1024
-                for step in r.get("steps") or []
-                if step.get("connections") == connections
-            ]
-    return out
-
-
-def targets_table(
-    results: list[dict], metrics: list[Metric], servers: list[str]
-) -> list[str]:
-    """Every Part 3 target with the figure this run reached (medians of per-round ratios or of values)."""
-    keys = {m.key: m for m in metrics}
-    rows = []
-    for key, loop, kind, op, bound, what in TARGETS:
-        server, ref = server_name("rawws", loop), server_name(REFERENCE, loop)
-        if key not in keys or server not in servers:
-            continue
-        values = collect(results, keys[key])
-        if kind == "ratio":
-            if ref not in servers:
-                continue
-            found = ratio_to(values, server, ref)
-            shown = f"{median(found):.2f}× websockets" if found else "—"
-            goal = f"{op.replace('>=', '≥').replace('<=', '≤')} {bound:g}× websockets"
-        else:
-            found = [v for (name, _), v in values.items() if name == server]
-            shown = f"{median(found):,.2f}" if found else "—"
-            goal = f"{op.replace('>=', '≥').replace('<=', '≤')} {bound:g}"
-        if not found:
-            verdict = "not measured"
-        else:
-            m = median(found)
-            verdict = (
-                "**met**" if (m >= bound if op == ">=" else m <= bound) else "missed"
-            )
-        loop_note = "" if loop == "asyncio" else f" ({loop})"
-        rows.append(f"| {what}{loop_note} | {goal} | {shown} | {verdict} |")
-    rss = _rss_at(results, "rawws", 10000)
-    if rss:
-        m = median(rss)
-        rows.append(
-            f"| RSS with 10,000 idle connections | < 150 MB | {m:,.1f} MB | {'**met**' if m < 150 else 'missed'} |"
-        )
-    if not rows:
-        return []
-    return [
-        "### Part 3: the targets, and what this run reached",
-        "",
-        "rawws on the stdlib event loop unless marked; ratios are medians of the per-round ratios to websockets "
-        "on the same loop.",
-        "",
-        "| target | goal | reached | |",
-        "|---|---|---:|---|",
-        *rows,
-        "",
-    ]
-
-
 def contention(results: list[dict]) -> list[str]:
     """How much of the machine the benchmark actually had, from the echo runs' CPU accounting."""
     echo = [
@@ -341,6 +229,8 @@ def write_report(out: Path, plots_dir: Path, meta: dict, results: list[dict]) ->
     metrics = metrics_for(params)
     by_key = {m.key: m for m in metrics}
     servers = meta["servers"]
+    # runs from before the fan-out had a server process of its own say nothing of it
+    fanout_alone = "fanout" in meta.get("own_process", ())
     rel = os.path.relpath(plots_dir, out.parent)
     plots = [
         ("throughput.png", "echo throughput", ["echo64", "echo16k"]),
@@ -378,7 +268,13 @@ def write_report(out: Path, plots_dir: Path, meta: dict, results: list[dict]) ->
         "Every server runs as its own process on 127.0.0.1 with compression off; one load client "
         "(`bench/client/`, raw sockets and epoll, no asyncio) drives it from another process. Servers "
         "are interleaved round by round (round *r* starts with the *r*-th server) and each round starts "
-        "every server fresh. Client frames are binary, pre-masked and built once; every reply is compared "
+        + (
+            "every server fresh, twice: one process runs the other scenarios, then, once it has stopped, a "
+            "second fresh process of the same server runs the fan-out. "
+            if fanout_alone
+            else "every server fresh, as one process that runs every scenario. "
+        )
+        + "Client frames are binary, pre-masked and built once; every reply is compared "
         "byte for byte with the expected echo, and before each timed phase a validation pass sends whole "
         "windows and checks content and count.",
         "",
@@ -402,7 +298,7 @@ def write_report(out: Path, plots_dir: Path, meta: dict, results: list[dict]) ->
         "RSS counts the process's memory only — kernel socket buffers are not in it. Measured in the first "
         f"{min(params.get('memory_rounds', meta['rounds']), meta['rounds'])} round(s) only: it varies by less than 1% "
         "between rounds, and opening 10,000 connections per server is the slowest part of the run.",
-        fanout_measured(params),
+        fanout_measured(params, own_process=fanout_alone),
         "",
         "## Results",
         "",

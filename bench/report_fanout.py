@@ -8,7 +8,8 @@ from bench.metrics import Metric, is_fanout_memory
 from bench.report_plots import bar_plot
 
 
-def fanout_measured(params: dict) -> str:
+def fanout_measured(params: dict, *, own_process: bool) -> str:
+    """The fan-out's paragraph; ``own_process``: it ran on a fresh server process, apart from the other scenarios."""
     if "fanout_receivers" not in params:
         return "- **fan-out (broadcast)**: not measured in this run."
     counts = " and ".join(f"{n:,}" for n in params["fanout_receivers"])
@@ -16,6 +17,7 @@ def fanout_measured(params: dict) -> str:
         f"{k} for {n:,}"
         for n, k in zip(params["fanout_receivers"], params["fanout_burst"], strict=True)
     )
+    most = f"{max(params.get('memory_steps') or [10_000]):,}"
     return (
         f"- **fan-out (broadcast)**: one sender and N receivers ({counts}) on each server's `/fanout`, which sends every "
         "message it receives, unchanged, to every other open `/fanout` connection, written the library's documented way: "
@@ -33,7 +35,16 @@ def fanout_measured(params: dict) -> str:
         "open and the server idle, its `VmRSS` is read and its peak (`VmHWM`) reset to it (`5` to `/proc/<pid>/clear_refs`); "
         "after the validation bursts and the burst phase, `VmHWM` is the peak RSS while bursting, and peak − the RSS before "
         "is what the bursts added (the peak includes the process's idle footprint: imports, the N open connections). "
-        "(`python -m experiments.fanout` measures rawws's authenticated "
+        + (
+            "The fan-out runs on a fresh server process of its own, started once the process of the other scenarios "
+            f"has stopped, so that idle footprint carries nothing they left behind (in the memory rounds, {most} "
+            "connections) and the peak is comparable across servers and rounds; within that process the run to "
+            f"{params['fanout_receivers'][0]:,} receivers comes first. "
+            if own_process
+            else "The fan-out ran in the same server process as the other scenarios, after them: in the rounds with the "
+            f"memory scenario its idle footprint still held what {most} connections left behind. "
+        )
+        + "(`python -m experiments.fanout` measures rawws's authenticated "
         "chat broadcast on `/ws` on its own: `experiments/fanout/FANOUT.md`.)"
     )
 

@@ -92,3 +92,13 @@ def test_quick_run_writes_a_report(tmp_path: Path) -> None:
             burst = run["burst"]
             assert burst["peak_rss_mb"] >= burst["rss_before_mb"] > 0
     assert not [r for r in raw["results"] if not r.get("ok")]
+    # the fan-out runs on a fresh server process of its own: nothing the memory scenario's
+    # connections left in the other process can show in its peak RSS
+    assert raw["meta"]["own_process"] == ["fanout"]
+    for name in SERVERS:
+        pids = {
+            r["scenario"]: r["server_pid"]
+            for r in raw["results"]
+            if r["server"] == name
+        }
+        assert pids["fanout"] != pids["memory"] == pids["echo64"] == pids["handshakes"]
