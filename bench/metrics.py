@@ -100,6 +100,22 @@ def metrics_for(params: dict) -> list[Metric]:
             lambda r: r["concurrent_per_s"],
             True,
         ),
+        Metric(
+            "hs_cpu_seq",
+            "server CPU per handshake, sequential",
+            "µs",
+            "handshakes",
+            lambda r: r.get("server_cpu_us_per_handshake_seq"),
+            False,
+        ),
+        Metric(
+            "hs_cpu_conc",
+            f"server CPU per handshake, {params['hs_concurrency']} concurrent",
+            "µs",
+            "handshakes",
+            lambda r: r.get("server_cpu_us_per_handshake_conc"),
+            False,
+        ),
     ]
     out += fanout_metrics(params)
     for i, n in enumerate(steps):

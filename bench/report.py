@@ -19,7 +19,7 @@ from bench.metrics import (
 )
 from bench.report_fanout import fanout_measured, fanout_plots
 from bench.report_plots import bar_plot, ratio_heatmap
-from bench.report_targets import targets_table
+from bench.report_targets import issue_25_table, targets_table
 from bench.servers.registry import IMPLS, LOOPS, REFERENCE
 
 PACKAGES = (
@@ -291,7 +291,8 @@ def write_report(out: Path, plots_dir: Path, meta: dict, results: list[dict]) ->
         f"- **handshakes/s**: TCP connect + upgrade request + 101 (checked: `Sec-WebSocket-Accept`, no extension) + "
         "close frame 1000 + the server's close frame + the server's FIN. Sequential: "
         f"{params['hs_sequential']} one after another; concurrent: {params['hs_concurrent']:,} with "
-        f"{params['hs_concurrency']} in progress. For the floor: TCP connect + FIN exchange only.",
+        f"{params['hs_concurrency']} in progress; server CPU per handshake is utime+stime of the server over each phase ÷ "
+        "handshakes. For the floor: TCP connect + FIN exchange only.",
         f"- **memory per idle connection**: on the freshly started server, 50 connections are opened and closed "
         "(first-use allocations), the server's `VmRSS` is read once it is idle (baseline), then connections are opened "
         f"up to {', '.join(f'{n:,}' for n in params['memory_steps'])} and left idle; (RSS − baseline) ÷ N, KiB. "
@@ -307,6 +308,7 @@ def write_report(out: Path, plots_dir: Path, meta: dict, results: list[dict]) ->
     if any(s.startswith("rawws") for s in servers):
         lines += rawws_vs_peers(results, metrics, servers)
     lines += targets_table(results, metrics, servers)
+    lines += issue_25_table(results, metrics, servers)
     lines += [
         "### Plots",
         "",

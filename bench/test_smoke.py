@@ -56,6 +56,7 @@ def test_quick_run_writes_a_report(tmp_path: Path) -> None:
     assert "fan-out to 50, lock-step" in report and "server CPU per delivery" in report
     assert "server peak RSS in bursts, fan-out to 50" in report
     assert "What limits us now" in report  # LIMITS.md, written by hand
+    assert "server CPU per handshake, sequential" in report
 
     plots = tmp_path / "plots"
     for png in (
