@@ -15,7 +15,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 SYNC := $(UV) sync --locked --python $(PYTHON)
 
 .PHONY: serve test lint unit conformance conformance-server conformance-client wstest clean lock \
-	sync-serve sync-dev test-pythons test-bounds soak bench
+	sync-serve sync-dev test-pythons test-bounds soak bench bench-all
 
 # uv, pinned by hash, in a venv of its own: the one tool that installs the rest from uv.lock.
 $(UV): requirements/uv.txt
@@ -78,6 +78,14 @@ soak: sync-dev
 ## (ARGS="--quick" for a smoke run; `python -m bench --help` lists the rest)
 bench: sync-dev
 	$(BIN)/python -m bench $(ARGS)
+
+## bench-all: the whole page in one go (~45 min, quiet machine): the bench, then the studies that write
+## their blocks into bench/RESULTS.md (the chat's authenticated handshake, a room of 100,000, steady rates)
+bench-all: sync-dev
+	$(BIN)/python -m bench
+	$(BIN)/python -m experiments.perf.auth_handshake --rounds 7 --handshakes 3000 --results bench/RESULTS.md
+	$(BIN)/python -m experiments.scale big --members 100000 --workers 6 --messages 20 --interval 2 --results bench/RESULTS.md
+	$(BIN)/python -m experiments.scale rate --members 1000 --rates 50,100,150,200,400 --duration 10 --postgres --results bench/RESULTS.md
 
 ## lock: resolve the newest versions the ranges allow into uv.lock and requirements/uv.txt (commit it alone)
 lock: $(UV)
