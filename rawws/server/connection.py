@@ -377,6 +377,16 @@ class ServerConnection(ConnectionEdge):
         if self._inbox is not None:
             self._inbox.drain()  # no replies after our close: what the inbox holds goes now
 
+    def _done(self) -> None:
+        """The transport is gone: after the base class's release, the inbox lets go of this connection.
+
+        (It holds us and we hold it: left linked, every closed connection would wait
+        for the collector's full pass, ``Inbox.detach``.)
+        """
+        super()._done()
+        if self._inbox is not None:
+            self._inbox.detach()
+
     def _finish_closed(self, code: int) -> None:
         """Runs once: recorded and logged (``ConnectionEdge``), then the handler is told."""
         if self._finished:
