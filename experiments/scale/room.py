@@ -69,6 +69,8 @@ class Node:
 
     workers: int
     db_url: str | None = None
+    #: What ``python -m`` runs with ``serve`` and the flags (``experiments.scale.traced``: under tracemalloc).
+    module: str = "rawws"
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
     redis: subprocess.Popen[bytes] | None = None
@@ -91,7 +93,7 @@ class Node:
             flags += ["--db", self.db_url]
         self.port = free_port()
         command = [
-            sys.executable, "-m", "rawws", "serve", "--port", str(self.port),
+            sys.executable, "-m", self.module, "serve", "--port", str(self.port),
             "--data-dir", self.data_dir, *flags,
         ]  # fmt: skip
         self.process = start(command, env={**os.environ, **CHAT_ENV})

@@ -5,9 +5,10 @@ decides an upgrade with them (``rawws.accounts.tokens`` verifies the token itsel
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rawws.accounts.tokens import (
     ACCESS,
@@ -173,7 +174,7 @@ class WebSocketAuthenticator:
             )  # a replay on this node is refused without a round trip
             if self.shared_spend is not None:
                 return self._spend_shared(identity, self.shared_spend)
-        return identity
+        return kept_identity(identity)
 
     async def _spend_shared(self, identity: Identity, spend: SharedSpend) -> Identity:
         try:
@@ -189,4 +190,12 @@ class WebSocketAuthenticator:
             ) from None
         if not first:
             raise AuthError("ticket already used")
-        return identity
+        return kept_identity(identity)
+
+
+def kept_identity(identity: Identity) -> Identity:
+    """What a connection keeps of ``identity`` for its life: who (the user's one string for every
+    connection of theirs), until when, when it was issued (``accounts.stops``) and its room rights.
+    The token's id and its login's id serve the checks before the 101 alone: dropped, they are about
+    150 bytes less per open connection."""
+    return replace(identity, user=sys.intern(identity.user), token_id="", session="")

@@ -367,6 +367,7 @@ async def setup_app(server: Server) -> ChatApp:
         subprotocols=(SUBPROTOCOL,),
         authenticate=authenticate,
         max_message_bytes=wire.MAX_FRAME_BYTES,
+        keep_headers=False,  # the chat reads its members' headers in the upgrade alone
     )
     if config.echo:
         server.add_websocket("/echo", echo)

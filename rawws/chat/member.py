@@ -126,10 +126,22 @@ class ChatMember:
         """The public membership could not be had: each ``say`` held for it is answered, not stored."""
         if held is None:
             return
-        if self.entering.get(room) is held:
-            del self.entering[room]
+        self.stop_entering(room, held)
         for say in held:
             self.send(error(code, message, say.ref))
+
+    def stop_entering(self, room: str, held: list[Say]) -> None:
+        """``held`` no longer waits for ``room``'s membership (if it is still what waits there)."""
+        if self.entering.get(room) is held:
+            del self.entering[room]
+            if not self.entering:
+                self.entering = {}  # see ``_task_done``
+
+    def caught_up(self, room: str) -> None:
+        """``room``'s replay is done: what arrived meanwhile is no longer held for it."""
+        del self.catching_up[room]
+        if not self.catching_up:
+            self.catching_up = {}  # see ``_task_done``
 
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coroutine)
@@ -138,4 +150,9 @@ class ChatMember:
         return task
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
-        self.tasks.pop(task, None)
+        tasks = self.tasks
+        tasks.pop(task, None)
+        if not tasks:
+            # A dict emptied keeps the table its keys had (160 bytes for a member's first task,
+            # the join's, held for the connection's life); a new one has none.
+            self.tasks = {}

@@ -452,7 +452,7 @@ class ChatHandler:
                 )
         finally:
             if current():
-                del member.catching_up[room]
+                member.caught_up(room)
                 for text, frame in catch_up.frames:
                     member.deliver(room, None, text, frame)
                 self.streams.went_live(member, room)  # then the open streams
@@ -461,8 +461,7 @@ class ChatHandler:
         self, member: ChatMember, room: str, held: list[Say], found: Membership
     ) -> None:
         """The public membership is stored (or was): the ``say`` frames held meanwhile go on, in order."""
-        if member.entering.get(room) is held:
-            del member.entering[room]
+        member.stop_entering(room, held)
         self.doors.place(member, room, found)  # its mute, before the held say frames
         now = time.time()
         for say in held:  # the room's kind is known now: a feed's are refused

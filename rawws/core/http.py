@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http import HTTPStatus
+from sys import intern
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -39,6 +40,11 @@ class Request:
                 return value.decode("latin-1")
         return None
 
+    def without_headers(self) -> Request:
+        """This request with no headers: what a connection keeps when it needs its path, query and peer
+        alone (``WebSocketEndpoint.keep_headers``), so the header list and its values can be freed."""
+        return replace(self, headers=[])
+
     def query_param(self, name: str) -> str | None:
         values = parse_qs(self.query, keep_blank_values=True).get(name)
         return values[0] if values else None
@@ -46,7 +52,9 @@ class Request:
     @classmethod
     def from_target(cls, method: str, target: str, **fields: Any) -> Request:
         path, _, query = target.partition("?")
-        return cls(method=method, path=path, query=query, **fields)
+        # A WebSocket's request stays with it for its life: every connection that asked for the
+        # same path with the same method keeps the one string of each (about 100 bytes less each).
+        return cls(method=intern(method), path=intern(path), query=query, **fields)
 
 
 @dataclass(frozen=True, slots=True)

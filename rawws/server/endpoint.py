@@ -69,3 +69,7 @@ class WebSocketEndpoint:
     process_request: ProcessRequest | None = None
     #: Messages waiting for a coroutine handler's ``recv()``; then the socket is not read.
     max_queue: int = DEFAULT_MAX_QUEUE
+    #: Whether ``connection.request`` keeps the request's headers for the connection's life. An
+    #: endpoint whose handler never reads them lets them go once the upgrade is done: with the
+    #: bearer token, the key and the host, they are about a kilobyte of every open connection.
+    keep_headers: bool = True

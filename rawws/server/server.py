@@ -108,6 +108,7 @@ class Server:
         process_request: ProcessRequest | None = None,
         max_queue: int = DEFAULT_MAX_QUEUE,
         max_message_bytes: int | None = None,
+        keep_headers: bool = True,
     ) -> None:
         """Serve WebSockets at ``path`` (``None``: every path without a route or endpoint of its own).
 
@@ -116,6 +117,8 @@ class Server:
         refuse before any 101; ``max_queue`` bounds a coroutine handler's unread messages.
         ``max_message_bytes``: the largest message this path's protocol needs (at most
         the server's): a bigger one is closed with 1009 once that much is inflated.
+        ``keep_headers=False``: ``connection.request.headers`` is empty once the upgrade is done
+        (they were read by the handshake and ``authenticate``), for a handler that never reads them.
         """
         for name in subprotocols:
             # RFC 6455 §4.1: a subprotocol is a token. Checked once here, so the 101
@@ -137,7 +140,7 @@ class Server:
             memory_level=self.config.compression_memory_level,
         )
         endpoint = WebSocketEndpoint(
-            policy, handler, authenticate, process_request, max_queue
+            policy, handler, authenticate, process_request, max_queue, keep_headers
         )
         if path is None:
             self.default_endpoint = endpoint

@@ -164,7 +164,7 @@ def open_websocket(
         ws,
         endpoint.handler,
         server.config,
-        request=request,
+        request=request if endpoint.keep_headers else request.without_headers(),
         subprotocol=accepted.subprotocol,
         compressed=any(
             isinstance(ext, PerMessageDeflate) for ext in accepted.extensions

@@ -599,6 +599,29 @@ def test_authenticator_checks_origin_then_credential_then_spends_tickets() -> No
         authenticate(upgrade(f"/ws?ticket={ticket}", host="chat.local"))
 
 
+def test_an_upgrade_keeps_only_what_its_connection_needs_of_the_identity() -> None:
+    """The token's and the login's ids serve the checks before the 101; what the connection keeps for
+    its life is who, until when, when issued (``accounts.stops``) and the rights, the user's one string."""
+    clock = FakeClock()
+    tokens = Tokens(TokenSettings(secret=SECRET), clock=clock)
+    authenticate = WebSocketAuthenticator(
+        tokens, TicketLedger(clock=clock), frozenset(), tls=False
+    )
+    access, issued = tokens.issue("ada", session="login-1")
+    assert tokens.verify(access).session == "login-1"  # the routes still read it
+    first = authenticate(upgrade(f"/ws?token={access}", host="chat.local"))
+    second = authenticate(upgrade(f"/ws?token={access}", host="chat.local"))
+    assert isinstance(first, Identity) and isinstance(second, Identity)
+    assert (first.token_id, first.session) == ("", "")
+    assert (first.user, first.expires_at, first.issued_at, first.rooms) == (
+        "ada",
+        issued.expires_at,
+        issued.issued_at,
+        None,
+    )
+    assert first.user is second.user  # decoded apart, kept as one string
+
+
 # -- RateLimiter ---------------------------------------------------------------
 
 

@@ -118,3 +118,15 @@ def test_router_knows_which_paths_it_routes():
 
 async def _handler_for_contains(request: Request) -> Response:
     return Response(200)
+
+
+def test_requests_for_the_same_path_keep_one_string_of_it() -> None:
+    """Kept with every open WebSocket: the method and path are the process's one copy."""
+
+    def fresh(text: str) -> str:  # a new object, as the HTTP side decodes per request
+        return bytes(text, "ascii").decode("ascii")
+
+    first = Request.from_target(fresh("GET"), fresh("/ws?a=1"), headers=[])
+    second = Request.from_target(fresh("GET"), fresh("/ws?b=2"), headers=[])
+    assert (first.method, first.path, second.query) == ("GET", "/ws", "b=2")
+    assert first.path is second.path and first.method is second.method

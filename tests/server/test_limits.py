@@ -86,3 +86,13 @@ def test_connection_limits_release_once() -> None:
         assert getattr(refused, "status", None) == 429
     else:
         raise AssertionError("the second connection of ada was admitted")
+
+
+def test_a_release_is_a_small_object_not_a_closure() -> None:
+    """Kept with every open connection: three slots, no function and cells (``ConnectionLimits.admit``)."""
+    limits = ConnectionLimits(per_user=2, per_address=5)
+    release = limits.admit("ada", "10.0.0.1:4000")
+    assert not hasattr(release, "__dict__") and not hasattr(release, "__closure__")
+    assert limits.open_for("ada") == 1
+    release()
+    assert limits.open_for("ada") == 0

@@ -8,6 +8,7 @@ server reads and when).
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import socket
 from collections.abc import Awaitable, Callable
@@ -579,3 +580,52 @@ async def test_the_server_logs_no_error_for_a_normal_life(
         "ws close" in caplog.records[1].message
         and "code=1000" in caplog.records[1].message
     )
+
+
+async def test_an_endpoint_that_keeps_no_headers_lets_them_go_after_the_upgrade(
+    serve,
+) -> None:
+    """``keep_headers=False``: the checks and ``authenticate`` read the headers; the open connection
+    keeps its path, query and peer, and no longer references the header list or its values."""
+    seen: dict[str, object] = {}
+
+    class Identity:
+        user = "ada"
+        expires_at = None
+
+    def authenticate(request: Request) -> Identity:
+        seen["headers"] = request.headers
+        assert request.header("X-Color") == "blue"
+        return Identity()
+
+    async def handler(connection: ServerConnection) -> None:
+        seen["request"] = connection.request
+        await connection.send(await connection.recv())
+
+    async def keeps_all(connection: ServerConnection) -> None:
+        seen["kept"] = connection.request.header("X-Color")
+        await connection.send("kept")
+
+    server = await serve(keeps_all)
+    server.add_websocket(
+        "/quiet", handler, authenticate=authenticate, keep_headers=False
+    )
+    async with rawws.connect(
+        f"ws://127.0.0.1:{server.port}/quiet?since=4",
+        additional_headers={"X-Color": "blue"},
+    ) as ws:
+        await ws.send("hello")
+        assert await ws.recv() == "hello"
+    request = seen["request"]
+    assert isinstance(request, Request)
+    assert (request.path, request.query) == ("/quiet", "since=4")
+    assert request.peer.startswith("127.0.0.1:")
+    assert request.headers == [] and request.header("X-Color") is None
+    headers = seen["headers"]
+    assert isinstance(headers, list) and headers  # what authenticate read, whole
+    assert not any(kept is headers for kept in gc.get_referents(request))
+    async with rawws.connect(
+        f"ws://127.0.0.1:{server.port}/other", additional_headers={"X-Color": "red"}
+    ) as ws:
+        assert await ws.recv() == "kept"
+    assert seen["kept"] == "red"  # the default endpoint keeps them
