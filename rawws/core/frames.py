@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import struct
 from codecs import getincrementaldecoder
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from wsproto.extensions import Extension
 from wsproto.frame_protocol import (
@@ -88,7 +88,6 @@ class LimitedFrameDecoder(FrameDecoder):
         self._frame_end_deferred: bool | None = None
         self._budget: ReadBudget | None = None
         self._overdrawn = False
-        self._unpaid_step: Callable[[], Frame | None] = self._step
         self.budget = None
 
     @property
@@ -100,11 +99,14 @@ class LimitedFrameDecoder(FrameDecoder):
     def budget(self, budget: ReadBudget | None) -> None:
         self._budget = budget
         self._overdrawn = budget is not None and budget.exhausted
-        # The step wsproto's parsing generator calls once per frame, set per instance so
-        # that no call is added in between: without an inflater it is wsproto's own.
-        unpaid = super().process_buffer if self._deflate is None else self._step
-        self._unpaid_step = unpaid
-        self.process_buffer = unpaid if budget is None else self._paid_step  # type: ignore[method-assign]
+        # The step wsproto's parsing generator calls once per frame is chosen by class, so
+        # that no call is added in between (without an inflater and a budget it is wsproto's
+        # own), and so that the decoder holds no bound method of itself: such a cycle would
+        # leave every closed connection's decoder to the collector's full pass.
+        self.__class__ = _DECODERS[self._deflate is not None, budget is not None]
+
+    #: The step without the budget: wsproto's, or ``_step`` with an inflater (set by class).
+    _unpaid_step = FrameDecoder.process_buffer
 
     @property
     def backlog_bytes(self) -> int:
@@ -192,6 +194,35 @@ class LimitedFrameDecoder(FrameDecoder):
         return True
 
 
+class _PaidDecoder(LimitedFrameDecoder):
+    """No inflater, a budget: each of wsproto's steps is paid."""
+
+    process_buffer = LimitedFrameDecoder._paid_step
+
+
+class _InflatingDecoder(LimitedFrameDecoder):
+    """An inflater, no budget (a client's): wsproto's step or a slice of the backlog."""
+
+    process_buffer = LimitedFrameDecoder._step
+    _unpaid_step = LimitedFrameDecoder._step
+
+
+class _PaidInflatingDecoder(LimitedFrameDecoder):
+    """An inflater and a budget: each step or slice is paid."""
+
+    process_buffer = LimitedFrameDecoder._paid_step
+    _unpaid_step = LimitedFrameDecoder._step
+
+
+#: (has an inflater, has a budget) → the class whose ``process_buffer`` is the step to take.
+_DECODERS: dict[tuple[bool, bool], type[LimitedFrameDecoder]] = {
+    (False, False): LimitedFrameDecoder,
+    (False, True): _PaidDecoder,
+    (True, False): _InflatingDecoder,
+    (True, True): _PaidInflatingDecoder,
+}
+
+
 class AssemblingMessageDecoder(MessageDecoder):
     """wsproto's message decoder, but a text message in pieces stays bytes (checked as it comes).
 
@@ -267,6 +298,15 @@ class TunedFrameProtocol(FrameProtocol):
         ``None``; ``iter(next, None)`` does the same in C, one Python frame less per frame.
         """
         return iter(self._parse_more.__next__, None)
+
+    def release(self) -> None:
+        """Nothing more will be parsed: end wsproto's parsing generator.
+
+        The generator holds this protocol and this protocol holds it, a cycle only
+        the collector's full pass would free; a close frame ends it by itself, and
+        this ends it for a connection that stopped without one (TCP gone, aborted).
+        """
+        self._parse_more.close()
 
     @property
     def unparsed_bytes(self) -> int:

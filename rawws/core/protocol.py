@@ -159,6 +159,7 @@ class WebSocket:
             return
         self.state = State.CLOSED
         self.close_transport = True
+        self._frames.release()
         self.close_code = (
             self.close_code if self.close_code is not None else ABNORMAL_CLOSURE
         )
@@ -235,6 +236,7 @@ class WebSocket:
     def _on_close(self, code: int, reason: str) -> Closed:
         self.close_transport = True
         self._fragments = []
+        self._frames.release()  # nothing is parsed after a close frame
         if self.state is State.OPEN:
             # The peer started the closing handshake: echo its code (§5.5.1).
             self._outgoing.append(self._frames.close(code, reason))
@@ -253,6 +255,7 @@ class WebSocket:
         """wsproto could not parse what the peer sent: fail the connection with its code (§7.1.7)."""
         self.close_transport = True
         self._fragments = []
+        self._frames.release()
         if self.state is State.OPEN:
             self._outgoing.append(self._frames.close(code, _short(reason)))
             self._close_queued = self.output_pending = True
@@ -342,6 +345,7 @@ class WebSocket:
         self.state = State.CLOSED
         self.close_transport = True
         self._close_queued = False
+        self._frames.release()
 
 
 def _short(reason: str) -> str:

@@ -59,6 +59,8 @@ class FrameEngine(Protocol):
 
     def received_frames(self) -> Iterator[Frame]: ...
 
+    def release(self) -> None: ...
+
     def send_data(
         self, payload: bytes | bytearray | str = b"", fin: bool = True
     ) -> bytearray: ...
@@ -101,6 +103,9 @@ class TracingFrames:
 
     def receive_bytes(self, data: bytes) -> None:
         self._engine.receive_bytes(data)
+
+    def release(self) -> None:
+        self._engine.release()
 
     @property
     def unparsed_bytes(self) -> int:
