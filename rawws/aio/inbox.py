@@ -231,7 +231,12 @@ class Inbox:
                 error = closed_error(*self._ended)
                 if iterating and isinstance(error, ConnectionClosedOK):
                     raise StopAsyncIteration
-                raise error
+                try:
+                    raise error
+                finally:
+                    # The error's traceback holds this frame: were the frame to keep the error,
+                    # the pair (and the connection its handler's frame holds) would be a cycle.
+                    del error
             if self._reader is not None:
                 raise RuntimeError("recv() is already waiting in another task")
             self._reader = reader = self._loop.create_future()

@@ -229,6 +229,9 @@ class HttpConnection(asyncio.Protocol):
         except asyncio.CancelledError:
             self.transport.abort()
         except (ConnectionError, OSError) as exc:
+            # The stream reader keeps the error, and its traceback keeps the frames that
+            # hold the reader: a cycle only the collector's full pass would free.
+            exc.__traceback__ = None
             log.debug("connection lost peer=%s: %r", self.peer, exc)
         except Exception:
             log.exception("connection failed peer=%s", self.peer)

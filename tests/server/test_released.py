@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import socket
+import struct
 import weakref
 from collections.abc import Iterator
 
@@ -21,7 +23,14 @@ import pytest
 
 import rawws
 from rawws.server.connection import ServerConnection
-from tests.support.helpers import TIMEOUT_S, wait_for_condition
+from rawws.server.http11 import HttpConnection
+from tests.support.helpers import (
+    TIMEOUT_S,
+    open_raw,
+    read_http_head,
+    upgrade_request,
+    wait_for_condition,
+)
 
 
 @pytest.fixture
@@ -104,3 +113,63 @@ async def test_a_callback_handlers_connection_is_freed_once_it_ends(
     await settle()
     (ref,) = refs
     assert_freed(ref)
+
+
+def alive(kind: type) -> int:
+    """How many objects of ``kind`` exist (the collector is off: one left in a cycle stays counted)."""
+    return sum(1 for obj in gc.get_objects() if type(obj) is kind)
+
+
+async def reset(writer: asyncio.StreamWriter) -> None:
+    """Drop the connection with a TCP reset, as a peer that vanishes does (no close frame, no FIN)."""
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+async def test_a_connection_whose_peer_vanished_is_freed_with_its_handlers_error(
+    serve, no_collector: None
+) -> None:
+    """The handler's ``async for`` raises 1006; that error's traceback must not keep the connection."""
+    ended: list[bool] = []
+
+    async def echo(connection: ServerConnection) -> None:
+        try:
+            async for message in connection:
+                await connection.send(message)
+        finally:
+            ended.append(True)
+
+    server = await serve(echo)
+    reader, writer = await open_raw(server.port)
+    writer.write(upgrade_request("/"))
+    status, _, _ = await read_http_head(reader)
+    assert status == 101
+    await reset(writer)
+    await wait_for_condition(lambda: ended and not server.connections, what="the end")
+    await settle()
+    await wait_for_condition(
+        lambda: alive(ServerConnection) == 0, what="the connection freed"
+    )
+
+
+async def test_a_keep_alive_http_connection_reset_by_its_peer_is_freed(
+    serve, no_collector: None
+) -> None:
+    """Reset while waiting for its next request: the stream reader keeps the error, which must not keep it."""
+
+    async def echo(connection: ServerConnection) -> None:
+        async for message in connection:
+            await connection.send(message)
+
+    server = await serve(echo)
+    before = alive(HttpConnection)
+    reader, writer = await open_raw(server.port)
+    writer.write(b"GET /not-a-websocket HTTP/1.1\r\nHost: test\r\n\r\n")
+    status, _, _ = await read_http_head(reader)
+    assert 400 <= status < 500
+    assert alive(HttpConnection) == before + 1  # kept alive for the next request
+    await reset(writer)
+    await wait_for_condition(
+        lambda: alive(HttpConnection) == before, what="the HTTP connection freed"
+    )
