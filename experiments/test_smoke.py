@@ -11,6 +11,7 @@ and latency of one feed, and what a session costs the server.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -19,6 +20,10 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from experiments.perfkit import PASSWORD
+from experiments.scale.room import Load, Node, send
+from testkit import chat_token
 
 REPO = Path(__file__).resolve().parent.parent
 COMMANDS = [
@@ -138,20 +143,29 @@ def test_the_sessions_study_measures_every_transport(tmp_path: Path) -> None:
         assert round_[kind]["rss_kib"] > round_[kind]["baseline_kib"], kind
 
 
-def test_the_scale_study_counts_every_delivery_across_workers_and_load_processes(
-    tmp_path: Path,
-) -> None:
-    """Two workers sharing the room through a real redis-server, three load processes: every member has
-    every message once, in order, and the figures the study reports are there."""
-    if not shutil.which("redis-server"):
+def _needs(binary: str, why: str) -> None:
+    """Skip without ``binary``, except under CI, where it is a failure."""
+    if not shutil.which(binary):
         if os.environ.get("CI") == "true":
-            pytest.fail("redis-server is required under CI")
-        pytest.skip("redis-server not installed")
+            pytest.fail(f"{binary} is required under CI: {why}")
+        pytest.skip(f"{binary} not installed")
+
+
+@pytest.mark.parametrize("client", ["c", "python"])
+def test_the_scale_study_counts_every_delivery_across_workers_and_load_processes(
+    tmp_path: Path, client: str
+) -> None:
+    """Two workers sharing the room through a real redis-server, three load processes of either
+    kind: every member has every message once, in order, and the figures the study reports are
+    there."""
+    _needs("redis-server", "the workers' bus")
+    if client == "c":
+        _needs("gcc", "the scale study's C load process")
     out = tmp_path / "scale.json"
     done = subprocess.run(
         [sys.executable, "-m", "experiments.scale", "big", "--members", "60",
          "--workers", "2", "--per-process", "20", "--messages", "4",
-         "--interval", "0.2", "--json", str(out)],
+         "--interval", "0.2", "--client", client, "--json", str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=240,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -161,6 +175,7 @@ def test_the_scale_study_counts_every_delivery_across_workers_and_load_processes
         3,
         2,
     )
+    assert result["client"] == client
     assert result["deliveries"] == 60 * 4
     assert (result["lost"], result["out_of_order"], result["members_short"]) == (
         0,
@@ -171,3 +186,40 @@ def test_the_scale_study_counts_every_delivery_across_workers_and_load_processes
     assert (
         result["client_cpu_us_per_delivery"] > 0 < result["server_cpu_us_per_delivery"]
     )
+
+
+def test_the_c_load_process_reports_what_the_python_one_reports() -> None:
+    """One room, a load process of each kind side by side: the same report fields, every message
+    once and in order for both, latencies on the sender's clock, and a ``count`` that agrees."""
+    _needs("gcc", "the scale study's C load process")
+    node = Node(workers=1).start()
+    loads: dict[str, Load] = {}
+    try:
+        token = chat_token(node.port, "bench", PASSWORD)
+        for client in ("c", "python"):
+            loads[client] = Load(node.port, token, 7, 7, client)
+        assert [load.wait_ready() for load in loads.values()] == [7, 7]
+        for load in loads.values():
+            load.say("start")
+        asyncio.run(send(node.port, token, 1, 20.0, 5))
+        for load in loads.values():
+            load.wait_received(7 * 5, 60)
+            assert load.received() == 7 * 5
+        reports = {client: load.reports()[0] for client, load in loads.items()}
+    finally:
+        for load in loads.values():
+            load.kill()
+        node.stop()
+    assert reports["c"].keys() == reports["python"].keys()
+    for client, report in reports.items():
+        assert (report["members"], report["counts"], report["received"]) == (
+            7,
+            [5],
+            35,
+        ), client
+        assert (report["out_of_order"], report["retries"]) == (0, 0), client
+        assert sorted(report["last_arrival_ms"]) == ["1", "2", "3", "4", "5"], client
+        assert len(report["latencies_ms"]) == 35, client
+        assert all(0 < ms < 60_000 for ms in report["latencies_ms"]), client
+        assert max(report["latencies_ms"]) == max(report["last_arrival_ms"].values())
+        assert report["cpu_s"] >= 0, client

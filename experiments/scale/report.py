@@ -9,6 +9,10 @@ BIG_GOALS = "p99 ≤ 1 s, ≤ 6.5 KiB per member, 0 lost"
 P99_GOAL_MS = 50.0
 
 
+def _client(result: dict) -> str:
+    return "C, epoll" if result["client"] == "c" else "Python, uvloop"
+
+
 def _when() -> str:
     return f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.python_version()}"
 
@@ -20,7 +24,8 @@ def big_lines(result: dict, command: str) -> list[str]:
         "",
         f"`{command}` ({_when()}): `rawws serve --workers {result['workers']}` on SQLite, the"
         " workers sharing the room through `redis-server`; the load client in"
-        f" {result['load_processes']} processes (uvloop, one source address each); one sender,"
+        f" {result['load_processes']} processes ({_client(result)}, one source address each);"
+        " one sender,"
         f" {result['messages']} messages. Goal: {BIG_GOALS}.",
         "",
         "| figure | value |",
@@ -48,7 +53,8 @@ def rate_lines(results: list[dict], command: str) -> list[str]:
         f"### Publish → deliver at steady rates, {first['members']:,} members (issue 25, item 2)",
         "",
         f"`{command}` ({_when()}): one `rawws serve`, the load client in"
-        f" {first['load_processes']} processes (uvloop), senders under the chat's 10/s each.",
+        f" {first['load_processes']} processes ({_client(first)}), senders under the chat's"
+        " 10/s each.",
         "",
         "| db | rate msg/s | deliveries | lost | p50 ms | p99 ms | last member p99 ms"
         " | server CPU µs / delivery | client CPU µs / delivery |",

@@ -4,6 +4,10 @@ spread over as many processes as it needs (``experiments.scale.members``).
     python -m experiments.scale big  [--members 100000] [--workers 6] [--messages 20] [--interval 1]
     python -m experiments.scale rate [--members 1000] [--rates 100,200,400] [--duration 10] [--postgres]
 
+Both take ``--client c|python``: the load processes are ``members.c``, built
+with gcc (the default when gcc is there), or ``members.py``; the same
+commands and report, the C one for a fraction of the CPU (``client.py``).
+
 ``big``: ``rawws serve --workers W`` (SQLite, the workers sharing the chat
 through a throwaway ``redis-server``) and ``--members`` members of one room,
 opened by load processes of at most ``--per-process`` members each, each from
@@ -55,6 +59,7 @@ from experiments.perfkit import (
     rss_kib,
     upgrade_request,
 )
+from experiments.scale.client import CLIENTS, default_client, members_command
 from experiments.scale.report import big_lines, rate_lines
 from testkit import chat_token, free_port, masked_frame, start, stop, wait_for_port
 
@@ -119,17 +124,18 @@ class Node:
 class Load:
     """The load processes: ``members`` members of the room, ``per_process`` at most in each."""
 
-    def __init__(self, port: int, token: str, members: int, per_process: int) -> None:
+    def __init__(
+        self, port: int, token: str, members: int, per_process: int, client: str
+    ) -> None:
         count = math.ceil(members / per_process)
+        command = members_command(client)
         self.processes: list[subprocess.Popen[str]] = []
         for index in range(count):
             share = members // count + (1 if index < members % count else 0)
             self.processes.append(
                 subprocess.Popen(
                     [
-                        sys.executable,
-                        "-m",
-                        "experiments.scale.members",
+                        *command,
                         "--port",
                         str(port),
                         "--token",
@@ -236,11 +242,17 @@ def quantile(values: list[float], q: float) -> float:
 
 
 def measure(
-    node: Node, members: int, per_process: int, senders: int, rate: float, messages: int
+    node: Node,
+    members: int,
+    per_process: int,
+    senders: int,
+    rate: float,
+    messages: int,
+    client: str,
 ) -> dict:
     token = chat_token(node.port, "bench", PASSWORD)
     baseline = node.rss_kib()
-    load = Load(node.port, token, members, per_process)
+    load = Load(node.port, token, members, per_process, client)
     try:
         opened = time.monotonic()
         joined = load.wait_ready()
@@ -264,6 +276,7 @@ def measure(
     client_cpu = sum(report["cpu_s"] for report in reports)
     return {
         "members": joined,
+        "client": client,
         "load_processes": len(reports),
         "open_s": open_s,
         "messages": messages,
@@ -312,6 +325,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--postgres", action="store_true", help="rate: PostgreSQL as well as SQLite"
     )
+    parser.add_argument(
+        "--client",
+        choices=CLIENTS,
+        default=default_client(),
+        help="the load process: members.c built with gcc (the default when gcc is"
+        " there), or members.py",
+    )
     parser.add_argument("--json", help="write the raw figures here")
     parser.add_argument(
         "--results",
@@ -326,7 +346,13 @@ def main(argv: list[str] | None = None) -> int:
         workers = args.workers or max(1, math.ceil(members / 18_000))
         with node_running(workers, postgres=False) as node:
             result = measure(
-                node, members, args.per_process, 1, 1 / args.interval, args.messages
+                node,
+                members,
+                args.per_process,
+                1,
+                1 / args.interval,
+                args.messages,
+                args.client,
             )
         results.append({"workers": workers, **result})
     else:
@@ -337,7 +363,13 @@ def main(argv: list[str] | None = None) -> int:
                     senders = max(1, math.ceil(rate / SENDER_RATE))
                     messages = int(rate * args.duration)
                     result = measure(
-                        node, members, args.per_process, senders, rate, messages
+                        node,
+                        members,
+                        args.per_process,
+                        senders,
+                        rate,
+                        messages,
+                        args.client,
                     )
                 db = "postgres" if postgres else "sqlite"
                 results.append({"workers": args.workers or 1, "db": db, **result})
