@@ -5,8 +5,8 @@
  * A delivery cost the Python/uvloop client 7.4 us of CPU against the server's 15 on the same two
  * cores, so the client's own CPU delayed the deliveries it measured. Here one edge-triggered
  * epoll loop reads each ready socket until a short read, parses the RFC 6455 frames (unmasked,
- * 7/16/64-bit lengths) and finds the stamps "text":"seq N at T" in text frames as members.py's
- * regular expression does (T: the sender's CLOCK_MONOTONIC in us). It sends members.py's bytes
+ * 7/16/64-bit lengths) and finds the room's id and the stamp "seq N at T" of each message as
+ * members.py's regular expression does (T: the sender's CLOCK_MONOTONIC in us). It sends members.py's bytes
  * (upgrade_request with the bearer token, a masked join frame), checks the 101, tries a refused
  * or cut join again (TRIES in all, counted), answers pings with masked pongs, and speaks
  * members.py's protocol on stdin/stdout: "ready N", then "start", "count" and "report". */
@@ -26,7 +26,6 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-
 #define BATCH 100           /* connections opened at once */
 #define TRIES 3             /* attempts per member before the process gives up */
 #define RETRY_AFTER_US 1000000
@@ -44,7 +43,7 @@ enum state { IDLE, CONNECTING, UPGRADING, JOINING, JOINED, RETRYING, CLOSED };
 
 typedef struct {
     int fd, state, attempts, out_watched; /* out_watched: registered for EPOLLOUT */
-    uint64_t last, count;        /* the last seq seen, deliveries since "start" */
+    uint64_t last, count;        /* the last room id seen, deliveries since "start" */
     char *buf, *out;             /* not parsed yet (a head or frame unfinished); not sent yet */
     size_t len, cap, out_len, out_cap;
     int64_t deadline_us;         /* join timeout, or when to try again */
@@ -75,7 +74,7 @@ static void *grow(void *ptr, size_t *cap, size_t need, size_t size) {
     return ptr;
 }
 
-static void record(Member *m, uint64_t seq, int64_t latency_us) {
+static void record(Member *m, uint64_t id, uint64_t seq, int64_t latency_us) {
     latencies = grow(latencies, &cap_latencies, n_latencies + 1, sizeof *latencies);
     latencies[n_latencies++] = latency_us;
     if (seq < (1u << 22)) { /* a seq beyond any run's messages is counted, not mapped */
@@ -84,8 +83,8 @@ static void record(Member *m, uint64_t seq, int64_t latency_us) {
         for (size_t i = old; i < cap_arrival; i++) last_arrival[i] = NO_ARRIVAL;
         if (latency_us > last_arrival[seq]) last_arrival[seq] = latency_us;
     }
-    if (seq != m->last + 1 && m->last) out_of_order++;
-    m->last = seq, m->count++;
+    if (id != m->last + 1 && m->last) out_of_order++; /* the room's ids go up by one */
+    m->last = id, m->count++;
 }
 
 /* Digits at *p (at least one), advancing it: the regex's (\d+). */
@@ -96,17 +95,18 @@ static int digits(const char **p, const char *end, uint64_t *value) {
     return *p > start;
 }
 
-/* Every stamp "text":"seq N at T" in a text frame's payload. */
+/* Every stamp "id":I,…"text":"seq N at T" in a text frame's payload (I: the room's id). */
 static void find_stamps(Member *m, const char *p, size_t len, int64_t now) {
     static const char prefix[] = "\"text\":\"seq ";
     const size_t plen = sizeof prefix - 1;
-    const char *end = p + len, *hit;
-    uint64_t seq, sent;
+    const char *end = p + len, *hit, *idp;
+    uint64_t seq, sent, id;
     while ((hit = memmem(p, (size_t)(end - p), prefix, plen)) != NULL) {
         const char *q = hit + plen;
-        int found = digits(&q, end, &seq) && end - q >= 4 && memcmp(q, " at ", 4) == 0 &&
-                    (q += 4, digits(&q, end, &sent)) && q < end && *q == '"';
-        if (found) record(m, seq, now - (int64_t)sent);
+        int found = (idp = memmem(p, (size_t)(hit - p), "\"id\":", 5)) != NULL &&
+                    (idp += 5, digits(&idp, hit, &id)) && digits(&q, end, &seq) && end - q >= 4 &&
+                    memcmp(q, " at ", 4) == 0 && (q += 4, digits(&q, end, &sent)) && q < end && *q == '"';
+        if (found) record(m, id, seq, now - (int64_t)sent);
         p = found ? q + 1 : hit + 1;
     }
 }

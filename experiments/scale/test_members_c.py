@@ -46,9 +46,17 @@ def client_frame(stream: BinaryIO) -> tuple[int, bytes]:
     return first, payload
 
 
-def stamp(seq: int, ago_us: int, pad: int = 0) -> bytes:
+def stamp(seq: int, ago_us: int, pad: int = 0, room_id: int | None = None) -> bytes:
+    """A chat message (the room's id ``seq`` unless given) in the server's field order, padded after its text."""
     text = f"seq {seq} at {time.monotonic_ns() // 1000 - ago_us}"
-    message = {"type": "message", "pad": "x" * pad, "text": text}
+    message = {
+        "type": "message",
+        "room": "big",
+        "id": seq if room_id is None else room_id,
+        "user": "bench",
+        "text": text,
+        "pad": "x" * pad,
+    }
     return json.dumps(
         message, separators=(",", ":")
     ).encode()  # as the server writes it
@@ -125,10 +133,13 @@ def test_members_c_joins_answers_pings_and_reports_what_it_parsed() -> None:
         conn.sendall(big[:5])
         time.sleep(0.2)
         conn.sendall(big[5:] + server_frame(0x1, stamp(5, 5000)))  # 4 never comes
+        # Two senders' messages crossed: the room's ids still go up by one, so in order.
+        conn.sendall(server_frame(0x1, stamp(7, 5000, room_id=6)))
+        conn.sendall(server_frame(0x1, stamp(6, 5000, room_id=7)))
         deadline = time.monotonic() + 30
-        while (count := say(process, "count")) != "4\n" and time.monotonic() < deadline:
+        while (count := say(process, "count")) != "6\n" and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert count == "4\n"
+        assert count == "6\n"
         report = json.loads(say(process, "report"))
         assert process.wait(timeout=30) == 0
     finally:
@@ -136,9 +147,9 @@ def test_members_c_joins_answers_pings_and_reports_what_it_parsed() -> None:
             process.kill()
             process.wait()
         listener.close()
-    assert (report["members"], report["counts"], report["received"]) == (1, [4], 4)
+    assert (report["members"], report["counts"], report["received"]) == (1, [6], 6)
     assert (report["out_of_order"], report["retries"]) == (1, 1)
     assert "403" in report["last_refusal"]
-    assert sorted(report["last_arrival_ms"]) == ["1", "2", "3", "5"]
+    assert sorted(report["last_arrival_ms"]) == ["1", "2", "3", "5", "6", "7"]
     assert all(5.0 <= ms < 30_000 for ms in report["latencies_ms"])
     assert report["cpu_s"] >= 0
