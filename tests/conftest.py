@@ -11,7 +11,8 @@ from rawws.apps.setup import setup_service
 from rawws.config import ServerConfig
 from rawws.server.server import Server
 
-# the PostgreSQL fixtures, found by pytest under these names here (the aliases mark them re-exported)
+# the collector and PostgreSQL fixtures, found by pytest under these names here (the aliases mark them re-exported)
+from tests.support.collector import no_collector as no_collector
 from tests.support.postgres import postgres_cluster as postgres_cluster
 from tests.support.postgres import postgres_url as postgres_url
 from tests.support.redis_sentinel import redis_sentinels as redis_sentinels

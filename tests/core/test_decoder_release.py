@@ -12,9 +12,7 @@ frame, by TCP going away, or by an abort.
 
 from __future__ import annotations
 
-import gc
 import weakref
-from collections.abc import Iterator
 
 import pytest
 
@@ -24,18 +22,6 @@ from rawws.core.extensions import PerMessageDeflate
 from rawws.core.frames import LimitedFrameDecoder
 from rawws.core.protocol import State, WebSocket
 from testkit import masked_frame
-
-
-@pytest.fixture
-def no_collector() -> Iterator[None]:
-    gc.collect()
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def decoder_of(ws: WebSocket) -> LimitedFrameDecoder:

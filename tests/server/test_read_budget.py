@@ -155,45 +155,45 @@ async def test_callbacks_are_paced_too_and_an_eof_waits_behind_the_held_frames(
     writer.close()
 
 
-async def test_an_honest_fast_client_is_slowed_down_and_gets_every_echo(serve) -> None:
-    """Four compressed 512 KiB messages against a budget of 1 MiB a second: paused, never closed; all echoed."""
-    budgets: list[ReadBudget] = []
-
-    async def echo(connection: ServerConnection) -> None:
-        budgets.append(connection.ws.read_budget)
-        async for message in connection:
-            await connection.send(message)
-
-    server = await serve(echo, inflate_bytes_per_second=MiB)
-    async with rawws.connect(f"ws://127.0.0.1:{server.port}/") as client:
-        messages = [bytes([n]) * (512 * 1024) for n in range(4)]
-        for message in messages:
-            await client.send(message)
-        echoes = [await asyncio.wait_for(client.recv(), TIMEOUT_S) for _ in messages]
-        assert echoes == messages
-    (budget,) = budgets
-    assert budget.bytes_spent == 4 * 512 * 1024  # every inflated byte was paid for
-
-
-async def test_a_plain_payload_costs_its_frames_not_its_bytes(serve) -> None:
-    """Without compression the same four messages cost their frames and no bytes: TCP paces them."""
-    budgets: list[ReadBudget] = []
-
-    async def echo(connection: ServerConnection) -> None:
-        budgets.append(connection.ws.read_budget)
-        async for message in connection:
-            await connection.send(message)
-
-    server = await serve(echo, inflate_bytes_per_second=1024, compression=None)
+async def echo_four_big_messages(server_port: int, compression: str | None) -> None:
+    """Four 512 KiB messages sent back to back, each echoed whole and in order."""
     async with rawws.connect(
-        f"ws://127.0.0.1:{server.port}/", compression=None
+        f"ws://127.0.0.1:{server_port}/", compression=compression
     ) as client:
         messages = [bytes([n]) * (512 * 1024) for n in range(4)]
         for message in messages:
             await client.send(message)
         echoes = [await asyncio.wait_for(client.recv(), TIMEOUT_S) for _ in messages]
         assert echoes == messages
-    (budget,) = budgets
+
+
+class BudgetEcho:
+    """An echo handler that keeps each connection's read budget, to read what was paid."""
+
+    def __init__(self) -> None:
+        self.budgets: list[ReadBudget] = []
+
+    async def __call__(self, connection: ServerConnection) -> None:
+        self.budgets.append(connection.ws.read_budget)
+        async for message in connection:
+            await connection.send(message)
+
+
+async def test_an_honest_fast_client_is_slowed_down_and_gets_every_echo(serve) -> None:
+    """Four compressed 512 KiB messages against a budget of 1 MiB a second: paused, never closed; all echoed."""
+    echo = BudgetEcho()
+    server = await serve(echo, inflate_bytes_per_second=MiB)
+    await echo_four_big_messages(server.port, "deflate")
+    (budget,) = echo.budgets
+    assert budget.bytes_spent == 4 * 512 * 1024  # every inflated byte was paid for
+
+
+async def test_a_plain_payload_costs_its_frames_not_its_bytes(serve) -> None:
+    """Without compression the same four messages cost their frames and no bytes: TCP paces them."""
+    echo = BudgetEcho()
+    server = await serve(echo, inflate_bytes_per_second=1024, compression=None)
+    await echo_four_big_messages(server.port, None)
+    (budget,) = echo.budgets
     # four messages and the client's close frame; not one byte
     assert (budget.frames_spent, budget.bytes_spent) == (5, 0)
 

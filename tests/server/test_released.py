@@ -17,7 +17,6 @@ import gc
 import socket
 import struct
 import weakref
-from collections.abc import Iterator
 
 import pytest
 
@@ -31,19 +30,6 @@ from tests.support.helpers import (
     upgrade_request,
     wait_for_condition,
 )
-
-
-@pytest.fixture
-def no_collector() -> Iterator[None]:
-    """The cyclic collector off for the test (only reference counting frees objects), then back as it was."""
-    gc.collect()  # what earlier tests left does not run into this one
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 async def settle() -> None:
