@@ -13,6 +13,10 @@ def _client(result: dict) -> str:
     return "C, epoll" if result["client"] == "c" else "Python, uvloop"
 
 
+def _processes(count: int) -> str:
+    return f"{count} process" if count == 1 else f"{count} processes"
+
+
 def _when() -> str:
     return f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.python_version()}"
 
@@ -24,7 +28,7 @@ def big_lines(result: dict, command: str) -> list[str]:
         "",
         f"`{command}` ({_when()}): `rawws serve --workers {result['workers']}` on SQLite, the"
         " workers sharing the room through `redis-server`; the load client in"
-        f" {result['load_processes']} processes ({_client(result)}, one source address each);"
+        f" {_processes(result['load_processes'])} ({_client(result)}, one source address each);"
         " one sender,"
         f" {result['messages']} messages. Goal: {BIG_GOALS}.",
         "",
@@ -53,7 +57,7 @@ def rate_lines(results: list[dict], command: str) -> list[str]:
         f"### Publish → deliver at steady rates, {first['members']:,} members (issue 25, item 2)",
         "",
         f"`{command}` ({_when()}): one `rawws serve`, the load client in"
-        f" {first['load_processes']} processes ({_client(first)}), senders under the chat's"
+        f" {_processes(first['load_processes'])} ({_client(first)}), senders under the chat's"
         " 10/s each.",
         "",
         "| db | rate msg/s | deliveries | lost | p50 ms | p99 ms | last member p99 ms"
